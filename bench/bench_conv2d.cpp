@@ -1,0 +1,46 @@
+// CPU conv2d (NHWC) forward and forward+backward throughput, reporting GFLOP/s
+// (2·N·OH·OW·O·KH·KW·C/groups per forward; backward counts twice that).
+#include <adnn/adnn.hpp>
+#include <benchmark/benchmark.h>
+
+using namespace adnn;
+
+// args: N, H, C, O, K, stride, groups
+static void run(benchmark::State& st, bool train) {
+  const int64_t N = st.range(0), H = st.range(1), C = st.range(2), O = st.range(3), K = st.range(4),
+                S = st.range(5), G = st.range(6);
+  Conv2dOptions o;
+  o.with_stride(S).with_padding(K / 2).with_groups(G);
+  Tensor x = randn({N, H, H, C}), w = mul(randn({O, K, K, C / G}), 0.1);
+  if (train) {
+    x.requires_grad_();
+    w.requires_grad_();
+  }
+  const int64_t OH = (H + 2 * (K / 2) - K) / S + 1;
+  const double flops = 2.0 * double(N * OH * OH * O * K * K * (C / G)) * (train ? 3.0 : 1.0);
+  for (auto _ : st) {
+    Tensor y = conv2d(x, w, {}, o);
+    if (train) {
+      sum(y).backward();
+      x.set_grad({});
+      w.set_grad({});
+    }
+    benchmark::DoNotOptimize(y.data_ptr());
+  }
+  st.counters["GFLOP/s"] =
+      benchmark::Counter(flops * double(st.iterations()), benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+static void BM_conv2d_forward(benchmark::State& st) { run(st, false); }
+static void BM_conv2d_train(benchmark::State& st) { run(st, true); }
+
+#define CONV_SHAPES                                                        \
+  ->Args({32, 48, 1, 32, 3, 1, 1})   /* FER stem at 48x48 */              \
+      ->Args({32, 24, 32, 64, 3, 1, 1})                                   \
+      ->Args({32, 24, 96, 96, 3, 1, 96})  /* depthwise 3x3 */             \
+      ->Args({32, 24, 96, 96, 5, 2, 96})  /* depthwise 5x5 stride 2 */    \
+      ->Args({32, 12, 144, 40, 1, 1, 1})  /* pointwise projection */      \
+      ->Unit(benchmark::kMillisecond)
+BENCHMARK(BM_conv2d_forward) CONV_SHAPES;
+BENCHMARK(BM_conv2d_train) CONV_SHAPES;
+
+BENCHMARK_MAIN();

@@ -1,0 +1,34 @@
+#pragma once
+// Devices: `cpu` and `cuda[:index]`. A cuda device is served by a real GPU (ADNN_CUDA) or,
+// later, by the SIMT emulator (ADNN_CUDA_EMULATION).
+#include <ostream>
+#include <string>
+
+namespace adnn {
+
+enum class DeviceType : uint8_t { cpu, cuda };
+
+struct Device {
+  DeviceType type = DeviceType::cpu;
+  int index = 0;
+  constexpr Device() = default;
+  constexpr Device(DeviceType t, int i = 0) : type(t), index(i) {}
+  Device(const char* spec) : Device(parse(spec)) {}           // "cpu", "cuda", "cuda:1"
+  Device(const std::string& spec) : Device(parse(spec)) {}
+  static Device parse(const std::string& spec);
+  bool is_cpu() const { return type == DeviceType::cpu; }
+  bool is_cuda() const { return type == DeviceType::cuda; }
+  std::string str() const;
+  friend bool operator==(const Device&, const Device&) = default;
+};
+inline std::ostream& operator<<(std::ostream& os, const Device& d) { return os << d.str(); }
+
+constexpr Device kCPU{DeviceType::cpu, 0};
+constexpr Device kCUDA{DeviceType::cuda, 0};
+
+// Number of usable CUDA devices (0 without a GPU or without the CUDA runtime).
+int cuda_device_count();
+// True when this build can create tensors on `cuda`.
+bool cuda_is_available();
+
+}  // namespace adnn

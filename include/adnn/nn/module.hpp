@@ -1,0 +1,148 @@
+#pragma once
+// nn::Module: named parameters, buffers and submodules (dotted names), train/eval, and
+// forward hooks. Header-only; the EfficientNet issue grows it (state_dict, to(device)).
+#include <adnn/ops/ops.hpp>
+
+#include <cmath>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace adnn::nn {
+
+class Module : public std::enable_shared_from_this<Module> {
+ public:
+  virtual ~Module() = default;
+  virtual Tensor forward(const Tensor& x) = 0;
+
+  // Runs forward, then every forward hook (module, input, output) -> replacement or {}.
+  Tensor operator()(const Tensor& x) {
+    Tensor y = forward(x);
+    for (auto& [id, h] : forward_hooks_) {
+      Tensor r = h(*this, x, y);
+      if (r.defined()) y = r;
+    }
+    return y;
+  }
+
+  using ForwardHook = std::function<Tensor(Module&, const Tensor& input, const Tensor& output)>;
+  int register_forward_hook(ForwardHook h) {
+    forward_hooks_.push_back({++hook_id_, std::move(h)});
+    return hook_id_;
+  }
+  // Gradient w.r.t. this module's output, as seen during backward (Grad-CAM).
+  using BackwardHook = std::function<void(Module&, const Tensor& grad_output)>;
+  int register_backward_hook(BackwardHook h) {
+    return register_forward_hook([h](Module& m, const Tensor&, const Tensor& y) {
+      if (y.requires_grad()) {
+        Module* mp = &m;
+        y.register_hook([h, mp](const Tensor& g) {
+          h(*mp, g);
+          return Tensor();
+        });
+      }
+      return Tensor();
+    });
+  }
+  void remove_hook(int id) {
+    std::erase_if(forward_hooks_, [id](auto& p) { return p.first == id; });
+  }
+
+  std::vector<std::pair<std::string, Tensor>> named_parameters() const {
+    std::vector<std::pair<std::string, Tensor>> out;
+    collect(out, "", true);
+    return out;
+  }
+  std::vector<std::pair<std::string, Tensor>> named_buffers() const {
+    std::vector<std::pair<std::string, Tensor>> out;
+    collect(out, "", false);
+    return out;
+  }
+  std::vector<Tensor> parameters() const {
+    std::vector<Tensor> out;
+    for (auto& [n, t] : named_parameters()) out.push_back(t);
+    return out;
+  }
+  int64_t num_parameters() const {
+    int64_t n = 0;
+    for (auto& p : parameters()) n += p.numel();
+    return n;
+  }
+  void train(bool on = true) {
+    training_ = on;
+    for (auto& [n, m] : children_) m->train(on);
+  }
+  void eval() { train(false); }
+  bool is_training() const { return training_; }
+  void zero_grad() {
+    for (auto& p : parameters()) p.set_grad(Tensor());
+  }
+
+ protected:
+  Tensor& register_parameter(const std::string& name, Tensor t) {
+    if (!t.requires_grad()) t.requires_grad_(true);
+    params_.push_back({name, t});
+    return params_.back().second;
+  }
+  Tensor& register_buffer(const std::string& name, Tensor t) {
+    buffers_.push_back({name, t});
+    return buffers_.back().second;
+  }
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    children_.push_back({name, m});
+    return m;
+  }
+  bool training_ = true;
+
+ private:
+  void collect(std::vector<std::pair<std::string, Tensor>>& out, const std::string& prefix, bool params) const {
+    for (auto& [n, t] : params ? params_ : buffers_) out.push_back({prefix + n, t});
+    for (auto& [n, m] : children_) m->collect(out, prefix + n + ".", params);
+  }
+  std::vector<std::pair<std::string, Tensor>> params_, buffers_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  std::vector<std::pair<int, ForwardHook>> forward_hooks_;
+  int hook_id_ = 0;
+};
+
+// y = x Wᵀ + b, W (out, in) initialised U(-1/sqrt(in), 1/sqrt(in)) like torch.
+class Linear : public Module {
+ public:
+  Linear(int64_t in, int64_t out, bool bias = true, DType dtype = DType::f32) {
+    double k = 1.0 / std::sqrt(double(in));
+    weight = register_parameter("weight", uniform({out, in}, -k, k, dtype));
+    if (bias) this->bias = register_parameter("bias", uniform({out}, -k, k, dtype));
+  }
+  Tensor forward(const Tensor& x) override { return linear(x, weight, bias); }
+  Tensor weight, bias;
+};
+
+class ReLU : public Module {
+ public:
+  Tensor forward(const Tensor& x) override { return relu(x); }
+};
+
+class Sequential : public Module {
+ public:
+  Sequential() = default;
+  Sequential& add(std::shared_ptr<Module> m) {
+    register_module(std::to_string(layers_.size()), m);
+    layers_.push_back(std::move(m));
+    return *this;
+  }
+  Tensor forward(const Tensor& x) override {
+    Tensor y = x;
+    for (auto& m : layers_) y = (*m)(y);
+    return y;
+  }
+  Module& operator[](size_t i) { return *layers_.at(i); }
+
+ private:
+  std::vector<std::shared_ptr<Module>> layers_;
+};
+
+}  // namespace adnn::nn

@@ -1,0 +1,139 @@
+#pragma once
+// Differentiable tensor ops. Each checks its inputs (shape, dtype, device; errors name the
+// op), runs the backend kernel for the inputs' device, and records its backward rule.
+// Image activations are NHWC: (N, H, W, C).
+#include <adnn/autograd/autograd.hpp>
+#include <adnn/core/tensor.hpp>
+
+#include <array>
+#include <optional>
+#include <vector>
+
+namespace adnn {
+
+// ---------------------------------------------------------------- elementwise (broadcasting)
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& a, const Tensor& b);
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor add(const Tensor& a, double b);
+Tensor mul(const Tensor& a, double b);
+Tensor pow(const Tensor& a, double p);
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+// Comparisons give bool tensors and are not differentiable.
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor clamp(const Tensor& x, std::optional<double> lo, std::optional<double> hi);
+Tensor relu(const Tensor& x);
+Tensor leaky_relu(const Tensor& x, double negative_slope = 0.01);
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor silu(const Tensor& x);
+Tensor gelu(const Tensor& x);  // exact: x * Phi(x), Phi via erf
+
+Tensor operator+(const Tensor& a, const Tensor& b);
+Tensor operator-(const Tensor& a, const Tensor& b);
+Tensor operator*(const Tensor& a, const Tensor& b);
+Tensor operator/(const Tensor& a, const Tensor& b);
+Tensor operator+(const Tensor& a, double b);
+Tensor operator-(const Tensor& a, double b);
+Tensor operator*(const Tensor& a, double b);
+Tensor operator/(const Tensor& a, double b);
+Tensor operator+(double a, const Tensor& b);
+Tensor operator-(double a, const Tensor& b);
+Tensor operator*(double a, const Tensor& b);
+Tensor operator/(double a, const Tensor& b);
+
+// ---------------------------------------------------------------- reductions
+// dims empty = all dims. Negative dims count from the end.
+Tensor sum(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false);
+Tensor mean(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false);
+Tensor amax(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false);
+Tensor amin(const Tensor& x, std::vector<int64_t> dims = {}, bool keepdim = false);
+// Values and (int64) indices of the maximum along one dim.
+std::pair<Tensor, Tensor> max(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);
+// Variance with Bessel-style `correction` (1 = unbiased, like torch.var).
+Tensor var(const Tensor& x, std::vector<int64_t> dims = {}, int64_t correction = 1, bool keepdim = false);
+// Sums `x` down to `shape` (the reverse of broadcasting).
+Tensor sum_to(const Tensor& x, const Shape& shape);
+
+// ---------------------------------------------------------------- linear algebra
+// (..., M, K) x (..., K, N) -> (..., M, N); batch dims broadcast; 1-D operands as in torch.
+Tensor matmul(const Tensor& a, const Tensor& b);
+// x (..., in) · weightᵀ (out, in) + bias (out)
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
+
+// ---------------------------------------------------------------- neural-network ops
+struct Conv2dOptions {
+  std::array<int64_t, 2> stride{1, 1};
+  std::array<int64_t, 4> padding{0, 0, 0, 0};  // top, bottom, left, right
+  std::array<int64_t, 2> dilation{1, 1};
+  int64_t groups = 1;
+  bool same = false;  // TF "SAME": pad so that out = ceil(in / stride), extra on bottom/right
+  Conv2dOptions& with_stride(int64_t s) { stride = {s, s}; return *this; }
+  Conv2dOptions& with_padding(int64_t p) { padding = {p, p, p, p}; return *this; }
+  Conv2dOptions& with_dilation(int64_t d) { dilation = {d, d}; return *this; }
+  Conv2dOptions& with_groups(int64_t g) { groups = g; return *this; }
+  Conv2dOptions& with_same(bool s = true) { same = s; return *this; }
+};
+// x (N, H, W, C), weight (O, KH, KW, C / groups), bias (O) -> (N, OH, OW, O).
+// Grouped convs with O == C == groups take the direct depthwise path.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, Conv2dOptions opts = {});
+
+// x (..., C) channels last. Training: batch statistics over all but the last dim, and the
+// running buffers (C) are updated in place with `momentum` (unbiased variance), as in torch.
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
+                  double eps = 1e-5);
+// Normalises over the trailing dims `normalized_shape`.
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
+                  const Tensor& bias = {}, double eps = 1e-5);
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+Tensor dropout(const Tensor& x, double p, bool training);
+
+struct Pool2dOptions {
+  std::array<int64_t, 2> kernel{2, 2};
+  std::array<int64_t, 2> stride{0, 0};  // 0 = kernel
+  std::array<int64_t, 2> padding{0, 0};
+  bool count_include_pad = true;  // avg pool only
+};
+Tensor max_pool2d(const Tensor& x, Pool2dOptions opts);  // (N, H, W, C)
+Tensor avg_pool2d(const Tensor& x, Pool2dOptions opts);  // (N, H, W, C)
+Tensor global_avg_pool2d(const Tensor& x, bool keepdim = false);  // (N,H,W,C) -> (N,C)
+
+Tensor cat(const std::vector<Tensor>& xs, int64_t dim);
+Tensor stack(const std::vector<Tensor>& xs, int64_t dim);
+// index (int64, 1-D): out = x.index_select(dim, index)
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
+// torch.gather: out[i][j] = x[i][index[i][j]] along `dim`; index has x's rank.
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
+// weight (V, D), index (...) int64 -> (..., D)
+Tensor embedding(const Tensor& weight, const Tensor& index);
+
+enum class InterpMode { nearest, bilinear, bicubic };
+// (N, H, W, C) -> (N, out_h, out_w, C). Bicubic uses A = -0.75 (as torch / OpenCV).
+Tensor interpolate(const Tensor& x, int64_t out_h, int64_t out_w, InterpMode mode,
+                   bool align_corners = false);
+
+// ---------------------------------------------------------------- losses
+// logits (N, K), target int64 (N) -> mean negative log-likelihood.
+Tensor cross_entropy(const Tensor& logits, const Tensor& target);
+Tensor mse_loss(const Tensor& input, const Tensor& target);
+
+}  // namespace adnn

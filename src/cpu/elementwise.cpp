@@ -1,0 +1,242 @@
+// CPU elementwise kernels: copy/cast, fill, unary (+ backward), binary, where.
+#include <cmath>
+#include <type_traits>
+
+#include "cpu/kernels.hpp"
+#include "cpu/loop.hpp"
+
+namespace adnn {
+
+const char* unary_name(UnaryOp op) {
+  static const char* n[] = {"neg", "exp", "log", "sqrt", "rsqrt", "abs", "relu", "leaky_relu",
+                            "sigmoid", "tanh", "silu", "gelu", "clamp", "pow"};
+  return n[int(op)];
+}
+const char* binary_name(BinaryOp op) {
+  static const char* n[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
+                            "eq", "ne", "lt", "le", "gt", "ge"};
+  return n[int(op)];
+}
+
+namespace cpu {
+
+namespace {
+template <class T> constexpr bool is_reduced_v = std::is_same_v<T, half> || std::is_same_v<T, bfloat16>;
+
+template <class To, class From>
+inline To cvt(From v) {
+  if constexpr (std::is_same_v<To, From>) {
+    return v;
+  } else if constexpr (is_reduced_v<From>) {
+    return cvt<To>(float(v));
+  } else if constexpr (std::is_same_v<To, bool>) {
+    return v != From(0);
+  } else if constexpr (is_reduced_v<To>) {
+    return To(float(v));
+  } else {
+    return static_cast<To>(v);
+  }
+}
+
+// Two-operand loop: out[i] = f(in[i]); fast path when both are unit-stride.
+template <class TO, class TI, class F>
+void map1(const Tensor& in, const Tensor& out, F f) {
+  for_each_strided<2>({&out, &in}, [&](std::array<char*, 2> p, std::array<int64_t, 2> s, int64_t n) {
+    if (s[0] == sizeof(TO) && s[1] == sizeof(TI)) {
+      TO* o = reinterpret_cast<TO*>(p[0]);
+      const TI* a = reinterpret_cast<const TI*>(p[1]);
+      for (int64_t i = 0; i < n; ++i) o[i] = f(a[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i)
+        *reinterpret_cast<TO*>(p[0] + i * s[0]) = f(*reinterpret_cast<const TI*>(p[1] + i * s[1]));
+    }
+  });
+}
+
+template <class TO, class TA, class TB, class F>
+void map2(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
+  for_each_strided<3>({&out, &a, &b}, [&](std::array<char*, 3> p, std::array<int64_t, 3> s, int64_t n) {
+    if (s[0] == sizeof(TO) && s[1] == sizeof(TA) && s[2] == sizeof(TB)) {
+      TO* o = reinterpret_cast<TO*>(p[0]);
+      const TA* x = reinterpret_cast<const TA*>(p[1]);
+      const TB* y = reinterpret_cast<const TB*>(p[2]);
+      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i)
+        *reinterpret_cast<TO*>(p[0] + i * s[0]) =
+            f(*reinterpret_cast<const TA*>(p[1] + i * s[1]), *reinterpret_cast<const TB*>(p[2] + i * s[2]));
+    }
+  });
+}
+
+template <class T, class F>
+void map3(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& out, F f) {
+  for_each_strided<4>({&out, &a, &b, &c}, [&](std::array<char*, 4> p, std::array<int64_t, 4> s, int64_t n) {
+    for (int64_t i = 0; i < n; ++i)
+      *reinterpret_cast<T*>(p[0] + i * s[0]) = f(*reinterpret_cast<const T*>(p[1] + i * s[1]),
+                                                 *reinterpret_cast<const T*>(p[2] + i * s[2]),
+                                                 *reinterpret_cast<const T*>(p[3] + i * s[3]));
+  });
+}
+
+template <class T>
+void check_float(const Tensor& t, const char* op) {}
+
+template <class A>
+inline A erf_phi(A x) {  // standard normal cdf
+  return A(0.5) * (A(1) + std::erf(x * A(0.70710678118654752440)));
+}
+}  // namespace
+
+void copy(const Tensor& src, const Tensor& dst) {
+  ADNN_CHECK(src.sizes() == dst.sizes(), "copy: shape ", src.desc(), " vs ", dst.desc());
+  visit_dtype(src.dtype(), [&](auto s) {
+    using S = decltype(s);
+    visit_dtype(dst.dtype(), [&](auto d) {
+      using D = decltype(d);
+      map1<D, S>(src, dst, [](S v) { return cvt<D>(v); });
+    });
+  });
+}
+
+void fill(const Tensor& dst, double value) {
+  visit_dtype(dst.dtype(), [&](auto d) {
+    using D = decltype(d);
+    D v = cvt<D>(value);
+    for_each_strided<1>({&dst}, [&](std::array<char*, 1> p, std::array<int64_t, 1> s, int64_t n) {
+      for (int64_t i = 0; i < n; ++i) *reinterpret_cast<D*>(p[0] + i * s[0]) = v;
+    });
+  });
+}
+
+template <class T>
+static void unary_t(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
+  using A = acc_t<T>;
+  const A a0 = A(p0), a1 = A(p1);
+  auto run = [&](auto f) { map1<T, T>(x, out, [&](T v) { return cvt<T>(f(cvt<A>(v))); }); };
+  switch (op) {
+    case UnaryOp::neg: return run([](A v) { return -v; });
+    case UnaryOp::exp: return run([](A v) { return std::exp(v); });
+    case UnaryOp::log: return run([](A v) { return std::log(v); });
+    case UnaryOp::sqrt: return run([](A v) { return std::sqrt(v); });
+    case UnaryOp::rsqrt: return run([](A v) { return A(1) / std::sqrt(v); });
+    case UnaryOp::abs: return run([](A v) { return std::abs(v); });
+    case UnaryOp::relu: return run([](A v) { return v > A(0) ? v : A(0); });
+    case UnaryOp::leaky_relu: return run([=](A v) { return v > A(0) ? v : v * a0; });
+    case UnaryOp::sigmoid: return run([](A v) { return A(1) / (A(1) + std::exp(-v)); });
+    case UnaryOp::tanh: return run([](A v) { return std::tanh(v); });
+    case UnaryOp::silu: return run([](A v) { return v / (A(1) + std::exp(-v)); });
+    case UnaryOp::gelu: return run([](A v) { return v * erf_phi(v); });
+    case UnaryOp::clamp: return run([=](A v) { return v < a0 ? a0 : (v > a1 ? a1 : v); });
+    case UnaryOp::pow_scalar: return run([=](A v) { return std::pow(v, a0); });
+  }
+}
+
+void unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
+  switch (x.dtype()) {
+    case DType::f32: return unary_t<float>(op, x, out, p0, p1);
+    case DType::f64: return unary_t<double>(op, x, out, p0, p1);
+    case DType::f16: return unary_t<half>(op, x, out, p0, p1);
+    case DType::bf16: return unary_t<bfloat16>(op, x, out, p0, p1);
+    default: ADNN_FAIL(unary_name(op), ": needs a floating tensor, got ", x.desc());
+  }
+}
+
+template <class T>
+static void unary_backward_t(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& y, const Tensor& gx,
+                             double p0, double p1) {
+  using A = acc_t<T>;
+  const A a0 = A(p0), a1 = A(p1);
+  // f(g, x, y) -> gx
+  auto run = [&](auto f) {
+    map3<T>(g, x, y, gx, [&](T gv, T xv, T yv) { return cvt<T>(f(cvt<A>(gv), cvt<A>(xv), cvt<A>(yv))); });
+  };
+  switch (op) {
+    case UnaryOp::neg: return run([](A g, A, A) { return -g; });
+    case UnaryOp::exp: return run([](A g, A, A y) { return g * y; });
+    case UnaryOp::log: return run([](A g, A x, A) { return g / x; });
+    case UnaryOp::sqrt: return run([](A g, A, A y) { return g * A(0.5) / y; });
+    case UnaryOp::rsqrt: return run([](A g, A, A y) { return g * A(-0.5) * y * y * y; });
+    case UnaryOp::abs: return run([](A g, A x, A) { return x > A(0) ? g : (x < A(0) ? -g : A(0)); });
+    case UnaryOp::relu: return run([](A g, A x, A) { return x > A(0) ? g : A(0); });
+    case UnaryOp::leaky_relu: return run([=](A g, A x, A) { return x > A(0) ? g : g * a0; });
+    case UnaryOp::sigmoid: return run([](A g, A, A y) { return g * y * (A(1) - y); });
+    case UnaryOp::tanh: return run([](A g, A, A y) { return g * (A(1) - y * y); });
+    case UnaryOp::silu:
+      return run([](A g, A x, A) {
+        A s = A(1) / (A(1) + std::exp(-x));
+        return g * s * (A(1) + x * (A(1) - s));
+      });
+    case UnaryOp::gelu:
+      return run([](A g, A x, A) {
+        const A inv_sqrt_2pi = A(0.39894228040143267794);
+        return g * (erf_phi(x) + x * inv_sqrt_2pi * std::exp(A(-0.5) * x * x));
+      });
+    case UnaryOp::clamp: return run([=](A g, A x, A) { return (x >= a0 && x <= a1) ? g : A(0); });
+    case UnaryOp::pow_scalar:
+      return run([=](A g, A x, A) { return a0 == A(0) ? A(0) : g * a0 * std::pow(x, a0 - A(1)); });
+  }
+}
+
+void unary_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& y, const Tensor& gx, double p0,
+                    double p1) {
+  switch (x.dtype()) {
+    case DType::f32: return unary_backward_t<float>(op, g, x, y, gx, p0, p1);
+    case DType::f64: return unary_backward_t<double>(op, g, x, y, gx, p0, p1);
+    case DType::f16: return unary_backward_t<half>(op, g, x, y, gx, p0, p1);
+    case DType::bf16: return unary_backward_t<bfloat16>(op, g, x, y, gx, p0, p1);
+    default: ADNN_FAIL(unary_name(op), " backward: needs a floating tensor, got ", x.desc());
+  }
+}
+
+template <class T>
+static void binary_t(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  using A = std::conditional_t<std::is_floating_point_v<T> || is_reduced_v<T>, acc_t<T>, T>;
+  auto arith = [&](auto f) { map2<T, T, T>(a, b, out, [&](T x, T y) { return cvt<T>(f(cvt<A>(x), cvt<A>(y))); }); };
+  auto cmp = [&](auto f) { map2<bool, T, T>(a, b, out, [&](T x, T y) { return f(cvt<A>(x), cvt<A>(y)); }); };
+  switch (op) {
+    case BinaryOp::add: return arith([](A x, A y) { return A(x + y); });
+    case BinaryOp::sub: return arith([](A x, A y) { return A(x - y); });
+    case BinaryOp::mul: return arith([](A x, A y) { return A(x * y); });
+    case BinaryOp::div: return arith([](A x, A y) { return A(x / y); });
+    case BinaryOp::pow: return arith([](A x, A y) { return A(std::pow(x, y)); });
+    case BinaryOp::maximum: return arith([](A x, A y) { return x != x ? x : (x >= y ? x : y); });
+    case BinaryOp::minimum: return arith([](A x, A y) { return x != x ? x : (x <= y ? x : y); });
+    case BinaryOp::eq: return cmp([](A x, A y) { return x == y; });
+    case BinaryOp::ne: return cmp([](A x, A y) { return x != y; });
+    case BinaryOp::lt: return cmp([](A x, A y) { return x < y; });
+    case BinaryOp::le: return cmp([](A x, A y) { return x <= y; });
+    case BinaryOp::gt: return cmp([](A x, A y) { return x > y; });
+    case BinaryOp::ge: return cmp([](A x, A y) { return x >= y; });
+  }
+}
+
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  switch (a.dtype()) {
+    case DType::f32: return binary_t<float>(op, a, b, out);
+    case DType::f64: return binary_t<double>(op, a, b, out);
+    case DType::f16: return binary_t<half>(op, a, b, out);
+    case DType::bf16: return binary_t<bfloat16>(op, a, b, out);
+    case DType::i32: return binary_t<int32_t>(op, a, b, out);
+    case DType::i64: return binary_t<int64_t>(op, a, b, out);
+    case DType::u8: return binary_t<uint8_t>(op, a, b, out);
+    case DType::boolean:
+      ADNN_CHECK(op == BinaryOp::eq || op == BinaryOp::ne, binary_name(op), ": not defined for bool tensors");
+      return map2<bool, bool, bool>(a, b, out, [&](bool x, bool y) { return op == BinaryOp::eq ? x == y : x != y; });
+  }
+}
+
+void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
+  visit_dtype(a.dtype(), [&](auto t) {
+    using T = decltype(t);
+    for_each_strided<4>({&out, &cond, &a, &b}, [&](std::array<char*, 4> p, std::array<int64_t, 4> s, int64_t n) {
+      for (int64_t i = 0; i < n; ++i)
+        *reinterpret_cast<T*>(p[0] + i * s[0]) = *reinterpret_cast<const bool*>(p[1] + i * s[1])
+                                                     ? *reinterpret_cast<const T*>(p[2] + i * s[2])
+                                                     : *reinterpret_cast<const T*>(p[3] + i * s[3]);
+    });
+  });
+}
+
+}  // namespace cpu
+}  // namespace adnn

@@ -1,0 +1,137 @@
+// CPU GEMM: OpenBLAS when built with it, else a cache-blocked kernel with OpenMP.
+#include <algorithm>
+#include <vector>
+
+#include "cpu/kernels.hpp"
+
+#ifdef ADNN_WITH_OPENBLAS
+#include <cblas.h>
+#endif
+
+namespace adnn::cpu {
+
+// Blocked GEMM: C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C.
+// Panels of op(A) (MB x KB) and op(B) (KB x NB) are packed contiguous so the inner
+// loop is a unit-stride axpy over N that the compiler vectorises; rows of C are split
+// across threads.
+template <class T>
+void gemm_builtin(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+                  int64_t ldb, T beta, T* C, int64_t ldc) {
+  constexpr int64_t MB = 64, NB = 256, KB = 128;
+#pragma omp parallel for schedule(static) if (M * N * K > 32768)
+  for (int64_t i = 0; i < M; ++i) {
+    T* c = C + i * ldc;
+    if (beta == T(0))
+      std::fill(c, c + N, T(0));
+    else if (beta != T(1))
+      for (int64_t j = 0; j < N; ++j) c[j] *= beta;
+  }
+  if (K == 0 || alpha == T(0)) return;
+#pragma omp parallel
+  {
+    std::vector<T> bp(size_t(KB * NB));
+    std::vector<T> ap(size_t(MB * KB));
+    for (int64_t n0 = 0; n0 < N; n0 += NB) {
+      int64_t nb = std::min(NB, N - n0);
+      for (int64_t k0 = 0; k0 < K; k0 += KB) {
+        int64_t kb = std::min(KB, K - k0);
+        // every thread packs the B panel it needs (cheap next to the FMAs)
+        for (int64_t k = 0; k < kb; ++k)
+          for (int64_t j = 0; j < nb; ++j)
+            bp[k * nb + j] = tb ? B[(n0 + j) * ldb + (k0 + k)] : B[(k0 + k) * ldb + (n0 + j)];
+#pragma omp for schedule(static)
+        for (int64_t m0 = 0; m0 < M; m0 += MB) {
+          int64_t mb = std::min(MB, M - m0);
+          for (int64_t i = 0; i < mb; ++i)
+            for (int64_t k = 0; k < kb; ++k)
+              ap[i * kb + k] = alpha * (ta ? A[(k0 + k) * lda + (m0 + i)] : A[(m0 + i) * lda + (k0 + k)]);
+          for (int64_t i = 0; i < mb; ++i) {
+            T* c = C + (m0 + i) * ldc + n0;
+            for (int64_t k = 0; k < kb; ++k) {
+              const T a = ap[i * kb + k];
+              const T* b = bp.data() + k * nb;
+              for (int64_t j = 0; j < nb; ++j) c[j] += a * b[j];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+template void gemm_builtin<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
+                                  int64_t, float, float*, int64_t);
+template void gemm_builtin<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                                   const double*, int64_t, double, double*, int64_t);
+
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+#ifdef ADNN_WITH_OPENBLAS
+  if (K > 0) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(M), int(N), int(K),
+                alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+    return;
+  }
+#endif
+  gemm_builtin<float>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
+                  const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+#ifdef ADNN_WITH_OPENBLAS
+  if (K > 0) {
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(M), int(N), int(K),
+                alpha, A, int(lda), B, int(ldb), beta, C, int(ldc));
+    return;
+  }
+#endif
+  gemm_builtin<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+namespace {
+// For the last two dims (r, c) of a 3-D tensor: row-major -> (false, ld), col-major -> (true, ld).
+bool gemm_layout(const Tensor& t, bool& trans, int64_t& ld) {
+  int64_t rows = t.size(1), cols = t.size(2), sr = t.stride(1), sc = t.stride(2);
+  if ((sc == 1 || cols == 1) && (sr >= std::max<int64_t>(cols, 1) || rows == 1)) {
+    trans = false;
+    ld = rows == 1 ? std::max<int64_t>(cols, 1) : sr;
+    return true;
+  }
+  if ((sr == 1 || rows == 1) && (sc >= std::max<int64_t>(rows, 1) || cols == 1)) {
+    trans = true;
+    ld = cols == 1 ? std::max<int64_t>(rows, 1) : sc;
+    return true;
+  }
+  return false;
+}
+}  // namespace
+
+void bmm(const Tensor& a0, const Tensor& b0, const Tensor& c) {
+  Tensor a = a0, b = b0;
+  bool ta, tb;
+  int64_t lda, ldb;
+  if (!gemm_layout(a, ta, lda)) {
+    a = a.contiguous();
+    gemm_layout(a, ta, lda);
+  }
+  if (!gemm_layout(b, tb, ldb)) {
+    b = b.contiguous();
+    gemm_layout(b, tb, ldb);
+  }
+  const int64_t B = a.size(0), M = a.size(1), K = a.size(2), N = b.size(2);
+  auto run = [&](auto* pa, auto* pb, auto* pc) {
+    using T = std::remove_pointer_t<decltype(pc)>;
+    for (int64_t i = 0; i < B; ++i)
+      gemm(ta, tb, M, N, K, T(1), pa + i * a.stride(0), lda, pb + i * b.stride(0), ldb, T(0), pc + i * M * N, N);
+  };
+  if (c.dtype() == DType::f32)
+    run(a.data_ptr<float>(), b.data_ptr<float>(), c.data_ptr<float>());
+  else if (c.dtype() == DType::f64)
+    run(a.data_ptr<double>(), b.data_ptr<double>(), c.data_ptr<double>());
+  else
+    ADNN_FAIL("matmul: unsupported dtype ", c.desc());
+}
+
+}  // namespace adnn::cpu

@@ -1,0 +1,107 @@
+#pragma once
+// The CPU backend: kernels over raw strided tensors. Ops in src/ops validate, allocate
+// outputs and record autograd; these functions only compute. The CUDA backend (kernels/)
+// provides the same set. Unless stated otherwise, outputs are freshly allocated and
+// contiguous, inputs may have any strides.
+#include <adnn/core/tensor.hpp>
+#include <adnn/ops/ops.hpp>
+
+namespace adnn {
+
+enum class UnaryOp { neg, exp, log, sqrt, rsqrt, abs, relu, leaky_relu, sigmoid, tanh, silu, gelu, clamp, pow_scalar };
+enum class BinaryOp { add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge };
+enum class ReduceOp { sum, max, min };
+const char* unary_name(UnaryOp op);
+const char* binary_name(BinaryOp op);
+
+namespace cpu {
+
+// dst = cast(src); same shape, any strides/dtypes.
+void copy(const Tensor& src, const Tensor& dst);
+void fill(const Tensor& dst, double value);
+// out = op(x; p0, p1). x and out same shape. leaky_relu: p0 = slope; clamp: [p0, p1]; pow: p0.
+void unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1);
+// gx = g * op'(x) (y = op(x) is given for ops whose derivative is cheaper from it).
+void unary_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& y, const Tensor& gx,
+                    double p0, double p1);
+// out = a op b; a, b already broadcast (stride-0 views) to out's shape.
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
+void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out);
+
+// x contiguous (rows, R) -> out (rows); float types.
+void reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out, int64_t rows, int64_t R);
+// argmax over rows of a contiguous (rows, R) -> int64 (rows)
+void argmax_rows(const Tensor& x, const Tensor& out, int64_t rows, int64_t R);
+
+// Row-major GEMM: C = alpha * op(A) * op(B) + beta * C.
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
+          const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
+// The built-in blocked GEMM (used when OpenBLAS is absent; always built and tested).
+template <class T>
+void gemm_builtin(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                  int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+// Batched: a (B, M, K), b (B, K, N) each with last two dims row- or column-major,
+// any batch stride; c (B, M, N) contiguous.
+void bmm(const Tensor& a, const Tensor& b, const Tensor& c);
+
+// Softmax along the middle dim of a contiguous (outer, D, inner) view.
+void softmax(const Tensor& x, const Tensor& y, int64_t outer, int64_t D, int64_t inner, bool log);
+void softmax_backward(const Tensor& g, const Tensor& y, const Tensor& gx, int64_t outer, int64_t D,
+                      int64_t inner, bool log);
+
+// Channels-last batch norm over x contiguous (M, C).
+// Training: computes mean/invstd (C) from the batch; eval: from running stats.
+void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean,
+                        const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats,
+                        double eps);
+// gx (M, C), gw/gb (C) may be undefined. training: full batch-stat backward.
+void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                         const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb,
+                         int64_t M, int64_t C, bool training);
+// Layer norm over rows of x contiguous (M, D); mean/rstd (M) are outputs.
+void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y,
+                        const Tensor& mean, const Tensor& rstd, int64_t M, int64_t D, double eps);
+void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                         const Tensor& rstd, const Tensor& gx, const Tensor& gw, const Tensor& gb,
+                         int64_t M, int64_t D);
+
+struct ConvGeom {
+  int64_t N, H, W, C, O, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, groups;
+};
+// x (N,H,W,C) contiguous, w (O,KH,KW,C/g) contiguous, y (N,OH,OW,O).
+void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y, const ConvGeom& g);
+void conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const Tensor& gx, const Tensor& gw,
+                     const Tensor& gb, const ConvGeom& g);
+
+struct PoolGeom {
+  int64_t N, H, W, C, OH, OW, kh, kw, sh, sw, ph, pw;
+  bool count_include_pad;
+};
+void max_pool2d_forward(const Tensor& x, const Tensor& y, const Tensor& argmax, const PoolGeom& g);
+void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Tensor& gx, const PoolGeom& g);
+void avg_pool2d_forward(const Tensor& x, const Tensor& y, const PoolGeom& g);
+void avg_pool2d_backward(const Tensor& gy, const Tensor& gx, const PoolGeom& g);
+
+// x contiguous viewed (outer, D, inner); out (outer, n_idx, inner)
+void index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t D,
+                  int64_t inner);
+// gx (outer, D, inner) += scatter of g (outer, n_idx, inner)
+void index_add(const Tensor& g, const Tensor& index, const Tensor& gx, int64_t outer, int64_t D, int64_t inner);
+// gather/scatter_add along `dim` of contiguous tensors; index has out's shape.
+void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out);
+void scatter_add(const Tensor& g, int64_t dim, const Tensor& index, const Tensor& gx);
+
+// Separable resampling NHWC. For each output row/col: taps (index, weight).
+struct InterpTaps {
+  int64_t taps;                  // 1, 2 or 4
+  std::vector<int64_t> index;    // out * taps
+  std::vector<double> weight;    // out * taps
+};
+InterpTaps interp_taps(int64_t in, int64_t out, InterpMode mode, bool align_corners);
+void interpolate_forward(const Tensor& x, const Tensor& y, const InterpTaps& ty, const InterpTaps& tx);
+void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpTaps& ty, const InterpTaps& tx);
+
+}  // namespace cpu
+}  // namespace adnn

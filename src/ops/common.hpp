@@ -1,0 +1,86 @@
+#pragma once
+// Shared argument checks and helpers for op implementations.
+#include <adnn/autograd/autograd.hpp>
+#include <adnn/ops/ops.hpp>
+
+#include <algorithm>
+#include <vector>
+
+#include "cpu/kernels.hpp"
+
+namespace adnn::ops_detail {
+
+inline void check_defined(const char* op, const Tensor& t, const char* what) {
+  ADNN_CHECK(t.defined(), op, ": ", what, " is an undefined tensor");
+}
+
+// All defined tensors on one device; that device must have a backend in this build.
+inline void check_devices(const char* op, std::initializer_list<const Tensor*> ts) {
+  const Tensor* first = nullptr;
+  for (auto* t : ts) {
+    if (!t->defined()) continue;
+    if (!first) {
+      first = t;
+      continue;
+    }
+    if (t->device() != first->device()) {
+      std::string list;
+      for (auto* u : ts)
+        if (u->defined()) list += (list.empty() ? "" : ", ") + u->desc();
+      ADNN_FAIL(op, ": expected all tensors on one device, got ", list);
+    }
+  }
+  if (first && !first->device().is_cpu()) detail::check_device_available(first->device());
+}
+
+inline void check_same_dtype(const char* op, std::initializer_list<const Tensor*> ts) {
+  const Tensor* first = nullptr;
+  for (auto* t : ts) {
+    if (!t->defined()) continue;
+    if (!first) {
+      first = t;
+      continue;
+    }
+    if (t->dtype() != first->dtype()) {
+      std::string list;
+      for (auto* u : ts)
+        if (u->defined()) list += (list.empty() ? "" : ", ") + u->desc();
+      ADNN_FAIL(op, ": expected one dtype, got ", list, " (convert with .to(dtype))");
+    }
+  }
+}
+
+inline void check_floating(const char* op, const Tensor& t) {
+  ADNN_CHECK(is_floating(t.dtype()), op, ": expected a floating tensor, got ", t.desc());
+}
+
+inline bool is_reduced(DType t) { return t == DType::f16 || t == DType::bf16; }
+
+inline Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
+  size_t n = std::max(a.size(), b.size());
+  Shape r(n);
+  for (size_t i = 0; i < n; ++i) {
+    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    ADNN_CHECK(da == db || da == 1 || db == 1, op, ": shapes ", shape_str(a), " and ", shape_str(b),
+               " cannot be broadcast together");
+    r[i] = da == 1 ? db : da;
+  }
+  return r;
+}
+
+inline std::vector<int64_t> normalize_dims(const char* op, std::vector<int64_t> dims, int64_t rank) {
+  if (dims.empty()) {
+    dims.resize(size_t(rank));
+    for (int64_t i = 0; i < rank; ++i) dims[i] = i;
+    return dims;
+  }
+  for (auto& d : dims) d = detail::wrap_dim(d, rank, op);
+  std::sort(dims.begin(), dims.end());
+  ADNN_CHECK(std::adjacent_find(dims.begin(), dims.end()) == dims.end(), op, ": repeated dim in reduction");
+  return dims;
+}
+
+inline Tensor new_like(const Tensor& t, Shape shape) { return empty(std::move(shape), TensorOptions(t.dtype(), t.device())); }
+
+}  // namespace adnn::ops_detail

@@ -1,0 +1,294 @@
+// Neural-network ops: conv2d, batch/layer norm, softmax, dropout, pooling, resampling, losses.
+#include <cmath>
+
+#include "ops/common.hpp"
+
+namespace adnn {
+
+using namespace ops_detail;
+
+// ---------------------------------------------------------------- conv2d
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dOptions o) {
+  check_defined("conv2d", x, "input");
+  check_defined("conv2d", w, "weight");
+  check_devices("conv2d", {&x, &w, &bias});
+  check_same_dtype("conv2d", {&x, &w, &bias});
+  check_floating("conv2d", x);
+  ADNN_CHECK(x.dim() == 4, "conv2d: input must be (N, H, W, C), got ", x.desc());
+  ADNN_CHECK(w.dim() == 4, "conv2d: weight must be (O, KH, KW, C/groups), got ", w.desc());
+  const int64_t N = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  const int64_t O = w.size(0), KH = w.size(1), KW = w.size(2);
+  ADNN_CHECK(o.groups >= 1 && C % o.groups == 0 && O % o.groups == 0, "conv2d: groups ", o.groups,
+             " must divide input channels ", C, " and output channels ", O);
+  ADNN_CHECK(w.size(3) == C / o.groups, "conv2d: weight ", w.desc(), " expects ", w.size(3) * o.groups,
+             " input channels but input ", x.desc(), " has ", C, " (groups ", o.groups, ")");
+  ADNN_CHECK(o.stride[0] > 0 && o.stride[1] > 0 && o.dilation[0] > 0 && o.dilation[1] > 0,
+             "conv2d: stride and dilation must be positive");
+  if (bias.defined())
+    ADNN_CHECK(bias.dim() == 1 && bias.size(0) == O, "conv2d: bias ", bias.desc(), " must be (", O, ")");
+  if (is_reduced(x.dtype()))
+    return conv2d(x.to(DType::f32), w.to(DType::f32), bias.defined() ? bias.to(DType::f32) : Tensor(), o)
+        .to(x.dtype());
+  cpu::ConvGeom g{N, H, W, C, O, KH, KW, 0, 0, o.stride[0], o.stride[1], 0, 0, o.dilation[0], o.dilation[1], o.groups};
+  int64_t pt = o.padding[0], pb = o.padding[1], pl = o.padding[2], pr = o.padding[3];
+  if (o.same) {
+    auto same = [](int64_t in, int64_t k, int64_t s, int64_t d, int64_t& lo, int64_t& hi) {
+      int64_t out = (in + s - 1) / s;
+      int64_t total = std::max<int64_t>((out - 1) * s + (k - 1) * d + 1 - in, 0);
+      lo = total / 2;
+      hi = total - lo;
+    };
+    same(H, KH, g.sh, g.dh, pt, pb);
+    same(W, KW, g.sw, g.dw, pl, pr);
+  }
+  ADNN_CHECK(pt >= 0 && pb >= 0 && pl >= 0 && pr >= 0, "conv2d: negative padding");
+  g.pt = pt;
+  g.pl = pl;
+  g.OH = (H + pt + pb - g.dh * (KH - 1) - 1) / g.sh + 1;
+  g.OW = (W + pl + pr - g.dw * (KW - 1) - 1) / g.sw + 1;
+  ADNN_CHECK(g.OH > 0 && g.OW > 0, "conv2d: kernel ", KH, "x", KW, " (dilation ", g.dh, ") is larger than the padded input ",
+             x.desc());
+  Tensor xc = x.detach().contiguous(), wc = w.detach().contiguous();
+  Tensor y = new_like(x, {N, g.OH, g.OW, O});
+  cpu::conv2d_forward(xc, wc, bias.defined() ? bias.detach().contiguous() : Tensor(), y, g);
+  autograd::record("conv2d", {x, w, bias}, y, [=](const Tensor& gy, const std::vector<bool>& need) {
+    Tensor gx = need[0] ? new_like(xc, xc.sizes()) : Tensor();
+    Tensor gw = need[1] ? new_like(wc, wc.sizes()) : Tensor();
+    Tensor gb = need[2] ? new_like(wc, {O}) : Tensor();
+    cpu::conv2d_backward(gy.contiguous(), xc, wc, gx, gw, gb, g);
+    return std::vector<Tensor>{gx, gw, gb};
+  });
+  return y;
+}
+
+// ---------------------------------------------------------------- normalisation
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum, double eps) {
+  check_defined("batch_norm", x, "input");
+  check_devices("batch_norm", {&x, &running_mean, &running_var, &weight, &bias});
+  check_same_dtype("batch_norm", {&x, &weight, &bias});
+  check_floating("batch_norm", x);
+  ADNN_CHECK(x.dim() >= 2, "batch_norm: input must be (..., C) with a batch dim, got ", x.desc());
+  const int64_t C = x.size(-1), M = x.numel() / std::max<int64_t>(C, 1);
+  for (const Tensor* t : {&running_mean, &running_var, &weight, &bias})
+    if (t->defined())
+      ADNN_CHECK(t->dim() == 1 && t->size(0) == C, "batch_norm: parameter ", t->desc(), " must be (", C,
+                 ") for input ", x.desc());
+  if (!training)
+    ADNN_CHECK(running_mean.defined() && running_var.defined(),
+               "batch_norm: eval mode needs running_mean and running_var");
+  if (is_reduced(x.dtype()))
+    return batch_norm(x.to(DType::f32), running_mean, running_var, weight.defined() ? weight.to(DType::f32) : Tensor(),
+                      bias.defined() ? bias.to(DType::f32) : Tensor(), training, momentum, eps)
+        .to(x.dtype());
+  Tensor xc = x.detach().contiguous();
+  Tensor mean_t, invstd;
+  if (training) {
+    ADNN_CHECK(M > 1, "batch_norm: training needs more than one value per channel, got input ", x.desc());
+    mean_t = new_like(x, {C});
+    invstd = new_like(x, {C});
+  } else {
+    NoGradGuard ng;
+    mean_t = running_mean.to(x.dtype()).contiguous();
+    invstd = rsqrt(add(running_var.to(x.dtype()), eps)).contiguous();
+  }
+  Tensor y = new_like(x, x.sizes());
+  Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
+  cpu::batch_norm_forward(xc, wd, bias.defined() ? bias.detach().contiguous() : Tensor(), mean_t, invstd, y, M, C,
+                          training, eps);
+  if (training && running_mean.defined() && running_var.defined()) {
+    NoGradGuard ng;
+    Tensor var_b = sub(div(ones_like(invstd), mul(invstd, invstd)), scalar_tensor(eps, invstd.dtype()));
+    Tensor var_u = mul(var_b, double(M) / double(M - 1));
+    Tensor& rm = const_cast<Tensor&>(running_mean);
+    Tensor& rv = const_cast<Tensor&>(running_var);
+    rm.copy_(add(mul(rm, 1.0 - momentum), mul(mean_t.to(rm.dtype()), momentum)));
+    rv.copy_(add(mul(rv, 1.0 - momentum), mul(var_u.to(rv.dtype()), momentum)));
+  }
+  autograd::record("batch_norm", {x, weight, bias}, y, [=](const Tensor& g, const std::vector<bool>& need) {
+    Tensor gx = need[0] ? new_like(xc, xc.sizes()) : Tensor();
+    Tensor gw = need[1] ? new_like(xc, {C}) : Tensor();
+    Tensor gb = need[2] ? new_like(xc, {C}) : Tensor();
+    cpu::batch_norm_backward(g.contiguous(), xc, wd, mean_t, invstd, gx, gw, gb, M, C, training);
+    return std::vector<Tensor>{gx, gw, gb};
+  });
+  return y;
+}
+
+Tensor layer_norm(const Tensor& x, const Shape& ns, const Tensor& weight, const Tensor& bias, double eps) {
+  check_defined("layer_norm", x, "input");
+  check_devices("layer_norm", {&x, &weight, &bias});
+  check_same_dtype("layer_norm", {&x, &weight, &bias});
+  check_floating("layer_norm", x);
+  ADNN_CHECK(!ns.empty() && int64_t(ns.size()) <= x.dim(), "layer_norm: normalized_shape ", shape_str(ns),
+             " does not fit input ", x.desc());
+  for (size_t i = 0; i < ns.size(); ++i)
+    ADNN_CHECK(x.size(x.dim() - int64_t(ns.size()) + int64_t(i)) == ns[i], "layer_norm: normalized_shape ",
+               shape_str(ns), " does not match the trailing dims of input ", x.desc());
+  for (const Tensor* t : {&weight, &bias})
+    if (t->defined())
+      ADNN_CHECK(t->sizes() == ns, "layer_norm: parameter ", t->desc(), " must have shape ", shape_str(ns));
+  if (is_reduced(x.dtype()))
+    return layer_norm(x.to(DType::f32), ns, weight.defined() ? weight.to(DType::f32) : Tensor(),
+                      bias.defined() ? bias.to(DType::f32) : Tensor(), eps)
+        .to(x.dtype());
+  const int64_t D = shape_numel(ns), M = x.numel() / std::max<int64_t>(D, 1);
+  Tensor xc = x.detach().contiguous();
+  Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
+  Tensor y = new_like(x, x.sizes()), mu = new_like(x, {M}), rstd = new_like(x, {M});
+  cpu::layer_norm_forward(xc, wd, bias.defined() ? bias.detach().contiguous() : Tensor(), y, mu, rstd, M, D, eps);
+  autograd::record("layer_norm", {x, weight, bias}, y, [=](const Tensor& g, const std::vector<bool>& need) {
+    Tensor gx = need[0] ? new_like(xc, xc.sizes()) : Tensor();
+    Tensor gw = need[1] ? new_like(xc, ns) : Tensor();
+    Tensor gb = need[2] ? new_like(xc, ns) : Tensor();
+    cpu::layer_norm_backward(g.contiguous(), xc, wd, mu, rstd, gx, gw, gb, M, D);
+    return std::vector<Tensor>{gx, gw, gb};
+  });
+  return y;
+}
+
+// ---------------------------------------------------------------- softmax
+namespace {
+Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
+  const char* name = log ? "log_softmax" : "softmax";
+  check_defined(name, x, "input");
+  check_devices(name, {&x});
+  check_floating(name, x);
+  if (is_reduced(x.dtype())) return softmax_impl(x.to(DType::f32), dim, log).to(x.dtype());
+  int64_t d = detail::wrap_dim(dim, x.dim(), name);
+  int64_t outer = 1, D = x.dim() ? x.size(d) : 1, inner = 1;
+  for (int64_t i = 0; i < d; ++i) outer *= x.size(i);
+  for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.size(i);
+  Tensor y = new_like(x, x.sizes());
+  cpu::softmax(x.detach().contiguous(), y, outer, D, inner, log);
+  Tensor yd = y.detach();
+  autograd::record(name, {x}, y, [=](const Tensor& g, const std::vector<bool>&) {
+    Tensor gx = new_like(yd, yd.sizes());
+    cpu::softmax_backward(g.contiguous(), yd, gx, outer, D, inner, log);
+    return std::vector<Tensor>{gx};
+  });
+  return y;
+}
+}  // namespace
+
+Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false); }
+Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true); }
+
+Tensor dropout(const Tensor& x, double p, bool training) {
+  check_defined("dropout", x, "input");
+  ADNN_CHECK(p >= 0 && p <= 1, "dropout: probability ", p, " outside [0, 1]");
+  if (!training || p == 0) return x;
+  check_floating("dropout", x);
+  if (p == 1) return mul(x, zeros({}, TensorOptions(x.dtype(), x.device())));
+  Tensor mask = bernoulli(x.sizes(), 1.0 - p, TensorOptions(x.dtype(), x.device()));
+  return mul(x, mul(mask, 1.0 / (1.0 - p)));
+}
+
+// ---------------------------------------------------------------- pooling
+namespace {
+cpu::PoolGeom pool_geom(const char* op, const Tensor& x, const Pool2dOptions& o) {
+  check_defined(op, x, "input");
+  check_devices(op, {&x});
+  check_floating(op, x);
+  ADNN_CHECK(x.dim() == 4, op, ": input must be (N, H, W, C), got ", x.desc());
+  cpu::PoolGeom g{};
+  g.N = x.size(0);
+  g.H = x.size(1);
+  g.W = x.size(2);
+  g.C = x.size(3);
+  g.kh = o.kernel[0];
+  g.kw = o.kernel[1];
+  g.sh = o.stride[0] ? o.stride[0] : g.kh;
+  g.sw = o.stride[1] ? o.stride[1] : g.kw;
+  g.ph = o.padding[0];
+  g.pw = o.padding[1];
+  g.count_include_pad = o.count_include_pad;
+  ADNN_CHECK(g.kh > 0 && g.kw > 0 && g.sh > 0 && g.sw > 0, op, ": kernel and stride must be positive");
+  ADNN_CHECK(g.ph >= 0 && g.pw >= 0 && 2 * g.ph <= g.kh && 2 * g.pw <= g.kw, op,
+             ": padding must be at most half the kernel");
+  g.OH = (g.H + 2 * g.ph - g.kh) / g.sh + 1;
+  g.OW = (g.W + 2 * g.pw - g.kw) / g.sw + 1;
+  ADNN_CHECK(g.H + 2 * g.ph >= g.kh && g.W + 2 * g.pw >= g.kw && g.OH > 0 && g.OW > 0, op, ": kernel ", g.kh, "x",
+             g.kw, " is larger than the padded input ", x.desc());
+  return g;
+}
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, Pool2dOptions o) {
+  cpu::PoolGeom g = pool_geom("max_pool2d", x, o);
+  if (is_reduced(x.dtype())) return max_pool2d(x.to(DType::f32), o).to(x.dtype());
+  Tensor y = new_like(x, {g.N, g.OH, g.OW, g.C});
+  Tensor am = empty({g.N, g.OH, g.OW, g.C}, TensorOptions(DType::i64, x.device()));
+  cpu::max_pool2d_forward(x.detach().contiguous(), y, am, g);
+  Shape xs = x.sizes();
+  autograd::record("max_pool2d", {x}, y, [=](const Tensor& gy, const std::vector<bool>&) {
+    Tensor gx = zeros(xs, TensorOptions(gy.dtype(), gy.device()));
+    cpu::max_pool2d_backward(gy.contiguous(), am, gx, g);
+    return std::vector<Tensor>{gx};
+  });
+  return y;
+}
+
+Tensor avg_pool2d(const Tensor& x, Pool2dOptions o) {
+  cpu::PoolGeom g = pool_geom("avg_pool2d", x, o);
+  if (is_reduced(x.dtype())) return avg_pool2d(x.to(DType::f32), o).to(x.dtype());
+  Tensor y = new_like(x, {g.N, g.OH, g.OW, g.C});
+  cpu::avg_pool2d_forward(x.detach().contiguous(), y, g);
+  Shape xs = x.sizes();
+  autograd::record("avg_pool2d", {x}, y, [=](const Tensor& gy, const std::vector<bool>&) {
+    Tensor gx = zeros(xs, TensorOptions(gy.dtype(), gy.device()));
+    cpu::avg_pool2d_backward(gy.contiguous(), gx, g);
+    return std::vector<Tensor>{gx};
+  });
+  return y;
+}
+
+Tensor global_avg_pool2d(const Tensor& x, bool keepdim) {
+  check_defined("global_avg_pool2d", x, "input");
+  ADNN_CHECK(x.dim() == 4, "global_avg_pool2d: input must be (N, H, W, C), got ", x.desc());
+  return mean(x, {1, 2}, keepdim);
+}
+
+// ---------------------------------------------------------------- interpolation
+Tensor interpolate(const Tensor& x, int64_t out_h, int64_t out_w, InterpMode mode, bool align_corners) {
+  check_defined("interpolate", x, "input");
+  check_devices("interpolate", {&x});
+  check_floating("interpolate", x);
+  ADNN_CHECK(x.dim() == 4, "interpolate: input must be (N, H, W, C), got ", x.desc());
+  ADNN_CHECK(out_h > 0 && out_w > 0, "interpolate: output size ", out_h, "x", out_w, " must be positive");
+  ADNN_CHECK(x.size(1) > 0 && x.size(2) > 0, "interpolate: empty input ", x.desc());
+  if (is_reduced(x.dtype())) return interpolate(x.to(DType::f32), out_h, out_w, mode, align_corners).to(x.dtype());
+  auto ty = std::make_shared<cpu::InterpTaps>(cpu::interp_taps(x.size(1), out_h, mode, align_corners));
+  auto tx = std::make_shared<cpu::InterpTaps>(cpu::interp_taps(x.size(2), out_w, mode, align_corners));
+  Tensor y = new_like(x, {x.size(0), out_h, out_w, x.size(3)});
+  cpu::interpolate_forward(x.detach().contiguous(), y, *ty, *tx);
+  Shape xs = x.sizes();
+  autograd::record("interpolate", {x}, y, [=](const Tensor& gy, const std::vector<bool>&) {
+    Tensor gx = zeros(xs, TensorOptions(gy.dtype(), gy.device()));
+    cpu::interpolate_backward(gy.contiguous(), gx, *ty, *tx);
+    return std::vector<Tensor>{gx};
+  });
+  return y;
+}
+
+// ---------------------------------------------------------------- losses
+Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
+  check_defined("cross_entropy", logits, "logits");
+  check_defined("cross_entropy", target, "target");
+  ADNN_CHECK(logits.dim() == 2, "cross_entropy: logits must be (N, K), got ", logits.desc());
+  ADNN_CHECK(target.dim() == 1 && target.size(0) == logits.size(0) && target.dtype() == DType::i64,
+             "cross_entropy: target must be i64 (", logits.size(0), "), got ", target.desc());
+  Tensor picked = gather(log_softmax(logits, 1), 1, target.unsqueeze(1));
+  return neg(mean(picked));
+}
+
+Tensor mse_loss(const Tensor& input, const Tensor& target) {
+  check_defined("mse_loss", input, "input");
+  check_defined("mse_loss", target, "target");
+  ADNN_CHECK(input.sizes() == target.sizes(), "mse_loss: input ", input.desc(), " and target ", target.desc(),
+             " differ in shape");
+  Tensor d = sub(input, target);
+  return mean(mul(d, d));
+}
+
+}  // namespace adnn

@@ -1,0 +1,55 @@
+#include <adnn/core/device.hpp>
+#include <adnn/core/error.hpp>
+
+#ifdef ADNN_WITH_CUDA_RUNTIME
+#include <cuda_runtime_api.h>
+#endif
+
+namespace adnn {
+
+Device Device::parse(const std::string& s) {
+  if (s == "cpu") return Device(DeviceType::cpu, 0);
+  if (s == "cuda") return Device(DeviceType::cuda, 0);
+  if (s.rfind("cuda:", 0) == 0) {
+    std::string idx = s.substr(5);
+    ADNN_CHECK(!idx.empty() && idx.find_first_not_of("0123456789") == std::string::npos,
+               "Device: bad device string '", s, "' (expected cpu, cuda or cuda:N)");
+    return Device(DeviceType::cuda, std::stoi(idx));
+  }
+  ADNN_FAIL("Device: bad device string '", s, "' (expected cpu, cuda or cuda:N)");
+}
+
+std::string Device::str() const {
+  if (is_cpu()) return "cpu";
+  return "cuda:" + std::to_string(index);
+}
+
+int cuda_device_count() {
+#ifdef ADNN_WITH_CUDA_RUNTIME
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;
+  return n;
+#else
+  return 0;
+#endif
+}
+
+bool cuda_is_available() {
+  // Tensors on `cuda` arrive with the CUDA backend (real or emulated); until then none.
+  return false;
+}
+
+namespace detail {
+void check_device_available(Device d) {
+  if (d.is_cpu()) return;
+  int n = cuda_device_count();
+  if (n == 0)
+    ADNN_FAIL("no CUDA device: a tensor on ", d.str(),
+              " was requested but this machine has no usable GPU (build with "
+              "-DADNN_CUDA_EMULATION=ON to emulate one, or use cpu)");
+  ADNN_FAIL("CUDA device ", d.str(), ": this build of adnn has no CUDA tensor backend yet (",
+            n, " GPU(s) visible)");
+}
+}  // namespace detail
+
+}  // namespace adnn

@@ -1,0 +1,351 @@
+// Every differentiable op: finite-difference gradients (contiguous and non-contiguous
+// inputs, f64), f32 forward against f64, and exact forward values.
+#include "testing.hpp"
+
+using namespace adnn;
+using namespace adnn::testing;
+using V = std::vector<Tensor>;
+
+namespace {
+
+InputSpec in(Shape s, Domain d = Domain::any) { return InputSpec{std::move(s), d, true, nullptr}; }
+InputSpec index_in(std::vector<int64_t> v, Shape s) {
+  return InputSpec{s, Domain::any, false, [v, s] { return from_vector(v, s, DType::i64); }};
+}
+InputSpec bool_in(std::vector<double> v, Shape s) {
+  return InputSpec{s, Domain::any, false, [v, s] { return from_vector(v, s, DType::boolean); }};
+}
+// a buffer made fresh for each call (e.g. running statistics)
+InputSpec fixed_in(std::function<Tensor()> f) { return InputSpec{{}, Domain::any, false, std::move(f)}; }
+
+Conv2dOptions conv(int64_t s, int64_t p, int64_t d = 1, int64_t g = 1, bool same = false) {
+  Conv2dOptions o;
+  o.stride = {s, s};
+  o.padding = {p, p, p, p};
+  o.dilation = {d, d};
+  o.groups = g;
+  o.same = same;
+  return o;
+}
+Pool2dOptions pool(int64_t k, int64_t s, int64_t p, bool include_pad = true) {
+  Pool2dOptions o;
+  o.kernel = {k, k};
+  o.stride = {s, s};
+  o.padding = {p, p};
+  o.count_include_pad = include_pad;
+  return o;
+}
+
+Register elementwise_cases({
+    {"add", {in({2, 3}), in({2, 3})}, [](const V& x) { return add(x[0], x[1]); }},
+    {"add_broadcast", {in({2, 1, 3}), in({4, 1})}, [](const V& x) { return add(x[0], x[1]); }},
+    {"sub_broadcast", {in({3}), in({2, 3})}, [](const V& x) { return sub(x[0], x[1]); }},
+    {"mul_broadcast", {in({2, 3, 1}), in({1, 4})}, [](const V& x) { return mul(x[0], x[1]); }},
+    {"div_broadcast", {in({2, 3}), in({3}, Domain::positive)}, [](const V& x) { return div(x[0], x[1]); }},
+    {"pow_tensor", {in({2, 3}, Domain::positive), in({2, 1})}, [](const V& x) { return pow(x[0], x[1]); }},
+    {"pow_scalar", {in({2, 3}, Domain::positive)}, [](const V& x) { return pow(x[0], 2.5); }},
+    {"maximum", {in({3, 4}), in({4})}, [](const V& x) { return maximum(x[0], x[1]); }},
+    {"minimum", {in({3, 4}), in({3, 1})}, [](const V& x) { return minimum(x[0], x[1]); }},
+    {"neg", {in({2, 3})}, [](const V& x) { return neg(x[0]); }},
+    {"exp", {in({2, 3})}, [](const V& x) { return exp(x[0]); }},
+    {"log", {in({2, 3}, Domain::positive)}, [](const V& x) { return log(x[0]); }},
+    {"sqrt", {in({2, 3}, Domain::positive)}, [](const V& x) { return sqrt(x[0]); }},
+    {"rsqrt", {in({2, 3}, Domain::positive)}, [](const V& x) { return rsqrt(x[0]); }},
+    {"abs", {in({2, 3})}, [](const V& x) { return abs(x[0]); }},
+    {"clamp", {in({3, 4})}, [](const V& x) { return clamp(x[0], -0.5, 0.7); }},
+    {"clamp_lo", {in({3, 4})}, [](const V& x) { return clamp(x[0], 0.1, std::nullopt); }},
+    {"where", {bool_in({1, 0, 1, 0, 0, 1}, {2, 3}), in({2, 3}), in({3})},
+     [](const V& x) { return where(x[0], x[1], x[2]); }},
+    {"relu", {in({3, 4})}, [](const V& x) { return relu(x[0]); }},
+    {"leaky_relu", {in({3, 4})}, [](const V& x) { return leaky_relu(x[0], 0.2); }},
+    {"sigmoid", {in({3, 4})}, [](const V& x) { return sigmoid(x[0]); }},
+    {"tanh", {in({3, 4})}, [](const V& x) { return tanh(x[0]); }},
+    {"silu", {in({3, 4})}, [](const V& x) { return silu(x[0]); }},
+    {"gelu", {in({3, 4})}, [](const V& x) { return gelu(x[0]); }},
+    {"operators", {in({2, 3}), in({2, 3}, Domain::positive)},
+     [](const V& x) { return (x[0] * 2.0 + 1.0 - x[1]) / x[1] + 3.0 / x[1] - (-x[0]); }},
+});
+
+Register reduction_cases({
+    {"sum_all", {in({2, 3, 4})}, [](const V& x) { return sum(x[0]); }},
+    {"sum_dims", {in({2, 3, 4})}, [](const V& x) { return sum(x[0], {0, 2}); }},
+    {"sum_keepdim", {in({2, 3, 4})}, [](const V& x) { return sum(x[0], {-1}, true); }},
+    {"mean_dims", {in({2, 3, 4})}, [](const V& x) { return mean(x[0], {1}); }},
+    {"amax", {in({3, 4}, Domain::distinct)}, [](const V& x) { return amax(x[0], {1}); }},
+    {"amin_all", {in({3, 4}, Domain::distinct)}, [](const V& x) { return amin(x[0]); }},
+    {"max_dim", {in({3, 5}, Domain::distinct)}, [](const V& x) { return max(x[0], 0).first; }},
+    {"var", {in({3, 5})}, [](const V& x) { return var(x[0], {1}); }},
+    {"var_biased_keep", {in({2, 3, 4})}, [](const V& x) { return var(x[0], {0, 2}, 0, true); }},
+});
+
+Register linalg_cases({
+    {"matmul_2d", {in({3, 4}), in({4, 5})}, [](const V& x) { return matmul(x[0], x[1]); }},
+    {"matmul_batched_broadcast", {in({2, 1, 3, 4}), in({3, 4, 2})}, [](const V& x) { return matmul(x[0], x[1]); }},
+    {"matmul_nd_2d", {in({2, 3, 4}), in({4, 2})}, [](const V& x) { return matmul(x[0], x[1]); }},
+    {"matmul_vec", {in({4}), in({4, 3})}, [](const V& x) { return matmul(x[0], x[1]); }},
+    {"matmul_mat_vec", {in({3, 4}), in({4})}, [](const V& x) { return matmul(x[0], x[1]); }},
+    {"matmul_transposed", {in({4, 3}), in({5, 4})}, [](const V& x) { return matmul(x[0].t(), x[1].t()); }},
+    {"linear", {in({2, 3, 4}), in({5, 4}), in({5})}, [](const V& x) { return linear(x[0], x[1], x[2]); }},
+});
+
+Register conv_cases({
+    {"conv2d_3x3", {in({2, 5, 5, 3}), in({4, 3, 3, 3}), in({4})},
+     [](const V& x) { return conv2d(x[0], x[1], x[2], conv(1, 1)); }},
+    {"conv2d_stride2_nopad", {in({1, 6, 7, 2}), in({3, 3, 3, 2})},
+     [](const V& x) { return conv2d(x[0], x[1], {}, conv(2, 0)); }},
+    {"conv2d_same_stride2", {in({1, 6, 5, 2}), in({3, 3, 3, 2})},
+     [](const V& x) { return conv2d(x[0], x[1], {}, conv(2, 0, 1, 1, true)); }},
+    {"conv2d_same_k5", {in({1, 5, 6, 2}), in({2, 5, 5, 2})},
+     [](const V& x) { return conv2d(x[0], x[1], {}, conv(1, 0, 1, 1, true)); }},
+    {"conv2d_dilation", {in({1, 7, 7, 2}), in({2, 3, 3, 2})},
+     [](const V& x) { return conv2d(x[0], x[1], {}, conv(1, 2, 2)); }},
+    {"conv2d_groups", {in({1, 5, 5, 4}), in({6, 3, 3, 2}), in({6})},
+     [](const V& x) { return conv2d(x[0], x[1], x[2], conv(1, 1, 1, 2)); }},
+    {"conv2d_depthwise_k3", {in({2, 5, 5, 3}), in({3, 3, 3, 1}), in({3})},
+     [](const V& x) { return conv2d(x[0], x[1], x[2], conv(1, 1, 1, 3)); }},
+    {"conv2d_depthwise_k5_s2", {in({1, 7, 6, 4}), in({4, 5, 5, 1})},
+     [](const V& x) { return conv2d(x[0], x[1], {}, conv(2, 2, 1, 4)); }},
+    {"conv2d_depthwise_same_s2", {in({1, 6, 6, 3}), in({3, 3, 3, 1})},
+     [](const V& x) { return conv2d(x[0], x[1], {}, conv(2, 0, 1, 3, true)); }},
+    {"conv2d_pointwise", {in({2, 3, 3, 4}), in({5, 1, 1, 4}), in({5})},
+     [](const V& x) { return conv2d(x[0], x[1], x[2], conv(1, 0)); }},
+    {"conv2d_asymmetric_pad", {in({1, 4, 4, 2}), in({2, 2, 3, 2})},
+     [](const V& x) {
+       Conv2dOptions o;
+       o.padding = {0, 1, 2, 0};
+       return conv2d(x[0], x[1], {}, o);
+     }},
+});
+
+Register norm_cases({
+    {"batch_norm_train",
+     {in({4, 2, 2, 3}), in({3}), in({3}), fixed_in([] { return zeros({3}, DType::f64); }),
+      fixed_in([] { return ones({3}, DType::f64); })},
+     [](const V& x) { return batch_norm(x[0], x[3], x[4], x[1], x[2], true, 0.1, 1e-5); }, 1e-4},
+    {"batch_norm_eval",
+     {in({3, 2, 4}), in({4}), in({4}), fixed_in([] { return from_vector(std::vector<double>{0.1, -0.2, 0.3, 0}, {4}, DType::f64); }),
+      fixed_in([] { return from_vector(std::vector<double>{1.5, 0.5, 2.0, 1.0}, {4}, DType::f64); })},
+     [](const V& x) { return batch_norm(x[0], x[3], x[4], x[1], x[2], false, 0.1, 1e-5); }},
+    {"batch_norm_no_affine", {in({5, 3})}, [](const V& x) { return batch_norm(x[0], {}, {}, {}, {}, true); }, 1e-4},
+    {"layer_norm", {in({2, 3, 5}), in({5}), in({5})},
+     [](const V& x) { return layer_norm(x[0], {5}, x[1], x[2]); }, 1e-4},
+    {"layer_norm_2d_shape", {in({2, 3, 4})}, [](const V& x) { return layer_norm(x[0], {3, 4}); }, 1e-4},
+    {"softmax", {in({3, 5})}, [](const V& x) { return softmax(x[0], 1); }},
+    {"softmax_dim0", {in({4, 3, 2})}, [](const V& x) { return softmax(x[0], 1); }},
+    {"log_softmax", {in({3, 5})}, [](const V& x) { return log_softmax(x[0], -1); }},
+    {"dropout", {in({4, 6})},
+     [](const V& x) {
+       manual_seed(7);  // the same mask on every call
+       return dropout(x[0], 0.3, true);
+     }},
+    {"cross_entropy", {in({4, 5}), index_in({0, 4, 2, 2}, {4})},
+     [](const V& x) { return cross_entropy(x[0], x[1]); }},
+    {"mse_loss", {in({3, 4}), in({3, 4})}, [](const V& x) { return mse_loss(x[0], x[1]); }},
+});
+
+Register pool_cases({
+    {"max_pool2d", {in({2, 4, 4, 3}, Domain::distinct)}, [](const V& x) { return max_pool2d(x[0], pool(2, 2, 0)); }},
+    {"max_pool2d_overlap_pad", {in({1, 5, 5, 2}, Domain::distinct)},
+     [](const V& x) { return max_pool2d(x[0], pool(3, 2, 1)); }},
+    {"avg_pool2d", {in({2, 4, 4, 3})}, [](const V& x) { return avg_pool2d(x[0], pool(2, 2, 0)); }},
+    {"avg_pool2d_pad_include", {in({1, 5, 5, 2})}, [](const V& x) { return avg_pool2d(x[0], pool(3, 2, 1, true)); }},
+    {"avg_pool2d_pad_exclude", {in({1, 5, 5, 2})}, [](const V& x) { return avg_pool2d(x[0], pool(3, 2, 1, false)); }},
+    {"global_avg_pool2d", {in({2, 3, 4, 5})}, [](const V& x) { return global_avg_pool2d(x[0]); }},
+    {"interp_nearest", {in({1, 3, 4, 2})},
+     [](const V& x) { return interpolate(x[0], 5, 7, InterpMode::nearest); }},
+    {"interp_bilinear", {in({2, 3, 4, 2})},
+     [](const V& x) { return interpolate(x[0], 5, 7, InterpMode::bilinear); }},
+    {"interp_bilinear_align", {in({1, 3, 4, 2})},
+     [](const V& x) { return interpolate(x[0], 6, 3, InterpMode::bilinear, true); }},
+    {"interp_bicubic", {in({1, 4, 4, 2})},
+     [](const V& x) { return interpolate(x[0], 7, 5, InterpMode::bicubic); }},
+    {"interp_bicubic_align_down", {in({1, 6, 5, 1})},
+     [](const V& x) { return interpolate(x[0], 3, 4, InterpMode::bicubic, true); }},
+});
+
+Register shape_cases({
+    {"cat", {in({2, 3}), in({2, 1}), in({2, 2})}, [](const V& x) { return cat({x[0], x[1], x[2]}, 1); }},
+    {"stack", {in({2, 3}), in({2, 3})}, [](const V& x) { return stack({x[0], x[1]}, 0); }},
+    {"index_select", {in({4, 3}), index_in({3, 0, 3}, {3})}, [](const V& x) { return index_select(x[0], 0, x[1]); }},
+    {"index_select_dim1", {in({2, 4, 3}), index_in({1, 1, 2}, {3})},
+     [](const V& x) { return index_select(x[0], 1, x[1]); }},
+    {"gather", {in({3, 4}), index_in({0, 3, 1, 1, 2, 2}, {3, 2})}, [](const V& x) { return gather(x[0], 1, x[1]); }},
+    {"embedding", {in({5, 3}), index_in({4, 0, 4, 1}, {2, 2})}, [](const V& x) { return embedding(x[0], x[1]); }},
+    {"reshape", {in({2, 3, 4})}, [](const V& x) { return x[0].reshape({4, -1}); }},
+    {"permute", {in({2, 3, 4})}, [](const V& x) { return x[0].permute({2, 0, 1}); }},
+    {"transpose", {in({2, 3})}, [](const V& x) { return x[0].transpose(0, 1); }},
+    {"slice_step", {in({6, 3})}, [](const V& x) { return x[0].slice(0, 1, 6, 2); }},
+    {"narrow", {in({3, 5})}, [](const V& x) { return x[0].narrow(1, 1, 3); }},
+    {"select", {in({3, 5})}, [](const V& x) { return x[0].select(0, -1); }},
+    {"expand", {in({3, 1})}, [](const V& x) { return x[0].expand({2, 3, 4}); }},
+    {"squeeze_unsqueeze", {in({3, 1, 2})}, [](const V& x) { return x[0].squeeze(1).unsqueeze(0); }},
+    {"flatten", {in({2, 3, 4})}, [](const V& x) { return x[0].flatten(1); }},
+    {"to_f32_and_back", {in({2, 3})}, [](const V& x) { return x[0].to(DType::f32).to(DType::f64); }, 0.1, 1e-4,
+     false},
+});
+
+}  // namespace
+
+TEST_SUITE("ops") {
+  TEST_CASE("registry: finite-difference gradients, contiguous and non-contiguous") {
+    manual_seed(1234);
+    REQUIRE(registry().size() > 80);
+    for (auto& c : registry()) {
+      for (bool nc : {false, true}) {
+        if (nc && !c.noncontig) continue;
+        INFO("op " << c.name << std::string(nc ? " (non-contiguous inputs)" : ""));
+        auto xs = make_inputs(c, nc);
+        if (nc) {
+          bool any = false;
+          for (size_t i = 0; i < xs.size(); ++i)
+            if (!c.inputs[i].make && xs[i].numel() > 1) any = any || !xs[i].is_contiguous();
+          CHECK(any);
+        }
+        gradcheck(c, xs);
+      }
+    }
+  }
+
+  TEST_CASE("registry: f32 forward matches f64") {
+    manual_seed(99);
+    for (auto& c : registry()) {
+      if (!c.check_f32) continue;
+      INFO("op " << c.name);
+      auto xs = make_inputs(c, false);
+      std::vector<Tensor> xf;
+      for (auto& x : xs) xf.push_back(x.dtype() == DType::f64 ? x.to(DType::f32) : x);
+      Tensor ref = c.fn(xs), got = c.fn(xf);
+      REQUIRE(got.dtype() == DType::f32);
+      double scale = 1.0;
+      for (double v : ref.to_vector()) scale = std::max(scale, std::fabs(v));
+      CHECK(max_abs_diff(got, ref) <= c.f32_tol * scale);
+    }
+  }
+
+  TEST_CASE("exact forward values: elementwise") {
+    Tensor a = tensor({1, 2, 3, 4, 5, 6}, {2, 3});
+    Tensor b = tensor({10, 20, 30}, {3});
+    check_values(add(a, b), {11, 22, 33, 14, 25, 36});
+    check_values(sub(a, b), {-9, -18, -27, -6, -15, -24});
+    check_values(mul(a, b), {10, 40, 90, 40, 100, 180});
+    check_values(div(b, tensor({2}, {1})), {5, 10, 15});
+    check_values(pow(a, 2.0), {1, 4, 9, 16, 25, 36});
+    check_values(maximum(a, tensor({3}, {1})), {3, 3, 3, 4, 5, 6});
+    check_values(minimum(a, tensor({3}, {1})), {1, 2, 3, 3, 3, 3});
+    Tensor x = tensor({-2, -0.5, 0, 0.5, 2}, {5});
+    check_values(relu(x), {0, 0, 0, 0.5, 2});
+    check_values(leaky_relu(x, 0.1), {-0.2, -0.05, 0, 0.5, 2});
+    check_values(abs(x), {2, 0.5, 0, 0.5, 2});
+    check_values(neg(x), {2, 0.5, 0, -0.5, -2});
+    check_values(clamp(x, -1.0, 1.0), {-1, -0.5, 0, 0.5, 1});
+    check_values(sigmoid(tensor({0}, {1})), {0.5});
+    check_values(tanh(tensor({0}, {1})), {0});
+    check_values(exp(tensor({0, 1}, {2})), {1, 2.718281828459045});
+    check_values(log(tensor({1, 2.718281828459045}, {2})), {0, 1});
+    check_values(sqrt(tensor({4, 9}, {2})), {2, 3});
+    check_values(rsqrt(tensor({4, 0.25}, {2})), {0.5, 2});
+    // silu(1) = 1/(1+e^-1); gelu(1) = 0.5 (1 + erf(1/sqrt 2)) = Phi(1)
+    check_values(silu(tensor({1}, {1})), {0.7310585786300049});
+    check_values(gelu(tensor({1, -1}, {2})), {0.8413447460685429, -0.15865525393145707});
+    Tensor c = from_vector(std::vector<double>{1, 0, 1}, {3}, DType::boolean);
+    check_values(where(c, tensor({1, 2, 3}, {3}), tensor({-1}, {1})), {1, -1, 3});
+    check_values(gt(a, tensor({3}, {1})), {0, 0, 0, 1, 1, 1});
+    CHECK(gt(a, tensor({3}, {1})).dtype() == DType::boolean);
+  }
+
+  TEST_CASE("exact forward values: reductions and linear algebra") {
+    Tensor a = tensor({1, 2, 3, 4, 5, 6}, {2, 3});
+    check_values(sum(a), {21});
+    check_values(sum(a, {0}), {5, 7, 9});
+    check_values(sum(a, {1}, true), {6, 15});
+    CHECK(sum(a, {1}, true).sizes() == Shape{2, 1});
+    check_values(mean(a, {1}), {2, 5});
+    check_values(amax(a, {0}), {4, 5, 6});
+    check_values(amin(a), {1});
+    check_values(argmax(tensor({1, 9, 3, 7, 2, 8}, {2, 3}), 1), {1, 2});
+    auto [v, i] = max(tensor({1, 9, 3, 7, 2, 8}, {2, 3}), 0);
+    check_values(v, {7, 9, 8});
+    check_values(i, {1, 0, 1});
+    check_values(var(tensor({1, 2, 3, 4}, {4})), {1.6666666666666667});
+    check_values(var(tensor({1, 2, 3, 4}, {4}), {}, 0), {1.25});
+    check_values(matmul(a, tensor({1, 0, 0, 1, 1, 1}, {3, 2})), {4, 5, 10, 11});
+    check_values(linear(a, tensor({1, 1, 1, 0, 0, 1}, {2, 3}), tensor({1, -1}, {2})), {7, 2, 16, 5});
+    check_values(sum(from_vector(std::vector<double>{1, 0, 1, 1}, {4}, DType::boolean)), {3});
+  }
+
+  TEST_CASE("exact forward values: nn ops") {
+    // conv: 3x3 input of 1..9, one 2x2 all-ones filter, no padding -> window sums
+    Tensor x = arange(1, 10, 1, DType::f64).reshape({1, 3, 3, 1});
+    Tensor w = ones({1, 2, 2, 1}, DType::f64);
+    check_values(conv2d(x, w), {12, 16, 24, 28});
+    // padding 1, stride 2 with a 3x3 ones filter
+    check_values(conv2d(x, ones({1, 3, 3, 1}, DType::f64), {}, conv(2, 1)), {12, 16, 24, 28});
+    // TF same, stride 2 on 3x3 with k=3: total pad 2 -> 1 each side -> same as above
+    check_values(conv2d(x, ones({1, 3, 3, 1}, DType::f64), {}, conv(2, 0, 1, 1, true)), {12, 16, 24, 28});
+    // TF same, stride 2, k=2 on 3x3: out 2, total pad 1 -> bottom/right only
+    check_values(conv2d(x, ones({1, 2, 2, 1}, DType::f64), {}, conv(2, 0, 1, 1, true)), {12, 9, 15, 9});
+    // depthwise: channel 0 weight 1, channel 1 weight 2 (1x1)
+    Tensor x2 = tensor({1, 10, 2, 20}, {1, 1, 2, 2});
+    check_values(conv2d(x2, tensor({1, 2}, {2, 1, 1, 1}), tensor({0.5, 0}, {2}), conv(1, 0, 1, 2)), {1.5, 20, 2.5, 40});
+    check_values(softmax(tensor({0, 0.6931471805599453}, {1, 2}), 1), {1.0 / 3, 2.0 / 3});
+    check_values(log_softmax(tensor({0, 0}, {1, 2}), 1), {-0.6931471805599453, -0.6931471805599453});
+    // softmax with a -inf entry and large logits stays finite
+    check_values(softmax(tensor({1000, 1000, -INFINITY}, {3}), 0), {0.5, 0.5, 0});
+    check_values(max_pool2d(x, pool(2, 1, 0)), {5, 6, 8, 9});
+    check_values(avg_pool2d(x, pool(2, 1, 0)), {3, 4, 6, 7});
+    check_values(avg_pool2d(x, pool(3, 3, 1, false)), {3});
+    check_values(avg_pool2d(x, pool(3, 3, 1, true)), {12.0 / 9});
+    check_values(global_avg_pool2d(x), {5});
+    check_values(layer_norm(tensor({1, 3}, {1, 2}), {2}, {}, {}, 0.0), {-1, 1});
+    // batch norm (train, no eps): channel values {1, 3} -> {-1, 1}; running stats move by momentum
+    Tensor rm = zeros({1}, DType::f64), rv = ones({1}, DType::f64);
+    check_values(batch_norm(tensor({1, 3}, {2, 1}), rm, rv, {}, {}, true, 0.5, 0.0), {-1, 1});
+    check_values(rm, {1.0});         // 0.5 * 0 + 0.5 * 2
+    check_values(rv, {0.5 + 1.0});   // 0.5 * 1 + 0.5 * unbiased var 2
+    // eval uses running stats
+    check_values(batch_norm(tensor({2.5}, {1, 1}), rm, rv, {}, {}, false, 0.1, 0.0), {1.5 / std::sqrt(1.5)});
+    // interpolation: 1-D ramp [0, 1] upsampled to 4 (half-pixel) -> 0, .25, .75, 1
+    Tensor r = tensor({0, 1}, {1, 1, 2, 1});
+    check_values(interpolate(r, 1, 4, InterpMode::bilinear), {0, 0.25, 0.75, 1});
+    check_values(interpolate(r, 1, 3, InterpMode::bilinear, true), {0, 0.5, 1});
+    check_values(interpolate(r, 1, 4, InterpMode::nearest), {0, 0, 1, 1});
+    // bicubic, A = -0.75: upsampling the ramp 0..7 by 2; output 4 sits at source 1.75, taps
+    // w(1.75) = -0.03515625, w(0.75) = 0.26171875, w(0.25) = 0.87890625, w(1.25) = -0.10546875
+    Tensor ramp = arange(0, 8, 1, DType::f64).reshape({1, 1, 8, 1});
+    auto bc = interpolate(ramp, 1, 16, InterpMode::bicubic).to_vector();
+    CHECK(bc[4] == doctest::Approx(1.703125));
+    CHECK(bc[5] == doctest::Approx(2.296875));
+    check_values(interpolate(full({1, 3, 4, 2}, 2.5, DType::f64), 7, 5, InterpMode::bicubic), std::vector<double>(70, 2.5));
+    check_values(cat({tensor({1, 2}, {1, 2}), tensor({3, 4}, {1, 2})}, 0), {1, 2, 3, 4});
+    check_values(stack({tensor({1, 2}, {2}), tensor({3, 4}, {2})}, 1), {1, 3, 2, 4});
+    Tensor idx = from_vector(std::vector<int64_t>{2, 0}, {2});
+    check_values(index_select(tensor({1, 2, 3, 4, 5, 6}, {3, 2}), 0, idx), {5, 6, 1, 2});
+    check_values(embedding(tensor({1, 2, 3, 4, 5, 6}, {3, 2}), idx), {5, 6, 1, 2});
+    check_values(gather(tensor({1, 2, 3, 4}, {2, 2}), 1, from_vector(std::vector<int64_t>{1, 1, 0, 1}, {2, 2})),
+                 {2, 2, 3, 4});
+    check_values(cross_entropy(tensor({0, 0}, {1, 2}), from_vector(std::vector<int64_t>{1}, {1})),
+                 {0.6931471805599453});
+    // dropout: eval is identity; train keeps E[x] and zeroes about p
+    Tensor big = ones({10000});
+    CHECK(dropout(big, 0.3, false).is_same(big));
+    auto d = dropout(big, 0.3, true).to_vector();
+    int zeros_n = 0;
+    for (double v : d) {
+      if (v == 0) ++zeros_n;
+      else CHECK(v == doctest::Approx(1 / 0.7));
+    }
+    CHECK(zeros_n > 2700);
+    CHECK(zeros_n < 3300);
+  }
+
+  TEST_CASE("reduced-precision inputs compute in f32") {
+    for (DType t : {DType::f16, DType::bf16}) {
+      Tensor a = tensor({1, 2, 3, 4}, {2, 2}, t);
+      Tensor y = matmul(relu(a), a);
+      CHECK(y.dtype() == t);
+      check_values(y, {7, 10, 15, 22});
+      check_values(softmax(tensor({0, 0}, {2}, t), 0), {0.5, 0.5});
+      check_values(sum(a, {0}), {4, 6});
+    }
+  }
+}
