@@ -1,0 +1,215 @@
+#pragma once
+// The portability layer every kernel file includes.
+//
+// With nvcc (__CUDACC__) this is plain CUDA. Otherwise (ADNN_CUDA_EMULATION) the same
+// kernel source builds with the host compiler against the SIMT emulator (src/sim): CUDA's
+// keywords, built-in variables, barriers, warp intrinsics, atomics and fast-math
+// intrinsics are mapped onto it here. Kernels are launched through adnn::kernels::launch,
+// never with <<<>>> in shared code.
+#include <cstddef>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#define ADNN_DEVICE_CODE 1
+#define ADNN_DYNAMIC_SHARED(type, name) extern __shared__ __align__(16) unsigned char adnn_dyn_smem_[]; \
+  type* name = reinterpret_cast<type*>(adnn_dyn_smem_)
+
+namespace adnn::kernels {
+using f16 = __half;
+using bf16 = __nv_bfloat16;
+using Stream = cudaStream_t;
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(double v) { return float(v); }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <class T> __device__ __forceinline__ T from_float(float v) { return T(v); }
+template <> __device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+[[noreturn]] void cuda_launch_failed(cudaError_t e, const char* kernel, const char* file, int line);
+
+// Launches kernel<<<grid, block, smem, stream>>>(args...) and checks the launch.
+template <class... KArgs, class... Args>
+void launch_impl(const char* name, const char* file, int line, void (*kernel)(KArgs...), dim3 grid, dim3 block,
+                 size_t smem, Stream stream, Args&&... args) {
+  kernel<<<grid, block, smem, stream>>>(static_cast<KArgs>(args)...);
+  cudaError_t e = cudaGetLastError();
+  if (e != cudaSuccess) cuda_launch_failed(e, name, file, line);
+}
+}  // namespace adnn::kernels
+
+#else  // ---------------------------------------------------------------- SIMT emulation
+
+#include <adnn/core/dtype.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+
+#include "sim/simt.hpp"
+
+#define ADNN_DEVICE_CODE 0
+#define __global__
+#define __device__ inline
+#define __host__
+#define __forceinline__
+#define __restrict__ __restrict
+#define __launch_bounds__(...)
+#define __align__(n) alignas(n)
+#define __shared__ static thread_local
+#define ADNN_DYNAMIC_SHARED(type, name) type* name = reinterpret_cast<type*>(::adnn::sim::dynamic_shared())
+
+using dim3 = ::adnn::sim::dim3;
+#define threadIdx (::adnn::sim::ctx().thread_idx)
+#define blockIdx (::adnn::sim::ctx().block_idx)
+#define blockDim (::adnn::sim::ctx().block_dim)
+#define gridDim (::adnn::sim::ctx().grid_dim)
+constexpr int warpSize = 32;
+
+inline void __syncthreads() { ::adnn::sim::syncthreads(); }
+inline void __syncwarp(unsigned = 0xffffffffu) { ::adnn::sim::syncwarp(); }
+
+namespace adnn::sim::detail {
+template <class T>
+uint64_t pack(T v) {
+  static_assert(sizeof(T) <= 8 && std::is_trivially_copyable_v<T>, "warp shuffle of a type wider than 8 bytes");
+  uint64_t u = 0;
+  std::memcpy(&u, &v, sizeof(T));
+  return u;
+}
+template <class T>
+T unpack(uint64_t u) {
+  T v;
+  std::memcpy(&v, &u, sizeof(T));
+  return v;
+}
+inline int lane() { return int(::adnn::sim::ctx().lane); }
+}  // namespace adnn::sim::detail
+
+template <class T>
+T __shfl_sync(unsigned, T v, int src, int width = 32) {
+  using namespace adnn::sim::detail;
+  int l = lane(), base = l - l % width;
+  return unpack<T>(::adnn::sim::warp_exchange(pack(v), base + ((src % width) + width) % width));
+}
+template <class T>
+T __shfl_xor_sync(unsigned, T v, int mask, int width = 32) {
+  using namespace adnn::sim::detail;
+  int l = lane(), src = l ^ mask;
+  if (src / width != l / width) src = l;
+  return unpack<T>(::adnn::sim::warp_exchange(pack(v), src));
+}
+template <class T>
+T __shfl_down_sync(unsigned, T v, unsigned delta, int width = 32) {
+  using namespace adnn::sim::detail;
+  int l = lane(), src = l + int(delta);
+  if (src / width != l / width) src = l;
+  return unpack<T>(::adnn::sim::warp_exchange(pack(v), src));
+}
+template <class T>
+T __shfl_up_sync(unsigned, T v, unsigned delta, int width = 32) {
+  using namespace adnn::sim::detail;
+  int l = lane(), src = l - int(delta);
+  if (src < 0 || src / width != l / width) src = l;
+  return unpack<T>(::adnn::sim::warp_exchange(pack(v), src));
+}
+inline unsigned __ballot_sync(unsigned mask, int pred) { return ::adnn::sim::warp_ballot(pred != 0) & mask; }
+inline int __all_sync(unsigned mask, int pred) {
+  unsigned b = ::adnn::sim::warp_ballot(pred != 0);
+  unsigned live = ::adnn::sim::warp_live_mask() & mask;
+  return (b & live) == live;
+}
+inline int __any_sync(unsigned mask, int pred) { return (::adnn::sim::warp_ballot(pred != 0) & mask) != 0; }
+inline unsigned __activemask() { return ::adnn::sim::warp_live_mask(); }
+inline int __popc(unsigned v) { return __builtin_popcount(v); }
+inline int __ffs(int v) { return __builtin_ffs(v); }
+
+// Atomics: blocks run concurrently on OS threads, so these are real atomics.
+template <class T>
+T atomicAdd(T* p, T v) {
+  return std::atomic_ref<T>(*p).fetch_add(v);
+}
+template <class T>
+T atomicSub(T* p, T v) {
+  return std::atomic_ref<T>(*p).fetch_sub(v);
+}
+template <class T>
+T atomicExch(T* p, T v) {
+  return std::atomic_ref<T>(*p).exchange(v);
+}
+template <class T>
+T atomicCAS(T* p, T expected, T desired) {
+  std::atomic_ref<T>(*p).compare_exchange_strong(expected, desired);
+  return expected;
+}
+template <class T>
+T atomicMax(T* p, T v) {
+  std::atomic_ref<T> a(*p);
+  T old = a.load();
+  while (old < v && !a.compare_exchange_weak(old, v)) {
+  }
+  return old;
+}
+template <class T>
+T atomicMin(T* p, T v) {
+  std::atomic_ref<T> a(*p);
+  T old = a.load();
+  while (old > v && !a.compare_exchange_weak(old, v)) {
+  }
+  return old;
+}
+
+template <class T>
+T __ldg(const T* p) {
+  return *p;
+}
+inline float __expf(float x) { return std::exp(x); }
+inline float __logf(float x) { return std::log(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float __frcp_rn(float x) { return 1.0f / x; }
+inline float __saturatef(float x) { return std::min(1.0f, std::max(0.0f, x)); }
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+inline double rsqrt(double x) { return 1.0 / std::sqrt(x); }
+
+using __half = ::adnn::half;
+using __nv_bfloat16 = ::adnn::bfloat16;
+inline float __half2float(__half h) { return float(h); }
+inline __half __float2half_rn(float f) { return __half(f); }
+inline float __bfloat162float(__nv_bfloat16 h) { return float(h); }
+inline __nv_bfloat16 __float2bfloat16_rn(float f) { return __nv_bfloat16(f); }
+
+namespace adnn::kernels {
+using f16 = ::adnn::half;
+using bf16 = ::adnn::bfloat16;
+struct StreamTag;
+using Stream = StreamTag*;  // the emulator runs every launch synchronously
+inline float to_float(float v) { return v; }
+inline float to_float(double v) { return float(v); }
+inline float to_float(::adnn::half v) { return float(v); }
+inline float to_float(::adnn::bfloat16 v) { return float(v); }
+template <class T> inline T from_float(float v) { return T(v); }
+
+template <class... KArgs, class... Args>
+void launch_impl(const char*, const char*, int, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, Stream,
+                 Args&&... args) {
+  std::tuple<std::decay_t<KArgs>...> packed(static_cast<KArgs>(args)...);
+  ::adnn::sim::launch(grid, block, smem, [&] { std::apply(kernel, packed); });
+}
+}  // namespace adnn::kernels
+
+#endif
+
+// launch(kernel, grid, block, shared_bytes, stream, args...): the one way kernels start.
+#define ADNN_LAUNCH(kernel, grid, block, smem, stream, ...) \
+  ::adnn::kernels::launch_impl(#kernel, __FILE__, __LINE__, kernel, grid, block, smem, stream, __VA_ARGS__)
+
+namespace adnn::kernels {
+inline unsigned ceil_div(int64_t a, int64_t b) { return unsigned((a + b - 1) / b); }
+}  // namespace adnn::kernels

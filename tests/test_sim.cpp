@@ -1,0 +1,270 @@
+// The SIMT emulator (built with ADNN_CUDA_EMULATION): CUDA semantics on the host, and the
+// kernels in kernels/ against their CPU twins.
+#include <set>
+
+#include "kernels/elementwise.cuh"
+#include "kernels/layernorm.cuh"
+#include "kernels/reduce.cuh"
+#include "kernels/softmax.cuh"
+#include "testing.hpp"
+
+using namespace adnn;
+using namespace adnn::kernels;
+
+namespace {
+
+// ---- small kernels exercising the execution model
+__global__ void write_ids_kernel(unsigned* out) {
+  const unsigned bid = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  const unsigned tid = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+  const unsigned nthreads = blockDim.x * blockDim.y * blockDim.z;
+  out[bid * nthreads + tid] = bid * 100000 + tid;
+}
+
+// reverses each block's slice through static shared memory
+__global__ void reverse_kernel(const float* in, float* out) {
+  __shared__ float buf[128];
+  const unsigned t = threadIdx.x, base = blockIdx.x * blockDim.x;
+  buf[t] = in[base + t];
+  __syncthreads();
+  out[base + t] = buf[blockDim.x - 1 - t];
+}
+
+__global__ void dynamic_shared_kernel(const int* in, int* out, int n) {
+  ADNN_DYNAMIC_SHARED(int, buf);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) buf[i] = in[i] * 2;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int s = 0;
+    for (int i = 0; i < n; ++i) s += buf[i];
+    out[blockIdx.x] = s;
+  }
+}
+
+__global__ void shuffle_kernel(int* out) {
+  const int lane = threadIdx.x % 32;
+  const int base = (threadIdx.x / 32) * 32 * 5 + blockIdx.x * blockDim.x * 5;
+  out[base + lane * 5 + 0] = __shfl_xor_sync(0xffffffffu, lane * 10, 1);
+  out[base + lane * 5 + 1] = __shfl_down_sync(0xffffffffu, lane * 10, 3);
+  out[base + lane * 5 + 2] = __shfl_up_sync(0xffffffffu, lane * 10, 2);
+  out[base + lane * 5 + 3] = __shfl_sync(0xffffffffu, lane * 10, 7);
+  out[base + lane * 5 + 4] = __shfl_xor_sync(0xffffffffu, lane * 10, 4, 8);  // width 8
+}
+
+__global__ void vote_kernel(unsigned* out) {
+  const int lane = threadIdx.x % 32;
+  unsigned b = __ballot_sync(0xffffffffu, lane % 3 == 0);
+  int all = __all_sync(0xffffffffu, lane < 40);
+  int any = __any_sync(0xffffffffu, lane == 31);
+  int none = __any_sync(0xffffffffu, lane > 40);
+  if (lane == 0) {
+    out[0] = b;
+    out[1] = unsigned(all);
+    out[2] = unsigned(any);
+    out[3] = unsigned(none);
+  }
+}
+
+__global__ void atomic_kernel(int* counter, float* fsum, int* maxv) {
+  atomicAdd(counter, 1);
+  atomicAdd(fsum, 0.5f);
+  atomicMax(maxv, int(blockIdx.x * blockDim.x + threadIdx.x));
+}
+
+__global__ void divergent_barrier_kernel(int* out) {
+  if (threadIdx.x < 16) __syncthreads();  // undefined in CUDA; the emulator must say so
+  else out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, int(threadIdx.x), 1);
+}
+
+__global__ void throwing_kernel(int* out) {
+  if (threadIdx.x == 5) ADNN_FAIL("kernel-side failure in thread ", threadIdx.x);
+  out[threadIdx.x] = 1;
+}
+
+// A block sum that forgets the barrier between publishing warp sums and reading them.
+// Tests only: the emulator's shuffled thread order must make it produce wrong sums.
+__global__ void sum_rows_missing_barrier_kernel(const float* x, float* out, int64_t R) {
+  __shared__ float warp_sums[32];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
+  float acc = 0;
+  for (int64_t k = threadIdx.x; k < R; k += blockDim.x) acc += x[blockIdx.x * R + k];
+  acc = warp_sum(acc);
+  if (lane == 0) warp_sums[warp] = acc;
+  // __syncthreads() missing here
+  float t = lane < nwarps ? warp_sums[lane] : 0.f;
+  t = warp_sum(t);
+  if (threadIdx.x == 0) out[blockIdx.x] = t;
+}
+
+template <class T>
+std::vector<T> random_vec(size_t n, uint64_t seed, double lo = -2, double hi = 2) {
+  Generator g(seed);
+  std::vector<T> v(n);
+  for (auto& x : v) x = T(float(lo + (hi - lo) * g.uniform()));
+  return v;
+}
+
+template <class T>
+double rel_err(const std::vector<T>& a, const std::vector<T>& b) {
+  double m = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    double x = double(to_float(a[i])), y = double(to_float(b[i]));
+    m = std::max(m, std::fabs(x - y) / (1.0 + std::fabs(y)));
+  }
+  return m;
+}
+
+}  // namespace
+
+TEST_SUITE("sim") {
+  TEST_CASE("3-D grids and blocks cover every (block, thread) exactly once") {
+    const dim3 grid(3, 2, 2), block(4, 3, 2);
+    std::vector<unsigned> out(12 * 24, 0xffffffffu);
+    ADNN_LAUNCH(write_ids_kernel, grid, block, 0, nullptr, out.data());
+    std::set<unsigned> seen(out.begin(), out.end());
+    CHECK(seen.size() == out.size());
+    for (unsigned b = 0; b < 12; ++b)
+      for (unsigned t = 0; t < 24; ++t) CHECK(out[b * 24 + t] == b * 100000 + t);
+  }
+
+  TEST_CASE("static shared memory and __syncthreads") {
+    std::vector<float> in(4 * 128), out(in.size(), NAN);
+    for (size_t i = 0; i < in.size(); ++i) in[i] = float(i);
+    for (uint64_t seed : {1, 2, 3}) {
+      sim::set_seed(seed);
+      ADNN_LAUNCH(reverse_kernel, dim3(4), dim3(128), 0, nullptr, in.data(), out.data());
+      for (int b = 0; b < 4; ++b)
+        for (int t = 0; t < 128; ++t) CHECK(out[b * 128 + t] == in[b * 128 + 127 - t]);
+    }
+  }
+
+  TEST_CASE("dynamic shared memory") {
+    std::vector<int> in(300), out(3, -1);
+    for (int i = 0; i < 300; ++i) in[i] = i;
+    ADNN_LAUNCH(dynamic_shared_kernel, dim3(3), dim3(64), 300 * sizeof(int), nullptr, in.data(), out.data(), 300);
+    for (int v : out) CHECK(v == 2 * (299 * 300 / 2));
+  }
+
+  TEST_CASE("warp shuffles") {
+    std::vector<int> out(2 * 64 * 5, -1);
+    ADNN_LAUNCH(shuffle_kernel, dim3(2), dim3(64), 0, nullptr, out.data());
+    for (int w = 0; w < 4; ++w)
+      for (int lane = 0; lane < 32; ++lane) {
+        const int* o = out.data() + w * 32 * 5 + lane * 5;
+        CHECK(o[0] == (lane ^ 1) * 10);
+        CHECK(o[1] == (lane + 3 < 32 ? lane + 3 : lane) * 10);
+        CHECK(o[2] == (lane >= 2 ? lane - 2 : lane) * 10);
+        CHECK(o[3] == 70);
+        CHECK(o[4] == (lane ^ 4) * 10);
+      }
+  }
+
+  TEST_CASE("warp votes") {
+    std::vector<unsigned> out(4, 7);
+    ADNN_LAUNCH(vote_kernel, dim3(1), dim3(32), 0, nullptr, out.data());
+    unsigned want = 0;
+    for (int l = 0; l < 32; l += 3) want |= 1u << l;
+    CHECK(out[0] == want);
+    CHECK(out[1] == 1);
+    CHECK(out[2] == 1);
+    CHECK(out[3] == 0);
+  }
+
+  TEST_CASE("atomics across concurrently running blocks") {
+    int counter = 0, maxv = -1;
+    float fsum = 0;
+    ADNN_LAUNCH(atomic_kernel, dim3(40), dim3(96), 0, nullptr, &counter, &fsum, &maxv);
+    CHECK(counter == 40 * 96);
+    CHECK(fsum == doctest::Approx(40 * 96 * 0.5));
+    CHECK(maxv == 40 * 96 - 1);
+  }
+
+  TEST_CASE("a barrier reached by only part of a block is reported, kernel errors propagate") {
+    std::vector<int> out(32);
+    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(divergent_barrier_kernel, dim3(1), dim3(32), 0, nullptr, out.data()),
+                         doctest::Contains("SIMT emulator: deadlock in block (0, 0, 0)"), Error);
+    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(throwing_kernel, dim3(2), dim3(32), 0, nullptr, out.data()),
+                         doctest::Contains("kernel-side failure in thread 5"), Error);
+    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(throwing_kernel, dim3(1), dim3(2048), 0, nullptr, out.data()),
+                         doctest::Contains("kernel launch: invalid block (2048, 1, 1)"), Error);
+  }
+
+  TEST_CASE("a missing __syncthreads produces a wrong answer") {
+    const int64_t rows = 64, R = 1000;
+    auto x = random_vec<float>(rows * R, 5, 0.5, 1.5);
+    std::vector<float> ref(rows), good(rows, NAN), bad(rows, NAN);
+    sum_rows_reference(x.data(), ref.data(), rows, R);
+    launch_sum_rows(x.data(), good.data(), rows, R, nullptr);
+    CHECK(rel_err(good, ref) < 1e-5);
+    ADNN_LAUNCH(sum_rows_missing_barrier_kernel, dim3(rows), dim3(256), 0, nullptr, x.data(), bad.data(), R);
+    int wrong = 0;
+    for (int64_t r = 0; r < rows; ++r) wrong += std::fabs(bad[r] - ref[r]) > 1e-3f * ref[r];
+    INFO("rows with a wrong sum: " << wrong);
+    CHECK(wrong > rows / 2);
+  }
+
+  TEST_CASE("kernels vs CPU twins: sum_rows, softmax, unary, binary broadcast") {
+    for (auto [rows, R] : {std::pair<int64_t, int64_t>{1, 1}, {5, 31}, {7, 200}, {3, 5000}}) {
+      auto x = random_vec<float>(size_t(rows * R), uint64_t(rows * 131 + R));
+      std::vector<float> ref(rows), got(rows, NAN);
+      sum_rows_reference(x.data(), ref.data(), rows, R);
+      launch_sum_rows(x.data(), got.data(), rows, R, nullptr);
+      CHECK(rel_err(got, ref) < 1e-5);
+      std::vector<float> sref(x.size()), sgot(x.size(), NAN);
+      for (bool log : {false, true}) {
+        softmax_rows_reference(x.data(), sref.data(), rows, R, log);
+        launch_softmax_rows(x.data(), sgot.data(), rows, R, log, nullptr);
+        CHECK(rel_err(sgot, sref) < 1e-5);
+      }
+      auto xh = random_vec<bf16>(size_t(rows * R), 9);
+      std::vector<bf16> href(xh.size()), hgot(xh.size());
+      softmax_rows_reference(xh.data(), href.data(), rows, R, false);
+      launch_softmax_rows(xh.data(), hgot.data(), rows, R, false, nullptr);
+      CHECK(rel_err(hgot, href) < 1e-2);
+    }
+    std::vector<double> xd = random_vec<double>(1000, 3);
+    std::vector<double> dref(4), dgot(4, NAN);
+    sum_rows_reference(xd.data(), dref.data(), 4, 250);
+    launch_sum_rows(xd.data(), dgot.data(), 4, 250, nullptr);
+    for (int i = 0; i < 4; ++i) CHECK(dgot[i] == doctest::Approx(dref[i]).epsilon(1e-12));
+    float total = 0;
+    launch_sum_all_atomic(random_vec<float>(100000, 8).data(), &total, 100000, nullptr);
+    auto v = random_vec<float>(100000, 8);
+    double want = 0;
+    for (float f : v) want += f;
+    CHECK(total == doctest::Approx(want).epsilon(1e-4).scale(100));
+
+    auto u = random_vec<half>(1000, 4);
+    std::vector<half> uref(1000), ugot(1000);
+    unary_map_reference<half, UnaryCode::gelu>(u.data(), uref.data(), 1000);
+    launch_unary_map<half, UnaryCode::gelu>(u.data(), ugot.data(), 1000, nullptr);
+    CHECK(rel_err(ugot, uref) < 2e-3);
+    auto uf = random_vec<float>(3000, 6);
+    std::vector<float> ufref(3000), ufgot(3000, NAN);
+    unary_map_reference<float, UnaryCode::silu>(uf.data(), ufref.data(), 3000);
+    launch_unary_map<float, UnaryCode::silu>(uf.data(), ufgot.data(), 3000, nullptr);
+    CHECK(rel_err(ufgot, ufref) < 1e-6);
+
+    for (auto [rows, D] : {std::pair<int64_t, int64_t>{3, 7}, {9, 300}, {4, 2048}}) {
+      auto x = random_vec<float>(size_t(rows * D), uint64_t(D), -3, 5);
+      auto w = random_vec<float>(size_t(D), 1), b = random_vec<float>(size_t(D), 2);
+      std::vector<float> yr(x.size()), yg(x.size(), NAN), mr(rows), mg(rows, NAN), rr(rows), rg(rows, NAN);
+      layer_norm_rows_reference(x.data(), w.data(), b.data(), yr.data(), mr.data(), rr.data(), rows, D, 1e-5f);
+      launch_layer_norm_rows(x.data(), w.data(), b.data(), yg.data(), mg.data(), rg.data(), rows, D, 1e-5f, nullptr);
+      CHECK(rel_err(yg, yr) < 2e-5);
+      CHECK(rel_err(mg, mr) < 1e-5);
+      CHECK(rel_err(rg, rr) < 1e-5);
+    }
+
+    // (4, 1, 6) + (5, 1) broadcast, with a transposed b
+    BroadcastGeom g{3, {4, 5, 6}, {6, 0, 1}, {0, 1, 0}};
+    auto a = random_vec<float>(24, 1), b = random_vec<float>(5, 2);
+    std::vector<float> bref(120), bgot(120, NAN);
+    binary_broadcast_reference<float, BinaryCode::mul>(a.data(), b.data(), bref.data(), 120, g);
+    launch_binary_broadcast<float, BinaryCode::mul>(a.data(), b.data(), bgot.data(), 120, g, nullptr);
+    CHECK(rel_err(bgot, bref) < 1e-6);
+    for (int i = 0; i < 4; ++i)
+      for (int j = 0; j < 5; ++j)
+        for (int k = 0; k < 6; ++k) CHECK(bgot[(i * 5 + j) * 6 + k] == a[i * 6 + k] * b[j]);
+  }
+}
