@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Builds and runs every test: the release suite, the same suite under AddressSanitizer +
-# UndefinedBehaviorSanitizer, and a consumer project built against the installed package.
+# Builds and runs every test: the release suite with the CUDA kernels running under the SIMT
+# emulator, the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, the check
+# that removing any __syncthreads() from a kernel makes a test fail, the real kernels
+# compiled by nvcc for sm_80/86/90 (compile only), and a consumer project built against the
+# installed package.
 # Usage: scripts/test.sh [--quick]   (--quick: release suite only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +14,7 @@ step() { printf '\n=== %s (%ss elapsed)\n' "$1" "$SECONDS"; }
 
 step "release build"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=ON \
+  -DADNN_CUDA=OFF -DADNN_CUDA_EMULATION=ON \
   -DCMAKE_INSTALL_PREFIX="$PWD/build/install" >/dev/null
 cmake --build build -j "$jobs"
 step "release tests"
@@ -20,11 +24,24 @@ if [[ "${1:-}" == "--quick" ]]; then exit 0; fi
 
 step "ASan + UBSan build"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
-  -DADNN_SANITIZE=address,undefined -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=OFF -DADNN_BUILD_EXAMPLES=ON >/dev/null
+  -DADNN_SANITIZE=address,undefined -DADNN_CUDA=OFF -DADNN_CUDA_EMULATION=ON \
+  -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=OFF -DADNN_BUILD_EXAMPLES=ON >/dev/null
 cmake --build build-asan -j "$jobs" --target adnn_tests mlp_train
 step "ASan + UBSan tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j 1
+
+step "every __syncthreads() is needed and caught"
+bash scripts/check-barriers.sh build
+
+if command -v nvcc >/dev/null; then
+  step "nvcc: compile the real kernels for sm_80, sm_86, sm_90"
+  cmake -S . -B build-nvcc -G Ninja -DCMAKE_BUILD_TYPE=Release -DADNN_CUDA=ON -DADNN_CUDA_ARCHS="80;86;90" \
+    -DADNN_BUILD_TESTS=OFF -DADNN_BUILD_BENCH=OFF -DADNN_BUILD_EXAMPLES=OFF >/dev/null
+  cmake --build build-nvcc --target adnn_cuda_kernels
+else
+  echo "nvcc not on PATH: skipping the real-kernel compile"
+fi
 
 step "install + consumer project"
 cmake --install build >/dev/null

@@ -1,0 +1,43 @@
+// Cost of the SIMT emulator per emulated CUDA thread (ADNN_CUDA_EMULATION builds).
+// `block_sum`: a sum over 2^20 floats in 4096 blocks of 256 threads (warp shuffles and
+// __syncthreads, as in kernels/reduce.cuh); `map`: an elementwise kernel with no barrier.
+// Reports ns per emulated thread; every emulated thread is one fiber.
+#include <adnn/adnn.hpp>
+#include <benchmark/benchmark.h>
+
+#include "kernels/elementwise.cuh"
+#include "kernels/reduce.cuh"
+
+using namespace adnn;
+using namespace adnn::kernels;
+
+static void BM_emulated_block_sum(benchmark::State& st) {
+  const int64_t rows = 4096, R = 256;
+  std::vector<float> x(size_t(rows * R), 1.0f), out(rows);
+  for (auto _ : st) {
+    ADNN_LAUNCH((sum_rows_kernel<float, float>), dim3(unsigned(rows)), dim3(256), 0, nullptr, x.data(), out.data(),
+                rows, R);
+    benchmark::DoNotOptimize(out.data());
+  }
+  const double threads = double(rows * 256) * double(st.iterations());
+  // rate of (threads / 1e9) per second, inverted: nanoseconds per thread
+  st.counters["ns_per_thread"] =
+      benchmark::Counter(threads / 1e9, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_emulated_block_sum)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+static void BM_emulated_map(benchmark::State& st) {
+  const int64_t n = int64_t(1) << 20;
+  std::vector<float> x(static_cast<size_t>(n), 0.5f), y(x.size());
+  for (auto _ : st) {
+    // one element per thread: 4096 blocks of 256
+    ADNN_LAUNCH((unary_map_kernel<float, UnaryCode::relu>), dim3(unsigned(n / 256)), dim3(256), 0, nullptr, x.data(),
+                y.data(), n);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["ns_per_thread"] = benchmark::Counter(double(n) * double(st.iterations()) / 1e9,
+                                                    benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_emulated_map)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+BENCHMARK_MAIN();
