@@ -15,8 +15,8 @@ static void BM_emulated_block_sum(benchmark::State& st) {
   const int64_t rows = 4096, R = 256;
   std::vector<float> x(size_t(rows * R), 1.0f), out(rows);
   for (auto _ : st) {
-    ADNN_LAUNCH((sum_rows_kernel<float, float>), dim3(unsigned(rows)), dim3(256), 0, nullptr, x.data(), out.data(),
-                rows, R);
+    ADNN_LAUNCH(reduce_rows_kernel<float>, dim3(unsigned(rows)), dim3(256), 0, nullptr, int(r_sum), x.data(),
+                out.data(), rows, R);
     benchmark::DoNotOptimize(out.data());
   }
   const double threads = double(rows * 256) * double(st.iterations());
@@ -29,10 +29,15 @@ BENCHMARK(BM_emulated_block_sum)->Unit(benchmark::kMillisecond)->UseRealTime();
 static void BM_emulated_map(benchmark::State& st) {
   const int64_t n = int64_t(1) << 20;
   std::vector<float> x(static_cast<size_t>(n), 0.5f), y(x.size());
+  Geom g;
+  g.ndim = 1;
+  g.size[0] = n;
+  g.stride[0][0] = 1;
+  g.stride[1][0] = 1;
   for (auto _ : st) {
     // one element per thread: 4096 blocks of 256
-    ADNN_LAUNCH((unary_map_kernel<float, UnaryCode::relu>), dim3(unsigned(n / 256)), dim3(256), 0, nullptr, x.data(),
-                y.data(), n);
+    ADNN_LAUNCH(unary_kernel<float>, dim3(unsigned(n / 256)), dim3(256), 0, nullptr, int(u_relu), x.data(), y.data(),
+                n, g, 0.0, 0.0);
     benchmark::DoNotOptimize(y.data());
   }
   st.counters["ns_per_thread"] = benchmark::Counter(double(n) * double(st.iterations()) / 1e9,

@@ -1,60 +1,123 @@
 #pragma once
-// Softmax / log-softmax over the last dim.
+// Softmax / log-softmax along one dim, forward and backward.
 //
-// y[r, k] = exp(x[r, k] - m_r) / s_r, with m_r = max_k x[r, k], s_r = sum_k exp(x[r, k] - m_r);
-// log form: y = x - m_r - log s_r. A row whose entries are all -inf gives NaN, as in torch.
-// Layout: contiguous (rows, D).
-// Threads: one block per row; three strided passes (max, sum of exp, write) with block
-//   reductions (warp shuffles + shared memory) between them.
-// Cost: reads 3·rows·D·sizeof(T) (rows are re-read from L2 at the sizes used), writes
-//   rows·D·sizeof(T); about 3 flops and one exp per element.
+// y = exp(x - m) / s along the dim (m the max, s the sum of exp(x - m)); log form
+// y = x - m - log s. A row whose entries are all -inf keeps m = 0 (as the CPU twin), so it
+// gives NaN only through 0/0, like torch. Backward: gx = y (g - sum(g y)), log form
+// gx = g - exp(y) sum(g).
+// Layout: contiguous (outer, D, inner).
+// Threads: inner == 1 (the common case, softmax over the last dim): one block per row,
+//   strided passes over D with block reductions (warp shuffles + shared memory) between
+//   them. inner > 1: one thread per (outer, inner) column walking D with stride inner, so
+//   consecutive threads read consecutive addresses.
+// Cost: forward reads the row 3 times (max, sum, write), writes it once: 4·D·sizeof(T) per
+//   row; one exp per element per pass that needs it. Backward reads g and y twice, writes
+//   gx once.
 #include "reduce.cuh"
 
 namespace adnn::kernels {
 
-template <class T, bool Log>
-__global__ void softmax_rows_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows, int64_t D) {
-  __shared__ float scratch[32];
+template <class T>
+__global__ void softmax_rows_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows, int64_t D, bool log_) {
+  __shared__ T scratch[32];
   const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
   if (r >= rows) return;
   const T* xr = x + r * D;
   T* yr = y + r * D;
-  float m = -INFINITY;
-  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) m = fmaxf(m, to_float(xr[k]));
+  T m = -INFINITY;
+  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) m = xr[k] > m ? xr[k] : m;
   m = block_max(m, scratch);
-  float s = 0;
-  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) s += __expf(to_float(xr[k]) - m);
+  if (m == T(-INFINITY)) m = 0;
+  T s = 0;
+  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) s += math::exp(xr[k] - m);
   s = block_sum(s, scratch);
-  if (Log) {
-    const float ls = m + logf(s);
-    for (int64_t k = threadIdx.x; k < D; k += blockDim.x) yr[k] = from_float<T>(to_float(xr[k]) - ls);
+  if (log_) {
+    const T ls = m + math::log(s);
+    for (int64_t k = threadIdx.x; k < D; k += blockDim.x) yr[k] = xr[k] - ls;
   } else {
-    const float inv = 1.0f / s;
-    for (int64_t k = threadIdx.x; k < D; k += blockDim.x) yr[k] = from_float<T>(__expf(to_float(xr[k]) - m) * inv);
+    const T inv = T(1) / s;
+    for (int64_t k = threadIdx.x; k < D; k += blockDim.x) yr[k] = math::exp(xr[k] - m) * inv;
   }
 }
 
 template <class T>
-void launch_softmax_rows(const T* x, T* y, int64_t rows, int64_t D, bool log, Stream stream) {
-  if (rows == 0) return;
-  const unsigned threads = D >= 1024 ? 256 : D >= 128 ? 128 : 32;
-  const dim3 grid(unsigned(std::min<int64_t>(rows, 65535)), ceil_div(rows, 65535));
-  if (log)
-    ADNN_LAUNCH((softmax_rows_kernel<T, true>), grid, dim3(threads), 0, stream, x, y, rows, D);
-  else
-    ADNN_LAUNCH((softmax_rows_kernel<T, false>), grid, dim3(threads), 0, stream, x, y, rows, D);
+__global__ void softmax_backward_rows_kernel(const T* __restrict__ g, const T* __restrict__ y, T* __restrict__ gx,
+                                             int64_t rows, int64_t D, bool log_) {
+  __shared__ T scratch[32];
+  const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
+  if (r >= rows) return;
+  const T* gr = g + r * D;
+  const T* yr = y + r * D;
+  T s = 0;
+  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) s += log_ ? gr[k] : gr[k] * yr[k];
+  s = block_sum(s, scratch);
+  for (int64_t k = threadIdx.x; k < D; k += blockDim.x)
+    gx[r * D + k] = log_ ? gr[k] - math::exp(yr[k]) * s : yr[k] * (gr[k] - s);
 }
 
-// ---- CPU twin
+// inner > 1: one thread per (outer, inner) column
+template <class T>
+__global__ void softmax_cols_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t outer, int64_t D,
+                                    int64_t inner, bool log_) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= outer * inner) return;
+  const int64_t base = (c / inner) * D * inner + c % inner;
+  T m = -INFINITY;
+  for (int64_t d = 0; d < D; ++d) m = x[base + d * inner] > m ? x[base + d * inner] : m;
+  if (m == T(-INFINITY)) m = 0;
+  T s = 0;
+  for (int64_t d = 0; d < D; ++d) s += math::exp(x[base + d * inner] - m);
+  const T ls = m + math::log(s), inv = T(1) / s;
+  for (int64_t d = 0; d < D; ++d)
+    y[base + d * inner] = log_ ? x[base + d * inner] - ls : math::exp(x[base + d * inner] - m) * inv;
+}
+
+template <class T>
+__global__ void softmax_backward_cols_kernel(const T* __restrict__ g, const T* __restrict__ y, T* __restrict__ gx,
+                                             int64_t outer, int64_t D, int64_t inner, bool log_) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= outer * inner) return;
+  const int64_t base = (c / inner) * D * inner + c % inner;
+  T s = 0;
+  for (int64_t d = 0; d < D; ++d) s += log_ ? g[base + d * inner] : g[base + d * inner] * y[base + d * inner];
+  for (int64_t d = 0; d < D; ++d) {
+    const int64_t k = base + d * inner;
+    gx[k] = log_ ? g[k] - math::exp(y[k]) * s : y[k] * (g[k] - s);
+  }
+}
+
+template <class T>
+void launch_softmax(const T* x, T* y, int64_t outer, int64_t D, int64_t inner, bool log, Stream stream) {
+  if (outer * inner == 0) return;
+  if (inner == 1)
+    ADNN_LAUNCH(softmax_rows_kernel<T>, row_grid(outer), dim3(row_threads(D)), 0, stream, x, y, outer, D, log);
+  else
+    ADNN_LAUNCH(softmax_cols_kernel<T>, dim3(ceil_div(outer * inner, 128)), dim3(128), 0, stream, x, y, outer, D,
+                inner, log);
+}
+
+template <class T>
+void launch_softmax_backward(const T* g, const T* y, T* gx, int64_t outer, int64_t D, int64_t inner, bool log,
+                             Stream stream) {
+  if (outer * inner == 0) return;
+  if (inner == 1)
+    ADNN_LAUNCH(softmax_backward_rows_kernel<T>, row_grid(outer), dim3(row_threads(D)), 0, stream, g, y, gx, outer, D,
+                log);
+  else
+    ADNN_LAUNCH(softmax_backward_cols_kernel<T>, dim3(ceil_div(outer * inner, 128)), dim3(128), 0, stream, g, y, gx,
+                outer, D, inner, log);
+}
+
+// ---- CPU twin (also src/cpu/reduce.cpp: softmax)
 template <class T>
 void softmax_rows_reference(const T* x, T* y, int64_t rows, int64_t D, bool log) {
   for (int64_t r = 0; r < rows; ++r) {
     double m = -INFINITY, s = 0;
-    for (int64_t k = 0; k < D; ++k) m = std::max(m, double(to_float(x[r * D + k])));
-    for (int64_t k = 0; k < D; ++k) s += std::exp(double(to_float(x[r * D + k])) - m);
+    for (int64_t k = 0; k < D; ++k) m = std::max(m, double(x[r * D + k]));
+    for (int64_t k = 0; k < D; ++k) s += std::exp(double(x[r * D + k]) - m);
     for (int64_t k = 0; k < D; ++k) {
-      double v = double(to_float(x[r * D + k])) - m;
-      y[r * D + k] = from_float<T>(float(log ? v - std::log(s) : std::exp(v) / s));
+      double v = double(x[r * D + k]) - m;
+      y[r * D + k] = T(log ? v - std::log(s) : std::exp(v) / s);
     }
   }
 }

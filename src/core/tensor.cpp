@@ -11,7 +11,10 @@
 #include <numeric>
 #include <optional>
 
-#include "cpu/kernels.hpp"
+#include "backend.hpp"
+#if ADNN_WITH_CUDA_BACKEND
+#include <adnn/cuda/runtime.hpp>
+#endif
 
 namespace adnn {
 
@@ -43,13 +46,28 @@ void set_allocation_sentinel(bool on) { allocation_sentinel = on; }
 // ---------------------------------------------------------------- storage
 Storage::Storage(size_t n, Device d) : nbytes(n), device(d) {
   detail::check_device_available(d);
+#if ADNN_WITH_CUDA_BACKEND
+  if (d.is_cuda()) {
+    data = cuda::allocate(n);
+    if (detail::allocation_sentinel) cuda::memset(data, 0xFF, n);
+    return;
+  }
+#endif
   size_t rounded = ((n + 63) / 64) * 64;
   if (rounded == 0) rounded = 64;
   data = std::aligned_alloc(64, rounded);
   ADNN_CHECK(data, "cpu allocator: out of memory allocating ", n, " bytes");
   if (detail::allocation_sentinel) std::memset(data, 0xFF, rounded);
 }
-Storage::~Storage() { std::free(data); }
+Storage::~Storage() {
+#if ADNN_WITH_CUDA_BACKEND
+  if (device.is_cuda()) {
+    cuda::deallocate(data, nbytes);
+    return;
+  }
+#endif
+  std::free(data);
+}
 
 TensorImpl::TensorImpl() = default;
 TensorImpl::~TensorImpl() = default;
@@ -106,9 +124,9 @@ void* Tensor::data_ptr() const {
 }
 
 std::vector<double> Tensor::to_vector() const {
-  ADNN_CHECK(device().is_cpu(), "to_vector: tensor is on ", device().str(), "; call .to(cpu) first");
+  if (!device().is_cpu()) return detach().to(kCPU).to_vector();
   Tensor t = empty(sizes(), TensorOptions(DType::f64));
-  cpu::copy(*this, t);
+  backend::copy(*this, t);
   const double* p = t.data_ptr<double>();
   return std::vector<double>(p, p + numel());
 }
@@ -332,9 +350,26 @@ Tensor Tensor::flatten(int64_t start, int64_t end) const {
   return reshape(s);
 }
 
+Tensor Tensor::as_strided(Shape sz, Shape st, int64_t offset) const {
+  ADNN_CHECK(sz.size() == st.size(), "as_strided: sizes ", shape_str(sz), " and strides ", shape_str(st),
+             " differ in rank");
+  ADNN_CHECK(!(autograd::GradMode::is_enabled() && requires_grad()),
+             "as_strided: not differentiable; call it on a detached tensor");
+  int64_t hi = offset;
+  for (size_t i = 0; i < sz.size(); ++i) {
+    ADNN_CHECK(sz[i] >= 0 && st[i] >= 0, "as_strided: negative size or stride");
+    if (sz[i] == 0) hi = offset - 1;
+    else hi += (sz[i] - 1) * st[i];
+  }
+  const int64_t capacity = int64_t(impl().storage->nbytes / element_size());
+  ADNN_CHECK(offset >= 0 && hi < capacity, "as_strided: view ", shape_str(sz), " strides ", shape_str(st),
+             " offset ", offset, " reaches element ", hi, " of a storage of ", capacity);
+  return make_view(*this, std::move(sz), std::move(st), offset);
+}
+
 Tensor Tensor::clone() const {
   Tensor out = empty(sizes(), TensorOptions(dtype(), device()));
-  cpu::copy(*this, out);
+  backend::copy(*this, out);
   autograd::record("clone", {*this}, out, [](const Tensor& g, const std::vector<bool>&) {
     return std::vector<Tensor>{g};
   });
@@ -349,7 +384,7 @@ Tensor Tensor::contiguous() const {
 Tensor Tensor::to(DType t) const {
   if (t == dtype()) return *this;
   Tensor out = empty(sizes(), TensorOptions(t, device()));
-  cpu::copy(*this, out);
+  backend::copy(*this, out);
   if (is_floating(t) && is_floating(dtype())) {
     DType in_t = dtype();
     autograd::record("to_dtype", {*this}, out, [in_t](const Tensor& g, const std::vector<bool>&) {
@@ -362,13 +397,32 @@ Tensor Tensor::to(DType t) const {
 Tensor Tensor::to(Device d) const {
   if (d == device()) return *this;
   detail::check_device_available(d);
+#if ADNN_WITH_CUDA_BACKEND
+  Tensor src = detach().contiguous();
+  Tensor out = empty(sizes(), TensorOptions(dtype(), d));
+  const size_t n = size_t(numel()) * element_size();
+  if (n) {
+    if (device().is_cpu())
+      cuda::copy_to_device(out.data_ptr(), src.data_ptr(), n);
+    else if (d.is_cpu())
+      cuda::copy_to_host(out.data_ptr(), src.data_ptr(), n);
+    else
+      cuda::copy_device_to_device(out.data_ptr(), src.data_ptr(), n);
+  }
+  Device from = device();
+  autograd::record("to_device", {*this}, out, [from](const Tensor& g, const std::vector<bool>&) {
+    return std::vector<Tensor>{g.to(from)};
+  });
+  return out;
+#else
   ADNN_FAIL("to: copies between ", device().str(), " and ", d.str(), " need the CUDA backend");
+#endif
 }
 
 // ---------------------------------------------------------------- in-place
 Tensor& Tensor::fill_(double v) {
   check_inplace(*this, "fill_");
-  cpu::fill(*this, v);
+  backend::fill(*this, v);
   return *this;
 }
 Tensor& Tensor::copy_(const Tensor& src) {
@@ -376,7 +430,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
   ADNN_CHECK(src.device() == device(), "copy_: source ", src.desc(), " and destination ", desc(),
              " are on different devices");
   Tensor s = src.detach().expand(sizes());
-  cpu::copy(s, *this);
+  backend::copy(s, *this);
   return *this;
 }
 Tensor& Tensor::add_(const Tensor& other, double alpha) {
@@ -384,13 +438,13 @@ Tensor& Tensor::add_(const Tensor& other, double alpha) {
   NoGradGuard ng;
   Tensor r = alpha == 1.0 ? add(*this, other) : add(*this, mul(other, alpha));
   ADNN_CHECK(r.sizes() == sizes(), "add_: result shape ", shape_str(r.sizes()), " differs from ", desc());
-  cpu::copy(r, *this);
+  backend::copy(r, *this);
   return *this;
 }
 Tensor& Tensor::mul_(double s) {
   check_inplace(*this, "mul_");
   NoGradGuard ng;
-  cpu::copy(mul(*this, s), *this);
+  backend::copy(mul(*this, s), *this);
   return *this;
 }
 
@@ -533,7 +587,7 @@ Tensor empty_strided(Shape shape, Shape strides, TensorOptions opts) {
 Tensor full(Shape shape, double value, TensorOptions opts) {
   bool rg = opts.requires_grad_;
   Tensor t = empty(std::move(shape), opts.requires_grad(false));
-  cpu::fill(t, value);
+  backend::fill(t, value);
   if (rg) t.requires_grad_(true);
   return t;
 }

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "cpu/kernels.hpp"
+#include "backend.hpp"
 
 namespace adnn::ops_detail {
 

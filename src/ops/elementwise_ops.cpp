@@ -12,7 +12,7 @@ namespace {
 
 Tensor unary_grad(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& y, double p0, double p1) {
   Tensor gx = new_like(x, x.sizes());
-  cpu::unary_backward(op, g, x, y, gx, p0, p1);
+  backend::unary_backward(op, g, x, y, gx, p0, p1);
   return gx;
 }
 
@@ -22,7 +22,7 @@ Tensor unary_op(UnaryOp op, const Tensor& x, double p0 = 0, double p1 = 0) {
   check_devices(name, {&x});
   check_floating(name, x);
   Tensor y = new_like(x, x.sizes());
-  cpu::unary(op, x, y, p0, p1);
+  backend::unary(op, x, y, p0, p1);
   if (autograd::needs_grad({&x})) {
     Tensor yd = y.detach();  // saving y itself would make a reference cycle
     autograd::record(name, {x}, y, [=](const Tensor& g, const std::vector<bool>&) {
@@ -42,7 +42,7 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
   check_same_dtype(name, {&a, &b});
   Shape shape = broadcast_shapes(name, a.sizes(), b.sizes());
   Tensor out = empty(shape, TensorOptions(is_compare(op) ? DType::boolean : a.dtype(), a.device()));
-  cpu::binary(op, a.detach().expand(shape), b.detach().expand(shape), out);
+  backend::binary(op, a.detach().expand(shape), b.detach().expand(shape), out);
   if (is_compare(op) || !autograd::needs_grad({&a, &b})) return out;
   Shape sa = a.sizes(), sb = b.sizes();
   Tensor od = out.detach();
@@ -66,7 +66,7 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
         if (need[1]) gb = neg(div(mul(g, a), mul(b, b)));
         break;
       case BinaryOp::pow:
-        if (need[0]) ga = mul(mul(g, b), pow(a, sub(b, scalar_tensor(1.0, b.dtype()))));
+        if (need[0]) ga = mul(mul(g, b), pow(a, sub(b, scalar_tensor(1.0, TensorOptions(b.dtype(), b.device())))));
         if (need[1]) gb = mul(mul(g, od), log(a));
         break;
       case BinaryOp::maximum:
@@ -75,7 +75,7 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
         Tensor tie = mul(eq(a, b).to(g.dtype()), 0.5);
         Tensor wa = add(win.to(g.dtype()), tie);
         if (need[0]) ga = mul(g, wa);
-        if (need[1]) gb = mul(g, sub(scalar_tensor(1.0, g.dtype()), wa));
+        if (need[1]) gb = mul(g, sub(scalar_tensor(1.0, TensorOptions(g.dtype(), g.device())), wa));
         break;
       }
       default: break;
@@ -124,7 +124,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   ADNN_CHECK(cond.dtype() == DType::boolean, "where: condition must be bool, got ", cond.desc());
   Shape shape = broadcast_shapes("where", broadcast_shapes("where", cond.sizes(), a.sizes()), b.sizes());
   Tensor out = empty(shape, TensorOptions(a.dtype(), a.device()));
-  cpu::where(cond.expand(shape), a.detach().expand(shape), b.detach().expand(shape), out);
+  backend::where(cond.expand(shape), a.detach().expand(shape), b.detach().expand(shape), out);
   Shape sa = a.sizes(), sb = b.sizes();
   autograd::record("where", {a, b}, out, [=](const Tensor& g, const std::vector<bool>& need) {
     Tensor z = zeros({}, TensorOptions(g.dtype(), g.device()));

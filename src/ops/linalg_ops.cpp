@@ -9,7 +9,7 @@ namespace {
 // a (B, M, K) x b (B, K, N) -> (B, M, N); the one GEMM primitive.
 Tensor bmm3(const Tensor& a, const Tensor& b) {
   Tensor c = empty({a.size(0), a.size(1), b.size(2)}, TensorOptions(a.dtype(), a.device()));
-  cpu::bmm(a.detach(), b.detach(), c);
+  backend::bmm(a.detach(), b.detach(), c);
   autograd::record("matmul", {a, b}, c, [a, b](const Tensor& g, const std::vector<bool>& need) {
     return std::vector<Tensor>{need[0] ? bmm3(g, b.transpose(1, 2)) : Tensor(),
                                need[1] ? bmm3(a.transpose(1, 2), g) : Tensor()};

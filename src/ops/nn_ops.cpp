@@ -50,12 +50,12 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dOption
              x.desc());
   Tensor xc = x.detach().contiguous(), wc = w.detach().contiguous();
   Tensor y = new_like(x, {N, g.OH, g.OW, O});
-  cpu::conv2d_forward(xc, wc, bias.defined() ? bias.detach().contiguous() : Tensor(), y, g);
+  backend::conv2d_forward(xc, wc, bias.defined() ? bias.detach().contiguous() : Tensor(), y, g);
   autograd::record("conv2d", {x, w, bias}, y, [=](const Tensor& gy, const std::vector<bool>& need) {
     Tensor gx = need[0] ? new_like(xc, xc.sizes()) : Tensor();
     Tensor gw = need[1] ? new_like(wc, wc.sizes()) : Tensor();
     Tensor gb = need[2] ? new_like(wc, {O}) : Tensor();
-    cpu::conv2d_backward(gy.contiguous(), xc, wc, gx, gw, gb, g);
+    backend::conv2d_backward(gy.contiguous(), xc, wc, gx, gw, gb, g);
     return std::vector<Tensor>{gx, gw, gb};
   });
   return y;
@@ -94,11 +94,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   }
   Tensor y = new_like(x, x.sizes());
   Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
-  cpu::batch_norm_forward(xc, wd, bias.defined() ? bias.detach().contiguous() : Tensor(), mean_t, invstd, y, M, C,
+  backend::batch_norm_forward(xc, wd, bias.defined() ? bias.detach().contiguous() : Tensor(), mean_t, invstd, y, M, C,
                           training, eps);
   if (training && running_mean.defined() && running_var.defined()) {
     NoGradGuard ng;
-    Tensor var_b = sub(div(ones_like(invstd), mul(invstd, invstd)), scalar_tensor(eps, invstd.dtype()));
+    Tensor var_b = sub(div(ones_like(invstd), mul(invstd, invstd)), scalar_tensor(eps, TensorOptions(invstd.dtype(), invstd.device())));
     Tensor var_u = mul(var_b, double(M) / double(M - 1));
     Tensor& rm = const_cast<Tensor&>(running_mean);
     Tensor& rv = const_cast<Tensor&>(running_var);
@@ -109,7 +109,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     Tensor gx = need[0] ? new_like(xc, xc.sizes()) : Tensor();
     Tensor gw = need[1] ? new_like(xc, {C}) : Tensor();
     Tensor gb = need[2] ? new_like(xc, {C}) : Tensor();
-    cpu::batch_norm_backward(g.contiguous(), xc, wd, mean_t, invstd, gx, gw, gb, M, C, training);
+    backend::batch_norm_backward(g.contiguous(), xc, wd, mean_t, invstd, gx, gw, gb, M, C, training);
     return std::vector<Tensor>{gx, gw, gb};
   });
   return y;
@@ -136,12 +136,12 @@ Tensor layer_norm(const Tensor& x, const Shape& ns, const Tensor& weight, const 
   Tensor xc = x.detach().contiguous();
   Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
   Tensor y = new_like(x, x.sizes()), mu = new_like(x, {M}), rstd = new_like(x, {M});
-  cpu::layer_norm_forward(xc, wd, bias.defined() ? bias.detach().contiguous() : Tensor(), y, mu, rstd, M, D, eps);
+  backend::layer_norm_forward(xc, wd, bias.defined() ? bias.detach().contiguous() : Tensor(), y, mu, rstd, M, D, eps);
   autograd::record("layer_norm", {x, weight, bias}, y, [=](const Tensor& g, const std::vector<bool>& need) {
     Tensor gx = need[0] ? new_like(xc, xc.sizes()) : Tensor();
     Tensor gw = need[1] ? new_like(xc, ns) : Tensor();
     Tensor gb = need[2] ? new_like(xc, ns) : Tensor();
-    cpu::layer_norm_backward(g.contiguous(), xc, wd, mu, rstd, gx, gw, gb, M, D);
+    backend::layer_norm_backward(g.contiguous(), xc, wd, mu, rstd, gx, gw, gb, M, D);
     return std::vector<Tensor>{gx, gw, gb};
   });
   return y;
@@ -160,11 +160,11 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   for (int64_t i = 0; i < d; ++i) outer *= x.size(i);
   for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.size(i);
   Tensor y = new_like(x, x.sizes());
-  cpu::softmax(x.detach().contiguous(), y, outer, D, inner, log);
+  backend::softmax(x.detach().contiguous(), y, outer, D, inner, log);
   Tensor yd = y.detach();
   autograd::record(name, {x}, y, [=](const Tensor& g, const std::vector<bool>&) {
     Tensor gx = new_like(yd, yd.sizes());
-    cpu::softmax_backward(g.contiguous(), yd, gx, outer, D, inner, log);
+    backend::softmax_backward(g.contiguous(), yd, gx, outer, D, inner, log);
     return std::vector<Tensor>{gx};
   });
   return y;
@@ -219,11 +219,11 @@ Tensor max_pool2d(const Tensor& x, Pool2dOptions o) {
   if (is_reduced(x.dtype())) return max_pool2d(x.to(DType::f32), o).to(x.dtype());
   Tensor y = new_like(x, {g.N, g.OH, g.OW, g.C});
   Tensor am = empty({g.N, g.OH, g.OW, g.C}, TensorOptions(DType::i64, x.device()));
-  cpu::max_pool2d_forward(x.detach().contiguous(), y, am, g);
+  backend::max_pool2d_forward(x.detach().contiguous(), y, am, g);
   Shape xs = x.sizes();
   autograd::record("max_pool2d", {x}, y, [=](const Tensor& gy, const std::vector<bool>&) {
     Tensor gx = zeros(xs, TensorOptions(gy.dtype(), gy.device()));
-    cpu::max_pool2d_backward(gy.contiguous(), am, gx, g);
+    backend::max_pool2d_backward(gy.contiguous(), am, gx, g);
     return std::vector<Tensor>{gx};
   });
   return y;
@@ -233,11 +233,11 @@ Tensor avg_pool2d(const Tensor& x, Pool2dOptions o) {
   cpu::PoolGeom g = pool_geom("avg_pool2d", x, o);
   if (is_reduced(x.dtype())) return avg_pool2d(x.to(DType::f32), o).to(x.dtype());
   Tensor y = new_like(x, {g.N, g.OH, g.OW, g.C});
-  cpu::avg_pool2d_forward(x.detach().contiguous(), y, g);
+  backend::avg_pool2d_forward(x.detach().contiguous(), y, g);
   Shape xs = x.sizes();
   autograd::record("avg_pool2d", {x}, y, [=](const Tensor& gy, const std::vector<bool>&) {
     Tensor gx = zeros(xs, TensorOptions(gy.dtype(), gy.device()));
-    cpu::avg_pool2d_backward(gy.contiguous(), gx, g);
+    backend::avg_pool2d_backward(gy.contiguous(), gx, g);
     return std::vector<Tensor>{gx};
   });
   return y;
@@ -261,11 +261,11 @@ Tensor interpolate(const Tensor& x, int64_t out_h, int64_t out_w, InterpMode mod
   auto ty = std::make_shared<cpu::InterpTaps>(cpu::interp_taps(x.size(1), out_h, mode, align_corners));
   auto tx = std::make_shared<cpu::InterpTaps>(cpu::interp_taps(x.size(2), out_w, mode, align_corners));
   Tensor y = new_like(x, {x.size(0), out_h, out_w, x.size(3)});
-  cpu::interpolate_forward(x.detach().contiguous(), y, *ty, *tx);
+  backend::interpolate_forward(x.detach().contiguous(), y, *ty, *tx);
   Shape xs = x.sizes();
   autograd::record("interpolate", {x}, y, [=](const Tensor& gy, const std::vector<bool>&) {
     Tensor gx = zeros(xs, TensorOptions(gy.dtype(), gy.device()));
-    cpu::interpolate_backward(gy.contiguous(), gx, *ty, *tx);
+    backend::interpolate_backward(gy.contiguous(), gx, *ty, *tx);
     return std::vector<Tensor>{gx};
   });
   return y;

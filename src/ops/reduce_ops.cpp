@@ -48,7 +48,7 @@ Tensor reduce_raw(ReduceOp op, const char* name, const Tensor& x, const ReducePl
   Tensor rows = to_rows(x, p);
   Tensor out = new_like(x, p.out_shape);
   ADNN_CHECK(op == ReduceOp::sum || p.R > 0, name, ": cannot reduce over an empty dimension of ", x.desc());
-  cpu::reduce_rows(op, rows, out, p.rows, p.R);
+  backend::reduce_rows(op, rows, out, p.rows, p.R);
   return out;
 }
 
@@ -109,7 +109,7 @@ Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
   ADNN_CHECK(p.R > 0, "argmax: empty dimension ", d, " in ", x.desc());
   Tensor rows = to_rows(x, p);
   Tensor out = empty(p.out_shape, TensorOptions(DType::i64, x.device()));
-  cpu::argmax_rows(rows, out, p.rows, p.R);
+  backend::argmax_rows(rows, out, p.rows, p.R);
   return out;
 }
 

@@ -28,7 +28,7 @@ Tensor cat(const std::vector<Tensor>& xs, int64_t dim) {
   int64_t off = 0;
   for (auto& t : xs) {
     offs.push_back(off);
-    cpu::copy(t, y.detach().narrow(d, off, t.size(d)));
+    backend::copy(t, y.detach().narrow(d, off, t.size(d)));
     off += t.size(d);
   }
   std::vector<int64_t> lens;
@@ -83,11 +83,11 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   Shape out = x.sizes();
   if (x.dim()) out[d] = idx.numel();
   Tensor y = new_like(x, out);
-  cpu::index_select(xc, idx, y, outer, D, inner);
+  backend::index_select(xc, idx, y, outer, D, inner);
   Shape xs = x.sizes();
   autograd::record("index_select", {x}, y, [=](const Tensor& g, const std::vector<bool>&) {
     Tensor gx = zeros(xs, TensorOptions(g.dtype(), g.device()));
-    cpu::index_add(g.contiguous(), idx, gx, outer, D, inner);
+    backend::index_add(g.contiguous(), idx, gx, outer, D, inner);
     return std::vector<Tensor>{gx};
   });
   return y;
@@ -107,11 +107,11 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   if (is_reduced(x.dtype())) return gather(x.to(DType::f32), dim, index).to(x.dtype());
   Tensor idx = index.contiguous();
   Tensor y = new_like(x, index.sizes());
-  cpu::gather(x.detach().contiguous(), d, idx, y);
+  backend::gather(x.detach().contiguous(), d, idx, y);
   Shape xs = x.sizes();
   autograd::record("gather", {x}, y, [=](const Tensor& g, const std::vector<bool>&) {
     Tensor gx = zeros(xs, TensorOptions(g.dtype(), g.device()));
-    cpu::scatter_add(g.contiguous(), d, idx, gx);
+    backend::scatter_add(g.contiguous(), d, idx, gx);
     return std::vector<Tensor>{gx};
   });
   return y;

@@ -1,7 +1,8 @@
 #include <adnn/core/device.hpp>
 #include <adnn/core/error.hpp>
 
-#ifdef ADNN_WITH_CUDA_RUNTIME
+#include <adnn/config.hpp>
+#if defined(ADNN_WITH_CUDA_RUNTIME) && !ADNN_WITH_CUDA_EMULATION
 #include <cuda_runtime_api.h>
 #endif
 
@@ -25,7 +26,9 @@ std::string Device::str() const {
 }
 
 int cuda_device_count() {
-#ifdef ADNN_WITH_CUDA_RUNTIME
+#if ADNN_WITH_CUDA_EMULATION
+  return 1;
+#elif defined(ADNN_WITH_CUDA_RUNTIME)
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;
   return n;
@@ -35,14 +38,23 @@ int cuda_device_count() {
 }
 
 bool cuda_is_available() {
-  // Tensors on `cuda` arrive with the CUDA backend (real or emulated); until then none.
+#if ADNN_WITH_CUDA_BACKEND
+  return cuda_device_count() > 0;
+#else
   return false;
+#endif
 }
 
 namespace detail {
 void check_device_available(Device d) {
   if (d.is_cpu()) return;
   int n = cuda_device_count();
+#if ADNN_WITH_CUDA_BACKEND
+  if (n > 0) {
+    ADNN_CHECK(d.index == 0, "CUDA device ", d.str(), ": adnn uses one GPU, cuda:0 (", n, " visible)");
+    return;
+  }
+#endif
   if (n == 0)
     ADNN_FAIL("no CUDA device: a tensor on ", d.str(),
               " was requested but this machine has no usable GPU (build with "

@@ -119,6 +119,9 @@ class Tensor {
   Tensor squeeze(int64_t dim) const;
   Tensor unsqueeze(int64_t dim) const;
   Tensor flatten(int64_t start = 0, int64_t end = -1) const;
+  // A view with explicit sizes, strides and offset (elements) over this tensor's storage.
+  // Bounds are checked against the storage; not differentiable.
+  Tensor as_strided(Shape sizes, Shape strides, int64_t offset) const;
   Tensor contiguous() const;
   Tensor clone() const;
   Tensor to(Device d) const;

@@ -1,0 +1,60 @@
+#pragma once
+// Indexing kernels: index_select / index_add along one dim, gather / scatter_add (torch
+// semantics).
+//
+// index_select: out[o, i, k] = x[o, idx[i], k] over x viewed (outer, D, inner).
+// index_add: gx[o, idx[i], k] += g[o, i, k] (atomicAdd: indices may repeat).
+// gather: out[p] = x[p with coordinate `dim` replaced by idx[p]], index and out of the same
+//   shape (up to 8 dims), x contiguous with its own strides; scatter_add is its adjoint
+//   (atomicAdd).
+// Layout: contiguous; int64 indices already range-checked by the op.
+// Threads: one thread per output (or gradient) element, innermost dim fastest.
+// Cost: one read and one write (or atomic add) per element, plus the index read.
+#include "common.cuh"
+
+namespace adnn::kernels {
+
+template <class T>
+__global__ void index_select_kernel(const T* __restrict__ x, const int64_t* __restrict__ idx, T* __restrict__ out,
+                                    int64_t outer, int64_t D, int64_t inner, int64_t n) {
+  const int64_t total = outer * n * inner;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t k = i % inner, j = (i / inner) % n, o = i / (inner * n);
+    out[i] = x[(o * D + idx[j]) * inner + k];
+  }
+}
+
+template <class T>
+__global__ void index_add_kernel(const T* __restrict__ g, const int64_t* __restrict__ idx, T* __restrict__ gx,
+                                 int64_t outer, int64_t D, int64_t inner, int64_t n) {
+  const int64_t total = outer * n * inner;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t k = i % inner, j = (i / inner) % n, o = i / (inner * n);
+    atomicAdd(gx + (o * D + idx[j]) * inner + k, g[i]);
+  }
+}
+
+struct GatherDims {
+  int ndim, dim;
+  int64_t size[8];      // index / out sizes
+  int64_t xstride[8];   // x strides (contiguous x)
+};
+
+template <class T>
+__global__ void gather_kernel(const T* __restrict__ x, const int64_t* __restrict__ idx, T* __restrict__ out,
+                              int64_t n, GatherDims g, bool scatter) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rem = i, off = 0;
+    for (int d = g.ndim - 1; d >= 0; --d) {
+      const int64_t c = rem % g.size[d];
+      rem /= g.size[d];
+      off += (d == g.dim ? idx[i] : c) * g.xstride[d];
+    }
+    if (scatter)
+      atomicAdd(const_cast<T*>(x) + off, out[i]);  // x is the gradient being accumulated
+    else
+      out[i] = x[off];
+  }
+}
+
+}  // namespace adnn::kernels

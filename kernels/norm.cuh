@@ -1,0 +1,209 @@
+#pragma once
+// Normalisation kernels: batch norm (channels last) and layer norm, forward and backward.
+//
+// Batch norm over x (M, C), M = N·H·W rows of C channels (NHWC flattened):
+//   channel_partials: per channel, two sums over a slice of rows, in f64: mode sum
+//     (Σx), mode sqdev (Σ(x-mean)²), mode grad (Σg and Σg·x̂). Block (32, 8): 32 channels
+//     (coalesced across a row) × 8 row lanes; grid (C/32, P) with P row slices; partial
+//     sums go to a (2, P, C) workspace, then channel_reduce adds the P slices and finalises
+//     (mean, invstd, or the raw sums).
+//   bn_apply: y = (x - mean)·invstd·w + b, one thread per element.
+//   bn_backward_apply: gx = w·invstd·(g - Σg/M - x̂·Σgx̂/M) (training) or w·invstd·g (eval).
+//   Cost: stats read x twice (2·M·C·sizeof(T)); apply reads x, writes y; backward reads
+//   g and x twice, writes gx.
+// Layer norm over rows of x (M, D):
+//   layer_norm_rows: one block per row; two block reductions (mean, then mean squared
+//     deviation: two-pass for accuracy) sharing one scratch array; writes y, mean, rstd.
+//   layer_norm_backward_rows: one block per row; gx = rstd·(ĝ - mean(ĝ) - x̂·mean(ĝx̂)),
+//     ĝ = g·w.
+//   layer_norm_param_grads: one thread per column d: gw[d] = Σ_r g·x̂, gb[d] = Σ_r g.
+//   Cost: forward reads x 3 times, writes y; backward reads g and x twice, writes gx.
+#include "reduce.cuh"
+
+namespace adnn::kernels {
+
+enum ChannelMode : int { ch_sum, ch_sqdev, ch_grad };
+enum ChannelFinal : int { fin_mean, fin_invstd, fin_sums };
+
+template <class T>
+__global__ void channel_partials_kernel(int mode, const T* __restrict__ x, const T* __restrict__ g,
+                                        const T* __restrict__ mean, const T* __restrict__ invstd,
+                                        double* __restrict__ part, int64_t M, int64_t C) {
+  __shared__ double s0[8][33];
+  __shared__ double s1[8][33];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t c = blockIdx.x * 32 + tx;
+  double a0 = 0, a1 = 0;
+  if (c < C) {
+    const double mu = mode == ch_sum ? 0.0 : double(mean[c]);
+    const double is = mode == ch_grad ? double(invstd[c]) : 0.0;
+    for (int64_t r = blockIdx.y * 8 + ty; r < M; r += 8 * int64_t(gridDim.y)) {
+      const double v = double(x[r * C + c]);
+      if (mode == ch_sum) {
+        a0 += v;
+      } else if (mode == ch_sqdev) {
+        a0 += (v - mu) * (v - mu);
+      } else {
+        const double gv = double(g[r * C + c]);
+        a0 += gv;
+        a1 += gv * (v - mu) * is;
+      }
+    }
+  }
+  s0[ty][tx] = a0;
+  s1[ty][tx] = a1;
+  __syncthreads();
+  if (ty == 0 && c < C) {
+    for (int k = 1; k < 8; ++k) {
+      a0 += s0[k][tx];
+      a1 += s1[k][tx];
+    }
+    const int64_t P = gridDim.y;
+    part[(0 * P + blockIdx.y) * C + c] = a0;
+    part[(1 * P + blockIdx.y) * C + c] = a1;
+  }
+}
+
+// Adds the P partial slices; fin_mean: out0 = s0/M; fin_invstd: out0 = 1/sqrt(s0/M + eps);
+// fin_sums: out0 = s0, out1 = s1 (either may be null).
+template <class O>
+__global__ void channel_reduce_kernel(int fin, const double* __restrict__ part, int64_t P, int64_t C, int64_t M,
+                                      double eps, O* __restrict__ out0, O* __restrict__ out1) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  double a0 = 0, a1 = 0;
+  for (int64_t p = 0; p < P; ++p) {
+    a0 += part[p * C + c];
+    a1 += part[(P + p) * C + c];
+  }
+  if (fin == fin_mean) {
+    out0[c] = O(a0 / double(M));
+  } else if (fin == fin_invstd) {
+    out0[c] = O(1.0 / math::sqrt(a0 / double(M) + eps));
+  } else {
+    if (out0) out0[c] = O(a0);
+    if (out1) out1[c] = O(a1);
+  }
+}
+
+template <class T>
+__global__ void bn_apply_kernel(const T* __restrict__ x, const T* __restrict__ mean, const T* __restrict__ invstd,
+                                const T* __restrict__ w, const T* __restrict__ b, T* __restrict__ y, int64_t M,
+                                int64_t C) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = i % C;
+    T v = (x[i] - mean[c]) * invstd[c];
+    if (w) v = v * w[c];
+    if (b) v = v + b[c];
+    y[i] = v;
+  }
+}
+
+// sums: (2, C) doubles: Σg, Σg·x̂
+template <class T>
+__global__ void bn_backward_apply_kernel(const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ w,
+                                         const T* __restrict__ mean, const T* __restrict__ invstd,
+                                         const double* __restrict__ sums, T* __restrict__ gx, int64_t M, int64_t C,
+                                         bool training) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = i % C;
+    const double scale = double(invstd[c]) * (w ? double(w[c]) : 1.0);
+    if (training) {
+      const double xhat = (double(x[i]) - double(mean[c])) * double(invstd[c]);
+      gx[i] = T(scale * (double(g[i]) - sums[c] / double(M) - xhat * sums[C + c] / double(M)));
+    } else {
+      gx[i] = T(scale * double(g[i]));
+    }
+  }
+}
+
+// ---------------------------------------------------------------- layer norm
+template <class T>
+__global__ void layer_norm_rows_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
+                                       T* __restrict__ y, T* __restrict__ mean, T* __restrict__ rstd, int64_t rows,
+                                       int64_t D, double eps) {
+  __shared__ T scratch[32];
+  const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
+  if (r >= rows) return;
+  const T* xr = x + r * D;
+  T s = 0;
+  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) s += xr[k];
+  const T mu = block_sum(s, scratch) / T(D);
+  T v = 0;
+  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) v += (xr[k] - mu) * (xr[k] - mu);
+  const T rs = T(1) / math::sqrt(block_sum(v, scratch) / T(D) + T(eps));
+  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) {
+    T o = (xr[k] - mu) * rs;
+    if (w) o = o * w[k];
+    if (b) o = o + b[k];
+    y[r * D + k] = o;
+  }
+  if (threadIdx.x == 0) {
+    mean[r] = mu;
+    rstd[r] = rs;
+  }
+}
+
+template <class T>
+__global__ void layer_norm_backward_rows_kernel(const T* __restrict__ g, const T* __restrict__ x,
+                                                const T* __restrict__ w, const T* __restrict__ mean,
+                                                const T* __restrict__ rstd, T* __restrict__ gx, int64_t rows,
+                                                int64_t D) {
+  __shared__ T scratch[32];
+  const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
+  if (r >= rows) return;
+  const T mu = mean[r], rs = rstd[r];
+  const T* gr = g + r * D;
+  const T* xr = x + r * D;
+  T s1 = 0, s2 = 0;
+  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) {
+    const T gh = gr[k] * (w ? w[k] : T(1));
+    s1 += gh;
+    s2 += gh * (xr[k] - mu) * rs;
+  }
+  s1 = block_sum(s1, scratch) / T(D);
+  s2 = block_sum(s2, scratch) / T(D);
+  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) {
+    const T gh = gr[k] * (w ? w[k] : T(1));
+    gx[r * D + k] = rs * (gh - s1 - (xr[k] - mu) * rs * s2);
+  }
+}
+
+template <class T>
+__global__ void layer_norm_param_grads_kernel(const T* __restrict__ g, const T* __restrict__ x,
+                                              const T* __restrict__ mean, const T* __restrict__ rstd,
+                                              T* __restrict__ gw, T* __restrict__ gb, int64_t rows, int64_t D) {
+  const int64_t d = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (d >= D) return;
+  double aw = 0, ab = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const double gv = double(g[r * D + d]);
+    aw += gv * (double(x[r * D + d]) - double(mean[r])) * double(rstd[r]);
+    ab += gv;
+  }
+  if (gw) gw[d] = T(aw);
+  if (gb) gb[d] = T(ab);
+}
+
+// ---- CPU twin (op-level twins: src/cpu/nn_kernels.cpp)
+template <class T>
+void layer_norm_rows_reference(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t rows, int64_t D,
+                               double eps) {
+  for (int64_t r = 0; r < rows; ++r) {
+    double mu = 0, var = 0;
+    for (int64_t k = 0; k < D; ++k) mu += double(x[r * D + k]);
+    mu /= double(D);
+    for (int64_t k = 0; k < D; ++k) var += (double(x[r * D + k]) - mu) * (double(x[r * D + k]) - mu);
+    double rs = 1.0 / std::sqrt(var / double(D) + eps);
+    for (int64_t k = 0; k < D; ++k) {
+      double o = (double(x[r * D + k]) - mu) * rs;
+      if (w) o *= double(w[k]);
+      if (b) o += double(b[k]);
+      y[r * D + k] = T(o);
+    }
+    mean[r] = T(mu);
+    rstd[r] = T(rs);
+  }
+}
+
+}  // namespace adnn::kernels

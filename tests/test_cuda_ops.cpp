@@ -1,0 +1,125 @@
+// Every registered op on `cpu` and on `cuda` (the SIMT emulator in CI, a GPU when one is
+// lent): forward outputs and all input gradients must agree, for contiguous and
+// non-contiguous inputs, in f64 and f32.
+#include <adnn/cuda/runtime.hpp>
+
+#include "testing.hpp"
+
+using namespace adnn;
+using namespace adnn::testing;
+
+namespace {
+
+// The same values with the same strides, on `device`.
+Tensor to_device_like(const Tensor& t, Device device) {
+  const int64_t capacity = int64_t(t.impl().storage->nbytes / t.element_size());
+  Tensor base = t.detach().as_strided({capacity}, {1}, 0);
+  return base.to(device).as_strided(t.sizes(), t.strides(), t.storage_offset());
+}
+
+struct Run {
+  Tensor out;
+  std::vector<Tensor> grads;
+};
+
+Run run_case(const OpCase& c, std::vector<Tensor> xs, const Tensor& w) {
+  for (size_t i = 0; i < xs.size(); ++i)
+    if (c.inputs[i].differentiable) xs[i] = xs[i].detach().requires_grad_(true);
+  Run r;
+  r.out = c.fn(xs);
+  sum(mul(r.out, w.to(r.out.device()).to(r.out.dtype()))).backward();
+  for (size_t i = 0; i < xs.size(); ++i) r.grads.push_back(c.inputs[i].differentiable ? xs[i].grad() : Tensor());
+  return r;
+}
+
+double scale_of(const Tensor& t) {
+  double m = 1;
+  for (double v : t.to_vector()) m = std::max(m, std::fabs(v));
+  return m;
+}
+
+}  // namespace
+
+TEST_SUITE("cuda") {
+  TEST_CASE("every op: cpu and cuda agree (forward and gradients)") {
+    REQUIRE(cuda_is_available());
+    INFO("device: " << std::string(cuda::device_name()));
+    manual_seed(4321);
+    int compared = 0;
+    for (auto& c : registry()) {
+      for (DType dt : {DType::f64, DType::f32}) {
+        for (bool nc : {false, true}) {
+          INFO("op " << c.name << " " << std::string(dtype_name(dt)) << std::string(nc ? " non-contiguous" : ""));
+          auto xs = make_inputs(c, nc);
+          if (dt == DType::f32)
+            for (auto& x : xs)
+              if (x.dtype() == DType::f64) x = to_device_like(x.detach(), kCPU).to(DType::f32);  // contiguous f32
+          std::vector<Tensor> xd;
+          for (auto& x : xs) xd.push_back(to_device_like(x, kCUDA));
+          if (nc)
+            for (size_t i = 0; i < xs.size(); ++i) CHECK(xd[i].strides() == xs[i].strides());
+          Tensor w;
+          {
+            NoGradGuard ng;
+            w = randn(c.fn(xs).sizes(), DType::f64);  // weights of the scalar whose gradient is compared
+          }
+          Run ref = run_case(c, xs, w);
+          Run got = run_case(c, xd, w);
+          REQUIRE(got.out.device() == kCUDA);
+          const double tol = dt == DType::f64 ? 1e-9 : std::max(2e-5, c.f32_tol);
+          CHECK(max_abs_diff(got.out, ref.out) <= tol * scale_of(ref.out));
+          for (size_t i = 0; i < xs.size(); ++i) {
+            if (!c.inputs[i].differentiable) continue;
+            INFO("gradient of input " << i);
+            REQUIRE(got.grads[i].defined());
+            CHECK(got.grads[i].device() == kCUDA);
+            CHECK(max_abs_diff(got.grads[i], ref.grads[i]) <= tol * scale_of(ref.grads[i]) * 10);
+          }
+          ++compared;
+        }
+      }
+    }
+    CHECK(compared >= 4 * 80);
+  }
+
+  TEST_CASE("device memory: caching allocator, peak, out-of-memory error") {
+    cuda::empty_cache();
+    cuda::reset_peak_memory();
+    auto before = cuda::memory_stats();
+    {
+      Tensor a = empty({1000}, TensorOptions(DType::f32, kCUDA));
+      Tensor b = empty({250000}, TensorOptions(DType::f32, kCUDA));
+      auto s = cuda::memory_stats();
+      CHECK(s.in_use >= before.in_use + 1000 * 4 + 250000 * 4);
+      CHECK(s.peak_in_use >= s.in_use);
+    }
+    auto after = cuda::memory_stats();
+    CHECK(after.in_use == before.in_use);
+    CHECK(after.reserved > after.in_use);  // blocks are cached, not freed
+    const uint64_t hits = after.cache_hits;
+    { Tensor again = empty({250000}, TensorOptions(DType::f32, kCUDA)); }
+    CHECK(cuda::memory_stats().cache_hits == hits + 1);
+    if (cuda::is_emulated()) {
+      cuda::set_memory_limit(64 << 20);
+      CHECK_THROWS_WITH_AS(empty({100 << 20}, TensorOptions(DType::f32, kCUDA)),
+                           doctest::Contains("CUDA out of memory: tried to allocate 419430400 bytes"), Error);
+      cuda::set_memory_limit(0);
+    }
+  }
+
+  TEST_CASE("copies between devices, views of device tensors, printing") {
+    Tensor a = arange(0, 12, 1, DType::f32).reshape({3, 4});
+    Tensor d = a.to(kCUDA);
+    CHECK(d.device() == kCUDA);
+    testing::check_values(d.t().contiguous(), a.t().contiguous().to_vector());
+    testing::check_values(d.slice(1, 1, 4, 2).to(kCPU), {1, 3, 5, 7, 9, 11});
+    CHECK(to_string(d.narrow(0, 0, 1)).find("device=cuda:0") != std::string::npos);
+    Tensor x = ones({2, 2}, kCUDA).requires_grad_();
+    Tensor y = sum(mul(x.to(kCPU), 3.0));
+    y.backward();
+    CHECK(x.grad().device() == kCUDA);
+    testing::check_values(x.grad(), {3, 3, 3, 3});
+    CHECK_THROWS_WITH_AS(add(ones({2}), ones({2}, kCUDA)), doctest::Contains("expected all tensors on one device"),
+                         Error);
+  }
+}
