@@ -25,7 +25,7 @@ open(path, "w").write(s)
 print(f"{path}:{line}", end=" ")
 PY
     cmake --build "$build" --target adnn_tests >/dev/null
-    if "$build/bin/adnn_tests" --test-suite=sim >/dev/null 2>&1; then
+    if "$build/bin/adnn_tests" --test-suite=sim,cuda >/dev/null 2>&1; then
       echo "NOT CAUGHT"
       status=1
     else

@@ -35,10 +35,10 @@ step "every __syncthreads() is needed and caught"
 bash scripts/check-barriers.sh build
 
 if command -v nvcc >/dev/null; then
-  step "nvcc: compile the real kernels for sm_80, sm_86, sm_90"
+  step "nvcc: build the real CUDA backend for sm_80, sm_86, sm_90 and link the test suite (no GPU: not run)"
   cmake -S . -B build-nvcc -G Ninja -DCMAKE_BUILD_TYPE=Release -DADNN_CUDA=ON -DADNN_CUDA_ARCHS="80;86;90" \
-    -DADNN_BUILD_TESTS=OFF -DADNN_BUILD_BENCH=OFF -DADNN_BUILD_EXAMPLES=OFF >/dev/null
-  cmake --build build-nvcc --target adnn_cuda_kernels
+    -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=OFF -DADNN_BUILD_EXAMPLES=OFF >/dev/null
+  cmake --build build-nvcc -j "$jobs" --target adnn adnn_tests
 else
   echo "nvcc not on PATH: skipping the real-kernel compile"
 fi

@@ -40,9 +40,18 @@ double scale_of(const Tensor& t) {
 
 }  // namespace
 
+// Real-CUDA builds run on machines without a GPU too (CI compiles them there): skip then.
+#define REQUIRE_CUDA_DEVICE()                                                    \
+  do {                                                                           \
+    if (!cuda_is_available()) {                                                  \
+      MESSAGE("no CUDA device on this machine: cuda suite skipped");            \
+      return;                                                                    \
+    }                                                                            \
+  } while (0)
+
 TEST_SUITE("cuda") {
   TEST_CASE("every op: cpu and cuda agree (forward and gradients)") {
-    REQUIRE(cuda_is_available());
+    REQUIRE_CUDA_DEVICE();
     INFO("device: " << std::string(cuda::device_name()));
     manual_seed(4321);
     int compared = 0;
@@ -83,6 +92,7 @@ TEST_SUITE("cuda") {
   }
 
   TEST_CASE("device memory: caching allocator, peak, out-of-memory error") {
+    REQUIRE_CUDA_DEVICE();
     cuda::empty_cache();
     cuda::reset_peak_memory();
     auto before = cuda::memory_stats();
@@ -108,6 +118,7 @@ TEST_SUITE("cuda") {
   }
 
   TEST_CASE("copies between devices, views of device tensors, printing") {
+    REQUIRE_CUDA_DEVICE();
     Tensor a = arange(0, 12, 1, DType::f32).reshape({3, 4});
     Tensor d = a.to(kCUDA);
     CHECK(d.device() == kCUDA);

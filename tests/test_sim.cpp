@@ -1,5 +1,6 @@
 // The SIMT emulator (built with ADNN_CUDA_EMULATION): CUDA semantics on the host, and the
 // kernels in kernels/ against their CPU twins.
+#include <algorithm>
 #include <set>
 
 #include "kernels/elementwise.cuh"
@@ -212,6 +213,11 @@ TEST_SUITE("sim") {
         launch_reduce_rows(op, x.data(), got.data(), rows, R, nullptr);
         CHECK(rel_err(got, ref) < 1e-5);
       }
+      std::vector<int64_t> aref(rows), agot(rows, -1);
+      for (int64_t r = 0; r < rows; ++r)
+        aref[r] = std::max_element(x.begin() + r * R, x.begin() + (r + 1) * R) - (x.begin() + r * R);
+      launch_argmax_rows(x.data(), agot.data(), rows, R, nullptr);
+      CHECK(agot == aref);
       std::vector<float> sref(x.size()), sgot(x.size(), NAN);
       for (bool log : {false, true}) {
         softmax_rows_reference(x.data(), sref.data(), rows, R, log);

@@ -17,6 +17,17 @@
 #include "kernels/reduce.cuh"
 #include "kernels/softmax.cuh"
 
+#if defined(__CUDACC__)
+namespace adnn::kernels {
+void cuda_launch_failed(cudaError_t e, const char* kernel, const char* file, int line) {
+  const char* base = file;
+  for (const char* p = file; *p; ++p)
+    if (*p == '/') base = p + 1;
+  throw Error(detail::cat("kernel launch ", kernel, " failed: ", cudaGetErrorString(e), " [", base, ":", line, "]"));
+}
+}  // namespace adnn::kernels
+#endif
+
 namespace adnn::cuda {
 
 namespace k = adnn::kernels;

@@ -1,0 +1,88 @@
+// CUDA kernel throughput through the op layer: elementwise (unary, broadcast binary),
+// reductions, softmax and layer norm on `cuda` tensors, timed with CUDA events (manual
+// time) and reported as GB/s of compulsory traffic (each input read once, each output
+// written once). On a host without a GPU (or with the SIMT emulator) it prints a message
+// and exits 0.
+#include <adnn/adnn.hpp>
+#include <adnn/cuda/runtime.hpp>
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <functional>
+
+using namespace adnn;
+
+namespace {
+
+// Times `body` with CUDA events per iteration; `bytes` moved per call.
+void time_cuda(benchmark::State& st, double bytes, const std::function<void()>& body) {
+  body();  // warm-up (allocator, first launch)
+  cuda::device_synchronize();
+  cuda::Event a = cuda::create_event(), b = cuda::create_event();
+  for (auto _ : st) {
+    cuda::record(a);
+    body();
+    cuda::record(b);
+    st.SetIterationTime(double(cuda::elapsed_ms(a, b)) / 1e3);
+  }
+  cuda::destroy_event(a);
+  cuda::destroy_event(b);
+  st.counters["GB/s"] = benchmark::Counter(bytes * double(st.iterations()) / 1e9, benchmark::Counter::kIsRate);
+}
+
+TensorOptions dev(DType t = DType::f32) { return TensorOptions(t, kCUDA); }
+
+void BM_gelu(benchmark::State& st) {
+  NoGradGuard ng;
+  const int64_t n = st.range(0);
+  Tensor x = randn({n}, dev());
+  time_cuda(st, 2.0 * n * 4, [&] { benchmark::DoNotOptimize(gelu(x).data_ptr()); });
+}
+void BM_add_broadcast(benchmark::State& st) {
+  NoGradGuard ng;
+  const int64_t rows = st.range(0), cols = st.range(1);
+  Tensor x = randn({rows, cols}, dev()), b = randn({cols}, dev());
+  time_cuda(st, 2.0 * rows * cols * 4 + cols * 4, [&] { benchmark::DoNotOptimize(add(x, b).data_ptr()); });
+}
+void BM_sum_rows(benchmark::State& st) {
+  NoGradGuard ng;
+  const int64_t rows = st.range(0), cols = st.range(1);
+  Tensor x = randn({rows, cols}, dev());
+  time_cuda(st, double(rows * cols + rows) * 4, [&] { benchmark::DoNotOptimize(sum(x, {1}).data_ptr()); });
+}
+void BM_softmax(benchmark::State& st) {
+  NoGradGuard ng;
+  const int64_t rows = st.range(0), cols = st.range(1);
+  Tensor x = randn({rows, cols}, dev());
+  time_cuda(st, 2.0 * rows * cols * 4, [&] { benchmark::DoNotOptimize(softmax(x, 1).data_ptr()); });
+}
+void BM_layer_norm(benchmark::State& st) {
+  NoGradGuard ng;
+  const int64_t rows = st.range(0), cols = st.range(1);
+  Tensor x = randn({rows, cols}, dev()), w = ones({cols}, dev()), b = zeros({cols}, dev());
+  time_cuda(st, 2.0 * rows * cols * 4 + 2.0 * cols * 4,
+            [&] { benchmark::DoNotOptimize(layer_norm(x, {cols}, w, b).data_ptr()); });
+}
+
+}  // namespace
+
+BENCHMARK(BM_gelu)->Arg(1 << 20)->Arg(1 << 24)->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_add_broadcast)->Args({4096, 1024})->Args({64 * 49, 2048})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_sum_rows)->Args({4096, 1024})->Args({64, 1 << 20})->UseManualTime()->Unit(benchmark::kMicrosecond);
+// the paper's attention shape: (64 batch · 8 heads · 49 queries) rows of 49 keys; and long rows
+BENCHMARK(BM_softmax)->Args({64 * 8 * 49, 49})->Args({4096, 4096})->UseManualTime()->Unit(benchmark::kMicrosecond);
+// the paper's encoder: 64·49 tokens of d_model 2048
+BENCHMARK(BM_layer_norm)->Args({64 * 49, 2048})->Args({4096, 768})->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+int main(int argc, char** argv) {
+  if (cuda_device_count() == 0 || cuda::is_emulated()) {
+    std::printf("bench_kernels: no GPU on this host (%s); CUDA-event timings skipped\n",
+                cuda_device_count() ? cuda::device_name() : "no CUDA device");
+    return 0;
+  }
+  std::printf("bench_kernels on %s\n", cuda::device_name());
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
