@@ -26,7 +26,7 @@ step "ASan + UBSan build"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
   -DADNN_SANITIZE=address,undefined -DADNN_CUDA=OFF -DADNN_CUDA_EMULATION=ON \
   -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=OFF -DADNN_BUILD_EXAMPLES=ON >/dev/null
-cmake --build build-asan -j "$jobs" --target adnn_tests mlp_train
+cmake --build build-asan -j "$jobs"
 step "ASan + UBSan tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j 1
