@@ -91,6 +91,29 @@ TEST_SUITE("cuda") {
     CHECK(compared >= 4 * 80);
   }
 
+  TEST_CASE("every op in f16 and bf16: cpu and cuda forward agree") {
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(77);
+    for (auto& c : registry()) {
+      if (!c.check_f32) continue;
+      for (DType dt : {DType::f16, DType::bf16}) {
+        INFO("op " << c.name << " " << std::string(dtype_name(dt)));
+        auto xs = make_inputs(c, false);
+        for (auto& x : xs)
+          if (x.dtype() == DType::f64) x = x.to(dt);
+        std::vector<Tensor> xd;
+        for (auto& x : xs) xd.push_back(x.to(kCUDA));
+        NoGradGuard ng;
+        Tensor ref = c.fn(xs), got = c.fn(xd);
+        CHECK(got.device() == kCUDA);
+        CHECK(got.dtype() == ref.dtype());
+        // both devices compute in f32 and round once to the storage type: allow one ulp
+        const double ulp = dt == DType::f16 ? 1.0 / 1024 : 1.0 / 128;
+        CHECK(max_abs_diff(got, ref) <= 2 * ulp * scale_of(ref));
+      }
+    }
+  }
+
   TEST_CASE("device memory: caching allocator, peak, out-of-memory error") {
     REQUIRE_CUDA_DEVICE();
     cuda::empty_cache();

@@ -90,23 +90,6 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const
   gemm_builtin<double>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-namespace {
-// For the last two dims (r, c) of a 3-D tensor: row-major -> (false, ld), col-major -> (true, ld).
-bool gemm_layout(const Tensor& t, bool& trans, int64_t& ld) {
-  int64_t rows = t.size(1), cols = t.size(2), sr = t.stride(1), sc = t.stride(2);
-  if ((sc == 1 || cols == 1) && (sr >= std::max<int64_t>(cols, 1) || rows == 1)) {
-    trans = false;
-    ld = rows == 1 ? std::max<int64_t>(cols, 1) : sr;
-    return true;
-  }
-  if ((sr == 1 || rows == 1) && (sc >= std::max<int64_t>(rows, 1) || cols == 1)) {
-    trans = true;
-    ld = cols == 1 ? std::max<int64_t>(rows, 1) : sc;
-    return true;
-  }
-  return false;
-}
-}  // namespace
 
 void bmm(const Tensor& a0, const Tensor& b0, const Tensor& c) {
   Tensor a = a0, b = b0;

@@ -6,6 +6,8 @@
 #include <adnn/core/tensor.hpp>
 #include <adnn/ops/ops.hpp>
 
+#include <algorithm>
+
 namespace adnn {
 
 enum class UnaryOp { neg, exp, log, sqrt, rsqrt, abs, relu, leaky_relu, sigmoid, tanh, silu, gelu, clamp, pow_scalar };
@@ -42,6 +44,23 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double al
 template <class T>
 void gemm_builtin(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
                   int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);
+// How a 3-D operand's last two dims (rows, cols) can be handed to a row-major GEMM:
+// row-major gives (trans = false, ld), column-major (trans = true, ld); false when neither
+// (the caller makes it contiguous). Shared by the CPU and CUDA bmm.
+inline bool gemm_layout(const Tensor& t, bool& trans, int64_t& ld) {
+  const int64_t rows = t.size(1), cols = t.size(2), sr = t.stride(1), sc = t.stride(2);
+  if ((sc == 1 || cols == 1) && (sr >= std::max<int64_t>(cols, 1) || rows == 1)) {
+    trans = false;
+    ld = rows == 1 ? std::max<int64_t>(cols, 1) : sr;
+    return true;
+  }
+  if ((sr == 1 || rows == 1) && (sc >= std::max<int64_t>(rows, 1) || cols == 1)) {
+    trans = true;
+    ld = cols == 1 ? std::max<int64_t>(rows, 1) : sc;
+    return true;
+  }
+  return false;
+}
 // Batched: a (B, M, K), b (B, K, N) each with last two dims row- or column-major,
 // any batch stride; c (B, M, N) contiguous.
 void bmm(const Tensor& a, const Tensor& b, const Tensor& c);

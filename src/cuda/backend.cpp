@@ -222,31 +222,16 @@ void softmax_backward(const Tensor& g, const Tensor& y, const Tensor& gx, int64_
 
 // ---------------------------------------------------------------- GEMM
 void bmm(const Tensor& a0, const Tensor& b0, const Tensor& c) {
-  // same layout rules as the CPU twin (src/cpu/gemm.cpp)
-  auto layout = [](const Tensor& t, bool& trans, int64_t& ld) {
-    int64_t rows = t.size(1), cols = t.size(2), sr = t.stride(1), sc = t.stride(2);
-    if ((sc == 1 || cols == 1) && (sr >= std::max<int64_t>(cols, 1) || rows == 1)) {
-      trans = false;
-      ld = rows == 1 ? std::max<int64_t>(cols, 1) : sr;
-      return true;
-    }
-    if ((sr == 1 || rows == 1) && (sc >= std::max<int64_t>(rows, 1) || cols == 1)) {
-      trans = true;
-      ld = cols == 1 ? std::max<int64_t>(rows, 1) : sc;
-      return true;
-    }
-    return false;
-  };
   Tensor a = a0, b = b0;
   bool ta, tb;
   int64_t lda, ldb;
-  if (!layout(a, ta, lda)) {
+  if (!cpu::gemm_layout(a, ta, lda)) {
     a = a.contiguous();
-    layout(a, ta, lda);
+    cpu::gemm_layout(a, ta, lda);
   }
-  if (!layout(b, tb, ldb)) {
+  if (!cpu::gemm_layout(b, tb, ldb)) {
     b = b.contiguous();
-    layout(b, tb, ldb);
+    cpu::gemm_layout(b, tb, ldb);
   }
   const int64_t B = a.size(0), M = a.size(1), K = a.size(2), N = b.size(2);
   float_types(c.dtype(), "matmul", [&](auto tag) {

@@ -14,40 +14,40 @@ inline void check_defined(const char* op, const Tensor& t, const char* what) {
   ADNN_CHECK(t.defined(), op, ": ", what, " is an undefined tensor");
 }
 
-// All defined tensors on one device; that device must have a backend in this build.
-inline void check_devices(const char* op, std::initializer_list<const Tensor*> ts) {
+// "f32[2] cpu, f64[2] cpu" for the defined tensors of a list.
+inline std::string describe(std::initializer_list<const Tensor*> ts) {
+  std::string list;
+  for (auto* u : ts)
+    if (u->defined()) list += (list.empty() ? "" : ", ") + u->desc();
+  return list;
+}
+
+// The first defined tensor whose `key` differs from the first defined one's, or null.
+template <class Key>
+const Tensor* first_mismatch(std::initializer_list<const Tensor*> ts, Key key) {
   const Tensor* first = nullptr;
   for (auto* t : ts) {
     if (!t->defined()) continue;
-    if (!first) {
-      first = t;
-      continue;
-    }
-    if (t->device() != first->device()) {
-      std::string list;
-      for (auto* u : ts)
-        if (u->defined()) list += (list.empty() ? "" : ", ") + u->desc();
-      ADNN_FAIL(op, ": expected all tensors on one device, got ", list);
-    }
+    if (!first) first = t;
+    else if (!(key(*t) == key(*first))) return t;
   }
-  if (first && !first->device().is_cpu()) detail::check_device_available(first->device());
+  return nullptr;
+}
+
+// All defined tensors on one device; that device must have a backend in this build.
+inline void check_devices(const char* op, std::initializer_list<const Tensor*> ts) {
+  if (first_mismatch(ts, [](const Tensor& t) { return t.device(); }))
+    ADNN_FAIL(op, ": expected all tensors on one device, got ", describe(ts));
+  for (auto* t : ts)
+    if (t->defined()) {
+      if (!t->device().is_cpu()) detail::check_device_available(t->device());
+      break;
+    }
 }
 
 inline void check_same_dtype(const char* op, std::initializer_list<const Tensor*> ts) {
-  const Tensor* first = nullptr;
-  for (auto* t : ts) {
-    if (!t->defined()) continue;
-    if (!first) {
-      first = t;
-      continue;
-    }
-    if (t->dtype() != first->dtype()) {
-      std::string list;
-      for (auto* u : ts)
-        if (u->defined()) list += (list.empty() ? "" : ", ") + u->desc();
-      ADNN_FAIL(op, ": expected one dtype, got ", list, " (convert with .to(dtype))");
-    }
-  }
+  if (first_mismatch(ts, [](const Tensor& t) { return t.dtype(); }))
+    ADNN_FAIL(op, ": expected one dtype, got ", describe(ts), " (convert with .to(dtype))");
 }
 
 inline void check_floating(const char* op, const Tensor& t) {
