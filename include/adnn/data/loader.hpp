@@ -1,0 +1,76 @@
+#pragma once
+// DataLoader: worker threads decode, preprocess and augment batches ahead of the trainer,
+// with bounded prefetch. The order and every random draw depend only on (seed, epoch,
+// sample or batch index), never on thread timing, so a run is reproducible for a seed
+// whatever the number of workers.
+#include <adnn/data/dataset.hpp>
+#include <adnn/data/transforms.hpp>
+
+#include <condition_variable>
+#include <exception>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+namespace adnn::data {
+
+struct LoaderOptions {
+  int64_t batch_size = 64;
+  bool shuffle = true;
+  bool drop_last = false;
+  bool balanced = false;  // sample classes uniformly (with replacement) instead of a permutation
+  int workers = 2;
+  int prefetch = 4;       // batches ready or in flight ahead of the consumer
+  uint64_t seed = 0;
+  bool augment = true;
+  bool skip_bad = false;  // skip unreadable files (counted) instead of stopping with their error
+  std::vector<float> mean{0.5f}, std{0.5f};  // per channel, applied to pixels / 255
+  Device device = kCPU;
+};
+
+struct Batch {
+  Tensor images;  // (B, H, W, C) f32, normalised
+  Tensor labels;  // (B) i64: the dominant class
+  Tensor soft;    // (B, K) f32 target distribution (one-hot unless mixed by mixup)
+  std::vector<int64_t> indices;  // dataset indices of the samples
+  bool mixed = false;
+};
+
+class DataLoader {
+ public:
+  DataLoader(std::shared_ptr<const Dataset> ds, PreprocessOptions pre, AugmentOptions aug, LoaderOptions opts);
+  ~DataLoader();
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+
+  // Starts (or restarts) an epoch: fixes its order and launches the workers.
+  void start_epoch(int64_t epoch);
+  // The next batch in order, or nullopt at the end of the epoch. Rethrows a worker's error.
+  std::optional<Batch> next();
+  int64_t batches_per_epoch() const;
+  int64_t skipped() const { return skipped_; }  // bad files skipped so far
+  const Dataset& dataset() const { return *ds_; }
+
+ private:
+  Batch make_batch(int64_t b);
+  void stop();
+  std::shared_ptr<const Dataset> ds_;
+  PreprocessOptions pre_;
+  AugmentOptions aug_;
+  LoaderOptions opts_;
+  int64_t epoch_ = 0;
+  std::vector<int64_t> order_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<int64_t, Batch> ready_;
+  int64_t next_to_make_ = 0, next_to_give_ = 0;
+  bool stopping_ = false;
+  std::exception_ptr error_;
+  std::atomic<int64_t> skipped_{0};
+};
+
+}  // namespace adnn::data

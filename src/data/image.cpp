@@ -1,0 +1,246 @@
+// Image I/O and pixel operations (see include/adnn/data/image.hpp).
+#include <adnn/data/image.hpp>
+#include <adnn/ops/ops.hpp>
+
+#include <stb_image.h>
+#include <stb_image_write.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <fstream>
+
+namespace adnn::data {
+
+Image decode_image(const uint8_t* bytes, size_t n, const std::string& name, int channels) {
+  ADNN_CHECK(channels == 0 || channels == 1 || channels == 3, "read_image: channels must be 0, 1 or 3, got ",
+             channels);
+  ADNN_CHECK(n > 0, "read_image: ", name, " is empty");
+  int w = 0, h = 0, c = 0;
+  if (!stbi_info_from_memory(bytes, int(n), &w, &h, &c))
+    ADNN_FAIL("read_image: ", name, " is not a readable image (", stbi_failure_reason(), ")");
+  ADNN_CHECK(w > 0 && h > 0 && int64_t(w) * h <= (int64_t(1) << 28), "read_image: ", name, " has a bad size ", w,
+             "x", h);
+  int want = channels ? channels : (c <= 2 ? 1 : 3);
+  unsigned char* data = stbi_load_from_memory(bytes, int(n), &w, &h, &c, want);
+  if (!data) ADNN_FAIL("read_image: cannot decode ", name, " (", stbi_failure_reason(), ")");
+  Image img(h, w, want);
+  for (size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = float(data[i]);
+  stbi_image_free(data);
+  return img;
+}
+
+Image read_image(const std::string& path, int channels) {
+  std::ifstream f(path, std::ios::binary);
+  ADNN_CHECK(f, "read_image: cannot open ", path);
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return decode_image(bytes.data(), bytes.size(), path, channels);
+}
+
+void write_png(const std::string& path, const Image& img) {
+  ADNN_CHECK(!img.empty() && (img.channels == 1 || img.channels == 3 || img.channels == 4),
+             "write_png: bad image for ", path);
+  std::vector<uint8_t> b(img.pixels.size());
+  for (size_t i = 0; i < b.size(); ++i) b[i] = uint8_t(std::clamp(std::lround(img.pixels[i]), 0L, 255L));
+  ADNN_CHECK(stbi_write_png(path.c_str(), img.width, img.height, img.channels, b.data(), img.width * img.channels),
+             "write_png: cannot write ", path);
+}
+
+Tensor to_tensor(const Image& img) {
+  Tensor t = empty({img.height, img.width, img.channels});
+  std::copy(img.pixels.begin(), img.pixels.end(), t.data_ptr<float>());
+  return t;
+}
+
+Image from_tensor(const Tensor& t0) {
+  ADNN_CHECK(t0.dim() == 3, "from_tensor: expected (H, W, C), got ", t0.desc());
+  Tensor t = t0.detach().to(kCPU).to(DType::f32).contiguous();
+  Image img(int(t.size(0)), int(t.size(1)), int(t.size(2)));
+  std::copy(t.data_ptr<float>(), t.data_ptr<float>() + t.numel(), img.pixels.begin());
+  return img;
+}
+
+Image resize(const Image& img, int height, int width, Resample mode) {
+  ADNN_CHECK(height > 0 && width > 0, "resize: bad size ", height, "x", width);
+  if (height == img.height && width == img.width) return img;
+  NoGradGuard ng;
+  Tensor x = to_tensor(img).unsqueeze(0);
+  Tensor y = interpolate(x, height, width, mode == Resample::bilinear ? InterpMode::bilinear : InterpMode::bicubic);
+  Image out = from_tensor(y.squeeze(0));
+  for (auto& v : out.pixels) v = std::clamp(v, 0.f, 255.f);
+  return out;
+}
+
+Image gray_to_rgb(const Image& g) {
+  ADNN_CHECK(g.channels == 1, "gray_to_rgb: expected 1 channel, got ", g.channels);
+  Image o(g.height, g.width, 3);
+  for (size_t i = 0; i < g.pixels.size(); ++i) o.pixels[3 * i] = o.pixels[3 * i + 1] = o.pixels[3 * i + 2] = g.pixels[i];
+  return o;
+}
+
+Image rgb_to_gray(const Image& rgb) {
+  ADNN_CHECK(rgb.channels == 3, "rgb_to_gray: expected 3 channels, got ", rgb.channels);
+  Image o(rgb.height, rgb.width, 1);
+  for (size_t i = 0; i < o.pixels.size(); ++i)
+    o.pixels[i] = 0.299f * rgb.pixels[3 * i] + 0.587f * rgb.pixels[3 * i + 1] + 0.114f * rgb.pixels[3 * i + 2];
+  return o;
+}
+
+namespace {
+// sRGB companding
+float srgb_to_linear(float v) {
+  v /= 255.f;
+  return v <= 0.04045f ? v / 12.92f : std::pow((v + 0.055f) / 1.055f, 2.4f);
+}
+float linear_to_srgb(float v) {
+  v = std::clamp(v, 0.f, 1.f);
+  return 255.f * (v <= 0.0031308f ? 12.92f * v : 1.055f * std::pow(v, 1.f / 2.4f) - 0.055f);
+}
+constexpr float kXn = 0.950456f, kZn = 1.088754f;
+float lab_f(float t) { return t > 0.008856f ? std::cbrt(t) : 7.787f * t + 16.f / 116.f; }
+float lab_finv(float f) {
+  float t = f * f * f;
+  return t > 0.008856f ? t : (f - 16.f / 116.f) / 7.787f;
+}
+}  // namespace
+
+Image rgb_to_lab(const Image& rgb) {
+  ADNN_CHECK(rgb.channels == 3, "rgb_to_lab: expected 3 channels, got ", rgb.channels);
+  Image o(rgb.height, rgb.width, 3);
+  for (size_t i = 0; i < size_t(rgb.height) * rgb.width; ++i) {
+    float r = srgb_to_linear(rgb.pixels[3 * i]), g = srgb_to_linear(rgb.pixels[3 * i + 1]),
+          b = srgb_to_linear(rgb.pixels[3 * i + 2]);
+    float X = (0.412453f * r + 0.357580f * g + 0.180423f * b) / kXn;
+    float Y = 0.212671f * r + 0.715160f * g + 0.072169f * b;
+    float Z = (0.019334f * r + 0.119193f * g + 0.950227f * b) / kZn;
+    float fx = lab_f(X), fy = lab_f(Y), fz = lab_f(Z);
+    o.pixels[3 * i] = Y > 0.008856f ? 116.f * fy - 16.f : 903.3f * Y;
+    o.pixels[3 * i + 1] = 500.f * (fx - fy);
+    o.pixels[3 * i + 2] = 200.f * (fy - fz);
+  }
+  return o;
+}
+
+Image lab_to_rgb(const Image& lab) {
+  ADNN_CHECK(lab.channels == 3, "lab_to_rgb: expected 3 channels, got ", lab.channels);
+  Image o(lab.height, lab.width, 3);
+  for (size_t i = 0; i < size_t(lab.height) * lab.width; ++i) {
+    float L = lab.pixels[3 * i], a = lab.pixels[3 * i + 1], b = lab.pixels[3 * i + 2];
+    float Y = L > 8.f ? std::pow((L + 16.f) / 116.f, 3.f) : L / 903.3f;
+    float fy = L > 8.f ? (L + 16.f) / 116.f : 7.787f * Y + 16.f / 116.f;
+    float X = lab_finv(fy + a / 500.f) * kXn, Z = lab_finv(fy - b / 200.f) * kZn;
+    float r = 3.240479f * X - 1.53715f * Y - 0.498535f * Z;
+    float g = -0.969256f * X + 1.875991f * Y + 0.041556f * Z;
+    float bl = 0.055648f * X - 0.204043f * Y + 1.057311f * Z;
+    o.pixels[3 * i] = linear_to_srgb(r);
+    o.pixels[3 * i + 1] = linear_to_srgb(g);
+    o.pixels[3 * i + 2] = linear_to_srgb(bl);
+  }
+  return o;
+}
+
+Image clahe(const Image& plane, double clip, int tiles_x, int tiles_y) {
+  ADNN_CHECK(plane.channels == 1, "clahe: expected a single-channel plane, got ", plane.channels, " channels");
+  ADNN_CHECK(tiles_x > 0 && tiles_y > 0 && clip > 0, "clahe: bad parameters");
+  const int H = plane.height, W = plane.width;
+  // pad to a multiple of the tile grid by reflection (OpenCV: BORDER_REFLECT_101)
+  const int PH = (H + tiles_y - 1) / tiles_y * tiles_y, PW = (W + tiles_x - 1) / tiles_x * tiles_x;
+  auto reflect = [](int i, int n) {
+    if (n == 1) return 0;
+    while (i < 0 || i >= n) i = i < 0 ? -i : 2 * n - 2 - i;
+    return i;
+  };
+  std::vector<uint8_t> src(size_t(PH) * PW);
+  for (int y = 0; y < PH; ++y)
+    for (int x = 0; x < PW; ++x)
+      src[size_t(y) * PW + x] =
+          uint8_t(std::clamp(std::lround(plane.pixels[size_t(reflect(y, H)) * W + reflect(x, W)]), 0L, 255L));
+  const int tw = PW / tiles_x, th = PH / tiles_y, area = tw * th;
+  int limit = std::max(1, int(clip * area / 256));
+  const float lut_scale = 255.f / float(area);
+  std::vector<std::array<uint8_t, 256>> luts(size_t(tiles_x) * tiles_y);
+  for (int ty = 0; ty < tiles_y; ++ty)
+    for (int tx = 0; tx < tiles_x; ++tx) {
+      std::array<int, 256> hist{};
+      for (int y = ty * th; y < (ty + 1) * th; ++y)
+        for (int x = tx * tw; x < (tx + 1) * tw; ++x) hist[src[size_t(y) * PW + x]]++;
+      int clipped = 0;
+      for (int& h : hist)
+        if (h > limit) {
+          clipped += h - limit;
+          h = limit;
+        }
+      const int batch = clipped / 256;
+      int residual = clipped - batch * 256;
+      for (int& h : hist) h += batch;
+      if (residual) {
+        const int step = std::max(256 / residual, 1);
+        for (int i = 0; i < 256 && residual > 0; i += step, --residual) hist[i]++;
+      }
+      int sum = 0;
+      auto& lut = luts[size_t(ty) * tiles_x + tx];
+      for (int i = 0; i < 256; ++i) {
+        sum += hist[i];
+        lut[i] = uint8_t(std::clamp(std::lround(float(sum) * lut_scale), 0L, 255L));
+      }
+    }
+  Image out(H, W, 1);
+  const float inv_tw = 1.f / float(tw), inv_th = 1.f / float(th);
+  for (int y = 0; y < H; ++y) {
+    float tyf = float(y) * inv_th - 0.5f;
+    int ty1 = int(std::floor(tyf)), ty2 = ty1 + 1;
+    float ya = tyf - float(ty1), ya1 = 1.f - ya;
+    ty1 = std::max(ty1, 0);
+    ty2 = std::min(ty2, tiles_y - 1);
+    for (int x = 0; x < W; ++x) {
+      float txf = float(x) * inv_tw - 0.5f;
+      int tx1 = int(std::floor(txf)), tx2 = tx1 + 1;
+      float xa = txf - float(tx1), xa1 = 1.f - xa;
+      tx1 = std::max(tx1, 0);
+      tx2 = std::min(tx2, tiles_x - 1);
+      const int v = src[size_t(y) * PW + x];
+      float r = (luts[size_t(ty1) * tiles_x + tx1][v] * xa1 + luts[size_t(ty1) * tiles_x + tx2][v] * xa) * ya1 +
+                (luts[size_t(ty2) * tiles_x + tx1][v] * xa1 + luts[size_t(ty2) * tiles_x + tx2][v] * xa) * ya;
+      out.pixels[size_t(y) * W + x] = float(std::clamp(std::lround(r), 0L, 255L));
+    }
+  }
+  return out;
+}
+
+Image clahe_lab(const Image& img, double clip, int tiles) {
+  ADNN_CHECK(img.channels == 1 || img.channels == 3, "clahe_lab: expected 1 or 3 channels, got ", img.channels);
+  if (img.channels == 1) {
+    // For gray pixels a = b = 0, so L depends on the gray level only: two 256-entry tables
+    // give exactly the RGB -> LAB -> CLAHE(L) -> RGB path.
+    static const std::array<std::array<float, 256>, 2> tables = [] {
+      std::array<std::array<float, 256>, 2> t{};
+      Image ramp(1, 256, 3);
+      for (int v = 0; v < 256; ++v) ramp.at(0, v, 0) = ramp.at(0, v, 1) = ramp.at(0, v, 2) = float(v);
+      Image lab = rgb_to_lab(ramp);
+      Image back(1, 256, 3);
+      for (int v = 0; v < 256; ++v) {
+        t[0][v] = lab.at(0, v, 0) * 255.f / 100.f;  // gray -> 8-bit L
+        back.at(0, v, 0) = float(v) * 100.f / 255.f;  // 8-bit L -> L, a = b = 0
+      }
+      Image rgb = lab_to_rgb(back);
+      for (int v = 0; v < 256; ++v) t[1][v] = rgb.at(0, v, 0);  // 8-bit L -> gray
+      return t;
+    }();
+    Image L(img.height, img.width, 1);
+    for (size_t i = 0; i < L.pixels.size(); ++i)
+      L.pixels[i] = tables[0][size_t(std::clamp(std::lround(img.pixels[i]), 0L, 255L))];
+    Image eq = clahe(L, clip, tiles, tiles);
+    for (auto& v : eq.pixels) v = std::round(tables[1][size_t(v)]);
+    return eq;
+  }
+  Image lab = rgb_to_lab(img);
+  Image L(img.height, img.width, 1);
+  for (size_t i = 0; i < L.pixels.size(); ++i) L.pixels[i] = lab.pixels[3 * i] * 255.f / 100.f;
+  Image eq = clahe(L, clip, tiles, tiles);
+  for (size_t i = 0; i < L.pixels.size(); ++i) lab.pixels[3 * i] = eq.pixels[i] * 100.f / 255.f;
+  Image rgb = lab_to_rgb(lab);
+  for (auto& v : rgb.pixels) v = std::clamp(std::round(v), 0.f, 255.f);
+  return rgb;
+}
+
+}  // namespace adnn::data
