@@ -12,7 +12,9 @@
 #include "kernels/elementwise.cuh"
 #include "kernels/index.cuh"
 #include "kernels/interp.cuh"
+#include "kernels/loss.cuh"
 #include "kernels/norm.cuh"
+#include "kernels/optim.cuh"
 #include "kernels/pool.cuh"
 #include "kernels/reduce.cuh"
 #include "kernels/softmax.cuh"
@@ -522,6 +524,43 @@ void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpTaps& 
     ADNN_LAUNCH(k::interp_backward_kernel<T>, k::grid_for(gy.numel()), dim3(256), 0, stream(), ptr<T>(gy), ptr<T>(gx),
                 ptr<int64_t>(t.iy), ptr<double>(t.wy), ptr<int64_t>(t.ix), ptr<double>(t.wx), d);
   });
+}
+
+// ---------------------------------------------------------------- optimizers
+void adamw_multi_tensor(const std::vector<AdamWTensor>& ts, float b1, float b2, float eps, float bc1, float bc2) {
+  constexpr int64_t kChunk = 65536;
+  std::vector<k::AdamWSlot> slots;
+  std::vector<int64_t> cslot, cstart;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const auto& t = ts[i];
+    slots.push_back({ptr<float>(t.p), ptr<float>(t.g), ptr<float>(t.m), ptr<float>(t.v), t.p.numel(), t.lr, t.wd});
+    for (int64_t s0 = 0; s0 < t.p.numel(); s0 += kChunk) {
+      cslot.push_back(int64_t(i));
+      cstart.push_back(s0);
+    }
+  }
+  if (cslot.empty()) return;
+  // tables to the device: slots as raw bytes
+  Tensor slot_dev = empty({int64_t(slots.size() * sizeof(k::AdamWSlot))}, TensorOptions(DType::u8, kCUDA));
+  copy_to_device(slot_dev.data_ptr(), slots.data(), slots.size() * sizeof(k::AdamWSlot));
+  Tensor cs = from_vector(cslot, {int64_t(cslot.size())}, TensorOptions(DType::i64, kCUDA));
+  Tensor cb = from_vector(cstart, {int64_t(cstart.size())}, TensorOptions(DType::i64, kCUDA));
+  ADNN_LAUNCH(k::adamw_multi_tensor_kernel<0>, dim3(unsigned(cslot.size())), dim3(256), 0, stream(),
+              reinterpret_cast<const k::AdamWSlot*>(slot_dev.data_ptr()), ptr<int64_t>(cs), ptr<int64_t>(cb), kChunk,
+              b1, b2, eps, bc1, bc2);
+}
+
+// ---------------------------------------------------------------- losses
+void compound_loss(const Tensor& logits, const Tensor& features, const Tensor& targets, const Tensor& labels,
+                   const Tensor& centers, const Tensor& prior, const Tensor& weights, const Tensor& wsum,
+                   const Tensor& grad_logits, const Tensor& grad_features, const Tensor& terms, float l_ce,
+                   float l_center, float l_dls, float eps) {
+  k::CompoundParams P{logits.size(0), logits.size(1), features.size(1), l_ce, l_center, l_dls, eps};
+  if (P.B == 0) return;
+  ADNN_LAUNCH(k::compound_loss_kernel<0>, dim3(unsigned(P.B)), dim3(32), 0, stream(), ptr<float>(logits),
+              ptr<float>(features), ptr<float>(targets), ptr<int64_t>(labels), ptr<float>(centers), ptr<float>(prior),
+              ptr<float>(weights), ptr<float>(wsum), ptr<float>(grad_logits), ptr<float>(grad_features),
+              ptr<double>(terms), P);
 }
 
 }  // namespace adnn::cuda

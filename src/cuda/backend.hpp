@@ -36,4 +36,17 @@ void scatter_add(const Tensor& g, int64_t dim, const Tensor& index, const Tensor
 void interpolate_forward(const Tensor& x, const Tensor& y, const InterpTaps& ty, const InterpTaps& tx);
 void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpTaps& ty, const InterpTaps& tx);
 
+// Fused AdamW over many f32 tensors on the device (kernels/optim.cuh): one launch.
+struct AdamWTensor {
+  Tensor p, g, m, v;
+  float lr, wd;
+};
+void adamw_multi_tensor(const std::vector<AdamWTensor>& ts, float beta1, float beta2, float eps, float bc1, float bc2);
+
+// Fused compound loss (kernels/loss.cuh); wsum is a device scalar, terms (3) f64 zeroed.
+void compound_loss(const Tensor& logits, const Tensor& features, const Tensor& targets, const Tensor& labels,
+                   const Tensor& centers, const Tensor& prior, const Tensor& weights, const Tensor& wsum,
+                   const Tensor& grad_logits, const Tensor& grad_features, const Tensor& terms, float l_ce,
+                   float l_center, float l_dls, float eps);
+
 }  // namespace adnn::cuda

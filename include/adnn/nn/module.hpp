@@ -81,6 +81,40 @@ class Module : public std::enable_shared_from_this<Module> {
     for (auto& p : parameters()) p.set_grad(Tensor());
   }
 
+  // Parameters and buffers by dotted name (the tensors themselves, not copies).
+  std::vector<std::pair<std::string, Tensor>> state_dict() const {
+    auto out = named_parameters();
+    for (auto& b : named_buffers()) out.push_back(b);
+    return out;
+  }
+  // Copies values in by name. strict: every entry of the module must be present and no
+  // extra entry may be given. Shapes must match; the error names the parameter.
+  void load_state_dict(const std::vector<std::pair<std::string, Tensor>>& sd, bool strict = true) {
+    std::map<std::string, const Tensor*> given;
+    for (auto& [n, t] : sd) given[n] = &t;
+    NoGradGuard ng;
+    std::vector<std::string> missing;
+    for (auto& [name, mine] : state_dict()) {
+      auto it = given.find(name);
+      if (it == given.end()) {
+        missing.push_back(name);
+        continue;
+      }
+      const Tensor& src = *it->second;
+      ADNN_CHECK(src.sizes() == mine.sizes(), "load_state_dict: '", name, "' has shape ", shape_str(src.sizes()),
+                 " in the state dict but ", shape_str(mine.sizes()), " in the module");
+      Tensor dst = mine;
+      dst.copy_(src.to(mine.device()).to(mine.dtype()));
+      given.erase(it);
+    }
+    if (strict) {
+      ADNN_CHECK(missing.empty(), "load_state_dict: missing '", missing.empty() ? "" : missing.front(), "' (",
+                 missing.size(), " entries missing)");
+      ADNN_CHECK(given.empty(), "load_state_dict: unexpected '", given.empty() ? "" : given.begin()->first, "' (",
+                 given.size(), " unexpected entries)");
+    }
+  }
+
  protected:
   Tensor& register_parameter(const std::string& name, Tensor t) {
     if (!t.requires_grad()) t.requires_grad_(true);

@@ -1,0 +1,116 @@
+#pragma once
+// The fused compound loss: per sample i (one block per row),
+//   p = softmax(z_i);  a_c = w_c t_ic;  q_c = (1 − ε) t_ic + ε π_c;  d = f_i − c_{y_i}
+//   CE_i = Σ a_c (−log p_c),  DLS_i = Σ q_c (−log p_c),  C_i = ½ Σ d²
+//   ∂/∂z_c = λ1 (Σa · p_c − a_c) / W + λ3 (Σq · p_c − q_c) / B,   ∂/∂f = λ2 d / B
+// with W = Σ_i Σ_c a_ic (read from device memory, computed beforehand). The row terms are
+// added into terms[0..2] (f64 atomics) as CE/W, C/B, DLS/B.
+// Layout: logits, targets (B, K); features (B, D); centers (K, D); weights, prior (K);
+//   labels (B) int64; all contiguous f32 (weights may be null).
+// Threads: one block per row; block reductions over K for the softmax, strided loops over
+//   K and D for the terms and gradients.
+// Cost: reads B·(2K + 2D) values (+ K·D centers rows used), writes B·(K + D) gradients; one
+//   exp and one log per logit.
+#include "reduce.cuh"
+
+namespace adnn::kernels {
+
+struct CompoundParams {
+  int64_t B, K, D;
+  float l_ce, l_center, l_dls, eps;
+};
+
+template <int Dummy = 0>
+__global__ void compound_loss_kernel(const float* __restrict__ z, const float* __restrict__ f,
+                                     const float* __restrict__ t, const int64_t* __restrict__ y,
+                                     const float* __restrict__ centers, const float* __restrict__ prior,
+                                     const float* __restrict__ w, const float* __restrict__ wsum,
+                                     float* __restrict__ gz, float* __restrict__ gf, double* __restrict__ terms,
+                                     CompoundParams P) {
+  __shared__ float scratch[32];
+  const int64_t i = blockIdx.x;
+  const float* zi = z + i * P.K;
+  const float* ti = t + i * P.K;
+  float m = -INFINITY;
+  for (int64_t c = threadIdx.x; c < P.K; c += blockDim.x) m = zi[c] > m ? zi[c] : m;
+  m = block_max(m, scratch);
+  float s = 0;
+  for (int64_t c = threadIdx.x; c < P.K; c += blockDim.x) s += math::exp(zi[c] - m);
+  s = block_sum(s, scratch);
+  const float lse = m + math::log(s);
+  float ce = 0, a_sum = 0, dls = 0, q_sum = 0;
+  for (int64_t c = threadIdx.x; c < P.K; c += blockDim.x) {
+    const float nlp = lse - zi[c];
+    const float a = (w ? w[c] : 1.f) * ti[c];
+    const float q = (1.f - P.eps) * ti[c] + P.eps * prior[c];
+    ce += a * nlp;
+    a_sum += a;
+    dls += q * nlp;
+    q_sum += q;
+  }
+  ce = block_sum(ce, scratch);
+  a_sum = block_sum(a_sum, scratch);
+  dls = block_sum(dls, scratch);
+  q_sum = block_sum(q_sum, scratch);
+  const float W = *wsum, B = float(P.B);
+  for (int64_t c = threadIdx.x; c < P.K; c += blockDim.x) {
+    const float p = math::exp(zi[c] - lse);
+    const float a = (w ? w[c] : 1.f) * ti[c];
+    const float q = (1.f - P.eps) * ti[c] + P.eps * prior[c];
+    gz[i * P.K + c] = P.l_ce * (a_sum * p - a) / W + P.l_dls * (q_sum * p - q) / B;
+  }
+  const float* ci = centers + y[i] * P.D;
+  float cl = 0;
+  for (int64_t d = threadIdx.x; d < P.D; d += blockDim.x) {
+    const float diff = f[i * P.D + d] - ci[d];
+    cl += diff * diff;
+    gf[i * P.D + d] = P.l_center * diff / B;
+  }
+  cl = block_sum(cl, scratch);
+  if (threadIdx.x == 0) {
+    atomicAdd(terms + 0, double(ce) / double(W));
+    atomicAdd(terms + 1, 0.5 * double(cl) / double(B));
+    atomicAdd(terms + 2, double(dls) / double(B));
+  }
+}
+
+// ---- CPU twin
+inline void compound_loss_reference(const float* z, const float* f, const float* t, const int64_t* y,
+                                    const float* centers, const float* prior, const float* w, float W, float* gz,
+                                    float* gf, double* terms, const CompoundParams& P) {
+  terms[0] = terms[1] = terms[2] = 0;
+  for (int64_t i = 0; i < P.B; ++i) {
+    const float* zi = z + i * P.K;
+    const float* ti = t + i * P.K;
+    double m = -INFINITY, s = 0;
+    for (int64_t c = 0; c < P.K; ++c) m = std::max(m, double(zi[c]));
+    for (int64_t c = 0; c < P.K; ++c) s += std::exp(double(zi[c]) - m);
+    const double lse = m + std::log(s);
+    double ce = 0, a_sum = 0, dls = 0, q_sum = 0;
+    for (int64_t c = 0; c < P.K; ++c) {
+      const double nlp = lse - zi[c], a = double(w ? w[c] : 1.f) * ti[c];
+      const double q = (1.0 - P.eps) * ti[c] + double(P.eps) * prior[c];
+      ce += a * nlp;
+      a_sum += a;
+      dls += q * nlp;
+      q_sum += q;
+    }
+    for (int64_t c = 0; c < P.K; ++c) {
+      const double p = std::exp(zi[c] - lse), a = double(w ? w[c] : 1.f) * ti[c];
+      const double q = (1.0 - P.eps) * ti[c] + double(P.eps) * prior[c];
+      gz[i * P.K + c] = float(P.l_ce * (a_sum * p - a) / W + P.l_dls * (q_sum * p - q) / double(P.B));
+    }
+    const float* ci = centers + y[i] * P.D;
+    double cl = 0;
+    for (int64_t d = 0; d < P.D; ++d) {
+      const double diff = double(f[i * P.D + d]) - ci[d];
+      cl += diff * diff;
+      gf[i * P.D + d] = float(P.l_center * diff / double(P.B));
+    }
+    terms[0] += ce / W;
+    terms[1] += 0.5 * cl / double(P.B);
+    terms[2] += dls / double(P.B);
+  }
+}
+
+}  // namespace adnn::kernels

@@ -1,0 +1,254 @@
+// SGD, AdamW (CPU loop and fused multi-tensor CUDA kernel), gradient clipping, layer-wise
+// learning-rate decay.
+#include <adnn/config.hpp>
+#include <adnn/nn/module.hpp>
+#include <adnn/optim/optimizer.hpp>
+
+#include <cmath>
+
+#include "kernels/optim.cuh"
+#if ADNN_WITH_CUDA_BACKEND
+#include "cuda/backend.hpp"
+#endif
+
+namespace adnn::optim {
+
+Optimizer::Optimizer(std::vector<ParamGroup> groups, double lr) : groups_(std::move(groups)), lr_(lr) {
+  ADNN_CHECK(lr >= 0, "optimizer: negative learning rate ", lr);
+  for (auto& g : groups_)
+    for (auto& p : g.params) {
+      ADNN_CHECK(p.defined() && p.is_leaf() && p.requires_grad(), "optimizer: parameters must be leaf tensors that "
+                 "require grad, got ", p.desc());
+    }
+}
+
+void Optimizer::zero_grad() {
+  for (auto& g : groups_)
+    for (auto& p : g.params) p.set_grad(Tensor());
+}
+
+std::vector<Tensor> Optimizer::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& g : groups_) out.insert(out.end(), g.params.begin(), g.params.end());
+  return out;
+}
+
+namespace {
+std::vector<ParamGroup> one_group(std::vector<Tensor> params, double wd) {
+  ParamGroup g;
+  g.params = std::move(params);
+  g.weight_decay = wd;
+  return {g};
+}
+
+void load_slot(const io::SafeTensors& st, const std::string& name, Tensor& slot, const Tensor& like) {
+  const Tensor* t = st.find(name);
+  ADNN_CHECK(t, "optimizer state: missing '", name, "'");
+  ADNN_CHECK(t->sizes() == like.sizes(), "optimizer state: '", name, "' has shape ", shape_str(t->sizes()),
+             " but the parameter is ", like.desc());
+  slot = t->to(like.device()).to(like.dtype()).clone();
+}
+
+int64_t read_steps(const io::SafeTensors& st) {
+  auto it = st.metadata.find("optimizer.steps");
+  ADNN_CHECK(it != st.metadata.end(), "optimizer state: missing 'optimizer.steps'");
+  return std::stoll(it->second);
+}
+}  // namespace
+
+// ---------------------------------------------------------------- SGD
+SGD::SGD(std::vector<Tensor> params, SGDOptions o) : SGD(one_group(std::move(params), o.weight_decay), o) {}
+SGD::SGD(std::vector<ParamGroup> groups, SGDOptions o) : Optimizer(std::move(groups), o.lr), o_(o) {
+  ADNN_CHECK(!o.nesterov || o.momentum > 0, "SGD: nesterov needs momentum > 0");
+  buf_.resize(parameters().size());
+}
+
+void SGD::step() {
+  NoGradGuard ng;
+  size_t k = 0;
+  for (auto& grp : groups_)
+    for (auto& p : grp.params) {
+      Tensor& buf = buf_[k++];
+      Tensor g = p.grad();
+      if (!g.defined()) continue;
+      if (grp.weight_decay != 0) g = add(g, mul(p, grp.weight_decay));
+      if (o_.momentum != 0) {
+        buf = buf.defined() ? add(mul(buf, o_.momentum), g) : g.clone();
+        g = o_.nesterov ? add(g, mul(buf, o_.momentum)) : buf;
+      }
+      p.add_(g, -lr_ * grp.lr_scale);
+    }
+  ++steps_;
+}
+
+std::vector<std::pair<std::string, Tensor>> SGD::state_tensors() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (size_t i = 0; i < buf_.size(); ++i)
+    if (buf_[i].defined()) out.push_back({"momentum." + std::to_string(i), buf_[i]});
+  return out;
+}
+
+void SGD::load_state_tensors(const io::SafeTensors& st) {
+  auto params = parameters();
+  for (size_t i = 0; i < params.size(); ++i)
+    if (st.find("momentum." + std::to_string(i))) load_slot(st, "momentum." + std::to_string(i), buf_[i], params[i]);
+  steps_ = read_steps(st);
+}
+
+// ---------------------------------------------------------------- AdamW
+AdamW::AdamW(std::vector<Tensor> params, AdamWOptions o) : AdamW(one_group(std::move(params), o.weight_decay), o) {}
+AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions o) : Optimizer(std::move(groups), o.lr), o_(o) {
+  ADNN_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1 && o.eps > 0, "AdamW: bad betas/eps");
+  for (auto& p : parameters()) {
+    NoGradGuard ng;
+    m_.push_back(zeros_like(p));
+    v_.push_back(zeros_like(p));
+  }
+}
+
+void AdamW::step() {
+  NoGradGuard ng;
+  ++steps_;
+  const float b1 = float(o_.beta1), b2 = float(o_.beta2), eps = float(o_.eps);
+  const float bc1 = float(1.0 - std::pow(o_.beta1, double(steps_)));
+  const float bc2 = float(1.0 - std::pow(o_.beta2, double(steps_)));
+#if ADNN_WITH_CUDA_BACKEND
+  std::vector<cuda::AdamWTensor> fused;
+#endif
+  size_t k = 0;
+  for (auto& grp : groups_) {
+    const float lr = float(lr_ * grp.lr_scale), wd = float(grp.weight_decay);
+    for (auto& p : grp.params) {
+      Tensor& m = m_[k];
+      Tensor& v = v_[k];
+      ++k;
+      Tensor g = p.grad();
+      if (!g.defined()) continue;
+      ADNN_CHECK(p.dtype() == DType::f32 && p.is_contiguous(), "AdamW: parameters must be contiguous f32, got ",
+                 p.desc());
+      g = g.to(p.dtype()).contiguous();
+#if ADNN_WITH_CUDA_BACKEND
+      if (p.device().is_cuda()) {
+        if (o_.fused) {
+          fused.push_back({p, g, m, v, lr, wd});
+          continue;
+        }
+        cuda::adamw_multi_tensor({{p, g, m, v, lr, wd}}, b1, b2, eps, bc1, bc2);  // one launch per tensor
+        continue;
+      }
+#endif
+      const int64_t n = p.numel();
+      float* pp = p.data_ptr<float>();
+      const float* gp = g.data_ptr<float>();
+      float* mp = m.data_ptr<float>();
+      float* vp = v.data_ptr<float>();
+      const int64_t chunk = 16384;
+#pragma omp parallel for schedule(static) if (n > 4 * chunk)
+      for (int64_t s0 = 0; s0 < n; s0 += chunk)
+        kernels::adamw_reference(pp + s0, gp + s0, mp + s0, vp + s0, std::min(chunk, n - s0), lr, wd, b1, b2, eps,
+                                 bc1, bc2);
+    }
+  }
+#if ADNN_WITH_CUDA_BACKEND
+  if (!fused.empty()) cuda::adamw_multi_tensor(fused, b1, b2, eps, bc1, bc2);
+#endif
+}
+
+std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (size_t i = 0; i < m_.size(); ++i) {
+    out.push_back({"exp_avg." + std::to_string(i), m_[i]});
+    out.push_back({"exp_avg_sq." + std::to_string(i), v_[i]});
+  }
+  return out;
+}
+
+void AdamW::load_state_tensors(const io::SafeTensors& st) {
+  auto params = parameters();
+  ADNN_CHECK(params.size() == m_.size(), "AdamW: parameter list changed");
+  for (size_t i = 0; i < params.size(); ++i) {
+    load_slot(st, "exp_avg." + std::to_string(i), m_[i], params[i]);
+    load_slot(st, "exp_avg_sq." + std::to_string(i), v_[i], params[i]);
+  }
+  steps_ = read_steps(st);
+}
+
+// ---------------------------------------------------------------- clipping
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  NoGradGuard ng;
+  double total = 0;
+  for (auto& p : params) {
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    total += sum(mul(g, g)).to(DType::f64).item<double>();
+  }
+  total = std::sqrt(total);
+  if (max_norm > 0 && total > max_norm) {
+    const double scale = max_norm / (total + 1e-6);
+    for (auto& p : params) {
+      Tensor g = p.grad();
+      if (g.defined()) g.mul_(scale);
+    }
+  }
+  return total;
+}
+
+// ---------------------------------------------------------------- layer-wise decay
+namespace {
+std::string layer_of(const std::string& name) {
+  std::vector<std::string> parts;
+  size_t s = 0;
+  while (true) {
+    size_t d = name.find('.', s);
+    parts.push_back(name.substr(s, d == std::string::npos ? std::string::npos : d - s));
+    if (d == std::string::npos) break;
+    s = d + 1;
+  }
+  std::string key = parts[0];
+  for (size_t i = 1; i + 1 < parts.size(); ++i) {
+    if (parts[i].empty() || parts[i].find_first_not_of("0123456789") != std::string::npos) break;
+    key += "." + parts[i];
+  }
+  return key;
+}
+}  // namespace
+
+std::vector<ParamGroup> layer_decay_groups(const nn::Module& m, double weight_decay, double decay,
+                                           const std::map<std::string, int>& overrides, bool decay_norms_and_biases) {
+  auto named = m.named_parameters();
+  std::vector<std::string> layers;
+  for (auto& [n, p] : named) {
+    std::string l = layer_of(n);
+    if (std::find(layers.begin(), layers.end(), l) == layers.end()) layers.push_back(l);
+  }
+  // one group per (depth, decays?) pair, in order of appearance
+  std::vector<ParamGroup> groups;
+  std::map<std::pair<int, bool>, size_t> index;
+  for (auto& [n, p] : named) {
+    const std::string l = layer_of(n);
+    int depth = int(layers.size()) - 1 - int(std::find(layers.begin(), layers.end(), l) - layers.begin());
+    size_t best = 0;
+    for (auto& [prefix, d] : overrides)
+      if (n.rfind(prefix, 0) == 0 && prefix.size() >= best) {
+        depth = d;
+        best = prefix.size();
+      }
+    const bool decays = decay_norms_and_biases || p.dim() > 1;
+    auto key = std::make_pair(depth, decays);
+    auto it = index.find(key);
+    if (it == index.end()) {
+      ParamGroup g;
+      g.depth = depth;
+      g.lr_scale = std::pow(decay, depth);
+      g.weight_decay = decays ? weight_decay : 0.0;
+      index[key] = groups.size();
+      groups.push_back(g);
+      it = index.find(key);
+    }
+    groups[it->second].params.push_back(p);
+    groups[it->second].names.push_back(n);
+  }
+  return groups;
+}
+
+}  // namespace adnn::optim

@@ -1,0 +1,333 @@
+// Losses, optimizers, schedules, layer-wise decay, safetensors and checkpoints.
+#include <adnn/config.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "testing.hpp"
+
+using namespace adnn;
+using namespace adnn::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+using V = std::vector<Tensor>;
+InputSpec in(Shape s, Domain d = Domain::any) { return InputSpec{std::move(s), d, true, nullptr}; }
+InputSpec fixed(std::function<Tensor()> f) { return InputSpec{{}, Domain::any, false, std::move(f)}; }
+Tensor soft_targets() {  // rows sum to 1
+  return from_vector(std::vector<double>{0.7, 0.2, 0.1, 0, 0, 1, 0.25, 0.25, 0.5, 1, 0, 0}, {4, 3}, DType::f64);
+}
+Tensor labels4() { return from_vector(std::vector<int64_t>{0, 2, 2, 0}, {4}); }
+
+// Registered with the op registry: finite differences, non-contiguous inputs, f32, and the
+// cpu-vs-cuda comparison all apply to the losses too.
+Register loss_cases({
+    {"soft_cross_entropy", {in({4, 3}), fixed(soft_targets)},
+     [](const V& x) { return nn::soft_cross_entropy(x[0], x[1]); }},
+    {"soft_cross_entropy_weighted", {in({4, 3}), fixed(soft_targets), fixed([] { return tensor({1, 2, 0.5}, {3}, DType::f64); })},
+     [](const V& x) { return nn::soft_cross_entropy(x[0], x[1], x[2]); }},
+    {"focal_loss", {in({4, 3}), fixed(soft_targets)}, [](const V& x) { return nn::focal_loss(x[0], x[1], 2.0); }},
+    {"dls_loss", {in({4, 3}), fixed(soft_targets), fixed([] { return tensor({0.2, 0.5, 0.3}, {3}, DType::f64); })},
+     [](const V& x) { return nn::dls_loss(x[0], x[1], x[2], 0.1); }},
+    {"center_loss", {in({4, 5}), fixed(labels4), fixed([] { return tensor({0, 1, 2, 3, 4, 1, 1, 1, 1, 1, -1, 0, 1, 0, -1}, {3, 5}, DType::f64); })},
+     [](const V& x) { return nn::center_loss(x[0], x[1], x[2]); }},
+});
+
+}  // namespace
+
+TEST_SUITE("train") {
+  TEST_CASE("losses against direct formulas") {
+    Tensor z = tensor({1, 2, 3}, {1, 3}, DType::f64);
+    const double lse = std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0));
+    Tensor t = tensor({0.5, 0, 0.5}, {1, 3}, DType::f64);
+    check_values(nn::soft_cross_entropy(z, t), {0.5 * (lse - 1) + 0.5 * (lse - 3)}, 1e-12);
+    // weights renormalise: w = (3, 1, 1) -> (1.5 (lse-1) + 0.5 (lse-3)) / 2
+    check_values(nn::soft_cross_entropy(z, t, tensor({3, 1, 1}, {3}, DType::f64)),
+                 {(1.5 * (lse - 1) + 0.5 * (lse - 3)) / 2.0}, 1e-12);
+    // hard labels equal the plain cross_entropy
+    Tensor z2 = randn({5, 4}, DType::f64);
+    Tensor lab = from_vector(std::vector<int64_t>{0, 3, 1, 1, 2}, {5});
+    check_values(nn::soft_cross_entropy(z2, nn::one_hot(lab, 4, DType::f64)), cross_entropy(z2, lab).to_vector(),
+                 1e-12);
+    const double p3 = std::exp(3 - lse);
+    check_values(nn::focal_loss(z, tensor({0, 0, 1}, {1, 3}, DType::f64), 2.0), {(1 - p3) * (1 - p3) * (lse - 3)},
+                 1e-12);
+    auto prior = nn::dls_prior({100, 10, 50});  // ∝ (0.01, 0.1, 0.02)
+    CHECK(prior[0] == doctest::Approx(0.01 / 0.13));
+    CHECK(prior[1] == doctest::Approx(0.1 / 0.13));
+    Tensor pr = from_vector(prior, {3}, DType::f64);
+    Tensor q = nn::dls_targets(tensor({0, 0, 1}, {1, 3}, DType::f64), pr, 0.1);
+    check_values(q, {0.1 * prior[0], 0.1 * prior[1], 0.9 + 0.1 * prior[2]}, 1e-12);
+    // center loss: ½ mean ‖f - c_y‖²
+    Tensor f = tensor({1, 1, 3, 3}, {2, 2}, DType::f64), c = tensor({0, 0, 3, 4}, {2, 2}, DType::f64);
+    check_values(nn::center_loss(f, from_vector(std::vector<int64_t>{0, 1}, {2}), c), {0.5 * (2 + 1) / 2}, 1e-12);
+    // center update: c_0 gets both samples: Δ = (2 c_0 - f_0 - f_1) / 3 = (-4/3, -4/3)
+    Tensor cc = c.clone();
+    nn::update_centers(cc, f, from_vector(std::vector<int64_t>{0, 0}, {2}), 0.5);
+    check_values(cc, {2.0 / 3, 2.0 / 3, 3, 4}, 1e-12);
+  }
+
+  TEST_CASE("fused compound loss equals the unfused composition (values and gradients)") {
+    manual_seed(5);
+    std::vector<Device> devs{kCPU};
+    if (cuda_is_available()) devs.push_back(kCUDA);
+    for (Device d : devs) {
+      INFO("device " << d.str());
+      const int64_t B = 6, K = 7, D = 10;
+      TensorOptions o(DType::f32, d);
+      Tensor z = mul(randn({B, K}), 2.0).to(d), f = randn({B, D}).to(d);
+      Tensor lab = randint(0, K, {B}).to(d);
+      Tensor t = nn::one_hot(lab, K);
+      t = add(mul(t, 0.8), 0.2 / K);  // mixup-like soft targets
+      Tensor centers = randn({K, D}).to(d);
+      Tensor prior = from_vector(nn::dls_prior({3995, 436, 4097, 7215, 4830, 3171, 4965}), {K}, o);
+      for (bool weighted : {false, true}) {
+        Tensor w = weighted ? uniform({K}, 0.5, 2.0).to(d) : Tensor();
+        Tensor z1 = z.detach().requires_grad_(), f1 = f.detach().requires_grad_();
+        Tensor z2 = z.detach().requires_grad_(), f2 = f.detach().requires_grad_();
+        auto fused = nn::compound_loss(z1, f1, t, lab, centers, prior, w);
+        auto ref = nn::compound_loss_unfused(z2, f2, t, lab, centers, prior, w);
+        CHECK(fused.total.device() == d);
+        CHECK(max_abs_diff(fused.terms, ref.terms) < 1e-5);
+        CHECK(fused.total.item<double>() == doctest::Approx(ref.total.item<double>()).epsilon(1e-5));
+        mul(fused.total, 3.0).backward();
+        mul(ref.total, 3.0).backward();
+        CHECK(max_abs_diff(z1.grad(), z2.grad()) < 1e-5);
+        CHECK(max_abs_diff(f1.grad(), f2.grad()) < 1e-5);
+      }
+    }
+    CHECK_THROWS_WITH_AS(nn::compound_loss(ones({2, 3}), ones({2, 4}), ones({2, 3}),
+                                           from_vector(std::vector<int64_t>{0, 5}, {2}), ones({3, 4}), ones({3}), {}),
+                         doctest::Contains("compound_loss: label 5 out of range for 3 classes"), Error);
+  }
+
+  TEST_CASE("AdamW: hand-computed steps, decoupled decay, groups") {
+    Tensor p = tensor({1.0}, {1}).requires_grad_();
+    optim::AdamW opt({p}, {.lr = 0.1, .weight_decay = 0.01});
+    for (int step = 0; step < 2; ++step) {
+      p.set_grad(tensor({0.5}, {1}));
+      opt.step();
+    }
+    // step 1: p = 0.999 - 1 · 0.05 / (0.5 + 1e-8) = 0.899
+    // step 2: p *= 0.999; m = 0.095, v = 0.00049975; m̂ = 0.5, v̂ = 0.25 -> p -= 0.1
+    double p1 = 0.999 - 0.05 / (0.5 + 1e-8) * 1.0;
+    double p2 = p1 * 0.999;
+    double m = 0.9 * 0.05 + 0.1 * 0.5, v = 0.999 * 0.00025 + 0.001 * 0.25;
+    p2 -= (0.1 / (1 - 0.81)) * m / (std::sqrt(v) / std::sqrt(1 - 0.998001) + 1e-8);
+    check_values(p, {p2}, 1e-6);
+    CHECK(opt.steps() == 2);
+    // a parameter without a gradient does not move
+    Tensor a = tensor({1.0}, {1}).requires_grad_(), b = tensor({1.0}, {1}).requires_grad_();
+    optim::AdamW o2({a, b}, {.lr = 0.1});
+    a.set_grad(tensor({1.0}, {1}));
+    o2.step();
+    check_values(b, {1.0});
+  }
+
+  TEST_CASE("fused multi-tensor AdamW on cuda equals the CPU loop") {
+    if (!cuda_is_available()) return;
+    manual_seed(8);
+    std::vector<Tensor> cpu_p, dev_p;
+    for (int64_t n : {3, 100, 70000, 1}) {
+      Tensor v = randn({n});
+      cpu_p.push_back(v.clone().requires_grad_());
+      dev_p.push_back(v.to(kCUDA).detach().requires_grad_());
+    }
+    std::vector<optim::ParamGroup> gc(2), gd(2);
+    gc[0].params = {cpu_p[0], cpu_p[1]};
+    gc[1].params = {cpu_p[2], cpu_p[3]};
+    gc[1].lr_scale = 0.5;
+    gc[1].weight_decay = 0.05;
+    gd = gc;
+    gd[0].params = {dev_p[0], dev_p[1]};
+    gd[1].params = {dev_p[2], dev_p[3]};
+    optim::AdamW oc(gc, {.lr = 0.01}), od(gd, {.lr = 0.01});
+    for (int s = 0; s < 3; ++s) {
+      for (size_t i = 0; i < cpu_p.size(); ++i) {
+        Tensor g = randn(cpu_p[i].sizes());
+        cpu_p[i].set_grad(g);
+        dev_p[i].set_grad(g.to(kCUDA));
+      }
+      oc.step();
+      od.step();
+    }
+    for (size_t i = 0; i < cpu_p.size(); ++i) CHECK(max_abs_diff(cpu_p[i], dev_p[i]) < 1e-6);
+  }
+
+  TEST_CASE("SGD momentum and Nesterov") {
+    Tensor p = tensor({1.0}, {1}).requires_grad_();
+    optim::SGD opt({p}, {.lr = 0.1, .momentum = 0.9, .nesterov = true});
+    p.set_grad(tensor({1.0}, {1}));
+    opt.step();  // buf = 1; g = 1 + 0.9 = 1.9 -> p = 0.81
+    check_values(p, {0.81}, 1e-6);
+    p.set_grad(tensor({1.0}, {1}));
+    opt.step();  // buf = 1.9; g = 1 + 1.71 = 2.71 -> p = 0.539
+    check_values(p, {0.539}, 1e-6);
+  }
+
+  TEST_CASE("warm-up + cosine schedule and early stopping") {
+    optim::WarmupCosine s{.base_lr = 1.0, .min_lr = 0.1, .warmup = 10, .total = 110};
+    CHECK(s.lr(0) == doctest::Approx(0.1));
+    CHECK(s.lr(4) == doctest::Approx(0.5));
+    CHECK(s.lr(9) == doctest::Approx(1.0));
+    CHECK(s.lr(10) == doctest::Approx(1.0));
+    CHECK(s.lr(60) == doctest::Approx(0.55));  // halfway: min + (base - min) / 2
+    CHECK(s.lr(110) == doctest::Approx(0.1));
+    CHECK(s.lr(35) == doctest::Approx(0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * 0.25))));
+    optim::EarlyStopping es{.patience = 2, .maximize = true};
+    CHECK(!es.update(0.5));
+    CHECK(es.improved);
+    CHECK(!es.update(0.6));
+    CHECK(!es.update(0.55));
+    CHECK(!es.improved);
+    CHECK(es.update(0.6));  // not better than 0.6: second bad epoch -> stop
+    CHECK(es.best == 0.6);
+  }
+
+  TEST_CASE("layer-wise decay on an EfficientNet-shaped module tree") {
+    struct Leaf : nn::Module {
+      Leaf(bool bias) {
+        register_parameter("weight", ones({2, 2}));
+        if (bias) register_parameter("bias", ones({2}));
+      }
+      Tensor forward(const Tensor& x) override { return x; }
+    };
+    struct Net : nn::Module {
+      Net() {
+        register_module("conv_stem", std::make_shared<Leaf>(false));
+        register_module("bn1", std::make_shared<Leaf>(true));
+        auto blocks = std::make_shared<nn::Sequential>();
+        for (int s = 0; s < 2; ++s) {
+          auto stage = std::make_shared<nn::Sequential>();
+          for (int b = 0; b < 2; ++b) stage->add(std::make_shared<Leaf>(true));
+          blocks->add(stage);
+        }
+        register_module("blocks", blocks);
+        register_module("conv_head", std::make_shared<Leaf>(false));
+        register_module("classifier", std::make_shared<Leaf>(true));
+      }
+      Tensor forward(const Tensor& x) override { return x; }
+    } net;
+    auto groups = optim::layer_decay_groups(net, 0.05, 0.5);
+    std::map<std::string, std::pair<double, double>> got;  // name -> (lr_scale, wd)
+    for (auto& g : groups)
+      for (auto& n : g.names) got[n] = {g.lr_scale, g.weight_decay};
+    // layers: conv_stem(7) bn1(6) blocks.0.0(5) blocks.0.1(4) blocks.1.0(3) blocks.1.1(2) conv_head(1) classifier(0)
+    CHECK(got["conv_stem.weight"].first == doctest::Approx(std::pow(0.5, 7)));
+    CHECK(got["bn1.weight"].first == doctest::Approx(std::pow(0.5, 6)));
+    CHECK(got["blocks.0.0.weight"].first == doctest::Approx(std::pow(0.5, 5)));
+    CHECK(got["blocks.1.1.bias"].first == doctest::Approx(std::pow(0.5, 2)));
+    CHECK(got["classifier.weight"].first == 1.0);
+    CHECK(got["classifier.weight"].second == 0.05);
+    CHECK(got["classifier.bias"].second == 0.0);  // no decay on biases / 1-D parameters
+    auto over = optim::layer_decay_groups(net, 0.05, 0.5, {{"bn1", 7}});
+    for (auto& g : over)
+      for (auto& n : g.names)
+        if (n == "bn1.weight") CHECK(g.lr_scale == doctest::Approx(std::pow(0.5, 7)));
+  }
+
+  TEST_CASE("gradient clipping by global norm") {
+    Tensor a = zeros({2}).requires_grad_(), b = zeros({1}).requires_grad_();
+    a.set_grad(tensor({3, 0}, {2}));
+    b.set_grad(tensor({4}, {1}));
+    CHECK(optim::clip_grad_norm({a, b}, 1.0) == doctest::Approx(5.0));
+    check_values(a.grad(), {0.6, 0}, 1e-5);
+    check_values(b.grad(), {0.8}, 1e-5);
+  }
+
+  TEST_CASE("safetensors: round trip of every dtype, strict validation of bad files") {
+    fs::path d = fs::temp_directory_path() / ("adnn_st_" + std::to_string(::getpid()));
+    fs::create_directories(d);
+    std::vector<std::pair<std::string, Tensor>> ts;
+    for (DType t : {DType::f32, DType::f64, DType::f16, DType::bf16, DType::i32, DType::i64, DType::u8, DType::boolean})
+      ts.push_back({std::string("t_") + dtype_name(t), arange(0, 6, 1, t).reshape({2, 3})});
+    ts.push_back({"scalar", scalar_tensor(2.5)});
+    ts.push_back({"empty", zeros({0, 4})});
+    const std::string p = (d / "a.safetensors").string();
+    io::save_safetensors(p, ts, {{"note", "quote\" and \\ backslash"}});
+    auto st = io::load_safetensors(p);
+    REQUIRE(st.tensors.size() == ts.size());
+    for (size_t i = 0; i < ts.size(); ++i) {
+      CHECK(st.tensors[i].first == ts[i].first);
+      CHECK(st.tensors[i].second.dtype() == ts[i].second.dtype());
+      CHECK(st.tensors[i].second.sizes() == ts[i].second.sizes());
+      CHECK(st.tensors[i].second.to_vector() == ts[i].second.to_vector());
+    }
+    CHECK(st.metadata.at("note") == "quote\" and \\ backslash");
+    auto bytes = io::read_file(p);
+    auto bad = [&](std::vector<uint8_t> b, const char* msg) {
+      CHECK_THROWS_WITH_AS(io::parse_safetensors(b, "x.safetensors"), doctest::Contains(msg), Error);
+    };
+    bad({1, 2, 3}, "truncated");
+    bad(std::vector<uint8_t>(bytes.begin(), bytes.end() - 5), "outside");  // truncated data
+    bad(std::vector<uint8_t>(bytes.begin(), bytes.begin() + 20), "truncated (header of");
+    auto huge = bytes;
+    huge[7] = 0x7f;
+    bad(huge, "exceeds");
+    auto header = [](const std::string& h, size_t data) {
+      std::vector<uint8_t> b(8 + h.size() + data, 0);
+      uint64_t n = h.size();
+      for (int i = 0; i < 8; ++i) b[size_t(i)] = uint8_t(n >> (8 * i));
+      std::memcpy(b.data() + 8, h.data(), h.size());
+      return b;
+    };
+    bad(header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}", 8), "malformed header");
+    bad(header("{\"a\":{\"dtype\":\"F99\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8), "unsupported dtype 'F99'");
+    bad(header("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8), "needs 12");
+    bad(header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+               "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12), "overlaps");
+    bad(header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 12), "trailing bytes");
+    bad(header("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"a\":{}}", 8), "duplicate key");
+    bad(header("{\"a\":{\"dtype\":\"F32\",\"shape\":[99999999999999999999],\"data_offsets\":[0,8]}}", 8),
+        "number too large");
+    CHECK_THROWS_WITH_AS(io::load_safetensors((d / "none.safetensors").string()), doctest::Contains("cannot open"),
+                         Error);
+    fs::remove_all(d);
+  }
+
+  TEST_CASE("checkpoints: resume after a kill reproduces the run bit for bit; damage is detected") {
+    fs::path d = fs::temp_directory_path() / ("adnn_ckpt_" + std::to_string(::getpid()));
+    fs::remove_all(d);
+    fs::create_directories(d);
+    const std::string probe = ADNN_TRAIN_PROBE, dir = d.string();
+    auto run = [&](const std::string& args) {
+      const std::string out = dir + "/out.txt";
+      int rc = std::system((probe + " " + dir + " 40 " + args + " > " + out + " 2>&1").c_str());
+      std::ifstream f(out);
+      std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+      return std::make_pair(WEXITSTATUS(rc), text);
+    };
+    auto full = run("");
+    REQUIRE(full.first == 0);
+    auto killed = run("--die-after 17");
+    CHECK(killed.first == 137);
+    CHECK(fs::exists(dir + "/ckpt.safetensors"));
+    CHECK(fs::exists(dir + "/ckpt.state.safetensors"));
+    auto resumed = run("--resume");
+    REQUIRE(resumed.first == 0);
+    CHECK(resumed.second == full.second);  // same digest of every weight bit
+    // a truncated weights file is a clear error
+    auto bytes = io::read_file(dir + "/ckpt.safetensors");
+    std::ofstream(dir + "/ckpt.safetensors", std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size() / 2));
+    auto broken = run("--resume");
+    CHECK(broken.first != 0);
+    CHECK(broken.second.find("ckpt.safetensors") != std::string::npos);
+    // weights and state from different saves are refused
+    io::write_file_atomic(dir + "/ckpt.safetensors", bytes);
+    auto st = io::read_file(dir + "/ckpt.state.safetensors");
+    killed = run("--die-after 5");  // a new save of both files
+    io::write_file_atomic(dir + "/ckpt.state.safetensors", st);
+    auto mixed = run("--resume");
+    CHECK(mixed.first != 0);
+    CHECK(mixed.second.find("come from different saves") != std::string::npos);
+    // a failed write leaves the previous file intact
+    CHECK_THROWS_AS(io::write_file_atomic(dir + "/missing_dir/x.safetensors", bytes), Error);
+    io::write_file_atomic(dir + "/keep.bin", {1, 2, 3});
+    CHECK_THROWS_AS(io::write_file_atomic(dir + "/keep.bin/child", {4}), Error);
+    CHECK(io::read_file(dir + "/keep.bin") == std::vector<uint8_t>{1, 2, 3});
+    fs::remove_all(d);
+  }
+}
