@@ -78,7 +78,8 @@ __global__ void compound_loss_kernel(const float* __restrict__ z, const float* _
 inline void compound_loss_reference(const float* z, const float* f, const float* t, const int64_t* y,
                                     const float* centers, const float* prior, const float* w, float W, float* gz,
                                     float* gf, double* terms, const CompoundParams& P) {
-  terms[0] = terms[1] = terms[2] = 0;
+  double t0 = 0, t1 = 0, t2 = 0;
+#pragma omp parallel for schedule(static) reduction(+ : t0, t1, t2) if (P.B * (P.K + P.D) > 32768)
   for (int64_t i = 0; i < P.B; ++i) {
     const float* zi = z + i * P.K;
     const float* ti = t + i * P.K;
@@ -107,10 +108,13 @@ inline void compound_loss_reference(const float* z, const float* f, const float*
       cl += diff * diff;
       gf[i * P.D + d] = float(P.l_center * diff / double(P.B));
     }
-    terms[0] += ce / W;
-    terms[1] += 0.5 * cl / double(P.B);
-    terms[2] += dls / double(P.B);
+    t0 += ce / W;
+    t1 += 0.5 * cl / double(P.B);
+    t2 += dls / double(P.B);
   }
+  terms[0] = t0;
+  terms[1] = t1;
+  terms[2] = t2;
 }
 
 }  // namespace adnn::kernels
