@@ -218,17 +218,17 @@ inline unsigned ceil_div(int64_t a, int64_t b) { return unsigned((a + b - 1) / b
 // Math for kernel code, resolved explicitly so adnn's tensor ops (adnn::exp, ...) never
 // shadow them: the f32 forms for float, the f64 forms for double.
 namespace math {
-__device__ __forceinline__ float exp(float v) { return ::expf(v); }
-__device__ __forceinline__ double exp(double v) { return ::exp(v); }
-__device__ __forceinline__ float log(float v) { return ::logf(v); }
-__device__ __forceinline__ double log(double v) { return ::log(v); }
-__device__ __forceinline__ float sqrt(float v) { return ::sqrtf(v); }
-__device__ __forceinline__ double sqrt(double v) { return ::sqrt(v); }
-__device__ __forceinline__ float tanh(float v) { return ::tanhf(v); }
-__device__ __forceinline__ double tanh(double v) { return ::tanh(v); }
-__device__ __forceinline__ float erf(float v) { return ::erff(v); }
-__device__ __forceinline__ double erf(double v) { return ::erf(v); }
-__device__ __forceinline__ float pow(float a, float b) { return ::powf(a, b); }
-__device__ __forceinline__ double pow(double a, double b) { return ::pow(a, b); }
+__host__ __device__ __forceinline__ float exp(float v) { return ::expf(v); }
+__host__ __device__ __forceinline__ double exp(double v) { return ::exp(v); }
+__host__ __device__ __forceinline__ float log(float v) { return ::logf(v); }
+__host__ __device__ __forceinline__ double log(double v) { return ::log(v); }
+__host__ __device__ __forceinline__ float sqrt(float v) { return ::sqrtf(v); }
+__host__ __device__ __forceinline__ double sqrt(double v) { return ::sqrt(v); }
+__host__ __device__ __forceinline__ float tanh(float v) { return ::tanhf(v); }
+__host__ __device__ __forceinline__ double tanh(double v) { return ::tanh(v); }
+__host__ __device__ __forceinline__ float erf(float v) { return ::erff(v); }
+__host__ __device__ __forceinline__ double erf(double v) { return ::erf(v); }
+__host__ __device__ __forceinline__ float pow(float a, float b) { return ::powf(a, b); }
+__host__ __device__ __forceinline__ double pow(double a, double b) { return ::pow(a, b); }
 }  // namespace math
 }  // namespace adnn::kernels

@@ -22,7 +22,7 @@ struct AdamWSlot {
   float lr, wd;
 };
 
-__device__ __forceinline__ void adamw_element(float& p, float g, float& m, float& v, float lr, float wd, float b1,
+__host__ __device__ __forceinline__ void adamw_element(float& p, float g, float& m, float& v, float lr, float wd, float b1,
                                               float b2, float eps, float bc1, float bc2) {
   p *= 1.f - lr * wd;
   m = b1 * m + (1.f - b1) * g;
