@@ -5,6 +5,8 @@
 #include <adnn/autograd/autograd.hpp>
 #include <adnn/ops/ops.hpp>
 #include <adnn/nn/loss.hpp>
+#include <adnn/nn/layers.hpp>
+#include <adnn/nn/models.hpp>
 #include <adnn/nn/module.hpp>
 #include <adnn/optim/optimizer.hpp>
 #include <adnn/optim/schedule.hpp>

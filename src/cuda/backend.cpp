@@ -373,9 +373,13 @@ void conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const T
       if (gx.defined())
         ADNN_LAUNCH(k::depthwise_backward_input_kernel<T>, k::grid_for(gx.numel()), dim3(256), 0, stream(), ptr<T>(gy),
                     ptr<T>(w), ptr<T>(gx), d);
-      if (gw.defined())
-        ADNN_LAUNCH(k::depthwise_backward_weight_kernel<T>, dim3(unsigned(g.C * g.KH * g.KW)), dim3(256), 0, stream(),
-                    ptr<T>(gy), ptr<T>(x), ptr<T>(gw), d);
+      if (gw.defined()) {
+        // one block per weight element; as many threads as output positions, 32..256
+        unsigned threads = 32;
+        while (threads < 256 && int64_t(threads) < g.N * P) threads *= 2;
+        ADNN_LAUNCH(k::depthwise_backward_weight_kernel<T>, dim3(unsigned(g.C * g.KH * g.KW)), dim3(threads), 0,
+                    stream(), ptr<T>(gy), ptr<T>(x), ptr<T>(gw), d);
+      }
       return;
     }
     if (pointwise(g)) {

@@ -81,6 +81,21 @@ class Module : public std::enable_shared_from_this<Module> {
     for (auto& p : parameters()) p.set_grad(Tensor());
   }
 
+  // Moves every parameter and buffer to `device` in place: the tensors keep their identity
+  // (optimizers and hooks holding them stay valid); gradients are dropped.
+  void to(Device device) {
+    NoGradGuard ng;
+    for (auto& [n, t] : state_dict()) {
+      if (t.device() == device) continue;
+      Tensor moved = t.contiguous().to(device);
+      TensorImpl& impl = t.impl();
+      impl.storage = moved.impl().storage;
+      impl.offset = moved.storage_offset();
+      impl.strides = moved.strides();
+      t.set_grad(Tensor());
+    }
+  }
+
   // Parameters and buffers by dotted name (the tensors themselves, not copies).
   std::vector<std::pair<std::string, Tensor>> state_dict() const {
     auto out = named_parameters();

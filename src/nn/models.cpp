@@ -1,0 +1,224 @@
+// EfficientNet and ResNet (include/adnn/nn/models.hpp).
+#include <adnn/nn/models.hpp>
+
+#include <cmath>
+
+namespace adnn::nn {
+
+int64_t round_channels(double channels, double multiplier) {
+  const double v = channels * multiplier;
+  const int64_t divisor = 8;
+  int64_t n = std::max<int64_t>(divisor, int64_t(v + divisor / 2.0) / divisor * divisor);
+  if (double(n) < 0.9 * v) n += divisor;
+  return n;
+}
+
+namespace {
+std::shared_ptr<Conv2d> conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups, bool tf,
+                             bool bias = false) {
+  return std::make_shared<Conv2d>(
+      Conv2dSpec{.in = in, .out = out, .kernel = k, .stride = stride, .groups = groups, .bias = bias, .same = tf});
+}
+std::shared_ptr<BatchNorm2d> bn(int64_t c, bool tf) { return std::make_shared<BatchNorm2d>(c, tf ? 1e-3 : 1e-5); }
+}  // namespace
+
+DepthwiseSeparable::DepthwiseSeparable(int64_t in, int64_t out, int64_t k, int64_t stride, double se_ratio, bool tf,
+                                       double dp) {
+  conv_dw = register_module("conv_dw", conv(in, in, k, stride, in, tf));
+  bn1 = register_module("bn1", bn(in, tf));
+  if (se_ratio > 0)
+    se = register_module("se", std::make_shared<SqueezeExcite>(in, std::max<int64_t>(1, std::llround(in * se_ratio))));
+  conv_pw = register_module("conv_pw", conv(in, out, 1, 1, 1, tf));
+  bn2 = register_module("bn2", bn(out, tf));
+  drop_path = register_module("drop_path", std::make_shared<DropPath>(dp));
+  has_skip = stride == 1 && in == out;
+}
+
+Tensor DepthwiseSeparable::forward(const Tensor& x) {
+  Tensor y = silu((*bn1)((*conv_dw)(x)));
+  if (se) y = (*se)(y);
+  y = (*bn2)((*conv_pw)(y));
+  return has_skip ? add((*drop_path)(y), x) : y;
+}
+
+MBConv::MBConv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t expand, double se_ratio, bool tf,
+               double dp) {
+  const int64_t mid = in * expand;
+  conv_pw = register_module("conv_pw", conv(in, mid, 1, 1, 1, tf));
+  bn1 = register_module("bn1", bn(mid, tf));
+  conv_dw = register_module("conv_dw", conv(mid, mid, k, stride, mid, tf));
+  bn2 = register_module("bn2", bn(mid, tf));
+  // timm: SE width from the block input, rd = round(mid · se_ratio / expand)
+  if (se_ratio > 0)
+    se = register_module("se", std::make_shared<SqueezeExcite>(
+                                   mid, std::max<int64_t>(1, std::llround(double(mid) * se_ratio / double(expand)))));
+  conv_pwl = register_module("conv_pwl", conv(mid, out, 1, 1, 1, tf));
+  bn3 = register_module("bn3", bn(out, tf));
+  drop_path = register_module("drop_path", std::make_shared<DropPath>(dp));
+  has_skip = stride == 1 && in == out;
+}
+
+Tensor MBConv::forward(const Tensor& x) {
+  Tensor y = silu((*bn1)((*conv_pw)(x)));
+  y = silu((*bn2)((*conv_dw)(y)));
+  if (se) y = (*se)(y);
+  y = (*bn3)((*conv_pwl)(y));
+  return has_skip ? add((*drop_path)(y), x) : y;
+}
+
+EfficientNetConfig efficientnet_config(const std::string& name) {
+  struct Row {
+    const char* n;
+    double w, d;
+    int64_t res;
+    double drop;
+  };
+  static const Row rows[] = {{"b0", 1.0, 1.0, 224, 0.2}, {"b1", 1.0, 1.1, 240, 0.2}, {"b2", 1.1, 1.2, 260, 0.3},
+                             {"b3", 1.2, 1.4, 300, 0.3}, {"b4", 1.4, 1.8, 380, 0.4}, {"b5", 1.6, 2.2, 456, 0.4},
+                             {"b6", 1.8, 2.6, 528, 0.5}, {"b7", 2.0, 3.1, 600, 0.5}};
+  bool tf = name.rfind("tf_", 0) == 0;
+  const std::string base = tf ? name.substr(3) : name;
+  for (auto& r : rows)
+    if (base == std::string("efficientnet_") + r.n) {
+      EfficientNetConfig c;
+      c.width = r.w;
+      c.depth = r.d;
+      c.default_size = r.res;
+      c.drop_rate = r.drop;
+      c.tf = tf;
+      return c;
+    }
+  ADNN_FAIL("efficientnet_config: unknown model '", name, "' (efficientnet_b0 … b7, tf_efficientnet_b0 … b7)");
+}
+
+EfficientNet::EfficientNet(EfficientNetConfig c) : c_(c) {
+  // (block type, repeats, kernel, stride, expand, channels); SE ratio 0.25 everywhere
+  struct Stage {
+    bool ds;
+    int r, k, s, e, ch;
+  };
+  static const Stage arch[] = {{true, 1, 3, 1, 1, 16},   {false, 2, 3, 2, 6, 24},  {false, 2, 5, 2, 6, 40},
+                               {false, 3, 3, 2, 6, 80},  {false, 3, 5, 1, 6, 112}, {false, 4, 5, 2, 6, 192},
+                               {false, 1, 3, 1, 6, 320}};
+  const int64_t stem = round_channels(32, c.width);
+  conv_stem = register_module("conv_stem", conv(c.in_chans, stem, 3, c.stem_stride, 1, c.tf));
+  bn1 = register_module("bn1", bn(stem, c.tf));
+  int total = 0;
+  for (auto& s : arch) total += int(std::ceil(s.r * c.depth));
+  blocks = register_module("blocks", std::make_shared<Sequential>());
+  int64_t in = stem;
+  int idx = 0;
+  for (auto& s : arch) {
+    auto stage = std::make_shared<Sequential>();
+    const int64_t out = round_channels(s.ch, c.width);
+    const int reps = int(std::ceil(s.r * c.depth));
+    for (int b = 0; b < reps; ++b) {
+      const double dp = c.drop_path_rate * idx++ / total;
+      const int64_t stride = b == 0 ? s.s : 1;
+      if (s.ds)
+        stage->add(std::make_shared<DepthwiseSeparable>(in, out, s.k, stride, 0.25, c.tf, dp));
+      else
+        stage->add(std::make_shared<MBConv>(in, out, s.k, stride, s.e, 0.25, c.tf, dp));
+      in = out;
+    }
+    stage_channels_.push_back(out);
+    blocks->add(stage);
+  }
+  num_features_ = round_channels(1280, c.width);
+  conv_head = register_module("conv_head", conv(in, num_features_, 1, 1, 1, c.tf));
+  bn2 = register_module("bn2", bn(num_features_, c.tf));
+  classifier = register_module("classifier", std::make_shared<Linear>(num_features_, c.num_classes));
+}
+
+std::vector<Tensor> EfficientNet::forward_features(const Tensor& x) {
+  ADNN_CHECK(x.dim() == 4 && x.size(3) == c_.in_chans, "EfficientNet: input must be (N, H, W, ", c_.in_chans,
+             "), got ", x.desc());
+  std::vector<Tensor> taps;
+  Tensor y = silu((*bn1)((*conv_stem)(x)));
+  taps.push_back(y);
+  for (size_t s = 0; s < stage_channels_.size(); ++s) {
+    y = (*blocks)[s](y);
+    taps.push_back(y);
+  }
+  taps.push_back(silu((*bn2)((*conv_head)(y))));
+  return taps;
+}
+
+Tensor EfficientNet::forward_head(const Tensor& f) {
+  Tensor p = global_avg_pool2d(f);
+  p = dropout(p, c_.drop_rate, training_);
+  return (*classifier)(p);
+}
+
+Tensor EfficientNet::forward(const Tensor& x) { return forward_head(forward_features(x).back()); }
+
+Bottleneck::Bottleneck(int64_t in, int64_t planes, int64_t stride, bool ds) {
+  conv1 = register_module("conv1", conv(in, planes, 1, 1, 1, false));
+  bn1 = register_module("bn1", bn(planes, false));
+  conv2 = register_module("conv2", conv(planes, planes, 3, stride, 1, false));
+  bn2 = register_module("bn2", bn(planes, false));
+  conv3 = register_module("conv3", conv(planes, planes * 4, 1, 1, 1, false));
+  bn3 = register_module("bn3", bn(planes * 4, false));
+  if (ds) {
+    downsample = register_module("downsample", std::make_shared<Sequential>());
+    downsample->add(conv(in, planes * 4, 1, stride, 1, false)).add(bn(planes * 4, false));
+  }
+}
+
+Tensor Bottleneck::forward(const Tensor& x) {
+  Tensor y = relu((*bn1)((*conv1)(x)));
+  y = relu((*bn2)((*conv2)(y)));
+  y = (*bn3)((*conv3)(y));
+  return relu(add(y, downsample ? (*downsample)(x) : x));
+}
+
+ResNet::ResNet(std::vector<int64_t> layers, int64_t num_classes, int64_t in_chans) {
+  conv1 = register_module("conv1", conv(in_chans, 64, 7, 2, 1, false));
+  bn1 = register_module("bn1", bn(64, false));
+  int64_t in = 64;
+  std::shared_ptr<Sequential>* stages[] = {&layer1, &layer2, &layer3, &layer4};
+  for (int i = 0; i < 4; ++i) {
+    auto seq = std::make_shared<Sequential>();
+    const int64_t planes = 64 << i, stride = i == 0 ? 1 : 2;
+    for (int64_t b = 0; b < layers[size_t(i)]; ++b) {
+      seq->add(std::make_shared<Bottleneck>(in, planes, b == 0 ? stride : 1, b == 0));
+      in = planes * 4;
+    }
+    *stages[i] = register_module("layer" + std::to_string(i + 1), seq);
+  }
+  fc = register_module("fc", std::make_shared<Linear>(in, num_classes));
+}
+
+std::vector<Tensor> ResNet::forward_features(const Tensor& x) {
+  Pool2dOptions mp;
+  mp.kernel = {3, 3};
+  mp.stride = {2, 2};
+  mp.padding = {1, 1};
+  Tensor y = max_pool2d(relu((*bn1)((*conv1)(x))), mp);
+  std::vector<Tensor> taps;
+  for (auto* l : {&layer1, &layer2, &layer3, &layer4}) {
+    y = (**l)(y);
+    taps.push_back(y);
+  }
+  return taps;
+}
+
+Tensor ResNet::forward(const Tensor& x) { return (*fc)(global_avg_pool2d(forward_features(x).back())); }
+
+std::vector<std::string> model_names() {
+  std::vector<std::string> n;
+  for (const char* p : {"", "tf_"})
+    for (int b = 0; b < 8; ++b) n.push_back(std::string(p) + "efficientnet_b" + std::to_string(b));
+  n.push_back("resnet50");
+  return n;
+}
+
+std::shared_ptr<Module> create_model(const std::string& name, int64_t num_classes, int64_t in_chans) {
+  if (name == "resnet50") return std::make_shared<ResNet>(std::vector<int64_t>{3, 4, 6, 3}, num_classes, in_chans);
+  EfficientNetConfig c = efficientnet_config(name);
+  c.num_classes = num_classes;
+  c.in_chans = in_chans;
+  return std::make_shared<EfficientNet>(c);
+}
+
+}  // namespace adnn::nn
