@@ -1,5 +1,6 @@
 // EfficientNet / ResNet: exact parameter counts, timm names, tf_ variants, state dicts,
 // layer-wise decay on a real EfficientNet, and a B0 forward/backward on cpu vs cuda.
+#include <filesystem>
 #include <set>
 
 #include "testing.hpp"
@@ -62,6 +63,23 @@ TEST_SUITE("models") {
     sd.pop_back();
     CHECK_THROWS_WITH_AS(b->load_state_dict(sd, true), doctest::Contains("load_state_dict: missing"), Error);
     b->load_state_dict(sd, false);
+  }
+
+  TEST_CASE("PyTorch state dicts: OIHW convolution weights are converted on load") {
+    auto a = nn::create_model("efficientnet_b0", 7, 1), b = nn::create_model("efficientnet_b0", 7, 1);
+    // export a's weights the way torch lays them out
+    std::vector<std::pair<std::string, Tensor>> torch_sd;
+    for (auto& [n, t] : a->state_dict())
+      torch_sd.push_back({n, t.dim() == 4 ? t.permute({0, 3, 1, 2}).contiguous() : t});
+    const std::string path = (std::filesystem::temp_directory_path() / "adnn_torch_b0.safetensors").string();
+    io::save_safetensors(path, torch_sd);
+    nn::load_pytorch_safetensors(*b, path);
+    auto sa = a->state_dict(), sb = b->state_dict();
+    for (size_t i = 0; i < sa.size(); ++i) CHECK(max_abs_diff(sa[i].second, sb[i].second) == 0);
+    torch_sd[0].second = zeros({32, 3, 3, 3});  // conv_stem for 3 input channels
+    CHECK_THROWS_WITH_AS(nn::load_pytorch_state_dict(*b, torch_sd),
+                         doctest::Contains("'conv_stem.weight' has torch shape [32, 3, 3, 3]"), Error);
+    std::filesystem::remove(path);
   }
 
   TEST_CASE("layer-wise decay on efficientnet_b0: stem deepest, classifier 0") {

@@ -221,4 +221,28 @@ std::shared_ptr<Module> create_model(const std::string& name, int64_t num_classe
   return std::make_shared<EfficientNet>(c);
 }
 
+void load_pytorch_state_dict(Module& m, const std::vector<std::pair<std::string, Tensor>>& sd, bool strict) {
+  std::map<std::string, Shape> mine;
+  for (auto& [n, t] : m.state_dict()) mine[n] = t.sizes();
+  std::vector<std::pair<std::string, Tensor>> converted;
+  for (auto& [n, t] : sd) {
+    auto it = mine.find(n);
+    if (it != mine.end() && t.dim() == 4 && it->second.size() == 4) {
+      // torch (O, I, KH, KW) -> adnn (O, KH, KW, I)
+      ADNN_CHECK(t.size(0) == it->second[0] && t.size(1) == it->second[3] && t.size(2) == it->second[1] &&
+                     t.size(3) == it->second[2],
+                 "load_pytorch_state_dict: '", n, "' has torch shape ", shape_str(t.sizes()), " but the module expects ",
+                 shape_str(it->second), " in (O, KH, KW, I)");
+      converted.push_back({n, t.permute({0, 2, 3, 1}).contiguous()});
+    } else {
+      converted.push_back({n, t});
+    }
+  }
+  m.load_state_dict(converted, strict);
+}
+
+void load_pytorch_safetensors(Module& m, const std::string& path, bool strict) {
+  load_pytorch_state_dict(m, io::load_safetensors(path).tensors, strict);
+}
+
 }  // namespace adnn::nn

@@ -2,6 +2,7 @@
 // Image models with timm's parameter names, NHWC: EfficientNet B0–B7 (and the tf_ variants:
 // BN eps 1e-3, TF "same" padding) built from the compound-scaling rules, and ResNet-50 (the
 // paper's ablation baseline).
+#include <adnn/io/safetensors.hpp>
 #include <adnn/nn/layers.hpp>
 
 #include <string>
@@ -91,6 +92,12 @@ class ResNet : public Module {
   std::shared_ptr<Sequential> layer1, layer2, layer3, layer4;
   std::shared_ptr<Linear> fc;
 };
+
+// Loads a PyTorch / timm state dict (e.g. a .safetensors file exported from torch): 4-D
+// convolution weights are converted from torch's (O, I, KH, KW) to adnn's (O, KH, KW, I);
+// everything else is copied by name, with the shape checks of load_state_dict.
+void load_pytorch_state_dict(Module& m, const std::vector<std::pair<std::string, Tensor>>& sd, bool strict = true);
+void load_pytorch_safetensors(Module& m, const std::string& path, bool strict = true);
 
 // "efficientnet_b0" … "efficientnet_b7", "tf_efficientnet_b0" … "tf_efficientnet_b7", "resnet50".
 std::shared_ptr<Module> create_model(const std::string& name, int64_t num_classes = 1000, int64_t in_chans = 3);
