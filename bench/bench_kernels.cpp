@@ -7,6 +7,8 @@
 #include <adnn/cuda/runtime.hpp>
 #include <benchmark/benchmark.h>
 
+#include "cuda_timing.hpp"
+
 #include <cstdio>
 #include <functional>
 
@@ -16,17 +18,7 @@ namespace {
 
 // Times `body` with CUDA events per iteration; `bytes` moved per call.
 void time_cuda(benchmark::State& st, double bytes, const std::function<void()>& body) {
-  body();  // warm-up (allocator, first launch)
-  cuda::device_synchronize();
-  cuda::Event a = cuda::create_event(), b = cuda::create_event();
-  for (auto _ : st) {
-    cuda::record(a);
-    body();
-    cuda::record(b);
-    st.SetIterationTime(double(cuda::elapsed_ms(a, b)) / 1e3);
-  }
-  cuda::destroy_event(a);
-  cuda::destroy_event(b);
+  bench::time_with_cuda_events(st, body);
   st.counters["GB/s"] = benchmark::Counter(bytes * double(st.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 

@@ -9,6 +9,8 @@
 #include <adnn/cuda/runtime.hpp>
 #include <benchmark/benchmark.h>
 
+#include "cuda_timing.hpp"
+
 using namespace adnn;
 
 namespace {
@@ -51,15 +53,7 @@ void BM_adamw_gpu(benchmark::State& st) {
   }
   auto ps = model_like(kCUDA);
   optim::AdamW opt(ps, {.lr = 1e-3, .fused = st.range(0) != 0});
-  opt.step();
-  cuda::device_synchronize();
-  cuda::Event a = cuda::create_event(), b = cuda::create_event();
-  for (auto _ : st) {
-    cuda::record(a);
-    opt.step();
-    cuda::record(b);
-    st.SetIterationTime(double(cuda::elapsed_ms(a, b)) / 1e3);
-  }
+  bench::time_with_cuda_events(st, [&] { opt.step(); });
   st.counters["GB/s"] = benchmark::Counter(28.0 * double(numel(ps)) * double(st.iterations()) / 1e9,
                                            benchmark::Counter::kIsRate);
 }
@@ -76,14 +70,7 @@ void loss_case(benchmark::State& st, Device d, bool fused) {
     l.total.backward();
   };
   if (d.is_cuda()) {
-    body();
-    cuda::Event a = cuda::create_event(), b = cuda::create_event();
-    for (auto _ : st) {
-      cuda::record(a);
-      body();
-      cuda::record(b);
-      st.SetIterationTime(double(cuda::elapsed_ms(a, b)) / 1e3);
-    }
+    bench::time_with_cuda_events(st, body);
   } else {
     for (auto _ : st) body();
   }

@@ -23,6 +23,25 @@ struct ConvDims {
   int64_t N, H, W, C, O, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, groups;
 };
 
+// Calls f(oh, ow, kh, kw) for every output position and tap that reads input pixel (ih, iw):
+// the gather form of a convolution's adjoint (col2im and input gradients without atomics).
+template <class F>
+__host__ __device__ __forceinline__ void for_each_tap_reading(const ConvDims& g, int64_t ih, int64_t iw, F&& f) {
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    const int64_t t = ih + g.pt - kh * g.dh;
+    if (t < 0 || t % g.sh) continue;
+    const int64_t oh = t / g.sh;
+    if (oh >= g.OH) continue;
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const int64_t u = iw + g.pl - kw * g.dw;
+      if (u < 0 || u % g.sw) continue;
+      const int64_t ow = u / g.sw;
+      if (ow >= g.OW) continue;
+      f(oh, ow, kh, kw);
+    }
+  }
+}
+
 template <class T>
 __global__ void im2col_kernel(const T* __restrict__ x, T* __restrict__ col, ConvDims g, int64_t n0, int64_t nb,
                               int64_t gi) {
@@ -43,19 +62,9 @@ __global__ void col2im_kernel(const T* __restrict__ dcol, T* __restrict__ gx, Co
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % Cg, iw = (i / Cg) % g.W, ih = (i / (Cg * g.W)) % g.H, n = i / (Cg * g.W * g.H);
     T s = 0;
-    for (int64_t kh = 0; kh < g.KH; ++kh) {
-      const int64_t t = ih + g.pt - kh * g.dh;
-      if (t < 0 || t % g.sh) continue;
-      const int64_t oh = t / g.sh;
-      if (oh >= g.OH) continue;
-      for (int64_t kw = 0; kw < g.KW; ++kw) {
-        const int64_t u = iw + g.pl - kw * g.dw;
-        if (u < 0 || u % g.sw) continue;
-        const int64_t ow = u / g.sw;
-        if (ow >= g.OW) continue;
-        s += dcol[((n * g.OH + oh) * g.OW + ow) * KK + (kh * g.KW + kw) * Cg + c];
-      }
-    }
+    for_each_tap_reading(g, ih, iw, [&](int64_t oh, int64_t ow, int64_t kh, int64_t kw) {
+      s += dcol[((n * g.OH + oh) * g.OW + ow) * KK + (kh * g.KW + kw) * Cg + c];
+    });
     gx[(((n0 + n) * g.H + ih) * g.W + iw) * g.C + gi * Cg + c] += s;
   }
 }
@@ -87,19 +96,9 @@ __global__ void depthwise_backward_input_kernel(const T* __restrict__ gy, const 
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % g.C, iw = (i / g.C) % g.W, ih = (i / (g.C * g.W)) % g.H, n = i / (g.C * g.W * g.H);
     T s = 0;
-    for (int64_t kh = 0; kh < g.KH; ++kh) {
-      const int64_t t = ih + g.pt - kh * g.dh;
-      if (t < 0 || t % g.sh) continue;
-      const int64_t oh = t / g.sh;
-      if (oh >= g.OH) continue;
-      for (int64_t kw = 0; kw < g.KW; ++kw) {
-        const int64_t u = iw + g.pl - kw * g.dw;
-        if (u < 0 || u % g.sw) continue;
-        const int64_t ow = u / g.sw;
-        if (ow >= g.OW) continue;
-        s += gy[((n * g.OH + oh) * g.OW + ow) * g.C + c] * w[(c * g.KH + kh) * g.KW + kw];
-      }
-    }
+    for_each_tap_reading(g, ih, iw, [&](int64_t oh, int64_t ow, int64_t kh, int64_t kw) {
+      s += gy[((n * g.OH + oh) * g.OW + ow) * g.C + c] * w[(c * g.KH + kh) * g.KW + kw];
+    });
     gx[i] = s;
   }
 }
