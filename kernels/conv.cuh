@@ -25,8 +25,9 @@ struct ConvDims {
 
 // Calls f(oh, ow, kh, kw) for every output position and tap that reads input pixel (ih, iw):
 // the gather form of a convolution's adjoint (col2im and input gradients without atomics).
-template <class F>
-__host__ __device__ __forceinline__ void for_each_tap_reading(const ConvDims& g, int64_t ih, int64_t iw, F&& f) {
+// G is any geometry with ConvDims' fields (the CPU twin passes cpu::ConvGeom).
+template <class G, class F>
+__host__ __device__ __forceinline__ void for_each_tap_reading(const G& g, int64_t ih, int64_t iw, F&& f) {
   for (int64_t kh = 0; kh < g.KH; ++kh) {
     const int64_t t = ih + g.pt - kh * g.dh;
     if (t < 0 || t % g.sh) continue;

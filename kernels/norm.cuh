@@ -185,25 +185,4 @@ __global__ void layer_norm_param_grads_kernel(const T* __restrict__ g, const T* 
   if (gb) gb[d] = T(ab);
 }
 
-// ---- CPU twin (op-level twins: src/cpu/nn_kernels.cpp)
-template <class T>
-void layer_norm_rows_reference(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t rows, int64_t D,
-                               double eps) {
-  for (int64_t r = 0; r < rows; ++r) {
-    double mu = 0, var = 0;
-    for (int64_t k = 0; k < D; ++k) mu += double(x[r * D + k]);
-    mu /= double(D);
-    for (int64_t k = 0; k < D; ++k) var += (double(x[r * D + k]) - mu) * (double(x[r * D + k]) - mu);
-    double rs = 1.0 / std::sqrt(var / double(D) + eps);
-    for (int64_t k = 0; k < D; ++k) {
-      double o = (double(x[r * D + k]) - mu) * rs;
-      if (w) o *= double(w[k]);
-      if (b) o += double(b[k]);
-      y[r * D + k] = T(o);
-    }
-    mean[r] = T(mu);
-    rstd[r] = T(rs);
-  }
-}
-
 }  // namespace adnn::kernels

@@ -139,17 +139,4 @@ inline void launch_sum_all_atomic(const float* x, float* out, int64_t n, Stream 
               x, out, n);
 }
 
-// ---- CPU twins (the op-level twins are in src/cpu/reduce.cpp)
-template <class T>
-void reduce_rows_reference(ReduceCode op, const T* x, T* out, int64_t rows, int64_t R) {
-  for (int64_t r = 0; r < rows; ++r) {
-    double acc = op == r_sum ? 0.0 : (op == r_max ? -INFINITY : INFINITY);
-    for (int64_t k = 0; k < R; ++k) {
-      double v = double(x[r * R + k]);
-      acc = op == r_sum ? acc + v : (op == r_max ? std::max(acc, v) : std::min(acc, v));
-    }
-    out[r] = T(acc);
-  }
-}
-
 }  // namespace adnn::kernels

@@ -108,18 +108,4 @@ void launch_softmax_backward(const T* g, const T* y, T* gx, int64_t outer, int64
                 outer, D, inner, log);
 }
 
-// ---- CPU twin (also src/cpu/reduce.cpp: softmax)
-template <class T>
-void softmax_rows_reference(const T* x, T* y, int64_t rows, int64_t D, bool log) {
-  for (int64_t r = 0; r < rows; ++r) {
-    double m = -INFINITY, s = 0;
-    for (int64_t k = 0; k < D; ++k) m = std::max(m, double(x[r * D + k]));
-    for (int64_t k = 0; k < D; ++k) s += std::exp(double(x[r * D + k]) - m);
-    for (int64_t k = 0; k < D; ++k) {
-      double v = double(x[r * D + k]) - m;
-      y[r * D + k] = T(log ? v - std::log(s) : std::exp(v) / s);
-    }
-  }
-}
-
 }  // namespace adnn::kernels

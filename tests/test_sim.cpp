@@ -105,6 +105,18 @@ std::vector<T> random_vec(size_t n, uint64_t seed, double lo = -2, double hi = 2
   return v;
 }
 
+// References from the CPU backend through the ops, in f64.
+template <class T>
+Tensor host_matrix(const std::vector<T>& v, int64_t rows, int64_t cols) {
+  return from_vector(std::vector<double>(v.begin(), v.end()), {rows, cols}, DType::f64);
+}
+template <class T>
+std::vector<T> reduce_ref(ReduceCode op, const std::vector<T>& x, int64_t rows, int64_t R) {
+  Tensor t = host_matrix(x, rows, R);
+  Tensor r = op == r_sum ? sum(t, {1}) : (op == r_max ? amax(t, {1}) : amin(t, {1}));
+  return r.to_vector<T>();
+}
+
 template <class T>
 double rel_err(const std::vector<T>& a, const std::vector<T>& b) {
   double m = 0;
@@ -194,7 +206,7 @@ TEST_SUITE("sim") {
     const int64_t rows = 64, R = 1000;
     auto x = random_vec<float>(rows * R, 5, 0.5, 1.5);
     std::vector<float> ref(rows), good(rows, NAN), bad(rows, NAN);
-    reduce_rows_reference(r_sum, x.data(), ref.data(), rows, R);
+    ref = reduce_ref(r_sum, x, rows, R);
     launch_reduce_rows(r_sum, x.data(), good.data(), rows, R, nullptr);
     CHECK(rel_err(good, ref) < 1e-5);
     ADNN_LAUNCH(sum_rows_missing_barrier_kernel, dim3(rows), dim3(256), 0, nullptr, x.data(), bad.data(), R);
@@ -208,8 +220,7 @@ TEST_SUITE("sim") {
     for (auto [rows, R] : {std::pair<int64_t, int64_t>{1, 1}, {5, 31}, {7, 200}, {3, 5000}}) {
       auto x = random_vec<float>(size_t(rows * R), uint64_t(rows * 131 + R));
       for (ReduceCode op : {r_sum, r_max, r_min}) {
-        std::vector<float> ref(rows), got(rows, NAN);
-        reduce_rows_reference(op, x.data(), ref.data(), rows, R);
+        std::vector<float> ref = reduce_ref(op, x, rows, R), got(rows, NAN);
         launch_reduce_rows(op, x.data(), got.data(), rows, R, nullptr);
         CHECK(rel_err(got, ref) < 1e-5);
       }
@@ -218,16 +229,16 @@ TEST_SUITE("sim") {
         aref[r] = std::max_element(x.begin() + r * R, x.begin() + (r + 1) * R) - (x.begin() + r * R);
       launch_argmax_rows(x.data(), agot.data(), rows, R, nullptr);
       CHECK(agot == aref);
-      std::vector<float> sref(x.size()), sgot(x.size(), NAN);
+      std::vector<float> sgot(x.size(), NAN);
       for (bool log : {false, true}) {
-        softmax_rows_reference(x.data(), sref.data(), rows, R, log);
+        Tensor t = host_matrix(x, rows, R);
+        std::vector<float> sref = (log ? log_softmax(t, 1) : softmax(t, 1)).to_vector<float>();
         launch_softmax(x.data(), sgot.data(), rows, R, 1, log, nullptr);
         CHECK(rel_err(sgot, sref) < 1e-5);
       }
     }
     std::vector<double> xd = random_vec<double>(1000, 3);
-    std::vector<double> dref(4), dgot(4, NAN);
-    reduce_rows_reference(r_sum, xd.data(), dref.data(), 4, 250);
+    std::vector<double> dref = reduce_ref(r_sum, xd, 4, 250), dgot(4, NAN);
     launch_reduce_rows(r_sum, xd.data(), dgot.data(), 4, 250, nullptr);
     for (int i = 0; i < 4; ++i) CHECK(dgot[i] == doctest::Approx(dref[i]).epsilon(1e-12));
     auto v = random_vec<float>(100000, 8);
@@ -240,8 +251,12 @@ TEST_SUITE("sim") {
     for (auto [rows, D] : {std::pair<int64_t, int64_t>{3, 7}, {9, 300}, {4, 2048}}) {
       auto x = random_vec<float>(size_t(rows * D), uint64_t(D), -3, 5);
       auto w = random_vec<float>(size_t(D), 1), b = random_vec<float>(size_t(D), 2);
-      std::vector<float> yr(x.size()), yg(x.size(), NAN), mr(rows), mg(rows, NAN), rr(rows), rg(rows, NAN);
-      layer_norm_rows_reference(x.data(), w.data(), b.data(), yr.data(), mr.data(), rr.data(), rows, D, 1e-5);
+      std::vector<float> yg(x.size(), NAN), mg(rows, NAN), rg(rows, NAN);
+      Tensor t = host_matrix(x, rows, D);
+      std::vector<float> yr = layer_norm(t, {D}, host_matrix(w, 1, D).reshape({D}), host_matrix(b, 1, D).reshape({D}),
+                                         1e-5).to_vector<float>();
+      std::vector<float> mr = mean(t, {1}).to_vector<float>();
+      std::vector<float> rr = rsqrt(add(var(t, {1}, 0), 1e-5)).to_vector<float>();
       ADNN_LAUNCH(layer_norm_rows_kernel<float>, row_grid(rows), dim3(row_threads(D)), 0, nullptr, x.data(), w.data(),
                   b.data(), yg.data(), mg.data(), rg.data(), rows, D, 1e-5);
       CHECK(rel_err(yg, yr) < 2e-5);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cpu/kernels.hpp"
+#include "kernels/conv.cuh"  // for_each_tap_reading, shared with the CUDA kernels
 
 namespace adnn::cpu {
 
@@ -19,24 +20,6 @@ bool is_pointwise(const ConvGeom& g) {
          g.OH == g.H && g.OW == g.W;
 }
 bool is_depthwise(const ConvGeom& g) { return g.groups == g.C && g.O == g.C && g.groups > 1; }
-
-// Calls f(oh, ow, kh, kw) for every output position and tap reading input pixel (ih, iw).
-template <class F>
-void for_each_tap_reading(const ConvGeom& g, int64_t ih, int64_t iw, F&& f) {
-  for (int64_t kh = 0; kh < g.KH; ++kh) {
-    const int64_t t = ih + g.pt - kh * g.dh;
-    if (t < 0 || t % g.sh) continue;
-    const int64_t oh = t / g.sh;
-    if (oh >= g.OH) continue;
-    for (int64_t kw = 0; kw < g.KW; ++kw) {
-      const int64_t u = iw + g.pl - kw * g.dw;
-      if (u < 0 || u % g.sw) continue;
-      const int64_t ow = u / g.sw;
-      if (ow >= g.OW) continue;
-      f(oh, ow, kh, kw);
-    }
-  }
-}
 
 int64_t chunk_images(const ConvGeom& g) {
   int64_t per = g.OH * g.OW * g.KH * g.KW * (g.C / g.groups);
@@ -75,7 +58,7 @@ void col2im(const T* dcol, T* gx, const ConvGeom& g, int64_t n0, int64_t nb, int
     for (int64_t ih = 0; ih < g.H; ++ih)
       for (int64_t iw = 0; iw < g.W; ++iw) {
         T* dst = gx + (((n0 + n) * g.H + ih) * g.W + iw) * g.C + gi * Cg;
-        for_each_tap_reading(g, ih, iw, [&](int64_t oh, int64_t ow, int64_t kh, int64_t kw) {
+        kernels::for_each_tap_reading(g, ih, iw, [&](int64_t oh, int64_t ow, int64_t kh, int64_t kw) {
         const T* src = dcol + ((n * g.OH + oh) * g.OW + ow) * KK + (kh * g.KW + kw) * Cg;
         for (int64_t c = 0; c < Cg; ++c) dst[c] += src[c];
         });
@@ -129,7 +112,7 @@ void dw_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const
         for (int64_t iw = 0; iw < g.W; ++iw) {
           T* dst = gx + ((n * g.H + ih) * g.W + iw) * C;
           for (int64_t c = 0; c < C; ++c) dst[c] = 0;
-          for_each_tap_reading(g, ih, iw, [&](int64_t oh, int64_t ow, int64_t kh, int64_t kw) {
+          kernels::for_each_tap_reading(g, ih, iw, [&](int64_t oh, int64_t ow, int64_t kh, int64_t kw) {
             const T* src = gy + ((n * g.OH + oh) * g.OW + ow) * C;
             const T* q = wt.data() + (kh * g.KW + kw) * C;
             for (int64_t c = 0; c < C; ++c) dst[c] += src[c] * q[c];

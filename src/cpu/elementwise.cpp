@@ -79,9 +79,6 @@ void map3(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& out, 
   });
 }
 
-template <class T>
-void check_float(const Tensor& t, const char* op) {}
-
 template <class A>
 inline A erf_phi(A x) {  // standard normal cdf
   return A(0.5) * (A(1) + std::erf(x * A(0.70710678118654752440)));
@@ -133,13 +130,8 @@ static void unary_t(UnaryOp op, const Tensor& x, const Tensor& out, double p0, d
 }
 
 void unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
-  switch (x.dtype()) {
-    case DType::f32: return unary_t<float>(op, x, out, p0, p1);
-    case DType::f64: return unary_t<double>(op, x, out, p0, p1);
-    case DType::f16: return unary_t<half>(op, x, out, p0, p1);
-    case DType::bf16: return unary_t<bfloat16>(op, x, out, p0, p1);
-    default: ADNN_FAIL(unary_name(op), ": needs a floating tensor, got ", x.desc());
-  }
+  const bool ok = visit_floating(x.dtype(), [&](auto tag) { unary_t<decltype(tag)>(op, x, out, p0, p1); });
+  if (!ok) ADNN_FAIL(unary_name(op), ": needs a floating tensor, got ", x.desc());
 }
 
 template <class T>
@@ -180,13 +172,9 @@ static void unary_backward_t(UnaryOp op, const Tensor& g, const Tensor& x, const
 
 void unary_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& y, const Tensor& gx, double p0,
                     double p1) {
-  switch (x.dtype()) {
-    case DType::f32: return unary_backward_t<float>(op, g, x, y, gx, p0, p1);
-    case DType::f64: return unary_backward_t<double>(op, g, x, y, gx, p0, p1);
-    case DType::f16: return unary_backward_t<half>(op, g, x, y, gx, p0, p1);
-    case DType::bf16: return unary_backward_t<bfloat16>(op, g, x, y, gx, p0, p1);
-    default: ADNN_FAIL(unary_name(op), " backward: needs a floating tensor, got ", x.desc());
-  }
+  const bool ok =
+      visit_floating(x.dtype(), [&](auto tag) { unary_backward_t<decltype(tag)>(op, g, x, y, gx, p0, p1); });
+  if (!ok) ADNN_FAIL(unary_name(op), " backward: needs a floating tensor, got ", x.desc());
 }
 
 template <class T>

@@ -120,13 +120,8 @@ void unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1)
     ADNN_LAUNCH(k::unary_kernel<T>, k::grid_for(n), dim3(256), 0, stream(), int(op),
                 reinterpret_cast<const T*>(x.data_ptr()), reinterpret_cast<T*>(out.data_ptr()), n, g, p0, p1);
   };
-  switch (x.dtype()) {
-    case DType::f32: return run(float{});
-    case DType::f64: return run(double{});
-    case DType::f16: return run(half{});
-    case DType::bf16: return run(bfloat16{});
-    default: ADNN_FAIL(unary_name(op), " (cuda): needs a floating tensor, got ", x.desc());
-  }
+  if (!visit_floating(x.dtype(), run))
+    ADNN_FAIL(unary_name(op), " (cuda): needs a floating tensor, got ", x.desc());
 }
 
 void unary_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& y, const Tensor& gx, double p0,
@@ -140,13 +135,8 @@ void unary_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& 
                 reinterpret_cast<const T*>(g.data_ptr()), reinterpret_cast<const T*>(x.data_ptr()),
                 reinterpret_cast<const T*>(y.data_ptr()), reinterpret_cast<T*>(gx.data_ptr()), n, geo, p0, p1);
   };
-  switch (x.dtype()) {
-    case DType::f32: return run(float{});
-    case DType::f64: return run(double{});
-    case DType::f16: return run(half{});
-    case DType::bf16: return run(bfloat16{});
-    default: ADNN_FAIL(unary_name(op), " backward (cuda): needs a floating tensor, got ", x.desc());
-  }
+  if (!visit_floating(x.dtype(), run))
+    ADNN_FAIL(unary_name(op), " backward (cuda): needs a floating tensor, got ", x.desc());
 }
 
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {

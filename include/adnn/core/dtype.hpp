@@ -84,4 +84,16 @@ decltype(auto) visit_dtype(DType t, F&& f) {
   return f(float{});
 }
 
+// Calls f(T{}) for the floating dtypes (f32, f64, f16, bf16); false for the others.
+template <class F>
+bool visit_floating(DType t, F&& f) {
+  switch (t) {
+    case DType::f32: f(float{}); return true;
+    case DType::f64: f(double{}); return true;
+    case DType::f16: f(half{}); return true;
+    case DType::bf16: f(bfloat16{}); return true;
+    default: return false;
+  }
+}
+
 }  // namespace adnn
