@@ -21,7 +21,9 @@ struct PoolDims {
   bool count_include_pad;
 };
 
-__device__ __forceinline__ int64_t pool_divisor(const PoolDims& g, int64_t oh, int64_t ow) {
+// G: PoolDims, or the CPU twin's cpu::PoolGeom (same fields); both backends use these two.
+template <class G>
+__host__ __device__ __forceinline__ int64_t pool_divisor(const G& g, int64_t oh, int64_t ow) {
   int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
   int64_t h1 = h0 + g.kh < g.H + g.ph ? h0 + g.kh : g.H + g.ph;
   int64_t w1 = w0 + g.kw < g.W + g.pw ? w0 + g.kw : g.W + g.pw;
@@ -34,6 +36,19 @@ __device__ __forceinline__ int64_t pool_divisor(const PoolDims& g, int64_t oh, i
   return n > 1 ? n : 1;
 }
 
+// Calls f(h, w) for every input pixel inside the window of output (oh, ow) (padding skipped).
+template <class G, class F>
+__host__ __device__ __forceinline__ void for_each_window_pixel(const G& g, int64_t oh, int64_t ow, F&& f) {
+  for (int64_t a = 0; a < g.kh; ++a) {
+    const int64_t h = oh * g.sh - g.ph + a;
+    if (h < 0 || h >= g.H) continue;
+    for (int64_t b = 0; b < g.kw; ++b) {
+      const int64_t w = ow * g.sw - g.pw + b;
+      if (w >= 0 && w < g.W) f(h, w);
+    }
+  }
+}
+
 template <class T>
 __global__ void max_pool_forward_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t* __restrict__ am,
                                         PoolDims g) {
@@ -42,19 +57,13 @@ __global__ void max_pool_forward_kernel(const T* __restrict__ x, T* __restrict__
     const int64_t c = i % g.C, ow = (i / g.C) % g.OW, oh = (i / (g.C * g.OW)) % g.OH, n = i / (g.C * g.OW * g.OH);
     T best = -INFINITY;
     int64_t arg = -1;
-    for (int64_t a = 0; a < g.kh; ++a) {
-      const int64_t h = oh * g.sh - g.ph + a;
-      if (h < 0 || h >= g.H) continue;
-      for (int64_t b = 0; b < g.kw; ++b) {
-        const int64_t w = ow * g.sw - g.pw + b;
-        if (w < 0 || w >= g.W) continue;
-        const T v = x[((n * g.H + h) * g.W + w) * g.C + c];
-        if (v > best || arg < 0 || v != v) {
-          best = v;
-          arg = h * g.W + w;
-        }
+    for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) {
+      const T v = x[((n * g.H + h) * g.W + w) * g.C + c];
+      if (v > best || arg < 0 || v != v) {
+        best = v;
+        arg = h * g.W + w;
       }
-    }
+    });
     y[i] = best;
     am[i] = arg;
   }
@@ -76,15 +85,7 @@ __global__ void avg_pool_forward_kernel(const T* __restrict__ x, T* __restrict__
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % g.C, ow = (i / g.C) % g.OW, oh = (i / (g.C * g.OW)) % g.OH, n = i / (g.C * g.OW * g.OH);
     T s = 0;
-    for (int64_t a = 0; a < g.kh; ++a) {
-      const int64_t h = oh * g.sh - g.ph + a;
-      if (h < 0 || h >= g.H) continue;
-      for (int64_t b = 0; b < g.kw; ++b) {
-        const int64_t w = ow * g.sw - g.pw + b;
-        if (w < 0 || w >= g.W) continue;
-        s += x[((n * g.H + h) * g.W + w) * g.C + c];
-      }
-    }
+    for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) { s += x[((n * g.H + h) * g.W + w) * g.C + c]; });
     y[i] = s / T(pool_divisor(g, oh, ow));
   }
 }

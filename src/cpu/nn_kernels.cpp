@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cpu/kernels.hpp"
+#include "kernels/pool.cuh"  // pool_divisor, for_each_window_pixel, shared with the kernels
 
 namespace adnn::cpu {
 
@@ -244,20 +245,14 @@ static void maxpool_fwd(const T* x, T* y, int64_t* am, const PoolGeom& g) {
           yp[c] = -std::numeric_limits<T>::infinity();
           ap[c] = -1;
         }
-        for (int64_t i = 0; i < g.kh; ++i) {
-          int64_t h = oh * g.sh - g.ph + i;
-          if (h < 0 || h >= g.H) continue;
-          for (int64_t j = 0; j < g.kw; ++j) {
-            int64_t w = ow * g.sw - g.pw + j;
-            if (w < 0 || w >= g.W) continue;
-            const T* xp = x + ((n * g.H + h) * g.W + w) * g.C;
-            for (int64_t c = 0; c < g.C; ++c)
-              if (xp[c] > yp[c] || ap[c] < 0 || xp[c] != xp[c]) {
-                yp[c] = xp[c];
-                ap[c] = h * g.W + w;
-              }
-          }
-        }
+        kernels::for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) {
+          const T* xp = x + ((n * g.H + h) * g.W + w) * g.C;
+          for (int64_t c = 0; c < g.C; ++c)
+            if (xp[c] > yp[c] || ap[c] < 0 || xp[c] != xp[c]) {
+              yp[c] = xp[c];
+              ap[c] = h * g.W + w;
+            }
+        });
       }
 }
 
@@ -281,17 +276,6 @@ void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Tensor& g
   });
 }
 
-static int64_t pool_divisor(const PoolGeom& g, int64_t oh, int64_t ow) {
-  int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
-  int64_t h1 = std::min(h0 + g.kh, g.H + g.ph), w1 = std::min(w0 + g.kw, g.W + g.pw);
-  if (g.count_include_pad) return (h1 - h0) * (w1 - w0);
-  h0 = std::max<int64_t>(h0, 0);
-  w0 = std::max<int64_t>(w0, 0);
-  h1 = std::min(h1, g.H);
-  w1 = std::min(w1, g.W);
-  return std::max<int64_t>((h1 - h0) * (w1 - w0), 1);
-}
-
 void avg_pool2d_forward(const Tensor& x, const Tensor& y, const PoolGeom& g) {
   float_dispatch(x.dtype(), "avg_pool2d", [&](auto tag_) {
     using T = decltype(tag_);
@@ -303,17 +287,11 @@ void avg_pool2d_forward(const Tensor& x, const Tensor& y, const PoolGeom& g) {
         for (int64_t ow = 0; ow < g.OW; ++ow) {
           T* o = yp + ((n * g.OH + oh) * g.OW + ow) * g.C;
           for (int64_t c = 0; c < g.C; ++c) o[c] = 0;
-          for (int64_t i = 0; i < g.kh; ++i) {
-            int64_t h = oh * g.sh - g.ph + i;
-            if (h < 0 || h >= g.H) continue;
-            for (int64_t j = 0; j < g.kw; ++j) {
-              int64_t w = ow * g.sw - g.pw + j;
-              if (w < 0 || w >= g.W) continue;
-              const T* p = xp + ((n * g.H + h) * g.W + w) * g.C;
-              for (int64_t c = 0; c < g.C; ++c) o[c] += p[c];
-            }
-          }
-          T inv = T(1) / T(pool_divisor(g, oh, ow));
+          kernels::for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) {
+            const T* p = xp + ((n * g.H + h) * g.W + w) * g.C;
+            for (int64_t c = 0; c < g.C; ++c) o[c] += p[c];
+          });
+          T inv = T(1) / T(kernels::pool_divisor(g, oh, ow));
           for (int64_t c = 0; c < g.C; ++c) o[c] *= inv;
         }
   });
@@ -329,17 +307,11 @@ void avg_pool2d_backward(const Tensor& gy, const Tensor& gx, const PoolGeom& g) 
       for (int64_t oh = 0; oh < g.OH; ++oh)
         for (int64_t ow = 0; ow < g.OW; ++ow) {
           const T* o = gp + ((n * g.OH + oh) * g.OW + ow) * g.C;
-          T inv = T(1) / T(pool_divisor(g, oh, ow));
-          for (int64_t i = 0; i < g.kh; ++i) {
-            int64_t h = oh * g.sh - g.ph + i;
-            if (h < 0 || h >= g.H) continue;
-            for (int64_t j = 0; j < g.kw; ++j) {
-              int64_t w = ow * g.sw - g.pw + j;
-              if (w < 0 || w >= g.W) continue;
-              T* p = xp + ((n * g.H + h) * g.W + w) * g.C;
-              for (int64_t c = 0; c < g.C; ++c) p[c] += o[c] * inv;
-            }
-          }
+          T inv = T(1) / T(kernels::pool_divisor(g, oh, ow));
+          kernels::for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) {
+            T* p = xp + ((n * g.H + h) * g.W + w) * g.C;
+            for (int64_t c = 0; c < g.C; ++c) p[c] += o[c] * inv;
+          });
         }
   });
 }
