@@ -37,8 +37,13 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(f
 template <class... KArgs, class... Args>
 void launch_impl(const char* name, const char* file, int line, void (*kernel)(KArgs...), dim3 grid, dim3 block,
                  size_t smem, Stream stream, Args&&... args) {
+  cudaError_t e = cudaSuccess;
+  if (smem > 48 * 1024) {  // opt in to the larger dynamic shared memory of sm_80+
+    e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    if (e != cudaSuccess) cuda_launch_failed(e, name, file, line);
+  }
   kernel<<<grid, block, smem, stream>>>(static_cast<KArgs>(args)...);
-  cudaError_t e = cudaGetLastError();
+  e = cudaGetLastError();
   if (e != cudaSuccess) cuda_launch_failed(e, name, file, line);
 }
 }  // namespace adnn::kernels

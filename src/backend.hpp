@@ -14,6 +14,7 @@ namespace adnn::backend {
 using cpu::ConvGeom;
 using cpu::InterpTaps;
 using cpu::PoolGeom;
+using cpu::AttnGeom;
 
 inline void copy(const Tensor& src, const Tensor& dst) {
 #if ADNN_WITH_CUDA_BACKEND
@@ -176,6 +177,55 @@ inline void interpolate_backward(const Tensor& gy, const Tensor& gx, const Inter
   if (gy.device().is_cuda()) return cuda::interpolate_backward(gy, gx, ty, tx);
 #endif
   cpu::interpolate_backward(gy, gx, ty, tx);
+}
+
+inline void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o, const Tensor& lse, const AttnGeom& g) {
+#if ADNN_WITH_CUDA_BACKEND
+  if (q.device().is_cuda()) return cuda::attention_forward(q, k, v, mask, o, lse, g);
+#endif
+  cpu::attention_forward(q, k, v, mask, o, lse, g);
+}
+inline void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o, const Tensor& go, const Tensor& lse, const Tensor& gq, const Tensor& gk, const Tensor& gv, const AttnGeom& g) {
+#if ADNN_WITH_CUDA_BACKEND
+  if (q.device().is_cuda()) return cuda::attention_backward(q, k, v, mask, o, go, lse, gq, gk, gv, g);
+#endif
+  cpu::attention_backward(q, k, v, mask, o, go, lse, gq, gk, gv, g);
+}
+inline void channel_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t N, int64_t P, int64_t C) {
+#if ADNN_WITH_CUDA_BACKEND
+  if (x.device().is_cuda()) return cuda::channel_pool(x, out, argmax, N, P, C);
+#endif
+  cpu::channel_pool(x, out, argmax, N, P, C);
+}
+inline void channel_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t N, int64_t P, int64_t C) {
+#if ADNN_WITH_CUDA_BACKEND
+  if (g.device().is_cuda()) return cuda::channel_pool_backward(g, argmax, gx, N, P, C);
+#endif
+  cpu::channel_pool_backward(g, argmax, gx, N, P, C);
+}
+inline void spatial_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t M, int64_t C) {
+#if ADNN_WITH_CUDA_BACKEND
+  if (x.device().is_cuda()) return cuda::spatial_pool(x, out, argmax, M, C);
+#endif
+  cpu::spatial_pool(x, out, argmax, M, C);
+}
+inline void spatial_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t M, int64_t C) {
+#if ADNN_WITH_CUDA_BACKEND
+  if (g.device().is_cuda()) return cuda::spatial_pool_backward(g, argmax, gx, M, C);
+#endif
+  cpu::spatial_pool_backward(g, argmax, gx, M, C);
+}
+inline void sigmoid_gate(const Tensor& x, const Tensor& a, const Tensor& y, int64_t N, int64_t P, int64_t C, bool channel) {
+#if ADNN_WITH_CUDA_BACKEND
+  if (x.device().is_cuda()) return cuda::sigmoid_gate(x, a, y, N, P, C, channel);
+#endif
+  cpu::sigmoid_gate(x, a, y, N, P, C, channel);
+}
+inline void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, const Tensor& gx, const Tensor& ga, int64_t N, int64_t P, int64_t C, bool channel) {
+#if ADNN_WITH_CUDA_BACKEND
+  if (g.device().is_cuda()) return cuda::sigmoid_gate_backward(g, x, a, gx, ga, N, P, C, channel);
+#endif
+  cpu::sigmoid_gate_backward(g, x, a, gx, ga, N, P, C, channel);
 }
 
 }  // namespace adnn::backend

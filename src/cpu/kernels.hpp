@@ -122,5 +122,30 @@ InterpTaps interp_taps(int64_t in, int64_t out, InterpMode mode, bool align_corn
 void interpolate_forward(const Tensor& x, const Tensor& y, const InterpTaps& ty, const InterpTaps& tx);
 void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpTaps& ty, const InterpTaps& tx);
 
+// Fused attention (kernels/attention.cuh). q (B·H, Lq, D), k and v (B·H, Lk, D), o like q,
+// lse (B·H, Lq), mask (B, Lk) bool or undefined (true = ignore the key); all contiguous.
+struct AttnGeom {
+  int64_t B, H, Lq, Lk, D;
+  double scale, dropout;
+  uint64_t seed;
+};
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o,
+                       const Tensor& lse, const AttnGeom& g);
+// gq, gk, gv are written in full (contiguous, like q, k, v).
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o,
+                        const Tensor& go, const Tensor& lse, const Tensor& gq, const Tensor& gk, const Tensor& gv,
+                        const AttnGeom& g);
+
+// CBAM (kernels/cbam.cuh). x (N, P, C) contiguous. channel_pool: out (N, 2, C) [mean; max],
+// argmax (N, C) int64. spatial_pool: out (N·P, 2), argmax (N·P) int64.
+void channel_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t N, int64_t P, int64_t C);
+void channel_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t N, int64_t P, int64_t C);
+void spatial_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t M, int64_t C);
+void spatial_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t M, int64_t C);
+// y = x · σ(a); a (N, C) when channel, else (N, P). gx / ga may be undefined.
+void sigmoid_gate(const Tensor& x, const Tensor& a, const Tensor& y, int64_t N, int64_t P, int64_t C, bool channel);
+void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, const Tensor& gx, const Tensor& ga,
+                           int64_t N, int64_t P, int64_t C, bool channel);
+
 }  // namespace cpu
 }  // namespace adnn

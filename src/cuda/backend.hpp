@@ -49,4 +49,18 @@ void compound_loss(const Tensor& logits, const Tensor& features, const Tensor& t
                    const Tensor& grad_logits, const Tensor& grad_features, const Tensor& terms, float l_ce,
                    float l_center, float l_dls, float eps);
 
+// Fused attention and CBAM (kernels/attention.cuh, kernels/cbam.cuh); as the CPU twins.
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o,
+                       const Tensor& lse, const cpu::AttnGeom& g);
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o,
+                        const Tensor& go, const Tensor& lse, const Tensor& gq, const Tensor& gk, const Tensor& gv,
+                        const cpu::AttnGeom& g);
+void channel_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t N, int64_t P, int64_t C);
+void channel_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t N, int64_t P, int64_t C);
+void spatial_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t M, int64_t C);
+void spatial_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t M, int64_t C);
+void sigmoid_gate(const Tensor& x, const Tensor& a, const Tensor& y, int64_t N, int64_t P, int64_t C, bool channel);
+void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, const Tensor& gx, const Tensor& ga,
+                           int64_t N, int64_t P, int64_t C, bool channel);
+
 }  // namespace adnn::cuda

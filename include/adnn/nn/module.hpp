@@ -194,4 +194,18 @@ class Sequential : public Module {
   std::vector<std::shared_ptr<Module>> layers_;
 };
 
+// Children registered as "0", "1", … without a forward of their own (torch.nn.ModuleList).
+class ModuleList : public Module {
+ public:
+  template <class M>
+  std::shared_ptr<M> add(std::shared_ptr<M> m) {
+    return register_module(std::to_string(count_++), std::move(m));
+  }
+  Tensor forward(const Tensor&) override { ADNN_FAIL("ModuleList has no forward: call its entries"); }
+  size_t size() const { return size_t(count_); }
+
+ private:
+  int64_t count_ = 0;
+};
+
 }  // namespace adnn::nn

@@ -131,6 +131,24 @@ enum class InterpMode { nearest, bilinear, bicubic };
 Tensor interpolate(const Tensor& x, int64_t out_h, int64_t out_w, InterpMode mode,
                    bool align_corners = false);
 
+// ---------------------------------------------------------------- attention
+// Fused attention (kernels/attention.cuh): softmax(scale · q kᵀ) v without materialising the
+// scores. q (B, H, Lq, D), k and v (B, H, Lk, D) -> (B, H, Lq, D); D ≤ 256. key_padding_mask
+// (B, Lk) bool, true = ignore that key (a row with every key masked gives zeros). Dropout on
+// the attention probabilities with probability dropout_p (applied whenever > 0, as torch's
+// scaled_dot_product_attention); scale defaults to 1/√D. f16/bf16 inputs compute in f32.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const Tensor& key_padding_mask = {}, double dropout_p = 0.0,
+                                    std::optional<double> scale = std::nullopt);
+
+// ---------------------------------------------------------------- CBAM
+// (N, H, W, C) -> (N, 2, C): [mean over H·W; max over H·W], in one pass (kernels/cbam.cuh).
+Tensor channel_pool2d(const Tensor& x);
+// (N, H, W, C) -> (N, H, W, 2): [mean over C, max over C], in one pass.
+Tensor spatial_pool2d(const Tensor& x);
+// x · sigmoid(gate), gate (N, 1, 1, C) (channel attention) or (N, H, W, 1) (spatial).
+Tensor sigmoid_gate(const Tensor& x, const Tensor& gate);
+
 // ---------------------------------------------------------------- losses
 // logits (N, K), target int64 (N) -> mean negative log-likelihood.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target);

@@ -1,0 +1,369 @@
+#pragma once
+// Fused scaled-dot-product attention (the FlashAttention scheme), SIMT path.
+//
+//   S = scale · Q Kᵀ (+ key padding mask: masked keys get −inf),
+//   P = softmax(S) row-wise, P̃ = P ∘ Z with Z_ij = keep_ij / (1 − p) (dropout, or 1),
+//   O = P̃ V, and the row log-sum-exp lse_i = log Σ_j exp(S_ij) is saved for backward.
+//   A row whose keys are all masked gives O_i = 0 and lse_i = −inf (torch gives NaN).
+// Backward recomputes S and P from lse (nothing of size L×L is ever stored):
+//   Dlt_i = Σ_d dO_id O_id,  dP_ij = Z_ij (dO_i · V_j),  dS_ij = P_ij (dP_ij − Dlt_i),
+//   dQ = scale · dS K,  dK = scale · dSᵀ Q,  dV = P̃ᵀ dO.
+// Dropout draws keep_ij from a counter-based hash of (seed, b·H + h, i, j), so backward and
+// the CPU twin regenerate exactly the forward's mask without storing it.
+//
+// Layout: Q (BH, Lq, D), K and V (BH, Lk, D), O and dO like Q, lse and Dlt (BH, Lq) f32/f64,
+//   mask (B, Lk) bool or null (true = ignore that key), all contiguous; D ≤ 256.
+// Threads (forward and dQ): grid (⌈Lq/16⌉, BH), block 128 = 4 warps, 4 query rows per warp.
+//   Per tile of 32 keys, K and V rows are staged in shared memory (rows padded to D+1 so
+//   lane j reading row j is conflict-free); lane j owns key j for the scores (the query row
+//   is a shared-memory broadcast), online max/sum are warp shuffles, and for the P·V product
+//   lane ℓ owns output columns ℓ, ℓ+32, … (≤ 8 accumulators per row) while P̃_ij is
+//   broadcast from lane j.
+// Threads (dK, dV): grid (⌈Lk/16⌉, BH), block 128, 4 keys per warp; per tile of 32 queries
+//   (Q, dO staged in shared memory) lane i owns query i for the recomputed scores, and lane ℓ
+//   owns columns ℓ + 32c of the dK/dV accumulators.
+// Cost per (b, h): forward 4·Lq·Lk·D flops, reads Q once and K, V ⌈Lq/16⌉ times (L2), writes
+//   O and lse; backward 2 × recomputation (dQ and dK/dV kernels) + 6·Lq·Lk·D flops for the
+//   gradients, the same traffic pattern. Shared memory: (2·32·(D+1) + 16·D)·sizeof(T) forward,
+//   (2·32·(D+1) + 32·D)·sizeof(T) for dQ, (2·32·(D+1) + 2·16·D)·sizeof(T) for dK/dV.
+#include "common.cuh"
+
+#include <cstdint>
+#include <type_traits>
+
+namespace adnn::kernels {
+
+constexpr int attn_max_head_dim = 256;
+constexpr int attn_chunks = attn_max_head_dim / 32;  // accumulators per row and lane
+constexpr int attn_rows_per_warp = 4;
+constexpr int attn_warps = 4;
+constexpr int attn_block_rows = attn_rows_per_warp * attn_warps;  // 16 query (or key) rows
+constexpr int attn_tile = 32;                                       // keys (or queries) per tile
+
+template <class T>
+using attn_acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+struct AttnDims {
+  int64_t B, H, Lq, Lk, D;
+  double scale, dropout;  // dropout probability p in [0, 1)
+  uint64_t seed;
+};
+
+// Counter-based keep decision for dropout element (bh, i, j): splitmix64 of the element's
+// index mixed with the seed; keeps with probability 1 − p. Host and device, bit-identical.
+__host__ __device__ __forceinline__ bool attention_keep(uint64_t seed, uint64_t bh, uint64_t i, uint64_t j,
+                                                        uint64_t Lq, uint64_t Lk, double p) {
+  uint64_t z = seed + ((bh * Lq + i) * Lk + j + 1) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  const double u = double(z >> 11) * (1.0 / 9007199254740992.0);  // [0, 1), 53 bits
+  return u >= p;
+}
+
+template <class A>
+__device__ __forceinline__ A attn_warp_sum(A v) {
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+template <class A>
+__device__ __forceinline__ A attn_warp_max(A v) {
+  for (int off = 16; off > 0; off >>= 1) {
+    const A o = __shfl_xor_sync(0xffffffffu, v, off);
+    v = o > v ? o : v;
+  }
+  return v;
+}
+
+// Stages rows [r0, r0 + n) of src (rows of D) into dst with row pitch `pitch` (zeros past
+// `rows`); all threads of the block take part.
+template <class T>
+__device__ __forceinline__ void attn_stage(T* dst, const T* src, int64_t r0, int n, int64_t rows, int64_t D,
+                                           int64_t pitch) {
+  for (int64_t e = threadIdx.x; e < int64_t(n) * D; e += blockDim.x) {
+    const int64_t r = e / D, d = e % D;
+    dst[r * pitch + d] = r0 + r < rows ? src[(r0 + r) * D + d] : T(0);
+  }
+}
+
+template <class T, class A>
+__device__ __forceinline__ A attn_dot(const T* a, const T* b, int64_t D) {
+  A s = 0;
+  for (int64_t d = 0; d < D; ++d) s += A(a[d]) * A(b[d]);
+  return s;
+}
+
+// ---------------------------------------------------------------- forward
+template <class T>
+__global__ void attention_forward_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                                         const bool* __restrict__ mask, T* __restrict__ o, T* __restrict__ lse,
+                                         AttnDims P) {
+  using A = attn_acc_t<T>;
+  ADNN_DYNAMIC_SHARED(T, smem);
+  const int64_t D = P.D, pitch = D + 1, bh = blockIdx.y, b = bh / P.H;
+  T* Ks = smem;                      // (32, D+1)
+  T* Vs = Ks + attn_tile * pitch;    // (32, D+1)
+  T* Qs = Vs + attn_tile * pitch;    // (16, D)
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t i0 = int64_t(blockIdx.x) * attn_block_rows;
+  const T* qb = q + bh * P.Lq * D;
+  const T* kb = k + bh * P.Lk * D;
+  const T* vb = v + bh * P.Lk * D;
+  attn_stage(Qs, qb, i0, attn_block_rows, P.Lq, D, D);
+
+  A acc[attn_rows_per_warp][attn_chunks];
+  A m[attn_rows_per_warp], l[attn_rows_per_warp];
+  for (int t = 0; t < attn_rows_per_warp; ++t) {
+    m[t] = -INFINITY;
+    l[t] = 0;
+    for (int c = 0; c < attn_chunks; ++c) acc[t][c] = 0;
+  }
+  const A keep_scale = P.dropout > 0 ? A(1.0 / (1.0 - P.dropout)) : A(1);
+  for (int64_t j0 = 0; j0 < P.Lk; j0 += attn_tile) {
+    __syncthreads();  // previous tile fully consumed (and Qs staged on the first pass)
+    attn_stage(Ks, kb, j0, attn_tile, P.Lk, D, pitch);
+    attn_stage(Vs, vb, j0, attn_tile, P.Lk, D, pitch);
+    __syncthreads();
+    const int64_t j = j0 + lane;
+    const bool valid = j < P.Lk && !(mask && mask[b * P.Lk + j]);
+    for (int t = 0; t < attn_rows_per_warp; ++t) {
+      const int r = warp * attn_rows_per_warp + t;
+      const int64_t i = i0 + r;
+      if (i >= P.Lq) break;  // uniform across the warp
+      const A s = valid ? A(P.scale) * attn_dot<T, A>(Qs + r * D, Ks + lane * pitch, D) : A(-INFINITY);
+      const A m_tile = attn_warp_max(s);
+      const A m_new = m_tile > m[t] ? m_tile : m[t];
+      if (m_new == A(-INFINITY)) continue;  // every key so far masked (uniform)
+      const A p = valid ? math::exp(s - m_new) : A(0);
+      const A alpha = m[t] == A(-INFINITY) ? A(0) : math::exp(m[t] - m_new);
+      l[t] = l[t] * alpha + attn_warp_sum(p);
+      m[t] = m_new;
+      A pd = p;
+      if (P.dropout > 0)
+        pd = valid && attention_keep(P.seed, uint64_t(bh), uint64_t(i), uint64_t(j), uint64_t(P.Lq), uint64_t(P.Lk),
+                                     P.dropout)
+                 ? p * keep_scale
+                 : A(0);
+      for (int c = 0; c < attn_chunks; ++c) acc[t][c] *= alpha;
+      for (int jj = 0; jj < attn_tile; ++jj) {
+        const A pj = __shfl_sync(0xffffffffu, pd, jj);
+        if (pj == A(0)) continue;  // uniform: pj is the same in every lane
+        const T* vr = Vs + jj * pitch;
+        for (int c = 0; c < attn_chunks; ++c) {
+          const int64_t d = lane + 32 * c;
+          if (d < D) acc[t][c] += pj * A(vr[d]);
+        }
+      }
+    }
+  }
+  for (int t = 0; t < attn_rows_per_warp; ++t) {
+    const int64_t i = i0 + warp * attn_rows_per_warp + t;
+    if (i >= P.Lq) break;
+    const A inv = l[t] > 0 ? A(1) / l[t] : A(0);
+    T* orow = o + (bh * P.Lq + i) * D;
+    for (int c = 0; c < attn_chunks; ++c) {
+      const int64_t d = lane + 32 * c;
+      if (d < D) orow[d] = T(acc[t][c] * inv);
+    }
+    if (lane == 0) lse[bh * P.Lq + i] = l[t] > 0 ? T(m[t] + math::log(l[t])) : T(-INFINITY);
+  }
+}
+
+// ---------------------------------------------------------------- backward
+// Dlt_i = Σ_d dO_id · O_id, one warp per row.
+template <class T>
+__global__ void attention_row_dot_kernel(const T* __restrict__ go, const T* __restrict__ o, T* __restrict__ dlt,
+                                         int64_t rows, int64_t D) {
+  using A = attn_acc_t<T>;
+  const int64_t r = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (r >= rows) return;  // uniform per warp
+  A s = 0;
+  for (int64_t d = lane; d < D; d += 32) s += A(go[r * D + d]) * A(o[r * D + d]);
+  s = attn_warp_sum(s);
+  if (lane == 0) dlt[r] = T(s);
+}
+
+// P_ij recomputed from the saved log-sum-exp (0 for masked keys and fully masked rows).
+template <class A>
+__device__ __forceinline__ A attn_prob(A s, A lse_i, bool valid) {
+  return valid && lse_i != A(-INFINITY) ? math::exp(s - lse_i) : A(0);
+}
+
+// dQ: the forward's structure over query tiles.
+template <class T>
+__global__ void attention_backward_dq_kernel(const T* __restrict__ q, const T* __restrict__ k,
+                                             const T* __restrict__ v, const bool* __restrict__ mask,
+                                             const T* __restrict__ go, const T* __restrict__ lse,
+                                             const T* __restrict__ dlt, T* __restrict__ gq, AttnDims P) {
+  using A = attn_acc_t<T>;
+  ADNN_DYNAMIC_SHARED(T, smem);
+  const int64_t D = P.D, pitch = D + 1, bh = blockIdx.y, b = bh / P.H;
+  T* Ks = smem;                                  // (32, D+1)
+  T* Vs = Ks + attn_tile * pitch;                // (32, D+1)
+  T* Qs = Vs + attn_tile * pitch;                // (16, D)
+  T* Gs = Qs + attn_block_rows * D;              // (16, D): dO rows
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t i0 = int64_t(blockIdx.x) * attn_block_rows;
+  attn_stage(Qs, q + bh * P.Lq * D, i0, attn_block_rows, P.Lq, D, D);
+  attn_stage(Gs, go + bh * P.Lq * D, i0, attn_block_rows, P.Lq, D, D);
+  A acc[attn_rows_per_warp][attn_chunks];
+  for (int t = 0; t < attn_rows_per_warp; ++t)
+    for (int c = 0; c < attn_chunks; ++c) acc[t][c] = 0;
+  const A keep_scale = P.dropout > 0 ? A(1.0 / (1.0 - P.dropout)) : A(1);
+  for (int64_t j0 = 0; j0 < P.Lk; j0 += attn_tile) {
+    __syncthreads();
+    attn_stage(Ks, k + bh * P.Lk * D, j0, attn_tile, P.Lk, D, pitch);
+    attn_stage(Vs, v + bh * P.Lk * D, j0, attn_tile, P.Lk, D, pitch);
+    __syncthreads();
+    const int64_t j = j0 + lane;
+    const bool valid = j < P.Lk && !(mask && mask[b * P.Lk + j]);
+    for (int t = 0; t < attn_rows_per_warp; ++t) {
+      const int r = warp * attn_rows_per_warp + t;
+      const int64_t i = i0 + r;
+      if (i >= P.Lq) break;
+      A ds = 0;
+      if (valid) {
+        const A s = A(P.scale) * attn_dot<T, A>(Qs + r * D, Ks + lane * pitch, D);
+        const A p = attn_prob(s, A(lse[bh * P.Lq + i]), true);
+        A z = keep_scale;
+        if (P.dropout > 0 && !attention_keep(P.seed, uint64_t(bh), uint64_t(i), uint64_t(j), uint64_t(P.Lq),
+                                             uint64_t(P.Lk), P.dropout))
+          z = 0;
+        const A dp = z * attn_dot<T, A>(Gs + r * D, Vs + lane * pitch, D);
+        ds = p * (dp - A(dlt[bh * P.Lq + i]));
+      }
+      for (int jj = 0; jj < attn_tile; ++jj) {
+        const A dj = __shfl_sync(0xffffffffu, ds, jj);
+        if (dj == A(0)) continue;
+        const T* kr = Ks + jj * pitch;
+        for (int c = 0; c < attn_chunks; ++c) {
+          const int64_t d = lane + 32 * c;
+          if (d < D) acc[t][c] += dj * A(kr[d]);
+        }
+      }
+    }
+  }
+  for (int t = 0; t < attn_rows_per_warp; ++t) {
+    const int64_t i = i0 + warp * attn_rows_per_warp + t;
+    if (i >= P.Lq) break;
+    T* row = gq + (bh * P.Lq + i) * D;
+    for (int c = 0; c < attn_chunks; ++c) {
+      const int64_t d = lane + 32 * c;
+      if (d < D) row[d] = T(A(P.scale) * acc[t][c]);
+    }
+  }
+}
+
+// dK and dV: key tiles of 16 (4 per warp), looping over query tiles of 32.
+template <class T>
+__global__ void attention_backward_dkv_kernel(const T* __restrict__ q, const T* __restrict__ k,
+                                              const T* __restrict__ v, const bool* __restrict__ mask,
+                                              const T* __restrict__ go, const T* __restrict__ lse,
+                                              const T* __restrict__ dlt, T* __restrict__ gk, T* __restrict__ gv,
+                                              AttnDims P) {
+  using A = attn_acc_t<T>;
+  ADNN_DYNAMIC_SHARED(T, smem);
+  const int64_t D = P.D, pitch = D + 1, bh = blockIdx.y, b = bh / P.H;
+  T* Qs = smem;                                // (32, D+1)
+  T* Gs = Qs + attn_tile * pitch;              // (32, D+1): dO rows
+  T* Ks = Gs + attn_tile * pitch;              // (16, D)
+  T* Vs = Ks + attn_block_rows * D;            // (16, D)
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t j0 = int64_t(blockIdx.x) * attn_block_rows;
+  attn_stage(Ks, k + bh * P.Lk * D, j0, attn_block_rows, P.Lk, D, D);
+  attn_stage(Vs, v + bh * P.Lk * D, j0, attn_block_rows, P.Lk, D, D);
+  A ak[attn_rows_per_warp][attn_chunks], av[attn_rows_per_warp][attn_chunks];
+  for (int t = 0; t < attn_rows_per_warp; ++t)
+    for (int c = 0; c < attn_chunks; ++c) ak[t][c] = av[t][c] = 0;
+  const A keep_scale = P.dropout > 0 ? A(1.0 / (1.0 - P.dropout)) : A(1);
+  for (int64_t i0 = 0; i0 < P.Lq; i0 += attn_tile) {
+    __syncthreads();
+    attn_stage(Qs, q + bh * P.Lq * D, i0, attn_tile, P.Lq, D, pitch);
+    attn_stage(Gs, go + bh * P.Lq * D, i0, attn_tile, P.Lq, D, pitch);
+    __syncthreads();
+    const int64_t i = i0 + lane;
+    const bool row_ok = i < P.Lq;
+    const A lse_i = row_ok ? A(lse[bh * P.Lq + i]) : A(-INFINITY);
+    const A dlt_i = row_ok ? A(dlt[bh * P.Lq + i]) : A(0);
+    for (int t = 0; t < attn_rows_per_warp; ++t) {
+      const int r = warp * attn_rows_per_warp + t;
+      const int64_t j = j0 + r;
+      if (j >= P.Lk) break;                               // uniform
+      if (mask && mask[b * P.Lk + j]) continue;           // masked key: no gradient (uniform)
+      A pz = 0, ds = 0;
+      if (row_ok) {
+        const A s = A(P.scale) * attn_dot<T, A>(Qs + lane * pitch, Ks + r * D, D);
+        const A p = attn_prob(s, lse_i, true);
+        A z = keep_scale;
+        if (P.dropout > 0 && !attention_keep(P.seed, uint64_t(bh), uint64_t(i), uint64_t(j), uint64_t(P.Lq),
+                                             uint64_t(P.Lk), P.dropout))
+          z = 0;
+        pz = p * z;
+        const A dp = z * attn_dot<T, A>(Gs + lane * pitch, Vs + r * D, D);
+        ds = p * (dp - dlt_i);
+      }
+      for (int ii = 0; ii < attn_tile; ++ii) {
+        const A pi = __shfl_sync(0xffffffffu, pz, ii);
+        const A di = __shfl_sync(0xffffffffu, ds, ii);
+        if (pi == A(0) && di == A(0)) continue;
+        const T* qr = Qs + ii * pitch;
+        const T* gr = Gs + ii * pitch;
+        for (int c = 0; c < attn_chunks; ++c) {
+          const int64_t d = lane + 32 * c;
+          if (d < D) {
+            av[t][c] += pi * A(gr[d]);
+            ak[t][c] += di * A(qr[d]);
+          }
+        }
+      }
+    }
+  }
+  for (int t = 0; t < attn_rows_per_warp; ++t) {
+    const int64_t j = j0 + warp * attn_rows_per_warp + t;
+    if (j >= P.Lk) break;
+    for (int c = 0; c < attn_chunks; ++c) {
+      const int64_t d = lane + 32 * c;
+      if (d < D) {
+        gk[(bh * P.Lk + j) * D + d] = T(A(P.scale) * ak[t][c]);
+        gv[(bh * P.Lk + j) * D + d] = T(av[t][c]);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- launches
+inline size_t attention_forward_smem(int64_t D, size_t elem) {
+  return size_t(2 * attn_tile * (D + 1) + attn_block_rows * D) * elem;
+}
+inline size_t attention_dq_smem(int64_t D, size_t elem) {
+  return size_t(2 * attn_tile * (D + 1) + 2 * attn_block_rows * D) * elem;
+}
+inline size_t attention_dkv_smem(int64_t D, size_t elem) { return attention_dq_smem(D, elem); }
+
+template <class T>
+void launch_attention_forward(const T* q, const T* k, const T* v, const bool* mask, T* o, T* lse, const AttnDims& P,
+                              Stream stream) {
+  if (P.Lq == 0 || P.B * P.H == 0) return;
+  ADNN_LAUNCH(attention_forward_kernel<T>, dim3(ceil_div(P.Lq, attn_block_rows), unsigned(P.B * P.H)),
+              dim3(32 * attn_warps), attention_forward_smem(P.D, sizeof(T)), stream, q, k, v, mask, o, lse, P);
+}
+
+template <class T>
+void launch_attention_backward(const T* q, const T* k, const T* v, const bool* mask, const T* o, const T* go,
+                               const T* lse, T* dlt, T* gq, T* gk, T* gv, const AttnDims& P, Stream stream) {
+  const int64_t BH = P.B * P.H;
+  if (BH == 0) return;
+  if (P.Lq > 0)
+    ADNN_LAUNCH(attention_row_dot_kernel<T>, dim3(ceil_div(BH * P.Lq, 8)), dim3(256), 0, stream, go, o, dlt,
+                BH * P.Lq, P.D);
+  if (P.Lq > 0)
+    ADNN_LAUNCH(attention_backward_dq_kernel<T>, dim3(ceil_div(P.Lq, attn_block_rows), unsigned(BH)),
+                dim3(32 * attn_warps), attention_dq_smem(P.D, sizeof(T)), stream, q, k, v, mask, go, lse, dlt, gq, P);
+  if (P.Lk > 0)
+    ADNN_LAUNCH(attention_backward_dkv_kernel<T>, dim3(ceil_div(P.Lk, attn_block_rows), unsigned(BH)),
+                dim3(32 * attn_warps), attention_dkv_smem(P.D, sizeof(T)), stream, q, k, v, mask, go, lse, dlt, gk,
+                gv, P);
+}
+
+}  // namespace adnn::kernels

@@ -1,0 +1,235 @@
+#pragma once
+// CBAM kernels (Woo et al. 2018), NHWC, forward and backward.
+//
+// channel_pool: x (N, P, C), P = H·W  ->  out (N, 2, C) = [mean over P; max over P] and the
+//   argmax (N, C) int64 (first index on ties) for backward. One pass over x produces both.
+//   Block (32, 8): 32 channels (coalesced) × 8 row lanes striding over P; grid (⌈C/32⌉, N).
+//   Cost: reads N·P·C, writes 2·N·C values.
+//   backward: gx[n,p,c] = g[n,0,c] / P + [p = argmax] · g[n,1,c]; one thread per element.
+// spatial_pool: x (M, C), M = N·H·W  ->  out (M, 2) = [mean over C, max over C] and the argmax
+//   (M) int64. One warp per pixel (lanes stride over C), 8 pixels per 256-thread block.
+//   Cost: reads M·C, writes 2·M.
+//   backward: gx[m,c] = g[m,0] / C + [c = argmax] · g[m,1].
+// sigmoid_gate: y = x · σ(a), x (N, P, C), a broadcast per (n, c) (channel mode, a (N, C))
+//   or per (n, p) (spatial mode, a (N, P)). Forward one thread per element (reads 2, writes 1).
+//   backward fuses gx = g · σ(a) with ga = σ'(a) · Σ g·x over the broadcast dim: channel mode
+//   with the channel_pool thread layout, spatial mode one warp per pixel. Cost: reads g and
+//   x once, writes gx and ga.
+#include "common.cuh"
+
+#include <type_traits>
+
+namespace adnn::kernels {
+
+template <class T>
+using cbam_acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+template <class A>
+__host__ __device__ __forceinline__ A cbam_sigmoid(A a) {
+  return A(1) / (A(1) + math::exp(-a));
+}
+
+// Keeps (value, index) of the larger value, the smaller index on ties; NaN propagates.
+// Index −1 means "nothing seen yet".
+template <class A>
+__device__ __forceinline__ void argmax_merge(A& best, int64_t& bi, A v, int64_t vi) {
+  if (vi < 0) return;
+  const bool take = bi < 0 || (best == best && (v != v || v > best || (v == best && vi < bi)));
+  if (take) {
+    best = v;
+    bi = vi;
+  }
+}
+
+// ---------------------------------------------------------------- channel pool
+template <class T>
+__global__ void channel_pool_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t* __restrict__ am,
+                                    int64_t P, int64_t C) {
+  using A = cbam_acc_t<T>;
+  __shared__ A ssum[8][33];
+  __shared__ A smax[8][33];
+  __shared__ int64_t sidx[8][33];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx;
+  A s = 0, best = -INFINITY;
+  int64_t bi = -1;
+  if (c < C)
+    for (int64_t p = ty; p < P; p += 8) {
+      const A v = A(x[(n * P + p) * C + c]);
+      s += v;
+      argmax_merge(best, bi, v, p);
+    }
+  ssum[ty][tx] = s;
+  smax[ty][tx] = best;
+  sidx[ty][tx] = bi;
+  __syncthreads();
+  if (ty == 0 && c < C) {
+    for (int r = 1; r < 8; ++r) {
+      s += ssum[r][tx];
+      argmax_merge(best, bi, smax[r][tx], sidx[r][tx]);
+    }
+    out[n * 2 * C + c] = T(P > 0 ? s / A(P) : A(0));
+    out[n * 2 * C + C + c] = T(best);
+    am[n * C + c] = bi;
+  }
+}
+
+template <class T>
+__global__ void channel_pool_backward_kernel(const T* __restrict__ g, const int64_t* __restrict__ am,
+                                             T* __restrict__ gx, int64_t N, int64_t P, int64_t C) {
+  using A = cbam_acc_t<T>;
+  const int64_t total = N * P * C;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = e % C, p = (e / C) % P, n = e / (P * C);
+    A v = A(g[n * 2 * C + c]) / A(P);
+    if (am[n * C + c] == p) v += A(g[n * 2 * C + C + c]);
+    gx[e] = T(v);
+  }
+}
+
+// ---------------------------------------------------------------- spatial pool
+template <class T>
+__global__ void spatial_pool_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t* __restrict__ am,
+                                    int64_t M, int64_t C) {
+  using A = cbam_acc_t<T>;
+  const int64_t m = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (m >= M) return;  // uniform per warp
+  A s = 0, best = -INFINITY;
+  int64_t bi = -1;
+  for (int64_t c = lane; c < C; c += 32) {
+    const A v = A(x[m * C + c]);
+    s += v;
+    argmax_merge(best, bi, v, c);
+  }
+  for (int off = 16; off > 0; off >>= 1) {
+    s += __shfl_xor_sync(0xffffffffu, s, off);
+    const A ob = __shfl_xor_sync(0xffffffffu, best, off);
+    const int64_t oi = __shfl_xor_sync(0xffffffffu, bi, off);
+    argmax_merge(best, bi, ob, oi);
+  }
+  if (lane == 0) {
+    out[m * 2] = T(C > 0 ? s / A(C) : A(0));
+    out[m * 2 + 1] = T(best);
+    am[m] = bi;
+  }
+}
+
+template <class T>
+__global__ void spatial_pool_backward_kernel(const T* __restrict__ g, const int64_t* __restrict__ am,
+                                             T* __restrict__ gx, int64_t M, int64_t C) {
+  using A = cbam_acc_t<T>;
+  const int64_t total = M * C;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = e % C, m = e / C;
+    A v = A(g[m * 2]) / A(C);
+    if (am[m] == c) v += A(g[m * 2 + 1]);
+    gx[e] = T(v);
+  }
+}
+
+// ---------------------------------------------------------------- sigmoid gate
+enum GateMode : int { gate_channel, gate_spatial };
+
+template <class T>
+__global__ void sigmoid_gate_kernel(const T* __restrict__ x, const T* __restrict__ a, T* __restrict__ y, int64_t N,
+                                    int64_t P, int64_t C, int mode) {
+  using A = cbam_acc_t<T>;
+  const int64_t total = N * P * C;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = e % C, np = e / C, n = np / P;
+    const A s = cbam_sigmoid(A(a[mode == gate_channel ? n * C + c : np]));
+    y[e] = T(A(x[e]) * s);
+  }
+}
+
+// Channel mode: the channel_pool layout; ga[n, c] = σ'(a) Σ_p g·x.
+template <class T>
+__global__ void sigmoid_gate_backward_channel_kernel(const T* __restrict__ g, const T* __restrict__ x,
+                                                     const T* __restrict__ a, T* __restrict__ gx, T* __restrict__ ga,
+                                                     int64_t P, int64_t C) {
+  using A = cbam_acc_t<T>;
+  __shared__ A sacc[8][33];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx;
+  A acc = 0, s = 0;
+  if (c < C) {
+    s = cbam_sigmoid(A(a[n * C + c]));
+    for (int64_t p = ty; p < P; p += 8) {
+      const int64_t e = (n * P + p) * C + c;
+      const A gv = A(g[e]);
+      if (gx) gx[e] = T(gv * s);
+      acc += gv * A(x[e]);
+    }
+  }
+  sacc[ty][tx] = acc;
+  __syncthreads();
+  if (ty == 0 && c < C && ga) {
+    for (int r = 1; r < 8; ++r) acc += sacc[r][tx];
+    ga[n * C + c] = T(acc * s * (A(1) - s));
+  }
+}
+
+// Spatial mode: one warp per pixel m = (n, p); ga[m] = σ'(a) Σ_c g·x.
+template <class T>
+__global__ void sigmoid_gate_backward_spatial_kernel(const T* __restrict__ g, const T* __restrict__ x,
+                                                     const T* __restrict__ a, T* __restrict__ gx, T* __restrict__ ga,
+                                                     int64_t M, int64_t C) {
+  using A = cbam_acc_t<T>;
+  const int64_t m = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (m >= M) return;
+  const A s = cbam_sigmoid(A(a[m]));
+  A acc = 0;
+  for (int64_t c = lane; c < C; c += 32) {
+    const A gv = A(g[m * C + c]);
+    if (gx) gx[m * C + c] = T(gv * s);
+    acc += gv * A(x[m * C + c]);
+  }
+  for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+  if (lane == 0 && ga) ga[m] = T(acc * s * (A(1) - s));
+}
+
+// ---------------------------------------------------------------- launches
+inline dim3 cbam_grid(int64_t n) { return dim3(unsigned(std::min<int64_t>((n + 255) / 256, 65535))); }
+
+template <class T>
+void launch_channel_pool(const T* x, T* out, int64_t* am, int64_t N, int64_t P, int64_t C, Stream stream) {
+  if (N * C == 0) return;
+  ADNN_LAUNCH(channel_pool_kernel<T>, dim3(ceil_div(C, 32), unsigned(N)), dim3(32, 8), 0, stream, x, out, am, P, C);
+}
+template <class T>
+void launch_channel_pool_backward(const T* g, const int64_t* am, T* gx, int64_t N, int64_t P, int64_t C,
+                                  Stream stream) {
+  if (N * P * C == 0) return;
+  ADNN_LAUNCH(channel_pool_backward_kernel<T>, cbam_grid(N * P * C), dim3(256), 0, stream, g, am, gx, N, P, C);
+}
+template <class T>
+void launch_spatial_pool(const T* x, T* out, int64_t* am, int64_t M, int64_t C, Stream stream) {
+  if (M == 0) return;
+  ADNN_LAUNCH(spatial_pool_kernel<T>, dim3(ceil_div(M, 8)), dim3(256), 0, stream, x, out, am, M, C);
+}
+template <class T>
+void launch_spatial_pool_backward(const T* g, const int64_t* am, T* gx, int64_t M, int64_t C, Stream stream) {
+  if (M * C == 0) return;
+  ADNN_LAUNCH(spatial_pool_backward_kernel<T>, cbam_grid(M * C), dim3(256), 0, stream, g, am, gx, M, C);
+}
+template <class T>
+void launch_sigmoid_gate(const T* x, const T* a, T* y, int64_t N, int64_t P, int64_t C, GateMode mode,
+                         Stream stream) {
+  if (N * P * C == 0) return;
+  ADNN_LAUNCH(sigmoid_gate_kernel<T>, cbam_grid(N * P * C), dim3(256), 0, stream, x, a, y, N, P, C, int(mode));
+}
+template <class T>
+void launch_sigmoid_gate_backward(const T* g, const T* x, const T* a, T* gx, T* ga, int64_t N, int64_t P, int64_t C,
+                                  GateMode mode, Stream stream) {
+  if (N * P * C == 0) return;
+  if (mode == gate_channel)
+    ADNN_LAUNCH(sigmoid_gate_backward_channel_kernel<T>, dim3(ceil_div(C, 32), unsigned(N)), dim3(32, 8), 0, stream,
+                g, x, a, gx, ga, P, C);
+  else
+    ADNN_LAUNCH(sigmoid_gate_backward_spatial_kernel<T>, dim3(ceil_div(N * P, 8)), dim3(256), 0, stream, g, x, a, gx,
+                ga, N * P, C);
+}
+
+}  // namespace adnn::kernels

@@ -1,0 +1,300 @@
+// CPU twins of kernels/attention.cuh and kernels/cbam.cuh: the same arithmetic (f64
+// accumulation for f64 tensors, f32 otherwise), the same dropout hash, OpenMP over rows.
+#include <omp.h>
+
+#include <cmath>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+#include "cpu/kernels.hpp"
+#include "kernels/attention.cuh"  // attention_keep, shared with the kernels
+#include "kernels/cbam.cuh"       // cbam_sigmoid
+
+namespace adnn::cpu {
+
+namespace {
+
+template <class F>
+void float_dispatch(DType dt, const char* op, F&& f) {
+  if (dt == DType::f32)
+    f(float{});
+  else if (dt == DType::f64)
+    f(double{});
+  else
+    ADNN_FAIL(op, ": unsupported dtype ", dtype_name(dt));
+}
+
+template <class T>
+using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+template <class T>
+const bool* mask_ptr(const Tensor& m) {
+  return m.defined() ? m.data_ptr<bool>() : nullptr;
+}
+
+template <class A, class T>
+A dot(const T* a, const T* b, int64_t D) {
+  A s = 0;
+  for (int64_t d = 0; d < D; ++d) s += A(a[d]) * A(b[d]);
+  return s;
+}
+
+// Z_ij: 1/(1-p) when kept, 0 when dropped; 1 without dropout.
+template <class A>
+A keep_factor(const AttnGeom& g, int64_t bh, int64_t i, int64_t j) {
+  if (g.dropout <= 0) return A(1);
+  return kernels::attention_keep(g.seed, uint64_t(bh), uint64_t(i), uint64_t(j), uint64_t(g.Lq), uint64_t(g.Lk),
+                                 g.dropout)
+             ? A(1.0 / (1.0 - g.dropout))
+             : A(0);
+}
+
+template <class T>
+void attn_fwd(const T* q, const T* k, const T* v, const bool* mask, T* o, T* lse, const AttnGeom& g) {
+  using A = acc_t<T>;
+  const int64_t BH = g.B * g.H, D = g.D;
+#pragma omp parallel
+  {
+    std::vector<A> s(static_cast<size_t>(g.Lk)), acc(static_cast<size_t>(D));
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t bh = 0; bh < BH; ++bh)
+      for (int64_t i = 0; i < g.Lq; ++i) {
+        const int64_t b = bh / g.H;
+        const T* qi = q + (bh * g.Lq + i) * D;
+        A m = -std::numeric_limits<A>::infinity();
+        for (int64_t j = 0; j < g.Lk; ++j) {
+          const bool valid = !(mask && mask[b * g.Lk + j]);
+          s[j] = valid ? A(g.scale) * dot<A>(qi, k + (bh * g.Lk + j) * D, D) : -std::numeric_limits<A>::infinity();
+          m = std::max(m, s[j]);
+        }
+        std::fill(acc.begin(), acc.end(), A(0));
+        A l = 0;
+        if (m != -std::numeric_limits<A>::infinity())
+          for (int64_t j = 0; j < g.Lk; ++j) {
+            if (s[j] == -std::numeric_limits<A>::infinity()) continue;
+            const A p = std::exp(s[j] - m);
+            l += p;
+            const A pd = p * keep_factor<A>(g, bh, i, j);
+            if (pd == A(0)) continue;
+            const T* vj = v + (bh * g.Lk + j) * D;
+            for (int64_t d = 0; d < D; ++d) acc[d] += pd * A(vj[d]);
+          }
+        T* oi = o + (bh * g.Lq + i) * D;
+        const A inv = l > 0 ? A(1) / l : A(0);
+        for (int64_t d = 0; d < D; ++d) oi[d] = T(acc[d] * inv);
+        lse[bh * g.Lq + i] = l > 0 ? T(m + std::log(l)) : T(-std::numeric_limits<A>::infinity());
+      }
+  }
+}
+
+template <class T>
+void attn_bwd(const T* q, const T* k, const T* v, const bool* mask, const T* o, const T* go, const T* lse, T* gq,
+              T* gk, T* gv, const AttnGeom& g) {
+  using A = acc_t<T>;
+  const int64_t BH = g.B * g.H, D = g.D;
+#pragma omp parallel
+  {
+    std::vector<A> ds(static_cast<size_t>(g.Lk)), aq(static_cast<size_t>(D)), ak, av;
+#pragma omp for schedule(static)
+    for (int64_t bh = 0; bh < BH; ++bh) {
+      const int64_t b = bh / g.H;
+      ak.assign(size_t(g.Lk * D), A(0));
+      av.assign(size_t(g.Lk * D), A(0));
+      for (int64_t i = 0; i < g.Lq; ++i) {
+        const T* qi = q + (bh * g.Lq + i) * D;
+        const T* gi = go + (bh * g.Lq + i) * D;
+        const A lse_i = A(lse[bh * g.Lq + i]);
+        const A dlt = dot<A>(gi, o + (bh * g.Lq + i) * D, D);
+        std::fill(aq.begin(), aq.end(), A(0));
+        for (int64_t j = 0; j < g.Lk; ++j) {
+          ds[j] = 0;
+          if ((mask && mask[b * g.Lk + j]) || lse_i == -std::numeric_limits<A>::infinity()) continue;
+          const T* kj = k + (bh * g.Lk + j) * D;
+          const T* vj = v + (bh * g.Lk + j) * D;
+          const A p = std::exp(A(g.scale) * dot<A>(qi, kj, D) - lse_i);
+          const A z = keep_factor<A>(g, bh, i, j);
+          const A dp = z * dot<A>(gi, vj, D);
+          ds[j] = p * (dp - dlt);
+          A* avj = av.data() + j * D;
+          A* akj = ak.data() + j * D;
+          const A pz = p * z;
+          for (int64_t d = 0; d < D; ++d) {
+            avj[d] += pz * A(gi[d]);
+            akj[d] += ds[j] * A(qi[d]);
+            aq[d] += ds[j] * A(kj[d]);
+          }
+        }
+        T* gqi = gq + (bh * g.Lq + i) * D;
+        for (int64_t d = 0; d < D; ++d) gqi[d] = T(A(g.scale) * aq[d]);
+      }
+      for (int64_t e = 0; e < g.Lk * D; ++e) {
+        gk[bh * g.Lk * D + e] = T(A(g.scale) * ak[size_t(e)]);
+        gv[bh * g.Lk * D + e] = T(av[size_t(e)]);
+      }
+    }
+  }
+}
+
+// Larger value, smaller index on ties, NaN propagates (as kernels::argmax_merge).
+template <class A>
+void argmax_take(A& best, int64_t& bi, A v, int64_t vi) {
+  if (bi < 0 || (best == best && (v != v || v > best))) {
+    best = v;
+    bi = vi;
+  }
+}
+
+}  // namespace
+
+void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o,
+                       const Tensor& lse, const AttnGeom& g) {
+  float_dispatch(q.dtype(), "scaled_dot_product_attention", [&](auto tag) {
+    using T = decltype(tag);
+    attn_fwd<T>(q.data_ptr<T>(), k.data_ptr<T>(), v.data_ptr<T>(), mask_ptr<T>(mask), o.data_ptr<T>(),
+                lse.data_ptr<T>(), g);
+  });
+}
+
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o,
+                        const Tensor& go, const Tensor& lse, const Tensor& gq, const Tensor& gk, const Tensor& gv,
+                        const AttnGeom& g) {
+  float_dispatch(q.dtype(), "scaled_dot_product_attention backward", [&](auto tag) {
+    using T = decltype(tag);
+    attn_bwd<T>(q.data_ptr<T>(), k.data_ptr<T>(), v.data_ptr<T>(), mask_ptr<T>(mask), o.data_ptr<T>(),
+                go.data_ptr<T>(), lse.data_ptr<T>(), gq.data_ptr<T>(), gk.data_ptr<T>(), gv.data_ptr<T>(), g);
+  });
+}
+
+void channel_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t N, int64_t P, int64_t C) {
+  float_dispatch(x.dtype(), "channel_pool2d", [&](auto tag) {
+    using T = decltype(tag);
+    using A = acc_t<T>;
+    const T* xp = x.data_ptr<T>();
+    T* op = out.data_ptr<T>();
+    int64_t* am = argmax.data_ptr<int64_t>();
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      std::vector<A> s(size_t(C), A(0)), best(size_t(C), -std::numeric_limits<A>::infinity());
+      std::vector<int64_t> bi(size_t(C), -1);
+      for (int64_t p = 0; p < P; ++p) {
+        const T* row = xp + (n * P + p) * C;
+        for (int64_t c = 0; c < C; ++c) {
+          s[c] += A(row[c]);
+          argmax_take(best[c], bi[c], A(row[c]), p);
+        }
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        op[n * 2 * C + c] = T(s[c] / A(P));
+        op[n * 2 * C + C + c] = T(best[c]);
+        am[n * C + c] = bi[c];
+      }
+    }
+  });
+}
+
+void channel_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t N, int64_t P, int64_t C) {
+  float_dispatch(g.dtype(), "channel_pool2d backward", [&](auto tag) {
+    using T = decltype(tag);
+    using A = acc_t<T>;
+    const T* gp = g.data_ptr<T>();
+    const int64_t* am = argmax.data_ptr<int64_t>();
+    T* out = gx.data_ptr<T>();
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < C; ++c) {
+          A val = A(gp[n * 2 * C + c]) / A(P);
+          if (am[n * C + c] == p) val += A(gp[n * 2 * C + C + c]);
+          out[(n * P + p) * C + c] = T(val);
+        }
+  });
+}
+
+void spatial_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t M, int64_t C) {
+  float_dispatch(x.dtype(), "spatial_pool2d", [&](auto tag) {
+    using T = decltype(tag);
+    using A = acc_t<T>;
+    const T* xp = x.data_ptr<T>();
+    T* op = out.data_ptr<T>();
+    int64_t* am = argmax.data_ptr<int64_t>();
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < M; ++m) {
+      A s = 0, best = -std::numeric_limits<A>::infinity();
+      int64_t bi = -1;
+      for (int64_t c = 0; c < C; ++c) {
+        const A v = A(xp[m * C + c]);
+        s += v;
+        argmax_take(best, bi, v, c);
+      }
+      op[m * 2] = T(s / A(C));
+      op[m * 2 + 1] = T(best);
+      am[m] = bi;
+    }
+  });
+}
+
+void spatial_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t M, int64_t C) {
+  float_dispatch(g.dtype(), "spatial_pool2d backward", [&](auto tag) {
+    using T = decltype(tag);
+    using A = acc_t<T>;
+    const T* gp = g.data_ptr<T>();
+    const int64_t* am = argmax.data_ptr<int64_t>();
+    T* out = gx.data_ptr<T>();
+#pragma omp parallel for schedule(static)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t c = 0; c < C; ++c) {
+        A val = A(gp[m * 2]) / A(C);
+        if (am[m] == c) val += A(gp[m * 2 + 1]);
+        out[m * C + c] = T(val);
+      }
+  });
+}
+
+void sigmoid_gate(const Tensor& x, const Tensor& a, const Tensor& y, int64_t N, int64_t P, int64_t C, bool channel) {
+  float_dispatch(x.dtype(), "sigmoid_gate", [&](auto tag) {
+    using T = decltype(tag);
+    using A = acc_t<T>;
+    const T* xp = x.data_ptr<T>();
+    const T* ap = a.data_ptr<T>();
+    T* yp = y.data_ptr<T>();
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t e = (n * P + p) * C + c;
+          yp[e] = T(A(xp[e]) * kernels::cbam_sigmoid(A(ap[channel ? n * C + c : n * P + p])));
+        }
+  });
+}
+
+void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, const Tensor& gx, const Tensor& ga,
+                           int64_t N, int64_t P, int64_t C, bool channel) {
+  float_dispatch(x.dtype(), "sigmoid_gate backward", [&](auto tag) {
+    using T = decltype(tag);
+    using A = acc_t<T>;
+    const T* gp = g.data_ptr<T>();
+    const T* xp = x.data_ptr<T>();
+    const T* ap = a.data_ptr<T>();
+    T* gxp = gx.defined() ? gx.data_ptr<T>() : nullptr;
+    T* gap = ga.defined() ? ga.data_ptr<T>() : nullptr;
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      std::vector<A> acc(size_t(channel ? C : P), A(0));
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t e = (n * P + p) * C + c;
+          const A s = kernels::cbam_sigmoid(A(ap[channel ? n * C + c : n * P + p]));
+          if (gxp) gxp[e] = T(A(gp[e]) * s);
+          acc[size_t(channel ? c : p)] += A(gp[e]) * A(xp[e]);
+        }
+      if (gap)
+        for (size_t r = 0; r < acc.size(); ++r) {
+          const A s = kernels::cbam_sigmoid(A(ap[n * int64_t(acc.size()) + int64_t(r)]));
+          gap[n * int64_t(acc.size()) + int64_t(r)] = T(acc[r] * s * (A(1) - s));
+        }
+    }
+  });
+}
+
+}  // namespace adnn::cpu

@@ -1,0 +1,125 @@
+// Attention and CBAM ops: fused scaled-dot-product attention, the two CBAM poolings and the
+// sigmoid gate. Kernels in kernels/attention.cuh and kernels/cbam.cuh, CPU twins in
+// src/cpu/attention.cpp.
+#include <cmath>
+
+#include "ops/common.hpp"
+
+namespace adnn {
+
+using namespace ops_detail;
+
+// ---------------------------------------------------------------- attention
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_padding_mask,
+                                    double dropout_p, std::optional<double> scale) {
+  const char* op = "scaled_dot_product_attention";
+  check_defined(op, q, "query");
+  check_defined(op, k, "key");
+  check_defined(op, v, "value");
+  check_devices(op, {&q, &k, &v, &key_padding_mask});
+  check_same_dtype(op, {&q, &k, &v});
+  check_floating(op, q);
+  ADNN_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, op, ": expected q (B, H, Lq, D), k and v (B, H, Lk, D), got ",
+             describe({&q, &k, &v}));
+  const int64_t B = q.size(0), H = q.size(1), Lq = q.size(2), D = q.size(3), Lk = k.size(2);
+  ADNN_CHECK(k.size(0) == B && k.size(1) == H && k.size(3) == D && v.sizes() == k.sizes(), op,
+             ": shapes do not agree: ", describe({&q, &k, &v}));
+  ADNN_CHECK(D >= 1 && D <= 256, op, ": head dim ", D, " not supported (1 to 256)");
+  ADNN_CHECK(dropout_p >= 0 && dropout_p < 1, op, ": dropout probability ", dropout_p, " must be in [0, 1)");
+  if (key_padding_mask.defined())
+    ADNN_CHECK(key_padding_mask.dtype() == DType::boolean && key_padding_mask.dim() == 2 &&
+                   key_padding_mask.size(0) == B && key_padding_mask.size(1) == Lk,
+               op, ": key_padding_mask must be bool (", B, ", ", Lk, "), got ", key_padding_mask.desc());
+  if (is_reduced(q.dtype()))  // f16 / bf16 inputs: f32 arithmetic, result in the input dtype
+    return scaled_dot_product_attention(q.to(DType::f32), k.to(DType::f32), v.to(DType::f32), key_padding_mask,
+                                        dropout_p, scale)
+        .to(q.dtype());
+  backend::AttnGeom g{B, H, Lq, Lk, D, scale ? *scale : 1.0 / std::sqrt(double(D)), dropout_p,
+             dropout_p > 0 ? default_generator().next_u64() : 0};
+  Tensor qc = q.detach().contiguous(), kc = k.detach().contiguous(), vc = v.detach().contiguous();
+  Tensor mask = key_padding_mask.defined() ? key_padding_mask.contiguous() : Tensor();
+  Tensor o = new_like(q, {B, H, Lq, D}), lse = new_like(q, {B, H, Lq});
+  backend::attention_forward(qc, kc, vc, mask, o, lse, g);
+  Tensor od = o.detach();
+  autograd::record(op, {q, k, v}, o, [=](const Tensor& go, const std::vector<bool>&) {
+    Tensor gq = new_like(qc, qc.sizes()), gk = new_like(kc, kc.sizes()), gv = new_like(vc, vc.sizes());
+    backend::attention_backward(qc, kc, vc, mask, od, go.contiguous(), lse, gq, gk, gv, g);
+    return std::vector<Tensor>{gq, gk, gv};
+  });
+  return o;
+}
+
+// ---------------------------------------------------------------- CBAM pools and gate
+Tensor channel_pool2d(const Tensor& x) {
+  const char* op = "channel_pool2d";
+  check_defined(op, x, "input");
+  check_devices(op, {&x});
+  check_floating(op, x);
+  ADNN_CHECK(x.dim() == 4 && x.size(1) * x.size(2) > 0, op, ": input must be (N, H, W, C) with H·W > 0, got ",
+             x.desc());
+  if (is_reduced(x.dtype())) return channel_pool2d(x.to(DType::f32)).to(x.dtype());
+  const int64_t N = x.size(0), P = x.size(1) * x.size(2), C = x.size(3);
+  Tensor xc = x.detach().contiguous();
+  Tensor out = new_like(x, {N, 2, C});
+  Tensor am = empty({N, C}, TensorOptions(DType::i64, x.device()));
+  backend::channel_pool(xc, out, am, N, P, C);
+  Shape xs = x.sizes();
+  autograd::record(op, {x}, out, [=](const Tensor& g, const std::vector<bool>&) {
+    Tensor gx = empty(xs, TensorOptions(g.dtype(), g.device()));
+    backend::channel_pool_backward(g.contiguous(), am, gx, N, P, C);
+    return std::vector<Tensor>{gx};
+  });
+  return out;
+}
+
+Tensor spatial_pool2d(const Tensor& x) {
+  const char* op = "spatial_pool2d";
+  check_defined(op, x, "input");
+  check_devices(op, {&x});
+  check_floating(op, x);
+  ADNN_CHECK(x.dim() == 4 && x.size(3) > 0, op, ": input must be (N, H, W, C) with C > 0, got ", x.desc());
+  if (is_reduced(x.dtype())) return spatial_pool2d(x.to(DType::f32)).to(x.dtype());
+  const int64_t M = x.size(0) * x.size(1) * x.size(2), C = x.size(3);
+  Tensor xc = x.detach().contiguous();
+  Tensor out = new_like(x, {x.size(0), x.size(1), x.size(2), 2});
+  Tensor am = empty({M}, TensorOptions(DType::i64, x.device()));
+  backend::spatial_pool(xc, out, am, M, C);
+  Shape xs = x.sizes();
+  autograd::record(op, {x}, out, [=](const Tensor& g, const std::vector<bool>&) {
+    Tensor gx = empty(xs, TensorOptions(g.dtype(), g.device()));
+    backend::spatial_pool_backward(g.contiguous(), am, gx, M, C);
+    return std::vector<Tensor>{gx};
+  });
+  return out;
+}
+
+Tensor sigmoid_gate(const Tensor& x, const Tensor& a) {
+  const char* op = "sigmoid_gate";
+  check_defined(op, x, "input");
+  check_defined(op, a, "gate");
+  check_devices(op, {&x, &a});
+  check_same_dtype(op, {&x, &a});
+  check_floating(op, x);
+  ADNN_CHECK(x.dim() == 4 && a.dim() == 4 && a.size(0) == x.size(0), op,
+             ": expected x (N, H, W, C) and gate (N, 1, 1, C) or (N, H, W, 1), got ", describe({&x, &a}));
+  const int64_t N = x.size(0), P = x.size(1) * x.size(2), C = x.size(3);
+  const bool channel = a.size(1) == 1 && a.size(2) == 1 && a.size(3) == C;
+  const bool spatial = a.size(1) == x.size(1) && a.size(2) == x.size(2) && a.size(3) == 1;
+  ADNN_CHECK(channel || spatial, op, ": gate must be (N, 1, 1, C) or (N, H, W, 1) for x ", x.desc(), ", got ",
+             a.desc());
+  if (is_reduced(x.dtype())) return sigmoid_gate(x.to(DType::f32), a.to(DType::f32)).to(x.dtype());
+  const bool ch = channel;  // when both match (H = W = C = 1) the two readings agree
+  Tensor xc = x.detach().contiguous(), ac = a.detach().contiguous();
+  Tensor y = new_like(x, x.sizes());
+  backend::sigmoid_gate(xc, ac, y, N, P, C, ch);
+  Shape as = a.sizes();
+  autograd::record(op, {x, a}, y, [=](const Tensor& g, const std::vector<bool>& need) {
+    Tensor gx = need[0] ? new_like(xc, xc.sizes()) : Tensor();
+    Tensor ga = need[1] ? new_like(ac, as) : Tensor();
+    backend::sigmoid_gate_backward(g.contiguous(), xc, ac, gx, ga, N, P, C, ch);
+    return std::vector<Tensor>{gx, ga};
+  });
+  return y;
+}
+
+}  // namespace adnn

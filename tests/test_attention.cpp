@@ -1,0 +1,137 @@
+// Fused attention and CBAM ops: registry cases (finite differences on cpu, cpu vs cuda in
+// the cuda suite), the fused attention against the unfused composition on random and
+// adversarial inputs, and exact small values.
+#include "testing.hpp"
+
+using namespace adnn;
+using namespace adnn::testing;
+using V = std::vector<Tensor>;
+
+namespace {
+
+InputSpec in(Shape s, Domain d = Domain::any) { return InputSpec{std::move(s), d, true, nullptr}; }
+InputSpec mask_in(std::vector<double> v, Shape s) {
+  return InputSpec{s, Domain::any, false, [v, s] { return from_vector(v, s, DType::boolean); }};
+}
+
+Register attention_cases({
+    {"sdpa", {in({2, 2, 5, 4}), in({2, 2, 7, 4}), in({2, 2, 7, 4})},
+     [](const V& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }},
+    // more keys than one 32-key tile, head dim over one 32-lane chunk, explicit scale
+    {"sdpa_tiles", {in({1, 1, 18, 40}), in({1, 1, 37, 40}), in({1, 1, 37, 40})},
+     [](const V& x) { return scaled_dot_product_attention(x[0], x[1], x[2], {}, 0.0, 0.3); }},
+    // second batch entry fully masked: zeros out, zero gradients
+    {"sdpa_key_padding_mask",
+     {in({2, 2, 3, 4}), in({2, 2, 5, 4}), in({2, 2, 5, 4}), mask_in({0, 1, 0, 0, 1, 1, 1, 1, 1, 1}, {2, 5})},
+     [](const V& x) { return scaled_dot_product_attention(x[0], x[1], x[2], x[3]); }},
+    {"sdpa_dropout", {in({2, 2, 4, 4}), in({2, 2, 6, 4}), in({2, 2, 6, 4})},
+     [](const V& x) {
+       manual_seed(11);  // the same mask on every call
+       return scaled_dot_product_attention(x[0], x[1], x[2], {}, 0.25);
+     }},
+    {"channel_pool2d", {in({2, 3, 4, 5}, Domain::distinct)}, [](const V& x) { return channel_pool2d(x[0]); }},
+    {"channel_pool2d_many_channels", {in({1, 2, 3, 37}, Domain::distinct)},
+     [](const V& x) { return channel_pool2d(x[0]); }},
+    {"spatial_pool2d", {in({2, 3, 4, 5}, Domain::distinct)}, [](const V& x) { return spatial_pool2d(x[0]); }},
+    {"spatial_pool2d_many_channels", {in({1, 2, 2, 45}, Domain::distinct)},
+     [](const V& x) { return spatial_pool2d(x[0]); }},
+    {"sigmoid_gate_channel", {in({2, 3, 4, 5}), in({2, 1, 1, 5})},
+     [](const V& x) { return sigmoid_gate(x[0], x[1]); }},
+    {"sigmoid_gate_spatial", {in({2, 3, 4, 5}), in({2, 3, 4, 1})},
+     [](const V& x) { return sigmoid_gate(x[0], x[1]); }},
+});
+
+// softmax(scale q kᵀ + mask) v from the primitive ops.
+Tensor attention_unfused(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, double scale) {
+  Tensor s = matmul(q, k.transpose(-1, -2)) * scale;  // (B, H, Lq, Lk)
+  if (mask.defined()) {
+    const int64_t B = mask.size(0), Lk = mask.size(1);
+    Tensor m = mask.reshape({B, 1, 1, Lk});
+    s = where(m, full(s.sizes(), -1e30, TensorOptions(s.dtype(), s.device())), s);
+  }
+  return matmul(softmax(s, -1), v);
+}
+
+}  // namespace
+
+TEST_SUITE("ops") {
+  TEST_CASE("fused attention equals the unfused composition (random and adversarial inputs)") {
+    manual_seed(5);
+    struct Case {
+      int64_t B, H, Lq, Lk, D;
+      double logit_scale;
+    };
+    for (Case c : {Case{2, 8, 49, 49, 32, 1.0}, Case{1, 2, 70, 33, 64, 1.0}, Case{1, 1, 5, 9, 256, 1.0},
+                   Case{2, 2, 16, 40, 8, 300.0} /* logits in the thousands: the online max must hold */}) {
+      CAPTURE(c.Lq);
+      CAPTURE(c.D);
+      Tensor q = randn({c.B, c.H, c.Lq, c.D}, DType::f64) * c.logit_scale;
+      Tensor k = randn({c.B, c.H, c.Lk, c.D}, DType::f64);
+      Tensor v = randn({c.B, c.H, c.Lk, c.D}, DType::f64);
+      const double scale = 1.0 / std::sqrt(double(c.D));
+      Tensor want = attention_unfused(q, k, v, {}, scale);
+      Tensor got = scaled_dot_product_attention(q, k, v);
+      CHECK(max_abs_diff(got, want) < 1e-10);
+      // f32 too
+      Tensor got32 = scaled_dot_product_attention(q.to(DType::f32), k.to(DType::f32), v.to(DType::f32));
+      CHECK(max_abs_diff(got32, want) < 2e-5 * (c.logit_scale > 1 ? 10 : 1));
+    }
+  }
+
+  TEST_CASE("fused attention: gradients equal the unfused composition's, with a padding mask") {
+    manual_seed(6);
+    const int64_t B = 2, H = 3, L = 20, D = 16;
+    Tensor mask = zeros({B, L}, DType::boolean);
+    std::vector<double> mv(size_t(B * L), 0.0);
+    for (int64_t j = 15; j < L; ++j) mv[size_t(j)] = 1;  // batch 0: last 5 keys padded
+    mask = from_vector(mv, {B, L}, DType::boolean);
+    Tensor q0 = randn({B, H, L, D}, DType::f64), k0 = randn({B, H, L, D}, DType::f64), v0 = randn({B, H, L, D}, DType::f64);
+    Tensor w = randn({B, H, L, D}, DType::f64);
+    auto grads = [&](bool fused) {
+      Tensor q = q0.detach().requires_grad_(true), k = k0.detach().requires_grad_(true),
+             v = v0.detach().requires_grad_(true);
+      Tensor o = fused ? scaled_dot_product_attention(q, k, v, mask) : attention_unfused(q, k, v, mask, 0.25);
+      sum(o * w).backward();
+      return std::vector<Tensor>{o.detach(), q.grad(), k.grad(), v.grad()};
+    };
+    auto a = grads(true), b = grads(false);
+    for (size_t i = 0; i < a.size(); ++i) CHECK(max_abs_diff(a[i], b[i]) < 1e-10);
+  }
+
+  TEST_CASE("fused attention: a fully masked row gives zeros and no NaN in any gradient") {
+    Tensor q = randn({1, 1, 3, 4}, DType::f64).requires_grad_(true);
+    Tensor k = randn({1, 1, 2, 4}, DType::f64).requires_grad_(true);
+    Tensor v = randn({1, 1, 2, 4}, DType::f64).requires_grad_(true);
+    Tensor mask = from_vector(std::vector<double>{1, 1}, {1, 2}, DType::boolean);
+    Tensor o = scaled_dot_product_attention(q, k, v, mask);
+    check_values(o, std::vector<double>(12, 0.0));
+    sum(o).backward();
+    for (const Tensor& g : {q.grad(), k.grad(), v.grad()}) check_values(g, std::vector<double>(size_t(g.numel()), 0.0));
+  }
+
+  TEST_CASE("fused attention: dropout keeps about 1 - p and is reproducible from the seed") {
+    Tensor q = zeros({1, 1, 64, 8}), k = zeros({1, 1, 64, 8}), v = ones({1, 1, 64, 8});
+    manual_seed(3);
+    Tensor a = scaled_dot_product_attention(q, k, v, {}, 0.5);
+    manual_seed(3);
+    Tensor b = scaled_dot_product_attention(q, k, v, {}, 0.5);
+    CHECK(max_abs_diff(a, b) == 0);
+    // uniform attention (1/64 each), kept with 1 - p, scaled by 2: mean output ≈ 1
+    const double m = mean(a).item<double>();
+    CHECK(m > 0.9);
+    CHECK(m < 1.1);
+  }
+
+  TEST_CASE("CBAM pools and gate: exact values") {
+    // x (1, 2, 1, 2): pixels (1, 4) and (3, 2)
+    Tensor x = tensor({1, 4, 3, 2}, {1, 2, 1, 2});
+    check_values(channel_pool2d(x), {2, 3, 3, 4});       // mean (2, 3), max (3, 4)
+    check_values(spatial_pool2d(x), {2.5, 4, 2.5, 3});   // per pixel mean, max
+    Tensor a = tensor({0, 1000}, {1, 1, 1, 2});          // σ = 0.5, 1
+    check_values(sigmoid_gate(x, a), {0.5, 4, 1.5, 2});
+    CHECK_THROWS_WITH_AS(sigmoid_gate(x, tensor({0, 0, 0}, {1, 1, 1, 3})),
+                         doctest::Contains("sigmoid_gate: gate must be (N, 1, 1, C) or (N, H, W, 1)"), Error);
+    CHECK_THROWS_WITH_AS(scaled_dot_product_attention(zeros({1, 1, 2, 300}), zeros({1, 1, 2, 300}), zeros({1, 1, 2, 300})),
+                         doctest::Contains("head dim 300 not supported"), Error);
+  }
+}
