@@ -7,10 +7,13 @@
 //     (coalesced across a row) × 8 row lanes; grid (C/32, P) with P row slices; partial
 //     sums go to a (2, P, C) workspace, then channel_reduce adds the P slices and finalises
 //     (mean, invstd, or the raw sums).
-//   bn_apply: y = (x - mean)·invstd·w + b, one thread per element.
-//   bn_backward_apply: gx = w·invstd·(g - Σg/M - x̂·Σgx̂/M) (training) or w·invstd·g (eval).
+//   bn_apply: y = act(z), z = (x - mean)·invstd·w + b, one thread per element; act is none,
+//     SiLU or ReLU (the BN + activation pair of EfficientNet and ResNet blocks in one pass).
+//   bn_backward_apply: gx = w·invstd·(g_z - Σg_z/M - x̂·Σg_z x̂/M) (training) or w·invstd·g_z
+//     (eval), with g_z = g·act'(z) recomputed from x (the grad-mode partials do the same).
 //   Cost: stats read x twice (2·M·C·sizeof(T)); apply reads x, writes y; backward reads
-//   g and x twice, writes gx.
+//   g and x twice, writes gx. The fused activation saves a full write + read of z forward
+//   and of g_z backward, and the activation's saved input.
 // Layer norm over rows of x (M, D):
 //   layer_norm_rows: one block per row; two block reductions (mean, then mean squared
 //     deviation: two-pass for accuracy) sharing one scratch array; writes y, mean, rstd.
@@ -23,11 +26,31 @@
 namespace adnn::kernels {
 
 enum ChannelMode : int { ch_sum, ch_sqdev, ch_grad };
+
+// The activation fused after batch norm: y = act(z), z = x̂·w + b. Backward recomputes z
+// from x and the statistics, so no pre-activation tensor is stored.
+enum NormAct : int { act_none = 0, act_silu = 1, act_relu = 2 };
+template <class A>
+__host__ __device__ __forceinline__ A norm_act(int act, A z) {
+  if (act == act_silu) return z / (A(1) + math::exp(-z));
+  if (act == act_relu) return z > A(0) ? z : A(0);
+  return z;
+}
+template <class A>
+__host__ __device__ __forceinline__ A norm_act_grad(int act, A z) {  // d act(z) / dz
+  if (act == act_silu) {
+    const A s = A(1) / (A(1) + math::exp(-z));
+    return s * (A(1) + z * (A(1) - s));
+  }
+  if (act == act_relu) return z > A(0) ? A(1) : A(0);
+  return A(1);
+}
 enum ChannelFinal : int { fin_mean, fin_invstd, fin_sums };
 
 template <class T>
 __global__ void channel_partials_kernel(int mode, const T* __restrict__ x, const T* __restrict__ g,
                                         const T* __restrict__ mean, const T* __restrict__ invstd,
+                                        const T* __restrict__ w, const T* __restrict__ b, int act,
                                         double* __restrict__ part, int64_t M, int64_t C) {
   __shared__ double s0[8][33];
   __shared__ double s1[8][33];
@@ -44,9 +67,12 @@ __global__ void channel_partials_kernel(int mode, const T* __restrict__ x, const
       } else if (mode == ch_sqdev) {
         a0 += (v - mu) * (v - mu);
       } else {
-        const double gv = double(g[r * C + c]);
+        const double xhat = (v - mu) * is;
+        double gv = double(g[r * C + c]);
+        if (act != act_none)
+          gv *= norm_act_grad<double>(act, xhat * (w ? double(w[c]) : 1.0) + (b ? double(b[c]) : 0.0));
         a0 += gv;
-        a1 += gv * (v - mu) * is;
+        a1 += gv * xhat;
       }
     }
   }
@@ -89,30 +115,32 @@ __global__ void channel_reduce_kernel(int fin, const double* __restrict__ part, 
 template <class T>
 __global__ void bn_apply_kernel(const T* __restrict__ x, const T* __restrict__ mean, const T* __restrict__ invstd,
                                 const T* __restrict__ w, const T* __restrict__ b, T* __restrict__ y, int64_t M,
-                                int64_t C) {
+                                int64_t C, int act) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % C;
     T v = (x[i] - mean[c]) * invstd[c];
     if (w) v = v * w[c];
     if (b) v = v + b[c];
-    y[i] = v;
+    y[i] = norm_act<T>(act, v);
   }
 }
 
-// sums: (2, C) doubles: Σg, Σg·x̂
+// sums: (2, C) doubles: Σg_z, Σg_z·x̂ with g_z = g·act'(z) (g itself without activation)
 template <class T>
 __global__ void bn_backward_apply_kernel(const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ w,
-                                         const T* __restrict__ mean, const T* __restrict__ invstd,
-                                         const double* __restrict__ sums, T* __restrict__ gx, int64_t M, int64_t C,
-                                         bool training) {
+                                         const T* __restrict__ b, const T* __restrict__ mean,
+                                         const T* __restrict__ invstd, const double* __restrict__ sums,
+                                         T* __restrict__ gx, int64_t M, int64_t C, bool training, int act) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % C;
-    const double scale = double(invstd[c]) * (w ? double(w[c]) : 1.0);
+    const double wc = w ? double(w[c]) : 1.0, scale = double(invstd[c]) * wc;
+    const double xhat = (double(x[i]) - double(mean[c])) * double(invstd[c]);
+    double gv = double(g[i]);
+    if (act != act_none) gv *= norm_act_grad<double>(act, xhat * wc + (b ? double(b[c]) : 0.0));
     if (training) {
-      const double xhat = (double(x[i]) - double(mean[c])) * double(invstd[c]);
-      gx[i] = T(scale * (double(g[i]) - sums[c] / double(M) - xhat * sums[C + c] / double(M)));
+      gx[i] = T(scale * (gv - sums[c] / double(M) - xhat * sums[C + c] / double(M)));
     } else {
-      gx[i] = T(scale * double(g[i]));
+      gx[i] = T(scale * gv);
     }
   }
 }

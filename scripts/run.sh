@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
-# The main job: set up, build, and train the example (for now a 2-layer MLP on synthetic
-# data; ADNN-FER replaces it once its issues land).
+# The main job: set up (Debian 12), build, train ADNN-FER's nano configuration on FER2013 on
+# the CPU for at most 60 minutes, evaluate it on `val`, and classify a few val faces.
+# Usage: scripts/run.sh [--data DIR] [more adnn-fer train options, e.g. --time-budget 10]
+#   DIR holds train/<class>/*.jpg and val/<class>/*.jpg (default: ../shared/data/fer2013).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-debian.sh
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DADNN_CUDA=OFF -DADNN_BUILD_TESTS=OFF -DADNN_BUILD_BENCH=OFF >/dev/null
-cmake --build build --target mlp_train
-./build/bin/mlp_train "$@"
+data="../shared/data/fer2013"
+args=()
+while [[ $# -gt 0 ]]; do
+  if [[ "$1" == "--data" ]]; then data="$2"; shift 2; else args+=("$1"); shift; fi
+done
+[[ -d "$data/train" && -d "$data/val" ]] || { echo "FER2013 not found at $data (pass --data DIR)"; exit 2; }
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DADNN_CUDA=OFF -DADNN_CUDA_EMULATION=ON \
+  -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=ON -DCMAKE_INSTALL_PREFIX="$PWD/build/install" >/dev/null
+cmake --build build --target adnn-fer
+run=runs/adnn_fer_nano
+./build/bin/adnn-fer train --config adnn_fer_nano --data "$data" --out "$run" --device cpu --time-budget 60 \
+  ${args[@]+"${args[@]}"}
+./build/bin/adnn-fer eval --checkpoint "$run/best.safetensors" --data "$data" --device cpu
+faces=()
+for c in angry happy surprise; do faces+=("$(ls "$data/val/$c" | head -1 | sed "s|^|$data/val/$c/|")"); done
+./build/bin/adnn-fer predict --checkpoint "$run/best.safetensors" "${faces[@]}"

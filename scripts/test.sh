@@ -37,8 +37,11 @@ bash scripts/check-barriers.sh build
 if command -v nvcc >/dev/null; then
   step "nvcc: build the real CUDA backend for sm_80, sm_86, sm_90 and link the test suite (no GPU: not run)"
   cmake -S . -B build-nvcc -G Ninja -DCMAKE_BUILD_TYPE=Release -DADNN_CUDA=ON -DADNN_CUDA_ARCHS="80;86;90" \
-    -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=OFF -DADNN_BUILD_EXAMPLES=OFF >/dev/null
-  cmake --build build-nvcc -j "$jobs" --target adnn adnn_tests
+    -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=ON -DADNN_BUILD_EXAMPLES=OFF >/dev/null
+  targets=(adnn adnn_tests)
+  # the cuDNN comparison benchmark, when cuDNN was found (compiled here, run on a GPU machine)
+  if ninja -C build-nvcc -t targets all | grep -q '^bench_cudnn:'; then targets+=(bench_cudnn); fi
+  cmake --build build-nvcc -j "$jobs" --target "${targets[@]}"
 else
   echo "nvcc not on PATH: skipping the real-kernel compile"
 fi

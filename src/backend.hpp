@@ -82,17 +82,17 @@ inline void softmax_backward(const Tensor& g, const Tensor& y, const Tensor& gx,
 #endif
   cpu::softmax_backward(g, y, gx, outer, D, inner, log);
 }
-inline void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean, const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps) {
+inline void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean, const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps, int act) {
 #if ADNN_WITH_CUDA_BACKEND
-  if (x.device().is_cuda()) return cuda::batch_norm_forward(x, weight, bias, mean, invstd, y, M, C, compute_stats, eps);
+  if (x.device().is_cuda()) return cuda::batch_norm_forward(x, weight, bias, mean, invstd, y, M, C, compute_stats, eps, act);
 #endif
-  cpu::batch_norm_forward(x, weight, bias, mean, invstd, y, M, C, compute_stats, eps);
+  cpu::batch_norm_forward(x, weight, bias, mean, invstd, y, M, C, compute_stats, eps, act);
 }
-inline void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb, int64_t M, int64_t C, bool training) {
+inline void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean, const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb, int64_t M, int64_t C, bool training, int act) {
 #if ADNN_WITH_CUDA_BACKEND
-  if (g.device().is_cuda()) return cuda::batch_norm_backward(g, x, weight, mean, invstd, gx, gw, gb, M, C, training);
+  if (g.device().is_cuda()) return cuda::batch_norm_backward(g, x, weight, bias, mean, invstd, gx, gw, gb, M, C, training, act);
 #endif
-  cpu::batch_norm_backward(g, x, weight, mean, invstd, gx, gw, gb, M, C, training);
+  cpu::batch_norm_backward(g, x, weight, bias, mean, invstd, gx, gw, gb, M, C, training, act);
 }
 inline void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y, const Tensor& mean, const Tensor& rstd, int64_t M, int64_t D, double eps) {
 #if ADNN_WITH_CUDA_BACKEND

@@ -20,6 +20,9 @@ Register attention_cases({
     // more keys than one 32-key tile, head dim over one 32-lane chunk, explicit scale
     {"sdpa_tiles", {in({1, 1, 18, 40}), in({1, 1, 37, 40}), in({1, 1, 37, 40})},
      [](const V& x) { return scaled_dot_product_attention(x[0], x[1], x[2], {}, 0.0, 0.3); }},
+    // more than one 32-query tile for the dK/dV kernel and one 32-key tile for the others
+    {"sdpa_long_queries", {in({1, 1, 40, 8}), in({1, 1, 35, 8}), in({1, 1, 35, 8})},
+     [](const V& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }},
     // second batch entry fully masked: zeros out, zero gradients
     {"sdpa_key_padding_mask",
      {in({2, 2, 3, 4}), in({2, 2, 5, 4}), in({2, 2, 5, 4}), mask_in({0, 1, 0, 0, 1, 1, 1, 1, 1, 1}, {2, 5})},

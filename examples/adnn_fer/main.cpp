@@ -1,8 +1,14 @@
-// adnn-fer: the command line of the ADNN-FER example.
+// adnn-fer: the command line of the ADNN-FER example (docs/adnn_fer.md).
 //   adnn-fer summary --model NAME [--classes N] [--in-chans C] [--image-size S]
 //   adnn-fer bench --model NAME --image-size S --batch B [--train] --device cpu|cuda [--iters N]
-// (train / eval / predict arrive with the ADNN-FER issue.)
+//   adnn-fer train --config NAME [--data DIR] [--epochs N --batch B --lr X --layer-decay X --seed S
+//                  --device auto|cpu|cuda --out RUN_DIR --resume --time-budget MIN ...]
+//   adnn-fer eval --checkpoint CKPT [--data DIR] [--split val]
+//   adnn-fer predict --checkpoint CKPT IMAGE...
 #include <adnn/adnn.hpp>
+
+#include "fer.hpp"
+#include "model.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -14,54 +20,71 @@ using namespace adnn;
 
 namespace {
 
-struct Args {
-  std::string cmd;
-  std::map<std::string, std::string> kv;
-  bool has(const std::string& k) const { return kv.count(k) > 0; }
-  std::string get(const std::string& k, const std::string& d = "") const {
-    auto it = kv.find(k);
-    return it == kv.end() ? d : it->second;
-  }
-  int64_t num(const std::string& k, int64_t d) const { return has(k) ? std::stoll(get(k)) : d; }
-};
-
-Args parse(int argc, char** argv) {
-  Args a;
-  if (argc > 1) a.cmd = argv[1];
-  for (int i = 2; i < argc; ++i) {
-    std::string s = argv[i];
-    ADNN_CHECK(s.rfind("--", 0) == 0, "adnn-fer: unexpected argument '", s, "'");
-    s = s.substr(2);
-    if (i + 1 < argc && std::strncmp(argv[i + 1], "--", 2) != 0)
-      a.kv[s] = argv[++i];
-    else
-      a.kv[s] = "1";
-  }
-  return a;
-}
+using adnn_fer::Args;
 
 int usage() {
   std::printf(
       "usage:\n"
       "  adnn-fer summary --model NAME [--classes N] [--in-chans C] [--image-size S]\n"
       "  adnn-fer bench --model NAME --image-size S --batch B [--train] --device cpu|cuda [--iters N]\n"
+      "  adnn-fer train --config adnn_fer_nano|adnn_fer_paper [--data DIR] [--epochs N] [--batch B] [--lr X]\n"
+      "                 [--layer-decay X] [--weight-decay X] [--seed S] [--device auto|cpu|cuda] [--out RUN_DIR]\n"
+      "                 [--resume] [--time-budget MINUTES] [--backbone resnet50|efficientnet_bN] [--cbam on|off]\n"
+      "                 [--transformer on|off] [--loss ce|compound] [--mixup on|off] [--train-limit N] [--val-limit N]\n"
+      "  adnn-fer eval --checkpoint CKPT [--data DIR] [--split val] [--out DIR] [--limit N]\n"
+      "  adnn-fer predict --checkpoint CKPT IMAGE... [--top K]\n"
       "models:");
   for (auto& n : nn::model_names()) std::printf(" %s", n.c_str());
+  for (auto& n : adnn_fer::fer_config_names()) std::printf(" %s", n.c_str());
   std::printf("\n");
   return 2;
 }
 
+bool is_fer(const std::string& name) { return name.rfind("adnn_fer", 0) == 0; }
+
+// Defaults that depend on the model: ADNN-FER configurations carry their own.
+struct ModelArgs {
+  std::string name;
+  int64_t classes, in_chans, size;
+};
+ModelArgs model_args(const Args& a) {
+  ModelArgs m;
+  m.name = a.get("model");
+  ADNN_CHECK(!m.name.empty(), a.cmd, ": --model is required");
+  if (is_fer(m.name)) {
+    adnn_fer::FerConfig c = adnn_fer::fer_config(m.name);
+    m.classes = a.num("classes", c.num_classes);
+    m.in_chans = c.in_chans;
+    m.size = a.num("image-size", c.image_size);
+  } else {
+    m.classes = a.num("classes", 1000);
+    m.in_chans = a.num("in-chans", 3);
+    m.size = a.num("image-size", 224);
+  }
+  return m;
+}
+
+// A torchvision/timm-style backbone by name, or an ADNN-FER configuration.
+std::shared_ptr<nn::Module> make_model(const ModelArgs& m) {
+  if (is_fer(m.name)) {
+    adnn_fer::FerConfig c = adnn_fer::fer_config(m.name);
+    c.num_classes = m.classes;
+    c.image_size = m.size;
+    return std::make_shared<adnn_fer::AdnnFer>(c);
+  }
+  return nn::create_model(m.name, m.classes, m.in_chans);
+}
+
 int summary(const Args& a) {
-  const std::string name = a.get("model");
-  ADNN_CHECK(!name.empty(), "summary: --model is required");
-  auto model = nn::create_model(name, a.num("classes", 1000), a.num("in-chans", 3));
-  const int64_t size = a.num("image-size", 224);
+  const ModelArgs ma = model_args(a);
+  auto model = make_model(ma);
+  const int64_t size = ma.size;
   std::printf("%-48s %-22s %12s\n", "parameter", "shape", "count");
   for (auto& [n, p] : model->named_parameters())
     std::printf("%-48s %-22s %12lld\n", n.c_str(), shape_str(p.sizes()).c_str(), (long long)p.numel());
   model->eval();
   NoGradGuard ng;
-  Tensor x = zeros({1, size, size, a.num("in-chans", 3)});
+  Tensor x = zeros({1, size, size, ma.in_chans});
   std::printf("\nfeature maps for a %lldx%lld input (N, H, W, C):\n", (long long)size, (long long)size);
   if (auto* e = dynamic_cast<nn::EfficientNet*>(model.get())) {
     auto taps = e->forward_features(x);
@@ -69,6 +92,22 @@ int summary(const Args& a) {
       std::string label = i == 0 ? "stem" : (i + 1 == taps.size() ? "head" : "stage " + std::to_string(i));
       std::printf("  %-8s %s\n", label.c_str(), shape_str(taps[i].sizes()).c_str());
     }
+  } else if (auto* f = dynamic_cast<adnn_fer::AdnnFer*>(model.get())) {
+    const adnn_fer::FerConfig& c = f->config();
+    if (f->effnet) {
+      auto taps = f->effnet->forward_features(x);
+      for (size_t i = 0; i < taps.size(); ++i) {
+        std::string label = i == 0 ? "stem" : (i + 1 == taps.size() ? "head" : "stage " + std::to_string(i));
+        std::string note = (i == 5 || i + 1 == taps.size()) && c.cbam ? "  + CBAM" : "";
+        std::printf("  %-8s %s%s\n", label.c_str(), shape_str(taps[i].sizes()).c_str(), note.c_str());
+      }
+    }
+    std::printf("configuration:\n");
+    for (auto& [k, v] : c.to_map()) std::printf("  %-24s %s\n", k.c_str(), v.c_str());
+    std::printf("  token grid               %lldx%lld (%lld tokens of %lld)\n", (long long)f->token_grid().first,
+                (long long)f->token_grid().second, (long long)(f->token_grid().first * f->token_grid().second),
+                (long long)f->feature_dim());
+    std::printf("  logits                   %s\n", shape_str(f->forward(x).sizes()).c_str());
   } else if (auto* r = dynamic_cast<nn::ResNet*>(model.get())) {
     auto taps = r->forward_features(x);
     for (size_t i = 0; i < taps.size(); ++i) std::printf("  layer%zu   %s\n", i + 1, shape_str(taps[i].sizes()).c_str());
@@ -78,18 +117,18 @@ int summary(const Args& a) {
 }
 
 int bench(const Args& a) {
-  const std::string name = a.get("model");
-  ADNN_CHECK(!name.empty(), "bench: --model is required");
-  const int64_t size = a.num("image-size", 224), batch = a.num("batch", 32), iters = a.num("iters", 10);
+  const ModelArgs ma = model_args(a);
+  const std::string& name = ma.name;
+  const int64_t size = ma.size, batch = a.num("batch", 32), iters = a.num("iters", 10);
   const bool train = a.has("train");
   const Device dev(a.get("device", "cpu"));
-  auto model = nn::create_model(name, a.num("classes", 1000), a.num("in-chans", 3));
+  auto model = make_model(ma);
   model->to(dev);
   model->train(train);
   optim::AdamW opt(optim::layer_decay_groups(*model, 0.05, 0.8), {.lr = 1e-3});
   manual_seed(0);
-  Tensor x = randn({batch, size, size, a.num("in-chans", 3)}).to(dev);
-  Tensor y = randint(0, a.num("classes", 1000), {batch}).to(dev);
+  Tensor x = randn({batch, size, size, ma.in_chans}).to(dev);
+  Tensor y = randint(0, ma.classes, {batch}).to(dev);
   auto step = [&] {
     if (train) {
       Tensor loss = cross_entropy(model->forward(x), y);
@@ -117,9 +156,12 @@ int bench(const Args& a) {
 
 int main(int argc, char** argv) {
   try {
-    Args a = parse(argc, argv);
+    Args a = adnn_fer::parse_args(argc, argv);
     if (a.cmd == "summary") return summary(a);
     if (a.cmd == "bench") return bench(a);
+    if (a.cmd == "train") return adnn_fer::cmd_train(a);
+    if (a.cmd == "eval") return adnn_fer::cmd_eval(a);
+    if (a.cmd == "predict") return adnn_fer::cmd_predict(a);
     return usage();
   } catch (const Error& e) {
     std::fprintf(stderr, "adnn-fer: %s\n", e.what());

@@ -13,3 +13,7 @@
 #include <adnn/optim/schedule.hpp>
 #include <adnn/io/checkpoint.hpp>
 #include <adnn/io/safetensors.hpp>
+#include <adnn/data/dataset.hpp>
+#include <adnn/data/image.hpp>
+#include <adnn/data/loader.hpp>
+#include <adnn/data/transforms.hpp>

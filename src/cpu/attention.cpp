@@ -50,41 +50,64 @@ A keep_factor(const AttnGeom& g, int64_t bh, int64_t i, int64_t j) {
              : A(0);
 }
 
+// Kᵀ of one (b, h): (Lk, D) -> (D, Lk), so that score rows accumulate over d with j
+// innermost (contiguous, vectorisable; the same summation order over d as the kernels).
+template <class T, class A>
+void transpose_rows(const T* src, int64_t L, int64_t D, std::vector<A>& dst) {
+  dst.resize(size_t(L * D));
+  for (int64_t j = 0; j < L; ++j)
+    for (int64_t d = 0; d < D; ++d) dst[size_t(d * L + j)] = A(src[j * D + d]);
+}
+
+// s[j] = scale · Σ_d a[d] · bt[d][j]
+template <class T, class A>
+void row_scores(const T* a, const std::vector<A>& bt, int64_t L, int64_t D, A scale, A* s) {
+  for (int64_t j = 0; j < L; ++j) s[j] = 0;
+  for (int64_t d = 0; d < D; ++d) {
+    const A ad = A(a[d]);
+    const A* row = bt.data() + d * L;
+    for (int64_t j = 0; j < L; ++j) s[j] += ad * row[j];
+  }
+  for (int64_t j = 0; j < L; ++j) s[j] *= scale;
+}
+
 template <class T>
 void attn_fwd(const T* q, const T* k, const T* v, const bool* mask, T* o, T* lse, const AttnGeom& g) {
   using A = acc_t<T>;
-  const int64_t BH = g.B * g.H, D = g.D;
+  constexpr A ninf = -std::numeric_limits<A>::infinity();
+  const int64_t BH = g.B * g.H, D = g.D, Lk = g.Lk;
 #pragma omp parallel
   {
-    std::vector<A> s(static_cast<size_t>(g.Lk)), acc(static_cast<size_t>(D));
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t bh = 0; bh < BH; ++bh)
+    std::vector<A> s(static_cast<size_t>(Lk)), acc(static_cast<size_t>(D)), kt;
+#pragma omp for schedule(static)
+    for (int64_t bh = 0; bh < BH; ++bh) {
+      const int64_t b = bh / g.H;
+      transpose_rows(k + bh * Lk * D, Lk, D, kt);
       for (int64_t i = 0; i < g.Lq; ++i) {
-        const int64_t b = bh / g.H;
-        const T* qi = q + (bh * g.Lq + i) * D;
-        A m = -std::numeric_limits<A>::infinity();
-        for (int64_t j = 0; j < g.Lk; ++j) {
-          const bool valid = !(mask && mask[b * g.Lk + j]);
-          s[j] = valid ? A(g.scale) * dot<A>(qi, k + (bh * g.Lk + j) * D, D) : -std::numeric_limits<A>::infinity();
+        row_scores(q + (bh * g.Lq + i) * D, kt, Lk, D, A(g.scale), s.data());
+        A m = ninf;
+        for (int64_t j = 0; j < Lk; ++j) {
+          if (mask && mask[b * Lk + j]) s[j] = ninf;
           m = std::max(m, s[j]);
         }
         std::fill(acc.begin(), acc.end(), A(0));
         A l = 0;
-        if (m != -std::numeric_limits<A>::infinity())
-          for (int64_t j = 0; j < g.Lk; ++j) {
-            if (s[j] == -std::numeric_limits<A>::infinity()) continue;
+        if (m != ninf)
+          for (int64_t j = 0; j < Lk; ++j) {
+            if (s[j] == ninf) continue;
             const A p = std::exp(s[j] - m);
             l += p;
             const A pd = p * keep_factor<A>(g, bh, i, j);
             if (pd == A(0)) continue;
-            const T* vj = v + (bh * g.Lk + j) * D;
+            const T* vj = v + (bh * Lk + j) * D;
             for (int64_t d = 0; d < D; ++d) acc[d] += pd * A(vj[d]);
           }
         T* oi = o + (bh * g.Lq + i) * D;
         const A inv = l > 0 ? A(1) / l : A(0);
         for (int64_t d = 0; d < D; ++d) oi[d] = T(acc[d] * inv);
-        lse[bh * g.Lq + i] = l > 0 ? T(m + std::log(l)) : T(-std::numeric_limits<A>::infinity());
+        lse[bh * g.Lq + i] = l > 0 ? T(m + std::log(l)) : T(ninf);
       }
+    }
   }
 }
 
@@ -92,45 +115,47 @@ template <class T>
 void attn_bwd(const T* q, const T* k, const T* v, const bool* mask, const T* o, const T* go, const T* lse, T* gq,
               T* gk, T* gv, const AttnGeom& g) {
   using A = acc_t<T>;
-  const int64_t BH = g.B * g.H, D = g.D;
+  const int64_t BH = g.B * g.H, D = g.D, Lk = g.Lk;
 #pragma omp parallel
   {
-    std::vector<A> ds(static_cast<size_t>(g.Lk)), aq(static_cast<size_t>(D)), ak, av;
+    std::vector<A> s(static_cast<size_t>(Lk)), dp(static_cast<size_t>(Lk)), aq(static_cast<size_t>(D)), ak, av, kt, vt;
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < BH; ++bh) {
       const int64_t b = bh / g.H;
-      ak.assign(size_t(g.Lk * D), A(0));
-      av.assign(size_t(g.Lk * D), A(0));
+      ak.assign(size_t(Lk * D), A(0));
+      av.assign(size_t(Lk * D), A(0));
+      transpose_rows(k + bh * Lk * D, Lk, D, kt);
+      transpose_rows(v + bh * Lk * D, Lk, D, vt);
       for (int64_t i = 0; i < g.Lq; ++i) {
         const T* qi = q + (bh * g.Lq + i) * D;
         const T* gi = go + (bh * g.Lq + i) * D;
         const A lse_i = A(lse[bh * g.Lq + i]);
-        const A dlt = dot<A>(gi, o + (bh * g.Lq + i) * D, D);
         std::fill(aq.begin(), aq.end(), A(0));
-        for (int64_t j = 0; j < g.Lk; ++j) {
-          ds[j] = 0;
-          if ((mask && mask[b * g.Lk + j]) || lse_i == -std::numeric_limits<A>::infinity()) continue;
-          const T* kj = k + (bh * g.Lk + j) * D;
-          const T* vj = v + (bh * g.Lk + j) * D;
-          const A p = std::exp(A(g.scale) * dot<A>(qi, kj, D) - lse_i);
-          const A z = keep_factor<A>(g, bh, i, j);
-          const A dp = z * dot<A>(gi, vj, D);
-          ds[j] = p * (dp - dlt);
-          A* avj = av.data() + j * D;
-          A* akj = ak.data() + j * D;
-          const A pz = p * z;
-          for (int64_t d = 0; d < D; ++d) {
-            avj[d] += pz * A(gi[d]);
-            akj[d] += ds[j] * A(qi[d]);
-            aq[d] += ds[j] * A(kj[d]);
+        if (lse_i != -std::numeric_limits<A>::infinity()) {
+          const A dlt = dot<A>(gi, o + (bh * g.Lq + i) * D, D);
+          row_scores(qi, kt, Lk, D, A(g.scale), s.data());
+          row_scores(gi, vt, Lk, D, A(1), dp.data());
+          for (int64_t j = 0; j < Lk; ++j) {
+            if (mask && mask[b * Lk + j]) continue;
+            const A p = std::exp(s[j] - lse_i);
+            const A z = keep_factor<A>(g, bh, i, j);
+            const A ds = p * (z * dp[j] - dlt), pz = p * z;
+            const T* kj = k + (bh * Lk + j) * D;
+            A* avj = av.data() + j * D;
+            A* akj = ak.data() + j * D;
+            for (int64_t d = 0; d < D; ++d) {
+              avj[d] += pz * A(gi[d]);
+              akj[d] += ds * A(qi[d]);
+              aq[d] += ds * A(kj[d]);
+            }
           }
         }
         T* gqi = gq + (bh * g.Lq + i) * D;
         for (int64_t d = 0; d < D; ++d) gqi[d] = T(A(g.scale) * aq[d]);
       }
-      for (int64_t e = 0; e < g.Lk * D; ++e) {
-        gk[bh * g.Lk * D + e] = T(A(g.scale) * ak[size_t(e)]);
-        gv[bh * g.Lk * D + e] = T(av[size_t(e)]);
+      for (int64_t e = 0; e < Lk * D; ++e) {
+        gk[bh * Lk * D + e] = T(A(g.scale) * ak[size_t(e)]);
+        gv[bh * Lk * D + e] = T(av[size_t(e)]);
       }
     }
   }

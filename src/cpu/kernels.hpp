@@ -74,11 +74,13 @@ void softmax_backward(const Tensor& g, const Tensor& y, const Tensor& gx, int64_
 // Training: computes mean/invstd (C) from the batch; eval: from running stats.
 void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean,
                         const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats,
-                        double eps);
-// gx (M, C), gw/gb (C) may be undefined. training: full batch-stat backward.
-void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                         const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb,
-                         int64_t M, int64_t C, bool training);
+                        double eps, int act);
+// gx (M, C), gw/gb (C) may be undefined. training: full batch-stat backward. act
+// (kernels::NormAct): the activation fused after the affine map; its derivative is
+// recomputed from x, so g is the gradient of the activation's output.
+void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Tensor& mean, const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb,
+                         int64_t M, int64_t C, bool training, int act);
 // Layer norm over rows of x contiguous (M, D); mean/rstd (M) are outputs.
 void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y,
                         const Tensor& mean, const Tensor& rstd, int64_t M, int64_t D, double eps);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cpu/kernels.hpp"
+#include "kernels/norm.cuh"  // norm_act, norm_act_grad, shared with the kernels
 #include "kernels/pool.cuh"  // pool_divisor, for_each_window_pixel, shared with the kernels
 
 namespace adnn::cpu {
@@ -41,7 +42,7 @@ static const T* opt_ptr(const Tensor& t) {
 // ---------------------------------------------------------------- batch norm, x (M, C)
 template <class T>
 static void bn_forward(const T* x, const T* w, const T* b, T* mean, T* invstd, T* y, int64_t M, int64_t C,
-                       bool stats, double eps) {
+                       bool stats, double eps, int act) {
   if (stats) {
     int nt = omp_get_max_threads();
     std::vector<double> s(size_t(nt) * C, 0.0), ss(size_t(nt) * C, 0.0);
@@ -83,20 +84,28 @@ static void bn_forward(const T* x, const T* w, const T* b, T* mean, T* invstd, T
       T v = (x[m * C + c] - mean[c]) * invstd[c];
       if (w) v = v * w[c];
       if (b) v = v + b[c];
-      y[m * C + c] = v;
+      y[m * C + c] = kernels::norm_act<T>(act, v);
     }
 }
 
 void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean,
-                        const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps) {
+                        const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps,
+                        int act) {
   ADNN_FLOAT_TYPES(x.dtype(), "batch_norm",
                    bn_forward<T>(x.data_ptr<T>(), opt_ptr<T>(weight), opt_ptr<T>(bias), mean.data_ptr<T>(),
-                                 invstd.data_ptr<T>(), y.data_ptr<T>(), M, C, compute_stats, eps));
+                                 invstd.data_ptr<T>(), y.data_ptr<T>(), M, C, compute_stats, eps, act));
 }
 
 template <class T>
-static void bn_backward(const T* g, const T* x, const T* w, const T* mean, const T* invstd, T* gx, T* gw, T* gb,
-                        int64_t M, int64_t C, bool training) {
+static void bn_backward(const T* g, const T* x, const T* w, const T* b, const T* mean, const T* invstd, T* gx, T* gw,
+                        T* gb, int64_t M, int64_t C, bool training, int act) {
+  // g_z = g · act'(z), z = x̂·w + b recomputed (the activation's input is never stored)
+  auto gz = [&](int64_t m, int64_t c, double xhat) {
+    double gv = double(g[m * C + c]);
+    if (act != kernels::act_none)
+      gv *= kernels::norm_act_grad<double>(act, xhat * (w ? double(w[c]) : 1.0) + (b ? double(b[c]) : 0.0));
+    return gv;
+  };
   int nt = omp_get_max_threads();
   std::vector<double> sg(size_t(nt) * C, 0.0), sgx(size_t(nt) * C, 0.0);
 #pragma omp parallel
@@ -107,9 +116,10 @@ static void bn_backward(const T* g, const T* x, const T* w, const T* mean, const
 #pragma omp for schedule(static)
     for (int64_t m = 0; m < M; ++m)
       for (int64_t c = 0; c < C; ++c) {
-        double gv = double(g[m * C + c]);
+        const double xhat = (double(x[m * C + c]) - double(mean[c])) * double(invstd[c]);
+        const double gv = gz(m, c, xhat);
         a[c] += gv;
-        bb[c] += gv * (double(x[m * C + c]) - double(mean[c])) * double(invstd[c]);
+        bb[c] += gv * xhat;
       }
   }
   std::vector<double> sum_g(C, 0.0), sum_gxhat(C, 0.0);
@@ -127,9 +137,9 @@ static void bn_backward(const T* g, const T* x, const T* w, const T* mean, const
   for (int64_t m = 0; m < M; ++m)
     for (int64_t c = 0; c < C; ++c) {
       double scale = double(invstd[c]) * (w ? double(w[c]) : 1.0);
-      double gv = double(g[m * C + c]);
+      const double xhat = (double(x[m * C + c]) - double(mean[c])) * double(invstd[c]);
+      const double gv = gz(m, c, xhat);
       if (training) {
-        double xhat = (double(x[m * C + c]) - double(mean[c])) * double(invstd[c]);
         gx[m * C + c] = T(scale * (gv - sum_g[c] / double(M) - xhat * sum_gxhat[c] / double(M)));
       } else {
         gx[m * C + c] = T(scale * gv);
@@ -137,14 +147,14 @@ static void bn_backward(const T* g, const T* x, const T* w, const T* mean, const
     }
 }
 
-void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                         const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb, int64_t M,
-                         int64_t C, bool training) {
+void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Tensor& mean, const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb,
+                         int64_t M, int64_t C, bool training, int act) {
   ADNN_FLOAT_TYPES(x.dtype(), "batch_norm backward",
-                   bn_backward<T>(g.data_ptr<T>(), x.data_ptr<T>(), opt_ptr<T>(weight), mean.data_ptr<T>(),
+                   bn_backward<T>(g.data_ptr<T>(), x.data_ptr<T>(), opt_ptr<T>(weight), opt_ptr<T>(bias), mean.data_ptr<T>(),
                                   invstd.data_ptr<T>(), gx.defined() ? gx.data_ptr<T>() : nullptr,
                                   gw.defined() ? gw.data_ptr<T>() : nullptr, gb.defined() ? gb.data_ptr<T>() : nullptr,
-                                  M, C, training));
+                                  M, C, training, act));
 }
 
 // ---------------------------------------------------------------- layer norm, x (M, D)

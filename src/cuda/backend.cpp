@@ -243,18 +243,21 @@ namespace {
 // per-channel sums over M rows into `sums` (2, C) doubles or finalised into out0/out1
 template <class T, class O>
 void channel_sums(int mode, int fin, const Tensor& x, const Tensor& g, const Tensor& mean, const Tensor& invstd,
-                  int64_t M, int64_t C, double eps, O* out0, O* out1) {
+                  int64_t M, int64_t C, double eps, O* out0, O* out1, const Tensor& w = {}, const Tensor& b = {},
+                  int act = k::act_none) {
   const int64_t P = std::clamp<int64_t>(M / 256, 1, 64);
   Tensor part = device_f64(2 * P * C);
   ADNN_LAUNCH(k::channel_partials_kernel<T>, dim3(k::ceil_div(C, 32), unsigned(P)), dim3(32, 8), 0, stream(), mode,
-              ptr<T>(x), ptr<T>(g), ptr<T>(mean), ptr<T>(invstd), ptr<double>(part), M, C);
+              ptr<T>(x), ptr<T>(g), ptr<T>(mean), ptr<T>(invstd), ptr<T>(w), ptr<T>(b), act, ptr<double>(part), M,
+              C);
   ADNN_LAUNCH(k::channel_reduce_kernel<O>, dim3(k::ceil_div(C, 128)), dim3(128), 0, stream(), fin, ptr<double>(part),
               P, C, M, eps, out0, out1);
 }
 }  // namespace
 
 void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean,
-                        const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps) {
+                        const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps,
+                        int act) {
   float_types(x.dtype(), "batch_norm", [&](auto tag) {
     using T = decltype(tag);
     if (compute_stats) {
@@ -262,23 +265,24 @@ void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
       channel_sums<T, T>(k::ch_sqdev, k::fin_invstd, x, {}, mean, {}, M, C, eps, ptr<T>(invstd), nullptr);
     }
     ADNN_LAUNCH(k::bn_apply_kernel<T>, k::grid_for(M * C), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(mean),
-                ptr<T>(invstd), ptr<T>(weight), ptr<T>(bias), ptr<T>(y), M, C);
+                ptr<T>(invstd), ptr<T>(weight), ptr<T>(bias), ptr<T>(y), M, C, act);
   });
 }
 
-void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                         const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb, int64_t M,
-                         int64_t C, bool training) {
+void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Tensor& mean, const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb,
+                         int64_t M, int64_t C, bool training, int act) {
   float_types(x.dtype(), "batch_norm backward", [&](auto tag) {
     using T = decltype(tag);
     Tensor sums = device_f64(2 * C);
     channel_sums<T, double>(k::ch_grad, k::fin_sums, x, g, mean, invstd, M, C, 0.0, ptr<double>(sums),
-                            ptr<double>(sums) + C);
+                            ptr<double>(sums) + C, weight, bias, act);
     if (gb.defined()) copy(sums.narrow(0, 0, C), gb);
     if (gw.defined()) copy(sums.narrow(0, C, C), gw);
     if (gx.defined())
       ADNN_LAUNCH(k::bn_backward_apply_kernel<T>, k::grid_for(M * C), dim3(256), 0, stream(), ptr<T>(g), ptr<T>(x),
-                  ptr<T>(weight), ptr<T>(mean), ptr<T>(invstd), ptr<double>(sums), ptr<T>(gx), M, C, training);
+                  ptr<T>(weight), ptr<T>(bias), ptr<T>(mean), ptr<T>(invstd), ptr<double>(sums), ptr<T>(gx), M, C,
+                  training, act);
   });
 }
 

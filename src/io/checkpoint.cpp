@@ -46,7 +46,10 @@ void save_checkpoint(const std::string& path, const nn::Module& model, const opt
   // state first, weights last: the weights file (what predict reads) is never ahead of a
   // state that could resume it
   save_safetensors(state_path(path), tensors, m);
-  save_safetensors(path, model.state_dict(), {{"checkpoint.id", id}, {"format", "adnn"}});
+  std::map<std::string, std::string> wm = s.config;  // the config rebuilds the model from the weights alone
+  wm["checkpoint.id"] = id;
+  wm["format"] = "adnn";
+  save_safetensors(path, model.state_dict(), wm);
 }
 
 TrainState load_checkpoint(const std::string& path, nn::Module& model, optim::Optimizer& opt,

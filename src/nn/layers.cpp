@@ -33,12 +33,12 @@ BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_) : eps(eps_), 
   num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, DType::i64));
 }
 
-Tensor BatchNorm2d::forward(const Tensor& x) {
+Tensor BatchNorm2d::forward_act(const Tensor& x, NormActivation act) {
   if (training_) {
     NoGradGuard ng;
     num_batches_tracked.add_(ones({}, TensorOptions(DType::i64, num_batches_tracked.device())));
   }
-  return batch_norm(x, running_mean, running_var, weight, bias, training_, momentum, eps);
+  return batch_norm(x, running_mean, running_var, weight, bias, training_, momentum, eps, act);
 }
 
 Tensor DropPath::forward(const Tensor& x) {

@@ -35,7 +35,7 @@ DepthwiseSeparable::DepthwiseSeparable(int64_t in, int64_t out, int64_t k, int64
 }
 
 Tensor DepthwiseSeparable::forward(const Tensor& x) {
-  Tensor y = silu((*bn1)((*conv_dw)(x)));
+  Tensor y = bn1->forward_act((*conv_dw)(x), NormActivation::silu);
   if (se) y = (*se)(y);
   y = (*bn2)((*conv_pw)(y));
   return has_skip ? add((*drop_path)(y), x) : y;
@@ -59,8 +59,8 @@ MBConv::MBConv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t expan
 }
 
 Tensor MBConv::forward(const Tensor& x) {
-  Tensor y = silu((*bn1)((*conv_pw)(x)));
-  y = silu((*bn2)((*conv_dw)(y)));
+  Tensor y = bn1->forward_act((*conv_pw)(x), NormActivation::silu);
+  y = bn2->forward_act((*conv_dw)(y), NormActivation::silu);
   if (se) y = (*se)(y);
   y = (*bn3)((*conv_pwl)(y));
   return has_skip ? add((*drop_path)(y), x) : y;
@@ -108,13 +108,17 @@ EfficientNet::EfficientNet(EfficientNetConfig c) : c_(c) {
   blocks = register_module("blocks", std::make_shared<Sequential>());
   int64_t in = stem;
   int idx = 0;
-  for (auto& s : arch) {
+  ADNN_CHECK(c.stage_strides.empty() || c.stage_strides.size() == 7, "EfficientNet: stage_strides needs 7 entries, got ",
+             c.stage_strides.size());
+  for (size_t si = 0; si < std::size(arch); ++si) {
+    const Stage& s = arch[si];
+    const int64_t first_stride = c.stage_strides.empty() ? s.s : c.stage_strides[si];
     auto stage = std::make_shared<Sequential>();
     const int64_t out = round_channels(s.ch, c.width);
     const int reps = int(std::ceil(s.r * c.depth));
     for (int b = 0; b < reps; ++b) {
       const double dp = c.drop_path_rate * idx++ / total;
-      const int64_t stride = b == 0 ? s.s : 1;
+      const int64_t stride = b == 0 ? first_stride : 1;
       if (s.ds)
         stage->add(std::make_shared<DepthwiseSeparable>(in, out, s.k, stride, 0.25, c.tf, dp));
       else
@@ -124,7 +128,7 @@ EfficientNet::EfficientNet(EfficientNetConfig c) : c_(c) {
     stage_channels_.push_back(out);
     blocks->add(stage);
   }
-  num_features_ = round_channels(1280, c.width);
+  num_features_ = c.head_channels > 0 ? c.head_channels : round_channels(1280, c.width);
   conv_head = register_module("conv_head", conv(in, num_features_, 1, 1, 1, c.tf));
   bn2 = register_module("bn2", bn(num_features_, c.tf));
   classifier = register_module("classifier", std::make_shared<Linear>(num_features_, c.num_classes));
@@ -134,13 +138,13 @@ std::vector<Tensor> EfficientNet::forward_features(const Tensor& x) {
   ADNN_CHECK(x.dim() == 4 && x.size(3) == c_.in_chans, "EfficientNet: input must be (N, H, W, ", c_.in_chans,
              "), got ", x.desc());
   std::vector<Tensor> taps;
-  Tensor y = silu((*bn1)((*conv_stem)(x)));
+  Tensor y = bn1->forward_act((*conv_stem)(x), NormActivation::silu);
   taps.push_back(y);
   for (size_t s = 0; s < stage_channels_.size(); ++s) {
     y = (*blocks)[s](y);
     taps.push_back(y);
   }
-  taps.push_back(silu((*bn2)((*conv_head)(y))));
+  taps.push_back(bn2->forward_act((*conv_head)(y), NormActivation::silu));
   return taps;
 }
 
@@ -166,8 +170,8 @@ Bottleneck::Bottleneck(int64_t in, int64_t planes, int64_t stride, bool ds) {
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
-  Tensor y = relu((*bn1)((*conv1)(x)));
-  y = relu((*bn2)((*conv2)(y)));
+  Tensor y = bn1->forward_act((*conv1)(x), NormActivation::relu);
+  y = bn2->forward_act((*conv2)(y), NormActivation::relu);
   y = (*bn3)((*conv3)(y));
   return relu(add(y, downsample ? (*downsample)(x) : x));
 }
@@ -194,7 +198,7 @@ std::vector<Tensor> ResNet::forward_features(const Tensor& x) {
   mp.kernel = {3, 3};
   mp.stride = {2, 2};
   mp.padding = {1, 1};
-  Tensor y = max_pool2d(relu((*bn1)((*conv1)(x))), mp);
+  Tensor y = max_pool2d(bn1->forward_act((*conv1)(x), NormActivation::relu), mp);
   std::vector<Tensor> taps;
   for (auto* l : {&layer1, &layer2, &layer3, &layer4}) {
     y = (**l)(y);

@@ -63,7 +63,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dOption
 
 // ---------------------------------------------------------------- normalisation
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
-                  const Tensor& bias, bool training, double momentum, double eps) {
+                  const Tensor& bias, bool training, double momentum, double eps, NormActivation act) {
   check_defined("batch_norm", x, "input");
   check_devices("batch_norm", {&x, &running_mean, &running_var, &weight, &bias});
   check_same_dtype("batch_norm", {&x, &weight, &bias});
@@ -79,8 +79,9 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
                "batch_norm: eval mode needs running_mean and running_var");
   if (is_reduced(x.dtype()))
     return batch_norm(x.to(DType::f32), running_mean, running_var, weight.defined() ? weight.to(DType::f32) : Tensor(),
-                      bias.defined() ? bias.to(DType::f32) : Tensor(), training, momentum, eps)
+                      bias.defined() ? bias.to(DType::f32) : Tensor(), training, momentum, eps, act)
         .to(x.dtype());
+  const int ia = int(act);  // kernels::NormAct has the same values
   Tensor xc = x.detach().contiguous();
   Tensor mean_t, invstd;
   if (training) {
@@ -94,8 +95,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   }
   Tensor y = new_like(x, x.sizes());
   Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
-  backend::batch_norm_forward(xc, wd, bias.defined() ? bias.detach().contiguous() : Tensor(), mean_t, invstd, y, M, C,
-                          training, eps);
+  Tensor bd = bias.defined() ? bias.detach().contiguous() : Tensor();
+  backend::batch_norm_forward(xc, wd, bd, mean_t, invstd, y, M, C, training, eps, ia);
   if (training && running_mean.defined() && running_var.defined()) {
     NoGradGuard ng;
     Tensor var_b = sub(div(ones_like(invstd), mul(invstd, invstd)), scalar_tensor(eps, TensorOptions(invstd.dtype(), invstd.device())));
@@ -105,11 +106,12 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     rm.copy_(add(mul(rm, 1.0 - momentum), mul(mean_t.to(rm.dtype()), momentum)));
     rv.copy_(add(mul(rv, 1.0 - momentum), mul(var_u.to(rv.dtype()), momentum)));
   }
-  autograd::record("batch_norm", {x, weight, bias}, y, [=](const Tensor& g, const std::vector<bool>& need) {
+  const char* name = act == NormActivation::silu ? "batch_norm_silu" : act == NormActivation::relu ? "batch_norm_relu" : "batch_norm";
+  autograd::record(name, {x, weight, bias}, y, [=](const Tensor& g, const std::vector<bool>& need) {
     Tensor gx = need[0] ? new_like(xc, xc.sizes()) : Tensor();
     Tensor gw = need[1] ? new_like(xc, {C}) : Tensor();
     Tensor gb = need[2] ? new_like(xc, {C}) : Tensor();
-    backend::batch_norm_backward(g.contiguous(), xc, wd, mean_t, invstd, gx, gw, gb, M, C, training);
+    backend::batch_norm_backward(g.contiguous(), xc, wd, bd, mean_t, invstd, gx, gw, gb, M, C, training, ia);
     return std::vector<Tensor>{gx, gw, gb};
   });
   return y;

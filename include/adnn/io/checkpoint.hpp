@@ -20,7 +20,7 @@ struct TrainState {
   double best_metric = std::numeric_limits<double>::quiet_NaN();
   int64_t bad_epochs = 0;
   std::array<uint64_t, 4> rng{};  // adnn's global generator
-  std::map<std::string, std::string> config;
+  std::map<std::string, std::string> config;  // also written into the weights file's metadata
 };
 
 // path: the weights file, ending in .safetensors

@@ -26,7 +26,9 @@ class Conv2d : public Module {
 class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(int64_t channels, double eps = 1e-5, double momentum = 0.1);
-  Tensor forward(const Tensor& x) override;  // (..., C)
+  Tensor forward(const Tensor& x) override { return forward_act(x, NormActivation::none); }  // (..., C)
+  // act(bn(x)) in one fused pass (kernels/norm.cuh); module forward hooks are not run.
+  Tensor forward_act(const Tensor& x, NormActivation act);
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   double eps, momentum;
 };

@@ -6,6 +6,7 @@
 #include <adnn/nn/layers.hpp>
 
 #include <string>
+#include <vector>
 
 namespace adnn::nn {
 
@@ -44,6 +45,8 @@ struct EfficientNetConfig {
   double drop_rate = 0.2;     // before the classifier
   double drop_path_rate = 0.2;
   int64_t stem_stride = 2;    // 1 keeps a larger token grid on small inputs
+  std::vector<int64_t> stage_strides;  // the seven stages' first-block strides; empty = B0's (1,2,2,2,1,2,1)
+  int64_t head_channels = 0;           // conv_head width; 0 = round_channels(1280, width)
   int64_t default_size = 224;
 };
 EfficientNetConfig efficientnet_config(const std::string& name);  // "efficientnet_b0" … "tf_efficientnet_b7"

@@ -97,9 +97,12 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, Co
 
 // x (..., C) channels last. Training: batch statistics over all but the last dim, and the
 // running buffers (C) are updated in place with `momentum` (unbiased variance), as in torch.
+// `act` fuses the following activation (act(bn(x)) in one pass forward and one backward; the
+// pre-activation is recomputed, never stored): the BN + SiLU of EfficientNet, BN + ReLU.
+enum class NormActivation { none = 0, silu = 1, relu = 2 };
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
-                  double eps = 1e-5);
+                  double eps = 1e-5, NormActivation act = NormActivation::none);
 // Normalises over the trailing dims `normalized_shape`.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);

@@ -1,0 +1,299 @@
+// ADNN-FER model and configurations (model.hpp, docs/adnn_fer.md).
+#include "model.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace adnn_fer {
+
+using namespace adnn;
+
+namespace {
+std::string num(double v) {  // the shortest text that reads back as v
+  char b[32];
+  for (int prec = 6; prec <= 17; ++prec) {
+    std::snprintf(b, sizeof b, "%.*g", prec, v);
+    if (std::strtod(b, nullptr) == v) break;
+  }
+  return b;
+}
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+}  // namespace
+
+std::map<std::string, std::string> FerConfig::to_map() const {
+  return {{"model.name", name},
+          {"model.backbone", backbone},
+          {"model.image_size", std::to_string(image_size)},
+          {"model.in_chans", std::to_string(in_chans)},
+          {"model.num_classes", std::to_string(num_classes)},
+          {"model.cbam", cbam ? "1" : "0"},
+          {"model.cbam_reduction", std::to_string(cbam_reduction)},
+          {"model.transformer", transformer ? "1" : "0"},
+          {"model.layers", std::to_string(layers)},
+          {"model.d_model", std::to_string(d_model)},
+          {"model.heads", std::to_string(heads)},
+          {"model.d_ff", std::to_string(d_ff)},
+          {"model.dropout", num(dropout)},
+          {"model.head_dropout", num(head_dropout)},
+          {"model.drop_path", num(drop_path)},
+          {"recipe.loss", loss},
+          {"recipe.epochs", std::to_string(epochs)},
+          {"recipe.batch", std::to_string(batch)},
+          {"recipe.warmup_epochs", std::to_string(warmup_epochs)},
+          {"recipe.patience", std::to_string(patience)},
+          {"recipe.lr", num(lr)},
+          {"recipe.weight_decay", num(weight_decay)},
+          {"recipe.layer_decay", num(layer_decay)},
+          {"recipe.dls_eps", num(dls_eps)},
+          {"recipe.mixup", mixup ? "1" : "0"}};
+}
+
+FerConfig FerConfig::from_map(const std::map<std::string, std::string>& m) {
+  auto get = [&](const std::string& k) -> const std::string& {
+    auto it = m.find(k);
+    ADNN_CHECK(it != m.end(), "ADNN-FER config: missing '", k, "'");
+    return it->second;
+  };
+  auto i64 = [&](const std::string& k) { return int64_t(std::stoll(get(k))); };
+  auto f64 = [&](const std::string& k) { return std::stod(get(k)); };
+  FerConfig c;
+  c.name = get("model.name");
+  c.backbone = get("model.backbone");
+  c.image_size = i64("model.image_size");
+  c.in_chans = i64("model.in_chans");
+  c.num_classes = i64("model.num_classes");
+  c.cbam = get("model.cbam") == "1";
+  c.cbam_reduction = i64("model.cbam_reduction");
+  c.transformer = get("model.transformer") == "1";
+  c.layers = i64("model.layers");
+  c.d_model = i64("model.d_model");
+  c.heads = i64("model.heads");
+  c.d_ff = i64("model.d_ff");
+  c.dropout = f64("model.dropout");
+  c.head_dropout = f64("model.head_dropout");
+  c.drop_path = f64("model.drop_path");
+  c.loss = get("recipe.loss");
+  c.epochs = i64("recipe.epochs");
+  c.batch = i64("recipe.batch");
+  c.warmup_epochs = i64("recipe.warmup_epochs");
+  c.patience = i64("recipe.patience");
+  c.lr = f64("recipe.lr");
+  c.weight_decay = f64("recipe.weight_decay");
+  c.layer_decay = f64("recipe.layer_decay");
+  c.dls_eps = f64("recipe.dls_eps");
+  c.mixup = get("recipe.mixup") == "1";
+  return c;
+}
+
+std::vector<std::string> fer_config_names() { return {"adnn_fer_paper", "adnn_fer_nano"}; }
+
+FerConfig fer_config(const std::string& name) {
+  FerConfig c;
+  if (name == "adnn_fer_paper") {  // BRIEF §2 / the paper: B5, 224×224×3, 6 × (2048, 8 heads, 4096)
+    c.name = name;
+    c.backbone = "efficientnet_b5";
+    c.image_size = 224;
+    c.in_chans = 3;
+    c.layers = 6;
+    c.d_model = 2048;
+    c.heads = 8;
+    c.d_ff = 4096;
+    c.dropout = 0.1;
+    c.head_dropout = 0.3;
+    c.drop_path = 0.2;
+    c.epochs = 100;
+    c.batch = 32;
+    c.warmup_epochs = 5;
+    c.patience = 15;
+    c.lr = 1e-4;
+    c.weight_decay = 0.05;
+    c.layer_decay = 0.8;
+    c.mixup = true;
+    return c;
+  }
+  if (name == "adnn_fer_nano") return FerConfig{};  // the defaults: see docs/adnn_fer.md
+  std::string list;
+  for (auto& n : fer_config_names()) list += " " + n;
+  ADNN_FAIL("ADNN-FER: unknown configuration '", name, "' (known:", list, ")");
+}
+
+nn::EfficientNetConfig backbone_config(const FerConfig& c) {
+  nn::EfficientNetConfig e;
+  if (c.backbone == "efficientnet_nano") {
+    // B0's stage layout at width 0.5, depth 0.5; stages 4 and 6 keep stride 1 so that 48×48
+    // gives a 6×6 token grid (total stride 8); the head conv is d_model wide so the tokens
+    // need no projection.
+    e.width = 0.5;
+    e.depth = 0.5;
+    e.stem_stride = 2;
+    e.stage_strides = {1, 2, 2, 1, 1, 1, 1};
+    e.head_channels = c.d_model;
+  } else if (c.backbone.rfind("efficientnet_b", 0) == 0 || c.backbone.rfind("tf_efficientnet_b", 0) == 0) {
+    e = nn::efficientnet_config(c.backbone);
+  } else {
+    ADNN_CHECK(c.backbone == "resnet50" || c.backbone == "resnet_nano", "ADNN-FER: unknown backbone '", c.backbone,
+               "' (resnet_nano, efficientnet_nano, efficientnet_b0 … b7, tf_efficientnet_b0 … b7, resnet50)");
+    return e;
+  }
+  e.in_chans = c.in_chans;
+  e.num_classes = c.num_classes;  // the classifier is not used (ADNN-FER has its own head)
+  e.drop_path_rate = c.drop_path;
+  return e;
+}
+
+BasicBlock::BasicBlock(int64_t in, int64_t out, int64_t stride) {
+  conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(nn::Conv2dSpec{in, out, 3, stride}));
+  bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(out));
+  conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(nn::Conv2dSpec{out, out, 3}));
+  bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(out));
+  if (stride != 1 || in != out) {
+    downsample = register_module("downsample", std::make_shared<nn::Sequential>());
+    downsample->add(std::make_shared<nn::Conv2d>(nn::Conv2dSpec{in, out, 1, stride}))
+        .add(std::make_shared<nn::BatchNorm2d>(out));
+  }
+}
+Tensor BasicBlock::forward(const Tensor& x) {
+  Tensor y = (*bn2)((*conv2)(bn1->forward_act((*conv1)(x), NormActivation::relu)));
+  return relu(y + (downsample ? (*downsample)(x) : x));
+}
+
+ResNetNano::ResNetNano(int64_t in_chans, int64_t head_channels) {
+  conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(nn::Conv2dSpec{in_chans, 32, 3}));
+  bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(32));
+  layer1 = register_module("layer1", std::make_shared<BasicBlock>(32, 48, 2));
+  layer2 = register_module("layer2", std::make_shared<BasicBlock>(48, 96, 2));
+  layer3 = register_module("layer3", std::make_shared<BasicBlock>(96, 192, 2));
+  layer4 = register_module("layer4", std::make_shared<BasicBlock>(192, 192, 1));
+  conv_head = register_module("conv_head", std::make_shared<nn::Conv2d>(nn::Conv2dSpec{192, head_channels, 1}));
+  bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(head_channels));
+}
+
+AdnnFer::AdnnFer(const FerConfig& c) : c_(c) {
+  ADNN_CHECK(c.image_size > 0 && c.in_chans > 0 && c.num_classes > 1, "ADNN-FER: bad config (image ", c.image_size,
+             ", channels ", c.in_chans, ", classes ", c.num_classes, ")");
+  int64_t stage5_channels = 0;
+  // The head modules are registered first and the backbone after, so that layer-wise decay
+  // (optim::layer_decay_groups: depth counts back from the last registered layer) gives the
+  // top of the backbone depth 0 and the stem the largest depth; the trainer pins the
+  // attention and head modules to depth 0.
+  if (c.backbone == "resnet_nano") {
+    rnano = std::make_shared<ResNetNano>(c.in_chans, c.transformer ? c.d_model : 192);
+    head_channels_ = c.transformer ? c.d_model : 192;
+    stage5_channels = 192;
+    int64_t g = c.image_size;
+    for (int i = 0; i < 3; ++i) g = ceil_div(g, 2);
+    grid_ = {g, g};
+  } else if (c.backbone == "resnet50") {
+    resnet = std::make_shared<nn::ResNet>(std::vector<int64_t>{3, 4, 6, 3}, c.num_classes, c.in_chans);
+    head_channels_ = 2048;
+    stage5_channels = 1024;
+    int64_t g = ceil_div(ceil_div(c.image_size, 2), 2);
+    for (int i = 0; i < 3; ++i) g = ceil_div(g, 2);
+    grid_ = {g, g};
+  } else {
+    nn::EfficientNetConfig e = backbone_config(c);
+    effnet = std::make_shared<nn::EfficientNet>(e);
+    head_channels_ = effnet->num_features();
+    stage5_channels = effnet->stage_channels()[4];
+    static const int64_t b0_strides[7] = {1, 2, 2, 2, 1, 2, 1};
+    int64_t g = ceil_div(c.image_size, e.stem_stride);
+    for (int s = 0; s < 7; ++s) g = ceil_div(g, e.stage_strides.empty() ? b0_strides[s] : e.stage_strides[size_t(s)]);
+    grid_ = {g, g};
+  }
+  if (c.cbam) {
+    cbam_stage5 = register_module("cbam_stage5", std::make_shared<nn::CBAM>(stage5_channels, c.cbam_reduction));
+    cbam_head = register_module("cbam_head", std::make_shared<nn::CBAM>(head_channels_, c.cbam_reduction));
+  }
+  feat_dim_ = head_channels_;
+  if (c.transformer) {
+    if (head_channels_ != c.d_model)
+      proj = register_module("proj", std::make_shared<nn::Linear>(head_channels_, c.d_model));
+    feat_dim_ = c.d_model;
+    pos_embed = register_module("pos_embed", std::make_shared<nn::PositionalEmbedding>(grid_.first * grid_.second,
+                                                                                        c.d_model));
+    nn::TransformerOptions o;
+    o.d_model = c.d_model;
+    o.nhead = c.heads;
+    o.dim_feedforward = c.d_ff;
+    o.dropout = c.dropout;
+    encoder = register_module("encoder", std::make_shared<nn::TransformerEncoder>(o, c.layers));
+  }
+  norm = register_module("norm", std::make_shared<nn::LayerNorm>(feat_dim_));
+  head = register_module("head", std::make_shared<nn::Linear>(feat_dim_, c.num_classes));
+  // backbone last (see above); its own classifier is not registered (unused)
+  if (effnet) {
+    register_module("conv_stem", effnet->conv_stem);
+    register_module("bn1", effnet->bn1);
+    register_module("blocks", effnet->blocks);
+    register_module("conv_head", effnet->conv_head);
+    register_module("bn2", effnet->bn2);
+  } else if (rnano) {
+    register_module("conv1", rnano->conv1);
+    register_module("bn1", rnano->bn1);
+    register_module("layer1", rnano->layer1);
+    register_module("layer2", rnano->layer2);
+    register_module("layer3", rnano->layer3);
+    register_module("layer4", rnano->layer4);
+    register_module("conv_head", rnano->conv_head);
+    register_module("bn2", rnano->bn2);
+  } else {
+    register_module("conv1", resnet->conv1);
+    register_module("bn1", resnet->bn1);
+    register_module("layer1", resnet->layer1);
+    register_module("layer2", resnet->layer2);
+    register_module("layer3", resnet->layer3);
+    register_module("layer4", resnet->layer4);
+  }
+}
+
+Tensor AdnnFer::backbone_map(const Tensor& x) {
+  ADNN_CHECK(x.dim() == 4 && x.size(3) == c_.in_chans && x.size(1) == c_.image_size && x.size(2) == c_.image_size,
+             "ADNN-FER (", c_.name, "): expected input (N, ", c_.image_size, ", ", c_.image_size, ", ", c_.in_chans,
+             "), got ", x.desc());
+  Tensor y;
+  if (effnet) {
+    y = effnet->bn1->forward_act((*effnet->conv_stem)(x), NormActivation::silu);  // (N, H/s, W/s, C0)
+    for (size_t s = 0; s < effnet->stage_channels().size(); ++s) {
+      y = (*effnet->blocks)[s](y);
+      if (s == 4 && cbam_stage5) y = (*cbam_stage5)(y);  // after stage 5
+    }
+    y = effnet->bn2->forward_act((*effnet->conv_head)(y), NormActivation::silu);  // (N, h, w, C_head)
+  } else if (rnano) {
+    y = rnano->bn1->forward_act((*rnano->conv1)(x), NormActivation::relu);                               // (N, S, S, 32)
+    y = (*rnano->layer3)((*rnano->layer2)((*rnano->layer1)(y)));               // (N, S/8, S/8, 192)
+    if (cbam_stage5) y = (*cbam_stage5)(y);
+    y = rnano->bn2->forward_act((*rnano->conv_head)((*rnano->layer4)(y)), NormActivation::relu);        // (N, S/8, S/8, C_head)
+  } else {
+    Pool2dOptions mp;
+    mp.kernel = {3, 3};
+    mp.stride = {2, 2};
+    mp.padding = {1, 1};
+    y = max_pool2d(resnet->bn1->forward_act((*resnet->conv1)(x), NormActivation::relu), mp);
+    y = (*resnet->layer3)((*resnet->layer2)((*resnet->layer1)(y)));
+    if (cbam_stage5) y = (*cbam_stage5)(y);
+    y = (*resnet->layer4)(y);  // (N, h, w, 2048)
+  }
+  if (cbam_head) y = (*cbam_head)(y);
+  return y;
+}
+
+std::pair<Tensor, Tensor> AdnnFer::forward_with_features(const Tensor& x) {
+  Tensor f = backbone_map(x);  // (N, h, w, C)
+  const int64_t N = f.size(0), L = f.size(1) * f.size(2), C = f.size(3);
+  Tensor p;
+  if (encoder) {
+    Tensor t = f.reshape({N, L, C});  // (N, L, C) tokens in raster order
+    if (proj) t = (*proj)(t);         // (N, L, d)
+    t = (*encoder)((*pos_embed)(t));  // (N, L, d)
+    p = mean(t, {1});                 // (N, d)
+  } else {
+    p = global_avg_pool2d(f);  // (N, C)
+  }
+  p = (*norm)(p);
+  Tensor logits = (*head)(dropout(p, c_.head_dropout, training_));  // (N, classes)
+  return {logits, p};
+}
+
+Tensor AdnnFer::forward(const Tensor& x) { return forward_with_features(x).first; }
+
+}  // namespace adnn_fer

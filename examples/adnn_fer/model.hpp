@@ -1,0 +1,94 @@
+#pragma once
+// The ADNN-FER model (docs/adnn_fer.md): a CNN backbone (EfficientNet or ResNet-50) → CBAM
+// after stage 5 and after the head conv → the final map as tokens (+ learnable positional
+// embedding) → pre-norm Transformer encoder → mean over tokens → LayerNorm → classifier.
+// Configurations by name (adnn_fer_paper, adnn_fer_nano) with ablation switches.
+#include <adnn/adnn.hpp>
+
+#include <map>
+#include <string>
+
+namespace adnn_fer {
+
+using adnn::Tensor;
+
+struct FerConfig {
+  std::string name = "adnn_fer_nano";
+  std::string backbone = "resnet_nano";  // resnet_nano, efficientnet_nano, efficientnet_b0 … b7, resnet50
+  int64_t image_size = 48, in_chans = 1, num_classes = 7;
+  bool cbam = true;
+  int64_t cbam_reduction = 16;
+  bool transformer = true;
+  int64_t layers = 2, d_model = 128, heads = 4, d_ff = 256;
+  double dropout = 0.1;       // attention, FFN and residual dropout
+  double head_dropout = 0.2;  // before the classifier
+  double drop_path = 0.1;     // backbone stochastic depth
+  std::string loss = "compound";  // ce | compound
+  // the training recipe's defaults for this configuration
+  int64_t epochs = 12, batch = 64, warmup_epochs = 1, patience = 6;
+  double lr = 2e-3, weight_decay = 0.05, layer_decay = 0.95, dls_eps = 0.1;  // DLS smoothing mass (compound loss)
+  bool mixup = true;
+
+  // A flat key → value view (checkpoint metadata, config.json) and back.
+  std::map<std::string, std::string> to_map() const;
+  static FerConfig from_map(const std::map<std::string, std::string>& m);
+};
+
+// "adnn_fer_paper" or "adnn_fer_nano" (others: an adnn::Error listing the names).
+FerConfig fer_config(const std::string& name);
+std::vector<std::string> fer_config_names();
+
+// The backbone's EfficientNet settings for a configuration (empty backbone name for ResNet).
+adnn::nn::EfficientNetConfig backbone_config(const FerConfig& c);
+
+// ResNet basic block (torchvision names: conv1, bn1, conv2, bn2, downsample.0/1).
+class BasicBlock : public adnn::nn::Module {
+ public:
+  BasicBlock(int64_t in, int64_t out, int64_t stride);
+  Tensor forward(const Tensor& x) override;  // (N, H, W, in) -> (N, H/s, W/s, out)
+  std::shared_ptr<adnn::nn::Conv2d> conv1, conv2;
+  std::shared_ptr<adnn::nn::BatchNorm2d> bn1, bn2;
+  std::shared_ptr<adnn::nn::Sequential> downsample;
+};
+
+// The nano backbone (docs/adnn_fer.md): conv1 3×3 (stride 1) → bn1 → ReLU → layer1 … layer4,
+// one basic block each (widths 48, 96, 192, 192; strides 2, 2, 2, 1) → conv_head 1×1 → bn2
+// → ReLU. 48×48 input → 6×6 map; "stage 5" (CBAM) is the output of layer3.
+class ResNetNano : public adnn::nn::Module {
+ public:
+  ResNetNano(int64_t in_chans, int64_t head_channels);
+  Tensor forward(const Tensor& x) override { ADNN_FAIL("ResNetNano: used through AdnnFer"); }
+  std::shared_ptr<adnn::nn::Conv2d> conv1, conv_head;
+  std::shared_ptr<adnn::nn::BatchNorm2d> bn1, bn2;
+  std::shared_ptr<BasicBlock> layer1, layer2, layer3, layer4;
+};
+
+class AdnnFer : public adnn::nn::Module {
+ public:
+  explicit AdnnFer(const FerConfig& c);
+  Tensor forward(const Tensor& x) override;  // (N, S, S, in_chans) -> logits (N, classes)
+  // logits and the pooled features (N, d) the center loss pulls together
+  std::pair<Tensor, Tensor> forward_with_features(const Tensor& x);
+  // the token grid (h, w) for the configured image size
+  std::pair<int64_t, int64_t> token_grid() const { return grid_; }
+  int64_t feature_dim() const { return feat_dim_; }
+  const FerConfig& config() const { return c_; }
+
+  std::shared_ptr<adnn::nn::EfficientNet> effnet;
+  std::shared_ptr<adnn::nn::ResNet> resnet;
+  std::shared_ptr<ResNetNano> rnano;
+  std::shared_ptr<adnn::nn::CBAM> cbam_stage5, cbam_head;
+  std::shared_ptr<adnn::nn::Linear> proj;  // head channels -> d_model when they differ
+  std::shared_ptr<adnn::nn::PositionalEmbedding> pos_embed;
+  std::shared_ptr<adnn::nn::TransformerEncoder> encoder;
+  std::shared_ptr<adnn::nn::LayerNorm> norm;
+  std::shared_ptr<adnn::nn::Linear> head;
+
+ private:
+  Tensor backbone_map(const Tensor& x);  // (N, h, w, C_head) after both CBAMs
+  FerConfig c_;
+  std::pair<int64_t, int64_t> grid_;
+  int64_t head_channels_ = 0, feat_dim_ = 0;
+};
+
+}  // namespace adnn_fer
