@@ -228,4 +228,11 @@ inline void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor
   cpu::sigmoid_gate_backward(g, x, a, gx, ga, N, P, C, channel);
 }
 
+inline void squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2, const Tensor& pooled, const Tensor& logits, const Tensor& y, int64_t N, int64_t P, int64_t C, int64_t R) {
+#if ADNN_WITH_CUDA_BACKEND
+  if (x.device().is_cuda()) return cuda::squeeze_excite_forward(x, w1, b1, w2, b2, pooled, logits, y, N, P, C, R);
+#endif
+  cpu::squeeze_excite_forward(x, w1, b1, w2, b2, pooled, logits, y, N, P, C, R);
+}
+
 }  // namespace adnn::backend

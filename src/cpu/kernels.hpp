@@ -149,5 +149,9 @@ void sigmoid_gate(const Tensor& x, const Tensor& a, const Tensor& y, int64_t N, 
 void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, const Tensor& gx, const Tensor& ga,
                            int64_t N, int64_t P, int64_t C, bool channel);
 
+// Squeeze-and-excite forward (kernels/se.cuh): x (N, P, C); w1 (R, C), b1 (R), w2 (C, R),
+// b2 (C) (biases may be undefined); writes pooled (N, C), the gate logits (N, C) and y.
+void squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2, const Tensor& pooled, const Tensor& logits, const Tensor& y, int64_t N, int64_t P, int64_t C, int64_t R);
+
 }  // namespace cpu
 }  // namespace adnn

@@ -19,6 +19,7 @@
 #include "kernels/optim.cuh"
 #include "kernels/pool.cuh"
 #include "kernels/reduce.cuh"
+#include "kernels/se.cuh"
 #include "kernels/softmax.cuh"
 
 #if defined(__CUDACC__)
@@ -626,6 +627,14 @@ void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, co
     using T = decltype(tag);
     k::launch_sigmoid_gate_backward<T>(ptr<T>(g), ptr<T>(x), ptr<T>(a), ptr<T>(gx), ptr<T>(ga), N, P, C,
                                        channel ? k::gate_channel : k::gate_spatial, stream());
+  });
+}
+
+void squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2, const Tensor& pooled, const Tensor& logits, const Tensor& y, int64_t N, int64_t P, int64_t C, int64_t R) {
+  float_types(x.dtype(), "squeeze_excite", [&](auto tag) {
+    using T = decltype(tag);
+    k::launch_squeeze_excite<T>(ptr<T>(x), ptr<T>(w1), ptr<T>(b1), ptr<T>(w2), ptr<T>(b2), ptr<T>(pooled),
+                                ptr<T>(logits), ptr<T>(y), N, P, C, R, stream());
   });
 }
 

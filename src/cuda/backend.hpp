@@ -62,5 +62,6 @@ void spatial_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& 
 void sigmoid_gate(const Tensor& x, const Tensor& a, const Tensor& y, int64_t N, int64_t P, int64_t C, bool channel);
 void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, const Tensor& gx, const Tensor& ga,
                            int64_t N, int64_t P, int64_t C, bool channel);
+void squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2, const Tensor& pooled, const Tensor& logits, const Tensor& y, int64_t N, int64_t P, int64_t C, int64_t R);
 
 }  // namespace adnn::cuda

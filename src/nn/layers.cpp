@@ -54,10 +54,10 @@ SqueezeExcite::SqueezeExcite(int64_t c, int64_t rd) {
   conv_expand = register_module("conv_expand", std::make_shared<Conv2d>(Conv2dSpec{.in = rd, .out = c, .bias = true}));
 }
 
-Tensor SqueezeExcite::forward(const Tensor& x) {
-  Tensor s = global_avg_pool2d(x, true);  // (N, 1, 1, C)
-  s = sigmoid((*conv_expand)(silu((*conv_reduce)(s))));
-  return mul(x, s);
+Tensor SqueezeExcite::forward(const Tensor& x) {  // (N, H, W, C)
+  const int64_t R = conv_reduce->weight.size(0), C = conv_reduce->weight.size(3);
+  return squeeze_excite(x, conv_reduce->weight.reshape({R, C}), conv_reduce->bias, conv_expand->weight.reshape({C, R}),
+                        conv_expand->bias);
 }
 
 }  // namespace adnn::nn

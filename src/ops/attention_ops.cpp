@@ -122,4 +122,47 @@ Tensor sigmoid_gate(const Tensor& x, const Tensor& a) {
   return y;
 }
 
+// ---------------------------------------------------------------- squeeze-excite
+Tensor squeeze_excite(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2) {
+  const char* op = "squeeze_excite";
+  check_defined(op, x, "input");
+  check_defined(op, w1, "reduce weight");
+  check_defined(op, w2, "expand weight");
+  check_devices(op, {&x, &w1, &b1, &w2, &b2});
+  check_same_dtype(op, {&x, &w1, &b1, &w2, &b2});
+  check_floating(op, x);
+  ADNN_CHECK(x.dim() == 4 && x.size(1) * x.size(2) > 0, op, ": input must be (N, H, W, C) with H·W > 0, got ",
+             x.desc());
+  const int64_t N = x.size(0), P = x.size(1) * x.size(2), C = x.size(3), R = w1.dim() == 2 ? w1.size(0) : -1;
+  ADNN_CHECK(w1.dim() == 2 && w1.size(1) == C && w2.dim() == 2 && w2.size(0) == C && w2.size(1) == R, op,
+             ": weights must be (R, C) and (C, R) for input ", x.desc(), ", got ", describe({&w1, &w2}));
+  ADNN_CHECK(!b1.defined() || (b1.dim() == 1 && b1.size(0) == R), op, ": bias ", b1.desc(), " must be (", R, ")");
+  ADNN_CHECK(!b2.defined() || (b2.dim() == 1 && b2.size(0) == C), op, ": bias ", b2.desc(), " must be (", C, ")");
+  if (is_reduced(x.dtype()))
+    return squeeze_excite(x.to(DType::f32), w1.to(DType::f32), b1.defined() ? b1.to(DType::f32) : Tensor(),
+                          w2.to(DType::f32), b2.defined() ? b2.to(DType::f32) : Tensor())
+        .to(x.dtype());
+  Tensor xc = x.detach().contiguous(), w1c = w1.detach().contiguous(), w2c = w2.detach().contiguous();
+  Tensor b1c = b1.defined() ? b1.detach().contiguous() : Tensor(), b2c = b2.defined() ? b2.detach().contiguous() : Tensor();
+  Tensor pooled = new_like(x, {N, C}), logits = new_like(x, {N, C}), y = new_like(x, x.sizes());
+  backend::squeeze_excite_forward(xc, w1c, b1c, w2c, b2c, pooled, logits, y, N, P, C, R);
+  Shape xs = x.sizes();
+  autograd::record(op, {x, w1, b1, w2, b2}, y, [=](const Tensor& g, const std::vector<bool>& need) {
+    NoGradGuard ng;
+    // gate: gx = g·σ(a), dL/da = σ'(a)·Σ_p g·x (the sigmoid-gate backward kernel)
+    Tensor gx = new_like(xc, xs), ga = new_like(logits, {N, C});
+    backend::sigmoid_gate_backward(g.contiguous(), xc, logits, gx, ga, N, P, C, true);
+    // the two FCs, recomputed from the pooled means (N·R values)
+    Tensor z1 = linear(pooled, w1c, b1c);                        // (N, R)
+    Tensor s1 = sigmoid(z1), h = mul(z1, s1);                    // SiLU
+    Tensor dh = matmul(ga, w2c);                                 // (N, R)
+    Tensor dz1 = mul(dh, mul(s1, add(mul(z1, 1.0 - s1), 1.0)));
+    Tensor dpooled = matmul(dz1, w1c);                           // (N, C)
+    gx = add(gx, mul(dpooled, 1.0 / double(P)).reshape({N, 1, 1, C}));  // the mean pool's gradient
+    return std::vector<Tensor>{gx, need[1] ? matmul(dz1.t(), pooled) : Tensor(), need[2] ? sum(dz1, {0}) : Tensor(),
+                               need[3] ? matmul(ga.t(), h) : Tensor(), need[4] ? sum(ga, {0}) : Tensor()};
+  });
+  return y;
+}
+
 }  // namespace adnn

@@ -152,6 +152,11 @@ Tensor spatial_pool2d(const Tensor& x);
 // x · sigmoid(gate), gate (N, 1, 1, C) (channel attention) or (N, H, W, 1) (spatial).
 Tensor sigmoid_gate(const Tensor& x, const Tensor& gate);
 
+// Squeeze-and-excite in two kernels (kernels/se.cuh): x · σ(W2 SiLU(W1 mean_hw(x) + b1) + b2)
+// per sample and channel. x (N, H, W, C), w1 (R, C), b1 (R), w2 (C, R), b2 (C); biases may
+// be undefined.
+Tensor squeeze_excite(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2);
+
 // ---------------------------------------------------------------- losses
 // logits (N, K), target int64 (N) -> mean negative log-likelihood.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target);
