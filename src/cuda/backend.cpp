@@ -2,14 +2,13 @@
 // kernels of kernels/ on the current stream. Built by nvcc for real GPUs, and by the host
 // compiler against the SIMT emulator (ADNN_CUDA_EMULATION).
 #include "cuda/backend.hpp"
+#include "cuda/backend_common.hpp"
 
 #include <adnn/cuda/runtime.hpp>
 
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/attention.cuh"
-#include "kernels/cbam.cuh"
 #include "kernels/conv.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/index.cuh"
@@ -19,7 +18,6 @@
 #include "kernels/optim.cuh"
 #include "kernels/pool.cuh"
 #include "kernels/reduce.cuh"
-#include "kernels/se.cuh"
 #include "kernels/softmax.cuh"
 
 #if defined(__CUDACC__)
@@ -35,22 +33,10 @@ void cuda_launch_failed(cudaError_t e, const char* kernel, const char* file, int
 
 namespace adnn::cuda {
 
-namespace k = adnn::kernels;
+using namespace backend_detail;
 
 namespace {
 
-k::Stream stream() { return reinterpret_cast<k::Stream>(current_stream().handle); }
-
-// adnn element types -> the kernels' types (identical layouts)
-template <class T> struct ktype { using type = T; };
-template <> struct ktype<half> { using type = k::f16; };
-template <> struct ktype<bfloat16> { using type = k::bf16; };
-template <class T> using kt = typename ktype<T>::type;
-
-template <class T>
-auto ptr(const Tensor& t) {
-  return t.defined() ? reinterpret_cast<kt<T>*>(t.data_ptr()) : nullptr;
-}
 
 // Sizes of `shape`, strides of each operand (already broadcast to `shape`).
 k::Geom make_geom(const char* op, const Shape& shape, std::initializer_list<const Tensor*> ts) {
@@ -67,17 +53,6 @@ k::Geom make_geom(const char* op, const Shape& shape, std::initializer_list<cons
   return g;
 }
 
-template <class F>
-void float_types(DType t, const char* op, F&& f) {
-  if (t == DType::f32)
-    f(float{});
-  else if (t == DType::f64)
-    f(double{});
-  else
-    ADNN_FAIL(op, " (cuda): unsupported dtype ", dtype_name(t));
-}
-
-Tensor device_f64(int64_t n) { return empty({n}, TensorOptions(DType::f64, kCUDA)); }
 
 }  // namespace
 
@@ -562,80 +537,6 @@ void compound_loss(const Tensor& logits, const Tensor& features, const Tensor& t
               ptr<float>(features), ptr<float>(targets), ptr<int64_t>(labels), ptr<float>(centers), ptr<float>(prior),
               ptr<float>(weights), ptr<float>(wsum), ptr<float>(grad_logits), ptr<float>(grad_features),
               ptr<double>(terms), P);
-}
-
-// ---------------------------------------------------------------- attention and CBAM
-namespace {
-k::AttnDims attn_dims(const cpu::AttnGeom& g) { return {g.B, g.H, g.Lq, g.Lk, g.D, g.scale, g.dropout, g.seed}; }
-}  // namespace
-
-void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o,
-                       const Tensor& lse, const cpu::AttnGeom& g) {
-  float_types(q.dtype(), "scaled_dot_product_attention", [&](auto tag) {
-    using T = decltype(tag);
-    k::launch_attention_forward<T>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<bool>(mask), ptr<T>(o), ptr<T>(lse),
-                                   attn_dims(g), stream());
-  });
-}
-
-void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o,
-                        const Tensor& go, const Tensor& lse, const Tensor& gq, const Tensor& gk, const Tensor& gv,
-                        const cpu::AttnGeom& g) {
-  float_types(q.dtype(), "scaled_dot_product_attention backward", [&](auto tag) {
-    using T = decltype(tag);
-    Tensor dlt = empty({g.B * g.H * g.Lq}, TensorOptions(q.dtype(), kCUDA));
-    k::launch_attention_backward<T>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<bool>(mask), ptr<T>(o), ptr<T>(go),
-                                    ptr<T>(lse), ptr<T>(dlt), ptr<T>(gq), ptr<T>(gk), ptr<T>(gv), attn_dims(g),
-                                    stream());
-  });
-}
-
-void channel_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t N, int64_t P, int64_t C) {
-  float_types(x.dtype(), "channel_pool2d", [&](auto tag) {
-    using T = decltype(tag);
-    k::launch_channel_pool<T>(ptr<T>(x), ptr<T>(out), ptr<int64_t>(argmax), N, P, C, stream());
-  });
-}
-void channel_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t N, int64_t P, int64_t C) {
-  float_types(g.dtype(), "channel_pool2d backward", [&](auto tag) {
-    using T = decltype(tag);
-    k::launch_channel_pool_backward<T>(ptr<T>(g), ptr<int64_t>(argmax), ptr<T>(gx), N, P, C, stream());
-  });
-}
-void spatial_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t M, int64_t C) {
-  float_types(x.dtype(), "spatial_pool2d", [&](auto tag) {
-    using T = decltype(tag);
-    k::launch_spatial_pool<T>(ptr<T>(x), ptr<T>(out), ptr<int64_t>(argmax), M, C, stream());
-  });
-}
-void spatial_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t M, int64_t C) {
-  float_types(g.dtype(), "spatial_pool2d backward", [&](auto tag) {
-    using T = decltype(tag);
-    k::launch_spatial_pool_backward<T>(ptr<T>(g), ptr<int64_t>(argmax), ptr<T>(gx), M, C, stream());
-  });
-}
-void sigmoid_gate(const Tensor& x, const Tensor& a, const Tensor& y, int64_t N, int64_t P, int64_t C, bool channel) {
-  float_types(x.dtype(), "sigmoid_gate", [&](auto tag) {
-    using T = decltype(tag);
-    k::launch_sigmoid_gate<T>(ptr<T>(x), ptr<T>(a), ptr<T>(y), N, P, C, channel ? k::gate_channel : k::gate_spatial,
-                              stream());
-  });
-}
-void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, const Tensor& gx, const Tensor& ga,
-                           int64_t N, int64_t P, int64_t C, bool channel) {
-  float_types(x.dtype(), "sigmoid_gate backward", [&](auto tag) {
-    using T = decltype(tag);
-    k::launch_sigmoid_gate_backward<T>(ptr<T>(g), ptr<T>(x), ptr<T>(a), ptr<T>(gx), ptr<T>(ga), N, P, C,
-                                       channel ? k::gate_channel : k::gate_spatial, stream());
-  });
-}
-
-void squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2, const Tensor& pooled, const Tensor& logits, const Tensor& y, int64_t N, int64_t P, int64_t C, int64_t R) {
-  float_types(x.dtype(), "squeeze_excite", [&](auto tag) {
-    using T = decltype(tag);
-    k::launch_squeeze_excite<T>(ptr<T>(x), ptr<T>(w1), ptr<T>(b1), ptr<T>(w2), ptr<T>(b2), ptr<T>(pooled),
-                                ptr<T>(logits), ptr<T>(y), N, P, C, R, stream());
-  });
 }
 
 }  // namespace adnn::cuda

@@ -1,0 +1,39 @@
+#pragma once
+// Helpers shared by the CUDA backend's translation units (backend.cpp, backend_attention.cpp):
+// the current stream, tensor -> kernel pointer, and the float-dtype switch.
+#include <adnn/core/tensor.hpp>
+#include <adnn/cuda/runtime.hpp>
+
+#include "kernels/common.cuh"
+
+namespace adnn::cuda {
+namespace k = adnn::kernels;
+namespace backend_detail {
+
+inline k::Stream stream() { return reinterpret_cast<k::Stream>(current_stream().handle); }
+
+// adnn element types -> the kernels' types (identical layouts)
+template <class T> struct ktype { using type = T; };
+template <> struct ktype<half> { using type = k::f16; };
+template <> struct ktype<bfloat16> { using type = k::bf16; };
+template <class T> using kt = typename ktype<T>::type;
+
+template <class T>
+auto ptr(const Tensor& t) {
+  return t.defined() ? reinterpret_cast<kt<T>*>(t.data_ptr()) : nullptr;
+}
+
+template <class F>
+void float_types(DType t, const char* op, F&& f) {
+  if (t == DType::f32)
+    f(float{});
+  else if (t == DType::f64)
+    f(double{});
+  else
+    ADNN_FAIL(op, " (cuda): unsupported dtype ", dtype_name(t));
+}
+
+inline Tensor device_f64(int64_t n) { return empty({n}, TensorOptions(DType::f64, kCUDA)); }
+
+}  // namespace backend_detail
+}  // namespace adnn::cuda
