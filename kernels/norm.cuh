@@ -8,7 +8,9 @@
 //     sums go to a (2, P, C) workspace, then channel_reduce adds the P slices and finalises
 //     (mean, invstd, or the raw sums).
 //   bn_apply: y = act(z), z = (x - mean)·invstd·w + b, one thread per element; act is none,
-//     SiLU or ReLU (the BN + activation pair of EfficientNet and ResNet blocks in one pass).
+//     SiLU or ReLU (the BN + activation pair of EfficientNet and ResNet blocks in one pass);
+//     optionally y = residual + s[n]·act(z), the MBConv epilogue (BN, drop-path, skip add)
+//     applied to the projection conv's output in the same pass.
 //   bn_backward_apply: gx = w·invstd·(g_z - Σg_z/M - x̂·Σg_z x̂/M) (training) or w·invstd·g_z
 //     (eval), with g_z = g·act'(z) recomputed from x (the grad-mode partials do the same).
 //   Cost: stats read x twice (2·M·C·sizeof(T)); apply reads x, writes y; backward reads
@@ -112,16 +114,22 @@ __global__ void channel_reduce_kernel(int fin, const double* __restrict__ part, 
   }
 }
 
+// With `residual` and `scale` it is also the MBConv epilogue: y = residual + s[n] · act(z),
+// s the per-sample drop-path factor (0 or 1/(1-p)), n = row / rows_per_sample.
 template <class T>
 __global__ void bn_apply_kernel(const T* __restrict__ x, const T* __restrict__ mean, const T* __restrict__ invstd,
                                 const T* __restrict__ w, const T* __restrict__ b, T* __restrict__ y, int64_t M,
-                                int64_t C, int act) {
+                                int64_t C, int act, const T* __restrict__ residual, const T* __restrict__ scale,
+                                int64_t rows_per_sample) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % C;
     T v = (x[i] - mean[c]) * invstd[c];
     if (w) v = v * w[c];
     if (b) v = v + b[c];
-    y[i] = norm_act<T>(act, v);
+    v = norm_act<T>(act, v);
+    if (scale) v = v * scale[i / (rows_per_sample * C)];
+    if (residual) v = v + residual[i];
+    y[i] = v;
   }
 }
 

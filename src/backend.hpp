@@ -82,11 +82,11 @@ inline void softmax_backward(const Tensor& g, const Tensor& y, const Tensor& gx,
 #endif
   cpu::softmax_backward(g, y, gx, outer, D, inner, log);
 }
-inline void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean, const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps, int act) {
+inline void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean, const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps, int act, const Tensor& residual, const Tensor& scale, int64_t rows_per_sample) {
 #if ADNN_WITH_CUDA_BACKEND
-  if (x.device().is_cuda()) return cuda::batch_norm_forward(x, weight, bias, mean, invstd, y, M, C, compute_stats, eps, act);
+  if (x.device().is_cuda()) return cuda::batch_norm_forward(x, weight, bias, mean, invstd, y, M, C, compute_stats, eps, act, residual, scale, rows_per_sample);
 #endif
-  cpu::batch_norm_forward(x, weight, bias, mean, invstd, y, M, C, compute_stats, eps, act);
+  cpu::batch_norm_forward(x, weight, bias, mean, invstd, y, M, C, compute_stats, eps, act, residual, scale, rows_per_sample);
 }
 inline void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean, const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb, int64_t M, int64_t C, bool training, int act) {
 #if ADNN_WITH_CUDA_BACKEND

@@ -127,6 +127,16 @@ Register norm_cases({
       fixed_in([] { return from_vector(std::vector<double>{1.5, 0.5, 2.0, 1.0}, {4}, DType::f64); })},
      [](const V& x) { return batch_norm(x[0], x[3], x[4], x[1], x[2], false, 0.1, 1e-5); }},
     {"batch_norm_no_affine", {in({5, 3})}, [](const V& x) { return batch_norm(x[0], {}, {}, {}, {}, true); }, 1e-4},
+    // the MBConv epilogue: residual + per-sample scale · BN(x), train and eval
+    {"batch_norm_residual_train",
+     {in({3, 2, 2, 4}), in({4}), in({4}), fixed_in([] { return zeros({4}, DType::f64); }),
+      fixed_in([] { return ones({4}, DType::f64); }), in({3, 2, 2, 4}),
+      fixed_in([] { return from_vector(std::vector<double>{0.0, 1.25, 1.25}, {3}, DType::f64); })},
+     [](const V& x) { return batch_norm_residual(x[0], x[3], x[4], x[1], x[2], true, 0.1, 1e-5, x[5], x[6]); }, 1e-4},
+    {"batch_norm_residual_eval",
+     {in({2, 3, 4}), in({4}), in({4}), fixed_in([] { return from_vector(std::vector<double>{0.1, -0.2, 0.3, 0}, {4}, DType::f64); }),
+      fixed_in([] { return from_vector(std::vector<double>{1.5, 0.5, 2.0, 1.0}, {4}, DType::f64); }), in({2, 3, 4})},
+     [](const V& x) { return batch_norm_residual(x[0], x[3], x[4], x[1], x[2], false, 0.1, 1e-5, x[5]); }},
     // the fused activation (EfficientNet's BN + SiLU, ResNet's BN + ReLU), train and eval
     {"batch_norm_silu_train",
      {in({4, 2, 2, 3}), in({3}), in({3}), fixed_in([] { return zeros({3}, DType::f64); }),

@@ -70,11 +70,12 @@ void softmax(const Tensor& x, const Tensor& y, int64_t outer, int64_t D, int64_t
 void softmax_backward(const Tensor& g, const Tensor& y, const Tensor& gx, int64_t outer, int64_t D,
                       int64_t inner, bool log);
 
-// Channels-last batch norm over x contiguous (M, C).
+// Channels-last batch norm over x contiguous (M, C), y = act(bn(x)); with residual (M, C)
+// and scale (M / rows_per_sample) defined: y = residual + scale[sample] · act(bn(x)).
 // Training: computes mean/invstd (C) from the batch; eval: from running stats.
 void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean,
                         const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats,
-                        double eps, int act);
+                        double eps, int act, const Tensor& residual, const Tensor& scale, int64_t rows_per_sample);
 // gx (M, C), gw/gb (C) may be undefined. training: full batch-stat backward. act
 // (kernels::NormAct): the activation fused after the affine map; its derivative is
 // recomputed from x, so g is the gradient of the activation's output.

@@ -42,7 +42,7 @@ static const T* opt_ptr(const Tensor& t) {
 // ---------------------------------------------------------------- batch norm, x (M, C)
 template <class T>
 static void bn_forward(const T* x, const T* w, const T* b, T* mean, T* invstd, T* y, int64_t M, int64_t C,
-                       bool stats, double eps, int act) {
+                       bool stats, double eps, int act, const T* res, const T* scale, int64_t rows_per_sample) {
   if (stats) {
     int nt = omp_get_max_threads();
     std::vector<double> s(size_t(nt) * C, 0.0), ss(size_t(nt) * C, 0.0);
@@ -84,16 +84,20 @@ static void bn_forward(const T* x, const T* w, const T* b, T* mean, T* invstd, T
       T v = (x[m * C + c] - mean[c]) * invstd[c];
       if (w) v = v * w[c];
       if (b) v = v + b[c];
-      y[m * C + c] = kernels::norm_act<T>(act, v);
+      v = kernels::norm_act<T>(act, v);
+      if (scale) v = v * scale[m / rows_per_sample];
+      if (res) v = v + res[m * C + c];
+      y[m * C + c] = v;
     }
 }
 
 void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean,
                         const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps,
-                        int act) {
+                        int act, const Tensor& residual, const Tensor& scale, int64_t rows_per_sample) {
   ADNN_FLOAT_TYPES(x.dtype(), "batch_norm",
                    bn_forward<T>(x.data_ptr<T>(), opt_ptr<T>(weight), opt_ptr<T>(bias), mean.data_ptr<T>(),
-                                 invstd.data_ptr<T>(), y.data_ptr<T>(), M, C, compute_stats, eps, act));
+                                 invstd.data_ptr<T>(), y.data_ptr<T>(), M, C, compute_stats, eps, act,
+                                 opt_ptr<T>(residual), opt_ptr<T>(scale), rows_per_sample));
 }
 
 template <class T>

@@ -233,7 +233,7 @@ void channel_sums(int mode, int fin, const Tensor& x, const Tensor& g, const Ten
 
 void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean,
                         const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps,
-                        int act) {
+                        int act, const Tensor& residual, const Tensor& scale, int64_t rows_per_sample) {
   float_types(x.dtype(), "batch_norm", [&](auto tag) {
     using T = decltype(tag);
     if (compute_stats) {
@@ -241,7 +241,8 @@ void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
       channel_sums<T, T>(k::ch_sqdev, k::fin_invstd, x, {}, mean, {}, M, C, eps, ptr<T>(invstd), nullptr);
     }
     ADNN_LAUNCH(k::bn_apply_kernel<T>, k::grid_for(M * C), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(mean),
-                ptr<T>(invstd), ptr<T>(weight), ptr<T>(bias), ptr<T>(y), M, C, act);
+                ptr<T>(invstd), ptr<T>(weight), ptr<T>(bias), ptr<T>(y), M, C, act, ptr<T>(residual), ptr<T>(scale),
+                rows_per_sample);
   });
 }
 

@@ -19,7 +19,7 @@ void argmax_rows(const Tensor& x, const Tensor& out, int64_t rows, int64_t R);
 void bmm(const Tensor& a, const Tensor& b, const Tensor& c);
 void softmax(const Tensor& x, const Tensor& y, int64_t outer, int64_t D, int64_t inner, bool log);
 void softmax_backward(const Tensor& g, const Tensor& y, const Tensor& gx, int64_t outer, int64_t D, int64_t inner, bool log);
-void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean, const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps, int act);
+void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean, const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps, int act, const Tensor& residual, const Tensor& scale, int64_t rows_per_sample);
 void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean, const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb, int64_t M, int64_t C, bool training, int act);
 void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y, const Tensor& mean, const Tensor& rstd, int64_t M, int64_t D, double eps);
 void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd, const Tensor& gx, const Tensor& gw, const Tensor& gb, int64_t M, int64_t D);

@@ -33,6 +33,15 @@ BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_) : eps(eps_), 
   num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, DType::i64));
 }
 
+Tensor BatchNorm2d::forward_residual(const Tensor& x, const Tensor& residual, const Tensor& sample_scale) {
+  if (training_) {
+    NoGradGuard ng;
+    num_batches_tracked.add_(ones({}, TensorOptions(DType::i64, num_batches_tracked.device())));
+  }
+  return batch_norm_residual(x, running_mean, running_var, weight, bias, training_, momentum, eps, residual,
+                             sample_scale);
+}
+
 Tensor BatchNorm2d::forward_act(const Tensor& x, NormActivation act) {
   if (training_) {
     NoGradGuard ng;
@@ -41,12 +50,17 @@ Tensor BatchNorm2d::forward_act(const Tensor& x, NormActivation act) {
   return batch_norm(x, running_mean, running_var, weight, bias, training_, momentum, eps, act);
 }
 
+Tensor DropPath::sample_scale(int64_t n, TensorOptions opts) const {
+  if (!training_ || p_ == 0) return {};
+  return mul(bernoulli({n}, 1.0 - p_, opts), 1.0 / (1.0 - p_));
+}
+
 Tensor DropPath::forward(const Tensor& x) {
-  if (!training_ || p_ == 0) return x;
-  Shape s(size_t(x.dim()), 1);
-  s[0] = x.size(0);
-  Tensor keep = bernoulli(s, 1.0 - p_, TensorOptions(x.dtype(), x.device()));
-  return mul(x, mul(keep, 1.0 / (1.0 - p_)));
+  Tensor s = sample_scale(x.size(0), TensorOptions(x.dtype(), x.device()));
+  if (!s.defined()) return x;
+  Shape shape(size_t(x.dim()), 1);
+  shape[0] = x.size(0);
+  return mul(x, s.reshape(shape));
 }
 
 SqueezeExcite::SqueezeExcite(int64_t c, int64_t rd) {

@@ -62,8 +62,10 @@ Tensor MBConv::forward(const Tensor& x) {
   Tensor y = bn1->forward_act((*conv_pw)(x), NormActivation::silu);
   y = bn2->forward_act((*conv_dw)(y), NormActivation::silu);
   if (se) y = (*se)(y);
-  y = (*bn3)((*conv_pwl)(y));
-  return has_skip ? add((*drop_path)(y), x) : y;
+  y = (*conv_pwl)(y);  // (N, H, W, out)
+  if (!has_skip) return (*bn3)(y);
+  // the epilogue in one pass: x + drop_path(bn3(y))
+  return bn3->forward_residual(y, x, drop_path->sample_scale(x.size(0), TensorOptions(y.dtype(), y.device())));
 }
 
 EfficientNetConfig efficientnet_config(const std::string& name) {

@@ -62,11 +62,21 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dOption
 }
 
 // ---------------------------------------------------------------- normalisation
-Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
-                  const Tensor& bias, bool training, double momentum, double eps, NormActivation act) {
+namespace {
+// y = act(bn(x)), or residual + scale[n] · act(bn(x)) when residual is defined.
+Tensor batch_norm_impl(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                       const Tensor& bias, bool training, double momentum, double eps, NormActivation act,
+                       const Tensor& residual, const Tensor& sample_scale) {
   check_defined("batch_norm", x, "input");
-  check_devices("batch_norm", {&x, &running_mean, &running_var, &weight, &bias});
-  check_same_dtype("batch_norm", {&x, &weight, &bias});
+  check_devices("batch_norm", {&x, &running_mean, &running_var, &weight, &bias, &residual, &sample_scale});
+  check_same_dtype("batch_norm", {&x, &weight, &bias, &residual});
+  if (residual.defined())
+    ADNN_CHECK(residual.sizes() == x.sizes(), "batch_norm_residual: residual ", residual.desc(), " must match input ",
+               x.desc());
+  if (sample_scale.defined())
+    ADNN_CHECK(residual.defined() && sample_scale.dim() == 1 && sample_scale.size(0) == x.size(0),
+               "batch_norm_residual: sample_scale ", sample_scale.desc(), " must be (", x.size(0), ") for input ",
+               x.desc());
   check_floating("batch_norm", x);
   ADNN_CHECK(x.dim() >= 2, "batch_norm: input must be (..., C) with a batch dim, got ", x.desc());
   const int64_t C = x.size(-1), M = x.numel() / std::max<int64_t>(C, 1);
@@ -78,8 +88,11 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     ADNN_CHECK(running_mean.defined() && running_var.defined(),
                "batch_norm: eval mode needs running_mean and running_var");
   if (is_reduced(x.dtype()))
-    return batch_norm(x.to(DType::f32), running_mean, running_var, weight.defined() ? weight.to(DType::f32) : Tensor(),
-                      bias.defined() ? bias.to(DType::f32) : Tensor(), training, momentum, eps, act)
+    return batch_norm_impl(x.to(DType::f32), running_mean, running_var,
+                           weight.defined() ? weight.to(DType::f32) : Tensor(),
+                           bias.defined() ? bias.to(DType::f32) : Tensor(), training, momentum, eps, act,
+                           residual.defined() ? residual.to(DType::f32) : Tensor(),
+                           sample_scale)
         .to(x.dtype());
   const int ia = int(act);  // kernels::NormAct has the same values
   Tensor xc = x.detach().contiguous();
@@ -96,7 +109,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   Tensor y = new_like(x, x.sizes());
   Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
   Tensor bd = bias.defined() ? bias.detach().contiguous() : Tensor();
-  backend::batch_norm_forward(xc, wd, bd, mean_t, invstd, y, M, C, training, eps, ia);
+  Tensor sd = sample_scale.defined() ? sample_scale.detach().to(x.dtype()).contiguous() : Tensor();
+  const int64_t rows_per_sample = M / std::max<int64_t>(x.size(0), 1);
+  backend::batch_norm_forward(xc, wd, bd, mean_t, invstd, y, M, C, training, eps, ia,
+                              residual.defined() ? residual.detach().contiguous() : Tensor(), sd, rows_per_sample);
   if (training && running_mean.defined() && running_var.defined()) {
     NoGradGuard ng;
     Tensor var_b = sub(div(ones_like(invstd), mul(invstd, invstd)), scalar_tensor(eps, TensorOptions(invstd.dtype(), invstd.device())));
@@ -106,15 +122,40 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     rm.copy_(add(mul(rm, 1.0 - momentum), mul(mean_t.to(rm.dtype()), momentum)));
     rv.copy_(add(mul(rv, 1.0 - momentum), mul(var_u.to(rv.dtype()), momentum)));
   }
-  const char* name = act == NormActivation::silu ? "batch_norm_silu" : act == NormActivation::relu ? "batch_norm_relu" : "batch_norm";
-  autograd::record(name, {x, weight, bias}, y, [=](const Tensor& g, const std::vector<bool>& need) {
+  const char* name = residual.defined()            ? "batch_norm_residual"
+                     : act == NormActivation::silu ? "batch_norm_silu"
+                     : act == NormActivation::relu ? "batch_norm_relu"
+                                                   : "batch_norm";
+  Shape xs = x.sizes();
+  autograd::record(name, {x, weight, bias, residual}, y, [=](const Tensor& g, const std::vector<bool>& need) {
     Tensor gx = need[0] ? new_like(xc, xc.sizes()) : Tensor();
     Tensor gw = need[1] ? new_like(xc, {C}) : Tensor();
     Tensor gb = need[2] ? new_like(xc, {C}) : Tensor();
-    backend::batch_norm_backward(g.contiguous(), xc, wd, bd, mean_t, invstd, gx, gw, gb, M, C, training, ia);
-    return std::vector<Tensor>{gx, gw, gb};
+    Tensor gbn = g.contiguous();  // the gradient reaching the (activated) norm output
+    if (sd.defined()) {
+      NoGradGuard ng;
+      Shape ss(xs.size(), 1);
+      ss[0] = xs[0];
+      gbn = mul(gbn, sd.reshape(ss)).contiguous();
+    }
+    backend::batch_norm_backward(gbn, xc, wd, bd, mean_t, invstd, gx, gw, gb, M, C, training, ia);
+    return std::vector<Tensor>{gx, gw, gb, need.size() > 3 && need[3] ? g : Tensor()};
   });
   return y;
+}
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum, double eps, NormActivation act) {
+  return batch_norm_impl(x, running_mean, running_var, weight, bias, training, momentum, eps, act, {}, {});
+}
+
+Tensor batch_norm_residual(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                           const Tensor& weight, const Tensor& bias, bool training, double momentum, double eps,
+                           const Tensor& residual, const Tensor& sample_scale) {
+  check_defined("batch_norm_residual", residual, "residual");
+  return batch_norm_impl(x, running_mean, running_var, weight, bias, training, momentum, eps, NormActivation::none,
+                         residual, sample_scale);
 }
 
 Tensor layer_norm(const Tensor& x, const Shape& ns, const Tensor& weight, const Tensor& bias, double eps) {

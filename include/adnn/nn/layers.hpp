@@ -29,6 +29,9 @@ class BatchNorm2d : public Module {
   Tensor forward(const Tensor& x) override { return forward_act(x, NormActivation::none); }  // (..., C)
   // act(bn(x)) in one fused pass (kernels/norm.cuh); module forward hooks are not run.
   Tensor forward_act(const Tensor& x, NormActivation act);
+  // residual + sample_scale[n] · bn(x) in one pass (the MBConv epilogue); sample_scale may
+  // be undefined. Module forward hooks are not run.
+  Tensor forward_residual(const Tensor& x, const Tensor& residual, const Tensor& sample_scale);
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   double eps, momentum;
 };
@@ -47,6 +50,8 @@ class DropPath : public Module {
  public:
   explicit DropPath(double p) : p_(p) {}
   Tensor forward(const Tensor& x) override;
+  // The per-sample factors (N): 0 (dropped) or 1/(1-p) (kept); undefined in eval or p = 0.
+  Tensor sample_scale(int64_t n, TensorOptions opts) const;
 
  private:
   double p_;

@@ -103,6 +103,12 @@ enum class NormActivation { none = 0, silu = 1, relu = 2 };
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
                   double eps = 1e-5, NormActivation act = NormActivation::none);
+// The MBConv epilogue in one pass: residual + sample_scale[n] · batch_norm(x) (BN of the
+// projection conv's output, the per-sample drop-path factor, the skip connection).
+// sample_scale (N) or undefined (= 1); residual has x's shape.
+Tensor batch_norm_residual(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                           const Tensor& weight, const Tensor& bias, bool training, double momentum, double eps,
+                           const Tensor& residual, const Tensor& sample_scale = {});
 // Normalises over the trailing dims `normalized_shape`.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);
