@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cpu/kernels.hpp"
+#include "cpu/loop.hpp"
 #include "kernels/attention.cuh"  // attention_keep, shared with the kernels
 #include "kernels/cbam.cuh"       // cbam_sigmoid
 
@@ -15,23 +16,7 @@ namespace adnn::cpu {
 
 namespace {
 
-template <class F>
-void float_dispatch(DType dt, const char* op, F&& f) {
-  if (dt == DType::f32)
-    f(float{});
-  else if (dt == DType::f64)
-    f(double{});
-  else
-    ADNN_FAIL(op, ": unsupported dtype ", dtype_name(dt));
-}
 
-template <class T>
-using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
-template <class T>
-const bool* mask_ptr(const Tensor& m) {
-  return m.defined() ? m.data_ptr<bool>() : nullptr;
-}
 
 template <class A, class T>
 A dot(const T* a, const T* b, int64_t D) {
@@ -176,7 +161,7 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
                        const Tensor& lse, const AttnGeom& g) {
   float_dispatch(q.dtype(), "scaled_dot_product_attention", [&](auto tag) {
     using T = decltype(tag);
-    attn_fwd<T>(q.data_ptr<T>(), k.data_ptr<T>(), v.data_ptr<T>(), mask_ptr<T>(mask), o.data_ptr<T>(),
+    attn_fwd<T>(q.data_ptr<T>(), k.data_ptr<T>(), v.data_ptr<T>(), opt_ptr<bool>(mask), o.data_ptr<T>(),
                 lse.data_ptr<T>(), g);
   });
 }
@@ -186,7 +171,7 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const AttnGeom& g) {
   float_dispatch(q.dtype(), "scaled_dot_product_attention backward", [&](auto tag) {
     using T = decltype(tag);
-    attn_bwd<T>(q.data_ptr<T>(), k.data_ptr<T>(), v.data_ptr<T>(), mask_ptr<T>(mask), o.data_ptr<T>(),
+    attn_bwd<T>(q.data_ptr<T>(), k.data_ptr<T>(), v.data_ptr<T>(), opt_ptr<bool>(mask), o.data_ptr<T>(),
                 go.data_ptr<T>(), lse.data_ptr<T>(), gq.data_ptr<T>(), gk.data_ptr<T>(), gv.data_ptr<T>(), g);
   });
 }

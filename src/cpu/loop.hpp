@@ -10,6 +10,23 @@
 
 namespace adnn::cpu {
 
+// Calls f(float{}) or f(double{}) for the floating dtypes the CPU kernels compute in.
+template <class F>
+void float_dispatch(DType dt, const char* op, F&& f) {
+  if (dt == DType::f32)
+    f(float{});
+  else if (dt == DType::f64)
+    f(double{});
+  else
+    ADNN_FAIL(op, ": unsupported dtype ", dtype_name(dt));
+}
+
+// The data of an optional tensor, or null.
+template <class T>
+const T* opt_ptr(const Tensor& t) {
+  return t.defined() ? t.data_ptr<T>() : nullptr;
+}
+
 template <size_t N>
 struct LoopPlan {
   Shape sizes;                              // coalesced

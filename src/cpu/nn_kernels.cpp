@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cpu/kernels.hpp"
+#include "cpu/loop.hpp"
 #include "kernels/norm.cuh"  // norm_act, norm_act_grad, shared with the kernels
 #include "kernels/pool.cuh"  // pool_divisor, for_each_window_pixel, shared with the kernels
 
@@ -24,20 +25,7 @@ namespace adnn::cpu {
     }                                                                    \
   } while (0)
 
-template <class F>
-static void float_dispatch(DType dt, const char* op, F&& f) {
-  if (dt == DType::f32)
-    f(float{});
-  else if (dt == DType::f64)
-    f(double{});
-  else
-    ADNN_FAIL(op, ": unsupported dtype ", dtype_name(dt));
-}
 
-template <class T>
-static const T* opt_ptr(const Tensor& t) {
-  return t.defined() ? t.data_ptr<T>() : nullptr;
-}
 
 // ---------------------------------------------------------------- batch norm, x (M, C)
 template <class T>

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cpu/kernels.hpp"
+#include "cpu/loop.hpp"
 
 namespace adnn::cpu {
 
@@ -35,24 +36,16 @@ void se_forward(const T* x, const T* w1, const T* b1, const T* w2, const T* b2, 
       for (int64_t c = 0; c < C; ++c) y[(n * P + p) * C + c] = T(A(x[(n * P + p) * C + c]) * gate[size_t(c)]);
   }
 }
-template <class T>
-const T* opt(const Tensor& t) {
-  return t.defined() ? t.data_ptr<T>() : nullptr;
-}
 }  // namespace
 
 void squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2,
                             const Tensor& pooled, const Tensor& logits, const Tensor& y, int64_t N, int64_t P, int64_t C,
                             int64_t R) {
-  if (x.dtype() == DType::f32)
-    se_forward<float>(x.data_ptr<float>(), w1.data_ptr<float>(), opt<float>(b1), w2.data_ptr<float>(), opt<float>(b2),
-                      pooled.data_ptr<float>(), logits.data_ptr<float>(), y.data_ptr<float>(), N, P, C, R);
-  else if (x.dtype() == DType::f64)
-    se_forward<double>(x.data_ptr<double>(), w1.data_ptr<double>(), opt<double>(b1), w2.data_ptr<double>(),
-                       opt<double>(b2), pooled.data_ptr<double>(), logits.data_ptr<double>(), y.data_ptr<double>(), N, P,
-                       C, R);
-  else
-    ADNN_FAIL("squeeze_excite: unsupported dtype ", dtype_name(x.dtype()));
+  float_dispatch(x.dtype(), "squeeze_excite", [&](auto tag) {
+    using T = decltype(tag);
+    se_forward<T>(x.data_ptr<T>(), w1.data_ptr<T>(), opt_ptr<T>(b1), w2.data_ptr<T>(), opt_ptr<T>(b2),
+                  pooled.data_ptr<T>(), logits.data_ptr<T>(), y.data_ptr<T>(), N, P, C, R);
+  });
 }
 
 }  // namespace adnn::cpu
