@@ -3,6 +3,8 @@
 // written once) or TFLOP/s, and the baseline runs in the same process:
 //   depthwise conv (EfficientNet-B5 shapes, batch 32): adnn NHWC vs cudnnConvolutionForward
 //     with groups = channels in NHWC and in NCHW (best algorithm by cudnnFind…);
+//   MBConv (EfficientNet-B5 blocks, inference): adnn nn::MBConv vs the block from cuDNN
+//     convolutions, batch-norm inference, activations, reduction + cuBLAS and op-tensor calls;
 //   squeeze-excite: adnn SqueezeExcite vs cudnnReduceTensor + cuBLAS GEMMs + cuDNN
 //     activation + cudnnOpTensor (the unfused composition);
 //   CBAM pooling: adnn channel_pool2d / spatial_pool2d vs two cudnnReduceTensor calls
@@ -18,6 +20,7 @@
 #include <cublas_v2.h>
 #include <cudnn.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <functional>
@@ -236,6 +239,116 @@ void attention(benchmark::State& st, bool fused) {
 void BM_attention_fused(benchmark::State& st) { attention(st, true); }
 void BM_attention_unfused(benchmark::State& st) { attention(st, false); }
 
+
+// ---------------------------------------------------------------- a whole MBConv block (inference)
+// args: N, H, W, C (in = out), expand, k. adnn: nn::MBConv in eval mode (GEMM 1×1 convs,
+// fused BN + SiLU, depthwise kernel, fused SE, fused BN + residual epilogue). Baseline: the
+// same block from cuDNN calls: convolutions (1×1 and grouped k×k, best algorithm),
+// cudnnBatchNormalizationForwardInference, swish/sigmoid activations, reduction + cuBLAS
+// for SE, cudnnOpTensor for the gate and cudnnAddTensor for the skip.
+void BM_mbconv_adnn(benchmark::State& st) {
+  NoGradGuard ng;
+  const int64_t N = st.range(0), H = st.range(1), W = st.range(2), C = st.range(3), e = st.range(4), k = st.range(5);
+  nn::MBConv block(C, C, k, 1, e, 0.25, false, 0.0);
+  block.eval();
+  block.to(kCUDA);
+  Tensor x = randn({N, H, W, C}, dev());
+  bench::time_with_cuda_events(st, [&] { benchmark::DoNotOptimize(block(x).data_ptr()); });
+  rate(st, 2.0 * double(x.numel()) * 4 * (1 + 2 * double(e)));  // each activation written and read once
+}
+
+struct CudnnConv {
+  cudnnTensorDescriptor_t xd, yd;
+  cudnnFilterDescriptor_t wd;
+  cudnnConvolutionDescriptor_t cd;
+  cudnnConvolutionFwdAlgo_t algo;
+  size_t ws = 0;
+  Tensor w;
+  CudnnConv(int N, int H, int W, int Cin, int Cout, int k, int groups) {
+    xd = tensor4(CUDNN_TENSOR_NHWC, N, Cin, H, W);
+    yd = tensor4(CUDNN_TENSOR_NHWC, N, Cout, H, W);
+    CUDNN_CHECK(cudnnCreateFilterDescriptor(&wd));
+    CUDNN_CHECK(cudnnSetFilter4dDescriptor(wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, Cout, Cin / groups, k, k));
+    CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&cd));
+    CUDNN_CHECK(cudnnSetConvolution2dDescriptor(cd, k / 2, k / 2, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    CUDNN_CHECK(cudnnSetConvolutionGroupCount(cd, groups));
+    cudnnConvolutionFwdAlgoPerf_t perf[8];
+    int found = 0;
+    CUDNN_CHECK(cudnnFindConvolutionForwardAlgorithm(handle(), xd, wd, cd, yd, 8, &found, perf));
+    algo = perf[0].algo;
+    CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(handle(), xd, wd, cd, yd, algo, &ws));
+    w = randn({int64_t(Cout) * (Cin / groups) * k * k}, dev()) * 0.1;
+  }
+  void run(const Tensor& x, Tensor& y, Tensor& workspace) const {
+    const float one = 1, zero = 0;
+    CUDNN_CHECK(cudnnConvolutionForward(handle(), &one, xd, x.data_ptr(), wd, w.data_ptr(), cd, algo,
+                                        workspace.data_ptr(), ws, &zero, yd, y.data_ptr()));
+  }
+};
+
+void BM_mbconv_cudnn(benchmark::State& st) {
+  const int N = int(st.range(0)), H = int(st.range(1)), W = int(st.range(2)), C = int(st.range(3)),
+            e = int(st.range(4)), k = int(st.range(5)), M = C * e, R = std::max(1, C / 4);
+  CudnnConv expand(N, H, W, C, M, 1, 1), dw(N, H, W, M, M, k, M), project(N, H, W, M, C, 1, 1);
+  Tensor ws = empty({int64_t(std::max({expand.ws, dw.ws, project.ws}) / 4 + 1)}, dev());
+  Tensor x = randn({int64_t(N) * H * W * C}, dev()), y = empty({int64_t(N) * H * W * C}, dev());
+  Tensor a = empty({int64_t(N) * H * W * M}, dev()), b = empty({int64_t(N) * H * W * M}, dev());
+  Tensor pooled = empty({int64_t(N) * M}, dev()), h = empty({int64_t(N) * R}, dev()), g = empty({int64_t(N) * M}, dev());
+  Tensor w1 = randn({int64_t(R) * M}, dev()), w2 = randn({int64_t(M) * R}, dev());
+  // BN parameters (scale, bias, mean, var) per width
+  auto bn_params = [](int c) { return std::vector<Tensor>{ones({c}, dev()), zeros({c}, dev()), zeros({c}, dev()), ones({c}, dev())}; };
+  auto bm = bn_params(M), bc = bn_params(C);
+  cudnnTensorDescriptor_t md = tensor4(CUDNN_TENSOR_NHWC, N, M, H, W), cdsc = tensor4(CUDNN_TENSOR_NHWC, N, C, H, W),
+                          pm = tensor4(CUDNN_TENSOR_NHWC, N, M, 1, 1), hd = tensor4(CUDNN_TENSOR_NCHW, N, R, 1, 1),
+                          bnm = tensor4(CUDNN_TENSOR_NCHW, 1, M, 1, 1), bnc = tensor4(CUDNN_TENSOR_NCHW, 1, C, 1, 1);
+  cudnnActivationDescriptor_t swish, sig;
+  CUDNN_CHECK(cudnnCreateActivationDescriptor(&swish));
+  CUDNN_CHECK(cudnnSetActivationDescriptor(swish, CUDNN_ACTIVATION_SWISH, CUDNN_PROPAGATE_NAN, 0.0));
+  CUDNN_CHECK(cudnnCreateActivationDescriptor(&sig));
+  CUDNN_CHECK(cudnnSetActivationDescriptor(sig, CUDNN_ACTIVATION_SIGMOID, CUDNN_PROPAGATE_NAN, 0.0));
+  cudnnReduceTensorDescriptor_t rd;
+  CUDNN_CHECK(cudnnCreateReduceTensorDescriptor(&rd));
+  CUDNN_CHECK(cudnnSetReduceTensorDescriptor(rd, CUDNN_REDUCE_TENSOR_AVG, CUDNN_DATA_FLOAT, CUDNN_PROPAGATE_NAN,
+                                             CUDNN_REDUCE_TENSOR_NO_INDICES, CUDNN_32BIT_INDICES));
+  size_t rws = 0;
+  CUDNN_CHECK(cudnnGetReductionWorkspaceSize(handle(), rd, md, pm, &rws));
+  Tensor rwork = empty({int64_t(rws / 4 + 1)}, dev());
+  cudnnOpTensorDescriptor_t mul;
+  CUDNN_CHECK(cudnnCreateOpTensorDescriptor(&mul));
+  CUDNN_CHECK(cudnnSetOpTensorDescriptor(mul, CUDNN_OP_TENSOR_MUL, CUDNN_DATA_FLOAT, CUDNN_PROPAGATE_NAN));
+  cublasHandle_t cb;
+  cublasCreate(&cb);
+  cublasSetStream(cb, reinterpret_cast<cudaStream_t>(cuda::current_stream().handle));
+  const float one = 1, zero = 0;
+  auto bn = [&](cudnnTensorDescriptor_t d, cudnnTensorDescriptor_t pd, std::vector<Tensor>& p, Tensor& t) {
+    CUDNN_CHECK(cudnnBatchNormalizationForwardInference(handle(), CUDNN_BATCHNORM_SPATIAL, &one, &zero, d, t.data_ptr(), d,
+                                                        t.data_ptr(), pd, p[0].data_ptr(), p[1].data_ptr(),
+                                                        p[2].data_ptr(), p[3].data_ptr(), 1e-5));
+  };
+  bench::time_with_cuda_events(st, [&] {
+    expand.run(x, a, ws);
+    bn(md, bnm, bm, a);
+    CUDNN_CHECK(cudnnActivationForward(handle(), swish, &one, md, a.data_ptr(), &zero, md, a.data_ptr()));
+    dw.run(a, b, ws);
+    bn(md, bnm, bm, b);
+    CUDNN_CHECK(cudnnActivationForward(handle(), swish, &one, md, b.data_ptr(), &zero, md, b.data_ptr()));
+    CUDNN_CHECK(cudnnReduceTensor(handle(), rd, nullptr, 0, rwork.data_ptr(), rws, &one, md, b.data_ptr(), &zero, pm,
+                                  pooled.data_ptr()));
+    cublasSgemm(cb, CUBLAS_OP_T, CUBLAS_OP_N, R, N, M, &one, static_cast<float*>(w1.data_ptr()), M,
+                static_cast<float*>(pooled.data_ptr()), M, &zero, static_cast<float*>(h.data_ptr()), R);
+    CUDNN_CHECK(cudnnActivationForward(handle(), swish, &one, hd, h.data_ptr(), &zero, hd, h.data_ptr()));
+    cublasSgemm(cb, CUBLAS_OP_T, CUBLAS_OP_N, M, N, R, &one, static_cast<float*>(w2.data_ptr()), R,
+                static_cast<float*>(h.data_ptr()), R, &zero, static_cast<float*>(g.data_ptr()), M);
+    CUDNN_CHECK(cudnnActivationForward(handle(), sig, &one, pm, g.data_ptr(), &zero, pm, g.data_ptr()));
+    CUDNN_CHECK(cudnnOpTensor(handle(), mul, &one, md, b.data_ptr(), &one, pm, g.data_ptr(), &zero, md, a.data_ptr()));
+    project.run(a, y, ws);
+    bn(cdsc, bnc, bc, y);
+    CUDNN_CHECK(cudnnAddTensor(handle(), &one, cdsc, x.data_ptr(), &one, cdsc, y.data_ptr()));
+  });
+  rate(st, 2.0 * double(x.numel()) * 4 * (1 + 2 * double(e)));
+  cublasDestroy(cb);
+}
+
 // EfficientNet-B5 depthwise layers at 224x224, batch 32: (N, H, W, C, k, stride)
 void dw_shapes(benchmark::internal::Benchmark* b) {
   for (auto s : std::vector<std::vector<int64_t>>{{32, 112, 112, 144, 3, 2},
@@ -275,6 +388,14 @@ BENCHMARK(BM_se_adnn)->Apply(se_shapes);
 BENCHMARK(BM_se_cudnn)->Apply(se_shapes);
 BENCHMARK(BM_cbam_pools_adnn)->Apply(pool_shapes);
 BENCHMARK(BM_cbam_pools_cudnn)->Apply(pool_shapes);
+// EfficientNet-B5 MBConv blocks at 224x224, batch 32: (N, H, W, C, expand, k)
+void mbconv_shapes(benchmark::internal::Benchmark* b) {
+  for (auto s : std::vector<std::vector<int64_t>>{{32, 56, 56, 40, 6, 5}, {32, 14, 14, 176, 6, 5}, {32, 7, 7, 512, 6, 3}})
+    b->Args(s);
+  b->UseManualTime()->Unit(benchmark::kMicrosecond);
+}
+BENCHMARK(BM_mbconv_adnn)->Apply(mbconv_shapes);
+BENCHMARK(BM_mbconv_cudnn)->Apply(mbconv_shapes);
 BENCHMARK(BM_attention_fused)->Apply(attn_shapes);
 BENCHMARK(BM_attention_unfused)->Apply(attn_shapes);
 
