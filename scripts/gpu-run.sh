@@ -33,10 +33,18 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 driver=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)
 log "GPU: ${gpu:-none}, driver ${driver:-?}, commit $(git rev-parse --short HEAD 2>/dev/null)"
 
+# cuDNN for bench_cudnn: the toolkit's, or the one inside Python's nvidia-cudnn package
+cudnn_args=()
+if cudnn_dir=$(python3 -c "import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))" 2>/dev/null); then
+  cudnn_lib=$(ls "$cudnn_dir"/lib/libcudnn.so* 2>/dev/null | head -1)
+  [[ -n "$cudnn_lib" ]] && cudnn_args=(-DADNN_CUDNN_INCLUDE="$cudnn_dir/include" -DADNN_CUDNN_LIB="$cudnn_lib")
+  export LD_LIBRARY_PATH="$cudnn_dir/lib:${LD_LIBRARY_PATH:-}"
+fi
+
 if ((do_build)); then
   log "build ($build, archs $archs)"
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DADNN_CUDA=ON -DADNN_CUDA_ARCHS="$archs" \
-    -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=ON > "$out/configure.log" 2>&1 &&
+    -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=ON ${cudnn_args[@]+"${cudnn_args[@]}"} > "$out/configure.log" 2>&1 &&
     cmake --build "$build" -j "$(nproc)" > "$out/build.log" 2>&1 || { log "build failed"; exit 1; }
 fi
 
