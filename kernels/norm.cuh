@@ -72,7 +72,7 @@ __global__ void channel_partials_kernel(int mode, const T* __restrict__ x, const
         const double xhat = (v - mu) * is;
         double gv = double(g[r * C + c]);
         if (act != act_none)
-          gv *= norm_act_grad<double>(act, xhat * (w ? double(w[c]) : 1.0) + (b ? double(b[c]) : 0.0));
+          gv *= double(norm_act_grad<T>(act, T(xhat * (w ? double(w[c]) : 1.0) + (b ? double(b[c]) : 0.0))));
         a0 += gv;
         a1 += gv * xhat;
       }
@@ -144,7 +144,7 @@ __global__ void bn_backward_apply_kernel(const T* __restrict__ g, const T* __res
     const double wc = w ? double(w[c]) : 1.0, scale = double(invstd[c]) * wc;
     const double xhat = (double(x[i]) - double(mean[c])) * double(invstd[c]);
     double gv = double(g[i]);
-    if (act != act_none) gv *= norm_act_grad<double>(act, xhat * wc + (b ? double(b[c]) : 0.0));
+    if (act != act_none) gv *= double(norm_act_grad<T>(act, T(xhat * wc + (b ? double(b[c]) : 0.0))));
     if (training) {
       gx[i] = T(scale * (gv - sums[c] / double(M) - xhat * sums[C + c] / double(M)));
     } else {

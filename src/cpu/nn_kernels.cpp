@@ -95,7 +95,7 @@ static void bn_backward(const T* g, const T* x, const T* w, const T* b, const T*
   auto gz = [&](int64_t m, int64_t c, double xhat) {
     double gv = double(g[m * C + c]);
     if (act != kernels::act_none)
-      gv *= kernels::norm_act_grad<double>(act, xhat * (w ? double(w[c]) : 1.0) + (b ? double(b[c]) : 0.0));
+      gv *= double(kernels::norm_act_grad<T>(act, T(xhat * (w ? double(w[c]) : 1.0) + (b ? double(b[c]) : 0.0))));
     return gv;
   };
   int nt = omp_get_max_threads();
