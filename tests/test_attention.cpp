@@ -9,10 +9,6 @@ using V = std::vector<Tensor>;
 
 namespace {
 
-InputSpec in(Shape s, Domain d = Domain::any) { return InputSpec{std::move(s), d, true, nullptr}; }
-InputSpec mask_in(std::vector<double> v, Shape s) {
-  return InputSpec{s, Domain::any, false, [v, s] { return from_vector(v, s, DType::boolean); }};
-}
 
 Register attention_cases({
     {"sdpa", {in({2, 2, 5, 4}), in({2, 2, 7, 4}), in({2, 2, 7, 4})},
@@ -25,7 +21,7 @@ Register attention_cases({
      [](const V& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }},
     // second batch entry fully masked: zeros out, zero gradients
     {"sdpa_key_padding_mask",
-     {in({2, 2, 3, 4}), in({2, 2, 5, 4}), in({2, 2, 5, 4}), mask_in({0, 1, 0, 0, 1, 1, 1, 1, 1, 1}, {2, 5})},
+     {in({2, 2, 3, 4}), in({2, 2, 5, 4}), in({2, 2, 5, 4}), bool_in({0, 1, 0, 0, 1, 1, 1, 1, 1, 1}, {2, 5})},
      [](const V& x) { return scaled_dot_product_attention(x[0], x[1], x[2], x[3]); }},
     {"sdpa_dropout", {in({2, 2, 4, 4}), in({2, 2, 6, 4}), in({2, 2, 6, 4})},
      [](const V& x) {

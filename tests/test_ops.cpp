@@ -8,12 +8,8 @@ using V = std::vector<Tensor>;
 
 namespace {
 
-InputSpec in(Shape s, Domain d = Domain::any) { return InputSpec{std::move(s), d, true, nullptr}; }
 InputSpec index_in(std::vector<int64_t> v, Shape s) {
   return InputSpec{s, Domain::any, false, [v, s] { return from_vector(v, s, DType::i64); }};
-}
-InputSpec bool_in(std::vector<double> v, Shape s) {
-  return InputSpec{s, Domain::any, false, [v, s] { return from_vector(v, s, DType::boolean); }};
 }
 // a buffer made fresh for each call (e.g. running statistics)
 InputSpec fixed_in(std::function<Tensor()> f) { return InputSpec{{}, Domain::any, false, std::move(f)}; }

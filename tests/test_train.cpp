@@ -14,7 +14,6 @@ namespace fs = std::filesystem;
 namespace {
 
 using V = std::vector<Tensor>;
-InputSpec in(Shape s, Domain d = Domain::any) { return InputSpec{std::move(s), d, true, nullptr}; }
 InputSpec fixed(std::function<Tensor()> f) { return InputSpec{{}, Domain::any, false, std::move(f)}; }
 Tensor soft_targets() {  // rows sum to 1
   return from_vector(std::vector<double>{0.7, 0.2, 0.1, 0, 0, 1, 0.25, 0.25, 0.5, 1, 0, 0}, {4, 3}, DType::f64);

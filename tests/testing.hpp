@@ -88,6 +88,13 @@ struct OpCase {
   bool noncontig = true;   // also run with non-contiguous inputs
 };
 
+// Input makers shared by the registry files: a random differentiable input, and a fixed
+// bool tensor (masks, conditions).
+inline InputSpec in(Shape s, Domain d = Domain::any) { return InputSpec{std::move(s), d, true, nullptr}; }
+inline InputSpec bool_in(std::vector<double> v, Shape s) {
+  return InputSpec{s, Domain::any, false, [v, s] { return from_vector(v, s, DType::boolean); }};
+}
+
 // Registry: each op's test file adds its cases here.
 inline std::vector<OpCase>& registry() {
   static std::vector<OpCase> r;
