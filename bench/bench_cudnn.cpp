@@ -11,7 +11,8 @@
 //     (average and maximum);
 //   attention: adnn's fused kernel vs the unfused composition (cuBLAS GEMM, softmax
 //     kernel, cuBLAS GEMM), forward and forward + backward, at the paper's shape
-//     (batch 64, 8 heads, 49 tokens, head dim 256) and longer sequences. cuDNN's fused
+//     (batch 64, 8 heads, 49 tokens, head dim 256) and longer sequences; in f16, the
+//     tensor-core kernel vs cuBLAS tensor-core GEMMs around a softmax. cuDNN's fused
 //     attention needs the cudnn-frontend graph API, which is not packaged here: not run.
 // Built only with real CUDA and cuDNN; on a host without a GPU it prints a message, exits 0.
 #include <adnn/adnn.hpp>
@@ -239,6 +240,48 @@ void attention(benchmark::State& st, bool fused) {
 void BM_attention_fused(benchmark::State& st) { attention(st, true); }
 void BM_attention_unfused(benchmark::State& st) { attention(st, false); }
 
+// f16 forward, args B, H, L, D: adnn's tensor-core kernel (kernels/attention_mma.cuh) vs
+// the composition on tensor cores: cublasGemmStridedBatchedEx (f16 in, f32 out) for S = Q·Kᵀ,
+// adnn's softmax on S (scaled), P rounded to f16, cublasGemmStridedBatchedEx for O = P·V.
+void BM_attention_fused_f16(benchmark::State& st) {
+  NoGradGuard ng;
+  const int64_t B = st.range(0), H = st.range(1), L = st.range(2), D = st.range(3);
+  Tensor q = randn({B, H, L, D}, dev()).to(DType::f16), k = randn({B, H, L, D}, dev()).to(DType::f16),
+         v = randn({B, H, L, D}, dev()).to(DType::f16);
+  bench::time_with_cuda_events(st, [&] {
+    Tensor o = scaled_dot_product_attention(q, k, v);
+    benchmark::DoNotOptimize(o.data_ptr());
+  });
+  rate(st, double(4 * B * H * L * D) * 2, 4.0 * double(B * H) * double(L) * double(L) * double(D));
+}
+void BM_attention_unfused_f16(benchmark::State& st) {
+  NoGradGuard ng;
+  const int64_t B = st.range(0), H = st.range(1), L = st.range(2), D = st.range(3), BH = B * H;
+  Tensor q = randn({B, H, L, D}, dev()).to(DType::f16), k = randn({B, H, L, D}, dev()).to(DType::f16),
+         v = randn({B, H, L, D}, dev()).to(DType::f16);
+  Tensor s = empty({B, H, L, L}, dev());
+  Tensor o = empty({B, H, L, D}, dev());
+  cublasHandle_t cb;
+  cublasCreate(&cb);
+  cublasSetStream(cb, reinterpret_cast<cudaStream_t>(cuda::current_stream().handle));
+  const float one = 1.f, zero = 0.f, scale = float(1.0 / std::sqrt(double(D)));
+  const int n = int(L), d = int(D);
+  bench::time_with_cuda_events(st, [&] {
+    // row-major S = Q·Kᵀ  ⇔  column-major Sᵀ = K·Qᵀ (K and Q are column-major D×L)
+    cublasGemmStridedBatchedEx(cb, CUBLAS_OP_T, CUBLAS_OP_N, n, n, d, &scale, k.data_ptr(), CUDA_R_16F, d,
+                               int64_t(L) * D, q.data_ptr(), CUDA_R_16F, d, int64_t(L) * D, &zero, s.data_ptr(),
+                               CUDA_R_32F, n, int64_t(L) * L, int(BH), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    Tensor p = softmax(s, -1).to(DType::f16);
+    // O (row-major L×D) = P·V  ⇔  column-major Oᵀ = Vᵀ·Pᵀ
+    cublasGemmStridedBatchedEx(cb, CUBLAS_OP_N, CUBLAS_OP_N, d, n, n, &one, v.data_ptr(), CUDA_R_16F, d,
+                               int64_t(L) * D, p.data_ptr(), CUDA_R_16F, n, int64_t(L) * L, &zero, o.data_ptr(),
+                               CUDA_R_32F, d, int64_t(L) * D, int(BH), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    benchmark::DoNotOptimize(o.data_ptr());
+  });
+  cublasDestroy(cb);
+  rate(st, double(4 * B * H * L * D) * 2, 4.0 * double(BH) * double(L) * double(L) * double(D));
+}
+
 
 // ---------------------------------------------------------------- a whole MBConv block (inference)
 // args: N, H, W, C (in = out), expand, k. adnn: nn::MBConv in eval mode (GEMM 1×1 convs,
@@ -398,6 +441,12 @@ BENCHMARK(BM_mbconv_adnn)->Apply(mbconv_shapes);
 BENCHMARK(BM_mbconv_cudnn)->Apply(mbconv_shapes);
 BENCHMARK(BM_attention_fused)->Apply(attn_shapes);
 BENCHMARK(BM_attention_unfused)->Apply(attn_shapes);
+void attn_f16_shapes(benchmark::internal::Benchmark* b) {
+  for (auto s : std::vector<std::vector<int64_t>>{{64, 8, 49, 256}, {16, 8, 196, 64}, {4, 8, 1024, 64}}) b->Args(s);
+  b->UseManualTime()->Unit(benchmark::kMicrosecond);
+}
+BENCHMARK(BM_attention_fused_f16)->Apply(attn_f16_shapes);
+BENCHMARK(BM_attention_unfused_f16)->Apply(attn_f16_shapes);
 
 int main(int argc, char** argv) {
   if (cuda_device_count() == 0 || cuda::is_emulated()) {

@@ -1,5 +1,6 @@
 #pragma once
-// Fused scaled-dot-product attention (the FlashAttention scheme), SIMT path.
+// Fused scaled-dot-product attention (the FlashAttention scheme), SIMT path (f32, f64; the
+// f16/bf16 tensor-core forward is kernels/attention_mma.cuh).
 //
 //   S = scale · Q Kᵀ (+ key padding mask: masked keys get −inf),
 //   P = softmax(S) row-wise, P̃ = P ∘ Z with Z_ij = keep_ij / (1 − p) (dropout, or 1),

@@ -6,6 +6,8 @@
 
 #include "cpu/kernels.hpp"
 #if ADNN_WITH_CUDA_BACKEND
+#include <adnn/cuda/runtime.hpp>
+
 #include "cuda/backend.hpp"
 #endif
 
@@ -179,6 +181,15 @@ inline void interpolate_backward(const Tensor& gy, const Tensor& gx, const Inter
   cpu::interpolate_backward(gy, gx, ty, tx);
 }
 
+// Whether f16/bf16 attention on q's device runs the tensor-core kernel (kernels/attention_mma.cuh).
+inline bool attention_tensor_cores(const Tensor& q) {
+#if ADNN_WITH_CUDA_BACKEND
+  return q.device().is_cuda() && cuda::has_tensor_cores();
+#else
+  (void)q;
+  return false;
+#endif
+}
 inline void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o, const Tensor& lse, const AttnGeom& g) {
 #if ADNN_WITH_CUDA_BACKEND
   if (q.device().is_cuda()) return cuda::attention_forward(q, k, v, mask, o, lse, g);

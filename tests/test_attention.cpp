@@ -1,6 +1,8 @@
 // Fused attention and CBAM ops: registry cases (finite differences on cpu, cpu vs cuda in
 // the cuda suite), the fused attention against the unfused composition on random and
 // adversarial inputs, and exact small values.
+#include <adnn/cuda/runtime.hpp>
+
 #include "testing.hpp"
 
 using namespace adnn;
@@ -136,5 +138,85 @@ TEST_SUITE("ops") {
                          doctest::Contains("sigmoid_gate: gate must be (N, 1, 1, C) or (N, H, W, 1)"), Error);
     CHECK_THROWS_WITH_AS(scaled_dot_product_attention(zeros({1, 1, 2, 300}), zeros({1, 1, 2, 300}), zeros({1, 1, 2, 300})),
                          doctest::Contains("head dim 300 not supported"), Error);
+  }
+}
+
+// The tensor-core forward (kernels/attention_mma.cuh) for f16 and bf16 on `cuda`: emulated
+// mma.sync in CI, real tensor cores when a GPU is lent. The reference is the f64 composition
+// on the same rounded inputs; the kernel rounds P to the input type before P·V, so the bound
+// is a few units in the last place of the output's scale.
+TEST_SUITE("cuda") {
+  TEST_CASE("tensor-core attention (f16, bf16) equals the f64 reference, masks and large logits included") {
+    if (!cuda_is_available() || !cuda::has_tensor_cores()) {
+      MESSAGE("no CUDA device with tensor cores: skipped");
+      return;
+    }
+    manual_seed(15);
+    struct Case {
+      int64_t B, H, Lq, Lk, D;
+      double logit_scale;
+      bool mask;
+    };
+    for (Case c : {Case{2, 8, 49, 49, 256, 1.0, false} /* the paper's shape */, Case{1, 2, 70, 33, 64, 1.0, true},
+                   Case{1, 1, 5, 9, 20, 1.0, false}, Case{2, 2, 16, 40, 8, 30.0, true} /* logits in the hundreds */,
+                   Case{1, 1, 3, 100, 128, 1.0, false}}) {
+      for (DType dt : {DType::f16, DType::bf16}) {
+        CAPTURE(c.Lq);
+        CAPTURE(c.D);
+        INFO(dtype_name(dt));
+        Tensor q = (randn({c.B, c.H, c.Lq, c.D}, DType::f64) * c.logit_scale).to(dt);
+        Tensor k = randn({c.B, c.H, c.Lk, c.D}, DType::f64).to(dt);
+        Tensor v = randn({c.B, c.H, c.Lk, c.D}, DType::f64).to(dt);
+        Tensor mask;
+        if (c.mask) {  // batch 0: the last third of the keys padded; batch 1 (if any): every key
+          std::vector<double> mv(size_t(c.B * c.Lk), 0.0);
+          for (int64_t j = c.Lk - c.Lk / 3; j < c.Lk; ++j) mv[size_t(j)] = 1;
+          for (int64_t j = c.Lk; j < c.B * c.Lk; ++j) mv[size_t(j)] = 1;
+          mask = from_vector(mv, {c.B, c.Lk}, DType::boolean);
+        }
+        const double scale = 1.0 / std::sqrt(double(c.D));
+        Tensor want = attention_unfused(q.to(DType::f64), k.to(DType::f64), v.to(DType::f64),
+                                        mask.defined() ? mask : Tensor(), scale);
+        if (c.mask && c.B > 1) {  // the fully masked batch gives zeros (the composition gives a uniform average)
+          Tensor keep = from_vector(std::vector<double>{1, 0}, {2, 1, 1, 1}, DType::f64);
+          want = want * keep;
+        }
+        Tensor got = scaled_dot_product_attention(q.to(kCUDA), k.to(kCUDA), v.to(kCUDA),
+                                                  mask.defined() ? mask.to(kCUDA) : Tensor());
+        REQUIRE(got.dtype() == dt);
+        const double ulp = dt == DType::f16 ? 1.0 / 1024 : 1.0 / 128;
+        const double err = max_abs_diff(got.to(kCPU).to(DType::f64), want);
+        CHECK(std::isfinite(err));
+        CHECK(err <= 3 * ulp * std::max(1.0, max_abs(want)));
+      }
+    }
+  }
+
+  TEST_CASE("tensor-core attention: gradients (f32 backward from the f32 lse) and dropout agree with f32") {
+    if (!cuda_is_available() || !cuda::has_tensor_cores()) {
+      MESSAGE("no CUDA device with tensor cores: skipped");
+      return;
+    }
+    manual_seed(16);
+    const int64_t B = 2, H = 2, L = 40, D = 32;
+    Tensor q0 = randn({B, H, L, D}).to(DType::f16), k0 = randn({B, H, L, D}).to(DType::f16),
+           v0 = randn({B, H, L, D}).to(DType::f16), w = randn({B, H, L, D});
+    for (double p : {0.0, 0.3}) {
+      CAPTURE(p);
+      auto run = [&](DType dt) {
+        Tensor q = q0.to(dt).to(kCUDA).requires_grad_(true), k = k0.to(dt).to(kCUDA).requires_grad_(true),
+               v = v0.to(dt).to(kCUDA).requires_grad_(true);
+        manual_seed(99);  // the same dropout seed for both runs
+        Tensor o = scaled_dot_product_attention(q, k, v, {}, p);
+        sum(o.to(DType::f32) * w.to(kCUDA)).backward();
+        return std::vector<Tensor>{o.detach(), q.grad(), k.grad(), v.grad()};
+      };
+      auto half = run(DType::f16), full = run(DType::f32);
+      for (size_t i = 0; i < half.size(); ++i) {
+        INFO("tensor " << i);
+        Tensor a = half[i].to(kCPU).to(DType::f64), b = full[i].to(kCPU).to(DType::f64);
+        CHECK(max_abs_diff(a, b) <= 4e-3 * std::max(1.0, max_abs(b)));
+      }
+    }
   }
 }

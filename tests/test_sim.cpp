@@ -4,6 +4,7 @@
 #include <set>
 
 #include "kernels/elementwise.cuh"
+#include "kernels/mma.cuh"
 #include "kernels/norm.cuh"
 #include "kernels/reduce.cuh"
 #include "kernels/softmax.cuh"
@@ -20,6 +21,20 @@ __global__ void write_ids_kernel(unsigned* out) {
   const unsigned tid = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
   const unsigned nthreads = blockDim.x * blockDim.y * blockDim.z;
   out[bid * nthreads + tid] = bid * 100000 + tid;
+}
+
+// D (16×8) = A (16×16, row-major) · B (16×8, row-major) with fragments built from the PTX
+// layout documented in kernels/mma.cuh; lanes ≥ `live` exit first (to provoke the error).
+template <class T>
+__global__ void mma_tile_kernel(const T* A, const T* B, float* D, unsigned live) {
+  const int lane = int(threadIdx.x), g = lane / 4, t = lane % 4;
+  if (threadIdx.x >= live) return;
+  uint32_t a[4], b[2];
+  for (int r = 0; r < 4; ++r) a[r] = load_pair(A + (g + 8 * (r % 2)) * 16 + 2 * t + 8 * (r / 2));
+  for (int r = 0; r < 2; ++r) b[r] = pack_pair<T>(B[(2 * t + 8 * r) * 8 + g], B[(2 * t + 8 * r + 1) * 8 + g]);
+  float d[4] = {1.f, 1.f, 1.f, 1.f};  // accumulates onto C = 1
+  mma_m16n8k16<T>(d, a, b);
+  for (int r = 0; r < 4; ++r) D[(g + 8 * (r / 2)) * 8 + 2 * t + r % 2] = d[r];
 }
 
 // reverses each block's slice through static shared memory
@@ -130,6 +145,28 @@ double rel_err(const std::vector<T>& a, const std::vector<T>& b) {
 }  // namespace
 
 TEST_SUITE("sim") {
+  TEST_CASE("emulated mma.sync m16n8k16 computes D = A·B + C in the documented fragment layout") {
+    auto run = [](auto tag) {
+      using T = decltype(tag);
+      std::vector<T> A(256), B(128);
+      std::vector<float> Af(256), Bf(128), D(128, -7.f);
+      for (int i = 0; i < 256; ++i) Af[size_t(i)] = float(A[size_t(i)] = T(float((i * 7) % 13) - 6.f) );
+      for (int i = 0; i < 128; ++i) Bf[size_t(i)] = float(B[size_t(i)] = T(float((i * 5) % 11) * 0.5f - 2.f));
+      ADNN_LAUNCH(mma_tile_kernel<T>, dim3(1), dim3(32), 0, nullptr, A.data(), B.data(), D.data(), 32u);
+      for (int i = 0; i < 16; ++i)
+        for (int j = 0; j < 8; ++j) {
+          float want = 1.f;
+          for (int k = 0; k < 16; ++k) want += Af[size_t(i * 16 + k)] * Bf[size_t(k * 8 + j)];
+          CHECK(D[size_t(i * 8 + j)] == want);  // small integers and halves: exact
+        }
+      CHECK_THROWS_WITH_AS(
+          ADNN_LAUNCH(mma_tile_kernel<T>, dim3(1), dim3(32), 0, nullptr, A.data(), B.data(), D.data(), 31u),
+          doctest::Contains("needs all 32 lanes, lane 31 of warp 0 is not running"), Error);
+    };
+    run(f16{});
+    run(bf16{});
+  }
+
   TEST_CASE("3-D grids and blocks cover every (block, thread) exactly once") {
     const dim3 grid(3, 2, 2), block(4, 3, 2);
     std::vector<unsigned> out(12 * 24, 0xffffffffu);

@@ -32,6 +32,12 @@ inline double max_abs_diff(const Tensor& a, const Tensor& b) {
   return m;
 }
 
+inline double max_abs(const Tensor& a) {
+  double m = 0;
+  for (double x : a.to_vector()) m = std::max(m, std::fabs(x));
+  return m;
+}
+
 enum class Domain { any, positive, unit /* (0.1, 0.9) */, distinct /* well-separated values */ };
 
 // Random f64 tensor of `shape`; non-contiguous when asked (a permuted or strided view).

@@ -4,6 +4,7 @@
 #include "cuda/backend.hpp"
 #include "cuda/backend_common.hpp"
 #include "kernels/attention.cuh"
+#include "kernels/attention_mma.cuh"
 #include "kernels/cbam.cuh"
 #include "kernels/se.cuh"
 
@@ -18,6 +19,17 @@ k::AttnDims attn_dims(const cpu::AttnGeom& g) { return {g.B, g.H, g.Lq, g.Lk, g.
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o,
                        const Tensor& lse, const cpu::AttnGeom& g) {
+  if (q.dtype() == DType::f16 || q.dtype() == DType::bf16) {  // tensor cores; lse in f32
+    ADNN_CHECK(has_tensor_cores() && lse.dtype() == DType::f32, "scaled_dot_product_attention (cuda): ",
+               dtype_name(q.dtype()), " needs tensor cores (sm_80+) and an f32 lse");
+    if (q.dtype() == DType::f16)
+      k::launch_attention_forward_mma(ptr<half>(q), ptr<half>(k), ptr<half>(v), ptr<bool>(mask), ptr<half>(o),
+                                      ptr<float>(lse), attn_dims(g), stream());
+    else
+      k::launch_attention_forward_mma(ptr<bfloat16>(q), ptr<bfloat16>(k), ptr<bfloat16>(v), ptr<bool>(mask),
+                                      ptr<bfloat16>(o), ptr<float>(lse), attn_dims(g), stream());
+    return;
+  }
   float_types(q.dtype(), "scaled_dot_product_attention", [&](auto tag) {
     using T = decltype(tag);
     k::launch_attention_forward<T>(ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<bool>(mask), ptr<T>(o), ptr<T>(lse),

@@ -174,6 +174,7 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const
 }
 const char* device_name() { return "SIMT emulator on the host"; }
 bool is_emulated() { return true; }
+bool has_tensor_cores() { return true; }  // kernels/mma.cuh emulates mma.sync
 
 #else  // real CUDA
 
@@ -242,16 +243,19 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const
                                 ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M), int(K), &alpha, B, int(ldb), A,
                                 int(lda), &beta, C, int(ldc)));
 }
-const char* device_name() {
-  static cudaDeviceProp prop;
-  static bool done = false;
-  if (!done) {
-    ADNN_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-    done = true;
-  }
-  return prop.name;
+namespace {
+const cudaDeviceProp& device_properties() {
+  static const cudaDeviceProp prop = [] {
+    cudaDeviceProp p{};
+    ADNN_CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
+    return p;
+  }();
+  return prop;
 }
+}  // namespace
+const char* device_name() { return device_properties().name; }
 bool is_emulated() { return false; }
+bool has_tensor_cores() { return device_properties().major >= 8; }
 
 #endif
 

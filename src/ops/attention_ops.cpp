@@ -30,7 +30,10 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     ADNN_CHECK(key_padding_mask.dtype() == DType::boolean && key_padding_mask.dim() == 2 &&
                    key_padding_mask.size(0) == B && key_padding_mask.size(1) == Lk,
                op, ": key_padding_mask must be bool (", B, ", ", Lk, "), got ", key_padding_mask.desc());
-  if (is_reduced(q.dtype()))  // f16 / bf16 inputs: f32 arithmetic, result in the input dtype
+  const bool reduced = is_reduced(q.dtype());
+  // f16 / bf16: on a GPU with tensor cores (and the emulator) the forward runs the mma.sync
+  // kernel; elsewhere the op computes in f32 and rounds once to the input dtype.
+  if (reduced && !backend::attention_tensor_cores(q))
     return scaled_dot_product_attention(q.to(DType::f32), k.to(DType::f32), v.to(DType::f32), key_padding_mask,
                                         dropout_p, scale)
         .to(q.dtype());
@@ -38,10 +41,18 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
              dropout_p > 0 ? default_generator().next_u64() : 0};
   Tensor qc = q.detach().contiguous(), kc = k.detach().contiguous(), vc = v.detach().contiguous();
   Tensor mask = key_padding_mask.defined() ? key_padding_mask.contiguous() : Tensor();
-  Tensor o = new_like(q, {B, H, Lq, D}), lse = new_like(q, {B, H, Lq});
+  Tensor o = new_like(q, {B, H, Lq, D});
+  Tensor lse = reduced ? empty({B, H, Lq}, TensorOptions(DType::f32, q.device())) : new_like(q, {B, H, Lq});
   backend::attention_forward(qc, kc, vc, mask, o, lse, g);
   Tensor od = o.detach();
   autograd::record(op, {q, k, v}, o, [=](const Tensor& go, const std::vector<bool>&) {
+    if (reduced) {  // the SIMT backward in f32 from the tensor-core forward's O and f32 lse
+      const DType f = DType::f32;
+      Tensor q32 = qc.to(f), k32 = kc.to(f), v32 = vc.to(f);
+      Tensor gq = new_like(q32, q32.sizes()), gk = new_like(k32, k32.sizes()), gv = new_like(v32, v32.sizes());
+      backend::attention_backward(q32, k32, v32, mask, od.to(f), go.contiguous().to(f), lse, gq, gk, gv, g);
+      return std::vector<Tensor>{gq.to(qc.dtype()), gk.to(qc.dtype()), gv.to(qc.dtype())};
+    }
     Tensor gq = new_like(qc, qc.sizes()), gk = new_like(kc, kc.sizes()), gv = new_like(vc, vc.sizes());
     backend::attention_backward(qc, kc, vc, mask, od, go.contiguous(), lse, gq, gk, gv, g);
     return std::vector<Tensor>{gq, gk, gv};

@@ -106,6 +106,21 @@ unsigned warp_ballot(bool pred) {
   return m;
 }
 
+void warp_all_gather(const void* mine, size_t bytes, void* all) {
+  ThreadCtx& c = ctx();
+  Block* b = c.block;
+  b->exchange[c.linear] = reinterpret_cast<uintptr_t>(mine);  // the fiber's stack outlives the barrier
+  b->yield(State::wait_warp);
+  for (unsigned l = 0; l < 32; ++l) {
+    const unsigned i = c.warp * 32 + l;
+    ADNN_CHECK(i < b->threads.size() && b->threads[i].state != State::done,
+               "SIMT emulator: a warp-wide matrix instruction needs all 32 lanes, lane ", l, " of warp ", c.warp,
+               " is not running");
+    std::memcpy(static_cast<std::byte*>(all) + l * bytes, reinterpret_cast<const void*>(b->exchange[i]), bytes);
+  }
+  b->yield(State::wait_warp);  // everyone has copied before the sources change
+}
+
 unsigned warp_live_mask() {
   ThreadCtx& c = ctx();
   return c.block->live_mask(c.warp);

@@ -44,6 +44,10 @@ uint64_t warp_exchange(uint64_t value, int src);
 // Warp vote: bitmask of live lanes whose predicate is true.
 unsigned warp_ballot(bool pred);
 unsigned warp_live_mask();
+// Warp all-gather: every lane of the calling warp publishes `bytes` at `mine`; afterwards
+// `all` holds lane 0's bytes, then lane 1's, ... (32 × bytes). Needs all 32 lanes live (the
+// tensor-core instructions it serves are warp-wide); throws adnn::Error otherwise.
+void warp_all_gather(const void* mine, size_t bytes, void* all);
 void* dynamic_shared();
 size_t dynamic_shared_bytes();
 

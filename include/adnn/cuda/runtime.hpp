@@ -66,5 +66,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double al
 // Name of the device ("SIMT emulator on the host" when emulated).
 const char* device_name();
 bool is_emulated();
+// Whether the f16/bf16 tensor-core kernels (mma.sync m16n8k16, sm_80 and later) can run:
+// true on the emulator, which emulates them.
+bool has_tensor_cores();
 
 }  // namespace adnn::cuda

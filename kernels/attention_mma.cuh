@@ -1,0 +1,183 @@
+#pragma once
+// Fused scaled-dot-product attention forward on tensor cores (f16 / bf16 inputs), the
+// FlashAttention-2 scheme on mma.sync m16n8k16 (kernels/mma.cuh). It computes what the SIMT
+// kernel of kernels/attention.cuh computes (same mask, dropout hash and all-masked-row rule):
+//   S = scale · Q Kᵀ, P = softmax(S), O = (P ∘ Z) V, lse_i = log Σ_j exp(S_ij),
+// with Q·Kᵀ and P·V as f16/bf16 products accumulated in f32, the online softmax in f32,
+// P rounded to the input type for P·V (as FlashAttention does), O written in the input
+// type and lse in f32. The backward pass of f16/bf16 attention runs the SIMT kernels in f32
+// from this lse (src/ops/attention_ops.cpp).
+//
+// Layout: Q (BH, Lq, D), K and V (BH, Lk, D), O like Q, lse (BH, Lq) f32, mask (B, Lk) bool
+//   or null, all contiguous. D ≤ 256, padded with zeros to DP ∈ {32, 64, 128, 256} in
+//   shared memory (the template parameter), so any head size runs.
+// Threads: grid (⌈Lq/64⌉, BH), block 128 = 4 warps; warp w owns query rows 16w … 16w+15 of
+//   the block's 64. Per tile of 32 keys (K and V staged in shared memory, rows padded by 8
+//   values so the fragment loads of 8 rows × 4 lanes hit 32 different banks):
+//   S (16×32 per warp) = DP/16 × 4 mma from Q and K fragments read from shared memory; lane
+//   (g, t) holds S for rows g and g+8, columns 2t, 2t+1 of each 8-key tile, so the row max
+//   and row sum are two quad shuffles; the rescaled P, rounded to T, is reused in registers
+//   as the A operand of P·V: 2 × DP/8 mma into the O accumulator (DP/2 floats per lane).
+// Cost per (b, h): 4·Lq·Lk·DP tensor-core flops; reads Q once and K, V ⌈Lq/64⌉ times (L2),
+//   writes O and lse. Shared memory (64 + 2·32)·(DP + 8)·sizeof(T): 67.6 KB at DP = 256.
+#include "attention.cuh"
+#include "mma.cuh"
+
+namespace adnn::kernels {
+
+constexpr int attn_mma_warps = 4;
+constexpr int attn_mma_rows = 16 * attn_mma_warps;  // query rows per block
+constexpr int attn_mma_keys = 32;                   // keys per tile
+
+// Rows [r0, r0 + n) of src (rows of D values) into dst (rows of `pitch`), zero past `rows`
+// and in columns D … DP − 1.
+template <class T>
+__device__ __forceinline__ void attn_stage_padded(T* dst, const T* src, int64_t r0, int n, int64_t rows, int64_t D,
+                                                  int DP, int pitch) {
+  for (int e = threadIdx.x; e < n * DP; e += blockDim.x) {
+    const int r = e / DP, d = e % DP;
+    dst[r * pitch + d] = r0 + r < rows && d < D ? src[(r0 + r) * D + d] : from_float<T>(0.f);
+  }
+}
+
+template <class T, int DP>
+__global__ void __launch_bounds__(128)
+    attention_forward_mma_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                                 const bool* __restrict__ mask, T* __restrict__ o, float* __restrict__ lse,
+                                 AttnDims P) {
+  constexpr int pitch = DP + 8;  // 16 bytes of padding per staged row
+  constexpr int NT = DP / 8;     // 8-column tiles of the O accumulator
+  constexpr int KC = DP / 16;    // 16-deep chunks of Q·Kᵀ
+  constexpr int ST = attn_mma_keys / 8;  // 8-key tiles of S
+  ADNN_DYNAMIC_SHARED(T, smem);
+  T* Qs = smem;                          // (64, pitch)
+  T* Ks = Qs + attn_mma_rows * pitch;    // (32, pitch)
+  T* Vs = Ks + attn_mma_keys * pitch;    // (32, pitch)
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+  const int64_t D = P.D, Lq = P.Lq, Lk = P.Lk, bh = blockIdx.y, b = bh / P.H;
+  const int64_t i0 = int64_t(blockIdx.x) * attn_mma_rows;
+  const int64_t rows[2] = {i0 + warp * 16 + g, i0 + warp * 16 + g + 8};  // this lane's query rows
+  attn_stage_padded(Qs, q + bh * Lq * D, i0, attn_mma_rows, Lq, D, DP, pitch);
+  const T* kb = k + bh * Lk * D;
+  const T* vb = v + bh * Lk * D;
+
+  float acc[NT][4];
+  for (int n = 0; n < NT; ++n)
+    for (int r = 0; r < 4; ++r) acc[n][r] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // l: this lane's partial row sums
+  const float scale = float(P.scale);
+  const float keep_scale = P.dropout > 0 ? float(1.0 / (1.0 - P.dropout)) : 1.f;
+  const T* qa = Qs + (warp * 16 + g) * pitch + 2 * t;
+
+  for (int64_t j0 = 0; j0 < Lk; j0 += attn_mma_keys) {
+    __syncthreads();  // previous tile consumed (and Qs staged on the first pass)
+    attn_stage_padded(Ks, kb, j0, attn_mma_keys, Lk, D, DP, pitch);
+    attn_stage_padded(Vs, vb, j0, attn_mma_keys, Lk, D, DP, pitch);
+    __syncthreads();
+
+    // S = Q Kᵀ for this warp's 16 rows × 32 keys
+    float s[ST][4];
+    for (int n = 0; n < ST; ++n)
+      for (int r = 0; r < 4; ++r) s[n][r] = 0.f;
+    for (int kc = 0; kc < KC; ++kc) {
+      const uint32_t a[4] = {load_pair(qa + kc * 16), load_pair(qa + 8 * pitch + kc * 16),
+                             load_pair(qa + kc * 16 + 8), load_pair(qa + 8 * pitch + kc * 16 + 8)};
+      for (int n = 0; n < ST; ++n) {
+        const T* kr = Ks + (n * 8 + g) * pitch + kc * 16 + 2 * t;
+        const uint32_t bw[2] = {load_pair(kr), load_pair(kr + 8)};
+        mma_m16n8k16<T>(s[n], a, bw);
+      }
+    }
+
+    // online softmax: lane holds rows g (r < 2) and g + 8 (r ≥ 2), keys j0 + 8n + 2t + r % 2
+    float mt[2] = {-INFINITY, -INFINITY};
+    for (int n = 0; n < ST; ++n)
+      for (int r = 0; r < 4; ++r) {
+        const int64_t j = j0 + n * 8 + 2 * t + r % 2;
+        const bool valid = j < Lk && !(mask && mask[b * Lk + j]);
+        s[n][r] = valid ? s[n][r] * scale : -INFINITY;
+        mt[r / 2] = fmaxf(mt[r / 2], s[n][r]);
+      }
+    float alpha[2];
+    for (int h = 0; h < 2; ++h) {
+      mt[h] = fmaxf(mt[h], __shfl_xor_sync(0xffffffffu, mt[h], 1));
+      mt[h] = fmaxf(mt[h], __shfl_xor_sync(0xffffffffu, mt[h], 2));
+      const float m_new = fmaxf(m[h], mt[h]);
+      alpha[h] = m[h] == -INFINITY ? 0.f : math::exp(m[h] - m_new);
+      m[h] = m_new;
+      l[h] *= alpha[h];
+    }
+    for (int n = 0; n < ST; ++n)
+      for (int r = 0; r < 4; ++r) {
+        const int h = r / 2;
+        float p = s[n][r] == -INFINITY ? 0.f : math::exp(s[n][r] - m[h]);
+        l[h] += p;
+        if (P.dropout > 0) {
+          const int64_t j = j0 + n * 8 + 2 * t + r % 2;
+          p = rows[h] < Lq && attention_keep(P.seed, uint64_t(bh), uint64_t(rows[h]), uint64_t(j), uint64_t(Lq),
+                                             uint64_t(Lk), P.dropout)
+                  ? p * keep_scale
+                  : 0.f;
+        }
+        s[n][r] = p;
+      }
+    for (int n = 0; n < NT; ++n) {
+      acc[n][0] *= alpha[0];
+      acc[n][1] *= alpha[0];
+      acc[n][2] *= alpha[1];
+      acc[n][3] *= alpha[1];
+    }
+
+    // O += P̃ V: P̃ from registers (two 8-key tiles form one A fragment), V from shared memory
+    for (int kc = 0; kc < ST / 2; ++kc) {
+      const uint32_t a[4] = {pack_pair<T>(s[2 * kc][0], s[2 * kc][1]), pack_pair<T>(s[2 * kc][2], s[2 * kc][3]),
+                             pack_pair<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]),
+                             pack_pair<T>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+      const T* vr = Vs + (kc * 16 + 2 * t) * pitch + g;
+      for (int n = 0; n < NT; ++n) {
+        const T* vc = vr + n * 8;
+        const uint32_t bw[2] = {pack_pair<T>(vc[0], vc[pitch]), pack_pair<T>(vc[8 * pitch], vc[9 * pitch])};
+        mma_m16n8k16<T>(acc[n], a, bw);
+      }
+    }
+  }
+
+  float inv[2];
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+    inv[h] = l[h] > 0 ? 1.f / l[h] : 0.f;
+  }
+  for (int n = 0; n < NT; ++n)
+    for (int r = 0; r < 4; ++r) {
+      const int h = r / 2;
+      const int64_t d = n * 8 + 2 * t + r % 2;
+      if (rows[h] < Lq && d < D) o[(bh * Lq + rows[h]) * D + d] = from_float<T>(acc[n][r] * inv[h]);
+    }
+  if (t == 0)
+    for (int h = 0; h < 2; ++h)
+      if (rows[h] < Lq) lse[bh * Lq + rows[h]] = l[h] > 0 ? m[h] + math::log(l[h]) : -INFINITY;
+}
+
+inline int attention_mma_dp(int64_t D) { return D <= 32 ? 32 : D <= 64 ? 64 : D <= 128 ? 128 : 256; }
+inline size_t attention_mma_smem(int DP, size_t elem) {
+  return size_t(attn_mma_rows + 2 * attn_mma_keys) * size_t(DP + 8) * elem;
+}
+
+// T: f16 or bf16. Needs sm_80 or later on a GPU (the CUDA backend checks); any emulated device.
+template <class T>
+void launch_attention_forward_mma(const T* q, const T* k, const T* v, const bool* mask, T* o, float* lse,
+                                  const AttnDims& P, Stream stream) {
+  if (P.Lq == 0 || P.B * P.H == 0) return;
+  const dim3 grid(ceil_div(P.Lq, attn_mma_rows), unsigned(P.B * P.H)), block(32 * attn_mma_warps);
+  const int DP = attention_mma_dp(P.D);
+  const size_t smem = attention_mma_smem(DP, sizeof(T));
+  switch (DP) {
+    case 32: ADNN_LAUNCH((attention_forward_mma_kernel<T, 32>), grid, block, smem, stream, q, k, v, mask, o, lse, P); break;
+    case 64: ADNN_LAUNCH((attention_forward_mma_kernel<T, 64>), grid, block, smem, stream, q, k, v, mask, o, lse, P); break;
+    case 128: ADNN_LAUNCH((attention_forward_mma_kernel<T, 128>), grid, block, smem, stream, q, k, v, mask, o, lse, P); break;
+    default: ADNN_LAUNCH((attention_forward_mma_kernel<T, 256>), grid, block, smem, stream, q, k, v, mask, o, lse, P); break;
+  }
+}
+
+}  // namespace adnn::kernels
