@@ -261,20 +261,38 @@ void spatial_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& 
   });
 }
 
+// σ(a) per gate value (N·C for a channel gate, N·P for a spatial one): one exp per gate, not
+// one per element of x.
+template <class A, class T>
+static std::vector<A> gate_sigmoids(const T* ap, int64_t n) {
+  std::vector<A> s(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) s[size_t(i)] = kernels::cbam_sigmoid(A(ap[i]));
+  return s;
+}
+
 void sigmoid_gate(const Tensor& x, const Tensor& a, const Tensor& y, int64_t N, int64_t P, int64_t C, bool channel) {
   float_dispatch(x.dtype(), "sigmoid_gate", [&](auto tag) {
     using T = decltype(tag);
     using A = acc_t<T>;
     const T* xp = x.data_ptr<T>();
-    const T* ap = a.data_ptr<T>();
     T* yp = y.data_ptr<T>();
+    const std::vector<A> sv = gate_sigmoids<A>(a.data_ptr<T>(), channel ? N * C : N * P);
+    const A* sg = sv.data();
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t n = 0; n < N; ++n)
-      for (int64_t p = 0; p < P; ++p)
-        for (int64_t c = 0; c < C; ++c) {
-          const int64_t e = (n * P + p) * C + c;
-          yp[e] = T(A(xp[e]) * kernels::cbam_sigmoid(A(ap[channel ? n * C + c : n * P + p])));
+      for (int64_t p = 0; p < P; ++p) {
+        const T* xr = xp + (n * P + p) * C;
+        T* yr = yp + (n * P + p) * C;
+        if (channel) {
+          const A* sr = sg + n * C;
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) yr[c] = T(A(xr[c]) * sr[c]);
+        } else {
+          const A s = sg[n * P + p];
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) yr[c] = T(A(xr[c]) * s);
         }
+      }
   });
 }
 
@@ -285,23 +303,45 @@ void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, co
     using A = acc_t<T>;
     const T* gp = g.data_ptr<T>();
     const T* xp = x.data_ptr<T>();
-    const T* ap = a.data_ptr<T>();
     T* gxp = gx.defined() ? gx.data_ptr<T>() : nullptr;
     T* gap = ga.defined() ? ga.data_ptr<T>() : nullptr;
+    const int64_t R = channel ? C : P;  // gate values per sample
+    const std::vector<A> sv = gate_sigmoids<A>(a.data_ptr<T>(), N * R);
+    const A* sg = sv.data();
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
-      std::vector<A> acc(size_t(channel ? C : P), A(0));
-      for (int64_t p = 0; p < P; ++p)
-        for (int64_t c = 0; c < C; ++c) {
-          const int64_t e = (n * P + p) * C + c;
-          const A s = kernels::cbam_sigmoid(A(ap[channel ? n * C + c : n * P + p]));
-          if (gxp) gxp[e] = T(A(gp[e]) * s);
-          acc[size_t(channel ? c : p)] += A(gp[e]) * A(xp[e]);
+      std::vector<A> accv(static_cast<size_t>(R), A(0));  // Σ g·x per gate value
+      A* acc = accv.data();
+      for (int64_t p = 0; p < P; ++p) {
+        const int64_t e0 = (n * P + p) * C;
+        const T* gr = gp + e0;
+        const T* xr = xp + e0;
+        if (channel) {
+          const A* sr = sg + n * C;
+          if (gxp) {
+            T* gxr = gxp + e0;
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) gxr[c] = T(A(gr[c]) * sr[c]);
+          }
+#pragma omp simd
+          for (int64_t c = 0; c < C; ++c) acc[c] += A(gr[c]) * A(xr[c]);
+        } else {
+          const A s = sg[n * P + p];
+          if (gxp) {
+            T* gxr = gxp + e0;
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) gxr[c] = T(A(gr[c]) * s);
+          }
+          A d = 0;
+#pragma omp simd reduction(+ : d)
+          for (int64_t c = 0; c < C; ++c) d += A(gr[c]) * A(xr[c]);
+          acc[p] = d;
         }
+      }
       if (gap)
-        for (size_t r = 0; r < acc.size(); ++r) {
-          const A s = kernels::cbam_sigmoid(A(ap[n * int64_t(acc.size()) + int64_t(r)]));
-          gap[n * int64_t(acc.size()) + int64_t(r)] = T(acc[r] * s * (A(1) - s));
+        for (int64_t r = 0; r < R; ++r) {
+          const A s = sg[n * R + r];
+          gap[n * R + r] = T(acc[r] * s * (A(1) - s));
         }
     }
   });

@@ -1,13 +1,15 @@
 // CPU kernels for normalisation, pooling, indexing and resampling. NHWC throughout.
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "cpu/kernels.hpp"
 #include "cpu/loop.hpp"
-#include "kernels/norm.cuh"  // norm_act, norm_act_grad, shared with the kernels
+#include "cpu/vmath.hpp"
+#include "kernels/norm.cuh"  // NormAct (the kernels own norm_act / norm_act_grad; vmath.hpp their CPU forms)
 #include "kernels/pool.cuh"  // pool_divisor, for_each_window_pixel, shared with the kernels
 
 namespace adnn::cpu {
@@ -28,55 +30,85 @@ namespace adnn::cpu {
 
 
 // ---------------------------------------------------------------- batch norm, x (M, C)
+// Per-channel sums run over blocks of bn_block rows with accumulators in T along C (so the
+// inner loops vectorise), flushed into f64 per thread; the activation is a template
+// parameter (src/cpu/vmath.hpp), so no branch is left inside the loops.
+constexpr int64_t bn_block = 64;
+
+// mean and 1/sqrt(var + eps) per channel in one pass, shifted by the first row against
+// cancellation: var = E[(x − x₀)²] − E[x − x₀]².
+template <class T>
+static void bn_stats(const T* x, int64_t M, int64_t C, double eps, T* mean, T* invstd) {
+  const int nt = omp_get_max_threads();
+  std::vector<double> s1(size_t(nt) * size_t(C), 0.0), s2(size_t(nt) * size_t(C), 0.0);
+  const T* x0 = x;
+#pragma omp parallel
+  {
+    const int t = omp_get_thread_num();
+    std::vector<T> b1v(static_cast<size_t>(C)), b2v(static_cast<size_t>(C));
+    T* b1 = b1v.data();
+    T* b2 = b2v.data();
+    double* d1 = s1.data() + size_t(t) * size_t(C);
+    double* d2 = s2.data() + size_t(t) * size_t(C);
+#pragma omp for schedule(static)
+    for (int64_t m0 = 0; m0 < M; m0 += bn_block) {
+      std::fill(b1, b1 + C, T(0));
+      std::fill(b2, b2 + C, T(0));
+      for (int64_t m = m0; m < std::min(M, m0 + bn_block); ++m) {
+        const T* xr = x + m * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) {
+          const T v = xr[c] - x0[c];
+          b1[c] += v;
+          b2[c] += v * v;
+        }
+      }
+      for (int64_t c = 0; c < C; ++c) {
+        d1[c] += double(b1[c]);
+        d2[c] += double(b2[c]);
+      }
+    }
+  }
+  for (int64_t c = 0; c < C; ++c) {
+    double a = 0, q = 0;
+    for (int t = 0; t < nt; ++t) {
+      a += s1[size_t(t) * size_t(C) + size_t(c)];
+      q += s2[size_t(t) * size_t(C) + size_t(c)];
+    }
+    const double mu = a / double(M), var = std::max(0.0, q / double(M) - mu * mu);
+    mean[c] = T(double(x0[c]) + mu);
+    invstd[c] = T(1.0 / std::sqrt(var + eps));
+  }
+}
+
 template <class T>
 static void bn_forward(const T* x, const T* w, const T* b, T* mean, T* invstd, T* y, int64_t M, int64_t C,
                        bool stats, double eps, int act, const T* res, const T* scale, int64_t rows_per_sample) {
-  if (stats) {
-    int nt = omp_get_max_threads();
-    std::vector<double> s(size_t(nt) * C, 0.0), ss(size_t(nt) * C, 0.0);
-    std::vector<double> mu(C, 0.0);
-#pragma omp parallel
-    {
-      int t = omp_get_thread_num();
-      double* ps = s.data() + size_t(t) * C;
-#pragma omp for schedule(static)
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t c = 0; c < C; ++c) ps[c] += double(x[m * C + c]);
-    }
-    for (int64_t c = 0; c < C; ++c) {
-      for (int t = 0; t < nt; ++t) mu[c] += s[size_t(t) * C + c];
-      mu[c] /= double(M);
-    }
-#pragma omp parallel
-    {
-      int t = omp_get_thread_num();
-      double* pss = ss.data() + size_t(t) * C;
-#pragma omp for schedule(static)
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t c = 0; c < C; ++c) {
-          double d = double(x[m * C + c]) - mu[c];
-          pss[c] += d * d;
-        }
-    }
-    for (int64_t c = 0; c < C; ++c) {
-      double v = 0;
-      for (int t = 0; t < nt; ++t) v += ss[size_t(t) * C + c];
-      v /= double(M);
-      mean[c] = T(mu[c]);
-      invstd[c] = T(1.0 / std::sqrt(v + eps));
-    }
+  if (stats) bn_stats(x, M, C, eps, mean, invstd);
+  std::vector<T> av(static_cast<size_t>(C)), bv(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    av[size_t(c)] = invstd[c] * (w ? w[c] : T(1));
+    bv[size_t(c)] = b ? b[c] : T(0);
   }
+  const T* a = av.data();
+  const T* bias = bv.data();
+  act_dispatch(act, [&](auto tag) {
+    constexpr int Act = decltype(tag)::value;
 #pragma omp parallel for schedule(static) if (M * C > 16384)
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t c = 0; c < C; ++c) {
-      T v = (x[m * C + c] - mean[c]) * invstd[c];
-      if (w) v = v * w[c];
-      if (b) v = v + b[c];
-      v = kernels::norm_act<T>(act, v);
-      if (scale) v = v * scale[m / rows_per_sample];
-      if (res) v = v + res[m * C + c];
-      y[m * C + c] = v;
+    for (int64_t m = 0; m < M; ++m) {
+      const T s = scale ? scale[m / rows_per_sample] : T(1);
+      const T* xr = x + m * C;
+      T* yr = y + m * C;
+      if (res) {
+        const T* rr = res + m * C;
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) yr[c] = act_fwd<Act>((xr[c] - mean[c]) * a[c] + bias[c]) * s + rr[c];
+      } else {
+#pragma omp simd
+        for (int64_t c = 0; c < C; ++c) yr[c] = act_fwd<Act>((xr[c] - mean[c]) * a[c] + bias[c]) * s;
+      }
     }
+  });
 }
 
 void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean,
@@ -88,55 +120,91 @@ void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
                                  opt_ptr<T>(residual), opt_ptr<T>(scale), rows_per_sample));
 }
 
+// g_z = g · act'(z), z = x̂·w + b recomputed (the activation's input is never stored); the
+// first pass writes g_z into gx and sums Σg_z, Σg_z·x̂, the second finishes gx in place.
 template <class T>
 static void bn_backward(const T* g, const T* x, const T* w, const T* b, const T* mean, const T* invstd, T* gx, T* gw,
                         T* gb, int64_t M, int64_t C, bool training, int act) {
-  // g_z = g · act'(z), z = x̂·w + b recomputed (the activation's input is never stored)
-  auto gz = [&](int64_t m, int64_t c, double xhat) {
-    double gv = double(g[m * C + c]);
-    if (act != kernels::act_none)
-      gv *= double(kernels::norm_act_grad<T>(act, T(xhat * (w ? double(w[c]) : 1.0) + (b ? double(b[c]) : 0.0))));
-    return gv;
-  };
-  int nt = omp_get_max_threads();
-  std::vector<double> sg(size_t(nt) * C, 0.0), sgx(size_t(nt) * C, 0.0);
-#pragma omp parallel
-  {
-    int t = omp_get_thread_num();
-    double* a = sg.data() + size_t(t) * C;
-    double* bb = sgx.data() + size_t(t) * C;
-#pragma omp for schedule(static)
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t c = 0; c < C; ++c) {
-        const double xhat = (double(x[m * C + c]) - double(mean[c])) * double(invstd[c]);
-        const double gv = gz(m, c, xhat);
-        a[c] += gv;
-        bb[c] += gv * xhat;
-      }
+  std::vector<T> wv(static_cast<size_t>(C)), bv(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    wv[size_t(c)] = w ? w[c] : T(1);
+    bv[size_t(c)] = b ? b[c] : T(0);
   }
-  std::vector<double> sum_g(C, 0.0), sum_gxhat(C, 0.0);
+  const T* wc = wv.data();
+  const T* bc = bv.data();
+  const int nt = omp_get_max_threads();
+  std::vector<double> sg(size_t(nt) * size_t(C), 0.0), sgx(size_t(nt) * size_t(C), 0.0);
+  act_dispatch(act, [&](auto tag) {
+    constexpr int Act = decltype(tag)::value;
+#pragma omp parallel
+    {
+      const int t = omp_get_thread_num();
+      std::vector<T> b1v(static_cast<size_t>(C)), b2v(static_cast<size_t>(C));
+      T* b1 = b1v.data();
+      T* b2 = b2v.data();
+      double* d1 = sg.data() + size_t(t) * size_t(C);
+      double* d2 = sgx.data() + size_t(t) * size_t(C);
+#pragma omp for schedule(static)
+      for (int64_t m0 = 0; m0 < M; m0 += bn_block) {
+        std::fill(b1, b1 + C, T(0));
+        std::fill(b2, b2 + C, T(0));
+        for (int64_t m = m0; m < std::min(M, m0 + bn_block); ++m) {
+          const T* gr = g + m * C;
+          const T* xr = x + m * C;
+          if (gx) {
+            T* zr = gx + m * C;
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) {
+              const T xhat = (xr[c] - mean[c]) * invstd[c];
+              const T v = gr[c] * act_grad<Act>(xhat * wc[c] + bc[c]);
+              zr[c] = v;
+              b1[c] += v;
+              b2[c] += v * xhat;
+            }
+          } else {
+#pragma omp simd
+            for (int64_t c = 0; c < C; ++c) {
+              const T xhat = (xr[c] - mean[c]) * invstd[c];
+              const T v = gr[c] * act_grad<Act>(xhat * wc[c] + bc[c]);
+              b1[c] += v;
+              b2[c] += v * xhat;
+            }
+          }
+        }
+        for (int64_t c = 0; c < C; ++c) {
+          d1[c] += double(b1[c]);
+          d2[c] += double(b2[c]);
+        }
+      }
+    }
+  });
+  std::vector<double> sum_g(static_cast<size_t>(C), 0.0), sum_gxhat(static_cast<size_t>(C), 0.0);
   for (int64_t c = 0; c < C; ++c)
     for (int t = 0; t < nt; ++t) {
-      sum_g[c] += sg[size_t(t) * C + c];
-      sum_gxhat[c] += sgx[size_t(t) * C + c];
+      sum_g[size_t(c)] += sg[size_t(t) * size_t(C) + size_t(c)];
+      sum_gxhat[size_t(c)] += sgx[size_t(t) * size_t(C) + size_t(c)];
     }
   if (gw)
-    for (int64_t c = 0; c < C; ++c) gw[c] = T(sum_gxhat[c]);
+    for (int64_t c = 0; c < C; ++c) gw[c] = T(sum_gxhat[size_t(c)]);
   if (gb)
-    for (int64_t c = 0; c < C; ++c) gb[c] = T(sum_g[c]);
+    for (int64_t c = 0; c < C; ++c) gb[c] = T(sum_g[size_t(c)]);
   if (!gx) return;
+  std::vector<T> sv(static_cast<size_t>(C)), mgv(static_cast<size_t>(C)), mxv(static_cast<size_t>(C));
+  for (int64_t c = 0; c < C; ++c) {
+    sv[size_t(c)] = invstd[c] * wc[c];
+    mgv[size_t(c)] = training ? T(sum_g[size_t(c)] / double(M)) : T(0);
+    mxv[size_t(c)] = training ? T(sum_gxhat[size_t(c)] / double(M)) : T(0);
+  }
+  const T* sc = sv.data();
+  const T* mg = mgv.data();
+  const T* mx = mxv.data();
 #pragma omp parallel for schedule(static) if (M * C > 16384)
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t c = 0; c < C; ++c) {
-      double scale = double(invstd[c]) * (w ? double(w[c]) : 1.0);
-      const double xhat = (double(x[m * C + c]) - double(mean[c])) * double(invstd[c]);
-      const double gv = gz(m, c, xhat);
-      if (training) {
-        gx[m * C + c] = T(scale * (gv - sum_g[c] / double(M) - xhat * sum_gxhat[c] / double(M)));
-      } else {
-        gx[m * C + c] = T(scale * gv);
-      }
-    }
+  for (int64_t m = 0; m < M; ++m) {
+    const T* xr = x + m * C;
+    T* zr = gx + m * C;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) zr[c] = sc[c] * (zr[c] - mg[c] - (xr[c] - mean[c]) * invstd[c] * mx[c]);
+  }
 }
 
 void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& bias,
