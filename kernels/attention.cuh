@@ -50,6 +50,13 @@ struct AttnDims {
   uint64_t seed;
 };
 
+// A value of T in the accumulation type (f16 / bf16 through their float conversion).
+template <class A, class T>
+__device__ __forceinline__ A attn_value(T v) {
+  if constexpr (std::is_same_v<T, A>) return v;
+  else return A(to_float(v));
+}
+
 // Counter-based keep decision for dropout element (bh, i, j): splitmix64 of the element's
 // index mixed with the seed; keeps with probability 1 − p. Host and device, bit-identical.
 __host__ __device__ __forceinline__ bool attention_keep(uint64_t seed, uint64_t bh, uint64_t i, uint64_t j,
@@ -172,17 +179,17 @@ __global__ void attention_forward_kernel(const T* __restrict__ q, const T* __res
 
 // ---------------------------------------------------------------- backward
 // Dlt_i = Σ_d dO_id · O_id, one warp per row.
-template <class T>
-__global__ void attention_row_dot_kernel(const T* __restrict__ go, const T* __restrict__ o, T* __restrict__ dlt,
+template <class T, class O = T>
+__global__ void attention_row_dot_kernel(const T* __restrict__ go, const T* __restrict__ o, O* __restrict__ dlt,
                                          int64_t rows, int64_t D) {
   using A = attn_acc_t<T>;
   const int64_t r = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (r >= rows) return;  // uniform per warp
   A s = 0;
-  for (int64_t d = lane; d < D; d += 32) s += A(go[r * D + d]) * A(o[r * D + d]);
+  for (int64_t d = lane; d < D; d += 32) s += attn_value<A>(go[r * D + d]) * attn_value<A>(o[r * D + d]);
   s = attn_warp_sum(s);
-  if (lane == 0) dlt[r] = T(s);
+  if (lane == 0) dlt[r] = O(s);
 }
 
 // P_ij recomputed from the saved log-sum-exp (0 for masked keys and fully masked rows).
@@ -356,7 +363,7 @@ void launch_attention_backward(const T* q, const T* k, const T* v, const bool* m
   const int64_t BH = P.B * P.H;
   if (BH == 0) return;
   if (P.Lq > 0)
-    ADNN_LAUNCH(attention_row_dot_kernel<T>, dim3(ceil_div(BH * P.Lq, 8)), dim3(256), 0, stream, go, o, dlt,
+    ADNN_LAUNCH((attention_row_dot_kernel<T, T>), dim3(ceil_div(BH * P.Lq, 8)), dim3(256), 0, stream, go, o, dlt,
                 BH * P.Lq, P.D);
   if (P.Lq > 0)
     ADNN_LAUNCH(attention_backward_dq_kernel<T>, dim3(ceil_div(P.Lq, attn_block_rows), unsigned(BH)),

@@ -40,6 +40,40 @@ __device__ __forceinline__ void attn_stage_padded(T* dst, const T* src, int64_t 
   }
 }
 
+// Fragment loads from row-major tiles in shared memory (rows of `pitch` values), in the
+// layout of kernels/mma.cuh; g = lane / 4, t = lane % 4.
+// A (16×16) whose element (r, k) is M[r][k]; base = &M[0][0].
+template <class T>
+__device__ __forceinline__ void frag_a(uint32_t a[4], const T* base, int pitch, int g, int t) {
+  const T* p = base + g * pitch + 2 * t;
+  a[0] = load_pair(p);
+  a[1] = load_pair(p + 8 * pitch);
+  a[2] = load_pair(p + 8);
+  a[3] = load_pair(p + 8 * pitch + 8);
+}
+// B (16×8) whose element (k, n) is M[n][k] (M's rows are B's columns: Kᵀ from K); base = &M[0][0].
+template <class T>
+__device__ __forceinline__ void frag_b_rows(uint32_t b[2], const T* base, int pitch, int g, int t) {
+  const T* p = base + g * pitch + 2 * t;
+  b[0] = load_pair(p);
+  b[1] = load_pair(p + 8);
+}
+// B (16×8) whose element (k, n) is M[k][n] (V in P·V); base = &M[0][0].
+template <class T>
+__device__ __forceinline__ void frag_b_cols(uint32_t b[2], const T* base, int pitch, int g, int t) {
+  const T* p = base + 2 * t * pitch + g;
+  b[0] = pack_pair<T>(p[0], p[pitch]);
+  b[1] = pack_pair<T>(p[8 * pitch], p[9 * pitch]);
+}
+// The A fragment (16×16) formed by two m16n8 accumulators (columns 0–7 and 8–15), rounded to T.
+template <class T>
+__device__ __forceinline__ void frag_a_from_acc(uint32_t a[4], const float lo[4], const float hi[4]) {
+  a[0] = pack_pair<T>(lo[0], lo[1]);
+  a[1] = pack_pair<T>(lo[2], lo[3]);
+  a[2] = pack_pair<T>(hi[0], hi[1]);
+  a[3] = pack_pair<T>(hi[2], hi[3]);
+}
+
 template <class T, int DP>
 __global__ void __launch_bounds__(128)
     attention_forward_mma_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
@@ -67,7 +101,7 @@ __global__ void __launch_bounds__(128)
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // l: this lane's partial row sums
   const float scale = float(P.scale);
   const float keep_scale = P.dropout > 0 ? float(1.0 / (1.0 - P.dropout)) : 1.f;
-  const T* qa = Qs + (warp * 16 + g) * pitch + 2 * t;
+  const T* Qw = Qs + warp * 16 * pitch;  // this warp's 16 query rows
 
   for (int64_t j0 = 0; j0 < Lk; j0 += attn_mma_keys) {
     __syncthreads();  // previous tile consumed (and Qs staged on the first pass)
@@ -80,11 +114,10 @@ __global__ void __launch_bounds__(128)
     for (int n = 0; n < ST; ++n)
       for (int r = 0; r < 4; ++r) s[n][r] = 0.f;
     for (int kc = 0; kc < KC; ++kc) {
-      const uint32_t a[4] = {load_pair(qa + kc * 16), load_pair(qa + 8 * pitch + kc * 16),
-                             load_pair(qa + kc * 16 + 8), load_pair(qa + 8 * pitch + kc * 16 + 8)};
+      uint32_t a[4], bw[2];
+      frag_a(a, Qw + kc * 16, pitch, g, t);
       for (int n = 0; n < ST; ++n) {
-        const T* kr = Ks + (n * 8 + g) * pitch + kc * 16 + 2 * t;
-        const uint32_t bw[2] = {load_pair(kr), load_pair(kr + 8)};
+        frag_b_rows(bw, Ks + n * 8 * pitch + kc * 16, pitch, g, t);
         mma_m16n8k16<T>(s[n], a, bw);
       }
     }
@@ -130,13 +163,10 @@ __global__ void __launch_bounds__(128)
 
     // O += P̃ V: P̃ from registers (two 8-key tiles form one A fragment), V from shared memory
     for (int kc = 0; kc < ST / 2; ++kc) {
-      const uint32_t a[4] = {pack_pair<T>(s[2 * kc][0], s[2 * kc][1]), pack_pair<T>(s[2 * kc][2], s[2 * kc][3]),
-                             pack_pair<T>(s[2 * kc + 1][0], s[2 * kc + 1][1]),
-                             pack_pair<T>(s[2 * kc + 1][2], s[2 * kc + 1][3])};
-      const T* vr = Vs + (kc * 16 + 2 * t) * pitch + g;
+      uint32_t a[4], bw[2];
+      frag_a_from_acc<T>(a, s[2 * kc], s[2 * kc + 1]);
       for (int n = 0; n < NT; ++n) {
-        const T* vc = vr + n * 8;
-        const uint32_t bw[2] = {pack_pair<T>(vc[0], vc[pitch]), pack_pair<T>(vc[8 * pitch], vc[9 * pitch])};
+        frag_b_cols(bw, Vs + kc * 16 * pitch + n * 8, pitch, g, t);
         mma_m16n8k16<T>(acc[n], a, bw);
       }
     }
@@ -159,6 +189,184 @@ __global__ void __launch_bounds__(128)
       if (rows[h] < Lq) lse[bh * Lq + rows[h]] = l[h] > 0 ? m[h] + math::log(l[h]) : -INFINITY;
 }
 
+// ---------------------------------------------------------------- backward
+// The SIMT backward's two kernels on tensor cores, recomputing P from the f32 lse:
+//   dQ kernel: grid (⌈Lq/64⌉, BH), warp w owns 16 query rows; per tile of 16 keys:
+//     S = Q Kᵀ and dP = dO Vᵀ (2·DP/16·2 mma), dS = P ∘ (Z ∘ dP − Dlt) in registers, dQ += dS K.
+//   dK/dV kernel: grid (⌈Lk/64⌉, BH), warp w owns 16 keys; per tile of 16 queries:
+//     Sᵀ = K Qᵀ and dPᵀ = V dOᵀ, then dV += P̃ᵀ dO and dK += dSᵀ Q.
+// dS and P̃ are rounded to T for the second product (as FlashAttention-2); sums in f32.
+// Dlt (BH, Lq) f32 comes from attention_row_dot_kernel. Shared memory (128 + 32)·(DP + 8)·
+// sizeof(T) (+ 128 bytes): 84.6 KB at DP = 256, within sm_86's 99 KB.
+constexpr int attn_mma_bwd_tile = 16;
+
+inline size_t attention_mma_bwd_smem(int DP, size_t elem) {
+  return size_t(2 * attn_mma_rows + 2 * attn_mma_bwd_tile) * size_t(DP + 8) * elem + 2 * attn_mma_bwd_tile * 4;
+}
+
+template <class T, int DP>
+__global__ void __launch_bounds__(128)
+    attention_backward_dq_mma_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                                     const bool* __restrict__ mask, const T* __restrict__ go,
+                                     const float* __restrict__ lse, const float* __restrict__ dlt,
+                                     T* __restrict__ gq, AttnDims P) {
+  constexpr int pitch = DP + 8, NT = DP / 8, KC = DP / 16, BT = attn_mma_bwd_tile;
+  ADNN_DYNAMIC_SHARED(T, smem);
+  T* Qs = smem;                          // (64, pitch)
+  T* Gs = Qs + attn_mma_rows * pitch;    // (64, pitch): dO rows
+  T* Ks = Gs + attn_mma_rows * pitch;    // (16, pitch)
+  T* Vs = Ks + BT * pitch;               // (16, pitch)
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+  const int64_t D = P.D, Lq = P.Lq, Lk = P.Lk, bh = blockIdx.y, b = bh / P.H;
+  const int64_t i0 = int64_t(blockIdx.x) * attn_mma_rows;
+  const int64_t rows[2] = {i0 + warp * 16 + g, i0 + warp * 16 + g + 8};
+  float lse_r[2], dlt_r[2];
+  for (int h = 0; h < 2; ++h) {
+    lse_r[h] = rows[h] < Lq ? lse[bh * Lq + rows[h]] : -INFINITY;
+    dlt_r[h] = rows[h] < Lq ? dlt[bh * Lq + rows[h]] : 0.f;
+  }
+  attn_stage_padded(Qs, q + bh * Lq * D, i0, attn_mma_rows, Lq, D, DP, pitch);
+  attn_stage_padded(Gs, go + bh * Lq * D, i0, attn_mma_rows, Lq, D, DP, pitch);
+  const T* Qw = Qs + warp * 16 * pitch;
+  const T* Gw = Gs + warp * 16 * pitch;
+  const float scale = float(P.scale);
+  const float keep_scale = P.dropout > 0 ? float(1.0 / (1.0 - P.dropout)) : 1.f;
+  float acc[NT][4];
+  for (int n = 0; n < NT; ++n)
+    for (int r = 0; r < 4; ++r) acc[n][r] = 0.f;
+
+  for (int64_t j0 = 0; j0 < Lk; j0 += BT) {
+    __syncthreads();  // previous tile consumed (Qs, Gs staged on the first pass)
+    attn_stage_padded(Ks, k + bh * Lk * D, j0, BT, Lk, D, DP, pitch);
+    attn_stage_padded(Vs, v + bh * Lk * D, j0, BT, Lk, D, DP, pitch);
+    __syncthreads();
+    float s[2][4] = {}, dp[2][4] = {};
+    for (int kc = 0; kc < KC; ++kc) {
+      uint32_t a[4], ag[4], bw[2];
+      frag_a(a, Qw + kc * 16, pitch, g, t);
+      frag_a(ag, Gw + kc * 16, pitch, g, t);
+      for (int n = 0; n < 2; ++n) {
+        frag_b_rows(bw, Ks + n * 8 * pitch + kc * 16, pitch, g, t);
+        mma_m16n8k16<T>(s[n], a, bw);
+        frag_b_rows(bw, Vs + n * 8 * pitch + kc * 16, pitch, g, t);
+        mma_m16n8k16<T>(dp[n], ag, bw);
+      }
+    }
+    for (int n = 0; n < 2; ++n)
+      for (int r = 0; r < 4; ++r) {
+        const int h = r / 2;
+        const int64_t j = j0 + n * 8 + 2 * t + r % 2;
+        const bool valid = j < Lk && !(mask && mask[b * Lk + j]) && lse_r[h] != -INFINITY;
+        const float p = valid ? math::exp(s[n][r] * scale - lse_r[h]) : 0.f;
+        float z = keep_scale;
+        if (P.dropout > 0 && valid &&
+            !attention_keep(P.seed, uint64_t(bh), uint64_t(rows[h]), uint64_t(j), uint64_t(Lq), uint64_t(Lk),
+                            P.dropout))
+          z = 0.f;
+        s[n][r] = p * (z * dp[n][r] - dlt_r[h]);  // dS
+      }
+    uint32_t a[4], bw[2];
+    frag_a_from_acc<T>(a, s[0], s[1]);
+    for (int n = 0; n < NT; ++n) {
+      frag_b_cols(bw, Ks + n * 8, pitch, g, t);
+      mma_m16n8k16<T>(acc[n], a, bw);
+    }
+  }
+  for (int n = 0; n < NT; ++n)
+    for (int r = 0; r < 4; ++r) {
+      const int h = r / 2;
+      const int64_t d = n * 8 + 2 * t + r % 2;
+      if (rows[h] < Lq && d < D) gq[(bh * Lq + rows[h]) * D + d] = from_float<T>(scale * acc[n][r]);
+    }
+}
+
+template <class T, int DP>
+__global__ void __launch_bounds__(128)
+    attention_backward_dkv_mma_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
+                                      const bool* __restrict__ mask, const T* __restrict__ go,
+                                      const float* __restrict__ lse, const float* __restrict__ dlt,
+                                      T* __restrict__ gk, T* __restrict__ gv, AttnDims P) {
+  constexpr int pitch = DP + 8, NT = DP / 8, KC = DP / 16, BT = attn_mma_bwd_tile;
+  ADNN_DYNAMIC_SHARED(T, smem);
+  T* Ks = smem;                          // (64, pitch)
+  T* Vs = Ks + attn_mma_rows * pitch;    // (64, pitch)
+  T* Qs = Vs + attn_mma_rows * pitch;    // (16, pitch)
+  T* Gs = Qs + BT * pitch;               // (16, pitch): dO rows
+  float* Ls = reinterpret_cast<float*>(Gs + BT * pitch);  // (16) lse of the query tile
+  float* Ds = Ls + BT;                                     // (16) Dlt of the query tile
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
+  const int64_t D = P.D, Lq = P.Lq, Lk = P.Lk, bh = blockIdx.y, b = bh / P.H;
+  const int64_t j0 = int64_t(blockIdx.x) * attn_mma_rows;
+  const int64_t keys[2] = {j0 + warp * 16 + g, j0 + warp * 16 + g + 8};
+  bool kvalid[2];
+  for (int h = 0; h < 2; ++h) kvalid[h] = keys[h] < Lk && !(mask && mask[b * Lk + keys[h]]);
+  attn_stage_padded(Ks, k + bh * Lk * D, j0, attn_mma_rows, Lk, D, DP, pitch);
+  attn_stage_padded(Vs, v + bh * Lk * D, j0, attn_mma_rows, Lk, D, DP, pitch);
+  const T* Kw = Ks + warp * 16 * pitch;
+  const T* Vw = Vs + warp * 16 * pitch;
+  const float scale = float(P.scale);
+  const float keep_scale = P.dropout > 0 ? float(1.0 / (1.0 - P.dropout)) : 1.f;
+  float ak[NT][4], av[NT][4];
+  for (int n = 0; n < NT; ++n)
+    for (int r = 0; r < 4; ++r) ak[n][r] = av[n][r] = 0.f;
+
+  for (int64_t i0 = 0; i0 < Lq; i0 += BT) {
+    __syncthreads();
+    attn_stage_padded(Qs, q + bh * Lq * D, i0, BT, Lq, D, DP, pitch);
+    attn_stage_padded(Gs, go + bh * Lq * D, i0, BT, Lq, D, DP, pitch);
+    if (threadIdx.x < BT) {
+      const int64_t i = i0 + threadIdx.x;
+      Ls[threadIdx.x] = i < Lq ? lse[bh * Lq + i] : -INFINITY;
+      Ds[threadIdx.x] = i < Lq ? dlt[bh * Lq + i] : 0.f;
+    }
+    __syncthreads();
+    float st[2][4] = {}, dpt[2][4] = {};  // Sᵀ and dPᵀ: 16 keys × 16 queries
+    for (int kc = 0; kc < KC; ++kc) {
+      uint32_t a[4], avf[4], bw[2];
+      frag_a(a, Kw + kc * 16, pitch, g, t);
+      frag_a(avf, Vw + kc * 16, pitch, g, t);
+      for (int n = 0; n < 2; ++n) {
+        frag_b_rows(bw, Qs + n * 8 * pitch + kc * 16, pitch, g, t);
+        mma_m16n8k16<T>(st[n], a, bw);
+        frag_b_rows(bw, Gs + n * 8 * pitch + kc * 16, pitch, g, t);
+        mma_m16n8k16<T>(dpt[n], avf, bw);
+      }
+    }
+    for (int n = 0; n < 2; ++n)
+      for (int r = 0; r < 4; ++r) {
+        const int h = r / 2, ic = n * 8 + 2 * t + r % 2;
+        const int64_t i = i0 + ic;
+        const bool valid = kvalid[h] && Ls[ic] != -INFINITY;  // rows past Lq have lse −inf
+        const float p = valid ? math::exp(st[n][r] * scale - Ls[ic]) : 0.f;
+        float z = keep_scale;
+        if (P.dropout > 0 && valid &&
+            !attention_keep(P.seed, uint64_t(bh), uint64_t(i), uint64_t(keys[h]), uint64_t(Lq), uint64_t(Lk),
+                            P.dropout))
+          z = 0.f;
+        st[n][r] = p * z;                        // P̃ᵀ
+        dpt[n][r] = p * (z * dpt[n][r] - Ds[ic]);  // dSᵀ
+      }
+    uint32_t ap[4], ads[4], bw[2];
+    frag_a_from_acc<T>(ap, st[0], st[1]);
+    frag_a_from_acc<T>(ads, dpt[0], dpt[1]);
+    for (int n = 0; n < NT; ++n) {
+      frag_b_cols(bw, Gs + n * 8, pitch, g, t);
+      mma_m16n8k16<T>(av[n], ap, bw);
+      frag_b_cols(bw, Qs + n * 8, pitch, g, t);
+      mma_m16n8k16<T>(ak[n], ads, bw);
+    }
+  }
+  for (int n = 0; n < NT; ++n)
+    for (int r = 0; r < 4; ++r) {
+      const int h = r / 2;
+      const int64_t d = n * 8 + 2 * t + r % 2;
+      if (keys[h] < Lk && d < D) {
+        gk[(bh * Lk + keys[h]) * D + d] = from_float<T>(scale * ak[n][r]);
+        gv[(bh * Lk + keys[h]) * D + d] = from_float<T>(av[n][r]);
+      }
+    }
+}
+
 inline int attention_mma_dp(int64_t D) { return D <= 32 ? 32 : D <= 64 ? 64 : D <= 128 ? 128 : 256; }
 inline size_t attention_mma_smem(int DP, size_t elem) {
   return size_t(attn_mma_rows + 2 * attn_mma_keys) * size_t(DP + 8) * elem;
@@ -177,6 +385,38 @@ void launch_attention_forward_mma(const T* q, const T* k, const T* v, const bool
     case 64: ADNN_LAUNCH((attention_forward_mma_kernel<T, 64>), grid, block, smem, stream, q, k, v, mask, o, lse, P); break;
     case 128: ADNN_LAUNCH((attention_forward_mma_kernel<T, 128>), grid, block, smem, stream, q, k, v, mask, o, lse, P); break;
     default: ADNN_LAUNCH((attention_forward_mma_kernel<T, 256>), grid, block, smem, stream, q, k, v, mask, o, lse, P); break;
+  }
+}
+
+// dlt: (BH, Lq) f32 scratch. T: f16 or bf16, as launch_attention_forward_mma.
+template <class T>
+void launch_attention_backward_mma(const T* q, const T* k, const T* v, const bool* mask, const T* o, const T* go,
+                                   const float* lse, float* dlt, T* gq, T* gk, T* gv, const AttnDims& P,
+                                   Stream stream) {
+  const int64_t BH = P.B * P.H;
+  if (BH == 0) return;
+  const dim3 block(32 * attn_mma_warps);
+  const int DP = attention_mma_dp(P.D);
+  const size_t smem = attention_mma_bwd_smem(DP, sizeof(T));
+  if (P.Lq > 0) {
+    ADNN_LAUNCH((attention_row_dot_kernel<T, float>), dim3(ceil_div(BH * P.Lq, 8)), dim3(256), 0, stream, go, o, dlt,
+                BH * P.Lq, P.D);
+    const dim3 grid(ceil_div(P.Lq, attn_mma_rows), unsigned(BH));
+    switch (DP) {
+      case 32: ADNN_LAUNCH((attention_backward_dq_mma_kernel<T, 32>), grid, block, smem, stream, q, k, v, mask, go, lse, dlt, gq, P); break;
+      case 64: ADNN_LAUNCH((attention_backward_dq_mma_kernel<T, 64>), grid, block, smem, stream, q, k, v, mask, go, lse, dlt, gq, P); break;
+      case 128: ADNN_LAUNCH((attention_backward_dq_mma_kernel<T, 128>), grid, block, smem, stream, q, k, v, mask, go, lse, dlt, gq, P); break;
+      default: ADNN_LAUNCH((attention_backward_dq_mma_kernel<T, 256>), grid, block, smem, stream, q, k, v, mask, go, lse, dlt, gq, P); break;
+    }
+  }
+  if (P.Lk > 0) {
+    const dim3 grid(ceil_div(P.Lk, attn_mma_rows), unsigned(BH));
+    switch (DP) {
+      case 32: ADNN_LAUNCH((attention_backward_dkv_mma_kernel<T, 32>), grid, block, smem, stream, q, k, v, mask, go, lse, dlt, gk, gv, P); break;
+      case 64: ADNN_LAUNCH((attention_backward_dkv_mma_kernel<T, 64>), grid, block, smem, stream, q, k, v, mask, go, lse, dlt, gk, gv, P); break;
+      case 128: ADNN_LAUNCH((attention_backward_dkv_mma_kernel<T, 128>), grid, block, smem, stream, q, k, v, mask, go, lse, dlt, gk, gv, P); break;
+      default: ADNN_LAUNCH((attention_backward_dkv_mma_kernel<T, 256>), grid, block, smem, stream, q, k, v, mask, go, lse, dlt, gk, gv, P); break;
+    }
   }
 }
 

@@ -192,30 +192,51 @@ TEST_SUITE("cuda") {
     }
   }
 
-  TEST_CASE("tensor-core attention: gradients (f32 backward from the f32 lse) and dropout agree with f32") {
+  TEST_CASE("tensor-core attention: forward and backward agree with f32, masks and dropout included") {
     if (!cuda_is_available() || !cuda::has_tensor_cores()) {
       MESSAGE("no CUDA device with tensor cores: skipped");
       return;
     }
     manual_seed(16);
-    const int64_t B = 2, H = 2, L = 40, D = 32;
-    Tensor q0 = randn({B, H, L, D}).to(DType::f16), k0 = randn({B, H, L, D}).to(DType::f16),
-           v0 = randn({B, H, L, D}).to(DType::f16), w = randn({B, H, L, D});
-    for (double p : {0.0, 0.3}) {
-      CAPTURE(p);
-      auto run = [&](DType dt) {
-        Tensor q = q0.to(dt).to(kCUDA).requires_grad_(true), k = k0.to(dt).to(kCUDA).requires_grad_(true),
-               v = v0.to(dt).to(kCUDA).requires_grad_(true);
-        manual_seed(99);  // the same dropout seed for both runs
-        Tensor o = scaled_dot_product_attention(q, k, v, {}, p);
-        sum(o.to(DType::f32) * w.to(kCUDA)).backward();
-        return std::vector<Tensor>{o.detach(), q.grad(), k.grad(), v.grad()};
-      };
-      auto half = run(DType::f16), full = run(DType::f32);
-      for (size_t i = 0; i < half.size(); ++i) {
-        INFO("tensor " << i);
-        Tensor a = half[i].to(kCPU).to(DType::f64), b = full[i].to(kCPU).to(DType::f64);
-        CHECK(max_abs_diff(a, b) <= 4e-3 * std::max(1.0, max_abs(b)));
+    struct Case {
+      int64_t B, H, Lq, Lk, D;
+      bool mask;
+      double dropout;
+    };
+    for (Case c : {Case{2, 2, 40, 40, 32, false, 0.0}, Case{2, 2, 40, 40, 32, false, 0.3},
+                   Case{2, 1, 70, 33, 20, true, 0.0} /* two query blocks, padded head dim, masked keys */,
+                   Case{1, 2, 49, 49, 256, false, 0.1} /* the paper's head size */}) {
+      CAPTURE(c.Lq);
+      CAPTURE(c.D);
+      CAPTURE(c.dropout);
+      Tensor q0 = randn({c.B, c.H, c.Lq, c.D}), k0 = randn({c.B, c.H, c.Lk, c.D}), v0 = randn({c.B, c.H, c.Lk, c.D});
+      Tensor w = randn({c.B, c.H, c.Lq, c.D});
+      Tensor mask;
+      if (c.mask) {  // batch 0: keys 20.. padded; batch 1: every key
+        std::vector<double> mv(size_t(c.B * c.Lk), 0.0);
+        for (int64_t j = 20; j < c.B * c.Lk; ++j) mv[size_t(j)] = 1;
+        mask = from_vector(mv, {c.B, c.Lk}, DType::boolean).to(kCUDA);
+      }
+      for (DType dt : {DType::f16, DType::bf16}) {
+        INFO(dtype_name(dt));
+        auto run = [&](DType t) {  // inputs rounded to dt either way, so only the arithmetic differs
+          Tensor q = q0.to(dt).to(t).to(kCUDA).requires_grad_(true), k = k0.to(dt).to(t).to(kCUDA).requires_grad_(true),
+                 v = v0.to(dt).to(t).to(kCUDA).requires_grad_(true);
+          manual_seed(99);  // the same dropout seed for both runs
+          Tensor o = scaled_dot_product_attention(q, k, v, mask, c.dropout);
+          sum(o.to(DType::f32) * w.to(kCUDA)).backward();
+          return std::vector<Tensor>{o.detach(), q.grad(), k.grad(), v.grad()};
+        };
+        auto low = run(dt), full = run(DType::f32);
+        const double tol = dt == DType::f16 ? 4e-3 : 3e-2;
+        for (size_t i = 0; i < low.size(); ++i) {
+          INFO("tensor " << i << " (output, dq, dk, dv)");
+          CHECK(low[i].dtype() == dt);
+          Tensor a = low[i].to(kCPU).to(DType::f64), b = full[i].to(kCPU).to(DType::f64);
+          const double err = max_abs_diff(a, b);
+          CHECK(std::isfinite(err));
+          CHECK(err <= tol * std::max(1.0, max_abs(b)));
+        }
       }
     }
   }

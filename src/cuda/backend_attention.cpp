@@ -40,6 +40,21 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o,
                         const Tensor& go, const Tensor& lse, const Tensor& gq, const Tensor& gk, const Tensor& gv,
                         const cpu::AttnGeom& g) {
+  if (q.dtype() == DType::f16 || q.dtype() == DType::bf16) {  // tensor cores, from the f32 lse
+    ADNN_CHECK(has_tensor_cores() && lse.dtype() == DType::f32, "scaled_dot_product_attention backward (cuda): ",
+               dtype_name(q.dtype()), " needs tensor cores (sm_80+) and an f32 lse");
+    Tensor dlt = empty({g.B * g.H * g.Lq}, TensorOptions(DType::f32, kCUDA));
+    if (q.dtype() == DType::f16)
+      k::launch_attention_backward_mma(ptr<half>(q), ptr<half>(k), ptr<half>(v), ptr<bool>(mask), ptr<half>(o),
+                                       ptr<half>(go), ptr<float>(lse), ptr<float>(dlt), ptr<half>(gq), ptr<half>(gk),
+                                       ptr<half>(gv), attn_dims(g), stream());
+    else
+      k::launch_attention_backward_mma(ptr<bfloat16>(q), ptr<bfloat16>(k), ptr<bfloat16>(v), ptr<bool>(mask),
+                                       ptr<bfloat16>(o), ptr<bfloat16>(go), ptr<float>(lse), ptr<float>(dlt),
+                                       ptr<bfloat16>(gq), ptr<bfloat16>(gk), ptr<bfloat16>(gv), attn_dims(g),
+                                       stream());
+    return;
+  }
   float_types(q.dtype(), "scaled_dot_product_attention backward", [&](auto tag) {
     using T = decltype(tag);
     Tensor dlt = empty({g.B * g.H * g.Lq}, TensorOptions(q.dtype(), kCUDA));

@@ -31,8 +31,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                    key_padding_mask.size(0) == B && key_padding_mask.size(1) == Lk,
                op, ": key_padding_mask must be bool (", B, ", ", Lk, "), got ", key_padding_mask.desc());
   const bool reduced = is_reduced(q.dtype());
-  // f16 / bf16: on a GPU with tensor cores (and the emulator) the forward runs the mma.sync
-  // kernel; elsewhere the op computes in f32 and rounds once to the input dtype.
+  // f16 / bf16: on a GPU with tensor cores (and the emulator) forward and backward run the
+  // mma.sync kernels (lse in f32); elsewhere the op computes in f32 and rounds once.
   if (reduced && !backend::attention_tensor_cores(q))
     return scaled_dot_product_attention(q.to(DType::f32), k.to(DType::f32), v.to(DType::f32), key_padding_mask,
                                         dropout_p, scale)
@@ -46,13 +46,6 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   backend::attention_forward(qc, kc, vc, mask, o, lse, g);
   Tensor od = o.detach();
   autograd::record(op, {q, k, v}, o, [=](const Tensor& go, const std::vector<bool>&) {
-    if (reduced) {  // the SIMT backward in f32 from the tensor-core forward's O and f32 lse
-      const DType f = DType::f32;
-      Tensor q32 = qc.to(f), k32 = kc.to(f), v32 = vc.to(f);
-      Tensor gq = new_like(q32, q32.sizes()), gk = new_like(k32, k32.sizes()), gv = new_like(v32, v32.sizes());
-      backend::attention_backward(q32, k32, v32, mask, od.to(f), go.contiguous().to(f), lse, gq, gk, gv, g);
-      return std::vector<Tensor>{gq.to(qc.dtype()), gk.to(qc.dtype()), gv.to(qc.dtype())};
-    }
     Tensor gq = new_like(qc, qc.sizes()), gk = new_like(kc, kc.sizes()), gv = new_like(vc, vc.sizes());
     backend::attention_backward(qc, kc, vc, mask, od, go.contiguous(), lse, gq, gk, gv, g);
     return std::vector<Tensor>{gq, gk, gv};
