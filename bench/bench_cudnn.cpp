@@ -240,23 +240,33 @@ void attention(benchmark::State& st, bool fused) {
 void BM_attention_fused(benchmark::State& st) { attention(st, true); }
 void BM_attention_unfused(benchmark::State& st) { attention(st, false); }
 
-// f16 forward, args B, H, L, D: adnn's tensor-core kernel (kernels/attention_mma.cuh) vs
+// f16, args B, H, L, D, backward?: adnn's tensor-core kernels (kernels/attention_mma.cuh) vs
 // the composition on tensor cores: cublasGemmStridedBatchedEx (f16 in, f32 out) for S = Q·Kᵀ,
 // adnn's softmax on S (scaled), P rounded to f16, cublasGemmStridedBatchedEx for O = P·V.
 void BM_attention_fused_f16(benchmark::State& st) {
-  NoGradGuard ng;
   const int64_t B = st.range(0), H = st.range(1), L = st.range(2), D = st.range(3);
+  const bool bwd = st.range(4) != 0;
   Tensor q = randn({B, H, L, D}, dev()).to(DType::f16), k = randn({B, H, L, D}, dev()).to(DType::f16),
          v = randn({B, H, L, D}, dev()).to(DType::f16);
+  if (bwd)
+    for (Tensor* t : {&q, &k, &v}) t->requires_grad_(true);
+  std::optional<NoGradGuard> ng;
+  if (!bwd) ng.emplace();
   bench::time_with_cuda_events(st, [&] {
     Tensor o = scaled_dot_product_attention(q, k, v);
+    if (bwd) sum(o).backward();
     benchmark::DoNotOptimize(o.data_ptr());
   });
-  rate(st, double(4 * B * H * L * D) * 2, 4.0 * double(B * H) * double(L) * double(L) * double(D));
+  const double flops = 4.0 * double(B * H) * double(L) * double(L) * double(D) * (bwd ? 3.5 : 1.0);
+  rate(st, double(4 * B * H * L * D) * 2 * (bwd ? 2.5 : 1.0), flops);
 }
 void BM_attention_unfused_f16(benchmark::State& st) {
   NoGradGuard ng;
   const int64_t B = st.range(0), H = st.range(1), L = st.range(2), D = st.range(3), BH = B * H;
+  if (st.range(4) != 0) {
+    st.SkipWithError("the f16 composition is timed forward only");
+    return;
+  }
   Tensor q = randn({B, H, L, D}, dev()).to(DType::f16), k = randn({B, H, L, D}, dev()).to(DType::f16),
          v = randn({B, H, L, D}, dev()).to(DType::f16);
   Tensor s = empty({B, H, L, L}, dev());
@@ -441,12 +451,13 @@ BENCHMARK(BM_mbconv_adnn)->Apply(mbconv_shapes);
 BENCHMARK(BM_mbconv_cudnn)->Apply(mbconv_shapes);
 BENCHMARK(BM_attention_fused)->Apply(attn_shapes);
 BENCHMARK(BM_attention_unfused)->Apply(attn_shapes);
-void attn_f16_shapes(benchmark::internal::Benchmark* b) {
-  for (auto s : std::vector<std::vector<int64_t>>{{64, 8, 49, 256}, {16, 8, 196, 64}, {4, 8, 1024, 64}}) b->Args(s);
+void attn_f16_fwd_shapes(benchmark::internal::Benchmark* b) {
+  for (auto s : std::vector<std::vector<int64_t>>{{64, 8, 49, 256, 0}, {16, 8, 196, 64, 0}, {4, 8, 1024, 64, 0}})
+    b->Args(s);
   b->UseManualTime()->Unit(benchmark::kMicrosecond);
 }
-BENCHMARK(BM_attention_fused_f16)->Apply(attn_f16_shapes);
-BENCHMARK(BM_attention_unfused_f16)->Apply(attn_f16_shapes);
+BENCHMARK(BM_attention_fused_f16)->Apply(attn_shapes);  // forward, and forward + backward
+BENCHMARK(BM_attention_unfused_f16)->Apply(attn_f16_fwd_shapes);
 
 int main(int argc, char** argv) {
   if (cuda_device_count() == 0 || cuda::is_emulated()) {

@@ -1,12 +1,12 @@
 #pragma once
-// Fused scaled-dot-product attention forward on tensor cores (f16 / bf16 inputs), the
-// FlashAttention-2 scheme on mma.sync m16n8k16 (kernels/mma.cuh). It computes what the SIMT
-// kernel of kernels/attention.cuh computes (same mask, dropout hash and all-masked-row rule):
+// Fused scaled-dot-product attention on tensor cores (f16 / bf16 inputs), forward and
+// backward, the FlashAttention-2 scheme on mma.sync m16n8k16 (kernels/mma.cuh). It computes
+// what the SIMT kernels of kernels/attention.cuh compute (same mask, dropout hash and
+// all-masked-row rule):
 //   S = scale · Q Kᵀ, P = softmax(S), O = (P ∘ Z) V, lse_i = log Σ_j exp(S_ij),
 // with Q·Kᵀ and P·V as f16/bf16 products accumulated in f32, the online softmax in f32,
 // P rounded to the input type for P·V (as FlashAttention does), O written in the input
-// type and lse in f32. The backward pass of f16/bf16 attention runs the SIMT kernels in f32
-// from this lse (src/ops/attention_ops.cpp).
+// type and lse in f32. The backward kernels are below the forward.
 //
 // Layout: Q (BH, Lq, D), K and V (BH, Lk, D), O like Q, lse (BH, Lq) f32, mask (B, Lk) bool
 //   or null, all contiguous. D ≤ 256, padded with zeros to DP ∈ {32, 64, 128, 256} in
@@ -196,6 +196,8 @@ __global__ void __launch_bounds__(128)
 //   dK/dV kernel: grid (⌈Lk/64⌉, BH), warp w owns 16 keys; per tile of 16 queries:
 //     Sᵀ = K Qᵀ and dPᵀ = V dOᵀ, then dV += P̃ᵀ dO and dK += dSᵀ Q.
 // dS and P̃ are rounded to T for the second product (as FlashAttention-2); sums in f32.
+// Cost per (b, h): 2 × 4·Lq·Lk·DP flops recomputing S and dP (once per kernel) + 6·Lq·Lk·DP
+// for dQ, dK, dV; K and V (dQ kernel) or Q and dO (dK/dV kernel) read ⌈L/64⌉ times.
 // Dlt (BH, Lq) f32 comes from attention_row_dot_kernel. Shared memory (128 + 32)·(DP + 8)·
 // sizeof(T) (+ 128 bytes): 84.6 KB at DP = 256, within sm_86's 99 KB.
 constexpr int attn_mma_bwd_tile = 16;
