@@ -206,13 +206,32 @@ inline size_t attention_mma_bwd_smem(int DP, size_t elem) {
   return size_t(2 * attn_mma_rows + 2 * attn_mma_bwd_tile) * size_t(DP + 8) * elem + 2 * attn_mma_bwd_tile * 4;
 }
 
+// Two 16×16 products over the same DP-deep k loop, as the backward needs them (S and dP):
+// c0 = X0 · Y0ᵀ, c1 = X1 · Y1ᵀ with X0, X1 this warp's 16 rows and Y0, Y1 16 rows of a tile,
+// all row-major in shared memory.
+template <class T, int DP>
+__device__ __forceinline__ void mma_pair_16x16(float c0[2][4], float c1[2][4], const T* X0, const T* X1,
+                                               const T* Y0, const T* Y1, int pitch, int g, int t) {
+  for (int kc = 0; kc < DP / 16; ++kc) {
+    uint32_t a0[4], a1[4], bw[2];
+    frag_a(a0, X0 + kc * 16, pitch, g, t);
+    frag_a(a1, X1 + kc * 16, pitch, g, t);
+    for (int n = 0; n < 2; ++n) {
+      frag_b_rows(bw, Y0 + n * 8 * pitch + kc * 16, pitch, g, t);
+      mma_m16n8k16<T>(c0[n], a0, bw);
+      frag_b_rows(bw, Y1 + n * 8 * pitch + kc * 16, pitch, g, t);
+      mma_m16n8k16<T>(c1[n], a1, bw);
+    }
+  }
+}
+
 template <class T, int DP>
 __global__ void __launch_bounds__(128)
     attention_backward_dq_mma_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                                      const bool* __restrict__ mask, const T* __restrict__ go,
                                      const float* __restrict__ lse, const float* __restrict__ dlt,
                                      T* __restrict__ gq, AttnDims P) {
-  constexpr int pitch = DP + 8, NT = DP / 8, KC = DP / 16, BT = attn_mma_bwd_tile;
+  constexpr int pitch = DP + 8, NT = DP / 8, BT = attn_mma_bwd_tile;
   ADNN_DYNAMIC_SHARED(T, smem);
   T* Qs = smem;                          // (64, pitch)
   T* Gs = Qs + attn_mma_rows * pitch;    // (64, pitch): dO rows
@@ -242,18 +261,8 @@ __global__ void __launch_bounds__(128)
     attn_stage_padded(Ks, k + bh * Lk * D, j0, BT, Lk, D, DP, pitch);
     attn_stage_padded(Vs, v + bh * Lk * D, j0, BT, Lk, D, DP, pitch);
     __syncthreads();
-    float s[2][4] = {}, dp[2][4] = {};
-    for (int kc = 0; kc < KC; ++kc) {
-      uint32_t a[4], ag[4], bw[2];
-      frag_a(a, Qw + kc * 16, pitch, g, t);
-      frag_a(ag, Gw + kc * 16, pitch, g, t);
-      for (int n = 0; n < 2; ++n) {
-        frag_b_rows(bw, Ks + n * 8 * pitch + kc * 16, pitch, g, t);
-        mma_m16n8k16<T>(s[n], a, bw);
-        frag_b_rows(bw, Vs + n * 8 * pitch + kc * 16, pitch, g, t);
-        mma_m16n8k16<T>(dp[n], ag, bw);
-      }
-    }
+    float s[2][4] = {}, dp[2][4] = {};  // S = Q Kᵀ, dP = dO Vᵀ: 16 queries × 16 keys
+    mma_pair_16x16<T, DP>(s, dp, Qw, Gw, Ks, Vs, pitch, g, t);
     for (int n = 0; n < 2; ++n)
       for (int r = 0; r < 4; ++r) {
         const int h = r / 2;
@@ -288,7 +297,7 @@ __global__ void __launch_bounds__(128)
                                       const bool* __restrict__ mask, const T* __restrict__ go,
                                       const float* __restrict__ lse, const float* __restrict__ dlt,
                                       T* __restrict__ gk, T* __restrict__ gv, AttnDims P) {
-  constexpr int pitch = DP + 8, NT = DP / 8, KC = DP / 16, BT = attn_mma_bwd_tile;
+  constexpr int pitch = DP + 8, NT = DP / 8, BT = attn_mma_bwd_tile;
   ADNN_DYNAMIC_SHARED(T, smem);
   T* Ks = smem;                          // (64, pitch)
   T* Vs = Ks + attn_mma_rows * pitch;    // (64, pitch)
@@ -322,18 +331,8 @@ __global__ void __launch_bounds__(128)
       Ds[threadIdx.x] = i < Lq ? dlt[bh * Lq + i] : 0.f;
     }
     __syncthreads();
-    float st[2][4] = {}, dpt[2][4] = {};  // Sᵀ and dPᵀ: 16 keys × 16 queries
-    for (int kc = 0; kc < KC; ++kc) {
-      uint32_t a[4], avf[4], bw[2];
-      frag_a(a, Kw + kc * 16, pitch, g, t);
-      frag_a(avf, Vw + kc * 16, pitch, g, t);
-      for (int n = 0; n < 2; ++n) {
-        frag_b_rows(bw, Qs + n * 8 * pitch + kc * 16, pitch, g, t);
-        mma_m16n8k16<T>(st[n], a, bw);
-        frag_b_rows(bw, Gs + n * 8 * pitch + kc * 16, pitch, g, t);
-        mma_m16n8k16<T>(dpt[n], avf, bw);
-      }
-    }
+    float st[2][4] = {}, dpt[2][4] = {};  // Sᵀ = K Qᵀ, dPᵀ = V dOᵀ: 16 keys × 16 queries
+    mma_pair_16x16<T, DP>(st, dpt, Kw, Vw, Qs, Gs, pitch, g, t);
     for (int n = 0; n < 2; ++n)
       for (int r = 0; r < 4; ++r) {
         const int h = r / 2, ic = n * 8 + 2 * t + r % 2;

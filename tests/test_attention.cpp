@@ -141,16 +141,21 @@ TEST_SUITE("ops") {
   }
 }
 
-// The tensor-core forward (kernels/attention_mma.cuh) for f16 and bf16 on `cuda`: emulated
-// mma.sync in CI, real tensor cores when a GPU is lent. The reference is the f64 composition
-// on the same rounded inputs; the kernel rounds P to the input type before P·V, so the bound
-// is a few units in the last place of the output's scale.
+// The tensor-core kernels (kernels/attention_mma.cuh) for f16 and bf16 on `cuda`: emulated
+// mma.sync in CI, real tensor cores when a GPU is lent. The forward's reference is the f64
+// composition on the same rounded inputs; the kernel rounds P to the input type before P·V,
+// so the bound is a few units in the last place of the output's scale.
+#define REQUIRE_TENSOR_CORES()                                      \
+  do {                                                              \
+    if (!cuda_is_available() || !cuda::has_tensor_cores()) {        \
+      MESSAGE("no CUDA device with tensor cores: skipped");         \
+      return;                                                       \
+    }                                                               \
+  } while (0)
+
 TEST_SUITE("cuda") {
   TEST_CASE("tensor-core attention (f16, bf16) equals the f64 reference, masks and large logits included") {
-    if (!cuda_is_available() || !cuda::has_tensor_cores()) {
-      MESSAGE("no CUDA device with tensor cores: skipped");
-      return;
-    }
+    REQUIRE_TENSOR_CORES();
     manual_seed(15);
     struct Case {
       int64_t B, H, Lq, Lk, D;
@@ -193,10 +198,7 @@ TEST_SUITE("cuda") {
   }
 
   TEST_CASE("tensor-core attention: forward and backward agree with f32, masks and dropout included") {
-    if (!cuda_is_available() || !cuda::has_tensor_cores()) {
-      MESSAGE("no CUDA device with tensor cores: skipped");
-      return;
-    }
+    REQUIRE_TENSOR_CORES();
     manual_seed(16);
     struct Case {
       int64_t B, H, Lq, Lk, D;
