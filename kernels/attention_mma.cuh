@@ -96,7 +96,9 @@ __global__ void __launch_bounds__(128)
   const T* vb = v + bh * Lk * D;
 
   float acc[NT][4];
+  ADNN_UNROLL
   for (int n = 0; n < NT; ++n)
+    ADNN_UNROLL
     for (int r = 0; r < 4; ++r) acc[n][r] = 0.f;
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // l: this lane's partial row sums
   const float scale = float(P.scale);
@@ -111,11 +113,15 @@ __global__ void __launch_bounds__(128)
 
     // S = Q Kᵀ for this warp's 16 rows × 32 keys
     float s[ST][4];
+    ADNN_UNROLL
     for (int n = 0; n < ST; ++n)
+      ADNN_UNROLL
       for (int r = 0; r < 4; ++r) s[n][r] = 0.f;
+    ADNN_UNROLL
     for (int kc = 0; kc < KC; ++kc) {
       uint32_t a[4], bw[2];
       frag_a(a, Qw + kc * 16, pitch, g, t);
+      ADNN_UNROLL
       for (int n = 0; n < ST; ++n) {
         frag_b_rows(bw, Ks + n * 8 * pitch + kc * 16, pitch, g, t);
         mma_m16n8k16<T>(s[n], a, bw);
@@ -124,7 +130,9 @@ __global__ void __launch_bounds__(128)
 
     // online softmax: lane holds rows g (r < 2) and g + 8 (r ≥ 2), keys j0 + 8n + 2t + r % 2
     float mt[2] = {-INFINITY, -INFINITY};
+    ADNN_UNROLL
     for (int n = 0; n < ST; ++n)
+      ADNN_UNROLL
       for (int r = 0; r < 4; ++r) {
         const int64_t j = j0 + n * 8 + 2 * t + r % 2;
         const bool valid = j < Lk && !(mask && mask[b * Lk + j]);
@@ -132,6 +140,7 @@ __global__ void __launch_bounds__(128)
         mt[r / 2] = fmaxf(mt[r / 2], s[n][r]);
       }
     float alpha[2];
+    ADNN_UNROLL
     for (int h = 0; h < 2; ++h) {
       mt[h] = fmaxf(mt[h], __shfl_xor_sync(0xffffffffu, mt[h], 1));
       mt[h] = fmaxf(mt[h], __shfl_xor_sync(0xffffffffu, mt[h], 2));
@@ -140,7 +149,9 @@ __global__ void __launch_bounds__(128)
       m[h] = m_new;
       l[h] *= alpha[h];
     }
+    ADNN_UNROLL
     for (int n = 0; n < ST; ++n)
+      ADNN_UNROLL
       for (int r = 0; r < 4; ++r) {
         const int h = r / 2;
         float p = s[n][r] == -INFINITY ? 0.f : math::exp(s[n][r] - m[h]);
@@ -154,6 +165,7 @@ __global__ void __launch_bounds__(128)
         }
         s[n][r] = p;
       }
+    ADNN_UNROLL
     for (int n = 0; n < NT; ++n) {
       acc[n][0] *= alpha[0];
       acc[n][1] *= alpha[0];
@@ -162,9 +174,11 @@ __global__ void __launch_bounds__(128)
     }
 
     // O += P̃ V: P̃ from registers (two 8-key tiles form one A fragment), V from shared memory
+    ADNN_UNROLL
     for (int kc = 0; kc < ST / 2; ++kc) {
       uint32_t a[4], bw[2];
       frag_a_from_acc<T>(a, s[2 * kc], s[2 * kc + 1]);
+      ADNN_UNROLL
       for (int n = 0; n < NT; ++n) {
         frag_b_cols(bw, Vs + kc * 16 * pitch + n * 8, pitch, g, t);
         mma_m16n8k16<T>(acc[n], a, bw);
@@ -173,18 +187,22 @@ __global__ void __launch_bounds__(128)
   }
 
   float inv[2];
+  ADNN_UNROLL
   for (int h = 0; h < 2; ++h) {
     l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
     l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
     inv[h] = l[h] > 0 ? 1.f / l[h] : 0.f;
   }
+  ADNN_UNROLL
   for (int n = 0; n < NT; ++n)
+    ADNN_UNROLL
     for (int r = 0; r < 4; ++r) {
       const int h = r / 2;
       const int64_t d = n * 8 + 2 * t + r % 2;
       if (rows[h] < Lq && d < D) o[(bh * Lq + rows[h]) * D + d] = from_float<T>(acc[n][r] * inv[h]);
     }
   if (t == 0)
+    ADNN_UNROLL
     for (int h = 0; h < 2; ++h)
       if (rows[h] < Lq) lse[bh * Lq + rows[h]] = l[h] > 0 ? m[h] + math::log(l[h]) : -INFINITY;
 }
@@ -212,10 +230,12 @@ inline size_t attention_mma_bwd_smem(int DP, size_t elem) {
 template <class T, int DP>
 __device__ __forceinline__ void mma_pair_16x16(float c0[2][4], float c1[2][4], const T* X0, const T* X1,
                                                const T* Y0, const T* Y1, int pitch, int g, int t) {
+  ADNN_UNROLL
   for (int kc = 0; kc < DP / 16; ++kc) {
     uint32_t a0[4], a1[4], bw[2];
     frag_a(a0, X0 + kc * 16, pitch, g, t);
     frag_a(a1, X1 + kc * 16, pitch, g, t);
+    ADNN_UNROLL
     for (int n = 0; n < 2; ++n) {
       frag_b_rows(bw, Y0 + n * 8 * pitch + kc * 16, pitch, g, t);
       mma_m16n8k16<T>(c0[n], a0, bw);
@@ -242,6 +262,7 @@ __global__ void __launch_bounds__(128)
   const int64_t i0 = int64_t(blockIdx.x) * attn_mma_rows;
   const int64_t rows[2] = {i0 + warp * 16 + g, i0 + warp * 16 + g + 8};
   float lse_r[2], dlt_r[2];
+  ADNN_UNROLL
   for (int h = 0; h < 2; ++h) {
     lse_r[h] = rows[h] < Lq ? lse[bh * Lq + rows[h]] : -INFINITY;
     dlt_r[h] = rows[h] < Lq ? dlt[bh * Lq + rows[h]] : 0.f;
@@ -253,7 +274,9 @@ __global__ void __launch_bounds__(128)
   const float scale = float(P.scale);
   const float keep_scale = P.dropout > 0 ? float(1.0 / (1.0 - P.dropout)) : 1.f;
   float acc[NT][4];
+  ADNN_UNROLL
   for (int n = 0; n < NT; ++n)
+    ADNN_UNROLL
     for (int r = 0; r < 4; ++r) acc[n][r] = 0.f;
 
   for (int64_t j0 = 0; j0 < Lk; j0 += BT) {
@@ -263,7 +286,9 @@ __global__ void __launch_bounds__(128)
     __syncthreads();
     float s[2][4] = {}, dp[2][4] = {};  // S = Q Kᵀ, dP = dO Vᵀ: 16 queries × 16 keys
     mma_pair_16x16<T, DP>(s, dp, Qw, Gw, Ks, Vs, pitch, g, t);
+    ADNN_UNROLL
     for (int n = 0; n < 2; ++n)
+      ADNN_UNROLL
       for (int r = 0; r < 4; ++r) {
         const int h = r / 2;
         const int64_t j = j0 + n * 8 + 2 * t + r % 2;
@@ -278,12 +303,15 @@ __global__ void __launch_bounds__(128)
       }
     uint32_t a[4], bw[2];
     frag_a_from_acc<T>(a, s[0], s[1]);
+    ADNN_UNROLL
     for (int n = 0; n < NT; ++n) {
       frag_b_cols(bw, Ks + n * 8, pitch, g, t);
       mma_m16n8k16<T>(acc[n], a, bw);
     }
   }
+  ADNN_UNROLL
   for (int n = 0; n < NT; ++n)
+    ADNN_UNROLL
     for (int r = 0; r < 4; ++r) {
       const int h = r / 2;
       const int64_t d = n * 8 + 2 * t + r % 2;
@@ -310,6 +338,7 @@ __global__ void __launch_bounds__(128)
   const int64_t j0 = int64_t(blockIdx.x) * attn_mma_rows;
   const int64_t keys[2] = {j0 + warp * 16 + g, j0 + warp * 16 + g + 8};
   bool kvalid[2];
+  ADNN_UNROLL
   for (int h = 0; h < 2; ++h) kvalid[h] = keys[h] < Lk && !(mask && mask[b * Lk + keys[h]]);
   attn_stage_padded(Ks, k + bh * Lk * D, j0, attn_mma_rows, Lk, D, DP, pitch);
   attn_stage_padded(Vs, v + bh * Lk * D, j0, attn_mma_rows, Lk, D, DP, pitch);
@@ -318,7 +347,9 @@ __global__ void __launch_bounds__(128)
   const float scale = float(P.scale);
   const float keep_scale = P.dropout > 0 ? float(1.0 / (1.0 - P.dropout)) : 1.f;
   float ak[NT][4], av[NT][4];
+  ADNN_UNROLL
   for (int n = 0; n < NT; ++n)
+    ADNN_UNROLL
     for (int r = 0; r < 4; ++r) ak[n][r] = av[n][r] = 0.f;
 
   for (int64_t i0 = 0; i0 < Lq; i0 += BT) {
@@ -333,7 +364,9 @@ __global__ void __launch_bounds__(128)
     __syncthreads();
     float st[2][4] = {}, dpt[2][4] = {};  // Sᵀ = K Qᵀ, dPᵀ = V dOᵀ: 16 keys × 16 queries
     mma_pair_16x16<T, DP>(st, dpt, Kw, Vw, Qs, Gs, pitch, g, t);
+    ADNN_UNROLL
     for (int n = 0; n < 2; ++n)
+      ADNN_UNROLL
       for (int r = 0; r < 4; ++r) {
         const int h = r / 2, ic = n * 8 + 2 * t + r % 2;
         const int64_t i = i0 + ic;
@@ -350,6 +383,7 @@ __global__ void __launch_bounds__(128)
     uint32_t ap[4], ads[4], bw[2];
     frag_a_from_acc<T>(ap, st[0], st[1]);
     frag_a_from_acc<T>(ads, dpt[0], dpt[1]);
+    ADNN_UNROLL
     for (int n = 0; n < NT; ++n) {
       frag_b_cols(bw, Gs + n * 8, pitch, g, t);
       mma_m16n8k16<T>(av[n], ap, bw);
@@ -357,7 +391,9 @@ __global__ void __launch_bounds__(128)
       mma_m16n8k16<T>(ak[n], ads, bw);
     }
   }
+  ADNN_UNROLL
   for (int n = 0; n < NT; ++n)
+    ADNN_UNROLL
     for (int r = 0; r < 4; ++r) {
       const int h = r / 2;
       const int64_t d = n * 8 + 2 * t + r % 2;

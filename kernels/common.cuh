@@ -16,6 +16,9 @@
 #include <cuda_runtime.h>
 
 #define ADNN_DEVICE_CODE 1
+// Unrolls a loop with a compile-time trip count, so register arrays indexed by it stay in
+// registers (nothing to do on the emulator).
+#define ADNN_UNROLL _Pragma("unroll")
 #define ADNN_DYNAMIC_SHARED(type, name) extern __shared__ __align__(16) unsigned char adnn_dyn_smem_[]; \
   type* name = reinterpret_cast<type*>(adnn_dyn_smem_)
 
@@ -61,6 +64,7 @@ void launch_impl(const char* name, const char* file, int line, void (*kernel)(KA
 #include "sim/simt.hpp"
 
 #define ADNN_DEVICE_CODE 0
+#define ADNN_UNROLL
 #define __global__
 #define __device__ inline
 #define __host__

@@ -25,6 +25,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   ADNN_CHECK(k.size(0) == B && k.size(1) == H && k.size(3) == D && v.sizes() == k.sizes(), op,
              ": shapes do not agree: ", describe({&q, &k, &v}));
   ADNN_CHECK(D >= 1 && D <= 256, op, ": head dim ", D, " not supported (1 to 256)");
+  ADNN_CHECK(B * H <= 65535, op, ": batch × heads = ", B * H, " exceeds 65,535 (one grid row of blocks each)");
   ADNN_CHECK(dropout_p >= 0 && dropout_p < 1, op, ": dropout probability ", dropout_p, " must be in [0, 1)");
   if (key_padding_mask.defined())
     ADNN_CHECK(key_padding_mask.dtype() == DType::boolean && key_padding_mask.dim() == 2 &&
