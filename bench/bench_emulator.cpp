@@ -16,7 +16,7 @@ static void BM_emulated_block_sum(benchmark::State& st) {
   const int64_t rows = 4096, R = 256;
   std::vector<float> x(size_t(rows * R), 1.0f), out(rows);
   for (auto _ : st) {
-    ADNN_LAUNCH(reduce_rows_kernel<float>, dim3(unsigned(rows)), dim3(256), 0, nullptr, int(r_sum), x.data(),
+    ADNN_LAUNCH(reduce_rows_kernel<float>, dim3(unsigned(rows)), dim3(256), 0, nullptr, ReduceOp::sum, x.data(),
                 out.data(), rows, R);
     benchmark::DoNotOptimize(out.data());
   }
@@ -35,7 +35,7 @@ static void BM_emulated_map(benchmark::State& st) {
   g.stride[1][0] = 1;
   for (auto _ : st) {
     // one element per thread: 4096 blocks of 256
-    ADNN_LAUNCH(unary_kernel<float>, dim3(unsigned(n / 256)), dim3(256), 0, nullptr, int(u_relu), x.data(), y.data(),
+    ADNN_LAUNCH(unary_kernel<float>, dim3(unsigned(n / 256)), dim3(256), 0, nullptr, UnaryOp::relu, x.data(), y.data(),
                 n, g, 0.0, 0.0);
     benchmark::DoNotOptimize(y.data());
   }

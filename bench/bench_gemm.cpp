@@ -3,7 +3,7 @@
 #include <adnn/adnn.hpp>
 #include <benchmark/benchmark.h>
 
-#include "cpu/kernels.hpp"
+#include "cpu/gemm.hpp"
 
 using namespace adnn;
 

@@ -28,13 +28,14 @@
 //   gradients, the same traffic pattern. Shared memory: (2·32·(D+1) + 16·D)·sizeof(T) forward,
 //   (2·32·(D+1) + 32·D)·sizeof(T) for dQ, (2·32·(D+1) + 2·16·D)·sizeof(T) for dK/dV.
 #include "common.cuh"
+#include "common/attention.hpp"
 
 #include <cstdint>
 #include <type_traits>
 
 namespace adnn::kernels {
 
-constexpr int attn_max_head_dim = 256;
+constexpr int attn_max_head_dim = kAttnMaxHeadDim;
 constexpr int attn_chunks = attn_max_head_dim / 32;  // accumulators per row and lane
 constexpr int attn_rows_per_warp = 4;
 constexpr int attn_warps = 4;
@@ -44,29 +45,11 @@ constexpr int attn_tile = 32;                                       // keys (or 
 template <class T>
 using attn_acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
-struct AttnDims {
-  int64_t B, H, Lq, Lk, D;
-  double scale, dropout;  // dropout probability p in [0, 1)
-  uint64_t seed;
-};
-
 // A value of T in the accumulation type (f16 / bf16 through their float conversion).
 template <class A, class T>
 __device__ __forceinline__ A attn_value(T v) {
   if constexpr (std::is_same_v<T, A>) return v;
   else return A(to_float(v));
-}
-
-// Counter-based keep decision for dropout element (bh, i, j): splitmix64 of the element's
-// index mixed with the seed; keeps with probability 1 − p. Host and device, bit-identical.
-__host__ __device__ __forceinline__ bool attention_keep(uint64_t seed, uint64_t bh, uint64_t i, uint64_t j,
-                                                        uint64_t Lq, uint64_t Lk, double p) {
-  uint64_t z = seed + ((bh * Lq + i) * Lk + j + 1) * 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  z ^= z >> 31;
-  const double u = double(z >> 11) * (1.0 / 9007199254740992.0);  // [0, 1), 53 bits
-  return u >= p;
 }
 
 template <class A>
@@ -105,7 +88,7 @@ __device__ __forceinline__ A attn_dot(const T* a, const T* b, int64_t D) {
 template <class T>
 __global__ void attention_forward_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                                          const bool* __restrict__ mask, T* __restrict__ o, T* __restrict__ lse,
-                                         AttnDims P) {
+                                         AttnGeom P) {
   using A = attn_acc_t<T>;
   ADNN_DYNAMIC_SHARED(T, smem);
   const int64_t D = P.D, pitch = D + 1, bh = blockIdx.y, b = bh / P.H;
@@ -203,7 +186,7 @@ template <class T>
 __global__ void attention_backward_dq_kernel(const T* __restrict__ q, const T* __restrict__ k,
                                              const T* __restrict__ v, const bool* __restrict__ mask,
                                              const T* __restrict__ go, const T* __restrict__ lse,
-                                             const T* __restrict__ dlt, T* __restrict__ gq, AttnDims P) {
+                                             const T* __restrict__ dlt, T* __restrict__ gq, AttnGeom P) {
   using A = attn_acc_t<T>;
   ADNN_DYNAMIC_SHARED(T, smem);
   const int64_t D = P.D, pitch = D + 1, bh = blockIdx.y, b = bh / P.H;
@@ -269,7 +252,7 @@ __global__ void attention_backward_dkv_kernel(const T* __restrict__ q, const T* 
                                               const T* __restrict__ v, const bool* __restrict__ mask,
                                               const T* __restrict__ go, const T* __restrict__ lse,
                                               const T* __restrict__ dlt, T* __restrict__ gk, T* __restrict__ gv,
-                                              AttnDims P) {
+                                              AttnGeom P) {
   using A = attn_acc_t<T>;
   ADNN_DYNAMIC_SHARED(T, smem);
   const int64_t D = P.D, pitch = D + 1, bh = blockIdx.y, b = bh / P.H;
@@ -350,7 +333,7 @@ inline size_t attention_dq_smem(int64_t D, size_t elem) {
 inline size_t attention_dkv_smem(int64_t D, size_t elem) { return attention_dq_smem(D, elem); }
 
 template <class T>
-void launch_attention_forward(const T* q, const T* k, const T* v, const bool* mask, T* o, T* lse, const AttnDims& P,
+void launch_attention_forward(const T* q, const T* k, const T* v, const bool* mask, T* o, T* lse, const AttnGeom& P,
                               Stream stream) {
   if (P.Lq == 0 || P.B * P.H == 0) return;
   ADNN_LAUNCH(attention_forward_kernel<T>, dim3(ceil_div(P.Lq, attn_block_rows), unsigned(P.B * P.H)),
@@ -359,7 +342,7 @@ void launch_attention_forward(const T* q, const T* k, const T* v, const bool* ma
 
 template <class T>
 void launch_attention_backward(const T* q, const T* k, const T* v, const bool* mask, const T* o, const T* go,
-                               const T* lse, T* dlt, T* gq, T* gk, T* gv, const AttnDims& P, Stream stream) {
+                               const T* lse, T* dlt, T* gq, T* gk, T* gv, const AttnGeom& P, Stream stream) {
   const int64_t BH = P.B * P.H;
   if (BH == 0) return;
   if (P.Lq > 0)

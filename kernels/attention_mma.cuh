@@ -78,7 +78,7 @@ template <class T, int DP>
 __global__ void __launch_bounds__(128)
     attention_forward_mma_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                                  const bool* __restrict__ mask, T* __restrict__ o, float* __restrict__ lse,
-                                 AttnDims P) {
+                                 AttnGeom P) {
   constexpr int pitch = DP + 8;  // 16 bytes of padding per staged row
   constexpr int NT = DP / 8;     // 8-column tiles of the O accumulator
   constexpr int KC = DP / 16;    // 16-deep chunks of Q·Kᵀ
@@ -250,7 +250,7 @@ __global__ void __launch_bounds__(128)
     attention_backward_dq_mma_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                                      const bool* __restrict__ mask, const T* __restrict__ go,
                                      const float* __restrict__ lse, const float* __restrict__ dlt,
-                                     T* __restrict__ gq, AttnDims P) {
+                                     T* __restrict__ gq, AttnGeom P) {
   constexpr int pitch = DP + 8, NT = DP / 8, BT = attn_mma_bwd_tile;
   ADNN_DYNAMIC_SHARED(T, smem);
   T* Qs = smem;                          // (64, pitch)
@@ -324,7 +324,7 @@ __global__ void __launch_bounds__(128)
     attention_backward_dkv_mma_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                                       const bool* __restrict__ mask, const T* __restrict__ go,
                                       const float* __restrict__ lse, const float* __restrict__ dlt,
-                                      T* __restrict__ gk, T* __restrict__ gv, AttnDims P) {
+                                      T* __restrict__ gk, T* __restrict__ gv, AttnGeom P) {
   constexpr int pitch = DP + 8, NT = DP / 8, BT = attn_mma_bwd_tile;
   ADNN_DYNAMIC_SHARED(T, smem);
   T* Ks = smem;                          // (64, pitch)
@@ -412,7 +412,7 @@ inline size_t attention_mma_smem(int DP, size_t elem) {
 // T: f16 or bf16. Needs sm_80 or later on a GPU (the CUDA backend checks); any emulated device.
 template <class T>
 void launch_attention_forward_mma(const T* q, const T* k, const T* v, const bool* mask, T* o, float* lse,
-                                  const AttnDims& P, Stream stream) {
+                                  const AttnGeom& P, Stream stream) {
   if (P.Lq == 0 || P.B * P.H == 0) return;
   const dim3 grid(ceil_div(P.Lq, attn_mma_rows), unsigned(P.B * P.H)), block(32 * attn_mma_warps);
   const int DP = attention_mma_dp(P.D);
@@ -428,7 +428,7 @@ void launch_attention_forward_mma(const T* q, const T* k, const T* v, const bool
 // dlt: (BH, Lq) f32 scratch. T: f16 or bf16, as launch_attention_forward_mma.
 template <class T>
 void launch_attention_backward_mma(const T* q, const T* k, const T* v, const bool* mask, const T* o, const T* go,
-                                   const float* lse, float* dlt, T* gq, T* gk, T* gv, const AttnDims& P,
+                                   const float* lse, float* dlt, T* gq, T* gk, T* gv, const AttnGeom& P,
                                    Stream stream) {
   const int64_t BH = P.B * P.H;
   if (BH == 0) return;

@@ -16,6 +16,7 @@
 //   with the channel_pool thread layout, spatial mode one warp per pixel. Cost: reads g and
 //   x once, writes gx and ga.
 #include "common.cuh"
+#include "common/reduce.hpp"
 
 #include <type_traits>
 
@@ -23,23 +24,6 @@ namespace adnn::kernels {
 
 template <class T>
 using cbam_acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
-template <class A>
-__host__ __device__ __forceinline__ A cbam_sigmoid(A a) {
-  return A(1) / (A(1) + math::exp(-a));
-}
-
-// Keeps (value, index) of the larger value, the smaller index on ties; NaN propagates.
-// Index −1 means "nothing seen yet".
-template <class A>
-__device__ __forceinline__ void argmax_merge(A& best, int64_t& bi, A v, int64_t vi) {
-  if (vi < 0) return;
-  const bool take = bi < 0 || (best == best && (v != v || v > best || (v == best && vi < bi)));
-  if (take) {
-    best = v;
-    bi = vi;
-  }
-}
 
 // ---------------------------------------------------------------- channel pool
 template <class T>
@@ -138,7 +122,7 @@ __global__ void sigmoid_gate_kernel(const T* __restrict__ x, const T* __restrict
   const int64_t total = N * P * C;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = e % C, np = e / C, n = np / P;
-    const A s = cbam_sigmoid(A(a[mode == gate_channel ? n * C + c : np]));
+    const A s = sigmoid(A(a[mode == gate_channel ? n * C + c : np]));
     y[e] = T(A(x[e]) * s);
   }
 }
@@ -154,7 +138,7 @@ __global__ void sigmoid_gate_backward_channel_kernel(const T* __restrict__ g, co
   const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx;
   A acc = 0, s = 0;
   if (c < C) {
-    s = cbam_sigmoid(A(a[n * C + c]));
+    s = sigmoid(A(a[n * C + c]));
     for (int64_t p = ty; p < P; p += 8) {
       const int64_t e = (n * P + p) * C + c;
       const A gv = A(g[e]);
@@ -179,7 +163,7 @@ __global__ void sigmoid_gate_backward_spatial_kernel(const T* __restrict__ g, co
   const int64_t m = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (m >= M) return;
-  const A s = cbam_sigmoid(A(a[m]));
+  const A s = sigmoid(A(a[m]));
   A acc = 0;
   for (int64_t c = lane; c < C; c += 32) {
     const A gv = A(g[m * C + c]);

@@ -219,25 +219,17 @@ void launch_impl(const char*, const char*, int, void (*kernel)(KArgs...), dim3 g
 #define ADNN_LAUNCH(kernel, grid, block, smem, stream, ...) \
   ::adnn::kernels::launch_impl(#kernel, __FILE__, __LINE__, kernel, grid, block, smem, stream, __VA_ARGS__)
 
-#include <math.h>
+#include "common/activation.hpp"
+#include "common/hd.hpp"
 
 namespace adnn::kernels {
+// The shared layer (src/common): geometry structs, activations, math::exp/log/...
+using namespace ::adnn::common;
 inline unsigned ceil_div(int64_t a, int64_t b) { return unsigned((a + b - 1) / b); }
+// Blocks for a grid-stride loop over n elements (at most 65,535).
+inline dim3 grid_for(int64_t n, unsigned threads = 256) {
+  const unsigned b = ceil_div(n, threads);
+  return dim3(b < 1u ? 1u : (b > 65535u ? 65535u : b));
+}
 
-// Math for kernel code, resolved explicitly so adnn's tensor ops (adnn::exp, ...) never
-// shadow them: the f32 forms for float, the f64 forms for double.
-namespace math {
-__host__ __device__ __forceinline__ float exp(float v) { return ::expf(v); }
-__host__ __device__ __forceinline__ double exp(double v) { return ::exp(v); }
-__host__ __device__ __forceinline__ float log(float v) { return ::logf(v); }
-__host__ __device__ __forceinline__ double log(double v) { return ::log(v); }
-__host__ __device__ __forceinline__ float sqrt(float v) { return ::sqrtf(v); }
-__host__ __device__ __forceinline__ double sqrt(double v) { return ::sqrt(v); }
-__host__ __device__ __forceinline__ float tanh(float v) { return ::tanhf(v); }
-__host__ __device__ __forceinline__ double tanh(double v) { return ::tanh(v); }
-__host__ __device__ __forceinline__ float erf(float v) { return ::erff(v); }
-__host__ __device__ __forceinline__ double erf(double v) { return ::erf(v); }
-__host__ __device__ __forceinline__ float pow(float a, float b) { return ::powf(a, b); }
-__host__ __device__ __forceinline__ double pow(double a, double b) { return ::pow(a, b); }
-}  // namespace math
 }  // namespace adnn::kernels

@@ -15,36 +15,13 @@
 // bias_add: y[r, o] += b[o].
 // Cost: im2col writes |col| = N·OH·OW·KH·KW·Cg elements and reads as many (cached);
 //   depthwise forward reads KH·KW·|y| (cached) and writes |y|: memory bound.
+#include "common/conv.hpp"
 #include "reduce.cuh"
 
 namespace adnn::kernels {
 
-struct ConvDims {
-  int64_t N, H, W, C, O, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, groups;
-};
-
-// Calls f(oh, ow, kh, kw) for every output position and tap that reads input pixel (ih, iw):
-// the gather form of a convolution's adjoint (col2im and input gradients without atomics).
-// G is any geometry with ConvDims' fields (the CPU twin passes cpu::ConvGeom).
-template <class G, class F>
-__host__ __device__ __forceinline__ void for_each_tap_reading(const G& g, int64_t ih, int64_t iw, F&& f) {
-  for (int64_t kh = 0; kh < g.KH; ++kh) {
-    const int64_t t = ih + g.pt - kh * g.dh;
-    if (t < 0 || t % g.sh) continue;
-    const int64_t oh = t / g.sh;
-    if (oh >= g.OH) continue;
-    for (int64_t kw = 0; kw < g.KW; ++kw) {
-      const int64_t u = iw + g.pl - kw * g.dw;
-      if (u < 0 || u % g.sw) continue;
-      const int64_t ow = u / g.sw;
-      if (ow >= g.OW) continue;
-      f(oh, ow, kh, kw);
-    }
-  }
-}
-
 template <class T>
-__global__ void im2col_kernel(const T* __restrict__ x, T* __restrict__ col, ConvDims g, int64_t n0, int64_t nb,
+__global__ void im2col_kernel(const T* __restrict__ x, T* __restrict__ col, ConvGeom g, int64_t n0, int64_t nb,
                               int64_t gi) {
   const int64_t Cg = g.C / g.groups, KK = g.KH * g.KW * Cg, total = nb * g.OH * g.OW * KK;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
@@ -57,7 +34,7 @@ __global__ void im2col_kernel(const T* __restrict__ x, T* __restrict__ col, Conv
 }
 
 template <class T>
-__global__ void col2im_kernel(const T* __restrict__ dcol, T* __restrict__ gx, ConvDims g, int64_t n0, int64_t nb,
+__global__ void col2im_kernel(const T* __restrict__ dcol, T* __restrict__ gx, ConvGeom g, int64_t n0, int64_t nb,
                               int64_t gi) {
   const int64_t Cg = g.C / g.groups, KK = g.KH * g.KW * Cg, total = nb * g.H * g.W * Cg;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
@@ -72,7 +49,7 @@ __global__ void col2im_kernel(const T* __restrict__ dcol, T* __restrict__ gx, Co
 
 template <class T>
 __global__ void depthwise_forward_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
-                                         T* __restrict__ y, ConvDims g) {
+                                         T* __restrict__ y, ConvGeom g) {
   const int64_t total = g.N * g.OH * g.OW * g.C;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % g.C, ow = (i / g.C) % g.OW, oh = (i / (g.C * g.OW)) % g.OH, n = i / (g.C * g.OW * g.OH);
@@ -92,7 +69,7 @@ __global__ void depthwise_forward_kernel(const T* __restrict__ x, const T* __res
 
 template <class T>
 __global__ void depthwise_backward_input_kernel(const T* __restrict__ gy, const T* __restrict__ w,
-                                                T* __restrict__ gx, ConvDims g) {
+                                                T* __restrict__ gx, ConvGeom g) {
   const int64_t total = g.N * g.H * g.W * g.C;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % g.C, iw = (i / g.C) % g.W, ih = (i / (g.C * g.W)) % g.H, n = i / (g.C * g.W * g.H);
@@ -107,7 +84,7 @@ __global__ void depthwise_backward_input_kernel(const T* __restrict__ gy, const 
 // grid.x = C·KH·KW blocks; block = 256 threads
 template <class T>
 __global__ void depthwise_backward_weight_kernel(const T* __restrict__ gy, const T* __restrict__ x,
-                                                 T* __restrict__ gw, ConvDims g) {
+                                                 T* __restrict__ gw, ConvGeom g) {
   __shared__ T scratch[32];
   const int64_t e = blockIdx.x;  // (c, kh, kw)
   const int64_t kw = e % g.KW, kh = (e / g.KW) % g.KH, c = e / (g.KW * g.KH);

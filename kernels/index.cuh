@@ -11,6 +11,7 @@
 // Threads: one thread per output (or gradient) element, innermost dim fastest.
 // Cost: one read and one write (or atomic add) per element, plus the index read.
 #include "common.cuh"
+#include "common/index.hpp"
 
 namespace adnn::kernels {
 
@@ -34,15 +35,9 @@ __global__ void index_add_kernel(const T* __restrict__ g, const int64_t* __restr
   }
 }
 
-struct GatherDims {
-  int ndim, dim;
-  int64_t size[8];      // index / out sizes
-  int64_t xstride[8];   // x strides (contiguous x)
-};
-
 template <class T>
 __global__ void gather_kernel(const T* __restrict__ x, const int64_t* __restrict__ idx, T* __restrict__ out,
-                              int64_t n, GatherDims g, bool scatter) {
+                              int64_t n, GatherGeom g, bool scatter) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t rem = i, off = 0;
     for (int d = g.ndim - 1; d >= 0; --d) {

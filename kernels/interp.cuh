@@ -10,17 +10,14 @@
 // Cost: forward reads taps_y·taps_x input values per output (cached), writes |y|; backward
 //   the same number of atomic adds.
 #include "common.cuh"
+#include "common/interp.hpp"
 
 namespace adnn::kernels {
-
-struct InterpDims {
-  int64_t N, H, W, C, OH, OW, ty, tx;
-};
 
 template <class T>
 __global__ void interp_forward_kernel(const T* __restrict__ x, T* __restrict__ y, const int64_t* __restrict__ iy,
                                       const double* __restrict__ wy, const int64_t* __restrict__ ix,
-                                      const double* __restrict__ wx, InterpDims g) {
+                                      const double* __restrict__ wx, InterpGeom g) {
   const int64_t total = g.N * g.OH * g.OW * g.C;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % g.C, ox = (i / g.C) % g.OW, oy = (i / (g.C * g.OW)) % g.OH, n = i / (g.C * g.OW * g.OH);
@@ -36,7 +33,7 @@ __global__ void interp_forward_kernel(const T* __restrict__ x, T* __restrict__ y
 template <class T>
 __global__ void interp_backward_kernel(const T* __restrict__ gy, T* __restrict__ gx, const int64_t* __restrict__ iy,
                                        const double* __restrict__ wy, const int64_t* __restrict__ ix,
-                                       const double* __restrict__ wx, InterpDims g) {
+                                       const double* __restrict__ wx, InterpGeom g) {
   const int64_t total = g.N * g.OH * g.OW * g.C;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % g.C, ox = (i / g.C) % g.OW, oy = (i / (g.C * g.OW)) % g.OH, n = i / (g.C * g.OW * g.OH);

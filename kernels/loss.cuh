@@ -11,14 +11,10 @@
 //   K and D for the terms and gradients.
 // Cost: reads B·(2K + 2D) values (+ K·D centers rows used), writes B·(K + D) gradients; one
 //   exp and one log per logit.
+#include "common/loss.hpp"
 #include "reduce.cuh"
 
 namespace adnn::kernels {
-
-struct CompoundParams {
-  int64_t B, K, D;
-  float l_ce, l_center, l_dls, eps;
-};
 
 template <int Dummy = 0>
 __global__ void compound_loss_kernel(const float* __restrict__ z, const float* __restrict__ f,
@@ -72,49 +68,6 @@ __global__ void compound_loss_kernel(const float* __restrict__ z, const float* _
     atomicAdd(terms + 1, 0.5 * double(cl) / double(B));
     atomicAdd(terms + 2, double(dls) / double(B));
   }
-}
-
-// ---- CPU twin
-inline void compound_loss_reference(const float* z, const float* f, const float* t, const int64_t* y,
-                                    const float* centers, const float* prior, const float* w, float W, float* gz,
-                                    float* gf, double* terms, const CompoundParams& P) {
-  double t0 = 0, t1 = 0, t2 = 0;
-#pragma omp parallel for schedule(static) reduction(+ : t0, t1, t2) if (P.B * (P.K + P.D) > 32768)
-  for (int64_t i = 0; i < P.B; ++i) {
-    const float* zi = z + i * P.K;
-    const float* ti = t + i * P.K;
-    double m = -INFINITY, s = 0;
-    for (int64_t c = 0; c < P.K; ++c) m = std::max(m, double(zi[c]));
-    for (int64_t c = 0; c < P.K; ++c) s += std::exp(double(zi[c]) - m);
-    const double lse = m + std::log(s);
-    double ce = 0, a_sum = 0, dls = 0, q_sum = 0;
-    for (int64_t c = 0; c < P.K; ++c) {
-      const double nlp = lse - zi[c], a = double(w ? w[c] : 1.f) * ti[c];
-      const double q = (1.0 - P.eps) * ti[c] + double(P.eps) * prior[c];
-      ce += a * nlp;
-      a_sum += a;
-      dls += q * nlp;
-      q_sum += q;
-    }
-    for (int64_t c = 0; c < P.K; ++c) {
-      const double p = std::exp(zi[c] - lse), a = double(w ? w[c] : 1.f) * ti[c];
-      const double q = (1.0 - P.eps) * ti[c] + double(P.eps) * prior[c];
-      gz[i * P.K + c] = float(P.l_ce * (a_sum * p - a) / W + P.l_dls * (q_sum * p - q) / double(P.B));
-    }
-    const float* ci = centers + y[i] * P.D;
-    double cl = 0;
-    for (int64_t d = 0; d < P.D; ++d) {
-      const double diff = double(f[i * P.D + d]) - ci[d];
-      cl += diff * diff;
-      gf[i * P.D + d] = float(P.l_center * diff / double(P.B));
-    }
-    t0 += ce / W;
-    t1 += 0.5 * cl / double(P.B);
-    t2 += dls / double(P.B);
-  }
-  terms[0] = t0;
-  terms[1] = t1;
-  terms[2] = t2;
 }
 
 }  // namespace adnn::kernels

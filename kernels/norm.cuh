@@ -29,30 +29,12 @@ namespace adnn::kernels {
 
 enum ChannelMode : int { ch_sum, ch_sqdev, ch_grad };
 
-// The activation fused after batch norm: y = act(z), z = x̂·w + b. Backward recomputes z
-// from x and the statistics, so no pre-activation tensor is stored.
-enum NormAct : int { act_none = 0, act_silu = 1, act_relu = 2 };
-template <class A>
-__host__ __device__ __forceinline__ A norm_act(int act, A z) {
-  if (act == act_silu) return z / (A(1) + math::exp(-z));
-  if (act == act_relu) return z > A(0) ? z : A(0);
-  return z;
-}
-template <class A>
-__host__ __device__ __forceinline__ A norm_act_grad(int act, A z) {  // d act(z) / dz
-  if (act == act_silu) {
-    const A s = A(1) / (A(1) + math::exp(-z));
-    return s * (A(1) + z * (A(1) - s));
-  }
-  if (act == act_relu) return z > A(0) ? A(1) : A(0);
-  return A(1);
-}
 enum ChannelFinal : int { fin_mean, fin_invstd, fin_sums };
 
 template <class T>
 __global__ void channel_partials_kernel(int mode, const T* __restrict__ x, const T* __restrict__ g,
                                         const T* __restrict__ mean, const T* __restrict__ invstd,
-                                        const T* __restrict__ w, const T* __restrict__ b, int act,
+                                        const T* __restrict__ w, const T* __restrict__ b, NormActivation act,
                                         double* __restrict__ part, int64_t M, int64_t C) {
   __shared__ double s0[8][33];
   __shared__ double s1[8][33];
@@ -71,7 +53,7 @@ __global__ void channel_partials_kernel(int mode, const T* __restrict__ x, const
       } else {
         const double xhat = (v - mu) * is;
         double gv = double(g[r * C + c]);
-        if (act != act_none)
+        if (act != NormActivation::none)
           gv *= double(norm_act_grad<T>(act, T(xhat * (w ? double(w[c]) : 1.0) + (b ? double(b[c]) : 0.0))));
         a0 += gv;
         a1 += gv * xhat;
@@ -116,10 +98,25 @@ __global__ void channel_reduce_kernel(int fin, const double* __restrict__ part, 
 
 // With `residual` and `scale` it is also the MBConv epilogue: y = residual + s[n] · act(z),
 // s the per-sample drop-path factor (0 or 1/(1-p)), n = row / rows_per_sample.
+// Row slices of the per-channel sums: enough blocks along M, at most 64 partial rows.
+inline int64_t channel_sum_slices(int64_t M) { return M / 256 < 1 ? 1 : (M / 256 > 64 ? 64 : M / 256); }
+// Per-channel sums of x (M, C) (mode ch_sum / ch_sqdev / ch_grad) into the workspace `part`
+// (2, channel_sum_slices(M), C) f64, then finalised (fin) into out0 / out1.
+template <class T, class O>
+void launch_channel_sums(int mode, int fin, const T* x, const T* g, const T* mean, const T* invstd, const T* w,
+                         const T* b, NormActivation act, double* part, int64_t M, int64_t C, double eps, O* out0,
+                         O* out1, Stream stream) {
+  const int64_t P = channel_sum_slices(M);
+  ADNN_LAUNCH(channel_partials_kernel<T>, dim3(ceil_div(C, 32), unsigned(P)), dim3(32, 8), 0, stream, mode, x, g,
+              mean, invstd, w, b, act, part, M, C);
+  ADNN_LAUNCH(channel_reduce_kernel<O>, dim3(ceil_div(C, 128)), dim3(128), 0, stream, fin, part, P, C, M, eps, out0,
+              out1);
+}
+
 template <class T>
 __global__ void bn_apply_kernel(const T* __restrict__ x, const T* __restrict__ mean, const T* __restrict__ invstd,
                                 const T* __restrict__ w, const T* __restrict__ b, T* __restrict__ y, int64_t M,
-                                int64_t C, int act, const T* __restrict__ residual, const T* __restrict__ scale,
+                                int64_t C, NormActivation act, const T* __restrict__ residual, const T* __restrict__ scale,
                                 int64_t rows_per_sample) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % C;
@@ -138,13 +135,13 @@ template <class T>
 __global__ void bn_backward_apply_kernel(const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ w,
                                          const T* __restrict__ b, const T* __restrict__ mean,
                                          const T* __restrict__ invstd, const double* __restrict__ sums,
-                                         T* __restrict__ gx, int64_t M, int64_t C, bool training, int act) {
+                                         T* __restrict__ gx, int64_t M, int64_t C, bool training, NormActivation act) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % C;
     const double wc = w ? double(w[c]) : 1.0, scale = double(invstd[c]) * wc;
     const double xhat = (double(x[i]) - double(mean[c])) * double(invstd[c]);
     double gv = double(g[i]);
-    if (act != act_none) gv *= double(norm_act_grad<T>(act, T(xhat * wc + (b ? double(b[c]) : 0.0))));
+    if (act != NormActivation::none) gv *= double(norm_act_grad<T>(act, T(xhat * wc + (b ? double(b[c]) : 0.0))));
     if (training) {
       gx[i] = T(scale * (gv - sums[c] / double(M) - xhat * sums[C + c] / double(M)));
     } else {

@@ -15,18 +15,17 @@
 
 namespace adnn::kernels {
 
-enum ReduceCode : int { r_sum, r_max, r_min };
 
 template <class A>
-__device__ __forceinline__ A combine(int op, A a, A b) {
-  if (op == r_sum) return a + b;
+__device__ __forceinline__ A combine(ReduceOp op, A a, A b) {
+  if (op == ReduceOp::sum) return a + b;
   if (a != a) return a;  // NaN wins
   if (b != b) return b;
-  return op == r_max ? (a > b ? a : b) : (a < b ? a : b);
+  return op == ReduceOp::max ? (a > b ? a : b) : (a < b ? a : b);
 }
 
 template <class A>
-__device__ __forceinline__ A warp_reduce(int op, A v) {
+__device__ __forceinline__ A warp_reduce(ReduceOp op, A v) {
   for (int off = 16; off > 0; off >>= 1) v = combine(op, v, __shfl_xor_sync(0xffffffffu, v, off));
   return v;
 }
@@ -35,7 +34,7 @@ __device__ __forceinline__ A warp_reduce(int op, A v) {
 // of 32 (<= 1024). `scratch` is shared memory for 32 values; it may be reused as soon as
 // this returns (hence the trailing barrier).
 template <class A>
-__device__ __forceinline__ A block_reduce(int op, A v, A identity, A* scratch) {
+__device__ __forceinline__ A block_reduce(ReduceOp op, A v, A identity, A* scratch) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
   v = warp_reduce(op, v);
   if (lane == 0) scratch[warp] = v;
@@ -47,19 +46,19 @@ __device__ __forceinline__ A block_reduce(int op, A v, A identity, A* scratch) {
 }
 template <class A>
 __device__ __forceinline__ A block_sum(A v, A* scratch) {
-  return block_reduce<A>(r_sum, v, A(0), scratch);
+  return block_reduce<A>(ReduceOp::sum, v, A(0), scratch);
 }
 template <class A>
 __device__ __forceinline__ A block_max(A v, A* scratch) {
-  return block_reduce<A>(r_max, v, A(-INFINITY), scratch);
+  return block_reduce<A>(ReduceOp::max, v, A(-INFINITY), scratch);
 }
 
-template <class A> __device__ __forceinline__ A reduce_identity(int op) {
-  return op == r_sum ? A(0) : (op == r_max ? A(-INFINITY) : A(INFINITY));
+template <class A> __device__ __forceinline__ A reduce_identity(ReduceOp op) {
+  return op == ReduceOp::sum ? A(0) : (op == ReduceOp::max ? A(-INFINITY) : A(INFINITY));
 }
 
 template <class T>
-__global__ void reduce_rows_kernel(int op, const T* __restrict__ x, T* __restrict__ out, int64_t rows, int64_t R) {
+__global__ void reduce_rows_kernel(ReduceOp op, const T* __restrict__ x, T* __restrict__ out, int64_t rows, int64_t R) {
   __shared__ T scratch[32];
   const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
   if (r >= rows) return;
@@ -115,7 +114,7 @@ inline unsigned row_threads(int64_t R) { return R >= 1024 ? 256 : R >= 128 ? 128
 inline dim3 row_grid(int64_t rows) { return dim3(unsigned(std::min<int64_t>(rows, 65535)), ceil_div(rows, 65535)); }
 
 template <class T>
-void launch_reduce_rows(ReduceCode op, const T* x, T* out, int64_t rows, int64_t R, Stream stream) {
+void launch_reduce_rows(ReduceOp op, const T* x, T* out, int64_t rows, int64_t R, Stream stream) {
   if (rows == 0) return;
   ADNN_LAUNCH(reduce_rows_kernel<T>, row_grid(rows), dim3(row_threads(R)), 0, stream, int(op), x, out, rows, R);
 }
@@ -130,7 +129,7 @@ __global__ void sum_all_atomic_kernel(const T* __restrict__ x, float* __restrict
   float acc = 0;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
     acc += to_float(x[i]);
-  acc = warp_reduce<float>(r_sum, acc);
+  acc = warp_reduce<float>(ReduceOp::sum, acc);
   if (threadIdx.x % 32 == 0) atomicAdd(out, acc);
 }
 

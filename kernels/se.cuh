@@ -52,14 +52,14 @@ __global__ void se_gate_scale_kernel(const T* __restrict__ x, const T* __restric
   for (int64_t r = threadIdx.x; r < R; r += blockDim.x) {
     A z = b1 ? A(b1[r]) : A(0);
     for (int64_t c = 0; c < C; ++c) z += A(w1[r * C + c]) * A(pn[c]);
-    h[r] = z / (A(1) + math::exp(-z));  // SiLU
+    h[r] = silu(z);
   }
   __syncthreads();
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
     A a = b2 ? A(b2[c]) : A(0);
     for (int64_t r = 0; r < R; ++r) a += A(w2[c * R + r]) * h[r];
     if (blockIdx.x == 0) logits[n * C + c] = T(a);
-    gate[c] = A(1) / (A(1) + math::exp(-a));
+    gate[c] = sigmoid(a);
   }
   __syncthreads();
   const int64_t p0 = int64_t(blockIdx.x) * pixels_per_block;

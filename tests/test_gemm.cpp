@@ -1,6 +1,6 @@
 // The built-in blocked GEMM (the fallback without OpenBLAS) and the configured GEMM,
 // against a naive triple loop, over transposes and awkward sizes.
-#include "cpu/kernels.hpp"
+#include "cpu/gemm.hpp"
 #include "testing.hpp"
 
 using namespace adnn;

@@ -104,11 +104,11 @@ __global__ void sum_rows_missing_barrier_kernel(const float* x, float* out, int6
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
   float acc = 0;
   for (int64_t k = threadIdx.x; k < R; k += blockDim.x) acc += x[blockIdx.x * R + k];
-  acc = warp_reduce<float>(r_sum, acc);
+  acc = warp_reduce<float>(ReduceOp::sum, acc);
   if (lane == 0) warp_sums[warp] = acc;
   // __syncthreads() missing here
   float t = lane < nwarps ? warp_sums[lane] : 0.f;
-  t = warp_reduce<float>(r_sum, t);
+  t = warp_reduce<float>(ReduceOp::sum, t);
   if (threadIdx.x == 0) out[blockIdx.x] = t;
 }
 
@@ -126,9 +126,9 @@ Tensor host_matrix(const std::vector<T>& v, int64_t rows, int64_t cols) {
   return from_vector(std::vector<double>(v.begin(), v.end()), {rows, cols}, DType::f64);
 }
 template <class T>
-std::vector<T> reduce_ref(ReduceCode op, const std::vector<T>& x, int64_t rows, int64_t R) {
+std::vector<T> reduce_ref(ReduceOp op, const std::vector<T>& x, int64_t rows, int64_t R) {
   Tensor t = host_matrix(x, rows, R);
-  Tensor r = op == r_sum ? sum(t, {1}) : (op == r_max ? amax(t, {1}) : amin(t, {1}));
+  Tensor r = op == ReduceOp::sum ? sum(t, {1}) : (op == ReduceOp::max ? amax(t, {1}) : amin(t, {1}));
   return r.to_vector<T>();
 }
 
@@ -243,8 +243,8 @@ TEST_SUITE("sim") {
     const int64_t rows = 64, R = 1000;
     auto x = random_vec<float>(rows * R, 5, 0.5, 1.5);
     std::vector<float> ref(rows), good(rows, NAN), bad(rows, NAN);
-    ref = reduce_ref(r_sum, x, rows, R);
-    launch_reduce_rows(r_sum, x.data(), good.data(), rows, R, nullptr);
+    ref = reduce_ref(ReduceOp::sum, x, rows, R);
+    launch_reduce_rows(ReduceOp::sum, x.data(), good.data(), rows, R, nullptr);
     CHECK(rel_err(good, ref) < 1e-5);
     ADNN_LAUNCH(sum_rows_missing_barrier_kernel, dim3(rows), dim3(256), 0, nullptr, x.data(), bad.data(), R);
     int wrong = 0;
@@ -256,7 +256,7 @@ TEST_SUITE("sim") {
   TEST_CASE("kernels vs CPU twins: row reductions, softmax, layer norm, atomics") {
     for (auto [rows, R] : {std::pair<int64_t, int64_t>{1, 1}, {5, 31}, {7, 200}, {3, 5000}}) {
       auto x = random_vec<float>(size_t(rows * R), uint64_t(rows * 131 + R));
-      for (ReduceCode op : {r_sum, r_max, r_min}) {
+      for (ReduceOp op : {ReduceOp::sum, ReduceOp::max, ReduceOp::min}) {
         std::vector<float> ref = reduce_ref(op, x, rows, R), got(rows, NAN);
         launch_reduce_rows(op, x.data(), got.data(), rows, R, nullptr);
         CHECK(rel_err(got, ref) < 1e-5);
@@ -275,8 +275,8 @@ TEST_SUITE("sim") {
       }
     }
     std::vector<double> xd = random_vec<double>(1000, 3);
-    std::vector<double> dref = reduce_ref(r_sum, xd, 4, 250), dgot(4, NAN);
-    launch_reduce_rows(r_sum, xd.data(), dgot.data(), 4, 250, nullptr);
+    std::vector<double> dref = reduce_ref(ReduceOp::sum, xd, 4, 250), dgot(4, NAN);
+    launch_reduce_rows(ReduceOp::sum, xd.data(), dgot.data(), 4, 250, nullptr);
     for (int i = 0; i < 4; ++i) CHECK(dgot[i] == doctest::Approx(dref[i]).epsilon(1e-12));
     auto v = random_vec<float>(100000, 8);
     float total = 0;
@@ -315,7 +315,7 @@ TEST_SUITE("sim") {
     }
     auto a = random_vec<float>(24, 1), b = random_vec<float>(5, 2);
     std::vector<float> out(120, NAN);
-    ADNN_LAUNCH((binary_kernel<float, float>), grid_for(120), dim3(256), 0, nullptr, int(b_mul), a.data(), b.data(),
+    ADNN_LAUNCH((binary_kernel<float, float>), grid_for(120), dim3(256), 0, nullptr, BinaryOp::mul, a.data(), b.data(),
                 out.data(), int64_t(120), g);
     for (int i = 0; i < 4; ++i)
       for (int j = 0; j < 5; ++j)
@@ -327,7 +327,7 @@ TEST_SUITE("sim") {
     g1.stride[1][0] = 1;
     auto u = random_vec<half>(1000, 4);
     std::vector<half> ug(1000);
-    ADNN_LAUNCH(unary_kernel<half>, grid_for(1000), dim3(256), 0, nullptr, int(u_gelu), u.data(), ug.data(),
+    ADNN_LAUNCH(unary_kernel<half>, grid_for(1000), dim3(256), 0, nullptr, UnaryOp::gelu, u.data(), ug.data(),
                 int64_t(1000), g1, 0.0, 0.0);
     for (int i = 0; i < 1000; ++i) {
       double x = double(float(u[i]));

@@ -11,7 +11,7 @@
 #include <numeric>
 #include <optional>
 
-#include "backend.hpp"
+#include "dispatch/dispatch.hpp"
 #if ADNN_WITH_CUDA_BACKEND
 #include <adnn/cuda/runtime.hpp>
 #endif

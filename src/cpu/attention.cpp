@@ -1,4 +1,4 @@
-// CPU twins of kernels/attention.cuh and kernels/cbam.cuh: the same arithmetic (f64
+// CPU twin of kernels/attention.cuh: the same arithmetic (f64
 // accumulation for f64 tensors, f32 otherwise), the same dropout hash, OpenMP over rows.
 #include <omp.h>
 
@@ -7,10 +7,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "cpu/kernels.hpp"
+#include "common/attention.hpp"
+#include "cpu/backend.hpp"
 #include "cpu/loop.hpp"
-#include "kernels/attention.cuh"  // attention_keep, shared with the kernels
-#include "kernels/cbam.cuh"       // cbam_sigmoid
 
 namespace adnn::cpu {
 
@@ -29,7 +28,7 @@ A dot(const T* a, const T* b, int64_t D) {
 template <class A>
 A keep_factor(const AttnGeom& g, int64_t bh, int64_t i, int64_t j) {
   if (g.dropout <= 0) return A(1);
-  return kernels::attention_keep(g.seed, uint64_t(bh), uint64_t(i), uint64_t(j), uint64_t(g.Lq), uint64_t(g.Lk),
+  return common::attention_keep(g.seed, uint64_t(bh), uint64_t(i), uint64_t(j), uint64_t(g.Lq), uint64_t(g.Lk),
                                  g.dropout)
              ? A(1.0 / (1.0 - g.dropout))
              : A(0);
@@ -146,15 +145,6 @@ void attn_bwd(const T* q, const T* k, const T* v, const bool* mask, const T* o, 
   }
 }
 
-// Larger value, smaller index on ties, NaN propagates (as kernels::argmax_merge).
-template <class A>
-void argmax_take(A& best, int64_t& bi, A v, int64_t vi) {
-  if (bi < 0 || (best == best && (v != v || v > best))) {
-    best = v;
-    bi = vi;
-  }
-}
-
 }  // namespace
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o,
@@ -173,177 +163,6 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
     using T = decltype(tag);
     attn_bwd<T>(q.data_ptr<T>(), k.data_ptr<T>(), v.data_ptr<T>(), opt_ptr<bool>(mask), o.data_ptr<T>(),
                 go.data_ptr<T>(), lse.data_ptr<T>(), gq.data_ptr<T>(), gk.data_ptr<T>(), gv.data_ptr<T>(), g);
-  });
-}
-
-void channel_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t N, int64_t P, int64_t C) {
-  float_dispatch(x.dtype(), "channel_pool2d", [&](auto tag) {
-    using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* xp = x.data_ptr<T>();
-    T* op = out.data_ptr<T>();
-    int64_t* am = argmax.data_ptr<int64_t>();
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-      std::vector<A> s(size_t(C), A(0)), best(size_t(C), -std::numeric_limits<A>::infinity());
-      std::vector<int64_t> bi(size_t(C), -1);
-      for (int64_t p = 0; p < P; ++p) {
-        const T* row = xp + (n * P + p) * C;
-        for (int64_t c = 0; c < C; ++c) {
-          s[c] += A(row[c]);
-          argmax_take(best[c], bi[c], A(row[c]), p);
-        }
-      }
-      for (int64_t c = 0; c < C; ++c) {
-        op[n * 2 * C + c] = T(s[c] / A(P));
-        op[n * 2 * C + C + c] = T(best[c]);
-        am[n * C + c] = bi[c];
-      }
-    }
-  });
-}
-
-void channel_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t N, int64_t P, int64_t C) {
-  float_dispatch(g.dtype(), "channel_pool2d backward", [&](auto tag) {
-    using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* gp = g.data_ptr<T>();
-    const int64_t* am = argmax.data_ptr<int64_t>();
-    T* out = gx.data_ptr<T>();
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t p = 0; p < P; ++p)
-        for (int64_t c = 0; c < C; ++c) {
-          A val = A(gp[n * 2 * C + c]) / A(P);
-          if (am[n * C + c] == p) val += A(gp[n * 2 * C + C + c]);
-          out[(n * P + p) * C + c] = T(val);
-        }
-  });
-}
-
-void spatial_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t M, int64_t C) {
-  float_dispatch(x.dtype(), "spatial_pool2d", [&](auto tag) {
-    using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* xp = x.data_ptr<T>();
-    T* op = out.data_ptr<T>();
-    int64_t* am = argmax.data_ptr<int64_t>();
-#pragma omp parallel for schedule(static)
-    for (int64_t m = 0; m < M; ++m) {
-      A s = 0, best = -std::numeric_limits<A>::infinity();
-      int64_t bi = -1;
-      for (int64_t c = 0; c < C; ++c) {
-        const A v = A(xp[m * C + c]);
-        s += v;
-        argmax_take(best, bi, v, c);
-      }
-      op[m * 2] = T(s / A(C));
-      op[m * 2 + 1] = T(best);
-      am[m] = bi;
-    }
-  });
-}
-
-void spatial_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t M, int64_t C) {
-  float_dispatch(g.dtype(), "spatial_pool2d backward", [&](auto tag) {
-    using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* gp = g.data_ptr<T>();
-    const int64_t* am = argmax.data_ptr<int64_t>();
-    T* out = gx.data_ptr<T>();
-#pragma omp parallel for schedule(static)
-    for (int64_t m = 0; m < M; ++m)
-      for (int64_t c = 0; c < C; ++c) {
-        A val = A(gp[m * 2]) / A(C);
-        if (am[m] == c) val += A(gp[m * 2 + 1]);
-        out[m * C + c] = T(val);
-      }
-  });
-}
-
-// σ(a) per gate value (N·C for a channel gate, N·P for a spatial one): one exp per gate, not
-// one per element of x.
-template <class A, class T>
-static std::vector<A> gate_sigmoids(const T* ap, int64_t n) {
-  std::vector<A> s(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) s[size_t(i)] = kernels::cbam_sigmoid(A(ap[i]));
-  return s;
-}
-
-void sigmoid_gate(const Tensor& x, const Tensor& a, const Tensor& y, int64_t N, int64_t P, int64_t C, bool channel) {
-  float_dispatch(x.dtype(), "sigmoid_gate", [&](auto tag) {
-    using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* xp = x.data_ptr<T>();
-    T* yp = y.data_ptr<T>();
-    const std::vector<A> sv = gate_sigmoids<A>(a.data_ptr<T>(), channel ? N * C : N * P);
-    const A* sg = sv.data();
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t p = 0; p < P; ++p) {
-        const T* xr = xp + (n * P + p) * C;
-        T* yr = yp + (n * P + p) * C;
-        if (channel) {
-          const A* sr = sg + n * C;
-#pragma omp simd
-          for (int64_t c = 0; c < C; ++c) yr[c] = T(A(xr[c]) * sr[c]);
-        } else {
-          const A s = sg[n * P + p];
-#pragma omp simd
-          for (int64_t c = 0; c < C; ++c) yr[c] = T(A(xr[c]) * s);
-        }
-      }
-  });
-}
-
-void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, const Tensor& gx, const Tensor& ga,
-                           int64_t N, int64_t P, int64_t C, bool channel) {
-  float_dispatch(x.dtype(), "sigmoid_gate backward", [&](auto tag) {
-    using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* gp = g.data_ptr<T>();
-    const T* xp = x.data_ptr<T>();
-    T* gxp = gx.defined() ? gx.data_ptr<T>() : nullptr;
-    T* gap = ga.defined() ? ga.data_ptr<T>() : nullptr;
-    const int64_t R = channel ? C : P;  // gate values per sample
-    const std::vector<A> sv = gate_sigmoids<A>(a.data_ptr<T>(), N * R);
-    const A* sg = sv.data();
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < N; ++n) {
-      std::vector<A> accv(static_cast<size_t>(R), A(0));  // Σ g·x per gate value
-      A* acc = accv.data();
-      for (int64_t p = 0; p < P; ++p) {
-        const int64_t e0 = (n * P + p) * C;
-        const T* gr = gp + e0;
-        const T* xr = xp + e0;
-        if (channel) {
-          const A* sr = sg + n * C;
-          if (gxp) {
-            T* gxr = gxp + e0;
-#pragma omp simd
-            for (int64_t c = 0; c < C; ++c) gxr[c] = T(A(gr[c]) * sr[c]);
-          }
-#pragma omp simd
-          for (int64_t c = 0; c < C; ++c) acc[c] += A(gr[c]) * A(xr[c]);
-        } else {
-          const A s = sg[n * P + p];
-          if (gxp) {
-            T* gxr = gxp + e0;
-#pragma omp simd
-            for (int64_t c = 0; c < C; ++c) gxr[c] = T(A(gr[c]) * s);
-          }
-          A d = 0;
-#pragma omp simd reduction(+ : d)
-          for (int64_t c = 0; c < C; ++c) d += A(gr[c]) * A(xr[c]);
-          acc[p] = d;
-        }
-      }
-      if (gap)
-        for (int64_t r = 0; r < R; ++r) {
-          const A s = sg[n * R + r];
-          gap[n * R + r] = T(acc[r] * s * (A(1) - s));
-        }
-    }
   });
 }
 

@@ -1,4 +1,4 @@
-// CPU conv2d, NHWC activations, weights (O, KH, KW, C/groups).
+// CPU twin of kernels/conv.cuh: conv2d, NHWC activations, weights (O, KH, KW, C/groups).
 //  - 1x1, stride 1, no padding, groups 1: one GEMM over all pixels.
 //  - depthwise (groups == C == O): direct loops, vectorised over channels.
 //  - otherwise: im2col per chunk of images and group, then GEMM; backward uses a
@@ -8,23 +8,14 @@
 #include <algorithm>
 #include <vector>
 
-#include "cpu/kernels.hpp"
-#include "kernels/conv.cuh"  // for_each_tap_reading, shared with the CUDA kernels
+#include "common/conv.hpp"
+#include "cpu/backend.hpp"
+#include "cpu/gemm.hpp"
+#include "cpu/loop.hpp"
 
 namespace adnn::cpu {
 
 namespace {
-
-bool is_pointwise(const ConvGeom& g) {
-  return g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.groups == 1 &&
-         g.OH == g.H && g.OW == g.W;
-}
-bool is_depthwise(const ConvGeom& g) { return g.groups == g.C && g.O == g.C && g.groups > 1; }
-
-int64_t chunk_images(const ConvGeom& g) {
-  int64_t per = g.OH * g.OW * g.KH * g.KW * (g.C / g.groups);
-  return std::clamp<int64_t>((int64_t(1) << 22) / std::max<int64_t>(per, 1), 1, g.N);
-}
 
 // col (rows = nb*OH*OW, KK = KH*KW*Cg) for images [n0, n0+nb), group gi
 template <class T>
@@ -58,7 +49,7 @@ void col2im(const T* dcol, T* gx, const ConvGeom& g, int64_t n0, int64_t nb, int
     for (int64_t ih = 0; ih < g.H; ++ih)
       for (int64_t iw = 0; iw < g.W; ++iw) {
         T* dst = gx + (((n0 + n) * g.H + ih) * g.W + iw) * g.C + gi * Cg;
-        kernels::for_each_tap_reading(g, ih, iw, [&](int64_t oh, int64_t ow, int64_t kh, int64_t kw) {
+        common::for_each_tap_reading(g, ih, iw, [&](int64_t oh, int64_t ow, int64_t kh, int64_t kw) {
         const T* src = dcol + ((n * g.OH + oh) * g.OW + ow) * KK + (kh * g.KW + kw) * Cg;
         for (int64_t c = 0; c < Cg; ++c) dst[c] += src[c];
         });
@@ -112,7 +103,7 @@ void dw_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const
         for (int64_t iw = 0; iw < g.W; ++iw) {
           T* dst = gx + ((n * g.H + ih) * g.W + iw) * C;
           for (int64_t c = 0; c < C; ++c) dst[c] = 0;
-          kernels::for_each_tap_reading(g, ih, iw, [&](int64_t oh, int64_t ow, int64_t kh, int64_t kw) {
+          common::for_each_tap_reading(g, ih, iw, [&](int64_t oh, int64_t ow, int64_t kh, int64_t kw) {
             const T* src = gy + ((n * g.OH + oh) * g.OW + ow) * C;
             const T* q = wt.data() + (kh * g.KW + kw) * C;
             for (int64_t c = 0; c < C; ++c) dst[c] += src[c] * q[c];
@@ -168,14 +159,15 @@ void dw_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const
 template <class T>
 void conv_forward(const T* x, const T* w, const T* b, T* y, const ConvGeom& g) {
   const int64_t P = g.OH * g.OW;
-  if (is_pointwise(g)) {
+  const common::ConvPlan plan = common::conv_plan(g);
+  if (plan.path == common::ConvPath::pointwise) {
     gemm(false, true, g.N * P, g.O, g.C, T(1), x, g.C, w, g.C, T(0), y, g.O);
-  } else if (is_depthwise(g)) {
+  } else if (plan.path == common::ConvPath::depthwise) {
     dw_forward<T>(x, w, nullptr, y, g);
   } else {
     const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
-    const int64_t nbmax = chunk_images(g);
-    std::vector<T> col(size_t(nbmax * P * KK));
+    const int64_t nbmax = plan.chunk_images;
+    std::vector<T> col(size_t(plan.col_elements));
     for (int64_t n0 = 0; n0 < g.N; n0 += nbmax) {
       int64_t nb = std::min(nbmax, g.N - n0);
       for (int64_t gi = 0; gi < g.groups; ++gi) {
@@ -197,18 +189,19 @@ void conv_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, con
       for (int64_t o = 0; o < g.O; ++o) acc[o] += double(gy[r * g.O + o]);
     for (int64_t o = 0; o < g.O; ++o) gb[o] = T(acc[o]);
   }
-  if (is_pointwise(g)) {
+  const common::ConvPlan plan = common::conv_plan(g);
+  if (plan.path == common::ConvPath::pointwise) {
     if (gx) gemm(false, false, g.N * P, g.C, g.O, T(1), gy, g.O, w, g.C, T(0), gx, g.C);
     if (gw) gemm(true, false, g.O, g.C, g.N * P, T(1), gy, g.O, x, g.C, T(0), gw, g.C);
     return;
   }
-  if (is_depthwise(g)) {
+  if (plan.path == common::ConvPath::depthwise) {
     dw_backward<T>(gy, x, w, gx, gw, nullptr, g);
     return;
   }
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
-  const int64_t nbmax = chunk_images(g);
-  std::vector<T> col(size_t(nbmax * P * KK));
+  const int64_t nbmax = plan.chunk_images;
+  std::vector<T> col(size_t(plan.col_elements));
   if (gx) std::fill(gx, gx + g.N * g.H * g.W * g.C, T(0));
   if (gw) std::fill(gw, gw + g.O * KK, T(0));
   for (int64_t n0 = 0; n0 < g.N; n0 += nbmax) {
@@ -227,18 +220,14 @@ void conv_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, con
   }
 }
 
-template <class T>
-T* opt(const Tensor& t) {
-  return t.defined() ? t.data_ptr<T>() : nullptr;
-}
 
 }  // namespace
 
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y, const ConvGeom& g) {
   if (x.dtype() == DType::f32)
-    conv_forward<float>(x.data_ptr<float>(), w.data_ptr<float>(), opt<float>(bias), y.data_ptr<float>(), g);
+    conv_forward<float>(x.data_ptr<float>(), w.data_ptr<float>(), opt_out<float>(bias), y.data_ptr<float>(), g);
   else if (x.dtype() == DType::f64)
-    conv_forward<double>(x.data_ptr<double>(), w.data_ptr<double>(), opt<double>(bias), y.data_ptr<double>(), g);
+    conv_forward<double>(x.data_ptr<double>(), w.data_ptr<double>(), opt_out<double>(bias), y.data_ptr<double>(), g);
   else
     ADNN_FAIL("conv2d: unsupported dtype ", x.desc());
 }
@@ -246,11 +235,11 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
 void conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const Tensor& gx, const Tensor& gw,
                      const Tensor& gb, const ConvGeom& g) {
   if (x.dtype() == DType::f32)
-    conv_backward<float>(gy.data_ptr<float>(), x.data_ptr<float>(), w.data_ptr<float>(), opt<float>(gx),
-                         opt<float>(gw), opt<float>(gb), g);
+    conv_backward<float>(gy.data_ptr<float>(), x.data_ptr<float>(), w.data_ptr<float>(), opt_out<float>(gx),
+                         opt_out<float>(gw), opt_out<float>(gb), g);
   else if (x.dtype() == DType::f64)
-    conv_backward<double>(gy.data_ptr<double>(), x.data_ptr<double>(), w.data_ptr<double>(), opt<double>(gx),
-                          opt<double>(gw), opt<double>(gb), g);
+    conv_backward<double>(gy.data_ptr<double>(), x.data_ptr<double>(), w.data_ptr<double>(), opt_out<double>(gx),
+                          opt_out<double>(gw), opt_out<double>(gb), g);
   else
     ADNN_FAIL("conv2d backward: unsupported dtype ", x.desc());
 }

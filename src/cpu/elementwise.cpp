@@ -1,22 +1,14 @@
-// CPU elementwise kernels: copy/cast, fill, unary (+ backward), binary, where.
+// CPU twin of kernels/elementwise.cuh: copy/cast, fill, unary (+ backward), binary, where.
+// The arithmetic of every op is common/activation.hpp's, instantiated per op so the loops
+// have no switch inside.
 #include <cmath>
 #include <type_traits>
 
-#include "cpu/kernels.hpp"
+#include "common/activation.hpp"
+#include "cpu/backend.hpp"
 #include "cpu/loop.hpp"
 
 namespace adnn {
-
-const char* unary_name(UnaryOp op) {
-  static const char* n[] = {"neg", "exp", "log", "sqrt", "rsqrt", "abs", "relu", "leaky_relu",
-                            "sigmoid", "tanh", "silu", "gelu", "clamp", "pow"};
-  return n[int(op)];
-}
-const char* binary_name(BinaryOp op) {
-  static const char* n[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum",
-                            "eq", "ne", "lt", "le", "gt", "ge"};
-  return n[int(op)];
-}
 
 namespace cpu {
 
@@ -79,10 +71,6 @@ void map3(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& out, 
   });
 }
 
-template <class A>
-inline A erf_phi(A x) {  // standard normal cdf
-  return A(0.5) * (A(1) + std::erf(x * A(0.70710678118654752440)));
-}
 }  // namespace
 
 void copy(const Tensor& src, const Tensor& dst) {
@@ -110,23 +98,10 @@ template <class T>
 static void unary_t(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
   using A = acc_t<T>;
   const A a0 = A(p0), a1 = A(p1);
-  auto run = [&](auto f) { map1<T, T>(x, out, [&](T v) { return cvt<T>(f(cvt<A>(v))); }); };
-  switch (op) {
-    case UnaryOp::neg: return run([](A v) { return -v; });
-    case UnaryOp::exp: return run([](A v) { return std::exp(v); });
-    case UnaryOp::log: return run([](A v) { return std::log(v); });
-    case UnaryOp::sqrt: return run([](A v) { return std::sqrt(v); });
-    case UnaryOp::rsqrt: return run([](A v) { return A(1) / std::sqrt(v); });
-    case UnaryOp::abs: return run([](A v) { return std::abs(v); });
-    case UnaryOp::relu: return run([](A v) { return v > A(0) ? v : A(0); });
-    case UnaryOp::leaky_relu: return run([=](A v) { return v > A(0) ? v : v * a0; });
-    case UnaryOp::sigmoid: return run([](A v) { return A(1) / (A(1) + std::exp(-v)); });
-    case UnaryOp::tanh: return run([](A v) { return std::tanh(v); });
-    case UnaryOp::silu: return run([](A v) { return v / (A(1) + std::exp(-v)); });
-    case UnaryOp::gelu: return run([](A v) { return v * erf_phi(v); });
-    case UnaryOp::clamp: return run([=](A v) { return v < a0 ? a0 : (v > a1 ? a1 : v); });
-    case UnaryOp::pow_scalar: return run([=](A v) { return std::pow(v, a0); });
-  }
+  common::unary_dispatch(op, [&](auto tag) {
+    constexpr UnaryOp Op = decltype(tag)::value;
+    map1<T, T>(x, out, [&](T v) { return cvt<T>(common::unary_forward<Op>(cvt<A>(v), a0, a1)); });
+  });
 }
 
 void unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
@@ -139,35 +114,12 @@ static void unary_backward_t(UnaryOp op, const Tensor& g, const Tensor& x, const
                              double p0, double p1) {
   using A = acc_t<T>;
   const A a0 = A(p0), a1 = A(p1);
-  // f(g, x, y) -> gx
-  auto run = [&](auto f) {
-    map3<T>(g, x, y, gx, [&](T gv, T xv, T yv) { return cvt<T>(f(cvt<A>(gv), cvt<A>(xv), cvt<A>(yv))); });
-  };
-  switch (op) {
-    case UnaryOp::neg: return run([](A g, A, A) { return -g; });
-    case UnaryOp::exp: return run([](A g, A, A y) { return g * y; });
-    case UnaryOp::log: return run([](A g, A x, A) { return g / x; });
-    case UnaryOp::sqrt: return run([](A g, A, A y) { return g * A(0.5) / y; });
-    case UnaryOp::rsqrt: return run([](A g, A, A y) { return g * A(-0.5) * y * y * y; });
-    case UnaryOp::abs: return run([](A g, A x, A) { return x > A(0) ? g : (x < A(0) ? -g : A(0)); });
-    case UnaryOp::relu: return run([](A g, A x, A) { return x > A(0) ? g : A(0); });
-    case UnaryOp::leaky_relu: return run([=](A g, A x, A) { return x > A(0) ? g : g * a0; });
-    case UnaryOp::sigmoid: return run([](A g, A, A y) { return g * y * (A(1) - y); });
-    case UnaryOp::tanh: return run([](A g, A, A y) { return g * (A(1) - y * y); });
-    case UnaryOp::silu:
-      return run([](A g, A x, A) {
-        A s = A(1) / (A(1) + std::exp(-x));
-        return g * s * (A(1) + x * (A(1) - s));
-      });
-    case UnaryOp::gelu:
-      return run([](A g, A x, A) {
-        const A inv_sqrt_2pi = A(0.39894228040143267794);
-        return g * (erf_phi(x) + x * inv_sqrt_2pi * std::exp(A(-0.5) * x * x));
-      });
-    case UnaryOp::clamp: return run([=](A g, A x, A) { return (x >= a0 && x <= a1) ? g : A(0); });
-    case UnaryOp::pow_scalar:
-      return run([=](A g, A x, A) { return a0 == A(0) ? A(0) : g * a0 * std::pow(x, a0 - A(1)); });
-  }
+  common::unary_dispatch(op, [&](auto tag) {
+    constexpr UnaryOp Op = decltype(tag)::value;
+    map3<T>(g, x, y, gx, [&](T gv, T xv, T yv) {
+      return cvt<T>(common::unary_backward<Op>(cvt<A>(gv), cvt<A>(xv), cvt<A>(yv), a0, a1));
+    });
+  });
 }
 
 void unary_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& y, const Tensor& gx, double p0,
@@ -180,23 +132,13 @@ void unary_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& 
 template <class T>
 static void binary_t(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   using A = std::conditional_t<std::is_floating_point_v<T> || is_reduced_v<T>, acc_t<T>, T>;
-  auto arith = [&](auto f) { map2<T, T, T>(a, b, out, [&](T x, T y) { return cvt<T>(f(cvt<A>(x), cvt<A>(y))); }); };
-  auto cmp = [&](auto f) { map2<bool, T, T>(a, b, out, [&](T x, T y) { return f(cvt<A>(x), cvt<A>(y)); }); };
-  switch (op) {
-    case BinaryOp::add: return arith([](A x, A y) { return A(x + y); });
-    case BinaryOp::sub: return arith([](A x, A y) { return A(x - y); });
-    case BinaryOp::mul: return arith([](A x, A y) { return A(x * y); });
-    case BinaryOp::div: return arith([](A x, A y) { return A(x / y); });
-    case BinaryOp::pow: return arith([](A x, A y) { return A(std::pow(x, y)); });
-    case BinaryOp::maximum: return arith([](A x, A y) { return x != x ? x : (x >= y ? x : y); });
-    case BinaryOp::minimum: return arith([](A x, A y) { return x != x ? x : (x <= y ? x : y); });
-    case BinaryOp::eq: return cmp([](A x, A y) { return x == y; });
-    case BinaryOp::ne: return cmp([](A x, A y) { return x != y; });
-    case BinaryOp::lt: return cmp([](A x, A y) { return x < y; });
-    case BinaryOp::le: return cmp([](A x, A y) { return x <= y; });
-    case BinaryOp::gt: return cmp([](A x, A y) { return x > y; });
-    case BinaryOp::ge: return cmp([](A x, A y) { return x >= y; });
-  }
+  common::binary_dispatch(op, [&](auto tag) {
+    constexpr BinaryOp Op = decltype(tag)::value;
+    if constexpr (common::is_comparison(Op))
+      map2<bool, T, T>(a, b, out, [](T x, T y) { return common::binary_compare<Op>(cvt<A>(x), cvt<A>(y)); });
+    else
+      map2<T, T, T>(a, b, out, [](T x, T y) { return cvt<T>(common::binary_arith<Op>(cvt<A>(x), cvt<A>(y))); });
+  });
 }
 
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {

@@ -1,10 +1,12 @@
-// CPU GEMM: OpenBLAS when built with it, else a cache-blocked kernel with OpenMP.
+// CPU GEMM (the gemm family's CPU side; kernels/ has no GEMM: cuBLAS serves the device): OpenBLAS when built with it, else a cache-blocked kernel with OpenMP.
 #include <omp.h>
 
 #include <algorithm>
 #include <vector>
 
-#include "cpu/kernels.hpp"
+#include "common/gemm.hpp"
+#include "cpu/backend.hpp"
+#include "cpu/gemm.hpp"
 
 #ifdef ADNN_WITH_OPENBLAS
 #include <cblas.h>
@@ -137,28 +139,18 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const
 }
 
 
-void bmm(const Tensor& a0, const Tensor& b0, const Tensor& c) {
-  Tensor a = a0, b = b0;
-  bool ta, tb;
-  int64_t lda, ldb;
-  if (!gemm_layout(a, ta, lda)) {
-    a = a.contiguous();
-    gemm_layout(a, ta, lda);
-  }
-  if (!gemm_layout(b, tb, ldb)) {
-    b = b.contiguous();
-    gemm_layout(b, tb, ldb);
-  }
-  const int64_t B = a.size(0), M = a.size(1), K = a.size(2), N = b.size(2);
+void bmm(const Tensor& a, const Tensor& b, const Tensor& c) {
+  const common::BmmPlan p = common::bmm_plan(a, b);
   auto run = [&](auto* pa, auto* pb, auto* pc) {
     using T = std::remove_pointer_t<decltype(pc)>;
-    for (int64_t i = 0; i < B; ++i)
-      gemm(ta, tb, M, N, K, T(1), pa + i * a.stride(0), lda, pb + i * b.stride(0), ldb, T(0), pc + i * M * N, N);
+    for (int64_t i = 0; i < p.B; ++i)
+      gemm(p.ta, p.tb, p.M, p.N, p.K, T(1), pa + i * p.a.stride(0), p.lda, pb + i * p.b.stride(0), p.ldb, T(0),
+           pc + i * p.M * p.N, p.N);
   };
   if (c.dtype() == DType::f32)
-    run(a.data_ptr<float>(), b.data_ptr<float>(), c.data_ptr<float>());
+    run(p.a.data_ptr<float>(), p.b.data_ptr<float>(), c.data_ptr<float>());
   else if (c.dtype() == DType::f64)
-    run(a.data_ptr<double>(), b.data_ptr<double>(), c.data_ptr<double>());
+    run(p.a.data_ptr<double>(), p.b.data_ptr<double>(), c.data_ptr<double>());
   else
     ADNN_FAIL("matmul: unsupported dtype ", c.desc());
 }

@@ -26,6 +26,11 @@ template <class T>
 const T* opt_ptr(const Tensor& t) {
   return t.defined() ? t.data_ptr<T>() : nullptr;
 }
+// The same for an optional output.
+template <class T>
+T* opt_out(const Tensor& t) {
+  return t.defined() ? t.data_ptr<T>() : nullptr;
+}
 
 template <size_t N>
 struct LoopPlan {

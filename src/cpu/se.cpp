@@ -5,7 +5,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "cpu/kernels.hpp"
+#include "common/activation.hpp"
+#include "cpu/backend.hpp"
 #include "cpu/loop.hpp"
 
 namespace adnn::cpu {
@@ -24,13 +25,13 @@ void se_forward(const T* x, const T* w1, const T* b1, const T* w2, const T* b2, 
     for (int64_t r = 0; r < R; ++r) {
       A z = b1 ? A(b1[r]) : A(0);
       for (int64_t c = 0; c < C; ++c) z += A(w1[r * C + c]) * A(pooled[n * C + c]);
-      h[size_t(r)] = z / (A(1) + std::exp(-z));
+      h[size_t(r)] = common::silu(z);
     }
     for (int64_t c = 0; c < C; ++c) {
       A a = b2 ? A(b2[c]) : A(0);
       for (int64_t r = 0; r < R; ++r) a += A(w2[c * R + r]) * h[size_t(r)];
       logits[n * C + c] = T(a);
-      gate[size_t(c)] = A(1) / (A(1) + std::exp(-a));
+      gate[size_t(c)] = common::sigmoid(a);
     }
     for (int64_t p = 0; p < P; ++p)
       for (int64_t c = 0; c < C; ++c) y[(n * P + p) * C + c] = T(A(x[(n * P + p) * C + c]) * gate[size_t(c)]);

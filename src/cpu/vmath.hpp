@@ -1,13 +1,12 @@
 #pragma once
 // Math the compiler can vectorise inside the CPU kernels' `#pragma omp simd` loops: an f32
-// exp built from arithmetic and bit operations only (libm's expf is a call per element), and
-// the fused activations of kernels/norm.cuh on top of it. f64 uses libm (the f64 path is the
+// exp built from arithmetic and bit operations only (libm's expf is a call per element), passed
+// to the shared activations of src/common/activation.hpp. f64 uses libm (the f64 path is the
 // reference for tests, not a hot path).
 #include <bit>
 #include <cmath>
 #include <cstdint>
 
-#include "kernels/norm.cuh"  // NormAct
 
 namespace adnn::cpu {
 
@@ -33,33 +32,12 @@ inline float vexp(float x) {
 }
 inline double vexp(double x) { return std::exp(x); }
 
-template <int Act, class T>
-inline T act_fwd(T z) {
-  if constexpr (Act == kernels::act_silu) return z / (T(1) + vexp(-z));
-  else if constexpr (Act == kernels::act_relu) return z > T(0) ? z : T(0);
-  else return z;
-}
-template <int Act, class T>
-inline T act_grad(T z) {  // d act(z) / dz
-  if constexpr (Act == kernels::act_silu) {
-    const T s = T(1) / (T(1) + vexp(-z));
-    return s * (T(1) + z * (T(1) - s));
-  } else if constexpr (Act == kernels::act_relu) {
-    return z > T(0) ? T(1) : T(0);
-  } else {
-    return T(1);
+// vexp as the Exp argument of the shared activations (src/common/activation.hpp).
+struct vexp_fn {
+  template <class T>
+  T operator()(T x) const {
+    return vexp(x);
   }
-}
-
-// Calls f(std::integral_constant<int, act>{}) for a NormAct known at run time.
-template <class F>
-void act_dispatch(int act, F&& f) {
-  if (act == kernels::act_silu)
-    f(std::integral_constant<int, kernels::act_silu>{});
-  else if (act == kernels::act_relu)
-    f(std::integral_constant<int, kernels::act_relu>{});
-  else
-    f(std::integral_constant<int, kernels::act_none>{});
-}
+};
 
 }  // namespace adnn::cpu

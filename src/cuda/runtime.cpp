@@ -8,7 +8,7 @@
 #include <mutex>
 #include <vector>
 
-#include "cpu/kernels.hpp"
+#include "cpu/gemm.hpp"
 
 #if ADNN_WITH_CUDA_EMULATION
 #include "sim/simt.hpp"

@@ -38,7 +38,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     return scaled_dot_product_attention(q.to(DType::f32), k.to(DType::f32), v.to(DType::f32), key_padding_mask,
                                         dropout_p, scale)
         .to(q.dtype());
-  backend::AttnGeom g{B, H, Lq, Lk, D, scale ? *scale : 1.0 / std::sqrt(double(D)), dropout_p,
+  AttnGeom g{B, H, Lq, Lk, D, scale ? *scale : 1.0 / std::sqrt(double(D)), dropout_p,
              dropout_p > 0 ? default_generator().next_u64() : 0};
   Tensor qc = q.detach().contiguous(), kc = k.detach().contiguous(), vc = v.detach().contiguous();
   Tensor mask = key_padding_mask.defined() ? key_padding_mask.contiguous() : Tensor();

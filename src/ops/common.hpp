@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "backend.hpp"
+#include "dispatch/dispatch.hpp"
 
 namespace adnn::ops_detail {
 

@@ -1,11 +1,7 @@
 // Losses (include/adnn/nn/loss.hpp).
 #include <adnn/nn/loss.hpp>
 
-#include "kernels/loss.cuh"
 #include "ops/common.hpp"
-#if ADNN_WITH_CUDA_BACKEND
-#include "cuda/backend.hpp"
-#endif
 
 namespace adnn::nn {
 
@@ -122,18 +118,9 @@ CompoundLoss compound_loss(const Tensor& logits, const Tensor& features, const T
     NoGradGuard ng;
     wsum = sum(weighted(t, wc)).contiguous();  // f32 scalar on the device
   }
-  const kernels::CompoundParams P{z.size(0), z.size(1), f.size(1), float(o.lambda[0]), float(o.lambda[1]),
-                                  float(o.lambda[2]), float(o.dls_eps)};
-  if (z.device().is_cuda()) {
-#if ADNN_WITH_CUDA_BACKEND
-    cuda::compound_loss(z, f, t, y, c, pr, wc, wsum, gz, gf, terms, P.l_ce, P.l_center, P.l_dls, P.eps);
-#endif
-  } else {
-    kernels::compound_loss_reference(z.data_ptr<float>(), f.data_ptr<float>(), t.data_ptr<float>(),
-                                     y.data_ptr<int64_t>(), c.data_ptr<float>(), pr.data_ptr<float>(),
-                                     wc.defined() ? wc.data_ptr<float>() : nullptr, wsum.item<float>(),
-                                     gz.data_ptr<float>(), gf.data_ptr<float>(), terms.data_ptr<double>(), P);
-  }
+  const CompoundParams P{z.size(0), z.size(1), f.size(1), float(o.lambda[0]), float(o.lambda[1]),
+                        float(o.lambda[2]), float(o.dls_eps)};
+  backend::compound_loss(z, f, t, y, c, pr, wc, wsum, gz, gf, terms, P);
   CompoundLoss out;
   out.terms = terms.to(DType::f32);
   {

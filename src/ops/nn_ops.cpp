@@ -29,7 +29,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dOption
   if (is_reduced(x.dtype()))
     return conv2d(x.to(DType::f32), w.to(DType::f32), bias.defined() ? bias.to(DType::f32) : Tensor(), o)
         .to(x.dtype());
-  cpu::ConvGeom g{N, H, W, C, O, KH, KW, 0, 0, o.stride[0], o.stride[1], 0, 0, o.dilation[0], o.dilation[1], o.groups};
+  ConvGeom g{N, H, W, C, O, KH, KW, 0, 0, o.stride[0], o.stride[1], 0, 0, o.dilation[0], o.dilation[1], o.groups};
   int64_t pt = o.padding[0], pb = o.padding[1], pl = o.padding[2], pr = o.padding[3];
   if (o.same) {
     auto same = [](int64_t in, int64_t k, int64_t s, int64_t d, int64_t& lo, int64_t& hi) {
@@ -94,7 +94,6 @@ Tensor batch_norm_impl(const Tensor& x, const Tensor& running_mean, const Tensor
                            residual.defined() ? residual.to(DType::f32) : Tensor(),
                            sample_scale)
         .to(x.dtype());
-  const int ia = int(act);  // kernels::NormAct has the same values
   Tensor xc = x.detach().contiguous();
   Tensor mean_t, invstd;
   if (training) {
@@ -111,7 +110,7 @@ Tensor batch_norm_impl(const Tensor& x, const Tensor& running_mean, const Tensor
   Tensor bd = bias.defined() ? bias.detach().contiguous() : Tensor();
   Tensor sd = sample_scale.defined() ? sample_scale.detach().to(x.dtype()).contiguous() : Tensor();
   const int64_t rows_per_sample = M / std::max<int64_t>(x.size(0), 1);
-  backend::batch_norm_forward(xc, wd, bd, mean_t, invstd, y, M, C, training, eps, ia,
+  backend::batch_norm_forward(xc, wd, bd, mean_t, invstd, y, M, C, training, eps, act,
                               residual.defined() ? residual.detach().contiguous() : Tensor(), sd, rows_per_sample);
   if (training && running_mean.defined() && running_var.defined()) {
     NoGradGuard ng;
@@ -138,7 +137,7 @@ Tensor batch_norm_impl(const Tensor& x, const Tensor& running_mean, const Tensor
       ss[0] = xs[0];
       gbn = mul(gbn, sd.reshape(ss)).contiguous();
     }
-    backend::batch_norm_backward(gbn, xc, wd, bd, mean_t, invstd, gx, gw, gb, M, C, training, ia);
+    backend::batch_norm_backward(gbn, xc, wd, bd, mean_t, invstd, gx, gw, gb, M, C, training, act);
     return std::vector<Tensor>{gx, gw, gb, need.size() > 3 && need[3] ? g : Tensor()};
   });
   return y;
@@ -229,12 +228,12 @@ Tensor dropout(const Tensor& x, double p, bool training) {
 
 // ---------------------------------------------------------------- pooling
 namespace {
-cpu::PoolGeom pool_geom(const char* op, const Tensor& x, const Pool2dOptions& o) {
+PoolGeom pool_geom(const char* op, const Tensor& x, const Pool2dOptions& o) {
   check_defined(op, x, "input");
   check_devices(op, {&x});
   check_floating(op, x);
   ADNN_CHECK(x.dim() == 4, op, ": input must be (N, H, W, C), got ", x.desc());
-  cpu::PoolGeom g{};
+  PoolGeom g{};
   g.N = x.size(0);
   g.H = x.size(1);
   g.W = x.size(2);
@@ -258,7 +257,7 @@ cpu::PoolGeom pool_geom(const char* op, const Tensor& x, const Pool2dOptions& o)
 }  // namespace
 
 Tensor max_pool2d(const Tensor& x, Pool2dOptions o) {
-  cpu::PoolGeom g = pool_geom("max_pool2d", x, o);
+  PoolGeom g = pool_geom("max_pool2d", x, o);
   if (is_reduced(x.dtype())) return max_pool2d(x.to(DType::f32), o).to(x.dtype());
   Tensor y = new_like(x, {g.N, g.OH, g.OW, g.C});
   Tensor am = empty({g.N, g.OH, g.OW, g.C}, TensorOptions(DType::i64, x.device()));
@@ -273,7 +272,7 @@ Tensor max_pool2d(const Tensor& x, Pool2dOptions o) {
 }
 
 Tensor avg_pool2d(const Tensor& x, Pool2dOptions o) {
-  cpu::PoolGeom g = pool_geom("avg_pool2d", x, o);
+  PoolGeom g = pool_geom("avg_pool2d", x, o);
   if (is_reduced(x.dtype())) return avg_pool2d(x.to(DType::f32), o).to(x.dtype());
   Tensor y = new_like(x, {g.N, g.OH, g.OW, g.C});
   backend::avg_pool2d_forward(x.detach().contiguous(), y, g);
@@ -301,8 +300,8 @@ Tensor interpolate(const Tensor& x, int64_t out_h, int64_t out_w, InterpMode mod
   ADNN_CHECK(out_h > 0 && out_w > 0, "interpolate: output size ", out_h, "x", out_w, " must be positive");
   ADNN_CHECK(x.size(1) > 0 && x.size(2) > 0, "interpolate: empty input ", x.desc());
   if (is_reduced(x.dtype())) return interpolate(x.to(DType::f32), out_h, out_w, mode, align_corners).to(x.dtype());
-  auto ty = std::make_shared<cpu::InterpTaps>(cpu::interp_taps(x.size(1), out_h, mode, align_corners));
-  auto tx = std::make_shared<cpu::InterpTaps>(cpu::interp_taps(x.size(2), out_w, mode, align_corners));
+  auto ty = std::make_shared<InterpTaps>(common::interp_taps(x.size(1), out_h, mode, align_corners));
+  auto tx = std::make_shared<InterpTaps>(common::interp_taps(x.size(2), out_w, mode, align_corners));
   Tensor y = new_like(x, {x.size(0), out_h, out_w, x.size(3)});
   backend::interpolate_forward(x.detach().contiguous(), y, *ty, *tx);
   Shape xs = x.sizes();

@@ -6,10 +6,7 @@
 
 #include <cmath>
 
-#include "kernels/optim.cuh"
-#if ADNN_WITH_CUDA_BACKEND
-#include "cuda/backend.hpp"
-#endif
+#include "dispatch/dispatch.hpp"
 
 namespace adnn::optim {
 
@@ -109,12 +106,10 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions o) : Optimizer(std::mo
 void AdamW::step() {
   NoGradGuard ng;
   ++steps_;
-  const float b1 = float(o_.beta1), b2 = float(o_.beta2), eps = float(o_.eps);
-  const float bc1 = float(1.0 - std::pow(o_.beta1, double(steps_)));
-  const float bc2 = float(1.0 - std::pow(o_.beta2, double(steps_)));
-#if ADNN_WITH_CUDA_BACKEND
-  std::vector<cuda::AdamWTensor> fused;
-#endif
+  const AdamWStep step{float(o_.beta1), float(o_.beta2), float(o_.eps),
+                       float(1.0 - std::pow(o_.beta1, double(steps_))), float(1.0 - std::pow(o_.beta2, double(steps_)))};
+  // One multi-tensor call per device (fused), or one per tensor.
+  std::vector<AdamWTensor> on_cpu, on_cuda;
   size_t k = 0;
   for (auto& grp : groups_) {
     const float lr = float(lr_ * grp.lr_scale), wd = float(grp.weight_decay);
@@ -127,31 +122,13 @@ void AdamW::step() {
       ADNN_CHECK(p.dtype() == DType::f32 && p.is_contiguous(), "AdamW: parameters must be contiguous f32, got ",
                  p.desc());
       g = g.to(p.dtype()).contiguous();
-#if ADNN_WITH_CUDA_BACKEND
-      if (p.device().is_cuda()) {
-        if (o_.fused) {
-          fused.push_back({p, g, m, v, lr, wd});
-          continue;
-        }
-        cuda::adamw_multi_tensor({{p, g, m, v, lr, wd}}, b1, b2, eps, bc1, bc2);  // one launch per tensor
-        continue;
-      }
-#endif
-      const int64_t n = p.numel();
-      float* pp = p.data_ptr<float>();
-      const float* gp = g.data_ptr<float>();
-      float* mp = m.data_ptr<float>();
-      float* vp = v.data_ptr<float>();
-      const int64_t chunk = 16384;
-#pragma omp parallel for schedule(static) if (n > 4 * chunk)
-      for (int64_t s0 = 0; s0 < n; s0 += chunk)
-        kernels::adamw_reference(pp + s0, gp + s0, mp + s0, vp + s0, std::min(chunk, n - s0), lr, wd, b1, b2, eps,
-                                 bc1, bc2);
+      AdamWTensor t{p, g, m, v, lr, wd};
+      if (!o_.fused) backend::adamw_multi_tensor({t}, step);
+      else (p.device().is_cuda() ? on_cuda : on_cpu).push_back(std::move(t));
     }
   }
-#if ADNN_WITH_CUDA_BACKEND
-  if (!fused.empty()) cuda::adamw_multi_tensor(fused, b1, b2, eps, bc1, bc2);
-#endif
+  if (!on_cpu.empty()) backend::adamw_multi_tensor(on_cpu, step);
+  if (!on_cuda.empty()) backend::adamw_multi_tensor(on_cuda, step);
 }
 
 std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() const {

@@ -4,6 +4,7 @@
 // Image activations are NHWC: (N, H, W, C).
 #include <adnn/autograd/autograd.hpp>
 #include <adnn/core/tensor.hpp>
+#include <adnn/ops/enums.hpp>
 
 #include <array>
 #include <optional>
@@ -99,7 +100,6 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, Co
 // running buffers (C) are updated in place with `momentum` (unbiased variance), as in torch.
 // `act` fuses the following activation (act(bn(x)) in one pass forward and one backward; the
 // pre-activation is recomputed, never stored): the BN + SiLU of EfficientNet, BN + ReLU.
-enum class NormActivation { none = 0, silu = 1, relu = 2 };
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
                   const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
                   double eps = 1e-5, NormActivation act = NormActivation::none);
@@ -135,7 +135,6 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
 // weight (V, D), index (...) int64 -> (..., D)
 Tensor embedding(const Tensor& weight, const Tensor& index);
 
-enum class InterpMode { nearest, bilinear, bicubic };
 // (N, H, W, C) -> (N, out_h, out_w, C). Bicubic uses A = -0.75 (as torch / OpenCV).
 Tensor interpolate(const Tensor& x, int64_t out_h, int64_t out_w, InterpMode mode,
                    bool align_corners = false);

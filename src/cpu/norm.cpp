@@ -1,16 +1,15 @@
-// CPU kernels for normalisation, pooling, indexing and resampling. NHWC throughout.
+// CPU twin of kernels/norm.cuh: batch norm (channels last, x (M, C)) with the fused
+// activation and MBConv epilogue, and layer norm over rows (M, D).
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <vector>
 
-#include "cpu/kernels.hpp"
+#include "common/activation.hpp"
+#include "cpu/backend.hpp"
 #include "cpu/loop.hpp"
 #include "cpu/vmath.hpp"
-#include "kernels/norm.cuh"  // NormAct (the kernels own norm_act / norm_act_grad; vmath.hpp their CPU forms)
-#include "kernels/pool.cuh"  // pool_divisor, for_each_window_pixel, shared with the kernels
 
 namespace adnn::cpu {
 
@@ -26,8 +25,6 @@ namespace adnn::cpu {
       ADNN_FAIL(op, ": unsupported dtype ", dtype_name(dtype));          \
     }                                                                    \
   } while (0)
-
-
 
 // ---------------------------------------------------------------- batch norm, x (M, C)
 // Per-channel sums run over blocks of bn_block rows with accumulators in T along C (so the
@@ -83,7 +80,7 @@ static void bn_stats(const T* x, int64_t M, int64_t C, double eps, T* mean, T* i
 
 template <class T>
 static void bn_forward(const T* x, const T* w, const T* b, T* mean, T* invstd, T* y, int64_t M, int64_t C,
-                       bool stats, double eps, int act, const T* res, const T* scale, int64_t rows_per_sample) {
+                       bool stats, double eps, NormActivation act, const T* res, const T* scale, int64_t rows_per_sample) {
   if (stats) bn_stats(x, M, C, eps, mean, invstd);
   std::vector<T> av(static_cast<size_t>(C)), bv(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
@@ -92,8 +89,8 @@ static void bn_forward(const T* x, const T* w, const T* b, T* mean, T* invstd, T
   }
   const T* a = av.data();
   const T* bias = bv.data();
-  act_dispatch(act, [&](auto tag) {
-    constexpr int Act = decltype(tag)::value;
+  common::norm_act_dispatch(act, [&](auto tag) {
+    constexpr NormActivation Act = decltype(tag)::value;
 #pragma omp parallel for schedule(static) if (M * C > 16384)
     for (int64_t m = 0; m < M; ++m) {
       const T s = scale ? scale[m / rows_per_sample] : T(1);
@@ -102,10 +99,10 @@ static void bn_forward(const T* x, const T* w, const T* b, T* mean, T* invstd, T
       if (res) {
         const T* rr = res + m * C;
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) yr[c] = act_fwd<Act>((xr[c] - mean[c]) * a[c] + bias[c]) * s + rr[c];
+        for (int64_t c = 0; c < C; ++c) yr[c] = common::norm_act<Act>((xr[c] - mean[c]) * a[c] + bias[c], vexp_fn{}) * s + rr[c];
       } else {
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) yr[c] = act_fwd<Act>((xr[c] - mean[c]) * a[c] + bias[c]) * s;
+        for (int64_t c = 0; c < C; ++c) yr[c] = common::norm_act<Act>((xr[c] - mean[c]) * a[c] + bias[c], vexp_fn{}) * s;
       }
     }
   });
@@ -113,7 +110,7 @@ static void bn_forward(const T* x, const T* w, const T* b, T* mean, T* invstd, T
 
 void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean,
                         const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps,
-                        int act, const Tensor& residual, const Tensor& scale, int64_t rows_per_sample) {
+                        NormActivation act, const Tensor& residual, const Tensor& scale, int64_t rows_per_sample) {
   ADNN_FLOAT_TYPES(x.dtype(), "batch_norm",
                    bn_forward<T>(x.data_ptr<T>(), opt_ptr<T>(weight), opt_ptr<T>(bias), mean.data_ptr<T>(),
                                  invstd.data_ptr<T>(), y.data_ptr<T>(), M, C, compute_stats, eps, act,
@@ -124,7 +121,7 @@ void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
 // first pass writes g_z into gx and sums Σg_z, Σg_z·x̂, the second finishes gx in place.
 template <class T>
 static void bn_backward(const T* g, const T* x, const T* w, const T* b, const T* mean, const T* invstd, T* gx, T* gw,
-                        T* gb, int64_t M, int64_t C, bool training, int act) {
+                        T* gb, int64_t M, int64_t C, bool training, NormActivation act) {
   std::vector<T> wv(static_cast<size_t>(C)), bv(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
     wv[size_t(c)] = w ? w[c] : T(1);
@@ -134,8 +131,8 @@ static void bn_backward(const T* g, const T* x, const T* w, const T* b, const T*
   const T* bc = bv.data();
   const int nt = omp_get_max_threads();
   std::vector<double> sg(size_t(nt) * size_t(C), 0.0), sgx(size_t(nt) * size_t(C), 0.0);
-  act_dispatch(act, [&](auto tag) {
-    constexpr int Act = decltype(tag)::value;
+  common::norm_act_dispatch(act, [&](auto tag) {
+    constexpr NormActivation Act = decltype(tag)::value;
 #pragma omp parallel
     {
       const int t = omp_get_thread_num();
@@ -156,7 +153,7 @@ static void bn_backward(const T* g, const T* x, const T* w, const T* b, const T*
 #pragma omp simd
             for (int64_t c = 0; c < C; ++c) {
               const T xhat = (xr[c] - mean[c]) * invstd[c];
-              const T v = gr[c] * act_grad<Act>(xhat * wc[c] + bc[c]);
+              const T v = gr[c] * common::norm_act_grad<Act>(xhat * wc[c] + bc[c], vexp_fn{});
               zr[c] = v;
               b1[c] += v;
               b2[c] += v * xhat;
@@ -165,7 +162,7 @@ static void bn_backward(const T* g, const T* x, const T* w, const T* b, const T*
 #pragma omp simd
             for (int64_t c = 0; c < C; ++c) {
               const T xhat = (xr[c] - mean[c]) * invstd[c];
-              const T v = gr[c] * act_grad<Act>(xhat * wc[c] + bc[c]);
+              const T v = gr[c] * common::norm_act_grad<Act>(xhat * wc[c] + bc[c], vexp_fn{});
               b1[c] += v;
               b2[c] += v * xhat;
             }
@@ -209,7 +206,7 @@ static void bn_backward(const T* g, const T* x, const T* w, const T* b, const T*
 
 void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& bias,
                          const Tensor& mean, const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb,
-                         int64_t M, int64_t C, bool training, int act) {
+                         int64_t M, int64_t C, bool training, NormActivation act) {
   ADNN_FLOAT_TYPES(x.dtype(), "batch_norm backward",
                    bn_backward<T>(g.data_ptr<T>(), x.data_ptr<T>(), opt_ptr<T>(weight), opt_ptr<T>(bias), mean.data_ptr<T>(),
                                   invstd.data_ptr<T>(), gx.defined() ? gx.data_ptr<T>() : nullptr,
@@ -300,252 +297,6 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
                                   rstd.data_ptr<T>(), gx.defined() ? gx.data_ptr<T>() : nullptr,
                                   gw.defined() ? gw.data_ptr<T>() : nullptr, gb.defined() ? gb.data_ptr<T>() : nullptr,
                                   M, D));
-}
-
-// ---------------------------------------------------------------- pooling (N, H, W, C)
-template <class T>
-static void maxpool_fwd(const T* x, T* y, int64_t* am, const PoolGeom& g) {
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t oh = 0; oh < g.OH; ++oh)
-      for (int64_t ow = 0; ow < g.OW; ++ow) {
-        T* yp = y + ((n * g.OH + oh) * g.OW + ow) * g.C;
-        int64_t* ap = am + ((n * g.OH + oh) * g.OW + ow) * g.C;
-        for (int64_t c = 0; c < g.C; ++c) {
-          yp[c] = -std::numeric_limits<T>::infinity();
-          ap[c] = -1;
-        }
-        kernels::for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) {
-          const T* xp = x + ((n * g.H + h) * g.W + w) * g.C;
-          for (int64_t c = 0; c < g.C; ++c)
-            if (xp[c] > yp[c] || ap[c] < 0 || xp[c] != xp[c]) {
-              yp[c] = xp[c];
-              ap[c] = h * g.W + w;
-            }
-        });
-      }
-}
-
-void max_pool2d_forward(const Tensor& x, const Tensor& y, const Tensor& argmax, const PoolGeom& g) {
-  ADNN_FLOAT_TYPES(x.dtype(), "max_pool2d", maxpool_fwd<T>(x.data_ptr<T>(), y.data_ptr<T>(), argmax.data_ptr<int64_t>(), g));
-}
-
-void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Tensor& gx, const PoolGeom& g) {
-  float_dispatch(gy.dtype(), "max_pool2d backward", [&](auto tag_) {
-    using T = decltype(tag_);
-    const T* gp = gy.data_ptr<T>();
-    const int64_t* ap = argmax.data_ptr<int64_t>();
-    T* xp = gx.data_ptr<T>();
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < g.N; ++n)
-      for (int64_t o = 0; o < g.OH * g.OW; ++o)
-        for (int64_t c = 0; c < g.C; ++c) {
-          int64_t k = (n * g.OH * g.OW + o) * g.C + c;
-          if (ap[k] >= 0) xp[(n * g.H * g.W + ap[k]) * g.C + c] += gp[k];
-        }
-  });
-}
-
-void avg_pool2d_forward(const Tensor& x, const Tensor& y, const PoolGeom& g) {
-  float_dispatch(x.dtype(), "avg_pool2d", [&](auto tag_) {
-    using T = decltype(tag_);
-    const T* xp = x.data_ptr<T>();
-    T* yp = y.data_ptr<T>();
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < g.N; ++n)
-      for (int64_t oh = 0; oh < g.OH; ++oh)
-        for (int64_t ow = 0; ow < g.OW; ++ow) {
-          T* o = yp + ((n * g.OH + oh) * g.OW + ow) * g.C;
-          for (int64_t c = 0; c < g.C; ++c) o[c] = 0;
-          kernels::for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) {
-            const T* p = xp + ((n * g.H + h) * g.W + w) * g.C;
-            for (int64_t c = 0; c < g.C; ++c) o[c] += p[c];
-          });
-          T inv = T(1) / T(kernels::pool_divisor(g, oh, ow));
-          for (int64_t c = 0; c < g.C; ++c) o[c] *= inv;
-        }
-  });
-}
-
-void avg_pool2d_backward(const Tensor& gy, const Tensor& gx, const PoolGeom& g) {
-  float_dispatch(gy.dtype(), "avg_pool2d backward", [&](auto tag_) {
-    using T = decltype(tag_);
-    const T* gp = gy.data_ptr<T>();
-    T* xp = gx.data_ptr<T>();
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < g.N; ++n)
-      for (int64_t oh = 0; oh < g.OH; ++oh)
-        for (int64_t ow = 0; ow < g.OW; ++ow) {
-          const T* o = gp + ((n * g.OH + oh) * g.OW + ow) * g.C;
-          T inv = T(1) / T(kernels::pool_divisor(g, oh, ow));
-          kernels::for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) {
-            T* p = xp + ((n * g.H + h) * g.W + w) * g.C;
-            for (int64_t c = 0; c < g.C; ++c) p[c] += o[c] * inv;
-          });
-        }
-  });
-}
-
-// ---------------------------------------------------------------- indexing
-void index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t D, int64_t inner) {
-  const int64_t* idx = index.data_ptr<int64_t>();
-  const int64_t n = index.numel();
-  const size_t es = x.element_size();
-  const char* xp = static_cast<const char*>(x.data_ptr());
-  char* op = static_cast<char*>(out.data_ptr());
-#pragma omp parallel for collapse(2) schedule(static) if (outer * n * inner > 32768)
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t i = 0; i < n; ++i)
-      std::memcpy(op + ((o * n + i) * inner) * es, xp + ((o * D + idx[i]) * inner) * es, size_t(inner) * es);
-}
-
-void index_add(const Tensor& g, const Tensor& index, const Tensor& gx, int64_t outer, int64_t D, int64_t inner) {
-  const int64_t* idx = index.data_ptr<int64_t>();
-  const int64_t n = index.numel();
-  float_dispatch(g.dtype(), "index_select backward", [&](auto tag_) {
-    using T = decltype(tag_);
-    const T* gp = g.data_ptr<T>();
-    T* xp = gx.data_ptr<T>();
-#pragma omp parallel for schedule(static) if (outer * n * inner > 32768 && outer > 1)
-    for (int64_t o = 0; o < outer; ++o)
-      for (int64_t i = 0; i < n; ++i) {
-        const T* s = gp + (o * n + i) * inner;
-        T* d = xp + (o * D + idx[i]) * inner;
-        for (int64_t k = 0; k < inner; ++k) d[k] += s[k];
-      }
-  });
-}
-
-// offsets for gather/scatter: out/index contiguous; x contiguous
-static void gather_scatter(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& y, bool scatter) {
-  const Shape& is = index.sizes();
-  const Shape xs = contiguous_strides(x.sizes());
-  const int64_t* idx = index.data_ptr<int64_t>();
-  const int64_t n = index.numel();
-  const int64_t R = int64_t(is.size());
-  float_dispatch(x.dtype(), scatter ? "scatter_add" : "gather", [&](auto tag_) {
-    using T = decltype(tag_);
-    T* xp = x.data_ptr<T>();
-    T* yp = y.data_ptr<T>();
-    std::vector<int64_t> c(R, 0);
-    for (int64_t k = 0; k < n; ++k) {
-      int64_t off = 0;
-      for (int64_t d = 0; d < R; ++d) off += (d == dim ? idx[k] : c[d]) * xs[d];
-      if (scatter)
-        xp[off] += yp[k];
-      else
-        yp[k] = xp[off];
-      for (int64_t d = R - 1; d >= 0; --d) {
-        if (++c[d] < is[d]) break;
-        c[d] = 0;
-      }
-    }
-  });
-}
-
-void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) {
-  gather_scatter(x, dim, index, out, false);
-}
-void scatter_add(const Tensor& g, int64_t dim, const Tensor& index, const Tensor& gx) {
-  gather_scatter(gx, dim, index, g, true);
-}
-
-// ---------------------------------------------------------------- interpolation
-static double cubic_w(double x) {
-  const double A = -0.75;
-  x = std::fabs(x);
-  if (x <= 1) return ((A + 2) * x - (A + 3)) * x * x + 1;
-  if (x < 2) return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
-  return 0;
-}
-
-InterpTaps interp_taps(int64_t in, int64_t out, InterpMode mode, bool align_corners) {
-  InterpTaps t;
-  t.taps = mode == InterpMode::nearest ? 1 : mode == InterpMode::bilinear ? 2 : 4;
-  t.index.resize(size_t(out * t.taps));
-  t.weight.resize(size_t(out * t.taps));
-  const double scale_ac = out > 1 ? double(in - 1) / double(out - 1) : 0.0;
-  const double scale = double(in) / double(out);
-  for (int64_t o = 0; o < out; ++o) {
-    int64_t* ix = t.index.data() + o * t.taps;
-    double* w = t.weight.data() + o * t.taps;
-    if (mode == InterpMode::nearest) {
-      ix[0] = std::min<int64_t>(int64_t(std::floor(double(o) * scale)), in - 1);
-      w[0] = 1;
-      continue;
-    }
-    double src = align_corners ? double(o) * scale_ac : (double(o) + 0.5) * scale - 0.5;
-    if (mode == InterpMode::bilinear) {
-      if (src < 0) src = 0;
-      int64_t i0 = std::min<int64_t>(int64_t(std::floor(src)), in - 1);
-      int64_t i1 = std::min<int64_t>(i0 + 1, in - 1);
-      double l = src - double(i0);
-      ix[0] = i0;
-      ix[1] = i1;
-      w[0] = 1 - l;
-      w[1] = l;
-    } else {
-      int64_t i0 = int64_t(std::floor(src));
-      double l = src - double(i0);
-      double ws[4] = {cubic_w(1 + l), cubic_w(l), cubic_w(1 - l), cubic_w(2 - l)};
-      for (int k = 0; k < 4; ++k) {
-        ix[k] = std::clamp<int64_t>(i0 - 1 + k, 0, in - 1);
-        w[k] = ws[k];
-      }
-    }
-  }
-  return t;
-}
-
-void interpolate_forward(const Tensor& x, const Tensor& y, const InterpTaps& ty, const InterpTaps& tx) {
-  const int64_t N = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3), OH = y.size(1), OW = y.size(2);
-  float_dispatch(x.dtype(), "interpolate", [&](auto tag_) {
-    using T = decltype(tag_);
-    const T* xp = x.data_ptr<T>();
-    T* yp = y.data_ptr<T>();
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t oh = 0; oh < OH; ++oh)
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          T* o = yp + ((n * OH + oh) * OW + ow) * C;
-          for (int64_t c = 0; c < C; ++c) o[c] = 0;
-          for (int64_t i = 0; i < ty.taps; ++i) {
-            int64_t h = ty.index[oh * ty.taps + i];
-            double wy = ty.weight[oh * ty.taps + i];
-            for (int64_t j = 0; j < tx.taps; ++j) {
-              int64_t w = tx.index[ow * tx.taps + j];
-              T wt = T(wy * tx.weight[ow * tx.taps + j]);
-              const T* p = xp + ((n * H + h) * W + w) * C;
-              for (int64_t c = 0; c < C; ++c) o[c] += wt * p[c];
-            }
-          }
-        }
-  });
-}
-
-void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpTaps& ty, const InterpTaps& tx) {
-  const int64_t N = gx.size(0), H = gx.size(1), W = gx.size(2), C = gx.size(3), OH = gy.size(1), OW = gy.size(2);
-  float_dispatch(gy.dtype(), "interpolate backward", [&](auto tag_) {
-    using T = decltype(tag_);
-    const T* gp = gy.data_ptr<T>();
-    T* xp = gx.data_ptr<T>();
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < N; ++n)
-      for (int64_t oh = 0; oh < OH; ++oh)
-        for (int64_t ow = 0; ow < OW; ++ow) {
-          const T* o = gp + ((n * OH + oh) * OW + ow) * C;
-          for (int64_t i = 0; i < ty.taps; ++i) {
-            int64_t h = ty.index[oh * ty.taps + i];
-            double wy = ty.weight[oh * ty.taps + i];
-            for (int64_t j = 0; j < tx.taps; ++j) {
-              int64_t w = tx.index[ow * tx.taps + j];
-              T wt = T(wy * tx.weight[ow * tx.taps + j]);
-              T* p = xp + ((n * H + h) * W + w) * C;
-              for (int64_t c = 0; c < C; ++c) p[c] += wt * o[c];
-            }
-          }
-        }
-  });
 }
 
 }  // namespace adnn::cpu

@@ -1,14 +1,15 @@
 #pragma once
-// Helpers shared by the CUDA backend's translation units (backend.cpp, backend_attention.cpp):
-// the current stream, tensor -> kernel pointer, and the float-dtype switch.
+// Helpers of the CUDA backend's family files (src/cuda/<family>.cpp): the current stream,
+// tensor -> kernel pointer, the float-dtype switch, device scratch.
 #include <adnn/core/tensor.hpp>
 #include <adnn/cuda/runtime.hpp>
 
+#include "dispatch/args.hpp"
 #include "kernels/common.cuh"
 
 namespace adnn::cuda {
 namespace k = adnn::kernels;
-namespace backend_detail {
+namespace launch_detail {
 
 inline k::Stream stream() { return reinterpret_cast<k::Stream>(current_stream().handle); }
 
@@ -35,5 +36,5 @@ void float_types(DType t, const char* op, F&& f) {
 
 inline Tensor device_f64(int64_t n) { return empty({n}, TensorOptions(DType::f64, kCUDA)); }
 
-}  // namespace backend_detail
+}  // namespace launch_detail
 }  // namespace adnn::cuda

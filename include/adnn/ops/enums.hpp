@@ -1,0 +1,19 @@
+#pragma once
+// The enums the op API and both backends share (plain C++: the CUDA kernels include it too).
+namespace adnn {
+
+// The activation fused after a normalisation (batch_norm(..., act)).
+enum class NormActivation { none = 0, silu = 1, relu = 2 };
+// Resampling modes of interpolate / warp_affine.
+enum class InterpMode { nearest, bilinear, bicubic };
+
+// Backend codes of the elementwise and reduction ops (the op table's unary/binary/reduce
+// entries take them).
+enum class UnaryOp { neg, exp, log, sqrt, rsqrt, abs, relu, leaky_relu, sigmoid, tanh, silu, gelu, clamp, pow_scalar };
+enum class BinaryOp { add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge };
+enum class ReduceOp { sum, max, min };
+
+const char* unary_name(UnaryOp op);
+const char* binary_name(BinaryOp op);
+
+}  // namespace adnn

@@ -1,0 +1,57 @@
+#pragma once
+// Convolution geometry and path selection, shared by the CPU twin (src/cpu/conv.cpp), the
+// CUDA launchers (src/cuda/conv.cpp) and the kernels (kernels/conv.cuh).
+// Layout: x (N, H, W, C) NHWC, w (O, KH, KW, C/groups), y (N, OH, OW, O).
+#include <algorithm>
+
+#include "common/hd.hpp"
+
+namespace adnn::common {
+
+struct ConvGeom {
+  int64_t N, H, W, C, O, KH, KW, OH, OW, sh, sw, pt, pl, dh, dw, groups;
+};
+
+// How a convolution runs, on every backend:
+//   pointwise: 1x1, stride 1, no padding, groups 1 — one GEMM over N·H·W rows;
+//   depthwise: groups == C == O > 1 — direct kernels, channels across lanes;
+//   im2col:    everything else — im2col of `chunk_images` images at a time and group, then a
+//              GEMM; the backward's col2im is in gather form (no atomics).
+enum class ConvPath { pointwise, depthwise, im2col };
+// The im2col buffer holds at most this many elements (16 MiB in f32); at least one image.
+constexpr int64_t kConvColElements = int64_t(1) << 22;
+struct ConvPlan {
+  ConvPath path;
+  int64_t chunk_images;  // im2col: images per GEMM
+  int64_t col_elements;  // im2col: the buffer's size (chunk_images · OH·OW · KH·KW·C/groups)
+};
+inline ConvPlan conv_plan(const ConvGeom& g) {
+  if (g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.groups == 1 && g.OH == g.H &&
+      g.OW == g.W)
+    return {ConvPath::pointwise, 0, 0};
+  if (g.groups == g.C && g.O == g.C && g.groups > 1) return {ConvPath::depthwise, 0, 0};
+  const int64_t per = g.OH * g.OW * g.KH * g.KW * (g.C / g.groups);
+  const int64_t nb = std::clamp<int64_t>(kConvColElements / std::max<int64_t>(per, 1), 1, std::max<int64_t>(g.N, 1));
+  return {ConvPath::im2col, nb, nb * per};
+}
+
+// Calls f(oh, ow, kh, kw) for every output position and tap that reads input pixel (ih, iw):
+// the gather form of a convolution's adjoint (col2im and input gradients without atomics).
+template <class F>
+ADNN_HD void for_each_tap_reading(const ConvGeom& g, int64_t ih, int64_t iw, F&& f) {
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    const int64_t t = ih + g.pt - kh * g.dh;
+    if (t < 0 || t % g.sh) continue;
+    const int64_t oh = t / g.sh;
+    if (oh >= g.OH) continue;
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const int64_t u = iw + g.pl - kw * g.dw;
+      if (u < 0 || u % g.sw) continue;
+      const int64_t ow = u / g.sw;
+      if (ow >= g.OW) continue;
+      f(oh, ow, kh, kw);
+    }
+  }
+}
+
+}  // namespace adnn::common

@@ -1,0 +1,41 @@
+#pragma once
+// Pooling geometry and window iteration, shared by the CPU twin (src/cpu/pool.cpp) and the
+// kernels (kernels/pool.cuh). Layout: x (N, H, W, C), y (N, OH, OW, C).
+#include "common/hd.hpp"
+
+namespace adnn::common {
+
+struct PoolGeom {
+  int64_t N, H, W, C, OH, OW, kh, kw, sh, sw, ph, pw;
+  bool count_include_pad;
+};
+
+// The divisor of average pooling at output (oh, ow), as torch: count_include_pad clips the
+// window to the padded extent; otherwise only real pixels count.
+ADNN_HD int64_t pool_divisor(const PoolGeom& g, int64_t oh, int64_t ow) {
+  int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+  int64_t h1 = h0 + g.kh < g.H + g.ph ? h0 + g.kh : g.H + g.ph;
+  int64_t w1 = w0 + g.kw < g.W + g.pw ? w0 + g.kw : g.W + g.pw;
+  if (g.count_include_pad) return (h1 - h0) * (w1 - w0);
+  h0 = h0 > 0 ? h0 : 0;
+  w0 = w0 > 0 ? w0 : 0;
+  h1 = h1 < g.H ? h1 : g.H;
+  w1 = w1 < g.W ? w1 : g.W;
+  const int64_t n = (h1 - h0) * (w1 - w0);
+  return n > 1 ? n : 1;
+}
+
+// Calls f(h, w) for every input pixel inside the window of output (oh, ow) (padding skipped).
+template <class F>
+ADNN_HD void for_each_window_pixel(const PoolGeom& g, int64_t oh, int64_t ow, F&& f) {
+  for (int64_t a = 0; a < g.kh; ++a) {
+    const int64_t h = oh * g.sh - g.ph + a;
+    if (h < 0 || h >= g.H) continue;
+    for (int64_t b = 0; b < g.kw; ++b) {
+      const int64_t w = ow * g.sw - g.pw + b;
+      if (w >= 0 && w < g.W) f(h, w);
+    }
+  }
+}
+
+}  // namespace adnn::common

@@ -1,0 +1,89 @@
+// CPU twin of kernels/index.cuh: index_select / index_add along one dim, gather /
+// scatter_add (torch semantics).
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "cpu/backend.hpp"
+#include "cpu/loop.hpp"
+
+namespace adnn::cpu {
+
+#define ADNN_FLOAT_TYPES(dtype, op, ...)                                 \
+  do {                                                                   \
+    if ((dtype) == DType::f32) {                                         \
+      using T = float;                                                   \
+      __VA_ARGS__;                                                       \
+    } else if ((dtype) == DType::f64) {                                  \
+      using T = double;                                                  \
+      __VA_ARGS__;                                                       \
+    } else {                                                             \
+      ADNN_FAIL(op, ": unsupported dtype ", dtype_name(dtype));          \
+    }                                                                    \
+  } while (0)
+
+void index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t D, int64_t inner) {
+  const int64_t* idx = index.data_ptr<int64_t>();
+  const int64_t n = index.numel();
+  const size_t es = x.element_size();
+  const char* xp = static_cast<const char*>(x.data_ptr());
+  char* op = static_cast<char*>(out.data_ptr());
+#pragma omp parallel for collapse(2) schedule(static) if (outer * n * inner > 32768)
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < n; ++i)
+      std::memcpy(op + ((o * n + i) * inner) * es, xp + ((o * D + idx[i]) * inner) * es, size_t(inner) * es);
+}
+
+void index_add(const Tensor& g, const Tensor& index, const Tensor& gx, int64_t outer, int64_t D, int64_t inner) {
+  const int64_t* idx = index.data_ptr<int64_t>();
+  const int64_t n = index.numel();
+  float_dispatch(g.dtype(), "index_select backward", [&](auto tag_) {
+    using T = decltype(tag_);
+    const T* gp = g.data_ptr<T>();
+    T* xp = gx.data_ptr<T>();
+#pragma omp parallel for schedule(static) if (outer * n * inner > 32768 && outer > 1)
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t i = 0; i < n; ++i) {
+        const T* s = gp + (o * n + i) * inner;
+        T* d = xp + (o * D + idx[i]) * inner;
+        for (int64_t k = 0; k < inner; ++k) d[k] += s[k];
+      }
+  });
+}
+
+// offsets for gather/scatter: out/index contiguous; x contiguous
+static void gather_scatter(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& y, bool scatter) {
+  const Shape& is = index.sizes();
+  const Shape xs = contiguous_strides(x.sizes());
+  const int64_t* idx = index.data_ptr<int64_t>();
+  const int64_t n = index.numel();
+  const int64_t R = int64_t(is.size());
+  float_dispatch(x.dtype(), scatter ? "scatter_add" : "gather", [&](auto tag_) {
+    using T = decltype(tag_);
+    T* xp = x.data_ptr<T>();
+    T* yp = y.data_ptr<T>();
+    std::vector<int64_t> c(R, 0);
+    for (int64_t k = 0; k < n; ++k) {
+      int64_t off = 0;
+      for (int64_t d = 0; d < R; ++d) off += (d == dim ? idx[k] : c[d]) * xs[d];
+      if (scatter)
+        xp[off] += yp[k];
+      else
+        yp[k] = xp[off];
+      for (int64_t d = R - 1; d >= 0; --d) {
+        if (++c[d] < is[d]) break;
+        c[d] = 0;
+      }
+    }
+  });
+}
+
+void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) {
+  gather_scatter(x, dim, index, out, false);
+}
+void scatter_add(const Tensor& g, int64_t dim, const Tensor& index, const Tensor& gx) {
+  gather_scatter(gx, dim, index, g, true);
+}
+
+}  // namespace adnn::cpu

@@ -1,0 +1,122 @@
+// The elementwise family's launchers (kernels/elementwise.cuh): copy/cast, fill, unary
+// (+ backward), binary, where.
+#include "cuda/backend.hpp"
+#include "cuda/launch.hpp"
+#include "kernels/elementwise.cuh"
+
+namespace adnn::cuda {
+
+using namespace launch_detail;
+
+namespace {
+// Sizes of `shape`, strides of each operand (already broadcast to `shape`).
+k::Geom make_geom(const char* op, const Shape& shape, std::initializer_list<const Tensor*> ts) {
+  k::Geom g;
+  ADNN_CHECK(shape.size() <= size_t(k::kMaxDims), op, ": CUDA kernels handle up to ", k::kMaxDims, " dims, got ",
+             shape_str(shape));
+  g.ndim = int(shape.size());
+  for (int d = 0; d < g.ndim; ++d) g.size[d] = shape[d];
+  int j = 0;
+  for (const Tensor* t : ts) {
+    for (int d = 0; d < g.ndim; ++d) g.stride[j][d] = t->strides()[d];
+    ++j;
+  }
+  return g;
+}
+}  // namespace
+
+// ---------------------------------------------------------------- elementwise
+void copy(const Tensor& src, const Tensor& dst) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  k::Geom g = make_geom("copy", dst.sizes(), {&dst, &src});
+  visit_dtype(src.dtype(), [&](auto s) {
+    using S = kt<decltype(s)>;
+    visit_dtype(dst.dtype(), [&](auto d) {
+      using D = kt<decltype(d)>;
+      ADNN_LAUNCH((k::copy_kernel<S, D>), k::grid_for(n), dim3(256), 0, stream(),
+                  reinterpret_cast<const S*>(src.data_ptr()), reinterpret_cast<D*>(dst.data_ptr()), n, g);
+    });
+  });
+}
+
+void fill(const Tensor& dst, double value) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  k::Geom g = make_geom("fill", dst.sizes(), {&dst});
+  visit_dtype(dst.dtype(), [&](auto d) {
+    using T = decltype(d);
+    T v;
+    if constexpr (std::is_same_v<T, bool>)
+      v = value != 0;
+    else
+      v = T(static_cast<std::conditional_t<std::is_same_v<T, half> || std::is_same_v<T, bfloat16>, float, T>>(value));
+    kt<T> kv;
+    std::memcpy(&kv, &v, sizeof v);
+    ADNN_LAUNCH(k::fill_kernel<kt<T>>, k::grid_for(n), dim3(256), 0, stream(), reinterpret_cast<kt<T>*>(dst.data_ptr()),
+                kv, n, g);
+  });
+}
+
+void unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  k::Geom g = make_geom(unary_name(op), out.sizes(), {&out, &x});
+  auto run = [&](auto tag) {
+    using T = kt<decltype(tag)>;
+    ADNN_LAUNCH(k::unary_kernel<T>, k::grid_for(n), dim3(256), 0, stream(), int(op),
+                reinterpret_cast<const T*>(x.data_ptr()), reinterpret_cast<T*>(out.data_ptr()), n, g, p0, p1);
+  };
+  if (!visit_floating(x.dtype(), run))
+    ADNN_FAIL(unary_name(op), " (cuda): needs a floating tensor, got ", x.desc());
+}
+
+void unary_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& y, const Tensor& gx, double p0,
+                    double p1) {
+  const int64_t n = gx.numel();
+  if (n == 0) return;
+  k::Geom geo = make_geom(unary_name(op), gx.sizes(), {&gx, &g, &x, &y});
+  auto run = [&](auto tag) {
+    using T = kt<decltype(tag)>;
+    ADNN_LAUNCH(k::unary_backward_kernel<T>, k::grid_for(n), dim3(256), 0, stream(), int(op),
+                reinterpret_cast<const T*>(g.data_ptr()), reinterpret_cast<const T*>(x.data_ptr()),
+                reinterpret_cast<const T*>(y.data_ptr()), reinterpret_cast<T*>(gx.data_ptr()), n, geo, p0, p1);
+  };
+  if (!visit_floating(x.dtype(), run))
+    ADNN_FAIL(unary_name(op), " backward (cuda): needs a floating tensor, got ", x.desc());
+}
+
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  k::Geom g = make_geom(binary_name(op), out.sizes(), {&out, &a, &b});
+  const bool cmp = common::is_comparison(op);
+  if (a.dtype() == DType::boolean)
+    ADNN_CHECK(op == BinaryOp::eq || op == BinaryOp::ne, binary_name(op), ": not defined for bool tensors");
+  visit_dtype(a.dtype(), [&](auto tag) {
+    using T = kt<decltype(tag)>;
+    const T* pa = reinterpret_cast<const T*>(a.data_ptr());
+    const T* pb = reinterpret_cast<const T*>(b.data_ptr());
+    if (cmp) {
+      ADNN_LAUNCH((k::binary_kernel<T, bool>), k::grid_for(n), dim3(256), 0, stream(), op, pa, pb,
+                  reinterpret_cast<bool*>(out.data_ptr()), n, g);
+    } else if constexpr (!std::is_same_v<T, bool>) {
+      ADNN_LAUNCH((k::binary_kernel<T, T>), k::grid_for(n), dim3(256), 0, stream(), op, pa, pb,
+                  reinterpret_cast<T*>(out.data_ptr()), n, g);
+    }
+  });
+}
+
+void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  k::Geom g = make_geom("where", out.sizes(), {&out, &cond, &a, &b});
+  visit_dtype(a.dtype(), [&](auto tag) {
+    using T = kt<decltype(tag)>;
+    ADNN_LAUNCH(k::where_kernel<T>, k::grid_for(n), dim3(256), 0, stream(),
+                reinterpret_cast<const bool*>(cond.data_ptr()), reinterpret_cast<const T*>(a.data_ptr()),
+                reinterpret_cast<const T*>(b.data_ptr()), reinterpret_cast<T*>(out.data_ptr()), n, g);
+  });
+}
+
+}  // namespace adnn::cuda

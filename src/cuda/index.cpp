@@ -1,0 +1,59 @@
+// The index family's launchers (kernels/index.cuh).
+#include "cuda/backend.hpp"
+#include "cuda/launch.hpp"
+#include "kernels/index.cuh"
+
+namespace adnn::cuda {
+
+using namespace launch_detail;
+
+// ---------------------------------------------------------------- indexing
+void index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t D, int64_t inner) {
+  const int64_t n = index.numel();
+  if (out.numel() == 0) return;
+  visit_dtype(x.dtype(), [&](auto tag) {
+    using T = kt<decltype(tag)>;
+    ADNN_LAUNCH(k::index_select_kernel<T>, k::grid_for(outer * n * inner), dim3(256), 0, stream(),
+                reinterpret_cast<const T*>(x.data_ptr()), ptr<int64_t>(index), reinterpret_cast<T*>(out.data_ptr()),
+                outer, D, inner, n);
+  });
+}
+void index_add(const Tensor& g, const Tensor& index, const Tensor& gx, int64_t outer, int64_t D, int64_t inner) {
+  const int64_t n = index.numel();
+  if (g.numel() == 0) return;
+  float_types(g.dtype(), "index_select backward", [&](auto tag) {
+    using T = decltype(tag);
+    ADNN_LAUNCH(k::index_add_kernel<T>, k::grid_for(outer * n * inner), dim3(256), 0, stream(), ptr<T>(g),
+                ptr<int64_t>(index), ptr<T>(gx), outer, D, inner, n);
+  });
+}
+
+namespace {
+void gather_scatter(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& y, bool scatter) {
+  const int64_t n = index.numel();
+  if (n == 0) return;
+  k::GatherGeom g{};
+  ADNN_CHECK(index.dim() <= 8, "gather (cuda): at most 8 dims");
+  g.ndim = int(index.dim());
+  g.dim = int(dim);
+  Shape xs = contiguous_strides(x.sizes());
+  for (int d = 0; d < g.ndim; ++d) {
+    g.size[d] = index.size(d);
+    g.xstride[d] = xs[d];
+  }
+  float_types(x.dtype(), scatter ? "scatter_add" : "gather", [&](auto tag) {
+    using T = decltype(tag);
+    ADNN_LAUNCH(k::gather_kernel<T>, k::grid_for(n), dim3(256), 0, stream(), ptr<T>(x), ptr<int64_t>(index), ptr<T>(y),
+                n, g, scatter);
+  });
+}
+}  // namespace
+
+void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) {
+  gather_scatter(x, dim, index, out, false);
+}
+void scatter_add(const Tensor& g, int64_t dim, const Tensor& index, const Tensor& gx) {
+  gather_scatter(gx, dim, index, g, true);
+}
+
+}  // namespace adnn::cuda

@@ -1,0 +1,80 @@
+// The norm family's launchers (kernels/norm.cuh): batch norm (+ fused activation, MBConv
+// epilogue) and layer norm, forward and backward.
+#include "cuda/backend.hpp"
+#include "cuda/launch.hpp"
+#include "kernels/norm.cuh"
+
+namespace adnn::cuda {
+
+using namespace launch_detail;
+
+namespace {
+// per-channel sums over M rows into `sums` (2, C) doubles or finalised into out0/out1
+template <class T, class O>
+void channel_sums(int mode, int fin, const Tensor& x, const Tensor& g, const Tensor& mean, const Tensor& invstd,
+                  int64_t M, int64_t C, double eps, O* out0, O* out1, const Tensor& w = {}, const Tensor& b = {},
+                  NormActivation act = NormActivation::none) {
+  Tensor part = device_f64(2 * k::channel_sum_slices(M) * C);
+  k::launch_channel_sums<T, O>(mode, fin, ptr<T>(x), ptr<T>(g), ptr<T>(mean), ptr<T>(invstd), ptr<T>(w), ptr<T>(b),
+                               act, ptr<double>(part), M, C, eps, out0, out1, stream());
+}
+}  // namespace
+
+void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean,
+                        const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps,
+                        NormActivation act, const Tensor& residual, const Tensor& scale, int64_t rows_per_sample) {
+  float_types(x.dtype(), "batch_norm", [&](auto tag) {
+    using T = decltype(tag);
+    if (compute_stats) {
+      channel_sums<T, T>(k::ch_sum, k::fin_mean, x, {}, {}, {}, M, C, eps, ptr<T>(mean), nullptr);
+      channel_sums<T, T>(k::ch_sqdev, k::fin_invstd, x, {}, mean, {}, M, C, eps, ptr<T>(invstd), nullptr);
+    }
+    ADNN_LAUNCH(k::bn_apply_kernel<T>, k::grid_for(M * C), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(mean),
+                ptr<T>(invstd), ptr<T>(weight), ptr<T>(bias), ptr<T>(y), M, C, act, ptr<T>(residual), ptr<T>(scale),
+                rows_per_sample);
+  });
+}
+
+void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Tensor& mean, const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb,
+                         int64_t M, int64_t C, bool training, NormActivation act) {
+  float_types(x.dtype(), "batch_norm backward", [&](auto tag) {
+    using T = decltype(tag);
+    Tensor sums = device_f64(2 * C);
+    channel_sums<T, double>(k::ch_grad, k::fin_sums, x, g, mean, invstd, M, C, 0.0, ptr<double>(sums),
+                            ptr<double>(sums) + C, weight, bias, act);
+    if (gb.defined()) copy(sums.narrow(0, 0, C), gb);
+    if (gw.defined()) copy(sums.narrow(0, C, C), gw);
+    if (gx.defined())
+      ADNN_LAUNCH(k::bn_backward_apply_kernel<T>, k::grid_for(M * C), dim3(256), 0, stream(), ptr<T>(g), ptr<T>(x),
+                  ptr<T>(weight), ptr<T>(bias), ptr<T>(mean), ptr<T>(invstd), ptr<double>(sums), ptr<T>(gx), M, C,
+                  training, act);
+  });
+}
+
+void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y, const Tensor& mean,
+                        const Tensor& rstd, int64_t M, int64_t D, double eps) {
+  if (M == 0) return;
+  float_types(x.dtype(), "layer_norm", [&](auto tag) {
+    using T = decltype(tag);
+    ADNN_LAUNCH(k::layer_norm_rows_kernel<T>, k::row_grid(M), dim3(k::row_threads(D)), 0, stream(), ptr<T>(x),
+                ptr<T>(weight), ptr<T>(bias), ptr<T>(y), ptr<T>(mean), ptr<T>(rstd), M, D, eps);
+  });
+}
+
+void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                         const Tensor& rstd, const Tensor& gx, const Tensor& gw, const Tensor& gb, int64_t M,
+                         int64_t D) {
+  if (M == 0) return;
+  float_types(x.dtype(), "layer_norm backward", [&](auto tag) {
+    using T = decltype(tag);
+    if (gx.defined())
+      ADNN_LAUNCH(k::layer_norm_backward_rows_kernel<T>, k::row_grid(M), dim3(k::row_threads(D)), 0, stream(),
+                  ptr<T>(g), ptr<T>(x), ptr<T>(weight), ptr<T>(mean), ptr<T>(rstd), ptr<T>(gx), M, D);
+    if (gw.defined() || gb.defined())
+      ADNN_LAUNCH(k::layer_norm_param_grads_kernel<T>, dim3(k::ceil_div(D, 128)), dim3(128), 0, stream(), ptr<T>(g),
+                  ptr<T>(x), ptr<T>(mean), ptr<T>(rstd), ptr<T>(gw), ptr<T>(gb), M, D);
+  });
+}
+
+}  // namespace adnn::cuda

@@ -1,0 +1,18 @@
+// The se family's launcher (kernels/se.cuh): squeeze-excite forward in two kernels.
+#include "cuda/backend.hpp"
+#include "cuda/launch.hpp"
+#include "kernels/se.cuh"
+
+namespace adnn::cuda {
+
+using namespace launch_detail;
+
+void squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2, const Tensor& pooled, const Tensor& logits, const Tensor& y, int64_t N, int64_t P, int64_t C, int64_t R) {
+  float_types(x.dtype(), "squeeze_excite", [&](auto tag) {
+    using T = decltype(tag);
+    k::launch_squeeze_excite<T>(ptr<T>(x), ptr<T>(w1), ptr<T>(b1), ptr<T>(w2), ptr<T>(b2), ptr<T>(pooled),
+                                ptr<T>(logits), ptr<T>(y), N, P, C, R, stream());
+  });
+}
+
+}  // namespace adnn::cuda
