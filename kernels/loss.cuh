@@ -6,7 +6,7 @@
 // with W = Σ_i Σ_c a_ic (read from device memory, computed beforehand). The row terms are
 // added into terms[0..2] (f64 atomics) as CE/W, C/B, DLS/B.
 // Layout: logits, targets (B, K); features (B, D); centers (K, D); weights, prior (K);
-//   labels (B) int64; all contiguous f32 (weights may be null).
+//   labels (B) int64; all contiguous f32 or f64, computed in that type (weights may be null).
 // Threads: one block per row; block reductions over K for the softmax, strided loops over
 //   K and D for the terms and gradients.
 // Cost: reads B·(2K + 2D) values (+ K·D centers rows used), writes B·(K + D) gradients; one
@@ -16,29 +16,28 @@
 
 namespace adnn::kernels {
 
-template <int Dummy = 0>
-__global__ void compound_loss_kernel(const float* __restrict__ z, const float* __restrict__ f,
-                                     const float* __restrict__ t, const int64_t* __restrict__ y,
-                                     const float* __restrict__ centers, const float* __restrict__ prior,
-                                     const float* __restrict__ w, const float* __restrict__ wsum,
-                                     float* __restrict__ gz, float* __restrict__ gf, double* __restrict__ terms,
+template <class T>
+__global__ void compound_loss_kernel(const T* __restrict__ z, const T* __restrict__ f, const T* __restrict__ t,
+                                     const int64_t* __restrict__ y, const T* __restrict__ centers,
+                                     const T* __restrict__ prior, const T* __restrict__ w, const T* __restrict__ wsum,
+                                     T* __restrict__ gz, T* __restrict__ gf, double* __restrict__ terms,
                                      CompoundParams P) {
-  __shared__ float scratch[32];
+  __shared__ T scratch[32];  // T is T or double: the accumulation type
   const int64_t i = blockIdx.x;
-  const float* zi = z + i * P.K;
-  const float* ti = t + i * P.K;
-  float m = -INFINITY;
+  const T* zi = z + i * P.K;
+  const T* ti = t + i * P.K;
+  T m = -INFINITY;
   for (int64_t c = threadIdx.x; c < P.K; c += blockDim.x) m = zi[c] > m ? zi[c] : m;
   m = block_max(m, scratch);
-  float s = 0;
+  T s = 0;
   for (int64_t c = threadIdx.x; c < P.K; c += blockDim.x) s += math::exp(zi[c] - m);
   s = block_sum(s, scratch);
-  const float lse = m + math::log(s);
-  float ce = 0, a_sum = 0, dls = 0, q_sum = 0;
+  const T lse = m + math::log(s);
+  T ce = 0, a_sum = 0, dls = 0, q_sum = 0;
   for (int64_t c = threadIdx.x; c < P.K; c += blockDim.x) {
-    const float nlp = lse - zi[c];
-    const float a = (w ? w[c] : 1.f) * ti[c];
-    const float q = (1.f - P.eps) * ti[c] + P.eps * prior[c];
+    const T nlp = lse - zi[c];
+    const T a = (w ? w[c] : T(1)) * ti[c];
+    const T q = (T(1) - T(P.eps)) * ti[c] + T(P.eps) * prior[c];
     ce += a * nlp;
     a_sum += a;
     dls += q * nlp;
@@ -48,19 +47,19 @@ __global__ void compound_loss_kernel(const float* __restrict__ z, const float* _
   a_sum = block_sum(a_sum, scratch);
   dls = block_sum(dls, scratch);
   q_sum = block_sum(q_sum, scratch);
-  const float W = *wsum, B = float(P.B);
+  const T W = *wsum, B = T(P.B);
   for (int64_t c = threadIdx.x; c < P.K; c += blockDim.x) {
-    const float p = math::exp(zi[c] - lse);
-    const float a = (w ? w[c] : 1.f) * ti[c];
-    const float q = (1.f - P.eps) * ti[c] + P.eps * prior[c];
-    gz[i * P.K + c] = P.l_ce * (a_sum * p - a) / W + P.l_dls * (q_sum * p - q) / B;
+    const T p = math::exp(zi[c] - lse);
+    const T a = (w ? w[c] : T(1)) * ti[c];
+    const T q = (T(1) - T(P.eps)) * ti[c] + T(P.eps) * prior[c];
+    gz[i * P.K + c] = T(P.l_ce) * (a_sum * p - a) / W + T(P.l_dls) * (q_sum * p - q) / B;
   }
-  const float* ci = centers + y[i] * P.D;
-  float cl = 0;
+  const T* ci = centers + y[i] * P.D;
+  T cl = 0;
   for (int64_t d = threadIdx.x; d < P.D; d += blockDim.x) {
-    const float diff = f[i * P.D + d] - ci[d];
+    const T diff = f[i * P.D + d] - ci[d];
     cl += diff * diff;
-    gf[i * P.D + d] = P.l_center * diff / B;
+    gf[i * P.D + d] = T(P.l_center) * diff / B;
   }
   cl = block_sum(cl, scratch);
   if (threadIdx.x == 0) {

@@ -145,13 +145,8 @@ TEST_SUITE("ops") {
 // mma.sync in CI, real tensor cores when a GPU is lent. The forward's reference is the f64
 // composition on the same rounded inputs; the kernel rounds P to the input type before P·V,
 // so the bound is a few units in the last place of the output's scale.
-#define REQUIRE_TENSOR_CORES()                                      \
-  do {                                                              \
-    if (!cuda_is_available() || !cuda::has_tensor_cores()) {        \
-      MESSAGE("no CUDA device with tensor cores: skipped");         \
-      return;                                                       \
-    }                                                               \
-  } while (0)
+#define REQUIRE_TENSOR_CORES() \
+  if (!cuda_is_available() || !cuda::has_tensor_cores()) ADNN_SKIP("no CUDA device with tensor cores")
 
 TEST_SUITE("cuda") {
   TEST_CASE("tensor-core attention (f16, bf16) equals the f64 reference, masks and large logits included") {

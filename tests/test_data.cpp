@@ -260,10 +260,7 @@ TEST_SUITE("data") {
 
   TEST_CASE("FER2013 on disk: exact counts, 48x48x1, a full pass over val") {
     const std::string root = fer_dir();
-    if (!fs::exists(root + "/val")) {
-      MESSAGE("FER2013 not found at " << root << ": skipped");
-      return;
-    }
+    if (!fs::exists(root + "/val")) ADNN_SKIP("FER2013 not found at " << root);
     FolderDataset val(root + "/val");
     CHECK(val.size() == 3589);
     CHECK(val.class_counts() == std::vector<int64_t>{467, 56, 496, 895, 653, 415, 607});

@@ -97,12 +97,11 @@ TEST_SUITE("models") {
   }
 
   TEST_CASE("efficientnet_b0 forward and backward agree on cpu and cuda") {
-    if (!cuda_is_available()) return;
+    if (!cuda_is_available()) ADNN_SKIP("no CUDA device");
 #if defined(__SANITIZE_ADDRESS__)
     // ~100k emulated blocks: about 2 minutes with ASan's ucontext fibers. The release run
     // checks this; the ASan run checks the same kernels through the op registry.
-    MESSAGE("skipped under AddressSanitizer");
-    return;
+    ADNN_SKIP("AddressSanitizer build (the release run checks it)");
 #endif
     manual_seed(3);
     auto cpu_m = nn::create_model("efficientnet_b0", 7, 1), dev_m = nn::create_model("efficientnet_b0", 7, 1);

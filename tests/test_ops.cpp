@@ -160,6 +160,39 @@ Register norm_cases({
     {"cross_entropy", {in({4, 5}), index_in({0, 4, 2, 2}, {4})},
      [](const V& x) { return cross_entropy(x[0], x[1]); }},
     {"mse_loss", {in({3, 4}), in({3, 4})}, [](const V& x) { return mse_loss(x[0], x[1]); }},
+    // the fused compound loss (loss family): logits, features; soft targets, labels, centers,
+    // prior and class weights fixed
+    {"compound_loss",
+     {in({4, 5}), in({4, 3}), fixed_in([] { return softmax(mul(randn({4, 5}, DType::f64), 2.0), 1); }),
+      index_in({0, 4, 2, 2}, {4}), fixed_in([] { return randn({5, 3}, DType::f64); }),
+      fixed_in([] { return tensor({0.1, 0.3, 0.2, 0.25, 0.15}, {5}); }),
+      fixed_in([] { return tensor({1.0, 0.5, 2.0, 1.5, 0.8}, {5}); })},
+     [](const V& x) { return nn::compound_loss(x[0], x[1], x[2], x[3], x[4], x[5], x[6]).total; }},
+});
+
+// The optimizer family: two AdamW steps (layer-wise lr and decay per group) on a copy of
+// the parameters, the updated parameters as the output (nothing differentiable).
+Register optim_cases({
+    {"adamw_multi_tensor",
+     {fixed_in([] { return randn({3, 4}, DType::f64); }), fixed_in([] { return randn({3, 4}, DType::f64); }),
+      fixed_in([] { return randn({70000}, DType::f64); }), fixed_in([] { return randn({70000}, DType::f64); })},
+     [](const V& x) {
+       Tensor p0 = x[0].to(DType::f32).clone().requires_grad_(), p1 = x[2].to(DType::f32).clone().requires_grad_();
+       p0.set_grad(x[1].to(DType::f32).contiguous());
+       p1.set_grad(x[3].to(DType::f32).contiguous());
+       optim::AdamWOptions o;
+       o.lr = 0.01;
+       optim::ParamGroup g0, g1;
+       g0.params = {p0};
+       g0.weight_decay = 0.01;
+       g1.params = {p1};
+       g1.lr_scale = 0.5;
+       optim::AdamW opt(std::vector<optim::ParamGroup>{g0, g1}, o);
+       opt.step();
+       opt.step();
+       return cat({p0.reshape({-1}), p1.reshape({-1})}, 0);
+     },
+     1e-5, 1e-4, false, false},
 });
 
 Register pool_cases({

@@ -7,7 +7,7 @@ namespace adnn::common {
 
 struct CompoundParams {
   int64_t B, K, D;
-  float l_ce, l_center, l_dls, eps;
+  double l_ce, l_center, l_dls, eps;  // the weights λ of CE, center and DLS terms; DLS ε
 };
 
 }  // namespace adnn::common

@@ -1,5 +1,5 @@
 // CPU twin of kernels/loss.cuh: the fused compound loss (soft CE + center + DLS) with its
-// gradients, per row in f64, OpenMP over rows.
+// gradients for f32 or f64 tensors, per row in f64, OpenMP over rows.
 #include <omp.h>
 
 #include <algorithm>
@@ -12,21 +12,21 @@
 namespace adnn::cpu {
 
 namespace {
-void compound_rows(const float* z, const float* f, const float* t, const int64_t* y, const float* centers,
-                   const float* prior, const float* w, float W, float* gz, float* gf, double* terms,
-                   const CompoundParams& P) {
+template <class T>
+void compound_rows(const T* z, const T* f, const T* t, const int64_t* y, const T* centers, const T* prior, const T* w,
+                   double W, T* gz, T* gf, double* terms, const CompoundParams& P) {
   double t0 = 0, t1 = 0, t2 = 0;
 #pragma omp parallel for schedule(static) reduction(+ : t0, t1, t2) if (P.B * (P.K + P.D) > 32768)
   for (int64_t i = 0; i < P.B; ++i) {
-    const float* zi = z + i * P.K;
-    const float* ti = t + i * P.K;
+    const T* zi = z + i * P.K;
+    const T* ti = t + i * P.K;
     double m = -INFINITY, s = 0;
     for (int64_t c = 0; c < P.K; ++c) m = std::max(m, double(zi[c]));
     for (int64_t c = 0; c < P.K; ++c) s += std::exp(double(zi[c]) - m);
     const double lse = m + std::log(s);
     double ce = 0, a_sum = 0, dls = 0, q_sum = 0;
     for (int64_t c = 0; c < P.K; ++c) {
-      const double nlp = lse - zi[c], a = double(w ? w[c] : 1.f) * ti[c];
+      const double nlp = lse - zi[c], a = double(w ? w[c] : T(1)) * ti[c];
       const double q = (1.0 - P.eps) * ti[c] + double(P.eps) * prior[c];
       ce += a * nlp;
       a_sum += a;
@@ -34,16 +34,16 @@ void compound_rows(const float* z, const float* f, const float* t, const int64_t
       q_sum += q;
     }
     for (int64_t c = 0; c < P.K; ++c) {
-      const double p = std::exp(zi[c] - lse), a = double(w ? w[c] : 1.f) * ti[c];
+      const double p = std::exp(zi[c] - lse), a = double(w ? w[c] : T(1)) * ti[c];
       const double q = (1.0 - P.eps) * ti[c] + double(P.eps) * prior[c];
-      gz[i * P.K + c] = float(P.l_ce * (a_sum * p - a) / W + P.l_dls * (q_sum * p - q) / double(P.B));
+      gz[i * P.K + c] = T(P.l_ce * (a_sum * p - a) / W + P.l_dls * (q_sum * p - q) / double(P.B));
     }
-    const float* ci = centers + y[i] * P.D;
+    const T* ci = centers + y[i] * P.D;
     double cl = 0;
     for (int64_t d = 0; d < P.D; ++d) {
       const double diff = double(f[i * P.D + d]) - ci[d];
       cl += diff * diff;
-      gf[i * P.D + d] = float(P.l_center * diff / double(P.B));
+      gf[i * P.D + d] = T(P.l_center * diff / double(P.B));
     }
     t0 += ce / W;
     t1 += 0.5 * cl / double(P.B);
@@ -60,10 +60,12 @@ void compound_loss(const Tensor& logits, const Tensor& features, const Tensor& t
                    const Tensor& grad_logits, const Tensor& grad_features, const Tensor& terms,
                    const CompoundParams& p) {
   if (p.B == 0) return;
-  compound_rows(logits.data_ptr<float>(), features.data_ptr<float>(), targets.data_ptr<float>(),
-                labels.data_ptr<int64_t>(), centers.data_ptr<float>(), prior.data_ptr<float>(),
-                opt_ptr<float>(weights), wsum.item<float>(), grad_logits.data_ptr<float>(),
-                grad_features.data_ptr<float>(), terms.data_ptr<double>(), p);
+  float_dispatch(logits.dtype(), "compound_loss", [&](auto tag) {
+    using T = decltype(tag);
+    compound_rows<T>(logits.data_ptr<T>(), features.data_ptr<T>(), targets.data_ptr<T>(), labels.data_ptr<int64_t>(),
+                     centers.data_ptr<T>(), prior.data_ptr<T>(), opt_ptr<T>(weights), double(wsum.item<T>()),
+                     grad_logits.data_ptr<T>(), grad_features.data_ptr<T>(), terms.data_ptr<double>(), p);
+  });
 }
 
 }  // namespace adnn::cpu

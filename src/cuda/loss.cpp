@@ -13,10 +13,12 @@ void compound_loss(const Tensor& logits, const Tensor& features, const Tensor& t
                    const Tensor& grad_logits, const Tensor& grad_features, const Tensor& terms,
                    const CompoundParams& P) {
   if (P.B == 0) return;
-  ADNN_LAUNCH(k::compound_loss_kernel<0>, dim3(unsigned(P.B)), dim3(32), 0, stream(), ptr<float>(logits),
-              ptr<float>(features), ptr<float>(targets), ptr<int64_t>(labels), ptr<float>(centers), ptr<float>(prior),
-              ptr<float>(weights), ptr<float>(wsum), ptr<float>(grad_logits), ptr<float>(grad_features),
-              ptr<double>(terms), P);
+  float_types(logits.dtype(), "compound_loss", [&](auto tag) {
+    using T = decltype(tag);
+    ADNN_LAUNCH(k::compound_loss_kernel<T>, dim3(unsigned(P.B)), dim3(32), 0, stream(), ptr<T>(logits),
+                ptr<T>(features), ptr<T>(targets), ptr<int64_t>(labels), ptr<T>(centers), ptr<T>(prior),
+                ptr<T>(weights), ptr<T>(wsum), ptr<T>(grad_logits), ptr<T>(grad_features), ptr<double>(terms), P);
+  });
 }
 
 }  // namespace adnn::cuda

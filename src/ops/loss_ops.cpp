@@ -108,30 +108,31 @@ void check_compound(const Tensor& z, const Tensor& f, const Tensor& t, const Ten
 CompoundLoss compound_loss(const Tensor& logits, const Tensor& features, const Tensor& targets, const Tensor& labels,
                            const Tensor& centers, const Tensor& prior, const Tensor& w, const CompoundLossOptions& o) {
   check_compound(logits, features, targets, labels, centers, prior, w);
-  auto f32c = [](const Tensor& t) { return t.defined() ? t.detach().to(DType::f32).contiguous() : Tensor(); };
-  Tensor z = f32c(logits), f = f32c(features), t = f32c(targets), c = f32c(centers), pr = f32c(prior), wc = f32c(w);
+  // computed in f64 for f64 logits, else in f32
+  const DType ct = logits.dtype() == DType::f64 ? DType::f64 : DType::f32;
+  auto cvt = [ct](const Tensor& t) { return t.defined() ? t.detach().to(ct).contiguous() : Tensor(); };
+  Tensor z = cvt(logits), f = cvt(features), t = cvt(targets), c = cvt(centers), pr = cvt(prior), wc = cvt(w);
   Tensor y = labels.contiguous();
   Tensor gz = empty_like(z), gf = empty_like(f);
   Tensor terms = zeros({3}, TensorOptions(DType::f64, z.device()));
   Tensor wsum;
   {
     NoGradGuard ng;
-    wsum = sum(weighted(t, wc)).contiguous();  // f32 scalar on the device
+    wsum = sum(weighted(t, wc)).contiguous();  // scalar on the device
   }
-  const CompoundParams P{z.size(0), z.size(1), f.size(1), float(o.lambda[0]), float(o.lambda[1]),
-                        float(o.lambda[2]), float(o.dls_eps)};
+  const CompoundParams P{z.size(0), z.size(1), f.size(1), o.lambda[0], o.lambda[1], o.lambda[2], o.dls_eps};
   backend::compound_loss(z, f, t, y, c, pr, wc, wsum, gz, gf, terms, P);
   CompoundLoss out;
-  out.terms = terms.to(DType::f32);
+  out.terms = terms.to(ct);
   {
     NoGradGuard ng;
     Tensor lam = from_vector(std::vector<double>{o.lambda[0], o.lambda[1], o.lambda[2]}, {3},
-                             TensorOptions(DType::f32, z.device()));
+                             TensorOptions(ct, z.device()));
     out.total = sum(mul(out.terms, lam)).to(logits.dtype());
   }
   autograd::record("compound_loss", {logits, features}, out.total,
-                   [gz, gf, zt = logits.dtype(), ft = features.dtype()](const Tensor& g, const std::vector<bool>& need) {
-                     Tensor gs = g.to(DType::f32);
+                   [gz, gf, ct, zt = logits.dtype(), ft = features.dtype()](const Tensor& g, const std::vector<bool>& need) {
+                     Tensor gs = g.to(ct);
                      return std::vector<Tensor>{need[0] ? mul(gz, gs).to(zt) : Tensor(),
                                                 need[1] ? mul(gf, gs).to(ft) : Tensor()};
                    });
