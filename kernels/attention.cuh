@@ -42,9 +42,6 @@ constexpr int attn_warps = 4;
 constexpr int attn_block_rows = attn_rows_per_warp * attn_warps;  // 16 query (or key) rows
 constexpr int attn_tile = 32;                                       // keys (or queries) per tile
 
-template <class T>
-using attn_acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
 // A value of T in the accumulation type (f16 / bf16 through their float conversion).
 template <class A, class T>
 __device__ __forceinline__ A attn_value(T v) {
@@ -89,7 +86,7 @@ template <class T>
 __global__ void attention_forward_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                                          const bool* __restrict__ mask, T* __restrict__ o, T* __restrict__ lse,
                                          AttnGeom P) {
-  using A = attn_acc_t<T>;
+  using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(T, smem);
   const int64_t D = P.D, pitch = D + 1, bh = blockIdx.y, b = bh / P.H;
   T* Ks = smem;                      // (32, D+1)
@@ -165,7 +162,7 @@ __global__ void attention_forward_kernel(const T* __restrict__ q, const T* __res
 template <class T, class O = T>
 __global__ void attention_row_dot_kernel(const T* __restrict__ go, const T* __restrict__ o, O* __restrict__ dlt,
                                          int64_t rows, int64_t D) {
-  using A = attn_acc_t<T>;
+  using A = acc_t<T>;
   const int64_t r = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (r >= rows) return;  // uniform per warp
@@ -187,7 +184,7 @@ __global__ void attention_backward_dq_kernel(const T* __restrict__ q, const T* _
                                              const T* __restrict__ v, const bool* __restrict__ mask,
                                              const T* __restrict__ go, const T* __restrict__ lse,
                                              const T* __restrict__ dlt, T* __restrict__ gq, AttnGeom P) {
-  using A = attn_acc_t<T>;
+  using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(T, smem);
   const int64_t D = P.D, pitch = D + 1, bh = blockIdx.y, b = bh / P.H;
   T* Ks = smem;                                  // (32, D+1)
@@ -253,7 +250,7 @@ __global__ void attention_backward_dkv_kernel(const T* __restrict__ q, const T* 
                                               const T* __restrict__ go, const T* __restrict__ lse,
                                               const T* __restrict__ dlt, T* __restrict__ gk, T* __restrict__ gv,
                                               AttnGeom P) {
-  using A = attn_acc_t<T>;
+  using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(T, smem);
   const int64_t D = P.D, pitch = D + 1, bh = blockIdx.y, b = bh / P.H;
   T* Qs = smem;                                // (32, D+1)

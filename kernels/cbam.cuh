@@ -22,14 +22,11 @@
 
 namespace adnn::kernels {
 
-template <class T>
-using cbam_acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
 // ---------------------------------------------------------------- channel pool
 template <class T>
 __global__ void channel_pool_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t* __restrict__ am,
                                     int64_t P, int64_t C) {
-  using A = cbam_acc_t<T>;
+  using A = acc_t<T>;
   __shared__ A ssum[8][33];
   __shared__ A smax[8][33];
   __shared__ int64_t sidx[8][33];
@@ -61,7 +58,7 @@ __global__ void channel_pool_kernel(const T* __restrict__ x, T* __restrict__ out
 template <class T>
 __global__ void channel_pool_backward_kernel(const T* __restrict__ g, const int64_t* __restrict__ am,
                                              T* __restrict__ gx, int64_t N, int64_t P, int64_t C) {
-  using A = cbam_acc_t<T>;
+  using A = acc_t<T>;
   const int64_t total = N * P * C;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = e % C, p = (e / C) % P, n = e / (P * C);
@@ -75,7 +72,7 @@ __global__ void channel_pool_backward_kernel(const T* __restrict__ g, const int6
 template <class T>
 __global__ void spatial_pool_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t* __restrict__ am,
                                     int64_t M, int64_t C) {
-  using A = cbam_acc_t<T>;
+  using A = acc_t<T>;
   const int64_t m = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (m >= M) return;  // uniform per warp
@@ -102,7 +99,7 @@ __global__ void spatial_pool_kernel(const T* __restrict__ x, T* __restrict__ out
 template <class T>
 __global__ void spatial_pool_backward_kernel(const T* __restrict__ g, const int64_t* __restrict__ am,
                                              T* __restrict__ gx, int64_t M, int64_t C) {
-  using A = cbam_acc_t<T>;
+  using A = acc_t<T>;
   const int64_t total = M * C;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = e % C, m = e / C;
@@ -118,7 +115,7 @@ enum GateMode : int { gate_channel, gate_spatial };
 template <class T>
 __global__ void sigmoid_gate_kernel(const T* __restrict__ x, const T* __restrict__ a, T* __restrict__ y, int64_t N,
                                     int64_t P, int64_t C, int mode) {
-  using A = cbam_acc_t<T>;
+  using A = acc_t<T>;
   const int64_t total = N * P * C;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = e % C, np = e / C, n = np / P;
@@ -132,7 +129,7 @@ template <class T>
 __global__ void sigmoid_gate_backward_channel_kernel(const T* __restrict__ g, const T* __restrict__ x,
                                                      const T* __restrict__ a, T* __restrict__ gx, T* __restrict__ ga,
                                                      int64_t P, int64_t C) {
-  using A = cbam_acc_t<T>;
+  using A = acc_t<T>;
   __shared__ A sacc[8][33];
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx;
@@ -159,7 +156,7 @@ template <class T>
 __global__ void sigmoid_gate_backward_spatial_kernel(const T* __restrict__ g, const T* __restrict__ x,
                                                      const T* __restrict__ a, T* __restrict__ gx, T* __restrict__ ga,
                                                      int64_t M, int64_t C) {
-  using A = cbam_acc_t<T>;
+  using A = acc_t<T>;
   const int64_t m = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (m >= M) return;

@@ -35,12 +35,6 @@ __device__ __forceinline__ void geom_offsets(const Geom& g, int64_t i, int64_t (
   }
 }
 
-template <class T> struct acc_of { using type = float; };
-template <> struct acc_of<double> { using type = double; };
-template <> struct acc_of<int32_t> { using type = int32_t; };
-template <> struct acc_of<int64_t> { using type = int64_t; };
-template <> struct acc_of<uint8_t> { using type = uint8_t; };
-template <> struct acc_of<bool> { using type = bool; };
 
 template <class A, class T> __device__ __forceinline__ A load_as(T v) {
   if constexpr (std::is_same_v<T, f16> || std::is_same_v<T, bf16>) return A(to_float(v));
@@ -79,7 +73,7 @@ __global__ void fill_kernel(T* __restrict__ dst, T value, int64_t n, Geom g) {
 template <class T>
 __global__ void unary_kernel(UnaryOp op, const T* __restrict__ x, T* __restrict__ out, int64_t n, Geom g, double p0,
                              double p1) {
-  using A = typename acc_of<T>::type;
+  using A = acc_t<T>;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t off[2];
     geom_offsets<2>(g, i, off);
@@ -92,7 +86,7 @@ template <class T>
 __global__ void unary_backward_kernel(UnaryOp op, const T* __restrict__ g, const T* __restrict__ x,
                                       const T* __restrict__ y, T* __restrict__ gx, int64_t n, Geom geo, double p0,
                                       double p1) {
-  using A = typename acc_of<T>::type;
+  using A = acc_t<T>;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t off[4];
     geom_offsets<4>(geo, i, off);
@@ -106,7 +100,7 @@ __global__ void unary_backward_kernel(UnaryOp op, const T* __restrict__ g, const
 template <class T, class Out>
 __global__ void binary_kernel(BinaryOp op, const T* __restrict__ a, const T* __restrict__ b, Out* __restrict__ out,
                               int64_t n, Geom g) {
-  using A = typename acc_of<T>::type;
+  using A = acc_t<T>;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     int64_t off[3];
     geom_offsets<3>(g, i, off);

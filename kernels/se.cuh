@@ -19,11 +19,8 @@
 namespace adnn::kernels {
 
 template <class T>
-using se_acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
-template <class T>
 __global__ void se_pool_kernel(const T* __restrict__ x, T* __restrict__ pooled, int64_t P, int64_t C) {
-  using A = se_acc_t<T>;
+  using A = acc_t<T>;
   __shared__ A part[8][33];
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx;
@@ -43,7 +40,7 @@ __global__ void se_gate_scale_kernel(const T* __restrict__ x, const T* __restric
                                      const T* __restrict__ b1, const T* __restrict__ w2, const T* __restrict__ b2,
                                      T* __restrict__ y, T* __restrict__ logits, int64_t P, int64_t C, int64_t R,
                                      int64_t pixels_per_block) {
-  using A = se_acc_t<T>;
+  using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(A, smem);
   A* h = smem;      // (R)
   A* gate = h + R;  // (C)
@@ -87,7 +84,7 @@ void launch_squeeze_excite(const T* x, const T* w1, const T* b1, const T* w2, co
   ADNN_LAUNCH(se_pool_kernel<T>, dim3(ceil_div(C, 32), unsigned(N)), dim3(32, 8), 0, stream, x, pooled, P, C);
   const int64_t per = se_pixels_per_block(N, P, R);
   ADNN_LAUNCH(se_gate_scale_kernel<T>, dim3(ceil_div(P, per), unsigned(N)), dim3(256),
-              size_t(R + C) * sizeof(se_acc_t<T>), stream, x, pooled, w1, b1, w2, b2, y, logits, P, C, R, per);
+              size_t(R + C) * sizeof(acc_t<T>), stream, x, pooled, w1, b1, w2, b2, y, logits, P, C, R, per);
 }
 
 }  // namespace adnn::kernels

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <math.h>
 
+#include <type_traits>
+
 #if defined(__CUDACC__)
 #define ADNN_HD __host__ __device__ __forceinline__
 #else
@@ -16,6 +18,12 @@
 #endif
 
 namespace adnn::common {
+
+// The type arithmetic runs in for storage type T: double for f64, the integer itself for
+// integers and bool, float for everything else (f32, and the 16-bit float types on both
+// sides: adnn::half / bfloat16 on the host, __half / __nv_bfloat16 under nvcc).
+template <class T>
+using acc_t = std::conditional_t<std::is_same_v<T, double>, double, std::conditional_t<std::is_integral_v<T>, T, float>>;
 
 // Math resolved explicitly by type (f32 forms for float, f64 forms for double), so adnn's
 // tensor ops (adnn::exp, ...) never shadow them and float math never widens to double.

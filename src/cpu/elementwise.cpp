@@ -131,7 +131,7 @@ void unary_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& 
 
 template <class T>
 static void binary_t(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
-  using A = std::conditional_t<std::is_floating_point_v<T> || is_reduced_v<T>, acc_t<T>, T>;
+  using A = acc_t<T>;
   common::binary_dispatch(op, [&](auto tag) {
     constexpr BinaryOp Op = decltype(tag)::value;
     if constexpr (common::is_comparison(Op))

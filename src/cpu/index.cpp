@@ -10,19 +10,6 @@
 
 namespace adnn::cpu {
 
-#define ADNN_FLOAT_TYPES(dtype, op, ...)                                 \
-  do {                                                                   \
-    if ((dtype) == DType::f32) {                                         \
-      using T = float;                                                   \
-      __VA_ARGS__;                                                       \
-    } else if ((dtype) == DType::f64) {                                  \
-      using T = double;                                                  \
-      __VA_ARGS__;                                                       \
-    } else {                                                             \
-      ADNN_FAIL(op, ": unsupported dtype ", dtype_name(dtype));          \
-    }                                                                    \
-  } while (0)
-
 void index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t D, int64_t inner) {
   const int64_t* idx = index.data_ptr<int64_t>();
   const int64_t n = index.numel();

@@ -10,19 +10,6 @@
 
 namespace adnn::cpu {
 
-#define ADNN_FLOAT_TYPES(dtype, op, ...)                                 \
-  do {                                                                   \
-    if ((dtype) == DType::f32) {                                         \
-      using T = float;                                                   \
-      __VA_ARGS__;                                                       \
-    } else if ((dtype) == DType::f64) {                                  \
-      using T = double;                                                  \
-      __VA_ARGS__;                                                       \
-    } else {                                                             \
-      ADNN_FAIL(op, ": unsupported dtype ", dtype_name(dtype));          \
-    }                                                                    \
-  } while (0)
-
 void interpolate_forward(const Tensor& x, const Tensor& y, const InterpTaps& ty, const InterpTaps& tx) {
   const int64_t N = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3), OH = y.size(1), OW = y.size(2);
   float_dispatch(x.dtype(), "interpolate", [&](auto tag_) {

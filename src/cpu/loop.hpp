@@ -4,6 +4,8 @@
 // handed to the callback as (pointers, byte strides, count) so it can be a tight loop.
 #include <adnn/core/tensor.hpp>
 
+#include "common/hd.hpp"
+
 #include <omp.h>
 
 #include <array>
@@ -20,6 +22,20 @@ void float_dispatch(DType dt, const char* op, F&& f) {
   else
     ADNN_FAIL(op, ": unsupported dtype ", dtype_name(dt));
 }
+
+// The same as a statement macro: the body sees `T` (float or double).
+#define ADNN_FLOAT_TYPES(dtype, op, ...)                                 \
+  do {                                                                   \
+    if ((dtype) == DType::f32) {                                         \
+      using T = float;                                                   \
+      __VA_ARGS__;                                                       \
+    } else if ((dtype) == DType::f64) {                                  \
+      using T = double;                                                  \
+      __VA_ARGS__;                                                       \
+    } else {                                                             \
+      ADNN_FAIL(op, ": unsupported dtype ", dtype_name(dtype));          \
+    }                                                                    \
+  } while (0)
 
 // The data of an optional tensor, or null.
 template <class T>
@@ -141,8 +157,6 @@ void for_each_strided(const std::array<const Tensor*, N>& ts, F&& f, int64_t gra
   }
 }
 
-template <class T> struct acc_type { using type = float; };
-template <> struct acc_type<double> { using type = double; };
-template <class T> using acc_t = typename acc_type<T>::type;
+using common::acc_t;
 
 }  // namespace adnn::cpu

@@ -13,19 +13,6 @@
 
 namespace adnn::cpu {
 
-#define ADNN_FLOAT_TYPES(dtype, op, ...)                                 \
-  do {                                                                   \
-    if ((dtype) == DType::f32) {                                         \
-      using T = float;                                                   \
-      __VA_ARGS__;                                                       \
-    } else if ((dtype) == DType::f64) {                                  \
-      using T = double;                                                  \
-      __VA_ARGS__;                                                       \
-    } else {                                                             \
-      ADNN_FAIL(op, ": unsupported dtype ", dtype_name(dtype));          \
-    }                                                                    \
-  } while (0)
-
 // ---------------------------------------------------------------- batch norm, x (M, C)
 // Per-channel sums run over blocks of bn_block rows with accumulators in T along C (so the
 // inner loops vectorise), flushed into f64 per thread; the activation is a template

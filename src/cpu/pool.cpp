@@ -15,19 +15,6 @@ namespace adnn::cpu {
 using common::for_each_window_pixel;
 using common::pool_divisor;
 
-#define ADNN_FLOAT_TYPES(dtype, op, ...)                                 \
-  do {                                                                   \
-    if ((dtype) == DType::f32) {                                         \
-      using T = float;                                                   \
-      __VA_ARGS__;                                                       \
-    } else if ((dtype) == DType::f64) {                                  \
-      using T = double;                                                  \
-      __VA_ARGS__;                                                       \
-    } else {                                                             \
-      ADNN_FAIL(op, ": unsupported dtype ", dtype_name(dtype));          \
-    }                                                                    \
-  } while (0)
-
 template <class T>
 static void maxpool_fwd(const T* x, T* y, int64_t* am, const PoolGeom& g) {
 #pragma omp parallel for collapse(2) schedule(static)
