@@ -18,3 +18,4 @@
 #include <adnn/data/image.hpp>
 #include <adnn/data/loader.hpp>
 #include <adnn/data/transforms.hpp>
+#include <adnn/metrics/classification.hpp>
