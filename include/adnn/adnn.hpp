@@ -10,6 +10,7 @@
 #include <adnn/nn/models.hpp>
 #include <adnn/nn/module.hpp>
 #include <adnn/nn/attention.hpp>
+#include <adnn/nn/adnn_fer.hpp>
 #include <adnn/optim/optimizer.hpp>
 #include <adnn/optim/schedule.hpp>
 #include <adnn/io/checkpoint.hpp>
