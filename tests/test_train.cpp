@@ -34,6 +34,14 @@ Register loss_cases({
      [](const V& x) { return nn::center_loss(x[0], x[1], x[2]); }},
 });
 
+// A few draws from each generator-backed factory, concatenated.
+std::vector<double> cat_draws() {
+  std::vector<double> v = randn({4}).to_vector(), u = rand({3}).to_vector(), k = randint(0, 1000, {3}).to_vector();
+  v.insert(v.end(), u.begin(), u.end());
+  v.insert(v.end(), k.begin(), k.end());
+  return v;
+}
+
 }  // namespace
 
 TEST_SUITE("train") {
@@ -183,6 +191,44 @@ TEST_SUITE("train") {
     CHECK(!es.improved);
     CHECK(es.update(0.6));  // not better than 0.6: second bad epoch -> stop
     CHECK(es.best == 0.6);
+  }
+
+  TEST_CASE("early stopping: state_dict / load_state_dict continue a run exactly; NaN metrics are refused") {
+    optim::EarlyStopping a{.patience = 3, .maximize = false};
+    a.update(1.0);
+    a.update(0.8);
+    a.update(0.9);  // one bad evaluation since 0.8
+    const optim::EarlyStopping::State s = a.state_dict();
+    CHECK(s.best == 0.8);
+    CHECK(s.bad == 1);
+    optim::EarlyStopping b{.patience = 3, .maximize = false};
+    b.load_state_dict(s);
+    // both see the same metrics from here and stop at the same evaluation
+    for (double m : {0.85, 0.82}) {
+      CHECK(a.update(m) == b.update(m));
+      CHECK(a.bad == b.bad);
+    }
+    CHECK(b.should_stop());  // 0.9, 0.85, 0.82: three evaluations without beating 0.8
+    CHECK_THROWS_WITH_AS(b.update(std::nan("")), doctest::Contains("EarlyStopping::update: the metric is NaN"), Error);
+    CHECK_THROWS_WITH_AS(b.load_state_dict({.best = 0.5, .bad = -1}), doctest::Contains("is negative"), Error);
+    CHECK_THROWS_WITH_AS(b.load_state_dict({.best = INFINITY, .bad = 0}), doctest::Contains("is not finite"), Error);
+    optim::EarlyStopping fresh;
+    fresh.load_state_dict(optim::EarlyStopping::State{});  // before the first evaluation
+    CHECK(!fresh.update(0.1));  // the first evaluation is the best so far
+    CHECK(fresh.improved);
+  }
+
+  TEST_CASE("rng state: set_rng_state(get_rng_state()) replays the same draws") {
+    manual_seed(11);
+    randn({5});
+    const RngState s = get_rng_state();
+    const std::vector<double> first = cat_draws();
+    manual_seed(999);  // move the stream elsewhere
+    set_rng_state(s);
+    CHECK(get_rng_state() == s);
+    CHECK(cat_draws() == first);
+    CHECK(get_rng_state() != s);  // drawing advanced it
+    CHECK_THROWS_WITH_AS(set_rng_state(RngState{}), doctest::Contains("set_rng_state: the all-zero state"), Error);
   }
 
   TEST_CASE("layer-wise decay on an EfficientNet-shaped module tree") {

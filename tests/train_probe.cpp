@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   if (resume) {
     io::TrainState s = io::load_checkpoint(ckpt, model, opt);
     start = s.step;
-    std::memcpy(default_generator().state, s.rng.data(), sizeof s.rng);
+    set_rng_state(s.rng);
   }
   for (int64_t step = start; step < steps; ++step) {
     opt.set_lr(sched.lr(step));
@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
     if (step + 1 == die_after) {
       io::TrainState s;
       s.step = step + 1;
-      std::memcpy(s.rng.data(), default_generator().state, sizeof s.rng);
+      s.rng = get_rng_state();
       io::save_checkpoint(ckpt, model, opt, s);
       std::_Exit(137);  // killed between steps
     }

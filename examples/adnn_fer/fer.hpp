@@ -1,6 +1,14 @@
 #pragma once
-// ADNN-FER training, evaluation and prediction (used by the adnn-fer command line and the
-// tests). docs/adnn_fer.md describes the model, the recipe and the files a run writes.
+// ADNN-FER training, evaluation and prediction: the adnn-fer command line. The model lives
+// in the library (include/adnn/nn/adnn_fer.hpp), the metrics too
+// (include/adnn/metrics/classification.hpp). docs/adnn_fer.md describes the model, the
+// recipe and the files a run writes.
+//   args.cpp      command-line arguments, --device
+//   data.cpp      preprocessing options, stratified slices, --data
+//   evaluate.cpp  evaluation and the eval command
+//   report.cpp    the report as JSON, as text, and the confusion-matrix PNG
+//   predict.cpp   loading a checkpoint and the predict command
+//   train.cpp     the train command
 #include <adnn/adnn.hpp>
 
 #include <map>
@@ -8,11 +16,12 @@
 #include <string>
 #include <vector>
 
-#include "model.hpp"
-
 namespace adnn_fer {
 
-// ---------------------------------------------------------------- command-line arguments
+using adnn::nn::AdnnFer;
+using adnn::nn::FerConfig;
+
+// ---------------------------------------------------------------- command-line arguments (args.cpp)
 struct Args {
   std::string cmd;
   std::map<std::string, std::string> kv;
@@ -24,29 +33,11 @@ struct Args {
 };
 // `--key value` pairs, `--flag` (value "1") and positional arguments after the command.
 Args parse_args(int argc, char** argv);
+// --device: cpu, cuda, or auto (default): a real GPU when there is one, else the CPU (the
+// SIMT emulator is never picked automatically).
+adnn::Device pick_device(const Args& a);
 
-// ---------------------------------------------------------------- evaluation
-struct EvalReport {
-  std::vector<std::string> classes;
-  int64_t samples = 0;
-  double loss = 0, accuracy = 0, macro_f1 = 0, macro_auc = 0;
-  std::vector<double> precision, recall, f1, auc;
-  std::vector<int64_t> support;
-  std::vector<std::vector<int64_t>> confusion;  // [true][predicted]
-};
-// Metrics from class probabilities (N, K) row-major and labels (N).
-EvalReport make_report(const std::vector<float>& probs, const std::vector<int64_t>& labels,
-                       const std::vector<std::string>& classes);
-// Evaluates the model (eval mode, no augmentation) on a dataset; `limit` > 0 takes the
-// first `limit` samples of a fixed class-stratified order.
-EvalReport evaluate(AdnnFer& model, std::shared_ptr<const adnn::data::Dataset> ds, adnn::Device device,
-                    int64_t batch, int workers = 2);
-std::string report_json(const EvalReport& r, const std::map<std::string, std::string>& extra = {});
-void print_report(const EvalReport& r);
-// The confusion matrix as a PNG: rows true, columns predicted, each cell its row percentage.
-void write_confusion_png(const std::string& path, const EvalReport& r);
-
-// ---------------------------------------------------------------- data
+// ---------------------------------------------------------------- data (data.cpp)
 // The preprocessing a configuration trains and predicts with (CLAHE, size, channels).
 adnn::data::PreprocessOptions preprocess_options(const FerConfig& c);
 // A class-stratified slice of at most n samples (every class in proportion, fixed order).
@@ -55,14 +46,26 @@ std::shared_ptr<const adnn::data::Dataset> stratified_slice(std::shared_ptr<cons
 // --data: the given directory, else ../shared/data/fer2013 from the working directory or
 // from the source tree, when present.
 std::string resolve_data_dir(const Args& a);
-// --device: cpu, cuda, or auto (default): a real GPU when there is one, else the CPU (the
-// SIMT emulator is never picked automatically).
-adnn::Device pick_device(const Args& a);
+
+// ---------------------------------------------------------------- evaluation (evaluate.cpp)
+// The library's metrics with the class names they refer to.
+struct EvalReport : adnn::metrics::ClassificationReport {
+  std::vector<std::string> classes;
+};
+// Evaluates the model (eval mode, no augmentation) on a dataset.
+EvalReport evaluate(AdnnFer& model, std::shared_ptr<const adnn::data::Dataset> ds, adnn::Device device, int64_t batch,
+                    int workers = 2);
+
+// ---------------------------------------------------------------- reports (report.cpp)
+std::string report_json(const EvalReport& r, const std::map<std::string, std::string>& extra = {});
+void print_report(const EvalReport& r);
+// The confusion matrix as a PNG: rows true, columns predicted, each cell its row percentage.
+void write_confusion_png(const std::string& path, const EvalReport& r);
 
 // ---------------------------------------------------------------- commands
-int cmd_train(const Args& a);
-int cmd_eval(const Args& a);
-int cmd_predict(const Args& a);
+int cmd_train(const Args& a);    // train.cpp
+int cmd_eval(const Args& a);     // evaluate.cpp
+int cmd_predict(const Args& a);  // predict.cpp
 
 // Loads a model saved by `train` (weights file with the config in its metadata).
 std::shared_ptr<AdnnFer> load_model(const std::string& weights_path, adnn::Device device);

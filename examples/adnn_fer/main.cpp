@@ -8,7 +8,6 @@
 #include <adnn/adnn.hpp>
 
 #include "fer.hpp"
-#include "model.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -35,7 +34,7 @@ int usage() {
       "  adnn-fer predict --checkpoint CKPT IMAGE... [--top K]\n"
       "models:");
   for (auto& n : nn::model_names()) std::printf(" %s", n.c_str());
-  for (auto& n : adnn_fer::fer_config_names()) std::printf(" %s", n.c_str());
+  for (auto& n : nn::fer_config_names()) std::printf(" %s", n.c_str());
   std::printf("\n");
   return 2;
 }
@@ -52,7 +51,7 @@ ModelArgs model_args(const Args& a) {
   m.name = a.get("model");
   ADNN_CHECK(!m.name.empty(), a.cmd, ": --model is required");
   if (is_fer(m.name)) {
-    adnn_fer::FerConfig c = adnn_fer::fer_config(m.name);
+    nn::FerConfig c = nn::fer_config(m.name);
     m.classes = a.num("classes", c.num_classes);
     m.in_chans = c.in_chans;
     m.size = a.num("image-size", c.image_size);
@@ -67,10 +66,10 @@ ModelArgs model_args(const Args& a) {
 // A torchvision/timm-style backbone by name, or an ADNN-FER configuration.
 std::shared_ptr<nn::Module> make_model(const ModelArgs& m) {
   if (is_fer(m.name)) {
-    adnn_fer::FerConfig c = adnn_fer::fer_config(m.name);
+    nn::FerConfig c = nn::fer_config(m.name);
     c.num_classes = m.classes;
     c.image_size = m.size;
-    return std::make_shared<adnn_fer::AdnnFer>(c);
+    return std::make_shared<nn::AdnnFer>(c);
   }
   return nn::create_model(m.name, m.classes, m.in_chans);
 }
@@ -92,8 +91,8 @@ int summary(const Args& a) {
       std::string label = i == 0 ? "stem" : (i + 1 == taps.size() ? "head" : "stage " + std::to_string(i));
       std::printf("  %-8s %s\n", label.c_str(), shape_str(taps[i].sizes()).c_str());
     }
-  } else if (auto* f = dynamic_cast<adnn_fer::AdnnFer*>(model.get())) {
-    const adnn_fer::FerConfig& c = f->config();
+  } else if (auto* f = dynamic_cast<nn::AdnnFer*>(model.get())) {
+    const nn::FerConfig& c = f->config();
     if (f->effnet) {
       auto taps = f->effnet->forward_features(x);
       for (size_t i = 0; i < taps.size(); ++i) {

@@ -2,6 +2,7 @@
 // Umbrella header.
 #include <adnn/config.hpp>
 #include <adnn/core/tensor.hpp>
+#include <adnn/core/random.hpp>
 #include <adnn/autograd/autograd.hpp>
 #include <adnn/ops/ops.hpp>
 #include <adnn/nn/loss.hpp>
@@ -9,6 +10,7 @@
 #include <adnn/nn/models.hpp>
 #include <adnn/nn/module.hpp>
 #include <adnn/nn/attention.hpp>
+#include <adnn/nn/adnn_fer.hpp>
 #include <adnn/optim/optimizer.hpp>
 #include <adnn/optim/schedule.hpp>
 #include <adnn/io/checkpoint.hpp>
@@ -17,3 +19,4 @@
 #include <adnn/data/image.hpp>
 #include <adnn/data/loader.hpp>
 #include <adnn/data/transforms.hpp>
+#include <adnn/metrics/classification.hpp>

@@ -1,6 +1,8 @@
 // xoshiro256** generator seeded through splitmix64; one global stream.
+#include <adnn/core/random.hpp>
 #include <adnn/core/tensor.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
@@ -44,6 +46,17 @@ Generator& default_generator() {
   return g;
 }
 void manual_seed(uint64_t seed) { default_generator() = Generator(seed); }
+
+RngState get_rng_state() {
+  RngState s;
+  std::copy(std::begin(default_generator().state), std::end(default_generator().state), s.begin());
+  return s;
+}
+void set_rng_state(const RngState& s) {
+  ADNN_CHECK(s != RngState{}, "set_rng_state: the all-zero state is not a valid xoshiro256** state "
+             "(an uninitialised TrainState::rng?)");
+  std::copy(s.begin(), s.end(), default_generator().state);
+}
 
 namespace {
 template <class F>

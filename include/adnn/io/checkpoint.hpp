@@ -5,6 +5,7 @@
 // stopping counter, any extra tensors such as loss centers, and a free-form config such as
 // the loss weights). Each file is written atomically (temporary file, fsync, rename); both
 // carry the same checkpoint id, so a crash between the two renames is detected on load.
+#include <adnn/core/random.hpp>
 #include <adnn/nn/module.hpp>
 #include <adnn/optim/optimizer.hpp>
 
@@ -19,7 +20,7 @@ struct TrainState {
   int64_t step = 0, epoch = 0;
   double best_metric = std::numeric_limits<double>::quiet_NaN();
   int64_t bad_epochs = 0;
-  std::array<uint64_t, 4> rng{};  // adnn's global generator
+  RngState rng{};  // adnn's global generator (get_rng_state / set_rng_state)
   std::map<std::string, std::string> config;  // also written into the weights file's metadata
 };
 

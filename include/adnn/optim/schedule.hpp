@@ -23,7 +23,9 @@ struct WarmupCosine {
   }
 };
 
-// Stops after `patience` evaluations without an improvement larger than min_delta.
+// Stops after `patience` evaluations without an improvement larger than min_delta. The
+// first metric is always an improvement. A NaN metric is refused (it would compare false
+// with everything and silently count as "no improvement" forever).
 struct EarlyStopping {
   int64_t patience = 20;
   bool maximize = true;
@@ -31,8 +33,18 @@ struct EarlyStopping {
   double best = std::numeric_limits<double>::quiet_NaN();
   int64_t bad = 0;  // evaluations since the best
   bool improved = false;
+
+  // What a checkpoint needs to continue: the best metric so far (NaN before the first
+  // evaluation) and the evaluations since it.
+  struct State {
+    double best = std::numeric_limits<double>::quiet_NaN();
+    int64_t bad = 0;
+  };
+
   // Records a metric; true when training should stop.
   bool update(double metric) {
+    ADNN_CHECK(!std::isnan(metric), "EarlyStopping::update: the metric is NaN (after ", bad,
+               " evaluations without improvement, best ", best, ")");
     improved = std::isnan(best) || (maximize ? metric > best + min_delta : metric < best - min_delta);
     if (improved) {
       best = metric;
@@ -40,7 +52,20 @@ struct EarlyStopping {
     } else {
       ++bad;
     }
-    return bad >= patience;
+    return should_stop();
+  }
+  bool should_stop() const { return bad >= patience; }
+
+  State state_dict() const { return {best, bad}; }
+  void load_state_dict(const State& s) {
+    ADNN_CHECK(s.bad >= 0, "EarlyStopping::load_state_dict: bad evaluation count ", s.bad, " is negative");
+    ADNN_CHECK(std::isnan(s.best) || std::isfinite(s.best), "EarlyStopping::load_state_dict: best metric ", s.best,
+               " is not finite");
+    ADNN_CHECK(!std::isnan(s.best) || s.bad == 0, "EarlyStopping::load_state_dict: ", s.bad,
+               " bad evaluations but no best metric");
+    best = s.best;
+    bad = s.bad;
+    improved = false;
   }
 };
 

@@ -1,12 +1,12 @@
-// ADNN-FER model and configurations (model.hpp, docs/adnn_fer.md).
-#include "model.hpp"
+// ADNN-FER model and configurations (include/adnn/nn/adnn_fer.hpp, docs/adnn_fer.md).
+#include <adnn/io/safetensors.hpp>
+#include <adnn/nn/adnn_fer.hpp>
+#include <adnn/ops/ops.hpp>
 
 #include <cstdio>
 #include <cstdlib>
 
-namespace adnn_fer {
-
-using namespace adnn;
+namespace adnn::nn {
 
 namespace {
 std::string num(double v) {  // the shortest text that reads back as v
@@ -296,4 +296,15 @@ std::pair<Tensor, Tensor> AdnnFer::forward_with_features(const Tensor& x) {
 
 Tensor AdnnFer::forward(const Tensor& x) { return forward_with_features(x).first; }
 
-}  // namespace adnn_fer
+std::shared_ptr<AdnnFer> load_adnn_fer(const std::string& path, Device device) {
+  io::SafeTensors st = io::load_safetensors(path);
+  ADNN_CHECK(st.metadata.count("model.name"), "load_adnn_fer: ", path,
+             " has no ADNN-FER config in its metadata (was it written by adnn-fer train?)");
+  auto model = std::make_shared<AdnnFer>(FerConfig::from_map(st.metadata));
+  model->load_state_dict(st.tensors, true);
+  model->eval();
+  model->to(device);
+  return model;
+}
+
+}  // namespace adnn::nn

@@ -2,15 +2,21 @@
 // The ADNN-FER model (docs/adnn_fer.md): a CNN backbone (EfficientNet or ResNet-50) → CBAM
 // after stage 5 and after the head conv → the final map as tokens (+ learnable positional
 // embedding) → pre-norm Transformer encoder → mean over tokens → LayerNorm → classifier.
-// Configurations by name (adnn_fer_paper, adnn_fer_nano) with ablation switches.
-#include <adnn/adnn.hpp>
+// Configurations by name (adnn_fer_paper, adnn_fer_nano) with ablation switches. The
+// adnn-fer command line (examples/adnn_fer/) trains, evaluates and serves it.
+#include <adnn/core/device.hpp>
+#include <adnn/nn/attention.hpp>
+#include <adnn/nn/layers.hpp>
+#include <adnn/nn/models.hpp>
+#include <adnn/nn/module.hpp>
 
 #include <map>
+#include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
-namespace adnn_fer {
-
-using adnn::Tensor;
+namespace adnn::nn {
 
 struct FerConfig {
   std::string name = "adnn_fer_nano";
@@ -20,9 +26,9 @@ struct FerConfig {
   int64_t cbam_reduction = 16;
   bool transformer = true;
   int64_t layers = 2, d_model = 128, heads = 4, d_ff = 256;
-  double dropout = 0.1;       // attention, FFN and residual dropout
-  double head_dropout = 0.2;  // before the classifier
-  double drop_path = 0.1;     // backbone stochastic depth
+  double dropout = 0.1;           // attention, FFN and residual dropout
+  double head_dropout = 0.2;      // before the classifier
+  double drop_path = 0.1;         // backbone stochastic depth
   std::string loss = "compound";  // ce | compound
   // the training recipe's defaults for this configuration
   int64_t epochs = 12, batch = 64, warmup_epochs = 1, patience = 6;
@@ -39,31 +45,31 @@ FerConfig fer_config(const std::string& name);
 std::vector<std::string> fer_config_names();
 
 // The backbone's EfficientNet settings for a configuration (empty backbone name for ResNet).
-adnn::nn::EfficientNetConfig backbone_config(const FerConfig& c);
+EfficientNetConfig backbone_config(const FerConfig& c);
 
 // ResNet basic block (torchvision names: conv1, bn1, conv2, bn2, downsample.0/1).
-class BasicBlock : public adnn::nn::Module {
+class BasicBlock : public Module {
  public:
   BasicBlock(int64_t in, int64_t out, int64_t stride);
   Tensor forward(const Tensor& x) override;  // (N, H, W, in) -> (N, H/s, W/s, out)
-  std::shared_ptr<adnn::nn::Conv2d> conv1, conv2;
-  std::shared_ptr<adnn::nn::BatchNorm2d> bn1, bn2;
-  std::shared_ptr<adnn::nn::Sequential> downsample;
+  std::shared_ptr<Conv2d> conv1, conv2;
+  std::shared_ptr<BatchNorm2d> bn1, bn2;
+  std::shared_ptr<Sequential> downsample;
 };
 
 // The nano backbone (docs/adnn_fer.md): conv1 3×3 (stride 1) → bn1 → ReLU → layer1 … layer4,
 // one basic block each (widths 48, 96, 192, 192; strides 2, 2, 2, 1) → conv_head 1×1 → bn2
 // → ReLU. 48×48 input → 6×6 map; "stage 5" (CBAM) is the output of layer3.
-class ResNetNano : public adnn::nn::Module {
+class ResNetNano : public Module {
  public:
   ResNetNano(int64_t in_chans, int64_t head_channels);
   Tensor forward(const Tensor& x) override { ADNN_FAIL("ResNetNano: used through AdnnFer"); }
-  std::shared_ptr<adnn::nn::Conv2d> conv1, conv_head;
-  std::shared_ptr<adnn::nn::BatchNorm2d> bn1, bn2;
+  std::shared_ptr<Conv2d> conv1, conv_head;
+  std::shared_ptr<BatchNorm2d> bn1, bn2;
   std::shared_ptr<BasicBlock> layer1, layer2, layer3, layer4;
 };
 
-class AdnnFer : public adnn::nn::Module {
+class AdnnFer : public Module {
  public:
   explicit AdnnFer(const FerConfig& c);
   Tensor forward(const Tensor& x) override;  // (N, S, S, in_chans) -> logits (N, classes)
@@ -74,15 +80,15 @@ class AdnnFer : public adnn::nn::Module {
   int64_t feature_dim() const { return feat_dim_; }
   const FerConfig& config() const { return c_; }
 
-  std::shared_ptr<adnn::nn::EfficientNet> effnet;
-  std::shared_ptr<adnn::nn::ResNet> resnet;
+  std::shared_ptr<EfficientNet> effnet;
+  std::shared_ptr<ResNet> resnet;
   std::shared_ptr<ResNetNano> rnano;
-  std::shared_ptr<adnn::nn::CBAM> cbam_stage5, cbam_head;
-  std::shared_ptr<adnn::nn::Linear> proj;  // head channels -> d_model when they differ
-  std::shared_ptr<adnn::nn::PositionalEmbedding> pos_embed;
-  std::shared_ptr<adnn::nn::TransformerEncoder> encoder;
-  std::shared_ptr<adnn::nn::LayerNorm> norm;
-  std::shared_ptr<adnn::nn::Linear> head;
+  std::shared_ptr<CBAM> cbam_stage5, cbam_head;
+  std::shared_ptr<Linear> proj;  // head channels -> d_model when they differ
+  std::shared_ptr<PositionalEmbedding> pos_embed;
+  std::shared_ptr<TransformerEncoder> encoder;
+  std::shared_ptr<LayerNorm> norm;
+  std::shared_ptr<Linear> head;
 
  private:
   Tensor backbone_map(const Tensor& x);  // (N, h, w, C_head) after both CBAMs
@@ -91,4 +97,8 @@ class AdnnFer : public adnn::nn::Module {
   int64_t head_channels_ = 0, feat_dim_ = 0;
 };
 
-}  // namespace adnn_fer
+// Loads a model written by `adnn-fer train` (weights with the FerConfig in the safetensors
+// metadata), in eval mode, on `device`.
+std::shared_ptr<AdnnFer> load_adnn_fer(const std::string& weights_path, Device device);
+
+}  // namespace adnn::nn

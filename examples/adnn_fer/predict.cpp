@@ -1,0 +1,45 @@
+// adnn-fer predict: top classes for face images, and loading a trained checkpoint (fer.hpp).
+#include <algorithm>
+#include <cstdio>
+#include <numeric>
+
+#include "fer.hpp"
+
+namespace adnn_fer {
+
+using namespace adnn;
+
+std::shared_ptr<AdnnFer> load_model(const std::string& path, Device device) {
+  return nn::load_adnn_fer(path, device);
+}
+
+int cmd_predict(const Args& a) {
+  ADNN_CHECK(a.has("checkpoint"), "predict: --checkpoint is required");
+  ADNN_CHECK(!a.positional.empty(), "predict: give one or more face images");
+  const Device dev = pick_device(a);
+  auto model = load_model(a.get("checkpoint"), dev);
+  const FerConfig& c = model->config();
+  const auto& classes = data::fer2013_classes();
+  const int64_t top = std::clamp<int64_t>(a.num("top", 3), 1, c.num_classes);
+  const data::PreprocessOptions pre = preprocess_options(c);
+  for (const std::string& path : a.positional) {
+    data::Image img = data::preprocess(data::read_image(path), pre);  // CLAHE, resize, channels
+    Tensor x = data::to_tensor(img);                                  // (S, S, C), pixels 0..255
+    x = ((x / 255.0) - 0.5) / 0.5;                                    // as the loader
+    NoGradGuard ng;
+    Tensor p = softmax((*model)(x.unsqueeze(0).to(dev)), 1).to(kCPU);  // (1, K)
+    std::vector<double> pv = p.to_vector();
+    std::vector<size_t> order(pv.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), [&](size_t i, size_t j) { return pv[i] > pv[j]; });
+    std::printf("%s:", path.c_str());
+    for (int64_t k = 0; k < top; ++k) {
+      const size_t ci = order[size_t(k)];
+      std::printf("  %s %.3f", ci < classes.size() ? classes[ci].c_str() : std::to_string(ci).c_str(), pv[ci]);
+    }
+    std::printf("\n");
+  }
+  return 0;
+}
+
+}  // namespace adnn_fer
