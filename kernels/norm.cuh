@@ -23,6 +23,17 @@
 //     ĝ = g·w.
 //   layer_norm_param_grads: one thread per column d: gw[d] = Σ_r g·x̂, gb[d] = Σ_r g.
 //   Cost: forward reads x 3 times, writes y; backward reads g and x twice, writes gx.
+// Group norm over x (N, P, C) channels last, G groups of Cg = C/G channels; statistics per
+// (n, g) over its K = P·Cg values:
+//   group_norm_forward: one block per (n, g), threads stride over the group's values with
+//     the channel fastest (coalesced runs of Cg); two block reductions (mean, then squared
+//     deviations), then y = (x − μ)·rstd·w[c] + b[c]; writes mean, rstd (N, G).
+//   group_norm_backward: one block per (n, g): Σĝ and Σĝx̂ (ĝ = g·w[c]), then
+//     gx = rstd·(ĝ − Σĝ/K − x̂·Σĝx̂/K).
+//   group_norm_param_grads: one thread per channel over the N·P rows: gw[c] = Σ g·x̂,
+//     gb[c] = Σ g (coalesced across c).
+//   Cost: forward reads x 3 times, writes y; backward reads g and x twice, writes gx; the
+//   parameter gradients read g and x once more.
 #include "reduce.cuh"
 
 namespace adnn::kernels {
@@ -216,6 +227,84 @@ __global__ void layer_norm_param_grads_kernel(const T* __restrict__ g, const T* 
   }
   if (gw) gw[d] = T(aw);
   if (gb) gb[d] = T(ab);
+}
+
+// ---------------------------------------------------------------- group norm
+// Offset of the e-th value of group (n, gi) in x (N, P, C): pixel e / Cg, channel gi·Cg + e % Cg.
+__device__ __forceinline__ int64_t group_offset(int64_t n, int64_t gi, int64_t e, int64_t P, int64_t C, int64_t Cg) {
+  return (n * P + e / Cg) * C + gi * Cg + e % Cg;
+}
+
+template <class T>
+__global__ void group_norm_forward_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
+                                          T* __restrict__ y, T* __restrict__ mean, T* __restrict__ rstd, int64_t P,
+                                          int64_t C, int64_t G, double eps) {
+  using A = acc_t<T>;
+  __shared__ A scratch[32];
+  const int64_t ng = blockIdx.x, n = ng / G, gi = ng % G, Cg = C / G, K = P * Cg;
+  A s = 0;
+  for (int64_t e = threadIdx.x; e < K; e += blockDim.x) s += A(x[group_offset(n, gi, e, P, C, Cg)]);
+  const A mu = block_sum(s, scratch) / A(K);
+  A q = 0;
+  for (int64_t e = threadIdx.x; e < K; e += blockDim.x) {
+    const A d = A(x[group_offset(n, gi, e, P, C, Cg)]) - mu;
+    q += d * d;
+  }
+  const A rs = A(1) / math::sqrt(block_sum(q, scratch) / A(K) + A(eps));
+  if (threadIdx.x == 0) {
+    mean[ng] = T(mu);
+    rstd[ng] = T(rs);
+  }
+  for (int64_t e = threadIdx.x; e < K; e += blockDim.x) {
+    const int64_t off = group_offset(n, gi, e, P, C, Cg), c = gi * Cg + e % Cg;
+    y[off] = T((A(x[off]) - mu) * rs * (w ? A(w[c]) : A(1)) + (b ? A(b[c]) : A(0)));
+  }
+}
+
+template <class T>
+__global__ void group_norm_backward_kernel(const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ w,
+                                           const T* __restrict__ mean, const T* __restrict__ rstd,
+                                           T* __restrict__ gx, int64_t P, int64_t C, int64_t G) {
+  using A = acc_t<T>;
+  __shared__ A scratch[32];
+  const int64_t ng = blockIdx.x, n = ng / G, gi = ng % G, Cg = C / G, K = P * Cg;
+  const A mu = A(mean[ng]), rs = A(rstd[ng]);
+  A s1 = 0, s2 = 0;
+  for (int64_t e = threadIdx.x; e < K; e += blockDim.x) {
+    const int64_t off = group_offset(n, gi, e, P, C, Cg), c = gi * Cg + e % Cg;
+    const A gh = A(g[off]) * (w ? A(w[c]) : A(1));
+    s1 += gh;
+    s2 += gh * (A(x[off]) - mu) * rs;
+  }
+  s1 = block_sum(s1, scratch) / A(K);
+  s2 = block_sum(s2, scratch) / A(K);
+  for (int64_t e = threadIdx.x; e < K; e += blockDim.x) {
+    const int64_t off = group_offset(n, gi, e, P, C, Cg), c = gi * Cg + e % Cg;
+    const A gh = A(g[off]) * (w ? A(w[c]) : A(1));
+    gx[off] = T(rs * (gh - s1 - (A(x[off]) - mu) * rs * s2));
+  }
+}
+
+template <class T>
+__global__ void group_norm_param_grads_kernel(const T* __restrict__ g, const T* __restrict__ x,
+                                              const T* __restrict__ mean, const T* __restrict__ rstd,
+                                              T* __restrict__ gw, T* __restrict__ gb, int64_t N, int64_t P, int64_t C,
+                                              int64_t G) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  const int64_t gi = c / (C / G);
+  double aw = 0, ab = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const double mu = double(mean[n * G + gi]), rs = double(rstd[n * G + gi]);
+    for (int64_t p = 0; p < P; ++p) {
+      const int64_t off = (n * P + p) * C + c;
+      const double gv = double(g[off]);
+      aw += gv * (double(x[off]) - mu) * rs;
+      ab += gv;
+    }
+  }
+  if (gw) gw[c] = T(aw);
+  if (gb) gb[c] = T(ab);
 }
 
 }  // namespace adnn::kernels

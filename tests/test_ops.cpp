@@ -149,6 +149,9 @@ Register norm_cases({
     {"layer_norm", {in({2, 3, 5}), in({5}), in({5})},
      [](const V& x) { return layer_norm(x[0], {5}, x[1], x[2]); }, 1e-4},
     {"layer_norm_2d_shape", {in({2, 3, 4})}, [](const V& x) { return layer_norm(x[0], {3, 4}); }, 1e-4},
+    {"group_norm", {in({2, 3, 2, 6}), in({6}), in({6})},
+     [](const V& x) { return group_norm(x[0], 3, x[1], x[2]); }, 1e-4},
+    {"group_norm_no_affine_1d", {in({3, 5, 4})}, [](const V& x) { return group_norm(x[0], 2); }, 1e-4},
     {"softmax", {in({3, 5})}, [](const V& x) { return softmax(x[0], 1); }},
     {"softmax_dim0", {in({4, 3, 2})}, [](const V& x) { return softmax(x[0], 1); }},
     {"log_softmax", {in({3, 5})}, [](const V& x) { return log_softmax(x[0], -1); }},
@@ -303,6 +306,17 @@ TEST_SUITE("ops") {
     check_values(where(c, tensor({1, 2, 3}, {3}), tensor({-1}, {1})), {1, -1, 3});
     check_values(gt(a, tensor({3}, {1})), {0, 0, 0, 1, 1, 1});
     CHECK(gt(a, tensor({3}, {1})).dtype() == DType::boolean);
+  }
+
+  TEST_CASE("group_norm equals its composition from mean and var") {
+    manual_seed(21);
+    Tensor x = randn({2, 3, 4, 6}, DType::f64), w = randn({6}, DType::f64), b = randn({6}, DType::f64);
+    Tensor xr = x.reshape({2, 12, 2, 3}).permute({0, 2, 1, 3});  // (N, G, P, Cg)
+    Tensor z = div(sub(xr, mean(xr, {2, 3}, true)), sqrt(add(var(xr, {2, 3}, 0, true), 1e-5)));
+    Tensor ref = add(mul(z.permute({0, 2, 1, 3}).reshape({2, 3, 4, 6}), w), b);
+    CHECK(max_abs_diff(group_norm(x, 2, w, b), ref) < 1e-12);
+    CHECK_THROWS_WITH_AS(group_norm(x, 4), doctest::Contains("6 channels of input f64[2, 3, 4, 6] cpu do not split"),
+                         Error);
   }
 
   TEST_CASE("exact forward values: reductions and linear algebra") {

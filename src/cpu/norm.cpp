@@ -286,4 +286,89 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
                                   M, D));
 }
 
+// ---------------------------------------------------------------- group norm, x (N, P, C)
+// Per (n, g) in f64 over the group's P·Cg values, OpenMP over (n, g); parameter gradients
+// per channel over the N·P rows.
+template <class T>
+static void gn_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t N, int64_t P, int64_t C,
+                       int64_t G, double eps) {
+  const int64_t Cg = C / G, K = P * Cg;
+#pragma omp parallel for schedule(static) if (N * P * C > 32768)
+  for (int64_t ng = 0; ng < N * G; ++ng) {
+    const T* xb = x + (ng / G) * P * C + (ng % G) * Cg;
+    T* yb = y + (ng / G) * P * C + (ng % G) * Cg;
+    double s = 0, q = 0;
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t c = 0; c < Cg; ++c) s += double(xb[p * C + c]);
+    const double mu = s / double(K);
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t c = 0; c < Cg; ++c) q += (double(xb[p * C + c]) - mu) * (double(xb[p * C + c]) - mu);
+    const double rs = 1.0 / std::sqrt(q / double(K) + eps);
+    mean[ng] = T(mu);
+    rstd[ng] = T(rs);
+    const int64_t c0 = (ng % G) * Cg;
+    for (int64_t p = 0; p < P; ++p)
+      for (int64_t c = 0; c < Cg; ++c)
+        yb[p * C + c] = T((double(xb[p * C + c]) - mu) * rs * (w ? double(w[c0 + c]) : 1.0) + (b ? double(b[c0 + c]) : 0.0));
+  }
+}
+
+template <class T>
+static void gn_backward(const T* g, const T* x, const T* w, const T* mean, const T* rstd, T* gx, T* gw, T* gb,
+                        int64_t N, int64_t P, int64_t C, int64_t G) {
+  const int64_t Cg = C / G, K = P * Cg;
+  if (gx) {
+#pragma omp parallel for schedule(static) if (N * P * C > 32768)
+    for (int64_t ng = 0; ng < N * G; ++ng) {
+      const int64_t base = (ng / G) * P * C + (ng % G) * Cg, c0 = (ng % G) * Cg;
+      const double mu = double(mean[ng]), rs = double(rstd[ng]);
+      double s1 = 0, s2 = 0;
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < Cg; ++c) {
+          const double gh = double(g[base + p * C + c]) * (w ? double(w[c0 + c]) : 1.0);
+          s1 += gh;
+          s2 += gh * (double(x[base + p * C + c]) - mu) * rs;
+        }
+      s1 /= double(K);
+      s2 /= double(K);
+      for (int64_t p = 0; p < P; ++p)
+        for (int64_t c = 0; c < Cg; ++c) {
+          const int64_t off = base + p * C + c;
+          const double gh = double(g[off]) * (w ? double(w[c0 + c]) : 1.0);
+          gx[off] = T(rs * (gh - s1 - (double(x[off]) - mu) * rs * s2));
+        }
+    }
+  }
+  if (!gw && !gb) return;
+#pragma omp parallel for schedule(static) if (N * P * C > 32768)
+  for (int64_t c = 0; c < C; ++c) {
+    double aw = 0, ab = 0;
+    for (int64_t n = 0; n < N; ++n) {
+      const double mu = double(mean[n * G + c / Cg]), rs = double(rstd[n * G + c / Cg]);
+      for (int64_t p = 0; p < P; ++p) {
+        const int64_t off = (n * P + p) * C + c;
+        aw += double(g[off]) * (double(x[off]) - mu) * rs;
+        ab += double(g[off]);
+      }
+    }
+    if (gw) gw[c] = T(aw);
+    if (gb) gb[c] = T(ab);
+  }
+}
+
+void group_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y, const Tensor& mean,
+                        const Tensor& rstd, int64_t N, int64_t P, int64_t C, int64_t G, double eps) {
+  ADNN_FLOAT_TYPES(x.dtype(), "group_norm",
+                   gn_forward<T>(x.data_ptr<T>(), opt_ptr<T>(weight), opt_ptr<T>(bias), y.data_ptr<T>(),
+                                 mean.data_ptr<T>(), rstd.data_ptr<T>(), N, P, C, G, eps));
+}
+
+void group_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                         const Tensor& gx, const Tensor& gw, const Tensor& gb, int64_t N, int64_t P, int64_t C,
+                         int64_t G) {
+  ADNN_FLOAT_TYPES(x.dtype(), "group_norm backward",
+                   gn_backward<T>(g.data_ptr<T>(), x.data_ptr<T>(), opt_ptr<T>(weight), mean.data_ptr<T>(),
+                                  rstd.data_ptr<T>(), opt_out<T>(gx), opt_out<T>(gw), opt_out<T>(gb), N, P, C, G));
+}
+
 }  // namespace adnn::cpu

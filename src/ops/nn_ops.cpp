@@ -189,6 +189,38 @@ Tensor layer_norm(const Tensor& x, const Shape& ns, const Tensor& weight, const 
   return y;
 }
 
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, const Tensor& bias, double eps) {
+  check_defined("group_norm", x, "input");
+  check_devices("group_norm", {&x, &weight, &bias});
+  check_same_dtype("group_norm", {&x, &weight, &bias});
+  check_floating("group_norm", x);
+  ADNN_CHECK(x.dim() >= 2, "group_norm: input ", x.desc(), " must be (N, ..., C) channels last");
+  const int64_t N = x.size(0), C = x.size(-1), P = x.numel() / std::max<int64_t>(N * C, 1);
+  ADNN_CHECK(num_groups > 0 && C % num_groups == 0, "group_norm: ", C, " channels of input ", x.desc(),
+             " do not split into num_groups = ", num_groups);
+  for (const Tensor* t : {&weight, &bias})
+    if (t->defined())
+      ADNN_CHECK(t->dim() == 1 && t->size(0) == C, "group_norm: parameter ", t->desc(), " must be (", C, ")");
+  if (is_reduced(x.dtype()))
+    return group_norm(x.to(DType::f32), num_groups, weight.defined() ? weight.to(DType::f32) : Tensor(),
+                      bias.defined() ? bias.to(DType::f32) : Tensor(), eps)
+        .to(x.dtype());
+  const int64_t G = num_groups;
+  Tensor xc = x.detach().contiguous();
+  Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
+  Tensor y = new_like(x, x.sizes()), mu = new_like(x, {N, G}), rstd = new_like(x, {N, G});
+  backend::group_norm_forward(xc, wd, bias.defined() ? bias.detach().contiguous() : Tensor(), y, mu, rstd, N, P, C, G,
+                              eps);
+  autograd::record("group_norm", {x, weight, bias}, y, [=](const Tensor& g, const std::vector<bool>& need) {
+    Tensor gx = need[0] ? new_like(xc, xc.sizes()) : Tensor();
+    Tensor gw = need[1] ? new_like(xc, {C}) : Tensor();
+    Tensor gb = need[2] ? new_like(xc, {C}) : Tensor();
+    backend::group_norm_backward(g.contiguous(), xc, wd, mu, rstd, gx, gw, gb, N, P, C, G);
+    return std::vector<Tensor>{gx, gw, gb};
+  });
+  return y;
+}
+
 // ---------------------------------------------------------------- softmax
 namespace {
 Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {

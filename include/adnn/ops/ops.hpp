@@ -112,6 +112,10 @@ Tensor batch_norm_residual(const Tensor& x, const Tensor& running_mean, const Te
 // Normalises over the trailing dims `normalized_shape`.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);
+// Group norm (Wu & He) over channels-last x (N, ..., C): C split into num_groups groups,
+// each normalised over its spatial positions and channels; weight/bias (C) or undefined.
+Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight = {}, const Tensor& bias = {},
+                  double eps = 1e-5);
 Tensor softmax(const Tensor& x, int64_t dim);
 Tensor log_softmax(const Tensor& x, int64_t dim);
 Tensor dropout(const Tensor& x, double p, bool training);
