@@ -63,6 +63,23 @@ __device__ __forceinline__ A attn_warp_max(A v) {
   return v;
 }
 
+// acc[c] += Σ_jj s_jj · rows[jj][lane + 32c] over a tile of staged rows (row pitch `pitch`),
+// where s_jj is lane jj's `s` (a warp broadcast); a zero s_jj (uniform across the warp)
+// skips its row.
+template <class A, class T>
+__device__ __forceinline__ void attn_accumulate_rows(A (&acc)[attn_chunks], A s, const T* rows, int64_t pitch,
+                                                     int lane, int64_t D) {
+  for (int jj = 0; jj < attn_tile; ++jj) {
+    const A sj = __shfl_sync(0xffffffffu, s, jj);
+    if (sj == A(0)) continue;
+    const T* r = rows + jj * pitch;
+    for (int c = 0; c < attn_chunks; ++c) {
+      const int64_t d = lane + 32 * c;
+      if (d < D) acc[c] += sj * A(r[d]);
+    }
+  }
+}
+
 // Stages rows [r0, r0 + n) of src (rows of D) into dst with row pitch `pitch` (zeros past
 // `rows`); all threads of the block take part.
 template <class T>
@@ -133,15 +150,7 @@ __global__ void attention_forward_kernel(const T* __restrict__ q, const T* __res
                  ? p * keep_scale
                  : A(0);
       for (int c = 0; c < attn_chunks; ++c) acc[t][c] *= alpha;
-      for (int jj = 0; jj < attn_tile; ++jj) {
-        const A pj = __shfl_sync(0xffffffffu, pd, jj);
-        if (pj == A(0)) continue;  // uniform: pj is the same in every lane
-        const T* vr = Vs + jj * pitch;
-        for (int c = 0; c < attn_chunks; ++c) {
-          const int64_t d = lane + 32 * c;
-          if (d < D) acc[t][c] += pj * A(vr[d]);
-        }
-      }
+      attn_accumulate_rows(acc[t], pd, Vs, pitch, lane, D);  // O += P̃ V
     }
   }
   for (int t = 0; t < attn_rows_per_warp; ++t) {
@@ -221,15 +230,7 @@ __global__ void attention_backward_dq_kernel(const T* __restrict__ q, const T* _
         const A dp = z * attn_dot<T, A>(Gs + r * D, Vs + lane * pitch, D);
         ds = p * (dp - A(dlt[bh * P.Lq + i]));
       }
-      for (int jj = 0; jj < attn_tile; ++jj) {
-        const A dj = __shfl_sync(0xffffffffu, ds, jj);
-        if (dj == A(0)) continue;
-        const T* kr = Ks + jj * pitch;
-        for (int c = 0; c < attn_chunks; ++c) {
-          const int64_t d = lane + 32 * c;
-          if (d < D) acc[t][c] += dj * A(kr[d]);
-        }
-      }
+      attn_accumulate_rows(acc[t], ds, Ks, pitch, lane, D);  // dQ += dS K
     }
   }
   for (int t = 0; t < attn_rows_per_warp; ++t) {
@@ -291,20 +292,8 @@ __global__ void attention_backward_dkv_kernel(const T* __restrict__ q, const T* 
         const A dp = z * attn_dot<T, A>(Gs + lane * pitch, Vs + r * D, D);
         ds = p * (dp - dlt_i);
       }
-      for (int ii = 0; ii < attn_tile; ++ii) {
-        const A pi = __shfl_sync(0xffffffffu, pz, ii);
-        const A di = __shfl_sync(0xffffffffu, ds, ii);
-        if (pi == A(0) && di == A(0)) continue;
-        const T* qr = Qs + ii * pitch;
-        const T* gr = Gs + ii * pitch;
-        for (int c = 0; c < attn_chunks; ++c) {
-          const int64_t d = lane + 32 * c;
-          if (d < D) {
-            av[t][c] += pi * A(gr[d]);
-            ak[t][c] += di * A(qr[d]);
-          }
-        }
-      }
+      attn_accumulate_rows(av[t], pz, Gs, pitch, lane, D);  // dV += P̃ᵀ dO
+      attn_accumulate_rows(ak[t], ds, Qs, pitch, lane, D);  // dK += dSᵀ Q (scaled at the end)
     }
   }
   for (int t = 0; t < attn_rows_per_warp; ++t) {

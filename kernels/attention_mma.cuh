@@ -74,6 +74,22 @@ __device__ __forceinline__ void frag_a_from_acc(uint32_t a[4], const float lo[4]
   a[3] = pack_pair<T>(hi[2], hi[3]);
 }
 
+// Stores NT accumulator fragments (the C layout: lane (g, t) holds rows g and g + 8, columns
+// 2t and 2t + 1 of each 8-wide tile) into out (rows of D): out[row[h], d] = acc·scale[h];
+// rows at or past L and columns past D are skipped.
+template <class T, int NT>
+__device__ __forceinline__ void store_acc_rows(T* out, const float (&acc)[NT][4], const int64_t (&row)[2], int64_t L,
+                                               int64_t D, const float (&scale)[2], int t) {
+  ADNN_UNROLL
+  for (int n = 0; n < NT; ++n)
+    ADNN_UNROLL
+    for (int r = 0; r < 4; ++r) {
+      const int h = r / 2;
+      const int64_t d = n * 8 + 2 * t + r % 2;
+      if (row[h] < L && d < D) out[row[h] * D + d] = from_float<T>(acc[n][r] * scale[h]);
+    }
+}
+
 template <class T, int DP>
 __global__ void __launch_bounds__(128)
     attention_forward_mma_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
@@ -193,14 +209,7 @@ __global__ void __launch_bounds__(128)
     l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
     inv[h] = l[h] > 0 ? 1.f / l[h] : 0.f;
   }
-  ADNN_UNROLL
-  for (int n = 0; n < NT; ++n)
-    ADNN_UNROLL
-    for (int r = 0; r < 4; ++r) {
-      const int h = r / 2;
-      const int64_t d = n * 8 + 2 * t + r % 2;
-      if (rows[h] < Lq && d < D) o[(bh * Lq + rows[h]) * D + d] = from_float<T>(acc[n][r] * inv[h]);
-    }
+  store_acc_rows<T>(o + bh * Lq * D, acc, rows, Lq, D, inv, t);
   if (t == 0)
     ADNN_UNROLL
     for (int h = 0; h < 2; ++h)
@@ -309,14 +318,8 @@ __global__ void __launch_bounds__(128)
       mma_m16n8k16<T>(acc[n], a, bw);
     }
   }
-  ADNN_UNROLL
-  for (int n = 0; n < NT; ++n)
-    ADNN_UNROLL
-    for (int r = 0; r < 4; ++r) {
-      const int h = r / 2;
-      const int64_t d = n * 8 + 2 * t + r % 2;
-      if (rows[h] < Lq && d < D) gq[(bh * Lq + rows[h]) * D + d] = from_float<T>(scale * acc[n][r]);
-    }
+  const float sc[2] = {scale, scale};
+  store_acc_rows<T>(gq + bh * Lq * D, acc, rows, Lq, D, sc, t);
 }
 
 template <class T, int DP>
@@ -391,17 +394,9 @@ __global__ void __launch_bounds__(128)
       mma_m16n8k16<T>(ak[n], ads, bw);
     }
   }
-  ADNN_UNROLL
-  for (int n = 0; n < NT; ++n)
-    ADNN_UNROLL
-    for (int r = 0; r < 4; ++r) {
-      const int h = r / 2;
-      const int64_t d = n * 8 + 2 * t + r % 2;
-      if (keys[h] < Lk && d < D) {
-        gk[(bh * Lk + keys[h]) * D + d] = from_float<T>(scale * ak[n][r]);
-        gv[(bh * Lk + keys[h]) * D + d] = from_float<T>(av[n][r]);
-      }
-    }
+  const float sc[2] = {scale, scale}, one[2] = {1.f, 1.f};
+  store_acc_rows<T>(gk + bh * Lk * D, ak, keys, Lk, D, sc, t);
+  store_acc_rows<T>(gv + bh * Lk * D, av, keys, Lk, D, one, t);
 }
 
 inline int attention_mma_dp(int64_t D) { return D <= 32 ? 32 : D <= 64 ? 64 : D <= 128 ? 128 : 256; }
