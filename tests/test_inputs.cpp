@@ -142,6 +142,61 @@ TEST_SUITE("errors") {
 }
 
 TEST_SUITE("train") {
+  TEST_CASE("safetensors: overflowing shapes, mislabelled dtypes, devices and directories") {
+    auto header = [](const std::string& h, size_t data) {
+      Bytes b(8 + h.size() + data, 0);
+      uint64_t n = h.size();
+      for (int i = 0; i < 8; ++i) b[size_t(i)] = uint8_t(n >> (8 * i));
+      std::memcpy(b.data() + 8, h.data(), h.size());
+      return b;
+    };
+    // 2^32 * 2^32 wrapped to 0 elements, which matched empty data_offsets
+    CHECK_THROWS_WITH_AS(
+        io::parse_safetensors(header(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0),
+                              "wrap.safetensors"),
+        doctest::Contains("wrap.safetensors: tensor 'a' of shape"), Error);
+    CHECK_THROWS_WITH_AS(
+        io::parse_safetensors(
+            header(R"({"a":{"dtype":"U8","shape":[65536,65536,65536,65536],"data_offsets":[0,0]}})", 0), "w2"),
+        doctest::Contains("elements"), Error);
+    // a zero dimension makes an empty tensor, but the other dimensions still count (their
+    // product is a stride)
+    CHECK_THROWS_WITH_AS(
+        io::parse_safetensors(
+            header(R"({"a":{"dtype":"F32","shape":[0,1099511627775,1099511627775],"data_offsets":[0,0]}})", 0), "z"),
+        doctest::Contains("elements"), Error);
+    auto ok = io::parse_safetensors(header(R"({"a":{"dtype":"F32","shape":[5,0,7],"data_offsets":[0,0]}})", 0), "z");
+    CHECK(ok.tensors.at(0).second.numel() == 0);
+    // the byte length must be numel times the declared dtype's size
+    CHECK_THROWS_WITH_AS(
+        io::parse_safetensors(header(R"({"a":{"dtype":"F64","shape":[2],"data_offsets":[0,8]}})", 8), "len"),
+        doctest::Contains("has 8 bytes but F64[2] needs 16"), Error);
+
+    fs::path d = temp_dir("st");
+    // an I32 tensor (F32 bytes under the wrong label) must not become garbage weights
+    nn::Linear lin(2, 3);
+    auto sd = lin.state_dict();
+    std::vector<std::pair<std::string, Tensor>> mislabelled;
+    for (auto& [n, t] : sd) mislabelled.push_back({n, n == "weight" ? zeros(t.sizes(), DType::i32) : t});
+    io::save_safetensors((d / "m.safetensors").string(), mislabelled);
+    auto st = io::load_safetensors((d / "m.safetensors").string());
+    CHECK_THROWS_WITH_AS(lin.load_state_dict(st.tensors),
+                         doctest::Contains("load_state_dict: 'weight' is i32 in the state dict but f32 in the module"),
+                         Error);
+    std::vector<std::pair<std::string, Tensor>> halves;
+    for (auto& [n, t] : sd) halves.push_back({n, t.to(DType::f16)});
+    lin.load_state_dict(halves);  // floating conversions stay allowed
+
+    // not regular files: refused before reading (reading /dev/zero never ended)
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH_AS(io::load_safetensors("/dev/zero"), doctest::Contains("/dev/zero is not a regular file"), Error);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
+    CHECK_THROWS_WITH_AS(io::load_safetensors(d.string()), doctest::Contains("is a directory"), Error);
+    CHECK_THROWS_WITH_AS(io::read_file((d / "m.safetensors").string(), 10), doctest::Contains("more than the limit of 10"),
+                         Error);
+    fs::remove_all(d);
+  }
+
   TEST_CASE("checkpoints: metadata that is not a number is an adnn::Error naming the key") {
     fs::path d = temp_dir("ck");
     const std::string w = (d / "c.safetensors").string(), sp = io::state_path(w);
