@@ -141,6 +141,83 @@ TEST_SUITE("errors") {
   }
 }
 
+TEST_SUITE("data") {
+  TEST_CASE("images: truncated JPEG, PNG and BMP files are errors, not gray or black pictures") {
+    const Bytes jpg = encode("jpg", 24, 32, 3), png = encode("png", 24, 32, 3), bmp = encode("bmp", 24, 32, 3);
+    CHECK(decode(jpg, "a.jpg").width == 32);
+    CHECK(decode(png, "a.png").height == 24);
+    CHECK(decode(bmp, "a.bmp").channels == 3);
+    // JPEG: cut anywhere after the first scan header (stb fills the rest with gray)
+    for (size_t keep : {jpg.size() - 2, jpg.size() * 3 / 4, jpg.size() / 2}) {
+      CAPTURE(keep);
+      CHECK_THROWS_WITH_AS(decode(Bytes(jpg.begin(), jpg.begin() + long(keep)), "cut.jpg"),
+                           doctest::Contains("cut.jpg is a truncated JPEG"), Error);
+    }
+    CHECK_THROWS_WITH_AS(decode(Bytes(jpg.begin(), jpg.begin() + 30), "head.jpg"),
+                         doctest::Contains("head.jpg is a truncated JPEG"), Error);
+    // PNG: without IEND (stb stops after the image data), or cut inside a chunk
+    CHECK_THROWS_WITH_AS(decode(Bytes(png.begin(), png.end() - 12), "noend.png"),
+                         doctest::Contains("noend.png is a truncated PNG"), Error);
+    CHECK_THROWS_WITH_AS(decode(Bytes(png.begin(), png.end() - 30), "cut.png"),
+                         doctest::Contains("cut.png is a truncated PNG"), Error);
+    // BMP cut to its 54-byte header, or missing the last row
+    CHECK_THROWS_WITH_AS(decode(Bytes(bmp.begin(), bmp.begin() + 54), "head.bmp"),
+                         doctest::Contains("head.bmp is a truncated BMP"), Error);
+    CHECK_THROWS_WITH_AS(decode(Bytes(bmp.begin(), bmp.end() - 96), "short.bmp"),
+                         doctest::Contains("short.bmp is a truncated BMP"), Error);
+    CHECK_THROWS_WITH_AS(decode(Bytes(bmp.begin(), bmp.begin() + 20), "tiny.bmp"),
+                         doctest::Contains("tiny.bmp is a truncated BMP"), Error);
+    // other formats stb would guess at (TGA has no signature: any bytes could be one)
+    CHECK_THROWS_WITH_AS(decode(Bytes{0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, 24, 0, 1, 2, 3}, "x.tga"),
+                         doctest::Contains("x.tga is not a readable image (not a JPEG, PNG or BMP file)"), Error);
+  }
+
+  TEST_CASE("images: every byte flipped inside a PNG chunk is caught by its CRC") {
+    const Bytes png = encode("png", 16, 16, 1);
+    int flips = 0;
+    for (size_t i = 8; i < png.size(); ++i) {  // all chunk bytes: lengths, types, data, CRCs
+      Bytes b = png;
+      b[i] ^= 0x10;
+      CAPTURE(i);
+      CHECK_THROWS_AS(decode(b, "flip.png"), Error);
+      // a flipped length reads as truncation (or a CRC over the wrong bytes); anything else
+      // is a CRC mismatch
+      const bool length_byte = i < 12 || (i >= 33 && i < 37) || i >= png.size() - 12;
+      if (!length_byte) {
+        CHECK_THROWS_WITH_AS(decode(b, "flip.png"), doctest::Contains("flip.png is a corrupt PNG (CRC mismatch"), Error);
+        ++flips;
+      }
+    }
+    CHECK(flips > 40);
+  }
+
+  TEST_CASE("images: size limits are checked before allocating") {
+    // 16384 x 16384 declared in a 60-byte file: refused at once, nothing allocated
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK_THROWS_WITH_AS(decode(png_header_only(16384, 16384, 0), "huge.png"),
+                         doctest::Contains("huge.png is 16384x16384, larger than the limit of 8192 pixels a side"),
+                         Error);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(1));
+    // within the side limit but over the decoded-bytes limit: 8192 x 8192 RGB floats = 768 MiB
+    CHECK_THROWS_WITH_AS(decode(png_header_only(8192, 8192, 2), "big.png"),
+                         doctest::Contains("bytes decoded, more than the limit of 268435456"), Error);
+    // a real (decodable) image one pixel over the side limit
+    CHECK_THROWS_WITH_AS(decode(encode("png", 1, kMaxImageSide + 1, 1), "wide.png"),
+                         doctest::Contains("wide.png is 8193x1, larger than the limit"), Error);
+    CHECK(decode(encode("png", 1, kMaxImageSide, 1), "ok.png").width == kMaxImageSide);
+  }
+
+  TEST_CASE("images: a directory or a device is not an image") {
+    fs::path d = temp_dir("img");
+    fs::create_directories(d / "face.jpg");
+    CHECK_THROWS_WITH_AS(read_image((d / "face.jpg").string()), doctest::Contains("face.jpg is a directory"), Error);
+    CHECK_THROWS_WITH_AS(read_image("/dev/zero"), doctest::Contains("/dev/zero is not a regular file"), Error);
+    write_bytes(d / "ok.png", encode("png", 4, 4, 1));
+    CHECK(read_image((d / "ok.png").string()).width == 4);
+    fs::remove_all(d);
+  }
+}
+
 TEST_SUITE("train") {
   TEST_CASE("safetensors: overflowing shapes, mislabelled dtypes, devices and directories") {
     auto header = [](const std::string& h, size_t data) {
