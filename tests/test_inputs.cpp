@@ -216,6 +216,52 @@ TEST_SUITE("data") {
     CHECK(read_image((d / "ok.png").string()).width == 4);
     fs::remove_all(d);
   }
+
+  TEST_CASE("FER2013 CSV: damaged rows are errors naming file and line, never dropped or misread") {
+    fs::path d = temp_dir("csv");
+    const std::string px = fer_pixels(), head = "emotion,pixels,Usage\n";
+    auto load = [&](const std::string& body, const std::string& usage = "Training") {
+      write_text(d / "f.csv", head + body);
+      return Fer2013Csv((d / "f.csv").string(), usage);
+    };
+    CHECK(load("3," + px + ",Training\r\n5," + px + ",PublicTest\n").size() == 1);
+    CHECK_THROWS_WITH_AS(load("3," + px + " abc,Training\n"),
+                         doctest::Contains("f.csv:2: pixel 2305: expected an integer, got 'abc'"), Error);
+    CHECK_THROWS_WITH_AS(load("3," + px + " 7,Training\n"), doctest::Contains("f.csv:2: 2305 pixels, expected 2304"),
+                         Error);
+    CHECK_THROWS_WITH_AS(load("3abc," + px + ",Training\n"),
+                         doctest::Contains("f.csv:2: emotion: expected an integer, got '3abc'"), Error);
+    CHECK_THROWS_WITH_AS(load("7," + px + ",Training\n"), doctest::Contains("f.csv:2: emotion: 7 is out of range [0, 6]"),
+                         Error);
+    // 2 of 3 rows were dropped silently before: an extra column, a usage with a space
+    CHECK_THROWS_WITH_AS(load("3," + px + ",Training\n4," + px + ",Training,x\n5," + px + ",Training \n"),
+                         doctest::Contains("f.csv:3: 4 columns, expected 3"), Error);
+    CHECK_THROWS_WITH_AS(load("3," + px + ",Training\n5," + px + ",Training \n"),
+                         doctest::Contains("f.csv:3: Usage 'Training ' is not one of Training, PublicTest, PrivateTest"),
+                         Error);
+    // rows of another usage are checked too
+    CHECK_THROWS_WITH_AS(load("3," + px + ",Training\n2," + px + " 1,PublicTest\n"),
+                         doctest::Contains("f.csv:3: 2305 pixels"), Error);
+    // a pixel that overflows int was reported as "0 pixels"
+    CHECK_THROWS_WITH_AS(load("3,99999999999 " + px.substr(2) + ",Training\n"),
+                         doctest::Contains("f.csv:2: pixel 1: 99999999999 is out of range [0, 255]"), Error);
+    CHECK_THROWS_WITH_AS(load("3,256 " + px.substr(2) + ",Training\n"),
+                         doctest::Contains("f.csv:2: pixel 1: 256 is out of range [0, 255]"), Error);
+    CHECK_THROWS_WITH_AS(load("3,-1 " + px.substr(2) + ",Training\n"),
+                         doctest::Contains("f.csv:2: pixel 1: -1 is out of range [0, 255]"), Error);
+    CHECK_THROWS_WITH_AS(load("3,0  " + px.substr(2) + ",Training\n"),
+                         doctest::Contains("f.csv:2: pixel 2: expected an integer, got ''"), Error);
+    CHECK_THROWS_WITH_AS(load("3," + px + ",Training\n", "Train"), doctest::Contains("usage 'Train' is not one of"),
+                         Error);
+    write_text(d / "h.csv", "emotion,pixels,Usage,extra\n3," + px + ",Training,1\n");
+    CHECK_THROWS_WITH_AS(Fer2013Csv((d / "h.csv").string(), ""), doctest::Contains("expected the header"), Error);
+    write_text(d / "n.csv", "emotion,pixels\n3," + px + "\n");
+    CHECK(Fer2013Csv((d / "n.csv").string(), "").size() == 1);
+    CHECK_THROWS_WITH_AS(Fer2013Csv((d / "n.csv").string(), "Training"), doctest::Contains("has no Usage column"), Error);
+    fs::create_directories(d / "dir.csv");
+    CHECK_THROWS_WITH_AS(Fer2013Csv((d / "dir.csv").string(), ""), doctest::Contains("cannot open"), Error);
+    fs::remove_all(d);
+  }
 }
 
 TEST_SUITE("train") {
