@@ -46,7 +46,11 @@ struct Json {
   std::vector<Json> items;
   std::string str;
   uint64_t num = 0;
+  // declared here, defined once Json is complete: an implicit constructor would instantiate
+  // vector<pair<string, Json>> with an incomplete Json, which clang with libstdc++ refuses
+  Json();
 };
+Json::Json() = default;
 
 class Parser {
  public:
