@@ -75,11 +75,20 @@ const std::vector<std::string>& fer2013_usages() {
 }  // namespace
 
 Fer2013Csv::Fer2013Csv(const std::string& path, const std::string& usage) : path_(path) {
+  std::ifstream f(path);
+  ADNN_CHECK(f && !fs::is_directory(path), "Fer2013Csv: cannot open ", path, " as a file");
+  parse(f, usage);
+}
+
+Fer2013Csv::Fer2013Csv(std::istream& in, const std::string& name, const std::string& usage) : path_(name) {
+  parse(in, usage);
+}
+
+void Fer2013Csv::parse(std::istream& f, const std::string& usage) {
+  const std::string& path = path_;
   const auto& usages = fer2013_usages();
   ADNN_CHECK(usage.empty() || std::find(usages.begin(), usages.end(), usage) != usages.end(), "Fer2013Csv: usage '",
              usage, "' is not one of Training, PublicTest, PrivateTest (or empty for all rows)");
-  std::ifstream f(path);
-  ADNN_CHECK(f && !fs::is_directory(path), "Fer2013Csv: cannot open ", path, " as a file");
   std::string line;
   ADNN_CHECK(std::getline(f, line), "Fer2013Csv: ", path, " is empty");
   if (!line.empty() && line.back() == '\r') line.pop_back();
