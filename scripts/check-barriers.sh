@@ -1,29 +1,49 @@
 #!/usr/bin/env bash
 # Removes each __syncthreads() in kernels/*.cuh, one at a time, rebuilds the emulated kernel
-# tests and checks that the `sim` suite fails. Proves the emulator's shuffled scheduling
-# catches a missing barrier in every kernel that has one. Usage: scripts/check-barriers.sh [build-dir]
+# tests and checks that the `sim`/`cuda` suites fail. Proves the emulator's shuffled scheduling
+# catches a missing barrier in every kernel that has one. Usage: scripts/check-barriers.sh
+#
+# The working tree is never touched: the sources (as they are on disk, uncommitted edits
+# included) are copied into a temporary directory, which gets its own build directory; each
+# mutation is made in the copy and undone there by copying the original file back (checked
+# with cmp). Any failing step (copy, mutation, restore, build) stops the script. Needs only
+# bash, coreutils, tar, awk, cmake, ninja and a C++ compiler; with ccache, CCACHE_BASEDIR is
+# set to the copy so the copy's objects hit the cache of a build made with the same options.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-build="${1:-build}"
-[[ -x "$build/bin/adnn_tests" ]] || { echo "build $build first (with -DADNN_CUDA_EMULATION=ON)"; exit 2; }
+src=$PWD
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/adnn-barriers.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+# everything but build directories, run directories and git metadata
+tar -C "$src" --exclude='./build*' --exclude='./runs' --exclude='./.git' -cf - . | tar -C "$tmp" -xf -
+export CCACHE_BASEDIR="$tmp"
+build="$tmp/build"
+cmake -S "$tmp" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DADNN_CUDA=OFF -DADNN_CUDA_EMULATION=ON \
+  -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=OFF -DADNN_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build "$build" --target adnn_tests >/dev/null
+# the unmutated copy must pass, or "caught" below would mean nothing
+"$build/bin/adnn_tests" --test-suite=sim,cuda >/dev/null 2>&1 || { echo "the sim/cuda suites fail without any mutation"; exit 1; }
+
 status=0
-restore() { git checkout --quiet -- kernels/ 2>/dev/null || true; }
-trap restore EXIT
-for f in kernels/*.cuh; do
-  n=$({ grep -o "__syncthreads();" "$f" || true; } | wc -l)
+shopt -s nullglob
+kernels=(kernels/*.cuh)
+((${#kernels[@]})) || { echo "no kernels/*.cuh found"; exit 1; }
+for f in "${kernels[@]}"; do
+  n=$(awk '{ s = $0; while ((p = index(s, "__syncthreads();")) > 0) { c++; s = substr(s, p + 16) } } END { print c + 0 }' "$f")
   for ((i = 1; i <= n; i++)); do
-    python3 - "$f" "$i" <<'PY'
-import sys
-path, k = sys.argv[1], int(sys.argv[2])
-s = open(path).read()
-idx = -1
-for _ in range(k):
-    idx = s.index("__syncthreads();", idx + 1)
-line = s.count("\n", 0, idx) + 1
-s = s[:idx] + "/* barrier removed */" + s[idx + len("__syncthreads();"):]
-open(path, "w").write(s)
-print(f"{path}:{line}", end=" ")
-PY
+    # replace the i-th occurrence in the copy; prints its line; exits 3 if there is none
+    line=$(awk -v k="$i" -v out="$tmp/$f" '
+      { s = $0; r = ""
+        while ((p = index(s, "__syncthreads();")) > 0) {
+          c++
+          if (c == k) { r = r substr(s, 1, p - 1) "/* barrier removed */"; at = NR }
+          else r = r substr(s, 1, p + 15)
+          s = substr(s, p + 16)
+        }
+        print r s > out }
+      END { if (!at) exit 3; print at }' "$src/$f")
+    cmp -s "$src/$f" "$tmp/$f" && { echo "$f: mutation $i changed nothing"; exit 1; }
+    printf '%s:%s ' "$f" "$line"
     cmake --build "$build" --target adnn_tests >/dev/null
     if "$build/bin/adnn_tests" --test-suite=sim,cuda >/dev/null 2>&1; then
       echo "NOT CAUGHT"
@@ -31,8 +51,8 @@ PY
     else
       echo "caught"
     fi
-    restore
+    cp "$src/$f" "$tmp/$f"
+    cmp -s "$src/$f" "$tmp/$f" || { echo "restoring $f in the copy failed"; exit 1; }
   done
 done
-cmake --build "$build" --target adnn_tests >/dev/null
 exit $status

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Builds and runs every test: the release suite with the CUDA kernels running under the SIMT
-# emulator, the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, the check
-# that removing any __syncthreads() from a kernel makes a test fail, the real kernels
-# compiled by nvcc for sm_80/86/90 (compile only), and a consumer project built against the
-# installed package.
+# emulator, the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, the
+# libFuzzer harnesses for 20 s each (scripts/fuzz.sh), the check that removing any
+# __syncthreads() from a kernel makes a test fail (on a temporary copy of the tree), the real
+# kernels compiled by nvcc for sm_80/86/90 (compile only), and a consumer project built
+# against the installed package.
 # Usage: scripts/test.sh [--quick]   (--quick: release suite only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-debian.sh
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+# paths below the tree are hashed relative to it, so a copy of the tree (check-barriers.sh)
+# hits the same cache entries
+export CCACHE_BASEDIR="$PWD"
 jobs=$(nproc)
 step() { printf '\n=== %s (%ss elapsed)\n' "$1" "$SECONDS"; }
 
@@ -31,8 +35,11 @@ step "ASan + UBSan tests"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j 1
 
+step "fuzzing: each libFuzzer harness for 20 s under ASan + UBSan (clang)"
+bash scripts/fuzz.sh 20
+
 step "every __syncthreads() is needed and caught"
-bash scripts/check-barriers.sh build
+bash scripts/check-barriers.sh
 
 if command -v nvcc >/dev/null; then
   step "nvcc: build the real CUDA backend for sm_80, sm_86, sm_90 and link the test suite (no GPU: not run)"
@@ -40,7 +47,9 @@ if command -v nvcc >/dev/null; then
     -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=ON -DADNN_BUILD_EXAMPLES=OFF >/dev/null
   targets=(adnn adnn_tests)
   # the cuDNN comparison benchmark, when cuDNN was found (compiled here, run on a GPU machine)
-  if ninja -C build-nvcc -t targets all | grep -q '^bench_cudnn:'; then targets+=(bench_cudnn); fi
+  # (grep reads all of ninja's output: `grep -q` would exit at the first match and, under
+  # pipefail, ninja's SIGPIPE would make the test false)
+  if ninja -C build-nvcc -t targets all | grep '^bench_cudnn:' >/dev/null; then targets+=(bench_cudnn); fi
   cmake --build build-nvcc -j "$jobs" --target "${targets[@]}"
 else
   echo "nvcc not on PATH: skipping the real-kernel compile"

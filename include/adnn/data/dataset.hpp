@@ -4,6 +4,7 @@
 // folder names and CSV indices agree.
 #include <adnn/data/image.hpp>
 
+#include <istream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,9 +51,15 @@ class FolderDataset : public Dataset {
 };
 
 // The original fer2013.csv. usage: "Training", "PublicTest" or "PrivateTest" (empty: all).
+// The header must be "emotion,pixels,Usage" (or "emotion,pixels", then usage must be
+// empty); every row, whatever its usage, must have the header's columns, an emotion 0..6,
+// exactly 2,304 pixels 0..255 separated by single spaces, and a Usage among the three
+// names: anything else is an adnn::Error naming file:line and the field (no row is skipped).
 class Fer2013Csv : public Dataset {
  public:
   Fer2013Csv(const std::string& path, const std::string& usage);
+  // The same from a stream; `name` stands for the file in errors and names.
+  Fer2013Csv(std::istream& in, const std::string& name, const std::string& usage);
   int64_t size() const override { return int64_t(labels_.size()); }
   int64_t label(int64_t i) const override { return labels_.at(size_t(i)); }
   Image load(int64_t i) const override;
@@ -60,6 +67,7 @@ class Fer2013Csv : public Dataset {
   const std::vector<std::string>& classes() const override { return fer2013_classes(); }
 
  private:
+  void parse(std::istream& in, const std::string& usage);
   std::string path_;
   std::vector<int64_t> labels_, rows_;
   std::vector<uint8_t> pixels_;  // size() * 48 * 48
