@@ -14,7 +14,7 @@ using namespace adnn::kernels;
 
 static void BM_emulated_block_sum(benchmark::State& st) {
   const int64_t rows = 4096, R = 256;
-  std::vector<float> x(size_t(rows * R), 1.0f), out(rows);
+  std::vector<float, sim::device_allocator<float>> x(size_t(rows * R), 1.0f), out(rows);
   for (auto _ : st) {
     ADNN_LAUNCH(reduce_rows_kernel<float>, dim3(unsigned(rows)), dim3(256), 0, nullptr, ReduceOp::sum, x.data(),
                 out.data(), rows, R);
@@ -27,7 +27,7 @@ BENCHMARK(BM_emulated_block_sum)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 static void BM_emulated_map(benchmark::State& st) {
   const int64_t n = int64_t(1) << 20;
-  std::vector<float> x(static_cast<size_t>(n), 0.5f), y(x.size());
+  std::vector<float, sim::device_allocator<float>> x(static_cast<size_t>(n), 0.5f), y(x.size());
   Geom g;
   g.ndim = 1;
   g.size[0] = n;

@@ -27,9 +27,9 @@ template <class T>
 __global__ void channel_pool_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t* __restrict__ am,
                                     int64_t P, int64_t C) {
   using A = acc_t<T>;
-  __shared__ A ssum[8][33];
-  __shared__ A smax[8][33];
-  __shared__ int64_t sidx[8][33];
+  ADNN_SHARED(A, ssum, [8][33]);
+  ADNN_SHARED(A, smax, [8][33]);
+  ADNN_SHARED(int64_t, sidx, [8][33]);
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx;
   A s = 0, best = -INFINITY;
@@ -130,7 +130,7 @@ __global__ void sigmoid_gate_backward_channel_kernel(const T* __restrict__ g, co
                                                      const T* __restrict__ a, T* __restrict__ gx, T* __restrict__ ga,
                                                      int64_t P, int64_t C) {
   using A = acc_t<T>;
-  __shared__ A sacc[8][33];
+  ADNN_SHARED(A, sacc, [8][33]);
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx;
   A acc = 0, s = 0;

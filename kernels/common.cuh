@@ -21,6 +21,8 @@
 #define ADNN_UNROLL _Pragma("unroll")
 #define ADNN_DYNAMIC_SHARED(type, name) extern __shared__ __align__(16) unsigned char adnn_dyn_smem_[]; \
   type* name = reinterpret_cast<type*>(adnn_dyn_smem_)
+// Static shared memory: ADNN_SHARED(float, s, [8][33]) declares `__shared__ float s[8][33]`.
+#define ADNN_SHARED(type, name, dims) __shared__ type name dims
 
 namespace adnn::kernels {
 using f16 = __half;
@@ -54,6 +56,7 @@ void launch_impl(const char* name, const char* file, int line, void (*kernel)(KA
 #else  // ---------------------------------------------------------------- SIMT emulation
 
 #include <adnn/core/dtype.hpp>
+#include <adnn/core/error.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -72,7 +75,12 @@ void launch_impl(const char* name, const char* file, int line, void (*kernel)(KA
 #define __restrict__ __restrict
 #define __launch_bounds__(...)
 #define __align__(n) alignas(n)
-#define __shared__ static thread_local
+// Static shared memory comes from the block's arena, poisoned at block start (0xFF bytes):
+// kernels declare it with ADNN_SHARED, never __shared__ (which does not compile here).
+#define ADNN_SHARED(type, name, dims)          \
+  static const char adnn_shared_key_##name = 0; \
+  auto& name = *::adnn::sim::block_shared<type dims>(&adnn_shared_key_##name)
+#define __shared__ static_assert(false, "declare static shared memory with ADNN_SHARED(type, name, dims)");
 #define ADNN_DYNAMIC_SHARED(type, name) type* name = reinterpret_cast<type*>(::adnn::sim::dynamic_shared())
 
 using dim3 = ::adnn::sim::dim3;
@@ -205,10 +213,31 @@ inline float to_float(::adnn::half v) { return float(v); }
 inline float to_float(::adnn::bfloat16 v) { return float(v); }
 template <class T> inline T from_float(float v) { return T(v); }
 
+// Every pointer argument must be device memory (or null), as a GPU would fault on a host
+// pointer: the emulator shares the host's address space, so it checks what hardware would.
+template <class T>
+void check_device_arg(const T& v, size_t pos, const char* name, const char* file, int line) {
+  if constexpr (std::is_pointer_v<T>) {
+    if (v != nullptr && !::adnn::sim::is_device_memory(static_cast<const void*>(v))) {
+      const char* base = file;
+      for (const char* p = file; *p; ++p)
+        if (*p == '/') base = p + 1;
+      throw ::adnn::Error(::adnn::detail::cat("kernel launch ", name, ": argument ", pos, " (",
+                                              static_cast<const void*>(v),
+                                              ") is not device memory: a host pointer would fault on a GPU [", base,
+                                              ":", line, "]"));
+    }
+  }
+}
+
 template <class... KArgs, class... Args>
-void launch_impl(const char*, const char*, int, void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, Stream,
-                 Args&&... args) {
+void launch_impl(const char* name, const char* file, int line, void (*kernel)(KArgs...), dim3 grid, dim3 block,
+                 size_t smem, Stream, Args&&... args) {
   std::tuple<std::decay_t<KArgs>...> packed(static_cast<KArgs>(args)...);
+  std::apply([&](const auto&... a) {
+    size_t pos = 0;
+    (check_device_arg(a, pos++, name, file, line), ...);
+  }, packed);
   ::adnn::sim::launch(grid, block, smem, [&] { std::apply(kernel, packed); });
 }
 }  // namespace adnn::kernels

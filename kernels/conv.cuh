@@ -85,7 +85,7 @@ __global__ void depthwise_backward_input_kernel(const T* __restrict__ gy, const 
 template <class T>
 __global__ void depthwise_backward_weight_kernel(const T* __restrict__ gy, const T* __restrict__ x,
                                                  T* __restrict__ gw, ConvGeom g) {
-  __shared__ T scratch[32];
+  ADNN_SHARED(T, scratch, [32]);
   const int64_t e = blockIdx.x;  // (c, kh, kw)
   const int64_t kw = e % g.KW, kh = (e / g.KW) % g.KH, c = e / (g.KW * g.KH);
   T s = 0;

@@ -22,7 +22,7 @@ __global__ void compound_loss_kernel(const T* __restrict__ z, const T* __restric
                                      const T* __restrict__ prior, const T* __restrict__ w, const T* __restrict__ wsum,
                                      T* __restrict__ gz, T* __restrict__ gf, double* __restrict__ terms,
                                      CompoundParams P) {
-  __shared__ T scratch[32];  // T is T or double: the accumulation type
+  ADNN_SHARED(T, scratch, [32]);  // T (float or double) is also the accumulation type
   const int64_t i = blockIdx.x;
   const T* zi = z + i * P.K;
   const T* ti = t + i * P.K;

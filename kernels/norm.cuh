@@ -47,8 +47,8 @@ __global__ void channel_partials_kernel(int mode, const T* __restrict__ x, const
                                         const T* __restrict__ mean, const T* __restrict__ invstd,
                                         const T* __restrict__ w, const T* __restrict__ b, NormActivation act,
                                         double* __restrict__ part, int64_t M, int64_t C) {
-  __shared__ double s0[8][33];
-  __shared__ double s1[8][33];
+  ADNN_SHARED(double, s0, [8][33]);
+  ADNN_SHARED(double, s1, [8][33]);
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t c = blockIdx.x * 32 + tx;
   double a0 = 0, a1 = 0;
@@ -166,7 +166,7 @@ template <class T>
 __global__ void layer_norm_rows_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
                                        T* __restrict__ y, T* __restrict__ mean, T* __restrict__ rstd, int64_t rows,
                                        int64_t D, double eps) {
-  __shared__ T scratch[32];
+  ADNN_SHARED(T, scratch, [32]);
   const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
   if (r >= rows) return;
   const T* xr = x + r * D;
@@ -193,7 +193,7 @@ __global__ void layer_norm_backward_rows_kernel(const T* __restrict__ g, const T
                                                 const T* __restrict__ w, const T* __restrict__ mean,
                                                 const T* __restrict__ rstd, T* __restrict__ gx, int64_t rows,
                                                 int64_t D) {
-  __shared__ T scratch[32];
+  ADNN_SHARED(T, scratch, [32]);
   const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
   if (r >= rows) return;
   const T mu = mean[r], rs = rstd[r];
@@ -240,7 +240,7 @@ __global__ void group_norm_forward_kernel(const T* __restrict__ x, const T* __re
                                           T* __restrict__ y, T* __restrict__ mean, T* __restrict__ rstd, int64_t P,
                                           int64_t C, int64_t G, double eps) {
   using A = acc_t<T>;
-  __shared__ A scratch[32];
+  ADNN_SHARED(A, scratch, [32]);
   const int64_t ng = blockIdx.x, n = ng / G, gi = ng % G, Cg = C / G, K = P * Cg;
   A s = 0;
   for (int64_t e = threadIdx.x; e < K; e += blockDim.x) s += A(x[group_offset(n, gi, e, P, C, Cg)]);
@@ -266,7 +266,7 @@ __global__ void group_norm_backward_kernel(const T* __restrict__ g, const T* __r
                                            const T* __restrict__ mean, const T* __restrict__ rstd,
                                            T* __restrict__ gx, int64_t P, int64_t C, int64_t G) {
   using A = acc_t<T>;
-  __shared__ A scratch[32];
+  ADNN_SHARED(A, scratch, [32]);
   const int64_t ng = blockIdx.x, n = ng / G, gi = ng % G, Cg = C / G, K = P * Cg;
   const A mu = A(mean[ng]), rs = A(rstd[ng]);
   A s1 = 0, s2 = 0;

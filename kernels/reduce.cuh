@@ -59,7 +59,7 @@ template <class A> __device__ __forceinline__ A reduce_identity(ReduceOp op) {
 
 template <class T>
 __global__ void reduce_rows_kernel(ReduceOp op, const T* __restrict__ x, T* __restrict__ out, int64_t rows, int64_t R) {
-  __shared__ T scratch[32];
+  ADNN_SHARED(T, scratch, [32]);
   const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
   if (r >= rows) return;
   const T* row = x + r * R;
@@ -71,8 +71,8 @@ __global__ void reduce_rows_kernel(ReduceOp op, const T* __restrict__ x, T* __re
 
 template <class T>
 __global__ void argmax_rows_kernel(const T* __restrict__ x, int64_t* __restrict__ out, int64_t rows, int64_t R) {
-  __shared__ T best_v[32];
-  __shared__ int64_t best_i[32];
+  ADNN_SHARED(T, best_v, [32]);
+  ADNN_SHARED(int64_t, best_i, [32]);
   const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
   if (r >= rows) return;
   const T* row = x + r * R;

@@ -21,7 +21,7 @@ namespace adnn::kernels {
 template <class T>
 __global__ void se_pool_kernel(const T* __restrict__ x, T* __restrict__ pooled, int64_t P, int64_t C) {
   using A = acc_t<T>;
-  __shared__ A part[8][33];
+  ADNN_SHARED(A, part, [8][33]);
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx;
   A s = 0;

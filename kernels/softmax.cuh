@@ -19,7 +19,7 @@ namespace adnn::kernels {
 
 template <class T>
 __global__ void softmax_rows_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows, int64_t D, bool log_) {
-  __shared__ T scratch[32];
+  ADNN_SHARED(T, scratch, [32]);
   const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
   if (r >= rows) return;
   const T* xr = x + r * D;
@@ -43,7 +43,7 @@ __global__ void softmax_rows_kernel(const T* __restrict__ x, T* __restrict__ y, 
 template <class T>
 __global__ void softmax_backward_rows_kernel(const T* __restrict__ g, const T* __restrict__ y, T* __restrict__ gx,
                                              int64_t rows, int64_t D, bool log_) {
-  __shared__ T scratch[32];
+  ADNN_SHARED(T, scratch, [32]);
   const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
   if (r >= rows) return;
   const T* gr = g + r * D;

@@ -16,6 +16,8 @@ int main() {
   float* x = new float[n];
   float* y = new float[n];
   for (int i = 0; i < n; ++i) x[i] = float(i);
+  adnn::sim::register_device_memory(x, n * sizeof(float));
+  adnn::sim::register_device_memory(y, n * sizeof(float));
   ADNN_LAUNCH(read_past_end_kernel, dim3(2), dim3(128), 0, nullptr, x, y, n);
   std::printf("no out-of-bounds report: y[n-1] = %f\n", double(y[n - 1]));
   delete[] x;

@@ -12,6 +12,9 @@
 
 using namespace adnn;
 using namespace adnn::kernels;
+// kernel buffers live in (emulated) device memory
+template <class T>
+using dvec = std::vector<T, adnn::sim::device_allocator<T>>;
 
 namespace {
 
@@ -39,7 +42,7 @@ __global__ void mma_tile_kernel(const T* A, const T* B, float* D, unsigned live)
 
 // reverses each block's slice through static shared memory
 __global__ void reverse_kernel(const float* in, float* out) {
-  __shared__ float buf[128];
+  ADNN_SHARED(float, buf, [128]);
   const unsigned t = threadIdx.x, base = blockIdx.x * blockDim.x;
   buf[t] = in[base + t];
   __syncthreads();
@@ -97,10 +100,23 @@ __global__ void throwing_kernel(int* out) {
   out[threadIdx.x] = 1;
 }
 
+// Reads static shared memory before any thread writes it (tests only): sees the poison, then
+// writes, so a second block on the same OS thread would see stale data without the poison.
+__global__ void read_unwritten_shared_kernel(unsigned* out) {
+  ADNN_SHARED(unsigned, s, [32]);
+  out[blockIdx.x * 32 + threadIdx.x] = s[threadIdx.x];
+  s[threadIdx.x] = threadIdx.x;
+}
+// Lanes 16..31 exit, then lanes 0..15 read lane l + 16 with a shuffle (undefined on hardware).
+__global__ void shuffle_from_exited_lane_kernel(unsigned* out) {
+  if (threadIdx.x >= 16) return;
+  out[threadIdx.x] = __shfl_sync(0x0000ffffu, threadIdx.x * 3u, int(threadIdx.x) + 16);
+}
+
 // A block sum that forgets the barrier between publishing warp sums and reading them.
 // Tests only: the emulator's shuffled thread order must make it produce wrong sums.
 __global__ void sum_rows_missing_barrier_kernel(const float* x, float* out, int64_t R) {
-  __shared__ float warp_sums[32];
+  ADNN_SHARED(float, warp_sums, [32]);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
   float acc = 0;
   for (int64_t k = threadIdx.x; k < R; k += blockDim.x) acc += x[blockIdx.x * R + k];
@@ -113,27 +129,28 @@ __global__ void sum_rows_missing_barrier_kernel(const float* x, float* out, int6
 }
 
 template <class T>
-std::vector<T> random_vec(size_t n, uint64_t seed, double lo = -2, double hi = 2) {
+dvec<T> random_vec(size_t n, uint64_t seed, double lo = -2, double hi = 2) {
   Generator g(seed);
-  std::vector<T> v(n);
+  dvec<T> v(n);
   for (auto& x : v) x = T(float(lo + (hi - lo) * g.uniform()));
   return v;
 }
 
 // References from the CPU backend through the ops, in f64.
 template <class T>
-Tensor host_matrix(const std::vector<T>& v, int64_t rows, int64_t cols) {
+Tensor host_matrix(const dvec<T>& v, int64_t rows, int64_t cols) {
   return from_vector(std::vector<double>(v.begin(), v.end()), {rows, cols}, DType::f64);
 }
 template <class T>
-std::vector<T> reduce_ref(ReduceOp op, const std::vector<T>& x, int64_t rows, int64_t R) {
+dvec<T> reduce_ref(ReduceOp op, const dvec<T>& x, int64_t rows, int64_t R) {
   Tensor t = host_matrix(x, rows, R);
   Tensor r = op == ReduceOp::sum ? sum(t, {1}) : (op == ReduceOp::max ? amax(t, {1}) : amin(t, {1}));
-  return r.to_vector<T>();
+  auto v = r.to_vector<T>();
+  return dvec<T>(v.begin(), v.end());
 }
 
-template <class T>
-double rel_err(const std::vector<T>& a, const std::vector<T>& b) {
+template <class A, class B>
+double rel_err(const A& a, const B& b) {
   double m = 0;
   for (size_t i = 0; i < a.size(); ++i) {
     double x = double(to_float(a[i])), y = double(to_float(b[i]));
@@ -148,8 +165,8 @@ TEST_SUITE("sim") {
   TEST_CASE("emulated mma.sync m16n8k16 computes D = A·B + C in the documented fragment layout") {
     auto run = [](auto tag) {
       using T = decltype(tag);
-      std::vector<T> A(256), B(128);
-      std::vector<float> Af(256), Bf(128), D(128, -7.f);
+      dvec<T> A(256), B(128);
+      dvec<float> Af(256), Bf(128), D(128, -7.f);
       for (int i = 0; i < 256; ++i) Af[size_t(i)] = float(A[size_t(i)] = T(float((i * 7) % 13) - 6.f) );
       for (int i = 0; i < 128; ++i) Bf[size_t(i)] = float(B[size_t(i)] = T(float((i * 5) % 11) * 0.5f - 2.f));
       ADNN_LAUNCH(mma_tile_kernel<T>, dim3(1), dim3(32), 0, nullptr, A.data(), B.data(), D.data(), 32u);
@@ -169,7 +186,7 @@ TEST_SUITE("sim") {
 
   TEST_CASE("3-D grids and blocks cover every (block, thread) exactly once") {
     const dim3 grid(3, 2, 2), block(4, 3, 2);
-    std::vector<unsigned> out(12 * 24, 0xffffffffu);
+    dvec<unsigned> out(12 * 24, 0xffffffffu);
     ADNN_LAUNCH(write_ids_kernel, grid, block, 0, nullptr, out.data());
     std::set<unsigned> seen(out.begin(), out.end());
     CHECK(seen.size() == out.size());
@@ -178,7 +195,7 @@ TEST_SUITE("sim") {
   }
 
   TEST_CASE("static shared memory and __syncthreads") {
-    std::vector<float> in(4 * 128), out(in.size(), NAN);
+    dvec<float> in(4 * 128), out(in.size(), NAN);
     for (size_t i = 0; i < in.size(); ++i) in[i] = float(i);
     for (uint64_t seed : {1, 2, 3}) {
       sim::set_seed(seed);
@@ -189,14 +206,14 @@ TEST_SUITE("sim") {
   }
 
   TEST_CASE("dynamic shared memory") {
-    std::vector<int> in(300), out(3, -1);
+    dvec<int> in(300), out(3, -1);
     for (int i = 0; i < 300; ++i) in[i] = i;
     ADNN_LAUNCH(dynamic_shared_kernel, dim3(3), dim3(64), 300 * sizeof(int), nullptr, in.data(), out.data(), 300);
     for (int v : out) CHECK(v == 2 * (299 * 300 / 2));
   }
 
   TEST_CASE("warp shuffles") {
-    std::vector<int> out(2 * 64 * 5, -1);
+    dvec<int> out(2 * 64 * 5, -1);
     ADNN_LAUNCH(shuffle_kernel, dim3(2), dim3(64), 0, nullptr, out.data());
     for (int w = 0; w < 4; ++w)
       for (int lane = 0; lane < 32; ++lane) {
@@ -210,7 +227,7 @@ TEST_SUITE("sim") {
   }
 
   TEST_CASE("warp votes") {
-    std::vector<unsigned> out(4, 7);
+    dvec<unsigned> out(4, 7);
     ADNN_LAUNCH(vote_kernel, dim3(1), dim3(32), 0, nullptr, out.data());
     unsigned want = 0;
     for (int l = 0; l < 32; l += 3) want |= 1u << l;
@@ -221,16 +238,16 @@ TEST_SUITE("sim") {
   }
 
   TEST_CASE("atomics across concurrently running blocks") {
-    int counter = 0, maxv = -1;
-    float fsum = 0;
-    ADNN_LAUNCH(atomic_kernel, dim3(40), dim3(96), 0, nullptr, &counter, &fsum, &maxv);
-    CHECK(counter == 40 * 96);
-    CHECK(fsum == doctest::Approx(40 * 96 * 0.5));
-    CHECK(maxv == 40 * 96 - 1);
+    dvec<int> counter(1, 0), maxv(1, -1);
+    dvec<float> fsum(1, 0.f);
+    ADNN_LAUNCH(atomic_kernel, dim3(40), dim3(96), 0, nullptr, counter.data(), fsum.data(), maxv.data());
+    CHECK(counter[0] == 40 * 96);
+    CHECK(fsum[0] == doctest::Approx(40 * 96 * 0.5));
+    CHECK(maxv[0] == 40 * 96 - 1);
   }
 
   TEST_CASE("a barrier reached by only part of a block is reported, kernel errors propagate") {
-    std::vector<int> out(32);
+    dvec<int> out(32);
     CHECK_THROWS_WITH_AS(ADNN_LAUNCH(divergent_barrier_kernel, dim3(1), dim3(32), 0, nullptr, out.data()),
                          doctest::Contains("SIMT emulator: deadlock in block (0, 0, 0)"), Error);
     CHECK_THROWS_WITH_AS(ADNN_LAUNCH(throwing_kernel, dim3(2), dim3(32), 0, nullptr, out.data()),
@@ -239,16 +256,41 @@ TEST_SUITE("sim") {
                          doctest::Contains("kernel launch: invalid block (2048, 1, 1)"), Error);
   }
 
+  TEST_CASE("a host pointer handed to a kernel fails as it would on a GPU, naming the kernel and argument") {
+    std::vector<int> host(32);  // plain host memory
+    dvec<int> dev(32);
+    CHECK_NOTHROW(ADNN_LAUNCH(throwing_kernel, dim3(1), dim3(1), 0, nullptr, dev.data()));
+    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(throwing_kernel, dim3(1), dim3(32), 0, nullptr, host.data()),
+                         doctest::Contains("kernel launch throwing_kernel: argument 0"), Error);
+    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(throwing_kernel, dim3(1), dim3(32), 0, nullptr, host.data()),
+                         doctest::Contains("is not device memory"), Error);
+    // a CPU tensor's data handed to a launch: the same (the class of the fused-AdamW bug)
+    Tensor t = zeros({32}, DType::i32);
+    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(throwing_kernel, dim3(1), dim3(32), 0, nullptr, t.data_ptr<int>()),
+                         doctest::Contains("is not device memory"), Error);
+    Tensor d = zeros({32}, TensorOptions(DType::i32, kCUDA));
+    CHECK_NOTHROW(ADNN_LAUNCH(throwing_kernel, dim3(1), dim3(1), 0, nullptr, d.data_ptr<int>()));
+  }
+
+  TEST_CASE("static shared memory starts poisoned; a shuffle from an exited lane reads poison") {
+    dvec<unsigned> out(64, 0);
+    ADNN_LAUNCH(read_unwritten_shared_kernel, dim3(2), dim3(32), 0, nullptr, out.data());
+    for (int i = 0; i < 64; ++i) CHECK(out[i] == 0xffffffffu);  // every block, not only the first
+    dvec<unsigned> got(32, 0);
+    ADNN_LAUNCH(shuffle_from_exited_lane_kernel, dim3(1), dim3(32), 0, nullptr, got.data());
+    for (int i = 0; i < 16; ++i) CHECK(got[i] == 0xffffffffu);  // lanes 16..31 exited before the shuffle
+  }
+
   TEST_CASE("a missing __syncthreads produces a wrong answer") {
     const int64_t rows = 64, R = 1000;
     auto x = random_vec<float>(rows * R, 5, 0.5, 1.5);
-    std::vector<float> ref(rows), good(rows, NAN), bad(rows, NAN);
+    dvec<float> ref(rows), good(rows, NAN), bad(rows, NAN);
     ref = reduce_ref(ReduceOp::sum, x, rows, R);
     launch_reduce_rows(ReduceOp::sum, x.data(), good.data(), rows, R, nullptr);
     CHECK(rel_err(good, ref) < 1e-5);
     ADNN_LAUNCH(sum_rows_missing_barrier_kernel, dim3(rows), dim3(256), 0, nullptr, x.data(), bad.data(), R);
     int wrong = 0;
-    for (int64_t r = 0; r < rows; ++r) wrong += std::fabs(bad[r] - ref[r]) > 1e-3f * ref[r];
+    for (int64_t r = 0; r < rows; ++r) wrong += !(std::fabs(bad[r] - ref[r]) <= 1e-3f * ref[r]);  // NaN is wrong
     INFO("rows with a wrong sum: " << wrong);
     CHECK(wrong > rows / 4);
   }
@@ -257,16 +299,16 @@ TEST_SUITE("sim") {
     for (auto [rows, R] : {std::pair<int64_t, int64_t>{1, 1}, {5, 31}, {7, 200}, {3, 5000}}) {
       auto x = random_vec<float>(size_t(rows * R), uint64_t(rows * 131 + R));
       for (ReduceOp op : {ReduceOp::sum, ReduceOp::max, ReduceOp::min}) {
-        std::vector<float> ref = reduce_ref(op, x, rows, R), got(rows, NAN);
+        dvec<float> ref = reduce_ref(op, x, rows, R), got(rows, NAN);
         launch_reduce_rows(op, x.data(), got.data(), rows, R, nullptr);
         CHECK(rel_err(got, ref) < 1e-5);
       }
-      std::vector<int64_t> aref(rows), agot(rows, -1);
+      dvec<int64_t> aref(rows), agot(rows, -1);
       for (int64_t r = 0; r < rows; ++r)
         aref[r] = std::max_element(x.begin() + r * R, x.begin() + (r + 1) * R) - (x.begin() + r * R);
       launch_argmax_rows(x.data(), agot.data(), rows, R, nullptr);
       CHECK(agot == aref);
-      std::vector<float> sgot(x.size(), NAN);
+      dvec<float> sgot(x.size(), NAN);
       for (bool log : {false, true}) {
         Tensor t = host_matrix(x, rows, R);
         std::vector<float> sref = (log ? log_softmax(t, 1) : softmax(t, 1)).to_vector<float>();
@@ -274,21 +316,21 @@ TEST_SUITE("sim") {
         CHECK(rel_err(sgot, sref) < 1e-5);
       }
     }
-    std::vector<double> xd = random_vec<double>(1000, 3);
-    std::vector<double> dref = reduce_ref(ReduceOp::sum, xd, 4, 250), dgot(4, NAN);
+    dvec<double> xd = random_vec<double>(1000, 3);
+    dvec<double> dref = reduce_ref(ReduceOp::sum, xd, 4, 250), dgot(4, NAN);
     launch_reduce_rows(ReduceOp::sum, xd.data(), dgot.data(), 4, 250, nullptr);
     for (int i = 0; i < 4; ++i) CHECK(dgot[i] == doctest::Approx(dref[i]).epsilon(1e-12));
     auto v = random_vec<float>(100000, 8);
-    float total = 0;
-    launch_sum_all_atomic(v.data(), &total, 100000, nullptr);
+    dvec<float> total(1, 0.f);
+    launch_sum_all_atomic(v.data(), total.data(), 100000, nullptr);
     double want = 0;
     for (float f : v) want += f;
-    CHECK(total == doctest::Approx(want).epsilon(1e-4).scale(100));
+    CHECK(total[0] == doctest::Approx(want).epsilon(1e-4).scale(100));
 
     for (auto [rows, D] : {std::pair<int64_t, int64_t>{3, 7}, {9, 300}, {4, 2048}}) {
       auto x = random_vec<float>(size_t(rows * D), uint64_t(D), -3, 5);
       auto w = random_vec<float>(size_t(D), 1), b = random_vec<float>(size_t(D), 2);
-      std::vector<float> yg(x.size(), NAN), mg(rows, NAN), rg(rows, NAN);
+      dvec<float> yg(x.size(), NAN), mg(rows, NAN), rg(rows, NAN);
       Tensor t = host_matrix(x, rows, D);
       std::vector<float> yr = layer_norm(t, {D}, host_matrix(w, 1, D).reshape({D}), host_matrix(b, 1, D).reshape({D}),
                                          1e-5).to_vector<float>();
@@ -314,7 +356,7 @@ TEST_SUITE("sim") {
       g.stride[2][d] = sb[d];
     }
     auto a = random_vec<float>(24, 1), b = random_vec<float>(5, 2);
-    std::vector<float> out(120, NAN);
+    dvec<float> out(120, NAN);
     ADNN_LAUNCH((binary_kernel<float, float>), grid_for(120), dim3(256), 0, nullptr, BinaryOp::mul, a.data(), b.data(),
                 out.data(), int64_t(120), g);
     for (int i = 0; i < 4; ++i)
@@ -326,7 +368,7 @@ TEST_SUITE("sim") {
     g1.stride[0][0] = 1;
     g1.stride[1][0] = 1;
     auto u = random_vec<half>(1000, 4);
-    std::vector<half> ug(1000);
+    dvec<half> ug(1000);
     ADNN_LAUNCH(unary_kernel<half>, grid_for(1000), dim3(256), 0, nullptr, UnaryOp::gelu, u.data(), ug.data(),
                 int64_t(1000), g1, 0.0, 0.0);
     for (int i = 0; i < 1000; ++i) {

@@ -617,6 +617,7 @@ Tensor from_vector(const std::vector<int64_t>& v, Shape shape, TensorOptions opt
   Tensor t = empty(shape, TensorOptions(DType::i64));
   if (!v.empty()) std::memcpy(t.data_ptr(), v.data(), v.size() * sizeof(int64_t));
   Tensor r = t.to(opts.dtype_);
+  if (opts.device_ != kCPU) r = r.to(opts.device_);
   if (opts.requires_grad_) r.requires_grad_(true);
   return r;
 }

@@ -19,9 +19,13 @@ template <> struct ktype<half> { using type = k::f16; };
 template <> struct ktype<bfloat16> { using type = k::bf16; };
 template <class T> using kt = typename ktype<T>::type;
 
+// The device pointer of an optional tensor; a tensor that is not on `cuda` is an error (its
+// memory would be a host address: an illegal-address fault in the kernel).
 template <class T>
 auto ptr(const Tensor& t) {
-  return t.defined() ? reinterpret_cast<kt<T>*>(t.data_ptr()) : nullptr;
+  if (!t.defined()) return static_cast<kt<T>*>(nullptr);
+  ADNN_CHECK(t.device().is_cuda(), "CUDA backend: a kernel argument is not on the device: ", t.desc());
+  return reinterpret_cast<kt<T>*>(t.data_ptr());
 }
 
 template <class F>

@@ -55,7 +55,9 @@ Pool& pool() {
 
 void* raw_alloc(size_t n) {
 #if ADNN_WITH_CUDA_EMULATION
-  return std::aligned_alloc(256, n);
+  void* p = std::aligned_alloc(256, n);
+  if (p) sim::register_device_memory(p, n);  // kernels may receive only these
+  return p;
 #else
   void* p = nullptr;
   if (cudaMalloc(&p, n) != cudaSuccess) {
@@ -67,6 +69,7 @@ void* raw_alloc(size_t n) {
 }
 void raw_free(void* p) {
 #if ADNN_WITH_CUDA_EMULATION
+  sim::unregister_device_memory(p);
   std::free(p);
 #else
   cudaFree(p);

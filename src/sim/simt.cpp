@@ -7,8 +7,11 @@
 #include <algorithm>
 #include <boost/context/fiber.hpp>
 #include <boost/context/pooled_fixedsize_stack.hpp>
+#include <cstring>
 #include <exception>
+#include <map>
 #include <memory>
+#include <shared_mutex>
 #include <vector>
 
 namespace ctxlib = boost::context;
@@ -40,6 +43,17 @@ uint64_t mix(uint64_t x) {
 }
 
 constexpr size_t kStackBytes = 64 * 1024;
+constexpr uint64_t kPoison = ~uint64_t(0);          // what a read of undefined data returns
+constexpr size_t kStaticSharedBytes = 48 * 1024;   // static shared memory per block (CUDA's limit)
+
+struct DeviceRanges {
+  std::shared_mutex mu;
+  std::map<uintptr_t, size_t> ranges;  // start -> bytes
+};
+DeviceRanges& device_ranges() {
+  static DeviceRanges* r = new DeviceRanges();  // never destroyed: frees may run at exit
+  return *r;
+}
 
 }  // namespace
 
@@ -50,6 +64,9 @@ class Block {
   unsigned nwarps = 0;
   std::vector<std::byte>* smem = nullptr;
   size_t smem_bytes = 0;
+  std::vector<std::byte>* static_smem = nullptr;  // the arena of ADNN_SHARED declarations
+  std::vector<std::pair<const void*, size_t>> static_slots;  // (declaration key, offset)
+  size_t static_used = 0;
   std::exception_ptr error;
 
   void yield(State s) {
@@ -83,7 +100,8 @@ uint64_t warp_exchange(uint64_t value, int src) {
   Block* b = c.block;
   b->exchange[c.linear] = value;
   b->yield(State::wait_warp);  // everyone has published
-  uint64_t r = value;
+  // Reading a lane that has exited (or does not exist) is undefined on hardware: poison.
+  uint64_t r = kPoison;
   if (src >= 0 && src < 32) {
     unsigned i = c.warp * 32 + unsigned(src);
     if (i < b->threads.size() && b->threads[i].state != State::done) r = b->exchange[i];
@@ -126,6 +144,39 @@ unsigned warp_live_mask() {
   return c.block->live_mask(c.warp);
 }
 
+void* block_shared(const void* key, size_t bytes, size_t align) {
+  Block* b = ctx().block;
+  for (auto& [k, off] : b->static_slots)
+    if (k == key) return b->static_smem->data() + off;
+  const size_t off = (b->static_used + align - 1) / align * align;
+  ADNN_CHECK(off + bytes <= kStaticSharedBytes, "SIMT emulator: static shared memory of the block exceeds ",
+             kStaticSharedBytes, " bytes");
+  std::memset(b->static_smem->data() + off, 0xFF, bytes);  // poison: a read before a write is caught
+  b->static_slots.push_back({key, off});
+  b->static_used = off + bytes;
+  return b->static_smem->data() + off;
+}
+
+void register_device_memory(const void* p, size_t bytes) {
+  auto& d = device_ranges();
+  std::unique_lock lock(d.mu);
+  d.ranges[reinterpret_cast<uintptr_t>(p)] = bytes;
+}
+void unregister_device_memory(const void* p) {
+  auto& d = device_ranges();
+  std::unique_lock lock(d.mu);
+  d.ranges.erase(reinterpret_cast<uintptr_t>(p));
+}
+bool is_device_memory(const void* p) {
+  auto& d = device_ranges();
+  std::shared_lock lock(d.mu);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  auto it = d.ranges.upper_bound(a);
+  if (it == d.ranges.begin()) return false;
+  --it;
+  return a <= it->first + it->second;  // one past the end counts (an empty range's pointer)
+}
+
 void* dynamic_shared() {
   Block* b = ctx().block;
   return b->smem_bytes ? b->smem->data() : nullptr;
@@ -146,6 +197,7 @@ ctxlib::pooled_fixedsize_stack& stack_pool() {
 void run_block(const dim3& grid, const dim3& bdim, const dim3& bidx, size_t smem_bytes, uint64_t seed,
                const std::function<void()>& body) {
   thread_local std::vector<std::byte> smem;
+  thread_local std::vector<std::byte> static_smem(kStaticSharedBytes);
   if (smem.size() < smem_bytes) smem.resize(smem_bytes);
   // Poison dynamic shared memory: a read before any write sees NaN / -1 patterns.
   if (smem_bytes) std::memset(smem.data(), 0xFF, smem_bytes);
@@ -156,6 +208,7 @@ void run_block(const dim3& grid, const dim3& bdim, const dim3& bidx, size_t smem
   b.nwarps = (n + 31) / 32;
   b.smem = &smem;
   b.smem_bytes = smem_bytes;
+  b.static_smem = &static_smem;
   for (unsigned i = 0; i < n; ++i) {
     Thread& t = b.threads[i];
     t.ctx.thread_idx = dim3(i % bdim.x, (i / bdim.x) % bdim.y, i / (bdim.x * bdim.y));

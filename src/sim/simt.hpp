@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <type_traits>
 
 namespace adnn::sim {
@@ -54,6 +55,44 @@ size_t dynamic_shared_bytes();
 // Runs body() as every thread of grid x block. Throws adnn::Error on a deadlocked barrier
 // or a bad configuration; rethrows an exception raised by a thread.
 void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body);
+
+// Static shared memory of the running block (ADNN_SHARED in kernels/common.cuh): the storage
+// of the declaration identified by `key` (a static object at the declaration site), allocated
+// in the block's shared arena the first time any thread of the block reaches it and filled
+// with 0xFF bytes (NaN for floats, -1 for integers), so reading it before a write is caught.
+void* block_shared(const void* key, size_t bytes, size_t align);
+template <class T>
+T* block_shared(const void* key) {
+  return static_cast<T*>(block_shared(key, sizeof(T), alignof(T)));
+}
+
+// Device memory: the emulated device's allocations as address ranges (the runtime registers
+// each one). Every pointer argument of a launch must lie in one, as on a GPU a host pointer
+// would fault: kernels/common.cuh's launch checks them.
+void register_device_memory(const void* p, size_t bytes);
+void unregister_device_memory(const void* p);
+bool is_device_memory(const void* p);
+
+// An allocator whose memory is registered as emulated device memory: kernel-level tests and
+// benchmarks keep their buffers in std::vector<T, device_allocator<T>>.
+template <class T>
+struct device_allocator {
+  using value_type = T;
+  device_allocator() = default;
+  template <class U>
+  device_allocator(const device_allocator<U>&) {}
+  T* allocate(size_t n) {
+    T* p = std::allocator<T>().allocate(n ? n : 1);
+    register_device_memory(p, (n ? n : 1) * sizeof(T));
+    return p;
+  }
+  void deallocate(T* p, size_t n) {
+    unregister_device_memory(p);
+    std::allocator<T>().deallocate(p, n ? n : 1);
+  }
+  template <class U>
+  bool operator==(const device_allocator<U>&) const { return true; }
+};
 
 // Seed of the thread-order shuffle; each launch derives per-block streams from it.
 void set_seed(uint64_t seed);
