@@ -217,7 +217,9 @@ template <class T> inline T from_float(float v) { return T(v); }
 // pointer: the emulator shares the host's address space, so it checks what hardware would.
 template <class T>
 void check_device_arg(const T& v, size_t pos, const char* name, const char* file, int line) {
-  if constexpr (std::is_pointer_v<T>) {
+  if constexpr (requires { v.for_each_device_pointer([](const auto*) {}); }) {  // pointer tables by value
+    v.for_each_device_pointer([&](const auto* p) { check_device_arg(p, pos, name, file, line); });
+  } else if constexpr (std::is_pointer_v<T>) {
     if (v != nullptr && !::adnn::sim::is_device_memory(static_cast<const void*>(v))) {
       const char* base = file;
       for (const char* p = file; *p; ++p)

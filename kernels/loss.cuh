@@ -21,7 +21,7 @@ __global__ void compound_loss_kernel(const T* __restrict__ z, const T* __restric
                                      const int64_t* __restrict__ y, const T* __restrict__ centers,
                                      const T* __restrict__ prior, const T* __restrict__ w, const T* __restrict__ wsum,
                                      T* __restrict__ gz, T* __restrict__ gf, double* __restrict__ terms,
-                                     CompoundParams P) {
+                                     int64_t* __restrict__ bad_label, CompoundParams P) {
   ADNN_SHARED(T, scratch, [32]);  // T (float or double) is also the accumulation type
   const int64_t i = blockIdx.x;
   const T* zi = z + i * P.K;
@@ -54,10 +54,13 @@ __global__ void compound_loss_kernel(const T* __restrict__ z, const T* __restric
     const T q = (T(1) - T(P.eps)) * ti[c] + T(P.eps) * prior[c];
     gz[i * P.K + c] = T(P.l_ce) * (a_sum * p - a) / W + T(P.l_dls) * (q_sum * p - q) / B;
   }
-  const T* ci = centers + y[i] * P.D;
+  const int64_t yi = y[i];
+  const bool valid = yi >= 0 && yi < P.K;  // an invalid label is reported, its center never read
+  if (!valid && threadIdx.x == 0) atomicCAS(reinterpret_cast<unsigned long long*>(bad_label), 0ull, (unsigned long long)yi);
+  const T* ci = centers + (valid ? yi : 0) * P.D;
   T cl = 0;
   for (int64_t d = threadIdx.x; d < P.D; d += blockDim.x) {
-    const T diff = f[i * P.D + d] - ci[d];
+    const T diff = valid ? f[i * P.D + d] - ci[d] : T(0);
     cl += diff * diff;
     gf[i * P.D + d] = T(P.l_center) * diff / B;
   }

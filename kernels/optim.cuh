@@ -4,9 +4,11 @@
 // For each element: p *= 1 - lr·wd; m = β1 m + (1-β1) g; v = β2 v + (1-β2) g²;
 // p -= (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps)   (torch.optim.AdamW, amsgrad off),
 // bc1 = 1 - β1^t, bc2 = 1 - β2^t.
-// Layout: a table of tensors (p, g, m, v pointers, element count, lr and wd of the tensor's
-//   group) and a table of chunks (tensor index, first element); both in device memory.
-// Threads: one block per chunk of `chunk` elements; threads stride over the chunk.
+// Layout: up to 24 tensors per launch (p, g, m, v pointers, element count, lr and wd of the
+//   tensor's group) passed by value in the kernel's arguments (common::AdamWBatch), with the
+//   running chunk counts; nothing is copied to the device for a step.
+// Threads: one block per chunk of kAdamWChunk elements (a linear scan of ≤ 24 chunk ends
+//   finds the block's tensor); threads stride over the chunk.
 // Cost: reads p, g, m, v and writes p, m, v: 28 bytes per f32 parameter; ~12 flops and one
 //   sqrt per element. One launch instead of one per tensor (a model has hundreds).
 #include "common.cuh"
@@ -15,11 +17,13 @@
 namespace adnn::kernels {
 
 template <int Dummy = 0>
-__global__ void adamw_multi_tensor_kernel(const AdamWSlot* __restrict__ slots, const int64_t* __restrict__ chunk_slot,
-                                          const int64_t* __restrict__ chunk_start, int64_t chunk, AdamWStep step) {
-  const AdamWSlot s = slots[chunk_slot[blockIdx.x]];
-  const int64_t start = chunk_start[blockIdx.x];
-  const int64_t end = start + chunk < s.n ? start + chunk : s.n;
+__global__ void adamw_multi_tensor_kernel(AdamWBatch batch, AdamWStep step) {
+  const int64_t b = blockIdx.x;
+  int k = 0;
+  while (k + 1 < batch.count && b >= batch.chunk_end[k]) ++k;
+  const AdamWSlot& s = batch.slot[k];
+  const int64_t start = (b - (k ? batch.chunk_end[k - 1] : 0)) * kAdamWChunk;
+  const int64_t end = start + kAdamWChunk < s.n ? start + kAdamWChunk : s.n;
   for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x)
     adamw_element(s.p[i], s.g[i], s.m[i], s.v[i], s.lr, s.wd, step);
 }

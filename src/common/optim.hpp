@@ -33,4 +33,26 @@ ADNN_HD void adamw_element(float& p, float g, float& m, float& v, float lr, floa
 // Elements per block of the multi-tensor kernel (and per OpenMP task on the CPU).
 constexpr int64_t kAdamWChunk = 65536;
 
+// Up to kAdamWBatch tensors travel by value as one kernel argument (as PyTorch's
+// multi_tensor_apply): no table is copied to the device, so a step makes no host→device copy.
+// chunk_end[i] is the running total of chunks through tensor i; block b updates chunk
+// b − chunk_end[i − 1] of the tensor i with chunk_end[i − 1] ≤ b < chunk_end[i].
+// 24 slots: 24·48 + 24·8 + 8 bytes ≈ 1.3 KiB, inside the 4 KiB a kernel's arguments may take.
+constexpr int kAdamWBatch = 24;
+struct AdamWBatch {
+  AdamWSlot slot[kAdamWBatch];
+  int64_t chunk_end[kAdamWBatch];
+  int count;
+  // The device pointers the batch carries (the emulator checks kernel arguments with it).
+  template <class F>
+  void for_each_device_pointer(F&& f) const {
+    for (int i = 0; i < count; ++i) {
+      f(slot[i].p);
+      f(slot[i].g);
+      f(slot[i].m);
+      f(slot[i].v);
+    }
+  }
+};
+
 }  // namespace adnn::common

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <numeric>
 
+#include "dispatch/dispatch.hpp"
+
 namespace adnn {
 
 namespace {
@@ -85,9 +87,15 @@ Tensor randint(int64_t lo, int64_t hi, Shape shape, TensorOptions opts) {
   for (auto& x : v) x = lo + int64_t(g.next_u64() % span);
   return from_vector(v, std::move(shape), opts);
 }
-Tensor bernoulli(Shape shape, double p, TensorOptions opts) {
+Tensor bernoulli(Shape shape, double p, TensorOptions opts, double value) {
   ADNN_CHECK(p >= 0 && p <= 1, "bernoulli: probability ", p, " outside [0, 1]");
-  return generate(std::move(shape), opts, [=](Generator& g) { return g.uniform() < p ? 1.0 : 0.0; });
+  if (is_floating(opts.dtype_)) {
+    Tensor out = empty(std::move(shape), TensorOptions(opts.dtype_, opts.device_));
+    backend::bernoulli_fill(out, p, value, default_generator().next_u64());
+    if (opts.requires_grad_) out.requires_grad_(true);
+    return out;
+  }
+  return generate(std::move(shape), opts, [=](Generator& g) { return g.uniform() < p ? value : 0.0; });
 }
 std::vector<int64_t> randperm(int64_t n) {
   std::vector<int64_t> v(n);

@@ -447,6 +447,14 @@ Tensor& Tensor::mul_(double s) {
   backend::copy(mul(*this, s), *this);
   return *this;
 }
+Tensor& Tensor::mul_(const Tensor& other) {
+  check_inplace(*this, "mul_");
+  NoGradGuard ng;
+  Tensor r = mul(*this, other.to(dtype()));
+  ADNN_CHECK(r.sizes() == sizes(), "mul_: result shape ", shape_str(r.sizes()), " differs from ", desc());
+  backend::copy(r, *this);
+  return *this;
+}
 
 // ---------------------------------------------------------------- autograd accessors
 namespace {

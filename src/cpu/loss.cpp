@@ -14,7 +14,7 @@ namespace adnn::cpu {
 namespace {
 template <class T>
 void compound_rows(const T* z, const T* f, const T* t, const int64_t* y, const T* centers, const T* prior, const T* w,
-                   double W, T* gz, T* gf, double* terms, const CompoundParams& P) {
+                   double W, T* gz, T* gf, double* terms, int64_t* bad_label, const CompoundParams& P) {
   double t0 = 0, t1 = 0, t2 = 0;
 #pragma omp parallel for schedule(static) reduction(+ : t0, t1, t2) if (P.B * (P.K + P.D) > 32768)
   for (int64_t i = 0; i < P.B; ++i) {
@@ -38,10 +38,15 @@ void compound_rows(const T* z, const T* f, const T* t, const int64_t* y, const T
       const double q = (1.0 - P.eps) * ti[c] + double(P.eps) * prior[c];
       gz[i * P.K + c] = T(P.l_ce * (a_sum * p - a) / W + P.l_dls * (q_sum * p - q) / double(P.B));
     }
-    const T* ci = centers + y[i] * P.D;
+    const bool valid = y[i] >= 0 && y[i] < P.K;  // an invalid label is reported, its center never read
+    if (!valid) {
+#pragma omp critical(adnn_compound_bad_label)
+      if (*bad_label == 0) *bad_label = y[i];
+    }
+    const T* ci = centers + (valid ? y[i] : 0) * P.D;
     double cl = 0;
     for (int64_t d = 0; d < P.D; ++d) {
-      const double diff = double(f[i * P.D + d]) - ci[d];
+      const double diff = valid ? double(f[i * P.D + d]) - ci[d] : 0.0;
       cl += diff * diff;
       gf[i * P.D + d] = T(P.l_center * diff / double(P.B));
     }
@@ -57,14 +62,15 @@ void compound_rows(const T* z, const T* f, const T* t, const int64_t* y, const T
 
 void compound_loss(const Tensor& logits, const Tensor& features, const Tensor& targets, const Tensor& labels,
                    const Tensor& centers, const Tensor& prior, const Tensor& weights, const Tensor& wsum,
-                   const Tensor& grad_logits, const Tensor& grad_features, const Tensor& terms,
+                   const Tensor& grad_logits, const Tensor& grad_features, const Tensor& terms, const Tensor& bad_label,
                    const CompoundParams& p) {
   if (p.B == 0) return;
   float_dispatch(logits.dtype(), "compound_loss", [&](auto tag) {
     using T = decltype(tag);
     compound_rows<T>(logits.data_ptr<T>(), features.data_ptr<T>(), targets.data_ptr<T>(), labels.data_ptr<int64_t>(),
                      centers.data_ptr<T>(), prior.data_ptr<T>(), opt_ptr<T>(weights), double(wsum.item<T>()),
-                     grad_logits.data_ptr<T>(), grad_features.data_ptr<T>(), terms.data_ptr<double>(), p);
+                     grad_logits.data_ptr<T>(), grad_features.data_ptr<T>(), terms.data_ptr<double>(),
+                     bad_label.data_ptr<int64_t>(), p);
   });
 }
 

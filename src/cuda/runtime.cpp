@@ -1,6 +1,7 @@
 // The `cuda` device runtime (see include/adnn/cuda/runtime.hpp).
 #include <adnn/cuda/runtime.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -32,6 +33,54 @@ namespace adnn::cuda {
   } while (0)
 #endif
 
+// ---------------------------------------------------------------- host round trips
+namespace {
+std::atomic<uint64_t> g_sync_copies{0}, g_syncs{0}, g_mallocs{0};
+struct Deferred {
+  const int64_t* flag;
+  std::shared_ptr<void> keep;
+  std::function<std::string(int64_t)> message;
+};
+std::mutex g_deferred_mu;
+std::vector<Deferred> g_deferred;
+thread_local bool tls_raising = false;
+}  // namespace
+
+HostRoundTrips host_round_trips() { return {g_sync_copies.load(), g_syncs.load(), g_mallocs.load()}; }
+void reset_host_round_trips() {
+  g_sync_copies = 0;
+  g_syncs = 0;
+  g_mallocs = 0;
+}
+void defer_check(const int64_t* flag, std::shared_ptr<void> keep, std::function<std::string(int64_t)> message) {
+  std::lock_guard<std::mutex> lock(g_deferred_mu);
+  g_deferred.push_back({flag, std::move(keep), std::move(message)});
+}
+
+// Reads the pending flags (the host waits for the device at this point anyway).
+void raise_deferred_checks() {
+  if (tls_raising) return;
+  std::vector<Deferred> pending;
+  {
+    std::lock_guard<std::mutex> lock(g_deferred_mu);
+    if (g_deferred.empty()) return;
+    pending.swap(g_deferred);
+  }
+  tls_raising = true;
+  std::string failed;
+  for (auto& d : pending) {
+    int64_t v = 0;
+#if ADNN_WITH_CUDA_EMULATION
+    std::memcpy(&v, d.flag, sizeof v);
+#else
+    cudaMemcpy(&v, d.flag, sizeof v, cudaMemcpyDeviceToHost);
+#endif
+    if (v != 0 && failed.empty()) failed = d.message(v);
+  }
+  tls_raising = false;
+  if (!failed.empty()) throw Error(failed);
+}
+
 // ---------------------------------------------------------------- caching allocator
 namespace {
 
@@ -54,6 +103,7 @@ Pool& pool() {
 }
 
 void* raw_alloc(size_t n) {
+  ++g_mallocs;
 #if ADNN_WITH_CUDA_EMULATION
   void* p = std::aligned_alloc(256, n);
   if (p) sim::register_device_memory(p, n);  // kernels may receive only these
@@ -152,8 +202,14 @@ void set_current_stream(Stream s) { tls_stream = s; }
 
 Stream create_stream() { return Stream{new int(0)}; }
 void destroy_stream(Stream s) { delete static_cast<int*>(s.handle); }
-void synchronize(Stream) {}
-void device_synchronize() {}
+void synchronize(Stream) {
+  ++g_syncs;
+  raise_deferred_checks();
+}
+void device_synchronize() {
+  ++g_syncs;
+  raise_deferred_checks();
+}
 using Clock = std::chrono::steady_clock;
 Event create_event() { return Event{new Clock::time_point()}; }
 void destroy_event(Event e) { delete static_cast<Clock::time_point*>(e.handle); }
@@ -163,8 +219,15 @@ float elapsed_ms(Event a, Event b) {
                                                   *static_cast<Clock::time_point*>(a.handle))
       .count();
 }
-void copy_to_device(void* d, const void* s, size_t n) { std::memcpy(d, s, n); }
-void copy_to_host(void* d, const void* s, size_t n) { std::memcpy(d, s, n); }
+void copy_to_device(void* d, const void* s, size_t n) {
+  ++g_sync_copies;
+  std::memcpy(d, s, n);
+}
+void copy_to_host(void* d, const void* s, size_t n) {
+  ++g_sync_copies;
+  std::memcpy(d, s, n);
+  raise_deferred_checks();
+}
 void copy_device_to_device(void* d, const void* s, size_t n) { std::memmove(d, s, n); }
 void memset(void* d, int v, size_t n) { std::memset(d, v, n); }
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
@@ -204,8 +267,16 @@ Stream create_stream() {
   return Stream{s};
 }
 void destroy_stream(Stream s) { ADNN_CUDA_CHECK(cudaStreamDestroy(raw(s))); }
-void synchronize(Stream s) { ADNN_CUDA_CHECK(cudaStreamSynchronize(raw(s))); }
-void device_synchronize() { ADNN_CUDA_CHECK(cudaDeviceSynchronize()); }
+void synchronize(Stream s) {
+  ++g_syncs;
+  ADNN_CUDA_CHECK(cudaStreamSynchronize(raw(s)));
+  raise_deferred_checks();
+}
+void device_synchronize() {
+  ++g_syncs;
+  ADNN_CUDA_CHECK(cudaDeviceSynchronize());
+  raise_deferred_checks();
+}
 Event create_event() {
   cudaEvent_t e;
   ADNN_CUDA_CHECK(cudaEventCreate(&e));
@@ -214,17 +285,21 @@ Event create_event() {
 void destroy_event(Event e) { ADNN_CUDA_CHECK(cudaEventDestroy(static_cast<cudaEvent_t>(e.handle))); }
 void record(Event e, Stream s) { ADNN_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(e.handle), raw(s))); }
 float elapsed_ms(Event a, Event b) {
+  ++g_syncs;
   ADNN_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(b.handle)));
   float ms = 0;
   ADNN_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(a.handle), static_cast<cudaEvent_t>(b.handle)));
   return ms;
 }
 void copy_to_device(void* d, const void* s, size_t n) {
+  ++g_sync_copies;
   ADNN_CUDA_CHECK(cudaMemcpyAsync(d, s, n, cudaMemcpyHostToDevice, raw(current_stream())));
 }
 void copy_to_host(void* d, const void* s, size_t n) {
+  ++g_sync_copies;
   ADNN_CUDA_CHECK(cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToHost, raw(current_stream())));
   ADNN_CUDA_CHECK(cudaStreamSynchronize(raw(current_stream())));
+  raise_deferred_checks();
 }
 void copy_device_to_device(void* d, const void* s, size_t n) {
   ADNN_CUDA_CHECK(cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToDevice, raw(current_stream())));

@@ -52,7 +52,7 @@ Tensor BatchNorm2d::forward_act(const Tensor& x, NormActivation act) {
 
 Tensor DropPath::sample_scale(int64_t n, TensorOptions opts) const {
   if (!training_ || p_ == 0) return {};
-  return mul(bernoulli({n}, 1.0 - p_, opts), 1.0 / (1.0 - p_));
+  return bernoulli({n}, 1.0 - p_, opts, 1.0 / (1.0 - p_));
 }
 
 Tensor DropPath::forward(const Tensor& x) {

@@ -1,6 +1,8 @@
 // Losses (include/adnn/nn/loss.hpp).
 #include <adnn/nn/loss.hpp>
 
+#include <adnn/cuda/runtime.hpp>
+
 #include "ops/common.hpp"
 
 namespace adnn::nn {
@@ -98,10 +100,6 @@ void check_compound(const Tensor& z, const Tensor& f, const Tensor& t, const Ten
              " must be (", z.size(1), ", ", f.size(1), ")");
   ADNN_CHECK(prior.dim() == 1 && prior.size(0) == z.size(1), "compound_loss: prior ", prior.desc(), " must be (",
              z.size(1), ")");
-  Tensor yc = y.to(kCPU).contiguous();
-  for (int64_t i = 0; i < yc.numel(); ++i)
-    ADNN_CHECK(yc.data_ptr<int64_t>()[i] >= 0 && yc.data_ptr<int64_t>()[i] < z.size(1), "compound_loss: label ",
-               yc.data_ptr<int64_t>()[i], " out of range for ", z.size(1), " classes");
 }
 }  // namespace
 
@@ -121,7 +119,20 @@ CompoundLoss compound_loss(const Tensor& logits, const Tensor& features, const T
     wsum = sum(weighted(t, wc)).contiguous();  // scalar on the device
   }
   const CompoundParams P{z.size(0), z.size(1), f.size(1), o.lambda[0], o.lambda[1], o.lambda[2], o.dls_eps};
-  backend::compound_loss(z, f, t, y, c, pr, wc, wsum, gz, gf, terms, P);
+  // Labels are checked where they live: on the device the check is raised at the next point
+  // the host waits (cuda::defer_check), so the loss costs no synchronisation.
+  Tensor bad = zeros({1}, TensorOptions(DType::i64, z.device()));
+  backend::compound_loss(z, f, t, y, c, pr, wc, wsum, gz, gf, terms, bad, P);
+  auto message = [K = z.size(1)](int64_t label) {
+    return detail::cat("compound_loss: label ", label, " out of range for ", K, " classes");
+  };
+  if (z.device().is_cuda()) {
+#if ADNN_WITH_CUDA_BACKEND
+    cuda::defer_check(bad.data_ptr<int64_t>(), std::make_shared<Tensor>(bad), message);
+#endif
+  } else if (const int64_t label = bad.data_ptr<int64_t>()[0]; label != 0) {
+    throw Error(message(label));
+  }
   CompoundLoss out;
   out.terms = terms.to(ct);
   {

@@ -254,8 +254,8 @@ Tensor dropout(const Tensor& x, double p, bool training) {
   if (!training || p == 0) return x;
   check_floating("dropout", x);
   if (p == 1) return mul(x, zeros({}, TensorOptions(x.dtype(), x.device())));
-  Tensor mask = bernoulli(x.sizes(), 1.0 - p, TensorOptions(x.dtype(), x.device()));
-  return mul(x, mul(mask, 1.0 / (1.0 - p)));
+  // the mask holds 0 or 1 / (1 − p), drawn on x's device
+  return mul(x, bernoulli(x.sizes(), 1.0 - p, TensorOptions(x.dtype(), x.device()), 1.0 / (1.0 - p)));
 }
 
 // ---------------------------------------------------------------- pooling

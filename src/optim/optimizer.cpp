@@ -155,23 +155,30 @@ void AdamW::load_state_tensors(const io::SafeTensors& st) {
 }
 
 // ---------------------------------------------------------------- clipping
-double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
   NoGradGuard ng;
-  double total = 0;
+  Tensor total;  // Σ g² over every gradient, f64, on the gradients' device
   for (auto& p : params) {
     Tensor g = p.grad();
     if (!g.defined()) continue;
-    total += sum(mul(g, g)).to(DType::f64).item<double>();
+    Tensor s = sum(mul(g, g)).to(DType::f64);
+    total = total.defined() ? add(total, s) : s;
   }
-  total = std::sqrt(total);
-  if (max_norm > 0 && total > max_norm) {
-    const double scale = max_norm / (total + 1e-6);
+  if (!total.defined()) return zeros({}, DType::f64);
+  Tensor norm = sqrt(total);
+  if (max_norm > 0) {
+    Tensor coef = clamp(div(full({}, max_norm, TensorOptions(DType::f64, norm.device())), add(norm, 1e-6)),
+                        std::nullopt, 1.0);
     for (auto& p : params) {
       Tensor g = p.grad();
-      if (g.defined()) g.mul_(scale);
+      if (g.defined()) g.mul_(coef);
     }
   }
-  return total;
+  return norm;
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  return clip_grad_norm_(params, max_norm).item<double>();
 }
 
 // ---------------------------------------------------------------- layer-wise decay

@@ -134,6 +134,7 @@ class Tensor {
   Tensor& copy_(const Tensor& src);
   Tensor& add_(const Tensor& other, double alpha = 1.0);
   Tensor& mul_(double s);
+  Tensor& mul_(const Tensor& other);  // other broadcast to this shape (e.g. a device scalar)
 
   // ---- autograd
   bool requires_grad() const;
@@ -206,7 +207,10 @@ Tensor rand(Shape shape, TensorOptions opts = {});               // U[0, 1)
 Tensor randn(Shape shape, TensorOptions opts = {});              // N(0, 1)
 Tensor uniform(Shape shape, double lo, double hi, TensorOptions opts = {});
 Tensor randint(int64_t lo, int64_t hi, Shape shape, TensorOptions opts = DType::i64);
-Tensor bernoulli(Shape shape, double p, TensorOptions opts = {});  // 1 with probability p
+// `value` with probability p, else 0. Floating tensors are drawn on their own device from a
+// counter-based generator (Philox4x32-10, seeded by one draw of the default generator): the
+// same values on cpu and cuda, and no host work or copy on cuda.
+Tensor bernoulli(Shape shape, double p, TensorOptions opts = {}, double value = 1.0);
 std::vector<int64_t> randperm(int64_t n);
 
 namespace detail {

@@ -10,6 +10,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
 
 namespace adnn::cuda {
 
@@ -55,6 +58,27 @@ void copy_to_device(void* dst, const void* src, size_t n);
 void copy_to_host(void* dst, const void* src, size_t n);
 void copy_device_to_device(void* dst, const void* src, size_t n);
 void memset(void* dst, int value, size_t n);
+
+// What a hot loop must not do, counted since the last reset: copies that make the host wait
+// (every host<->device copy from pageable memory), stream/device synchronisations, and
+// allocations that reach the driver (cudaMalloc; caching-allocator hits are free). A
+// warmed-up training step should show zeros (tests/test_cuda_ops.cpp checks it).
+struct HostRoundTrips {
+  uint64_t sync_copies = 0;      // copy_to_device, copy_to_host
+  uint64_t synchronizations = 0; // synchronize, device_synchronize, event waits
+  uint64_t device_mallocs = 0;   // raw allocations by the caching allocator
+};
+HostRoundTrips host_round_trips();
+void reset_host_round_trips();
+
+// A check the device computed into `flag` (an i64 scalar in device memory: 0 = passed, else a
+// value for the message), raised as adnn::Error(message(value)) at the next point where the
+// host waits for the device anyway (a copy to the host, a synchronisation) — like a
+// device-side assert, without a synchronisation of its own. `keep_alive` owns the flag.
+void defer_check(const int64_t* flag, std::shared_ptr<void> keep_alive,
+                 std::function<std::string(int64_t)> message);
+// Raises the first failed deferred check (and forgets them all); called by every waiting call.
+void raise_deferred_checks();
 
 // Row-major GEMM on the device (cuBLAS, or the CPU BLAS when emulated), on the current
 // stream with that stream's cuBLAS handle.

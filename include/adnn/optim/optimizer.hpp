@@ -89,8 +89,12 @@ class AdamW : public Optimizer {
   std::vector<Tensor> m_, v_;
 };
 
-// Scales all gradients so that their global L2 norm is at most max_norm; returns the norm
-// before clipping.
+// Scales all gradients so that their global L2 norm is at most max_norm (torch's
+// clip_grad_norm_: coefficient min(1, max_norm / (norm + 1e-6))); returns the norm before
+// clipping as a 0-d f64 tensor on the gradients' device — computed there, with no
+// synchronisation (read it with .item() only when needed).
+Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm);
+// The same, returning the norm as a number (one synchronisation on `cuda`).
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
 
 // Layer-wise learning-rate decay. Parameters are grouped into layers by name: the first

@@ -1,0 +1,30 @@
+// CPU twin of kernels/random.cuh: the same Philox stream, so masks equal the device's.
+#include <omp.h>
+
+#include "common/random.hpp"
+#include "cpu/backend.hpp"
+
+namespace adnn::cpu {
+
+void bernoulli_fill(const Tensor& out, double p, double value, uint64_t seed) {
+  const int64_t n = out.numel();
+  const float pf = float(p), vf = float(value);
+  auto run = [&](auto* o) {
+    using T = std::remove_pointer_t<decltype(o)>;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t q = 0; q < (n + 3) / 4; ++q) {
+      const common::Philox4 r = common::philox4x32(seed, uint64_t(q));
+      for (int j = 0; j < 4 && 4 * q + j < n; ++j)
+        o[4 * q + j] = T(common::uniform_from_bits(r.x[j]) < pf ? vf : 0.0f);
+    }
+  };
+  switch (out.dtype()) {
+    case DType::f32: return run(out.data_ptr<float>());
+    case DType::f64: return run(out.data_ptr<double>());
+    case DType::f16: return run(out.data_ptr<half>());
+    case DType::bf16: return run(out.data_ptr<bfloat16>());
+    default: ADNN_FAIL("bernoulli: unsupported dtype ", out.desc());
+  }
+}
+
+}  // namespace adnn::cpu
