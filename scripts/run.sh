@@ -19,6 +19,15 @@ run=runs/adnn_fer_nano
 ./build/bin/adnn-fer train --config adnn_fer_nano --data "$data" --out "$run" --device cpu --time-budget 60 \
   ${args[@]+"${args[@]}"}
 ./build/bin/adnn-fer eval --checkpoint "$run/best.safetensors" --data "$data" --device cpu
+# the first file of three classes, by shell glob (sorted); no `ls | head` pipe, which under
+# pipefail dies of SIGPIPE (exit 141) once a folder holds more names than one pipe write
 faces=()
-for c in angry happy surprise; do faces+=("$(ls "$data/val/$c" | head -1 | sed "s|^|$data/val/$c/|")"); done
+for c in angry happy surprise; do
+  first=""
+  for f in "$data/val/$c"/*; do
+    if [[ -f "$f" ]]; then first="$f"; break; fi
+  done
+  [[ -n "$first" ]] || { echo "no images in $data/val/$c"; exit 2; }
+  faces+=("$first")
+done
 ./build/bin/adnn-fer predict --checkpoint "$run/best.safetensors" "${faces[@]}"

@@ -3,6 +3,7 @@
 #include <adnn/config.hpp>
 #include <adnn/core/tensor.hpp>
 #include <adnn/core/random.hpp>
+#include <adnn/core/parse.hpp>
 #include <adnn/autograd/autograd.hpp>
 #include <adnn/ops/ops.hpp>
 #include <adnn/nn/loss.hpp>

@@ -1,5 +1,6 @@
 // Image I/O and pixel operations (see include/adnn/data/image.hpp).
 #include <adnn/data/image.hpp>
+#include <adnn/io/safetensors.hpp>
 #include <adnn/ops/ops.hpp>
 
 #include <stb_image.h>
@@ -7,23 +8,158 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cmath>
-#include <fstream>
+#include <cstring>
 
 namespace adnn::data {
+
+uint32_t png_crc32(const uint8_t* p, size_t n) {
+  // CRC-32 (ISO-HDLC: polynomial 0xEDB88320 reflected, init and final xor 0xFFFFFFFF), as
+  // PNG chunks and zlib use. A 1 KiB table computed at compile time; written here rather than
+  // taken from zlib so the library and its installed package gain no dependency for 20 lines.
+  static constexpr auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+namespace {
+
+enum class Format { jpeg, png, bmp, unknown };
+
+Format sniff(const uint8_t* b, size_t n) {
+  static constexpr uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (n >= 8 && std::memcmp(b, png_sig, 8) == 0) return Format::png;
+  if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return Format::jpeg;
+  if (n >= 2 && b[0] == 'B' && b[1] == 'M') return Format::bmp;
+  return Format::unknown;
+}
+
+uint32_t be32(const uint8_t* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
+uint32_t le32(const uint8_t* p) { return uint32_t(p[3]) << 24 | uint32_t(p[2]) << 16 | uint32_t(p[1]) << 8 | p[0]; }
+uint32_t le16(const uint8_t* p) { return uint32_t(p[1]) << 8 | p[0]; }
+
+// Every chunk complete, every CRC right, an IEND present (stb checks none of these: a
+// truncated or bit-flipped PNG can decode to wrong pixels without an error).
+void check_png(const uint8_t* b, size_t n, const std::string& name) {
+  size_t pos = 8;
+  for (;;) {
+    ADNN_CHECK(n - pos >= 12, "read_image: ", name, " is a truncated PNG (", n - pos,
+               " bytes where a chunk should start at byte ", pos, "; no IEND chunk)");
+    const uint32_t len = be32(b + pos);
+    std::string type(reinterpret_cast<const char*>(b + pos + 4), 4);
+    for (char& ch : type)
+      if (!std::isalpha(static_cast<unsigned char>(ch))) ch = '?';
+    ADNN_CHECK(len <= n - pos - 12, "read_image: ", name, " is a truncated PNG (chunk '", type, "' at byte ", pos,
+               " declares ", len, " bytes, ", n - pos - 12, " remain)");
+    ADNN_CHECK(png_crc32(b + pos + 4, size_t(len) + 4) == be32(b + pos + 8 + len), "read_image: ", name,
+               " is a corrupt PNG (CRC mismatch in chunk '", type, "' at byte ", pos, ")");
+    pos += 12 + size_t(len);
+    if (type == "IEND") return;
+  }
+}
+
+// The marker segments up to the first scan are complete, and an end-of-image marker follows
+// the scan data (stb decodes a truncated JPEG without an error, filling the rest with gray).
+// In entropy-coded data a 0xFF byte is always followed by 0x00 or a restart marker, so the
+// first FF D9 after the first scan header is an EOI marker.
+void check_jpeg(const uint8_t* b, size_t n, const std::string& name) {
+  size_t pos = 2;
+  for (;;) {
+    ADNN_CHECK(pos + 2 <= n, "read_image: ", name, " is a truncated JPEG (it ends at byte ", n,
+               " before the image data)");
+    ADNN_CHECK(b[pos] == 0xFF, "read_image: ", name, " is a corrupt JPEG (no marker at byte ", pos, ")");
+    const uint8_t m = b[pos + 1];
+    if (m == 0xFF) {  // fill byte
+      ++pos;
+      continue;
+    }
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {  // markers without a length
+      pos += 2;
+      continue;
+    }
+    ADNN_CHECK(m != 0xD9, "read_image: ", name, " is a corrupt JPEG (end of image at byte ", pos,
+               " before any image data)");
+    ADNN_CHECK(pos + 4 <= n, "read_image: ", name, " is a truncated JPEG (it ends inside the marker at byte ", pos, ")");
+    const size_t len = size_t(b[pos + 2]) << 8 | b[pos + 3];
+    ADNN_CHECK(len >= 2 && len <= n - pos - 2, "read_image: ", name, " is a truncated JPEG (segment at byte ", pos,
+               " declares ", len, " bytes, ", n - pos - 2, " remain)");
+    pos += 2 + len;
+    if (m == 0xDA) break;  // start of scan
+  }
+  for (size_t i = pos; i + 1 < n; ++i)
+    if (b[i] == 0xFF && b[i + 1] == 0xD9) return;
+  ADNN_FAIL("read_image: ", name, " is a truncated JPEG (no end-of-image marker after the image data)");
+}
+
+// The pixel array an uncompressed BMP declares lies inside the file (stb reads past the end
+// as zeros: a BMP cut after its header decodes to a black image). Sizes over the limits are
+// left to the limit check (so the products below cannot overflow).
+void check_bmp(const uint8_t* b, size_t n, const std::string& name) {
+  ADNN_CHECK(n >= 26, "read_image: ", name, " is a truncated BMP (", n, " bytes, shorter than its header)");
+  const uint32_t off = le32(b + 10), hsz = le32(b + 14);
+  uint64_t w = 0, h = 0, bpp = 0, compression = 0;
+  if (hsz == 12) {
+    w = le16(b + 18);
+    h = le16(b + 20);
+    bpp = le16(b + 24);
+  } else {
+    ADNN_CHECK(n >= 34, "read_image: ", name, " is a truncated BMP (", n, " bytes, shorter than its header)");
+    const int32_t sw = int32_t(le32(b + 18)), sh = int32_t(le32(b + 22));
+    w = uint64_t(sw < 0 ? -int64_t(sw) : sw);
+    h = uint64_t(sh < 0 ? -int64_t(sh) : sh);
+    bpp = le16(b + 28);
+    compression = le32(b + 30);
+  }
+  // BI_RGB, BI_BITFIELDS, BI_ALPHABITFIELDS: rows of ceil(w * bpp / 32) 32-bit words
+  if (compression != 0 && compression != 3 && compression != 6) return;  // stb refuses these itself
+  if (w > uint64_t(kMaxImageSide) || h > uint64_t(kMaxImageSide)) return;
+  const uint64_t row = (w * bpp + 31) / 32 * 4, need = uint64_t(off) + row * h;
+  ADNN_CHECK(n >= need, "read_image: ", name, " is a truncated BMP (its ", w, "x", h, "x", bpp, "-bit pixels end at byte ",
+             need, ", the file has ", n, ")");
+}
+
+}  // namespace
 
 Image decode_image(const uint8_t* bytes, size_t n, const std::string& name, int channels) {
   ADNN_CHECK(channels == 0 || channels == 1 || channels == 3, "read_image: channels must be 0, 1 or 3, got ",
              channels);
   ADNN_CHECK(n > 0, "read_image: ", name, " is empty");
+  ADNN_CHECK(n <= kMaxImageFileBytes, "read_image: ", name, " has ", n, " bytes, more than the limit of ",
+             kMaxImageFileBytes);
+  const Format fmt = sniff(bytes, n);
+  ADNN_CHECK(fmt != Format::unknown, "read_image: ", name, " is not a readable image (not a JPEG, PNG or BMP file)");
+  if (fmt == Format::png) check_png(bytes, n, name);
+  if (fmt == Format::jpeg) check_jpeg(bytes, n, name);
+  if (fmt == Format::bmp) check_bmp(bytes, n, name);
   int w = 0, h = 0, c = 0;
   if (!stbi_info_from_memory(bytes, int(n), &w, &h, &c))
     ADNN_FAIL("read_image: ", name, " is not a readable image (", stbi_failure_reason(), ")");
-  ADNN_CHECK(w > 0 && h > 0 && int64_t(w) * h <= (int64_t(1) << 28), "read_image: ", name, " has a bad size ", w,
-             "x", h);
-  int want = channels ? channels : (c <= 2 ? 1 : 3);
+  const int want = channels ? channels : (c <= 2 ? 1 : 3);
+  // limits before anything the size of the image is allocated (by stb or here)
+  ADNN_CHECK(w > 0 && h > 0, "read_image: ", name, " has a bad size ", w, "x", h);
+  ADNN_CHECK(w <= kMaxImageSide && h <= kMaxImageSide, "read_image: ", name, " is ", w, "x", h,
+             ", larger than the limit of ", kMaxImageSide, " pixels a side");
+  // (stb's own buffers, w * h * c bytes with c <= 4, are no larger than the floats)
+  const uint64_t decoded = uint64_t(w) * uint64_t(h) * uint64_t(want) * sizeof(float);
+  ADNN_CHECK(decoded <= kMaxImageBytes, "read_image: ", name, " is ", w, "x", h, "x", want, ": ", decoded,
+             " bytes decoded, more than the limit of ", kMaxImageBytes);
+  const int info_w = w, info_h = h;
   unsigned char* data = stbi_load_from_memory(bytes, int(n), &w, &h, &c, want);
   if (!data) ADNN_FAIL("read_image: cannot decode ", name, " (", stbi_failure_reason(), ")");
+  if (w != info_w || h != info_h) {
+    stbi_image_free(data);
+    ADNN_FAIL("read_image: ", name, " decoded to ", w, "x", h, " but its header says ", info_w, "x", info_h);
+  }
   Image img(h, w, want);
   for (size_t i = 0; i < img.pixels.size(); ++i) img.pixels[i] = float(data[i]);
   stbi_image_free(data);
@@ -31,9 +167,7 @@ Image decode_image(const uint8_t* bytes, size_t n, const std::string& name, int 
 }
 
 Image read_image(const std::string& path, int channels) {
-  std::ifstream f(path, std::ios::binary);
-  ADNN_CHECK(f, "read_image: cannot open ", path);
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::vector<uint8_t> bytes = io::read_file(path, kMaxImageFileBytes);
   return decode_image(bytes.data(), bytes.size(), path, channels);
 }
 

@@ -1,7 +1,9 @@
 // Checkpoints (include/adnn/io/checkpoint.hpp).
+#include <adnn/core/parse.hpp>
 #include <adnn/io/checkpoint.hpp>
 
 #include <cstdio>
+#include <limits>
 #include <random>
 #include <sstream>
 
@@ -61,13 +63,19 @@ TrainState load_checkpoint(const std::string& path, nn::Module& model, optim::Op
              " come from different saves (interrupted write?); use the previous checkpoint");
   model.load_state_dict(w.tensors, true);
   opt.load_state_tensors(st);
-  opt.set_lr(std::stod(meta(st, "optimizer.lr", sp)));
+  auto key = [&](const std::string& k) { return "checkpoint " + sp + ": '" + k + "'"; };
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  opt.set_lr(parse_double(meta(st, "optimizer.lr", sp), key("optimizer.lr"), NonFinite::refuse, 0.0));
   TrainState s;
-  s.step = std::stoll(meta(st, "train.step", sp));
-  s.epoch = std::stoll(meta(st, "train.epoch", sp));
-  s.best_metric = std::stod(meta(st, "train.best_metric", sp));
-  s.bad_epochs = std::stoll(meta(st, "train.bad_epochs", sp));
-  for (int i = 0; i < 4; ++i) s.rng[size_t(i)] = std::stoull(meta(st, "rng." + std::to_string(i), sp));
+  s.step = parse_int64(meta(st, "train.step", sp), key("train.step"), 0, kMax);
+  s.epoch = parse_int64(meta(st, "train.epoch", sp), key("train.epoch"), 0, kMax);
+  // NaN until a first evaluation
+  s.best_metric = parse_double(meta(st, "train.best_metric", sp), key("train.best_metric"), NonFinite::allow);
+  s.bad_epochs = parse_int64(meta(st, "train.bad_epochs", sp), key("train.bad_epochs"), 0, kMax);
+  for (int i = 0; i < 4; ++i) {
+    const std::string k = "rng." + std::to_string(i);
+    s.rng[size_t(i)] = parse_uint64(meta(st, k, sp), key(k));
+  }
   for (auto& [k, v] : st.metadata)
     if (k.rfind("train.", 0) && k.rfind("rng.", 0) && k.rfind("optimizer.", 0) && k != "checkpoint.id")
       s.config[k] = v;

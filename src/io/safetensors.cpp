@@ -2,19 +2,20 @@
 #include <adnn/io/safetensors.hpp>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 namespace adnn::io {
 
 namespace {
 
 constexpr uint64_t kMaxHeader = 100u << 20;  // 100 MiB, as the reference implementation
+constexpr uint64_t kMaxElements = uint64_t(1) << 48;  // per tensor; times 8 bytes still fits 64 bits
 
 const char* st_name(DType t) {
   switch (t) {
@@ -45,7 +46,11 @@ struct Json {
   std::vector<Json> items;
   std::string str;
   uint64_t num = 0;
+  // declared here, defined once Json is complete: an implicit constructor would instantiate
+  // vector<pair<string, Json>> with an incomplete Json, which clang with libstdc++ refuses
+  Json();
 };
+Json::Json() = default;
 
 class Parser {
  public:
@@ -242,14 +247,22 @@ SafeTensors parse_safetensors(const std::vector<uint8_t>& bytes, const std::stri
     ADNN_CHECK(shape->kind == Json::array && offs->kind == Json::array && offs->items.size() == 2,
                "safetensors: ", file, ": tensor '", name, "' has a bad shape or data_offsets");
     Shape sz;
-    uint64_t numel = 1;
+    uint64_t nonzero = 1;  // product of the non-zero dimensions: the largest stride
+    bool has_zero = false;
     for (auto& d : shape->items) {
       ADNN_CHECK(d.kind == Json::number && d.num < (uint64_t(1) << 40), "safetensors: ", file, ": tensor '", name,
                  "' has a bad dimension");
       sz.push_back(int64_t(d.num));
-      numel *= d.num;
-      ADNN_CHECK(numel < (uint64_t(1) << 48), "safetensors: ", file, ": tensor '", name, "' is too large");
+      if (d.num == 0) {
+        has_zero = true;
+        continue;
+      }
+      // checked before multiplying: [2^32, 2^32] must not wrap to 0 elements
+      ADNN_CHECK(nonzero <= kMaxElements / d.num, "safetensors: ", file, ": tensor '", name, "' of shape ",
+                 shape_str(sz), "... has more than ", kMaxElements, " elements");
+      nonzero *= d.num;
     }
+    const uint64_t numel = has_zero ? 0 : nonzero;
     ADNN_CHECK(offs->items[0].kind == Json::number && offs->items[1].kind == Json::number, "safetensors: ", file,
                ": tensor '", name, "' has non-numeric data_offsets");
     const uint64_t b = offs->items[0].num, e = offs->items[1].num;
@@ -273,10 +286,41 @@ SafeTensors parse_safetensors(const std::vector<uint8_t>& bytes, const std::stri
   return st;
 }
 
-std::vector<uint8_t> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  ADNN_CHECK(f, "cannot open ", path);
-  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+std::vector<uint8_t> read_file(const std::string& path, uint64_t max_bytes) {
+  // stat the opened descriptor (not the path), so what is checked is what is read
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ADNN_CHECK(fd >= 0, "cannot open ", path, ": ", std::strerror(errno));
+  struct stat sb {};
+  if (::fstat(fd, &sb) != 0) {
+    const int e = errno;
+    ::close(fd);
+    ADNN_FAIL("cannot stat ", path, ": ", std::strerror(e));
+  }
+  if (!S_ISREG(sb.st_mode)) {
+    ::close(fd);
+    ADNN_FAIL(path, S_ISDIR(sb.st_mode) ? " is a directory" : " is not a regular file (a device, pipe or socket)",
+              ", expected a file");
+  }
+  const uint64_t size = uint64_t(sb.st_size);
+  if (size > max_bytes) {
+    ::close(fd);
+    ADNN_FAIL(path, " has ", size, " bytes, more than the limit of ", max_bytes);
+  }
+  std::vector<uint8_t> out(size_t(size), 0);
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t r = ::read(fd, out.data() + done, out.size() - done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      const int e = errno;
+      ::close(fd);
+      ADNN_FAIL("reading ", path, " failed after ", done, " of ", size, " bytes",
+                r < 0 ? std::string(": ") + std::strerror(e) : std::string(" (file shrank while read)"));
+    }
+    done += size_t(r);
+  }
+  ::close(fd);
+  return out;
 }
 
 SafeTensors load_safetensors(const std::string& path) { return parse_safetensors(read_file(path), path); }

@@ -2,9 +2,11 @@
 // learning-rate decay.
 #include <adnn/config.hpp>
 #include <adnn/nn/module.hpp>
+#include <adnn/core/parse.hpp>
 #include <adnn/optim/optimizer.hpp>
 
 #include <cmath>
+#include <limits>
 
 #include "dispatch/dispatch.hpp"
 
@@ -43,13 +45,15 @@ void load_slot(const io::SafeTensors& st, const std::string& name, Tensor& slot,
   ADNN_CHECK(t, "optimizer state: missing '", name, "'");
   ADNN_CHECK(t->sizes() == like.sizes(), "optimizer state: '", name, "' has shape ", shape_str(t->sizes()),
              " but the parameter is ", like.desc());
+  ADNN_CHECK(is_floating(t->dtype()) && is_floating(like.dtype()), "optimizer state: '", name, "' is ", t->dtype(),
+             ", expected a floating dtype like its parameter (", like.dtype(), ")");
   slot = t->to(like.device()).to(like.dtype()).clone();
 }
 
 int64_t read_steps(const io::SafeTensors& st) {
   auto it = st.metadata.find("optimizer.steps");
   ADNN_CHECK(it != st.metadata.end(), "optimizer state: missing 'optimizer.steps'");
-  return std::stoll(it->second);
+  return parse_int64(it->second, "optimizer state: 'optimizer.steps'", 0, std::numeric_limits<int64_t>::max());
 }
 }  // namespace
 

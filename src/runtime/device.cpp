@@ -1,5 +1,6 @@
 #include <adnn/core/device.hpp>
 #include <adnn/core/error.hpp>
+#include <adnn/core/parse.hpp>
 
 #include <adnn/config.hpp>
 #if defined(ADNN_WITH_CUDA_RUNTIME) && !ADNN_WITH_CUDA_EMULATION
@@ -15,7 +16,7 @@ Device Device::parse(const std::string& s) {
     std::string idx = s.substr(5);
     ADNN_CHECK(!idx.empty() && idx.find_first_not_of("0123456789") == std::string::npos,
                "Device: bad device string '", s, "' (expected cpu, cuda or cuda:N)");
-    return Device(DeviceType::cuda, std::stoi(idx));
+    return Device(DeviceType::cuda, int(parse_int64(idx, "Device '" + s + "': index", 0, 1023)));
   }
   ADNN_FAIL("Device: bad device string '", s, "' (expected cpu, cuda or cuda:N)");
 }

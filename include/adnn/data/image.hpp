@@ -19,10 +19,24 @@ struct Image {
   bool empty() const { return pixels.empty(); }
 };
 
-// Decodes a file; `channels` 0 keeps the file's (gray stays 1, colour becomes 3), 1 or 3
-// converts. Unreadable, truncated or non-image files raise adnn::Error naming the path.
+// Input limits (docs/limits.md), checked before anything the size of the image is allocated:
+// each side at most kMaxImageSide pixels, the decoded image (width x height x channels floats)
+// at most kMaxImageBytes, the file at most kMaxImageFileBytes.
+inline constexpr int kMaxImageSide = 8192;
+inline constexpr uint64_t kMaxImageBytes = uint64_t(256) << 20;      // 256 MiB
+inline constexpr uint64_t kMaxImageFileBytes = uint64_t(256) << 20;  // 256 MiB
+
+// Decodes a JPEG, PNG or BMP file; `channels` 0 keeps the file's (gray stays 1, colour
+// becomes 3), 1 or 3 converts. Raises adnn::Error naming the path (or `name`) for: a missing
+// file, a directory or other non-regular file, another format, a size over the limits above,
+// a truncated file (PNG without IEND or with a cut chunk, JPEG without its end-of-image
+// marker, BMP shorter than its pixel array), a PNG chunk whose CRC does not match, and any
+// error stb reports (its reason in the message). A byte changed inside a JPEG's compressed
+// data cannot be detected (the format has no checksum) and may decode to different pixels.
 Image read_image(const std::string& path, int channels = 0);
 Image decode_image(const uint8_t* bytes, size_t n, const std::string& name, int channels = 0);
+// CRC-32 as PNG and zlib define it (used to check PNG chunks).
+uint32_t png_crc32(const uint8_t* p, size_t n);
 // Writes an 8-bit PNG (values rounded and clamped to [0, 255]).
 void write_png(const std::string& path, const Image& img);
 

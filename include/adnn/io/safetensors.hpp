@@ -6,6 +6,7 @@
 // an out-of-bounds read. Writes are atomic (temporary file, flush, fsync, rename).
 #include <adnn/core/tensor.hpp>
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <utility>
@@ -31,6 +32,8 @@ std::vector<uint8_t> serialize_safetensors(const std::vector<std::pair<std::stri
 // fsync'ed, then renamed over `path` (and the directory fsync'ed). A crash at any point
 // leaves either the old file or the new one, never a mix.
 void write_file_atomic(const std::string& path, const std::vector<uint8_t>& bytes);
-std::vector<uint8_t> read_file(const std::string& path);
+// Reads a whole regular file. A directory, a device (/dev/zero), a pipe or a file larger
+// than max_bytes is an adnn::Error naming the path, raised before anything is read.
+std::vector<uint8_t> read_file(const std::string& path, uint64_t max_bytes = UINT64_MAX);
 
 }  // namespace adnn::io

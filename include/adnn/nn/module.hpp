@@ -118,6 +118,10 @@ class Module : public std::enable_shared_from_this<Module> {
       const Tensor& src = *it->second;
       ADNN_CHECK(src.sizes() == mine.sizes(), "load_state_dict: '", name, "' has shape ", shape_str(src.sizes()),
                  " in the state dict but ", shape_str(mine.sizes()), " in the module");
+      // floating values convert (f16/bf16/f64 into f32 and back); integers into floats or the
+      // reverse would turn the bytes of a mislabelled tensor into garbage weights
+      ADNN_CHECK(is_floating(src.dtype()) == is_floating(mine.dtype()), "load_state_dict: '", name, "' is ",
+                 src.dtype(), " in the state dict but ", mine.dtype(), " in the module");
       Tensor dst = mine;
       dst.copy_(src.to(mine.device()).to(mine.dtype()));
       given.erase(it);
