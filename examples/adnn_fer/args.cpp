@@ -241,6 +241,19 @@ int parse_command_line(int argc, char** argv, Args& out) {
     if (!c.positional.empty())
       sub->add_option(c.positional, positional[c.name], "face images (at least one)")->required();
   }
+  if (argc > 1 && argv[1][0] != '-') {  // CLI11 would only say that a subcommand is required
+    std::string names;
+    bool known = false;
+    for (const Command& c : cmds) {
+      names += (names.empty() ? "" : ", ") + c.name;
+      known = known || c.name == argv[1];
+    }
+    if (!known) {
+      std::fprintf(stderr, "adnn-fer: unknown command '%s' (commands: %s; see adnn-fer --help)\n", argv[1],
+                   names.c_str());
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
