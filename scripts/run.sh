@@ -16,7 +16,7 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DADNN_CUDA=OFF -DADNN_C
   -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=ON -DCMAKE_INSTALL_PREFIX="$PWD/build/install" >/dev/null
 cmake --build build --target adnn-fer
 run=runs/adnn_fer_nano
-./build/bin/adnn-fer train --config adnn_fer_nano --data "$data" --out "$run" --device cpu --time-budget 60 \
+./build/bin/adnn-fer train --config adnn_fer_nano --data "$data" --out "$run" --force --device cpu --time-budget 60 \
   ${args[@]+"${args[@]}"}
 ./build/bin/adnn-fer eval --checkpoint "$run/best.safetensors" --data "$data" --device cpu
 # the first file of three classes, by shell glob (sorted); no `ls | head` pipe, which under

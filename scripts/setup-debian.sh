@@ -12,7 +12,7 @@ set -euo pipefail
 #   gpu-run.sh         optional: git (commit id in the log), python3 (to find a pip cuDNN)
 # No other script needs python3 or git.
 pkgs=(build-essential g++ cmake ninja-build ccache pkg-config
-      libstb-dev doctest-dev libbenchmark-dev libopenblas-dev libboost-context-dev
+      libstb-dev doctest-dev libbenchmark-dev libopenblas-dev libboost-context-dev libcli11-dev
       clang libclang-rt-14-dev libomp-dev)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -3,9 +3,12 @@
 // (../shared/data/fer2013): the loss falls, accuracy beats the majority class, an
 // interrupted run resumes to the same weights bit for bit, eval writes its report and PNG,
 // predict runs, and the committed nano checkpoint is a real model.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -32,8 +35,10 @@ std::string slurp(const std::string& path) {
 
 #ifdef ADNN_FER_BIN
 // Runs `adnn-fer WORDS...` (stdout and stderr to `log`); returns the exit status and the output.
-std::pair<int, std::string> adnn_fer(const std::vector<std::string>& words, const std::string& log) {
-  std::string cmd = ADNN_FER_BIN;
+// `threads`: OMP_NUM_THREADS for the run (0: inherited). The tiny runs of the hardening tests
+// use 1: on a loaded 2-core machine OpenMP's spinning threads make them 10x slower.
+std::pair<int, std::string> adnn_fer(const std::vector<std::string>& words, const std::string& log, int threads = 0) {
+  std::string cmd = (threads > 0 ? "OMP_NUM_THREADS=" + std::to_string(threads) + " " : std::string()) + ADNN_FER_BIN;
   for (const std::string& w : words) cmd += " '" + w + "'";
   const int rc = std::system((cmd + " > '" + log + "' 2>&1").c_str());
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc), slurp(log)};
@@ -80,6 +85,47 @@ std::string temp_dir(const std::string& name) {
   return p.string();
 }
 
+std::string committed_checkpoint() { return std::string(ADNN_SOURCE_DIR) + "/models/adnn_fer_nano.safetensors"; }
+
+// A copy of a weights file with one metadata value replaced (or, with value == nullptr and
+// nan == true, the classifier's first bias NaN).
+void rewrite_checkpoint(const std::string& from, const std::string& to, const std::string& key, const char* value,
+                        bool nan = false) {
+  io::SafeTensors st = io::load_safetensors(from);
+  if (value) st.metadata[key] = value;
+  if (nan) {
+    for (auto& [n, t] : st.tensors) {
+      if (n != "head.bias") continue;  // one NaN logit: every probability NaN
+      Tensor c = t.contiguous().clone();
+      c.data_ptr<float>()[0] = std::nanf("");
+      t = c;
+      break;
+    }
+  }
+  io::save_safetensors(to, st.tensors, st.metadata);
+}
+
+// A tiny FER2013: the first n_train (n_val) images of every class, as symlinks in a temp dir.
+std::string tiny_fer(const std::string& name, int n_train, int n_val) {
+  const std::string dir = temp_dir(name);
+  for (auto [split, n] : {std::pair{"train", n_train}, std::pair{"val", n_val}}) {
+    for (const auto& cls : fs::directory_iterator(fer_dir() + "/" + split)) {
+      std::vector<fs::path> files;
+      for (const auto& f : fs::directory_iterator(cls.path())) files.push_back(f.path());
+      std::sort(files.begin(), files.end());
+      const fs::path to = fs::path(dir) / split / cls.path().filename();
+      fs::create_directories(to);
+      for (int i = 0; i < n && i < int(files.size()); ++i) fs::create_symlink(files[size_t(i)], to / files[size_t(i)].filename());
+    }
+  }
+  return dir;
+}
+
+size_t count_lines(const std::string& path) {
+  const std::string t = slurp(path);
+  return size_t(std::count(t.begin(), t.end(), '\n'));
+}
+
 }  // namespace
 
 TEST_SUITE("fer") {
@@ -99,6 +145,25 @@ TEST_SUITE("fer") {
     CHECK(nn::FerConfig::from_map(p.to_map()).to_map() == p.to_map());
     CHECK_THROWS_WITH_AS(nn::fer_config("adnn_fer_huge"), doctest::Contains("unknown configuration 'adnn_fer_huge'"),
                          Error);
+  }
+
+  TEST_CASE("checkpoint metadata: numbers are read whole and within documented limits") {
+    const std::map<std::string, std::string> good = nn::fer_config("adnn_fer_nano").to_map();
+    auto with = [&](const std::string& k, const std::string& v) {
+      auto m = good;
+      m[k] = v;
+      return m;
+    };
+    CHECK(nn::FerConfig::from_map(good).to_map() == good);
+    const std::vector<std::pair<std::string, std::string>> bad{
+        {"model.image_size", "abc"},  {"model.image_size", "48abc"}, {"recipe.epochs", "1e3"},
+        {"model.image_size", "100000"}, {"recipe.lr", "x"},          {"recipe.lr", "inf"},
+        {"model.dropout", "1.5"},      {"model.cbam", "yes"},         {"model.num_classes", "-7"},
+        {"model.d_model", "130"}};  // 130 is not a multiple of 4 heads
+    for (auto& [k, v] : bad) {
+      INFO(k << " = " << v);
+      CHECK_THROWS_WITH_AS(nn::FerConfig::from_map(with(k, v)), doctest::Contains(k.c_str()), Error);
+    }
   }
 
   TEST_CASE("ablation switches change the model") {
@@ -143,10 +208,10 @@ TEST_SUITE("fer") {
       FAIL("FER2013 not found at " << fer_dir());
       return;
     }
-    const std::string out = temp_dir("learn");
+    const std::string out = temp_dir("learn"), logs = temp_dir("learn_logs");
     auto [rc, log] = adnn_fer({"train", "--data", fer_dir(), "--out", out, "--device", "cpu", "--train-limit", "6400",
                                "--val-limit", "700", "--epochs", "3", "--batch", "64", "--log-every", "1000"},
-                              out + "/train.out");
+                              logs + "/train.out");
     INFO(log);
     REQUIRE(rc == 0);
     auto rows = read_csv(out + "/log.csv");
@@ -169,27 +234,24 @@ TEST_SUITE("fer") {
     // eval writes the JSON report and the confusion-matrix PNG
     auto [erc, elog] = adnn_fer({"eval", "--checkpoint", out + "/best.safetensors", "--data", fer_dir(), "--limit",
                                  "300", "--device", "cpu"},
-                                out + "/eval.out");
+                                logs + "/eval.out");
     INFO(elog);
     REQUIRE(erc == 0);
     const std::string json = slurp(out + "/eval_val.json");
     CHECK(json.find("\"confusion_matrix\"") != std::string::npos);
-    // the report covers the images eval says it evaluated (the stratified slice rounds per
-    // class, so that can be a few more or fewer than --limit)
-    const size_t images_at = elog.find(" images, device");
-    REQUIRE(images_at != std::string::npos);
-    const size_t open_at = elog.rfind('(', images_at);
-    CHECK(json_number(json, "samples") == std::stod(elog.substr(open_at + 1)));
-    CHECK(std::abs(json_number(json, "samples") - 300) <= 7);  // within one image per class
+    // the report covers exactly --limit images, the number eval says it evaluated
+    CHECK(elog.find("(300 images, device") != std::string::npos);
+    CHECK(json_number(json, "samples") == 300);
     CHECK(json_number(json, "accuracy") > majority);
     CHECK(fs::file_size(out + "/eval_val_confusion.png") > 1000);
     // predict runs on a real face and prints its top classes
     const std::string face = data::FolderDataset(fer_dir() + "/val").name(0);
-    auto [prc, plog] = adnn_fer({"predict", "--checkpoint", out + "/best.safetensors", face}, out + "/predict.out");
+    auto [prc, plog] = adnn_fer({"predict", "--checkpoint", out + "/best.safetensors", face}, logs + "/predict.out");
     INFO(plog);
     CHECK(prc == 0);
     CHECK(plog.find(face + ":") != std::string::npos);
     fs::remove_all(out);
+    fs::remove_all(logs);
   }
 
   TEST_CASE("train --resume after an interruption gives bit-identical weights") {
@@ -226,6 +288,260 @@ TEST_SUITE("fer") {
     fs::remove_all(a);
     fs::remove_all(b);
     fs::remove_all(logs);
+  }
+
+  TEST_CASE("command line: unknown flags, missing and out-of-range values exit 2; --help works on every subcommand") {
+    const std::string logs = temp_dir("cli");
+    const std::vector<std::pair<std::vector<std::string>, std::string>> usage{
+        {{"train", "--data", "/nonexistent", "--bogus", "3"}, "--bogus"},
+        {{"train", "--data", "/nonexistent", "--epochs"}, "--epochs"},
+        {{"train", "--data", "/nonexistent", "--train-limit", "-5"}, "--train-limit"},
+        {{"bench", "--model", "adnn_fer_nano", "--iters", "-1"}, "--iters"},
+        {{"train", "--data", "/nonexistent", "--workers", "100000"}, "--workers"},
+        {{"train", "--data", "/nonexistent", "--time-budget", "abc"}, "--time-budget"},
+        {{"train", "--data", "/nonexistent", "--lr", "inf"}, "--lr"},
+        {{"train", "--data", "/nonexistent", "--lr", "nan"}, "--lr"},
+        {{"train", "--data", "/nonexistent", "--lr", "0"}, "--lr"},
+        {{"train", "--data", "/nonexistent", "--epochs", "3x"}, "--epochs"},
+        {{"eval", "--checkpoint", "x.safetensors", "--limit", "0"}, "--limit"},
+        {{"predict", "--checkpoint", "x.safetensors"}, "IMAGE"},
+        {{"summary", "--model", "adnn_fer_nano", "--image-size", "100000"}, "--image-size"},
+        {{"frobnicate"}, "frobnicate"},
+    };
+    for (auto& [words, flag] : usage) {
+      auto [rc, out] = adnn_fer(words, logs + "/usage.out", 1);
+      INFO(out);
+      CHECK(rc == 2);
+      CHECK(out.find(flag) != std::string::npos);
+    }
+    for (const char* cmd : {"summary", "bench", "train", "eval", "predict"}) {
+      for (const char* h : {"--help", "-h"}) {
+        // --data and --out point nowhere: a --help that started a run would fail, not train
+        std::vector<std::string> words{cmd, h};
+        if (std::string(cmd) == "train") words = {cmd, "--data", logs + "/none", "--out", logs + "/run", h};
+        auto [rc, out] = adnn_fer(words, logs + "/help.out", 1);
+        INFO(cmd << " " << h << ": " << out);
+        CHECK(rc == 0);
+        CHECK(out.find(std::string("Usage: adnn-fer ") + cmd) != std::string::npos);
+      }
+    }
+    CHECK(!fs::exists(logs + "/run"));
+    fs::remove_all(logs);
+  }
+
+  TEST_CASE("bad checkpoints and images: exit 1 with a message naming them, never an abort") {
+    const std::string dir = temp_dir("badckpt");
+    const std::string face = dir + "/face.png";
+    data::write_png(face, data::Image(48, 48, 1, 128.f));
+    struct Case {
+      std::vector<std::string> words;
+      std::string needle;
+    };
+    std::vector<Case> cases{
+        {{"predict", "--checkpoint", dir, face}, dir},                      // a directory
+        {{"predict", "--checkpoint", "/dev/zero", face}, "/dev/zero"},     // would read without bound
+        {{"predict", "--checkpoint", committed_checkpoint(), dir}, dir},    // a directory as the image
+        {{"eval", "--checkpoint", dir, "--data", dir}, dir},
+    };
+    for (auto [key, value] : {std::pair{"model.image_size", "abc"}, std::pair{"model.image_size", "48abc"},
+                              std::pair{"model.image_size", "100000"}, std::pair{"recipe.epochs", "1e3"}}) {
+      const std::string ck = dir + "/bad_" + std::to_string(cases.size()) + ".safetensors";
+      rewrite_checkpoint(committed_checkpoint(), ck, key, value);
+      cases.push_back({{"predict", "--checkpoint", ck, face}, key});
+    }
+    for (auto& c : cases) {
+      auto [rc, out] = adnn_fer(c.words, dir + "/out.txt", 1);
+      INFO(c.words[0] << " " << c.words[2] << ": " << out);
+      CHECK(rc == 1);
+      CHECK(out.find(c.needle) != std::string::npos);
+      CHECK(out.rfind("adnn-fer: ", 0) == 0);
+    }
+    fs::remove_all(dir);
+  }
+
+  TEST_CASE("NaN weights: predict and eval refuse, naming the checkpoint") {
+    if (!have_fer()) {
+      FAIL("FER2013 not found at " << fer_dir());
+      return;
+    }
+    const std::string data = tiny_fer("nan_data", 0, 2), dir = temp_dir("nan");
+    const std::string ck = dir + "/nan.safetensors";
+    rewrite_checkpoint(committed_checkpoint(), ck, "", nullptr, true);
+    const std::string face = data::FolderDataset(data + "/val").name(0);
+    auto [prc, pout] = adnn_fer({"predict", "--checkpoint", ck, face}, dir + "/predict.out", 1);
+    INFO(pout);
+    CHECK(prc == 1);
+    CHECK(pout.find("checkpoint " + ck) != std::string::npos);
+    CHECK(pout.find(face + ":  ") == std::string::npos);  // no "face.jpg:  angry nan ..." line
+    auto [erc, eout] = adnn_fer({"eval", "--checkpoint", ck, "--data", data, "--device", "cpu"}, dir + "/eval.out", 1);
+    INFO(eout);
+    CHECK(erc == 1);
+    CHECK(eout.find("checkpoint " + ck) != std::string::npos);
+    CHECK(!fs::exists(dir + "/eval_val.json"));
+    fs::remove_all(dir);
+    fs::remove_all(data);
+  }
+
+  TEST_CASE("eval: --limit is exact, --out is created first, a bad --out costs no evaluation") {
+    if (!have_fer()) {
+      FAIL("FER2013 not found at " << fer_dir());
+      return;
+    }
+    const std::string data = tiny_fer("limit_data", 0, 4), dir = temp_dir("limit");  // 28 val images
+    for (int limit : {1, 20, 27}) {
+      const std::string out = dir + "/new/" + std::to_string(limit);  // does not exist yet
+      auto [rc, log] = adnn_fer({"eval", "--checkpoint", committed_checkpoint(), "--data", data, "--limit",
+                                 std::to_string(limit), "--device", "cpu", "--out", out},
+                                dir + "/eval.out", 1);
+      INFO(log);
+      REQUIRE(rc == 0);
+      CHECK(json_number(slurp(out + "/eval_val.json"), "samples") == limit);
+    }
+    std::ofstream(dir + "/file") << "x";
+    auto [rc, log] = adnn_fer({"eval", "--checkpoint", committed_checkpoint(), "--data", data, "--device", "cpu",
+                               "--out", dir + "/file/sub"},
+                              dir + "/eval.out", 1);
+    INFO(log);
+    CHECK(rc == 1);
+    CHECK(log.find(dir + "/file/sub") != std::string::npos);
+    CHECK(log.find("evaluating") == std::string::npos);
+    fs::remove_all(dir);
+    fs::remove_all(data);
+  }
+
+  TEST_CASE("train: a non-finite loss stops the run naming the step and the last finite loss") {
+    if (!have_fer()) {
+      FAIL("FER2013 not found at " << fer_dir());
+      return;
+    }
+    const std::string data = tiny_fer("nanloss_data", 8, 1), out = temp_dir("nanloss"), logs = temp_dir("nanloss_logs");
+    // lr 1000 (the limit): the weights blow up within the first epoch
+    auto [rc, log] = adnn_fer({"train", "--data", data, "--out", out, "--device", "cpu", "--batch", "8", "--epochs",
+                               "2", "--lr", "1000", "--workers", "0", "--log-every", "1000"},
+                              logs + "/train.out", 1);
+    INFO(log);
+    CHECK(rc == 1);
+    CHECK(log.find("the loss is nan at step ") != std::string::npos);
+    CHECK(log.find("the last finite loss was ") != std::string::npos);
+    fs::remove_all(out);
+    fs::remove_all(logs);
+    fs::remove_all(data);
+  }
+
+  TEST_CASE("run directories: lock, no silent reuse, --force, --resume refuses contradictions and records changes") {
+    if (!have_fer()) {
+      FAIL("FER2013 not found at " << fer_dir());
+      return;
+    }
+    const std::string data = tiny_fer("rundir_data", 2, 1), out = temp_dir("rundir"), logs = temp_dir("rundir_logs");
+    const std::vector<std::string> fresh{"train", "--data", data, "--out", out, "--device", "cpu", "--batch", "4",
+                                         "--epochs", "1", "--workers", "0", "--log-every", "1000"};
+    auto [rc, log] = adnn_fer(fresh, logs + "/1.out", 1);
+    INFO(log);
+    REQUIRE(rc == 0);
+    const std::string config = slurp(out + "/config.json");
+    // run.command is argv as given ("--epochs 1" used to lose its value)
+    CHECK(config.find("\"run.command\": \"adnn-fer train --data " + data + " --out " + out +
+                      " --device cpu --batch 4 --epochs 1 --workers 0 --log-every 1000\"") != std::string::npos);
+    const std::string csv = slurp(out + "/log.csv");
+    CHECK(count_lines(out + "/log.csv") == 2);
+    {  // a second fresh run into the same --out
+      auto [rc2, log2] = adnn_fer(fresh, logs + "/2.out", 1);
+      INFO(log2);
+      CHECK(rc2 == 1);
+      CHECK(log2.find("is not empty") != std::string::npos);
+      CHECK(slurp(out + "/log.csv") == csv);
+    }
+    {  // a run holding the lock
+      const int fd = ::open((out + "/adnn-fer.lock").c_str(), O_RDWR);
+      REQUIRE(fd >= 0);
+      REQUIRE(::flock(fd, LOCK_EX | LOCK_NB) == 0);
+      const std::string pid = std::to_string(::getpid()) + "\n";
+      REQUIRE(::ftruncate(fd, 0) == 0);
+      REQUIRE(::pwrite(fd, pid.data(), pid.size(), 0) == ssize_t(pid.size()));
+      auto [rc3, log3] = adnn_fer({"train", "--resume", "--out", out, "--epochs", "2"}, logs + "/3.out", 1);
+      ::close(fd);
+      INFO(log3);
+      CHECK(rc3 == 1);
+      CHECK(log3.find("in use by another adnn-fer train (pid " + std::to_string(::getpid())) != std::string::npos);
+      CHECK(slurp(out + "/log.csv") == csv);
+    }
+    {  // --resume with a flag that contradicts the run
+      auto [rc4, log4] = adnn_fer({"train", "--resume", "--out", out, "--lr", "0.5"}, logs + "/4.out", 1);
+      INFO(log4);
+      CHECK(rc4 == 2);
+      CHECK(log4.find("--lr 0.5 contradicts the run's recipe.lr") != std::string::npos);
+      // other data (different image counts) is refused
+      const std::string other = tiny_fer("rundir_other", 3, 1);
+      auto [rc5, log5] = adnn_fer({"train", "--resume", "--out", out, "--data", other}, logs + "/5.out", 1);
+      INFO(log5);
+      CHECK(rc5 == 1);
+      CHECK(log5.find("the run started with 14") != std::string::npos);
+      fs::remove_all(other);
+    }
+    {  // --epochs extends the run: printed, recorded in config.json, one more CSV row
+      auto [rc6, log6] = adnn_fer({"train", "--resume", "--out", out, "--epochs", "2", "--device", "cpu"},
+                                  logs + "/6.out", 1);
+      INFO(log6);
+      CHECK(rc6 == 0);
+      CHECK(log6.find("resume: recipe.epochs 1 -> 2") != std::string::npos);
+      const std::string cj = slurp(out + "/config.json");
+      CHECK(cj.find("\"recipe.epochs\": \"2\"") != std::string::npos);
+      CHECK(cj.find("recipe.epochs 1 -> 2") != std::string::npos);
+      CHECK(count_lines(out + "/log.csv") == 3);
+    }
+    {  // a garbage config.json stops a resume
+      const std::string cj = slurp(out + "/config.json");
+      std::ofstream(out + "/config.json") << cj.substr(0, cj.size() / 2);
+      auto [rc7, log7] = adnn_fer({"train", "--resume", "--out", out, "--epochs", "3"}, logs + "/7.out", 1);
+      INFO(log7);
+      CHECK(rc7 == 1);
+      CHECK(log7.find(out + "/config.json") != std::string::npos);
+      CHECK(count_lines(out + "/log.csv") == 3);
+    }
+    {  // --force starts afresh
+      auto with_force = fresh;
+      with_force.push_back("--force");
+      auto [rc8, log8] = adnn_fer(with_force, logs + "/8.out", 1);
+      INFO(log8);
+      CHECK(rc8 == 0);
+      CHECK(count_lines(out + "/log.csv") == 2);
+    }
+    fs::remove_all(out);
+    fs::remove_all(logs);
+    fs::remove_all(data);
+  }
+
+  TEST_CASE("train --stop-after on an epoch boundary keeps that epoch's CSV row and resumes bit for bit") {
+    if (!have_fer()) {
+      FAIL("FER2013 not found at " << fer_dir());
+      return;
+    }
+    const std::string data = tiny_fer("boundary_data", 2, 1), a = temp_dir("boundary_a"), b = temp_dir("boundary_b"),
+                      logs = temp_dir("boundary_logs");
+    auto run = [&](const std::string& out, std::vector<std::string> extra, const std::string& log) {
+      std::vector<std::string> w{"train", "--data", data, "--out", out, "--device", "cpu", "--batch", "4",
+                                 "--epochs", "2", "--workers", "0", "--log-every", "1000"};
+      w.insert(w.end(), extra.begin(), extra.end());
+      return adnn_fer(w, log, 1);
+    };
+    auto straight = run(a, {}, logs + "/a.out");
+    INFO(straight.second);
+    REQUIRE(straight.first == 0);
+    auto stopped = run(b, {"--stop-after", "3"}, logs + "/b.out");  // 14 images: 3 steps of 4 per epoch
+    INFO(stopped.second);
+    CHECK(stopped.first == 3);
+    CHECK(count_lines(b + "/log.csv") == 2);  // header + epoch 1
+    auto resumed = adnn_fer({"train", "--resume", "--out", b, "--device", "cpu"}, logs + "/b2.out", 1);
+    INFO(resumed.second);
+    REQUIRE(resumed.first == 0);
+    auto ra = read_csv(a + "/log.csv"), rb = read_csv(b + "/log.csv");
+    REQUIRE(ra.size() == 2);
+    REQUIRE(rb.size() == 2);
+    for (size_t i = 0; i < 2; ++i)
+      for (size_t j = 0; j < 9; ++j) CHECK(ra[i][j] == rb[i][j]);  // up to the timings
+    CHECK(digest(a + "/last.safetensors") == digest(b + "/last.safetensors"));
+    for (auto& d : {a, b, logs, data}) fs::remove_all(d);
   }
 #endif  // ADNN_FER_BIN
 

@@ -1,5 +1,14 @@
-// adnn-fer: command-line arguments and the --device choice (fer.hpp).
-#include <cstring>
+// adnn-fer: the command line (CLI11) and the --device choice (fer.hpp).
+// Every flag of every subcommand is declared once below with its kind and range; CLI11
+// handles the structure (subcommands, unknown flags, missing values, -h/--help), and every
+// value then goes through adnn's checked number parser (include/adnn/core/parse.hpp), so
+// the command line, checkpoint metadata and the run's files share one way to read numbers.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <limits>
+#include <sstream>
+#include <tuple>
 
 #include "fer.hpp"
 
@@ -9,47 +18,266 @@ namespace adnn_fer {
 
 using namespace adnn;
 
+namespace {
+
+constexpr int64_t kMaxI = std::numeric_limits<int64_t>::max();
+
+enum class Kind { text, integer, real, on_off, choice, flag };
+
+struct Flag {
+  std::string name;  // without "--"
+  Kind kind;
+  std::string help;
+  int64_t imin = 0, imax = kMaxI;  // integer: inclusive range
+  double dmin = 0, dmax = 0;       // real: [dmin, dmax], or (dmin, dmax] when positive
+  bool positive = false;
+  std::vector<std::string> choices;  // choice
+  bool required = false;
+};
+
+Flag text(std::string n, std::string help, bool required = false) {
+  return {.name = std::move(n), .kind = Kind::text, .help = std::move(help), .required = required};
+}
+Flag integer(std::string n, std::string help, int64_t lo, int64_t hi = kMaxI) {
+  return {.name = std::move(n), .kind = Kind::integer, .help = std::move(help), .imin = lo, .imax = hi};
+}
+Flag real(std::string n, std::string help, double lo, double hi, bool positive = false) {
+  return {.name = std::move(n), .kind = Kind::real, .help = std::move(help), .dmin = lo, .dmax = hi,
+          .positive = positive};
+}
+Flag on_off(std::string n, std::string help) { return {.name = std::move(n), .kind = Kind::on_off, .help = std::move(help)}; }
+Flag choice(std::string n, std::string help, std::vector<std::string> cs) {
+  return {.name = std::move(n), .kind = Kind::choice, .help = std::move(help), .choices = std::move(cs)};
+}
+Flag flag(std::string n, std::string help) { return {.name = std::move(n), .kind = Kind::flag, .help = std::move(help)}; }
+
+// The limits, also in docs/adnn_fer.md.
+constexpr int64_t kMaxBatch = 65536, kMaxEpochs = 100000, kMaxWorkers = 64, kMaxClasses = 100000;
+
+Flag device_flag() { return text("device", "auto (a real GPU if there is one, else the CPU), cpu or cuda"); }
+Flag workers_flag() { return integer("workers", "data-loading threads (0: load on the main thread)", 0, kMaxWorkers); }
+
+struct Command {
+  std::string name, help;
+  std::vector<Flag> flags;
+  std::string positional;  // name of the positional arguments, if the command takes any
+};
+
+std::vector<Command> commands() {
+  const Flag image_size = integer("image-size", "input size S (S x S pixels)", nn::kFerMinImageSize,
+                                  nn::kFerMaxImageSize);
+  const Flag classes = integer("classes", "number of classes", 2, kMaxClasses);
+  const Flag in_chans = integer("in-chans", "input channels (non-ADNN-FER models)", 1, 64);
+  return {
+      {"summary",
+       "Print a model's parameters, feature maps and configuration",
+       {text("model", "a backbone name or an ADNN-FER configuration", true), classes, in_chans, image_size}},
+      {"bench",
+       "Time forward passes or AdamW training steps on random data",
+       {text("model", "a backbone name or an ADNN-FER configuration", true), classes, in_chans, image_size,
+        integer("batch", "images per step", 1, kMaxBatch), integer("iters", "timed iterations", 1, 1000000000),
+        flag("train", "time training steps (default: forward passes)"), device_flag()}},
+      {"train",
+       "Train ADNN-FER (a fresh run, or --resume one)",
+       {text("config", "adnn_fer_nano (default) or adnn_fer_paper"),
+        text("data", "directory with train/<class>/ and val/<class>/ images (default ../shared/data/fer2013)"),
+        integer("epochs", "epochs (the cosine schedule's length)", 1, kMaxEpochs),
+        integer("batch", "batch size", 2, kMaxBatch),
+        real("lr", "peak learning rate", 0, nn::kFerMaxLr, true),
+        real("layer-decay", "layer-wise learning-rate decay", 0, 1, true),
+        real("weight-decay", "AdamW weight decay", 0, 10),
+        integer("warmup-epochs", "linear warm-up epochs", 0, kMaxEpochs),
+        integer("patience", "early stopping: epochs without a val improvement", 1, kMaxEpochs),
+        integer("seed", "seed of the initialisation, data order and augmentation", 0),
+        device_flag(),
+        text("out", "the run directory (default runs/<config>)"),
+        flag("resume", "continue the run in --out from its last.safetensors"),
+        flag("force", "start a fresh run in a non-empty --out, replacing its run files"),
+        real("time-budget", "minutes of training before validating, checkpointing and stopping (0: none)", 0, 1e7),
+        text("backbone", "resnet_nano, efficientnet_nano, efficientnet_b0..b7 or resnet50"),
+        on_off("cbam", "CBAM attention"),
+        on_off("transformer", "the Transformer encoder"),
+        choice("loss", "loss", {"ce", "compound"}),
+        on_off("mixup", "mixup"),
+        on_off("augment", "the augmentation chain"),
+        integer("train-limit", "train on a class-stratified slice of N images (0: all)", 0),
+        integer("val-limit", "validate on a class-stratified slice of N images (0: all)", 0),
+        workers_flag(),
+        integer("log-every", "a progress line every N steps", 1),
+        integer("stop-after", "testing aid: checkpoint and exit with status 3 after step N", 1)}},
+      {"eval",
+       "Evaluate a checkpoint on a split: report JSON and confusion PNG",
+       {text("checkpoint", "weights written by adnn-fer train (.safetensors)", true),
+        text("data", "data directory (default ../shared/data/fer2013)"), text("split", "split folder (default val)"),
+        text("out", "directory for the report (created; default: the checkpoint's directory)"),
+        integer("limit", "evaluate a class-stratified slice of exactly N images", 1),
+        integer("batch", "images per forward pass", 1, kMaxBatch), workers_flag(), device_flag()}},
+      {"predict",
+       "Print the top classes for face images",
+       {text("checkpoint", "weights written by adnn-fer train (.safetensors)", true),
+        integer("top", "classes to print per image (at most the model's classes)", 1, kMaxClasses), device_flag()},
+       "IMAGE"},
+  };
+}
+
+std::string range_text(const Flag& f) {
+  switch (f.kind) {
+    case Kind::integer:
+      return f.imax == kMaxI ? " (>= " + std::to_string(f.imin) + ")"
+                             : " (" + std::to_string(f.imin) + ".." + std::to_string(f.imax) + ")";
+    case Kind::real: {
+      std::ostringstream o;
+      o << " (" << (f.positive ? "> " : ">= ") << f.dmin << ", <= " << f.dmax << ")";
+      return o.str();
+    }
+    default:
+      return "";
+  }
+}
+
+std::string type_name(const Flag& f) {
+  switch (f.kind) {
+    case Kind::integer: return "N";
+    case Kind::real: return "X";
+    case Kind::on_off: return "on|off";
+    case Kind::choice: {
+      std::string s;
+      for (auto& c : f.choices) s += (s.empty() ? "" : "|") + c;
+      return s;
+    }
+    default: return f.name == "out" || f.name == "data" ? "DIR" : f.name == "checkpoint" ? "CKPT" : "TEXT";
+  }
+}
+
+// A value checked against its flag: a UsageError naming the command and the flag.
+void check_value(const std::string& cmd, const Flag& f, const std::string& v) {
+  const std::string what = cmd + " --" + f.name;
+  try {
+    switch (f.kind) {
+      case Kind::integer:
+        parse_int64(v, what, f.imin, f.imax);
+        break;
+      case Kind::real: {
+        const double x = parse_double(v, what, NonFinite::refuse, f.dmin, f.dmax);
+        ADNN_CHECK(!f.positive || x > f.dmin, what, ": ", v, " must be greater than ", f.dmin);
+        break;
+      }
+      case Kind::on_off:
+        ADNN_CHECK(v == "on" || v == "off", what, " takes on|off, got '", v, "'");
+        break;
+      case Kind::choice: {
+        bool ok = false;
+        for (auto& c : f.choices) ok = ok || v == c;
+        ADNN_CHECK(ok, what, " takes ", type_name(f), ", got '", v, "'");
+        break;
+      }
+      case Kind::text:
+        ADNN_CHECK(!v.empty(), what, ": empty value");
+        break;
+      case Kind::flag:
+        break;
+    }
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
+
+// A word as a POSIX shell reads it back.
+std::string shell_quote(const std::string& w) {
+  bool plain = !w.empty();
+  for (char c : w)
+    plain = plain && (std::isalnum(static_cast<unsigned char>(c)) || std::string_view("-_./=:,+@%").find(c) !=
+                                                                          std::string_view::npos);
+  if (plain) return w;
+  std::string q = "'";
+  for (char c : w) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+}  // namespace
+
 std::string Args::get(const std::string& k, const std::string& d) const {
   auto it = kv.find(k);
   return it == kv.end() ? d : it->second;
 }
-int64_t Args::num(const std::string& k, int64_t d) const {
-  if (!has(k)) return d;
-  try {
-    size_t used = 0;
-    const int64_t v = std::stoll(get(k), &used);
-    if (used == get(k).size()) return v;
-  } catch (const std::exception&) {
-  }
-  ADNN_FAIL(cmd, ": --", k, " expects an integer, got '", get(k), "'");
-}
-double Args::real(const std::string& k, double d) const {
-  if (!has(k)) return d;
-  try {
-    size_t used = 0;
-    const double v = std::stod(get(k), &used);
-    if (used == get(k).size()) return v;
-  } catch (const std::exception&) {
-  }
-  ADNN_FAIL(cmd, ": --", k, " expects a number, got '", get(k), "'");
+int64_t Args::num(const std::string& k, int64_t d) const { return has(k) ? parse_int64(get(k), cmd + " --" + k) : d; }
+double Args::real(const std::string& k, double d) const { return has(k) ? parse_double(get(k), cmd + " --" + k) : d; }
+bool Args::on(const std::string& k, bool d) const { return has(k) ? get(k) == "on" : d; }
+
+std::string Args::command() const {
+  std::string s = "adnn-fer";
+  for (const std::string& w : words) s += " " + shell_quote(w);
+  return s;
 }
 
-Args parse_args(int argc, char** argv) {
-  Args a;
-  if (argc > 1) a.cmd = argv[1];
-  for (int i = 2; i < argc; ++i) {
-    std::string s = argv[i];
-    if (s.rfind("--", 0) != 0) {
-      a.positional.push_back(s);
-      continue;
+int parse_command_line(int argc, char** argv, Args& out) {
+  CLI::App app{"adnn-fer: train, evaluate and run ADNN-FER, the facial expression recognizer (docs/adnn_fer.md)",
+               "adnn-fer"};
+  app.require_subcommand(1);
+  const std::vector<Command> cmds = commands();
+  std::map<std::string, std::map<std::string, std::string>> values;  // command -> flag -> value
+  std::map<std::string, std::vector<std::string>> positional;
+  std::vector<std::pair<CLI::App*, const Command*>> subs;
+  std::vector<std::tuple<CLI::Option*, const Flag*, CLI::App*>> opts;
+  for (const Command& c : cmds) {
+    CLI::App* sub = app.add_subcommand(c.name, c.help);
+    std::string footer = "models:";
+    if (c.name == "summary" || c.name == "bench") {
+      for (auto& n : nn::model_names()) footer += " " + n;
+      for (auto& n : nn::fer_config_names()) footer += " " + n;
+      sub->footer(footer);
     }
-    s = s.substr(2);
-    if (i + 1 < argc && std::strncmp(argv[i + 1], "--", 2) != 0 && s != "train" && s != "resume")
-      a.kv[s] = argv[++i];
-    else
-      a.kv[s] = "1";
+    subs.emplace_back(sub, &c);
+    for (const Flag& f : c.flags) {
+      CLI::Option* o = f.kind == Kind::flag
+                           ? sub->add_flag("--" + f.name, f.help)
+                           : sub->add_option("--" + f.name, values[c.name][f.name], f.help + range_text(f))
+                                 ->type_name(type_name(f));
+      if (f.required) o->required();
+      opts.emplace_back(o, &f, sub);
+    }
+    if (!c.positional.empty())
+      sub->add_option(c.positional, positional[c.name], "face images (at least one)")->required();
   }
-  return a;
+  if (argc > 1 && argv[1][0] != '-') {  // CLI11 would only say that a subcommand is required
+    std::string names;
+    bool known = false;
+    for (const Command& c : cmds) {
+      names += (names.empty() ? "" : ", ") + c.name;
+      known = known || c.name == argv[1];
+    }
+    if (!known) {
+      std::fprintf(stderr, "adnn-fer: unknown command '%s' (commands: %s; see adnn-fer --help)\n", argv[1],
+                   names.c_str());
+      return 2;
+    }
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);  // prints the help of the subcommand asked about; 0
+  } catch (const CLI::ParseError& e) {
+    std::string cmd;
+    for (auto& [sub, c] : subs)
+      if (sub->parsed()) cmd = " " + c->name;
+    std::fprintf(stderr, "adnn-fer%s: %s\nrun 'adnn-fer%s --help' for usage\n", cmd.c_str(), e.what(), cmd.c_str());
+    return 2;
+  }
+  for (auto& [sub, c] : subs) {
+    if (!sub->parsed()) continue;
+    out.cmd = c->name;
+    for (auto& [o, f, owner] : opts) {
+      if (owner != sub || o->count() == 0) continue;
+      const std::string v = f->kind == Kind::flag ? std::string() : values[c->name][f->name];
+      check_value(c->name, *f, v);
+      out.kv[f->name] = v;
+    }
+    out.positional = positional[c->name];
+  }
+  for (int i = 1; i < argc; ++i) out.words.emplace_back(argv[i]);
+  return -1;
 }
 
 Device pick_device(const Args& a) {

@@ -1,4 +1,5 @@
 // adnn-fer eval: the model over a dataset, the library's metrics, the report files (fer.hpp).
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -10,7 +11,7 @@ using namespace adnn;
 namespace fs = std::filesystem;
 
 EvalReport evaluate(AdnnFer& model, std::shared_ptr<const data::Dataset> ds, Device device, int64_t batch,
-                    int workers) {
+                    int workers, const std::string& source) {
   data::LoaderOptions lo;
   lo.batch_size = batch;
   lo.shuffle = false;
@@ -27,6 +28,9 @@ EvalReport evaluate(AdnnFer& model, std::shared_ptr<const data::Dataset> ds, Dev
     while (auto b = loader.next()) {
       Tensor p = softmax(model(b->images.to(device)), 1).to(kCPU).contiguous();  // (B, K)
       const float* pp = p.data_ptr<float>();
+      for (int64_t i = 0; i < p.numel(); ++i)
+        ADNN_CHECK(std::isfinite(pp[i]), source, " gives a non-finite probability (", pp[i], ") for image ",
+                   ds->name(b->indices.at(size_t(i / p.size(1)))), ": are its weights finite?");
       probs.insert(probs.end(), pp, pp + p.numel());
       for (int64_t v : b->labels.to_vector()) labels.push_back(v);
     }
@@ -40,21 +44,29 @@ EvalReport evaluate(AdnnFer& model, std::shared_ptr<const data::Dataset> ds, Dev
 }
 
 int cmd_eval(const Args& a) {
-  ADNN_CHECK(a.has("checkpoint"), "eval: --checkpoint is required");
-  const Device dev = pick_device(a);
-  auto model = load_model(a.get("checkpoint"), dev);
+  const std::string ckpt = a.get("checkpoint");
+  require_regular_file("eval: --checkpoint", ckpt);
   const std::string dir = resolve_data_dir(a);
   const std::string split = a.get("split", "val");
+  // the report's directory first: a bad --out costs no evaluation
+  const std::string out = a.get("out", fs::path(ckpt).parent_path().string());
+  if (!out.empty()) {
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    ADNN_CHECK(!ec && fs::is_directory(out), "eval: --out '", out, "' cannot be created",
+               ec ? " (" + ec.message() + ")" : std::string(" (not a directory)"));
+  }
+  const Device dev = pick_device(a);
+  auto model = load_model(ckpt, dev);
   std::shared_ptr<const data::Dataset> ds = std::make_shared<data::FolderDataset>(dir + "/" + split);
   ds = stratified_slice(ds, a.num("limit", 0), 0);
-  std::printf("evaluating %s on %s/%s (%lld images, device %s)\n", a.get("checkpoint").c_str(), dir.c_str(),
-              split.c_str(), (long long)ds->size(), dev.str().c_str());
-  EvalReport r = evaluate(*model, ds, dev, a.num("batch", 128));
+  std::printf("evaluating %s on %s/%s (%lld images, device %s)\n", ckpt.c_str(), dir.c_str(), split.c_str(),
+              (long long)ds->size(), dev.str().c_str());
+  EvalReport r = evaluate(*model, ds, dev, a.num("batch", 128), int(a.num("workers", 2)), "checkpoint " + ckpt);
   print_report(r);
-  const std::string out = a.get("out", fs::path(a.get("checkpoint")).parent_path().string());
-  const std::string stem = out.empty() ? "eval_" + split : out + "/eval_" + split;
+  const std::string stem = (out.empty() ? "" : out + "/") + "eval_" + split;
   io::write_file_atomic(stem + ".json", [&] {
-    std::string j = report_json(r, {{"checkpoint", a.get("checkpoint")}, {"data", dir + "/" + split}});
+    std::string j = report_json(r, {{"checkpoint", ckpt}, {"data", dir + "/" + split}});
     return std::vector<uint8_t>(j.begin(), j.end());
   }());
   write_confusion_png(stem + "_confusion.png", r);

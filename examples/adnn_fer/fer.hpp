@@ -22,17 +22,34 @@ using adnn::nn::AdnnFer;
 using adnn::nn::FerConfig;
 
 // ---------------------------------------------------------------- command-line arguments (args.cpp)
+// A command line that cannot be run as given (unknown flag, missing or out-of-range value,
+// a --resume flag that contradicts the run): exit status 2. Other errors exit with 1.
+struct UsageError : adnn::Error {
+  using adnn::Error::Error;
+};
+
+// The parsed command line: the subcommand, the flags given (name without "--" -> value;
+// "" for a switch such as --resume), the positional arguments, and argv as typed.
+// parse_command_line has already checked every value against its flag's kind and range
+// (docs/adnn_fer.md lists them), so num/real/get only convert.
 struct Args {
   std::string cmd;
   std::map<std::string, std::string> kv;
   std::vector<std::string> positional;
+  std::vector<std::string> words;  // argv[1..], exactly as given
   bool has(const std::string& k) const { return kv.count(k) > 0; }
   std::string get(const std::string& k, const std::string& d = "") const;
   int64_t num(const std::string& k, int64_t d) const;
   double real(const std::string& k, double d) const;
+  // on|off flags
+  bool on(const std::string& k, bool d) const;
+  // "adnn-fer WORD..." with each word shell-quoted where needed
+  std::string command() const;
 };
-// `--key value` pairs, `--flag` (value "1") and positional arguments after the command.
-Args parse_args(int argc, char** argv);
+// Parses argv into `out` and returns -1, or prints help (returns 0) or a usage error
+// (returns 2). Unknown flags, a flag without its value, a value of the wrong kind or out of
+// its range are usage errors; -h/--help works on every subcommand.
+int parse_command_line(int argc, char** argv, Args& out);
 // --device: cpu, cuda, or auto (default): a real GPU when there is one, else the CPU (the
 // SIMT emulator is never picked automatically).
 adnn::Device pick_device(const Args& a);
@@ -40,21 +57,26 @@ adnn::Device pick_device(const Args& a);
 // ---------------------------------------------------------------- data (data.cpp)
 // The preprocessing a configuration trains and predicts with (CLAHE, size, channels).
 adnn::data::PreprocessOptions preprocess_options(const FerConfig& c);
-// A class-stratified slice of at most n samples (every class in proportion, fixed order).
+// A class-stratified slice of exactly n samples (n <= 0 or >= the size: all of them): every
+// class its share rounded down, the largest remainders one more; fixed order for a seed.
 std::shared_ptr<const adnn::data::Dataset> stratified_slice(std::shared_ptr<const adnn::data::Dataset> ds, int64_t n,
                                                             uint64_t seed);
 // --data: the given directory, else ../shared/data/fer2013 from the working directory or
 // from the source tree, when present.
 std::string resolve_data_dir(const Args& a);
+// A file the command reads (a checkpoint, an image): an adnn::Error naming `what` and the
+// path when it is missing or not a regular file (a directory, /dev/zero, a FIFO).
+void require_regular_file(const std::string& what, const std::string& path);
 
 // ---------------------------------------------------------------- evaluation (evaluate.cpp)
 // The library's metrics with the class names they refer to.
 struct EvalReport : adnn::metrics::ClassificationReport {
   std::vector<std::string> classes;
 };
-// Evaluates the model (eval mode, no augmentation) on a dataset.
+// Evaluates the model (eval mode, no augmentation) on a dataset. A non-finite probability
+// is an adnn::Error naming `source` (the checkpoint, or the training step) and the image.
 EvalReport evaluate(AdnnFer& model, std::shared_ptr<const adnn::data::Dataset> ds, adnn::Device device, int64_t batch,
-                    int workers = 2);
+                    int workers, const std::string& source);
 
 // ---------------------------------------------------------------- reports (report.cpp)
 std::string report_json(const EvalReport& r, const std::map<std::string, std::string>& extra = {});

@@ -1,16 +1,15 @@
 // adnn-fer: the command line of the ADNN-FER example (docs/adnn_fer.md).
-//   adnn-fer summary --model NAME [--classes N] [--in-chans C] [--image-size S]
-//   adnn-fer bench --model NAME --image-size S --batch B [--train] --device cpu|cuda [--iters N]
-//   adnn-fer train --config NAME [--data DIR] [--epochs N --batch B --lr X --layer-decay X --seed S
-//                  --device auto|cpu|cuda --out RUN_DIR --resume --time-budget MIN ...]
-//   adnn-fer eval --checkpoint CKPT [--data DIR] [--split val]
-//   adnn-fer predict --checkpoint CKPT IMAGE...
+//   adnn-fer summary|bench|train|eval|predict [FLAGS] (args.cpp declares every flag; -h/--help)
+// Exit status: 0 done, 2 usage error, 3 train stopped by --stop-after, 1 any other error —
+// every exception becomes a one-line message, never an abort.
 #include <adnn/adnn.hpp>
 
 #include "fer.hpp"
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
+#include <new>
 #include <cstring>
 #include <map>
 #include <string>
@@ -20,24 +19,6 @@ using namespace adnn;
 namespace {
 
 using adnn_fer::Args;
-
-int usage() {
-  std::printf(
-      "usage:\n"
-      "  adnn-fer summary --model NAME [--classes N] [--in-chans C] [--image-size S]\n"
-      "  adnn-fer bench --model NAME --image-size S --batch B [--train] --device cpu|cuda [--iters N]\n"
-      "  adnn-fer train --config adnn_fer_nano|adnn_fer_paper [--data DIR] [--epochs N] [--batch B] [--lr X]\n"
-      "                 [--layer-decay X] [--weight-decay X] [--seed S] [--device auto|cpu|cuda] [--out RUN_DIR]\n"
-      "                 [--resume] [--time-budget MINUTES] [--backbone resnet50|efficientnet_bN] [--cbam on|off]\n"
-      "                 [--transformer on|off] [--loss ce|compound] [--mixup on|off] [--train-limit N] [--val-limit N]\n"
-      "  adnn-fer eval --checkpoint CKPT [--data DIR] [--split val] [--out DIR] [--limit N]\n"
-      "  adnn-fer predict --checkpoint CKPT IMAGE... [--top K]\n"
-      "models:");
-  for (auto& n : nn::model_names()) std::printf(" %s", n.c_str());
-  for (auto& n : nn::fer_config_names()) std::printf(" %s", n.c_str());
-  std::printf("\n");
-  return 2;
-}
 
 bool is_fer(const std::string& name) { return name.rfind("adnn_fer", 0) == 0; }
 
@@ -49,7 +30,6 @@ struct ModelArgs {
 ModelArgs model_args(const Args& a) {
   ModelArgs m;
   m.name = a.get("model");
-  ADNN_CHECK(!m.name.empty(), a.cmd, ": --model is required");
   if (is_fer(m.name)) {
     nn::FerConfig c = nn::fer_config(m.name);
     m.classes = a.num("classes", c.num_classes);
@@ -155,15 +135,32 @@ int bench(const Args& a) {
 
 int main(int argc, char** argv) {
   try {
-    Args a = adnn_fer::parse_args(argc, argv);
+    Args a;
+    if (const int rc = adnn_fer::parse_command_line(argc, argv, a); rc >= 0) return rc;
     if (a.cmd == "summary") return summary(a);
     if (a.cmd == "bench") return bench(a);
     if (a.cmd == "train") return adnn_fer::cmd_train(a);
     if (a.cmd == "eval") return adnn_fer::cmd_eval(a);
     if (a.cmd == "predict") return adnn_fer::cmd_predict(a);
-    return usage();
+    std::fprintf(stderr, "adnn-fer: unknown command '%s'\n", a.cmd.c_str());
+    return 2;
+  } catch (const adnn_fer::UsageError& e) {
+    std::fprintf(stderr, "adnn-fer: %s\n", e.what());
+    return 2;
   } catch (const Error& e) {
     std::fprintf(stderr, "adnn-fer: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "adnn-fer: out of memory (std::bad_alloc)\n");
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::fprintf(stderr, "adnn-fer: %s\n", e.what());  // names the operation and the path(s)
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "adnn-fer: %s\n", e.what());
+    return 1;
+  } catch (...) {
+    std::fprintf(stderr, "adnn-fer: unknown exception\n");
     return 1;
   }
 }

@@ -1,5 +1,6 @@
 // adnn-fer predict: top classes for face images, and loading a trained checkpoint (fer.hpp).
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <numeric>
 
@@ -14,13 +15,14 @@ std::shared_ptr<AdnnFer> load_model(const std::string& path, Device device) {
 }
 
 int cmd_predict(const Args& a) {
-  ADNN_CHECK(a.has("checkpoint"), "predict: --checkpoint is required");
-  ADNN_CHECK(!a.positional.empty(), "predict: give one or more face images");
+  const std::string ckpt = a.get("checkpoint");
+  require_regular_file("predict: --checkpoint", ckpt);
+  for (const std::string& path : a.positional) require_regular_file("predict: image", path);
   const Device dev = pick_device(a);
-  auto model = load_model(a.get("checkpoint"), dev);
+  auto model = load_model(ckpt, dev);
   const FerConfig& c = model->config();
   const auto& classes = data::fer2013_classes();
-  const int64_t top = std::clamp<int64_t>(a.num("top", 3), 1, c.num_classes);
+  const int64_t top = std::min<int64_t>(a.num("top", 3), c.num_classes);
   const data::PreprocessOptions pre = preprocess_options(c);
   for (const std::string& path : a.positional) {
     data::Image img = data::preprocess(data::read_image(path), pre);  // CLAHE, resize, channels
@@ -29,6 +31,9 @@ int cmd_predict(const Args& a) {
     NoGradGuard ng;
     Tensor p = softmax((*model)(x.unsqueeze(0).to(dev)), 1).to(kCPU);  // (1, K)
     std::vector<double> pv = p.to_vector();
+    for (size_t k = 0; k < pv.size(); ++k)
+      ADNN_CHECK(std::isfinite(pv[k]), "predict: checkpoint ", ckpt, " gives a non-finite probability (", pv[k],
+                 ") for ", path, ": are its weights finite?");
     std::vector<size_t> order(pv.size());
     std::iota(order.begin(), order.end(), 0);
     std::sort(order.begin(), order.end(), [&](size_t i, size_t j) { return pv[i] > pv[j]; });

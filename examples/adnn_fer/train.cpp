@@ -1,7 +1,12 @@
 // adnn-fer train: the paper's recipe (AdamW with layer-wise decay, warm-up + cosine, early
 // stopping on val accuracy, compound loss, CLAHE and the augmentation chain) with a progress
 // line, one CSV row per epoch, best/last checkpoints, config.json and exact --resume.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <chrono>
 #include <cmath>
@@ -22,13 +27,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-bool on_off(const Args& a, const std::string& k, bool d) {
-  if (!a.has(k)) return d;
-  const std::string v = a.get(k);
-  ADNN_CHECK(v == "on" || v == "off" || v == "1" || v == "0", "train: --", k, " takes on|off, got '", v, "'");
-  return v == "on" || v == "1";
-}
-
 std::string hms(double s) {
   const int64_t t = int64_t(std::max(0.0, s));
   char b[32];
@@ -42,13 +40,142 @@ std::string json_object(const std::map<std::string, std::string>& m) {
   o << "{\n";
   size_t i = 0;
   for (auto& [k, v] : m) {
-    o << "  \"" << k << "\": \"";
-    for (char c : v) o << (c == '"' || c == '\\' ? "\\" : "") << c;
+    o << "  \"";
+    for (const std::string* t : {&k, &v}) {
+      for (char ch : *t) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c == '"' || c == '\\') {
+          o << '\\' << ch;
+        } else if (c < 0x20) {
+          char u[8];
+          std::snprintf(u, sizeof u, "\\u%04x", unsigned(c));
+          o << u;
+        } else {
+          o << ch;
+        }
+      }
+      if (t == &k) o << "\": \"";
+    }
     o << "\"" << (++i < m.size() ? "," : "") << "\n";
   }
   o << "}\n";
   return o.str();
 }
+
+// config.json as json_object writes it: one flat object of string values. Anything else
+// (truncated, not JSON, a number or nested value, a duplicate key) is an adnn::Error
+// naming the file and the byte offset.
+std::map<std::string, std::string> read_json_object(const std::string& path) {
+  const std::vector<uint8_t> bytes = io::read_file(path);
+  const std::string t(bytes.begin(), bytes.end());
+  size_t i = 0;
+  auto fail = [&](const char* what) {
+    ADNN_FAIL(path, ": not a flat JSON object of strings (", what, " at byte ", i, "); remove the run or fix the file");
+  };
+  auto ws = [&] {
+    while (i < t.size() && (t[i] == ' ' || t[i] == '\n' || t[i] == '\t' || t[i] == '\r')) ++i;
+  };
+  auto expect = [&](char c, const char* what) {
+    ws();
+    if (i >= t.size() || t[i] != c) fail(what);
+    ++i;
+  };
+  auto str = [&] {
+    expect('"', "expected a string");
+    std::string v;
+    while (true) {
+      if (i >= t.size()) fail("unterminated string");
+      const char c = t[i++];
+      if (c == '"') return v;
+      if (static_cast<unsigned char>(c) < 0x20) fail("control character in a string");
+      if (c != '\\') {
+        v += c;
+        continue;
+      }
+      if (i >= t.size()) fail("unterminated escape");
+      const char e = t[i++];
+      if (e == '"' || e == '\\' || e == '/') {
+        v += e;
+      } else if (e == 'n') {
+        v += '\n';
+      } else if (e == 't') {
+        v += '\t';
+      } else if (e == 'u' && i + 4 <= t.size()) {
+        const uint64_t u = [&] {
+          uint64_t x = 0;
+          for (size_t k = 0; k < 4; ++k) {
+            const char h = t[i + k];
+            const int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+            if (d < 0) fail("bad \\u escape");
+            x = x * 16 + uint64_t(d);
+          }
+          return x;
+        }();
+        if (u >= 0x80) fail("\\u escape beyond ASCII");
+        i += 4;
+        v += char(u);
+      } else {
+        fail("unknown escape");
+      }
+    }
+  };
+  std::map<std::string, std::string> m;
+  expect('{', "expected '{'");
+  ws();
+  if (i < t.size() && t[i] == '}') {
+    ++i;
+  } else {
+    while (true) {
+      std::string k = str();
+      expect(':', "expected ':'");
+      std::string v = str();
+      if (!m.emplace(std::move(k), std::move(v)).second) fail("duplicate key");
+      ws();
+      if (i < t.size() && t[i] == ',') {
+        ++i;
+        continue;
+      }
+      expect('}', "expected ',' or '}'");
+      break;
+    }
+  }
+  ws();
+  if (i != t.size()) fail("trailing characters");
+  return m;
+}
+
+// The run directory's lock: adnn-fer.lock in --out, held (flock) for the life of the process
+// and holding its pid. The kernel drops the lock when the process ends, however it ends, so
+// a lock file left behind is never stale.
+class RunLock {
+ public:
+  explicit RunLock(const std::string& dir) : path_(dir + "/adnn-fer.lock") {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    ADNN_CHECK(fd_ >= 0, "train: cannot open the lock file ", path_, ": ", std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      char buf[32] = {};
+      const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+      ::close(fd_);
+      std::string pid(buf, size_t(std::max<ssize_t>(n, 0)));
+      while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+      ADNN_CHECK(err != EWOULDBLOCK, "train: ", dir, " is in use by another adnn-fer train (pid ",
+                 pid.empty() ? "unknown" : pid, ", lock ", path_, ")");
+      ADNN_FAIL("train: cannot lock ", path_, ": ", std::strerror(err));
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    ADNN_CHECK(::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, pid.data(), pid.size(), 0) == ssize_t(pid.size()),
+               "train: cannot write the lock file ", path_, ": ", std::strerror(errno));
+  }
+  ~RunLock() { ::close(fd_); }
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+  static constexpr const char* kName = "adnn-fer.lock";
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
 
 void write_text(const std::string& path, const std::string& s) {
   io::write_file_atomic(path, std::vector<uint8_t>(s.begin(), s.end()));
@@ -70,6 +197,12 @@ struct RunSettings {
   FerConfig c;
   std::map<std::string, std::string> run;  // run settings stored beside the model config
   std::string out;                         // the run directory
+  std::unique_ptr<RunLock> lock;           // held for the whole command
+  std::map<std::string, std::string> config_json;  // resuming: config.json as found
+  struct Change {
+    std::string key, from, to;
+  };
+  std::vector<Change> changes;  // resuming: settings this session changes (docs/adnn_fer.md)
   double budget_s = 0;
   uint64_t seed = 0;
   int workers = 2;
@@ -78,21 +211,133 @@ struct RunSettings {
   Device dev = kCPU;
 };
 
+// The files a run writes (all replaced by a fresh run with --force).
+std::vector<std::string> run_files(const std::string& out) {
+  std::vector<std::string> f{out + "/config.json", out + "/log.csv"};
+  for (const char* n : {"best", "last"}) {
+    f.push_back(out + "/" + n + ".safetensors");
+    f.push_back(io::state_path(f.back()));
+  }
+  return f;
+}
+
+// How a train flag maps onto the run's stored settings; `may_change` flags are the ones a
+// --resume may give with a new value (recorded in config.json and printed).
+struct StoredFlag {
+  const char* flag;
+  const char* key;
+  enum { integer, real, text, on_off } kind;
+  bool may_change;
+};
+constexpr StoredFlag kStoredFlags[] = {
+    {"config", "model.name", StoredFlag::text, false},
+    {"backbone", "model.backbone", StoredFlag::text, false},
+    {"cbam", "model.cbam", StoredFlag::on_off, false},
+    {"transformer", "model.transformer", StoredFlag::on_off, false},
+    {"epochs", "recipe.epochs", StoredFlag::integer, true},
+    {"batch", "recipe.batch", StoredFlag::integer, false},
+    {"lr", "recipe.lr", StoredFlag::real, false},
+    {"layer-decay", "recipe.layer_decay", StoredFlag::real, false},
+    {"weight-decay", "recipe.weight_decay", StoredFlag::real, false},
+    {"warmup-epochs", "recipe.warmup_epochs", StoredFlag::integer, false},
+    {"patience", "recipe.patience", StoredFlag::integer, false},
+    {"loss", "recipe.loss", StoredFlag::text, false},
+    {"mixup", "recipe.mixup", StoredFlag::on_off, false},
+    {"augment", "run.augment", StoredFlag::on_off, false},
+    {"seed", "run.seed", StoredFlag::integer, false},
+    {"train-limit", "run.train_limit", StoredFlag::integer, false},
+    {"val-limit", "run.val_limit", StoredFlag::integer, false},
+    {"data", "run.data", StoredFlag::text, true},
+    {"time-budget", "run.time_budget_min", StoredFlag::real, true},
+    {"workers", "run.workers", StoredFlag::integer, true},
+};
+// Session-only flags (never stored): --out, --resume, --device, --log-every, --stop-after.
+
+// Run settings as text, read back with the checked parser (an adnn::Error names the key).
+void read_run_numbers(RunSettings& r) {
+  r.budget_s = parse_double(r.run.at("run.time_budget_min"), "run.time_budget_min", NonFinite::refuse, 0, 1e7) * 60.0;
+  r.seed = parse_uint64(r.run.at("run.seed"), "run.seed");
+  r.workers = int(parse_int64(r.run.at("run.workers"), "run.workers", 0, 64));
+  parse_int64(r.run.at("run.train_limit"), "run.train_limit", 0);
+  parse_int64(r.run.at("run.val_limit"), "run.val_limit", 0);
+  ADNN_CHECK(r.run.at("run.augment") == "0" || r.run.at("run.augment") == "1", "run.augment: expected 0 or 1, got '",
+             r.run.at("run.augment"), "'");
+}
+
+// The run directory exists (created) and is locked by this process.
+std::unique_ptr<RunLock> open_run_dir(const std::string& out, bool create) {
+  std::error_code ec;
+  if (create) fs::create_directories(out, ec);
+  ADNN_CHECK(!ec && fs::is_directory(out), "train: --out '", out, "' ",
+             create ? "cannot be created" : "is not a run directory", ec ? " (" + ec.message() + ")" : std::string());
+  return std::make_unique<RunLock>(out);
+}
+
 // Step 1: settings from the command line, or from last.safetensors when resuming; creates
-// the run directory.
+// and locks the run directory.
 RunSettings setup_run(const Args& a) {
   RunSettings r;
   r.resume = a.has("resume");
   FerConfig& c = r.c;
   if (r.resume) {
-    ADNN_CHECK(a.has("out"), "train --resume: --out RUN_DIR is required");
+    if (!a.has("out")) throw UsageError("train --resume: --out RUN_DIR is required");
+    if (a.has("force")) throw UsageError("train: --resume and --force contradict (--force starts a fresh run)");
     r.out = a.get("out");
+    r.lock = open_run_dir(r.out, false);
     const std::string last = r.out + "/last.safetensors";
-    ADNN_CHECK(fs::exists(last), "train --resume: ", last, " does not exist");
+    require_regular_file("train --resume:", last);
     io::SafeTensors st = io::load_safetensors(io::state_path(last));
     c = FerConfig::from_map(st.metadata);
     for (auto& [k, v] : st.metadata)
       if (k.rfind("run.", 0) == 0) r.run[k] = v;
+    for (const char* k : {"run.data", "run.seed", "run.train_limit", "run.val_limit", "run.time_budget_min",
+                          "run.workers", "run.augment"})
+      ADNN_CHECK(r.run.count(k), "train --resume: ", io::state_path(last), " has no '", k, "'");
+    const std::string cj = r.out + "/config.json";
+    require_regular_file("train --resume:", cj);
+    r.config_json = read_json_object(cj);
+    const int64_t epochs_done =
+        st.metadata.count("train.epoch") ? parse_int64(st.metadata.at("train.epoch"), "train.epoch", 0) : 0;
+    // every flag given: the same as stored, or one that may change
+    std::map<std::string, std::string> stored = c.to_map();
+    stored.insert(r.run.begin(), r.run.end());
+    for (const StoredFlag& f : kStoredFlags) {
+      if (!a.has(f.flag)) continue;
+      const std::string given = a.get(f.flag), was = stored.at(f.key);
+      std::string now = given;
+      bool same = false;
+      switch (f.kind) {
+        case StoredFlag::integer:
+          same = parse_int64(given, f.flag) == parse_int64(was, f.key);
+          break;
+        case StoredFlag::real:
+          same = parse_double(given, f.flag) == parse_double(was, f.key);
+          break;
+        case StoredFlag::on_off:
+          now = given == "on" ? "1" : "0";
+          same = now == was;
+          break;
+        case StoredFlag::text:
+          same = given == was;
+          break;
+      }
+      if (same) continue;
+      if (!f.may_change)
+        throw UsageError(detail::cat("train --resume: --", f.flag, " ", given, " contradicts the run's ", f.key, " = ",
+                                     was, " (only --epochs, --data, --time-budget, --workers, --device, --log-every "
+                                     "and --stop-after may change on --resume)"));
+      r.changes.push_back({f.key, was, now});
+    }
+    for (const auto& ch : r.changes) {
+      if (ch.key == "recipe.epochs") {
+        c.epochs = parse_int64(ch.to, "train --epochs");
+        if (c.epochs < epochs_done)
+          throw UsageError(detail::cat("train --resume: --epochs ", c.epochs, " is fewer than the ", epochs_done,
+                                       " epochs already done"));
+      } else {
+        r.run[ch.key] = ch.to;
+      }
+    }
   } else {
     c = nn::fer_config(a.get("config", "adnn_fer_nano"));
     c.epochs = a.num("epochs", c.epochs);
@@ -103,29 +348,39 @@ RunSettings setup_run(const Args& a) {
     c.warmup_epochs = a.num("warmup-epochs", c.warmup_epochs);
     c.patience = a.num("patience", c.patience);
     c.backbone = a.get("backbone", c.backbone);
-    c.cbam = on_off(a, "cbam", c.cbam);
-    c.transformer = on_off(a, "transformer", c.transformer);
-    c.mixup = on_off(a, "mixup", c.mixup);
+    c.cbam = a.on("cbam", c.cbam);
+    c.transformer = a.on("transformer", c.transformer);
+    c.mixup = a.on("mixup", c.mixup);
     c.loss = a.get("loss", c.loss);
-    ADNN_CHECK(c.loss == "ce" || c.loss == "compound", "train: --loss takes ce|compound, got '", c.loss, "'");
-    ADNN_CHECK(c.epochs > 0 && c.batch > 1 && c.lr > 0, "train: bad --epochs/--batch/--lr");
-    r.out = a.get("out", "runs/" + c.name);
+    c.validate();
     r.run["run.data"] = resolve_data_dir(a);
     r.run["run.seed"] = std::to_string(a.num("seed", 0));
     r.run["run.train_limit"] = std::to_string(a.num("train-limit", 0));
     r.run["run.val_limit"] = std::to_string(a.num("val-limit", 0));
     r.run["run.time_budget_min"] = a.get("time-budget", "0");
     r.run["run.workers"] = std::to_string(a.num("workers", 2));
-    r.run["run.augment"] = on_off(a, "augment", true) ? "1" : "0";
+    r.run["run.augment"] = a.on("augment", true) ? "1" : "0";
+    r.out = a.get("out", "runs/" + c.name);
+    r.lock = open_run_dir(r.out, true);
+    // a fresh run starts in an empty directory, or replaces an old run's files with --force
+    std::vector<std::string> present;
+    for (const auto& e : fs::directory_iterator(r.out))
+      if (e.path().filename() != RunLock::kName) present.push_back(e.path().filename().string());
+    if (!present.empty() && !a.has("force")) {
+      std::sort(present.begin(), present.end());
+      std::string list;
+      for (size_t i = 0; i < present.size() && i < 4; ++i) list += (i ? ", " : "") + present[i];
+      if (present.size() > 4) list += ", ...";
+      ADNN_FAIL("train: --out ", r.out, " is not empty (", list,
+                "): continue that run with --resume, or replace its run files with --force");
+    }
+    if (a.has("force"))
+      for (const std::string& f : run_files(r.out)) fs::remove(f);
   }
-  if (a.has("data")) r.run["run.data"] = a.get("data");
-  r.budget_s = std::stod(r.run["run.time_budget_min"]) * 60.0;
-  r.seed = std::stoull(r.run["run.seed"]);
-  r.workers = int(std::stoll(r.run["run.workers"]));
+  read_run_numbers(r);
   r.stop_after = a.num("stop-after", 0);
   r.log_every = a.num("log-every", 50);
   r.dev = pick_device(a);
-  fs::create_directories(r.out);
   return r;
 }
 
@@ -142,8 +397,17 @@ TrainData load_data(RunSettings& r) {
   const std::string dir = r.run["run.data"];
   d.train_ds = std::make_shared<data::FolderDataset>(dir + "/train");
   d.val_ds = std::make_shared<data::FolderDataset>(dir + "/val");
-  d.train_ds = stratified_slice(d.train_ds, std::stoll(r.run["run.train_limit"]), r.seed + 1);
-  d.val_ds = stratified_slice(d.val_ds, std::stoll(r.run["run.val_limit"]), r.seed + 2);
+  d.train_ds = stratified_slice(d.train_ds, parse_int64(r.run["run.train_limit"], "run.train_limit"), r.seed + 1);
+  d.val_ds = stratified_slice(d.val_ds, parse_int64(r.run["run.val_limit"], "run.val_limit"), r.seed + 2);
+  if (r.resume) {  // the same images as when the run started (a moved --data is fine, other data is not)
+    for (auto [key, n] : {std::pair{"run.train_images", d.train_ds->size()}, std::pair{"run.val_images", d.val_ds->size()}}) {
+      auto it = r.config_json.find(key);
+      if (it == r.config_json.end()) continue;
+      ADNN_CHECK(parse_int64(it->second, r.out + "/config.json: " + key, 0) == n, "train --resume: ", dir, " gives ", n,
+                 " ", key == std::string("run.train_images") ? "training" : "validation", " images, the run started with ",
+                 it->second, " (", key, " in ", r.out, "/config.json)");
+    }
+  }
   data::AugmentOptions aug;
   aug.mixup = r.c.mixup;
   data::LoaderOptions lo;
@@ -207,20 +471,32 @@ io::TrainState start_or_resume(const Args& a, const RunSettings& r, const TrainD
                 (long long)state.step, (long long)state.epoch, state.best_metric);
   }
   stopper.load_state_dict({.best = state.best_metric, .bad = state.bad_epochs});
+  const std::string elapsed = state.config.count("run.elapsed_s") ? state.config["run.elapsed_s"] : "";
   state.config = r.c.to_map();
-  state.config.insert(r.run.begin(), r.run.end());
+  state.config.insert(r.run.begin(), r.run.end());  // the run settings, with this session's changes
+  if (!elapsed.empty()) state.config["run.elapsed_s"] = elapsed;
   if (!r.resume) {
     std::map<std::string, std::string> cj = state.config;
-    std::string cmdline = "adnn-fer train";
-    for (auto& [k, v] : a.kv) cmdline += " --" + k + (v == "1" ? "" : " " + v);
-    cj["run.command"] = cmdline;
+    cj["run.command"] = a.command();
     cj["run.device"] = r.dev.str();
     cj["run.train_images"] = std::to_string(d.train_ds->size());
     cj["run.val_images"] = std::to_string(d.val_ds->size());
     write_text(r.out + "/config.json", json_object(cj));
+  } else if (!r.changes.empty()) {  // every change: printed, applied and listed in config.json
+    std::map<std::string, std::string> cj = r.config_json;
+    std::string record = "at step " + std::to_string(state.step) + ", " + a.command() + ":";
+    for (const auto& ch : r.changes) {
+      std::printf("resume: %s %s -> %s\n", ch.key.c_str(), ch.from.c_str(), ch.to.c_str());
+      record += " " + ch.key + " " + ch.from + " -> " + ch.to + ";";
+      cj[ch.key] = ch.to;
+    }
+    record.pop_back();
+    std::string& history = cj["run.changes"];
+    history += (history.empty() ? "" : " | ") + record;
+    write_text(r.out + "/config.json", json_object(cj));
   }
   const std::string csv = r.out + "/log.csv";
-  if (!fs::exists(csv))
+  if (!r.resume || !fs::exists(csv))
     write_text(csv,
                "epoch,step,lr,train_loss,train_acc,val_loss,val_acc,val_macro_f1,val_macro_auc,epoch_s,img_per_s,"
                "elapsed_s\n");
@@ -230,7 +506,7 @@ io::TrainState start_or_resume(const Args& a, const RunSettings& r, const TrainD
 // What one pass over the training batches gave.
 struct EpochStats {
   double loss_sum = 0, correct = 0, seen = 0, seconds = 0;
-  bool interrupted = false;  // --stop-after reached: checkpointed, the command exits
+  bool interrupted = false;  // --stop-after reached: the command exits with 3 once checkpointed
   bool out_of_time = false;  // --time-budget reached: validate, checkpoint, stop
 };
 
@@ -239,7 +515,8 @@ class Session {
  public:
   Session(const RunSettings& r, TrainData& d, Trainee& t, io::TrainState& state, optim::EarlyStopping& stopper)
       : r_(r), d_(d), t_(t), state_(state), stopper_(stopper) {
-    if (r.resume && state.config.count("run.elapsed_s")) elapsed_before_ = std::stod(state.config["run.elapsed_s"]);
+    if (r.resume && state.config.count("run.elapsed_s"))
+      elapsed_before_ = parse_double(state.config["run.elapsed_s"], "run.elapsed_s", NonFinite::refuse, 0);
   }
 
   // Training seconds of this run, earlier sessions included.
@@ -263,6 +540,8 @@ class Session {
   const bool tty_ = isatty(fileno(stderr));
   const Clock::time_point t_start_ = Clock::now();
   double elapsed_before_ = 0;  // training seconds of earlier sessions of this run
+  double last_loss_ = NAN;     // the last finite training loss of this session, and its step
+  int64_t last_loss_step_ = -1;
 };
 
 double Session::train_step(const data::Batch& b, double lr, EpochStats& e) {
@@ -285,13 +564,23 @@ double Session::train_step(const data::Batch& b, double lr, EpochStats& e) {
   } else {
     loss = nn::soft_cross_entropy(logits, soft);
   }
+  // a non-finite loss stops the run before it reaches the weights (the last checkpoint stays good)
+  const double l = loss.item<double>();
+  if (!std::isfinite(l)) {
+    const std::string last = last_loss_step_ < 0 ? std::string("no finite loss before it in this session")
+                                                  : detail::cat("the last finite loss was ", last_loss_, " at step ",
+                                                                last_loss_step_);
+    ADNN_FAIL("train: the loss is ", l, " at step ", state_.step + 1, " (", last,
+              "); stopped without updating the weights; lower --lr or check the data");
+  }
+  last_loss_ = l;
+  last_loss_step_ = state_.step + 1;
   opt.zero_grad();
   loss.backward();
   optim::clip_grad_norm(opt.parameters(), 5.0);
   opt.step();
   if (c.loss == "compound") nn::update_centers(t_.centers, feats.detach(), labels, 0.5);
   ++state_.step;
-  const double l = loss.item<double>();
   const int64_t B = b.labels.numel();
   e.loss_sum += l * double(B);
   const std::vector<double> pred = argmax(logits.detach(), 1).to(kCPU).to_vector();
@@ -327,10 +616,11 @@ EpochStats Session::train_epoch(int64_t epoch) {
       std::fflush(stderr);
     }
     if (r_.stop_after > 0 && state_.step == r_.stop_after) {
+      e.interrupted = true;
+      if (in_epoch == spe) break;  // the epoch is complete: validated and checkpointed as usual first
       checkpoint("last");
       std::fprintf(stderr, "\nstopped after step %lld (--stop-after): resume with --resume --out %s\n",
                    (long long)state_.step, r_.out.c_str());
-      e.interrupted = true;
       return e;
     }
     if (r_.budget_s > 0 && elapsed() >= r_.budget_s) {
@@ -344,7 +634,8 @@ EpochStats Session::train_epoch(int64_t epoch) {
 }
 
 bool Session::validate(int64_t epoch, const EpochStats& e) {
-  EvalReport v = evaluate(*t_.model, d_.val_ds, r_.dev, 256, r_.workers);
+  EvalReport v = evaluate(*t_.model, d_.val_ds, r_.dev, 256, r_.workers,
+                          "train: the model at step " + std::to_string(state_.step));
   state_.epoch = epoch + 1;
   const bool stop = stopper_.update(v.accuracy);
   const bool improved = stopper_.improved;
@@ -392,11 +683,19 @@ int cmd_train(const Args& a) {
 
   Session session(r, d, t, state, stopper);
   std::string stop_reason = "all epochs done";
-  while (state.step < t.total_steps) {
+  const bool stopped_early = stopper.should_stop();  // before an interruption: nothing left to train
+  if (stopped_early)
+    stop_reason = "early stopping (no val improvement in " + std::to_string(r.c.patience) + " epochs)";
+  while (!stopped_early && state.step < t.total_steps) {
     const int64_t epoch = state.step / d.steps_per_epoch;
     const EpochStats e = session.train_epoch(epoch);
-    if (e.interrupted) return 3;
+    if (e.interrupted && state.step % d.steps_per_epoch != 0) return 3;  // mid-epoch: checkpointed
     const bool early_stop = session.validate(epoch, e);
+    if (e.interrupted && !early_stop && state.step < t.total_steps) {
+      std::fprintf(stderr, "stopped after step %lld (--stop-after), epoch %lld validated: resume with --resume --out %s\n",
+                   (long long)state.step, (long long)(epoch + 1), r.out.c_str());
+      return 3;
+    }
     if (early_stop) {  // named before the time budget when both end the run
       stop_reason = "early stopping (no val improvement in " + std::to_string(r.c.patience) + " epochs)";
       break;

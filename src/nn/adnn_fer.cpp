@@ -1,8 +1,10 @@
 // ADNN-FER model and configurations (include/adnn/nn/adnn_fer.hpp, docs/adnn_fer.md).
+#include <adnn/core/parse.hpp>
 #include <adnn/io/safetensors.hpp>
 #include <adnn/nn/adnn_fer.hpp>
 #include <adnn/ops/ops.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -54,17 +56,23 @@ FerConfig FerConfig::from_map(const std::map<std::string, std::string>& m) {
     ADNN_CHECK(it != m.end(), "ADNN-FER config: missing '", k, "'");
     return it->second;
   };
-  auto i64 = [&](const std::string& k) { return int64_t(std::stoll(get(k))); };
-  auto f64 = [&](const std::string& k) { return std::stod(get(k)); };
+  // ranges here only keep the numbers representable; validate() checks the configuration
+  auto i64 = [&](const std::string& k) { return parse_int64(get(k), k, 0); };
+  auto f64 = [&](const std::string& k) { return parse_double(get(k), k); };
+  auto boolean = [&](const std::string& k) {
+    const std::string& v = get(k);
+    ADNN_CHECK(v == "0" || v == "1", k, ": expected 0 or 1, got '", v, "'");
+    return v == "1";
+  };
   FerConfig c;
   c.name = get("model.name");
   c.backbone = get("model.backbone");
   c.image_size = i64("model.image_size");
   c.in_chans = i64("model.in_chans");
   c.num_classes = i64("model.num_classes");
-  c.cbam = get("model.cbam") == "1";
+  c.cbam = boolean("model.cbam");
   c.cbam_reduction = i64("model.cbam_reduction");
-  c.transformer = get("model.transformer") == "1";
+  c.transformer = boolean("model.transformer");
   c.layers = i64("model.layers");
   c.d_model = i64("model.d_model");
   c.heads = i64("model.heads");
@@ -81,8 +89,44 @@ FerConfig FerConfig::from_map(const std::map<std::string, std::string>& m) {
   c.weight_decay = f64("recipe.weight_decay");
   c.layer_decay = f64("recipe.layer_decay");
   c.dls_eps = f64("recipe.dls_eps");
-  c.mixup = get("recipe.mixup") == "1";
+  c.mixup = boolean("recipe.mixup");
+  c.validate();
   return c;
+}
+
+void FerConfig::validate() const {
+  auto in = [](const char* k, int64_t v, int64_t lo, int64_t hi) {
+    ADNN_CHECK(v >= lo && v <= hi, k, ": ", v, " is out of range [", lo, ", ", hi, "]");
+  };
+  auto unit = [](const char* k, double v, bool open_low, bool open_high) {  // within [0, 1], ends as asked
+    ADNN_CHECK(std::isfinite(v) && (open_low ? v > 0 : v >= 0) && (open_high ? v < 1 : v <= 1), k, ": ", v,
+               " is out of range ", open_low ? "(" : "[", "0, 1", open_high ? ")" : "]");
+  };
+  ADNN_CHECK(!name.empty(), "model.name: empty");
+  in("model.image_size", image_size, kFerMinImageSize, kFerMaxImageSize);
+  in("model.in_chans", in_chans, 1, kFerMaxChannels);
+  in("model.num_classes", num_classes, 2, kFerMaxClasses);
+  in("model.cbam_reduction", cbam_reduction, 1, kFerMaxReduction);
+  in("model.layers", layers, 0, kFerMaxLayers);
+  in("model.d_model", d_model, 1, kFerMaxWidth);
+  in("model.heads", heads, 1, kFerMaxHeads);
+  in("model.d_ff", d_ff, 1, kFerMaxWidth);
+  ADNN_CHECK(!transformer || d_model % heads == 0, "model.d_model: ", d_model, " is not a multiple of model.heads (",
+             heads, ")");
+  unit("model.dropout", dropout, false, true);
+  unit("model.head_dropout", head_dropout, false, true);
+  unit("model.drop_path", drop_path, false, true);
+  ADNN_CHECK(loss == "ce" || loss == "compound", "recipe.loss: expected ce or compound, got '", loss, "'");
+  in("recipe.epochs", epochs, 1, kFerMaxEpochs);
+  in("recipe.batch", batch, 1, kFerMaxBatch);
+  in("recipe.warmup_epochs", warmup_epochs, 0, kFerMaxEpochs);
+  in("recipe.patience", patience, 1, kFerMaxEpochs);
+  ADNN_CHECK(std::isfinite(lr) && lr > 0 && lr <= kFerMaxLr, "recipe.lr: ", lr, " is out of range (0, ", kFerMaxLr,
+             "]");
+  ADNN_CHECK(std::isfinite(weight_decay) && weight_decay >= 0 && weight_decay <= 10, "recipe.weight_decay: ",
+             weight_decay, " is out of range [0, 10]");
+  unit("recipe.layer_decay", layer_decay, true, false);
+  unit("recipe.dls_eps", dls_eps, false, false);
 }
 
 std::vector<std::string> fer_config_names() { return {"adnn_fer_paper", "adnn_fer_nano"}; }

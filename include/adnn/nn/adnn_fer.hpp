@@ -35,10 +35,24 @@ struct FerConfig {
   double lr = 2e-3, weight_decay = 0.05, layer_decay = 0.95, dls_eps = 0.1;  // DLS smoothing mass (compound loss)
   bool mixup = true;
 
-  // A flat key → value view (checkpoint metadata, config.json) and back.
+  // A flat key → value view (checkpoint metadata, config.json) and back. from_map reads
+  // every number with adnn::parse_int64/parse_double (the whole text, finite) and checks
+  // the configuration with validate(); an adnn::Error names the key and the bad text.
   std::map<std::string, std::string> to_map() const;
   static FerConfig from_map(const std::map<std::string, std::string>& m);
+  // The limits below (docs/adnn_fer.md), so that a bad or hostile checkpoint cannot make
+  // the model allocate without bound: an adnn::Error naming the field otherwise.
+  void validate() const;
 };
+
+// Limits of a configuration (FerConfig::validate, the adnn-fer flags).
+inline constexpr int64_t kFerMinImageSize = 8, kFerMaxImageSize = 512;  // S of the S×S input
+inline constexpr int64_t kFerMaxChannels = 4;                            // input channels
+inline constexpr int64_t kFerMaxClasses = 10000;
+inline constexpr int64_t kFerMaxLayers = 64, kFerMaxWidth = 16384;  // encoder layers; d_model, d_ff
+inline constexpr int64_t kFerMaxHeads = 1024, kFerMaxReduction = 1024;
+inline constexpr int64_t kFerMaxEpochs = 100000, kFerMaxBatch = 65536;
+inline constexpr double kFerMaxLr = 1000;  // lr in (0, kFerMaxLr]
 
 // "adnn_fer_paper" or "adnn_fer_nano" (others: an adnn::Error listing the names).
 FerConfig fer_config(const std::string& name);
