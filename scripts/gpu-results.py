@@ -110,7 +110,7 @@ if steps.get("sanitizer"):
     r = s.get("results") or {}
     L.append("## 2. compute-sanitizer\n")
     if not r:
-        L.append(f"{s['status']}: {s.get('note', '')}\n")
+        L.append(f"{s.get('note') or s['status']}\n")
     else:
         L.append("| tool | status | errors | hazards | command |\n|---|---|---|---|---|")
         for i, (tool, t) in enumerate(r.items()):
@@ -144,7 +144,7 @@ if steps.get("kernels"):
                 rows.append((b["name"].replace("/manual_time", ""), gbs, key))
         L.append("")
     if not any(r.get(k) for k in ["bench_cudnn", "bench_kernels"]):
-        L.append(f"{s['status']}: {s.get('note', '')}\n")
+        L.append(f"{s.get('note') or s['status']}\n")
 
 # ---- step 4
 if steps.get("e2e"):
