@@ -44,7 +44,7 @@ p.add_argument("--json-out", default="")
 a = p.parse_args()
 if a.tiny:
     a.image_size, a.batch, a.layers, a.d_ff = 32, 2, 1, 512
-    a.iters, a.latency_iters = min(a.iters, 1), min(a.latency_iters, 2)
+    a.iters, a.latency_iters = min(a.iters, 1), min(a.latency_iters, 1)
 if a.threads:
     torch.set_num_threads(a.threads)
 dev = torch.device(a.device)
