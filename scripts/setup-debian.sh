@@ -9,11 +9,17 @@ set -euo pipefail
 #   check-barriers.sh  cmake, ninja, g++, awk, tar, cmp (no python3, no git)
 #   fuzz.sh            clang++ with libFuzzer and the sanitizer runtimes (clang, libclang-rt-14-dev)
 #                      and clang's OpenMP (libomp-dev)
-#   gpu-run.sh         optional: git (commit id in the log), python3 (to find a pip cuDNN)
+#   test.sh            python3 (validates the GPU kit's dry-run JSON; runs scripts/gpu-results.py)
+#   gpu-check.sh       bash, coreutils, tar, gzip, awk, timeout; git optional (commit id);
+#                      python3 with torch optional (the PyTorch twin; Debian's python3-torch
+#                      and python3-torchvision are not installed here: large, and the twin is
+#                      a GPU-machine baseline — the dry run records it as skipped without them)
+#   gpu-kit-build.sh   nvcc (CUDA 13), strip (binutils), ldd
+#   gpu-results.py     python3 (standard library only: the plot is a hand-written SVG)
 # No other script needs python3 or git.
 pkgs=(build-essential g++ cmake ninja-build ccache pkg-config
       libstb-dev doctest-dev libbenchmark-dev libopenblas-dev libboost-context-dev libcli11-dev
-      clang libclang-rt-14-dev libomp-dev)
+      clang libclang-rt-14-dev libomp-dev python3)
 missing=()
 for p in "${pkgs[@]}"; do
   [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" == "install ok installed" ]] || missing+=("$p")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs every test: the release suite with the CUDA kernels running under the SIMT
 # emulator, the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, the
-# libFuzzer harnesses for 20 s each (scripts/fuzz.sh), the check that removing any
+# libFuzzer harnesses for 20 s each (scripts/fuzz.sh), the GPU kit's dry run
+# (scripts/gpu-check.sh --dry-run, its JSON validated, scripts/gpu-results.py on it), the check that removing any
 # __syncthreads() from a kernel makes a test fail (on a temporary copy of the tree), the real
 # kernels compiled by nvcc for sm_80/86/90 (compile only), and a consumer project built
 # against the installed package.
@@ -25,6 +26,26 @@ step "release tests"
 ctest --test-dir build --output-on-failure -j 1
 
 if [[ "${1:-}" == "--quick" ]]; then exit 0; fi
+
+step "GPU kit dry run: scripts/gpu-check.sh --dry-run on the emulated device, tiny sizes"
+kit_out=$(mktemp -d)
+bash scripts/gpu-check.sh --dry-run "$kit_out" --bin-dir build/bin
+python3 -m json.tool "$kit_out/summary.json" > /dev/null
+python3 - "$kit_out/summary.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+names = [x["name"] for x in s["steps"]]
+assert names == ["device", "tests", "sanitizer", "kernels", "e2e", "nano"], names
+bad = [x["name"] for x in s["steps"] if x["status"] not in ("ok", "skipped")]
+assert not bad, bad
+assert s["steps"][0]["results"]["hbm"]["copy_checked"] is True
+assert s["steps"][1]["results"]["blocking"]["failed"] == 0
+print("gpu-check dry run: " + ", ".join(f"{x['name']} {x['status']} {x['seconds']} s" for x in s["steps"]))
+PY
+tar -tzf "$kit_out/logs.tar.gz" > /dev/null
+python3 scripts/gpu-results.py "$kit_out" --docs "$kit_out/docs" --name dry-run > /dev/null
+test -s "$kit_out/docs/dry-run.md" && test -s "$kit_out/docs/dry-run-bandwidth.svg"
+rm -rf "$kit_out"
 
 step "ASan + UBSan build"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \

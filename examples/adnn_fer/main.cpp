@@ -3,9 +3,11 @@
 // Exit status: 0 done, 2 usage error, 3 train stopped by --stop-after, 1 any other error —
 // every exception becomes a one-line message, never an abort.
 #include <adnn/adnn.hpp>
+#include <adnn/cuda/runtime.hpp>
 
 #include "fer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +15,7 @@
 #include <cstring>
 #include <map>
 #include <string>
+#include <vector>
 
 using namespace adnn;
 
@@ -119,15 +122,31 @@ int bench(const Args& a) {
       model->forward(x);
     }
   };
+  // device work is asynchronous: wait for it before reading the clock, after every step, so
+  // that each step's time (the latency at batch 1) is measured as well as the total
+  auto sync = [&] {
+    if (dev.is_cuda()) cuda::device_synchronize();
+  };
   step();  // warm-up
   step();
+  sync();
+  std::vector<double> ms;
   auto t0 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < iters; ++i) step();
+  for (int64_t i = 0; i < iters; ++i) {
+    auto t = std::chrono::steady_clock::now();
+    step();
+    sync();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+  }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::sort(ms.begin(), ms.end());
+  const double med = ms.empty() ? 0.0 : (ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]));
   std::printf("model %s, %s, batch %lld, %lldx%lld, device %s, %lld iterations in %.2f s\n", name.c_str(),
               train ? "train step (AdamW)" : "forward", (long long)batch, (long long)size, (long long)size,
               dev.str().c_str(), (long long)iters, s);
   std::printf("img/s: %.1f\n", double(batch * iters) / s);
+  std::printf("ms/step (median): %.3f\n", med);
+  if (dev.is_cuda()) std::printf("peak device memory MiB: %.1f\n", double(cuda::memory_stats().peak_in_use) / (1 << 20));
   return 0;
 }
 

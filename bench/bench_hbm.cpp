@@ -1,0 +1,106 @@
+// The two ceilings the GPU kit (scripts/gpu-check.sh) measures kernels against:
+//   copy: a device-to-device copy of a large buffer (cudaMemcpyAsync through adnn's runtime),
+//         GB/s counting bytes read + bytes written, median of --iters timed copies after a
+//         warm-up; the buffer is filled with a non-zero pattern first;
+//   gemm: an f32 (N x N) · (N x N) matmul through adnn's matmul (cuBLAS on a GPU), TFLOP/s
+//         (2 N^3 per product), median of --iters, on random data.
+// Prints one JSON object on stdout. Runs on the emulated device too (the kit's --dry-run:
+// give small sizes); those numbers mean nothing and are labelled "emulated".
+//   bench_hbm [--bytes B] [--iters N] [--gemm N]      (defaults: 2 GiB, 20, 8192)
+#include <adnn/adnn.hpp>
+#include <adnn/cuda/runtime.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+using namespace adnn;
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  size_t bytes = size_t(2) << 30;
+  int iters = 20;
+  int64_t gemm_n = 8192;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i];
+    const char* v = argv[i + 1];
+    if (k == "--bytes") bytes = std::strtoull(v, nullptr, 10);
+    else if (k == "--iters") iters = std::max(1, std::atoi(v));
+    else if (k == "--gemm") gemm_n = std::strtoll(v, nullptr, 10);
+    else {
+      std::fprintf(stderr, "usage: bench_hbm [--bytes B] [--iters N] [--gemm N]\n");
+      return 2;
+    }
+  }
+  if (cuda_device_count() == 0) {
+    std::printf("{\"error\": \"no CUDA device\"}\n");
+    return 1;
+  }
+  try {
+    const bool emulated = cuda::is_emulated();
+    // copy
+    void* src = cuda::allocate(bytes);
+    void* dst = cuda::allocate(bytes);
+    cuda::memset(src, 0x5a, bytes);
+    cuda::memset(dst, 0x00, bytes);
+    cuda::copy_device_to_device(dst, src, bytes);  // warm-up
+    cuda::device_synchronize();
+    cuda::Event a = cuda::create_event(), b = cuda::create_event();
+    std::vector<double> ms;
+    for (int i = 0; i < iters; ++i) {
+      cuda::record(a);
+      cuda::copy_device_to_device(dst, src, bytes);
+      cuda::record(b);
+      ms.push_back(double(cuda::elapsed_ms(a, b)));
+    }
+    const double copy_ms = median(ms);
+    unsigned char probe[16];
+    cuda::copy_to_host(probe, static_cast<char*>(dst) + bytes / 2, sizeof probe);
+    const bool copied = std::all_of(probe, probe + sizeof probe, [](unsigned char c) { return c == 0x5a; });
+    cuda::deallocate(src, bytes);
+    cuda::deallocate(dst, bytes);
+    // gemm
+    double gemm_ms = 0;
+    if (gemm_n > 0) {
+      NoGradGuard ng;
+      manual_seed(1);
+      Tensor x = randn({gemm_n, gemm_n}, TensorOptions(DType::f32, kCUDA));
+      Tensor y = randn({gemm_n, gemm_n}, TensorOptions(DType::f32, kCUDA));
+      Tensor z = matmul(x, y);  // warm-up (handle creation, workspace)
+      cuda::device_synchronize();
+      std::vector<double> gms;
+      for (int i = 0; i < std::max(3, iters / 2); ++i) {
+        cuda::record(a);
+        z = matmul(x, y);
+        cuda::record(b);
+        gms.push_back(double(cuda::elapsed_ms(a, b)));
+      }
+      gemm_ms = median(gms);
+    }
+    cuda::destroy_event(a);
+    cuda::destroy_event(b);
+    std::printf(
+        "{\"device\": \"%s\", \"emulated\": %s, \"copy_bytes\": %zu, \"copy_iters\": %d, \"copy_ms\": %.6f, "
+        "\"copy_GBps\": %.3f, \"copy_checked\": %s, \"gemm_n\": %lld, \"gemm_ms\": %.6f, \"gemm_f32_TFLOPs\": %.4f}\n",
+        cuda::device_name(), emulated ? "true" : "false", bytes, iters, copy_ms,
+        copy_ms > 0 ? 2.0 * double(bytes) / (copy_ms * 1e-3) / 1e9 : 0.0, copied ? "true" : "false",
+        (long long)gemm_n, gemm_ms,
+        gemm_ms > 0 ? 2.0 * double(gemm_n) * double(gemm_n) * double(gemm_n) / (gemm_ms * 1e-3) / 1e12 : 0.0);
+    return copied ? 0 : 1;
+  } catch (const Error& e) {
+    std::printf("{\"error\": \"%s\"}\n", e.what());
+    return 1;
+  }
+}
