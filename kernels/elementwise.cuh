@@ -68,6 +68,13 @@ __global__ void fill_kernel(T* __restrict__ dst, T value, int64_t n, Geom g) {
   }
 }
 
+// out[i] = start + i·step (contiguous); computed in double, then cast.
+template <class T>
+__global__ void arange_kernel(T* __restrict__ out, int64_t n, double start, double step) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = store_as<T, double>(start + double(i) * step);
+}
+
 // ---------------------------------------------------------------- unary
 // out (contiguous) = op(x); operand 0: out, 1: x
 template <class T>

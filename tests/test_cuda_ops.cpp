@@ -169,3 +169,98 @@ TEST_SUITE("cuda") {
                          Error);
   }
 }
+
+// ---------------------------------------------------------------- host round trips
+namespace {
+// One ADNN-FER training step with everything already on the device: forward, compound loss,
+// backward, gradient clipping, AdamW, center update.
+struct NanoStep {
+  std::shared_ptr<nn::AdnnFer> model;
+  std::unique_ptr<optim::AdamW> opt;
+  Tensor x, soft, labels, centers, prior;
+  NanoStep() {
+    manual_seed(12);
+    nn::FerConfig c = nn::fer_config("adnn_fer_nano");
+    model = std::make_shared<nn::AdnnFer>(c);
+    model->to(kCUDA);
+    model->train();
+    opt = std::make_unique<optim::AdamW>(model->parameters(), optim::AdamWOptions{});
+    const int64_t B = 2, K = c.num_classes, S = c.image_size;
+    x = randn({B, S, S, c.in_chans}).to(kCUDA);
+    labels = from_vector(std::vector<int64_t>{1, 5}, {B}, TensorOptions(DType::i64, kCUDA));
+    soft = nn::one_hot(labels, K, DType::f32);
+    centers = zeros({K, model->feature_dim()}, TensorOptions(DType::f32, kCUDA));
+    prior = full({K}, 1.0 / double(K), TensorOptions(DType::f32, kCUDA));
+  }
+  Tensor step() {
+    auto [logits, feats] = model->forward_with_features(x);
+    nn::CompoundLoss cl = nn::compound_loss(logits, feats, soft, labels, centers, prior, {});
+    opt->zero_grad();
+    cl.total.backward();
+    optim::clip_grad_norm_(opt->parameters(), 5.0);
+    opt->step();
+    nn::update_centers(centers, feats.detach(), labels, 0.5);
+    return cl.total;
+  }
+};
+}  // namespace
+
+TEST_SUITE("cuda") {
+  TEST_CASE("a warmed-up training step and an inference forward make no host round trip") {
+    REQUIRE_CUDA_DEVICE();
+    NanoStep s;
+    const double first = s.step().item<double>();  // warm-up: the caching allocator fills
+    s.step();
+    cuda::reset_host_round_trips();
+    Tensor loss = s.step();
+    const cuda::HostRoundTrips t = cuda::host_round_trips();
+    INFO("sync copies " << t.sync_copies << ", synchronisations " << t.synchronizations << ", device mallocs "
+                        << t.device_mallocs);
+    CHECK(t.sync_copies == 0);
+    CHECK(t.synchronizations == 0);
+    CHECK(t.device_mallocs == 0);
+    CHECK(std::isfinite(loss.item<double>()));  // the one read, after the step
+    CHECK(cuda::host_round_trips().sync_copies == 1);
+    CHECK(std::isfinite(first));
+    {
+      NoGradGuard ng;
+      s.model->eval();
+      s.model->forward(s.x);
+      cuda::reset_host_round_trips();
+      s.model->forward(s.x);
+      const cuda::HostRoundTrips f = cuda::host_round_trips();
+      INFO("inference: sync copies " << f.sync_copies << ", synchronisations " << f.synchronizations
+                                     << ", device mallocs " << f.device_mallocs);
+      CHECK(f.sync_copies == 0);
+      CHECK(f.synchronizations == 0);
+      CHECK(f.device_mallocs == 0);
+    }
+  }
+
+  TEST_CASE("compound_loss on cuda: an out-of-range label is raised at the next host wait") {
+    REQUIRE_CUDA_DEVICE();
+    Tensor z = ones({2, 3}, TensorOptions(DType::f32, kCUDA)), f = ones({2, 4}, TensorOptions(DType::f32, kCUDA));
+    Tensor y = from_vector(std::vector<int64_t>{0, 5}, {2}, TensorOptions(DType::i64, kCUDA));
+    nn::CompoundLoss cl;
+    CHECK_NOTHROW(cl = nn::compound_loss(z, f, ones({2, 3}, TensorOptions(DType::f32, kCUDA)), y,
+                                         ones({3, 4}, TensorOptions(DType::f32, kCUDA)),
+                                         ones({3}, TensorOptions(DType::f32, kCUDA)), {}));
+    CHECK_THROWS_WITH_AS(cl.total.item<double>(), doctest::Contains("compound_loss: label 5 out of range"),
+                         Error);
+    CHECK_NOTHROW(ones({1}, TensorOptions(DType::f32, kCUDA)).item<float>());  // raised once
+  }
+
+  TEST_CASE("dropout masks: the same on cpu and cuda for the same seed, drawn on the device") {
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(31);
+    Tensor a = bernoulli({1000}, 0.3, DType::f32, 2.0);
+    manual_seed(31);
+    cuda::reset_host_round_trips();
+    Tensor b = bernoulli({1000}, 0.3, TensorOptions(DType::f32, kCUDA), 2.0);
+    CHECK(cuda::host_round_trips().sync_copies == 0);
+    CHECK(max_abs_diff(a, b) == 0);
+    double kept = sum(a).item<double>() / 2.0;
+    CHECK(kept > 250);  // ~300 of 1000
+    CHECK(kept < 350);
+  }
+}

@@ -58,6 +58,9 @@ Register elementwise_cases({
     {"tanh", {in({3, 4})}, [](const V& x) { return tanh(x[0]); }},
     {"silu", {in({3, 4})}, [](const V& x) { return silu(x[0]); }},
     {"gelu", {in({3, 4})}, [](const V& x) { return gelu(x[0]); }},
+    // arange on the input's device (the elementwise family's arange_fill entry)
+    {"arange_scale", {in({2, 5})},
+     [](const V& x) { return mul(x[0], arange(-1.0, 1.5, 0.5, TensorOptions(x[0].dtype(), x[0].device()))); }},
     {"operators", {in({2, 3}), in({2, 3}, Domain::positive)},
      [](const V& x) { return (x[0] * 2.0 + 1.0 - x[1]) / x[1] + 3.0 / x[1] - (-x[0]); }},
 });

@@ -633,9 +633,10 @@ Tensor from_vector(const std::vector<int64_t>& v, Shape shape, TensorOptions opt
 Tensor arange(double start, double end, double step, TensorOptions opts) {
   ADNN_CHECK(step != 0, "arange: step must be non-zero");
   int64_t n = std::max<int64_t>(0, int64_t(std::ceil((end - start) / step)));
-  std::vector<double> v(n);
-  for (int64_t i = 0; i < n; ++i) v[i] = start + double(i) * step;
-  return from_vector(v, {n}, opts);
+  Tensor out = empty({n}, TensorOptions(opts.dtype_, opts.device_));
+  backend::arange_fill(out, start, step);  // computed where it lives: no host copy on cuda
+  if (opts.requires_grad_) out.requires_grad_(true);
+  return out;
 }
 Tensor linspace(double start, double end, int64_t steps, TensorOptions opts) {
   ADNN_CHECK(steps >= 0, "linspace: negative steps");

@@ -94,6 +94,14 @@ void fill(const Tensor& dst, double value) {
   });
 }
 
+void arange_fill(const Tensor& out, double start, double step) {
+  visit_dtype(out.dtype(), [&](auto d) {
+    using D = decltype(d);
+    D* o = out.data_ptr<D>();
+    for (int64_t i = 0; i < out.numel(); ++i) o[i] = cvt<D>(start + double(i) * step);
+  });
+}
+
 template <class T>
 static void unary_t(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
   using A = acc_t<T>;

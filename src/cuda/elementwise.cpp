@@ -58,6 +58,16 @@ void fill(const Tensor& dst, double value) {
   });
 }
 
+void arange_fill(const Tensor& out, double start, double step) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  visit_dtype(out.dtype(), [&](auto tag) {
+    using T = kt<decltype(tag)>;
+    ADNN_LAUNCH(k::arange_kernel<T>, k::grid_for(n), dim3(256), 0, stream(), reinterpret_cast<T*>(out.data_ptr()), n,
+                start, step);
+  });
+}
+
 void unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1) {
   const int64_t n = out.numel();
   if (n == 0) return;

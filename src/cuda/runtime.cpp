@@ -38,7 +38,6 @@ namespace {
 std::atomic<uint64_t> g_sync_copies{0}, g_syncs{0}, g_mallocs{0};
 struct Deferred {
   const int64_t* flag;
-  std::shared_ptr<void> keep;
   std::function<std::string(int64_t)> message;
 };
 std::mutex g_deferred_mu;
@@ -52,28 +51,30 @@ void reset_host_round_trips() {
   g_syncs = 0;
   g_mallocs = 0;
 }
-void defer_check(const int64_t* flag, std::shared_ptr<void> keep, std::function<std::string(int64_t)> message) {
+void watch_flag(const int64_t* flag, std::function<std::string(int64_t)> message) {
   std::lock_guard<std::mutex> lock(g_deferred_mu);
-  g_deferred.push_back({flag, std::move(keep), std::move(message)});
+  g_deferred.push_back({flag, std::move(message)});
 }
 
-// Reads the pending flags (the host waits for the device at this point anyway).
+// Reads the watched flags (the host waits for the device at this point anyway).
 void raise_deferred_checks() {
   if (tls_raising) return;
-  std::vector<Deferred> pending;
+  std::vector<Deferred> watched;
   {
     std::lock_guard<std::mutex> lock(g_deferred_mu);
-    if (g_deferred.empty()) return;
-    pending.swap(g_deferred);
+    watched = g_deferred;
   }
+  if (watched.empty()) return;
   tls_raising = true;
   std::string failed;
-  for (auto& d : pending) {
+  for (auto& d : watched) {
     int64_t v = 0;
 #if ADNN_WITH_CUDA_EMULATION
     std::memcpy(&v, d.flag, sizeof v);
+    if (v != 0) std::memset(const_cast<int64_t*>(d.flag), 0, sizeof v);
 #else
     cudaMemcpy(&v, d.flag, sizeof v, cudaMemcpyDeviceToHost);
+    if (v != 0) cudaMemset(const_cast<int64_t*>(d.flag), 0, sizeof v);
 #endif
     if (v != 0 && failed.empty()) failed = d.message(v);
   }

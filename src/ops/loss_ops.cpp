@@ -121,25 +121,32 @@ CompoundLoss compound_loss(const Tensor& logits, const Tensor& features, const T
   const CompoundParams P{z.size(0), z.size(1), f.size(1), o.lambda[0], o.lambda[1], o.lambda[2], o.dls_eps};
   // Labels are checked where they live: on the device the check is raised at the next point
   // the host waits (cuda::defer_check), so the loss costs no synchronisation.
-  Tensor bad = zeros({1}, TensorOptions(DType::i64, z.device()));
-  backend::compound_loss(z, f, t, y, c, pr, wc, wsum, gz, gf, terms, bad, P);
-  auto message = [K = z.size(1)](int64_t label) {
-    return detail::cat("compound_loss: label ", label, " out of range for ", K, " classes");
+  auto message = [](int64_t label) {
+    return detail::cat("compound_loss: label ", label, " out of range for the logits' classes");
   };
   if (z.device().is_cuda()) {
 #if ADNN_WITH_CUDA_BACKEND
-    cuda::defer_check(bad.data_ptr<int64_t>(), std::make_shared<Tensor>(bad), message);
+    // one flag on the device for every call, watched by the runtime: no allocation, no copy
+    static Tensor* flag = [&] {
+      auto* t = new Tensor(zeros({1}, TensorOptions(DType::i64, kCUDA)));  // lives as long as the process
+      cuda::watch_flag(t->data_ptr<int64_t>(), message);
+      return t;
+    }();
+    backend::compound_loss(z, f, t, y, c, pr, wc, wsum, gz, gf, terms, *flag, P);
 #endif
-  } else if (const int64_t label = bad.data_ptr<int64_t>()[0]; label != 0) {
-    throw Error(message(label));
+  } else {
+    Tensor bad = zeros({1}, DType::i64);
+    backend::compound_loss(z, f, t, y, c, pr, wc, wsum, gz, gf, terms, bad, P);
+    if (const int64_t label = bad.data_ptr<int64_t>()[0]; label != 0)
+      ADNN_FAIL("compound_loss: label ", label, " out of range for ", z.size(1), " classes");
   }
   CompoundLoss out;
   out.terms = terms.to(ct);
   {
     NoGradGuard ng;
-    Tensor lam = from_vector(std::vector<double>{o.lambda[0], o.lambda[1], o.lambda[2]}, {3},
-                             TensorOptions(ct, z.device()));
-    out.total = sum(mul(out.terms, lam)).to(logits.dtype());
+    out.total = add(add(mul(out.terms.select(0, 0), o.lambda[0]), mul(out.terms.select(0, 1), o.lambda[1])),
+                    mul(out.terms.select(0, 2), o.lambda[2]))
+                    .to(logits.dtype());
   }
   autograd::record("compound_loss", {logits, features}, out.total,
                    [gz, gf, ct, zt = logits.dtype(), ft = features.dtype()](const Tensor& g, const std::vector<bool>& need) {

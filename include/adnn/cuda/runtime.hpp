@@ -71,13 +71,13 @@ struct HostRoundTrips {
 HostRoundTrips host_round_trips();
 void reset_host_round_trips();
 
-// A check the device computed into `flag` (an i64 scalar in device memory: 0 = passed, else a
-// value for the message), raised as adnn::Error(message(value)) at the next point where the
-// host waits for the device anyway (a copy to the host, a synchronisation) — like a
-// device-side assert, without a synchronisation of its own. `keep_alive` owns the flag.
-void defer_check(const int64_t* flag, std::shared_ptr<void> keep_alive,
-                 std::function<std::string(int64_t)> message);
-// Raises the first failed deferred check (and forgets them all); called by every waiting call.
+// A flag in device memory (an i64: 0 = fine, else a value for the message) that kernels set
+// when they find bad input (e.g. a label out of range). The runtime reads every watched flag
+// wherever the host waits for the device anyway (a copy to the host, a synchronisation) and
+// raises adnn::Error(message(value)), resetting the flag — like a device-side assert, with no
+// synchronisation of its own. The flag must stay allocated for the life of the process.
+void watch_flag(const int64_t* flag, std::function<std::string(int64_t)> message);
+// Reads the watched flags now (every waiting call does this); raises the first one set.
 void raise_deferred_checks();
 
 // Row-major GEMM on the device (cuBLAS, or the CPU BLAS when emulated), on the current
