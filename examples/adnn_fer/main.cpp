@@ -4,7 +4,9 @@
 //   adnn-fer train --config NAME [--data DIR] [--epochs N --batch B --lr X --layer-decay X --seed S
 //                  --device auto|cpu|cuda --out RUN_DIR --resume --time-budget MIN ...]
 //   adnn-fer eval --checkpoint CKPT [--data DIR] [--split val]
-//   adnn-fer predict --checkpoint CKPT IMAGE...
+//   adnn-fer predict --checkpoint CKPT IMAGE... [--crop] [--out DIR]
+//   adnn-fer detect IMAGE... [--out DIR] [--threshold X] [--max-side N]
+//   adnn-fer preprocess --data RAW_DIR --out DIR [--checkpoint CKPT | --size S --channels C]
 #include <adnn/adnn.hpp>
 
 #include "fer.hpp"
@@ -31,7 +33,9 @@ int usage() {
       "                 [--resume] [--time-budget MINUTES] [--backbone resnet50|efficientnet_bN] [--cbam on|off]\n"
       "                 [--transformer on|off] [--loss ce|compound] [--mixup on|off] [--train-limit N] [--val-limit N]\n"
       "  adnn-fer eval --checkpoint CKPT [--data DIR] [--split val] [--out DIR] [--limit N]\n"
-      "  adnn-fer predict --checkpoint CKPT IMAGE... [--top K]\n"
+      "  adnn-fer predict --checkpoint CKPT IMAGE... [--top K] [--crop] [--out DIR] [--detector PATH]\n"
+      "  adnn-fer detect IMAGE... [--out DIR] [--threshold X] [--max-side N] [--detector PATH]\n"
+      "  adnn-fer preprocess --data RAW_DIR --out DIR [--checkpoint CKPT | --size S --channels 1|3]\n"
       "models:");
   for (auto& n : nn::model_names()) std::printf(" %s", n.c_str());
   for (auto& n : nn::fer_config_names()) std::printf(" %s", n.c_str());
@@ -161,6 +165,8 @@ int main(int argc, char** argv) {
     if (a.cmd == "train") return adnn_fer::cmd_train(a);
     if (a.cmd == "eval") return adnn_fer::cmd_eval(a);
     if (a.cmd == "predict") return adnn_fer::cmd_predict(a);
+    if (a.cmd == "detect") return adnn_fer::cmd_detect(a);
+    if (a.cmd == "preprocess") return adnn_fer::cmd_preprocess(a);
     return usage();
   } catch (const Error& e) {
     std::fprintf(stderr, "adnn-fer: %s\n", e.what());
