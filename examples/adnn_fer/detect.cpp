@@ -1,6 +1,7 @@
 // adnn-fer detect: RetinaFace detections as JSON and an annotated PNG per image.
 // adnn-fer preprocess: class folders of raw photos -> aligned face crops for training.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -45,6 +46,17 @@ int cmd_detect(const Args& a) {
     try {
       const data::Image img = data::read_image(path, 3);
       const std::vector<vision::Face> faces = vision::detect_faces(*net, img, o, path);
+      if (const int64_t reps = a.num("repeat", 0); reps > 0) {  // timing: median of reps detections
+        std::vector<double> ms;
+        for (int64_t r = 0; r < reps; ++r) {
+          const auto t0 = std::chrono::steady_clock::now();
+          vision::detect_faces(*net, img, o, path);
+          ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        }
+        std::sort(ms.begin(), ms.end());
+        std::printf("%s: detection median %.1f ms over %lld runs (%dx%d)\n", path.c_str(), ms[ms.size() / 2],
+                    (long long)reps, img.width, img.height);
+      }
       const std::string stem = fs::path(path).stem().string();
       const fs::path json = out / (stem + "_faces.json"), png = out / (stem + "_faces.png");
       std::ofstream(json) << vision::faces_json(faces, img.width, img.height);

@@ -34,7 +34,7 @@ int usage() {
       "                 [--transformer on|off] [--loss ce|compound] [--mixup on|off] [--train-limit N] [--val-limit N]\n"
       "  adnn-fer eval --checkpoint CKPT [--data DIR] [--split val] [--out DIR] [--limit N]\n"
       "  adnn-fer predict --checkpoint CKPT IMAGE... [--top K] [--crop] [--out DIR] [--detector PATH]\n"
-      "  adnn-fer detect IMAGE... [--out DIR] [--threshold X] [--max-side N] [--detector PATH]\n"
+      "  adnn-fer detect IMAGE... [--out DIR] [--threshold X] [--max-side N] [--detector PATH] [--repeat N]\n"
       "  adnn-fer preprocess --data RAW_DIR --out DIR [--checkpoint CKPT | --size S --channels 1|3]\n"
       "models:");
   for (auto& n : nn::model_names()) std::printf(" %s", n.c_str());
