@@ -1,5 +1,6 @@
 #pragma once
-// Separable resampling (nearest, bilinear, bicubic), NHWC, forward and backward.
+// Separable resampling (nearest, bilinear, bicubic), NHWC, forward and backward; and the
+// affine warp (warp_affine) with the same interpolation modes.
 //
 // Each output row oy has `taps_y` (index, weight) pairs into the input rows, each output
 // column likewise (computed on the host exactly as the CPU twin does, src/cpu/nn_kernels.cpp
@@ -9,6 +10,11 @@
 //   output element scattering its taps with atomicAdd (taps of neighbouring outputs overlap).
 // Cost: forward reads taps_y·taps_x input values per output (cached), writes |y|; backward
 //   the same number of atomic adds.
+// warp_affine (common::WarpGeom): x (N, H, W, C), y (B, OH, OW, C), m (B, 6) f64, contiguous.
+//   Forward, one thread per output element (c fastest): the source point from m, then up to
+//   4×4 taps of common::warp_axis_taps (outside taps read 0); reads 16 values per output.
+//   Backward, one thread per output element scattering its taps with atomicAdd (outputs of
+//   several crops of one image, and neighbouring outputs, share input pixels).
 #include "common.cuh"
 #include "common/interp.hpp"
 
@@ -41,6 +47,57 @@ __global__ void interp_backward_kernel(const T* __restrict__ gy, T* __restrict__
       for (int64_t b = 0; b < g.tx; ++b)
         atomicAdd(gx + ((n * g.H + iy[oy * g.ty + a]) * g.W + ix[ox * g.tx + b]) * g.C + c,
                   T(wy[oy * g.ty + a] * wx[ox * g.tx + b]) * gy[i]);
+  }
+}
+
+// The source taps of output pixel (ox, oy) of crop b: rows iy/wy (ny), columns ix/wx (nx).
+__device__ __forceinline__ void warp_taps(const double* __restrict__ m, int64_t b, int64_t ox, int64_t oy,
+                                          const WarpGeom& g, int64_t* iy, double* wy, int& ny, int64_t* ix,
+                                          double* wx, int& nx) {
+  const double* mb = m + b * 6;
+  const double sx = mb[0] * double(ox) + mb[1] * double(oy) + mb[2];
+  const double sy = mb[3] * double(ox) + mb[4] * double(oy) + mb[5];
+  ny = common::warp_axis_taps(sy, g.H, g.mode, iy, wy);
+  nx = common::warp_axis_taps(sx, g.W, g.mode, ix, wx);
+}
+
+template <class T>
+__global__ void warp_affine_forward_kernel(const T* __restrict__ x, const double* __restrict__ m, T* __restrict__ y,
+                                           WarpGeom g) {
+  const int64_t total = g.B * g.OH * g.OW * g.C;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = i % g.C, ox = (i / g.C) % g.OW, oy = (i / (g.C * g.OW)) % g.OH, b = i / (g.C * g.OW * g.OH);
+    const int64_t n = g.N == 1 ? 0 : b;
+    int64_t iy[4], ix[4];
+    double wy[4], wx[4];
+    int ny, nx;
+    warp_taps(m, b, ox, oy, g, iy, wy, ny, ix, wx, nx);
+    double s = 0;
+    for (int a = 0; a < ny; ++a) {
+      if (iy[a] < 0) continue;
+      for (int k = 0; k < nx; ++k)
+        if (ix[k] >= 0) s += wy[a] * wx[k] * double(x[((n * g.H + iy[a]) * g.W + ix[k]) * g.C + c]);
+    }
+    y[i] = T(s);
+  }
+}
+
+template <class T>
+__global__ void warp_affine_backward_kernel(const T* __restrict__ gy, const double* __restrict__ m, T* __restrict__ gx,
+                                            WarpGeom g) {
+  const int64_t total = g.B * g.OH * g.OW * g.C;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t c = i % g.C, ox = (i / g.C) % g.OW, oy = (i / (g.C * g.OW)) % g.OH, b = i / (g.C * g.OW * g.OH);
+    const int64_t n = g.N == 1 ? 0 : b;
+    int64_t iy[4], ix[4];
+    double wy[4], wx[4];
+    int ny, nx;
+    warp_taps(m, b, ox, oy, g, iy, wy, ny, ix, wx, nx);
+    for (int a = 0; a < ny; ++a) {
+      if (iy[a] < 0) continue;
+      for (int k = 0; k < nx; ++k)
+        if (ix[k] >= 0) atomicAdd(gx + ((n * g.H + iy[a]) * g.W + ix[k]) * g.C + c, T(wy[a] * wx[k] * double(gy[i])));
+    }
   }
 }
 

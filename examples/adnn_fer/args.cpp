@@ -55,6 +55,13 @@ Flag flag(std::string n, std::string help) { return {.name = std::move(n), .kind
 constexpr int64_t kMaxBatch = 65536, kMaxEpochs = 100000, kMaxWorkers = 64, kMaxClasses = 100000;
 
 Flag device_flag() { return text("device", "auto (a real GPU if there is one, else the CPU), cpu or cuda"); }
+Flag detector_flag() {
+  return text("detector", "RetinaFace weights (.safetensors; default ../shared/data/retinaface/mobilenet0.25.safetensors)");
+}
+Flag threshold_flag() { return real("threshold", "the detector's display threshold (score)", 0, 1); }
+Flag max_side_flag() {
+  return integer("max-side", "shrink photos whose longest side exceeds N pixels before detecting (0: never)", 0, 16384);
+}
 Flag workers_flag() { return integer("workers", "data-loading threads (0: load on the main thread)", 0, kMaxWorkers); }
 
 struct Command {
@@ -113,10 +120,27 @@ std::vector<Command> commands() {
         integer("limit", "evaluate a class-stratified slice of exactly N images", 1),
         integer("batch", "images per forward pass", 1, kMaxBatch), workers_flag(), device_flag()}},
       {"predict",
-       "Print the top classes for face images",
+       "Classify face crops, or detect, align and classify every face of photos",
        {text("checkpoint", "weights written by adnn-fer train (.safetensors)", true),
-        integer("top", "classes to print per image (at most the model's classes)", 1, kMaxClasses), device_flag()},
+        integer("top", "classes to print per image (at most the model's classes)", 1, kMaxClasses), device_flag(),
+        flag("crop", "the images are ready face crops (default: a small square grayscale image is one)"),
+        text("out", "directory for the annotated pictures of photos (created; default .)"), detector_flag(),
+        threshold_flag(), max_side_flag()},
        "IMAGE"},
+      {"detect",
+       "Detect faces and 5 landmarks (RetinaFace): JSON and an annotated PNG per image",
+       {text("out", "directory for the JSON and PNG files (created; default .)"), detector_flag(), threshold_flag(),
+        max_side_flag(), integer("repeat", "run the detector N times and print the mean time", 1, 100000),
+        device_flag()},
+       "IMAGE"},
+      {"preprocess",
+       "Turn class folders of photos into aligned face crops for training",
+       {text("data", "RAW_DIR with one folder of photos per class", true),
+        text("out", "output directory (class folders of aligned crops)", true),
+        text("checkpoint", "take the crop size and channels from this classifier checkpoint"),
+        integer("size", "crop size S (without --checkpoint)", nn::kFerMinImageSize, nn::kFerMaxImageSize),
+        integer("channels", "crop channels, 1 or 3 (without --checkpoint)", 1, 3), detector_flag(), threshold_flag(),
+        max_side_flag(), device_flag()}},
   };
 }
 

@@ -7,7 +7,8 @@
 //   data.cpp      preprocessing options, stratified slices, --data
 //   evaluate.cpp  evaluation and the eval command
 //   report.cpp    the report as JSON, as text, and the confusion-matrix PNG
-//   predict.cpp   loading a checkpoint and the predict command
+//   predict.cpp   loading a checkpoint and the predict command (crops, or photos: detect + align)
+//   detect.cpp    the detect and preprocess commands (RetinaFace, alignment)
 //   train.cpp     the train command
 #include <adnn/adnn.hpp>
 
@@ -83,11 +84,22 @@ std::string report_json(const EvalReport& r, const std::map<std::string, std::st
 void print_report(const EvalReport& r);
 // The confusion matrix as a PNG: rows true, columns predicted, each cell its row percentage.
 void write_confusion_png(const std::string& path, const EvalReport& r);
+// Text in 3×5 glyphs (digits, letters, '.', '%', ' ') at (x, y), scale s, grey level `shade`.
+void text(adnn::data::Image& im, int x, int y, const std::string& s, int scale, float shade);
 
 // ---------------------------------------------------------------- commands
 int cmd_train(const Args& a);    // train.cpp
 int cmd_eval(const Args& a);     // evaluate.cpp
 int cmd_predict(const Args& a);  // predict.cpp
+int cmd_detect(const Args& a);      // detect.cpp: faces, landmarks -> JSON + annotated PNG
+int cmd_preprocess(const Args& a);  // detect.cpp: raw class folders -> aligned face crops
+
+// ---------------------------------------------------------------- faces (detect.cpp)
+// --detector PATH, else ../shared/data/retinaface/mobilenet0.25.safetensors (from the working
+// directory or the source tree).
+std::shared_ptr<adnn::nn::RetinaFace> load_detector(const Args& a, adnn::Device device);
+// --threshold, --max-side over the defaults.
+adnn::vision::DetectOptions detect_options(const Args& a);
 
 // Loads a model saved by `train` (weights file with the config in its metadata).
 std::shared_ptr<AdnnFer> load_model(const std::string& weights_path, adnn::Device device);

@@ -96,6 +96,8 @@ void put(data::Image& im, int x, int y, float r, float g, float b) {
   im.at(y, x, 2) = b;
 }
 
+}  // namespace
+
 // Text at (x, y), scale s (each glyph 3s × 5s, advance 4s).
 void text(data::Image& im, int x, int y, const std::string& s, int scale, float shade) {
   for (char ch : s) {
@@ -111,6 +113,8 @@ void text(data::Image& im, int x, int y, const std::string& s, int scale, float 
     x += 4 * scale;
   }
 }
+
+namespace {
 }  // namespace
 
 void write_confusion_png(const std::string& path, const EvalReport& r) {

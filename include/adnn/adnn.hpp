@@ -12,6 +12,7 @@
 #include <adnn/nn/module.hpp>
 #include <adnn/nn/attention.hpp>
 #include <adnn/nn/adnn_fer.hpp>
+#include <adnn/nn/retinaface.hpp>
 #include <adnn/optim/optimizer.hpp>
 #include <adnn/optim/schedule.hpp>
 #include <adnn/io/checkpoint.hpp>
@@ -21,3 +22,5 @@
 #include <adnn/data/loader.hpp>
 #include <adnn/data/transforms.hpp>
 #include <adnn/metrics/classification.hpp>
+#include <adnn/vision/align.hpp>
+#include <adnn/vision/detect.hpp>

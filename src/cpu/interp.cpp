@@ -1,5 +1,5 @@
 // CPU twin of kernels/interp.cuh: separable resampling (nearest, bilinear, bicubic), NHWC,
-// with the taps of common::interp_taps.
+// with the taps of common::interp_taps; the affine warp with common::warp_axis_taps.
 #include <omp.h>
 
 #include <algorithm>
@@ -58,6 +58,81 @@ void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpTaps& 
             }
           }
         }
+  });
+}
+
+namespace {
+// The taps of output pixel (ox, oy) of crop b (as the kernels' warp_taps).
+struct WarpTaps {
+  int64_t iy[4], ix[4];
+  double wy[4], wx[4];
+  int ny, nx;
+};
+WarpTaps warp_taps(const double* m, int64_t b, int64_t ox, int64_t oy, const WarpGeom& g) {
+  WarpTaps t;
+  const double* mb = m + b * 6;
+  const double sx = mb[0] * double(ox) + mb[1] * double(oy) + mb[2];
+  const double sy = mb[3] * double(ox) + mb[4] * double(oy) + mb[5];
+  t.ny = common::warp_axis_taps(sy, g.H, g.mode, t.iy, t.wy);
+  t.nx = common::warp_axis_taps(sx, g.W, g.mode, t.ix, t.wx);
+  return t;
+}
+}  // namespace
+
+void warp_affine_forward(const Tensor& x, const Tensor& m, const Tensor& y, const WarpGeom& g) {
+  float_dispatch(x.dtype(), "warp_affine", [&](auto tag_) {
+    using T = decltype(tag_);
+    const T* xp = x.data_ptr<T>();
+    const double* mp = m.data_ptr<double>();
+    T* yp = y.data_ptr<T>();
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t b = 0; b < g.B; ++b)
+      for (int64_t oy = 0; oy < g.OH; ++oy) {
+        const int64_t n = g.N == 1 ? 0 : b;
+        std::vector<double> acc(size_t(g.C));
+        for (int64_t ox = 0; ox < g.OW; ++ox) {
+          const WarpTaps t = warp_taps(mp, b, ox, oy, g);
+          std::fill(acc.begin(), acc.end(), 0.0);
+          for (int a = 0; a < t.ny; ++a) {
+            if (t.iy[a] < 0) continue;
+            for (int k = 0; k < t.nx; ++k) {
+              if (t.ix[k] < 0) continue;
+              const double w = t.wy[a] * t.wx[k];
+              const T* p = xp + ((n * g.H + t.iy[a]) * g.W + t.ix[k]) * g.C;
+              for (int64_t c = 0; c < g.C; ++c) acc[size_t(c)] += w * double(p[c]);
+            }
+          }
+          T* o = yp + ((b * g.OH + oy) * g.OW + ox) * g.C;
+          for (int64_t c = 0; c < g.C; ++c) o[c] = T(acc[size_t(c)]);
+        }
+      }
+  });
+}
+
+void warp_affine_backward(const Tensor& gy, const Tensor& m, const Tensor& gx, const WarpGeom& g) {
+  float_dispatch(gy.dtype(), "warp_affine backward", [&](auto tag_) {
+    using T = decltype(tag_);
+    const T* gp = gy.data_ptr<T>();
+    const double* mp = m.data_ptr<double>();
+    T* xp = gx.data_ptr<T>();
+    // crops of one image scatter into the same pixels: one thread per input image
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t b = g.N == 1 ? 0 : n; b < (g.N == 1 ? g.B : n + 1); ++b)
+        for (int64_t oy = 0; oy < g.OH; ++oy)
+          for (int64_t ox = 0; ox < g.OW; ++ox) {
+            const WarpTaps t = warp_taps(mp, b, ox, oy, g);
+            const T* o = gp + ((b * g.OH + oy) * g.OW + ox) * g.C;
+            for (int a = 0; a < t.ny; ++a) {
+              if (t.iy[a] < 0) continue;
+              for (int k = 0; k < t.nx; ++k) {
+                if (t.ix[k] < 0) continue;
+                const double w = t.wy[a] * t.wx[k];
+                T* p = xp + ((n * g.H + t.iy[a]) * g.W + t.ix[k]) * g.C;
+                for (int64_t c = 0; c < g.C; ++c) p[c] += T(w * double(o[c]));
+              }
+            }
+          }
   });
 }
 

@@ -43,4 +43,20 @@ void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpTaps& 
   });
 }
 
+// ---------------------------------------------------------------- warp_affine
+void warp_affine_forward(const Tensor& x, const Tensor& m, const Tensor& y, const WarpGeom& g) {
+  float_types(x.dtype(), "warp_affine", [&](auto tag) {
+    using T = decltype(tag);
+    ADNN_LAUNCH(k::warp_affine_forward_kernel<T>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x),
+                ptr<double>(m), ptr<T>(y), g);
+  });
+}
+void warp_affine_backward(const Tensor& gy, const Tensor& m, const Tensor& gx, const WarpGeom& g) {
+  float_types(gy.dtype(), "warp_affine backward", [&](auto tag) {
+    using T = decltype(tag);
+    ADNN_LAUNCH(k::warp_affine_backward_kernel<T>, k::grid_for(gy.numel()), dim3(256), 0, stream(), ptr<T>(gy),
+                ptr<double>(m), ptr<T>(gx), g);
+  });
+}
+
 }  // namespace adnn::cuda

@@ -10,6 +10,7 @@
 #include "common/conv.hpp"
 #include "common/interp.hpp"
 #include "common/loss.hpp"
+#include "common/nms.hpp"
 #include "common/optim.hpp"
 #include "common/pool.hpp"
 
@@ -21,6 +22,7 @@ using common::CompoundParams;
 using common::ConvGeom;
 using common::InterpTaps;
 using common::PoolGeom;
+using common::WarpGeom;
 
 // One tensor of a multi-tensor AdamW step: parameter, gradient, the two moments (all
 // contiguous f32 on one device), and its group's learning rate and weight decay.

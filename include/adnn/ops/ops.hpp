@@ -143,6 +143,22 @@ Tensor embedding(const Tensor& weight, const Tensor& index);
 Tensor interpolate(const Tensor& x, int64_t out_h, int64_t out_w, InterpMode mode,
                    bool align_corners = false);
 
+// Affine warp with an inverse map (OpenCV's warpAffine with WARP_INVERSE_MAP): x (N, H, W, C),
+// matrices (B, 2, 3) (any float dtype, any device; used in f64) with N == B, or N == 1 for B
+// crops of one image -> (B, out_h, out_w, C), where output pixel (ox, oy) samples x at
+// (m00·ox + m01·oy + m02, m10·ox + m11·oy + m12), pixel centres at integer coordinates.
+// Bicubic (A = -0.75), bilinear or nearest (round half up) taps; taps outside the image read 0.
+// Differentiable with respect to x (not the matrices).
+Tensor warp_affine(const Tensor& x, const Tensor& matrices, int64_t out_h, int64_t out_w,
+                   InterpMode mode = InterpMode::bicubic);
+
+// Greedy non-maximum suppression: boxes (N, 4) as (x1, y1, x2, y2), scores (N) -> the i64
+// indices (on boxes' device) of the kept boxes in descending score order (equal scores keep
+// their index order). A box is dropped when a kept box of higher rank overlaps it with
+// IoU > iou_threshold; `offset` is added to widths and heights (1: the pixel-inclusive
+// convention of Pytorch_Retinaface, 0: torchvision's). Not differentiable.
+Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold, double offset = 0.0);
+
 // ---------------------------------------------------------------- attention
 // Fused attention (kernels/attention.cuh): softmax(scale · q kᵀ) v without materialising the
 // scores. q (B, H, Lq, D), k and v (B, H, Lk, D) -> (B, H, Lq, D); D ≤ 256. key_padding_mask
