@@ -570,14 +570,14 @@ double Session::train_step(const data::Batch& b, double lr, EpochStats& e) {
     const std::string last = last_loss_step_ < 0 ? std::string("no finite loss before it in this session")
                                                   : detail::cat("the last finite loss was ", last_loss_, " at step ",
                                                                 last_loss_step_);
-    ADNN_FAIL("train: the loss is ", l, " at step ", state_.step + 1, " (", last,
+    ADNN_FAIL("train: the loss is ", std::isnan(l) ? "nan" : (l > 0 ? "inf" : "-inf"), " at step ", state_.step + 1, " (", last,
               "); stopped without updating the weights; lower --lr or check the data");
   }
   last_loss_ = l;
   last_loss_step_ = state_.step + 1;
   opt.zero_grad();
   loss.backward();
-  optim::clip_grad_norm(opt.parameters(), 5.0);
+  optim::clip_grad_norm_(opt.parameters(), 5.0);  // the norm stays on the device
   opt.step();
   if (c.loss == "compound") nn::update_centers(t_.centers, feats.detach(), labels, 0.5);
   ++state_.step;
