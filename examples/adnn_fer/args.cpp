@@ -260,6 +260,9 @@ int parse_command_line(int argc, char** argv, Args& out) {
                            : sub->add_option("--" + f.name, values[c.name][f.name], f.help + range_text(f))
                                  ->type_name(type_name(f));
       if (f.required) o->required();
+      // a repeated flag takes its last value, as argparse does (scripts/run.sh appends the
+      // user's flags after its defaults)
+      if (f.kind != Kind::flag) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
       opts.emplace_back(o, &f, sub);
     }
     if (!c.positional.empty())
