@@ -61,6 +61,21 @@ __device__ __forceinline__ void warp_taps(const double* __restrict__ m, int64_t 
   nx = common::warp_axis_taps(sx, g.W, g.mode, ix, wx);
 }
 
+// Calls f(offset into x, weight) for each in-image tap of output (b, oy, ox, c) of image n.
+template <class F>
+__device__ __forceinline__ void for_each_warp_tap(const double* m, int64_t b, int64_t n, int64_t ox, int64_t oy,
+                                                  int64_t c, const WarpGeom& g, F&& f) {
+  int64_t iy[4], ix[4];
+  double wy[4], wx[4];
+  int ny, nx;
+  warp_taps(m, b, ox, oy, g, iy, wy, ny, ix, wx, nx);
+  for (int a = 0; a < ny; ++a) {
+    if (iy[a] < 0) continue;
+    for (int k = 0; k < nx; ++k)
+      if (ix[k] >= 0) f(((n * g.H + iy[a]) * g.W + ix[k]) * g.C + c, wy[a] * wx[k]);
+  }
+}
+
 template <class T>
 __global__ void warp_affine_forward_kernel(const T* __restrict__ x, const double* __restrict__ m, T* __restrict__ y,
                                            WarpGeom g) {
@@ -68,16 +83,8 @@ __global__ void warp_affine_forward_kernel(const T* __restrict__ x, const double
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % g.C, ox = (i / g.C) % g.OW, oy = (i / (g.C * g.OW)) % g.OH, b = i / (g.C * g.OW * g.OH);
     const int64_t n = g.N == 1 ? 0 : b;
-    int64_t iy[4], ix[4];
-    double wy[4], wx[4];
-    int ny, nx;
-    warp_taps(m, b, ox, oy, g, iy, wy, ny, ix, wx, nx);
     double s = 0;
-    for (int a = 0; a < ny; ++a) {
-      if (iy[a] < 0) continue;
-      for (int k = 0; k < nx; ++k)
-        if (ix[k] >= 0) s += wy[a] * wx[k] * double(x[((n * g.H + iy[a]) * g.W + ix[k]) * g.C + c]);
-    }
+    for_each_warp_tap(m, b, n, ox, oy, c, g, [&](int64_t off, double w) { s += w * double(x[off]); });
     y[i] = T(s);
   }
 }
@@ -89,15 +96,8 @@ __global__ void warp_affine_backward_kernel(const T* __restrict__ gy, const doub
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % g.C, ox = (i / g.C) % g.OW, oy = (i / (g.C * g.OW)) % g.OH, b = i / (g.C * g.OW * g.OH);
     const int64_t n = g.N == 1 ? 0 : b;
-    int64_t iy[4], ix[4];
-    double wy[4], wx[4];
-    int ny, nx;
-    warp_taps(m, b, ox, oy, g, iy, wy, ny, ix, wx, nx);
-    for (int a = 0; a < ny; ++a) {
-      if (iy[a] < 0) continue;
-      for (int k = 0; k < nx; ++k)
-        if (ix[k] >= 0) atomicAdd(gx + ((n * g.H + iy[a]) * g.W + ix[k]) * g.C + c, T(wy[a] * wx[k] * double(gy[i])));
-    }
+    const double gv = double(gy[i]);
+    for_each_warp_tap(m, b, n, ox, oy, c, g, [&](int64_t off, double w) { atomicAdd(gx + off, T(w * gv)); });
   }
 }
 

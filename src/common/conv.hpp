@@ -35,6 +35,20 @@ inline ConvPlan conv_plan(const ConvGeom& g) {
   return {ConvPath::im2col, nb, nb * per};
 }
 
+// Calls f(ih, iw, kh, kw) for every tap of output (oh, ow) that falls inside the image (the
+// gather form of the forward and of the weight gradient).
+template <class F>
+ADNN_HD void for_each_input_tap(const ConvGeom& g, int64_t oh, int64_t ow, F&& f) {
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
+    if (ih < 0 || ih >= g.H) continue;
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
+      if (iw >= 0 && iw < g.W) f(ih, iw, kh, kw);
+    }
+  }
+}
+
 // Calls f(oh, ow, kh, kw) for every output position and tap that reads input pixel (ih, iw):
 // the gather form of a convolution's adjoint (col2im and input gradients without atomics).
 template <class F>

@@ -21,6 +21,17 @@ struct InterpTaps {
   std::vector<int64_t> index;    // out · taps
   std::vector<double> weight;    // out · taps
 };
+// Calls f(h, w, weight) for the taps of output pixel (oh, ow): the separable product of the
+// row and column taps.
+template <class F>
+void for_each_interp_tap(const InterpTaps& ty, const InterpTaps& tx, int64_t oh, int64_t ow, F&& f) {
+  for (int64_t i = 0; i < ty.taps; ++i) {
+    const int64_t h = ty.index[oh * ty.taps + i];
+    const double wy = ty.weight[oh * ty.taps + i];
+    for (int64_t j = 0; j < tx.taps; ++j) f(h, tx.index[ow * tx.taps + j], wy * tx.weight[ow * tx.taps + j]);
+  }
+}
+
 // Nearest (torch's floor rule), bilinear and bicubic (A = −0.75, border-clamped) taps.
 InterpTaps interp_taps(int64_t in, int64_t out, InterpMode mode, bool align_corners);
 

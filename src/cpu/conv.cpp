@@ -76,17 +76,11 @@ void dw_forward(const T* x, const T* w, const T* b, T* y, const ConvGeom& g) {
       for (int64_t ow = 0; ow < g.OW; ++ow) {
         T* o = y + ((n * g.OH + oh) * g.OW + ow) * C;
         for (int64_t c = 0; c < C; ++c) o[c] = b ? b[c] : T(0);
-        for (int64_t kh = 0; kh < g.KH; ++kh) {
-          int64_t ih = oh * g.sh - g.pt + kh * g.dh;
-          if (ih < 0 || ih >= g.H) continue;
-          for (int64_t kw = 0; kw < g.KW; ++kw) {
-            int64_t iw = ow * g.sw - g.pl + kw * g.dw;
-            if (iw < 0 || iw >= g.W) continue;
-            const T* p = x + ((n * g.H + ih) * g.W + iw) * C;
-            const T* q = wt.data() + (kh * g.KW + kw) * C;
-            for (int64_t c = 0; c < C; ++c) o[c] += p[c] * q[c];
-          }
-        }
+        common::for_each_input_tap(g, oh, ow, [&](int64_t ih, int64_t iw, int64_t kh, int64_t kw) {
+          const T* p = x + ((n * g.H + ih) * g.W + iw) * C;
+          const T* q = wt.data() + (kh * g.KW + kw) * C;
+          for (int64_t c = 0; c < C; ++c) o[c] += p[c] * q[c];
+        });
       }
 }
 
@@ -126,17 +120,11 @@ void dw_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const
             if (pb)
               for (int64_t c = 0; c < C; ++c) pb[c] += double(go[c]);
             if (!pw) continue;
-            for (int64_t kh = 0; kh < g.KH; ++kh) {
-              int64_t ih = oh * g.sh - g.pt + kh * g.dh;
-              if (ih < 0 || ih >= g.H) continue;
-              for (int64_t kw = 0; kw < g.KW; ++kw) {
-                int64_t iw = ow * g.sw - g.pl + kw * g.dw;
-                if (iw < 0 || iw >= g.W) continue;
-                const T* p = x + ((n * g.H + ih) * g.W + iw) * C;
-                double* q = pw + (kh * g.KW + kw) * C;
-                for (int64_t c = 0; c < C; ++c) q[c] += double(p[c] * go[c]);
-              }
-            }
+            common::for_each_input_tap(g, oh, ow, [&](int64_t ih, int64_t iw, int64_t kh, int64_t kw) {
+              const T* p = x + ((n * g.H + ih) * g.W + iw) * C;
+              double* q = pw + (kh * g.KW + kw) * C;
+              for (int64_t c = 0; c < C; ++c) q[c] += double(p[c] * go[c]);
+            });
           }
     }
     if (gw)

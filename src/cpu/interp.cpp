@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/interp.hpp"
 #include "cpu/backend.hpp"
 #include "cpu/loop.hpp"
 
@@ -22,16 +23,10 @@ void interpolate_forward(const Tensor& x, const Tensor& y, const InterpTaps& ty,
         for (int64_t ow = 0; ow < OW; ++ow) {
           T* o = yp + ((n * OH + oh) * OW + ow) * C;
           for (int64_t c = 0; c < C; ++c) o[c] = 0;
-          for (int64_t i = 0; i < ty.taps; ++i) {
-            int64_t h = ty.index[oh * ty.taps + i];
-            double wy = ty.weight[oh * ty.taps + i];
-            for (int64_t j = 0; j < tx.taps; ++j) {
-              int64_t w = tx.index[ow * tx.taps + j];
-              T wt = T(wy * tx.weight[ow * tx.taps + j]);
-              const T* p = xp + ((n * H + h) * W + w) * C;
-              for (int64_t c = 0; c < C; ++c) o[c] += wt * p[c];
-            }
-          }
+          common::for_each_interp_tap(ty, tx, oh, ow, [&](int64_t h, int64_t w, double wt) {
+            const T* p = xp + ((n * H + h) * W + w) * C;
+            for (int64_t c = 0; c < C; ++c) o[c] += T(wt) * p[c];
+          });
         }
   });
 }
@@ -47,16 +42,10 @@ void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpTaps& 
       for (int64_t oh = 0; oh < OH; ++oh)
         for (int64_t ow = 0; ow < OW; ++ow) {
           const T* o = gp + ((n * OH + oh) * OW + ow) * C;
-          for (int64_t i = 0; i < ty.taps; ++i) {
-            int64_t h = ty.index[oh * ty.taps + i];
-            double wy = ty.weight[oh * ty.taps + i];
-            for (int64_t j = 0; j < tx.taps; ++j) {
-              int64_t w = tx.index[ow * tx.taps + j];
-              T wt = T(wy * tx.weight[ow * tx.taps + j]);
-              T* p = xp + ((n * H + h) * W + w) * C;
-              for (int64_t c = 0; c < C; ++c) p[c] += wt * o[c];
-            }
-          }
+          common::for_each_interp_tap(ty, tx, oh, ow, [&](int64_t h, int64_t w, double wt) {
+            T* p = xp + ((n * H + h) * W + w) * C;
+            for (int64_t c = 0; c < C; ++c) p[c] += T(wt) * o[c];
+          });
         }
   });
 }
