@@ -14,13 +14,22 @@
 
 namespace adnn::cpu {
 
-void channel_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t N, int64_t P, int64_t C) {
-  float_dispatch(x.dtype(), "channel_pool2d", [&](auto tag) {
+namespace {
+// Runs f(x, out, argmax, A{}) with the typed pointers of a pooling call (T float or double,
+// A its accumulation type).
+template <class F>
+void with_pool_pointers(const Tensor& x, const Tensor& out, const Tensor& argmax, const char* op, F&& f) {
+  float_dispatch(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* xp = x.data_ptr<T>();
-    T* op = out.data_ptr<T>();
-    int64_t* am = argmax.data_ptr<int64_t>();
+    f(x.data_ptr<T>(), out.data_ptr<T>(), argmax.data_ptr<int64_t>(), acc_t<T>{});
+  });
+}
+}  // namespace
+
+void channel_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t N, int64_t P, int64_t C) {
+  with_pool_pointers(x, out, argmax, "channel_pool2d", [&](const auto* xp, auto* op, int64_t* am, auto acc) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+    using A = decltype(acc);
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
       std::vector<A> s(size_t(C), A(0)), best(size_t(C), -std::numeric_limits<A>::infinity());
@@ -60,12 +69,9 @@ void channel_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& 
 }
 
 void spatial_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t M, int64_t C) {
-  float_dispatch(x.dtype(), "spatial_pool2d", [&](auto tag) {
-    using T = decltype(tag);
-    using A = acc_t<T>;
-    const T* xp = x.data_ptr<T>();
-    T* op = out.data_ptr<T>();
-    int64_t* am = argmax.data_ptr<int64_t>();
+  with_pool_pointers(x, out, argmax, "spatial_pool2d", [&](const auto* xp, auto* op, int64_t* am, auto acc) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
+    using A = decltype(acc);
 #pragma omp parallel for schedule(static)
     for (int64_t m = 0; m < M; ++m) {
       A s = 0, best = -std::numeric_limits<A>::infinity();
