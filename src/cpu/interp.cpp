@@ -12,9 +12,11 @@
 namespace adnn::cpu {
 
 void interpolate_forward(const Tensor& x, const Tensor& y, const InterpTaps& ty, const InterpTaps& tx) {
-  const int64_t N = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3), OH = y.size(1), OW = y.size(2);
   float_dispatch(x.dtype(), "interpolate", [&](auto tag_) {
     using T = decltype(tag_);
+    // sizes as locals of this function: a lambda inside the OpenMP loop captures them (clang
+    // rejects capturing the enclosing function's locals from there)
+    const int64_t N = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3), OH = y.size(1), OW = y.size(2);
     const T* xp = x.data_ptr<T>();
     T* yp = y.data_ptr<T>();
 #pragma omp parallel for collapse(2) schedule(static)
@@ -32,9 +34,9 @@ void interpolate_forward(const Tensor& x, const Tensor& y, const InterpTaps& ty,
 }
 
 void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpTaps& ty, const InterpTaps& tx) {
-  const int64_t N = gx.size(0), H = gx.size(1), W = gx.size(2), C = gx.size(3), OH = gy.size(1), OW = gy.size(2);
   float_dispatch(gy.dtype(), "interpolate backward", [&](auto tag_) {
     using T = decltype(tag_);
+    const int64_t N = gx.size(0), H = gx.size(1), W = gx.size(2), C = gx.size(3), OH = gy.size(1), OW = gy.size(2);
     const T* gp = gy.data_ptr<T>();
     T* xp = gx.data_ptr<T>();
 #pragma omp parallel for schedule(static)
