@@ -131,47 +131,78 @@ void BM_se_adnn(benchmark::State& st) {
   rate(st, 2.0 * double(x.numel()) * 4);
 }
 
-void BM_se_cudnn(benchmark::State& st) {
-  const int N = int(st.range(0)), H = int(st.range(1)), W = int(st.range(2)), C = int(st.range(3)),
-            R = int(st.range(4));
-  Tensor x = randn({int64_t(N) * H * W * C}, dev()), y = empty({int64_t(N) * H * W * C}, dev());
-  Tensor pooled = empty({int64_t(N) * C}, dev()), h = empty({int64_t(N) * R}, dev()), g = empty({int64_t(N) * C}, dev());
-  Tensor w1 = randn({int64_t(R) * C}, dev()), w2 = randn({int64_t(C) * R}, dev());
-  cudnnTensorDescriptor_t xd = tensor4(CUDNN_TENSOR_NHWC, N, C, H, W), pd = tensor4(CUDNN_TENSOR_NHWC, N, C, 1, 1),
-                          hd = tensor4(CUDNN_TENSOR_NCHW, N, R, 1, 1);
+// The unfused squeeze-excite from cuDNN and cuBLAS, shared by the SE and MBConv baselines:
+// pooled (N, C) = mean over (H, W) of x (N, H, W, C); h (N, R) = swish(pooled · w1ᵀ);
+// g (N, C) = sigmoid(h · w2ᵀ); y = x · g. Also holds the swish descriptor the MBConv uses.
+struct CudnnSqueezeExcite {
+  int N, C, R;
+  cudnnTensorDescriptor_t xd, pd, hd;
   cudnnReduceTensorDescriptor_t rd;
-  CUDNN_CHECK(cudnnCreateReduceTensorDescriptor(&rd));
-  CUDNN_CHECK(cudnnSetReduceTensorDescriptor(rd, CUDNN_REDUCE_TENSOR_AVG, CUDNN_DATA_FLOAT, CUDNN_PROPAGATE_NAN,
-                                             CUDNN_REDUCE_TENSOR_NO_INDICES, CUDNN_32BIT_INDICES));
-  size_t ws_bytes = 0;
-  CUDNN_CHECK(cudnnGetReductionWorkspaceSize(handle(), rd, xd, pd, &ws_bytes));
-  Tensor ws = empty({int64_t(ws_bytes / 4 + 1)}, dev());
   cudnnActivationDescriptor_t swish, sig;
-  CUDNN_CHECK(cudnnCreateActivationDescriptor(&swish));
-  CUDNN_CHECK(cudnnSetActivationDescriptor(swish, CUDNN_ACTIVATION_SWISH, CUDNN_PROPAGATE_NAN, 0.0));
-  CUDNN_CHECK(cudnnCreateActivationDescriptor(&sig));
-  CUDNN_CHECK(cudnnSetActivationDescriptor(sig, CUDNN_ACTIVATION_SIGMOID, CUDNN_PROPAGATE_NAN, 0.0));
   cudnnOpTensorDescriptor_t mul;
-  CUDNN_CHECK(cudnnCreateOpTensorDescriptor(&mul));
-  CUDNN_CHECK(cudnnSetOpTensorDescriptor(mul, CUDNN_OP_TENSOR_MUL, CUDNN_DATA_FLOAT, CUDNN_PROPAGATE_NAN));
   cublasHandle_t cb;
-  cublasCreate(&cb);
-  cublasSetStream(cb, reinterpret_cast<cudaStream_t>(cuda::current_stream().handle));
-  const float one = 1, zero = 0;
-  bench::time_with_cuda_events(st, [&] {
+  size_t ws_bytes = 0;
+  Tensor ws, pooled, h, g, w1, w2;
+  CudnnSqueezeExcite(int n, int height, int width, int c, int r) : N(n), C(c), R(r) {
+    xd = tensor4(CUDNN_TENSOR_NHWC, N, C, height, width);
+    pd = tensor4(CUDNN_TENSOR_NHWC, N, C, 1, 1);
+    hd = tensor4(CUDNN_TENSOR_NCHW, N, R, 1, 1);
+    CUDNN_CHECK(cudnnCreateReduceTensorDescriptor(&rd));
+    CUDNN_CHECK(cudnnSetReduceTensorDescriptor(rd, CUDNN_REDUCE_TENSOR_AVG, CUDNN_DATA_FLOAT, CUDNN_PROPAGATE_NAN,
+                                               CUDNN_REDUCE_TENSOR_NO_INDICES, CUDNN_32BIT_INDICES));
+    CUDNN_CHECK(cudnnGetReductionWorkspaceSize(handle(), rd, xd, pd, &ws_bytes));
+    ws = empty({int64_t(ws_bytes / 4 + 1)}, dev());
+    CUDNN_CHECK(cudnnCreateActivationDescriptor(&swish));
+    CUDNN_CHECK(cudnnSetActivationDescriptor(swish, CUDNN_ACTIVATION_SWISH, CUDNN_PROPAGATE_NAN, 0.0));
+    CUDNN_CHECK(cudnnCreateActivationDescriptor(&sig));
+    CUDNN_CHECK(cudnnSetActivationDescriptor(sig, CUDNN_ACTIVATION_SIGMOID, CUDNN_PROPAGATE_NAN, 0.0));
+    CUDNN_CHECK(cudnnCreateOpTensorDescriptor(&mul));
+    CUDNN_CHECK(cudnnSetOpTensorDescriptor(mul, CUDNN_OP_TENSOR_MUL, CUDNN_DATA_FLOAT, CUDNN_PROPAGATE_NAN));
+    cublasCreate(&cb);
+    cublasSetStream(cb, reinterpret_cast<cudaStream_t>(cuda::current_stream().handle));
+    pooled = empty({int64_t(N) * C}, dev());
+    h = empty({int64_t(N) * R}, dev());
+    g = empty({int64_t(N) * C}, dev());
+    w1 = randn({int64_t(R) * C}, dev());
+    w2 = randn({int64_t(C) * R}, dev());
+  }
+  CudnnSqueezeExcite(const CudnnSqueezeExcite&) = delete;
+  CudnnSqueezeExcite& operator=(const CudnnSqueezeExcite&) = delete;
+  ~CudnnSqueezeExcite() {
+    cublasDestroy(cb);
+    cudnnDestroyOpTensorDescriptor(mul);
+    cudnnDestroyActivationDescriptor(sig);
+    cudnnDestroyActivationDescriptor(swish);
+    cudnnDestroyReduceTensorDescriptor(rd);
+    for (auto d : {xd, pd, hd}) cudnnDestroyTensorDescriptor(d);
+  }
+  // in place of the activation: d holds x's layout
+  void activate(cudnnTensorDescriptor_t d, Tensor& t) const {
+    const float one = 1, zero = 0;
+    CUDNN_CHECK(cudnnActivationForward(handle(), swish, &one, d, t.data_ptr(), &zero, d, t.data_ptr()));
+  }
+  void run(const Tensor& x, Tensor& y) {
+    const float one = 1, zero = 0;
     CUDNN_CHECK(cudnnReduceTensor(handle(), rd, nullptr, 0, ws.data_ptr(), ws_bytes, &one, xd, x.data_ptr(), &zero, pd,
                                   pooled.data_ptr()));
     // h (N, R) = pooled (N, C) · w1ᵀ; column-major: hᵀ (R, N) = w1 (R, C) · pooledᵀ (C, N)
     cublasSgemm(cb, CUBLAS_OP_T, CUBLAS_OP_N, R, N, C, &one, static_cast<float*>(w1.data_ptr()), C,
                 static_cast<float*>(pooled.data_ptr()), C, &zero, static_cast<float*>(h.data_ptr()), R);
-    CUDNN_CHECK(cudnnActivationForward(handle(), swish, &one, hd, h.data_ptr(), &zero, hd, h.data_ptr()));
+    activate(hd, h);
     cublasSgemm(cb, CUBLAS_OP_T, CUBLAS_OP_N, C, N, R, &one, static_cast<float*>(w2.data_ptr()), R,
                 static_cast<float*>(h.data_ptr()), R, &zero, static_cast<float*>(g.data_ptr()), C);
     CUDNN_CHECK(cudnnActivationForward(handle(), sig, &one, pd, g.data_ptr(), &zero, pd, g.data_ptr()));
     CUDNN_CHECK(cudnnOpTensor(handle(), mul, &one, xd, x.data_ptr(), &one, pd, g.data_ptr(), &zero, xd, y.data_ptr()));
-  });
+  }
+};
+
+void BM_se_cudnn(benchmark::State& st) {
+  const int N = int(st.range(0)), H = int(st.range(1)), W = int(st.range(2)), C = int(st.range(3)),
+            R = int(st.range(4));
+  Tensor x = randn({int64_t(N) * H * W * C}, dev()), y = empty({int64_t(N) * H * W * C}, dev());
+  CudnnSqueezeExcite se(N, H, W, C, R);
+  bench::time_with_cuda_events(st, [&] { se.run(x, y); });
   rate(st, 2.0 * double(x.numel()) * 4);
-  cublasDestroy(cb);
 }
 
 // ---------------------------------------------------------------- CBAM pooling
@@ -343,35 +374,15 @@ void BM_mbconv_cudnn(benchmark::State& st) {
   const int N = int(st.range(0)), H = int(st.range(1)), W = int(st.range(2)), C = int(st.range(3)),
             e = int(st.range(4)), k = int(st.range(5)), M = C * e, R = std::max(1, C / 4);
   CudnnConv expand(N, H, W, C, M, 1, 1), dw(N, H, W, M, M, k, M), project(N, H, W, M, C, 1, 1);
+  CudnnSqueezeExcite se(N, H, W, M, R);
   Tensor ws = empty({int64_t(std::max({expand.ws, dw.ws, project.ws}) / 4 + 1)}, dev());
   Tensor x = randn({int64_t(N) * H * W * C}, dev()), y = empty({int64_t(N) * H * W * C}, dev());
   Tensor a = empty({int64_t(N) * H * W * M}, dev()), b = empty({int64_t(N) * H * W * M}, dev());
-  Tensor pooled = empty({int64_t(N) * M}, dev()), h = empty({int64_t(N) * R}, dev()), g = empty({int64_t(N) * M}, dev());
-  Tensor w1 = randn({int64_t(R) * M}, dev()), w2 = randn({int64_t(M) * R}, dev());
   // BN parameters (scale, bias, mean, var) per width
   auto bn_params = [](int c) { return std::vector<Tensor>{ones({c}, dev()), zeros({c}, dev()), zeros({c}, dev()), ones({c}, dev())}; };
   auto bm = bn_params(M), bc = bn_params(C);
   cudnnTensorDescriptor_t md = tensor4(CUDNN_TENSOR_NHWC, N, M, H, W), cdsc = tensor4(CUDNN_TENSOR_NHWC, N, C, H, W),
-                          pm = tensor4(CUDNN_TENSOR_NHWC, N, M, 1, 1), hd = tensor4(CUDNN_TENSOR_NCHW, N, R, 1, 1),
                           bnm = tensor4(CUDNN_TENSOR_NCHW, 1, M, 1, 1), bnc = tensor4(CUDNN_TENSOR_NCHW, 1, C, 1, 1);
-  cudnnActivationDescriptor_t swish, sig;
-  CUDNN_CHECK(cudnnCreateActivationDescriptor(&swish));
-  CUDNN_CHECK(cudnnSetActivationDescriptor(swish, CUDNN_ACTIVATION_SWISH, CUDNN_PROPAGATE_NAN, 0.0));
-  CUDNN_CHECK(cudnnCreateActivationDescriptor(&sig));
-  CUDNN_CHECK(cudnnSetActivationDescriptor(sig, CUDNN_ACTIVATION_SIGMOID, CUDNN_PROPAGATE_NAN, 0.0));
-  cudnnReduceTensorDescriptor_t rd;
-  CUDNN_CHECK(cudnnCreateReduceTensorDescriptor(&rd));
-  CUDNN_CHECK(cudnnSetReduceTensorDescriptor(rd, CUDNN_REDUCE_TENSOR_AVG, CUDNN_DATA_FLOAT, CUDNN_PROPAGATE_NAN,
-                                             CUDNN_REDUCE_TENSOR_NO_INDICES, CUDNN_32BIT_INDICES));
-  size_t rws = 0;
-  CUDNN_CHECK(cudnnGetReductionWorkspaceSize(handle(), rd, md, pm, &rws));
-  Tensor rwork = empty({int64_t(rws / 4 + 1)}, dev());
-  cudnnOpTensorDescriptor_t mul;
-  CUDNN_CHECK(cudnnCreateOpTensorDescriptor(&mul));
-  CUDNN_CHECK(cudnnSetOpTensorDescriptor(mul, CUDNN_OP_TENSOR_MUL, CUDNN_DATA_FLOAT, CUDNN_PROPAGATE_NAN));
-  cublasHandle_t cb;
-  cublasCreate(&cb);
-  cublasSetStream(cb, reinterpret_cast<cudaStream_t>(cuda::current_stream().handle));
   const float one = 1, zero = 0;
   auto bn = [&](cudnnTensorDescriptor_t d, cudnnTensorDescriptor_t pd, std::vector<Tensor>& p, Tensor& t) {
     CUDNN_CHECK(cudnnBatchNormalizationForwardInference(handle(), CUDNN_BATCHNORM_SPATIAL, &one, &zero, d, t.data_ptr(), d,
@@ -381,25 +392,17 @@ void BM_mbconv_cudnn(benchmark::State& st) {
   bench::time_with_cuda_events(st, [&] {
     expand.run(x, a, ws);
     bn(md, bnm, bm, a);
-    CUDNN_CHECK(cudnnActivationForward(handle(), swish, &one, md, a.data_ptr(), &zero, md, a.data_ptr()));
+    se.activate(md, a);
     dw.run(a, b, ws);
     bn(md, bnm, bm, b);
-    CUDNN_CHECK(cudnnActivationForward(handle(), swish, &one, md, b.data_ptr(), &zero, md, b.data_ptr()));
-    CUDNN_CHECK(cudnnReduceTensor(handle(), rd, nullptr, 0, rwork.data_ptr(), rws, &one, md, b.data_ptr(), &zero, pm,
-                                  pooled.data_ptr()));
-    cublasSgemm(cb, CUBLAS_OP_T, CUBLAS_OP_N, R, N, M, &one, static_cast<float*>(w1.data_ptr()), M,
-                static_cast<float*>(pooled.data_ptr()), M, &zero, static_cast<float*>(h.data_ptr()), R);
-    CUDNN_CHECK(cudnnActivationForward(handle(), swish, &one, hd, h.data_ptr(), &zero, hd, h.data_ptr()));
-    cublasSgemm(cb, CUBLAS_OP_T, CUBLAS_OP_N, M, N, R, &one, static_cast<float*>(w2.data_ptr()), R,
-                static_cast<float*>(h.data_ptr()), R, &zero, static_cast<float*>(g.data_ptr()), M);
-    CUDNN_CHECK(cudnnActivationForward(handle(), sig, &one, pm, g.data_ptr(), &zero, pm, g.data_ptr()));
-    CUDNN_CHECK(cudnnOpTensor(handle(), mul, &one, md, b.data_ptr(), &one, pm, g.data_ptr(), &zero, md, a.data_ptr()));
+    se.activate(md, b);
+    se.run(b, a);
     project.run(a, y, ws);
     bn(cdsc, bnc, bc, y);
     CUDNN_CHECK(cudnnAddTensor(handle(), &one, cdsc, x.data_ptr(), &one, cdsc, y.data_ptr()));
   });
   rate(st, 2.0 * double(x.numel()) * 4 * (1 + 2 * double(e)));
-  cublasDestroy(cb);
+  for (auto d : {md, cdsc, bnm, bnc}) cudnnDestroyTensorDescriptor(d);
 }
 
 // EfficientNet-B5 depthwise layers at 224x224, batch 32: (N, H, W, C, k, stride)
