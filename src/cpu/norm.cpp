@@ -19,26 +19,48 @@ namespace adnn::cpu {
 // parameter (src/cpu/vmath.hpp), so no branch is left inside the loops.
 constexpr int64_t bn_block = 64;
 
+// Two per-channel sums over the rows of an (M, C) matrix: row(m, b1, b2) adds row m's terms to
+// the accumulators b1, b2 (C values of T each, so the inner loops vectorise); every bn_block rows
+// they are flushed into f64 partials per thread, which are then added up into s1, s2 (C each).
+template <class T, class Row>
+static void channel_sums(int64_t M, int64_t C, const Row& row, std::vector<double>& s1, std::vector<double>& s2) {
+  const int nt = omp_get_max_threads();
+  std::vector<double> p1(size_t(nt) * size_t(C), 0.0), p2(size_t(nt) * size_t(C), 0.0);
+#pragma omp parallel
+  {
+    const int t = omp_get_thread_num();
+    std::vector<T> b1(static_cast<size_t>(C)), b2(static_cast<size_t>(C));
+    double* d1 = p1.data() + size_t(t) * size_t(C);
+    double* d2 = p2.data() + size_t(t) * size_t(C);
+#pragma omp for schedule(static)
+    for (int64_t m0 = 0; m0 < M; m0 += bn_block) {
+      std::fill(b1.begin(), b1.end(), T(0));
+      std::fill(b2.begin(), b2.end(), T(0));
+      for (int64_t m = m0; m < std::min(M, m0 + bn_block); ++m) row(m, b1.data(), b2.data());
+      for (int64_t c = 0; c < C; ++c) {
+        d1[c] += double(b1[size_t(c)]);
+        d2[c] += double(b2[size_t(c)]);
+      }
+    }
+  }
+  s1.assign(size_t(C), 0.0);
+  s2.assign(size_t(C), 0.0);
+  for (int t = 0; t < nt; ++t)
+    for (int64_t c = 0; c < C; ++c) {
+      s1[size_t(c)] += p1[size_t(t) * size_t(C) + size_t(c)];
+      s2[size_t(c)] += p2[size_t(t) * size_t(C) + size_t(c)];
+    }
+}
+
 // mean and 1/sqrt(var + eps) per channel in one pass, shifted by the first row against
 // cancellation: var = E[(x − x₀)²] − E[x − x₀]².
 template <class T>
 static void bn_stats(const T* x, int64_t M, int64_t C, double eps, T* mean, T* invstd) {
-  const int nt = omp_get_max_threads();
-  std::vector<double> s1(size_t(nt) * size_t(C), 0.0), s2(size_t(nt) * size_t(C), 0.0);
   const T* x0 = x;
-#pragma omp parallel
-  {
-    const int t = omp_get_thread_num();
-    std::vector<T> b1v(static_cast<size_t>(C)), b2v(static_cast<size_t>(C));
-    T* b1 = b1v.data();
-    T* b2 = b2v.data();
-    double* d1 = s1.data() + size_t(t) * size_t(C);
-    double* d2 = s2.data() + size_t(t) * size_t(C);
-#pragma omp for schedule(static)
-    for (int64_t m0 = 0; m0 < M; m0 += bn_block) {
-      std::fill(b1, b1 + C, T(0));
-      std::fill(b2, b2 + C, T(0));
-      for (int64_t m = m0; m < std::min(M, m0 + bn_block); ++m) {
+  std::vector<double> s1, s2;
+  channel_sums<T>(
+      M, C,
+      [&](int64_t m, T* b1, T* b2) {
         const T* xr = x + m * C;
 #pragma omp simd
         for (int64_t c = 0; c < C; ++c) {
@@ -46,20 +68,10 @@ static void bn_stats(const T* x, int64_t M, int64_t C, double eps, T* mean, T* i
           b1[c] += v;
           b2[c] += v * v;
         }
-      }
-      for (int64_t c = 0; c < C; ++c) {
-        d1[c] += double(b1[c]);
-        d2[c] += double(b2[c]);
-      }
-    }
-  }
+      },
+      s1, s2);
   for (int64_t c = 0; c < C; ++c) {
-    double a = 0, q = 0;
-    for (int t = 0; t < nt; ++t) {
-      a += s1[size_t(t) * size_t(C) + size_t(c)];
-      q += s2[size_t(t) * size_t(C) + size_t(c)];
-    }
-    const double mu = a / double(M), var = std::max(0.0, q / double(M) - mu * mu);
+    const double mu = s1[size_t(c)] / double(M), var = std::max(0.0, s2[size_t(c)] / double(M) - mu * mu);
     mean[c] = T(double(x0[c]) + mu);
     invstd[c] = T(1.0 / std::sqrt(var + eps));
   }
@@ -116,23 +128,12 @@ static void bn_backward(const T* g, const T* x, const T* w, const T* b, const T*
   }
   const T* wc = wv.data();
   const T* bc = bv.data();
-  const int nt = omp_get_max_threads();
-  std::vector<double> sg(size_t(nt) * size_t(C), 0.0), sgx(size_t(nt) * size_t(C), 0.0);
+  std::vector<double> sum_g, sum_gxhat;
   common::norm_act_dispatch(act, [&](auto tag) {
     constexpr NormActivation Act = decltype(tag)::value;
-#pragma omp parallel
-    {
-      const int t = omp_get_thread_num();
-      std::vector<T> b1v(static_cast<size_t>(C)), b2v(static_cast<size_t>(C));
-      T* b1 = b1v.data();
-      T* b2 = b2v.data();
-      double* d1 = sg.data() + size_t(t) * size_t(C);
-      double* d2 = sgx.data() + size_t(t) * size_t(C);
-#pragma omp for schedule(static)
-      for (int64_t m0 = 0; m0 < M; m0 += bn_block) {
-        std::fill(b1, b1 + C, T(0));
-        std::fill(b2, b2 + C, T(0));
-        for (int64_t m = m0; m < std::min(M, m0 + bn_block); ++m) {
+    channel_sums<T>(
+        M, C,
+        [&](int64_t m, T* b1, T* b2) {
           const T* gr = g + m * C;
           const T* xr = x + m * C;
           if (gx) {
@@ -154,20 +155,9 @@ static void bn_backward(const T* g, const T* x, const T* w, const T* b, const T*
               b2[c] += v * xhat;
             }
           }
-        }
-        for (int64_t c = 0; c < C; ++c) {
-          d1[c] += double(b1[c]);
-          d2[c] += double(b2[c]);
-        }
-      }
-    }
+        },
+        sum_g, sum_gxhat);
   });
-  std::vector<double> sum_g(static_cast<size_t>(C), 0.0), sum_gxhat(static_cast<size_t>(C), 0.0);
-  for (int64_t c = 0; c < C; ++c)
-    for (int t = 0; t < nt; ++t) {
-      sum_g[size_t(c)] += sg[size_t(t) * size_t(C) + size_t(c)];
-      sum_gxhat[size_t(c)] += sgx[size_t(t) * size_t(C) + size_t(c)];
-    }
   if (gw)
     for (int64_t c = 0; c < C; ++c) gw[c] = T(sum_gxhat[size_t(c)]);
   if (gb)
