@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <type_traits>
 
 namespace adnn::nn {
 
@@ -22,74 +23,73 @@ std::string num(double v) {  // the shortest text that reads back as v
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 }  // namespace
 
+namespace {
+// Every serialised field once, as (key, member): to_map and from_map both walk this list.
+template <class Config, class F>
+void for_each_field(Config& c, F&& f) {
+  f("model.name", c.name);
+  f("model.backbone", c.backbone);
+  f("model.image_size", c.image_size);
+  f("model.in_chans", c.in_chans);
+  f("model.num_classes", c.num_classes);
+  f("model.cbam", c.cbam);
+  f("model.cbam_reduction", c.cbam_reduction);
+  f("model.transformer", c.transformer);
+  f("model.layers", c.layers);
+  f("model.d_model", c.d_model);
+  f("model.heads", c.heads);
+  f("model.d_ff", c.d_ff);
+  f("model.dropout", c.dropout);
+  f("model.head_dropout", c.head_dropout);
+  f("model.drop_path", c.drop_path);
+  f("recipe.loss", c.loss);
+  f("recipe.epochs", c.epochs);
+  f("recipe.batch", c.batch);
+  f("recipe.warmup_epochs", c.warmup_epochs);
+  f("recipe.patience", c.patience);
+  f("recipe.lr", c.lr);
+  f("recipe.weight_decay", c.weight_decay);
+  f("recipe.layer_decay", c.layer_decay);
+  f("recipe.dls_eps", c.dls_eps);
+  f("recipe.mixup", c.mixup);
+}
+}  // namespace
+
 std::map<std::string, std::string> FerConfig::to_map() const {
-  return {{"model.name", name},
-          {"model.backbone", backbone},
-          {"model.image_size", std::to_string(image_size)},
-          {"model.in_chans", std::to_string(in_chans)},
-          {"model.num_classes", std::to_string(num_classes)},
-          {"model.cbam", cbam ? "1" : "0"},
-          {"model.cbam_reduction", std::to_string(cbam_reduction)},
-          {"model.transformer", transformer ? "1" : "0"},
-          {"model.layers", std::to_string(layers)},
-          {"model.d_model", std::to_string(d_model)},
-          {"model.heads", std::to_string(heads)},
-          {"model.d_ff", std::to_string(d_ff)},
-          {"model.dropout", num(dropout)},
-          {"model.head_dropout", num(head_dropout)},
-          {"model.drop_path", num(drop_path)},
-          {"recipe.loss", loss},
-          {"recipe.epochs", std::to_string(epochs)},
-          {"recipe.batch", std::to_string(batch)},
-          {"recipe.warmup_epochs", std::to_string(warmup_epochs)},
-          {"recipe.patience", std::to_string(patience)},
-          {"recipe.lr", num(lr)},
-          {"recipe.weight_decay", num(weight_decay)},
-          {"recipe.layer_decay", num(layer_decay)},
-          {"recipe.dls_eps", num(dls_eps)},
-          {"recipe.mixup", mixup ? "1" : "0"}};
+  std::map<std::string, std::string> m;
+  for_each_field(*this, [&](const char* k, const auto& v) {
+    using V = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<V, std::string>)
+      m[k] = v;
+    else if constexpr (std::is_same_v<V, bool>)
+      m[k] = v ? "1" : "0";
+    else if constexpr (std::is_same_v<V, double>)
+      m[k] = num(v);
+    else
+      m[k] = std::to_string(v);
+  });
+  return m;
 }
 
 FerConfig FerConfig::from_map(const std::map<std::string, std::string>& m) {
-  auto get = [&](const std::string& k) -> const std::string& {
+  FerConfig c;
+  // ranges here only keep the numbers representable; validate() checks the configuration
+  for_each_field(c, [&](const char* k, auto& v) {
     auto it = m.find(k);
     ADNN_CHECK(it != m.end(), "ADNN-FER config: missing '", k, "'");
-    return it->second;
-  };
-  // ranges here only keep the numbers representable; validate() checks the configuration
-  auto i64 = [&](const std::string& k) { return parse_int64(get(k), k, 0); };
-  auto f64 = [&](const std::string& k) { return parse_double(get(k), k); };
-  auto boolean = [&](const std::string& k) {
-    const std::string& v = get(k);
-    ADNN_CHECK(v == "0" || v == "1", k, ": expected 0 or 1, got '", v, "'");
-    return v == "1";
-  };
-  FerConfig c;
-  c.name = get("model.name");
-  c.backbone = get("model.backbone");
-  c.image_size = i64("model.image_size");
-  c.in_chans = i64("model.in_chans");
-  c.num_classes = i64("model.num_classes");
-  c.cbam = boolean("model.cbam");
-  c.cbam_reduction = i64("model.cbam_reduction");
-  c.transformer = boolean("model.transformer");
-  c.layers = i64("model.layers");
-  c.d_model = i64("model.d_model");
-  c.heads = i64("model.heads");
-  c.d_ff = i64("model.d_ff");
-  c.dropout = f64("model.dropout");
-  c.head_dropout = f64("model.head_dropout");
-  c.drop_path = f64("model.drop_path");
-  c.loss = get("recipe.loss");
-  c.epochs = i64("recipe.epochs");
-  c.batch = i64("recipe.batch");
-  c.warmup_epochs = i64("recipe.warmup_epochs");
-  c.patience = i64("recipe.patience");
-  c.lr = f64("recipe.lr");
-  c.weight_decay = f64("recipe.weight_decay");
-  c.layer_decay = f64("recipe.layer_decay");
-  c.dls_eps = f64("recipe.dls_eps");
-  c.mixup = boolean("recipe.mixup");
+    const std::string& text = it->second;
+    using V = std::decay_t<decltype(v)>;
+    if constexpr (std::is_same_v<V, std::string>) {
+      v = text;
+    } else if constexpr (std::is_same_v<V, bool>) {
+      ADNN_CHECK(text == "0" || text == "1", k, ": expected 0 or 1, got '", text, "'");
+      v = text == "1";
+    } else if constexpr (std::is_same_v<V, double>) {
+      v = parse_double(text, k);
+    } else {
+      v = parse_int64(text, k, 0);
+    }
+  });
   c.validate();
   return c;
 }
