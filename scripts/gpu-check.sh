@@ -328,28 +328,26 @@ note=""
 bj_cudnn=null
 bj_kernels=null
 if ((dry)); then bmt=(--benchmark_min_time=0.01s); else bmt=(--benchmark_min_time=0.05s --benchmark_repetitions=1); fi
+# run_bench NAME SECONDS: one Google-benchmark binary with JSON out; sets bj (its JSON, or null)
+run_bench() {
+  local name=$1 lg=$logs/3-$1.log lim
+  bj=null
+  lim=$(limit "$2")
+  ((lim > 0)) || return 0
+  cmds+=("$name ${bmt[*]} --benchmark_out=$name.json --benchmark_out_format=json")
+  run "$lim" "$lg" "$B/$name" "${bmt[@]}" --benchmark_out="$logs/$name.json" --benchmark_out_format=json
+  st=$(worst "$st" "$(rc_status $?)")
+  bj=$(jfile "$logs/$name.json")
+  if grep -q 'no GPU' "$lg"; then note+="$name: skipped: no GPU; "; fi
+}
 if [[ -x "$B/bench_cudnn" ]]; then
-  lg=$logs/3-bench_cudnn.log
-  lim=$(limit 110)
-  if ((lim > 0)); then
-    cmds+=("bench_cudnn ${bmt[*]} --benchmark_out=bench_cudnn.json --benchmark_out_format=json")
-    run "$lim" "$lg" "$B/bench_cudnn" "${bmt[@]}" --benchmark_out="$logs/bench_cudnn.json" --benchmark_out_format=json
-    st=$(worst "$st" "$(rc_status $?)")
-    bj_cudnn=$(jfile "$logs/bench_cudnn.json")
-    grep -q 'no GPU' "$lg" && note+="bench_cudnn: skipped: no GPU; "
-  fi
+  run_bench bench_cudnn 110
+  bj_cudnn=$bj
 else
   note+="bench_cudnn: not built$( ((dry)) && echo ' (an emulated build has no cuDNN)'); "
 fi
-lg=$logs/3-bench_kernels.log
-lim=$(limit 50)
-if ((lim > 0)); then
-  cmds+=("bench_kernels ${bmt[*]} --benchmark_out=bench_kernels.json --benchmark_out_format=json")
-  run "$lim" "$lg" "$B/bench_kernels" "${bmt[@]}" --benchmark_out="$logs/bench_kernels.json" --benchmark_out_format=json
-  st=$(worst "$st" "$(rc_status $?)")
-  bj_kernels=$(jfile "$logs/bench_kernels.json")
-  grep -q 'no GPU' "$lg" && note+="bench_kernels: skipped: no GPU (emulated timings are meaningless); "
-fi
+run_bench bench_kernels 50
+bj_kernels=$bj
 [[ "$bj_cudnn" == null && "$bj_kernels" == null ]] && ((dry)) && st=skipped
 step_record 3 kernels "$st" $((SECONDS - s3)) "$(jlist "${cmds[@]}")" \
   "{\"bench_cudnn\": $bj_cudnn, \"bench_kernels\": $bj_kernels}" "${note%; }"
