@@ -14,10 +14,10 @@ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEB
   -DCMAKE_CXX_COMPILER=clang++ -DADNN_SANITIZE=address,undefined -DADNN_BUILD_FUZZERS=ON \
   -DADNN_CUDA=OFF -DADNN_CUDA_EMULATION=OFF -DADNN_BUILD_TESTS=OFF -DADNN_BUILD_BENCH=OFF \
   -DADNN_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build build-fuzz -j "$(nproc)" --target fuzz_safetensors fuzz_image fuzz_fer_csv fuzz_parse
+cmake --build build-fuzz -j "$(nproc)" --target fuzz_safetensors fuzz_image fuzz_fer_csv fuzz_parse fuzz_config
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 mkdir -p build-fuzz/artifacts
-for name in safetensors image fer_csv parse; do
+for name in safetensors image fer_csv parse config; do
   mkdir -p "build-fuzz/corpus/$name"
   log="build-fuzz/fuzz_$name.log"
   # -max_len: the CSV seeds are 16 KB; the others stay small

@@ -92,6 +92,23 @@ std::string fer_pixels(int n = 2304) {
 }  // namespace
 
 TEST_SUITE("errors") {
+  TEST_CASE("json object: what write_json_object writes reads back; anything else names the byte") {
+    const std::map<std::string, std::string> m{{"a", "1"}, {"quote\"back\\slash", "tab\tnl\nctl\x01"}, {"", ""},
+                                               {"utf8 \xc3\xa9", "\xe2\x82\xac"}};
+    CHECK(io::parse_json_object(io::write_json_object(m), "t") == m);
+    CHECK(io::parse_json_object(" {\n} ", "t").empty());
+    CHECK(io::parse_json_object(R"({"k": "a\/b\u0041"})", "t").at("k") == "a/bA");
+    for (const char* bad : {"", "{", "[]", R"({"k": 1})", R"({"k": "v",})", R"({"k": "v"} x)", R"({"k": "v", "k": "w"})",
+                            R"({"k": {"n": "v"}})", "{\"k\": \"v\n\"}", R"({"k": "\u00e9"})", R"({"k": "\q"})",
+                            R"({"k": "v")", R"({"k" "v"})"}) {
+      CAPTURE(bad);
+      CHECK_THROWS_WITH_AS(io::parse_json_object(bad, "cfg.json"), doctest::Contains("cfg.json: not a flat JSON object"),
+                           Error);
+    }
+    CHECK_THROWS_WITH_AS(io::parse_json_object(R"({"k": "v"} x)", "f"), doctest::Contains("trailing characters at byte 11"),
+                         Error);
+  }
+
   TEST_CASE("parse_int64/parse_uint64/parse_double: whole text, range, finiteness, the key in the message") {
     CHECK(parse_int64("42", "k") == 42);
     CHECK(parse_int64("-7", "k") == -7);

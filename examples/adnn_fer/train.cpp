@@ -35,113 +35,15 @@ std::string hms(double s) {
   return b;
 }
 
-std::string json_object(const std::map<std::string, std::string>& m) {
-  std::ostringstream o;
-  o << "{\n";
-  size_t i = 0;
-  for (auto& [k, v] : m) {
-    o << "  \"";
-    for (const std::string* t : {&k, &v}) {
-      for (char ch : *t) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (c == '"' || c == '\\') {
-          o << '\\' << ch;
-        } else if (c < 0x20) {
-          char u[8];
-          std::snprintf(u, sizeof u, "\\u%04x", unsigned(c));
-          o << u;
-        } else {
-          o << ch;
-        }
-      }
-      if (t == &k) o << "\": \"";
-    }
-    o << "\"" << (++i < m.size() ? "," : "") << "\n";
-  }
-  o << "}\n";
-  return o.str();
-}
-
-// config.json as json_object writes it: one flat object of string values. Anything else
-// (truncated, not JSON, a number or nested value, a duplicate key) is an adnn::Error
-// naming the file and the byte offset.
+// config.json: one flat object of string values (adnn::io::parse_json_object); anything else is
+// an adnn::Error naming the file and the byte offset.
 std::map<std::string, std::string> read_json_object(const std::string& path) {
   const std::vector<uint8_t> bytes = io::read_file(path);
-  const std::string t(bytes.begin(), bytes.end());
-  size_t i = 0;
-  auto fail = [&](const char* what) {
-    ADNN_FAIL(path, ": not a flat JSON object of strings (", what, " at byte ", i, "); remove the run or fix the file");
-  };
-  auto ws = [&] {
-    while (i < t.size() && (t[i] == ' ' || t[i] == '\n' || t[i] == '\t' || t[i] == '\r')) ++i;
-  };
-  auto expect = [&](char c, const char* what) {
-    ws();
-    if (i >= t.size() || t[i] != c) fail(what);
-    ++i;
-  };
-  auto str = [&] {
-    expect('"', "expected a string");
-    std::string v;
-    while (true) {
-      if (i >= t.size()) fail("unterminated string");
-      const char c = t[i++];
-      if (c == '"') return v;
-      if (static_cast<unsigned char>(c) < 0x20) fail("control character in a string");
-      if (c != '\\') {
-        v += c;
-        continue;
-      }
-      if (i >= t.size()) fail("unterminated escape");
-      const char e = t[i++];
-      if (e == '"' || e == '\\' || e == '/') {
-        v += e;
-      } else if (e == 'n') {
-        v += '\n';
-      } else if (e == 't') {
-        v += '\t';
-      } else if (e == 'u' && i + 4 <= t.size()) {
-        const uint64_t u = [&] {
-          uint64_t x = 0;
-          for (size_t k = 0; k < 4; ++k) {
-            const char h = t[i + k];
-            const int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
-            if (d < 0) fail("bad \\u escape");
-            x = x * 16 + uint64_t(d);
-          }
-          return x;
-        }();
-        if (u >= 0x80) fail("\\u escape beyond ASCII");
-        i += 4;
-        v += char(u);
-      } else {
-        fail("unknown escape");
-      }
-    }
-  };
-  std::map<std::string, std::string> m;
-  expect('{', "expected '{'");
-  ws();
-  if (i < t.size() && t[i] == '}') {
-    ++i;
-  } else {
-    while (true) {
-      std::string k = str();
-      expect(':', "expected ':'");
-      std::string v = str();
-      if (!m.emplace(std::move(k), std::move(v)).second) fail("duplicate key");
-      ws();
-      if (i < t.size() && t[i] == ',') {
-        ++i;
-        continue;
-      }
-      expect('}', "expected ',' or '}'");
-      break;
-    }
+  try {
+    return io::parse_json_object(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path);
+  } catch (const Error& e) {
+    ADNN_FAIL(e.what(), "; remove the run or fix the file");
   }
-  ws();
-  if (i != t.size()) fail("trailing characters");
-  return m;
 }
 
 // The run directory's lock: adnn-fer.lock in --out, held (flock) for the life of the process
@@ -481,7 +383,7 @@ io::TrainState start_or_resume(const Args& a, const RunSettings& r, const TrainD
     cj["run.device"] = r.dev.str();
     cj["run.train_images"] = std::to_string(d.train_ds->size());
     cj["run.val_images"] = std::to_string(d.val_ds->size());
-    write_text(r.out + "/config.json", json_object(cj));
+    write_text(r.out + "/config.json", io::write_json_object(cj));
   } else if (!r.changes.empty()) {  // every change: printed, applied and listed in config.json
     std::map<std::string, std::string> cj = r.config_json;
     std::string record = "at step " + std::to_string(state.step) + ", " + a.command() + ":";
@@ -493,7 +395,7 @@ io::TrainState start_or_resume(const Args& a, const RunSettings& r, const TrainD
     record.pop_back();
     std::string& history = cj["run.changes"];
     history += (history.empty() ? "" : " | ") + record;
-    write_text(r.out + "/config.json", json_object(cj));
+    write_text(r.out + "/config.json", io::write_json_object(cj));
   }
   const std::string csv = r.out + "/log.csv";
   if (!r.resume || !fs::exists(csv))

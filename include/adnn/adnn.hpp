@@ -16,6 +16,7 @@
 #include <adnn/optim/optimizer.hpp>
 #include <adnn/optim/schedule.hpp>
 #include <adnn/io/checkpoint.hpp>
+#include <adnn/io/json.hpp>
 #include <adnn/io/safetensors.hpp>
 #include <adnn/data/dataset.hpp>
 #include <adnn/data/image.hpp>
