@@ -1,39 +1,83 @@
 #pragma once
-// Separable resampling geometry: the taps (index, weight) of every output row and column,
-// computed once on the host (the plan of the interp family) and used by the CPU twin
-// (src/cpu/interp.cpp) and the kernels (kernels/interp.cuh, uploaded to the device).
+// Separable resampling geometry: one output index's taps (index, weight) along an axis,
+// computed where they are used — per output pixel in the CPU twin (src/cpu/interp.cpp) and in
+// every kernel thread (kernels/interp.cuh) by the same ADNN_HD function, so both backends
+// agree bit for bit and no tap table is built on the host or copied to the device.
 // Layout: x (N, H, W, C), y (N, OH, OW, C).
 #include <adnn/ops/enums.hpp>
-
-#include <vector>
 
 #include "common/hd.hpp"
 
 namespace adnn::common {
 
+// One axis: `in` input positions resampled to `out` (torch.nn.functional.interpolate's
+// conventions: half-pixel centres, or corners aligned).
+struct InterpAxis {
+  int64_t in, out;
+  InterpMode mode;
+  bool align_corners;
+};
 struct InterpGeom {
-  int64_t N, H, W, C, OH, OW, ty, tx;  // ty, tx: taps per output row / column
+  int64_t N, C;
+  InterpAxis y, x;  // y.in = H, y.out = OH; x.in = W, x.out = OW
 };
 
-// For each output row/col: `taps` (index, weight) pairs into the input.
-struct InterpTaps {
-  int64_t taps;                  // 1, 2 or 4
-  std::vector<int64_t> index;    // out · taps
-  std::vector<double> weight;    // out · taps
-};
+ADNN_HD int interp_tap_count(InterpMode mode) {
+  return mode == InterpMode::nearest ? 1 : mode == InterpMode::bilinear ? 2 : 4;
+}
+
+// The cubic convolution kernel (A = -0.75, as OpenCV and torch's bicubic).
+ADNN_HD double cubic_weight(double x) {
+  const double A = -0.75;
+  x = x < 0 ? -x : x;
+  if (x <= 1) return ((A + 2) * x - (A + 3)) * x * x + 1;
+  if (x < 2) return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
+  return 0;
+}
+
+// The taps of output index o along axis a: writes interp_tap_count(a.mode) (index, weight)
+// pairs, indices clamped into [0, in) (edge replication, as torch).
+ADNN_HD int interp_axis_taps(const InterpAxis& a, int64_t o, int64_t* idx, double* w) {
+  if (a.mode == InterpMode::nearest) {
+    const int64_t i = int64_t(::floor(double(o) * (double(a.in) / double(a.out))));
+    idx[0] = i < a.in - 1 ? i : a.in - 1;
+    w[0] = 1;
+    return 1;
+  }
+  const double scale_ac = a.out > 1 ? double(a.in - 1) / double(a.out - 1) : 0.0;
+  double src = a.align_corners ? double(o) * scale_ac : (double(o) + 0.5) * (double(a.in) / double(a.out)) - 0.5;
+  if (a.mode == InterpMode::bilinear) {
+    if (src < 0) src = 0;
+    int64_t i0 = int64_t(::floor(src));
+    if (i0 > a.in - 1) i0 = a.in - 1;
+    const double l = src - double(i0);
+    idx[0] = i0;
+    idx[1] = i0 + 1 < a.in - 1 ? i0 + 1 : a.in - 1;
+    w[0] = 1 - l;
+    w[1] = l;
+    return 2;
+  }
+  const int64_t i0 = int64_t(::floor(src));
+  const double l = src - double(i0);
+  const double ws[4] = {cubic_weight(1 + l), cubic_weight(l), cubic_weight(1 - l), cubic_weight(2 - l)};
+  for (int k = 0; k < 4; ++k) {
+    const int64_t i = i0 - 1 + k;
+    idx[k] = i < 0 ? 0 : i > a.in - 1 ? a.in - 1 : i;
+    w[k] = ws[k];
+  }
+  return 4;
+}
+
 // Calls f(h, w, weight) for the taps of output pixel (oh, ow): the separable product of the
 // row and column taps.
 template <class F>
-void for_each_interp_tap(const InterpTaps& ty, const InterpTaps& tx, int64_t oh, int64_t ow, F&& f) {
-  for (int64_t i = 0; i < ty.taps; ++i) {
-    const int64_t h = ty.index[oh * ty.taps + i];
-    const double wy = ty.weight[oh * ty.taps + i];
-    for (int64_t j = 0; j < tx.taps; ++j) f(h, tx.index[ow * tx.taps + j], wy * tx.weight[ow * tx.taps + j]);
-  }
+ADNN_HD void for_each_interp_tap(const InterpGeom& g, int64_t oh, int64_t ow, F&& f) {
+  int64_t iy[4], ix[4];
+  double wy[4], wx[4];
+  const int ny = interp_axis_taps(g.y, oh, iy, wy), nx = interp_axis_taps(g.x, ow, ix, wx);
+  for (int i = 0; i < ny; ++i)
+    for (int j = 0; j < nx; ++j) f(iy[i], ix[j], wy[i] * wx[j]);
 }
-
-// Nearest (torch's floor rule), bilinear and bicubic (A = −0.75, border-clamped) taps.
-InterpTaps interp_taps(int64_t in, int64_t out, InterpMode mode, bool align_corners);
 
 // ---------------------------------------------------------------- warp_affine
 // x (N, H, W, C), y (B, OH, OW, C), m (B, 6) f64: output pixel (ox, oy) samples the input at
@@ -44,15 +88,6 @@ struct WarpGeom {
   int64_t N, H, W, C, B, OH, OW;
   InterpMode mode;
 };
-
-// The cubic convolution kernel (A = -0.75, as OpenCV and torch's bicubic).
-ADNN_HD double cubic_weight(double x) {
-  const double A = -0.75;
-  x = x < 0 ? -x : x;
-  if (x <= 1) return ((A + 2) * x - (A + 3)) * x * x + 1;
-  if (x < 2) return ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
-  return 0;
-}
 
 // The taps of one axis at source coordinate s over [0, size): writes up to 4 (index,
 // weight) pairs and returns their count; taps outside the axis get index -1 (they read 0).

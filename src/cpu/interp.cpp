@@ -1,5 +1,5 @@
 // CPU twin of kernels/interp.cuh: separable resampling (nearest, bilinear, bicubic), NHWC,
-// with the taps of common::interp_taps; the affine warp with common::warp_axis_taps.
+// with the taps of common::interp_axis_taps; the affine warp with common::warp_axis_taps.
 #include <omp.h>
 
 #include <algorithm>
@@ -11,7 +11,7 @@
 
 namespace adnn::cpu {
 
-void interpolate_forward(const Tensor& x, const Tensor& y, const InterpTaps& ty, const InterpTaps& tx) {
+void interpolate_forward(const Tensor& x, const Tensor& y, const InterpGeom& g) {
   float_dispatch(x.dtype(), "interpolate", [&](auto tag_) {
     using T = decltype(tag_);
     // sizes as locals of this function: a lambda inside the OpenMP loop captures them (clang
@@ -25,7 +25,7 @@ void interpolate_forward(const Tensor& x, const Tensor& y, const InterpTaps& ty,
         for (int64_t ow = 0; ow < OW; ++ow) {
           T* o = yp + ((n * OH + oh) * OW + ow) * C;
           for (int64_t c = 0; c < C; ++c) o[c] = 0;
-          common::for_each_interp_tap(ty, tx, oh, ow, [&](int64_t h, int64_t w, double wt) {
+          common::for_each_interp_tap(g, oh, ow, [&](int64_t h, int64_t w, double wt) {
             const T* p = xp + ((n * H + h) * W + w) * C;
             for (int64_t c = 0; c < C; ++c) o[c] += T(wt) * p[c];
           });
@@ -33,7 +33,7 @@ void interpolate_forward(const Tensor& x, const Tensor& y, const InterpTaps& ty,
   });
 }
 
-void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpTaps& ty, const InterpTaps& tx) {
+void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpGeom& g) {
   float_dispatch(gy.dtype(), "interpolate backward", [&](auto tag_) {
     using T = decltype(tag_);
     const int64_t N = gx.size(0), H = gx.size(1), W = gx.size(2), C = gx.size(3), OH = gy.size(1), OW = gy.size(2);
@@ -44,7 +44,7 @@ void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpTaps& 
       for (int64_t oh = 0; oh < OH; ++oh)
         for (int64_t ow = 0; ow < OW; ++ow) {
           const T* o = gp + ((n * OH + oh) * OW + ow) * C;
-          common::for_each_interp_tap(ty, tx, oh, ow, [&](int64_t h, int64_t w, double wt) {
+          common::for_each_interp_tap(g, oh, ow, [&](int64_t h, int64_t w, double wt) {
             T* p = xp + ((n * H + h) * W + w) * C;
             for (int64_t c = 0; c < C; ++c) p[c] += T(wt) * o[c];
           });

@@ -1,5 +1,5 @@
-// The interp family's launchers (kernels/interp.cuh); the taps of common::interp_taps go
-// to the device with each call.
+// The interp family's launchers (kernels/interp.cuh): the geometry travels by value, the
+// kernels compute their taps (common::interp_axis_taps).
 #include "cuda/backend.hpp"
 #include "cuda/launch.hpp"
 #include "kernels/interp.cuh"
@@ -9,37 +9,17 @@ namespace adnn::cuda {
 using namespace launch_detail;
 
 // ---------------------------------------------------------------- interpolation
-namespace {
-struct DeviceTaps {
-  Tensor iy, wy, ix, wx;
-};
-DeviceTaps upload(const InterpTaps& ty, const InterpTaps& tx) {
-  auto up_i = [](const std::vector<int64_t>& v) {
-    return from_vector(v, {int64_t(v.size())}, TensorOptions(DType::i64, kCUDA));
-  };
-  auto up_w = [](const std::vector<double>& v) {
-    return from_vector(v, {int64_t(v.size())}, TensorOptions(DType::f64, kCUDA));
-  };
-  return {up_i(ty.index), up_w(ty.weight), up_i(tx.index), up_w(tx.weight)};
-}
-}  // namespace
-
-void interpolate_forward(const Tensor& x, const Tensor& y, const InterpTaps& ty, const InterpTaps& tx) {
-  DeviceTaps t = upload(ty, tx);
-  k::InterpGeom d{x.size(0), x.size(1), x.size(2), x.size(3), y.size(1), y.size(2), ty.taps, tx.taps};
+void interpolate_forward(const Tensor& x, const Tensor& y, const InterpGeom& g) {
   float_types(x.dtype(), "interpolate", [&](auto tag) {
     using T = decltype(tag);
-    ADNN_LAUNCH(k::interp_forward_kernel<T>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(y),
-                ptr<int64_t>(t.iy), ptr<double>(t.wy), ptr<int64_t>(t.ix), ptr<double>(t.wx), d);
+    ADNN_LAUNCH(k::interp_forward_kernel<T>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(y), g);
   });
 }
-void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpTaps& ty, const InterpTaps& tx) {
-  DeviceTaps t = upload(ty, tx);
-  k::InterpGeom d{gx.size(0), gx.size(1), gx.size(2), gx.size(3), gy.size(1), gy.size(2), ty.taps, tx.taps};
+void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpGeom& g) {
   float_types(gy.dtype(), "interpolate backward", [&](auto tag) {
     using T = decltype(tag);
     ADNN_LAUNCH(k::interp_backward_kernel<T>, k::grid_for(gy.numel()), dim3(256), 0, stream(), ptr<T>(gy), ptr<T>(gx),
-                ptr<int64_t>(t.iy), ptr<double>(t.wy), ptr<int64_t>(t.ix), ptr<double>(t.wx), d);
+                g);
   });
 }
 

@@ -20,7 +20,7 @@ using common::AdamWStep;
 using common::AttnGeom;
 using common::CompoundParams;
 using common::ConvGeom;
-using common::InterpTaps;
+using common::InterpGeom;
 using common::PoolGeom;
 using common::WarpGeom;
 
