@@ -432,7 +432,10 @@ class Session {
   void checkpoint(const std::string& name);
 
  private:
-  double train_step(const data::Batch& b, double lr, EpochStats& e);
+  void train_step(const data::Batch& b, double lr, EpochStats& e);
+  // Reads the losses and correct counts of the steps not read yet (one host wait for all of
+  // them) into e; a non-finite loss among them stops the run naming its step.
+  void flush(EpochStats& e);
 
   const RunSettings& r_;
   TrainData& d_;
@@ -444,9 +447,19 @@ class Session {
   double elapsed_before_ = 0;  // training seconds of earlier sessions of this run
   double last_loss_ = NAN;     // the last finite training loss of this session, and its step
   int64_t last_loss_step_ = -1;
+  // Steps whose loss (a device scalar) and correct count were not read yet. On the host they
+  // are read at once (free there), so a non-finite loss stops the run before the update; on
+  // cuda a step does not wait for the device: they are read when a progress line, the end of
+  // an epoch or a checkpoint needs them (no checkpoint is written from unread steps).
+  struct Pending {
+    int64_t step, batch;
+    Tensor loss, correct;  // () each
+  };
+  std::vector<Pending> pending_;
+  Clock::time_point last_draw_{};
 };
 
-double Session::train_step(const data::Batch& b, double lr, EpochStats& e) {
+void Session::train_step(const data::Batch& b, double lr, EpochStats& e) {
   const FerConfig& c = r_.c;
   AdnnFer& model = *t_.model;
   optim::AdamW& opt = *t_.opt;
@@ -466,30 +479,44 @@ double Session::train_step(const data::Batch& b, double lr, EpochStats& e) {
   } else {
     loss = nn::soft_cross_entropy(logits, soft);
   }
-  // a non-finite loss stops the run before it reaches the weights (the last checkpoint stays good)
-  const double l = loss.item<double>();
-  if (!std::isfinite(l)) {
-    const std::string last = last_loss_step_ < 0 ? std::string("no finite loss before it in this session")
-                                                  : detail::cat("the last finite loss was ", last_loss_, " at step ",
-                                                                last_loss_step_);
-    ADNN_FAIL("train: the loss is ", std::isnan(l) ? "nan" : (l > 0 ? "inf" : "-inf"), " at step ", state_.step + 1, " (", last,
-              "); stopped without updating the weights; lower --lr or check the data");
-  }
-  last_loss_ = l;
-  last_loss_step_ = state_.step + 1;
+  const int64_t B = b.labels.numel();
+  pending_.push_back({state_.step + 1, B, loss.detach(), sum(eq(argmax(logits.detach(), 1), labels))});
+  // on the host a non-finite loss stops the run before it reaches the weights
+  if (r_.dev.is_cpu()) flush(e);
   opt.zero_grad();
   loss.backward();
   optim::clip_grad_norm_(opt.parameters(), 5.0);  // the norm stays on the device
   opt.step();
   if (c.loss == "compound") nn::update_centers(t_.centers, feats.detach(), labels, 0.5);
   ++state_.step;
-  const int64_t B = b.labels.numel();
-  e.loss_sum += l * double(B);
-  const std::vector<double> pred = argmax(logits.detach(), 1).to(kCPU).to_vector();
-  const std::vector<double> truth = b.labels.to_vector();
-  for (size_t i = 0; i < pred.size(); ++i) e.correct += pred[i] == truth[i];
-  e.seen += double(B);
-  return l;
+}
+
+void Session::flush(EpochStats& e) {
+  if (pending_.empty()) return;
+  std::vector<Tensor> losses, corrects;
+  for (const Pending& p : pending_) {
+    losses.push_back(p.loss.to(DType::f64));
+    corrects.push_back(p.correct.to(DType::f64));
+  }
+  const std::vector<double> l = stack(losses, 0).to(kCPU).to_vector(), k = stack(corrects, 0).to(kCPU).to_vector();
+  std::vector<Pending> steps = std::move(pending_);
+  pending_.clear();
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (!std::isfinite(l[i])) {
+      const std::string last = last_loss_step_ < 0 ? std::string("no finite loss before it in this session")
+                                                    : detail::cat("the last finite loss was ", last_loss_, " at step ",
+                                                                  last_loss_step_);
+      ADNN_FAIL("train: the loss is ", std::isnan(l[i]) ? "nan" : (l[i] > 0 ? "inf" : "-inf"), " at step ",
+                steps[i].step, " (", last, "); stopped",
+                r_.dev.is_cpu() ? " without updating the weights" : " without saving the weights updated since",
+                " (the last checkpoint is unchanged); lower --lr or check the data");
+    }
+    last_loss_ = l[i];
+    last_loss_step_ = steps[i].step;
+    e.loss_sum += l[i] * double(steps[i].batch);
+    e.correct += k[i];
+    e.seen += double(steps[i].batch);
+  }
 }
 
 EpochStats Session::train_epoch(int64_t epoch) {
@@ -507,10 +534,14 @@ EpochStats Session::train_epoch(int64_t epoch) {
     const double lr = t_.sched.lr(state_.step);
     train_step(*b, lr, e);
     const int64_t in_epoch = state_.step - epoch * spe;
-    const double es = std::chrono::duration<double>(Clock::now() - t_epoch).count();
-    const double ips = e.seen / std::max(es, 1e-9);
-    const double eta = double(t_.total_steps - state_.step) * r_.c.batch / std::max(ips, 1e-9);
-    if (tty_ || in_epoch % r_.log_every == 0 || in_epoch == spe) {
+    // a terminal's line is redrawn at most 4 times a second (each draw reads the device)
+    const bool draw = tty_ && Clock::now() - last_draw_ >= std::chrono::milliseconds(250);
+    if (draw || in_epoch % r_.log_every == 0 || in_epoch == spe) {
+      flush(e);
+      last_draw_ = Clock::now();
+      const double es = std::chrono::duration<double>(Clock::now() - t_epoch).count();
+      const double ips = e.seen / std::max(es, 1e-9);
+      const double eta = double(t_.total_steps - state_.step) * r_.c.batch / std::max(ips, 1e-9);
       std::fprintf(stderr, "%sepoch %lld/%lld  step %lld/%lld  loss %.4f  acc %.4f  %.0f img/s  lr %.2e  ETA %s%s",
                    tty_ ? "\r" : "", (long long)(epoch + 1), (long long)r_.c.epochs, (long long)in_epoch,
                    (long long)spe, e.loss_sum / e.seen, e.correct / e.seen, ips, lr, hms(eta).c_str(),
@@ -518,6 +549,7 @@ EpochStats Session::train_epoch(int64_t epoch) {
       std::fflush(stderr);
     }
     if (r_.stop_after > 0 && state_.step == r_.stop_after) {
+      flush(e);
       e.interrupted = true;
       if (in_epoch == spe) break;  // the epoch is complete: validated and checkpointed as usual first
       checkpoint("last");
@@ -530,6 +562,7 @@ EpochStats Session::train_epoch(int64_t epoch) {
       break;
     }
   }
+  flush(e);  // the epoch's last steps: read before validation and any checkpoint
   if (tty_) std::fprintf(stderr, "\n");
   e.seconds = std::chrono::duration<double>(Clock::now() - t_epoch).count();
   return e;
