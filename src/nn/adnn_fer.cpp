@@ -133,28 +133,11 @@ std::vector<std::string> fer_config_names() { return {"adnn_fer_paper", "adnn_fe
 
 FerConfig fer_config(const std::string& name) {
   FerConfig c;
-  if (name == "adnn_fer_paper") {  // BRIEF §2 / the paper: B5, 224×224×3, 6 × (2048, 8 heads, 4096)
-    c.name = name;
-    c.backbone = "efficientnet_b5";
-    c.image_size = 224;
-    c.in_chans = 3;
-    c.layers = 6;
-    c.d_model = 2048;
-    c.heads = 8;
-    c.d_ff = 4096;
-    c.dropout = 0.1;
-    c.head_dropout = 0.3;
-    c.drop_path = 0.2;
-    c.epochs = 100;
-    c.batch = 32;
-    c.warmup_epochs = 5;
-    c.patience = 15;
-    c.lr = 1e-4;
-    c.weight_decay = 0.05;
-    c.layer_decay = 0.8;
-    c.mixup = true;
-    return c;
-  }
+  if (name == "adnn_fer_paper")  // BRIEF §2 / the paper: B5, 224×224×3, 6 × (2048, 8 heads, 4096)
+    return FerConfig{.name = name, .backbone = "efficientnet_b5", .image_size = 224, .in_chans = 3, .layers = 6,
+                     .d_model = 2048, .heads = 8, .d_ff = 4096, .dropout = 0.1, .head_dropout = 0.3, .drop_path = 0.2,
+                     .epochs = 100, .batch = 32, .warmup_epochs = 5, .patience = 15, .lr = 1e-4,
+                     .weight_decay = 0.05, .layer_decay = 0.8, .mixup = true};
   if (name == "adnn_fer_nano") return FerConfig{};  // the defaults: see docs/adnn_fer.md
   std::string list;
   for (auto& n : fer_config_names()) list += " " + n;
