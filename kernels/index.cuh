@@ -11,6 +11,7 @@
 // Threads: one thread per output (or gradient) element, innermost dim fastest.
 // Cost: one read and one write (or atomic add) per element, plus the index read.
 #include "common.cuh"
+#include "loops.cuh"
 #include "common/index.hpp"
 
 namespace adnn::kernels {
@@ -18,21 +19,14 @@ namespace adnn::kernels {
 template <class T>
 __global__ void index_select_kernel(const T* __restrict__ x, const int64_t* __restrict__ idx, T* __restrict__ out,
                                     int64_t outer, int64_t D, int64_t inner, int64_t n) {
-  const int64_t total = outer * n * inner;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t k = i % inner, j = (i / inner) % n, o = i / (inner * n);
-    out[i] = x[(o * D + idx[j]) * inner + k];
-  }
+  for_each_3d(outer, n, inner, [&](int64_t i, int64_t o, int64_t j, int64_t k) { out[i] = x[(o * D + idx[j]) * inner + k]; });
 }
 
 template <class T>
 __global__ void index_add_kernel(const T* __restrict__ g, const int64_t* __restrict__ idx, T* __restrict__ gx,
                                  int64_t outer, int64_t D, int64_t inner, int64_t n) {
-  const int64_t total = outer * n * inner;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t k = i % inner, j = (i / inner) % n, o = i / (inner * n);
-    atomicAdd(gx + (o * D + idx[j]) * inner + k, g[i]);
-  }
+  for_each_3d(outer, n, inner,
+              [&](int64_t i, int64_t o, int64_t j, int64_t k) { atomicAdd(gx + (o * D + idx[j]) * inner + k, g[i]); });
 }
 
 template <class T>

@@ -17,23 +17,15 @@
 //   Backward, one thread per output element scattering its taps with atomicAdd (outputs of
 //   several crops of one image, and neighbouring outputs, share input pixels).
 #include "common.cuh"
+#include "loops.cuh"
 #include "common/interp.hpp"
 
 namespace adnn::kernels {
 
-// Grid-stride loop over an NHWC output (B, OH, OW, C), c fastest: f(i, b, oy, ox, c), i the
-// flat index (consecutive threads take consecutive channels: coalesced along C).
-template <class F>
-__device__ __forceinline__ void for_each_output(int64_t B, int64_t OH, int64_t OW, int64_t C, F&& f) {
-  const int64_t total = B * OH * OW * C;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x)
-    f(i, i / (C * OW * OH), (i / (C * OW)) % OH, (i / C) % OW, i % C);
-}
-
 template <class T>
 __global__ void interp_forward_kernel(const T* __restrict__ x, T* __restrict__ y, InterpGeom g) {
   const int64_t H = g.y.in, W = g.x.in;
-  for_each_output(g.N, g.y.out, g.x.out, g.C, [&](int64_t i, int64_t n, int64_t oy, int64_t ox, int64_t c) {
+  for_each_nhwc(g.N, g.y.out, g.x.out, g.C, [&](int64_t i, int64_t n, int64_t oy, int64_t ox, int64_t c) {
     T s = 0;
     common::for_each_interp_tap(g, oy, ox, [&](int64_t h, int64_t w, double wt) {
       s += T(wt) * x[((n * H + h) * W + w) * g.C + c];
@@ -45,7 +37,7 @@ __global__ void interp_forward_kernel(const T* __restrict__ x, T* __restrict__ y
 template <class T>
 __global__ void interp_backward_kernel(const T* __restrict__ gy, T* __restrict__ gx, InterpGeom g) {
   const int64_t H = g.y.in, W = g.x.in;
-  for_each_output(g.N, g.y.out, g.x.out, g.C, [&](int64_t i, int64_t n, int64_t oy, int64_t ox, int64_t c) {
+  for_each_nhwc(g.N, g.y.out, g.x.out, g.C, [&](int64_t i, int64_t n, int64_t oy, int64_t ox, int64_t c) {
     const T go = gy[i];
     common::for_each_interp_tap(g, oy, ox, [&](int64_t h, int64_t w, double wt) {
       atomicAdd(gx + ((n * H + h) * W + w) * g.C + c, T(wt) * go);
@@ -82,7 +74,7 @@ __device__ __forceinline__ void for_each_warp_tap(const double* m, int64_t b, in
 template <class T>
 __global__ void warp_affine_forward_kernel(const T* __restrict__ x, const double* __restrict__ m, T* __restrict__ y,
                                            WarpGeom g) {
-  for_each_output(g.B, g.OH, g.OW, g.C, [&](int64_t i, int64_t b, int64_t oy, int64_t ox, int64_t c) {
+  for_each_nhwc(g.B, g.OH, g.OW, g.C, [&](int64_t i, int64_t b, int64_t oy, int64_t ox, int64_t c) {
     double s = 0;
     for_each_warp_tap(m, b, g.N == 1 ? 0 : b, ox, oy, c, g, [&](int64_t off, double w) { s += w * double(x[off]); });
     y[i] = T(s);
@@ -92,7 +84,7 @@ __global__ void warp_affine_forward_kernel(const T* __restrict__ x, const double
 template <class T>
 __global__ void warp_affine_backward_kernel(const T* __restrict__ gy, const double* __restrict__ m, T* __restrict__ gx,
                                             WarpGeom g) {
-  for_each_output(g.B, g.OH, g.OW, g.C, [&](int64_t i, int64_t b, int64_t oy, int64_t ox, int64_t c) {
+  for_each_nhwc(g.B, g.OH, g.OW, g.C, [&](int64_t i, int64_t b, int64_t oy, int64_t ox, int64_t c) {
     const double gv = double(gy[i]);
     for_each_warp_tap(m, b, g.N == 1 ? 0 : b, ox, oy, c, g,
                       [&](int64_t off, double w) { atomicAdd(gx + off, T(w * gv)); });

@@ -13,6 +13,7 @@
 // Cost: forward reads kh·kw·|y| elements (mostly cached), writes |y| (+ |y| int64 indices
 //   for max); backward reads |gy| (+ indices), writes |gx|.
 #include "common.cuh"
+#include "loops.cuh"
 #include "common/pool.hpp"
 
 namespace adnn::kernels {
@@ -20,9 +21,7 @@ namespace adnn::kernels {
 template <class T>
 __global__ void max_pool_forward_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t* __restrict__ am,
                                         PoolGeom g) {
-  const int64_t total = g.N * g.OH * g.OW * g.C;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % g.C, ow = (i / g.C) % g.OW, oh = (i / (g.C * g.OW)) % g.OH, n = i / (g.C * g.OW * g.OH);
+  for_each_nhwc(g.N, g.OH, g.OW, g.C, [&](int64_t i, int64_t n, int64_t oh, int64_t ow, int64_t c) {
     T best = -INFINITY;
     int64_t arg = -1;
     for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) {
@@ -34,35 +33,29 @@ __global__ void max_pool_forward_kernel(const T* __restrict__ x, T* __restrict__
     });
     y[i] = best;
     am[i] = arg;
-  }
+  });
 }
 
 template <class T>
 __global__ void max_pool_backward_kernel(const T* __restrict__ gy, const int64_t* __restrict__ am, T* __restrict__ gx,
                                          PoolGeom g) {
-  const int64_t total = g.N * g.OH * g.OW * g.C;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % g.C, n = i / (g.C * g.OW * g.OH);
+  for_each_nhwc(g.N, g.OH, g.OW, g.C, [&](int64_t i, int64_t n, int64_t, int64_t, int64_t c) {
     if (am[i] >= 0) atomicAdd(gx + (n * g.H * g.W + am[i]) * g.C + c, gy[i]);
-  }
+  });
 }
 
 template <class T>
 __global__ void avg_pool_forward_kernel(const T* __restrict__ x, T* __restrict__ y, PoolGeom g) {
-  const int64_t total = g.N * g.OH * g.OW * g.C;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % g.C, ow = (i / g.C) % g.OW, oh = (i / (g.C * g.OW)) % g.OH, n = i / (g.C * g.OW * g.OH);
+  for_each_nhwc(g.N, g.OH, g.OW, g.C, [&](int64_t i, int64_t n, int64_t oh, int64_t ow, int64_t c) {
     T s = 0;
     for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) { s += x[((n * g.H + h) * g.W + w) * g.C + c]; });
     y[i] = s / T(pool_divisor(g, oh, ow));
-  }
+  });
 }
 
 template <class T>
 __global__ void avg_pool_backward_kernel(const T* __restrict__ gy, T* __restrict__ gx, PoolGeom g) {
-  const int64_t total = g.N * g.H * g.W * g.C;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % g.C, w = (i / g.C) % g.W, h = (i / (g.C * g.W)) % g.H, n = i / (g.C * g.W * g.H);
+  for_each_nhwc(g.N, g.H, g.W, g.C, [&](int64_t i, int64_t n, int64_t h, int64_t w, int64_t c) {
     T s = 0;
     // outputs oh with oh*sh - ph <= h < oh*sh - ph + kh
     for (int64_t oh = 0; oh < g.OH; ++oh) {
@@ -75,7 +68,7 @@ __global__ void avg_pool_backward_kernel(const T* __restrict__ gy, T* __restrict
       }
     }
     gx[i] = s;
-  }
+  });
 }
 
 }  // namespace adnn::kernels
