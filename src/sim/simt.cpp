@@ -128,49 +128,51 @@ void syncthreads(const site& at) {
 }
 
 namespace {
-// Waits at a warp op over `mask` (checked to hold the calling lane).
-void warp_wait(const char* what, unsigned mask, bool fence, const site& at) {
-  Thread* t = tls_thread;
+[[noreturn, gnu::noinline, gnu::cold]] void mask_error(const Thread* t, const char* what, unsigned mask, const site& at) {
   ADNN_CHECK(t, "SIMT emulator: ", what, " called outside a launch");
-  Block* b = t->ctx.block;
-  if (!(mask >> t->ctx.lane & 1u)) {
-    const char* base = at.file_name();
-    for (const char* q = base; *q; ++q)
-      if (*q == '/') base = q + 1;
-    ADNN_FAIL("SIMT emulator: kernel ", b->kernel, ": ", what, " with mask 0x", std::hex, mask, std::dec,
-              " called by lane ", t->ctx.lane, " of warp ", t->ctx.warp, ", which is not in the mask [", base, ":",
-              at.line(), "]");
-  }
+  const char* base = at.file_name();
+  for (const char* q = base; *q; ++q)
+    if (*q == '/') base = q + 1;
+  ADNN_FAIL("SIMT emulator: kernel ", t->ctx.block->kernel, ": ", what, " with mask 0x", std::hex, mask, std::dec,
+            " called by lane ", t->ctx.lane, " of warp ", t->ctx.warp, ", which is not in the mask [", base, ":",
+            at.line(), "]");
+}
+// Waits at a warp op over `mask` (checked to hold the calling lane).
+inline void warp_wait(Thread* t, const char* what, unsigned mask, bool fence, const site& at) {
+  if (!t || !(mask >> t->ctx.lane & 1u)) [[unlikely]]
+    mask_error(t, what, mask, at);
   t->wmask = mask;
   t->wfence = fence;
   t->wwhat = what;
   t->wsite = at;
-  b->yield(State::wait_warp);
+  t->ctx.block->yield(State::wait_warp);
 }
 }  // namespace
 
-void syncwarp(unsigned mask, const site& at) { warp_wait("__syncwarp", mask, true, at); }
+void syncwarp(unsigned mask, const site& at) { warp_wait(tls_thread, "__syncwarp", mask, true, at); }
 
 uint64_t warp_exchange(uint64_t value, int src, unsigned mask, const site& at) {
-  ThreadCtx& c = ctx();
+  Thread* t = tls_thread;
+  ThreadCtx& c = t ? t->ctx : ctx();
   Block* b = c.block;
   b->exchange[c.linear] = value;
-  warp_wait("__shfl_sync", mask, false, at);  // everyone has published
+  warp_wait(t, "__shfl_sync", mask, false, at);  // everyone has published
   // Reading a lane outside the mask, exited or nonexistent is undefined on hardware: poison.
   uint64_t r = kPoison;
   if (src >= 0 && src < 32 && (mask >> src & 1u)) {
     unsigned i = c.warp * 32 + unsigned(src);
     if (i < b->threads.size() && b->threads[i].state != State::done) r = b->exchange[i];
   }
-  warp_wait("__shfl_sync", mask, false, at);  // everyone has read before the slots are reused
+  warp_wait(t, "__shfl_sync", mask, false, at);  // everyone has read before the slots are reused
   return r;
 }
 
 unsigned warp_vote(bool pred, unsigned mask, unsigned* participants, const site& at) {
-  ThreadCtx& c = ctx();
+  Thread* t = tls_thread;
+  ThreadCtx& c = t ? t->ctx : ctx();
   Block* b = c.block;
   b->exchange[c.linear] = pred ? 1 : 0;
-  warp_wait("__ballot_sync", mask, false, at);
+  warp_wait(t, "__ballot_sync", mask, false, at);
   unsigned m = 0, part = 0;
   for (unsigned l = 0; l < 32; ++l) {
     unsigned i = c.warp * 32 + l;
@@ -178,7 +180,7 @@ unsigned warp_vote(bool pred, unsigned mask, unsigned* participants, const site&
     part |= 1u << l;
     if (b->exchange[i]) m |= 1u << l;
   }
-  warp_wait("__ballot_sync", mask, false, at);
+  warp_wait(t, "__ballot_sync", mask, false, at);
   if (participants) *participants = part;
   return m;
 }
@@ -189,7 +191,7 @@ void warp_all_gather(const void* mine, size_t bytes, void* all) {
   ThreadCtx& c = ctx();
   Block* b = c.block;
   b->exchange[c.linear] = reinterpret_cast<uintptr_t>(mine);  // the fiber's stack outlives the barrier
-  warp_wait("mma.sync", full_mask, false, site::current());
+  warp_wait(tls_thread, "mma.sync", full_mask, false, site::current());
   for (unsigned l = 0; l < 32; ++l) {
     const unsigned i = c.warp * 32 + l;
     ADNN_CHECK(i < b->threads.size() && b->threads[i].state != State::done,
@@ -197,7 +199,7 @@ void warp_all_gather(const void* mine, size_t bytes, void* all) {
                " is not running");
     std::memcpy(static_cast<std::byte*>(all) + l * bytes, reinterpret_cast<const void*>(b->exchange[i]), bytes);
   }
-  warp_wait("mma.sync", full_mask, false, site::current());  // everyone has copied before the sources change
+  warp_wait(tls_thread, "mma.sync", full_mask, false, site::current());  // everyone has copied before the sources change
 }
 
 unsigned warp_live_mask() {
