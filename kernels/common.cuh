@@ -6,6 +6,16 @@
 // keywords, built-in variables, barriers, warp intrinsics, atomics and fast-math
 // intrinsics are mapped onto it here. Kernels are launched through adnn::kernels::launch,
 // never with <<<>>> in shared code.
+//
+// Rules the emulation enforces (src/sim/simt.hpp has them in full; docs/testing.md):
+//  - Warp ops wait for exactly the non-exited lanes of their mask; the mask must hold the
+//    calling lane; a shuffle from a lane outside the mask reads poison. A lane of the mask
+//    waiting elsewhere is a deadlock, reported with the kernel and file:line of each wait.
+//  - Shared memory is race-checked (ADNN_SIM_RACECHECK=0 turns it off): two threads that
+//    touch one location, at least one writing, need a __syncthreads between them (or a
+//    __syncwarp when they are lanes of one warp); shuffles are not fences, atomics are fine.
+//    So shared memory is declared with ADNN_SHARED / ADNN_DYNAMIC_SHARED, pointers to it are
+//    ADNN_SHARED_PTR(T) (T* on the device) and reinterpreted with ADNN_SHARED_CAST.
 #include <cstddef>
 #include <cstdint>
 
