@@ -1,11 +1,15 @@
 // Cost of the SIMT emulator per emulated CUDA thread (ADNN_CUDA_EMULATION builds).
 // `block_sum`: a sum over 2^20 floats in 4096 blocks of 256 threads (warp shuffles and
 // __syncthreads, as in kernels/reduce.cuh); `map`: an elementwise kernel with no barrier.
-// Reports emulated threads per second of wall time (1e6 / that = µs per thread); every
-// emulated thread is one fiber.
+// Reports emulated threads per second of wall time (1e6 / that = µs per thread) and
+// s_per_thread (the inverse); every emulated thread is one fiber.
+// `/racecheck:0|1`: the shared-memory race checker (src/sim/simt.hpp) off or on. `attention`:
+// the tiled attention forward (kernels/attention.cuh, f32, D = 64, 128 queries and keys, 8
+// heads): shared-memory heavy, ~2·32·64 checked shared reads per thread per key tile.
 #include <adnn/adnn.hpp>
 #include <benchmark/benchmark.h>
 
+#include "kernels/attention.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/reduce.cuh"
 
@@ -13,6 +17,7 @@ using namespace adnn;
 using namespace adnn::kernels;
 
 static void BM_emulated_block_sum(benchmark::State& st) {
+  sim::set_racecheck(st.range(0) != 0);
   const int64_t rows = 4096, R = 256;
   std::vector<float, sim::device_allocator<float>> x(size_t(rows * R), 1.0f), out(rows);
   for (auto _ : st) {
@@ -22,8 +27,30 @@ static void BM_emulated_block_sum(benchmark::State& st) {
   }
   const double threads = double(rows * 256) * double(st.iterations());
   st.counters["threads_per_s"] = benchmark::Counter(threads, benchmark::Counter::kIsRate);
+  st.counters["s_per_thread"] =
+      benchmark::Counter(threads, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  sim::set_racecheck(true);
 }
-BENCHMARK(BM_emulated_block_sum)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_emulated_block_sum)->ArgName("racecheck")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+static void BM_emulated_attention(benchmark::State& st) {
+  sim::set_racecheck(st.range(0) != 0);
+  AttnGeom P{1, 8, 128, 128, 64, 0.125, 0.0, 1};
+  const size_t n = size_t(P.B * P.H * P.Lq * P.D);
+  std::vector<float, sim::device_allocator<float>> q(n, 0.01f), k(n, 0.02f), v(n, 0.5f), o(n),
+      lse(size_t(P.B * P.H * P.Lq));
+  const uint64_t before = sim::threads_run();
+  for (auto _ : st) {
+    launch_attention_forward<float>(q.data(), k.data(), v.data(), nullptr, o.data(), lse.data(), P, nullptr);
+    benchmark::DoNotOptimize(o.data());
+  }
+  const double threads = double(sim::threads_run() - before);
+  st.counters["threads_per_s"] = benchmark::Counter(threads, benchmark::Counter::kIsRate);
+  st.counters["s_per_thread"] =
+      benchmark::Counter(threads, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  sim::set_racecheck(true);
+}
+BENCHMARK(BM_emulated_attention)->ArgName("racecheck")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 static void BM_emulated_map(benchmark::State& st) {
   const int64_t n = int64_t(1) << 20;
@@ -33,6 +60,7 @@ static void BM_emulated_map(benchmark::State& st) {
   g.size[0] = n;
   g.stride[0][0] = 1;
   g.stride[1][0] = 1;
+  sim::set_racecheck(st.range(0) != 0);
   for (auto _ : st) {
     // one element per thread: 4096 blocks of 256
     ADNN_LAUNCH(unary_kernel<float>, dim3(unsigned(n / 256)), dim3(256), 0, nullptr, UnaryOp::relu, x.data(), y.data(),
@@ -40,7 +68,10 @@ static void BM_emulated_map(benchmark::State& st) {
     benchmark::DoNotOptimize(y.data());
   }
   st.counters["threads_per_s"] = benchmark::Counter(double(n) * double(st.iterations()), benchmark::Counter::kIsRate);
+  st.counters["s_per_thread"] = benchmark::Counter(double(n) * double(st.iterations()),
+                                                   benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  sim::set_racecheck(true);
 }
-BENCHMARK(BM_emulated_map)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_emulated_map)->ArgName("racecheck")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();

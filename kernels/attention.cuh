@@ -67,12 +67,12 @@ __device__ __forceinline__ A attn_warp_max(A v) {
 // where s_jj is lane jj's `s` (a warp broadcast); a zero s_jj (uniform across the warp)
 // skips its row.
 template <class A, class T>
-__device__ __forceinline__ void attn_accumulate_rows(A (&acc)[attn_chunks], A s, const T* rows, int64_t pitch,
+__device__ __forceinline__ void attn_accumulate_rows(A (&acc)[attn_chunks], A s, ADNN_SHARED_PTR(const T) rows, int64_t pitch,
                                                      int lane, int64_t D) {
   for (int jj = 0; jj < attn_tile; ++jj) {
     const A sj = __shfl_sync(0xffffffffu, s, jj);
     if (sj == A(0)) continue;
-    const T* r = rows + jj * pitch;
+    ADNN_SHARED_PTR(const T) r = rows + jj * pitch;
     for (int c = 0; c < attn_chunks; ++c) {
       const int64_t d = lane + 32 * c;
       if (d < D) acc[c] += sj * A(r[d]);
@@ -83,7 +83,7 @@ __device__ __forceinline__ void attn_accumulate_rows(A (&acc)[attn_chunks], A s,
 // Stages rows [r0, r0 + n) of src (rows of D) into dst with row pitch `pitch` (zeros past
 // `rows`); all threads of the block take part.
 template <class T>
-__device__ __forceinline__ void attn_stage(T* dst, const T* src, int64_t r0, int n, int64_t rows, int64_t D,
+__device__ __forceinline__ void attn_stage(ADNN_SHARED_PTR(T) dst, const T* src, int64_t r0, int n, int64_t rows, int64_t D,
                                            int64_t pitch) {
   for (int64_t e = threadIdx.x; e < int64_t(n) * D; e += blockDim.x) {
     const int64_t r = e / D, d = e % D;
@@ -92,7 +92,7 @@ __device__ __forceinline__ void attn_stage(T* dst, const T* src, int64_t r0, int
 }
 
 template <class T, class A>
-__device__ __forceinline__ A attn_dot(const T* a, const T* b, int64_t D) {
+__device__ __forceinline__ A attn_dot(ADNN_SHARED_PTR(const T) a, ADNN_SHARED_PTR(const T) b, int64_t D) {
   A s = 0;
   for (int64_t d = 0; d < D; ++d) s += A(a[d]) * A(b[d]);
   return s;
@@ -106,9 +106,9 @@ __global__ void attention_forward_kernel(const T* __restrict__ q, const T* __res
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(T, smem);
   const int64_t D = P.D, pitch = D + 1, bh = blockIdx.y, b = bh / P.H;
-  T* Ks = smem;                      // (32, D+1)
-  T* Vs = Ks + attn_tile * pitch;    // (32, D+1)
-  T* Qs = Vs + attn_tile * pitch;    // (16, D)
+  ADNN_SHARED_PTR(T) Ks = smem;                      // (32, D+1)
+  ADNN_SHARED_PTR(T) Vs = Ks + attn_tile * pitch;    // (32, D+1)
+  ADNN_SHARED_PTR(T) Qs = Vs + attn_tile * pitch;    // (16, D)
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t i0 = int64_t(blockIdx.x) * attn_block_rows;
   const T* qb = q + bh * P.Lq * D;
@@ -150,7 +150,7 @@ __global__ void attention_forward_kernel(const T* __restrict__ q, const T* __res
                  ? p * keep_scale
                  : A(0);
       for (int c = 0; c < attn_chunks; ++c) acc[t][c] *= alpha;
-      attn_accumulate_rows(acc[t], pd, Vs, pitch, lane, D);  // O += P̃ V
+      attn_accumulate_rows<A, T>(acc[t], pd, Vs, pitch, lane, D);  // O += P̃ V
     }
   }
   for (int t = 0; t < attn_rows_per_warp; ++t) {
@@ -196,10 +196,10 @@ __global__ void attention_backward_dq_kernel(const T* __restrict__ q, const T* _
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(T, smem);
   const int64_t D = P.D, pitch = D + 1, bh = blockIdx.y, b = bh / P.H;
-  T* Ks = smem;                                  // (32, D+1)
-  T* Vs = Ks + attn_tile * pitch;                // (32, D+1)
-  T* Qs = Vs + attn_tile * pitch;                // (16, D)
-  T* Gs = Qs + attn_block_rows * D;              // (16, D): dO rows
+  ADNN_SHARED_PTR(T) Ks = smem;                                  // (32, D+1)
+  ADNN_SHARED_PTR(T) Vs = Ks + attn_tile * pitch;                // (32, D+1)
+  ADNN_SHARED_PTR(T) Qs = Vs + attn_tile * pitch;                // (16, D)
+  ADNN_SHARED_PTR(T) Gs = Qs + attn_block_rows * D;              // (16, D): dO rows
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t i0 = int64_t(blockIdx.x) * attn_block_rows;
   attn_stage(Qs, q + bh * P.Lq * D, i0, attn_block_rows, P.Lq, D, D);
@@ -230,7 +230,7 @@ __global__ void attention_backward_dq_kernel(const T* __restrict__ q, const T* _
         const A dp = z * attn_dot<T, A>(Gs + r * D, Vs + lane * pitch, D);
         ds = p * (dp - A(dlt[bh * P.Lq + i]));
       }
-      attn_accumulate_rows(acc[t], ds, Ks, pitch, lane, D);  // dQ += dS K
+      attn_accumulate_rows<A, T>(acc[t], ds, Ks, pitch, lane, D);  // dQ += dS K
     }
   }
   for (int t = 0; t < attn_rows_per_warp; ++t) {
@@ -254,10 +254,10 @@ __global__ void attention_backward_dkv_kernel(const T* __restrict__ q, const T* 
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(T, smem);
   const int64_t D = P.D, pitch = D + 1, bh = blockIdx.y, b = bh / P.H;
-  T* Qs = smem;                                // (32, D+1)
-  T* Gs = Qs + attn_tile * pitch;              // (32, D+1): dO rows
-  T* Ks = Gs + attn_tile * pitch;              // (16, D)
-  T* Vs = Ks + attn_block_rows * D;            // (16, D)
+  ADNN_SHARED_PTR(T) Qs = smem;                                // (32, D+1)
+  ADNN_SHARED_PTR(T) Gs = Qs + attn_tile * pitch;              // (32, D+1): dO rows
+  ADNN_SHARED_PTR(T) Ks = Gs + attn_tile * pitch;              // (16, D)
+  ADNN_SHARED_PTR(T) Vs = Ks + attn_block_rows * D;            // (16, D)
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t j0 = int64_t(blockIdx.x) * attn_block_rows;
   attn_stage(Ks, k + bh * P.Lk * D, j0, attn_block_rows, P.Lk, D, D);
@@ -292,8 +292,8 @@ __global__ void attention_backward_dkv_kernel(const T* __restrict__ q, const T* 
         const A dp = z * attn_dot<T, A>(Gs + lane * pitch, Vs + r * D, D);
         ds = p * (dp - dlt_i);
       }
-      attn_accumulate_rows(av[t], pz, Gs, pitch, lane, D);  // dV += P̃ᵀ dO
-      attn_accumulate_rows(ak[t], ds, Qs, pitch, lane, D);  // dK += dSᵀ Q (scaled at the end)
+      attn_accumulate_rows<A, T>(av[t], pz, Gs, pitch, lane, D);  // dV += P̃ᵀ dO
+      attn_accumulate_rows<A, T>(ak[t], ds, Qs, pitch, lane, D);  // dK += dSᵀ Q (scaled at the end)
     }
   }
   for (int t = 0; t < attn_rows_per_warp; ++t) {

@@ -32,7 +32,7 @@ constexpr int attn_mma_keys = 32;                   // keys per tile
 // Rows [r0, r0 + n) of src (rows of D values) into dst (rows of `pitch`), zero past `rows`
 // and in columns D … DP − 1.
 template <class T>
-__device__ __forceinline__ void attn_stage_padded(T* dst, const T* src, int64_t r0, int n, int64_t rows, int64_t D,
+__device__ __forceinline__ void attn_stage_padded(ADNN_SHARED_PTR(T) dst, const T* src, int64_t r0, int n, int64_t rows, int64_t D,
                                                   int DP, int pitch) {
   for (int e = threadIdx.x; e < n * DP; e += blockDim.x) {
     const int r = e / DP, d = e % DP;
@@ -44,8 +44,8 @@ __device__ __forceinline__ void attn_stage_padded(T* dst, const T* src, int64_t 
 // layout of kernels/mma.cuh; g = lane / 4, t = lane % 4.
 // A (16×16) whose element (r, k) is M[r][k]; base = &M[0][0].
 template <class T>
-__device__ __forceinline__ void frag_a(uint32_t a[4], const T* base, int pitch, int g, int t) {
-  const T* p = base + g * pitch + 2 * t;
+__device__ __forceinline__ void frag_a(uint32_t a[4], ADNN_SHARED_PTR(const T) base, int pitch, int g, int t) {
+  ADNN_SHARED_PTR(const T) p = base + g * pitch + 2 * t;
   a[0] = load_pair(p);
   a[1] = load_pair(p + 8 * pitch);
   a[2] = load_pair(p + 8);
@@ -53,15 +53,15 @@ __device__ __forceinline__ void frag_a(uint32_t a[4], const T* base, int pitch, 
 }
 // B (16×8) whose element (k, n) is M[n][k] (M's rows are B's columns: Kᵀ from K); base = &M[0][0].
 template <class T>
-__device__ __forceinline__ void frag_b_rows(uint32_t b[2], const T* base, int pitch, int g, int t) {
-  const T* p = base + g * pitch + 2 * t;
+__device__ __forceinline__ void frag_b_rows(uint32_t b[2], ADNN_SHARED_PTR(const T) base, int pitch, int g, int t) {
+  ADNN_SHARED_PTR(const T) p = base + g * pitch + 2 * t;
   b[0] = load_pair(p);
   b[1] = load_pair(p + 8);
 }
 // B (16×8) whose element (k, n) is M[k][n] (V in P·V); base = &M[0][0].
 template <class T>
-__device__ __forceinline__ void frag_b_cols(uint32_t b[2], const T* base, int pitch, int g, int t) {
-  const T* p = base + 2 * t * pitch + g;
+__device__ __forceinline__ void frag_b_cols(uint32_t b[2], ADNN_SHARED_PTR(const T) base, int pitch, int g, int t) {
+  ADNN_SHARED_PTR(const T) p = base + 2 * t * pitch + g;
   b[0] = pack_pair<T>(p[0], p[pitch]);
   b[1] = pack_pair<T>(p[8 * pitch], p[9 * pitch]);
 }
@@ -100,9 +100,9 @@ __global__ void __launch_bounds__(128)
   constexpr int KC = DP / 16;    // 16-deep chunks of Q·Kᵀ
   constexpr int ST = attn_mma_keys / 8;  // 8-key tiles of S
   ADNN_DYNAMIC_SHARED(T, smem);
-  T* Qs = smem;                          // (64, pitch)
-  T* Ks = Qs + attn_mma_rows * pitch;    // (32, pitch)
-  T* Vs = Ks + attn_mma_keys * pitch;    // (32, pitch)
+  ADNN_SHARED_PTR(T) Qs = smem;                          // (64, pitch)
+  ADNN_SHARED_PTR(T) Ks = Qs + attn_mma_rows * pitch;    // (32, pitch)
+  ADNN_SHARED_PTR(T) Vs = Ks + attn_mma_keys * pitch;    // (32, pitch)
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int64_t D = P.D, Lq = P.Lq, Lk = P.Lk, bh = blockIdx.y, b = bh / P.H;
   const int64_t i0 = int64_t(blockIdx.x) * attn_mma_rows;
@@ -119,7 +119,7 @@ __global__ void __launch_bounds__(128)
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // l: this lane's partial row sums
   const float scale = float(P.scale);
   const float keep_scale = P.dropout > 0 ? float(1.0 / (1.0 - P.dropout)) : 1.f;
-  const T* Qw = Qs + warp * 16 * pitch;  // this warp's 16 query rows
+  ADNN_SHARED_PTR(const T) Qw = Qs + warp * 16 * pitch;  // this warp's 16 query rows
 
   for (int64_t j0 = 0; j0 < Lk; j0 += attn_mma_keys) {
     __syncthreads();  // previous tile consumed (and Qs staged on the first pass)
@@ -136,10 +136,10 @@ __global__ void __launch_bounds__(128)
     ADNN_UNROLL
     for (int kc = 0; kc < KC; ++kc) {
       uint32_t a[4], bw[2];
-      frag_a(a, Qw + kc * 16, pitch, g, t);
+      frag_a<T>(a, Qw + kc * 16, pitch, g, t);
       ADNN_UNROLL
       for (int n = 0; n < ST; ++n) {
-        frag_b_rows(bw, Ks + n * 8 * pitch + kc * 16, pitch, g, t);
+        frag_b_rows<T>(bw, Ks + n * 8 * pitch + kc * 16, pitch, g, t);
         mma_m16n8k16<T>(s[n], a, bw);
       }
     }
@@ -196,7 +196,7 @@ __global__ void __launch_bounds__(128)
       frag_a_from_acc<T>(a, s[2 * kc], s[2 * kc + 1]);
       ADNN_UNROLL
       for (int n = 0; n < NT; ++n) {
-        frag_b_cols(bw, Vs + kc * 16 * pitch + n * 8, pitch, g, t);
+        frag_b_cols<T>(bw, Vs + kc * 16 * pitch + n * 8, pitch, g, t);
         mma_m16n8k16<T>(acc[n], a, bw);
       }
     }
@@ -237,18 +237,19 @@ inline size_t attention_mma_bwd_smem(int DP, size_t elem) {
 // c0 = X0 · Y0ᵀ, c1 = X1 · Y1ᵀ with X0, X1 this warp's 16 rows and Y0, Y1 16 rows of a tile,
 // all row-major in shared memory.
 template <class T, int DP>
-__device__ __forceinline__ void mma_pair_16x16(float c0[2][4], float c1[2][4], const T* X0, const T* X1,
-                                               const T* Y0, const T* Y1, int pitch, int g, int t) {
+__device__ __forceinline__ void mma_pair_16x16(float c0[2][4], float c1[2][4], ADNN_SHARED_PTR(const T) X0,
+                                               ADNN_SHARED_PTR(const T) X1, ADNN_SHARED_PTR(const T) Y0,
+                                               ADNN_SHARED_PTR(const T) Y1, int pitch, int g, int t) {
   ADNN_UNROLL
   for (int kc = 0; kc < DP / 16; ++kc) {
     uint32_t a0[4], a1[4], bw[2];
-    frag_a(a0, X0 + kc * 16, pitch, g, t);
-    frag_a(a1, X1 + kc * 16, pitch, g, t);
+    frag_a<T>(a0, X0 + kc * 16, pitch, g, t);
+    frag_a<T>(a1, X1 + kc * 16, pitch, g, t);
     ADNN_UNROLL
     for (int n = 0; n < 2; ++n) {
-      frag_b_rows(bw, Y0 + n * 8 * pitch + kc * 16, pitch, g, t);
+      frag_b_rows<T>(bw, Y0 + n * 8 * pitch + kc * 16, pitch, g, t);
       mma_m16n8k16<T>(c0[n], a0, bw);
-      frag_b_rows(bw, Y1 + n * 8 * pitch + kc * 16, pitch, g, t);
+      frag_b_rows<T>(bw, Y1 + n * 8 * pitch + kc * 16, pitch, g, t);
       mma_m16n8k16<T>(c1[n], a1, bw);
     }
   }
@@ -262,10 +263,10 @@ __global__ void __launch_bounds__(128)
                                      T* __restrict__ gq, AttnGeom P) {
   constexpr int pitch = DP + 8, NT = DP / 8, BT = attn_mma_bwd_tile;
   ADNN_DYNAMIC_SHARED(T, smem);
-  T* Qs = smem;                          // (64, pitch)
-  T* Gs = Qs + attn_mma_rows * pitch;    // (64, pitch): dO rows
-  T* Ks = Gs + attn_mma_rows * pitch;    // (16, pitch)
-  T* Vs = Ks + BT * pitch;               // (16, pitch)
+  ADNN_SHARED_PTR(T) Qs = smem;                          // (64, pitch)
+  ADNN_SHARED_PTR(T) Gs = Qs + attn_mma_rows * pitch;    // (64, pitch): dO rows
+  ADNN_SHARED_PTR(T) Ks = Gs + attn_mma_rows * pitch;    // (16, pitch)
+  ADNN_SHARED_PTR(T) Vs = Ks + BT * pitch;               // (16, pitch)
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int64_t D = P.D, Lq = P.Lq, Lk = P.Lk, bh = blockIdx.y, b = bh / P.H;
   const int64_t i0 = int64_t(blockIdx.x) * attn_mma_rows;
@@ -278,8 +279,8 @@ __global__ void __launch_bounds__(128)
   }
   attn_stage_padded(Qs, q + bh * Lq * D, i0, attn_mma_rows, Lq, D, DP, pitch);
   attn_stage_padded(Gs, go + bh * Lq * D, i0, attn_mma_rows, Lq, D, DP, pitch);
-  const T* Qw = Qs + warp * 16 * pitch;
-  const T* Gw = Gs + warp * 16 * pitch;
+  ADNN_SHARED_PTR(const T) Qw = Qs + warp * 16 * pitch;
+  ADNN_SHARED_PTR(const T) Gw = Gs + warp * 16 * pitch;
   const float scale = float(P.scale);
   const float keep_scale = P.dropout > 0 ? float(1.0 / (1.0 - P.dropout)) : 1.f;
   float acc[NT][4];
@@ -314,7 +315,7 @@ __global__ void __launch_bounds__(128)
     frag_a_from_acc<T>(a, s[0], s[1]);
     ADNN_UNROLL
     for (int n = 0; n < NT; ++n) {
-      frag_b_cols(bw, Ks + n * 8, pitch, g, t);
+      frag_b_cols<T>(bw, Ks + n * 8, pitch, g, t);
       mma_m16n8k16<T>(acc[n], a, bw);
     }
   }
@@ -330,12 +331,12 @@ __global__ void __launch_bounds__(128)
                                       T* __restrict__ gk, T* __restrict__ gv, AttnGeom P) {
   constexpr int pitch = DP + 8, NT = DP / 8, BT = attn_mma_bwd_tile;
   ADNN_DYNAMIC_SHARED(T, smem);
-  T* Ks = smem;                          // (64, pitch)
-  T* Vs = Ks + attn_mma_rows * pitch;    // (64, pitch)
-  T* Qs = Vs + attn_mma_rows * pitch;    // (16, pitch)
-  T* Gs = Qs + BT * pitch;               // (16, pitch): dO rows
-  float* Ls = reinterpret_cast<float*>(Gs + BT * pitch);  // (16) lse of the query tile
-  float* Ds = Ls + BT;                                     // (16) Dlt of the query tile
+  ADNN_SHARED_PTR(T) Ks = smem;                          // (64, pitch)
+  ADNN_SHARED_PTR(T) Vs = Ks + attn_mma_rows * pitch;    // (64, pitch)
+  ADNN_SHARED_PTR(T) Qs = Vs + attn_mma_rows * pitch;    // (16, pitch)
+  ADNN_SHARED_PTR(T) Gs = Qs + BT * pitch;               // (16, pitch): dO rows
+  ADNN_SHARED_PTR(float) Ls = ADNN_SHARED_CAST(float, Gs + BT * pitch);  // (16) lse of the query tile
+  ADNN_SHARED_PTR(float) Ds = Ls + BT;                                     // (16) Dlt of the query tile
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, t = lane % 4;
   const int64_t D = P.D, Lq = P.Lq, Lk = P.Lk, bh = blockIdx.y, b = bh / P.H;
   const int64_t j0 = int64_t(blockIdx.x) * attn_mma_rows;
@@ -345,8 +346,8 @@ __global__ void __launch_bounds__(128)
   for (int h = 0; h < 2; ++h) kvalid[h] = keys[h] < Lk && !(mask && mask[b * Lk + keys[h]]);
   attn_stage_padded(Ks, k + bh * Lk * D, j0, attn_mma_rows, Lk, D, DP, pitch);
   attn_stage_padded(Vs, v + bh * Lk * D, j0, attn_mma_rows, Lk, D, DP, pitch);
-  const T* Kw = Ks + warp * 16 * pitch;
-  const T* Vw = Vs + warp * 16 * pitch;
+  ADNN_SHARED_PTR(const T) Kw = Ks + warp * 16 * pitch;
+  ADNN_SHARED_PTR(const T) Vw = Vs + warp * 16 * pitch;
   const float scale = float(P.scale);
   const float keep_scale = P.dropout > 0 ? float(1.0 / (1.0 - P.dropout)) : 1.f;
   float ak[NT][4], av[NT][4];
@@ -388,9 +389,9 @@ __global__ void __launch_bounds__(128)
     frag_a_from_acc<T>(ads, dpt[0], dpt[1]);
     ADNN_UNROLL
     for (int n = 0; n < NT; ++n) {
-      frag_b_cols(bw, Gs + n * 8, pitch, g, t);
+      frag_b_cols<T>(bw, Gs + n * 8, pitch, g, t);
       mma_m16n8k16<T>(av[n], ap, bw);
-      frag_b_cols(bw, Qs + n * 8, pitch, g, t);
+      frag_b_cols<T>(bw, Qs + n * 8, pitch, g, t);
       mma_m16n8k16<T>(ak[n], ads, bw);
     }
   }

@@ -47,7 +47,7 @@ __global__ void channel_pool_kernel(const T* __restrict__ x, T* __restrict__ out
   if (ty == 0 && c < C) {
     for (int r = 1; r < 8; ++r) {
       s += ssum[r][tx];
-      argmax_merge(best, bi, smax[r][tx], sidx[r][tx]);
+      argmax_merge(best, bi, A(smax[r][tx]), int64_t(sidx[r][tx]));
     }
     out[n * 2 * C + c] = T(P > 0 ? s / A(P) : A(0));
     out[n * 2 * C + C + c] = T(best);

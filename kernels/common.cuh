@@ -6,6 +6,16 @@
 // keywords, built-in variables, barriers, warp intrinsics, atomics and fast-math
 // intrinsics are mapped onto it here. Kernels are launched through adnn::kernels::launch,
 // never with <<<>>> in shared code.
+//
+// Rules the emulation enforces (src/sim/simt.hpp has them in full; docs/testing.md):
+//  - Warp ops wait for exactly the non-exited lanes of their mask; the mask must hold the
+//    calling lane; a shuffle from a lane outside the mask reads poison. A lane of the mask
+//    waiting elsewhere is a deadlock, reported with the kernel and file:line of each wait.
+//  - Shared memory is race-checked (ADNN_SIM_RACECHECK=0 turns it off): two threads that
+//    touch one location, at least one writing, need a __syncthreads between them (or a
+//    __syncwarp when they are lanes of one warp); shuffles are not fences, atomics are fine.
+//    So shared memory is declared with ADNN_SHARED / ADNN_DYNAMIC_SHARED, pointers to it are
+//    ADNN_SHARED_PTR(T) (T* on the device) and reinterpreted with ADNN_SHARED_CAST.
 #include <cstddef>
 #include <cstdint>
 
@@ -23,6 +33,11 @@
   type* name = reinterpret_cast<type*>(adnn_dyn_smem_)
 // Static shared memory: ADNN_SHARED(float, s, [8][33]) declares `__shared__ float s[8][33]`.
 #define ADNN_SHARED(type, name, dims) __shared__ type name dims
+// The type of a pointer into shared memory that a helper takes or a kernel keeps: T* here, a
+// checked pointer in emulation (see the race checker in src/sim/simt.hpp).
+#define ADNN_SHARED_PTR(type) type*
+// reinterpret_cast of a shared pointer (ADNN_SHARED_CAST(float, p) is reinterpret_cast<float*>(p)).
+#define ADNN_SHARED_CAST(type, p) reinterpret_cast<type*>(p)
 
 namespace adnn::kernels {
 using f16 = __half;
@@ -77,11 +92,22 @@ void launch_impl(const char* name, const char* file, int line, void (*kernel)(KA
 #define __align__(n) alignas(n)
 // Static shared memory comes from the block's arena, poisoned at block start (0xFF bytes):
 // kernels declare it with ADNN_SHARED, never __shared__ (which does not compile here).
+// Shared memory is seen through checked types (adnn::sim::shared_array / sptr / sref) that
+// feed the race checker: ADNN_SHARED declares a bounds-checked shared_array, ADNN_DYNAMIC_SHARED
+// an sptr. Kernel code keeps shared pointers as `auto` or ADNN_SHARED_PTR(T), helpers take
+// ADNN_SHARED_PTR(T), reinterpret_casts go through ADNN_SHARED_CAST, and `&s[i]` is an sptr
+// (atomics accept it). The device build keeps plain arrays and T*.
 #define ADNN_SHARED(type, name, dims)          \
   static const char adnn_shared_key_##name = 0; \
-  auto& name = *::adnn::sim::block_shared<type dims>(&adnn_shared_key_##name)
+  const auto name =                            \
+      ::adnn::sim::shared_array<type dims>(*::adnn::sim::block_shared<type dims>(&adnn_shared_key_##name))
 #define __shared__ static_assert(false, "declare static shared memory with ADNN_SHARED(type, name, dims)");
-#define ADNN_DYNAMIC_SHARED(type, name) type* name = reinterpret_cast<type*>(::adnn::sim::dynamic_shared())
+#define ADNN_DYNAMIC_SHARED(type, name) \
+  const ::adnn::sim::sptr<type> name(reinterpret_cast<type*>(::adnn::sim::dynamic_shared()))
+// (a non-deduced context: helpers get T from another argument or <T>, and a shared_array or an
+// sptr<T> converts to the parameter)
+#define ADNN_SHARED_PTR(type) ::adnn::sim::shared_ptr_t<type>
+#define ADNN_SHARED_CAST(type, p) ::adnn::sim::shared_cast<type>(p)
 
 using dim3 = ::adnn::sim::dim3;
 #define threadIdx (::adnn::sim::ctx().thread_idx)
@@ -90,8 +116,13 @@ using dim3 = ::adnn::sim::dim3;
 #define gridDim (::adnn::sim::ctx().grid_dim)
 constexpr int warpSize = 32;
 
-inline void __syncthreads() { ::adnn::sim::syncthreads(); }
-inline void __syncwarp(unsigned = 0xffffffffu) { ::adnn::sim::syncwarp(); }
+// Barriers and warp ops record where they are called (std::source_location) for the
+// emulator's deadlock and race reports; masks are honoured as on sm_70+ (src/sim/simt.hpp).
+using adnn_site = ::adnn::sim::site;
+inline void __syncthreads(adnn_site at = adnn_site::current()) { ::adnn::sim::syncthreads(at); }
+inline void __syncwarp(unsigned mask = 0xffffffffu, adnn_site at = adnn_site::current()) {
+  ::adnn::sim::syncwarp(mask, at);
+}
 
 namespace adnn::sim::detail {
 template <class T>
@@ -110,40 +141,60 @@ T unpack(uint64_t u) {
 inline int lane() { return int(::adnn::sim::ctx().lane); }
 }  // namespace adnn::sim::detail
 
+// The value type of a shuffle: a shared-memory reference (sref) is read first.
 template <class T>
-T __shfl_sync(unsigned, T v, int src, int width = 32) {
+struct adnn_shfl_type {
+  using type = T;
+};
+template <class T>
+struct adnn_shfl_type<::adnn::sim::sref<T>> {
+  using type = std::remove_cv_t<T>;
+};
+template <class T>
+using adnn_shfl_t = typename adnn_shfl_type<T>::type;
+
+template <class T>
+adnn_shfl_t<T> __shfl_sync(unsigned mask, T v, int src, int width = 32, adnn_site at = adnn_site::current()) {
   using namespace adnn::sim::detail;
+  using V = adnn_shfl_t<T>;
   int l = lane(), base = l - l % width;
-  return unpack<T>(::adnn::sim::warp_exchange(pack(v), base + ((src % width) + width) % width));
+  return unpack<V>(::adnn::sim::warp_exchange(pack(V(v)), base + ((src % width) + width) % width, mask, at));
 }
 template <class T>
-T __shfl_xor_sync(unsigned, T v, int mask, int width = 32) {
+adnn_shfl_t<T> __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32, adnn_site at = adnn_site::current()) {
   using namespace adnn::sim::detail;
-  int l = lane(), src = l ^ mask;
+  using V = adnn_shfl_t<T>;
+  int l = lane(), src = l ^ lane_mask;
   if (src / width != l / width) src = l;
-  return unpack<T>(::adnn::sim::warp_exchange(pack(v), src));
+  return unpack<V>(::adnn::sim::warp_exchange(pack(V(v)), src, mask, at));
 }
 template <class T>
-T __shfl_down_sync(unsigned, T v, unsigned delta, int width = 32) {
+adnn_shfl_t<T> __shfl_down_sync(unsigned mask, T v, unsigned delta, int width = 32, adnn_site at = adnn_site::current()) {
   using namespace adnn::sim::detail;
+  using V = adnn_shfl_t<T>;
   int l = lane(), src = l + int(delta);
   if (src / width != l / width) src = l;
-  return unpack<T>(::adnn::sim::warp_exchange(pack(v), src));
+  return unpack<V>(::adnn::sim::warp_exchange(pack(V(v)), src, mask, at));
 }
 template <class T>
-T __shfl_up_sync(unsigned, T v, unsigned delta, int width = 32) {
+adnn_shfl_t<T> __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = 32, adnn_site at = adnn_site::current()) {
   using namespace adnn::sim::detail;
+  using V = adnn_shfl_t<T>;
   int l = lane(), src = l - int(delta);
   if (src < 0 || src / width != l / width) src = l;
-  return unpack<T>(::adnn::sim::warp_exchange(pack(v), src));
+  return unpack<V>(::adnn::sim::warp_exchange(pack(V(v)), src, mask, at));
 }
-inline unsigned __ballot_sync(unsigned mask, int pred) { return ::adnn::sim::warp_ballot(pred != 0) & mask; }
-inline int __all_sync(unsigned mask, int pred) {
-  unsigned b = ::adnn::sim::warp_ballot(pred != 0);
-  unsigned live = ::adnn::sim::warp_live_mask() & mask;
-  return (b & live) == live;
+inline unsigned __ballot_sync(unsigned mask, int pred, adnn_site at = adnn_site::current()) {
+  return ::adnn::sim::warp_ballot(pred != 0, mask, at);
 }
-inline int __any_sync(unsigned mask, int pred) { return (::adnn::sim::warp_ballot(pred != 0) & mask) != 0; }
+inline int __all_sync(unsigned mask, int pred, adnn_site at = adnn_site::current()) {
+  unsigned part = 0;
+  const unsigned b = ::adnn::sim::warp_vote(pred != 0, mask, &part, at);
+  return b == part;
+}
+inline int __any_sync(unsigned mask, int pred, adnn_site at = adnn_site::current()) {
+  return ::adnn::sim::warp_ballot(pred != 0, mask, at) != 0;
+}
 inline unsigned __activemask() { return ::adnn::sim::warp_live_mask(); }
 inline int __popc(unsigned v) { return __builtin_popcount(v); }
 inline int __ffs(int v) { return __builtin_ffs(v); }
@@ -182,6 +233,21 @@ T atomicMin(T* p, T v) {
   }
   return old;
 }
+
+// Atomics on shared memory (`atomicAdd(&s[i], v)`, &s[i] being a checked pointer): not races,
+// not recorded by the race checker.
+template <class T, class V>
+T atomicAdd(::adnn::sim::sptr<T> p, V v) { return atomicAdd(p.raw(), T(v)); }
+template <class T, class V>
+T atomicSub(::adnn::sim::sptr<T> p, V v) { return atomicSub(p.raw(), T(v)); }
+template <class T, class V>
+T atomicExch(::adnn::sim::sptr<T> p, V v) { return atomicExch(p.raw(), T(v)); }
+template <class T, class V>
+T atomicMax(::adnn::sim::sptr<T> p, V v) { return atomicMax(p.raw(), T(v)); }
+template <class T, class V>
+T atomicMin(::adnn::sim::sptr<T> p, V v) { return atomicMin(p.raw(), T(v)); }
+template <class T, class V, class W>
+T atomicCAS(::adnn::sim::sptr<T> p, V e, W d) { return atomicCAS(p.raw(), T(e), T(d)); }
 
 template <class T>
 T __ldg(const T* p) {
@@ -240,7 +306,7 @@ void launch_impl(const char* name, const char* file, int line, void (*kernel)(KA
     size_t pos = 0;
     (check_device_arg(a, pos++, name, file, line), ...);
   }, packed);
-  ::adnn::sim::launch(grid, block, smem, [&] { std::apply(kernel, packed); });
+  ::adnn::sim::launch(grid, block, smem, [&] { std::apply(kernel, packed); }, name);
 }
 }  // namespace adnn::kernels
 

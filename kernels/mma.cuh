@@ -65,6 +65,11 @@ inline uint32_t load_pair(const T* p) {
   std::memcpy(&w, p, sizeof w);
   return w;
 }
+// The same from shared memory through the race checker's pointer: two recorded reads.
+template <class T>
+inline uint32_t load_pair(::adnn::sim::sptr<T> p) {
+  return uint32_t(bits_of(p[0].get())) | (uint32_t(bits_of(p[1].get())) << 16);
+}
 
 namespace mma_detail {
 template <class T>

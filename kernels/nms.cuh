@@ -33,8 +33,10 @@ __global__ void nms_mask_kernel(const T* __restrict__ boxes, int64_t n, T thr, T
     const int64_t i = row_block * B + t;
     const T* a = boxes + i * 4;
     unsigned long long bits = 0;
-    for (int64_t j = row_block == col_block ? t + 1 : 0; j < col_size; ++j)
-      if (common::box_iou(a, &sbox[j * 4], offset) > thr) bits |= 1ULL << j;
+    for (int64_t j = row_block == col_block ? t + 1 : 0; j < col_size; ++j) {
+      const T b[4] = {sbox[j * 4], sbox[j * 4 + 1], sbox[j * 4 + 2], sbox[j * 4 + 3]};  // shared -> registers
+      if (common::box_iou(a, b, offset) > thr) bits |= 1ULL << j;
+    }
     mask[i * col_blocks + col_block] = int64_t(bits);
   }
 }

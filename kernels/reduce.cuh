@@ -34,7 +34,7 @@ __device__ __forceinline__ A warp_reduce(ReduceOp op, A v) {
 // of 32 (<= 1024). `scratch` is shared memory for 32 values; it may be reused as soon as
 // this returns (hence the trailing barrier).
 template <class A>
-__device__ __forceinline__ A block_reduce(ReduceOp op, A v, A identity, A* scratch) {
+__device__ __forceinline__ A block_reduce(ReduceOp op, A v, A identity, ADNN_SHARED_PTR(A) scratch) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, nwarps = blockDim.x / 32;
   v = warp_reduce(op, v);
   if (lane == 0) scratch[warp] = v;
@@ -45,11 +45,11 @@ __device__ __forceinline__ A block_reduce(ReduceOp op, A v, A identity, A* scrat
   return t;
 }
 template <class A>
-__device__ __forceinline__ A block_sum(A v, A* scratch) {
+__device__ __forceinline__ A block_sum(A v, ADNN_SHARED_PTR(A) scratch) {
   return block_reduce<A>(ReduceOp::sum, v, A(0), scratch);
 }
 template <class A>
-__device__ __forceinline__ A block_max(A v, A* scratch) {
+__device__ __forceinline__ A block_max(A v, ADNN_SHARED_PTR(A) scratch) {
   return block_reduce<A>(ReduceOp::max, v, A(-INFINITY), scratch);
 }
 

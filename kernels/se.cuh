@@ -42,8 +42,8 @@ __global__ void se_gate_scale_kernel(const T* __restrict__ x, const T* __restric
                                      int64_t pixels_per_block) {
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(A, smem);
-  A* h = smem;      // (R)
-  A* gate = h + R;  // (C)
+  ADNN_SHARED_PTR(A) h = smem;      // (R)
+  ADNN_SHARED_PTR(A) gate = h + R;  // (C)
   const int64_t n = blockIdx.y;
   const T* pn = pooled + n * C;
   for (int64_t r = threadIdx.x; r < R; r += blockDim.x) {

@@ -128,6 +128,100 @@ __global__ void sum_rows_missing_barrier_kernel(const float* x, float* out, int6
   if (threadIdx.x == 0) out[blockIdx.x] = t;
 }
 
+// ---- warp-op masks (tests only; the broken ones must be reported)
+// Lanes 0..15 shuffle among themselves (mask 0x0000ffff) while lanes 16..31 wait at
+// __syncthreads: the shuffle must not wait for lanes outside its mask. out: lane l of the
+// low half gets the value of lane l ^ 1; lane l reading lane l + 16 (outside the mask) gets poison.
+__global__ void masked_shuffle_kernel(unsigned* out) {
+  const unsigned lane = threadIdx.x % 32;
+  if (lane < 16) {
+    out[lane] = __shfl_xor_sync(0x0000ffffu, lane * 10, 1);
+    out[32 + lane] = __shfl_sync(0x0000ffffu, lane * 10, int(lane) + 16);
+    out[64 + lane] = __ballot_sync(0x0000ffffu, lane % 2 == 0);
+  }
+  __syncthreads();
+  if (lane >= 16) out[lane] = __shfl_down_sync(0xffff0000u, lane * 10, 1);  // lane 31: own value
+}
+// Broken: the mask names lanes 16..31, which wait at __syncthreads instead: a deadlock.
+__global__ void shuffle_mask_names_waiting_lanes_kernel(unsigned* out) {
+  const unsigned lane = threadIdx.x % 32;
+  if (lane < 16) out[lane] = __shfl_xor_sync(0xffffffffu, lane, 1);
+  __syncthreads();
+  out[lane] += 1;
+}
+// Broken: __syncwarp(mask) whose mask names lane 31, which never arrives (it waits at a
+// __syncwarp with a different mask).
+__global__ void syncwarp_mask_mismatch_kernel(unsigned* out) {
+  const unsigned lane = threadIdx.x % 32;
+  if (lane < 31) __syncwarp(0xffffffffu);
+  else __syncwarp(0x80000000u);
+  out[lane] = lane;
+}
+// Broken: the mask excludes the calling lane.
+__global__ void mask_without_caller_kernel(unsigned* out) {
+  const unsigned lane = threadIdx.x % 32;
+  out[lane] = __shfl_sync(0x0000ffffu, lane, 0);  // lanes 16..31 are not in the mask
+}
+// A vote whose mask names exited lanes: they do not take part (sm_70+ semantics).
+__global__ void vote_with_exited_lanes_kernel(unsigned* out) {
+  const unsigned lane = threadIdx.x % 32;
+  if (lane >= 8) return;
+  const unsigned b = __ballot_sync(0xffffffffu, true);
+  const int all = __all_sync(0xffffffffu, lane < 8);
+  if (lane == 0) {
+    out[0] = b;
+    out[1] = unsigned(all);
+  }
+}
+
+// ---- shared-memory races (tests only; every one must be reported)
+// Dynamic shared memory: each thread reads its neighbour's slot with no barrier (RAW).
+__global__ void dynamic_shared_missing_barrier_kernel(const int* in, int* out) {
+  ADNN_DYNAMIC_SHARED(int, buf);
+  const unsigned t = threadIdx.x, n = blockDim.x;
+  buf[t] = in[t];
+  // __syncthreads() missing here
+  out[t] = buf[(t + 1) % n];
+}
+// Write-after-read: lanes 1..31 read slot 0, then lane 0 overwrites it with no barrier. The
+// shuffle between them orders them in the emulator but is not a memory fence: a race (WAR).
+__global__ void write_after_read_kernel(int* out) {
+  ADNN_SHARED(int, s, [64]);
+  const unsigned t = threadIdx.x;
+  if (t == 0) s[0] = 7;
+  __syncthreads();
+  int v = t != 0 ? int(s[0]) : 0;
+  v += __shfl_sync(0xffffffffu, v, 1);
+  if (t == 0) s[0] = 8;  // the readers have read, but nothing orders their reads before this write
+  out[t] = v;
+}
+// Warp-synchronous exchange through shared memory between lanes of one warp. mode 0: with
+// __syncwarp (correct); 1: nothing in between; 2: a shuffle in between (not a memory fence).
+__global__ void warp_exchange_through_shared_kernel(int* out, int mode) {
+  ADNN_SHARED(int, s, [32]);
+  const unsigned lane = threadIdx.x % 32;
+  s[lane] = int(lane);
+  if (mode == 0) __syncwarp();
+  if (mode == 2) (void)__shfl_sync(0xffffffffu, 0, 0);
+  out[lane] = s[lane ^ 1];
+}
+// Atomics on shared memory are not races; a histogram then read after a barrier.
+__global__ void shared_atomics_kernel(int* out) {
+  ADNN_SHARED(int, hist, [4]);
+  const unsigned t = threadIdx.x;
+  if (t < 4) hist[t] = 0;
+  __syncthreads();
+  atomicAdd(&hist[t % 4], 1);
+  __syncthreads();
+  if (t < 4) out[t] = hist[t];
+}
+// Broken: an index past the end of a static shared array.
+__global__ void shared_out_of_bounds_kernel(int* out) {
+  ADNN_SHARED(int, s, [32]);
+  s[threadIdx.x] = 1;  // launched with 33 threads
+  out[0] = 0;
+}
+
 template <class T>
 dvec<T> random_vec(size_t n, uint64_t seed, double lo = -2, double hi = 2) {
   Generator g(seed);
@@ -281,18 +375,96 @@ TEST_SUITE("sim") {
     for (int i = 0; i < 16; ++i) CHECK(got[i] == 0xffffffffu);  // lanes 16..31 exited before the shuffle
   }
 
-  TEST_CASE("a missing __syncthreads produces a wrong answer") {
+  TEST_CASE("a missing __syncthreads: the race checker reports it on every run; unchecked, the answer is wrong") {
     const int64_t rows = 64, R = 1000;
     auto x = random_vec<float>(rows * R, 5, 0.5, 1.5);
     dvec<float> ref(rows), good(rows, NAN), bad(rows, NAN);
     ref = reduce_ref(ReduceOp::sum, x, rows, R);
     launch_reduce_rows(ReduceOp::sum, x.data(), good.data(), rows, R, nullptr);
     CHECK(rel_err(good, ref) < 1e-5);
+    REQUIRE(sim::racecheck_on);  // tests run with the checker (ADNN_SIM_RACECHECK unset or 1)
+    for (uint64_t seed : {1, 2, 3, 4, 5, 6, 7, 8}) {  // every thread order: found, not by luck
+      sim::set_seed(seed);
+      CHECK_THROWS_WITH_AS(
+          ADNN_LAUNCH(sum_rows_missing_barrier_kernel, dim3(rows), dim3(256), 0, nullptr, x.data(), bad.data(), R),
+          doctest::Contains("shared-memory race in kernel sum_rows_missing_barrier_kernel"), Error);
+      // a single block of 64 threads with one reader per warp: still every run
+      CHECK_THROWS_WITH_AS(
+          ADNN_LAUNCH(sum_rows_missing_barrier_kernel, dim3(1), dim3(64), 0, nullptr, x.data(), bad.data(), R),
+          doctest::Contains("4 bytes at static shared offset"), Error);
+    }
+    sim::set_racecheck(false);
     ADNN_LAUNCH(sum_rows_missing_barrier_kernel, dim3(rows), dim3(256), 0, nullptr, x.data(), bad.data(), R);
+    sim::set_racecheck(true);
     int wrong = 0;
     for (int64_t r = 0; r < rows; ++r) wrong += !(std::fabs(bad[r] - ref[r]) <= 1e-3f * ref[r]);  // NaN is wrong
     INFO("rows with a wrong sum: " << wrong);
     CHECK(wrong > rows / 4);
+  }
+
+  TEST_CASE("race checker: dynamic shared memory, write-after-read, warp-synchronous code, atomics, bounds") {
+    dvec<int> in(128), out(128, -1);
+    for (int i = 0; i < 128; ++i) in[i] = i;
+    for (uint64_t seed : {11, 12, 13}) {
+      sim::set_seed(seed);
+      CHECK_THROWS_WITH_AS(ADNN_LAUNCH(dynamic_shared_missing_barrier_kernel, dim3(2), dim3(128), 128 * sizeof(int),
+                                       nullptr, in.data(), out.data()),
+                           doctest::Contains("shared-memory race in kernel dynamic_shared_missing_barrier_kernel"),
+                           Error);
+      CHECK_THROWS_WITH_AS(ADNN_LAUNCH(dynamic_shared_missing_barrier_kernel, dim3(1), dim3(128), 128 * sizeof(int),
+                                       nullptr, in.data(), out.data()),
+                           doctest::Contains("at dynamic shared offset"), Error);
+      CHECK_THROWS_WITH_AS(ADNN_LAUNCH(write_after_read_kernel, dim3(1), dim3(32), 0, nullptr, out.data()),
+                           doctest::Contains("thread (0, 0, 0) [linear 0, warp 0 lane 0] writes 4 bytes at static "
+                                             "shared offset 0 that thread"),
+                           Error);
+      CHECK_THROWS_WITH_AS(ADNN_LAUNCH(write_after_read_kernel, dim3(1), dim3(32), 0, nullptr, out.data()),
+                           doctest::Contains("the accessing thread last waited at __shfl_sync [test_sim.cpp:"),
+                           Error);
+      // lanes of one warp: __syncwarp orders them, nothing or a shuffle does not
+      CHECK_NOTHROW(ADNN_LAUNCH(warp_exchange_through_shared_kernel, dim3(1), dim3(32), 0, nullptr, out.data(), 0));
+      for (int l = 0; l < 32; ++l) CHECK(out[l] == (l ^ 1));
+      CHECK_THROWS_WITH_AS(ADNN_LAUNCH(warp_exchange_through_shared_kernel, dim3(1), dim3(32), 0, nullptr, out.data(), 1),
+                           doctest::Contains("nor a __syncwarp: same warp"), Error);
+      CHECK_THROWS_WITH_AS(ADNN_LAUNCH(warp_exchange_through_shared_kernel, dim3(1), dim3(32), 0, nullptr, out.data(), 2),
+                           doctest::Contains("nor a __syncwarp: same warp"), Error);
+    }
+    CHECK_NOTHROW(ADNN_LAUNCH(shared_atomics_kernel, dim3(3), dim3(64), 0, nullptr, out.data()));
+    for (int i = 0; i < 4; ++i) CHECK(out[i] == 16);
+    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(shared_out_of_bounds_kernel, dim3(1), dim3(33), 0, nullptr, out.data()),
+                         doctest::Contains("static shared array index 32 out of bounds [0, 32)"), Error);
+    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(dynamic_shared_kernel, dim3(1), dim3(64), 299 * sizeof(int), nullptr, in.data(),
+                                     out.data(), 300),
+                         doctest::Contains("past the 1196 bytes of the launch"), Error);
+  }
+
+  TEST_CASE("warp ops wait for exactly the lanes of their mask") {
+    dvec<unsigned> out(96, 0);
+    for (uint64_t seed : {1, 2, 3}) {
+      sim::set_seed(seed);
+      REQUIRE_NOTHROW(ADNN_LAUNCH(masked_shuffle_kernel, dim3(1), dim3(32), 0, nullptr, out.data()));
+      for (unsigned l = 0; l < 16; ++l) {
+        CHECK(out[l] == (l ^ 1) * 10);
+        CHECK(out[32 + l] == 0xffffffffu);  // lane l + 16 is outside the mask: poison
+        CHECK(out[64 + l] == 0x5555u);      // only the lanes of the mask vote
+      }
+      for (unsigned l = 16; l < 32; ++l) CHECK(out[l] == (l < 31 ? l + 1 : l) * 10);
+    }
+    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(shuffle_mask_names_waiting_lanes_kernel, dim3(1), dim3(32), 0, nullptr, out.data()),
+                         doctest::Contains("deadlock in block (0, 0, 0) of kernel shuffle_mask_names_waiting_lanes_kernel"),
+                         Error);
+    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(shuffle_mask_names_waiting_lanes_kernel, dim3(1), dim3(32), 0, nullptr, out.data()),
+                         doctest::Contains("wait at __shfl_sync (mask 0xffffffff) [test_sim.cpp:"), Error);
+    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(syncwarp_mask_mismatch_kernel, dim3(1), dim3(32), 0, nullptr, out.data()),
+                         doctest::Contains("of kernel syncwarp_mask_mismatch_kernel"), Error);
+    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(syncwarp_mask_mismatch_kernel, dim3(1), dim3(32), 0, nullptr, out.data()),
+                         doctest::Contains("wait at __syncwarp (mask 0x80000000)"), Error);
+    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(mask_without_caller_kernel, dim3(1), dim3(32), 0, nullptr, out.data()),
+                         doctest::Contains("kernel mask_without_caller_kernel: __shfl_sync with mask 0xffff called by lane"),
+                         Error);
+    CHECK_NOTHROW(ADNN_LAUNCH(vote_with_exited_lanes_kernel, dim3(1), dim3(32), 0, nullptr, out.data()));
+    CHECK(out[0] == 0xffu);
+    CHECK(out[1] == 1u);
   }
 
   TEST_CASE("kernels vs CPU twins: row reductions, softmax, layer norm, atomics") {

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <shared_mutex>
+#include <string>
 #include <vector>
 
 namespace ctxlib = boost::context;
@@ -26,8 +27,25 @@ struct Thread {
   ctxlib::fiber fiber;  // the thread's own continuation (held by the scheduler)
   ctxlib::fiber sched;  // the scheduler's continuation (held while the thread runs)
   State state = State::runnable;
+  unsigned wmask = 0;   // the mask of the warp op it waits at (wait_warp)
+  bool wfence = false;  // that warp op is __syncwarp (a memory fence for the race checker)
+  const char* wwhat = "";  // what it waits at, for deadlock reports
+  site wsite;              // where it waits (or last waited)
   ThreadCtx ctx;
 };
+
+// Race-checker shadow of one 2-byte granule of shared memory: the last writer and the last
+// reader, each with the block epoch (__syncthreads count) and its warp's __syncwarp count.
+// Readers: the last one (r_tid); r_many when another thread also read in the same epoch (not
+// ordered before by a __syncwarp), r_warp the readers' warp or 0xffff when they span warps.
+struct Shadow {
+  uint32_t w_epoch = 0, w_wsync = 0, r_epoch = 0, r_wsync = 0;
+  uint16_t w_tid = 0xffff, r_tid = 0xffff, r_warp = 0xffff;
+  bool r_many = false;
+};
+// Epochs grow across the blocks an OS thread runs, so the shadow never needs clearing: an
+// entry left by an earlier block has an older epoch and counts as ordered.
+thread_local uint32_t tls_epoch = 0;
 
 std::atomic<uint64_t> g_seed{0x51a7u};
 std::atomic<uint64_t> g_launches{0};
@@ -68,6 +86,15 @@ class Block {
   std::vector<std::pair<const void*, size_t>> static_slots;  // (declaration key, offset)
   size_t static_used = 0;
   std::exception_ptr error;
+  const char* kernel = "<kernel>";
+  // race checker
+  uint32_t epoch = 0;               // current barrier epoch (tls_epoch at block start + __syncthreads count)
+  std::vector<uint32_t> wsync;      // per warp: released __syncwarp count
+  std::byte* sbase = nullptr;       // static arena
+  std::byte* dbase = nullptr;       // dynamic shared memory
+  size_t dcap = 0;                  // bytes of the dynamic buffer (>= smem_bytes)
+  Shadow* sshadow = nullptr;        // kStaticSharedBytes / 2 entries
+  Shadow* dshadow = nullptr;        // dcap / 2 entries
 
   void yield(State s) {
     Thread* t = tls_thread;
@@ -92,43 +119,79 @@ ThreadCtx& ctx() {
   return *tls_ctx;
 }
 
-void syncthreads() { ctx().block->yield(State::wait_block); }
-void syncwarp() { ctx().block->yield(State::wait_warp); }
+void syncthreads(const site& at) {
+  Thread* t = tls_thread;
+  ADNN_CHECK(t, "SIMT emulator: __syncthreads called outside a launch");
+  t->wwhat = "__syncthreads";
+  t->wsite = at;
+  t->ctx.block->yield(State::wait_block);
+}
 
-uint64_t warp_exchange(uint64_t value, int src) {
-  ThreadCtx& c = ctx();
+namespace {
+[[noreturn, gnu::noinline, gnu::cold]] void mask_error(const Thread* t, const char* what, unsigned mask, const site& at) {
+  ADNN_CHECK(t, "SIMT emulator: ", what, " called outside a launch");
+  const char* base = at.file_name();
+  for (const char* q = base; *q; ++q)
+    if (*q == '/') base = q + 1;
+  ADNN_FAIL("SIMT emulator: kernel ", t->ctx.block->kernel, ": ", what, " with mask 0x", std::hex, mask, std::dec,
+            " called by lane ", t->ctx.lane, " of warp ", t->ctx.warp, ", which is not in the mask [", base, ":",
+            at.line(), "]");
+}
+// Waits at a warp op over `mask` (checked to hold the calling lane).
+inline void warp_wait(Thread* t, const char* what, unsigned mask, bool fence, const site& at) {
+  if (!t || !(mask >> t->ctx.lane & 1u)) [[unlikely]]
+    mask_error(t, what, mask, at);
+  t->wmask = mask;
+  t->wfence = fence;
+  t->wwhat = what;
+  t->wsite = at;
+  t->ctx.block->yield(State::wait_warp);
+}
+}  // namespace
+
+void syncwarp(unsigned mask, const site& at) { warp_wait(tls_thread, "__syncwarp", mask, true, at); }
+
+uint64_t warp_exchange(uint64_t value, int src, unsigned mask, const site& at) {
+  Thread* t = tls_thread;
+  ThreadCtx& c = t ? t->ctx : ctx();
   Block* b = c.block;
   b->exchange[c.linear] = value;
-  b->yield(State::wait_warp);  // everyone has published
-  // Reading a lane that has exited (or does not exist) is undefined on hardware: poison.
+  warp_wait(t, "__shfl_sync", mask, false, at);  // everyone has published
+  // Reading a lane outside the mask, exited or nonexistent is undefined on hardware: poison.
   uint64_t r = kPoison;
-  if (src >= 0 && src < 32) {
+  if (src >= 0 && src < 32 && (mask >> src & 1u)) {
     unsigned i = c.warp * 32 + unsigned(src);
     if (i < b->threads.size() && b->threads[i].state != State::done) r = b->exchange[i];
   }
-  b->yield(State::wait_warp);  // everyone has read before the slots are reused
+  warp_wait(t, "__shfl_sync", mask, false, at);  // everyone has read before the slots are reused
   return r;
 }
 
-unsigned warp_ballot(bool pred) {
-  ThreadCtx& c = ctx();
+unsigned warp_vote(bool pred, unsigned mask, unsigned* participants, const site& at) {
+  Thread* t = tls_thread;
+  ThreadCtx& c = t ? t->ctx : ctx();
   Block* b = c.block;
   b->exchange[c.linear] = pred ? 1 : 0;
-  b->yield(State::wait_warp);
-  unsigned m = 0;
+  warp_wait(t, "__ballot_sync", mask, false, at);
+  unsigned m = 0, part = 0;
   for (unsigned l = 0; l < 32; ++l) {
     unsigned i = c.warp * 32 + l;
-    if (i < b->threads.size() && b->threads[i].state != State::done && b->exchange[i]) m |= 1u << l;
+    if (!(mask >> l & 1u) || i >= b->threads.size() || b->threads[i].state == State::done) continue;
+    part |= 1u << l;
+    if (b->exchange[i]) m |= 1u << l;
   }
-  b->yield(State::wait_warp);
+  warp_wait(t, "__ballot_sync", mask, false, at);
+  if (participants) *participants = part;
   return m;
 }
+
+unsigned warp_ballot(bool pred, unsigned mask, const site& at) { return warp_vote(pred, mask, nullptr, at); }
 
 void warp_all_gather(const void* mine, size_t bytes, void* all) {
   ThreadCtx& c = ctx();
   Block* b = c.block;
   b->exchange[c.linear] = reinterpret_cast<uintptr_t>(mine);  // the fiber's stack outlives the barrier
-  b->yield(State::wait_warp);
+  warp_wait(tls_thread, "mma.sync", full_mask, false, site::current());
   for (unsigned l = 0; l < 32; ++l) {
     const unsigned i = c.warp * 32 + l;
     ADNN_CHECK(i < b->threads.size() && b->threads[i].state != State::done,
@@ -136,7 +199,7 @@ void warp_all_gather(const void* mine, size_t bytes, void* all) {
                " is not running");
     std::memcpy(static_cast<std::byte*>(all) + l * bytes, reinterpret_cast<const void*>(b->exchange[i]), bytes);
   }
-  b->yield(State::wait_warp);  // everyone has copied before the sources change
+  warp_wait(tls_thread, "mma.sync", full_mask, false, site::current());  // everyone has copied before the sources change
 }
 
 unsigned warp_live_mask() {
@@ -155,6 +218,92 @@ void* block_shared(const void* key, size_t bytes, size_t align) {
   b->static_slots.push_back({key, off});
   b->static_used = off + bytes;
   return b->static_smem->data() + off;
+}
+
+namespace {
+const char* base_name(const char* file) {
+  const char* base = file;
+  for (const char* q = file; *q; ++q)
+    if (*q == '/') base = q + 1;
+  return base;
+}
+std::string thread_name(const Block& b, unsigned linear) {
+  const ThreadCtx& c = b.threads[linear].ctx;
+  return detail::cat("thread (", c.thread_idx.x, ", ", c.thread_idx.y, ", ", c.thread_idx.z, ") [linear ", linear,
+                     ", warp ", linear / 32, " lane ", linear % 32, "]");
+}
+// Is the recorded access (epoch, wsync, tid) unordered with respect to thread `tid` now?
+inline bool unordered(const Block& b, uint32_t epoch, uint32_t wsync, unsigned rec_tid, unsigned tid) {
+  if (rec_tid == tid || epoch != b.epoch) return false;
+  if (rec_tid / 32 == tid / 32 && b.wsync[tid / 32] != wsync) return false;  // a __syncwarp in between
+  return true;
+}
+[[noreturn]] void race(const Block& b, const Thread& t, const char* region, size_t off, size_t bytes, bool write,
+                       const char* other_op, unsigned other) {
+  const dim3& bi = t.ctx.block_idx;
+  const bool same_warp = other / 32 == t.ctx.linear / 32;
+  ADNN_FAIL("SIMT emulator: shared-memory race in kernel ", b.kernel, ", block (", bi.x, ", ", bi.y, ", ", bi.z,
+            "): ", thread_name(b, t.ctx.linear), (write ? " writes " : " reads "), bytes, " bytes at ", region,
+            " shared offset ", off, " that ", thread_name(b, other), " ", other_op,
+            " in the same barrier epoch (no __syncthreads between them",
+            same_warp ? ", nor a __syncwarp: same warp" : "", "); the accessing thread last waited at ",
+            t.wsite.line() ? detail::cat(t.wwhat, " [", base_name(t.wsite.file_name()), ":", t.wsite.line(), "]")
+                           : std::string("none (kernel start)"));
+}
+}  // namespace
+
+void shared_access(const void* p, size_t bytes, bool write) {
+  Thread* t = tls_thread;
+  if (!t) return;
+  Block& b = *t->ctx.block;
+  const std::byte* a = static_cast<const std::byte*>(p);
+  Shadow* sh;
+  const char* region;
+  size_t off;
+  if (a >= b.sbase && a < b.sbase + kStaticSharedBytes) {
+    off = size_t(a - b.sbase);
+    sh = b.sshadow + off / 2;
+    region = "static";
+  } else if (b.dbase && a >= b.dbase && a < b.dbase + b.dcap) {
+    off = size_t(a - b.dbase);
+    ADNN_CHECK(off + bytes <= b.smem_bytes, "SIMT emulator: kernel ", b.kernel, ": ", thread_name(b, t->ctx.linear),
+               (write ? " writes" : " reads"), " dynamic shared memory at byte offset ", off, ", past the ",
+               b.smem_bytes, " bytes of the launch");
+    sh = b.dshadow + off / 2;
+    region = "dynamic";
+  } else {
+    return;  // not shared memory
+  }
+  const unsigned tid = t->ctx.linear;
+  const uint32_t ws = b.wsync[tid / 32];
+  if (unordered(b, sh->w_epoch, sh->w_wsync, sh->w_tid, tid))
+    race(b, *t, region, off, bytes, write, "wrote", sh->w_tid);
+  const unsigned warp = tid / 32;
+  if (write) {
+    if (sh->r_many ? sh->r_epoch == b.epoch && !(sh->r_warp == warp && sh->r_wsync != ws)
+                   : unordered(b, sh->r_epoch, sh->r_wsync, sh->r_tid, tid))
+      race(b, *t, region, off, bytes, write, sh->r_many ? "(and other threads) read" : "read", sh->r_tid);
+    sh->w_epoch = b.epoch;
+    sh->w_wsync = ws;
+    sh->w_tid = uint16_t(tid);
+  } else {
+    if (sh->r_epoch != b.epoch || (sh->r_warp == warp && sh->r_wsync != ws)) {  // earlier readers are ordered
+      sh->r_many = false;
+      sh->r_warp = uint16_t(warp);
+    } else if (sh->r_tid != tid) {
+      sh->r_many = true;
+      if (sh->r_warp != warp) sh->r_warp = 0xffff;
+    }
+    sh->r_epoch = b.epoch;
+    sh->r_wsync = ws;
+    sh->r_tid = uint16_t(tid);
+  }
+}
+
+void shared_index_error(int64_t i, size_t n) {
+  Thread* t = tls_thread;
+  ADNN_FAIL("SIMT emulator: kernel ", t ? t->ctx.block->kernel : "<none>", ": static shared array index ", i,
+            " out of bounds [0, ", n, ")", t ? detail::cat(" in ", thread_name(*t->ctx.block, t->ctx.linear)) : "");
 }
 
 void register_device_memory(const void* p, size_t bytes) {
@@ -195,10 +344,13 @@ ctxlib::pooled_fixedsize_stack& stack_pool() {
 }
 
 void run_block(const dim3& grid, const dim3& bdim, const dim3& bidx, size_t smem_bytes, uint64_t seed,
-               const std::function<void()>& body) {
+               const std::function<void()>& body, const char* kernel) {
   thread_local std::vector<std::byte> smem;
   thread_local std::vector<std::byte> static_smem(kStaticSharedBytes);
+  thread_local std::vector<Shadow> static_shadow(kStaticSharedBytes / 2);
+  thread_local std::vector<Shadow> dyn_shadow;
   if (smem.size() < smem_bytes) smem.resize(smem_bytes);
+  if (dyn_shadow.size() < smem.size() / 2 + 1) dyn_shadow.resize(smem.size() / 2 + 1);
   // Poison dynamic shared memory: a read before any write sees NaN / -1 patterns.
   if (smem_bytes) std::memset(smem.data(), 0xFF, smem_bytes);
   const unsigned n = bdim.x * bdim.y * bdim.z;
@@ -209,6 +361,14 @@ void run_block(const dim3& grid, const dim3& bdim, const dim3& bidx, size_t smem
   b.smem = &smem;
   b.smem_bytes = smem_bytes;
   b.static_smem = &static_smem;
+  b.kernel = kernel;
+  b.epoch = ++tls_epoch;
+  b.wsync.assign(b.nwarps, 0);
+  b.sbase = static_smem.data();
+  b.dbase = smem.empty() ? nullptr : smem.data();
+  b.dcap = smem.size();
+  b.sshadow = static_shadow.data();
+  b.dshadow = dyn_shadow.data();
   for (unsigned i = 0; i < n; ++i) {
     Thread& t = b.threads[i];
     t.ctx.thread_idx = dim3(i % bdim.x, (i / bdim.x) % bdim.y, i / (bdim.x * bdim.y));
@@ -249,10 +409,10 @@ void run_block(const dim3& grid, const dim3& bdim, const dim3& bidx, size_t smem
     return size_t(rng % k);
   };
   std::vector<std::vector<unsigned>> runq(b.nwarps);
-  std::vector<unsigned> warp_live(b.nwarps, 0), warp_waiting(b.nwarps, 0);
+  std::vector<unsigned> livebits(b.nwarps, 0), waitbits(b.nwarps, 0);
   for (unsigned i = 0; i < n; ++i) {
     runq[i / 32].push_back(i);
-    warp_live[i / 32]++;
+    livebits[i / 32] |= 1u << (i % 32);
   }
   unsigned live = n, block_waiting = 0, nrunnable = n;
   auto make_runnable = [&](unsigned i) {
@@ -260,16 +420,67 @@ void run_block(const dim3& grid, const dim3& bdim, const dim3& bidx, size_t smem
     runq[i / 32].push_back(i);
     ++nrunnable;
   };
+  // Releases each group of warp w's waiting lanes whose mask's live lanes all wait with that mask.
+  auto release_warp = [&](unsigned w) {
+    unsigned cand = waitbits[w];
+    while (cand) {
+      const unsigned l = unsigned(__builtin_ctz(cand));
+      const unsigned m = b.threads[w * 32 + l].wmask;
+      cand &= ~m;
+      const unsigned need = m & livebits[w];
+      if (need & ~waitbits[w]) continue;
+      bool same = true, fence = false;
+      for (unsigned r = need; r; r &= r - 1) {
+        const Thread& o = b.threads[w * 32 + unsigned(__builtin_ctz(r))];
+        same = same && o.wmask == m;
+        fence = fence || o.wfence;
+      }
+      if (!same) continue;
+      for (unsigned r = need; r; r &= r - 1) make_runnable(w * 32 + unsigned(__builtin_ctz(r)));
+      waitbits[w] &= ~need;
+      if (fence) ++b.wsync[w];
+    }
+  };
   const size_t policy = rand_below(3);
   const size_t switch_every = policy == 0 ? 0 : policy == 1 ? 512 : 1;
   unsigned cur = unsigned(rand_below(b.nwarps));
   while (live > 0) {
     if (nrunnable == 0) {
+      std::string where;
+      {
+        struct Group {
+          const char* what;
+          site at;
+          unsigned mask, count, first;
+        };
+        std::vector<Group> groups;
+        for (unsigned k = 0; k < n; ++k) {
+          const Thread& t = b.threads[k];
+          if (t.state == State::done) continue;
+          const unsigned m = t.state == State::wait_warp ? t.wmask : 0;
+          auto g = std::find_if(groups.begin(), groups.end(), [&](const Group& x) {
+            return x.what == t.wwhat && x.at.line() == t.wsite.line() && x.mask == m &&
+                   std::strcmp(x.at.file_name(), t.wsite.file_name()) == 0;
+          });
+          if (g == groups.end())
+            groups.push_back({t.wwhat, t.wsite, m, 1, k});
+          else
+            ++g->count;
+        }
+        for (size_t gi = 0; gi < groups.size() && gi < 6; ++gi) {
+          const Group& g = groups[gi];
+          where += detail::cat("; ", g.count, " thread(s) from ", thread_name(b, g.first), " wait at ", g.what);
+          if (g.mask) where += detail::cat(" (mask 0x", std::hex, g.mask, std::dec, ")");
+          where += detail::cat(" [", base_name(g.at.file_name()), ":", g.at.line(), "]");
+        }
+      }
       for (auto& t : b.threads) t.state = State::done;  // abandon the fibers (stacks unwound below)
       if (b.error) std::rethrow_exception(b.error);
-      ADNN_FAIL("SIMT emulator: deadlock in block (", bidx.x, ", ", bidx.y, ", ", bidx.z,
-                "): threads wait at different barriers (__syncthreads inside divergent code, or a warp "
-                "op while other lanes of the warp wait at __syncthreads)");
+      ADNN_FAIL("SIMT emulator: deadlock in block (", bidx.x, ", ", bidx.y, ", ", bidx.z, ") of kernel ", kernel,
+                ": threads wait at different barriers (__syncthreads inside divergent code, a warp op whose "
+                "mask names a lane that waits elsewhere, or a warp op while other lanes of the warp wait at "
+                "__syncthreads)",
+                where);
     }
     if (runq[cur].empty() || (switch_every && rand_below(switch_every) == 0)) {
       do cur = unsigned(rand_below(b.nwarps));
@@ -291,21 +502,21 @@ void run_block(const dim3& grid, const dim3& bdim, const dim3& bidx, size_t smem
     switch (t.state) {
       case State::done:
         --live;
-        --warp_live[w];
+        livebits[w] &= ~(1u << (i % 32));
+        release_warp(w);  // a group may have waited only for this lane
         break;
-      case State::wait_warp: ++warp_waiting[w]; break;
+      case State::wait_warp:
+        waitbits[w] |= 1u << (i % 32);
+        release_warp(w);
+        break;
       case State::wait_block: ++block_waiting; break;
       case State::runnable: make_runnable(i); break;
-    }
-    if (warp_live[w] > 0 && warp_waiting[w] == warp_live[w]) {
-      for (unsigned l = 0; l < 32 && w * 32 + l < n; ++l)
-        if (b.threads[w * 32 + l].state == State::wait_warp) make_runnable(w * 32 + l);
-      warp_waiting[w] = 0;
     }
     if (live > 0 && block_waiting == live) {
       for (unsigned k = 0; k < n; ++k)
         if (b.threads[k].state == State::wait_block) make_runnable(k);
       block_waiting = 0;
+      b.epoch = ++tls_epoch;  // a new barrier epoch for the race checker
     }
   }
   g_threads += n;
@@ -314,7 +525,7 @@ void run_block(const dim3& grid, const dim3& bdim, const dim3& bidx, size_t smem
 
 }  // namespace
 
-void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body) {
+void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body, const char* kernel) {
   const uint64_t nthreads = uint64_t(block.x) * block.y * block.z;
   ADNN_CHECK(nthreads >= 1 && nthreads <= 1024 && block.z <= 64, "kernel launch: invalid block (", block.x, ", ",
              block.y, ", ", block.z, "): at most 1024 threads and z <= 64");
@@ -333,7 +544,7 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
     if (failed.load(std::memory_order_relaxed)) continue;
     dim3 bidx(unsigned(bi % grid.x), unsigned((bi / grid.x) % grid.y), unsigned(bi / (int64_t(grid.x) * grid.y)));
     try {
-      run_block(grid, block, bidx, shared_bytes, mix(seed ^ uint64_t(bi)), body);
+      run_block(grid, block, bidx, shared_bytes, mix(seed ^ uint64_t(bi)), body, kernel);
     } catch (...) {
 #pragma omp critical(adnn_sim_error)
       if (!err) err = std::current_exception();

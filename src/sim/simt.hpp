@@ -11,12 +11,38 @@
 // Kernel code sees threadIdx/blockIdx/blockDim/gridDim, __shared__ (static thread_local
 // storage: one block at a time per OS thread), dynamic shared memory, warp shuffles,
 // votes, atomics and the fast-math intrinsics through kernels/common.cuh.
+//
+// Rules the emulator enforces (each violation throws adnn::Error naming the kernel and, where
+// a barrier or warp op is involved, its file:line):
+//  - Warp ops (__shfl*_sync, __ballot_sync, __any/__all_sync, __syncwarp) take a lane mask.
+//    They wait for exactly the lanes of the mask, as on sm_70+: lanes outside it run on; a
+//    lane of the mask that has exited does not take part (CUDA: "all non-exited threads named
+//    in mask must execute the same intrinsic"); a lane of the mask that waits elsewhere (a
+//    different barrier, a different mask) leaves the block deadlocked, which is reported
+//    with every waiting thread and where it waits. A mask without the calling lane is an
+//    error. A shuffle from a lane outside the mask, or exited, reads poison (all one bits).
+//  - Shared memory race checker (on unless ADNN_SIM_RACECHECK=0, or set_racecheck(false)):
+//    every access to static (ADNN_SHARED) or dynamic (ADNN_DYNAMIC_SHARED) shared memory goes
+//    through a checked pointer (sptr / sref / shared_array below) that records, per 2-byte
+//    granule (keyed by the first byte of the access), the last writer and the last reader
+//    with their barrier epoch. An access is a race when another thread wrote the granule
+//    (read-after-write, write-after-write) or read it (write-after-read, last reader only) in
+//    the same epoch: no __syncthreads between them, and, for two lanes of one warp, no
+//    __syncwarp either. Shuffles and votes are not fences. Atomics are not recorded. The
+//    verdict does not depend on the thread order, so a missing barrier is found on every run.
+//    Limits: one access type per location (mixed-width aliasing is keyed by first byte
+//    only); __syncwarp(mask) orders all lanes of the warp in the checker (a possible miss,
+//    never a false report); WAR is checked against the last reader only.
+//    Accesses past the end of a static array or of the launch's dynamic shared bytes throw.
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <cstddef>
 #include <functional>
 #include <memory>
+#include <source_location>
 #include <type_traits>
 
 namespace adnn::sim {
@@ -37,13 +63,18 @@ struct ThreadCtx {
 };
 
 ThreadCtx& ctx();
-void syncthreads();
-void syncwarp();
-// Warp exchange: every live lane of the calling warp publishes `value` and receives the
-// value published by lane `src` (own value when src is not a live lane).
-uint64_t warp_exchange(uint64_t value, int src);
-// Warp vote: bitmask of live lanes whose predicate is true.
-unsigned warp_ballot(bool pred);
+using site = std::source_location;
+constexpr unsigned full_mask = 0xffffffffu;
+void syncthreads(const site& at = site::current());
+void syncwarp(unsigned mask = full_mask, const site& at = site::current());
+// Warp exchange: every lane of `mask` (which must hold the calling lane) publishes `value`
+// and receives the value published by lane `src`; poison (all one bits) when src is not a
+// lane of the mask, has exited or does not exist.
+uint64_t warp_exchange(uint64_t value, int src, unsigned mask = full_mask, const site& at = site::current());
+// Warp vote: bitmask of the lanes of `mask` that take part (not exited) and whose predicate is true.
+unsigned warp_ballot(bool pred, unsigned mask = full_mask, const site& at = site::current());
+// Lanes of `mask` that take part in a vote (not exited), after the same wait as warp_ballot.
+unsigned warp_vote(bool pred, unsigned mask, unsigned* participants, const site& at = site::current());
 unsigned warp_live_mask();
 // Warp all-gather: every lane of the calling warp publishes `bytes` at `mine`; afterwards
 // `all` holds lane 0's bytes, then lane 1's, ... (32 × bytes). Needs all 32 lanes live (the
@@ -54,7 +85,9 @@ size_t dynamic_shared_bytes();
 
 // Runs body() as every thread of grid x block. Throws adnn::Error on a deadlocked barrier
 // or a bad configuration; rethrows an exception raised by a thread.
-void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body);
+// `kernel` names the kernel in error messages.
+void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void()>& body,
+            const char* kernel = "<kernel>");
 
 // Static shared memory of the running block (ADNN_SHARED in kernels/common.cuh): the storage
 // of the declaration identified by `key` (a static object at the declaration site), allocated
@@ -99,5 +132,148 @@ void set_seed(uint64_t seed);
 uint64_t launches();
 // Number of emulated threads run so far (for cost measurements).
 uint64_t threads_run();
+
+// ---- shared-memory race checker
+// On by default; ADNN_SIM_RACECHECK=0 in the environment turns it off at start-up.
+inline bool racecheck_on = [] {
+  const char* e = std::getenv("ADNN_SIM_RACECHECK");
+  return !(e && e[0] == '0');
+}();
+inline void set_racecheck(bool on) { racecheck_on = on; }
+// Records one access of `bytes` at p by the running thread; throws on a race or an access
+// past the end of dynamic shared memory. Addresses outside shared memory are ignored.
+void shared_access(const void* p, size_t bytes, bool write);
+
+template <class T>
+class sptr;
+
+// A reference to one element of shared memory: reads and writes are recorded.
+template <class T>
+class sref {
+ public:
+  using value_type = std::remove_cv_t<T>;
+  explicit sref(T* p) : p_(p) {}
+  sref(const sref&) = default;
+  operator value_type() const {
+    if (racecheck_on) shared_access(p_, sizeof(T), false);
+    return *p_;
+  }
+  // explicit conversions through T (float(s[i]) for a half s)
+  template <class U>
+    requires(!std::is_same_v<U, value_type> && std::is_constructible_v<U, value_type>)
+  explicit operator U() const {
+    return U(value_type(*this));
+  }
+  value_type get() const { return value_type(*this); }
+  sref& operator=(const value_type& v)
+    requires(!std::is_const_v<T>)
+  {
+    if (racecheck_on) shared_access(p_, sizeof(T), true);
+    *p_ = v;
+    return *this;
+  }
+  sref& operator=(const sref& o) { return *this = o.get(); }
+  template <class U>
+  sref& operator+=(const U& v) { value_type t = get(); t += v; return *this = t; }
+  template <class U>
+  sref& operator-=(const U& v) { value_type t = get(); t -= v; return *this = t; }
+  template <class U>
+  sref& operator*=(const U& v) { value_type t = get(); t *= v; return *this = t; }
+  template <class U>
+  sref& operator/=(const U& v) { value_type t = get(); t /= v; return *this = t; }
+  template <class U>
+  sref& operator|=(const U& v) { value_type t = get(); t |= v; return *this = t; }
+  template <class U>
+  sref& operator&=(const U& v) { value_type t = get(); t &= v; return *this = t; }
+  sref& operator++() { value_type t = get(); ++t; return *this = t; }
+  sref& operator--() { value_type t = get(); --t; return *this = t; }
+  sptr<T> operator&() const { return sptr<T>(p_); }
+  T* raw() const { return p_; }
+
+ private:
+  T* p_;
+};
+
+// A pointer into shared memory (what ADNN_DYNAMIC_SHARED declares and ADNN_SHARED_PTR(T) names
+// in emulation): pointer arithmetic as T*, dereference through sref.
+template <class T>
+class sptr {
+ public:
+  sptr() = default;
+  sptr(std::nullptr_t) {}
+  explicit sptr(T* p) : p_(p) {}
+  template <class U>
+    requires(std::is_convertible_v<U*, T*> && !std::is_same_v<U, T>)
+  sptr(sptr<U> o) : p_(o.raw()) {}
+  sref<T> operator*() const { return sref<T>(p_); }
+  sref<T> operator[](int64_t i) const { return sref<T>(p_ + i); }
+  sptr operator+(int64_t i) const { return sptr(p_ + i); }
+  friend sptr operator+(int64_t i, sptr p) { return sptr(p.p_ + i); }
+  sptr operator-(int64_t i) const { return sptr(p_ - i); }
+  ptrdiff_t operator-(sptr o) const { return p_ - o.p_; }
+  sptr& operator+=(int64_t i) { p_ += i; return *this; }
+  sptr& operator-=(int64_t i) { p_ -= i; return *this; }
+  sptr& operator++() { ++p_; return *this; }
+  sptr& operator--() { --p_; return *this; }
+  sptr operator++(int) { sptr r = *this; ++p_; return r; }
+  bool operator==(const sptr&) const = default;
+  auto operator<=>(const sptr&) const = default;
+  explicit operator bool() const { return p_ != nullptr; }
+  T* raw() const { return p_; }
+
+ private:
+  T* p_ = nullptr;
+};
+
+// ADNN_SHARED_PTR(T) in emulation: sptr<T> in a non-deduced context, so that a helper's T comes
+// from its other arguments and a shared_array or sptr<U> converts to the parameter.
+template <class T>
+using shared_ptr_t = typename std::type_identity<sptr<T>>::type;
+
+// Reinterprets a shared pointer (ADNN_SHARED_CAST): the result is checked as well.
+template <class U, class T>
+sptr<U> shared_cast(sptr<T> p) {
+  return sptr<U>(reinterpret_cast<U*>(p.raw()));
+}
+
+[[noreturn]] void shared_index_error(int64_t i, size_t n);
+
+// A static shared array (what ADNN_SHARED declares in emulation): A is T[N] or T[N][M]...;
+// indexing is bounds-checked and yields sref<T> for the last dimension.
+template <class A>
+class shared_array;
+template <class E, size_t N>
+class shared_array<E[N]> {
+ public:
+  explicit shared_array(E* first) : p_(first) {}
+  auto operator[](int64_t i) const {
+    if (uint64_t(i) >= N) shared_index_error(i, N);
+    if constexpr (std::is_array_v<E>)
+      return shared_array<E>(&p_[i][0]);
+    else
+      return sref<E>(p_ + i);
+  }
+  template <class Q>
+    requires(!std::is_array_v<E> && std::is_convertible_v<E*, Q*>)
+  operator sptr<Q>() const {
+    return sptr<Q>(p_);
+  }
+
+ private:
+  E* p_;
+};
+template <class E, size_t N, size_t M>
+class shared_array<E[N][M]> {
+ public:
+  explicit shared_array(E (*first)[M]) : p_(first) {}
+  explicit shared_array(E* first) : p_(reinterpret_cast<E (*)[M]>(first)) {}
+  shared_array<E[M]> operator[](int64_t i) const {
+    if (uint64_t(i) >= N) shared_index_error(i, N);
+    return shared_array<E[M]>(&p_[i][0]);
+  }
+
+ private:
+  E (*p_)[M];
+};
 
 }  // namespace adnn::sim
