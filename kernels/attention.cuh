@@ -91,6 +91,60 @@ __device__ __forceinline__ void attn_stage(ADNN_SHARED_PTR(T) dst, const T* src,
   }
 }
 
+// What each tiled kernel's block works on: head dimension D, row pitch D + 1 of the staged
+// (attn_tile, D) tiles (the +1 staggers banks), its (batch · head) index bh = blockIdx.y and
+// batch b; and the kept-probability scale 1/(1 − dropout).
+struct AttnBlock {
+  int64_t D, pitch, bh, b;
+};
+__device__ __forceinline__ AttnBlock attn_block(const AttnGeom& P) {
+  return {P.D, P.D + 1, int64_t(blockIdx.y), int64_t(blockIdx.y) / P.H};
+}
+// The tiled kernels' dynamic shared memory: two staged (attn_tile, D) tiles with row pitch
+// `pitch`, then two (attn_block_rows, D) blocks of the block's own rows.
+template <class T>
+struct AttnSlots {  // one declaration each: on the device ADNN_SHARED_PTR(T) is T*
+  ADNN_SHARED_PTR(T) tile0;
+  ADNN_SHARED_PTR(T) tile1;
+  ADNN_SHARED_PTR(T) rows0;
+  ADNN_SHARED_PTR(T) rows1;
+};
+template <class T>
+__device__ __forceinline__ AttnSlots<T> attn_slots(ADNN_SHARED_PTR(T) smem, int64_t D, int64_t pitch) {
+  AttnSlots<T> s;
+  s.tile0 = smem;
+  s.tile1 = s.tile0 + attn_tile * pitch;
+  s.rows0 = s.tile1 + attn_tile * pitch;
+  s.rows1 = s.rows0 + attn_block_rows * D;
+  return s;
+}
+template <class A>
+__device__ __forceinline__ A attn_keep_scale(const AttnGeom& P) {
+  return P.dropout > 0 ? A(1.0 / (1.0 - P.dropout)) : A(1);
+}
+
+// The tile loop's staging step: every warp is done with the previous tiles, then rows
+// [r0, r0 + attn_tile) of x and y (rows of D, `rows` of them) are staged with pitch `pitch`
+// into xs and ys, then every thread sees them.
+template <class T>
+__device__ __forceinline__ void attn_stage_tiles(ADNN_SHARED_PTR(T) xs, const T* x, ADNN_SHARED_PTR(T) ys, const T* y,
+                                                 int64_t r0, int64_t rows, int64_t D, int64_t pitch) {
+  __syncthreads();
+  attn_stage(xs, x, r0, attn_tile, rows, D, pitch);
+  attn_stage(ys, y, r0, attn_tile, rows, D, pitch);
+  __syncthreads();
+}
+
+// The dropout factor of P_ij: 1/(1 − p) when kept (always with no dropout), 0 when dropped
+// (common::attention_keep, the draw the forward made).
+template <class A>
+__device__ __forceinline__ A attn_keep_factor(const AttnGeom& P, int64_t bh, int64_t i, int64_t j, A keep_scale) {
+  if (P.dropout > 0 && !attention_keep(P.seed, uint64_t(bh), uint64_t(i), uint64_t(j), uint64_t(P.Lq), uint64_t(P.Lk),
+                                       P.dropout))
+    return A(0);
+  return keep_scale;
+}
+
 template <class T, class A>
 __device__ __forceinline__ A attn_dot(ADNN_SHARED_PTR(const T) a, ADNN_SHARED_PTR(const T) b, int64_t D) {
   A s = 0;
@@ -104,12 +158,13 @@ __global__ void attention_forward_kernel(const T* __restrict__ q, const T* __res
                                          const bool* __restrict__ mask, T* __restrict__ o, T* __restrict__ lse,
                                          AttnGeom P) {
   using A = acc_t<T>;
-  ADNN_DYNAMIC_SHARED(T, smem);
-  const int64_t D = P.D, pitch = D + 1, bh = blockIdx.y, b = bh / P.H;
-  ADNN_SHARED_PTR(T) Ks = smem;                      // (32, D+1)
-  ADNN_SHARED_PTR(T) Vs = Ks + attn_tile * pitch;    // (32, D+1)
-  ADNN_SHARED_PTR(T) Qs = Vs + attn_tile * pitch;    // (16, D)
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const auto [D, pitch, bh, b] = attn_block(P);
+  ADNN_DYNAMIC_SHARED(T, smem);
+  const AttnSlots<T> slots = attn_slots<T>(smem, D, pitch);
+  ADNN_SHARED_PTR(T) Ks = slots.tile0;  // (32, D+1): key tile
+  ADNN_SHARED_PTR(T) Vs = slots.tile1;  // (32, D+1): value tile
+  ADNN_SHARED_PTR(T) Qs = slots.rows0;  // (16, D): the block's query rows
   const int64_t i0 = int64_t(blockIdx.x) * attn_block_rows;
   const T* qb = q + bh * P.Lq * D;
   const T* kb = k + bh * P.Lk * D;
@@ -123,12 +178,9 @@ __global__ void attention_forward_kernel(const T* __restrict__ q, const T* __res
     l[t] = 0;
     for (int c = 0; c < attn_chunks; ++c) acc[t][c] = 0;
   }
-  const A keep_scale = P.dropout > 0 ? A(1.0 / (1.0 - P.dropout)) : A(1);
+  const A keep_scale = attn_keep_scale<A>(P);
   for (int64_t j0 = 0; j0 < P.Lk; j0 += attn_tile) {
-    __syncthreads();  // previous tile fully consumed (and Qs staged on the first pass)
-    attn_stage(Ks, kb, j0, attn_tile, P.Lk, D, pitch);
-    attn_stage(Vs, vb, j0, attn_tile, P.Lk, D, pitch);
-    __syncthreads();
+    attn_stage_tiles(Ks, kb, Vs, vb, j0, P.Lk, D, pitch);  // (and Qs staged on the first pass)
     const int64_t j = j0 + lane;
     const bool valid = j < P.Lk && !(mask && mask[b * P.Lk + j]);
     for (int t = 0; t < attn_rows_per_warp; ++t) {
@@ -143,12 +195,7 @@ __global__ void attention_forward_kernel(const T* __restrict__ q, const T* __res
       const A alpha = m[t] == A(-INFINITY) ? A(0) : math::exp(m[t] - m_new);
       l[t] = l[t] * alpha + attn_warp_sum(p);
       m[t] = m_new;
-      A pd = p;
-      if (P.dropout > 0)
-        pd = valid && attention_keep(P.seed, uint64_t(bh), uint64_t(i), uint64_t(j), uint64_t(P.Lq), uint64_t(P.Lk),
-                                     P.dropout)
-                 ? p * keep_scale
-                 : A(0);
+      const A pd = P.dropout > 0 ? (valid ? p * attn_keep_factor(P, bh, i, j, keep_scale) : A(0)) : p;
       for (int c = 0; c < attn_chunks; ++c) acc[t][c] *= alpha;
       attn_accumulate_rows<A, T>(acc[t], pd, Vs, pitch, lane, D);  // O += P̃ V
     }
@@ -194,25 +241,20 @@ __global__ void attention_backward_dq_kernel(const T* __restrict__ q, const T* _
                                              const T* __restrict__ go, const T* __restrict__ lse,
                                              const T* __restrict__ dlt, T* __restrict__ gq, AttnGeom P) {
   using A = acc_t<T>;
-  ADNN_DYNAMIC_SHARED(T, smem);
-  const int64_t D = P.D, pitch = D + 1, bh = blockIdx.y, b = bh / P.H;
-  ADNN_SHARED_PTR(T) Ks = smem;                                  // (32, D+1)
-  ADNN_SHARED_PTR(T) Vs = Ks + attn_tile * pitch;                // (32, D+1)
-  ADNN_SHARED_PTR(T) Qs = Vs + attn_tile * pitch;                // (16, D)
-  ADNN_SHARED_PTR(T) Gs = Qs + attn_block_rows * D;              // (16, D): dO rows
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const auto [D, pitch, bh, b] = attn_block(P);
+  ADNN_DYNAMIC_SHARED(T, smem);
+  // key and value tiles (32, D+1); the block's query and dO rows (16, D)
+  const auto [Ks, Vs, Qs, Gs] = attn_slots<T>(smem, D, pitch);
   const int64_t i0 = int64_t(blockIdx.x) * attn_block_rows;
   attn_stage(Qs, q + bh * P.Lq * D, i0, attn_block_rows, P.Lq, D, D);
   attn_stage(Gs, go + bh * P.Lq * D, i0, attn_block_rows, P.Lq, D, D);
   A acc[attn_rows_per_warp][attn_chunks];
   for (int t = 0; t < attn_rows_per_warp; ++t)
     for (int c = 0; c < attn_chunks; ++c) acc[t][c] = 0;
-  const A keep_scale = P.dropout > 0 ? A(1.0 / (1.0 - P.dropout)) : A(1);
+  const A keep_scale = attn_keep_scale<A>(P);
   for (int64_t j0 = 0; j0 < P.Lk; j0 += attn_tile) {
-    __syncthreads();
-    attn_stage(Ks, k + bh * P.Lk * D, j0, attn_tile, P.Lk, D, pitch);
-    attn_stage(Vs, v + bh * P.Lk * D, j0, attn_tile, P.Lk, D, pitch);
-    __syncthreads();
+    attn_stage_tiles(Ks, k + bh * P.Lk * D, Vs, v + bh * P.Lk * D, j0, P.Lk, D, pitch);
     const int64_t j = j0 + lane;
     const bool valid = j < P.Lk && !(mask && mask[b * P.Lk + j]);
     for (int t = 0; t < attn_rows_per_warp; ++t) {
@@ -223,10 +265,7 @@ __global__ void attention_backward_dq_kernel(const T* __restrict__ q, const T* _
       if (valid) {
         const A s = A(P.scale) * attn_dot<T, A>(Qs + r * D, Ks + lane * pitch, D);
         const A p = attn_prob(s, A(lse[bh * P.Lq + i]), true);
-        A z = keep_scale;
-        if (P.dropout > 0 && !attention_keep(P.seed, uint64_t(bh), uint64_t(i), uint64_t(j), uint64_t(P.Lq),
-                                             uint64_t(P.Lk), P.dropout))
-          z = 0;
+        const A z = attn_keep_factor(P, bh, i, j, keep_scale);
         const A dp = z * attn_dot<T, A>(Gs + r * D, Vs + lane * pitch, D);
         ds = p * (dp - A(dlt[bh * P.Lq + i]));
       }
@@ -253,11 +292,9 @@ __global__ void attention_backward_dkv_kernel(const T* __restrict__ q, const T* 
                                               AttnGeom P) {
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(T, smem);
-  const int64_t D = P.D, pitch = D + 1, bh = blockIdx.y, b = bh / P.H;
-  ADNN_SHARED_PTR(T) Qs = smem;                                // (32, D+1)
-  ADNN_SHARED_PTR(T) Gs = Qs + attn_tile * pitch;              // (32, D+1): dO rows
-  ADNN_SHARED_PTR(T) Ks = Gs + attn_tile * pitch;              // (16, D)
-  ADNN_SHARED_PTR(T) Vs = Ks + attn_block_rows * D;            // (16, D)
+  const auto [D, pitch, bh, b] = attn_block(P);
+  // query and dO tiles (32, D+1); the block's key and value rows (16, D)
+  const auto [Qs, Gs, Ks, Vs] = attn_slots<T>(smem, D, pitch);
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int64_t j0 = int64_t(blockIdx.x) * attn_block_rows;
   attn_stage(Ks, k + bh * P.Lk * D, j0, attn_block_rows, P.Lk, D, D);
@@ -265,12 +302,9 @@ __global__ void attention_backward_dkv_kernel(const T* __restrict__ q, const T* 
   A ak[attn_rows_per_warp][attn_chunks], av[attn_rows_per_warp][attn_chunks];
   for (int t = 0; t < attn_rows_per_warp; ++t)
     for (int c = 0; c < attn_chunks; ++c) ak[t][c] = av[t][c] = 0;
-  const A keep_scale = P.dropout > 0 ? A(1.0 / (1.0 - P.dropout)) : A(1);
+  const A keep_scale = attn_keep_scale<A>(P);
   for (int64_t i0 = 0; i0 < P.Lq; i0 += attn_tile) {
-    __syncthreads();
-    attn_stage(Qs, q + bh * P.Lq * D, i0, attn_tile, P.Lq, D, pitch);
-    attn_stage(Gs, go + bh * P.Lq * D, i0, attn_tile, P.Lq, D, pitch);
-    __syncthreads();
+    attn_stage_tiles(Qs, q + bh * P.Lq * D, Gs, go + bh * P.Lq * D, i0, P.Lq, D, pitch);
     const int64_t i = i0 + lane;
     const bool row_ok = i < P.Lq;
     const A lse_i = row_ok ? A(lse[bh * P.Lq + i]) : A(-INFINITY);
@@ -284,10 +318,7 @@ __global__ void attention_backward_dkv_kernel(const T* __restrict__ q, const T* 
       if (row_ok) {
         const A s = A(P.scale) * attn_dot<T, A>(Qs + lane * pitch, Ks + r * D, D);
         const A p = attn_prob(s, lse_i, true);
-        A z = keep_scale;
-        if (P.dropout > 0 && !attention_keep(P.seed, uint64_t(bh), uint64_t(i), uint64_t(j), uint64_t(P.Lq),
-                                             uint64_t(P.Lk), P.dropout))
-          z = 0;
+        const A z = attn_keep_factor(P, bh, i, j, keep_scale);
         pz = p * z;
         const A dp = z * attn_dot<T, A>(Gs + lane * pitch, Vs + r * D, D);
         ds = p * (dp - dlt_i);
