@@ -18,7 +18,7 @@ set -euo pipefail
 #   gpu-results.py     python3 (standard library only: the plot is a hand-written SVG)
 # No other script needs python3 or git.
 pkgs=(build-essential g++ cmake ninja-build ccache pkg-config
-      libstb-dev doctest-dev libbenchmark-dev libopenblas-dev libboost-context-dev libcli11-dev
+      libstb-dev libjpeg62-turbo-dev doctest-dev libbenchmark-dev libopenblas-dev libboost-context-dev libcli11-dev
       clang libclang-rt-14-dev libomp-dev python3)
 missing=()
 for p in "${pkgs[@]}"; do

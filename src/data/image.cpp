@@ -3,6 +3,7 @@
 #include <adnn/io/safetensors.hpp>
 #include <adnn/ops/ops.hpp>
 
+#include <jpeglib.h>
 #include <stb_image.h>
 #include <stb_image_write.h>
 
@@ -10,6 +11,8 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <csetjmp>
+#include <cstdio>
 #include <cstring>
 
 namespace adnn::data {
@@ -128,6 +131,82 @@ void check_bmp(const uint8_t* b, size_t n, const std::string& name) {
              need, ", the file has ", n, ")");
 }
 
+// ---------------------------------------------------------------- JPEG (libjpeg-turbo)
+// libjpeg reports errors through error_exit, which must not return: it longjmps back to
+// decode_jpeg, which then throws. Warnings of corrupt data (libjpeg would go on, filling the
+// rest with gray, e.g. a truncated file) are errors here too. No C++ object is created
+// between setjmp and a longjmp (all live before setjmp), so no destructor is skipped.
+struct JpegErrors {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+[[noreturn]] void jpeg_error_exit(j_common_ptr c) {
+  auto* e = reinterpret_cast<JpegErrors*>(c->err);
+  (*c->err->format_message)(c, e->message);
+  std::longjmp(e->jump, 1);
+}
+void jpeg_emit_message(j_common_ptr c, int level) {
+  if (level < 0) jpeg_error_exit(c);  // a warning: corrupt or truncated data
+}
+struct JpegDecompress {  // destroys the decompressor however decode_jpeg leaves
+  jpeg_decompress_struct d{};
+  bool created = false;
+  ~JpegDecompress() {
+    if (created) jpeg_destroy_decompress(&d);
+  }
+};
+
+void check_decoded_size(int w, int h, int want, const std::string& name) {
+  ADNN_CHECK(w > 0 && h > 0, "read_image: ", name, " has a bad size ", w, "x", h);
+  ADNN_CHECK(w <= kMaxImageSide && h <= kMaxImageSide, "read_image: ", name, " is ", w, "x", h,
+             ", larger than the limit of ", kMaxImageSide, " pixels a side");
+  // (the decoder's own buffers, w * h * c bytes with c <= 4, are no larger than the floats)
+  const uint64_t decoded = uint64_t(w) * uint64_t(h) * uint64_t(want) * sizeof(float);
+  ADNN_CHECK(decoded <= kMaxImageBytes, "read_image: ", name, " is ", w, "x", h, "x", want, ": ", decoded,
+             " bytes decoded, more than the limit of ", kMaxImageBytes);
+}
+
+Image decode_jpeg(const uint8_t* bytes, size_t n, const std::string& name, int channels) {
+  JpegErrors err;
+  JpegDecompress j;
+  Image img;
+  std::vector<uint8_t> row;
+  int want = 0;
+  j.d.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = jpeg_error_exit;
+  err.mgr.emit_message = jpeg_emit_message;
+  if (setjmp(err.jump)) ADNN_FAIL("read_image: cannot decode ", name, " (", err.message, ")");
+  jpeg_create_decompress(&j.d);
+  j.created = true;
+  jpeg_mem_src(&j.d, bytes, static_cast<unsigned long>(n));
+  jpeg_read_header(&j.d, TRUE);
+  const J_COLOR_SPACE cs = j.d.jpeg_color_space;
+  ADNN_CHECK(cs == JCS_GRAYSCALE || cs == JCS_YCbCr || cs == JCS_RGB, "read_image: ", name,
+             " is a JPEG in an unsupported colour space (", int(cs), "; CMYK and YCCK are not read)");
+  want = channels ? channels : (j.d.num_components == 1 ? 1 : 3);
+  // limits before anything the size of the image is allocated (by libjpeg or here)
+  check_decoded_size(int(std::min<JDIMENSION>(j.d.image_width, 1u << 30)),
+                     int(std::min<JDIMENSION>(j.d.image_height, 1u << 30)), want, name);
+  j.d.out_color_space = want == 1 ? JCS_GRAYSCALE : JCS_RGB;
+  jpeg_start_decompress(&j.d);
+  const int w = int(j.d.output_width), h = int(j.d.output_height);
+  ADNN_CHECK(j.d.output_components == want && w == int(j.d.image_width) && h == int(j.d.image_height), "read_image: ",
+             name, " decoded to ", w, "x", h, "x", j.d.output_components, " but its header says ", j.d.image_width,
+             "x", j.d.image_height, "x", want);
+  img = Image(h, w, want);
+  row.resize(size_t(w) * size_t(want));
+  while (j.d.output_scanline < j.d.output_height) {
+    JSAMPROW p = row.data();
+    const size_t y = j.d.output_scanline;
+    if (jpeg_read_scanlines(&j.d, &p, 1) != 1) ADNN_FAIL("read_image: ", name, " ends inside its image data");
+    std::transform(row.begin(), row.end(), img.pixels.begin() + std::ptrdiff_t(y * row.size()),
+                   [](uint8_t v) { return float(v); });
+  }
+  jpeg_finish_decompress(&j.d);
+  return img;
+}
+
 }  // namespace
 
 Image decode_image(const uint8_t* bytes, size_t n, const std::string& name, int channels) {
@@ -138,21 +217,18 @@ Image decode_image(const uint8_t* bytes, size_t n, const std::string& name, int 
              kMaxImageFileBytes);
   const Format fmt = sniff(bytes, n);
   ADNN_CHECK(fmt != Format::unknown, "read_image: ", name, " is not a readable image (not a JPEG, PNG or BMP file)");
+  if (fmt == Format::jpeg) {
+    check_jpeg(bytes, n, name);
+    return decode_jpeg(bytes, n, name, channels);
+  }
   if (fmt == Format::png) check_png(bytes, n, name);
-  if (fmt == Format::jpeg) check_jpeg(bytes, n, name);
   if (fmt == Format::bmp) check_bmp(bytes, n, name);
   int w = 0, h = 0, c = 0;
   if (!stbi_info_from_memory(bytes, int(n), &w, &h, &c))
     ADNN_FAIL("read_image: ", name, " is not a readable image (", stbi_failure_reason(), ")");
   const int want = channels ? channels : (c <= 2 ? 1 : 3);
   // limits before anything the size of the image is allocated (by stb or here)
-  ADNN_CHECK(w > 0 && h > 0, "read_image: ", name, " has a bad size ", w, "x", h);
-  ADNN_CHECK(w <= kMaxImageSide && h <= kMaxImageSide, "read_image: ", name, " is ", w, "x", h,
-             ", larger than the limit of ", kMaxImageSide, " pixels a side");
-  // (stb's own buffers, w * h * c bytes with c <= 4, are no larger than the floats)
-  const uint64_t decoded = uint64_t(w) * uint64_t(h) * uint64_t(want) * sizeof(float);
-  ADNN_CHECK(decoded <= kMaxImageBytes, "read_image: ", name, " is ", w, "x", h, "x", want, ": ", decoded,
-             " bytes decoded, more than the limit of ", kMaxImageBytes);
+  check_decoded_size(w, h, want, name);
   const int info_w = w, info_h = h;
   unsigned char* data = stbi_load_from_memory(bytes, int(n), &w, &h, &c, want);
   if (!data) ADNN_FAIL("read_image: cannot decode ", name, " (", stbi_failure_reason(), ")");
