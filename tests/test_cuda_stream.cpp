@@ -4,6 +4,7 @@
 // there; on a GPU they check what holds whatever the timing.
 #include <adnn/cuda/runtime.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -240,8 +241,10 @@ TEST_SUITE("cuda") {
 
   TEST_CASE("CUDA graph: a whole nano training step (forward, loss, backward, clip, AdamW) equals eager") {
     REQUIRE_CUDA_DEVICE();
+    OwnStream s;  // a stream of its own: a cache that only these steps filled
+    cuda::StreamGuard g(s.s);
     NanoTrainer a, b;  // identical (same seed)
-    for (int i = 0; i < 2; ++i) {  // warm-up: the caches fill, AdamW's state exists
+    for (int i = 0; i < 2; ++i) {  // warm-up: the cache fills, AdamW's state exists
       manual_seed(100 + i);
       a.step();
       manual_seed(100 + i);
@@ -266,9 +269,10 @@ TEST_SUITE("cuda") {
 
   TEST_CASE("caching allocator: reserved against allocated over nano training steps") {
     REQUIRE_CUDA_DEVICE();
-    // 100 steps in bench/ (ADNN_FRAG_STEPS overrides); the test runs 10 to keep CI short.
+    // The peak is reached in the first step (its pattern then repeats): the test runs 3 steps
+    // (about 10 s each on the emulator); ADNN_FRAG_STEPS=100 gives the number in docs/testing.md.
     const char* env = std::getenv("ADNN_FRAG_STEPS");
-    const int steps = env ? std::atoi(env) : 10;
+    const int steps = env ? std::max(1, std::atoi(env)) : 3;
     cuda::empty_cache();
     OwnStream s;  // a stream of its own: no other test's blocks
     cuda::StreamGuard g(s.s);

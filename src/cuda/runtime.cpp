@@ -353,7 +353,11 @@ void* allocate(size_t nbytes) {
   const size_t size = round_up(std::max<size_t>(nbytes, 1), kRound);
   ++P.stats.allocations;
   Block* b = find_free(P, pool_id, key, size);
-  if (!b && pool_id) b = find_free(P, 0, key, size);  // the graph takes it from the cache
+  if (pool_id) {  // a capture: the best fit of its pool and the shared cache (taken into its pool)
+    Block* c = find_free(P, 0, key, size);
+    if (!b || (c && c->size < b->size)) std::swap(b, c);
+    if (c) cache_block(P, c);  // the one not taken goes back
+  }
   const size_t seg = size <= kSmall ? kSegment : round_up(size, kSegment);
   if (b) {
     ++P.stats.cache_hits;
