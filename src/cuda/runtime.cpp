@@ -100,6 +100,7 @@ struct EmuStream {
 };
 thread_local EmuStream tls_default_stream;
 std::set<EmuStream*> g_streams;  // the created ones (device_synchronize completes them all)
+std::vector<EmuStream*> g_retired_streams;  // destroyed ones, kept (see destroy_stream)
 EmuStream* emu(Stream s) { return s.handle ? static_cast<EmuStream*>(s.handle) : &tls_default_stream; }
 void complete(EmuStream* s, uint64_t upto) {  // g_stream_mu held
   if (s->completed >= upto) return;
@@ -526,6 +527,7 @@ void destroy_stream(Stream s) {
   synchronize(s);  // as on a GPU, where its blocks may be reused once it is gone
   std::lock_guard<std::mutex> lock(g_stream_mu);
   g_streams.erase(emu(s));
+  g_retired_streams.push_back(emu(s));
   // the EmuStream is kept (a few bytes): its address keys its blocks in the allocator, and a
   // new stream at the same address would inherit them
 }
