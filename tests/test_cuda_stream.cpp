@@ -213,6 +213,31 @@ TEST_SUITE("cuda") {
     }
   }
 
+  TEST_CASE("CUDA graph: blocks used during a capture stay in the graph's pool until it is reset") {
+    REQUIRE_CUDA_DEVICE();
+    OwnStream s;
+    cuda::StreamGuard g(s.s);
+    { empty({1000}, kF32Cuda); }  // warm-up: a 2 MiB segment, cached
+    cuda::Graph graph;
+    graph.capture_begin();
+    void* p = nullptr;
+    {
+      Tensor t = empty({1000}, kF32Cuda);  // from the cache, into the graph's pool
+      p = t.data_ptr();
+    }  // freed during the capture: replays may still write it
+    graph.capture_end();
+    const auto st0 = cuda::memory_stats();
+    {
+      Tensor e = empty({1000}, kF32Cuda);  // eager work does not get the graph's blocks
+      CHECK(e.data_ptr() != p);
+      CHECK(cuda::memory_stats().device_mallocs == st0.device_mallocs + 1);
+      graph.reset();  // the pool returns to the cache
+      Tensor whole = empty({2 * kMiB / 4}, kF32Cuda);
+      CHECK(whole.data_ptr() == p);
+      CHECK(cuda::memory_stats().device_mallocs == st0.device_mallocs + 1);
+    }
+  }
+
   TEST_CASE("CUDA graph: inference forward of adnn_fer_nano, replay equals eager bit for bit") {
     REQUIRE_CUDA_DEVICE();
     manual_seed(5);
@@ -261,7 +286,10 @@ TEST_SUITE("cuda") {
     CHECK(max_param_diff(*a.model, *b.model) > 0);  // b has not stepped yet
     cuda::reset_host_round_trips();
     graph.replay();
-    CHECK(cuda::host_round_trips().device_mallocs == 0);
+    const cuda::HostRoundTrips t = cuda::host_round_trips();
+    CHECK(t.device_mallocs == 0);
+    CHECK(t.sync_copies == 0);
+    CHECK(t.synchronizations == 0);
     CHECK(max_param_diff(*a.model, *b.model) == 0);
     CHECK(max_abs_diff(a.loss.to(kCPU), b.loss.to(kCPU)) == 0);
     CHECK(max_abs_diff(a.centers.to(kCPU), b.centers.to(kCPU)) == 0);
