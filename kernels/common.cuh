@@ -298,14 +298,23 @@ void check_device_arg(const T& v, size_t pos, const char* name, const char* file
   }
 }
 
+// cuda::Graph (src/cuda/runtime.cpp): while `stream` is capturing, a launch is recorded with
+// copies of its arguments instead of run.
+bool stream_capturing(Stream stream);
+void capture_launch(Stream stream, std::function<void()> work);
+
 template <class... KArgs, class... Args>
 void launch_impl(const char* name, const char* file, int line, void (*kernel)(KArgs...), dim3 grid, dim3 block,
-                 size_t smem, Stream, Args&&... args) {
+                 size_t smem, Stream stream, Args&&... args) {
   std::tuple<std::decay_t<KArgs>...> packed(static_cast<KArgs>(args)...);
   std::apply([&](const auto&... a) {
     size_t pos = 0;
     (check_device_arg(a, pos++, name, file, line), ...);
   }, packed);
+  if (stream_capturing(stream)) {
+    capture_launch(stream, [=] { ::adnn::sim::launch(grid, block, smem, [&] { std::apply(kernel, packed); }, name); });
+    return;
+  }
   ::adnn::sim::launch(grid, block, smem, [&] { std::apply(kernel, packed); }, name);
 }
 }  // namespace adnn::kernels

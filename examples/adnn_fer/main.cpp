@@ -139,13 +139,43 @@ int bench(const Args& a) {
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::sort(ms.begin(), ms.end());
-  const double med = ms.empty() ? 0.0 : (ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]));
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
+  };
+  const double med = median(ms);
+  // --graph: the same step captured once into a CUDA graph and replayed (static x and y; a
+  // training step replays the captured AdamW step: right for timing, not for training)
+  double graph_med = -1;
+  if (a.has("graph") && dev.is_cuda()) {
+    cuda::Graph graph;
+    graph.capture_begin();
+    step();
+    graph.capture_end();
+    graph.replay();  // first replay: uploads the graph on a GPU
+    sync();
+    std::vector<double> gms;
+    for (int64_t i = 0; i < iters; ++i) {
+      auto t = std::chrono::steady_clock::now();
+      graph.replay();
+      sync();
+      gms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+    }
+    graph_med = median(gms);
+    std::printf("graph: %zu nodes\n", graph.num_nodes());
+  }
   std::printf("model %s, %s, batch %lld, %lldx%lld, device %s, %lld iterations in %.2f s\n", name.c_str(),
               train ? "train step (AdamW)" : "forward", (long long)batch, (long long)size, (long long)size,
               dev.str().c_str(), (long long)iters, s);
   std::printf("img/s: %.1f\n", double(batch * iters) / s);
   std::printf("ms/step (median): %.3f\n", med);
+  if (a.has("graph")) {
+    if (graph_med >= 0)
+      std::printf("ms/step eager (median): %.3f, graph replay (median): %.3f, speed-up %.2fx\n", med, graph_med,
+                  graph_med > 0 ? med / graph_med : 0.0);
+    else
+      std::printf("graph: CUDA graphs need --device cuda (eager only)\n");
+  }
   if (dev.is_cuda()) std::printf("peak device memory MiB: %.1f\n", double(cuda::memory_stats().peak_in_use) / (1 << 20));
   return 0;
 }

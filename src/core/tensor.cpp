@@ -119,6 +119,15 @@ std::string Tensor::desc() const {
   return detail::cat(dtype_name(dtype()), shape_str(sizes()), " ", device().str());
 }
 
+void Tensor::record_stream(const cuda::Stream& stream) const {
+#if ADNN_WITH_CUDA_BACKEND
+  if (defined() && device().is_cuda() && impl().storage && impl().storage->data)
+    cuda::record_stream(impl().storage->data, stream);
+#else
+  (void)stream;
+#endif
+}
+
 void* Tensor::data_ptr() const {
   return static_cast<char*>(impl().storage->data) + impl().offset * int64_t(element_size());
 }

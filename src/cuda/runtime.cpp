@@ -5,8 +5,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <map>
 #include <mutex>
+#include <set>
+#include <unordered_map>
 #include <vector>
 
 #include "cpu/gemm.hpp"
@@ -82,19 +85,115 @@ void raise_deferred_checks() {
   if (!failed.empty()) throw Error(failed);
 }
 
+// ---------------------------------------------------------------- streams and events
+namespace {
+thread_local Stream tls_stream{};
+std::mutex g_stream_mu;  // the emulated streams' counters
+
+#if ADNN_WITH_CUDA_EMULATION
+// An emulated stream: the work runs at once, but completion is a model. `recorded` counts the
+// events recorded on it, `completed` how many of them the host has seen complete (it saw the
+// stream synchronised); `waits` are events of other streams it waits for.
+struct EmuStream {
+  uint64_t recorded = 0, completed = 0;
+  std::vector<std::pair<EmuStream*, uint64_t>> waits;
+};
+thread_local EmuStream tls_default_stream;
+std::set<EmuStream*> g_streams;  // the created ones (device_synchronize completes them all)
+std::vector<EmuStream*> g_retired_streams;  // destroyed ones, kept (see destroy_stream)
+EmuStream* emu(Stream s) { return s.handle ? static_cast<EmuStream*>(s.handle) : &tls_default_stream; }
+void complete(EmuStream* s, uint64_t upto) {  // g_stream_mu held
+  if (s->completed >= upto) return;
+  s->completed = upto;
+  auto waits = std::move(s->waits);
+  s->waits.clear();
+  for (auto& [other, seq] : waits) complete(other, seq);
+}
+using Clock = std::chrono::steady_clock;
+struct EmuEvent {
+  EmuStream* stream = nullptr;
+  uint64_t seq = 0;
+  Clock::time_point time{};
+};
+// The allocator's key of a stream: the emulated stream object (one per thread for the default).
+void* stream_key(Stream s) { return emu(s); }
+#else
+cudaStream_t raw(Stream s) { return s.handle ? static_cast<cudaStream_t>(s.handle) : cudaStreamPerThread; }
+// cudaStreamPerThread is one handle value for every thread's own stream: key it by thread.
+thread_local char tls_default_key;
+void* stream_key(Stream s) {
+  return (s.handle == nullptr || s.handle == static_cast<void*>(cudaStreamPerThread)) ? &tls_default_key : s.handle;
+}
+#endif
+}  // namespace
+
+// ---------------------------------------------------------------- capture registry
+namespace {
+std::mutex g_capture_mu;
+std::atomic<int> g_num_capturing{0};
+std::map<void*, Graph::Impl*> g_capturing;  // stream key -> the graph capturing it
+Graph::Impl* capturing_graph_of_key(void* key) {
+  if (g_num_capturing.load(std::memory_order_relaxed) == 0) return nullptr;
+  std::lock_guard<std::mutex> lock(g_capture_mu);
+  auto it = g_capturing.find(key);
+  return it == g_capturing.end() ? nullptr : it->second;
+}
+Graph::Impl* capturing_graph(Stream s) { return capturing_graph_of_key(stream_key(s)); }
+[[noreturn]] void fail_in_capture(const char* call, const char* file, int line) {
+  const char* base = file;
+  for (const char* q = file; *q; ++q)
+    if (*q == '/') base = q + 1;
+  throw Error(detail::cat(call, " during CUDA stream capture: not allowed, as on a GPU (the capture records work, ",
+                          "it does not run it; the host cannot wait for it or copy from it) [", base, ":", line, "]"));
+}
+#define ADNN_NOT_IN_CAPTURE(stream, call) \
+  if (capturing_graph(stream)) fail_in_capture(call, __FILE__, __LINE__)
+}  // namespace
+
+struct Graph::Impl {
+  uint64_t pool = 0;  // the private pool's id
+  Stream stream{};
+  bool capturing = false, updated = false;
+  size_t nodes = 0;
+#if ADNN_WITH_CUDA_EMULATION
+  std::vector<std::function<void()>> recording, ops;
+#else
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+#endif
+};
+bool is_capturing(Stream s) { return capturing_graph(s) != nullptr; }
+
 // ---------------------------------------------------------------- caching allocator
 namespace {
+constexpr size_t kRound = 512, kSmall = size_t(1) << 20, kSegment = size_t(2) << 20;
+size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
-// Size classes: multiples of 512 B below 1 MiB, of 2 MiB above.
-size_t size_class(size_t n) {
-  if (n == 0) n = 1;
-  const size_t small = 512, large = size_t(2) << 20;
-  return n < (size_t(1) << 20) ? (n + small - 1) / small * small : (n + large - 1) / large * large;
-}
-
+struct Block {
+  char* ptr = nullptr;
+  size_t size = 0;
+  void* key = nullptr;  // the stream it belongs to (stream_key)
+  Stream stream{};
+  uint64_t pool = 0;    // 0: the shared cache; else a graph's private pool
+  bool allocated = false, cached = false;
+  int pending_events = 0;
+  Block *prev = nullptr, *next = nullptr;  // neighbours in the segment
+  std::vector<Stream> uses;  // other streams it was recorded on
+};
+struct BlockLess {  // best fit: by pool, stream, size, address
+  bool operator()(const Block* a, const Block* b) const {
+    if (a->pool != b->pool) return a->pool < b->pool;
+    if (a->key != b->key) return std::less<void*>()(a->key, b->key);
+    if (a->size != b->size) return a->size < b->size;
+    return std::less<char*>()(a->ptr, b->ptr);
+  }
+};
 struct Pool {
   std::mutex mu;
-  std::map<size_t, std::vector<void*>> free_blocks;  // by size class
+  std::set<Block*, BlockLess> free_blocks;  // one best-fit pool (see allocate)
+  std::unordered_map<const void*, Block*> live;
+  std::vector<std::pair<Event, Block*>> events;  // outstanding cross-stream uses
+  std::vector<Event> spare_events;
   MemoryStats stats;
   size_t limit = 0;
 };
@@ -104,7 +203,6 @@ Pool& pool() {
 }
 
 void* raw_alloc(size_t n) {
-  ++g_mallocs;
 #if ADNN_WITH_CUDA_EMULATION
   void* p = std::aligned_alloc(256, n);
   if (p) sim::register_device_memory(p, n);  // kernels may receive only these
@@ -127,52 +225,227 @@ void raw_free(void* p) {
 #endif
 }
 
-void release_cached(Pool& P) {
-  for (auto& [sz, v] : P.free_blocks) {
-    for (void* p : v) raw_free(p);
-    P.stats.reserved -= sz * v.size();
+// Puts a block back in the cache, merged with its free neighbours (same pool).
+void cache_block(Pool& P, Block* b) {
+  auto& set = P.free_blocks;
+  // a graph's block absorbs free neighbours of the shared cache (nothing uses them); the
+  // shared cache never absorbs a graph's
+  auto mergeable = [&](Block* n) { return n && n->cached && (n->pool == b->pool || n->pool == 0); };
+  if (mergeable(b->prev)) {
+    Block* n = b->prev;
+    set.erase(n);
+    n->pool = b->pool;
+    n->size += b->size;
+    n->next = b->next;
+    if (b->next) b->next->prev = n;
+    delete b;
+    b = n;
+    ++P.stats.merges;
   }
-  P.free_blocks.clear();
+  if (mergeable(b->next)) {
+    Block* n = b->next;
+    set.erase(n);
+    b->size += n->size;
+    b->next = n->next;
+    if (n->next) n->next->prev = b;
+    delete n;
+    ++P.stats.merges;
+  }
+  b->cached = true;
+  set.insert(b);
+}
+
+// Returns to the cache the blocks whose cross-stream events have completed.
+void process_events(Pool& P) {
+  if (P.events.empty()) return;
+  std::vector<std::pair<Event, Block*>> left;
+  for (auto& [e, b] : P.events) {
+    if (!query(e)) {
+      left.emplace_back(e, b);
+      continue;
+    }
+    P.spare_events.push_back(e);
+    if (--b->pending_events == 0) {
+      P.stats.pending_free -= b->size;
+      cache_block(P, b);
+    }
+  }
+  P.events = std::move(left);
+}
+// The out-of-memory path: wait for every outstanding event (a synchronisation).
+void sync_events(Pool& P) {
+  for (auto& [e, b] : P.events) synchronize(e);
+  process_events(P);
+}
+
+// Frees the whole free segments of the shared cache.
+void release_cached(Pool& P) {
+  for (auto it = P.free_blocks.begin(); it != P.free_blocks.end();) {
+    Block* b = *it;
+    if (b->pool == 0 && !b->prev && !b->next) {
+      raw_free(b->ptr);
+      P.stats.reserved -= b->size;
+      ++P.stats.device_frees;
+      it = P.free_blocks.erase(it);
+      delete b;
+    } else {
+      ++it;
+    }
+  }
+}
+
+Block* find_free(Pool& P, uint64_t pool_id, void* key, size_t size) {
+  auto& set = P.free_blocks;
+  Block probe;
+  probe.pool = pool_id;
+  probe.key = key;
+  probe.size = size;
+  probe.ptr = nullptr;
+  auto it = set.lower_bound(&probe);
+  if (it == set.end() || (*it)->pool != pool_id || (*it)->key != key) return nullptr;
+  Block* b = *it;
+  set.erase(it);
+  b->cached = false;
+  return b;
+}
+
+std::string oom_message(const Pool& P, size_t nbytes, size_t size, size_t seg) {
+  std::string device;
+#if !ADNN_WITH_CUDA_EMULATION
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+    device = detail::cat("; the device has ", free_b, " of ", total_b, " bytes free");
+  else
+    cudaGetLastError();
+#endif
+  return detail::cat("CUDA out of memory: tried to allocate ", nbytes, " bytes (a segment of ", seg, ", block ",
+                     size, " with rounding); adnn holds ", P.stats.reserved, " bytes reserved, ", P.stats.in_use,
+                     " of them in live tensors, ", P.stats.pending_free,
+                     " waiting for other streams; its cache was released and the allocation retried",
+                     P.limit ? detail::cat(" (device limit ", P.limit, " bytes)") : std::string(), device,
+                     " [cuda::allocate]");
+}
+
+Block* new_segment(Pool& P, size_t seg, void* key, Stream stream) {
+  void* p = nullptr;
+  if (!(P.limit && P.stats.reserved + seg > P.limit)) p = raw_alloc(seg);
+  if (!p) return nullptr;
+  ++g_mallocs;
+  ++P.stats.device_mallocs;
+  P.stats.reserved += seg;
+  P.stats.peak_reserved = std::max(P.stats.peak_reserved, P.stats.reserved);
+  Block* b = new Block;
+  b->ptr = static_cast<char*>(p);
+  b->size = seg;
+  b->key = key;
+  b->stream = stream;
+  return b;
 }
 }  // namespace
 
 void* allocate(size_t nbytes) {
   Pool& P = pool();
+  const Stream stream = current_stream();
+  void* const key = stream_key(stream);
+  Graph::Impl* g = capturing_graph(stream);
+  const uint64_t pool_id = g ? g->pool : 0;
   std::lock_guard<std::mutex> lock(P.mu);
-  const size_t sz = size_class(nbytes);
+  process_events(P);
+  const size_t size = round_up(std::max<size_t>(nbytes, 1), kRound);
   ++P.stats.allocations;
-  auto it = P.free_blocks.find(sz);
-  void* p = nullptr;
-  if (it != P.free_blocks.end() && !it->second.empty()) {
-    p = it->second.back();
-    it->second.pop_back();
+  Block* b = find_free(P, pool_id, key, size);
+  if (pool_id) {  // a capture: the best fit of its pool and the shared cache (taken into its pool)
+    Block* c = find_free(P, 0, key, size);
+    if (!b || (c && c->size < b->size)) std::swap(b, c);
+    if (c) cache_block(P, c);  // the one not taken goes back
+  }
+  const size_t seg = size <= kSmall ? kSegment : round_up(size, kSegment);
+  if (b) {
     ++P.stats.cache_hits;
   } else {
-    bool over = P.limit && P.stats.reserved + sz > P.limit;
-    if (!over) p = raw_alloc(sz);
-    if (!p) {  // free the cache and retry once
-      release_cached(P);
-      over = P.limit && P.stats.reserved + sz > P.limit;
-      if (!over) p = raw_alloc(sz);
+    if (g)
+      ADNN_FAIL("cuda::allocate of ", nbytes, " bytes during CUDA stream capture needs a device allocation ",
+                "(cudaMalloc), which a capture cannot record: run the work once eagerly before capturing, so the "
+                "cache holds its buffers");
+    b = new_segment(P, seg, key, stream);
+    if (!b) {  // wait for the other streams' uses, release the cache, retry once
+      sync_events(P);
+      b = find_free(P, 0, key, size);
+      if (!b) {
+        release_cached(P);
+        ++P.stats.oom_retries;
+        b = new_segment(P, seg, key, stream);
+      }
+      if (!b) throw Error(oom_message(P, nbytes, size, seg));
     }
-    if (!p)
-      ADNN_FAIL("CUDA out of memory: tried to allocate ", nbytes, " bytes (", sz, " with rounding); adnn holds ",
-                P.stats.reserved, " bytes, ", P.stats.in_use, " of them in live tensors",
-                P.limit ? detail::cat(" (emulated device limit ", P.limit, " bytes)") : std::string());
-    P.stats.reserved += sz;
   }
-  P.stats.in_use += sz;
+  b->pool = pool_id;  // a capture takes the whole block (its rest too) into the graph's pool
+  if (b->size - size >= kRound) {  // split: the rest stays in the cache
+    Block* r = new Block;
+    r->ptr = b->ptr + size;
+    r->size = b->size - size;
+    r->key = b->key;
+    r->stream = b->stream;
+    r->pool = b->pool;
+    r->prev = b;
+    r->next = b->next;
+    if (b->next) b->next->prev = r;
+    b->next = r;
+    b->size = size;
+    ++P.stats.splits;
+    cache_block(P, r);
+  }
+  b->allocated = true;
+  b->pool = pool_id;
+  P.live[b->ptr] = b;
+  P.stats.in_use += b->size;
   P.stats.peak_in_use = std::max(P.stats.peak_in_use, P.stats.in_use);
-  return p;
+  return b->ptr;
 }
 
-void deallocate(void* p, size_t nbytes) {
+void deallocate(void* p, size_t) {
   if (!p) return;
   Pool& P = pool();
   std::lock_guard<std::mutex> lock(P.mu);
-  const size_t sz = size_class(nbytes);
-  P.stats.in_use -= sz;
-  P.free_blocks[sz].push_back(p);
+  auto it = P.live.find(p);
+  ADNN_CHECK(it != P.live.end(), "cuda::deallocate: ", p, " is not a live allocation of the caching allocator");
+  Block* b = it->second;
+  P.live.erase(it);
+  P.stats.in_use -= b->size;
+  b->allocated = false;
+  // A block freed while its stream is capturing joins that graph's pool: replays may use it.
+  if (Graph::Impl* g = capturing_graph_of_key(b->key)) b->pool = g->pool;
+  std::vector<Stream> uses = std::move(b->uses);
+  b->uses.clear();
+  for (const Stream& s : uses) {
+    if (capturing_graph(s)) continue;  // the graph's pool keeps it anyway
+    Event e;
+    if (P.spare_events.empty()) {
+      e = create_event();
+    } else {
+      e = P.spare_events.back();
+      P.spare_events.pop_back();
+    }
+    record(e, s);
+    P.events.emplace_back(e, b);
+    ++b->pending_events;
+  }
+  if (b->pending_events > 0)
+    P.stats.pending_free += b->size;
+  else
+    cache_block(P, b);
+}
+
+void record_stream(const void* p, Stream s) {
+  Pool& P = pool();
+  std::lock_guard<std::mutex> lock(P.mu);
+  auto it = P.live.find(p);
+  ADNN_CHECK(it != P.live.end(), "Tensor::record_stream: ", p, " is not the start of a live device allocation");
+  Block* b = it->second;
+  if (stream_key(s) == b->key) return;  // its own stream orders its uses
+  for (const Stream& u : b->uses)
+    if (u == s) return;
+  b->uses.push_back(s);
 }
 
 MemoryStats memory_stats() {
@@ -182,61 +455,193 @@ MemoryStats memory_stats() {
 void reset_peak_memory() {
   std::lock_guard<std::mutex> lock(pool().mu);
   pool().stats.peak_in_use = pool().stats.in_use;
+  pool().stats.peak_reserved = pool().stats.reserved;
 }
 void empty_cache() {
-  std::lock_guard<std::mutex> lock(pool().mu);
-  release_cached(pool());
+  Pool& P = pool();
+  std::lock_guard<std::mutex> lock(P.mu);
+  process_events(P);
+  release_cached(P);
 }
 void set_memory_limit(size_t bytes) {
   std::lock_guard<std::mutex> lock(pool().mu);
   pool().limit = bytes;
 }
 
-// ---------------------------------------------------------------- streams, events, copies
 namespace {
-thread_local Stream tls_stream{};
+// A graph's pool returns to the shared cache.
+void release_graph_pool(uint64_t id) {
+  Pool& P = pool();
+  std::lock_guard<std::mutex> lock(P.mu);
+  for (auto& [ptr, b] : P.live)
+    if (b->pool == id) b->pool = 0;
+  for (auto& [e, b] : P.events)
+    if (b->pool == id) b->pool = 0;
+  std::vector<Block*> freed;
+  for (auto it = P.free_blocks.begin(); it != P.free_blocks.end();) {
+    if ((*it)->pool == id) {
+      freed.push_back(*it);
+      it = P.free_blocks.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (Block* b : freed) {
+    b->pool = 0;
+    b->cached = false;
+  }
+  // one at a time: each merges with the neighbours already back in the cache
+  std::set<Block*> merged_away;
+  for (Block* b : freed) {
+    if (merged_away.count(b)) continue;
+    Block *prev = b->prev, *next = b->next;
+    const bool prev_merges = prev && prev->cached && prev->pool == 0;
+    const bool next_merges = next && next->cached && next->pool == 0;
+    cache_block(P, b);  // deletes b if it merged into prev, and next if it merged into b
+    if (prev_merges) merged_away.insert(b);
+    if (next_merges) merged_away.insert(next);
+  }
 }
-Stream current_stream() { return tls_stream; }
+}  // namespace
+
+// ---------------------------------------------------------------- streams, events, copies
+Stream current_stream() {
+#if ADNN_WITH_CUDA_EMULATION
+  return tls_stream;
+#else
+  return tls_stream.handle ? tls_stream : Stream{static_cast<void*>(cudaStreamPerThread)};
+#endif
+}
 void set_current_stream(Stream s) { tls_stream = s; }
 
 #if ADNN_WITH_CUDA_EMULATION
 
-Stream create_stream() { return Stream{new int(0)}; }
-void destroy_stream(Stream s) { delete static_cast<int*>(s.handle); }
-void synchronize(Stream) {
+Stream default_stream() { return Stream{}; }
+Stream create_stream() {
+  auto* s = new EmuStream();
+  std::lock_guard<std::mutex> lock(g_stream_mu);
+  g_streams.insert(s);
+  return Stream{s};
+}
+void destroy_stream(Stream s) {
+  synchronize(s);  // as on a GPU, where its blocks may be reused once it is gone
+  std::lock_guard<std::mutex> lock(g_stream_mu);
+  g_streams.erase(emu(s));
+  g_retired_streams.push_back(emu(s));
+  // the EmuStream is kept (a few bytes): its address keys its blocks in the allocator, and a
+  // new stream at the same address would inherit them
+}
+void synchronize(Stream s) {
+  ADNN_NOT_IN_CAPTURE(s, "cuda::synchronize(stream)");
   ++g_syncs;
+  {
+    std::lock_guard<std::mutex> lock(g_stream_mu);
+    complete(emu(s), emu(s)->recorded);
+  }
   raise_deferred_checks();
+}
+bool query(Stream s) {
+  std::lock_guard<std::mutex> lock(g_stream_mu);
+  return emu(s)->completed >= emu(s)->recorded;
 }
 void device_synchronize() {
+  if (g_num_capturing.load() > 0) fail_in_capture("cuda::device_synchronize", __FILE__, __LINE__);
   ++g_syncs;
+  {
+    // every stream: the allocator's events and the streams the caller knows of
+    std::lock_guard<std::mutex> lock(g_stream_mu);
+    complete(emu(Stream{}), emu(Stream{})->recorded);
+  }
+  std::vector<Event> evs;
+  {
+    std::lock_guard<std::mutex> lock(pool().mu);
+    for (auto& [e, b] : pool().events) evs.push_back(e);
+  }
+  {
+    std::lock_guard<std::mutex> lock(g_stream_mu);
+    for (Event e : evs) {
+      auto* ev = static_cast<EmuEvent*>(e.handle);
+      if (ev->stream) complete(ev->stream, ev->stream->recorded);
+    }
+    for (EmuStream* s : g_streams) complete(s, s->recorded);
+  }
   raise_deferred_checks();
 }
-using Clock = std::chrono::steady_clock;
-Event create_event() { return Event{new Clock::time_point()}; }
-void destroy_event(Event e) { delete static_cast<Clock::time_point*>(e.handle); }
-void record(Event e, Stream) { *static_cast<Clock::time_point*>(e.handle) = Clock::now(); }
+Event create_event() { return Event{new EmuEvent()}; }
+void destroy_event(Event e) { delete static_cast<EmuEvent*>(e.handle); }
+void record(Event e, Stream s) {
+  auto* ev = static_cast<EmuEvent*>(e.handle);
+  std::lock_guard<std::mutex> lock(g_stream_mu);
+  ev->stream = emu(s);
+  ev->seq = ++ev->stream->recorded;
+  ev->time = Clock::now();
+}
+bool query(Event e) {
+  auto* ev = static_cast<EmuEvent*>(e.handle);
+  std::lock_guard<std::mutex> lock(g_stream_mu);
+  return !ev->stream || ev->stream->completed >= ev->seq;
+}
+void synchronize(Event e) {
+  if (g_num_capturing.load() > 0) fail_in_capture("cuda::synchronize(event)", __FILE__, __LINE__);
+  ++g_syncs;
+  auto* ev = static_cast<EmuEvent*>(e.handle);
+  std::lock_guard<std::mutex> lock(g_stream_mu);
+  if (ev->stream) complete(ev->stream, ev->seq);
+}
+void wait(Stream s, Event e) {
+  auto* ev = static_cast<EmuEvent*>(e.handle);
+  std::lock_guard<std::mutex> lock(g_stream_mu);
+  if (ev->stream && ev->stream->completed < ev->seq) emu(s)->waits.emplace_back(ev->stream, ev->seq);
+}
 float elapsed_ms(Event a, Event b) {
-  return std::chrono::duration<float, std::milli>(*static_cast<Clock::time_point*>(b.handle) -
-                                                  *static_cast<Clock::time_point*>(a.handle))
+  synchronize(b);
+  return std::chrono::duration<float, std::milli>(static_cast<EmuEvent*>(b.handle)->time -
+                                                  static_cast<EmuEvent*>(a.handle)->time)
       .count();
 }
+namespace {
+// Records `work` if `stream` is capturing; false when it should run now.
+bool record_if_capturing(Stream stream, std::function<void()> work) {
+  Graph::Impl* g = capturing_graph(stream);
+  if (!g) return false;
+  g->recording.push_back(std::move(work));
+  return true;
+}
+}  // namespace
 void copy_to_device(void* d, const void* s, size_t n) {
+  ADNN_NOT_IN_CAPTURE(current_stream(), "cuda::copy_to_device (a synchronous copy from the host)");
   ++g_sync_copies;
   std::memcpy(d, s, n);
 }
 void copy_to_host(void* d, const void* s, size_t n) {
+  ADNN_NOT_IN_CAPTURE(current_stream(), "cuda::copy_to_host (a synchronous copy to the host)");
   ++g_sync_copies;
   std::memcpy(d, s, n);
+  {
+    std::lock_guard<std::mutex> lock(g_stream_mu);  // the copy waits for the stream
+    EmuStream* st = emu(current_stream());
+    complete(st, st->recorded);
+  }
   raise_deferred_checks();
 }
-void copy_device_to_device(void* d, const void* s, size_t n) { std::memmove(d, s, n); }
-void memset(void* d, int v, size_t n) { std::memset(d, v, n); }
+void copy_device_to_device(void* d, const void* s, size_t n) {
+  if (record_if_capturing(current_stream(), [d, s, n] { std::memmove(d, s, n); })) return;
+  std::memmove(d, s, n);
+}
+void memset(void* d, int v, size_t n) {
+  if (record_if_capturing(current_stream(), [d, v, n] { std::memset(d, v, n); })) return;
+  std::memset(d, v, n);
+}
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
           int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (record_if_capturing(current_stream(), [=] { cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); }))
+    return;
   cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
           const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  if (record_if_capturing(current_stream(), [=] { cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); }))
+    return;
   cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 const char* device_name() { return "SIMT emulator on the host"; }
@@ -246,34 +651,54 @@ bool has_tensor_cores() { return true; }  // kernels/mma.cuh emulates mma.sync
 #else  // real CUDA
 
 namespace {
-cudaStream_t raw(Stream s) { return static_cast<cudaStream_t>(s.handle); }
-// One cuBLAS handle per stream.
+// One cuBLAS handle per stream (per thread for the per-thread default stream).
 cublasHandle_t blas_handle(Stream s) {
   static std::mutex mu;
   static std::map<void*, cublasHandle_t> handles;
   std::lock_guard<std::mutex> lock(mu);
-  auto it = handles.find(s.handle);
+  auto it = handles.find(stream_key(s));
   if (it != handles.end()) return it->second;
   cublasHandle_t h;
   ADNN_CUBLAS_CHECK(cublasCreate(&h));
   ADNN_CUBLAS_CHECK(cublasSetStream(h, raw(s)));
-  handles[s.handle] = h;
+  handles[stream_key(s)] = h;
   return h;
 }
 }  // namespace
 
+// The default stream is cudaStreamPerThread, not the legacy NULL stream: each host thread gets
+// its own stream, which does not serialise with the other threads' work or with created
+// streams (the legacy stream waits for, and blocks, every blocking stream of the device), needs
+// no creation or destruction, and can be captured into a CUDA graph (the legacy stream cannot).
+Stream default_stream() { return Stream{static_cast<void*>(cudaStreamPerThread)}; }
 Stream create_stream() {
   cudaStream_t s;
   ADNN_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
   return Stream{s};
 }
-void destroy_stream(Stream s) { ADNN_CUDA_CHECK(cudaStreamDestroy(raw(s))); }
+void destroy_stream(Stream s) {
+  // its cached blocks keep its handle as their key, and a new stream may get the same handle:
+  // let its work finish first
+  ADNN_CUDA_CHECK(cudaStreamSynchronize(raw(s)));
+  ADNN_CUDA_CHECK(cudaStreamDestroy(raw(s)));
+}
 void synchronize(Stream s) {
+  ADNN_NOT_IN_CAPTURE(s, "cuda::synchronize(stream)");
   ++g_syncs;
   ADNN_CUDA_CHECK(cudaStreamSynchronize(raw(s)));
   raise_deferred_checks();
 }
+bool query(Stream s) {
+  cudaError_t e = cudaStreamQuery(raw(s));
+  if (e == cudaErrorNotReady) {
+    cudaGetLastError();
+    return false;
+  }
+  ADNN_CUDA_CHECK(e);
+  return true;
+}
 void device_synchronize() {
+  if (g_num_capturing.load() > 0) fail_in_capture("cuda::device_synchronize", __FILE__, __LINE__);
   ++g_syncs;
   ADNN_CUDA_CHECK(cudaDeviceSynchronize());
   raise_deferred_checks();
@@ -285,18 +710,34 @@ Event create_event() {
 }
 void destroy_event(Event e) { ADNN_CUDA_CHECK(cudaEventDestroy(static_cast<cudaEvent_t>(e.handle))); }
 void record(Event e, Stream s) { ADNN_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(e.handle), raw(s))); }
-float elapsed_ms(Event a, Event b) {
+bool query(Event e) {
+  cudaError_t r = cudaEventQuery(static_cast<cudaEvent_t>(e.handle));
+  if (r == cudaErrorNotReady) {
+    cudaGetLastError();
+    return false;
+  }
+  ADNN_CUDA_CHECK(r);
+  return true;
+}
+void synchronize(Event e) {
+  if (g_num_capturing.load() > 0) fail_in_capture("cuda::synchronize(event)", __FILE__, __LINE__);
   ++g_syncs;
-  ADNN_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(b.handle)));
+  ADNN_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(e.handle)));
+}
+void wait(Stream s, Event e) { ADNN_CUDA_CHECK(cudaStreamWaitEvent(raw(s), static_cast<cudaEvent_t>(e.handle), 0)); }
+float elapsed_ms(Event a, Event b) {
+  synchronize(b);
   float ms = 0;
   ADNN_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(a.handle), static_cast<cudaEvent_t>(b.handle)));
   return ms;
 }
 void copy_to_device(void* d, const void* s, size_t n) {
+  ADNN_NOT_IN_CAPTURE(current_stream(), "cuda::copy_to_device (a synchronous copy from the host)");
   ++g_sync_copies;
   ADNN_CUDA_CHECK(cudaMemcpyAsync(d, s, n, cudaMemcpyHostToDevice, raw(current_stream())));
 }
 void copy_to_host(void* d, const void* s, size_t n) {
+  ADNN_NOT_IN_CAPTURE(current_stream(), "cuda::copy_to_host (a synchronous copy to the host)");
   ++g_sync_copies;
   ADNN_CUDA_CHECK(cudaMemcpyAsync(d, s, n, cudaMemcpyDeviceToHost, raw(current_stream())));
   ADNN_CUDA_CHECK(cudaStreamSynchronize(raw(current_stream())));
@@ -338,4 +779,133 @@ bool has_tensor_cores() { return device_properties().major >= 8; }
 
 #endif
 
+// ---------------------------------------------------------------- CUDA graphs
+namespace {
+std::atomic<uint64_t> g_next_pool{1};
+}
+Graph::Graph() : impl_(std::make_unique<Impl>()) { impl_->pool = g_next_pool++; }
+Graph::~Graph() {
+  try {
+    reset();
+  } catch (...) {
+  }
+}
+void Graph::capture_begin(Stream s) {
+  Impl& g = *impl_;
+  ADNN_CHECK(!g.capturing, "cuda::Graph::capture_begin: this graph is already capturing");
+  {
+    std::lock_guard<std::mutex> lock(g_capture_mu);
+    ADNN_CHECK(!g_capturing.count(stream_key(s)), "cuda::Graph::capture_begin: the stream is already capturing");
+    g_capturing[stream_key(s)] = &g;
+    ++g_num_capturing;
+  }
+  g.stream = s;
+  g.capturing = true;
+#if ADNN_WITH_CUDA_EMULATION
+  g.recording.clear();
+#else
+  cudaError_t e = cudaStreamBeginCapture(raw(s), cudaStreamCaptureModeThreadLocal);
+  if (e != cudaSuccess) {
+    std::lock_guard<std::mutex> lock(g_capture_mu);
+    g_capturing.erase(stream_key(s));
+    --g_num_capturing;
+    g.capturing = false;
+    ADNN_FAIL("cuda::Graph::capture_begin: cudaStreamBeginCapture failed: ", cudaGetErrorString(e));
+  }
+#endif
+}
+void Graph::capture_end() {
+  Impl& g = *impl_;
+  ADNN_CHECK(g.capturing, "cuda::Graph::capture_end: capture_begin was not called");
+  {
+    std::lock_guard<std::mutex> lock(g_capture_mu);
+    g_capturing.erase(stream_key(g.stream));
+    --g_num_capturing;
+  }
+  g.capturing = false;
+#if ADNN_WITH_CUDA_EMULATION
+  g.updated = !g.ops.empty() && g.ops.size() == g.recording.size();  // same topology: an update
+  g.ops = std::move(g.recording);
+  g.recording.clear();
+  g.nodes = g.ops.size();
+#else
+  cudaGraph_t graph = nullptr;
+  ADNN_CUDA_CHECK(cudaStreamEndCapture(raw(g.stream), &graph));
+  g.updated = false;
+  if (g.exec) {
+    cudaGraphExecUpdateResultInfo info{};
+    if (cudaGraphExecUpdate(g.exec, graph, &info) == cudaSuccess) {
+      g.updated = true;
+    } else {
+      cudaGetLastError();
+      ADNN_CUDA_CHECK(cudaGraphExecDestroy(g.exec));
+      g.exec = nullptr;
+    }
+  }
+  if (!g.exec) ADNN_CUDA_CHECK(cudaGraphInstantiate(&g.exec, graph, 0));
+  if (g.graph) cudaGraphDestroy(g.graph);
+  g.graph = graph;
+  ADNN_CUDA_CHECK(cudaGraphGetNodes(g.graph, nullptr, &g.nodes));
+#endif
+}
+void Graph::replay() {
+  Impl& g = *impl_;
+  ADNN_CHECK(!g.capturing, "cuda::Graph::replay: the graph is still capturing (call capture_end)");
+#if ADNN_WITH_CUDA_EMULATION
+  if (record_if_capturing(current_stream(), [&g] {
+        for (auto& op : g.ops) op();
+      }))
+    return;
+  for (auto& op : g.ops) op();
+#else
+  ADNN_CHECK(g.exec, "cuda::Graph::replay: nothing captured");
+  ADNN_CUDA_CHECK(cudaGraphLaunch(g.exec, raw(g.stream)));
+#endif
+}
+void Graph::reset() {
+  Impl& g = *impl_;
+  if (g.capturing) {
+    {
+      std::lock_guard<std::mutex> lock(g_capture_mu);
+      g_capturing.erase(stream_key(g.stream));
+      --g_num_capturing;
+    }
+    g.capturing = false;
+#if !ADNN_WITH_CUDA_EMULATION
+    cudaGraph_t graph = nullptr;
+    cudaStreamEndCapture(raw(g.stream), &graph);
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+#endif
+  }
+#if ADNN_WITH_CUDA_EMULATION
+  g.ops.clear();
+  g.recording.clear();
+#else
+  if (g.exec) cudaGraphExecDestroy(g.exec);
+  if (g.graph) cudaGraphDestroy(g.graph);
+  g.exec = nullptr;
+  g.graph = nullptr;
+#endif
+  g.nodes = 0;
+  release_graph_pool(g.pool);
+}
+size_t Graph::num_nodes() const { return impl_->nodes; }
+bool Graph::updated_in_place() const { return impl_->updated; }
+
 }  // namespace adnn::cuda
+
+#if ADNN_WITH_CUDA_EMULATION
+// The launch hook of kernels/common.cuh.
+namespace adnn::kernels {
+struct StreamTag;
+using Stream = StreamTag*;
+bool stream_capturing(Stream stream) {
+  return adnn::cuda::g_num_capturing.load(std::memory_order_relaxed) > 0 &&
+         adnn::cuda::is_capturing(adnn::cuda::Stream{static_cast<void*>(stream)});
+}
+void capture_launch(Stream stream, std::function<void()> work) {
+  adnn::cuda::record_if_capturing(adnn::cuda::Stream{static_cast<void*>(stream)}, std::move(work));
+}
+}  // namespace adnn::kernels
+#endif

@@ -17,6 +17,9 @@
 #include <vector>
 
 namespace adnn {
+namespace cuda {
+struct Stream;
+}
 
 using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);
@@ -91,6 +94,10 @@ class Tensor {
 
   // ---- data access (CPU tensors)
   void* data_ptr() const;
+  // cuda: marks this tensor's memory as used by work queued on `stream` (PyTorch's
+  // Tensor.record_stream). When the storage is freed, the caching allocator records an event on
+  // `stream` and hands the block out again only once that event has completed. No-op on cpu.
+  void record_stream(const cuda::Stream& stream) const;
   template <class T> T* data_ptr() const {
     ADNN_CHECK(dtype_of<T>::value == dtype(), "data_ptr<", dtype_name(dtype_of<T>::value),
                ">: tensor is ", desc());
