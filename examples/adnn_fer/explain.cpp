@@ -30,6 +30,19 @@ struct FaceInput {
   explain::Landmarks landmarks;  // in the S×S crop
 };
 
+// Thin white lines where the facial region changes, on a picture enlarged `zoom` times.
+void outline_regions(data::Image& pic, const std::vector<explain::Region>& mask, int64_t S, int zoom, int top) {
+  auto region = [&](int64_t y, int64_t x) { return mask[size_t(y * S + x)]; };
+  for (int y = 0; y < int(S) * zoom; ++y)
+    for (int x = 0; x < int(S) * zoom; ++x) {
+      const int64_t sy = y / zoom, sx = x / zoom;
+      const bool edge = (x % zoom == 0 && sx > 0 && region(sy, sx) != region(sy, sx - 1)) ||
+                        (y % zoom == 0 && sy > 0 && region(sy, sx) != region(sy - 1, sx));
+      if (edge)
+        for (int k = 0; k < 3; ++k) pic.at(top + y, x, k) = 255.f;
+    }
+}
+
 std::string class_name(int64_t ci) {
   const auto& classes = data::fer2013_classes();
   return ci >= 0 && size_t(ci) < classes.size() ? classes[size_t(ci)] : std::to_string(ci);
@@ -209,8 +222,10 @@ int explain_summary(const Args& a, AdnnFer& model, Device dev, const std::vector
     explain::normalize_min_max(m);
     data::Image face(static_cast<int>(S), static_cast<int>(S), 1);
     for (size_t p = 0; p < face.pixels.size(); ++p) face.pixels[p] = float(face_sum[size_t(k)][p] / cnt);
-    tiles.push_back(explain::captioned(explain::overlay_heatmap(face, m, S, S, 4),
-                                       {class_name(k), "N " + std::to_string(count[size_t(k)])}, 2));
+    data::Image tile = explain::captioned(explain::overlay_heatmap(face, m, S, S, 4),
+                                          {class_name(k), "N " + std::to_string(count[size_t(k)])}, 2);
+    outline_regions(tile, mask, S, 4, tile.height - int(S) * 4);
+    tiles.push_back(std::move(tile));
   }
   char arow[256];
   std::snprintf(arow, sizeof arow, "| (share of the area) | | | %.1f%% | %.1f%% | %.1f%% | %.1f%% |\n", 100 * area[0],
@@ -274,6 +289,7 @@ int cmd_explain(const Args& a) {
     std::vector<int64_t> idx(static_cast<size_t>(bg->size()));
     std::iota(idx.begin(), idx.end(), 0);
     ex.background = load_batch(*bg, idx, pre).to(dev);
+    ex.shap.background_logits = explain::batch_logits(*model, ex.background);  // once for every face
     std::printf("shap: %lld background images from the training split, %lld samples per image\n",
                 (long long)bg->size(), (long long)ex.shap.samples);
   }

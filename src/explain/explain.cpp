@@ -273,8 +273,11 @@ std::vector<double> path_gradient_sum(nn::Module& model, const Tensor& x, const 
   return acc;
 }
 
-// Logits (M, K) of a batch without recording, in chunks.
-Tensor logits_of(nn::Module& model, const Tensor& x, int64_t batch) {
+}  // namespace
+
+Tensor batch_logits(nn::Module& model, const Tensor& x, int64_t batch) {
+  check_images("batch_logits", x, "x");
+  ADNN_CHECK(batch >= 1, "batch_logits: batch ", batch, " < 1");
   NoGradGuard ng;
   std::vector<Tensor> parts;
   for (int64_t i = 0; i < x.size(0); i += batch)
@@ -284,6 +287,10 @@ Tensor logits_of(nn::Module& model, const Tensor& x, int64_t batch) {
                         .to(DType::f32));
   return parts.size() == 1 ? parts[0].contiguous() : cat(parts, 0).contiguous();
 }
+
+namespace {
+
+Tensor logits_of(nn::Module& model, const Tensor& x, int64_t batch) { return batch_logits(model, x, batch); }
 
 Attribution finish(const char* who, nn::Module& model, const Tensor& x, const std::vector<int64_t>& classes,
                    int64_t batch) {
@@ -318,7 +325,10 @@ Attribution expected_gradients(nn::Module& model, const Tensor& x, const Tensor&
   FrozenParameters frozen(model);
   Attribution r = finish("expected_gradients", model, x, classes, o.batch);
   const Tensor bg = background.to(x.device()).to(x.dtype());
-  const Tensor bg_logits = logits_of(model, bg, o.batch);  // (B, K)
+  const Tensor bg_logits = o.background_logits.defined() ? o.background_logits.to(kCPU).to(DType::f32).contiguous()
+                                                         : logits_of(model, bg, o.batch);  // (B, K)
+  ADNN_CHECK(bg_logits.dim() == 2 && bg_logits.size(0) == B && bg_logits.size(1) == r.logits.size(1),
+             "expected_gradients: background_logits ", bg_logits.desc(), " are not (", B, ", ", r.logits.size(1), ")");
   const std::vector<double> bl = bg_logits.to_vector();
   const int64_t K = bg_logits.size(1);
   for (int64_t n = 0; n < N; ++n) {

@@ -72,7 +72,13 @@ struct ShapOptions {
   // of the background size; each background image gets samples / B points at the midpoints
   // α = (k + ½)/m — a deterministic quadrature whose sum converges to f(x) − mean_b f(b).
   bool stratified = false;
+  // The background's logits (B, K), when already known (a caller explaining many images with
+  // one background): f_ref then needs no forward pass over the background.
+  Tensor background_logits;
 };
+
+// Logits (M, K) f32 cpu of images (M, H, W, C), `batch` at a time, without recording.
+Tensor batch_logits(nn::Module& model, const Tensor& x, int64_t batch = 64);
 
 // Expected gradients for images x (N, H, W, C) against background (B, H, W, C).
 // classes: one per image, one for all, or empty for the predicted class.
