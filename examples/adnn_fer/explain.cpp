@@ -169,6 +169,7 @@ int explain_summary(const Args& a, AdnnFer& model, Device dev, const std::vector
   for (auto& l : layers) std::printf(" %s", l.c_str());
   std::printf("\n");
   const std::vector<explain::Region> mask = explain::region_mask(explain::canonical_landmarks(S), S, S);
+  const int zoom = int(a.num("zoom", 4));
   std::vector<std::vector<double>> cam_sum(size_t(K), std::vector<double>(size_t(S * S), 0.0));
   std::vector<std::vector<double>> face_sum(size_t(K), std::vector<double>(size_t(S * S), 0.0));
   std::vector<std::array<double, explain::kRegions>> frac_sum(static_cast<size_t>(K));
@@ -222,9 +223,9 @@ int explain_summary(const Args& a, AdnnFer& model, Device dev, const std::vector
     explain::normalize_min_max(m);
     data::Image face(static_cast<int>(S), static_cast<int>(S), 1);
     for (size_t p = 0; p < face.pixels.size(); ++p) face.pixels[p] = float(face_sum[size_t(k)][p] / cnt);
-    data::Image tile = explain::captioned(explain::overlay_heatmap(face, m, S, S, 4),
+    data::Image tile = explain::captioned(explain::overlay_heatmap(face, m, S, S, zoom),
                                           {class_name(k), "N " + std::to_string(count[size_t(k)])}, 2);
-    outline_regions(tile, mask, S, 4, tile.height - int(S) * 4);
+    outline_regions(tile, mask, S, zoom, tile.height - int(S) * zoom);
     tiles.push_back(std::move(tile));
   }
   char arow[256];
