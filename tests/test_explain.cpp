@@ -305,6 +305,21 @@ TEST_SUITE("explain") {
     CHECK(run("explain --checkpoint '" + ckpt + "' '" + faces[0] + "' --layers nope --out '" + out.string() + "'").first == 2);
     CHECK(run("explain --checkpoint /nonexistent.safetensors '" + faces[0] + "' --out '" + out.string() + "'").first == 1);
     CHECK(run("explain -h").first == 0);
+    // --summary on a 14-image stratified slice of val: the table and the per-class picture
+    const auto sum = run("explain --checkpoint '" + ckpt + "' --summary --data '" + val + "/..' --limit 14 --out '" +
+                         out.string() + "'");
+    const std::string sum_text = sum.second;
+    INFO(sum_text);
+    REQUIRE(sum.first == 0);
+    const std::string table = (out / "explain_summary_val_gradcam.md").string();
+    REQUIRE(fs::is_regular_file(table));
+    std::ifstream tf(table);
+    std::stringstream tss;
+    tss << tf.rdbuf();
+    CHECK(tss.str().find("| happy | 3 |") != std::string::npos);  // 14 · 895/3589 = 3.49: 3 (largest remainders elsewhere)
+    CHECK(tss.str().find("(share of the area)") != std::string::npos);
+    CHECK(data::read_image((out / "explain_summary_val_gradcam.png").string()).channels == 3);
+    CHECK(run("explain --checkpoint '" + ckpt + "' --summary --class 1 --out '" + out.string() + "'").first == 2);
     fs::remove_all(out);
     fs::remove(out.string() + ".log");
 #else

@@ -252,6 +252,7 @@ int cmd_explain(const Args& a) {
   const bool summary = a.has("summary");
   if (summary && !a.positional.empty())
     throw UsageError("explain --summary takes --data/--split/--limit, not images");
+  if (summary && a.has("class")) throw UsageError("explain --summary explains each image's true class: drop --class");
   if (!summary && a.positional.empty()) throw UsageError("explain: give one or more face crops or photos (or --summary)");
   for (const std::string& path : a.positional) require_regular_file("explain: image", path);
   const Device dev = pick_device(a);
