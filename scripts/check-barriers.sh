@@ -22,7 +22,12 @@ cmake -S "$tmp" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DADNN_CUDA=OFF 
   -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=OFF -DADNN_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$build" --target adnn_tests >/dev/null
 # the unmutated copy must pass, or "caught" below would mean nothing
-"$build/bin/adnn_tests" --test-suite=sim,cuda >/dev/null 2>&1 || { echo "the sim/cuda suites fail without any mutation"; exit 1; }
+# the kernel cases of the sim and cuda suites; the nano training steps (graphs, allocator
+# measurement, host round trips) exercise no kernel the op registry does not, and take minutes
+# on the emulator. A mutation stops at the first failing case.
+tests=("$build/bin/adnn_tests" --test-suite=sim,cuda
+       "--test-case-exclude=CUDA graph: inference*,CUDA graph: a whole*,caching allocator: reserved*,a warmed-up*")
+"${tests[@]}" >/dev/null 2>&1 || { echo "the sim/cuda suites fail without any mutation"; exit 1; }
 
 status=0
 shopt -s nullglob
@@ -45,7 +50,7 @@ for f in "${kernels[@]}"; do
     cmp -s "$src/$f" "$tmp/$f" && { echo "$f: mutation $i changed nothing"; exit 1; }
     printf '%s:%s ' "$f" "$line"
     cmake --build "$build" --target adnn_tests >/dev/null
-    if "$build/bin/adnn_tests" --test-suite=sim,cuda >/dev/null 2>&1; then
+    if "${tests[@]}" --abort-after=1 >/dev/null 2>&1; then
       echo "NOT CAUGHT"
       status=1
     else

@@ -129,6 +129,27 @@ std::vector<Command> commands() {
         text("out", "directory for the annotated pictures of photos (created; default .)"), detector_flag(),
         threshold_flag(), max_side_flag()},
        "IMAGE"},
+      {"explain",
+       "Explain predictions: Grad-CAM, Grad-CAM++, SHAP (expected gradients) or integrated gradients as heat-map "
+       "PNGs; --summary: the mean Grad-CAM per class over a data set and its share per facial region",
+       {text("checkpoint", "weights written by adnn-fer train (.safetensors)", true),
+        choice("method", "explanation method (default gradcam; all: the four)", {"gradcam", "gradcam++", "shap", "ig", "all"}),
+        integer("class", "explain this class (default: the predicted one; --summary: the true label)", 0, kMaxClasses),
+        text("out", "directory for the PNGs (and the summary's table); created", false),
+        text("layers", "comma-separated module names for Grad-CAM (default cbam_stage5,cbam_head)"),
+        integer("samples", "shap: (background, alpha) samples per image", 1, 100000),
+        integer("background", "shap: background images drawn from the training split", 1, 100000),
+        integer("steps", "ig: path steps (midpoint rule) from the black image", 1, 100000),
+        integer("seed", "shap: seed of the background draw and the samples", 0),
+        integer("zoom", "enlarge the face N times in the pictures", 1, 16),
+        integer("repeat", "explain each face N times and print the median time", 1, 100000),
+        flag("summary", "mean Grad-CAM per class and facial-region shares over --data/--split"),
+        text("data", "data directory (default ../shared/data/fer2013): --summary's split, shap's train/ background"),
+        text("split", "--summary: split folder (default val)"),
+        integer("limit", "--summary: a class-stratified slice of exactly N images", 1),
+        flag("crop", "the images are ready face crops (default: a small square grayscale image is one)"),
+        detector_flag(), threshold_flag(), max_side_flag(), device_flag()},
+       "IMAGE"},
       {"detect",
        "Detect faces and 5 landmarks (RetinaFace): JSON and an annotated PNG per image",
        {text("out", "directory for the JSON and PNG files (created; default .)"), detector_flag(), threshold_flag(),
@@ -267,8 +288,10 @@ int parse_command_line(int argc, char** argv, Args& out) {
       if (f.kind != Kind::flag) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
       opts.emplace_back(o, &f, sub);
     }
-    if (!c.positional.empty())
-      sub->add_option(c.positional, positional[c.name], "face images (at least one)")->required();
+    if (!c.positional.empty()) {
+      CLI::Option* po = sub->add_option(c.positional, positional[c.name], "face images (at least one)");
+      if (c.name != "explain") po->required();  // explain --summary takes none (checked by the command)
+    }
   }
   if (argc > 1 && argv[1][0] != '-') {  // CLI11 would only say that a subcommand is required
     std::string names;

@@ -9,6 +9,7 @@
 //   report.cpp    the report as JSON, as text, and the confusion-matrix PNG
 //   predict.cpp   loading a checkpoint and the predict command (crops, or photos: detect + align)
 //   detect.cpp    the detect and preprocess commands (RetinaFace, alignment)
+//   explain.cpp   the explain command (Grad-CAM, Grad-CAM++, SHAP, integrated gradients; --summary)
 //   train.cpp     the train command
 #include <adnn/adnn.hpp>
 
@@ -93,6 +94,7 @@ int cmd_eval(const Args& a);     // evaluate.cpp
 int cmd_predict(const Args& a);  // predict.cpp
 int cmd_detect(const Args& a);      // detect.cpp: faces, landmarks -> JSON + annotated PNG
 int cmd_preprocess(const Args& a);  // detect.cpp: raw class folders -> aligned face crops
+int cmd_explain(const Args& a);     // explain.cpp: Grad-CAM / SHAP pictures, --summary per class
 
 // ---------------------------------------------------------------- faces (detect.cpp)
 // --detector PATH, else ../shared/data/retinaface/mobilenet0.25.safetensors (from the working

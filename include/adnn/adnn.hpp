@@ -25,3 +25,5 @@
 #include <adnn/metrics/classification.hpp>
 #include <adnn/vision/align.hpp>
 #include <adnn/vision/detect.hpp>
+#include <adnn/explain/explain.hpp>
+#include <adnn/explain/render.hpp>

@@ -247,14 +247,23 @@ Image read_image(const std::string& path, int channels) {
   return decode_image(bytes.data(), bytes.size(), path, channels);
 }
 
-void write_png(const std::string& path, const Image& img) {
-  ADNN_CHECK(!img.empty() && (img.channels == 1 || img.channels == 3 || img.channels == 4),
-             "write_png: bad image for ", path);
+std::vector<uint8_t> encode_png(const Image& img, const std::string& name) {
+  ADNN_CHECK(!img.empty() && (img.channels == 1 || img.channels == 3 || img.channels == 4) &&
+                 img.pixels.size() == size_t(img.height) * size_t(img.width) * size_t(img.channels),
+             "write_png: bad image for ", name, " (", img.height, "x", img.width, "x", img.channels, ")");
   std::vector<uint8_t> b(img.pixels.size());
   for (size_t i = 0; i < b.size(); ++i) b[i] = uint8_t(std::clamp(std::lround(img.pixels[i]), 0L, 255L));
-  ADNN_CHECK(stbi_write_png(path.c_str(), img.width, img.height, img.channels, b.data(), img.width * img.channels),
-             "write_png: cannot write ", path);
+  std::vector<uint8_t> out;
+  auto sink = [](void* ctx, void* data, int size) {
+    auto* v = static_cast<std::vector<uint8_t>*>(ctx);
+    v->insert(v->end(), static_cast<uint8_t*>(data), static_cast<uint8_t*>(data) + size);
+  };
+  ADNN_CHECK(stbi_write_png_to_func(sink, &out, img.width, img.height, img.channels, b.data(), img.width * img.channels),
+             "write_png: cannot encode ", name);
+  return out;
 }
+
+void write_png(const std::string& path, const Image& img) { io::write_file_atomic(path, encode_png(img, path)); }
 
 Tensor to_tensor(const Image& img) {
   Tensor t = empty({img.height, img.width, img.channels});

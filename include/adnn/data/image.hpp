@@ -37,8 +37,12 @@ Image read_image(const std::string& path, int channels = 0);
 Image decode_image(const uint8_t* bytes, size_t n, const std::string& name, int channels = 0);
 // CRC-32 as PNG and zlib define it (used to check PNG chunks).
 uint32_t png_crc32(const uint8_t* p, size_t n);
-// Writes an 8-bit PNG (values rounded and clamped to [0, 255]).
+// Writes an 8-bit PNG (values rounded and clamped to [0, 255]) atomically: encoded in
+// memory, then io::write_file_atomic (a temporary file renamed over `path`), so a reader
+// never sees a partial file.
 void write_png(const std::string& path, const Image& img);
+// The PNG file's bytes; `name` labels errors.
+std::vector<uint8_t> encode_png(const Image& img, const std::string& name = "image");
 
 enum class Resample { bilinear, bicubic };
 // Half-pixel resampling (as torch / OpenCV); bicubic uses A = -0.75; results are clamped

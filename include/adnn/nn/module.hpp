@@ -19,9 +19,12 @@ class Module : public std::enable_shared_from_this<Module> {
   virtual Tensor forward(const Tensor& x) = 0;
 
   // Runs forward, then every forward hook (module, input, output) -> replacement or {}.
+  // The hooks run in registration order on a copy of the list, so a hook may remove itself.
   Tensor operator()(const Tensor& x) {
     Tensor y = forward(x);
-    for (auto& [id, h] : forward_hooks_) {
+    if (forward_hooks_->empty()) return y;
+    const auto hooks = *forward_hooks_;
+    for (auto& [id, h] : hooks) {
       Tensor r = h(*this, x, y);
       if (r.defined()) y = r;
     }
@@ -29,13 +32,49 @@ class Module : public std::enable_shared_from_this<Module> {
   }
 
   using ForwardHook = std::function<Tensor(Module&, const Tensor& input, const Tensor& output)>;
-  int register_forward_hook(ForwardHook h) {
-    forward_hooks_.push_back({++hook_id_, std::move(h)});
-    return hook_id_;
+  // PyTorch's torch.utils.hooks.RemovableHandle: remove() unregisters the hook (once; later
+  // calls, or a call after the module is gone, do nothing). Dropping the handle keeps the
+  // hook; HookGuard removes it at the end of a scope.
+  class RemovableHandle {
+   public:
+    RemovableHandle() = default;
+    RemovableHandle(std::weak_ptr<std::vector<std::pair<int, ForwardHook>>> list, int id)
+        : list_(std::move(list)), id_(id) {}
+    void remove() {
+      if (auto l = list_.lock()) std::erase_if(*l, [this](auto& p) { return p.first == id_; });
+      list_.reset();
+    }
+    int id() const { return id_; }
+
+   private:
+    std::weak_ptr<std::vector<std::pair<int, ForwardHook>>> list_;
+    int id_ = 0;
+  };
+  // Removes the hooks it holds when it goes out of scope.
+  class HookGuard {
+   public:
+    HookGuard() = default;
+    HookGuard(const HookGuard&) = delete;
+    HookGuard& operator=(const HookGuard&) = delete;
+    ~HookGuard() {
+      for (auto& h : handles_) h.remove();
+    }
+    void add(RemovableHandle h) { handles_.push_back(std::move(h)); }
+
+   private:
+    std::vector<RemovableHandle> handles_;
+  };
+
+  // Like torch's register_forward_hook: hook(module, input, output) runs after forward; a
+  // defined return value replaces the output.
+  RemovableHandle register_forward_hook(ForwardHook h) {
+    forward_hooks_->push_back({++hook_id_, std::move(h)});
+    return RemovableHandle(forward_hooks_, hook_id_);
   }
-  // Gradient w.r.t. this module's output, as seen during backward (Grad-CAM).
+  // Gradient w.r.t. this module's output, as seen during backward (Grad-CAM): a forward hook
+  // that puts a tensor hook (Tensor::register_hook) on each output that requires grad.
   using BackwardHook = std::function<void(Module&, const Tensor& grad_output)>;
-  int register_backward_hook(BackwardHook h) {
+  RemovableHandle register_backward_hook(BackwardHook h) {
     return register_forward_hook([h](Module& m, const Tensor&, const Tensor& y) {
       if (y.requires_grad()) {
         Module* mp = &m;
@@ -48,7 +87,24 @@ class Module : public std::enable_shared_from_this<Module> {
     });
   }
   void remove_hook(int id) {
-    std::erase_if(forward_hooks_, [id](auto& p) { return p.first == id; });
+    std::erase_if(*forward_hooks_, [id](auto& p) { return p.first == id; });
+  }
+
+  // Every module below this one (and this one as ""), by dotted name, depth first in
+  // registration order (torch's named_modules).
+  std::vector<std::pair<std::string, Module*>> named_modules() {
+    std::vector<std::pair<std::string, Module*>> out;
+    collect_modules(out, "");
+    return out;
+  }
+  // The submodule with this dotted name ("cbam_stage5", "encoder.layers.0"); an adnn::Error
+  // listing the top-level names when there is none.
+  Module& get_submodule(const std::string& name) {
+    for (auto& [n, m] : named_modules())
+      if (n == name) return *m;
+    std::string names;
+    for (auto& [n, m] : children_) names += (names.empty() ? "" : ", ") + n;
+    ADNN_FAIL("get_submodule: no module named '", name, "' (top-level modules: ", names, ")");
   }
 
   std::vector<std::pair<std::string, Tensor>> named_parameters() const {
@@ -157,8 +213,13 @@ class Module : public std::enable_shared_from_this<Module> {
     for (auto& [n, m] : children_) m->collect(out, prefix + n + ".", params);
   }
   std::vector<std::pair<std::string, Tensor>> params_, buffers_;
+  void collect_modules(std::vector<std::pair<std::string, Module*>>& out, const std::string& name) {
+    out.push_back({name, this});
+    for (auto& [n, m] : children_) m->collect_modules(out, name.empty() ? n : name + "." + n);
+  }
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
-  std::vector<std::pair<int, ForwardHook>> forward_hooks_;
+  std::shared_ptr<std::vector<std::pair<int, ForwardHook>>> forward_hooks_ =
+      std::make_shared<std::vector<std::pair<int, ForwardHook>>>();
   int hook_id_ = 0;
 };
 
