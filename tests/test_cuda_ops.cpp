@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "nano_trainer.hpp"
 #include "testing.hpp"
 
 using namespace adnn;
@@ -171,44 +172,11 @@ TEST_SUITE("cuda") {
 }
 
 // ---------------------------------------------------------------- host round trips
-namespace {
-// One ADNN-FER training step with everything already on the device: forward, compound loss,
-// backward, gradient clipping, AdamW, center update.
-struct NanoStep {
-  std::shared_ptr<nn::AdnnFer> model;
-  std::unique_ptr<optim::AdamW> opt;
-  Tensor x, soft, labels, centers, prior;
-  NanoStep() {
-    manual_seed(12);
-    nn::FerConfig c = nn::fer_config("adnn_fer_nano");
-    model = std::make_shared<nn::AdnnFer>(c);
-    model->to(kCUDA);
-    model->train();
-    opt = std::make_unique<optim::AdamW>(model->parameters(), optim::AdamWOptions{});
-    const int64_t B = 2, K = c.num_classes, S = c.image_size;
-    x = randn({B, S, S, c.in_chans}).to(kCUDA);
-    labels = from_vector(std::vector<int64_t>{1, 5}, {B}, TensorOptions(DType::i64, kCUDA));
-    soft = nn::one_hot(labels, K, DType::f32);
-    centers = zeros({K, model->feature_dim()}, TensorOptions(DType::f32, kCUDA));
-    prior = full({K}, 1.0 / double(K), TensorOptions(DType::f32, kCUDA));
-  }
-  Tensor step() {
-    auto [logits, feats] = model->forward_with_features(x);
-    nn::CompoundLoss cl = nn::compound_loss(logits, feats, soft, labels, centers, prior, {});
-    opt->zero_grad();
-    cl.total.backward();
-    optim::clip_grad_norm_(opt->parameters(), 5.0);
-    opt->step();
-    nn::update_centers(centers, feats.detach(), labels, 0.5);
-    return cl.total;
-  }
-};
-}  // namespace
 
 TEST_SUITE("cuda") {
   TEST_CASE("a warmed-up training step and an inference forward make no host round trip") {
     REQUIRE_CUDA_DEVICE();
-    NanoStep s;
+    testing::NanoTrainer s;
     const double first = s.step().item<double>();  // warm-up: the caching allocator fills
     s.step();
     cuda::reset_host_round_trips();

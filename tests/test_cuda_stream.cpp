@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "nano_trainer.hpp"
 #include "testing.hpp"
 
 using namespace adnn;
@@ -25,40 +26,6 @@ constexpr int64_t kMiB = 1 << 20;
 struct OwnStream {
   cuda::Stream s = cuda::create_stream();
   ~OwnStream() { cuda::destroy_stream(s); }
-};
-
-// One ADNN-FER nano training step with everything on the device (as tests/test_cuda_ops.cpp's
-// host-round-trip test): forward, compound loss, backward, clip_grad_norm_, AdamW, centers.
-struct NanoTrainer {
-  std::shared_ptr<nn::AdnnFer> model;
-  std::unique_ptr<optim::AdamW> opt;
-  Tensor x, soft, labels, centers, prior, loss;
-  explicit NanoTrainer(int64_t B = 2) {
-    manual_seed(12);
-    nn::FerConfig c = nn::fer_config("adnn_fer_nano");
-    model = std::make_shared<nn::AdnnFer>(c);
-    model->to(kCUDA);
-    model->train();
-    opt = std::make_unique<optim::AdamW>(model->parameters(), optim::AdamWOptions{});
-    const int64_t K = c.num_classes, S = c.image_size;
-    x = randn({B, S, S, c.in_chans}).to(kCUDA);
-    std::vector<int64_t> y(static_cast<size_t>(B));
-    for (int64_t i = 0; i < B; ++i) y[size_t(i)] = (i * 5 + 1) % K;
-    labels = from_vector(y, {B}, TensorOptions(DType::i64, kCUDA));
-    soft = nn::one_hot(labels, K, DType::f32);
-    centers = zeros({K, model->feature_dim()}, kF32Cuda);
-    prior = full({K}, 1.0 / double(K), kF32Cuda);
-  }
-  void step() {
-    auto [logits, feats] = model->forward_with_features(x);
-    nn::CompoundLoss cl = nn::compound_loss(logits, feats, soft, labels, centers, prior, {});
-    opt->zero_grad();
-    cl.total.backward();
-    optim::clip_grad_norm_(opt->parameters(), 5.0);
-    opt->step();
-    nn::update_centers(centers, feats.detach(), labels, 0.5);
-    loss = cl.total.detach();
-  }
 };
 
 double max_param_diff(nn::Module& a, nn::Module& b) {

@@ -8,6 +8,8 @@
 #include <map>
 #include <sstream>
 
+#include <adnn/explain/render.hpp>
+
 #include "fer.hpp"
 
 namespace adnn_fer {
@@ -72,50 +74,10 @@ void print_report(const EvalReport& r) {
 }
 
 // ---------------------------------------------------------------- confusion-matrix PNG
-namespace {
-// 3×5 glyphs, one 3-bit row each (bit 2 = left column)
-const std::map<char, std::array<uint8_t, 5>>& glyphs() {
-  static const std::map<char, std::array<uint8_t, 5>> g = {
-      {'0', {7, 5, 5, 5, 7}}, {'1', {2, 6, 2, 2, 7}}, {'2', {7, 1, 7, 4, 7}}, {'3', {7, 1, 7, 1, 7}},
-      {'4', {5, 5, 7, 1, 1}}, {'5', {7, 4, 7, 1, 7}}, {'6', {7, 4, 7, 5, 7}}, {'7', {7, 1, 1, 1, 1}},
-      {'8', {7, 5, 7, 5, 7}}, {'9', {7, 5, 7, 1, 7}}, {'.', {0, 0, 0, 0, 2}}, {'%', {5, 1, 2, 4, 5}},
-      {'A', {2, 5, 7, 5, 5}}, {'B', {6, 5, 6, 5, 6}}, {'C', {3, 4, 4, 4, 3}}, {'D', {6, 5, 5, 5, 6}},
-      {'E', {7, 4, 6, 4, 7}}, {'F', {7, 4, 6, 4, 4}}, {'G', {3, 4, 5, 5, 3}}, {'H', {5, 5, 7, 5, 5}},
-      {'I', {7, 2, 2, 2, 7}}, {'J', {1, 1, 1, 5, 2}}, {'K', {5, 5, 6, 5, 5}}, {'L', {4, 4, 4, 4, 7}},
-      {'M', {5, 7, 7, 5, 5}}, {'N', {6, 5, 5, 5, 5}}, {'O', {2, 5, 5, 5, 2}}, {'P', {6, 5, 6, 4, 4}},
-      {'Q', {2, 5, 5, 6, 3}}, {'R', {6, 5, 6, 5, 5}}, {'S', {3, 4, 2, 1, 6}}, {'T', {7, 2, 2, 2, 2}},
-      {'U', {5, 5, 5, 5, 7}}, {'V', {5, 5, 5, 5, 2}}, {'W', {5, 5, 7, 7, 5}}, {'X', {5, 5, 2, 5, 5}},
-      {'Y', {5, 5, 2, 2, 2}}, {'Z', {7, 1, 2, 4, 7}}, {' ', {0, 0, 0, 0, 0}}};
-  return g;
-}
-
-void put(data::Image& im, int x, int y, float r, float g, float b) {
-  if (x < 0 || y < 0 || x >= im.width || y >= im.height) return;
-  im.at(y, x, 0) = r;
-  im.at(y, x, 1) = g;
-  im.at(y, x, 2) = b;
-}
-
-}  // namespace
-
-// Text at (x, y), scale s (each glyph 3s × 5s, advance 4s).
+// Text in adnn::explain's 3×5 bitmap font, gray level `shade` (fer.hpp).
 void text(data::Image& im, int x, int y, const std::string& s, int scale, float shade) {
-  for (char ch : s) {
-    const char c = char(std::toupper(static_cast<unsigned char>(ch)));
-    auto it = glyphs().find(c);
-    if (it != glyphs().end())
-      for (int row = 0; row < 5; ++row)
-        for (int col = 0; col < 3; ++col)
-          if (it->second[size_t(row)] & (4 >> col))
-            for (int dy = 0; dy < scale; ++dy)
-              for (int dx = 0; dx < scale; ++dx)
-                put(im, x + col * scale + dx, y + row * scale + dy, shade, shade, shade);
-    x += 4 * scale;
-  }
+  explain::draw_text(im, x, y, s, scale, {shade, shade, shade});
 }
-
-namespace {
-}  // namespace
 
 void write_confusion_png(const std::string& path, const EvalReport& r) {
   const int K = int(r.classes.size()), cell = 64, left = 90, top = 50, s = 2;
@@ -131,8 +93,11 @@ void write_confusion_png(const std::string& path, const EvalReport& r) {
       const float v = float(pct / 100.0);
       for (int y = 1; y < cell - 1; ++y)
         for (int x = 1; x < cell - 1; ++x)
-          put(im, left + j * cell + x, top + i * cell + y, 255.f * (1 - 0.9f * v), 255.f * (1 - 0.65f * v),
-              255.f * (1 - 0.25f * v));
+        {
+          im.at(top + i * cell + y, left + j * cell + x, 0) = 255.f * (1 - 0.9f * v);
+          im.at(top + i * cell + y, left + j * cell + x, 1) = 255.f * (1 - 0.65f * v);
+          im.at(top + i * cell + y, left + j * cell + x, 2) = 255.f * (1 - 0.25f * v);
+        }
       char buf[16];
       std::snprintf(buf, sizeof buf, "%.1f%%", pct);
       const int w = int(std::strlen(buf)) * 4 * s;
