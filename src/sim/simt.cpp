@@ -349,7 +349,10 @@ void run_block(const dim3& grid, const dim3& bdim, const dim3& bidx, size_t smem
   thread_local std::vector<std::byte> static_smem(kStaticSharedBytes);
   thread_local std::vector<Shadow> static_shadow(kStaticSharedBytes / 2);
   thread_local std::vector<Shadow> dyn_shadow;
-  if (smem.size() < smem_bytes) smem.resize(smem_bytes);
+  // a guard past the launch's bytes: an access just past them lies in the buffer whatever an
+  // earlier launch on this OS thread left it at, so it is reported every time
+  constexpr size_t kDynamicGuard = 4096;
+  if (smem.size() < smem_bytes + kDynamicGuard) smem.resize(smem_bytes + kDynamicGuard);
   if (dyn_shadow.size() < smem.size() / 2 + 1) dyn_shadow.resize(smem.size() / 2 + 1);
   // Poison dynamic shared memory: a read before any write sees NaN / -1 patterns.
   if (smem_bytes) std::memset(smem.data(), 0xFF, smem_bytes);
@@ -365,7 +368,7 @@ void run_block(const dim3& grid, const dim3& bdim, const dim3& bidx, size_t smem
   b.epoch = ++tls_epoch;
   b.wsync.assign(b.nwarps, 0);
   b.sbase = static_smem.data();
-  b.dbase = smem.empty() ? nullptr : smem.data();
+  b.dbase = smem.data();
   b.dcap = smem.size();
   b.sshadow = static_shadow.data();
   b.dshadow = dyn_shadow.data();
