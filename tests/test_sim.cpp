@@ -433,8 +433,9 @@ TEST_SUITE("sim") {
     for (int i = 0; i < 4; ++i) CHECK(out[i] == 16);
     CHECK_THROWS_WITH_AS(ADNN_LAUNCH(shared_out_of_bounds_kernel, dim3(1), dim3(33), 0, nullptr, out.data()),
                          doctest::Contains("static shared array index 32 out of bounds [0, 32)"), Error);
-    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(dynamic_shared_kernel, dim3(1), dim3(64), 299 * sizeof(int), nullptr, in.data(),
-                                     out.data(), 300),
+    dvec<int> in300(300, 1);  // 300 inputs (global memory in bounds), 299 ints of shared memory
+    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(dynamic_shared_kernel, dim3(1), dim3(64), 299 * sizeof(int), nullptr,
+                                     in300.data(), out.data(), 300),
                          doctest::Contains("past the 1196 bytes of the launch"), Error);
   }
 
