@@ -100,7 +100,9 @@ struct EmuStream {
 };
 thread_local EmuStream tls_default_stream;
 std::set<EmuStream*> g_streams;  // the created ones (device_synchronize completes them all)
-std::vector<EmuStream*> g_retired_streams;  // destroyed ones, kept (see destroy_stream)
+// destroyed ones, kept (see destroy_stream); never destroyed itself, so that at exit the kept
+// streams are still reachable from a global (LeakSanitizer runs after static destructors)
+std::vector<EmuStream*>& g_retired_streams = *new std::vector<EmuStream*>();
 EmuStream* emu(Stream s) { return s.handle ? static_cast<EmuStream*>(s.handle) : &tls_default_stream; }
 void complete(EmuStream* s, uint64_t upto) {  // g_stream_mu held
   if (s->completed >= upto) return;
