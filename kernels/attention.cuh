@@ -157,6 +157,7 @@ template <class T>
 __global__ void attention_forward_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                                          const bool* __restrict__ mask, T* __restrict__ o, T* __restrict__ lse,
                                          AttnGeom P) {
+  attn_resolve_seed(P);  // the graph replay salt, once
   using A = acc_t<T>;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const auto [D, pitch, bh, b] = attn_block(P);
@@ -240,6 +241,7 @@ __global__ void attention_backward_dq_kernel(const T* __restrict__ q, const T* _
                                              const T* __restrict__ v, const bool* __restrict__ mask,
                                              const T* __restrict__ go, const T* __restrict__ lse,
                                              const T* __restrict__ dlt, T* __restrict__ gq, AttnGeom P) {
+  attn_resolve_seed(P);  // the graph replay salt, once
   using A = acc_t<T>;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const auto [D, pitch, bh, b] = attn_block(P);
@@ -290,6 +292,7 @@ __global__ void attention_backward_dkv_kernel(const T* __restrict__ q, const T* 
                                               const T* __restrict__ go, const T* __restrict__ lse,
                                               const T* __restrict__ dlt, T* __restrict__ gk, T* __restrict__ gv,
                                               AttnGeom P) {
+  attn_resolve_seed(P);  // the graph replay salt, once
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(T, smem);
   const auto [D, pitch, bh, b] = attn_block(P);

@@ -95,6 +95,7 @@ __global__ void __launch_bounds__(128)
     attention_forward_mma_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                                  const bool* __restrict__ mask, T* __restrict__ o, float* __restrict__ lse,
                                  AttnGeom P) {
+  attn_resolve_seed(P);  // the graph replay salt, once
   constexpr int pitch = DP + 8;  // 16 bytes of padding per staged row
   constexpr int NT = DP / 8;     // 8-column tiles of the O accumulator
   constexpr int KC = DP / 16;    // 16-deep chunks of Q·Kᵀ
@@ -261,6 +262,7 @@ __global__ void __launch_bounds__(128)
                                      const bool* __restrict__ mask, const T* __restrict__ go,
                                      const float* __restrict__ lse, const float* __restrict__ dlt,
                                      T* __restrict__ gq, AttnGeom P) {
+  attn_resolve_seed(P);  // the graph replay salt, once
   constexpr int pitch = DP + 8, NT = DP / 8, BT = attn_mma_bwd_tile;
   ADNN_DYNAMIC_SHARED(T, smem);
   ADNN_SHARED_PTR(T) Qs = smem;                          // (64, pitch)
@@ -329,6 +331,7 @@ __global__ void __launch_bounds__(128)
                                       const bool* __restrict__ mask, const T* __restrict__ go,
                                       const float* __restrict__ lse, const float* __restrict__ dlt,
                                       T* __restrict__ gk, T* __restrict__ gv, AttnGeom P) {
+  attn_resolve_seed(P);  // the graph replay salt, once
   constexpr int pitch = DP + 8, NT = DP / 8, BT = attn_mma_bwd_tile;
   ADNN_DYNAMIC_SHARED(T, smem);
   ADNN_SHARED_PTR(T) Ks = smem;                          // (64, pitch)

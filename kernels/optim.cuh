@@ -6,7 +6,9 @@
 // bc1 = 1 - β1^t, bc2 = 1 - β2^t.
 // Layout: up to 24 tensors per launch (p, g, m, v pointers, element count, lr and wd of the
 //   tensor's group) passed by value in the kernel's arguments (common::AdamWBatch), with the
-//   running chunk counts; nothing is copied to the device for a step.
+//   running chunk counts; nothing is copied to the device for a step. A capturable step reads t
+//   and the base rate from device scalars (common::adamw_resolve, once per thread), so a CUDA
+//   graph replaying it advances t and follows the schedule.
 // Threads: one block per chunk of kAdamWChunk elements (a linear scan of ≤ 24 chunk ends
 //   finds the block's tensor); threads stride over the chunk.
 // Cost: reads p, g, m, v and writes p, m, v: 28 bytes per f32 parameter; ~12 flops and one
@@ -24,8 +26,10 @@ __global__ void adamw_multi_tensor_kernel(AdamWBatch batch, AdamWStep step) {
   const AdamWSlot& s = batch.slot[k];
   const int64_t start = (b - (k ? batch.chunk_end[k - 1] : 0)) * kAdamWChunk;
   const int64_t end = start + kAdamWChunk < s.n ? start + kAdamWChunk : s.n;
-  for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x)
-    adamw_element(s.p[i], s.g[i], s.m[i], s.v[i], s.lr, s.wd, step);
+  float lr_factor;
+  const AdamWStep st = adamw_resolve(step, lr_factor);
+  const float lr = s.lr * lr_factor;
+  for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) adamw_element(s.p[i], s.g[i], s.m[i], s.v[i], lr, s.wd, st);
 }
 
 }  // namespace adnn::kernels

@@ -15,13 +15,21 @@ struct NanoTrainer {
   std::shared_ptr<nn::AdnnFer> model;
   std::unique_ptr<optim::AdamW> opt;
   Tensor x, soft, labels, centers, prior, loss;
-  explicit NanoTrainer(int64_t B = 2) {
+  struct Options {
+    bool capturable = false;  // AdamW reads t and the rate from the device (graph replays)
+    bool dropout = true;      // false: the nano config's dropout, head dropout and drop-path set to 0
+  };
+  explicit NanoTrainer(int64_t B = 2) : NanoTrainer(B, Options{}) {}
+  NanoTrainer(int64_t B, Options o) {
     manual_seed(12);
     nn::FerConfig c = nn::fer_config("adnn_fer_nano");
+    if (!o.dropout) c.dropout = c.head_dropout = c.drop_path = 0;
     model = std::make_shared<nn::AdnnFer>(c);
     model->to(kCUDA);
     model->train();
-    opt = std::make_unique<optim::AdamW>(model->parameters(), optim::AdamWOptions{});
+    optim::AdamWOptions ao;
+    ao.capturable = o.capturable;
+    opt = std::make_unique<optim::AdamW>(model->parameters(), ao);
     const int64_t K = c.num_classes, S = c.image_size;
     x = randn({B, S, S, c.in_chans}).to(kCUDA);
     std::vector<int64_t> y(static_cast<size_t>(B));

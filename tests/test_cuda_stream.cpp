@@ -262,6 +262,88 @@ TEST_SUITE("cuda") {
     CHECK(max_abs_diff(a.centers.to(kCPU), b.centers.to(kCPU)) == 0);
   }
 
+  TEST_CASE("CUDA graph: replays of a captured training step advance AdamW (capturable) and follow set_lr") {
+    REQUIRE_CUDA_DEVICE();
+    OwnStream s;
+    cuda::StreamGuard g(s.s);
+    // Without dropout every other value of the step lives on the device, so N replays must equal
+    // N eager steps bit for bit only if t and the rate are read there (a baked-in t or rate differs).
+    const NanoTrainer::Options o{.capturable = true, .dropout = false};
+    NanoTrainer a(2, o), b(2, o);
+    for (int i = 0; i < 2; ++i) {  // warm-up
+      a.step();
+      b.step();
+    }
+    cuda::Graph graph;
+    graph.capture_begin();
+    b.step();
+    graph.capture_end();
+    const double rates[] = {1e-3, 5e-4, 2e-3};
+    for (double lr : rates) {
+      a.opt->set_lr(lr);
+      a.step();
+      b.opt->set_lr(lr);  // outside the capture: fills the device scalar the replay reads
+      graph.replay();
+    }
+    CHECK(max_param_diff(*a.model, *b.model) == 0);
+    CHECK(max_abs_diff(a.loss.to(kCPU), b.loss.to(kCPU)) == 0);
+    CHECK(a.opt->steps() == 5);
+    CHECK(b.opt->steps() == 5);
+    // the same replays with a non-capturable optimizer repeat the captured t and rate: they differ
+    NanoTrainer c(2, {.capturable = false, .dropout = false}), d(2, {.capturable = false, .dropout = false});
+    for (int i = 0; i < 2; ++i) {
+      c.step();
+      d.step();
+    }
+    cuda::Graph g2;
+    g2.capture_begin();
+    d.step();
+    g2.capture_end();
+    for (double lr : rates) {
+      c.opt->set_lr(lr);
+      c.step();
+      d.opt->set_lr(lr);
+      g2.replay();
+    }
+    CHECK(max_param_diff(*c.model, *d.model) > 0);
+  }
+
+  TEST_CASE("CUDA graph: each replay draws new dropout and attention-dropout masks; the first equals eager") {
+    REQUIRE_CUDA_DEVICE();
+    OwnStream s;
+    cuda::StreamGuard g(s.s);
+    manual_seed(3);
+    Tensor x = full({4, 1000}, 1.0, kF32Cuda);                   // (4, 1000) static input
+    Tensor q = randn({2, 2, 40, 16}).to(kCUDA), k = randn({2, 2, 40, 16}).to(kCUDA), v = randn({2, 2, 40, 16}).to(kCUDA);
+    NoGradGuard ng;
+    dropout(x, 0.5, true);  // warm-up
+    scaled_dot_product_attention(q, k, v, Tensor(), 0.5);
+    manual_seed(9);
+    Tensor eager_d = dropout(x, 0.5, true).to(kCPU);
+    Tensor eager_a = scaled_dot_product_attention(q, k, v, Tensor(), 0.5).to(kCPU);
+    cuda::Graph graph;
+    manual_seed(9);
+    graph.capture_begin();
+    Tensor od = dropout(x, 0.5, true);                                      // (4, 1000)
+    Tensor oa = scaled_dot_product_attention(q, k, v, Tensor(), 0.5);       // (2, 2, 40, 16)
+    graph.capture_end();
+    graph.replay();
+    CHECK(max_abs_diff(od.to(kCPU), eager_d) == 0);
+    CHECK(max_abs_diff(oa.to(kCPU), eager_a) == 0);
+    Tensor first_d = od.to(kCPU), first_a = oa.to(kCPU);
+    graph.replay();
+    CHECK(max_abs_diff(od.to(kCPU), first_d) > 0);
+    CHECK(max_abs_diff(oa.to(kCPU), first_a) > 0);
+    const std::vector<double> vals = od.to(kCPU).to_vector<double>();
+    int64_t kept = 0;
+    for (double e : vals) {
+      CHECK((e == 0.0 || e == 2.0));
+      kept += e != 0.0;
+    }
+    CHECK(kept > 1800);  // 4000 draws at p = 0.5: 2000 ± 32 (σ)
+    CHECK(kept < 2200);
+  }
+
   TEST_CASE("caching allocator: reserved against allocated over nano training steps") {
     REQUIRE_CUDA_DEVICE();
     // The peak is reached in the first step (its pattern then repeats): the test runs 3 steps

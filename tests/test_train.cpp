@@ -163,6 +163,44 @@ TEST_SUITE("train") {
     for (size_t i = 0; i < cpu_p.size(); ++i) CHECK(max_abs_diff(cpu_p[i], dev_p[i]) < 1e-6);
   }
 
+  TEST_CASE("AdamW capturable: t and the rate read from device scalars give the host-computed steps") {
+    for (Device dev : {kCPU, kCUDA}) {
+      if (dev.is_cuda() && !cuda_is_available()) continue;
+      CAPTURE(dev.str());
+      manual_seed(21);
+      Tensor init = randn({300});
+      Tensor a = init.clone().to(dev).detach().requires_grad_(), b = init.clone().to(dev).detach().requires_grad_();
+      std::vector<optim::ParamGroup> ga(1), gb(1);
+      ga[0].params = {a};
+      ga[0].lr_scale = 0.5;
+      ga[0].weight_decay = 0.02;
+      gb = ga;
+      gb[0].params = {b};
+      optim::AdamW oa(ga, {.lr = 0.01}), ob(gb, {.lr = 0.01, .capturable = true});
+      for (double lr : {0.01, 0.02, 0.005, 0.01}) {
+        Tensor g = randn({300}).to(dev);
+        a.set_grad(g);
+        b.set_grad(g);
+        oa.set_lr(lr);
+        ob.set_lr(lr);
+        oa.step();
+        ob.step();
+      }
+      CHECK(max_abs_diff(a.to(kCPU), b.to(kCPU)) < 1e-6);  // f32 t and rate vs the host's f64
+      CHECK(max_abs_diff(a.to(kCPU), init) > 1e-3);
+      CHECK(ob.steps() == 4);
+      // the step count travels through a checkpoint's state into the device scalar
+      std::map<std::string, std::string> meta{{"optimizer.steps", std::to_string(ob.steps())}};
+      std::vector<std::pair<std::string, Tensor>> named = ob.state_tensors();
+      io::SafeTensors st;
+      for (auto& [n, t] : named) st.tensors.push_back({n, t.to(kCPU)});
+      st.metadata = meta;
+      optim::AdamW oc(gb, {.lr = 0.01, .capturable = true});
+      oc.load_state_tensors(st);
+      CHECK(oc.steps() == 4);
+    }
+  }
+
   TEST_CASE("SGD momentum and Nesterov") {
     Tensor p = tensor({1.0}, {1}).requires_grad_();
     optim::SGD opt({p}, {.lr = 0.1, .momentum = 0.9, .nesterov = true});

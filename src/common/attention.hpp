@@ -3,6 +3,7 @@
 // and the kernels (kernels/attention.cuh, kernels/attention_mma.cuh).
 // Layout: q (B·H, Lq, D), k and v (B·H, Lk, D), mask (B, Lk) bool (true = ignore the key).
 #include "common/hd.hpp"
+#include "common/random.hpp"
 
 namespace adnn::common {
 
@@ -10,7 +11,18 @@ struct AttnGeom {
   int64_t B, H, Lq, Lk, D;
   double scale, dropout;  // dropout probability p in [0, 1)
   uint64_t seed;
+  const uint64_t* salt = nullptr;  // a CUDA graph's replay salt (common::salted_seed), set by the launcher
+  template <class F>
+  void for_each_device_pointer(F&& f) const {
+    f(salt);
+  }
 };
+
+// Kernels call this first: the seed of this launch (salted inside a graph replay), read once.
+ADNN_HD void attn_resolve_seed(AttnGeom& P) {
+  P.seed = salted_seed(P.seed, P.salt);
+  P.salt = nullptr;
+}
 
 // Counter-based keep decision for dropout element (bh, i, j): splitmix64 of the element's
 // index mixed with the seed; keeps with probability 1 − p. Host and device, bit-identical.

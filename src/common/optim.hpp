@@ -16,9 +16,32 @@ struct AdamWSlot {
   float lr, wd;
 };
 // Hyper-parameters shared by every tensor of one step; bc1 = 1 − β1^t, bc2 = 1 − β2^t.
+// Capturable steps (torch's AdamW(capturable=True)) leave bc1/bc2 to the device: `step` points at
+// the step count t and `lr` at the base learning rate, both 0-d f32 tensors on the parameters'
+// device, so a CUDA graph that replays the step reads the current t and rate instead of the
+// constants of the captured step. A slot's lr is then the group's multiplier.
 struct AdamWStep {
   float beta1, beta2, eps, bc1, bc2;
+  const float* step = nullptr;  // () device scalar t, or null: bc1/bc2 above
+  const float* lr = nullptr;    // () device scalar base rate, or null: slots carry the rate
+  template <class F>
+  void for_each_device_pointer(F&& f) const {
+    f(step);
+    f(lr);
+  }
 };
+
+// The step's bias corrections and the factor that multiplies each slot's lr, read once per
+// thread (kernel) or per call (CPU twin): t and the base rate from the device scalars when given.
+ADNN_HD AdamWStep adamw_resolve(AdamWStep s, float& lr_factor) {
+  lr_factor = s.lr ? *s.lr : 1.f;
+  if (s.step) {
+    const float t = *s.step;
+    s.bc1 = 1.f - math::pow(s.beta1, t);
+    s.bc2 = 1.f - math::pow(s.beta2, t);
+  }
+  return s;
+}
 
 // torch.optim.AdamW (amsgrad off): p *= 1 − lr·wd; m = β1 m + (1−β1) g; v = β2 v + (1−β2) g²;
 // p −= (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps).

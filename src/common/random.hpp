@@ -36,6 +36,13 @@ ADNN_HD Philox4 philox4x32(uint64_t seed, uint64_t n) {
   return {{c0, c1, c2, c3}};
 }
 
+// The seed a kernel uses: inside a CUDA graph, launches carry a pointer to the graph's replay
+// salt (a device u64 that the graph's last node advances), so every replay draws new masks;
+// the first replay (salt 0) draws those of the eager step with the same seed. Null elsewhere.
+ADNN_HD uint64_t salted_seed(uint64_t seed, const uint64_t* salt) {
+  return salt ? seed + *salt * 0xD1B54A32D192ED03ull : seed;
+}
+
 // A uniform float in [0, 1) from the top 24 bits of a word (exact in f32).
 ADNN_HD float uniform_from_bits(uint32_t w) { return float(w >> 8) * (1.0f / 16777216.0f); }
 

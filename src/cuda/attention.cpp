@@ -9,9 +9,17 @@ namespace adnn::cuda {
 
 using namespace launch_detail;
 
+namespace {
+// Inside a graph capture the kernels read the graph's replay salt, so replays draw new masks.
+AttnGeom with_graph_salt(AttnGeom g) {
+  if (g.dropout > 0) g.salt = capture_rng_salt(current_stream());
+  return g;
+}
+}  // namespace
 
 void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o,
-                       const Tensor& lse, const AttnGeom& g) {
+                       const Tensor& lse, const AttnGeom& g0) {
+  const AttnGeom g = with_graph_salt(g0);
   if (q.dtype() == DType::f16 || q.dtype() == DType::bf16) {  // tensor cores; lse in f32
     ADNN_CHECK(has_tensor_cores() && lse.dtype() == DType::f32, "scaled_dot_product_attention (cuda): ",
                dtype_name(q.dtype()), " needs tensor cores (sm_80+) and an f32 lse");
@@ -32,7 +40,8 @@ void attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, const 
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, const Tensor& o,
                         const Tensor& go, const Tensor& lse, const Tensor& gq, const Tensor& gk, const Tensor& gv,
-                        const AttnGeom& g) {
+                        const AttnGeom& g0) {
+  const AttnGeom g = with_graph_salt(g0);
   if (q.dtype() == DType::f16 || q.dtype() == DType::bf16) {  // tensor cores, from the f32 lse
     ADNN_CHECK(has_tensor_cores() && lse.dtype() == DType::f32, "scaled_dot_product_attention backward (cuda): ",
                dtype_name(q.dtype()), " needs tensor cores (sm_80+) and an f32 lse");

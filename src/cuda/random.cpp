@@ -13,7 +13,7 @@ void bernoulli_fill(const Tensor& out, double p, double value, uint64_t seed) {
   auto run = [&](auto tag) {
     using T = decltype(tag);
     ADNN_LAUNCH(k::bernoulli_fill_kernel<kt<T>>, k::grid_for((n + 3) / 4), dim3(256), 0, stream(), ptr<T>(out), n,
-                float(p), float(value), seed);
+                float(p), float(value), seed, capture_rng_salt(current_stream()));
   };
   switch (out.dtype()) {
     case DType::f32: return run(float{});
@@ -22,6 +22,11 @@ void bernoulli_fill(const Tensor& out, double p, double value, uint64_t seed) {
     case DType::bf16: return run(bfloat16{});
     default: ADNN_FAIL("bernoulli (cuda): unsupported dtype ", out.desc());
   }
+}
+
+// The last node of a graph whose launches read its replay salt (runtime.cpp, Graph::capture_end).
+void advance_graph_salt(uint64_t* salt) {
+  ADNN_LAUNCH(k::advance_salt_kernel<0>, dim3(1), dim3(1), 0, stream(), salt);
 }
 
 }  // namespace adnn::cuda

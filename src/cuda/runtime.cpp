@@ -157,6 +157,8 @@ struct Graph::Impl {
   Stream stream{};
   bool capturing = false, updated = false;
   size_t nodes = 0;
+  uint64_t* salt = nullptr;  // the replay salt (device u64), allocated by the first capture
+  bool salt_used = false;    // a launch of this capture read it: the graph ends by advancing it
 #if ADNN_WITH_CUDA_EMULATION
   std::vector<std::function<void()>> recording, ops;
 #else
@@ -165,6 +167,13 @@ struct Graph::Impl {
 #endif
 };
 bool is_capturing(Stream s) { return capturing_graph(s) != nullptr; }
+const uint64_t* capture_rng_salt(Stream s) {
+  Graph::Impl* g = capturing_graph(s);
+  if (!g) return nullptr;
+  g->salt_used = true;
+  return g->salt;
+}
+void advance_graph_salt(uint64_t* salt);  // src/cuda/random.cpp
 
 // ---------------------------------------------------------------- caching allocator
 namespace {
@@ -789,12 +798,20 @@ Graph::Graph() : impl_(std::make_unique<Impl>()) { impl_->pool = g_next_pool++; 
 Graph::~Graph() {
   try {
     reset();
+    if (impl_->salt) raw_free(impl_->salt);
   } catch (...) {
   }
 }
 void Graph::capture_begin(Stream s) {
   Impl& g = *impl_;
   ADNN_CHECK(!g.capturing, "cuda::Graph::capture_begin: this graph is already capturing");
+  if (!g.salt) {  // before the capture starts, outside the cache (its segments stay whole)
+    g.salt = static_cast<uint64_t*>(raw_alloc(256));
+    ADNN_CHECK(g.salt, "cuda::Graph::capture_begin: out of device memory for the graph's 8-byte replay salt");
+    StreamGuard guard(s);
+    memset(g.salt, 0, sizeof(uint64_t));
+  }
+  g.salt_used = false;
   {
     std::lock_guard<std::mutex> lock(g_capture_mu);
     ADNN_CHECK(!g_capturing.count(stream_key(s)), "cuda::Graph::capture_begin: the stream is already capturing");
@@ -819,6 +836,10 @@ void Graph::capture_begin(Stream s) {
 void Graph::capture_end() {
   Impl& g = *impl_;
   ADNN_CHECK(g.capturing, "cuda::Graph::capture_end: capture_begin was not called");
+  if (g.salt_used) {  // the last node: the next replay draws new masks
+    StreamGuard guard(g.stream);
+    advance_graph_salt(g.salt);
+  }
   {
     std::lock_guard<std::mutex> lock(g_capture_mu);
     g_capturing.erase(stream_key(g.stream));

@@ -105,18 +105,42 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions o) : Optimizer(std::mo
     m_.push_back(zeros_like(p));
     v_.push_back(zeros_like(p));
   }
+  if (o_.capturable) {
+    const auto ps = parameters();
+    ADNN_CHECK(!ps.empty(), "AdamW(capturable): no parameters");
+    const Device dev = ps.front().device();
+    for (const Tensor& p : ps)
+      ADNN_CHECK(p.device() == dev, "AdamW(capturable): every parameter must be on one device; ", ps.front().desc(),
+                 " and ", p.desc());
+    NoGradGuard ng;
+    step_t_ = zeros({}, TensorOptions(DType::f32, dev));
+    one_ = full({}, 1.0, TensorOptions(DType::f32, dev));
+    lr_t_ = full({}, lr_, TensorOptions(DType::f32, dev));
+  }
 }
+
+void AdamW::set_lr(double lr) {
+  Optimizer::set_lr(lr);
+  if (lr_t_.defined()) lr_t_.fill_(lr);
+}
+
+int64_t AdamW::steps() const { return step_t_.defined() ? int64_t(step_t_.item<double>()) : steps_; }
 
 void AdamW::step() {
   NoGradGuard ng;
   ++steps_;
-  const AdamWStep step{float(o_.beta1), float(o_.beta2), float(o_.eps),
-                       float(1.0 - std::pow(o_.beta1, double(steps_))), float(1.0 - std::pow(o_.beta2, double(steps_)))};
+  AdamWStep step{float(o_.beta1), float(o_.beta2), float(o_.eps),
+                 float(1.0 - std::pow(o_.beta1, double(steps_))), float(1.0 - std::pow(o_.beta2, double(steps_)))};
+  if (o_.capturable) {  // t += 1 on the device; bias corrections and the rate read there
+    step_t_.add_(one_);
+    step.step = step_t_.data_ptr<float>();
+    step.lr = lr_t_.data_ptr<float>();
+  }
   // One multi-tensor call per device (fused), or one per tensor.
   std::vector<AdamWTensor> on_cpu, on_cuda;
   size_t k = 0;
   for (auto& grp : groups_) {
-    const float lr = float(lr_ * grp.lr_scale), wd = float(grp.weight_decay);
+    const float lr = o_.capturable ? float(grp.lr_scale) : float(lr_ * grp.lr_scale), wd = float(grp.weight_decay);
     for (auto& p : grp.params) {
       Tensor& m = m_[k];
       Tensor& v = v_[k];
@@ -152,6 +176,7 @@ void AdamW::load_state_tensors(const io::SafeTensors& st) {
     load_slot(st, "exp_avg_sq." + std::to_string(i), v_[i], params[i]);
   }
   steps_ = read_steps(st);
+  if (step_t_.defined()) step_t_.fill_(double(steps_));
 }
 
 // ---------------------------------------------------------------- clipping

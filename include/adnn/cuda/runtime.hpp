@@ -105,7 +105,11 @@ void set_memory_limit(size_t bytes);
 // and belong to the graph's private pool afterwards (freed blocks too), so replays find their
 // buffers intact: warm up with one eager run first, and keep inputs and outputs in tensors
 // that live as long as the graph (static buffers). Host-side values are baked into the graph
-// (scalars, RNG offsets, the AdamW step count): every replay repeats the captured step.
+// (scalars such as a learning rate passed by value), with two exceptions made for training
+// graphs: random masks (dropout, drop-path, attention dropout) read a replay salt that the
+// graph's last node advances, so each replay draws new masks (the first replay draws those of
+// an eager step with the same seed), and AdamW(capturable) reads its step count and learning
+// rate from device scalars.
 class Graph {
  public:
   Graph();
@@ -126,6 +130,10 @@ class Graph {
   std::unique_ptr<Impl> impl_;
 };
 bool is_capturing(Stream s = current_stream());
+// The replay salt of the graph capturing `s` (a device u64, see above), or null when `s` is
+// not capturing. Launchers of random kernels pass it; the graph then ends with a node that
+// advances it.
+const uint64_t* capture_rng_salt(Stream s = current_stream());
 
 // Copies and memset on the current stream; the host side is pageable memory, so the
 // copies to the host are synchronous.

@@ -29,9 +29,9 @@ class Optimizer {
   virtual ~Optimizer() = default;
   virtual void step() = 0;
   void zero_grad();
-  void set_lr(double lr) { lr_ = lr; }
+  virtual void set_lr(double lr) { lr_ = lr; }
   double lr() const { return lr_; }
-  int64_t steps() const { return steps_; }
+  virtual int64_t steps() const { return steps_; }
   std::vector<ParamGroup>& groups() { return groups_; }
   const std::vector<ParamGroup>& groups() const { return groups_; }
   std::vector<Tensor> parameters() const;
@@ -71,6 +71,12 @@ struct AdamWOptions {
   double eps = 1e-8;
   double weight_decay = 0.01;  // used by the single-group constructor
   bool fused = true;           // one multi-tensor kernel launch per step on cuda
+  // torch's capturable=True: the step count and the base learning rate live in 0-d f32 tensors on
+  // the parameters' device and the kernel reads them, so a CUDA graph that captured step() advances
+  // t on every replay and follows set_lr() made between replays (set_lr fills the device scalar: a
+  // launch, no copy). Call set_lr outside the captured region. steps() then reads the device (one
+  // synchronisation: for checkpoints, not for the hot path).
+  bool capturable = false;
 };
 
 // AdamW (Loshchilov & Hutter): decoupled weight decay p *= 1 - lr·wd, then the Adam step
@@ -83,10 +89,13 @@ class AdamW : public Optimizer {
   std::vector<std::pair<std::string, Tensor>> state_tensors() const override;
   void load_state_tensors(const io::SafeTensors& st) override;
   const AdamWOptions& options() const { return o_; }
+  void set_lr(double lr) override;
+  int64_t steps() const override;
 
  private:
   AdamWOptions o_;
   std::vector<Tensor> m_, v_;
+  Tensor step_t_, lr_t_, one_;  // () f32 on the parameters' device (capturable only)
 };
 
 // Scales all gradients so that their global L2 norm is at most max_norm (torch's
