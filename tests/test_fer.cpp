@@ -288,6 +288,86 @@ TEST_SUITE("fer") {
     fs::remove_all(logs);
   }
 
+  TEST_CASE("train --precision f16: an interrupted mixed-precision run resumes bit for bit, gradient scaler included") {
+#if defined(__SANITIZE_ADDRESS__)
+    ADNN_SKIP("ASan build (the release suite runs it)");
+#endif
+    if (!have_fer()) {
+      FAIL("FER2013 not found at " << fer_dir());
+      return;
+    }
+    const std::vector<std::string> common{"train", "--data", fer_dir(), "--device", "cpu", "--train-limit", "192",
+                                          "--val-limit", "35", "--epochs", "2", "--batch", "32", "--log-every", "1000",
+                                          "--precision", "f16"};
+    const std::string a = temp_dir("f16_straight"), b = temp_dir("f16_resumed"), logs = temp_dir("f16_logs");
+    auto with = [&](std::vector<std::string> extra) {
+      std::vector<std::string> w = common;
+      w.insert(w.end(), extra.begin(), extra.end());
+      return w;
+    };
+    auto straight = adnn_fer(with({"--out", a}), logs + "/straight.out");
+    INFO(straight.second);
+    REQUIRE(straight.first == 0);
+    auto stopped = adnn_fer(with({"--out", b, "--stop-after", "8"}), logs + "/stopped.out");
+    REQUIRE(stopped.first == 3);
+    // the precision is part of the run: a different one is refused on --resume
+    auto contradict = adnn_fer({"train", "--resume", "--out", b, "--device", "cpu", "--precision", "bf16"},
+                               logs + "/contradict.out");
+    CHECK(contradict.first == 2);
+    CHECK(contradict.second.find("--precision bf16 contradicts the run's run.precision = f16") != std::string::npos);
+    auto resumed = adnn_fer({"train", "--resume", "--out", b, "--device", "cpu"}, logs + "/resumed.out");
+    INFO(resumed.second);
+    REQUIRE(resumed.first == 0);
+    CHECK(digest(a + "/last.safetensors") == digest(b + "/last.safetensors"));
+    const std::string sa = slurp(a + "/last.state.safetensors"), sb = slurp(b + "/last.state.safetensors");
+    auto meta = [](const std::string& st, const std::string& key) {
+      const size_t at = st.find("\"" + key + "\":\"");
+      REQUIRE(at != std::string::npos);
+      const size_t from = at + key.size() + 4;
+      return st.substr(from, st.find('"', from) - from);
+    };
+    CHECK(meta(sa, "scaler.scale") == meta(sb, "scaler.scale"));
+    CHECK(meta(sa, "scaler.growth_tracker") == meta(sb, "scaler.growth_tracker"));
+    CHECK(slurp(a + "/config.json").find("\"run.precision\": \"f16\"") != std::string::npos);
+    fs::remove_all(a);
+    fs::remove_all(b);
+    fs::remove_all(logs);
+  }
+
+  TEST_CASE("train --precision bf16 follows the f32 run's loss on a FER2013 slice (same seed, same batches)") {
+#if defined(__SANITIZE_ADDRESS__)
+    ADNN_SKIP("ASan build (the release suite runs it)");
+#endif
+    if (!have_fer()) {
+      FAIL("FER2013 not found at " << fer_dir());
+      return;
+    }
+    // ADNN_AMP_IMAGES=9600 gives the 300-step comparison of docs/training.md (batch 32, 1 epoch)
+    const char* env = std::getenv("ADNN_AMP_IMAGES");
+    const std::string images = env ? env : "1280";
+    const std::string logs = temp_dir("amp_logs");
+    std::vector<std::vector<double>> rows[2];
+    const char* precisions[] = {"f32", "bf16"};
+    for (int i = 0; i < 2; ++i) {
+      const std::string out = temp_dir(std::string("amp_") + precisions[i]);
+      auto r = adnn_fer({"train", "--data", fer_dir(), "--device", "cpu", "--train-limit", images, "--val-limit", "70",
+                         "--epochs", "1", "--batch", "32", "--seed", "5", "--log-every", "1000", "--precision",
+                         precisions[i], "--out", out},
+                        logs + "/" + precisions[i] + ".out");
+      INFO(r.second);
+      REQUIRE(r.first == 0);
+      rows[i] = read_csv(out + "/log.csv");
+      fs::remove_all(out);
+    }
+    REQUIRE(rows[0].size() == 1);
+    REQUIRE(rows[1].size() == 1);
+    const double l32 = rows[0][0][3], l16 = rows[1][0][3];  // the epoch's mean training loss
+    std::printf("amp: %s images, mean train loss f32 %.5f, bf16 %.5f (difference %.5f)\n", images.c_str(), l32, l16,
+                l16 - l32);
+    CHECK(std::fabs(l16 - l32) <= 0.02 * l32);  // within 2% of the f32 loss
+    fs::remove_all(logs);
+  }
+
   TEST_CASE("command line: unknown flags, missing and out-of-range values exit 2; --help works on every subcommand") {
     const std::string logs = temp_dir("cli");
     const std::vector<std::pair<std::vector<std::string>, std::string>> usage{

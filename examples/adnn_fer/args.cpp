@@ -108,6 +108,10 @@ std::vector<Command> commands() {
         choice("loss", "loss", {"ce", "compound"}),
         on_off("mixup", "mixup"),
         on_off("augment", "the augmentation chain"),
+        choice("precision",
+               "f32, tf32 (f32 weights, TF32 GEMMs on a GPU), bf16 or f16 (autocast with f32 master weights; f16 "
+               "with a gradient scaler); default bf16 on a GPU with tensor cores, else f32",
+               {"f32", "tf32", "bf16", "f16"}),
         integer("train-limit", "train on a class-stratified slice of N images (0: all)", 0),
         integer("val-limit", "validate on a class-stratified slice of N images (0: all)", 0),
         workers_flag(),

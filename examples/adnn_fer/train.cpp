@@ -1,6 +1,8 @@
 // adnn-fer train: the paper's recipe (AdamW with layer-wise decay, warm-up + cosine, early
 // stopping on val accuracy, compound loss, CLAHE and the augmentation chain) with a progress
 // line, one CSV row per epoch, best/last checkpoints, config.json and exact --resume.
+#include <adnn/cuda/runtime.hpp>
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -152,6 +154,7 @@ constexpr StoredFlag kStoredFlags[] = {
     {"data", "run.data", StoredFlag::text, true},
     {"time-budget", "run.time_budget_min", StoredFlag::real, true},
     {"workers", "run.workers", StoredFlag::integer, true},
+    {"precision", "run.precision", StoredFlag::text, false},
 };
 // Session-only flags (never stored): --out, --resume, --device, --log-every, --stop-after.
 
@@ -195,6 +198,7 @@ RunSettings setup_run(const Args& a) {
     for (const char* k : {"run.data", "run.seed", "run.train_limit", "run.val_limit", "run.time_budget_min",
                           "run.workers", "run.augment"})
       ADNN_CHECK(r.run.count(k), "train --resume: ", io::state_path(last), " has no '", k, "'");
+    if (!r.run.count("run.precision")) r.run["run.precision"] = "f32";  // runs made before --precision
     const std::string cj = r.out + "/config.json";
     require_regular_file("train --resume:", cj);
     r.config_json = read_json_object(cj);
@@ -283,6 +287,9 @@ RunSettings setup_run(const Args& a) {
   r.stop_after = a.num("stop-after", 0);
   r.log_every = a.num("log-every", 50);
   r.dev = pick_device(a);
+  if (!r.resume)  // bf16 where tensor cores pay (a real GPU, sm_80+), f32 elsewhere (the emulator too)
+    r.run["run.precision"] =
+        a.get("precision", r.dev.is_cuda() && !cuda::is_emulated() && cuda::has_tensor_cores() ? "bf16" : "f32");
   return r;
 }
 
@@ -374,8 +381,12 @@ io::TrainState start_or_resume(const Args& a, const RunSettings& r, const TrainD
   }
   stopper.load_state_dict({.best = state.best_metric, .bad = state.bad_epochs});
   const std::string elapsed = state.config.count("run.elapsed_s") ? state.config["run.elapsed_s"] : "";
+  std::map<std::string, std::string> scaler;  // the f16 gradient scaler's state
+  for (const auto& [k, v] : state.config)
+    if (k.rfind("scaler.", 0) == 0) scaler[k] = v;
   state.config = r.c.to_map();
   state.config.insert(r.run.begin(), r.run.end());  // the run settings, with this session's changes
+  state.config.insert(scaler.begin(), scaler.end());
   if (!elapsed.empty()) state.config["run.elapsed_s"] = elapsed;
   if (!r.resume) {
     std::map<std::string, std::string> cj = state.config;
@@ -419,6 +430,18 @@ class Session {
       : r_(r), d_(d), t_(t), state_(state), stopper_(stopper) {
     if (r.resume && state.config.count("run.elapsed_s"))
       elapsed_before_ = parse_double(state.config["run.elapsed_s"], "run.elapsed_s", NonFinite::refuse, 0);
+    // --precision (docs/training.md): tf32 switches the f32 GEMMs; bf16/f16 run the forward and
+    // the loss under autocast (f32 master weights and AdamW state); f16 scales the loss
+    const std::string& p = r.run.at("run.precision");
+    ADNN_CHECK(p == "f32" || p == "tf32" || p == "bf16" || p == "f16", "run.precision: expected f32, tf32, bf16 or f16, "
+               "got '", p, "'");
+    set_allow_tf32(p == "tf32");
+    if (p == "bf16") autocast_ = DType::bf16;
+    if (p == "f16") {
+      autocast_ = DType::f16;
+      scaler_ = std::make_unique<amp::GradScaler>();
+      if (state.config.count("scaler.scale")) scaler_->load_state(state.config);
+    }
   }
 
   // Training seconds of this run, earlier sessions included.
@@ -444,6 +467,8 @@ class Session {
   optim::EarlyStopping& stopper_;
   const bool tty_ = isatty(fileno(stderr));
   const Clock::time_point t_start_ = Clock::now();
+  std::optional<DType> autocast_;           // bf16 / f16 training
+  std::unique_ptr<amp::GradScaler> scaler_;  // f16 training
   double elapsed_before_ = 0;  // training seconds of earlier sessions of this run
   double last_loss_ = NAN;     // the last finite training loss of this session, and its step
   int64_t last_loss_step_ = -1;
@@ -465,6 +490,8 @@ void Session::train_step(const data::Batch& b, double lr, EpochStats& e) {
   optim::AdamW& opt = *t_.opt;
   opt.set_lr(lr);
   Tensor x = b.images.to(r_.dev), soft = b.soft.to(r_.dev), labels = b.labels.to(r_.dev);
+  std::optional<amp::Autocast> autocast;
+  if (autocast_) autocast.emplace(*autocast_);  // the forward and the loss (backward outside, as torch)
   auto [logits, pooled] = model.forward_with_features(x);  // (B, K), (B, d)
   // The center loss sees the features scaled by 1/√d: ½‖f − c‖²/d is the per-dimension
   // mean, about 0.5 at initialisation whatever d is (unscaled, the paper's weight 0.25
@@ -479,15 +506,24 @@ void Session::train_step(const data::Batch& b, double lr, EpochStats& e) {
   } else {
     loss = nn::soft_cross_entropy(logits, soft);
   }
+  autocast.reset();
   const int64_t B = b.labels.numel();
   pending_.push_back({state_.step + 1, B, loss.detach(), sum(eq(argmax(logits.detach(), 1), labels))});
   // on the host a non-finite loss stops the run before it reaches the weights
   if (r_.dev.is_cpu()) flush(e);
   opt.zero_grad();
-  loss.backward();
-  optim::clip_grad_norm_(opt.parameters(), 5.0);  // the norm stays on the device
-  opt.step();
-  if (c.loss == "compound") nn::update_centers(t_.centers, feats.detach(), labels, 0.5);
+  if (scaler_) {  // f16: scaled loss; unscale before clipping; a step with inf/NaN gradients is skipped
+    scaler_->scale(loss).backward();
+    scaler_->unscale_(opt);
+    optim::clip_grad_norm_(opt.parameters(), 5.0);
+    scaler_->step(opt);
+    scaler_->update();
+  } else {
+    loss.backward();
+    optim::clip_grad_norm_(opt.parameters(), 5.0);  // the norm stays on the device
+    opt.step();
+  }
+  if (c.loss == "compound") nn::update_centers(t_.centers, feats.detach().to(DType::f32), labels, 0.5);
   ++state_.step;
 }
 
@@ -598,6 +634,8 @@ bool Session::validate(int64_t epoch, const EpochStats& e) {
 void Session::checkpoint(const std::string& name) {
   state_.rng = get_rng_state();
   state_.config["run.elapsed_s"] = std::to_string(elapsed());
+  if (scaler_)
+    for (const auto& [k, v] : scaler_->state()) state_.config[k] = v;
   io::save_checkpoint(r_.out + "/" + name + ".safetensors", *t_.model, *t_.opt, state_, {{"centers", t_.centers}});
 }
 

@@ -14,6 +14,8 @@
 #include <adnn/nn/adnn_fer.hpp>
 #include <adnn/nn/retinaface.hpp>
 #include <adnn/optim/optimizer.hpp>
+#include <adnn/amp/amp.hpp>
+#include <adnn/ops/gemm.hpp>
 #include <adnn/optim/schedule.hpp>
 #include <adnn/io/checkpoint.hpp>
 #include <adnn/io/json.hpp>

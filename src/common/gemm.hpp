@@ -2,6 +2,7 @@
 // The gemm family's plan (host side): how the operands of a batched product are handed to a
 // row-major GEMM, shared by the CPU bmm (src/cpu/gemm.cpp) and the CUDA bmm (src/cuda/gemm.cpp).
 #include <adnn/core/tensor.hpp>
+#include <adnn/ops/gemm.hpp>
 
 #include <algorithm>
 
@@ -49,6 +50,39 @@ inline BmmPlan bmm_plan(const Tensor& a, const Tensor& b) {
   p.K = p.a.size(2);
   p.N = p.b.size(2);
   return p;
+}
+
+// The epilogue of a bmm entry: bias (N) in c's dtype (undefined: none), the activation, and
+// `pre` (like c) to keep the activation's input for backward (undefined: not kept).
+struct BmmEpilogue {
+  GemmEpilogue kind = GemmEpilogue::none;
+  Tensor bias, pre;
+};
+
+// The plan as one strided-batched GemmDesc writing c (B, M, N) contiguous.
+inline GemmDesc bmm_desc(const BmmPlan& p, const Tensor& c, const BmmEpilogue& e, GemmMath math) {
+  GemmDesc d;
+  d.dtype = c.dtype();
+  d.ta = p.ta;
+  d.tb = p.tb;
+  d.M = p.M;
+  d.N = p.N;
+  d.K = p.K;
+  d.lda = p.lda;
+  d.ldb = p.ldb;
+  d.ldc = p.N;
+  d.batch = p.B;
+  d.stride_a = p.B > 1 ? p.a.stride(0) : 0;
+  d.stride_b = p.B > 1 ? p.b.stride(0) : 0;
+  d.stride_c = p.M * p.N;
+  d.A = p.a.data_ptr();
+  d.B = p.b.data_ptr();
+  d.C = c.data_ptr();
+  d.epilogue = e.kind;
+  d.bias = e.bias.defined() ? e.bias.data_ptr() : nullptr;
+  d.pre = e.pre.defined() ? e.pre.data_ptr() : nullptr;
+  d.math = math;
+  return d;
 }
 
 }  // namespace adnn::common

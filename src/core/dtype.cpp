@@ -1,7 +1,11 @@
 #include <adnn/core/dtype.hpp>
 #include <adnn/core/error.hpp>
 
+#include <adnn/ops/gemm.hpp>
+
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 namespace adnn {
 
@@ -100,4 +104,15 @@ uint16_t float_to_half_bits(float f) {
   return uint16_t(sign | base);
 }
 
+}  // namespace adnn
+
+namespace adnn {
+float round_to_tf32(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7F800000u) == 0x7F800000u) return x;  // inf / NaN
+  u = (u + 0x1000u) & 0xFFFFE000u;                  // half an ulp of a 10-bit mantissa, then truncate: ties away
+  std::memcpy(&x, &u, 4);
+  return x;
+}
 }  // namespace adnn

@@ -7,6 +7,9 @@
 #include "common/gemm.hpp"
 #include "cpu/backend.hpp"
 #include "cpu/gemm.hpp"
+#include "common/activation.hpp"
+
+#include <type_traits>
 
 #ifdef ADNN_WITH_OPENBLAS
 #include <cblas.h>
@@ -139,20 +142,81 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const
 }
 
 
-void bmm(const Tensor& a, const Tensor& b, const Tensor& c) {
-  const common::BmmPlan p = common::bmm_plan(a, b);
-  auto run = [&](auto* pa, auto* pb, auto* pc) {
-    using T = std::remove_pointer_t<decltype(pc)>;
-    for (int64_t i = 0; i < p.B; ++i)
-      gemm(p.ta, p.tb, p.M, p.N, p.K, T(1), pa + i * p.a.stride(0), p.lda, pb + i * p.b.stride(0), p.ldb, T(0),
-           pc + i * p.M * p.N, p.N);
-  };
-  if (c.dtype() == DType::f32)
-    run(p.a.data_ptr<float>(), p.b.data_ptr<float>(), c.data_ptr<float>());
-  else if (c.dtype() == DType::f64)
-    run(p.a.data_ptr<double>(), p.b.data_ptr<double>(), c.data_ptr<double>());
-  else
-    ADNN_FAIL("matmul: unsupported dtype ", c.desc());
+namespace {
+// Epilogue over one (M, N) tile of accumulators in A (f32 or f64): z = acc + bias; pre = z; out = act(z).
+template <class A, class T>
+void gemm_epilogue(const GemmDesc& d, const A* acc, int64_t ld_acc, T* c, T* pre) {
+  const T* bias = static_cast<const T*>(d.bias);
+  const bool has_bias = d.epilogue != GemmEpilogue::none && bias;
+#pragma omp parallel for schedule(static) if (d.M * d.N > 65536)
+  for (int64_t i = 0; i < d.M; ++i)
+    for (int64_t j = 0; j < d.N; ++j) {
+      A z = acc[i * ld_acc + j];
+      if (has_bias) z += A(bias[j]);
+      if (pre) pre[i * d.ldc + j] = T(z);
+      if (d.epilogue == GemmEpilogue::bias_relu) z = common::relu(z);
+      else if (d.epilogue == GemmEpilogue::bias_gelu) z = common::gelu(A(T(z)));  // z stored, as on the device
+      c[i * d.ldc + j] = T(z);
+    }
+}
+
+// op(X) stored (rows, cols) with leading dimension ld, widened to a packed f32 panel.
+template <class T>
+void widen(const T* x, int64_t rows, int64_t cols, int64_t ld, bool tf32, std::vector<float>& out) {
+  out.resize(size_t(rows * cols));
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const float v = float(x[r * ld + c]);
+      out[size_t(r * cols + c)] = tf32 ? round_to_tf32(v) : v;
+    }
+}
+
+template <class T>
+void gemm_ex_typed(const GemmDesc& d) {
+  const T* A = static_cast<const T*>(d.A);
+  const T* B = static_cast<const T*>(d.B);
+  T* C = static_cast<T*>(d.C);
+  T* P = static_cast<T*>(d.pre);
+  const bool plain = d.epilogue == GemmEpilogue::none && !P;
+  for (int64_t i = 0; i < d.batch; ++i) {
+    const T* a = A + i * d.stride_a;
+    const T* b = B + i * d.stride_b;
+    T* c = C + i * d.stride_c;
+    T* pre = P ? P + i * d.stride_c : nullptr;
+    if constexpr (std::is_same_v<T, double> || std::is_same_v<T, float>) {
+      if (std::is_same_v<T, double> || d.math == GemmMath::exact) {  // straight into C
+        gemm(d.ta, d.tb, d.M, d.N, d.K, T(1), a, d.lda, b, d.ldb, T(0), c, d.ldc);
+        if (!plain) gemm_epilogue<T, T>(d, c, d.ldc, c, pre);
+        continue;
+      }
+    }
+    // f16 / bf16 / TF32: packed f32 panels, f32 accumulate, one rounding on store
+    thread_local std::vector<float> pa, pb, acc;
+    const bool tf32 = std::is_same_v<T, float> && d.math == GemmMath::tf32;
+    const int64_t ar = d.ta ? d.K : d.M, ac = d.ta ? d.M : d.K, br = d.tb ? d.N : d.K, bc = d.tb ? d.K : d.N;
+    widen(a, ar, ac, d.lda, tf32, pa);
+    widen(b, br, bc, d.ldb, tf32, pb);
+    acc.resize(size_t(d.M * d.N));
+    gemm(d.ta, d.tb, d.M, d.N, d.K, 1.0f, pa.data(), ac, pb.data(), bc, 0.0f, acc.data(), d.N);
+    gemm_epilogue<float, T>(d, acc.data(), d.N, c, pre);
+  }
+}
+}  // namespace
+
+void gemm_ex(const GemmDesc& d) {
+  if (d.M == 0 || d.N == 0 || d.batch == 0) return;
+  switch (d.dtype) {
+    case DType::f32: return gemm_ex_typed<float>(d);
+    case DType::f64: return gemm_ex_typed<double>(d);
+    case DType::f16: return gemm_ex_typed<half>(d);
+    case DType::bf16: return gemm_ex_typed<bfloat16>(d);
+    default: ADNN_FAIL("gemm: unsupported dtype ", dtype_name(d.dtype));
+  }
+}
+
+void bmm(const Tensor& a, const Tensor& b, const Tensor& c, const BmmEpilogue& e) {
+  gemm_ex(common::bmm_desc(common::bmm_plan(a, b), c, e, GemmMath::exact));  // no TF32 on the CPU
 }
 
 }  // namespace adnn::cpu

@@ -17,6 +17,7 @@
 #if ADNN_WITH_CUDA_EMULATION
 #include "sim/simt.hpp"
 #else
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #endif
@@ -655,6 +656,10 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const
     return;
   cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
+void gemm_ex(const GemmDesc& d) {
+  if (record_if_capturing(current_stream(), [d] { cpu::gemm_ex(d); })) return;
+  cpu::gemm_ex(d);
+}
 const char* device_name() { return "SIMT emulator on the host"; }
 bool is_emulated() { return true; }
 bool has_tensor_cores() { return true; }  // kernels/mma.cuh emulates mma.sync
@@ -675,7 +680,153 @@ cublasHandle_t blas_handle(Stream s) {
   handles[stream_key(s)] = h;
   return h;
 }
+
+// ---- cuBLASLt: one handle, a workspace per stream, the heuristic's choice cached per problem
+constexpr size_t kLtWorkspace = size_t(32) << 20;  // cuBLAS's recommendation for Hopper
+cublasLtHandle_t lt_handle() {
+  static cublasLtHandle_t h = [] {
+    cublasLtHandle_t x = nullptr;
+    ADNN_CUBLAS_CHECK(cublasLtCreate(&x));
+    return x;
+  }();
+  return h;
+}
+void* lt_workspace(Stream s) {
+  static std::mutex mu;
+  static std::map<void*, void*> ws;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = ws.find(stream_key(s));
+  if (it != ws.end()) return it->second;
+  ADNN_NOT_IN_CAPTURE(s, "cuda::gemm_ex's first use of a stream (its cuBLASLt workspace is a cudaMalloc)");
+  void* p = raw_alloc(kLtWorkspace);
+  ADNN_CHECK(p, "cuda::gemm_ex: out of device memory for the ", kLtWorkspace >> 20, " MiB cuBLASLt workspace");
+  ws[stream_key(s)] = p;
+  return p;
+}
+int alignment_of(const void* p) {
+  const auto v = reinterpret_cast<uintptr_t>(p);
+  int a = 256;
+  while (a > 1 && v % uintptr_t(a)) a /= 2;
+  return a;
+}
+cudaDataType_t lt_type(DType t) {
+  switch (t) {
+    case DType::f64: return CUDA_R_64F;
+    case DType::f32: return CUDA_R_32F;
+    case DType::f16: return CUDA_R_16F;
+    case DType::bf16: return CUDA_R_16BF;
+    default: ADNN_FAIL("cuda::gemm_ex: unsupported dtype ", dtype_name(t));
+  }
+}
+struct LtKey {
+  int dtype, math, epilogue, ta, tb, align_a, align_b, align_c, align_bias;
+  int64_t M, N, K, lda, ldb, ldc, batch, sa, sb, sc;
+  auto tie() const {
+    return std::tie(dtype, math, epilogue, ta, tb, align_a, align_b, align_c, align_bias, M, N, K, lda, ldb, ldc, batch,
+                    sa, sb, sc);
+  }
+  bool operator<(const LtKey& o) const { return tie() < o.tie(); }
+};
+// The descriptors of one problem and the heuristic's algorithm, made once.
+struct LtPlan {
+  cublasLtMatmulDesc_t op = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+};
+template <class V>
+void lt_layout_attr(cublasLtMatrixLayout_t l, cublasLtMatrixLayoutAttribute_t attr, V v) {
+  ADNN_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, attr, &v, sizeof(v)));
+}
+template <class V>
+void lt_desc_attr(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr, V v) {
+  ADNN_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, attr, &v, sizeof(v)));
+}
+// Row-major C (M, N) = op(A) op(B) is column-major Cᵀ (N, M) = op(B)ᵀ op(A)ᵀ: cuBLASLt's A is
+// our B and its B our A; the bias (length N) runs along cuBLASLt's rows, as it requires.
+const LtPlan& lt_plan(const GemmDesc& d, bool with_bias) {
+  static std::mutex mu;
+  static std::map<LtKey, LtPlan> plans;
+  const LtKey key{int(d.dtype), int(d.math), int(d.epilogue), d.ta, d.tb, alignment_of(d.A), alignment_of(d.B),
+                  alignment_of(d.C), with_bias ? alignment_of(d.bias) : 0, d.M, d.N, d.K, d.lda, d.ldb, d.ldc,
+                  d.batch, d.stride_a, d.stride_b, d.stride_c};
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = plans.find(key);
+  if (it != plans.end()) return it->second;
+  LtPlan p;
+  const cudaDataType_t t = lt_type(d.dtype);
+  const bool f64 = d.dtype == DType::f64;
+  const cublasComputeType_t compute =
+      f64 ? CUBLAS_COMPUTE_64F : (d.math == GemmMath::tf32 && d.dtype == DType::f32 ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                                                    : CUBLAS_COMPUTE_32F);
+  ADNN_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, compute, f64 ? CUDA_R_64F : CUDA_R_32F));
+  lt_desc_attr(p.op, CUBLASLT_MATMUL_DESC_TRANSA, d.tb ? CUBLAS_OP_T : CUBLAS_OP_N);
+  lt_desc_attr(p.op, CUBLASLT_MATMUL_DESC_TRANSB, d.ta ? CUBLAS_OP_T : CUBLAS_OP_N);
+  cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_DEFAULT;
+  if (with_bias) ep = d.epilogue == GemmEpilogue::bias_relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+  lt_desc_attr(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, ep);
+  if (with_bias) {
+    lt_desc_attr(p.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, t);
+    lt_desc_attr(p.op, CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE, int64_t(0));
+  }
+  auto layout = [&](cublasLtMatrixLayout_t& l, int64_t rows, int64_t cols, int64_t ld, int64_t stride) {
+    ADNN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, t, uint64_t(rows), uint64_t(cols), ld));
+    if (d.batch > 1) {
+      lt_layout_attr(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, int32_t(d.batch));
+      lt_layout_attr(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, stride);
+    }
+  };
+  layout(p.a, d.tb ? d.K : d.N, d.tb ? d.N : d.K, d.ldb, d.stride_b);
+  layout(p.b, d.ta ? d.M : d.K, d.ta ? d.K : d.M, d.lda, d.stride_a);
+  layout(p.c, d.N, d.M, d.ldc, d.stride_c);
+  cublasLtMatmulPreference_t pref = nullptr;
+  ADNN_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const uint64_t wsz = kLtWorkspace;
+  ADNN_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsz,
+                                                         sizeof(wsz)));
+  auto pref_align = [&](cublasLtMatmulPreferenceAttributes_t attr, int a) {
+    const uint32_t v = uint32_t(a);
+    ADNN_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &v, sizeof(v)));
+  };
+  pref_align(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, key.align_b);
+  pref_align(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, key.align_a);
+  pref_align(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, key.align_c);
+  pref_align(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, key.align_c);
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  const cublasStatus_t st =
+      cublasLtMatmulAlgoGetHeuristic(lt_handle(), p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  ADNN_CHECK(st == CUBLAS_STATUS_SUCCESS && found > 0, "cuda::gemm_ex: cuBLASLt has no algorithm for ",
+             dtype_name(d.dtype), " M=", d.M, " N=", d.N, " K=", d.K, " batch ", d.batch, " (status ", int(st), ")");
+  p.algo = result.algo;
+  return plans.emplace(key, p).first->second;
+}
 }  // namespace
+
+void gemm_ex(const GemmDesc& d) {
+  if (d.M == 0 || d.N == 0 || d.batch == 0) return;
+  ADNN_CHECK(d.epilogue != GemmEpilogue::bias_gelu, "cuda::gemm_ex: the erf GELU epilogue is not cuBLASLt's (tanh); "
+             "the gemm family applies it after a bias epilogue");
+  const bool with_bias = d.epilogue != GemmEpilogue::none && d.bias;
+  ADNN_CHECK(!d.pre, "cuda::gemm_ex: no pre-activation output on the device (src/cuda/gemm.cpp writes z to it with a "
+             "bias epilogue and applies the activation after)");
+  const LtPlan& p = lt_plan(d, with_bias);
+  static std::mutex bias_mu;  // the bias pointer is an attribute of the cached descriptor
+  std::unique_lock<std::mutex> lock(bias_mu, std::defer_lock);
+  if (with_bias) {
+    lock.lock();
+    lt_desc_attr(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, d.bias);
+  }
+  const Stream s = current_stream();
+  void* ws = lt_workspace(s);
+  const double one64 = 1, zero64 = 0;
+  const float one32 = 1, zero32 = 0;
+  const bool f64 = d.dtype == DType::f64;
+  const void* alpha = f64 ? static_cast<const void*>(&one64) : static_cast<const void*>(&one32);
+  const void* beta = f64 ? static_cast<const void*>(&zero64) : static_cast<const void*>(&zero32);
+  ADNN_CUBLAS_CHECK(cublasLtMatmul(lt_handle(), p.op, alpha, d.B, p.a, d.A, p.b, beta, d.C, p.c, d.C, p.c, &p.algo, ws,
+                                   kLtWorkspace, raw(s)));
+}
 
 // The default stream is cudaStreamPerThread, not the legacy NULL stream: each host thread gets
 // its own stream, which does not serialise with the other threads' work or with created

@@ -8,6 +8,7 @@
 
 #include "common/attention.hpp"
 #include "common/conv.hpp"
+#include "common/gemm.hpp"
 #include "common/interp.hpp"
 #include "common/loss.hpp"
 #include "common/nms.hpp"
@@ -18,6 +19,7 @@ namespace adnn {
 
 using common::AdamWStep;
 using common::AttnGeom;
+using common::BmmEpilogue;
 using common::CompoundParams;
 using common::ConvGeom;
 using common::InterpGeom;

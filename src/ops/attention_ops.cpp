@@ -3,6 +3,8 @@
 // src/cpu/attention.cpp.
 #include <cmath>
 
+#include <adnn/amp/amp.hpp>
+
 #include "ops/common.hpp"
 
 namespace adnn {
@@ -16,6 +18,9 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   check_defined(op, q, "query");
   check_defined(op, k, "key");
   check_defined(op, v, "value");
+  if (amp::autocast_dtype() && (q.dtype() == DType::f32 || k.dtype() == DType::f32 || v.dtype() == DType::f32))
+    return scaled_dot_product_attention(amp::autocast_lower(q), amp::autocast_lower(k), amp::autocast_lower(v),
+                                        key_padding_mask, dropout_p, scale);
   check_devices(op, {&q, &k, &v, &key_padding_mask});
   check_same_dtype(op, {&q, &k, &v});
   check_floating(op, q);
@@ -34,10 +39,12 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   const bool reduced = is_reduced(q.dtype());
   // f16 / bf16: on a GPU with tensor cores (and the emulator) forward and backward run the
   // mma.sync kernels (lse in f32); elsewhere the op computes in f32 and rounds once.
-  if (reduced && !backend::attention_tensor_cores(q))
+  if (reduced && !backend::attention_tensor_cores(q)) {
+    amp::Autocast f32_inside(std::nullopt);
     return scaled_dot_product_attention(q.to(DType::f32), k.to(DType::f32), v.to(DType::f32), key_padding_mask,
                                         dropout_p, scale)
         .to(q.dtype());
+  }
   AttnGeom g{B, H, Lq, Lk, D, scale ? *scale : 1.0 / std::sqrt(double(D)), dropout_p,
              dropout_p > 0 ? default_generator().next_u64() : 0};
   Tensor qc = q.detach().contiguous(), kc = k.detach().contiguous(), vc = v.detach().contiguous();
@@ -103,6 +110,8 @@ Tensor sigmoid_gate(const Tensor& x, const Tensor& a) {
   check_defined(op, x, "input");
   check_defined(op, a, "gate");
   check_devices(op, {&x, &a});
+  if (amp::autocast_dtype() && a.dtype() != x.dtype() && is_floating(a.dtype()))  // autocast: x's storage dtype
+    return sigmoid_gate(x, a.to(x.dtype()));
   check_same_dtype(op, {&x, &a});
   check_floating(op, x);
   ADNN_CHECK(x.dim() == 4 && a.dim() == 4 && a.size(0) == x.size(0), op,
@@ -133,6 +142,10 @@ Tensor squeeze_excite(const Tensor& x, const Tensor& w1, const Tensor& b1, const
   check_defined(op, x, "input");
   check_defined(op, w1, "reduce weight");
   check_defined(op, w2, "expand weight");
+  if (amp::autocast_dtype() &&
+      (x.dtype() == DType::f32 || w1.dtype() == DType::f32))  // autocast: the FCs in the lower dtype
+    return squeeze_excite(amp::autocast_lower(x), amp::autocast_lower(w1), amp::autocast_lower(b1),
+                          amp::autocast_lower(w2), amp::autocast_lower(b2));
   check_devices(op, {&x, &w1, &b1, &w2, &b2});
   check_same_dtype(op, {&x, &w1, &b1, &w2, &b2});
   check_floating(op, x);
@@ -143,10 +156,12 @@ Tensor squeeze_excite(const Tensor& x, const Tensor& w1, const Tensor& b1, const
              ": weights must be (R, C) and (C, R) for input ", x.desc(), ", got ", describe({&w1, &w2}));
   ADNN_CHECK(!b1.defined() || (b1.dim() == 1 && b1.size(0) == R), op, ": bias ", b1.desc(), " must be (", R, ")");
   ADNN_CHECK(!b2.defined() || (b2.dim() == 1 && b2.size(0) == C), op, ": bias ", b2.desc(), " must be (", C, ")");
-  if (is_reduced(x.dtype()))
+  if (is_reduced(x.dtype())) {
+    amp::Autocast f32_inside(std::nullopt);
     return squeeze_excite(x.to(DType::f32), w1.to(DType::f32), b1.defined() ? b1.to(DType::f32) : Tensor(),
                           w2.to(DType::f32), b2.defined() ? b2.to(DType::f32) : Tensor())
         .to(x.dtype());
+  }
   Tensor xc = x.detach().contiguous(), w1c = w1.detach().contiguous(), w2c = w2.detach().contiguous();
   Tensor b1c = b1.defined() ? b1.detach().contiguous() : Tensor(), b2c = b2.defined() ? b2.detach().contiguous() : Tensor();
   Tensor pooled = new_like(x, {N, C}), logits = new_like(x, {N, C}), y = new_like(x, x.sizes());

@@ -2,6 +2,8 @@
 #include <cmath>
 #include <limits>
 
+#include <adnn/amp/amp.hpp>
+
 #include "ops/common.hpp"
 
 namespace adnn {
@@ -39,6 +41,10 @@ Tensor binary_op(BinaryOp op, const Tensor& a, const Tensor& b) {
   check_defined(name, a, "first operand");
   check_defined(name, b, "second operand");
   check_devices(name, {&a, &b});
+  if (a.dtype() != b.dtype() && is_floating(a.dtype()) && is_floating(b.dtype())) {  // torch's promotion
+    const DType t = a.dtype() == DType::f64 || b.dtype() == DType::f64 ? DType::f64 : DType::f32;
+    return binary_op(op, a.dtype() == t ? a : a.to(t), b.dtype() == t ? b : b.to(t));
+  }
   check_same_dtype(name, {&a, &b});
   Shape shape = broadcast_shapes(name, a.sizes(), b.sizes());
   Tensor out = empty(shape, TensorOptions(is_compare(op) ? DType::boolean : a.dtype(), a.device()));

@@ -1,6 +1,8 @@
 // Neural-network ops: conv2d, batch/layer norm, softmax, dropout, pooling, resampling, losses.
 #include <cmath>
 
+#include <adnn/amp/amp.hpp>
+
 #include "ops/common.hpp"
 
 namespace adnn {
@@ -11,6 +13,8 @@ using namespace ops_detail;
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dOptions o) {
   check_defined("conv2d", x, "input");
   check_defined("conv2d", w, "weight");
+  if (amp::autocast_dtype() && (x.dtype() == DType::f32 || w.dtype() == DType::f32))  // autocast: lower dtype
+    return conv2d(amp::autocast_lower(x), amp::autocast_lower(w), amp::autocast_lower(bias), o);
   check_devices("conv2d", {&x, &w, &bias});
   check_same_dtype("conv2d", {&x, &w, &bias});
   check_floating("conv2d", x);
@@ -26,9 +30,11 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dOption
              "conv2d: stride and dilation must be positive");
   if (bias.defined())
     ADNN_CHECK(bias.dim() == 1 && bias.size(0) == O, "conv2d: bias ", bias.desc(), " must be (", O, ")");
-  if (is_reduced(x.dtype()))
+  if (is_reduced(x.dtype())) {  // computed in f32 (autocast off for it), stored in the input's dtype
+    amp::Autocast f32_inside(std::nullopt);
     return conv2d(x.to(DType::f32), w.to(DType::f32), bias.defined() ? bias.to(DType::f32) : Tensor(), o)
         .to(x.dtype());
+  }
   ConvGeom g{N, H, W, C, O, KH, KW, 0, 0, o.stride[0], o.stride[1], 0, 0, o.dilation[0], o.dilation[1], o.groups};
   int64_t pt = o.padding[0], pb = o.padding[1], pl = o.padding[2], pr = o.padding[3];
   if (o.same) {
@@ -69,7 +75,14 @@ Tensor batch_norm_impl(const Tensor& x, const Tensor& running_mean, const Tensor
                        const Tensor& residual, const Tensor& sample_scale) {
   check_defined("batch_norm", x, "input");
   check_devices("batch_norm", {&x, &running_mean, &running_var, &weight, &bias, &residual, &sample_scale});
-  check_same_dtype("batch_norm", {&x, &weight, &bias, &residual});
+  if (is_reduced(x.dtype())) {  // f16/bf16 input with f32 or same-dtype affine parameters (as cuDNN)
+    check_same_dtype("batch_norm", {&x, &residual});
+    for (const Tensor* t : {&weight, &bias})
+      ADNN_CHECK(!t->defined() || t->dtype() == x.dtype() || t->dtype() == DType::f32, "batch_norm: parameter ",
+                 t->desc(), " must be ", dtype_name(x.dtype()), " or f32 for input ", x.desc());
+  } else {
+    check_same_dtype("batch_norm", {&x, &weight, &bias, &residual});
+  }
   if (residual.defined())
     ADNN_CHECK(residual.sizes() == x.sizes(), "batch_norm_residual: residual ", residual.desc(), " must match input ",
                x.desc());
@@ -159,6 +172,8 @@ Tensor batch_norm_residual(const Tensor& x, const Tensor& running_mean, const Te
 
 Tensor layer_norm(const Tensor& x, const Shape& ns, const Tensor& weight, const Tensor& bias, double eps) {
   check_defined("layer_norm", x, "input");
+  if (amp::autocast_dtype() && is_reduced(x.dtype()))  // autocast: statistics in f32, f32 out
+    return layer_norm(x.to(DType::f32), ns, amp::autocast_f32(weight), amp::autocast_f32(bias), eps);
   check_devices("layer_norm", {&x, &weight, &bias});
   check_same_dtype("layer_norm", {&x, &weight, &bias});
   check_floating("layer_norm", x);
@@ -228,6 +243,7 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   check_defined(name, x, "input");
   check_devices(name, {&x});
   check_floating(name, x);
+  if (amp::autocast_dtype() && is_reduced(x.dtype())) return softmax_impl(x.to(DType::f32), dim, log);  // f32 out
   if (is_reduced(x.dtype())) return softmax_impl(x.to(DType::f32), dim, log).to(x.dtype());
   int64_t d = detail::wrap_dim(dim, x.dim(), name);
   int64_t outer = 1, D = x.dim() ? x.size(d) : 1, inner = 1;
@@ -348,6 +364,7 @@ Tensor interpolate(const Tensor& x, int64_t out_h, int64_t out_w, InterpMode mod
 Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
   check_defined("cross_entropy", logits, "logits");
   check_defined("cross_entropy", target, "target");
+  if (amp::autocast_dtype() && is_reduced(logits.dtype())) return cross_entropy(logits.to(DType::f32), target);
   ADNN_CHECK(logits.dim() == 2, "cross_entropy: logits must be (N, K), got ", logits.desc());
   ADNN_CHECK(target.dim() == 1 && target.size(0) == logits.size(0) && target.dtype() == DType::i64,
              "cross_entropy: target must be i64 (", logits.size(0), "), got ", target.desc());

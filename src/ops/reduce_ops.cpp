@@ -1,4 +1,6 @@
 // Reductions: sum, mean, amax/amin, max/argmax, var, sum_to.
+#include <adnn/amp/amp.hpp>
+
 #include "ops/common.hpp"
 
 namespace adnn {
@@ -75,7 +77,10 @@ Tensor sum(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
   check_defined("sum", x, "input");
   check_devices("sum", {&x});
   if (!is_floating(x.dtype())) return sum(x.to(DType::f64), dims, keepdim).to(DType::i64);
-  if (is_reduced(x.dtype())) return sum(x.to(DType::f32), dims, keepdim).to(x.dtype());
+  if (is_reduced(x.dtype())) {
+    Tensor s = sum(x.to(DType::f32), dims, keepdim);
+    return amp::autocast_dtype() ? s : s.to(x.dtype());  // autocast: reductions return f32
+  }
   ReducePlan p = plan_reduce("sum", x, std::move(dims), keepdim);
   Tensor out = reduce_raw(ReduceOp::sum, "sum", x, p);
   Shape xs = x.sizes();

@@ -6,6 +6,7 @@
 // emulator and send GEMMs to the CPU BLAS. Work then runs at once, but streams, events and
 // graph capture are modelled so that their rules can be tested (see Event and Graph below;
 // docs/architecture.md, "Streams, the caching allocator, CUDA graphs").
+#include <adnn/ops/gemm.hpp>
 #include <adnn/config.hpp>
 #include <adnn/core/error.hpp>
 
@@ -169,6 +170,11 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
           const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
+
+// One strided-batched GEMM with its epilogue (include/adnn/ops/gemm.hpp) on the current stream:
+// cuBLASLt (a workspace per stream, the heuristic's algorithm cached per shape), or, emulated,
+// the CPU reference with the same precision semantics (src/cpu/gemm.cpp).
+void gemm_ex(const GemmDesc& d);
 
 // Name of the device ("SIMT emulator on the host" when emulated).
 const char* device_name();

@@ -4,6 +4,8 @@ namespace adnn {
 
 // The activation fused after a normalisation (batch_norm(..., act)).
 enum class NormActivation { none = 0, silu = 1, relu = 2 };
+// The epilogue fused into a GEMM (include/adnn/ops/gemm.hpp): z = acc + bias, then the activation.
+enum class GemmEpilogue { none = 0, bias = 1, bias_relu = 2, bias_gelu = 3 };
 // Resampling modes of interpolate / warp_affine.
 enum class InterpMode { nearest, bilinear, bicubic };
 

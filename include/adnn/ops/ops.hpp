@@ -78,6 +78,9 @@ Tensor sum_to(const Tensor& x, const Shape& shape);
 Tensor matmul(const Tensor& a, const Tensor& b);
 // x (..., in) · weightᵀ (out, in) + bias (out)
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = {});
+// y = act(x · weightᵀ + bias) with the bias and activation fused into the GEMM's epilogue
+// (GemmEpilogue::bias, bias_relu, bias_gelu (erf GELU); bias may be undefined).
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias, GemmEpilogue epilogue);
 
 // ---------------------------------------------------------------- neural-network ops
 struct Conv2dOptions {
