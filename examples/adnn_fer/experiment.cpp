@@ -204,7 +204,7 @@ void write_experiment(const Args& a, const std::string& kind, const std::string&
   j << "{\n  \"kind\": " << json_quote(kind) << ",\n  \"command\": " << json_quote(a.command())
     << ",\n  \"seeds\": [";
   for (size_t i = 0; i < seeds.size(); ++i) j << (i ? ", " : "") << seeds[i];
-  j << "],\n  \"std\": \"sample standard deviation (n - 1)\",\n  \"runs\": [\n";
+  j << "],\n  \"std_is\": \"the sample standard deviation (n - 1)\",\n  \"runs\": [\n";
   md << "| run | seeds | accuracy | macro-F1 | macro AUC |" << (kind == "ablation" ? " Δ accuracy vs row above | t | df | p | p (Bonferroni) |" : "")
      << "\n|---|---|---|---|---|" << (kind == "ablation" ? "---|---|---|---|---|" : "") << "\n";
   for (size_t i = 0; i < sets.size(); ++i) {
@@ -378,7 +378,7 @@ int cmd_compare(const Args& a) {
                  " share fewer than 2 seeds: a paired t-test needs at least 2");
     }
     j << "  \"test\": \"paired t-test (two-sided) over common seeds, Bonferroni over " << rows.size()
-      << " comparisons\",\n  \"comparisons\": [\n";
+      << " comparisons\",\n  \"tests\": [\n";
     md << "| A | B | " << metric << " A | " << metric << " B | mean diff (B − A) | t | df | p | p (Bonferroni, m = "
        << rows.size() << ") |\n|---|---|---|---|---|---|---|---|---|\n";
     for (size_t i = 0; i < rows.size(); ++i) {
@@ -391,7 +391,7 @@ int cmd_compare(const Args& a) {
     }
   } else {
     j << "  \"test\": \"McNemar (continuity-corrected chi-square, 1 df; exact binomial), Bonferroni over " << m
-      << " comparisons\",\n  \"comparisons\": [\n";
+      << " comparisons\",\n  \"tests\": [\n";
     md << "| A | B | images | only A right | only B right | chi2 | p | p exact | p (Bonferroni, m = " << m
        << ") | p exact (Bonferroni) |\n|---|---|---|---|---|---|---|---|---|---|\n";
     const auto& [na, pa] = singles[0];
