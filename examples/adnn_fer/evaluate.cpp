@@ -107,8 +107,8 @@ MappedData map_labels(const std::string& dir, const std::string& map) {
   return m;
 }
 
-EvalReport evaluate(AdnnFer& model, std::shared_ptr<const data::Dataset> ds, Device device, int64_t batch,
-                    int workers, const std::string& source, nn::Tta tta) {
+EvalReport evaluate(AdnnFer& model, std::shared_ptr<const data::Dataset> ds, Device device, int64_t batch, int workers,
+                    const std::string& source, nn::Tta tta) {
   data::LoaderOptions lo;
   lo.batch_size = batch;
   lo.shuffle = false;
@@ -180,19 +180,17 @@ EvalReport run_eval(const Args& a) {
   ds = stratified_slice(ds, a.num("limit", 0), 0);
   std::printf("evaluating %s on %s (%lld images, device %s, TTA %s)\n", ckpt.c_str(), data_dir.c_str(),
               (long long)ds->size(), dev.str().c_str(), nn::tta_name(tta));
-  EvalReport r =
-      evaluate(*model, ds, dev, a.num("batch", 128), int(a.num("workers", 2)), "checkpoint " + ckpt, tta);
+  EvalReport r = evaluate(*model, ds, dev, a.num("batch", 128), int(a.num("workers", 2)), "checkpoint " + ckpt, tta);
   print_report(r);
   const std::string stem = (out.empty() ? "" : out + "/") + "eval_" + split;
   const std::string preds = stem + "_predictions.csv";
   auto bytes = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
   io::write_file_atomic(preds, bytes(predictions_csv(r)));
-  io::write_file_atomic(stem + ".json",
-                        bytes(report_json(r,
-                                          {{"checkpoint", ckpt},
-                                           {"data", data_dir},
-                                           {"predictions", fs::path(preds).filename().string()}},
-                                          extra_json)));
+  io::write_file_atomic(
+      stem + ".json",
+      bytes(report_json(
+          r, {{"checkpoint", ckpt}, {"data", data_dir}, {"predictions", fs::path(preds).filename().string()}},
+          extra_json)));
   char title[64];
   std::snprintf(title, sizeof title, "  %s  ACC %.2f%%%s", split.c_str(), 100 * r.accuracy,
                 tta == nn::Tta::flip ? "  TTA FLIP" : "");

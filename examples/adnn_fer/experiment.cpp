@@ -25,7 +25,9 @@ namespace {
 
 const std::vector<std::string> kMetrics{"accuracy", "macro_f1", "macro_auc"};
 
-std::vector<uint8_t> bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+std::vector<uint8_t> bytes(const std::string& s) {
+  return std::vector<uint8_t>(s.begin(), s.end());
+}
 
 std::string fmt(const char* f, double v) {
   char b[64];
@@ -139,8 +141,8 @@ std::string pm(const metrics::MeanStd& s) {
 
 // Values of `metric` over the seeds both sets have, in seed order: (a, b).
 std::pair<std::vector<double>, std::vector<double>> paired(const std::vector<SeedResult>& a,
-                                                           const std::vector<SeedResult>& b,
-                                                           const std::string& metric, std::vector<int64_t>& seeds) {
+                                                           const std::vector<SeedResult>& b, const std::string& metric,
+                                                           std::vector<int64_t>& seeds) {
   std::map<int64_t, double> mb;
   for (auto& r : b) mb[r.seed] = r.m.at(metric);
   std::map<int64_t, double> ma;
@@ -175,9 +177,9 @@ std::string ttest_json(const TTestRow& r, const std::string& metric, int64_t com
 }
 
 std::string ttest_text(const TTestRow& r) {
-  return fmt("%+.4f", r.t.mean_diff) + " | " + (std::isinf(r.t.t) ? std::string(r.t.t > 0 ? "+inf" : "-inf")
-                                                                   : fmt("%.3f", r.t.t)) +
-         " | " + fmt("%.0f", r.t.df) + " | " + fmt("%.4g", r.t.p_value) + " | " + fmt("%.4g", r.p_bonferroni);
+  return fmt("%+.4f", r.t.mean_diff) + " | " +
+         (std::isinf(r.t.t) ? std::string(r.t.t > 0 ? "+inf" : "-inf") : fmt("%.3f", r.t.t)) + " | " +
+         fmt("%.0f", r.t.df) + " | " + fmt("%.4g", r.t.p_value) + " | " + fmt("%.4g", r.p_bonferroni);
 }
 
 // Paired t-tests of sets[i] against sets[i − 1] (ladder) or against sets[0], over their common
@@ -201,16 +203,16 @@ void write_experiment(const Args& a, const std::string& kind, const std::string&
                       const std::vector<int64_t>& seeds) {
   const std::vector<TTestRow> tests = kind == "ablation" ? ttests(sets, "accuracy", true) : std::vector<TTestRow>{};
   std::ostringstream j, md;
-  j << "{\n  \"kind\": " << json_quote(kind) << ",\n  \"command\": " << json_quote(a.command())
-    << ",\n  \"seeds\": [";
+  j << "{\n  \"kind\": " << json_quote(kind) << ",\n  \"command\": " << json_quote(a.command()) << ",\n  \"seeds\": [";
   for (size_t i = 0; i < seeds.size(); ++i) j << (i ? ", " : "") << seeds[i];
   j << "],\n  \"std_is\": \"the sample standard deviation (n - 1)\",\n  \"runs\": [\n";
-  md << "| run | seeds | accuracy | macro-F1 | macro AUC |" << (kind == "ablation" ? " Δ accuracy vs row above | t | df | p | p (Bonferroni) |" : "")
+  md << "| run | seeds | accuracy | macro-F1 | macro AUC |"
+     << (kind == "ablation" ? " Δ accuracy vs row above | t | df | p | p (Bonferroni) |" : "")
      << "\n|---|---|---|---|---|" << (kind == "ablation" ? "---|---|---|---|---|" : "") << "\n";
   for (size_t i = 0; i < sets.size(); ++i) {
     const RunSet& s = sets[i];
-    j << "    {\"name\": " << json_quote(s.name) << ", \"label\": " << json_quote(s.label) << ", \"dir\": "
-      << json_quote(kind == "ablation" ? out + "/" + s.name : out) << ", \"flags\": {";
+    j << "    {\"name\": " << json_quote(s.name) << ", \"label\": " << json_quote(s.label)
+      << ", \"dir\": " << json_quote(kind == "ablation" ? out + "/" + s.name : out) << ", \"flags\": {";
     size_t n = 0;
     for (auto& [k, v] : s.flags) j << (n++ ? ", " : "") << json_quote(k) << ": " << json_quote(v);
     j << "},\n     \"per_seed\": {";
@@ -224,8 +226,8 @@ void write_experiment(const Args& a, const std::string& kind, const std::string&
     md << "| " << s.label << " | " << s.results.size();
     for (const std::string& m : kMetrics) {
       const metrics::MeanStd ms = summarise(s.results, m);
-      j << ",\n     " << json_quote(m) << ": {\"mean\": " << json_number(ms.mean) << ", \"std\": " << json_number(ms.std)
-        << ", \"n\": " << ms.n << "}";
+      j << ",\n     " << json_quote(m) << ": {\"mean\": " << json_number(ms.mean)
+        << ", \"std\": " << json_number(ms.std) << ", \"n\": " << ms.n << "}";
       md << " | " << pm(ms);
     }
     if (kind == "ablation") {
@@ -239,15 +241,16 @@ void write_experiment(const Args& a, const std::string& kind, const std::string&
     md << " |\n";
   }
   j << "  ]\n}\n";
-  md << "\nmean ± sample standard deviation (n − 1) over the seeds " ;
+  md << "\nmean ± sample standard deviation (n − 1) over the seeds ";
   for (size_t i = 0; i < seeds.size(); ++i) md << (i ? ", " : "") << seeds[i];
   md << "; each run's best checkpoint evaluated on "
      << (a.num("val-limit", 0) > 0 ? "a fixed class-stratified slice of " + a.get("val-limit") + " val images"
-                                     : std::string("all of val"))
+                                   : std::string("all of val"))
      << (a.get("tta", "none") == "flip" ? ", flip TTA" : "") << ".\n";
   if (kind == "ablation")
     md << "Each rung against the one above it: two-sided paired t-test over the seeds on accuracy, "
-          "p Bonferroni-corrected over the " << tests.size() << " comparisons.\n";
+          "p Bonferroni-corrected over the "
+       << tests.size() << " comparisons.\n";
   md << "\nCommand: `" << a.command() << "`\n";
   io::write_file_atomic(out + "/experiment.json", bytes(j.str()));
   io::write_file_atomic(out + "/experiment.md", bytes(md.str()));
@@ -335,7 +338,8 @@ int cmd_experiment(const Args& a) {
   }
   const std::string out = a.get("out", "runs/experiment_" + kind);
   if (fs::exists(out) && !fs::is_empty(out) && !a.has("force"))
-    throw UsageError("experiment: --out " + out + " is not empty (give a new directory, or --force to replace its runs)");
+    throw UsageError("experiment: --out " + out +
+                     " is not empty (give a new directory, or --force to replace its runs)");
   std::error_code ec;
   fs::create_directories(out, ec);
   ADNN_CHECK(!ec && fs::is_directory(out), "experiment: --out '", out, "' cannot be created",
@@ -356,14 +360,16 @@ int cmd_compare(const Args& a) {
   for (const std::string& p : a.positional) {
     if (fs::is_directory(p)) {
       RunSet s{p, p, {}, read_run_set(p)};
-      ADNN_CHECK(!s.results.empty(), "compare: ", p, " holds no seed_<N>/result.json (run sets are written by adnn-fer experiment)");
+      ADNN_CHECK(!s.results.empty(), "compare: ", p,
+                 " holds no seed_<N>/result.json (run sets are written by adnn-fer experiment)");
       sets.push_back(std::move(s));
     } else {
       require_regular_file("compare: predictions", p);
       singles.emplace_back(p, read_predictions(p));
     }
   }
-  ADNN_CHECK(sets.empty() || singles.empty(), "compare: give run sets (directories) or single runs' predictions "
+  ADNN_CHECK(sets.empty() || singles.empty(),
+             "compare: give run sets (directories) or single runs' predictions "
              "(CSV files), not both");
   const int64_t m = int64_t(a.positional.size()) - 1;  // the first against each other
   std::ostringstream j, md;
@@ -379,8 +385,9 @@ int cmd_compare(const Args& a) {
     }
     j << "  \"test\": \"paired t-test (two-sided) over common seeds, Bonferroni over " << rows.size()
       << " comparisons\",\n  \"tests\": [\n";
-    md << "| A | B | " << metric << " A | " << metric << " B | mean diff (B − A) | t | df | p | p (Bonferroni, m = "
-       << rows.size() << ") |\n|---|---|---|---|---|---|---|---|---|\n";
+    md << "| A | B | " << metric << " A | " << metric
+       << " B | mean diff (B − A) | t | df | p | p (Bonferroni, m = " << rows.size()
+       << ") |\n|---|---|---|---|---|---|---|---|---|\n";
     for (size_t i = 0; i < rows.size(); ++i) {
       const RunSet* b = nullptr;
       for (auto& s : sets)

@@ -67,10 +67,14 @@ McNemar mcnemar(const std::vector<bool>& a_correct, const std::vector<bool>& b_c
   McNemar r;
   r.n = int64_t(a_correct.size());
   for (size_t i = 0; i < a_correct.size(); ++i) {
-    if (a_correct[i] && b_correct[i]) ++r.both_right;
-    else if (a_correct[i]) ++r.only_a;
-    else if (b_correct[i]) ++r.only_b;
-    else ++r.both_wrong;
+    if (a_correct[i] && b_correct[i])
+      ++r.both_right;
+    else if (a_correct[i])
+      ++r.only_a;
+    else if (b_correct[i])
+      ++r.only_b;
+    else
+      ++r.both_wrong;
   }
   const int64_t m = r.only_a + r.only_b;
   if (m == 0) return r;

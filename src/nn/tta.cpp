@@ -11,7 +11,9 @@ Tta parse_tta(const std::string& s, const std::string& what) {
   ADNN_FAIL(what, " takes none|flip, got '", s, "'");
 }
 
-const char* tta_name(Tta t) { return t == Tta::flip ? "flip" : "none"; }
+const char* tta_name(Tta t) {
+  return t == Tta::flip ? "flip" : "none";
+}
 
 Tensor hflip_nhwc(const Tensor& x) {
   ADNN_CHECK(x.defined() && x.dim() == 4, "hflip_nhwc: x must be a (N, H, W, C) tensor, got ",
@@ -23,7 +25,7 @@ Tensor hflip_nhwc(const Tensor& x) {
 }
 
 Tensor predict_probabilities(Module& model, const Tensor& x, Tta tta) {
-  Tensor p = softmax(model(x), 1);  // (N, K)
+  Tensor p = softmax(model(x), 1);                                         // (N, K)
   if (tta == Tta::flip) p = (p + softmax(model(hflip_nhwc(x)), 1)) * 0.5;  // (N, K)
   return p;
 }
