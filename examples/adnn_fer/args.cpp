@@ -122,8 +122,10 @@ std::vector<Command> commands() {
       {"eval",
        "Evaluate a checkpoint on a split: report JSON and confusion PNG",
        {text("checkpoint", "weights written by adnn-fer train (.safetensors)", true),
-        text("data", "data directory (default ../shared/data/fer2013)"), text("split", "split folder (default val)"),
-        text("out", "directory for the report (created; default: the checkpoint's directory)"),
+        text("data", "data directory (default ../shared/data/fer2013)"),
+        text("split", "split folder of --data (default val), or a path to a directory of class folders"),
+        text("out", "directory for the report (created; default: the checkpoint's directory when it is a train "
+                    "run's, else runs/eval/<checkpoint name>)"),
         integer("limit", "evaluate a class-stratified slice of exactly N images", 1),
         integer("batch", "images per forward pass", 1, kMaxBatch), workers_flag(), device_flag(),
         tta_flag(),
