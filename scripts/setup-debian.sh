@@ -17,8 +17,10 @@ set -euo pipefail
 #   gpu-kit-build.sh   nvcc (CUDA 13), strip (binutils), ldd
 #   gpu-results.py     python3 (standard library only: the plot is a hand-written SVG)
 # No other script needs python3 or git.
+# libboost1.74-dev: Boost's headers; the library uses Boost.Math's t, chi-squared and binomial
+# distributions (header-only; libboost-context-dev pulls it in too, it is named for clarity).
 pkgs=(build-essential g++ cmake ninja-build ccache pkg-config
-      libstb-dev libjpeg62-turbo-dev doctest-dev libbenchmark-dev libopenblas-dev libboost-context-dev libcli11-dev
+      libstb-dev libjpeg62-turbo-dev doctest-dev libbenchmark-dev libopenblas-dev libboost-context-dev libboost1.74-dev libcli11-dev
       clang libclang-rt-14-dev libomp-dev python3)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "testing.hpp"
@@ -119,6 +120,22 @@ std::string tiny_fer(const std::string& name, int n_train, int n_val) {
     }
   }
   return dir;
+}
+
+// A CSV's rows after the header, as text cells (no quoted cells).
+std::vector<std::vector<std::string>> read_csv_text(const std::string& path) {
+  std::ifstream f(path);
+  std::string line;
+  std::getline(f, line);  // header
+  std::vector<std::vector<std::string>> rows;
+  while (std::getline(f, line)) {
+    std::vector<std::string> r;
+    std::stringstream ss(line);
+    std::string cell;
+    while (std::getline(ss, cell, ',')) r.push_back(cell);
+    rows.push_back(r);
+  }
+  return rows;
 }
 
 size_t count_lines(const std::string& path) {
@@ -628,6 +645,211 @@ TEST_SUITE("fer") {
       for (size_t j = 0; j < 9; ++j) CHECK(ra[i][j] == rb[i][j]);  // up to the timings
     CHECK(digest(a + "/last.safetensors") == digest(b + "/last.safetensors"));
     for (auto& d : {a, b, logs, data}) fs::remove_all(d);
+  }
+  TEST_CASE("eval: --label-map skips and reports classes the model lacks, --split DIR, --tta flip, weighted averages") {
+    if (!have_fer()) {
+      FAIL("FER2013 not found at " << fer_dir());
+      return;
+    }
+    // a CK+-like set: anger (FER angry), sadness (FER sad), happy, and contempt (no class of the
+    // model; FER neutral faces stand in), 3 images each; disgust, fear, surprise, neutral absent
+    const std::string ck = temp_dir("ckplus"), dir = temp_dir("ckplus_out");
+    for (auto [from, to] : {std::pair{"angry", "anger"}, std::pair{"sad", "sadness"}, std::pair{"happy", "happy"},
+                            std::pair{"neutral", "contempt"}}) {
+      std::vector<fs::path> files;
+      for (const auto& f : fs::directory_iterator(fer_dir() + "/val/" + from)) files.push_back(f.path());
+      std::sort(files.begin(), files.end());
+      fs::create_directories(ck + "/" + to);
+      for (size_t i = 0; i < 3; ++i) fs::create_symlink(files[i], fs::path(ck) / to / files[i].filename());
+    }
+    std::map<std::string, double> loss;  // tta -> NLL
+    for (const char* tta : {"none", "flip"}) {
+      const std::string out = dir + "/" + tta;
+      auto [rc, log] = adnn_fer({"eval", "--checkpoint", committed_checkpoint(), "--split", ck + "/", "--label-map",
+                                 "ck+", "--tta", tta, "--device", "cpu", "--out", out},
+                                dir + "/eval.out", 1);
+      INFO(log);
+      REQUIRE(rc == 0);
+      CHECK(log.find("skipped 3 images of 'contempt': not a class of the model") != std::string::npos);
+      const std::string stem = out + "/eval_" + fs::path(ck).filename().string();
+      const std::string json = slurp(stem + ".json");
+      INFO(json);
+      CHECK(json.find(std::string("\"tta\": \"") + tta + "\"") != std::string::npos);
+      CHECK(json.find("\"skipped\": {\"contempt\": 3}") != std::string::npos);
+      CHECK(json.find("\"classes_absent\": [\"disgust\", \"fear\", \"surprise\", \"neutral\"]") != std::string::npos);
+      CHECK(json.find("\"label_map\": {\"anger\": \"angry\", \"sadness\": \"sad\"}") != std::string::npos);
+      CHECK(json_number(json, "samples") == 9);
+      CHECK(json_number(json, "support_total") == 9);
+      // the macro averages are over the 3 classes present, not the model's 7
+      double f1_sum = 0, prec_sum = 0;
+      for (const char* c : {"angry", "happy", "sad"}) {
+        const std::string row = json.substr(json.find(std::string("\"") + c + "\": {\"precision\""));
+        f1_sum += json_number(row, "f1");
+        prec_sum += json_number(row, "precision");
+      }
+      CHECK(json_number(json, "macro_f1") == doctest::Approx(f1_sum / 3).epsilon(1e-5));
+      CHECK(json_number(json, "macro_precision") == doctest::Approx(prec_sum / 3).epsilon(1e-5));
+      // 3 images per class present: weighted = macro, and weighted recall is the accuracy
+      CHECK(json_number(json, "weighted_f1") == doctest::Approx(f1_sum / 3).epsilon(1e-5));
+      CHECK(json_number(json, "weighted_recall") == doctest::Approx(json_number(json, "accuracy")).epsilon(1e-5));
+      // one predictions row per evaluated image, none from contempt
+      const std::string csv = slurp(stem + "_predictions.csv");
+      CHECK(count_lines(stem + "_predictions.csv") == 10);
+      CHECK(csv.rfind("image,label,predicted,correct,p_angry,", 0) == 0);
+      CHECK(csv.find("/contempt/") == std::string::npos);
+      CHECK(csv.find("/anger/") != std::string::npos);
+      // the PNG's IHDR height: the 7x7 grid (50 + 7·64 + 30 = 528 rows) plus the 22-row title
+      const std::string png = slurp(stem + "_confusion.png");
+      REQUIRE(png.size() > 24);
+      CHECK(((uint8_t(png[20]) << 24) | (uint8_t(png[21]) << 16) | (uint8_t(png[22]) << 8) | uint8_t(png[23])) == 550);
+      loss[tta] = json_number(json, "loss");
+    }
+    CHECK(loss["flip"] != loss["none"]);  // the mirror's probabilities were averaged in
+    // a map naming a folder that is not there is an error naming it
+    std::ofstream(dir + "/map.json") << "{\"angery\": \"angry\"}";
+    auto [rc, log] = adnn_fer({"eval", "--checkpoint", committed_checkpoint(), "--split", ck, "--label-map",
+                               dir + "/map.json", "--device", "cpu", "--out", dir + "/bad"},
+                              dir + "/eval.out", 1);
+    CHECK(rc == 1);
+    CHECK(log.find("'angery'") != std::string::npos);
+    // without --out, a checkpoint outside a run directory gets its report in runs/eval/<name>
+    // under the working directory, not beside the checkpoint
+    const std::string cwd = temp_dir("eval_cwd");
+    const std::string cmd = "cd '" + cwd + "' && OMP_NUM_THREADS=1 " + ADNN_FER_BIN + " eval --checkpoint '" +
+                            committed_checkpoint() + "' --split '" + ck + "' --label-map ck+ --device cpu > eval.out 2>&1";
+    CHECK(std::system(cmd.c_str()) == 0);
+    CHECK(fs::exists(cwd + "/runs/eval/adnn_fer_nano/eval_" + fs::path(ck).filename().string() + ".json"));
+    CHECK(!fs::exists(fs::path(committed_checkpoint()).parent_path() / ("eval_" + fs::path(ck).filename().string() + ".json")));
+    fs::remove_all(cwd);
+    fs::remove_all(dir);
+    fs::remove_all(ck);
+  }
+
+  TEST_CASE("experiment seeds, ablation and compare on a small slice: statistics match hand-computed values") {
+#if defined(__SANITIZE_ADDRESS__)
+    ADNN_SKIP("ASan build (the release suite runs the experiments)");
+#endif
+    if (!have_fer()) {
+      FAIL("FER2013 not found at " << fer_dir());
+      return;
+    }
+    const std::string dir = temp_dir("experiment");
+    // 4 steps of 32 images per run, 35 val images: the statistics, not the accuracy, are tested
+    const std::vector<std::string> small{"--data", fer_dir(), "--seeds", "1,2", "--train-limit", "128", "--val-limit",
+                                         "35", "--epochs", "1", "--batch", "32", "--device", "cpu", "--log-every",
+                                         "100", "--workers", "1"};
+    auto run = [&](std::vector<std::string> words, const std::string& name) {
+      for (auto& w : small) words.push_back(w);
+      auto r = adnn_fer(words, dir + "/" + name + ".out");
+      INFO(r.second);
+      REQUIRE(r.first == 0);
+    };
+    // a string value of result.json (a flat object of strings) as a number
+    auto result = [](const std::string& path, const std::string& key) {
+      const std::vector<uint8_t> b = io::read_file(path);
+      return std::stod(io::parse_json_object(std::string(b.begin(), b.end()), path).at(key));
+    };
+    run({"experiment", "seeds", "--out", dir + "/seeds"}, "seeds");
+    const double a1 = result(dir + "/seeds/seed_1/result.json", "accuracy"),
+                 a2 = result(dir + "/seeds/seed_2/result.json", "accuracy");
+    const std::string ej = slurp(dir + "/seeds/experiment.json");
+    INFO(ej);
+    // mean and sample std (n − 1) of two values: (a + b) / 2 and |a − b| / √2
+    CHECK(json_number(ej, "mean") == doctest::Approx((a1 + a2) / 2).epsilon(1e-5));
+    CHECK(json_number(ej, "std") == doctest::Approx(std::fabs(a1 - a2) / std::sqrt(2.0)).epsilon(1e-5));
+    CHECK(slurp(dir + "/seeds/experiment.md").find("| adnn_fer_nano | 2 | ") != std::string::npos);
+
+    run({"experiment", "ablation", "--out", dir + "/ablation"}, "ablation");
+    const std::string md = slurp(dir + "/ablation/experiment.md");
+    INFO(md);
+    for (const char* rung : {"ResNet baseline", "+ EfficientNet", "+ CBAM", "+ Transformer", "+ compound loss"})
+      CHECK(md.find(std::string("| ") + rung + " | 2 | ") != std::string::npos);
+    const std::string cfg = slurp(dir + "/ablation/cbam/seed_1/config.json");
+    CHECK(cfg.find("\"model.backbone\": \"efficientnet_nano\"") != std::string::npos);
+    CHECK(cfg.find("\"model.cbam\": \"1\"") != std::string::npos);
+    CHECK(cfg.find("\"model.transformer\": \"0\"") != std::string::npos);
+
+    // compare two rungs against the baseline: paired t over seeds 1, 2 (df 1, where the t
+    // distribution is Cauchy's: p = 1 − 2·atan(|t|)/π), Bonferroni over m = 2 comparisons
+    auto [crc, clog] = adnn_fer({"compare", dir + "/ablation/resnet", dir + "/ablation/efficientnet",
+                                 dir + "/ablation/cbam", "--out", dir + "/cmp"},
+                                dir + "/compare.out");
+    INFO(clog);
+    REQUIRE(crc == 0);
+    const std::string cj = slurp(dir + "/cmp/compare.json");
+    INFO(cj);
+    const double d1 = result(dir + "/ablation/efficientnet/seed_1/result.json", "accuracy") -
+                      result(dir + "/ablation/resnet/seed_1/result.json", "accuracy");
+    const double d2 = result(dir + "/ablation/efficientnet/seed_2/result.json", "accuracy") -
+                      result(dir + "/ablation/resnet/seed_2/result.json", "accuracy");
+    const double mean = (d1 + d2) / 2, sd = std::fabs(d1 - d2) / std::sqrt(2.0);
+    CHECK(json_number(cj, "mean_diff") == doctest::Approx(mean).epsilon(1e-5));
+    CHECK(json_number(cj, "df") == 1);
+    CHECK(json_number(cj, "comparisons") == 2);
+    double p = mean == 0 ? 1.0 : 0.0;  // equal differences: t ±∞ (or 0)
+    if (sd > 1e-9) {
+      const double t = mean / (sd / std::sqrt(2.0));
+      CHECK(json_number(cj, "t") == doctest::Approx(t).epsilon(1e-4));
+      p = 1 - 2 * std::atan(std::fabs(t)) / M_PI;
+    }
+    CHECK(json_number(cj, "p") == doctest::Approx(p).epsilon(1e-4));
+    CHECK(json_number(cj, "p_bonferroni") == doctest::Approx(std::min(1.0, 2 * p)).epsilon(1e-4));
+
+    // McNemar on two single runs' predictions (the same 35 images)
+    const std::string pa = dir + "/seeds/seed_1/eval_val_predictions.csv", pb = dir + "/seeds/seed_2/eval_val_predictions.csv";
+    auto correct = [&](const std::string& path) {
+      std::map<std::string, bool> m;
+      for (auto& row : read_csv_text(path)) m[row.at(0)] = row.at(3) == "1";
+      return m;
+    };
+    const auto ca = correct(pa), cb = correct(pb);
+    REQUIRE(ca.size() == 35);
+    int only_a = 0, only_b = 0;
+    for (auto& [img, ok] : ca) {
+      only_a += ok && !cb.at(img);
+      only_b += !ok && cb.at(img);
+    }
+    auto [mrc, mlog] = adnn_fer({"compare", pa, pb, "--out", dir + "/mcnemar"}, dir + "/mcnemar.out");
+    INFO(mlog);
+    REQUIRE(mrc == 0);
+    const std::string mj = slurp(dir + "/mcnemar/compare.json");
+    INFO(mj);
+    CHECK(json_number(mj, "images") == 35);
+    CHECK(json_number(mj, "only_a") == only_a);
+    CHECK(json_number(mj, "only_b") == only_b);
+    const int n = only_a + only_b;
+    const double diff = std::max(0.0, std::fabs(double(only_a - only_b)) - 1);
+    const double chi2 = n ? diff * diff / n : 0.0;
+    CHECK(json_number(mj, "chi2") == doctest::Approx(chi2).epsilon(1e-5));
+    CHECK(json_number(mj, "p") == doctest::Approx(n ? std::erfc(std::sqrt(chi2 / 2)) : 1.0).epsilon(1e-5));
+    double tail = 0;  // P(Bin(n, 1/2) <= min(b, c))
+    for (int k = 0; k <= std::min(only_a, only_b); ++k) tail += std::exp(std::lgamma(n + 1) - std::lgamma(k + 1) - std::lgamma(n - k + 1) - n * std::log(2.0));
+    CHECK(json_number(mj, "p_exact") == doctest::Approx(std::min(1.0, 2 * tail)).epsilon(1e-5));
+
+    // usage errors: exit 2 naming what is wrong
+    const std::vector<std::pair<std::vector<std::string>, std::string>> usage{
+        {{"experiment", "sweep"}, "seeds or ablation"},
+        {{"experiment", "seeds", "--seeds", "1,1", "--out", dir + "/x"}, "twice"},
+        {{"experiment", "seeds", "--seeds", "1,a", "--out", dir + "/x"}, "--seeds"},
+        {{"experiment", "ablation", "--cbam", "on", "--out", dir + "/x"}, "--cbam"},
+        {{"experiment", "seeds", "--out", dir + "/seeds"}, "not empty"},
+        {{"compare", pa}, "at least two"},
+        {{"compare", pa, pb, "--metric", "loss"}, "--metric"},
+    };
+    for (auto& [words, what] : usage) {
+      auto [rc, out] = adnn_fer(words, dir + "/usage.out", 1);
+      INFO(out);
+      CHECK(rc == 2);
+      CHECK(out.find(what) != std::string::npos);
+    }
+    CHECK(!fs::exists(dir + "/x"));
+    for (const char* cmd : {"experiment", "compare"}) {
+      auto [rc, out] = adnn_fer({cmd, "--help"}, dir + "/help.out", 1);
+      INFO(out);
+      CHECK(rc == 0);
+      CHECK(out.find(std::string("Usage: adnn-fer ") + cmd) != std::string::npos);
+    }
+    fs::remove_all(dir);
   }
 #endif  // ADNN_FER_BIN
 

@@ -2,6 +2,10 @@
 // classes, and non-finite probabilities (refused: before the library took these metrics over
 // from the example, a NaN made the AUC tie loop spin forever).
 #include <adnn/metrics/classification.hpp>
+#include <adnn/metrics/statistics.hpp>
+#include <adnn/nn/module.hpp>
+#include <adnn/ops/ops.hpp>
+#include <adnn/nn/tta.hpp>
 
 #include <cmath>
 #include <limits>
@@ -41,6 +45,13 @@ TEST_SUITE("metrics") {
     CHECK(r.recall[2] == doctest::Approx(1.0));
     CHECK(r.f1[2] == doctest::Approx(2.0 / 3));
     CHECK(r.macro_f1 == doctest::Approx((0.8 + 0.5 + 2.0 / 3) / 3));
+    CHECK(r.macro_precision == doctest::Approx((1.0 + 0.5 + 0.5) / 3));
+    CHECK(r.macro_recall == doctest::Approx((2.0 / 3 + 0.5 + 1.0) / 3));
+    // weighted by support 3, 2, 1 of 6
+    CHECK(r.weighted_precision == doctest::Approx((3 * 1.0 + 2 * 0.5 + 1 * 0.5) / 6));  // 0.75
+    CHECK(r.weighted_recall == doctest::Approx((3 * 2.0 / 3 + 2 * 0.5 + 1 * 1.0) / 6));  // = accuracy 2/3
+    CHECK(r.weighted_recall == doctest::Approx(r.accuracy));
+    CHECK(r.weighted_f1 == doctest::Approx((3 * 0.8 + 2 * 0.5 + 1 * 2.0 / 3) / 6));
     // one-vs-rest AUC = share of (positive, negative) pairs ordered right, ties counting 1/2:
     // class 0: positives .8 .5 .3 vs negatives .2 .1 .2: all 9 pairs right -> 1
     // class 1: positives .7 .3 vs negatives .1 .3 .4 .2: .7 beats 4; .3 beats .1 and .2,
@@ -134,5 +145,98 @@ TEST_SUITE("metrics") {
                          doctest::Contains("4 probabilities for 3 samples of 2 classes"), Error);
     CHECK_THROWS_WITH_AS(classification_report(std::vector<float>{}, std::vector<int64_t>{}, 2),
                          doctest::Contains("no samples"), Error);
+  }
+
+  TEST_CASE("statistics: mean ± std (n − 1), paired t-test, Bonferroni and McNemar against hand-computed values") {
+    using namespace adnn::metrics;
+    const std::vector<double> x{1, 2, 3, 4};
+    const MeanStd ms = mean_std(x);
+    CHECK(ms.n == 4);
+    CHECK(ms.mean == doctest::Approx(2.5));
+    CHECK(ms.std == doctest::Approx(std::sqrt(5.0 / 3)));  // squares 2.25+0.25+0.25+2.25 = 5, over n − 1 = 3
+    const std::vector<double> one{0.7};
+    CHECK(mean_std(one).std == 0.0);
+    // five seeds: d = a − b = .02 .03 .01 .01 .03, mean .02, sd .01 (squares sum 4e-4 over 4),
+    // t = .02 / (.01 / √5) = 2√5 = 4.4721, df 4; two-sided p from the t(4) CDF's closed form
+    // F(t) = 1/2 + 3/8 · u · (1 − u²/12 ... ) with u = t / √(1 + t²/4): p = 0.0110565
+    const std::vector<double> a{0.70, 0.72, 0.68, 0.71, 0.69}, b{0.68, 0.69, 0.67, 0.70, 0.66};
+    const PairedTTest t = paired_t_test(a, b);
+    CHECK(t.n == 5);
+    CHECK(t.df == 4);
+    CHECK(t.mean_diff == doctest::Approx(0.02));
+    CHECK(t.sd_diff == doctest::Approx(0.01));
+    CHECK(t.t == doctest::Approx(2 * std::sqrt(5.0)));
+    CHECK(t.p_value == doctest::Approx(0.0110565).epsilon(1e-5));
+    const PairedTTest rev = paired_t_test(b, a);  // symmetric: the same p, t negated
+    CHECK(rev.t == doctest::Approx(-t.t));
+    CHECK(rev.p_value == doctest::Approx(t.p_value));
+    CHECK(paired_t_test(a, a).p_value == 1.0);  // no difference at all
+    CHECK(paired_t_test(a, a).t == 0.0);
+    const std::vector<double> a_plus{0.71, 0.73, 0.69, 0.72, 0.70};  // a + .01 exactly: sd 0
+    CHECK(paired_t_test(a_plus, a).p_value == 0.0);
+    CHECK_THROWS_WITH_AS(paired_t_test(std::vector<double>{0.5}, std::vector<double>{0.4}),
+                         doctest::Contains("at least 2 pairs"), Error);
+    CHECK_THROWS_WITH_AS(paired_t_test(a, one), doctest::Contains("5 values against 1"), Error);
+    // Bonferroni: p · m, capped at 1
+    CHECK(bonferroni(0.02, 3) == doctest::Approx(0.06));
+    CHECK(bonferroni(0.5, 3) == 1.0);
+    CHECK(bonferroni(t.p_value, 4) == doctest::Approx(4 * 0.0110565).epsilon(1e-5));
+    CHECK_THROWS_AS(bonferroni(0.1, 0), Error);
+    // McNemar: 20 samples, both right 5, only A 10, only B 3, both wrong 2.
+    // chi2 = (|10 − 3| − 1)² / 13 = 36/13 = 2.76923; p = P(χ²₁ > 2.769) = erfc(√(chi2/2)) = 0.0960923;
+    // exact: 2 · P(Bin(13, 1/2) ≤ 3) = 2 · (1 + 13 + 78 + 286) / 8192 = 0.0922852
+    std::vector<bool> ra, rb;
+    auto add = [&](int n, bool x, bool y) {
+      for (int i = 0; i < n; ++i) ra.push_back(x), rb.push_back(y);
+    };
+    add(5, true, true);
+    add(10, true, false);
+    add(3, false, true);
+    add(2, false, false);
+    const McNemar m = mcnemar(ra, rb);
+    CHECK(m.n == 20);
+    CHECK(m.both_right == 5);
+    CHECK(m.only_a == 10);
+    CHECK(m.only_b == 3);
+    CHECK(m.both_wrong == 2);
+    CHECK(m.chi2 == doctest::Approx(36.0 / 13));
+    CHECK(m.p_value == doctest::Approx(std::erfc(std::sqrt(36.0 / 13 / 2))));
+    CHECK(m.p_value == doctest::Approx(0.0960923).epsilon(1e-5));
+    CHECK(m.exact_p_value == doctest::Approx(2.0 * 378 / 8192));
+    const McNemar same = mcnemar(ra, ra);  // no discordant pair
+    CHECK(same.chi2 == 0.0);
+    CHECK(same.p_value == 1.0);
+    CHECK(same.exact_p_value == 1.0);
+    CHECK_THROWS_WITH_AS(mcnemar(ra, std::vector<bool>{true}), doctest::Contains("20 predictions against 1"), Error);
+  }
+
+  TEST_CASE("TTA flip: the probabilities are the mean of the image's and its mirror's forward passes") {
+    // a tiny classifier that sees where things are: (N, 2, 3, 1) -> flatten -> Linear(6, 3)
+    struct Tiny : nn::Module {
+      std::shared_ptr<nn::Linear> fc = register_module("fc", std::make_shared<nn::Linear>(6, 3));
+      Tensor forward(const Tensor& x) override { return (*fc)(x.reshape({x.size(0), 6})); }  // (N, 3)
+    };
+    manual_seed(3);
+    Tiny m;
+    const Tensor x = randn({2, 2, 3, 1});  // (N, H, W, C)
+    const Tensor mirrored = nn::hflip_nhwc(x);  // (N, H, W, C)
+    const std::vector<double> xv = x.to_vector(), mv = mirrored.to_vector();
+    for (int64_t i = 0; i < 2 * 2; ++i)  // each (n, h) row reversed along W
+      for (int64_t w = 0; w < 3; ++w) CHECK(mv[size_t(i * 3 + w)] == xv[size_t(i * 3 + 2 - w)]);
+    NoGradGuard ng;
+    const std::vector<double> p0 = softmax(m(x), 1).to_vector(), p1 = softmax(m(mirrored), 1).to_vector();
+    const std::vector<double> none = nn::predict_probabilities(m, x, nn::Tta::none).to_vector();
+    const std::vector<double> flip = nn::predict_probabilities(m, x, nn::Tta::flip).to_vector();
+    REQUIRE(flip.size() == 6);
+    bool differs = false;
+    for (size_t i = 0; i < 6; ++i) {
+      CHECK(none[i] == doctest::Approx(p0[i]));
+      CHECK(flip[i] == doctest::Approx((p0[i] + p1[i]) / 2));
+      differs = differs || std::fabs(p0[i] - p1[i]) > 1e-4;
+    }
+    CHECK(differs);  // the mirror is a different input to this model: the test can fail
+    CHECK(nn::parse_tta("flip", "eval --tta") == nn::Tta::flip);
+    CHECK_THROWS_WITH_AS(nn::parse_tta("rot90", "eval --tta"), doctest::Contains("eval --tta takes none|flip, got 'rot90'"),
+                         Error);
   }
 }

@@ -63,11 +63,17 @@ Flag max_side_flag() {
   return integer("max-side", "shrink photos whose longest side exceeds N pixels before detecting (0: never)", 0, 16384);
 }
 Flag workers_flag() { return integer("workers", "data-loading threads (0: load on the main thread)", 0, kMaxWorkers); }
+Flag tta_flag() {
+  return choice("tta", "test-time augmentation: none (default) or flip (mean of the image's and its mirror's "
+                       "probabilities)",
+                {"none", "flip"});
+}
 
 struct Command {
   std::string name, help;
   std::vector<Flag> flags;
   std::string positional;  // name of the positional arguments, if the command takes any
+  std::string positional_help = "face images (at least one)";
 };
 
 std::vector<Command> commands() {
@@ -120,10 +126,15 @@ std::vector<Command> commands() {
       {"eval",
        "Evaluate a checkpoint on a split: report JSON and confusion PNG",
        {text("checkpoint", "weights written by adnn-fer train (.safetensors)", true),
-        text("data", "data directory (default ../shared/data/fer2013)"), text("split", "split folder (default val)"),
-        text("out", "directory for the report (created; default: the checkpoint's directory)"),
+        text("data", "data directory (default ../shared/data/fer2013)"),
+        text("split", "split folder of --data (default val), or a path to a directory of class folders"),
+        text("out", "directory for the report (created; default: the checkpoint's directory when it is a train "
+                    "run's, else runs/eval/<checkpoint name>)"),
         integer("limit", "evaluate a class-stratified slice of exactly N images", 1),
-        integer("batch", "images per forward pass", 1, kMaxBatch), workers_flag(), device_flag()}},
+        integer("batch", "images per forward pass", 1, kMaxBatch), workers_flag(), device_flag(),
+        tta_flag(),
+        text("label-map", "evaluate another dataset's class folders: ck+ (anger->angry, sadness->sad) or a JSON "
+                          "file {\"folder\": \"model class\"}; folders the model lacks are skipped")}},
       {"predict",
        "Classify face crops, or detect, align and classify every face of photos",
        {text("checkpoint", "weights written by adnn-fer train (.safetensors)", true),
@@ -131,7 +142,7 @@ std::vector<Command> commands() {
         flag("crop", "the images are ready face crops (default: a small square grayscale image is one)"),
         flag("eager", "cuda: run the forward eagerly (default: replay a CUDA graph per batch size)"),
         text("out", "directory for the annotated pictures of photos (created; default .)"), detector_flag(),
-        threshold_flag(), max_side_flag()},
+        threshold_flag(), max_side_flag(), tta_flag()},
        "IMAGE"},
       {"explain",
        "Explain predictions: Grad-CAM, Grad-CAM++, SHAP (expected gradients) or integrated gradients as heat-map "
@@ -168,6 +179,35 @@ std::vector<Command> commands() {
         integer("size", "crop size S (without --checkpoint)", nn::kFerMinImageSize, nn::kFerMaxImageSize),
         integer("channels", "crop channels, 1 or 3 (without --checkpoint)", 1, 3), detector_flag(), threshold_flag(),
         max_side_flag(), device_flag()}},
+  };
+}
+
+// experiment (seeds, ablation) takes train's flags, less those it sets per run, and compare
+// reads what experiment and eval write (docs/adnn_fer.md, "Experiments").
+std::vector<Command> experiment_commands(const std::vector<Command>& cmds) {
+  std::vector<Flag> flags;
+  for (const Command& c : cmds)
+    if (c.name == "train")
+      for (const Flag& f : c.flags)
+        if (f.name != "out" && f.name != "seed" && f.name != "resume" && f.name != "force" && f.name != "stop-after")
+          flags.push_back(f);
+  flags.push_back(text("seeds", "comma-separated seeds, one run each (default 42,123,256,789,1024)"));
+  flags.push_back(text("out", "the experiment directory (default runs/experiment_<kind>); must be new or empty", false));
+  flags.push_back(flag("force", "reuse a non-empty --out, replacing its runs"));
+  flags.push_back(tta_flag());
+  return {
+      {"experiment",
+       "Train one run per seed (seeds) or the ablation ladder over the seeds (ablation); mean +- std of "
+       "accuracy, macro-F1 and AUC as Markdown and JSON",
+       flags, "KIND", "seeds or ablation"},
+      {"compare",
+       "Paired t-tests over seeds (run sets, Bonferroni-corrected) or McNemar's test (two or more "
+       "single runs' predictions): the first argument against each other",
+       {choice("metric", "run sets: the metric compared (default accuracy)", {"accuracy", "macro_f1", "macro_auc"}),
+        text("out", "directory for compare.json and compare.md (created; default: print only)")},
+       "RUNS",
+       "run sets (directories of seed_<N>/result.json: an experiment, or an ablation rung) or single runs "
+       "(eval's *_predictions.csv)"},
   };
 }
 
@@ -267,7 +307,8 @@ int parse_command_line(int argc, char** argv, Args& out) {
   CLI::App app{"adnn-fer: train, evaluate and run ADNN-FER, the facial expression recognizer (docs/adnn_fer.md)",
                "adnn-fer"};
   app.require_subcommand(1);
-  const std::vector<Command> cmds = commands();
+  std::vector<Command> cmds = commands();
+  for (Command& c : experiment_commands(cmds)) cmds.push_back(std::move(c));
   std::map<std::string, std::map<std::string, std::string>> values;  // command -> flag -> value
   std::map<std::string, std::vector<std::string>> positional;
   std::vector<std::pair<CLI::App*, const Command*>> subs;
@@ -293,7 +334,7 @@ int parse_command_line(int argc, char** argv, Args& out) {
       opts.emplace_back(o, &f, sub);
     }
     if (!c.positional.empty()) {
-      CLI::Option* po = sub->add_option(c.positional, positional[c.name], "face images (at least one)");
+      CLI::Option* po = sub->add_option(c.positional, positional[c.name], c.positional_help);
       if (c.name != "explain") po->required();  // explain --summary takes none (checked by the command)
     }
   }

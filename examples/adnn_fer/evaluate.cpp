@@ -1,4 +1,7 @@
-// adnn-fer eval: the model over a dataset, the library's metrics, the report files (fer.hpp).
+// adnn-fer eval: the model over a dataset (optionally with flip TTA, optionally through a
+// label map onto another dataset's folder names), the library's metrics, the report files
+// (fer.hpp).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -10,8 +13,102 @@ namespace adnn_fer {
 using namespace adnn;
 namespace fs = std::filesystem;
 
-EvalReport evaluate(AdnnFer& model, std::shared_ptr<const data::Dataset> ds, Device device, int64_t batch,
-                    int workers, const std::string& source) {
+namespace {
+
+// A dataset seen through a label map: the kept samples of `base`, relabelled to the model's
+// classes.
+class Relabelled : public data::Dataset {
+ public:
+  Relabelled(std::shared_ptr<const data::Dataset> base, std::vector<std::pair<int64_t, int64_t>> kept,
+             std::vector<std::string> classes)
+      : base_(std::move(base)), kept_(std::move(kept)), classes_(std::move(classes)) {}
+  int64_t size() const override { return int64_t(kept_.size()); }
+  int64_t label(int64_t i) const override { return kept_.at(size_t(i)).second; }
+  data::Image load(int64_t i) const override { return base_->load(kept_.at(size_t(i)).first); }
+  std::string name(int64_t i) const override { return base_->name(kept_.at(size_t(i)).first); }
+  const std::vector<std::string>& classes() const override { return classes_; }
+
+ private:
+  std::shared_ptr<const data::Dataset> base_;
+  std::vector<std::pair<int64_t, int64_t>> kept_;  // (base index, model class)
+  std::vector<std::string> classes_;
+};
+
+// --label-map: "ck+" or a JSON file of one flat object.
+std::map<std::string, std::string> load_label_map(const std::string& map) {
+  if (map == "ck+" || map == "ckplus") return {{"anger", "angry"}, {"sadness", "sad"}};
+  require_regular_file("eval: --label-map", map);
+  const std::vector<uint8_t> bytes = io::read_file(map);
+  return io::parse_json_object(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                               "eval: --label-map " + map);
+}
+
+// --split: a folder of --data (default val), or a directory holding class folders itself.
+std::string split_dir(const Args& a) {
+  const std::string split = a.get("split", "val");
+  const bool is_path = split.find('/') != std::string::npos || split == "." || split == "..";
+  if (is_path && fs::is_directory(split)) return split;
+  const std::string dir = resolve_data_dir(a);
+  if (!is_path || fs::is_directory(dir + "/" + split)) return dir + "/" + split;
+  ADNN_FAIL("eval: --split '", split, "' is neither a folder of --data ", dir, " nor a directory");
+}
+
+// The report's directory: --out, else the checkpoint's directory when it is a training run's
+// (it holds config.json), else runs/eval/<checkpoint name> (never next to a checkpoint such as
+// models/adnn_fer_nano.safetensors inside the repository).
+std::string out_dir(const Args& a, const std::string& ckpt) {
+  if (a.has("out")) return a.get("out");
+  const fs::path dir = fs::path(ckpt).parent_path();
+  if (fs::exists((dir.empty() ? fs::path(".") : dir) / "config.json")) return dir.string();
+  return "runs/eval/" + fs::path(ckpt).stem().string();
+}
+
+}  // namespace
+
+MappedData map_labels(const std::string& dir, const std::string& map) {
+  MappedData m;
+  m.renames = load_label_map(map);
+  const std::vector<std::string>& model = data::fer2013_classes();
+  std::vector<std::string> folders;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_directory()) folders.push_back(e.path().filename().string());
+  ADNN_CHECK(!ec, "eval: cannot list ", dir, " (", ec.message(), ")");
+  ADNN_CHECK(!folders.empty(), "eval: ", dir, " has no class folders");
+  std::sort(folders.begin(), folders.end());
+  for (auto& [from, to] : m.renames)
+    ADNN_CHECK(std::find(folders.begin(), folders.end(), from) != folders.end(), "eval: --label-map ", map,
+               " renames '", from, "', which is not a class folder of ", dir);
+  data::FolderOptions fo;
+  fo.classes = folders;  // labels: folder indices
+  auto base = std::make_shared<data::FolderDataset>(dir, fo);
+  std::vector<int64_t> target(folders.size(), -1);  // folder -> model class, -1: skipped
+  for (size_t f = 0; f < folders.size(); ++f) {
+    const auto it = m.renames.find(folders[f]);
+    const std::string to = it == m.renames.end() ? folders[f] : it->second;
+    const auto at = std::find(model.begin(), model.end(), to);
+    if (at != model.end()) target[f] = int64_t(at - model.begin());
+  }
+  std::vector<std::pair<int64_t, int64_t>> kept;
+  std::vector<int64_t> per_class(model.size(), 0);
+  for (int64_t i = 0; i < base->size(); ++i) {
+    const int64_t t = target[size_t(base->label(i))];
+    if (t < 0) {
+      ++m.skipped[folders[size_t(base->label(i))]];
+      continue;
+    }
+    kept.emplace_back(i, t);
+    ++per_class[size_t(t)];
+  }
+  ADNN_CHECK(!kept.empty(), "eval: --label-map ", map, " maps no image of ", dir, " onto the model's classes");
+  for (size_t c = 0; c < model.size(); ++c)
+    if (per_class[c] == 0) m.absent.push_back(model[c]);
+  m.ds = std::make_shared<Relabelled>(base, std::move(kept), model);
+  return m;
+}
+
+EvalReport evaluate(AdnnFer& model, std::shared_ptr<const data::Dataset> ds, Device device, int64_t batch, int workers,
+                    const std::string& source, nn::Tta tta) {
   data::LoaderOptions lo;
   lo.batch_size = batch;
   lo.shuffle = false;
@@ -21,35 +118,38 @@ EvalReport evaluate(AdnnFer& model, std::shared_ptr<const data::Dataset> ds, Dev
   loader.start_epoch(0);
   const bool was_training = model.is_training();
   model.eval();
-  std::vector<float> probs;
-  std::vector<int64_t> labels;
+  EvalReport r;
   {
     NoGradGuard ng;
     while (auto b = loader.next()) {
-      Tensor p = softmax(model(b->images.to(device)), 1).to(kCPU).contiguous();  // (B, K)
+      Tensor p = nn::predict_probabilities(model, b->images.to(device), tta).to(kCPU).contiguous();  // (B, K)
       const float* pp = p.data_ptr<float>();
       for (int64_t i = 0; i < p.numel(); ++i)
         ADNN_CHECK(std::isfinite(pp[i]), source, " gives a non-finite probability (", pp[i], ") for image ",
                    ds->name(b->indices.at(size_t(i / p.size(1)))), ": are its weights finite?");
-      probs.insert(probs.end(), pp, pp + p.numel());
-      for (int64_t v : b->labels.to_vector()) labels.push_back(v);
+      r.probs.insert(r.probs.end(), pp, pp + p.numel());
+      for (int64_t v : b->labels.to_vector()) r.labels.push_back(v);
+      for (int64_t idx : b->indices) r.images.push_back(ds->name(idx));
     }
   }
   model.train(was_training);
-  EvalReport r;
   static_cast<metrics::ClassificationReport&>(r) =
-      metrics::classification_report(probs, labels, int64_t(ds->classes().size()));  // (N, K), (N)
+      metrics::classification_report(r.probs, r.labels, int64_t(ds->classes().size()));  // (N, K), (N)
   r.classes = ds->classes();
+  r.tta = tta;
   return r;
 }
 
-int cmd_eval(const Args& a) {
+EvalReport run_eval(const Args& a) {
   const std::string ckpt = a.get("checkpoint");
   require_regular_file("eval: --checkpoint", ckpt);
-  const std::string dir = resolve_data_dir(a);
-  const std::string split = a.get("split", "val");
+  const nn::Tta tta = nn::parse_tta(a.get("tta", "none"), "eval --tta");
+  const std::string data_dir = split_dir(a);
+  fs::path split_path = fs::path(data_dir).lexically_normal();
+  if (split_path.filename().empty()) split_path = split_path.parent_path();  // "DIR/"
+  const std::string split = split_path.filename().string();
   // the report's directory first: a bad --out costs no evaluation
-  const std::string out = a.get("out", fs::path(ckpt).parent_path().string());
+  const std::string out = out_dir(a, ckpt);
   if (!out.empty()) {
     std::error_code ec;
     fs::create_directories(out, ec);
@@ -58,19 +158,49 @@ int cmd_eval(const Args& a) {
   }
   const Device dev = pick_device(a);
   auto model = load_model(ckpt, dev);
-  std::shared_ptr<const data::Dataset> ds = std::make_shared<data::FolderDataset>(dir + "/" + split);
+  std::shared_ptr<const data::Dataset> ds;
+  std::map<std::string, std::string> extra_json;
+  if (a.has("label-map")) {
+    MappedData m = map_labels(data_dir, a.get("label-map"));
+    ds = m.ds;
+    std::string skipped = "{", absent = "[", renames = "{";
+    for (auto& [k, n] : m.skipped) {
+      std::printf("skipped %lld images of '%s': not a class of the model\n", (long long)n, k.c_str());
+      skipped += (skipped.size() > 1 ? ", " : "") + json_quote(k) + ": " + std::to_string(n);
+    }
+    for (auto& c : m.absent) absent += (absent.size() > 1 ? ", " : "") + json_quote(c);
+    for (auto& [k, v] : m.renames) renames += (renames.size() > 1 ? ", " : "") + json_quote(k) + ": " + json_quote(v);
+    if (!m.absent.empty())
+      std::printf("classes of the model without images (left out of the macro averages): %s\n",
+                  absent.substr(1).c_str());
+    extra_json = {{"label_map", renames + "}"}, {"skipped", skipped + "}"}, {"classes_absent", absent + "]"}};
+  } else {
+    ds = std::make_shared<data::FolderDataset>(data_dir);
+  }
   ds = stratified_slice(ds, a.num("limit", 0), 0);
-  std::printf("evaluating %s on %s/%s (%lld images, device %s)\n", ckpt.c_str(), dir.c_str(), split.c_str(),
-              (long long)ds->size(), dev.str().c_str());
-  EvalReport r = evaluate(*model, ds, dev, a.num("batch", 128), int(a.num("workers", 2)), "checkpoint " + ckpt);
+  std::printf("evaluating %s on %s (%lld images, device %s, TTA %s)\n", ckpt.c_str(), data_dir.c_str(),
+              (long long)ds->size(), dev.str().c_str(), nn::tta_name(tta));
+  EvalReport r = evaluate(*model, ds, dev, a.num("batch", 128), int(a.num("workers", 2)), "checkpoint " + ckpt, tta);
   print_report(r);
   const std::string stem = (out.empty() ? "" : out + "/") + "eval_" + split;
-  io::write_file_atomic(stem + ".json", [&] {
-    std::string j = report_json(r, {{"checkpoint", ckpt}, {"data", dir + "/" + split}});
-    return std::vector<uint8_t>(j.begin(), j.end());
-  }());
-  write_confusion_png(stem + "_confusion.png", r);
-  std::printf("wrote %s.json and %s_confusion.png\n", stem.c_str(), stem.c_str());
+  const std::string preds = stem + "_predictions.csv";
+  auto bytes = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  io::write_file_atomic(preds, bytes(predictions_csv(r)));
+  io::write_file_atomic(
+      stem + ".json",
+      bytes(report_json(
+          r, {{"checkpoint", ckpt}, {"data", data_dir}, {"predictions", fs::path(preds).filename().string()}},
+          extra_json)));
+  char title[64];
+  std::snprintf(title, sizeof title, "  %s  ACC %.2f%%%s", split.c_str(), 100 * r.accuracy,
+                tta == nn::Tta::flip ? "  TTA FLIP" : "");
+  write_confusion_png(stem + "_confusion.png", r, fs::path(ckpt).stem().string() + title);
+  std::printf("wrote %s.json, %s and %s_confusion.png\n", stem.c_str(), preds.c_str(), stem.c_str());
+  return r;
+}
+
+int cmd_eval(const Args& a) {
+  run_eval(a);
   return 0;
 }
 

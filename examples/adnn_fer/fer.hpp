@@ -11,6 +11,7 @@
 //   detect.cpp    the detect and preprocess commands (RetinaFace, alignment)
 //   explain.cpp   the explain command (Grad-CAM, Grad-CAM++, SHAP, integrated gradients; --summary)
 //   train.cpp     the train command
+//   experiment.cpp  the experiment (seeds, ablation) and compare commands: statistics over runs
 #include <adnn/adnn.hpp>
 
 #include <map>
@@ -71,26 +72,58 @@ std::string resolve_data_dir(const Args& a);
 void require_regular_file(const std::string& what, const std::string& path);
 
 // ---------------------------------------------------------------- evaluation (evaluate.cpp)
-// The library's metrics with the class names they refer to.
+// The library's metrics with the class names they refer to, and the per-sample predictions
+// they were computed from.
 struct EvalReport : adnn::metrics::ClassificationReport {
   std::vector<std::string> classes;
+  std::vector<std::string> images;  // (N) the dataset's sample names, in evaluation order
+  std::vector<int64_t> labels;      // (N) true class
+  std::vector<float> probs;         // (N, K) row-major, under `tta`
+  adnn::nn::Tta tta = adnn::nn::Tta::none;
+  int64_t predicted(size_t i) const;  // the first index of sample i's largest probability
 };
-// Evaluates the model (eval mode, no augmentation) on a dataset. A non-finite probability
-// is an adnn::Error naming `source` (the checkpoint, or the training step) and the image.
+// Evaluates the model (eval mode, no augmentation; `tta` flip: each image's probabilities are
+// the mean of the image's and its mirror's) on a dataset. A non-finite probability is an
+// adnn::Error naming `source` (the checkpoint, or the training step) and the image.
 EvalReport evaluate(AdnnFer& model, std::shared_ptr<const adnn::data::Dataset> ds, adnn::Device device, int64_t batch,
-                    int workers, const std::string& source);
+                    int workers, const std::string& source, adnn::nn::Tta tta = adnn::nn::Tta::none);
+
+// Cross-dataset evaluation (--label-map): each class folder of `split_dir` is mapped onto one
+// of the model's classes (the FER2013 names) by name, after the map's renames. A folder whose
+// class the model lacks (CK+'s contempt) is skipped and counted in `skipped`; the model's
+// classes with no images in the data are listed in `absent` (and left out of the macro
+// averages by the metrics). `map` is "ck+" (built in: anger -> angry, sadness -> sad), or a
+// JSON file of one flat object {"folder": "model class", ...}.
+struct MappedData {
+  std::shared_ptr<const adnn::data::Dataset> ds;  // labels are the model's class indices
+  std::map<std::string, int64_t> skipped;         // folder -> images skipped
+  std::vector<std::string> absent;                // model classes without images
+  std::map<std::string, std::string> renames;     // the map as applied: folder -> model class
+};
+MappedData map_labels(const std::string& split_dir, const std::string& map);
 
 // ---------------------------------------------------------------- reports (report.cpp)
-std::string report_json(const EvalReport& r, const std::map<std::string, std::string>& extra = {});
+// `extra`: string fields first; `extra_json`: fields whose values are JSON already.
+std::string report_json(const EvalReport& r, const std::map<std::string, std::string>& extra = {},
+                        const std::map<std::string, std::string>& extra_json = {});
 void print_report(const EvalReport& r);
-// The confusion matrix as a PNG: rows true, columns predicted, each cell its row percentage.
-void write_confusion_png(const std::string& path, const EvalReport& r);
+// image,label,predicted,correct,p_<class>... one row per sample (the input of compare's McNemar test).
+std::string predictions_csv(const EvalReport& r);
+// The confusion matrix as a PNG: rows true, columns predicted, each cell its row percentage
+// and its count; `title` (checkpoint, split, accuracy) above it.
+void write_confusion_png(const std::string& path, const EvalReport& r, const std::string& title = "");
+std::string json_quote(const std::string& s);
+std::string json_number(double v);  // %.6g; NaN as null
 // Text in 3×5 glyphs (digits, letters, '.', '%', ' ') at (x, y), scale s, grey level `shade`.
 void text(adnn::data::Image& im, int x, int y, const std::string& s, int scale, float shade);
 
 // ---------------------------------------------------------------- commands
 int cmd_train(const Args& a);    // train.cpp
 int cmd_eval(const Args& a);     // evaluate.cpp
+// eval's work (report printed, files written) returning the report: experiment calls it per run.
+EvalReport run_eval(const Args& a);
+int cmd_experiment(const Args& a);  // experiment.cpp: seeds, ablation (mean ± std over seeds)
+int cmd_compare(const Args& a);     // experiment.cpp: paired t-test (Bonferroni) or McNemar
 int cmd_predict(const Args& a);  // predict.cpp
 int cmd_detect(const Args& a);      // detect.cpp: faces, landmarks -> JSON + annotated PNG
 int cmd_preprocess(const Args& a);  // detect.cpp: raw class folders -> aligned face crops

@@ -25,16 +25,18 @@ bool looks_like_crop(const data::Image& img) {
   return img.channels == 1 && img.width == img.height && img.width <= 128;
 }
 
-// Probabilities (F, K) on the CPU for preprocessed crops (each S×S×C, pixels 0..255). On cuda
-// the forward is replayed from a CUDA graph (one per batch size; `graphed` null: eager).
-Tensor classify(AdnnFer& model, const std::vector<data::Image>& crops, Device dev, GraphedForward* graphed) {
+// Probabilities (F, K) on the CPU for preprocessed crops (each S×S×C, pixels 0..255), under
+// `tta` (flip: the mean of each crop's and its mirror's). On cuda the forward is replayed from
+// a CUDA graph (one per batch size; `graphed` null: eager).
+Tensor classify(AdnnFer& model, const std::vector<data::Image>& crops, Device dev, GraphedForward* graphed,
+                nn::Tta tta) {
   std::vector<Tensor> xs;
   for (const auto& c : crops) xs.push_back(data::to_tensor(c));  // (S, S, C)
   Tensor x = stack(xs, 0);
   x = ((x / 255.0) - 0.5) / 0.5;  // as the loader
   NoGradGuard ng;
   if (graphed && dev.is_cuda()) return (*graphed)(x).to(kCPU);  // (F, K)
-  return softmax(model(x.to(dev)), 1).to(kCPU);  // (F, K)
+  return nn::predict_probabilities(model, x.to(dev), tta).to(kCPU);  // (F, K)
 }
 
 // NaN/Inf probabilities mean broken weights: refuse them, naming the checkpoint and image.
@@ -69,15 +71,18 @@ int cmd_predict(const Args& a) {
   const int64_t top = std::clamp<int64_t>(a.num("top", 3), 1, c.num_classes);
   const data::PreprocessOptions pre = preprocess_options(c);
   const fs::path out = a.get("out", ".");
+  const nn::Tta tta = nn::parse_tta(a.get("tta", "none"), "predict --tta");
+  if (tta != nn::Tta::none) std::printf("TTA: %s (each face's probabilities averaged with its mirror's)\n", nn::tta_name(tta));
   std::unique_ptr<GraphedForward> graphed;  // cuda: a CUDA graph per batch size, unless --eager
   if (dev.is_cuda() && !a.has("eager"))
-    graphed = std::make_unique<GraphedForward>([&model](const Tensor& x) { return softmax((*model)(x), 1); });
+    graphed = std::make_unique<GraphedForward>(
+        [&model, tta](const Tensor& x) { return nn::predict_probabilities(*model, x, tta); });
   std::shared_ptr<nn::RetinaFace> detector;  // loaded at the first photo
   const vision::DetectOptions dopt = detect_options(a);
   for (const std::string& path : a.positional) {
     const data::Image img = data::read_image(path);
     if (a.has("crop") || looks_like_crop(img)) {
-      const Tensor probs = classify(*model, {data::preprocess(img, pre)}, dev, graphed.get());  // (1, K)
+      const Tensor probs = classify(*model, {data::preprocess(img, pre)}, dev, graphed.get(), tta);  // (1, K)
       require_finite(probs, ckpt, path);
       const std::vector<double> pv = probs.to_vector();
       const auto order = ranked(pv);
@@ -98,7 +103,7 @@ int cmd_predict(const Args& a) {
     std::vector<data::Image> batch;
     for (int64_t f = 0; f < crops.size(0); ++f)
       batch.push_back(data::preprocess(data::from_tensor(clamp(crops.select(0, f), 0.0, 255.0)), pre));
-    const Tensor probs = classify(*model, batch, dev, graphed.get());  // (F, K)
+    const Tensor probs = classify(*model, batch, dev, graphed.get(), tta);  // (F, K)
     require_finite(probs, ckpt, path);
     data::Image canvas = vision::draw_faces(rgb, faces);
     const int scale = std::max(1, std::max(rgb.width, rgb.height) / 400);

@@ -16,14 +16,13 @@ namespace adnn_fer {
 
 using namespace adnn;
 
-namespace {
-std::string jnum(double v) {
+std::string json_number(double v) {
   if (std::isnan(v)) return "null";
   char b[32];
   std::snprintf(b, sizeof b, "%.6g", v);
   return b;
 }
-std::string jstr(const std::string& s) {
+std::string json_quote(const std::string& s) {
   std::string o = "\"";
   for (char c : s) {
     if (c == '"' || c == '\\') o += '\\';
@@ -31,14 +30,32 @@ std::string jstr(const std::string& s) {
   }
   return o + "\"";
 }
+
+namespace {
+const auto& jnum = json_number;
+const auto& jstr = json_quote;
 }  // namespace
 
-std::string report_json(const EvalReport& r, const std::map<std::string, std::string>& extra) {
+int64_t EvalReport::predicted(size_t i) const {
+  const size_t K = classes.size();
+  size_t best = 0;
+  for (size_t c = 1; c < K; ++c)
+    if (probs[i * K + c] > probs[i * K + best]) best = c;
+  return int64_t(best);
+}
+
+std::string report_json(const EvalReport& r, const std::map<std::string, std::string>& extra,
+                        const std::map<std::string, std::string>& extra_json) {
   std::ostringstream o;
   o << "{\n";
   for (auto& [k, v] : extra) o << "  " << jstr(k) << ": " << jstr(v) << ",\n";
-  o << "  \"samples\": " << r.samples << ",\n  \"accuracy\": " << jnum(r.accuracy)
-    << ",\n  \"macro_f1\": " << jnum(r.macro_f1) << ",\n  \"macro_auc_ovr\": " << jnum(r.macro_auc)
+  for (auto& [k, v] : extra_json) o << "  " << jstr(k) << ": " << v << ",\n";
+  o << "  \"tta\": " << jstr(nn::tta_name(r.tta)) << ",\n  \"samples\": " << r.samples
+    << ",\n  \"accuracy\": " << jnum(r.accuracy) << ",\n  \"macro_f1\": " << jnum(r.macro_f1)
+    << ",\n  \"macro_auc_ovr\": " << jnum(r.macro_auc) << ",\n  \"macro_precision\": " << jnum(r.macro_precision)
+    << ",\n  \"macro_recall\": " << jnum(r.macro_recall) << ",\n  \"weighted_precision\": "
+    << jnum(r.weighted_precision) << ",\n  \"weighted_recall\": " << jnum(r.weighted_recall)
+    << ",\n  \"weighted_f1\": " << jnum(r.weighted_f1) << ",\n  \"support_total\": " << r.samples
     << ",\n  \"loss\": " << jnum(r.log_loss) << ",\n  \"per_class\": {\n";
   for (size_t c = 0; c < r.classes.size(); ++c)
     o << "    " << jstr(r.classes[c]) << ": {\"precision\": " << jnum(r.precision[c])
@@ -57,12 +74,17 @@ std::string report_json(const EvalReport& r, const std::map<std::string, std::st
 }
 
 void print_report(const EvalReport& r) {
-  std::printf("samples %lld  accuracy %.4f  macro-F1 %.4f  macro AUC (one-vs-rest) %.4f  loss %.4f\n",
-              (long long)r.samples, r.accuracy, r.macro_f1, r.macro_auc, r.log_loss);
-  std::printf("%-10s %9s %9s %9s %9s %8s\n", "class", "precision", "recall", "f1", "auc", "support");
+  std::printf("samples %lld  accuracy %.4f  macro-F1 %.4f  macro AUC (one-vs-rest) %.4f  loss %.4f  TTA %s\n",
+              (long long)r.samples, r.accuracy, r.macro_f1, r.macro_auc, r.log_loss, nn::tta_name(r.tta));
+  std::printf("%-12s %9s %9s %9s %9s %8s\n", "class", "precision", "recall", "f1", "auc", "support");
   for (size_t c = 0; c < r.classes.size(); ++c)
-    std::printf("%-10s %9.4f %9.4f %9.4f %9.4f %8lld\n", r.classes[c].c_str(), r.precision[c], r.recall[c], r.f1[c],
+    std::printf("%-12s %9.4f %9.4f %9.4f %9.4f %8lld\n", r.classes[c].c_str(), r.precision[c], r.recall[c], r.f1[c],
                 r.auc[c], (long long)r.support[c]);
+  // as scikit-learn's classification_report: macro over the classes present, weighted by support
+  std::printf("%-12s %9.4f %9.4f %9.4f %9.4f %8lld\n", "macro avg", r.macro_precision, r.macro_recall, r.macro_f1,
+              r.macro_auc, (long long)r.samples);
+  std::printf("%-12s %9.4f %9.4f %9.4f %9s %8lld\n", "weighted avg", r.weighted_precision, r.weighted_recall,
+              r.weighted_f1, "", (long long)r.samples);
   std::printf("confusion matrix (rows true, columns predicted):\n%-10s", "");
   for (auto& c : r.classes) std::printf(" %8.8s", c.c_str());
   std::printf("\n");
@@ -73,17 +95,48 @@ void print_report(const EvalReport& r) {
   }
 }
 
+std::string predictions_csv(const EvalReport& r) {
+  std::ostringstream o;
+  o << "image,label,predicted,correct";
+  for (auto& c : r.classes) o << ",p_" << c;
+  o << "\n";
+  const size_t K = r.classes.size();
+  char b[32];
+  for (size_t i = 0; i < r.images.size(); ++i) {
+    const int64_t p = r.predicted(i);
+    std::string name = r.images[i];  // quoted when it holds a comma or a quote (RFC 4180)
+    if (name.find_first_of(",\"\n") != std::string::npos) {
+      std::string q = "\"";
+      for (char ch : name) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+      name = q + "\"";
+    }
+    o << name << "," << r.classes[size_t(r.labels[i])] << "," << r.classes[size_t(p)] << ","
+      << (p == r.labels[i] ? 1 : 0);
+    for (size_t c = 0; c < K; ++c) {
+      std::snprintf(b, sizeof b, ",%.6g", double(r.probs[i * K + c]));
+      o << b;
+    }
+    o << "\n";
+  }
+  return o.str();
+}
+
 // ---------------------------------------------------------------- confusion-matrix PNG
 // Text in adnn::explain's 3×5 bitmap font, gray level `shade` (fer.hpp).
 void text(data::Image& im, int x, int y, const std::string& s, int scale, float shade) {
   explain::draw_text(im, x, y, s, scale, {shade, shade, shade});
 }
 
-void write_confusion_png(const std::string& path, const EvalReport& r) {
-  const int K = int(r.classes.size()), cell = 64, left = 90, top = 50, s = 2;
+void write_confusion_png(const std::string& path, const EvalReport& r, const std::string& title) {
+  const int K = int(r.classes.size()), cell = 64, left = 90, s = 2;
+  const int title_h = title.empty() ? 0 : 22, top = 50 + title_h;
   data::Image im(top + K * cell + 30, left + K * cell + 10, 3, 255.f);
-  text(im, left, 6, "PREDICTED", s, 0);
-  for (int j = 0; j < K; ++j) text(im, left + j * cell + 8, 28, r.classes[size_t(j)].substr(0, 3), s, 0);
+  if (!title.empty()) {  // scale 2 when it fits, else 1 (long checkpoint names)
+    const int ts = explain::text_width(title, 2) + 8 <= im.width ? 2 : 1;
+    text(im, 4, 6, title, ts, 0);
+  }
+  text(im, left, 6 + title_h, "PREDICTED", s, 0);
+  for (int j = 0; j < K; ++j) text(im, left + j * cell + 8, 28 + title_h, r.classes[size_t(j)].substr(0, 3), s, 0);
   for (int i = 0; i < K; ++i) {
     text(im, 4, top + i * cell + cell / 2 - 5, r.classes[size_t(i)].substr(0, 8), s, 0);
     int64_t row = 0;
@@ -100,8 +153,12 @@ void write_confusion_png(const std::string& path, const EvalReport& r) {
         }
       char buf[16];
       std::snprintf(buf, sizeof buf, "%.1f%%", pct);
-      const int w = int(std::strlen(buf)) * 4 * s;
-      text(im, left + j * cell + (cell - w) / 2, top + i * cell + cell / 2 - 5, buf, s, v > 0.5f ? 255.f : 0.f);
+      const float shade = v > 0.5f ? 255.f : 0.f;
+      int w = int(std::strlen(buf)) * 4 * s;
+      text(im, left + j * cell + (cell - w) / 2, top + i * cell + cell / 2 - 12, buf, s, shade);
+      std::snprintf(buf, sizeof buf, "%lld", (long long)r.confusion[size_t(i)][size_t(j)]);  // the count below
+      w = int(std::strlen(buf)) * 4 * s;
+      text(im, left + j * cell + (cell - w) / 2, top + i * cell + cell / 2 + 4, buf, s, shade);
     }
   }
   text(im, left, top + K * cell + 8, "ROWS TRUE  COLUMNS PREDICTED", s, 0);

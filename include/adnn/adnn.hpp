@@ -25,6 +25,8 @@
 #include <adnn/data/loader.hpp>
 #include <adnn/data/transforms.hpp>
 #include <adnn/metrics/classification.hpp>
+#include <adnn/metrics/statistics.hpp>
+#include <adnn/nn/tta.hpp>
 #include <adnn/vision/align.hpp>
 #include <adnn/vision/detect.hpp>
 #include <adnn/explain/explain.hpp>

@@ -77,7 +77,7 @@ ClassificationReport classification_report(std::span<const float> probs, std::sp
   r.accuracy = double(correct) / double(N);
 
   int64_t f1_classes = 0, auc_classes = 0;
-  double f1_sum = 0, auc_sum = 0;
+  double f1_sum = 0, auc_sum = 0, prec_sum = 0, rec_sum = 0;
   std::vector<std::pair<float, bool>> s(N);
   for (size_t c = 0; c < K; ++c) {
     int64_t tp = r.confusion[c][c], fp = 0, fn = 0;
@@ -94,7 +94,13 @@ ClassificationReport classification_report(std::span<const float> probs, std::sp
     r.f1.push_back(prec + rec > 0 ? 2 * prec * rec / (prec + rec) : 0.0);
     if (tp + fn > 0) {  // an absent class has no recall to average
       f1_sum += r.f1.back();
+      prec_sum += prec;
+      rec_sum += rec;
       ++f1_classes;
+      const double w = double(tp + fn) / double(N);  // the class's share of the samples
+      r.weighted_precision += w * prec;
+      r.weighted_recall += w * rec;
+      r.weighted_f1 += w * r.f1.back();
     }
     for (size_t i = 0; i < N; ++i) s[i] = {probs[i * K + c], size_t(labels[i]) == c};
     const double auc = auc_by_ranks(s);
@@ -105,6 +111,8 @@ ClassificationReport classification_report(std::span<const float> probs, std::sp
     }
   }
   r.macro_f1 = f1_classes ? f1_sum / double(f1_classes) : 0.0;  // N ≥ 1: some class occurs
+  r.macro_precision = f1_classes ? prec_sum / double(f1_classes) : 0.0;
+  r.macro_recall = f1_classes ? rec_sum / double(f1_classes) : 0.0;
   r.macro_auc = auc_classes ? auc_sum / double(auc_classes) : std::nan("");
   return r;
 }

@@ -14,6 +14,9 @@
 //   between a positive and a negative counts 1/2). A class whose samples are all the labels
 //   (no negatives) also has AUC NaN and is left out of `macro_auc`; `macro_auc` is NaN only
 //   when no class has both positives and negatives.
+// - weighted averages (scikit-learn's "weighted avg") weight each class by its support / N,
+//   so absent classes weigh nothing; macro precision and recall, like `macro_f1`, average
+//   the classes with support > 0.
 #include <adnn/core/tensor.hpp>
 
 #include <cstdint>
@@ -28,6 +31,8 @@ struct ClassificationReport {
   double log_loss = 0;                             // mean −log p[label], p clamped below at 1e-12
   double macro_f1 = 0;                             // over the classes with support > 0
   double macro_auc = 0;                            // over the classes with a defined AUC; NaN when none has one
+  double macro_precision = 0, macro_recall = 0;    // over the classes with support > 0
+  double weighted_precision = 0, weighted_recall = 0, weighted_f1 = 0;  // weights support / N
   std::vector<double> precision, recall, f1, auc;  // (K); auc NaN where undefined
   std::vector<int64_t> support;                    // (K) samples per true class
   std::vector<std::vector<int64_t>> confusion;     // (K, K) [true][predicted]
