@@ -16,8 +16,11 @@ int64_t round_channels(double channels, double multiplier) {
 namespace {
 std::shared_ptr<Conv2d> conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups, bool tf,
                              bool bias = false) {
-  return std::make_shared<Conv2d>(
-      Conv2dSpec{.in = in, .out = out, .kernel = k, .stride = stride, .groups = groups, .bias = bias, .same = tf});
+  // timm's padding: symmetric (k-1)/2 (tf_: TensorFlow's "SAME"); no bias before a BN
+  Conv2dOptions o = Conv2dOptions(in, out, k).stride(stride).groups(groups).bias(bias);
+  if (tf) o.padding(kSame);
+  else o.padding((k - 1) / 2);
+  return std::make_shared<Conv2d>(o);
 }
 std::shared_ptr<BatchNorm2d> bn(int64_t c, bool tf) { return std::make_shared<BatchNorm2d>(c, tf ? 1e-3 : 1e-5); }
 }  // namespace
