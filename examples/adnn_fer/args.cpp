@@ -164,6 +164,17 @@ std::vector<Command> commands() {
         integer("size", "crop size S (without --checkpoint)", nn::kFerMinImageSize, nn::kFerMaxImageSize),
         integer("channels", "crop channels, 1 or 3 (without --checkpoint)", 1, 3), detector_flag(), threshold_flag(),
         max_side_flag(), device_flag()}},
+      {"export",
+       "Write a checkpoint as a PyTorch state dict (.safetensors, torch layouts): the whole model for the torch twin, "
+       "or the backbone under timm's names",
+       {text("checkpoint", "weights written by adnn-fer train (.safetensors)", true),
+        [] {
+          Flag to = choice("to", "pytorch (the model, examples/adnn_fer/torch_twin.py) or timm (the backbone, "
+                                 "num_classes=0)", {"pytorch", "timm"});
+          to.required = true;
+          return to;
+        }()},
+       "OUT"},
   };
 }
 
@@ -289,7 +300,8 @@ int parse_command_line(int argc, char** argv, Args& out) {
       opts.emplace_back(o, &f, sub);
     }
     if (!c.positional.empty()) {
-      CLI::Option* po = sub->add_option(c.positional, positional[c.name], "face images (at least one)");
+      CLI::Option* po = sub->add_option(c.positional, positional[c.name],
+                                        c.positional == "OUT" ? "the file to write" : "face images (at least one)");
       if (c.name != "explain") po->required();  // explain --summary takes none (checked by the command)
     }
   }
