@@ -303,6 +303,7 @@ int parse_command_line(int argc, char** argv, Args& out) {
       CLI::Option* po = sub->add_option(c.positional, positional[c.name],
                                         c.positional == "OUT" ? "the file to write" : "face images (at least one)");
       if (c.name != "explain") po->required();  // explain --summary takes none (checked by the command)
+      if (c.positional == "OUT") po->expected(1);
     }
   }
   if (argc > 1 && argv[1][0] != '-') {  // CLI11 would only say that a subcommand is required

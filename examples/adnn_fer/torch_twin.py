@@ -91,7 +91,7 @@ class SpatialAttention(nn.Module):
 class CBAM(nn.Module):
     def __init__(self, c, reduction):
         super().__init__()
-        self.channel = ChannelAttention(c, max(1, round(c / reduction)))
+        self.channel = ChannelAttention(c, max(1, int(c / reduction + 0.5)))  # C++ lround, not banker's round()
         self.spatial = SpatialAttention()
 
     def forward(self, x):
