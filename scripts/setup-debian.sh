@@ -11,9 +11,10 @@ set -euo pipefail
 #                      and clang's OpenMP (libomp-dev)
 #   test.sh            python3 (validates the GPU kit's dry-run JSON; runs scripts/gpu-results.py)
 #   gpu-check.sh       bash, coreutils, tar, gzip, awk, timeout; git optional (commit id);
-#                      python3 with torch optional (the PyTorch twin; Debian's python3-torch
-#                      and python3-torchvision are not installed here: large, and the twin is
-#                      a GPU-machine baseline — the dry run records it as skipped without them)
+#                      python3 with torch optional (the PyTorch twin; the dry run records it
+#                      as skipped without python3-torch)
+#   the export suite   python3-torch and python3-torchvision (Debian's 1.13 / 0.14): the
+#                      round trip adnn -> torch load_state_dict (tests/export_roundtrip.py)
 #   gpu-kit-build.sh   nvcc (CUDA 13), strip (binutils), ldd
 #   gpu-results.py     python3 (standard library only: the plot is a hand-written SVG)
 # No other script needs python3 or git.
@@ -22,6 +23,9 @@ set -euo pipefail
 pkgs=(build-essential g++ cmake ninja-build ccache pkg-config
       libstb-dev libjpeg62-turbo-dev doctest-dev libbenchmark-dev libopenblas-dev libboost-context-dev libboost1.74-dev libcli11-dev
       clang libclang-rt-14-dev libomp-dev python3)
+# `setup-debian.sh --tests` (test.sh) adds what only the test suite uses: Debian's PyTorch for the
+# export suite's round trip (large; the main job does not need it).
+if [[ "${1:-}" == "--tests" ]]; then pkgs+=(python3-torch python3-torchvision); fi
 missing=()
 for p in "${pkgs[@]}"; do
   [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" == "install ok installed" ]] || missing+=("$p")

@@ -9,7 +9,7 @@
 # Usage: scripts/test.sh [--quick]   (--quick: release suite only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup-debian.sh
+bash scripts/setup-debian.sh --tests
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
 # paths below the tree are hashed relative to it, so a copy of the tree (check-barriers.sh)
 # hits the same cache entries

@@ -5,11 +5,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "testing.hpp"
 
 using namespace adnn;
 using namespace adnn::data;
+using namespace adnn::testing;
 namespace fs = std::filesystem;
 
 namespace {
@@ -176,6 +178,112 @@ TEST_SUITE("data") {
                          doctest::Contains("bad.csv:2: 3 pixels, expected 2304"), Error);
     fs::remove_all(d);
     fs::remove_all(e);
+  }
+
+  TEST_CASE("generic datasets: TensorDataset, CsvDataset, image datasets through one DataLoader") {
+    // TensorDataset (N, 2, 3) inputs, (N) targets
+    Tensor x = arange(0, 30).to(DType::f32).reshape({5, 2, 3});
+    Tensor y = arange(10, 15).to(DType::i64);
+    auto td = std::make_shared<TensorDataset>(x, y);
+    CHECK(td->size() == 5);
+    Example e = td->get(3);
+    CHECK(e.input.sizes() == Shape{2, 3});
+    CHECK(e.input.select(0, 1).select(0, 2).item<double>() == 23);
+    CHECK(e.target.item<double>() == 13);
+    CHECK_THROWS_WITH_AS(td->get(5), doctest::Contains("TensorDataset: index 5 out of range (size 5)"), Error);
+    CHECK_THROWS_WITH_AS(TensorDataset(x, zeros({4})), doctest::Contains("differ in their first dimension"), Error);
+
+    LoaderOptions o;
+    o.batch_size = 2;
+    o.shuffle = false;
+    o.workers = 0;
+    DataLoader plain(td, o);
+    CHECK(plain.batches_per_epoch() == 3);
+    plain.start_epoch(0);
+    std::vector<int64_t> order;
+    int64_t batches = 0;
+    while (auto b = plain.next()) {
+      CHECK(b->inputs.size(0) == b->targets.size(0));
+      CHECK(b->inputs.sizes().size() == 3);
+      for (int64_t j = 0; j < b->targets.size(0); ++j) {
+        order.push_back(b->targets.select(0, j).item<int64_t>() - 10);
+        CHECK(max_abs_diff(b->inputs.select(0, j), x.select(0, order.back())) == 0);
+      }
+      ++batches;
+    }
+    CHECK(batches == 3);
+    CHECK(order == std::vector<int64_t>{0, 1, 2, 3, 4});
+    // shuffled, two workers, drop_last: a permutation for the seed, the same on every run
+    o.shuffle = true;
+    o.drop_last = true;
+    o.workers = 2;
+    o.seed = 7;
+    auto epoch_order = [&](int workers) {
+      LoaderOptions w = o;
+      w.workers = workers;
+      DataLoader dl(td, w);
+      dl.start_epoch(1);
+      std::vector<int64_t> idx;
+      while (auto b = dl.next()) idx.insert(idx.end(), b->indices.begin(), b->indices.end());
+      return idx;
+    };
+    const auto shuffled = epoch_order(2);
+    CHECK(shuffled.size() == 4);
+    CHECK(shuffled == epoch_order(0));
+    o.balanced = true;
+    CHECK_THROWS_WITH_AS(DataLoader(td, o), doctest::Contains("balanced sampling needs an image Dataset"), Error);
+    DataLoader inputs_only(std::make_shared<TensorDataset>(x), LoaderOptions{});
+    inputs_only.start_epoch(0);
+    auto b0 = inputs_only.next();
+    REQUIRE(b0);
+    CHECK(b0->inputs.sizes() == Shape{5, 2, 3});
+    CHECK_FALSE(b0->targets.defined());
+    CHECK_THROWS_WITH_AS(inputs_only.dataset(), doctest::Contains("generic ExampleDataset"), Error);
+
+    // CsvDataset: features by name, the target column chosen, numbers checked
+    std::istringstream csv("a, b ,label,c\n1,2,0,3\n\n4,5.5,2,-6e1\n");
+    CsvDataset cd(csv, "iris.csv", CsvOptions{.target = "label"});
+    CHECK(cd.size() == 2);
+    CHECK(cd.feature_names() == std::vector<std::string>{"a", "b", "c"});
+    check_values(cd.get(1).input, {4, 5.5, -60});
+    CHECK(cd.get(1).target.dtype() == DType::i64);
+    CHECK(cd.get(1).target.item<int64_t>() == 2);
+    std::istringstream reg("x,y\n1,0.5\n");
+    CHECK(CsvDataset(reg, "reg.csv", CsvOptions{.integer_target = false}).get(0).target.item<double>() == 0.5);
+    std::istringstream bad("a,label\n1,2\nx,3\n");
+    CHECK_THROWS_WITH_AS(CsvDataset(bad, "bad.csv"), doctest::Contains("bad.csv:3 column 'a'"), Error);
+    std::istringstream ragged("a,label\n1,2,3\n");
+    CHECK_THROWS_WITH_AS(CsvDataset(ragged, "r.csv"), doctest::Contains("r.csv:2: 3 cells, the header has 2"), Error);
+    std::istringstream nolabel("a,b\n1,2\n");
+    CHECK_THROWS_WITH_AS(CsvDataset(nolabel, "n.csv", CsvOptions{.target = "label"}),
+                         doctest::Contains("n.csv has no column 'label'"), Error);
+    o = LoaderOptions{};
+    o.shuffle = false;
+    DataLoader csv_loader(std::make_shared<CsvDataset>(cd), o);
+    csv_loader.start_epoch(0);
+    auto cb = csv_loader.next();
+    REQUIRE(cb);
+    CHECK(cb->inputs.sizes() == Shape{2, 3});
+    check_values(cb->targets.to(DType::f64), {0, 2});
+
+    // an image folder as an ExampleDataset: (H, W, C) in [0, 1] and the label
+    fs::path d = temp_dir("generic");
+    for (auto cls : {"sad", "fear"}) {
+      fs::create_directories(d / cls);
+      write_png((d / cls / "a.png").string(), pattern(6, 5, 1));
+    }
+    auto folder = std::make_shared<FolderDataset>(d.string());
+    Example im = folder->get(1);  // fear (2) before sad (4)
+    CHECK(im.input.sizes() == Shape{6, 5, 1});
+    CHECK(im.input.select(0, 1).select(0, 2).item<double>() == doctest::Approx((31 + 14) / 255.0));
+    CHECK(im.target.item<int64_t>() == 4);
+    DataLoader images(std::shared_ptr<const ExampleDataset>(folder), o);
+    images.start_epoch(0);
+    auto ib = images.next();
+    REQUIRE(ib);
+    CHECK(ib->inputs.sizes() == Shape{2, 6, 5, 1});
+    check_values(ib->targets.to(DType::f64), {2, 4});
+    fs::remove_all(d);
   }
 
   TEST_CASE("loader: deterministic for a seed whatever the workers, prefetch, mixup, bad files") {

@@ -27,11 +27,11 @@ std::string fixture(const std::string& name) { return std::string(ADNN_SOURCE_DI
 // conv1 3×3 1→4 → ReLU → conv2 3×3 s2 4→6 → act2 (ReLU) → conv3 1×1 6→5 → ReLU → mean → fc 5→3
 struct CamNet : nn::Module {
   CamNet() {
-    conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(nn::Conv2dSpec{.in = 1, .out = 4, .kernel = 3, .bias = true}));
+    conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(nn::Conv2dOptions(1, 4, 3).padding(1)));
     conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(
-                                         nn::Conv2dSpec{.in = 4, .out = 6, .kernel = 3, .stride = 2, .bias = true}));
+                                         nn::Conv2dOptions(4, 6, 3).stride(2).padding(1)));
     act2 = register_module("act2", std::make_shared<nn::ReLU>());
-    conv3 = register_module("conv3", std::make_shared<nn::Conv2d>(nn::Conv2dSpec{.in = 6, .out = 5, .kernel = 1, .bias = true}));
+    conv3 = register_module("conv3", std::make_shared<nn::Conv2d>(nn::Conv2dOptions(6, 5, 1)));
     fc = register_module("fc", std::make_shared<nn::Linear>(5, 3));
   }
   Tensor forward(const Tensor& x) override {  // (N, 8, 8, 1) -> (N, 3)
@@ -48,7 +48,7 @@ struct CamNet : nn::Module {
 // left_half, only the left half of the image (columns < W/2) reaches the output.
 struct SmoothNet : nn::Module {
   explicit SmoothNet(int64_t c, bool left_half = false) : left_half_(left_half) {
-    conv = register_module("conv", std::make_shared<nn::Conv2d>(nn::Conv2dSpec{.in = c, .out = 4, .kernel = 3, .bias = true}));
+    conv = register_module("conv", std::make_shared<nn::Conv2d>(nn::Conv2dOptions(c, 4, 3).padding(1)));
     fc = register_module("fc", std::make_shared<nn::Linear>(4, 3));
   }
   Tensor forward(const Tensor& x) override {  // (N, H, W, C) -> (N, 3)

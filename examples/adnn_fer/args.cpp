@@ -179,6 +179,17 @@ std::vector<Command> commands() {
         integer("size", "crop size S (without --checkpoint)", nn::kFerMinImageSize, nn::kFerMaxImageSize),
         integer("channels", "crop channels, 1 or 3 (without --checkpoint)", 1, 3), detector_flag(), threshold_flag(),
         max_side_flag(), device_flag()}},
+      {"export",
+       "Write a checkpoint as a PyTorch state dict (.safetensors, torch layouts): the whole model for the torch twin, "
+       "or the backbone under timm's names",
+       {text("checkpoint", "weights written by adnn-fer train (.safetensors)", true),
+        [] {
+          Flag to = choice("to", "pytorch (the model, examples/adnn_fer/torch_twin.py) or timm (the backbone, "
+                                 "num_classes=0)", {"pytorch", "timm"});
+          to.required = true;
+          return to;
+        }()},
+       "OUT", "the file to write"},
   };
 }
 
@@ -336,6 +347,7 @@ int parse_command_line(int argc, char** argv, Args& out) {
     if (!c.positional.empty()) {
       CLI::Option* po = sub->add_option(c.positional, positional[c.name], c.positional_help);
       if (c.name != "explain") po->required();  // explain --summary takes none (checked by the command)
+      if (c.positional == "OUT") po->expected(1);
     }
   }
   if (argc > 1 && argv[1][0] != '-') {  // CLI11 would only say that a subcommand is required

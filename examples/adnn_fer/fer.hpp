@@ -12,6 +12,7 @@
 //   explain.cpp   the explain command (Grad-CAM, Grad-CAM++, SHAP, integrated gradients; --summary)
 //   train.cpp     the train command
 //   experiment.cpp  the experiment (seeds, ablation) and compare commands: statistics over runs
+//   export.cpp    the export command (PyTorch / timm state dicts)
 #include <adnn/adnn.hpp>
 
 #include <map>
@@ -128,6 +129,7 @@ int cmd_predict(const Args& a);  // predict.cpp
 int cmd_detect(const Args& a);      // detect.cpp: faces, landmarks -> JSON + annotated PNG
 int cmd_preprocess(const Args& a);  // detect.cpp: raw class folders -> aligned face crops
 int cmd_explain(const Args& a);     // explain.cpp: Grad-CAM / SHAP pictures, --summary per class
+int cmd_export(const Args& a);      // export.cpp: a checkpoint as a PyTorch / timm state dict
 
 // ---------------------------------------------------------------- faces (detect.cpp)
 // --detector PATH, else ../shared/data/retinaface/mobilenet0.25.safetensors (from the working

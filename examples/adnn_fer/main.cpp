@@ -1,5 +1,5 @@
 // adnn-fer: the command line of the ADNN-FER example (docs/adnn_fer.md).
-//   adnn-fer summary|bench|train|eval|predict|detect|preprocess|explain|experiment|compare [FLAGS] (args.cpp declares every flag; -h/--help)
+//   adnn-fer summary|bench|train|eval|predict|detect|preprocess|explain|experiment|compare|export [FLAGS] (args.cpp declares every flag; -h/--help)
 // Exit status: 0 done, 2 usage error, 3 train stopped by --stop-after, 1 any other error —
 // every exception becomes a one-line message, never an abort.
 #include <adnn/adnn.hpp>
@@ -198,6 +198,7 @@ int main(int argc, char** argv) {
     if (a.cmd == "explain") return adnn_fer::cmd_explain(a);
     if (a.cmd == "experiment") return adnn_fer::cmd_experiment(a);
     if (a.cmd == "compare") return adnn_fer::cmd_compare(a);
+    if (a.cmd == "export") return adnn_fer::cmd_export(a);
     std::fprintf(stderr, "adnn-fer: unknown command '%s'\n", a.cmd.c_str());
     return 2;
   } catch (const adnn_fer::UsageError& e) {

@@ -1,4 +1,4 @@
-// Class-folder and FER2013 CSV datasets.
+// Datasets: tensors, numeric CSV, class folders and the FER2013 CSV.
 #include <adnn/data/dataset.hpp>
 
 #include <adnn/core/parse.hpp>
@@ -16,6 +16,98 @@ namespace adnn::data {
 const std::vector<std::string>& fer2013_classes() {
   static const std::vector<std::string> c{"angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"};
   return c;
+}
+
+// ---------------------------------------------------------------- generic datasets
+TensorDataset::TensorDataset(Tensor inputs, Tensor targets) : inputs_(std::move(inputs)), targets_(std::move(targets)) {
+  ADNN_CHECK(inputs_.defined() && inputs_.dim() >= 1, "TensorDataset: inputs must be a tensor (N, ...), got ",
+             inputs_.defined() ? inputs_.desc() : std::string("an undefined tensor"));
+  ADNN_CHECK(!targets_.defined() || (targets_.dim() >= 1 && targets_.size(0) == inputs_.size(0)),
+             "TensorDataset: inputs ", inputs_.desc(), " and targets ", targets_.defined() ? targets_.desc() : "",
+             " differ in their first dimension");
+}
+
+Example TensorDataset::get(int64_t i) const {
+  ADNN_CHECK(i >= 0 && i < size(), "TensorDataset: index ", i, " out of range (size ", size(), ")");
+  return {inputs_.select(0, i), targets_.defined() ? targets_.select(0, i) : Tensor()};
+}
+
+CsvDataset::CsvDataset(const std::string& path, CsvOptions opts) {
+  std::ifstream f(path);
+  ADNN_CHECK(f, "CsvDataset: cannot open ", path);
+  parse(f, path, opts);
+}
+
+CsvDataset::CsvDataset(std::istream& in, const std::string& name, CsvOptions opts) { parse(in, name, opts); }
+
+namespace {
+std::vector<std::string> split_cells(const std::string& line, char delim) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t p = line.find(delim, start);
+    std::string cell = line.substr(start, p == std::string::npos ? std::string::npos : p - start);
+    const auto b = cell.find_first_not_of(" \t\r"), e = cell.find_last_not_of(" \t\r");
+    out.push_back(b == std::string::npos ? std::string() : cell.substr(b, e - b + 1));
+    if (p == std::string::npos) break;
+    start = p + 1;
+  }
+  return out;
+}
+}  // namespace
+
+void CsvDataset::parse(std::istream& in, const std::string& name, const CsvOptions& opts) {
+  std::string line;
+  int64_t lineno = 0;
+  std::vector<std::string> header;
+  while (header.empty() && std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") != std::string::npos) header = split_cells(line, opts.delimiter);
+  }
+  ADNN_CHECK(header.size() >= 2, "CsvDataset: ", name, " needs a header with at least two columns (features and ",
+             "the target)");
+  size_t t = header.size() - 1;
+  if (!opts.target.empty()) {
+    auto it = std::find(header.begin(), header.end(), opts.target);
+    ADNN_CHECK(it != header.end(), "CsvDataset: ", name, " has no column '", opts.target, "'");
+    t = size_t(it - header.begin());
+  }
+  for (size_t c = 0; c < header.size(); ++c)
+    if (c != t) features_.push_back(header[c]);
+  std::vector<float> x;
+  std::vector<float> yf;
+  std::vector<int64_t> yi;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto cells = split_cells(line, opts.delimiter);
+    ADNN_CHECK(cells.size() == header.size(), "CsvDataset: ", name, ":", lineno, ": ", cells.size(),
+               " cells, the header has ", header.size());
+    for (size_t c = 0; c < cells.size(); ++c) {
+      const std::string what = name + ":" + std::to_string(lineno) + " column '" + header[c] + "'";
+      if (c == t && opts.integer_target) yi.push_back(parse_int64(cells[c], what));
+      else if (c == t) yf.push_back(float(parse_double(cells[c], what)));
+      else x.push_back(float(parse_double(cells[c], what)));
+    }
+  }
+  const int64_t n = int64_t(opts.integer_target ? yi.size() : yf.size()), F = int64_t(features_.size());
+  ADNN_CHECK(n > 0, "CsvDataset: ", name, " has no rows");
+  inputs_ = from_vector(x, {n, F});                                              // (N, F) f32
+  targets_ = opts.integer_target ? from_vector(yi, {n}) : from_vector(yf, {n});  // (N)
+}
+
+Example CsvDataset::get(int64_t i) const {
+  ADNN_CHECK(i >= 0 && i < size(), "CsvDataset: index ", i, " out of range (size ", size(), ")");
+  return {inputs_.select(0, i), targets_.select(0, i)};
+}
+
+Example Dataset::get(int64_t i) const {
+  ADNN_CHECK(i >= 0 && i < size(), "Dataset: index ", i, " out of range (size ", size(), ")");
+  Image im = load(i);
+  std::vector<float> px(im.pixels.size());
+  for (size_t p = 0; p < px.size(); ++p) px[p] = im.pixels[p] / 255.f;
+  return {from_vector(px, {im.height, im.width, im.channels}),  // (H, W, C) in [0, 1]
+          from_vector(std::vector<int64_t>{label(i)}, {})};    // () i64
 }
 
 std::vector<int64_t> Dataset::class_counts() const {

@@ -26,6 +26,18 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> ds, PreprocessOptions pre,
   ADNN_CHECK(opts_.std.size() == opts_.mean.size(), "DataLoader: mean and std differ in length");
 }
 
+DataLoader::DataLoader(std::shared_ptr<const ExampleDataset> ds, LoaderOptions opts)
+    : opts_(std::move(opts)), examples_(std::move(ds)) {
+  ADNN_CHECK(examples_ && examples_->size() > 0, "DataLoader: empty dataset");
+  ADNN_CHECK(opts_.batch_size > 0 && opts_.workers >= 0 && opts_.prefetch >= 1, "DataLoader: bad options");
+  ADNN_CHECK(!opts_.balanced, "DataLoader: balanced sampling needs an image Dataset (labels per class)");
+}
+
+const Dataset& DataLoader::dataset() const {
+  ADNN_CHECK(ds_, "DataLoader::dataset: this loader batches a generic ExampleDataset, not an image Dataset");
+  return *ds_;
+}
+
 DataLoader::~DataLoader() { stop(); }
 
 void DataLoader::stop() {
@@ -39,14 +51,14 @@ void DataLoader::stop() {
 }
 
 int64_t DataLoader::batches_per_epoch() const {
-  const int64_t n = ds_->size(), b = opts_.batch_size;
+  const int64_t n = ds_ ? ds_->size() : examples_->size(), b = opts_.batch_size;
   return opts_.drop_last ? n / b : (n + b - 1) / b;
 }
 
 void DataLoader::start_epoch(int64_t epoch) {
   stop();
   epoch_ = epoch;
-  const int64_t n = ds_->size();
+  const int64_t n = ds_ ? ds_->size() : examples_->size();
   Generator g(mix(opts_.seed, uint64_t(epoch), 0x0de5));
   order_.resize(size_t(n));
   if (opts_.balanced) {
@@ -113,7 +125,33 @@ std::optional<Batch> DataLoader::next() {
   return b;
 }
 
+Batch DataLoader::make_example_batch(int64_t b) {
+  const int64_t n = examples_->size(), bs = opts_.batch_size;
+  const int64_t lo = b * bs, hi = std::min(n, lo + bs);
+  std::vector<Tensor> xs, ys;
+  Batch out;
+  for (int64_t k = lo; k < hi; ++k) {
+    const int64_t i = order_[size_t(k)];
+    Example e = examples_->get(i);
+    ADNN_CHECK(e.input.defined(), "DataLoader: example ", i, " has no input");
+    ADNN_CHECK(xs.empty() || (e.input.sizes() == xs.front().sizes() && e.target.defined() == !ys.empty() &&
+                              (!e.target.defined() || e.target.sizes() == ys.front().sizes())),
+               "DataLoader: example ", i, " is input ", e.input.desc(), " target ",
+               e.target.defined() ? e.target.desc() : std::string("none"), " but example ", out.indices.front(),
+               " is input ", xs.front().desc(), " target ", ys.empty() ? std::string("none") : ys.front().desc(),
+               ": examples of a batch must have one shape");
+    xs.push_back(e.input);
+    if (e.target.defined()) ys.push_back(e.target);
+    out.indices.push_back(i);
+  }
+  NoGradGuard ng;
+  out.inputs = stack(xs, 0).to(opts_.device);  // (B, ...)
+  if (!ys.empty()) out.targets = stack(ys, 0).to(opts_.device);
+  return out;
+}
+
 Batch DataLoader::make_batch(int64_t b) {
+  if (!ds_) return make_example_batch(b);
   const int64_t n = ds_->size(), bs = opts_.batch_size;
   const int64_t lo = b * bs, hi = std::min(n, lo + bs);
   const int C = pre_.channels, S = pre_.size;
@@ -182,6 +220,8 @@ Batch DataLoader::make_batch(int64_t b) {
   out.images = images.to(opts_.device);
   out.soft = soft_t.to(opts_.device);
   out.labels = from_vector(labels, {B}).to(opts_.device);
+  out.inputs = out.images;
+  out.targets = out.labels;
   return out;
 }
 

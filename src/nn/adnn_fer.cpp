@@ -169,13 +169,14 @@ nn::EfficientNetConfig backbone_config(const FerConfig& c) {
 }
 
 BasicBlock::BasicBlock(int64_t in, int64_t out, int64_t stride) {
-  conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(nn::Conv2dSpec{in, out, 3, stride}));
+  conv1 = register_module(
+      "conv1", std::make_shared<nn::Conv2d>(nn::Conv2dOptions(in, out, 3).stride(stride).padding(1).bias(false)));
   bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(out));
-  conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(nn::Conv2dSpec{out, out, 3}));
+  conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
   bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(out));
   if (stride != 1 || in != out) {
     downsample = register_module("downsample", std::make_shared<nn::Sequential>());
-    downsample->add(std::make_shared<nn::Conv2d>(nn::Conv2dSpec{in, out, 1, stride}))
+    downsample->add(std::make_shared<nn::Conv2d>(nn::Conv2dOptions(in, out, 1).stride(stride).bias(false)))
         .add(std::make_shared<nn::BatchNorm2d>(out));
   }
 }
@@ -185,13 +186,15 @@ Tensor BasicBlock::forward(const Tensor& x) {
 }
 
 ResNetNano::ResNetNano(int64_t in_chans, int64_t head_channels) {
-  conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(nn::Conv2dSpec{in_chans, 32, 3}));
+  conv1 = register_module("conv1",
+                          std::make_shared<nn::Conv2d>(nn::Conv2dOptions(in_chans, 32, 3).padding(1).bias(false)));
   bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(32));
   layer1 = register_module("layer1", std::make_shared<BasicBlock>(32, 48, 2));
   layer2 = register_module("layer2", std::make_shared<BasicBlock>(48, 96, 2));
   layer3 = register_module("layer3", std::make_shared<BasicBlock>(96, 192, 2));
   layer4 = register_module("layer4", std::make_shared<BasicBlock>(192, 192, 1));
-  conv_head = register_module("conv_head", std::make_shared<nn::Conv2d>(nn::Conv2dSpec{192, head_channels, 1}));
+  conv_head = register_module("conv_head",
+                              std::make_shared<nn::Conv2d>(nn::Conv2dOptions(192, head_channels, 1).bias(false)));
   bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(head_channels));
 }
 

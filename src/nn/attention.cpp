@@ -13,8 +13,8 @@ Tensor LayerNorm::forward(const Tensor& x) { return layer_norm(x, {weight.size(0
 
 // ---------------------------------------------------------------- CBAM
 ChannelAttention::ChannelAttention(int64_t channels, int64_t reduced) {
-  fc1 = register_module("fc1", std::make_shared<Conv2d>(Conv2dSpec{channels, reduced, 1}));
-  fc2 = register_module("fc2", std::make_shared<Conv2d>(Conv2dSpec{reduced, channels, 1}));
+  fc1 = register_module("fc1", std::make_shared<Conv2d>(Conv2dOptions(channels, reduced, 1).bias(false)));
+  fc2 = register_module("fc2", std::make_shared<Conv2d>(Conv2dOptions(reduced, channels, 1).bias(false)));
 }
 
 Tensor ChannelAttention::forward(const Tensor& x) {
@@ -26,7 +26,7 @@ Tensor ChannelAttention::forward(const Tensor& x) {
 }
 
 ConvBn::ConvBn(int64_t in, int64_t out, int64_t k) {
-  conv = register_module("conv", std::make_shared<Conv2d>(Conv2dSpec{in, out, k}));
+  conv = register_module("conv", std::make_shared<Conv2d>(Conv2dOptions(in, out, k).padding((k - 1) / 2).bias(false)));
   bn = register_module("bn", std::make_shared<BatchNorm2d>(out));
 }
 Tensor ConvBn::forward(const Tensor& x) { return (*bn)((*conv)(x)); }

@@ -1,7 +1,10 @@
 // EfficientNet and ResNet (include/adnn/nn/models.hpp).
 #include <adnn/nn/models.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
+#include <set>
 
 namespace adnn::nn {
 
@@ -16,8 +19,11 @@ int64_t round_channels(double channels, double multiplier) {
 namespace {
 std::shared_ptr<Conv2d> conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups, bool tf,
                              bool bias = false) {
-  return std::make_shared<Conv2d>(
-      Conv2dSpec{.in = in, .out = out, .kernel = k, .stride = stride, .groups = groups, .bias = bias, .same = tf});
+  // timm's padding: symmetric (k-1)/2 (tf_: TensorFlow's "SAME"); no bias before a BN
+  Conv2dOptions o = Conv2dOptions(in, out, k).stride(stride).groups(groups).bias(bias);
+  if (tf) o.padding(kSame);
+  else o.padding((k - 1) / 2);
+  return std::make_shared<Conv2d>(o);
 }
 std::shared_ptr<BatchNorm2d> bn(int64_t c, bool tf) { return std::make_shared<BatchNorm2d>(c, tf ? 1e-3 : 1e-5); }
 }  // namespace
@@ -249,6 +255,72 @@ void load_pytorch_state_dict(Module& m, const std::vector<std::pair<std::string,
 
 void load_pytorch_safetensors(Module& m, const std::string& path, bool strict) {
   load_pytorch_state_dict(m, io::load_safetensors(path).tensors, strict);
+}
+
+std::vector<std::pair<std::string, Tensor>> pytorch_state_dict(const Module& m) {
+  std::set<std::string> conv_weights;  // every Conv2d's weight, by dotted name
+  for (auto& [name, mod] : const_cast<Module&>(m).named_modules())
+    if (dynamic_cast<const Conv2d*>(mod)) conv_weights.insert(name.empty() ? "weight" : name + ".weight");
+  NoGradGuard ng;
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (auto& [n, t] : m.state_dict()) {
+    Tensor c = t.detach().to(kCPU);
+    if (conv_weights.count(n)) c = c.permute({0, 3, 1, 2});  // (O, KH, KW, C/g) -> (O, C/g, KH, KW)
+    out.push_back({n, c.contiguous()});
+  }
+  return out;
+}
+
+void save_pytorch_safetensors(const Module& m, const std::string& path,
+                              const std::map<std::string, std::string>& metadata) {
+  auto meta = metadata;
+  meta.emplace("format", "pt");  // what safetensors.torch.save_file writes
+  io::save_safetensors(path, pytorch_state_dict(m), meta);
+}
+
+std::vector<std::pair<std::string, Tensor>> torchvision_efficientnet_names(
+    const std::vector<std::pair<std::string, Tensor>>& sd) {
+  // the stage count: conv_head's torchvision index is features.(stages + 1)
+  int64_t stages = 0;
+  for (auto& [n, t] : sd)
+    if (n.rfind("blocks.", 0) == 0) stages = std::max<int64_t>(stages, std::stoll(n.substr(7)) + 1);
+  auto fail = [](const std::string& n) -> std::string {
+    ADNN_FAIL("torchvision_efficientnet_names: '", n,
+              "' is not a timm EfficientNet name (conv_stem, bn1, blocks.S.B.*, conv_head, bn2, classifier)");
+  };
+  auto leaf = [](const std::string& n) { return n.substr(n.rfind('.') + 1); };
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (auto& [n, t] : sd) {
+    std::string r;
+    if (n.rfind("conv_stem.", 0) == 0) r = "features.0.0." + leaf(n);
+    else if (n.rfind("bn1.", 0) == 0) r = "features.0.1." + leaf(n);
+    else if (n.rfind("conv_head.", 0) == 0) r = "features." + std::to_string(stages + 1) + ".0." + leaf(n);
+    else if (n.rfind("bn2.", 0) == 0) r = "features." + std::to_string(stages + 1) + ".1." + leaf(n);
+    else if (n.rfind("classifier.", 0) == 0) r = "classifier.1." + leaf(n);
+    else if (n.rfind("blocks.", 0) == 0) {
+      // blocks.S.B.<part>.<leaf>: stage S (0: depthwise-separable blocks), block B
+      const size_t p1 = n.find('.', 7), p2 = p1 == std::string::npos ? p1 : n.find('.', p1 + 1);
+      if (p2 == std::string::npos) r = fail(n);
+      const int64_t s = std::stoll(n.substr(7, p1 - 7));
+      const std::string b = n.substr(p1 + 1, p2 - p1 - 1), part = n.substr(p2 + 1, n.rfind('.') - p2 - 1);
+      // expand ratio 1 (stage 0): conv_dw/bn1 (0), se (1), conv_pw/bn2 (2)
+      // MBConv: conv_pw/bn1 (0), conv_dw/bn2 (1), se (2), conv_pwl/bn3 (3)
+      static const std::map<std::string, std::string> ds = {{"conv_dw", "0.0"}, {"bn1", "0.1"},
+                                                            {"se.conv_reduce", "1.fc1"}, {"se.conv_expand", "1.fc2"},
+                                                            {"conv_pw", "2.0"}, {"bn2", "2.1"}};
+      static const std::map<std::string, std::string> mb = {
+          {"conv_pw", "0.0"},  {"bn1", "0.1"},         {"conv_dw", "1.0"},         {"bn2", "1.1"},
+          {"se.conv_reduce", "2.fc1"}, {"se.conv_expand", "2.fc2"}, {"conv_pwl", "3.0"}, {"bn3", "3.1"}};
+      const auto& table = s == 0 ? ds : mb;
+      auto it = table.find(part);
+      if (it == table.end()) r = fail(n);
+      else r = "features." + std::to_string(s + 1) + "." + b + ".block." + it->second + "." + leaf(n);
+    } else {
+      r = fail(n);
+    }
+    out.push_back({r, t});
+  }
+  return out;
 }
 
 }  // namespace adnn::nn

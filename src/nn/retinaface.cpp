@@ -12,13 +12,8 @@ namespace adnn::nn {
 // ---------------------------------------------------------------- ConvBN
 ConvBNAct::ConvBNAct(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t groups, double slope_)
     : slope(slope_) {
-  Conv2dSpec s;
-  s.in = in;
-  s.out = out;
-  s.kernel = kernel;
-  s.stride = stride;
-  s.groups = groups;
-  conv = std::make_shared<Conv2d>(s);
+  conv = std::make_shared<Conv2d>(
+      Conv2dOptions(in, out, kernel).stride(stride).padding((kernel - 1) / 2).groups(groups).bias(false));
   bn = std::make_shared<BatchNorm2d>(out);
 }
 
@@ -33,9 +28,7 @@ void ConvBNAct::fold() {
 Tensor ConvBNAct::run(const Tensor& x, bool training) {
   Tensor y;
   if (!training && folded_w.defined() && folded_w.device() == x.device()) {
-    const Conv2dSpec& s = conv->spec();
-    y = conv2d(x, folded_w, folded_b,
-               Conv2dOptions{}.with_stride(s.stride).with_padding((s.kernel - 1) / 2).with_groups(s.groups));
+    y = conv2d(x, folded_w, folded_b, conv->conv_options());
   } else {
     y = bn->forward((*conv)(x));
   }
@@ -121,11 +114,7 @@ class FPN : public Module {
 class Head : public Module {
  public:
   Head(int64_t in, int64_t per_anchor) : k_(per_anchor) {
-    Conv2dSpec s;
-    s.in = in;
-    s.out = 2 * per_anchor;
-    s.bias = true;
-    conv1x1 = register_module("conv1x1", std::make_shared<Conv2d>(s));
+    conv1x1 = register_module("conv1x1", std::make_shared<Conv2d>(Conv2dOptions(in, 2 * per_anchor, 1)));
   }
   // (N, H, W, in) -> (N, H·W·2, k): NHWC already has torch's permute(0, 2, 3, 1) order
   Tensor forward(const Tensor& x) override { return (*conv1x1)(x).reshape({x.size(0), -1, k_}); }

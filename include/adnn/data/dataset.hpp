@@ -1,8 +1,13 @@
 #pragma once
-// Datasets of labelled images: class folders (root/<class>/*.jpg) and the original
-// FER2013 CSV (emotion, pixels, Usage). Both use the FER2013 label map by default, so
-// folder names and CSV indices agree.
+// Datasets. ExampleDataset is the generic interface the DataLoader batches (torch's
+// map-style torch.utils.data.Dataset: a size and the i-th (input, target) example):
+// TensorDataset (tensors sliced along dim 0), CsvDataset (numeric CSV columns) and the image
+// datasets, which are ExampleDatasets too. The image datasets: class folders
+// (root/<class>/*.jpg) and the original FER2013 CSV (emotion, pixels, Usage). Both use the
+// FER2013 label map by default, so folder names and CSV indices agree.
 #include <adnn/data/image.hpp>
+
+#include <adnn/core/tensor.hpp>
 
 #include <istream>
 #include <memory>
@@ -14,11 +19,68 @@ namespace adnn::data {
 // FER2013's classes in their standard order: 0 angry … 6 neutral.
 const std::vector<std::string>& fer2013_classes();
 
-class Dataset {
+// One example: torch's (input, target) pair. Every example of a dataset has the same shapes
+// (the loader stacks them); target may be undefined (inputs only).
+struct Example {
+  Tensor input;
+  Tensor target;
+};
+
+// torch.utils.data.Dataset (map-style): the DataLoader's generic input.
+class ExampleDataset {
  public:
-  virtual ~Dataset() = default;
+  virtual ~ExampleDataset() = default;
   virtual int64_t size() const = 0;
+  // Example i, 0 <= i < size(); an adnn::Error naming the dataset otherwise.
+  virtual Example get(int64_t i) const = 0;
+};
+
+// torch.utils.data.TensorDataset: example i is (inputs[i], targets[i]). inputs (N, ...) and
+// targets (N, ...) or undefined; any dtype and device.
+class TensorDataset : public ExampleDataset {
+ public:
+  explicit TensorDataset(Tensor inputs, Tensor targets = {});
+  int64_t size() const override { return inputs_.size(0); }
+  Example get(int64_t i) const override;
+  const Tensor& inputs() const { return inputs_; }
+  const Tensor& targets() const { return targets_; }
+
+ private:
+  Tensor inputs_, targets_;
+};
+
+// A CSV of numbers with a header row: every column but the target is an input feature
+// (f32 (F)); the target column (default: the last) is an i64 class index, or f32 when
+// integer_target is off. Empty lines are skipped; a row with the wrong number of cells or a
+// cell that is not a number is an adnn::Error naming file:line and the column.
+struct CsvOptions {
+  std::string target;  // the target column's name; "" = the last column
+  bool integer_target = true;
+  char delimiter = ',';
+};
+class CsvDataset : public ExampleDataset {
+ public:
+  explicit CsvDataset(const std::string& path, CsvOptions opts = {});
+  CsvDataset(std::istream& in, const std::string& name, CsvOptions opts = {});  // `name` in errors
+  int64_t size() const override { return inputs_.size(0); }
+  Example get(int64_t i) const override;
+  const std::vector<std::string>& feature_names() const { return features_; }
+  const Tensor& inputs() const { return inputs_; }    // (N, F) f32
+  const Tensor& targets() const { return targets_; }  // (N) i64 or f32
+
+ private:
+  void parse(std::istream& in, const std::string& name, const CsvOptions& opts);
+  std::vector<std::string> features_;
+  Tensor inputs_, targets_;
+};
+
+// Labelled images. As an ExampleDataset, example i is the decoded image as (H, W, C) f32 in
+// [0, 1] with its label as an i64 scalar (the DataLoader's image constructor instead
+// preprocesses, augments and normalises).
+class Dataset : public ExampleDataset {
+ public:
   virtual int64_t label(int64_t i) const = 0;
+  Example get(int64_t i) const override;
   // Decodes sample i; a bad file raises adnn::Error naming it.
   virtual Image load(int64_t i) const = 0;
   virtual std::string name(int64_t i) const = 0;  // path or "file.csv:row"

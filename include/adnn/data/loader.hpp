@@ -1,5 +1,6 @@
 #pragma once
 // DataLoader: worker threads decode, preprocess and augment batches ahead of the trainer,
+// or (any ExampleDataset: tensors, CSV, images) stack examples into batches as torch's,
 // with bounded prefetch. The order and every random draw depend only on (seed, epoch,
 // sample or batch index), never on thread timing, so a run is reproducible for a seed
 // whatever the number of workers.
@@ -32,6 +33,9 @@ struct LoaderOptions {
 };
 
 struct Batch {
+  // Any ExampleDataset: the stacked inputs (B, ...) and targets (B, ...) (undefined when the
+  // dataset has none). The image loader sets them to images and labels.
+  Tensor inputs, targets;
   Tensor images;  // (B, H, W, C) f32, normalised
   Tensor labels;  // (B) i64: the dominant class
   Tensor soft;    // (B, K) f32 target distribution (one-hot unless mixed by mixup)
@@ -42,6 +46,10 @@ struct Batch {
 class DataLoader {
  public:
   DataLoader(std::shared_ptr<const Dataset> ds, PreprocessOptions pre, AugmentOptions aug, LoaderOptions opts);
+  // torch's DataLoader(dataset, batch_size, shuffle, drop_last): batches of stacked examples
+  // (Batch::inputs, Batch::targets, Batch::indices) in the order of opts.shuffle / seed;
+  // the image options (augment, balanced, mean/std, skip_bad) do not apply.
+  DataLoader(std::shared_ptr<const ExampleDataset> ds, LoaderOptions opts);
   ~DataLoader();
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
@@ -52,10 +60,12 @@ class DataLoader {
   std::optional<Batch> next();
   int64_t batches_per_epoch() const;
   int64_t skipped() const { return skipped_; }  // bad files skipped so far
-  const Dataset& dataset() const { return *ds_; }
+  // The image dataset (an adnn::Error for a loader of a generic ExampleDataset).
+  const Dataset& dataset() const;
 
  private:
   Batch make_batch(int64_t b);
+  Batch make_example_batch(int64_t b);
   void stop();
   std::shared_ptr<const Dataset> ds_;
   PreprocessOptions pre_;
@@ -71,6 +81,7 @@ class DataLoader {
   bool stopping_ = false;
   std::exception_ptr error_;
   std::atomic<int64_t> skipped_{0};
+  std::shared_ptr<const ExampleDataset> examples_;  // the generic loader's dataset (ds_ is null)
 };
 
 }  // namespace adnn::data

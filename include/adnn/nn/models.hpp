@@ -5,6 +5,7 @@
 #include <adnn/io/safetensors.hpp>
 #include <adnn/nn/layers.hpp>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -101,6 +102,22 @@ class ResNet : public Module {
 // everything else is copied by name, with the shape checks of load_state_dict.
 void load_pytorch_state_dict(Module& m, const std::vector<std::pair<std::string, Tensor>>& sd, bool strict = true);
 void load_pytorch_safetensors(Module& m, const std::string& path, bool strict = true);
+
+// The inverse: the module's state dict as PyTorch holds it, so that torch's
+// `model.load_state_dict(safetensors.torch.load_file(path))` accepts it for a torch model
+// with the same structure and names. Every Conv2d weight goes from adnn's (O, KH, KW, C/groups)
+// to torch's (O, C/groups, KH, KW); everything else (Linear (out, in), BatchNorm, LayerNorm,
+// attention, num_batches_tracked i64) is already in torch's layout. Tensors are copied to
+// the CPU, contiguous, in their dtype; names are the module's (timm's for EfficientNet,
+// torchvision's = timm's for ResNet; see torchvision_efficientnet_names).
+std::vector<std::pair<std::string, Tensor>> pytorch_state_dict(const Module& m);
+void save_pytorch_safetensors(const Module& m, const std::string& path,
+                              const std::map<std::string, std::string>& metadata = {});
+// Renames an EfficientNet state dict from timm's names (adnn's) to torchvision's
+// efficientnet_b0 … b7 (features.S.B.block.I…; docs/export.md has the table). The tf_
+// variants (TF "same" padding) have no torchvision twin: an adnn::Error for an unknown name.
+std::vector<std::pair<std::string, Tensor>> torchvision_efficientnet_names(
+    const std::vector<std::pair<std::string, Tensor>>& timm_state_dict);
 
 // "efficientnet_b0" … "efficientnet_b7", "tf_efficientnet_b0" … "tf_efficientnet_b7", "resnet50".
 std::shared_ptr<Module> create_model(const std::string& name, int64_t num_classes = 1000, int64_t in_chans = 3);

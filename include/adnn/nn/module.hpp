@@ -5,9 +5,11 @@
 
 #include <cmath>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -240,11 +242,30 @@ class ReLU : public Module {
   Tensor forward(const Tensor& x) override { return relu(x); }
 };
 
+// torch.nn.Sequential: runs its modules in order; children named "0", "1", … or by the
+// names given. Built with add(), from a list, or from the modules themselves:
+//   nn::Sequential net{std::make_shared<nn::Conv2d>(nn::Conv2dOptions(3, 16, 3).padding(1)),
+//                      std::make_shared<nn::ReLU>(), std::make_shared<nn::Flatten>()};
+//   auto net2 = std::make_shared<nn::Sequential>(conv, relu);
 class Sequential : public Module {
  public:
   Sequential() = default;
-  Sequential& add(std::shared_ptr<Module> m) {
-    register_module(std::to_string(layers_.size()), m);
+  Sequential(std::initializer_list<std::shared_ptr<Module>> modules) {
+    for (auto& m : modules) add(m);
+  }
+  // named children, in this order (an OrderedDict in torch)
+  Sequential(std::initializer_list<std::pair<std::string, std::shared_ptr<Module>>> modules) {
+    for (auto& [n, m] : modules) add(n, m);
+  }
+  template <class... M>
+    requires(sizeof...(M) > 0 && (std::is_base_of_v<Module, M> && ...))
+  explicit Sequential(std::shared_ptr<M>... modules) {
+    (add(std::shared_ptr<Module>(std::move(modules))), ...);
+  }
+  Sequential& add(std::shared_ptr<Module> m) { return add(std::to_string(layers_.size()), std::move(m)); }
+  Sequential& add(const std::string& name, std::shared_ptr<Module> m) {
+    ADNN_CHECK(m, "Sequential::add: module '", name, "' is null");
+    register_module(name, m);
     layers_.push_back(std::move(m));
     return *this;
   }
@@ -254,6 +275,10 @@ class Sequential : public Module {
     return y;
   }
   Module& operator[](size_t i) { return *layers_.at(i); }
+  std::shared_ptr<Module> ptr(size_t i) const { return layers_.at(i); }
+  size_t size() const { return layers_.size(); }
+  auto begin() const { return layers_.begin(); }
+  auto end() const { return layers_.end(); }
 
  private:
   std::vector<std::shared_ptr<Module>> layers_;
@@ -262,15 +287,70 @@ class Sequential : public Module {
 // Children registered as "0", "1", … without a forward of their own (torch.nn.ModuleList).
 class ModuleList : public Module {
  public:
+  ModuleList() = default;
+  ModuleList(std::initializer_list<std::shared_ptr<Module>> modules) {
+    for (auto& m : modules) add(m);
+  }
   template <class M>
   std::shared_ptr<M> add(std::shared_ptr<M> m) {
+    ADNN_CHECK(m, "ModuleList::add: module ", count_, " is null");
+    items_.push_back(m);
     return register_module(std::to_string(count_++), std::move(m));
   }
   Tensor forward(const Tensor&) override { ADNN_FAIL("ModuleList has no forward: call its entries"); }
   size_t size() const { return size_t(count_); }
+  Module& operator[](size_t i) { return *items_.at(i); }
+  std::shared_ptr<Module> ptr(size_t i) const { return items_.at(i); }
+  auto begin() const { return items_.begin(); }
+  auto end() const { return items_.end(); }
 
  private:
   int64_t count_ = 0;
+  std::vector<std::shared_ptr<Module>> items_;
+};
+
+// Named children in insertion order, without a forward of their own (torch.nn.ModuleDict).
+class ModuleDict : public Module {
+ public:
+  ModuleDict() = default;
+  ModuleDict(std::initializer_list<std::pair<std::string, std::shared_ptr<Module>>> modules) {
+    for (auto& [n, m] : modules) insert(n, m);
+  }
+  template <class M>
+  std::shared_ptr<M> insert(const std::string& name, std::shared_ptr<M> m) {
+    ADNN_CHECK(m, "ModuleDict::insert: module '", name, "' is null");
+    ADNN_CHECK(!name.empty() && name.find('.') == std::string::npos, "ModuleDict::insert: bad name '", name,
+               "' (empty or with a '.')");
+    ADNN_CHECK(!contains(name), "ModuleDict::insert: '", name, "' is already there");
+    items_.push_back({name, m});
+    return register_module(name, std::move(m));
+  }
+  Tensor forward(const Tensor&) override { ADNN_FAIL("ModuleDict has no forward: call its entries"); }
+  bool contains(const std::string& name) const {
+    for (auto& [n, m] : items_)
+      if (n == name) return true;
+    return false;
+  }
+  Module& operator[](const std::string& name) { return *ptr(name); }
+  std::shared_ptr<Module> ptr(const std::string& name) const {
+    std::string names;
+    for (auto& [n, m] : items_) {
+      if (n == name) return m;
+      names += (names.empty() ? "" : ", ") + n;
+    }
+    ADNN_FAIL("ModuleDict: no module named '", name, "' (modules: ", names, ")");
+  }
+  std::vector<std::string> keys() const {
+    std::vector<std::string> out;
+    for (auto& [n, m] : items_) out.push_back(n);
+    return out;
+  }
+  size_t size() const { return items_.size(); }
+  auto begin() const { return items_.begin(); }
+  auto end() const { return items_.end(); }
+
+ private:
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> items_;
 };
 
 }  // namespace adnn::nn

@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""A PyTorch twin of ADNN-FER with the resnet_nano backbone (the committed adnn_fer_nano):
+the same modules under the same names, so that the state dict `adnn-fer export --to pytorch`
+writes loads with load_state_dict(strict=True) and gives adnn's logits.
+
+    import torch_twin
+    sd, meta = torch_twin.load_safetensors("nano_torch.safetensors")
+    model = torch_twin.AdnnFerTwin(meta)          # the FerConfig from the file's metadata
+    model.load_state_dict(sd, strict=True)
+    logits = model.eval()(images)                 # images (N, 1, 48, 48), NCHW as torch's
+
+Needs only torch (Debian's python3-torch): the safetensors file is read here (8-byte header
+length, JSON header, raw little-endian data), no `safetensors` package needed.
+"""
+import json
+import struct
+
+import torch
+from torch import nn
+
+_DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16,
+           "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}
+
+
+def load_safetensors(path):
+    """{name: tensor} and the metadata dict of a .safetensors file."""
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    base, out = 8 + n, {}
+    for name, h in header.items():
+        a, b = h["data_offsets"]
+        t = torch.frombuffer(bytearray(data[base + a:base + b]), dtype=_DTYPES[h["dtype"]])
+        out[name] = t.reshape(h["shape"])
+    return out, meta
+
+
+def _conv_bn(cin, cout, k, stride=1):
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=(k - 1) // 2, bias=False), nn.BatchNorm2d(cout)
+
+
+class BasicBlock(nn.Module):
+    """torchvision's BasicBlock: conv1 3×3 (stride) → bn1 → ReLU → conv2 3×3 → bn2, + shortcut, ReLU."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1, self.bn1 = _conv_bn(cin, cout, 3, stride)
+        self.conv2, self.bn2 = _conv_bn(cout, cout, 3)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(*_conv_bn(cin, cout, 1, stride))
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+        return torch.relu(y + (self.downsample(x) if self.downsample is not None else x))
+
+
+class ChannelAttention(nn.Module):
+    def __init__(self, c, r):
+        super().__init__()
+        self.fc1 = nn.Conv2d(c, r, 1, bias=False)
+        self.fc2 = nn.Conv2d(r, c, 1, bias=False)
+
+    def forward(self, x):
+        mlp = lambda p: self.fc2(torch.relu(self.fc1(p)))  # noqa: E731
+        a = mlp(x.mean((2, 3), keepdim=True)) + mlp(x.amax((2, 3), keepdim=True))
+        return x * torch.sigmoid(a)
+
+
+class ConvBn(nn.Module):
+    def __init__(self, cin, cout, k):
+        super().__init__()
+        self.conv, self.bn = _conv_bn(cin, cout, k)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class SpatialAttention(nn.Module):
+    def __init__(self, k=7):
+        super().__init__()
+        self.conv = ConvBn(2, 1, k)
+
+    def forward(self, x):
+        maps = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)  # mean, max over C
+        return x * torch.sigmoid(self.conv(maps))
+
+
+class CBAM(nn.Module):
+    def __init__(self, c, reduction):
+        super().__init__()
+        self.channel = ChannelAttention(c, max(1, int(c / reduction + 0.5)))  # C++ lround, not banker's round()
+        self.spatial = SpatialAttention()
+
+    def forward(self, x):
+        return self.spatial(self.channel(x))
+
+
+class PositionalEmbedding(nn.Module):
+    def __init__(self, length, dim):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1, length, dim))
+
+    def forward(self, x):
+        return x + self.weight
+
+
+class AdnnFerTwin(nn.Module):
+    """ADNN-FER (resnet_nano backbone) built from the FerConfig map (model.* keys)."""
+
+    def __init__(self, meta):
+        super().__init__()
+        if meta["model.backbone"] != "resnet_nano":
+            raise ValueError(f"torch_twin: backbone {meta['model.backbone']} has no twin here (resnet_nano only)")
+        i = lambda k: int(meta[k])  # noqa: E731
+        size, cin, classes = i("model.image_size"), i("model.in_chans"), i("model.num_classes")
+        cbam, transformer = meta["model.cbam"] == "1", meta["model.transformer"] == "1"
+        d = i("model.d_model")
+        head = d if transformer else 192
+        g = size
+        for _ in range(3):
+            g = (g + 1) // 2
+        # registration order = adnn's (head first, backbone last); names are what matter
+        if cbam:
+            self.cbam_stage5 = CBAM(192, i("model.cbam_reduction"))
+            self.cbam_head = CBAM(head, i("model.cbam_reduction"))
+        self.transformer = transformer
+        feat = head
+        if transformer:
+            self.pos_embed = PositionalEmbedding(g * g, d)
+            layer = nn.TransformerEncoderLayer(d, i("model.heads"), dim_feedforward=i("model.d_ff"), dropout=0.0,
+                                               activation="gelu", batch_first=True, norm_first=True)
+            self.encoder = nn.TransformerEncoder(layer, i("model.layers"), enable_nested_tensor=False)
+            feat = d
+        self.norm = nn.LayerNorm(feat)
+        self.head = nn.Linear(feat, classes)
+        self.conv1, self.bn1 = _conv_bn(cin, 32, 3)
+        self.layer1 = BasicBlock(32, 48, 2)
+        self.layer2 = BasicBlock(48, 96, 2)
+        self.layer3 = BasicBlock(96, 192, 2)
+        self.layer4 = BasicBlock(192, 192, 1)
+        self.conv_head, self.bn2 = _conv_bn(192, head, 1)
+        self.cbam = cbam
+
+    def forward(self, x):  # (N, C, S, S) NCHW -> logits (N, classes)
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.layer3(self.layer2(self.layer1(y)))
+        if self.cbam:
+            y = self.cbam_stage5(y)
+        y = torch.relu(self.bn2(self.conv_head(self.layer4(y))))
+        if self.cbam:
+            y = self.cbam_head(y)
+        if self.transformer:
+            t = y.flatten(2).transpose(1, 2)  # (N, L, d) tokens in raster order, as adnn's NHWC reshape
+            p = self.encoder(self.pos_embed(t)).mean(1)
+        else:
+            p = y.mean((2, 3))
+        return self.head(self.norm(p))
