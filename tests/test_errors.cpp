@@ -25,7 +25,10 @@ TEST_SUITE("errors") {
   }
 
   TEST_CASE("wrong dtype") {
-    CHECK_ERROR(add(ones({2}), ones({2}, DType::f64)), "add: expected one dtype, got f32[2] cpu, f64[2] cpu");
+    CHECK_ERROR(add(ones({2}), ones({2}, DType::i64)), "add: expected one dtype, got f32[2] cpu, i64[2] cpu");
+    // floating dtypes promote as in torch (f32 + f64 -> f64, bf16 + f32 -> f32)
+    CHECK(add(ones({2}), ones({2}, DType::f64)).dtype() == DType::f64);
+    CHECK(add(ones({2}, DType::bf16), ones({2})).dtype() == DType::f32);
     CHECK_ERROR(exp(ones({2}, DType::i64)), "exp: expected a floating tensor, got i64[2] cpu");
     CHECK_ERROR(where(ones({2}), ones({2}), ones({2})), "where: condition must be bool, got f32[2] cpu");
     CHECK_ERROR(index_select(ones({3}), 0, ones({1})), "index_select: index must be i64, got f32[1] cpu");

@@ -80,6 +80,7 @@ Tensor MultiheadAttention::forward(const Tensor& x, const Tensor& key_padding_ma
 TransformerEncoderLayer::TransformerEncoderLayer(const TransformerOptions& o) {
   self_attn = register_module("self_attn", std::make_shared<MultiheadAttention>(o.d_model, o.nhead, o.dropout));
   linear1 = register_module("linear1", std::make_shared<Linear>(o.d_model, o.dim_feedforward));
+  linear1->epilogue = GemmEpilogue::bias_gelu;  // GELU fused into linear1's GEMM epilogue
   dropout = register_module("dropout", std::make_shared<Dropout>(o.dropout));
   linear2 = register_module("linear2", std::make_shared<Linear>(o.dim_feedforward, o.d_model));
   norm1 = register_module("norm1", std::make_shared<LayerNorm>(o.d_model, o.layer_norm_eps));
@@ -90,7 +91,7 @@ TransformerEncoderLayer::TransformerEncoderLayer(const TransformerOptions& o) {
 
 Tensor TransformerEncoderLayer::forward(const Tensor& x, const Tensor& key_padding_mask) {
   Tensor y = x + (*dropout1)(self_attn->forward((*norm1)(x), key_padding_mask));                // (B, L, E)
-  return y + (*dropout2)((*linear2)((*dropout)(gelu((*linear1)((*norm2)(y))))));              // (B, L, E)
+  return y + (*dropout2)((*linear2)((*dropout)((*linear1)((*norm2)(y)))));  // (B, L, E); linear1 applies GELU
 }
 
 TransformerEncoder::TransformerEncoder(const TransformerOptions& o, int64_t num_layers, bool final_norm) {

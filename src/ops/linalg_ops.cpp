@@ -101,7 +101,7 @@ Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
   const bool grad = autograd::needs_grad(inputs);
   Tensor pre = grad && kind == GemmEpilogue::bias_gelu ? empty({1, R, N}, TensorOptions(x.dtype(), x.device()))
                                                        : Tensor();  // (1, R, N)
-  backend::bmm(x3.detach(), wt.detach(), y, {kind, bias.defined() ? bias.detach() : Tensor(), pre});
+  backend::bmm(x3.detach(), wt.detach(), y, {kind, bias.defined() ? bias.detach().contiguous() : Tensor(), pre});
   if (grad) {
     Tensor yd = y.detach();
     const bool has_bias = bias.defined();

@@ -225,7 +225,9 @@ class Module : public std::enable_shared_from_this<Module> {
   int hook_id_ = 0;
 };
 
-// y = x Wᵀ + b, W (out, in) initialised U(-1/sqrt(in), 1/sqrt(in)) like torch.
+// y = x Wᵀ + b, W (out, in) initialised U(-1/sqrt(in), 1/sqrt(in)) like torch. `epilogue`
+// (default: bias only) may fuse an activation into the GEMM — y = relu(x Wᵀ + b) or gelu(…) — in
+// one pass (GemmEpilogue::bias_relu / bias_gelu); the Transformer's feed-forward layer uses it.
 class Linear : public Module {
  public:
   Linear(int64_t in, int64_t out, bool bias = true, DType dtype = DType::f32) {
@@ -233,8 +235,9 @@ class Linear : public Module {
     weight = register_parameter("weight", uniform({out, in}, -k, k, dtype));
     if (bias) this->bias = register_parameter("bias", uniform({out}, -k, k, dtype));
   }
-  Tensor forward(const Tensor& x) override { return linear(x, weight, bias); }
+  Tensor forward(const Tensor& x) override { return linear(x, weight, bias, epilogue); }
   Tensor weight, bias;
+  GemmEpilogue epilogue = GemmEpilogue::bias;
 };
 
 class ReLU : public Module {
