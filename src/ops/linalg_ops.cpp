@@ -6,6 +6,13 @@ namespace adnn {
 using namespace ops_detail;
 
 namespace {
+thread_local int64_t t_macs = 0;  // mac_count()
+}  // namespace
+
+int64_t mac_count() { return t_macs; }
+void add_macs(int64_t n) { t_macs += n; }
+
+namespace {
 // a (B, M, K) x b (B, K, N) -> (B, M, N); the one GEMM primitive.
 Tensor bmm3(const Tensor& a, const Tensor& b) {
   Tensor c = empty({a.size(0), a.size(1), b.size(2)}, TensorOptions(a.dtype(), a.device()));
@@ -35,7 +42,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     // (..., M, K) x (K, N): one GEMM over all rows
     Shape out = a.sizes();
     out.back() = N;
-    Tensor a2 = a.reshape({-1, K});
+    Tensor a2 = a.reshape({-1, K});  // (rows, K)
+    add_macs(a2.size(0) * K * N);
     return bmm3(a2.unsqueeze(0), b.unsqueeze(0)).reshape(out);
   }
   Shape ba(a.sizes().begin(), a.sizes().end() - 2), bb(b.sizes().begin(), b.sizes().end() - 2);
@@ -47,6 +55,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   so.insert(so.end(), {M, N});
   Tensor a3 = a.expand(sa).reshape({B, M, K});
   Tensor b3 = b.expand(sb).reshape({B, K, N});
+  add_macs(B * M * K * N);
   return bmm3(a3, b3).reshape(so);
 }
 
