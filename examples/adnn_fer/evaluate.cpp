@@ -1,5 +1,10 @@
 // adnn-fer eval: the model over a dataset, the library's metrics, the report files (fer.hpp).
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <memory>
 #include <cstdio>
 #include <filesystem>
 
@@ -11,7 +16,8 @@ using namespace adnn;
 namespace fs = std::filesystem;
 
 EvalReport evaluate(AdnnFer& model, std::shared_ptr<const data::Dataset> ds, Device device, int64_t batch,
-                    int workers, const std::string& source) {
+                    int workers, const std::string& source,
+                    const std::function<void(int64_t done, int64_t total)>& progress) {
   data::LoaderOptions lo;
   lo.batch_size = batch;
   lo.shuffle = false;
@@ -33,6 +39,7 @@ EvalReport evaluate(AdnnFer& model, std::shared_ptr<const data::Dataset> ds, Dev
                    ds->name(b->indices.at(size_t(i / p.size(1)))), ": are its weights finite?");
       probs.insert(probs.end(), pp, pp + p.numel());
       for (int64_t v : b->labels.to_vector()) labels.push_back(v);
+      if (progress) progress(int64_t(labels.size()), ds->size());
     }
   }
   model.train(was_training);
@@ -41,6 +48,22 @@ EvalReport evaluate(AdnnFer& model, std::shared_ptr<const data::Dataset> ds, Dev
       metrics::classification_report(probs, labels, int64_t(ds->classes().size()));  // (N, K), (N)
   r.classes = ds->classes();
   return r;
+}
+
+std::function<void(int64_t, int64_t)> eval_progress(const std::string& label) {
+  const bool tty = isatty(fileno(stderr));
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+  const auto start = *last;
+  return [=](int64_t done, int64_t total) {
+    const auto now = std::chrono::steady_clock::now();
+    const bool end = done >= total;
+    if (!end && now - *last < (tty ? std::chrono::milliseconds(250) : std::chrono::milliseconds(10000))) return;
+    *last = now;
+    const double s = std::chrono::duration<double>(now - start).count();
+    std::fprintf(stderr, "%s%s %lld/%lld images  %.0f img/s%s", tty ? "\r" : "", label.c_str(), (long long)done,
+                 (long long)total, double(done) / std::max(s, 1e-9), tty && !end ? "   " : "\n");
+    std::fflush(stderr);
+  };
 }
 
 int cmd_eval(const Args& a) {
@@ -62,7 +85,8 @@ int cmd_eval(const Args& a) {
   ds = stratified_slice(ds, a.num("limit", 0), 0);
   std::printf("evaluating %s on %s/%s (%lld images, device %s)\n", ckpt.c_str(), dir.c_str(), split.c_str(),
               (long long)ds->size(), dev.str().c_str());
-  EvalReport r = evaluate(*model, ds, dev, a.num("batch", 128), int(a.num("workers", 2)), "checkpoint " + ckpt);
+  EvalReport r = evaluate(*model, ds, dev, a.num("batch", 128), int(a.num("workers", 2)), "checkpoint " + ckpt,
+                          eval_progress("eval " + split + ":"));
   print_report(r);
   const std::string stem = (out.empty() ? "" : out + "/") + "eval_" + split;
   io::write_file_atomic(stem + ".json", [&] {

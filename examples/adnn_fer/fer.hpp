@@ -13,6 +13,7 @@
 //   train.cpp     the train command
 #include <adnn/adnn.hpp>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -77,14 +78,26 @@ struct EvalReport : adnn::metrics::ClassificationReport {
 };
 // Evaluates the model (eval mode, no augmentation) on a dataset. A non-finite probability
 // is an adnn::Error naming `source` (the checkpoint, or the training step) and the image.
+// `progress(done, total)` (images) runs after each batch when given.
 EvalReport evaluate(AdnnFer& model, std::shared_ptr<const adnn::data::Dataset> ds, adnn::Device device, int64_t batch,
-                    int workers, const std::string& source);
+                    int workers, const std::string& source,
+                    const std::function<void(int64_t done, int64_t total)>& progress = {});
+// A progress callback for evaluate: "LABEL 1024/3589 images" on stderr, redrawn in place at
+// most 4 times a second on a terminal, a line every 10 s otherwise; a final line at the end.
+std::function<void(int64_t, int64_t)> eval_progress(const std::string& label);
 
 // ---------------------------------------------------------------- reports (report.cpp)
 std::string report_json(const EvalReport& r, const std::map<std::string, std::string>& extra = {});
 void print_report(const EvalReport& r);
 // The confusion matrix as a PNG: rows true, columns predicted, each cell its row percentage.
 void write_confusion_png(const std::string& path, const EvalReport& r);
+// The training curves (loss and accuracy, train and val, per epoch) as a PNG: log.csv's
+// rows, redrawn after every epoch (train.cpp).
+struct CurvePoint {
+  int64_t epoch;
+  double train_loss, train_acc, val_loss, val_acc;
+};
+void write_curves_png(const std::string& path, const std::vector<CurvePoint>& points);
 // Text in 3×5 glyphs (digits, letters, '.', '%', ' ') at (x, y), scale s, grey level `shade`.
 void text(adnn::data::Image& im, int x, int y, const std::string& s, int scale, float shade);
 

@@ -60,41 +60,17 @@ std::shared_ptr<nn::Module> make_model(const ModelArgs& m) {
 int summary(const Args& a) {
   const ModelArgs ma = model_args(a);
   auto model = make_model(ma);
-  const int64_t size = ma.size;
-  std::printf("%-48s %-22s %12s\n", "parameter", "shape", "count");
-  for (auto& [n, p] : model->named_parameters())
-    std::printf("%-48s %-22s %12lld\n", n.c_str(), shape_str(p.sizes()).c_str(), (long long)p.numel());
-  model->eval();
-  NoGradGuard ng;
-  Tensor x = zeros({1, size, size, ma.in_chans});
-  std::printf("\nfeature maps for a %lldx%lld input (N, H, W, C):\n", (long long)size, (long long)size);
-  if (auto* e = dynamic_cast<nn::EfficientNet*>(model.get())) {
-    auto taps = e->forward_features(x);
-    for (size_t i = 0; i < taps.size(); ++i) {
-      std::string label = i == 0 ? "stem" : (i + 1 == taps.size() ? "head" : "stage " + std::to_string(i));
-      std::printf("  %-8s %s\n", label.c_str(), shape_str(taps[i].sizes()).c_str());
-    }
-  } else if (auto* f = dynamic_cast<nn::AdnnFer*>(model.get())) {
-    const nn::FerConfig& c = f->config();
-    if (f->effnet) {
-      auto taps = f->effnet->forward_features(x);
-      for (size_t i = 0; i < taps.size(); ++i) {
-        std::string label = i == 0 ? "stem" : (i + 1 == taps.size() ? "head" : "stage " + std::to_string(i));
-        std::string note = (i == 5 || i + 1 == taps.size()) && c.cbam ? "  + CBAM" : "";
-        std::printf("  %-8s %s%s\n", label.c_str(), shape_str(taps[i].sizes()).c_str(), note.c_str());
-      }
-    }
+  // batch 1 through the whole model on the CPU, no grad (the paper configuration: 9 s, 1.1 GB)
+  const nn::ModelSummary s = nn::summarize(*model, {1, ma.size, ma.size, ma.in_chans}, kCPU);
+  std::printf("%s: input (N, H, W, C) = %s\n", ma.name.c_str(), shape_str(s.input).c_str());
+  std::fputs(nn::format_summary(s, int(a.num("depth", 3))).c_str(), stdout);
+  if (auto* f = dynamic_cast<nn::AdnnFer*>(model.get())) {
     std::printf("configuration:\n");
-    for (auto& [k, v] : c.to_map()) std::printf("  %-24s %s\n", k.c_str(), v.c_str());
+    for (auto& [k, v] : f->config().to_map()) std::printf("  %-24s %s\n", k.c_str(), v.c_str());
     std::printf("  token grid               %lldx%lld (%lld tokens of %lld)\n", (long long)f->token_grid().first,
                 (long long)f->token_grid().second, (long long)(f->token_grid().first * f->token_grid().second),
                 (long long)f->feature_dim());
-    std::printf("  logits                   %s\n", shape_str(f->forward(x).sizes()).c_str());
-  } else if (auto* r = dynamic_cast<nn::ResNet*>(model.get())) {
-    auto taps = r->forward_features(x);
-    for (size_t i = 0; i < taps.size(); ++i) std::printf("  layer%zu   %s\n", i + 1, shape_str(taps[i].sizes()).c_str());
   }
-  std::printf("params: %lld\n", (long long)model->num_parameters());
   return 0;
 }
 
@@ -183,6 +159,9 @@ int bench(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // line-buffered even when piped: a header printed on stdout comes before the progress
+  // lines that follow it on stderr
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   try {
     Args a;
     if (const int rc = adnn_fer::parse_command_line(argc, argv, a); rc >= 0) return rc;
