@@ -85,11 +85,16 @@ std::vector<Command> commands() {
         integer("depth", "show modules down to nesting depth N (deeper ones fold into their parent; 0: the model only)",
                 0, 64)}},
       {"bench",
-       "Time forward passes or AdamW training steps on random data",
+       "Time forward passes or AdamW training steps on random data: ms/step (median, spread), img/s, GMACs/s, "
+       "peak memory",
        {text("model", "a backbone name or an ADNN-FER configuration", true), classes, in_chans, image_size,
         integer("batch", "images per step", 1, kMaxBatch), integer("iters", "timed iterations", 1, 1000000000),
         flag("train", "time training steps (default: forward passes)"),
-        flag("graph", "cuda: also time the step replayed from a CUDA graph (eager vs graph)"), device_flag()}},
+        flag("graph", "cuda: also time the step replayed from a CUDA graph (eager vs graph)"),
+        integer("threads", "OpenMP threads (default: OMP_NUM_THREADS if set, else the cores the load average leaves "
+                           "idle, at least 1)", 1, 1024),
+        text("json", "also write the results to this JSON file"),
+        text("device", "cpu (default), cuda, or auto (a real GPU if there is one, else the CPU)")}},
       {"train",
        "Train ADNN-FER (a fresh run, or --resume one)",
        {text("config", "adnn_fer_nano (default) or adnn_fer_paper"),
