@@ -1,6 +1,8 @@
 // MACs counted by the ops (adnn::MacCounter) against hand counts, and nn::summarize /
 // format_summary (include/adnn/nn/summary.hpp): output shapes, execution order, parameters,
 // trainable split, depth folding, thousands separators.
+#include <map>
+
 #include "testing.hpp"
 
 using namespace adnn;
@@ -25,6 +27,35 @@ class TwoStage : public nn::Module {
   }
   std::shared_ptr<nn::Linear> first, second;
   Tensor frozen;
+};
+
+// A ModuleList its forward iterates, and a child it runs through forward() directly (no
+// hooks) that has an op of its own: exact and lower-bound aggregates.
+class Containers : public nn::Module {
+ public:
+  class Wrapper : public nn::Module {
+   public:
+    Wrapper() {
+      lin = register_module("lin", std::make_shared<nn::Linear>(3, 3));
+      w = register_parameter("w", ones({3, 3}));
+    }
+    Tensor forward(const Tensor& x) override { return matmul(x, w) + (*lin)(x); }  // (B, 3)
+    std::shared_ptr<nn::Linear> lin;
+    Tensor w;
+  };
+  Containers() {
+    list = register_module("list", std::make_shared<nn::ModuleList>());
+    list->add(std::make_shared<nn::Linear>(3, 3));
+    list->add(std::make_shared<nn::Linear>(3, 3));
+    wrapper = register_module("wrapper", std::make_shared<Wrapper>());
+  }
+  Tensor forward(const Tensor& x) override {
+    Tensor y = x;
+    for (size_t i = 0; i < list->size(); ++i) y = list->get_submodule(std::to_string(i))(y);  // (B, 3)
+    return wrapper->forward(y);
+  }
+  std::shared_ptr<nn::ModuleList> list;
+  std::shared_ptr<Wrapper> wrapper;
 };
 
 }  // namespace
@@ -123,6 +154,22 @@ TEST_SUITE("models") {
     CHECK(all.find("Total MACs: 106 ") != std::string::npos);
     CHECK(top.find("└─") == std::string::npos);
     CHECK(top.find("TwoStage") != std::string::npos);
+  }
+
+  TEST_CASE("summarize: a container its parent iterates shows its entries' MACs; a partial sum says so") {
+    Containers m;
+    const nn::ModelSummary s = nn::summarize(m, {2, 3});
+    std::map<std::string, nn::LayerSummary> by;
+    for (const auto& l : s.layers) by[l.name] = l;
+    CHECK(s.macs == 2 * (2 * 3 * 3) + 2 * (2 * 3 * 3));
+    CHECK(by["list"].calls == 0);
+    CHECK(by["list"].macs == 2 * (2 * 3 * 3));
+    CHECK(by["wrapper"].calls == 0);
+    CHECK(by["wrapper"].macs == 2 * 3 * 3);  // its lin only: its own matmul is not seen
+    CHECK(by["wrapper"].macs_at_least);
+    const std::string t = nn::format_summary(s, -1);
+    INFO(t);
+    CHECK(t.find("≥18") != std::string::npos);
   }
 
   TEST_CASE("summarize: the ADNN-FER nano stem and the thousands separators") {

@@ -114,6 +114,19 @@ ModelSummary summarize(Module& model, const Shape& input, Device device) {
     model(x);
     s.macs = total.macs();
   }
+  // a container never called itself (its parent runs its entries: EfficientNet's blocks)
+  // shows the MACs of its entries (preorder: every child's index is above its parent's)
+  for (size_t i = n; i-- > 1;)
+    if (rows[parent[i]].calls == 0) rows[parent[i]].macs += rows[i].macs;
+  // ... a lower bound when its called ancestor's MACs exceed the sum of that ancestor's
+  // children (ops of its own, or of a module run through another method than forward)
+  std::vector<int64_t> child_sum(n, 0);
+  for (size_t i = 1; i < n; ++i) child_sum[parent[i]] += rows[i].macs;
+  for (size_t i = 1; i < n; ++i) {
+    const size_t p = parent[i];
+    if (rows[i].calls == 0 && !rows[i].leaf)
+      rows[i].macs_at_least = rows[p].calls > 0 ? child_sum[p] < rows[p].macs : rows[p].macs_at_least;
+  }
   // first-run order: a module sorts by the first call in its subtree (one never called, and
   // with nothing called below it, after its called siblings, in registration order)
   std::vector<int64_t> key = first_call;
@@ -144,7 +157,7 @@ std::string format_summary(const ModelSummary& s, int depth) {
     for (int d = 1; d < l.depth; ++d) indent += "  ";
     if (l.depth > 0) indent += "└─";
     rows.push_back({indent + label, l.calls ? shape_str(l.output) : "--", l.params ? thousands(l.params) : "--",
-                    l.calls ? thousands(l.macs) : "--"});
+                    l.calls || l.macs ? (l.macs_at_least ? "≥" : "") + thousands(l.macs) : "--"});
   }
   size_t w[4] = {0, 0, 0, 0};
   auto width = [](const std::string& t) {  // display columns: UTF-8 continuation bytes take none

@@ -22,7 +22,9 @@ struct LayerSummary {
   Shape output;             // the last call's output, e.g. (1, 24, 24, 32); empty when not called
   int64_t params = 0;       // parameters of the module and its submodules
   int64_t trainable = 0;    // of which require grad
-  int64_t macs = 0;         // MACs counted by ops during its calls (its submodules' included)
+  int64_t macs = 0;         // MACs counted by ops during its calls (its submodules' included);
+                            // not called: the sum of its submodules' (a container its parent iterates)
+  bool macs_at_least = false;  // not called, and that sum may miss ops of its own (printed "≥N")
 };
 
 struct ModelSummary {
