@@ -196,12 +196,14 @@ int bench(const Args& a) {
               name.c_str(), train ? "train step (AdamW)" : "forward", (long long)batch, (long long)size,
               (long long)size, dev.str().c_str(), threads, threads_why.c_str(), (long long)iters, s);
   std::printf("img/s: %.1f\n", img_s);
-  std::printf("ms/step: median %.3f, mean %.3f +- %.3f (std), IQR %.3f..%.3f, min %.3f, max %.3f\n", med, mean,
-              std::sqrt(var), p25, p75, lo, hi);
+  // "ms/step (median): X" and "peak device memory MiB: X" are read by scripts/gpu-check.sh
+  std::printf("ms/step (median): %.3f\n", med);
+  std::printf("ms/step spread: mean %.3f +- %.3f (std), IQR %.3f..%.3f, min %.3f, max %.3f\n", mean, std::sqrt(var),
+              p25, p75, lo, hi);
   std::printf("GMACs/img (forward): %.4f; GMACs/s (forward MACs of a step / median step time): %.2f%s\n", gmacs_img,
               gmacs_s, train ? " (the backward pass does about 2x more, not counted)" : "");
   std::printf("peak host RSS MiB: %.1f\n", rss_mib);
-  if (dev.is_cuda()) std::printf("peak device memory MiB (allocator, timed steps): %.1f\n", dev_mib);
+  if (dev.is_cuda()) std::printf("peak device memory MiB: %.1f (the allocator's peak over the timed steps)\n", dev_mib);
   if (a.has("graph")) {
     if (graph_med >= 0)
       std::printf("graph: %zu nodes; ms/step eager (median): %.3f, graph replay (median): %.3f, speed-up %.2fx\n",
