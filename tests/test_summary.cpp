@@ -21,8 +21,8 @@ class TwoStage : public nn::Module {
     frozen.requires_grad_(false);
   }
   Tensor forward(const Tensor& x) override {
-    Tensor h = relu((*first)(x));          // (B, 4)
-    Tensor y = (*second)(h);               // (B, 3)
+    Tensor h = relu((*first)(x));             // (B, 4)
+    Tensor y = (*second)(h);                  // (B, 3)
     return matmul(y, frozen) + (*second)(h);  // (B, 3): 3·3 MACs per row of its own
   }
   std::shared_ptr<nn::Linear> first, second;

@@ -54,7 +54,7 @@ ModelSummary summarize(Module& model, const Shape& input, Device device) {
   s.device = device;
   const auto mods = model.named_modules();  // (name, module), depth first in registration order
   const size_t n = mods.size();
-  std::map<const Module*, size_t> index;    // a module registered twice is observed once
+  std::map<const Module*, size_t> index;  // a module registered twice is observed once
   for (size_t i = 0; i < n; ++i) index.emplace(mods[i].second, i);
 
   std::vector<LayerSummary> rows(n);

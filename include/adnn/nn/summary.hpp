@@ -14,25 +14,25 @@ namespace adnn::nn {
 
 // One module of the summary.
 struct LayerSummary {
-  std::string name;         // dotted name ("" for the model itself)
-  std::string type;         // the class name ("Conv2d", "MBConv")
-  int depth = 0;            // 0 for the model, 1 for its children, ...
-  bool leaf = false;        // no submodules
-  int64_t calls = 0;        // forward calls in the pass (0: run by its parent's forward directly)
-  Shape output;             // the last call's output, e.g. (1, 24, 24, 32); empty when not called
-  int64_t params = 0;       // parameters of the module and its submodules
-  int64_t trainable = 0;    // of which require grad
-  int64_t macs = 0;         // MACs counted by ops during its calls (its submodules' included);
-                            // not called: the sum of its submodules' (a container its parent iterates)
+  std::string name;            // dotted name ("" for the model itself)
+  std::string type;            // the class name ("Conv2d", "MBConv")
+  int depth = 0;               // 0 for the model, 1 for its children, ...
+  bool leaf = false;           // no submodules
+  int64_t calls = 0;           // forward calls in the pass (0: run by its parent's forward directly)
+  Shape output;                // the last call's output, e.g. (1, 24, 24, 32); empty when not called
+  int64_t params = 0;          // parameters of the module and its submodules
+  int64_t trainable = 0;       // of which require grad
+  int64_t macs = 0;            // MACs counted by ops during its calls (its submodules' included);
+                               // not called: the sum of its submodules' (a container its parent iterates)
   bool macs_at_least = false;  // not called, and that sum may miss ops of its own (printed "≥N")
 };
 
 struct ModelSummary {
-  Shape input;                       // e.g. (1, 48, 48, 1)
-  std::vector<LayerSummary> layers;  // depth first, in the order the modules first ran
-  int64_t params = 0, trainable = 0; // every parameter once
+  Shape input;                        // e.g. (1, 48, 48, 1)
+  std::vector<LayerSummary> layers;   // depth first, in the order the modules first ran
+  int64_t params = 0, trainable = 0;  // every parameter once
   int64_t param_bytes = 0, buffer_bytes = 0;
-  int64_t macs = 0;                  // the whole forward pass
+  int64_t macs = 0;  // the whole forward pass
   // Estimated activation memory of a training step: the bytes of every leaf module's output
   // (kept for backward), as torchinfo's "forward/backward pass size" counts them (× 2 there:
   // the gradients of the same size).
