@@ -851,6 +851,94 @@ TEST_SUITE("fer") {
     }
     fs::remove_all(dir);
   }
+  TEST_CASE("train: run.command in config.json re-runs the same run (quoted words, values of 1); curves.png drawn") {
+    if (!have_fer()) {
+      FAIL("FER2013 not found at " << fer_dir());
+      return;
+    }
+    const std::string data = tiny_fer("command_data", 2, 1), base = temp_dir("command");
+    const std::string link = base + "/fer data 1";  // a space: the recorded command must quote it
+    fs::create_directory_symlink(data, link);
+    const std::string out = base + "/run 1", first = base + "/first";
+    auto [rc, log] = adnn_fer({"train", "--data", link, "--out", out, "--device", "cpu", "--batch", "4", "--epochs", "1",
+                               "--workers", "0", "--log-every", "1", "--seed", "1", "--cbam", "on", "--patience", "1"},
+                              base + "/1.out", 1);
+    INFO(log);
+    REQUIRE(rc == 0);
+    // the header comes before the first progress line (stdout is line-buffered when piped)
+    CHECK(log.find("adnn-fer train: ") < log.find("epoch 1/1  step 1/"));
+    CHECK(log.find("validation, epoch 1: 7/7 images") != std::string::npos);
+    const std::string cj_text = slurp(out + "/config.json");
+    const auto cj = io::parse_json_object(cj_text, out + "/config.json");
+    const std::string recorded = cj.at("run.command");
+    CHECK(recorded == "adnn-fer train --data '" + link + "' --out '" + out +
+                          "' --device cpu --batch 4 --epochs 1 --workers 0 --log-every 1 --seed 1 --cbam on "
+                          "--patience 1");
+    {  // curves.png: a picture, redrawn each epoch
+      const data::Image curves = data::read_image(out + "/curves.png");
+      CHECK(curves.width > 400);
+      CHECK(curves.channels == 3);
+    }
+    // the recorded command, run by a shell as written, with adnn-fer on the PATH, reproduces the run
+    fs::rename(out, first);
+    const std::string bin_dir = fs::path(ADNN_FER_BIN).parent_path().string();
+    const int src = std::system(("cd '" + base + "' && PATH='" + bin_dir + "':\"$PATH\" OMP_NUM_THREADS=1 " + recorded +
+                                 " > '" + base + "/2.out' 2>&1")
+                                    .c_str());
+    INFO(slurp(base + "/2.out"));
+    REQUIRE(WIFEXITED(src));
+    REQUIRE(WEXITSTATUS(src) == 0);
+    CHECK(digest(out + "/last.safetensors") == digest(first + "/last.safetensors"));
+    auto ra = read_csv(first + "/log.csv"), rb = read_csv(out + "/log.csv");
+    REQUIRE(ra.size() == 1);
+    REQUIRE(rb.size() == 1);
+    for (size_t j = 0; j < 9; ++j) CHECK(ra[0][j] == rb[0][j]);  // up to the timings
+    CHECK(io::parse_json_object(slurp(out + "/config.json"), "config.json") == cj);
+    fs::remove_all(base);
+    fs::remove_all(data);
+  }
+
+  TEST_CASE("summary: torchinfo-style table, --depth folds, the MAC total is the library's") {
+    const std::string logs = temp_dir("summary_logs");
+    auto [rc, log] = adnn_fer({"summary", "--model", "adnn_fer_nano", "--depth", "1"}, logs + "/1.out", 1);
+    INFO(log);
+    REQUIRE(rc == 0);
+    nn::AdnnFer model(nn::fer_config("adnn_fer_nano"));
+    const int64_t S = model.config().image_size;
+    const nn::ModelSummary s = nn::summarize(model, {1, S, S, model.config().in_chans});
+    CHECK(log.find("Total MACs: " + nn::thousands(s.macs) + " ") != std::string::npos);
+    CHECK(log.find("Total params: " + nn::thousands(model.num_parameters()) + "\n") != std::string::npos);
+    CHECK(log.find("Non-trainable params: 0\n") != std::string::npos);
+    CHECK(log.find("└─conv1 (Conv2d)") != std::string::npos);
+    CHECK(log.find("  └─") == std::string::npos);  // nothing below depth 1
+    CHECK(log.find("Forward/backward pass size (MB): ") != std::string::npos);
+    auto [rc2, deep] = adnn_fer({"summary", "--model", "adnn_fer_nano"}, logs + "/2.out", 1);
+    CHECK(rc2 == 0);
+    CHECK(deep.find("  └─conv1 (Conv2d)") != std::string::npos);  // layer1.conv1 at the default depth 3
+    fs::remove_all(logs);
+  }
+
+#if ADNN_WITH_CUDA_EMULATION
+  TEST_CASE("--device cuda under the emulator says so; --device auto never picks it") {
+    const std::string logs = temp_dir("emulated_logs");
+    auto [rc, log] = adnn_fer({"bench", "--model", "adnn_fer_nano", "--device", "cuda", "--batch", "1", "--iters", "1",
+                               "--json", logs + "/b.json"},
+                              logs + "/1.out", 1);
+    INFO(log);
+    REQUIRE(rc == 0);
+    CHECK(log.rfind("adnn-fer bench: device cuda:0 (emulated): no GPU, the SIMT emulator", 0) == 0);  // first line
+    CHECK(log.find(", device cuda:0 (emulated), ") != std::string::npos);
+    CHECK(slurp(logs + "/b.json").find("\"emulated\": true") != std::string::npos);
+    auto [rc2, log2] = adnn_fer({"bench", "--model", "adnn_fer_nano", "--device", "auto", "--batch", "1", "--iters",
+                                 "1"},
+                                logs + "/2.out", 1);
+    INFO(log2);
+    CHECK(rc2 == 0);
+    CHECK(log2.find(", device cpu, ") != std::string::npos);
+    CHECK(log2.find("emulat") == std::string::npos);
+    fs::remove_all(logs);
+  }
+#endif
 #endif  // ADNN_FER_BIN
 
   TEST_CASE("the committed adnn_fer_nano checkpoint loads and classifies FER2013 val well above chance") {

@@ -2,6 +2,8 @@
 #include <cstring>
 #include <sstream>
 
+#include <adnn/config.hpp>
+
 #include "testing.hpp"
 
 using namespace adnn;
@@ -144,10 +146,28 @@ TEST_SUITE("tensor") {
     CHECK(os.str().find("requires_grad=true") != std::string::npos);
   }
 
+  TEST_CASE("an emulated cuda device says so, and its label reads back") {
+#if ADNN_WITH_CUDA_EMULATION
+    CHECK(cuda_is_emulated());
+    CHECK(Device("cuda").str() == "cuda:0 (emulated)");
+    CHECK(kCUDA.str() == "cuda:0 (emulated)");
+    std::ostringstream os;
+    os << Device("cuda:0");
+    CHECK(os.str() == "cuda:0 (emulated)");
+    CHECK(zeros({2}, kCUDA).desc() == "f32[2] cuda:0 (emulated)");
+#else
+    CHECK(!cuda_is_emulated());
+    CHECK(Device("cuda").str() == "cuda:0");
+#endif
+    CHECK(Device(Device("cuda").str()) == kCUDA);
+    CHECK(Device("cpu").str() == "cpu");
+    CHECK_THROWS_AS(Device("cpu (emulated)"), Error);
+  }
+
   TEST_CASE("devices") {
     CHECK(Device("cpu").is_cpu());
     CHECK(Device("cuda:1").index == 1);
-    CHECK(Device("cuda").str() == "cuda:0");
+    CHECK(Device("cuda").str() == (cuda_is_emulated() ? "cuda:0 (emulated)" : "cuda:0"));
     CHECK_THROWS_AS(Device("gpu"), Error);
     CHECK(cuda_device_count() >= 0);
     CHECK(cuda_is_available() == (ADNN_WITH_CUDA_BACKEND && cuda_device_count() > 0));

@@ -54,7 +54,10 @@ Flag flag(std::string n, std::string help) { return {.name = std::move(n), .kind
 // The limits, also in docs/adnn_fer.md.
 constexpr int64_t kMaxBatch = 65536, kMaxEpochs = 100000, kMaxWorkers = 64, kMaxClasses = 100000;
 
-Flag device_flag() { return text("device", "auto (a real GPU if there is one, else the CPU), cpu or cuda"); }
+Flag device_flag() {
+  return text("device", "auto (a real GPU if there is one, else the CPU; never the emulator), cpu or cuda (the SIMT "
+                        "emulator where there is no GPU: said at start)");
+}
 Flag detector_flag() {
   return text("detector", "RetinaFace weights (.safetensors; default ../shared/data/retinaface/mobilenet0.25.safetensors)");
 }
@@ -83,14 +86,21 @@ std::vector<Command> commands() {
   const Flag in_chans = integer("in-chans", "input channels (non-ADNN-FER models)", 1, 64);
   return {
       {"summary",
-       "Print a model's parameters, feature maps and configuration",
-       {text("model", "a backbone name or an ADNN-FER configuration", true), classes, in_chans, image_size}},
+       "Print a model's layers (output shape, parameters, MACs for one image), totals and configuration",
+       {text("model", "a backbone name or an ADNN-FER configuration", true), classes, in_chans, image_size,
+        integer("depth", "show modules down to nesting depth N (deeper ones fold into their parent; 0: the model only)",
+                0, 64)}},
       {"bench",
-       "Time forward passes or AdamW training steps on random data",
+       "Time forward passes or AdamW training steps on random data: ms/step (median, spread), img/s, GMACs/s, "
+       "peak memory",
        {text("model", "a backbone name or an ADNN-FER configuration", true), classes, in_chans, image_size,
         integer("batch", "images per step", 1, kMaxBatch), integer("iters", "timed iterations", 1, 1000000000),
         flag("train", "time training steps (default: forward passes)"),
-        flag("graph", "cuda: also time the step replayed from a CUDA graph (eager vs graph)"), device_flag()}},
+        flag("graph", "cuda: also time the step replayed from a CUDA graph (eager vs graph)"),
+        integer("threads", "OpenMP threads (default: OMP_NUM_THREADS if set, else the cores the load average leaves "
+                           "idle, at least 1)", 1, 1024),
+        text("json", "also write the results to this JSON file"),
+        text("device", "cpu (default), cuda, or auto (a real GPU if there is one, else the CPU)")}},
       {"train",
        "Train ADNN-FER (a fresh run, or --resume one)",
        {text("config", "adnn_fer_nano (default) or adnn_fer_paper"),
@@ -391,11 +401,28 @@ int parse_command_line(int argc, char** argv, Args& out) {
 
 Device pick_device(const Args& a) {
   const std::string d = a.get("device", "auto");
-  if (d != "auto") return Device(d);
+  Device dev = kCPU;
+  if (d != "auto") {
+    try {
+      dev = Device(d);
+    } catch (const Error& e) {
+      throw UsageError(a.cmd + " --device: " + e.what());
+    }
+  }
 #if ADNN_WITH_CUDA_BACKEND
-  if (cuda_is_available() && !cuda::is_emulated()) return Device("cuda");  // a real GPU, not the emulator
+  else if (cuda_is_available() && !cuda_is_emulated())
+    dev = Device("cuda");  // a real GPU, never the emulator
 #endif
-  return kCPU;
+  // said at the start of the command, once: an emulated run must not pass for a GPU one
+  static bool said = false;
+  if (dev.is_cuda() && cuda_is_emulated() && !said) {
+    said = true;
+    std::fprintf(stderr,
+                 "adnn-fer %s: device %s: no GPU, the SIMT emulator runs the CUDA kernels on the host "
+                 "(for testing kernels; far slower than --device cpu)\n",
+                 a.cmd.c_str(), dev.str().c_str());
+  }
+  return dev;
 }
 
 }  // namespace adnn_fer

@@ -1,8 +1,12 @@
 // adnn-fer eval: the model over a dataset (optionally with flip TTA, optionally through a
 // label map onto another dataset's folder names), the library's metrics, the report files
 // (fer.hpp).
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <memory>
 #include <cstdio>
 #include <filesystem>
 
@@ -108,7 +112,8 @@ MappedData map_labels(const std::string& dir, const std::string& map) {
 }
 
 EvalReport evaluate(AdnnFer& model, std::shared_ptr<const data::Dataset> ds, Device device, int64_t batch, int workers,
-                    const std::string& source, nn::Tta tta) {
+                    const std::string& source, nn::Tta tta,
+                    const std::function<void(int64_t done, int64_t total)>& progress) {
   data::LoaderOptions lo;
   lo.batch_size = batch;
   lo.shuffle = false;
@@ -130,6 +135,7 @@ EvalReport evaluate(AdnnFer& model, std::shared_ptr<const data::Dataset> ds, Dev
       r.probs.insert(r.probs.end(), pp, pp + p.numel());
       for (int64_t v : b->labels.to_vector()) r.labels.push_back(v);
       for (int64_t idx : b->indices) r.images.push_back(ds->name(idx));
+      if (progress) progress(int64_t(r.labels.size()), ds->size());
     }
   }
   model.train(was_training);
@@ -138,6 +144,22 @@ EvalReport evaluate(AdnnFer& model, std::shared_ptr<const data::Dataset> ds, Dev
   r.classes = ds->classes();
   r.tta = tta;
   return r;
+}
+
+std::function<void(int64_t, int64_t)> eval_progress(const std::string& label) {
+  const bool tty = isatty(fileno(stderr));
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+  const auto start = *last;
+  return [=](int64_t done, int64_t total) {
+    const auto now = std::chrono::steady_clock::now();
+    const bool end = done >= total;
+    if (!end && now - *last < (tty ? std::chrono::milliseconds(250) : std::chrono::milliseconds(10000))) return;
+    *last = now;
+    const double s = std::chrono::duration<double>(now - start).count();
+    std::fprintf(stderr, "%s%s %lld/%lld images  %.0f img/s%s", tty ? "\r" : "", label.c_str(), (long long)done,
+                 (long long)total, double(done) / std::max(s, 1e-9), tty && !end ? "   " : "\n");
+    std::fflush(stderr);
+  };
 }
 
 EvalReport run_eval(const Args& a) {
@@ -180,7 +202,8 @@ EvalReport run_eval(const Args& a) {
   ds = stratified_slice(ds, a.num("limit", 0), 0);
   std::printf("evaluating %s on %s (%lld images, device %s, TTA %s)\n", ckpt.c_str(), data_dir.c_str(),
               (long long)ds->size(), dev.str().c_str(), nn::tta_name(tta));
-  EvalReport r = evaluate(*model, ds, dev, a.num("batch", 128), int(a.num("workers", 2)), "checkpoint " + ckpt, tta);
+  EvalReport r = evaluate(*model, ds, dev, a.num("batch", 128), int(a.num("workers", 2)), "checkpoint " + ckpt, tta,
+                          eval_progress("eval " + split + ":"));
   print_report(r);
   const std::string stem = (out.empty() ? "" : out + "/") + "eval_" + split;
   const std::string preds = stem + "_predictions.csv";

@@ -15,6 +15,7 @@
 //   export.cpp    the export command (PyTorch / timm state dicts)
 #include <adnn/adnn.hpp>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -86,8 +87,13 @@ struct EvalReport : adnn::metrics::ClassificationReport {
 // Evaluates the model (eval mode, no augmentation; `tta` flip: each image's probabilities are
 // the mean of the image's and its mirror's) on a dataset. A non-finite probability is an
 // adnn::Error naming `source` (the checkpoint, or the training step) and the image.
+// `progress(done, total)` (images) runs after each batch when given.
 EvalReport evaluate(AdnnFer& model, std::shared_ptr<const adnn::data::Dataset> ds, adnn::Device device, int64_t batch,
-                    int workers, const std::string& source, adnn::nn::Tta tta = adnn::nn::Tta::none);
+                    int workers, const std::string& source, adnn::nn::Tta tta = adnn::nn::Tta::none,
+                    const std::function<void(int64_t done, int64_t total)>& progress = {});
+// A progress callback for evaluate: "LABEL 1024/3589 images" on stderr, redrawn in place at
+// most 4 times a second on a terminal, a line every 10 s otherwise; a final line at the end.
+std::function<void(int64_t, int64_t)> eval_progress(const std::string& label);
 
 // Cross-dataset evaluation (--label-map): each class folder of `split_dir` is mapped onto one
 // of the model's classes (the FER2013 names) by name, after the map's renames. A folder whose
@@ -115,6 +121,13 @@ std::string predictions_csv(const EvalReport& r);
 void write_confusion_png(const std::string& path, const EvalReport& r, const std::string& title = "");
 std::string json_quote(const std::string& s);
 std::string json_number(double v);  // %.6g; NaN as null
+// The training curves (loss and accuracy, train and val, per epoch) as a PNG: log.csv's
+// rows, redrawn after every epoch (train.cpp).
+struct CurvePoint {
+  int64_t epoch;
+  double train_loss, train_acc, val_loss, val_acc;
+};
+void write_curves_png(const std::string& path, const std::vector<CurvePoint>& points);
 // Text in 3×5 glyphs (digits, letters, '.', '%', ' ') at (x, y), scale s, grey level `shade`.
 void text(adnn::data::Image& im, int x, int y, const std::string& s, int scale, float shade);
 

@@ -7,7 +7,13 @@
 
 #include "fer.hpp"
 
+#include <omp.h>
+#include <sys/resource.h>
+
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -60,42 +66,41 @@ std::shared_ptr<nn::Module> make_model(const ModelArgs& m) {
 int summary(const Args& a) {
   const ModelArgs ma = model_args(a);
   auto model = make_model(ma);
-  const int64_t size = ma.size;
-  std::printf("%-48s %-22s %12s\n", "parameter", "shape", "count");
-  for (auto& [n, p] : model->named_parameters())
-    std::printf("%-48s %-22s %12lld\n", n.c_str(), shape_str(p.sizes()).c_str(), (long long)p.numel());
-  model->eval();
-  NoGradGuard ng;
-  Tensor x = zeros({1, size, size, ma.in_chans});
-  std::printf("\nfeature maps for a %lldx%lld input (N, H, W, C):\n", (long long)size, (long long)size);
-  if (auto* e = dynamic_cast<nn::EfficientNet*>(model.get())) {
-    auto taps = e->forward_features(x);
-    for (size_t i = 0; i < taps.size(); ++i) {
-      std::string label = i == 0 ? "stem" : (i + 1 == taps.size() ? "head" : "stage " + std::to_string(i));
-      std::printf("  %-8s %s\n", label.c_str(), shape_str(taps[i].sizes()).c_str());
-    }
-  } else if (auto* f = dynamic_cast<nn::AdnnFer*>(model.get())) {
-    const nn::FerConfig& c = f->config();
-    if (f->effnet) {
-      auto taps = f->effnet->forward_features(x);
-      for (size_t i = 0; i < taps.size(); ++i) {
-        std::string label = i == 0 ? "stem" : (i + 1 == taps.size() ? "head" : "stage " + std::to_string(i));
-        std::string note = (i == 5 || i + 1 == taps.size()) && c.cbam ? "  + CBAM" : "";
-        std::printf("  %-8s %s%s\n", label.c_str(), shape_str(taps[i].sizes()).c_str(), note.c_str());
-      }
-    }
+  // batch 1 through the whole model on the CPU, no grad (the paper configuration: 9 s, 1.1 GB)
+  const nn::ModelSummary s = nn::summarize(*model, {1, ma.size, ma.size, ma.in_chans}, kCPU);
+  std::printf("%s: input (N, H, W, C) = %s\n", ma.name.c_str(), shape_str(s.input).c_str());
+  std::fputs(nn::format_summary(s, int(a.num("depth", 3))).c_str(), stdout);
+  if (auto* f = dynamic_cast<nn::AdnnFer*>(model.get())) {
     std::printf("configuration:\n");
-    for (auto& [k, v] : c.to_map()) std::printf("  %-24s %s\n", k.c_str(), v.c_str());
+    for (auto& [k, v] : f->config().to_map()) std::printf("  %-24s %s\n", k.c_str(), v.c_str());
     std::printf("  token grid               %lldx%lld (%lld tokens of %lld)\n", (long long)f->token_grid().first,
                 (long long)f->token_grid().second, (long long)(f->token_grid().first * f->token_grid().second),
                 (long long)f->feature_dim());
-    std::printf("  logits                   %s\n", shape_str(f->forward(x).sizes()).c_str());
-  } else if (auto* r = dynamic_cast<nn::ResNet*>(model.get())) {
-    auto taps = r->forward_features(x);
-    for (size_t i = 0; i < taps.size(); ++i) std::printf("  layer%zu   %s\n", i + 1, shape_str(taps[i].sizes()).c_str());
   }
-  std::printf("params: %lld\n", (long long)model->num_parameters());
   return 0;
+}
+
+// The OpenMP threads of bench: --threads, else OMP_NUM_THREADS when set, else the cores that
+// the 1-minute load average leaves idle (at least 1): on a loaded 2-core machine a second
+// spinning OpenMP thread competes with the other processes and halves the throughput
+// (docs/adnn_fer.md, "bench: threads").
+int bench_threads(const Args& a, std::string& why) {
+  const int cores = std::max(1, omp_get_num_procs());
+  if (a.has("threads")) {
+    why = "--threads";
+    return int(a.num("threads", 1));
+  }
+  if (const char* env = std::getenv("OMP_NUM_THREADS"); env && *env) {
+    why = "OMP_NUM_THREADS";
+    return omp_get_max_threads();
+  }
+  double load[1] = {0};
+  if (getloadavg(load, 1) != 1) load[0] = 0;
+  const int idle = cores - int(std::lround(load[0]));
+  char b[96];
+  std::snprintf(b, sizeof b, "%d cores, load average %.2f", cores, load[0]);
+  why = b;
+  return std::clamp(idle, 1, cores);
 }
 
 int bench(const Args& a) {
@@ -103,7 +108,10 @@ int bench(const Args& a) {
   const std::string& name = ma.name;
   const int64_t size = ma.size, batch = a.num("batch", 32), iters = a.num("iters", 10);
   const bool train = a.has("train");
-  const Device dev(a.get("device", "cpu"));
+  std::string threads_why;
+  const int threads = bench_threads(a, threads_why);
+  omp_set_num_threads(threads);
+  const Device dev = a.has("device") ? pick_device(a) : kCPU;
   auto model = make_model(ma);
   model->to(dev);
   model->train(train);
@@ -111,8 +119,8 @@ int bench(const Args& a) {
   optim::AdamW opt(optim::layer_decay_groups(*model, 0.05, 0.8),
                    {.lr = 1e-3, .capturable = a.has("graph") && dev.is_cuda()});
   manual_seed(0);
-  Tensor x = randn({batch, size, size, ma.in_chans}).to(dev);
-  Tensor y = randint(0, ma.classes, {batch}).to(dev);
+  Tensor x = randn({batch, size, size, ma.in_chans}).to(dev);  // (N, H, W, C)
+  Tensor y = randint(0, ma.classes, {batch}).to(dev);          // (N)
   auto step = [&] {
     if (train) {
       Tensor loss = cross_entropy(model->forward(x), y);
@@ -129,9 +137,12 @@ int bench(const Args& a) {
   auto sync = [&] {
     if (dev.is_cuda()) cuda::device_synchronize();
   };
-  step();  // warm-up
+  MacCounter counted;
+  step();  // warm-up; its forward's MACs (the ops count them; backward kernels are not counted)
+  const int64_t macs_per_step = counted.macs();
   step();
   sync();
+  if (dev.is_cuda()) cuda::reset_peak_memory();
   std::vector<double> ms;
   auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < iters; ++i) {
@@ -141,14 +152,23 @@ int bench(const Args& a) {
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  auto median = [](std::vector<double> v) {
+  // quantile q of the step times (linear interpolation, numpy's default)
+  auto quantile = [](std::vector<double> v, double q) {
+    if (v.empty()) return 0.0;
     std::sort(v.begin(), v.end());
-    return v.empty() ? 0.0 : (v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]));
+    const double at = q * double(v.size() - 1);
+    const size_t lo = size_t(at), hi = std::min(lo + 1, v.size() - 1);
+    return v[lo] + (at - double(lo)) * (v[hi] - v[lo]);
   };
-  const double med = median(ms);
+  double mean = 0, var = 0;
+  for (double t : ms) mean += t / double(ms.size());
+  for (double t : ms) var += (t - mean) * (t - mean) / double(std::max<size_t>(ms.size() - 1, 1));
+  const double med = quantile(ms, 0.5), p25 = quantile(ms, 0.25), p75 = quantile(ms, 0.75);
+  const double lo = *std::min_element(ms.begin(), ms.end()), hi = *std::max_element(ms.begin(), ms.end());
   // --graph: the same step captured once into a CUDA graph and replayed (static x and y; each
   // replay is a real training step: AdamW is capturable and dropout masks change per replay)
   double graph_med = -1;
+  size_t graph_nodes = 0;
   if (a.has("graph") && dev.is_cuda()) {
     cuda::Graph graph;
     graph.capture_begin();
@@ -163,28 +183,63 @@ int bench(const Args& a) {
       sync();
       gms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
     }
-    graph_med = median(gms);
-    std::printf("graph: %zu nodes\n", graph.num_nodes());
+    graph_med = quantile(gms, 0.5);
+    graph_nodes = graph.num_nodes();
   }
-  std::printf("model %s, %s, batch %lld, %lldx%lld, device %s, %lld iterations in %.2f s\n", name.c_str(),
-              train ? "train step (AdamW)" : "forward", (long long)batch, (long long)size, (long long)size,
-              dev.str().c_str(), (long long)iters, s);
-  std::printf("img/s: %.1f\n", double(batch * iters) / s);
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  const double rss_mib = double(ru.ru_maxrss) / 1024.0;  // KiB on Linux
+  const double dev_mib = dev.is_cuda() ? double(cuda::memory_stats().peak_in_use) / (1 << 20) : -1;
+  const double img_s = double(batch * iters) / s;
+  const double gmacs_img = double(macs_per_step) / double(batch) / 1e9;
+  const double gmacs_s = double(macs_per_step) / (med / 1e3) / 1e9;
+
+  std::printf("model %s, %s, batch %lld, %lldx%lld, device %s, %d threads (%s), %lld iterations in %.2f s\n",
+              name.c_str(), train ? "train step (AdamW)" : "forward", (long long)batch, (long long)size,
+              (long long)size, dev.str().c_str(), threads, threads_why.c_str(), (long long)iters, s);
+  std::printf("img/s: %.1f\n", img_s);
+  // "ms/step (median): X" and "peak device memory MiB: X" are read by scripts/gpu-check.sh
   std::printf("ms/step (median): %.3f\n", med);
+  std::printf("ms/step spread: mean %.3f +- %.3f (std), IQR %.3f..%.3f, min %.3f, max %.3f\n", mean, std::sqrt(var),
+              p25, p75, lo, hi);
+  std::printf("GMACs/img (forward): %.4f; GMACs/s (forward MACs of a step / median step time): %.2f%s\n", gmacs_img,
+              gmacs_s, train ? " (the backward pass does about 2x more, not counted)" : "");
+  std::printf("peak host RSS MiB: %.1f\n", rss_mib);
+  if (dev.is_cuda()) std::printf("peak device memory MiB: %.1f (the allocator's peak over the timed steps)\n", dev_mib);
   if (a.has("graph")) {
     if (graph_med >= 0)
-      std::printf("ms/step eager (median): %.3f, graph replay (median): %.3f, speed-up %.2fx\n", med, graph_med,
-                  graph_med > 0 ? med / graph_med : 0.0);
+      std::printf("graph: %zu nodes; ms/step eager (median): %.3f, graph replay (median): %.3f, speed-up %.2fx\n",
+                  graph_nodes, med, graph_med, graph_med > 0 ? med / graph_med : 0.0);
     else
       std::printf("graph: CUDA graphs need --device cuda (eager only)\n");
   }
-  if (dev.is_cuda()) std::printf("peak device memory MiB: %.1f\n", double(cuda::memory_stats().peak_in_use) / (1 << 20));
+  if (a.has("json")) {
+    const std::string path = a.get("json");
+    std::ostringstream j;
+    j.precision(6);
+    j << "{\n  \"model\": \"" << name << "\",\n  \"mode\": \"" << (train ? "train" : "forward")
+      << "\",\n  \"device\": \"" << dev.str() << "\",\n  \"emulated\": " << (dev.is_cuda() && cuda_is_emulated() ? "true" : "false")
+      << ",\n  \"threads\": " << threads << ",\n  \"batch\": " << batch << ",\n  \"image_size\": " << size
+      << ",\n  \"iters\": " << iters << ",\n  \"img_per_s\": " << img_s << ",\n  \"ms_per_step\": {\"median\": " << med
+      << ", \"mean\": " << mean << ", \"std\": " << std::sqrt(var) << ", \"p25\": " << p25 << ", \"p75\": " << p75
+      << ", \"min\": " << lo << ", \"max\": " << hi << "},\n  \"gmacs_per_img\": " << gmacs_img
+      << ",\n  \"gmacs_per_s\": " << gmacs_s << ",\n  \"peak_rss_mib\": " << rss_mib;
+    if (dev.is_cuda()) j << ",\n  \"peak_device_mib\": " << dev_mib;
+    if (graph_med >= 0) j << ",\n  \"graph_ms_per_step_median\": " << graph_med;
+    j << "\n}\n";
+    const std::string t = j.str();
+    io::write_file_atomic(path, std::vector<uint8_t>(t.begin(), t.end()));
+    std::printf("results: %s\n", path.c_str());
+  }
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // line-buffered even when piped: a header printed on stdout comes before the progress
+  // lines that follow it on stderr
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   try {
     Args a;
     if (const int rc = adnn_fer::parse_command_line(argc, argv, a); rc >= 0) return rc;

@@ -1,5 +1,6 @@
 // adnn-fer: an evaluation report as JSON, as a printed table, and the confusion matrix as a
 // PNG (fer.hpp).
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <cmath>
@@ -162,6 +163,91 @@ void write_confusion_png(const std::string& path, const EvalReport& r, const std
     }
   }
   text(im, left, top + K * cell + 8, "ROWS TRUE  COLUMNS PREDICTED", s, 0);
+  data::write_png(path, im);
+}
+
+// ---------------------------------------------------------------- training curves PNG
+namespace {
+constexpr std::array<float, 3> kTrainColour{31.f, 119.f, 180.f}, kValColour{255.f, 127.f, 14.f};  // matplotlib C0, C1
+
+void dot(data::Image& im, int x, int y, std::array<float, 3> rgb, int r = 1) {
+  for (int dy = -r; dy <= r; ++dy)
+    for (int dx = -r; dx <= r; ++dx)
+      if (y + dy >= 0 && y + dy < im.height && x + dx >= 0 && x + dx < im.width)
+        for (int c = 0; c < 3; ++c) im.at(y + dy, x + dx, c) = rgb[size_t(c)];
+}
+
+void line(data::Image& im, int x0, int y0, int x1, int y1, std::array<float, 3> rgb) {
+  const int n = std::max({std::abs(x1 - x0), std::abs(y1 - y0), 1});
+  for (int i = 0; i <= n; ++i)
+    dot(im, x0 + (x1 - x0) * i / n, y0 + (y1 - y0) * i / n, rgb, 1);
+}
+
+std::string tick(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, std::abs(v) >= 10 ? "%.0f" : "%.2f", v);
+  return b;
+}
+
+// One panel: x = epoch (1..E), the train and val series, y from the data's range.
+void panel(data::Image& im, int x0, int y0, int w, int h, const std::string& title, const std::vector<double>& epochs,
+           const std::vector<double>& train, const std::vector<double>& val) {
+  const std::array<float, 3> black{0, 0, 0}, grey{200, 200, 200};
+  double lo = INFINITY, hi = -INFINITY;
+  for (const auto* s : {&train, &val})
+    for (double v : *s)
+      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+  if (!std::isfinite(lo)) lo = 0, hi = 1;
+  if (hi - lo < 1e-9) lo -= 0.5, hi += 0.5;
+  const double pad = 0.05 * (hi - lo);
+  lo -= pad;
+  hi += pad;
+  const double e_max = std::max(2.0, epochs.empty() ? 2.0 : epochs.back());
+  auto px = [&](double e) { return x0 + int(std::lround((e - 1) / (e_max - 1) * (w - 1))); };
+  auto py = [&](double v) { return y0 + h - 1 - int(std::lround((v - lo) / (hi - lo) * (h - 1))); };
+  explain::draw_text(im, x0, y0 - 22, title, 2, black);
+  for (int i = 0; i <= 4; ++i) {  // horizontal grid lines with their values
+    const double v = lo + (hi - lo) * i / 4;
+    for (int x = x0; x < x0 + w; ++x) im.at(py(v), x, 0) = im.at(py(v), x, 1) = im.at(py(v), x, 2) = grey[0];
+    explain::draw_text(im, x0 - explain::text_width(tick(v), 2) - 6, py(v) - 5, tick(v), 2, black);
+  }
+  line(im, x0, y0, x0, y0 + h - 1, black);
+  line(im, x0, y0 + h - 1, x0 + w - 1, y0 + h - 1, black);
+  const int step = std::max(1, int(e_max) / 8);
+  for (int e = 1; e <= int(e_max); e += step)
+    explain::draw_text(im, px(e) - explain::text_width(std::to_string(e), 2) / 2, y0 + h + 6, std::to_string(e), 2,
+                       black);
+  explain::draw_text(im, x0 + w / 2 - explain::text_width("EPOCH", 2) / 2, y0 + h + 24, "EPOCH", 2, black);
+  for (auto [series, rgb] : {std::pair{&train, kTrainColour}, std::pair{&val, kValColour}}) {
+    for (size_t i = 0; i < series->size(); ++i) {
+      if (!std::isfinite((*series)[i])) continue;
+      dot(im, px(epochs[i]), py((*series)[i]), rgb, 3);
+      if (i > 0 && std::isfinite((*series)[i - 1]))
+        line(im, px(epochs[i - 1]), py((*series)[i - 1]), px(epochs[i]), py((*series)[i]), rgb);
+    }
+  }
+}
+}  // namespace
+
+void write_curves_png(const std::string& path, const std::vector<CurvePoint>& points) {
+  std::vector<double> epochs, train_loss, val_loss, train_acc, val_acc;
+  for (const CurvePoint& p : points) {
+    epochs.push_back(double(p.epoch));
+    train_loss.push_back(p.train_loss);
+    val_loss.push_back(p.val_loss);
+    train_acc.push_back(p.train_acc);
+    val_acc.push_back(p.val_acc);
+  }
+  const int w = 420, h = 260, left = 80, top = 60, gap = 110;
+  data::Image im(top + h + 70, left + w + gap + w + 30, 3, 255.f);
+  panel(im, left, top, w, h, "LOSS", epochs, train_loss, val_loss);
+  panel(im, left + w + gap, top, w, h, "ACCURACY", epochs, train_acc, val_acc);
+  // legend
+  const int lx = left + w - 200;
+  dot(im, lx, 14, kTrainColour, 4);
+  explain::draw_text(im, lx + 10, 9, "TRAIN", 2, kTrainColour);
+  dot(im, lx + 90, 14, kValColour, 4);
+  explain::draw_text(im, lx + 100, 9, "VAL", 2, kValColour);
   data::write_png(path, im);
 }
 

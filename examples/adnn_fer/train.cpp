@@ -117,7 +117,7 @@ struct RunSettings {
 
 // The files a run writes (all replaced by a fresh run with --force).
 std::vector<std::string> run_files(const std::string& out) {
-  std::vector<std::string> f{out + "/config.json", out + "/log.csv"};
+  std::vector<std::string> f{out + "/config.json", out + "/log.csv", out + "/curves.png"};
   for (const char* n : {"best", "last"}) {
     f.push_back(out + "/" + n + ".safetensors");
     f.push_back(io::state_path(f.back()));
@@ -423,6 +423,27 @@ struct EpochStats {
   bool out_of_time = false;  // --time-budget reached: validate, checkpoint, stop
 };
 
+// log.csv's epochs as curve points (epoch, train_loss, train_acc, val_loss, val_acc: columns
+// 1, 4, 5, 6, 7); an adnn::Error naming the file and line for a row that does not parse.
+std::vector<CurvePoint> curve_points(const std::string& csv_text, const std::string& path) {
+  std::vector<CurvePoint> out;
+  std::istringstream in(csv_text);
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    if (++n == 1 || line.empty()) continue;  // the header
+    std::vector<std::string> cells;
+    std::istringstream ls(line);
+    for (std::string c; std::getline(ls, c, ',');) cells.push_back(c);
+    ADNN_CHECK(cells.size() >= 7, path, ":", n, ": expected 12 columns, got ", cells.size());
+    const std::string at = path + ":" + std::to_string(n);
+    out.push_back({parse_int64(cells[0], at + " epoch"), parse_double(cells[3], at + " train_loss", NonFinite::allow),
+                   parse_double(cells[4], at + " train_acc", NonFinite::allow), parse_double(cells[5], at + " val_loss", NonFinite::allow),
+                   parse_double(cells[6], at + " val_acc", NonFinite::allow)});
+  }
+  return out;
+}
+
 // The epoch loop's shared state and steps 5–7.
 class Session {
  public:
@@ -606,7 +627,8 @@ EpochStats Session::train_epoch(int64_t epoch) {
 
 bool Session::validate(int64_t epoch, const EpochStats& e) {
   EvalReport v = evaluate(*t_.model, d_.val_ds, r_.dev, 256, r_.workers,
-                          "train: the model at step " + std::to_string(state_.step));
+                          "train: the model at step " + std::to_string(state_.step), nn::Tta::none,
+                          eval_progress("validation, epoch " + std::to_string(epoch + 1) + ":"));
   state_.epoch = epoch + 1;
   const bool stop = stopper_.update(v.accuracy);
   const bool improved = stopper_.improved;
@@ -619,7 +641,9 @@ bool Session::validate(int64_t epoch, const EpochStats& e) {
                 v.accuracy, v.macro_f1, v.macro_auc, e.seconds, e.seen / std::max(e.seconds, 1e-9), elapsed());
   const std::string csv = r_.out + "/log.csv";
   auto bytes = io::read_file(csv);
-  write_text(csv, std::string(bytes.begin(), bytes.end()) + row);
+  const std::string rows = std::string(bytes.begin(), bytes.end()) + row;
+  write_text(csv, rows);
+  write_curves_png(r_.out + "/curves.png", curve_points(rows, csv));
   std::printf(
       "epoch %lld: train loss %.4f acc %.4f | val loss %.4f acc %.4f macro-F1 %.4f AUC %.4f%s | %.0f s, "
       "elapsed %s\n",

@@ -13,6 +13,7 @@
 #include <adnn/nn/attention.hpp>
 #include <adnn/nn/adnn_fer.hpp>
 #include <adnn/nn/retinaface.hpp>
+#include <adnn/nn/summary.hpp>
 #include <adnn/optim/optimizer.hpp>
 #include <adnn/amp/amp.hpp>
 #include <adnn/ops/gemm.hpp>

@@ -52,6 +52,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   Tensor o = new_like(q, {B, H, Lq, D});
   Tensor lse = reduced ? empty({B, H, Lq}, TensorOptions(DType::f32, q.device())) : new_like(q, {B, H, Lq});
   backend::attention_forward(qc, kc, vc, mask, o, lse, g);
+  add_macs(2 * B * H * Lq * Lk * D);  // q·kᵀ and p·v
   Tensor od = o.detach();
   autograd::record(op, {q, k, v}, o, [=](const Tensor& go, const std::vector<bool>&) {
     Tensor gq = new_like(qc, qc.sizes()), gk = new_like(kc, kc.sizes()), gv = new_like(vc, vc.sizes());
@@ -166,6 +167,7 @@ Tensor squeeze_excite(const Tensor& x, const Tensor& w1, const Tensor& b1, const
   Tensor b1c = b1.defined() ? b1.detach().contiguous() : Tensor(), b2c = b2.defined() ? b2.detach().contiguous() : Tensor();
   Tensor pooled = new_like(x, {N, C}), logits = new_like(x, {N, C}), y = new_like(x, x.sizes());
   backend::squeeze_excite_forward(xc, w1c, b1c, w2c, b2c, pooled, logits, y, N, P, C, R);
+  add_macs(2 * N * C * R);
   Shape xs = x.sizes();
   autograd::record(op, {x, w1, b1, w2, b2}, y, [=](const Tensor& g, const std::vector<bool>& need) {
     NoGradGuard ng;

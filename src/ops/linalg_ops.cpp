@@ -14,7 +14,13 @@ using namespace ops_detail;
 
 namespace {
 std::atomic<bool> g_allow_tf32{false};
+thread_local int64_t t_macs = 0;  // mac_count()
+}  // namespace
 
+int64_t mac_count() { return t_macs; }
+void add_macs(int64_t n) { t_macs += n; }
+
+namespace {
 // a (B, M, K) x b (B, K, N) -> (B, M, N); the one GEMM primitive.
 Tensor bmm3(const Tensor& a, const Tensor& b) {
   Tensor c = empty({a.size(0), a.size(1), b.size(2)}, TensorOptions(a.dtype(), a.device()));
@@ -47,7 +53,8 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     // (..., M, K) x (K, N): one GEMM over all rows
     Shape out = a.sizes();
     out.back() = N;
-    Tensor a2 = a.reshape({-1, K});
+    Tensor a2 = a.reshape({-1, K});  // (rows, K)
+    add_macs(a2.size(0) * K * N);
     return bmm3(a2.unsqueeze(0), b.unsqueeze(0)).reshape(out);
   }
   Shape ba(a.sizes().begin(), a.sizes().end() - 2), bb(b.sizes().begin(), b.sizes().end() - 2);
@@ -59,6 +66,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
   so.insert(so.end(), {M, N});
   Tensor a3 = a.expand(sa).reshape({B, M, K});
   Tensor b3 = b.expand(sb).reshape({B, K, N});
+  add_macs(B * M * K * N);
   return bmm3(a3, b3).reshape(so);  // one strided-batched GEMM
 }
 
@@ -101,6 +109,7 @@ Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
   const bool grad = autograd::needs_grad(inputs);
   Tensor pre = grad && kind == GemmEpilogue::bias_gelu ? empty({1, R, N}, TensorOptions(x.dtype(), x.device()))
                                                        : Tensor();  // (1, R, N)
+  add_macs(R * K * N);
   backend::bmm(x3.detach(), wt.detach(), y, {kind, bias.defined() ? bias.detach().contiguous() : Tensor(), pre});
   if (grad) {
     Tensor yd = y.detach();

@@ -55,7 +55,8 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dOption
   ADNN_CHECK(g.OH > 0 && g.OW > 0, "conv2d: kernel ", KH, "x", KW, " (dilation ", g.dh, ") is larger than the padded input ",
              x.desc());
   Tensor xc = x.detach().contiguous(), wc = w.detach().contiguous();
-  Tensor y = new_like(x, {N, g.OH, g.OW, O});
+  Tensor y = new_like(x, {N, g.OH, g.OW, O});  // (N, OH, OW, O)
+  add_macs(N * g.OH * g.OW * O * KH * KW * (C / o.groups));
   backend::conv2d_forward(xc, wc, bias.defined() ? bias.detach().contiguous() : Tensor(), y, g);
   autograd::record("conv2d", {x, w, bias}, y, [=](const Tensor& gy, const std::vector<bool>& need) {
     Tensor gx = need[0] ? new_like(xc, xc.sizes()) : Tensor();

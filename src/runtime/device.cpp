@@ -9,7 +9,13 @@
 
 namespace adnn {
 
-Device Device::parse(const std::string& s) {
+Device Device::parse(const std::string& spec) {
+  // str() of an emulated device reads back ("cuda:0 (emulated)" -> cuda:0)
+  const std::string_view suffix = " (emulated)";
+  std::string s = spec;
+  if (s.size() > suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+      s.rfind("cuda", 0) == 0)
+    s.resize(s.size() - suffix.size());
   if (s == "cpu") return Device(DeviceType::cpu, 0);
   if (s == "cuda") return Device(DeviceType::cuda, 0);
   if (s.rfind("cuda:", 0) == 0) {
@@ -23,7 +29,15 @@ Device Device::parse(const std::string& s) {
 
 std::string Device::str() const {
   if (is_cpu()) return "cpu";
-  return "cuda:" + std::to_string(index);
+  return "cuda:" + std::to_string(index) + (cuda_is_emulated() ? " (emulated)" : "");
+}
+
+bool cuda_is_emulated() {
+#if ADNN_WITH_CUDA_EMULATION
+  return true;
+#else
+  return false;
+#endif
 }
 
 int cuda_device_count() {

@@ -1,6 +1,6 @@
 #pragma once
 // Devices: `cpu` and `cuda[:index]`. A cuda device is served by a real GPU (ADNN_CUDA) or,
-// later, by the SIMT emulator (ADNN_CUDA_EMULATION).
+// by the SIMT emulator (ADNN_CUDA_EMULATION); an emulated one prints as "cuda:0 (emulated)".
 #include <ostream>
 #include <string>
 
@@ -15,9 +15,12 @@ struct Device {
   constexpr Device(DeviceType t, int i = 0) : type(t), index(i) {}
   Device(const char* spec) : Device(parse(spec)) {}           // "cpu", "cuda", "cuda:1"
   Device(const std::string& spec) : Device(parse(spec)) {}
+  // "cuda:0 (emulated)" (what str() gives under the emulator) reads back as cuda:0
   static Device parse(const std::string& spec);
   bool is_cpu() const { return type == DeviceType::cpu; }
   bool is_cuda() const { return type == DeviceType::cuda; }
+  // "cpu", "cuda:0", or "cuda:0 (emulated)" when the SIMT emulator serves cuda (torch has no
+  // emulator; the label keeps an emulated run from passing for a GPU one in logs and errors)
   std::string str() const;
   friend bool operator==(const Device& a, const Device& b) { return a.type == b.type && a.index == b.index; }
   friend bool operator!=(const Device& a, const Device& b) { return !(a == b); }
@@ -31,5 +34,7 @@ constexpr Device kCUDA{DeviceType::cuda, 0};
 int cuda_device_count();
 // True when this build can create tensors on `cuda`.
 bool cuda_is_available();
+// True when `cuda` is served by the SIMT emulator on the host (ADNN_CUDA_EMULATION), not a GPU.
+bool cuda_is_emulated();
 
 }  // namespace adnn

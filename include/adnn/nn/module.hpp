@@ -20,9 +20,18 @@ class Module : public std::enable_shared_from_this<Module> {
   virtual ~Module() = default;
   virtual Tensor forward(const Tensor& x) = 0;
 
-  // Runs forward, then every forward hook (module, input, output) -> replacement or {}.
+  // Runs every forward pre-hook (module, input, {}) -> replacement input or {}, then forward,
+  // then every forward hook (module, input, output) -> replacement or {}.
   // The hooks run in registration order on a copy of the list, so a hook may remove itself.
-  Tensor operator()(const Tensor& x) {
+  Tensor operator()(const Tensor& input) {
+    Tensor x = input;
+    if (!forward_pre_hooks_->empty()) {
+      const auto pre = *forward_pre_hooks_;
+      for (auto& [id, h] : pre) {
+        Tensor r = h(*this, x, Tensor());
+        if (r.defined()) x = r;
+      }
+    }
     Tensor y = forward(x);
     if (forward_hooks_->empty()) return y;
     const auto hooks = *forward_hooks_;
@@ -73,6 +82,12 @@ class Module : public std::enable_shared_from_this<Module> {
     forward_hooks_->push_back({++hook_id_, std::move(h)});
     return RemovableHandle(forward_hooks_, hook_id_);
   }
+  // Like torch's register_forward_pre_hook: hook(module, input, {}) runs before forward; a
+  // defined return value replaces the input.
+  RemovableHandle register_forward_pre_hook(ForwardHook h) {
+    forward_pre_hooks_->push_back({++hook_id_, std::move(h)});
+    return RemovableHandle(forward_pre_hooks_, hook_id_);
+  }
   // Gradient w.r.t. this module's output, as seen during backward (Grad-CAM): a forward hook
   // that puts a tensor hook (Tensor::register_hook) on each output that requires grad.
   using BackwardHook = std::function<void(Module&, const Tensor& grad_output)>;
@@ -90,6 +105,7 @@ class Module : public std::enable_shared_from_this<Module> {
   }
   void remove_hook(int id) {
     std::erase_if(*forward_hooks_, [id](auto& p) { return p.first == id; });
+    std::erase_if(*forward_pre_hooks_, [id](auto& p) { return p.first == id; });
   }
 
   // Every module below this one (and this one as ""), by dotted name, depth first in
@@ -221,6 +237,8 @@ class Module : public std::enable_shared_from_this<Module> {
   }
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   std::shared_ptr<std::vector<std::pair<int, ForwardHook>>> forward_hooks_ =
+      std::make_shared<std::vector<std::pair<int, ForwardHook>>>();
+  std::shared_ptr<std::vector<std::pair<int, ForwardHook>>> forward_pre_hooks_ =
       std::make_shared<std::vector<std::pair<int, ForwardHook>>>();
   int hook_id_ = 0;
 };

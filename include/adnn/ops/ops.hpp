@@ -73,6 +73,28 @@ Tensor var(const Tensor& x, std::vector<int64_t> dims = {}, int64_t correction =
 // Sums `x` down to `shape` (the reverse of broadcasting).
 Tensor sum_to(const Tensor& x, const Shape& shape);
 
+// ---------------------------------------------------------------- multiply-accumulate count
+// The multiply-accumulates (MACs) of the ops called on this thread, counted by the ops from
+// their shapes as fvcore / torchinfo count them (bias adds, elementwise ops, norms and
+// pooling count none):
+//   conv2d                        N·OH·OW·O·KH·KW·(C / groups)
+//   matmul, linear                B·M·K·N (batch × rows × inner × columns)
+//   scaled_dot_product_attention  2·B·H·Lq·Lk·D (q·kᵀ and p·v)
+//   squeeze_excite                2·N·C·R (its two FCs)
+// A running total (backward kernels are not counted; a backward rule that calls one of these
+// ops is): read it around a forward pass, or use MacCounter.
+int64_t mac_count();
+void add_macs(int64_t n);  // what the ops call
+// The MACs counted on this thread since it was made.
+class MacCounter {
+ public:
+  MacCounter() : start_(mac_count()) {}
+  int64_t macs() const { return mac_count() - start_; }
+
+ private:
+  int64_t start_;
+};
+
 // ---------------------------------------------------------------- linear algebra
 // (..., M, K) x (..., K, N) -> (..., M, N); batch dims broadcast; 1-D operands as in torch.
 Tensor matmul(const Tensor& a, const Tensor& b);
