@@ -188,6 +188,22 @@ void trace_detail::trace_record_launch(LaunchTrace& l) {
   k.c += l.c;
 }
 
+void trace_library_call(const char* name, uint64_t bytes, uint64_t flops) {
+  if (!trace_detail::trace_on.load(std::memory_order_relaxed)) return;
+  auto& r = results();
+  std::lock_guard lock(r.mu);
+  auto [it, fresh] = r.index.try_emplace(name, r.kernels.size());
+  if (fresh) {
+    r.kernels.emplace_back();
+    r.kernels.back().name = name;
+    r.kernels.back().library = true;
+  }
+  KernelTrace& k = r.kernels[it->second];
+  ++k.launches;
+  k.compulsory_bytes += bytes;
+  k.flops += flops;
+}
+
 bool trace_compiled() {
 #if ADNN_SIM_TRACE
   return true;

@@ -78,6 +78,10 @@ struct KernelTrace {
   size_t static_smem = 0;      // the largest static shared bytes a block used
   uint64_t compulsory_bytes = 0;
   TraceCounters c;
+  // a library call the emulator runs on the host (cuBLAS GEMM, memcpy/memset): not traced,
+  // its bytes are the operands' sizes and flops its arithmetic
+  bool library = false;
+  uint64_t flops = 0;
 };
 
 // Whether this build records traces (ADNN_SIM_TRACE: the kernels are instrumented).
@@ -86,6 +90,8 @@ bool trace_compiled();
 void trace_start();
 void trace_stop();
 bool trace_active();
+// Records a call that runs on the host in the emulator (GEMM, memcpy, memset) while a trace is on.
+void trace_library_call(const char* name, uint64_t bytes, uint64_t flops);
 // The kernels recorded by the last trace, in order of first launch.
 std::vector<KernelTrace> trace_results();
 
