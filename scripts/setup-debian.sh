@@ -16,6 +16,7 @@ set -euo pipefail
 #                      a GPU-machine baseline — the dry run records it as skipped without them)
 #   gpu-kit-build.sh   nvcc (CUDA 13), strip (binutils), ldd
 #   gpu-results.py     python3 (standard library only: the plot is a hand-written SVG)
+#   kernel-report.sh   nvcc, python3 (standard library only), c++filt (binutils)
 # No other script needs python3 or git.
 pkgs=(build-essential g++ cmake ninja-build ccache pkg-config
       libstb-dev libjpeg62-turbo-dev doctest-dev libbenchmark-dev libopenblas-dev libboost-context-dev libcli11-dev
