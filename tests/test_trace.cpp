@@ -56,7 +56,8 @@ __global__ void trace_divergent_kernel(const float* x, float* y) {
 }
 
 const sim::KernelTrace& find(const std::vector<sim::KernelTrace>& r, const std::string& name) {
-  auto it = std::find_if(r.begin(), r.end(), [&](const sim::KernelTrace& k) { return k.name.find(name) != std::string::npos; });
+  auto it = std::find_if(r.begin(), r.end(),
+                         [&](const sim::KernelTrace& k) { return k.name.find(name) != std::string::npos; });
   REQUIRE_MESSAGE(it != r.end(), "no trace of ", name);
   return *it;
 }

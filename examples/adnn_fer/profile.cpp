@@ -19,8 +19,9 @@ using namespace adnn;
 
 int cmd_profile(const Args& a) {
   if (!cuda::kernel_trace_available())
-    throw Error("profile: needs the emulated cuda device built with ADNN_SIM_TRACE=ON (a GCC build with "
-                "-DADNN_CUDA_EMULATION=ON and no sanitizer); this build cannot trace kernels");
+    throw Error(
+        "profile: needs the emulated cuda device built with ADNN_SIM_TRACE=ON (a GCC build with "
+        "-DADNN_CUDA_EMULATION=ON and no sanitizer); this build cannot trace kernels");
   const ModelArgs ma = model_args(a);
   const int64_t batch = a.num("batch", 2), warmup = a.num("warmup", 1), size = ma.size;
   const bool train = a.has("train");
@@ -32,10 +33,10 @@ int cmd_profile(const Args& a) {
   manual_seed(0);
   optim::AdamW opt(optim::layer_decay_groups(*model, 0.05, fer ? fer->config().layer_decay : 0.8), {.lr = 1e-3});
   Tensor x = randn({batch, size, size, ma.in_chans}).to(dev);  // (B, S, S, C)
-  Tensor labels = randint(0, ma.classes, {batch}).to(dev);      // (B)
+  Tensor labels = randint(0, ma.classes, {batch}).to(dev);     // (B)
   // ADNN-FER's compound loss: soft targets, class centers and the DLS prior, as in training
   Tensor soft = softmax(randn({batch, ma.classes}), 1).to(dev);  // (B, K)
-  Tensor centers, prior;                                          // (K, d), (K)
+  Tensor centers, prior;                                         // (K, d), (K)
   if (fer) {
     centers = zeros({ma.classes, fer->feature_dim()}).to(dev);
     prior = full({ma.classes}, 1.0 / double(ma.classes)).to(dev);
@@ -74,8 +75,8 @@ int cmd_profile(const Args& a) {
   char head[512];
   std::snprintf(head, sizeof head,
                 "model %s, %s, batch %lld, %lldx%lld, %lld untraced warm-up step(s); traced step: %.1f s emulated\n",
-                ma.name.c_str(), train ? "training step (forward, loss, backward, AdamW)" : "forward",
-                (long long)batch, (long long)size, (long long)size, (long long)warmup, secs);
+                ma.name.c_str(), train ? "training step (forward, loss, backward, AdamW)" : "forward", (long long)batch,
+                (long long)size, (long long)size, (long long)warmup, secs);
   const std::string table = cuda::kernel_report_markdown(kernels);
   std::printf("%s\n%s", head, table.c_str());
   if (a.has("out")) {

@@ -143,15 +143,18 @@ std::string kernel_report_markdown(const std::vector<KernelStats>& kernels, cons
          " |\n";
   }
   s += "\n";
-  s += "- kernel launches: " + std::to_string(launches) + "; library calls (GEMM, memcpy, memset): " +
-       std::to_string(lib_calls) + "; total: " + std::to_string(launches + lib_calls) + "\n";
-  s += "- traced kernels: global bytes used / fetched = " + fmt("%.1f", fetched ? 100.0 * double(used) / double(fetched) : 100) +
-       " % coalescing (" + fmt("%.1f", double(fetched) / 1e6) + " MB fetched); shared wavefronts / ideal = " +
-       fmt("%.3f", sh_ideal ? double(sh_wf) / double(sh_ideal) : 1.0) + "\n";
+  s += "- kernel launches: " + std::to_string(launches) +
+       "; library calls (GEMM, memcpy, memset): " + std::to_string(lib_calls) +
+       "; total: " + std::to_string(launches + lib_calls) + "\n";
+  s += "- traced kernels: global bytes used / fetched = " +
+       fmt("%.1f", fetched ? 100.0 * double(used) / double(fetched) : 100) + " % coalescing (" +
+       fmt("%.1f", double(fetched) / 1e6) +
+       " MB fetched); shared wavefronts / ideal = " + fmt("%.3f", sh_ideal ? double(sh_wf) / double(sh_ideal) : 1.0) +
+       "\n";
   s += "- compulsory bytes (all rows): " + fmt("%.1f", double(compulsory) / 1e6) + " MB; estimated time " +
-       fmt("%.1f", total_s * 1e6) + " µs (perfect reuse), " + fmt("%.1f", total_nr * 1e6) +
-       " µs (no reuse) at " + fmt("%.1f", roof.hbm_bytes_per_s / 1e12) + " TB/s HBM and " +
-       fmt("%.0f", roof.fp32_flops_per_s / 1e12) + " TFLOP/s FP32; launch overheads not included\n";
+       fmt("%.1f", total_s * 1e6) + " µs (perfect reuse), " + fmt("%.1f", total_nr * 1e6) + " µs (no reuse) at " +
+       fmt("%.1f", roof.hbm_bytes_per_s / 1e12) + " TB/s HBM and " + fmt("%.0f", roof.fp32_flops_per_s / 1e12) +
+       " TFLOP/s FP32; launch overheads not included\n";
   return s;
 }
 

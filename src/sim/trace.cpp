@@ -221,8 +221,12 @@ void trace_start() {
   }
   trace_detail::trace_on = true;
 }
-void trace_stop() { trace_detail::trace_on = false; }
-bool trace_active() { return trace_detail::trace_on.load(std::memory_order_relaxed); }
+void trace_stop() {
+  trace_detail::trace_on = false;
+}
+bool trace_active() {
+  return trace_detail::trace_on.load(std::memory_order_relaxed);
+}
 std::vector<KernelTrace> trace_results() {
   auto& r = results();
   std::lock_guard lock(r.mu);

@@ -58,8 +58,8 @@ struct TraceCounters {
 
 // Where an address lies, for one block.
 struct TraceRegions {
-  uintptr_t static_begin = 0, static_end = 0;    // static shared arena
-  uintptr_t dynamic_begin = 0, dynamic_end = 0;  // dynamic shared memory
+  uintptr_t static_begin = 0, static_end = 0;                            // static shared arena
+  uintptr_t dynamic_begin = 0, dynamic_end = 0;                          // dynamic shared memory
   const std::vector<std::pair<uintptr_t, uintptr_t>>* global = nullptr;  // sorted [begin, end) ranges
 };
 

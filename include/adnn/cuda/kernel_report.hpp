@@ -15,8 +15,8 @@ struct KernelStats {
   std::string name;
   bool library = false;  // a GEMM / memcpy / memset (not traced: operand bytes and flops only)
   uint64_t launches = 0, blocks = 0, threads = 0;
-  unsigned block_threads = 0;                  // threads per block (last launch)
-  size_t dynamic_smem = 0, static_smem = 0;    // bytes per block (largest)
+  unsigned block_threads = 0;                              // threads per block (last launch)
+  size_t dynamic_smem = 0, static_smem = 0;                // bytes per block (largest)
   uint64_t ld_requests = 0, ld_sectors = 0, ld_bytes = 0;  // global loads: warp requests, 32-B sectors, bytes used
   uint64_t st_requests = 0, st_sectors = 0, st_bytes = 0;  // global stores
   uint64_t sh_requests = 0, sh_wavefronts = 0, sh_ideal_wavefronts = 0, sh_conflict_requests = 0, sh_max_way = 0;
