@@ -6,7 +6,13 @@
 // `/racecheck:0|1`: the shared-memory race checker (src/sim/simt.hpp) off or on. `attention`:
 // the tiled attention forward (kernels/attention.cuh, f32, D = 64, 128 queries and keys, 8
 // heads): shared-memory heavy, ~2·32·64 checked shared reads per thread per key tile.
+// `ops_trace/trace:0|1`: adnn ops on the emulated cuda device, whose kernels are compiled in
+// src/cuda/*.cpp (with the access hooks in ADNN_SIM_TRACE builds): z = x·y + x over 2^18 floats
+// and its sum, with the kernel access trace (include/adnn/cuda/kernel_report.hpp) off or on.
+// Against a build with -DADNN_SIM_TRACE=OFF, trace:0 measures the cost of the idle hooks.
 #include <adnn/adnn.hpp>
+#include <adnn/cuda/kernel_report.hpp>
+#include <adnn/cuda/runtime.hpp>
 #include <benchmark/benchmark.h>
 
 #include "kernels/attention.cuh"
@@ -73,5 +79,26 @@ static void BM_emulated_map(benchmark::State& st) {
   sim::set_racecheck(true);
 }
 BENCHMARK(BM_emulated_map)->ArgName("racecheck")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+static void BM_emulated_ops_trace(benchmark::State& st) {
+  const bool trace = st.range(0) != 0;
+  if (trace && !cuda::kernel_trace_available()) {
+    st.SkipWithError("this build has no kernel trace (ADNN_SIM_TRACE=OFF)");
+    return;
+  }
+  const int64_t n = int64_t(1) << 18;
+  manual_seed(0);
+  Tensor x = randn({n}).to(kCUDA), y = randn({n}).to(kCUDA);  // (n) each
+  if (trace) cuda::kernel_trace_start();
+  for (auto _ : st) {
+    Tensor z = x * y + x;  // (n)
+    Tensor s = sum(z);     // ()
+    cuda::device_synchronize();
+    benchmark::DoNotOptimize(s.data_ptr());
+  }
+  if (trace) cuda::kernel_trace_stop();
+  st.counters["elements_per_s"] = benchmark::Counter(double(n) * double(st.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_emulated_ops_trace)->ArgName("trace")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -17,6 +17,7 @@ set -euo pipefail
 #                      round trip adnn -> torch load_state_dict (tests/export_roundtrip.py)
 #   gpu-kit-build.sh   nvcc (CUDA 13), strip (binutils), ldd
 #   gpu-results.py     python3 (standard library only: the plot is a hand-written SVG)
+#   kernel-report.sh   nvcc, python3 (standard library only), c++filt (binutils)
 # No other script needs python3 or git.
 # libboost1.74-dev: Boost's headers; the library uses Boost.Math's t, chi-squared and binomial
 # distributions (header-only; libboost-context-dev pulls it in too, it is named for clarity).

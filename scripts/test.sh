@@ -4,7 +4,8 @@
 # libFuzzer harnesses for 20 s each (scripts/fuzz.sh), the GPU kit's dry run
 # (scripts/gpu-check.sh --dry-run, its JSON validated, scripts/gpu-results.py on it), the check that removing any
 # __syncthreads() from a kernel makes a test fail (on a temporary copy of the tree), the real
-# kernels compiled by nvcc for sm_80/86/90 (compile only), and a consumer project built
+# kernels compiled by nvcc for sm_80/86/90 (compile only) with the sm_90 kernel resource report
+# and its spill gate (scripts/kernel-report.sh), and a consumer project built
 # against the installed package.
 # Usage: scripts/test.sh [--quick]   (--quick: release suite only)
 set -euo pipefail
@@ -65,13 +66,15 @@ bash scripts/check-barriers.sh
 if command -v nvcc >/dev/null; then
   step "nvcc: build the real CUDA backend for sm_80, sm_86, sm_90 and link the test suite (no GPU: not run)"
   cmake -S . -B build-nvcc -G Ninja -DCMAKE_BUILD_TYPE=Release -DADNN_CUDA=ON -DADNN_CUDA_ARCHS="80;86;90" \
-    -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=ON -DADNN_BUILD_EXAMPLES=OFF >/dev/null
+    -DADNN_CUDA_RESOURCE_USAGE=ON -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=ON -DADNN_BUILD_EXAMPLES=OFF >/dev/null
   targets=(adnn adnn_tests)
   # the cuDNN comparison benchmark, when cuDNN was found (compiled here, run on a GPU machine)
   # (grep reads all of ninja's output: `grep -q` would exit at the first match and, under
   # pipefail, ninja's SIGPIPE would make the test false)
   if ninja -C build-nvcc -t targets all | grep '^bench_cudnn:' >/dev/null; then targets+=(bench_cudnn); fi
   cmake --build build-nvcc -j "$jobs" --target "${targets[@]}"
+  step "kernel resource report (sm_90, from the build above): fails on a spill docs/kernels.md does not allow"
+  bash scripts/kernel-report.sh build-nvcc build-nvcc/kernel-resources-sm90.md
 else
   echo "nvcc not on PATH: skipping the real-kernel compile"
 fi

@@ -16,6 +16,8 @@
 #include <map>
 #include <sstream>
 
+#include <adnn/cuda/kernel_report.hpp>
+
 #include "testing.hpp"
 
 using namespace adnn;
@@ -409,7 +411,7 @@ TEST_SUITE("fer") {
       CHECK(rc == 2);
       CHECK(out.find(flag) != std::string::npos);
     }
-    for (const char* cmd : {"summary", "bench", "train", "eval", "predict"}) {
+    for (const char* cmd : {"summary", "bench", "train", "eval", "predict", "profile"}) {
       for (const char* h : {"--help", "-h"}) {
         // --data and --out point nowhere: a --help that started a run would fail, not train
         std::vector<std::string> words{cmd, h};
@@ -422,6 +424,33 @@ TEST_SUITE("fer") {
     }
     CHECK(!fs::exists(logs + "/run"));
     fs::remove_all(logs);
+  }
+
+  TEST_CASE("profile: one traced training step prints the per-kernel table; --out writes it as Markdown") {
+    const std::string dir = temp_dir("profile");
+    const std::string md = dir + "/report.md";
+    auto [rc, out] = adnn_fer({"profile", "--model", "adnn_fer_nano", "--train", "--batch", "2", "--image-size", "16",
+                               "--warmup", "0", "--out", md},
+                              dir + "/profile.out", 1);
+    INFO(out);
+    if (!cuda::kernel_trace_available()) {  // CPU-only, sanitizer or ADNN_SIM_TRACE=OFF builds
+      CHECK(rc == 1);
+      CHECK(out.find("ADNN_SIM_TRACE") != std::string::npos);
+      fs::remove_all(dir);
+      return;
+    }
+    REQUIRE(rc == 0);
+    CHECK(out.find("training step (forward, loss, backward, AdamW), batch 2, 16x16") != std::string::npos);
+    CHECK(out.find("| kernel | launches | threads/block | ld sectors/req |") != std::string::npos);
+    CHECK(out.find("| compound_loss_kernel<T> | 1 |") != std::string::npos);  // one fused loss per step
+    CHECK(out.find("adamw_multi_tensor_kernel") != std::string::npos);
+    CHECK(out.find("cuBLAS gemm f32 (library, not traced)") != std::string::npos);
+    CHECK(out.find("- kernel launches: ") != std::string::npos);
+    const std::string report = slurp(md);
+    CHECK(report.rfind("# Kernel report: adnn_fer_nano training step", 0) == 0);
+    CHECK(report.find("Command: `adnn-fer profile --model adnn_fer_nano --train") != std::string::npos);
+    CHECK(report.find("| compound_loss_kernel<T> | 1 |") != std::string::npos);
+    fs::remove_all(dir);
   }
 
   TEST_CASE("bad checkpoints and images: exit 1 with a message naming them, never an abort") {

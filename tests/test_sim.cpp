@@ -451,6 +451,7 @@ TEST_SUITE("sim") {
       }
       for (unsigned l = 16; l < 32; ++l) CHECK(out[l] == (l < 31 ? l + 1 : l) * 10);
     }
+    sim::set_seed(3);  // the schedules below (which lane arrives last) from this seed, whatever ran before
     CHECK_THROWS_WITH_AS(ADNN_LAUNCH(shuffle_mask_names_waiting_lanes_kernel, dim3(1), dim3(32), 0, nullptr, out.data()),
                          doctest::Contains("deadlock in block (0, 0, 0) of kernel shuffle_mask_names_waiting_lanes_kernel"),
                          Error);

@@ -101,6 +101,14 @@ std::vector<Command> commands() {
                            "idle, at least 1)", 1, 1024),
         text("json", "also write the results to this JSON file"),
         text("device", "cpu (default), cuda, or auto (a real GPU if there is one, else the CPU)")}},
+      {"profile",
+       "One step on the emulated cuda device, traced: per-kernel launches, memory traffic, coalescing, bank "
+       "conflicts and the roofline time they imply on an H200 (docs/kernels.md)",
+       {text("model", "a backbone name or an ADNN-FER configuration", true), classes, in_chans, image_size,
+        integer("batch", "images per step", 1, kMaxBatch),
+        flag("train", "a training step: forward, loss (compound for ADNN-FER), backward, AdamW (default: forward)"),
+        integer("warmup", "untraced steps before the traced one (allocator, AdamW state)", 0, 100),
+        text("out", "also write the report as Markdown to FILE.md")}},
       {"train",
        "Train ADNN-FER (a fresh run, or --resume one)",
        {text("config", "adnn_fer_nano (default) or adnn_fer_paper"),
@@ -337,7 +345,7 @@ int parse_command_line(int argc, char** argv, Args& out) {
   for (const Command& c : cmds) {
     CLI::App* sub = app.add_subcommand(c.name, c.help);
     std::string footer = "models:";
-    if (c.name == "summary" || c.name == "bench") {
+    if (c.name == "summary" || c.name == "bench" || c.name == "profile") {
       for (auto& n : nn::model_names()) footer += " " + n;
       for (auto& n : nn::fer_config_names()) footer += " " + n;
       sub->footer(footer);

@@ -13,6 +13,7 @@
 //   train.cpp     the train command
 //   experiment.cpp  the experiment (seeds, ablation) and compare commands: statistics over runs
 //   export.cpp    the export command (PyTorch / timm state dicts)
+//   profile.cpp   the profile command (per-kernel memory report of one step, emulated)
 #include <adnn/adnn.hpp>
 
 #include <functional>
@@ -58,6 +59,17 @@ int parse_command_line(int argc, char** argv, Args& out);
 // --device: cpu, cuda, or auto (default): a real GPU when there is one, else the CPU (the
 // SIMT emulator is never picked automatically).
 adnn::Device pick_device(const Args& a);
+
+// ---------------------------------------------------------------- models (main.cpp)
+// --model NAME: an ADNN-FER configuration (adnn_fer*) or a torchvision/timm-style backbone, with
+// --classes, --in-chans and --image-size over its defaults (ADNN-FER configurations carry their own).
+struct ModelArgs {
+  std::string name;
+  int64_t classes, in_chans, size;
+};
+bool is_fer(const std::string& name);
+ModelArgs model_args(const Args& a);
+std::shared_ptr<adnn::nn::Module> make_model(const ModelArgs& m);
 
 // ---------------------------------------------------------------- data (data.cpp)
 // The preprocessing a configuration trains and predicts with (CLAHE, size, channels).
@@ -143,6 +155,7 @@ int cmd_detect(const Args& a);      // detect.cpp: faces, landmarks -> JSON + an
 int cmd_preprocess(const Args& a);  // detect.cpp: raw class folders -> aligned face crops
 int cmd_explain(const Args& a);     // explain.cpp: Grad-CAM / SHAP pictures, --summary per class
 int cmd_export(const Args& a);      // export.cpp: a checkpoint as a PyTorch / timm state dict
+int cmd_profile(const Args& a);     // profile.cpp: one traced step on the emulated cuda device
 
 // ---------------------------------------------------------------- faces (detect.cpp)
 // --detector PATH, else ../shared/data/retinaface/mobilenet0.25.safetensors (from the working

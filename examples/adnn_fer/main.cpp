@@ -1,5 +1,5 @@
 // adnn-fer: the command line of the ADNN-FER example (docs/adnn_fer.md).
-//   adnn-fer summary|bench|train|eval|predict|detect|preprocess|explain|experiment|compare|export [FLAGS] (args.cpp declares every flag; -h/--help)
+//   adnn-fer summary|bench|train|eval|predict|detect|preprocess|explain|experiment|compare|export|profile [FLAGS] (args.cpp declares every flag; -h/--help)
 // Exit status: 0 done, 2 usage error, 3 train stopped by --stop-after, 1 any other error —
 // every exception becomes a one-line message, never an abort.
 #include <adnn/adnn.hpp>
@@ -25,17 +25,10 @@
 
 using namespace adnn;
 
-namespace {
-
-using adnn_fer::Args;
+namespace adnn_fer {
 
 bool is_fer(const std::string& name) { return name.rfind("adnn_fer", 0) == 0; }
 
-// Defaults that depend on the model: ADNN-FER configurations carry their own.
-struct ModelArgs {
-  std::string name;
-  int64_t classes, in_chans, size;
-};
 ModelArgs model_args(const Args& a) {
   ModelArgs m;
   m.name = a.get("model");
@@ -62,6 +55,15 @@ std::shared_ptr<nn::Module> make_model(const ModelArgs& m) {
   }
   return nn::create_model(m.name, m.classes, m.in_chans);
 }
+
+}  // namespace adnn_fer
+
+namespace {
+
+using adnn_fer::Args;
+using adnn_fer::make_model;
+using adnn_fer::model_args;
+using adnn_fer::ModelArgs;
 
 int summary(const Args& a) {
   const ModelArgs ma = model_args(a);
@@ -254,6 +256,7 @@ int main(int argc, char** argv) {
     if (a.cmd == "experiment") return adnn_fer::cmd_experiment(a);
     if (a.cmd == "compare") return adnn_fer::cmd_compare(a);
     if (a.cmd == "export") return adnn_fer::cmd_export(a);
+    if (a.cmd == "profile") return adnn_fer::cmd_profile(a);
     std::fprintf(stderr, "adnn-fer: unknown command '%s'\n", a.cmd.c_str());
     return 2;
   } catch (const adnn_fer::UsageError& e) {

@@ -16,6 +16,7 @@
 
 #if ADNN_WITH_CUDA_EMULATION
 #include "sim/simt.hpp"
+#include "sim/trace.hpp"
 #else
 #include <cublasLt.h>
 #include <cublas_v2.h>
@@ -620,6 +621,14 @@ bool record_if_capturing(Stream stream, std::function<void()> work) {
   return true;
 }
 }  // namespace
+// What the kernel trace (src/sim/trace.hpp) counts for a GEMM: its operands once, 2·M·N·K flops.
+namespace {
+void trace_gemm(const char* name, int64_t M, int64_t N, int64_t K, size_t elem, bool reads_c) {
+  if (!sim::trace_active()) return;
+  const uint64_t elems = uint64_t(M * K + K * N + M * N * (reads_c ? 2 : 1));
+  sim::trace_library_call(name, elems * elem, 2 * uint64_t(M) * uint64_t(N) * uint64_t(K));
+}
+}  // namespace
 void copy_to_device(void* d, const void* s, size_t n) {
   ADNN_NOT_IN_CAPTURE(current_stream(), "cuda::copy_to_device (a synchronous copy from the host)");
   ++g_sync_copies;
@@ -637,26 +646,41 @@ void copy_to_host(void* d, const void* s, size_t n) {
   raise_deferred_checks();
 }
 void copy_device_to_device(void* d, const void* s, size_t n) {
+  sim::trace_library_call("cudaMemcpyAsync (device to device)", 2 * uint64_t(n), 0);
   if (record_if_capturing(current_stream(), [d, s, n] { std::memmove(d, s, n); })) return;
   std::memmove(d, s, n);
 }
 void memset(void* d, int v, size_t n) {
+  sim::trace_library_call("cudaMemsetAsync", n, 0);
   if (record_if_capturing(current_stream(), [d, v, n] { std::memset(d, v, n); })) return;
   std::memset(d, v, n);
 }
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
           int64_t ldb, float beta, float* C, int64_t ldc) {
+  trace_gemm("cuBLAS gemm f32", M, N, K, sizeof(float), beta != 0);
   if (record_if_capturing(current_stream(), [=] { cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); }))
     return;
   cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
           const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  trace_gemm("cuBLAS gemm f64", M, N, K, sizeof(double), beta != 0);
   if (record_if_capturing(current_stream(), [=] { cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); }))
     return;
   cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 void gemm_ex(const GemmDesc& d) {
+  if (sim::trace_active() && d.M > 0 && d.N > 0) {  // one library call: B strided products
+    const char* name = d.dtype == DType::f64    ? "cuBLASLt matmul f64"
+                       : d.dtype == DType::f16  ? "cuBLASLt matmul f16"
+                       : d.dtype == DType::bf16 ? "cuBLASLt matmul bf16"
+                       : d.math == GemmMath::tf32 ? "cuBLASLt matmul f32 (TF32)"
+                                                   : "cuBLASLt matmul f32";
+    const uint64_t elems = uint64_t(d.batch) * uint64_t(d.M * d.K + d.K * d.N + d.M * d.N * (d.pre ? 2 : 1)) +
+                           (d.bias ? uint64_t(d.N) : 0);
+    sim::trace_library_call(name, elems * dtype_size(d.dtype),
+                            2 * uint64_t(d.batch) * uint64_t(d.M) * uint64_t(d.N) * uint64_t(d.K));
+  }
   if (record_if_capturing(current_stream(), [d] { cpu::gemm_ex(d); })) return;
   cpu::gemm_ex(d);
 }

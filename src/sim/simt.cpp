@@ -1,6 +1,8 @@
 // The SIMT emulator: fibers, barriers, warp exchange and the block scheduler.
 #include "sim/simt.hpp"
 
+#include "sim/trace.hpp"
+
 #include <adnn/core/error.hpp>
 #include <omp.h>
 
@@ -11,6 +13,7 @@
 #include <exception>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -32,6 +35,10 @@ struct Thread {
   const char* wwhat = "";  // what it waits at, for deadlock reports
   site wsite;              // where it waits (or last waited)
   ThreadCtx ctx;
+  // access trace (src/sim/trace.hpp): on while the block is traced
+  bool tracing = false;
+  uint32_t seg = 0;  // sync points passed (barriers, warp ops)
+  std::vector<TraceAccess> log;
 };
 
 // Race-checker shadow of one 2-byte granule of shared memory: the last writer and the last
@@ -49,6 +56,7 @@ thread_local uint32_t tls_epoch = 0;
 
 std::atomic<uint64_t> g_seed{0x51a7u};
 std::atomic<uint64_t> g_launches{0};
+std::atomic<uint64_t> g_seed_base{0};  // launches before the last set_seed: schedules count from there
 std::atomic<uint64_t> g_threads{0};
 thread_local ThreadCtx* tls_ctx = nullptr;
 thread_local Thread* tls_thread = nullptr;
@@ -99,6 +107,7 @@ class Block {
   void yield(State s) {
     Thread* t = tls_thread;
     t->state = s;
+    ++t->seg;
     t->sched = std::move(t->sched).resume();
     // resumed by the scheduler
     tls_thread = t;
@@ -332,7 +341,10 @@ void* dynamic_shared() {
 }
 size_t dynamic_shared_bytes() { return ctx().block->smem_bytes; }
 
-void set_seed(uint64_t seed) { g_seed = seed; }
+void set_seed(uint64_t seed) {  // the schedules after it depend on the seed alone, not on earlier launches
+  g_seed = seed;
+  g_seed_base = g_launches.load();
+}
 uint64_t launches() { return g_launches; }
 uint64_t threads_run() { return g_threads; }
 
@@ -343,8 +355,43 @@ ctxlib::pooled_fixedsize_stack& stack_pool() {
   return pool;
 }
 
+// A traced launch: the device ranges when it started and its blocks' sums.
+struct LaunchTraceState {
+  std::vector<std::pair<uintptr_t, uintptr_t>> global;
+  std::mutex mu;
+  trace_detail::LaunchTrace sum;
+};
+
+// Matches the block's lane logs into warp requests (src/sim/trace.cpp) and adds them to the launch.
+void trace_block(Block& b, LaunchTraceState& lt) {
+  TraceRegions regions;
+  regions.static_begin = reinterpret_cast<uintptr_t>(b.sbase);
+  regions.static_end = regions.static_begin + b.static_used;
+  regions.dynamic_begin = reinterpret_cast<uintptr_t>(b.dbase);
+  regions.dynamic_end = regions.dynamic_begin + b.smem_bytes;
+  regions.global = &lt.global;
+  TraceCounters c;
+  std::vector<uint64_t> sectors;
+  std::vector<const std::vector<TraceAccess>*> lanes(32);
+  for (unsigned w = 0; w < b.nwarps; ++w) {
+    for (unsigned l = 0; l < 32; ++l) {
+      const unsigned i = w * 32 + l;
+      lanes[l] = i < b.threads.size() ? &b.threads[i].log : nullptr;
+    }
+    analyze_warp(lanes, regions, c, sectors);
+  }
+  std::sort(sectors.begin(), sectors.end());
+  sectors.erase(std::unique(sectors.begin(), sectors.end()), sectors.end());
+  std::lock_guard lock(lt.mu);
+  lt.sum.c += c;
+  lt.sum.blocks += 1;
+  lt.sum.threads += b.threads.size();
+  lt.sum.static_smem = std::max(lt.sum.static_smem, b.static_used);
+  lt.sum.sectors.insert(lt.sum.sectors.end(), sectors.begin(), sectors.end());
+}
+
 void run_block(const dim3& grid, const dim3& bdim, const dim3& bidx, size_t smem_bytes, uint64_t seed,
-               const std::function<void()>& body, const char* kernel) {
+               const std::function<void()>& body, const char* kernel, LaunchTraceState* trace) {
   thread_local std::vector<std::byte> smem;
   thread_local std::vector<std::byte> static_smem(kStaticSharedBytes);
   thread_local std::vector<Shadow> static_shadow(kStaticSharedBytes / 2);
@@ -382,6 +429,7 @@ void run_block(const dim3& grid, const dim3& bdim, const dim3& bidx, size_t smem
     t.ctx.lane = i % 32;
     t.ctx.warp = i / 32;
     t.ctx.block = &b;
+    t.tracing = trace != nullptr;
     Thread* tp = &t;
     Block* bp = &b;
     t.fiber = ctxlib::fiber(std::allocator_arg, stack_pool(), [tp, bp, &body](ctxlib::fiber&& sched) {
@@ -524,6 +572,7 @@ void run_block(const dim3& grid, const dim3& bdim, const dim3& bidx, size_t smem
   }
   g_threads += n;
   if (b.error) std::rethrow_exception(b.error);
+  if (trace) trace_block(b, *trace);
 }
 
 }  // namespace
@@ -538,8 +587,18 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
              " bytes of dynamic shared memory exceed the 227 KiB a block can have");
   ADNN_CHECK(tls_ctx == nullptr, "kernel launch: a kernel cannot launch another kernel in the emulator");
   const uint64_t launch_id = g_launches++;
-  const uint64_t seed = mix(g_seed.load() ^ mix(launch_id));
+  const uint64_t seed = mix(g_seed.load() ^ mix(launch_id - g_seed_base.load()));
   const int64_t nblocks = int64_t(grid.x) * grid.y * grid.z;
+  std::unique_ptr<LaunchTraceState> trace;
+  if (trace_detail::trace_on.load(std::memory_order_relaxed)) {
+    trace = std::make_unique<LaunchTraceState>();
+    auto& d = device_ranges();
+    std::shared_lock lock(d.mu);
+    for (const auto& [p, bytes] : d.ranges) trace->global.push_back({p, p + bytes});
+    trace->sum.kernel = kernel;
+    trace->sum.block_threads = unsigned(nthreads);
+    trace->sum.dynamic_smem = shared_bytes;
+  }
   std::exception_ptr err;
   std::atomic<bool> failed{false};
 #pragma omp parallel for schedule(dynamic, 1) if (nblocks > 1)
@@ -547,7 +606,7 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
     if (failed.load(std::memory_order_relaxed)) continue;
     dim3 bidx(unsigned(bi % grid.x), unsigned((bi / grid.x) % grid.y), unsigned(bi / (int64_t(grid.x) * grid.y)));
     try {
-      run_block(grid, block, bidx, shared_bytes, mix(seed ^ uint64_t(bi)), body, kernel);
+      run_block(grid, block, bidx, shared_bytes, mix(seed ^ uint64_t(bi)), body, kernel, trace.get());
     } catch (...) {
 #pragma omp critical(adnn_sim_error)
       if (!err) err = std::current_exception();
@@ -555,6 +614,48 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
     }
   }
   if (err) std::rethrow_exception(err);
+  if (trace) trace_detail::trace_record_launch(trace->sum);
 }
 
 }  // namespace adnn::sim
+
+#if ADNN_SIM_TRACE
+// The access hooks GCC's -fsanitize=kernel-address (outline) calls from the instrumented kernel
+// translation units. This file is not instrumented. Without a trace each hook is one relaxed
+// load; accesses outside an emulated kernel thread (the launching code) are ignored.
+namespace {
+[[gnu::always_inline]] inline void trace_access(const void* p, size_t bytes, bool write, void* pc) {
+  using namespace adnn::sim;
+  if (!trace_detail::trace_on.load(std::memory_order_relaxed)) [[likely]]
+    return;
+  Thread* t = tls_thread;
+  if (!t || !t->tracing) return;
+  t->log.push_back(TraceAccess{reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(pc), t->seg,
+                               uint16_t(bytes > 0xffff ? 0xffff : bytes), uint8_t(write)});
+}
+}  // namespace
+
+#define ADNN_TRACE_HOOKS(n)                                                                                   \
+  extern "C" [[gnu::visibility("default")]] void __asan_load##n##_noabort(void* p) {                          \
+    trace_access(p, n, false, __builtin_return_address(0));                                                   \
+  }                                                                                                           \
+  extern "C" [[gnu::visibility("default")]] void __asan_store##n##_noabort(void* p) {                         \
+    trace_access(p, n, true, __builtin_return_address(0));                                                    \
+  }
+ADNN_TRACE_HOOKS(1)
+ADNN_TRACE_HOOKS(2)
+ADNN_TRACE_HOOKS(4)
+ADNN_TRACE_HOOKS(8)
+ADNN_TRACE_HOOKS(16)
+#undef ADNN_TRACE_HOOKS
+extern "C" [[gnu::visibility("default")]] void __asan_loadN_noabort(void* p, size_t n) {
+  trace_access(p, n, false, __builtin_return_address(0));
+}
+extern "C" [[gnu::visibility("default")]] void __asan_storeN_noabort(void* p, size_t n) {
+  trace_access(p, n, true, __builtin_return_address(0));
+}
+extern "C" [[gnu::visibility("default")]] void __asan_handle_no_return() {}
+// (the instrumented units' static initialisers bracket themselves with these: nothing to do)
+extern "C" [[gnu::visibility("default")]] void __asan_before_dynamic_init(const char*) {}
+extern "C" [[gnu::visibility("default")]] void __asan_after_dynamic_init() {}
+#endif

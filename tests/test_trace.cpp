@@ -1,0 +1,163 @@
+// The memory-access trace of emulated kernels (src/sim/trace.hpp, ADNN_SIM_TRACE builds):
+// deliberately good and bad kernels, whose requests, sectors and bank conflicts are known.
+// This file is compiled with the same kernel-address instrumentation as src/cuda/*.cpp.
+#include <algorithm>
+#include <string>
+
+#include "kernels/common.cuh"
+#include "sim/trace.hpp"
+#include "testing.hpp"
+
+using namespace adnn;
+using namespace adnn::kernels;
+
+// Emulated device memory whose first element is 256-byte aligned, as cudaMalloc's.
+struct dbuf {
+  std::vector<float, adnn::sim::device_allocator<float>> v;
+  float* p;
+  explicit dbuf(size_t n, float fill = 0.f) : v(n + 64, fill) {
+    p = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 255) & ~uintptr_t(255));
+  }
+  float& operator[](size_t i) { return p[i]; }
+};
+
+namespace {
+
+// y[i] = x[i]: each warp's 32 lanes read and write 128 contiguous bytes (4 sectors).
+__global__ void trace_copy_kernel(const float* x, float* y, int n) {
+  const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < n) y[i] = x[i];
+}
+
+// y[i] = x[32 i]: each lane of a load touches its own sector (32 sectors for 128 bytes used).
+__global__ void trace_stride_kernel(const float* x, float* y, int n) {
+  const int i = int(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < n) y[i] = x[int64_t(i) * 32];
+}
+
+// A 32×32 tile written by rows and read by columns: with a pitch of 32 floats the column read
+// hits one bank 32 times; with a pitch of 33 every lane hits its own bank.
+template <int Pitch>
+__global__ void trace_transpose_kernel(const float* x, float* y) {
+  ADNN_SHARED(float, tile, [32][Pitch]);
+  const int l = int(threadIdx.x), w = int(threadIdx.y);  // block (32, 32)
+  tile[w][l] = x[w * 32 + l];
+  __syncthreads();
+  y[w * 32 + l] = tile[l][w];
+}
+
+// lanes of a warp take different branches: two load instructions, each a half-warp request
+__global__ void trace_divergent_kernel(const float* x, float* y) {
+  const int i = int(threadIdx.x);
+  if (i % 2 == 0)
+    y[i] = x[i];
+  else
+    y[i] = x[i] + 1.f;
+}
+
+const sim::KernelTrace& find(const std::vector<sim::KernelTrace>& r, const std::string& name) {
+  auto it = std::find_if(r.begin(), r.end(),
+                         [&](const sim::KernelTrace& k) { return k.name.find(name) != std::string::npos; });
+  REQUIRE_MESSAGE(it != r.end(), "no trace of ", name);
+  return *it;
+}
+
+struct TraceScope {
+  TraceScope() { sim::trace_start(); }
+  ~TraceScope() { sim::trace_stop(); }
+};
+
+}  // namespace
+
+TEST_SUITE("sim") {
+  TEST_CASE("trace: a coalesced copy is 100% efficient, 4 sectors per request") {
+    const int n = 4 * 256;
+    dbuf x(n, 1.f), y(n, 0.f);
+    std::vector<sim::KernelTrace> r;
+    {
+      TraceScope t;
+      ADNN_LAUNCH(trace_copy_kernel, dim3(4), dim3(256), 0, nullptr, x.p, y.p, n);
+      r = sim::trace_results();
+    }
+    const auto& k = find(r, "trace_copy_kernel");
+    CHECK(k.launches == 1);
+    CHECK(k.blocks == 4);
+    CHECK(k.block_threads == 256);
+    CHECK(k.c.ld_requests == n / 32);
+    CHECK(k.c.ld_sectors == 4 * (n / 32));
+    CHECK(k.c.ld_bytes == 4u * n);
+    CHECK(k.c.st_requests == n / 32);
+    CHECK(k.c.st_sectors == 4 * (n / 32));
+    CHECK(k.c.st_bytes == 4u * n);
+    CHECK(k.compulsory_bytes == 2 * 4u * n);  // x and y once each
+    CHECK(k.c.sh_requests == 0);
+  }
+
+  TEST_CASE("trace: a stride-32 f32 load uses 1/8 of the sectors it fetches") {
+    const int n = 256;
+    dbuf x(n * 32, 1.f), y(n, 0.f);
+    std::vector<sim::KernelTrace> r;
+    {
+      TraceScope t;
+      ADNN_LAUNCH(trace_stride_kernel, dim3(1), dim3(256), 0, nullptr, x.p, y.p, n);
+      r = sim::trace_results();
+    }
+    const auto& k = find(r, "trace_stride_kernel");
+    CHECK(k.c.ld_requests == n / 32);
+    CHECK(k.c.ld_sectors == uint64_t(n));  // 32 per request
+    CHECK(k.c.ld_bytes == 4u * n);
+    CHECK(double(k.c.ld_bytes) / (32.0 * double(k.c.ld_sectors)) == doctest::Approx(1.0 / 8));
+    CHECK(k.c.st_sectors == 4 * (n / 32));  // the store stays coalesced
+  }
+
+  TEST_CASE("trace: a shared column read with a 32-float pitch is a 32-way bank conflict, 33 is conflict-free") {
+    dbuf x(32 * 32), y(32 * 32, 0.f);
+    for (int i = 0; i < 32 * 32; ++i) x[size_t(i)] = float(i);
+    std::vector<sim::KernelTrace> r;
+    {
+      TraceScope t;
+      ADNN_LAUNCH(trace_transpose_kernel<32>, dim3(1), dim3(32, 32), 0, nullptr, x.p, y.p);
+      ADNN_LAUNCH(trace_transpose_kernel<33>, dim3(1), dim3(32, 32), 0, nullptr, x.p, y.p);
+      r = sim::trace_results();
+    }
+    CHECK(y[1] == 32.f);  // transposed
+    const auto& bad = find(r, "trace_transpose_kernel<32>");
+    const auto& good = find(r, "trace_transpose_kernel<33>");
+    // 32 warps: one row write (conflict-free in both) and one column read each
+    CHECK(bad.c.sh_requests == 64);
+    CHECK(bad.c.sh_max_way == 32);
+    CHECK(bad.c.sh_wavefronts == 32 * 1 + 32 * 32);
+    CHECK(bad.c.sh_ideal_wavefronts == 64);
+    CHECK(bad.c.sh_conflict_requests == 32);
+    CHECK(good.c.sh_requests == 64);
+    CHECK(good.c.sh_max_way == 1);
+    CHECK(good.c.sh_wavefronts == 64);
+    CHECK(good.c.sh_conflict_requests == 0);
+  }
+
+  TEST_CASE("trace: lanes on different branches make separate requests") {
+    dbuf x(32, 1.f), y(32, 0.f);
+    std::vector<sim::KernelTrace> r;
+    {
+      TraceScope t;
+      ADNN_LAUNCH(trace_divergent_kernel, dim3(1), dim3(32), 0, nullptr, x.p, y.p);
+      r = sim::trace_results();
+    }
+    const auto& k = find(r, "trace_divergent_kernel");
+    CHECK(k.c.ld_requests == 2);
+    CHECK(k.c.ld_bytes == 128);      // 16 lanes × 4 bytes each, every other word
+    CHECK(k.c.ld_sectors == 2 * 4);  // each half-warp request spans the same 4 sectors
+    CHECK(y[1] == 2.f);
+  }
+
+  TEST_CASE("trace: nothing is recorded without a trace, nor for host code during one") {
+    dbuf x(256, 1.f), y(256, 0.f);
+    ADNN_LAUNCH(trace_copy_kernel, dim3(1), dim3(256), 0, nullptr, x.p, y.p, 256);
+    CHECK(sim::trace_results().empty() == false);  // the previous case's results stay until the next start
+    TraceScope t;
+    float s = 0;
+    for (int i = 0; i < 256; ++i) s += x[size_t(i)];  // host code reading device memory: not a kernel thread
+    CHECK(s == 256.f);
+    CHECK(sim::trace_results().empty());
+  }
+}
