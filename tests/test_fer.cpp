@@ -28,6 +28,11 @@ namespace {
 
 std::string fer_dir() { return std::string(ADNN_SOURCE_DIR) + "/../shared/data/fer2013"; }
 bool have_fer() { return fs::is_directory(fer_dir() + "/train") && fs::is_directory(fer_dir() + "/val"); }
+// The data is part of the checkout's setting (../shared): its absence fails the case, naming the path.
+#define REQUIRE_FER_DATA()                                  \
+  do {                                                      \
+    if (!have_fer()) FAIL("FER2013 not found at " << fer_dir()); \
+  } while (0)
 
 std::string slurp(const std::string& path) {
   std::ifstream f(path);
@@ -222,10 +227,7 @@ TEST_SUITE("fer") {
 #if defined(__SANITIZE_ADDRESS__)
     ADNN_SKIP("ASan build (the release suite trains)");
 #endif
-    if (!have_fer()) {
-      FAIL("FER2013 not found at " << fer_dir());
-      return;
-    }
+    REQUIRE_FER_DATA();
     const std::string out = temp_dir("learn"), logs = temp_dir("learn_logs");
     auto [rc, log] = adnn_fer({"train", "--data", fer_dir(), "--out", out, "--device", "cpu", "--train-limit", "6400",
                                "--val-limit", "700", "--epochs", "3", "--batch", "64", "--log-every", "1000"},
@@ -276,10 +278,7 @@ TEST_SUITE("fer") {
 #if defined(__SANITIZE_ADDRESS__)
     ADNN_SKIP("ASan build (the release suite runs it)");
 #endif
-    if (!have_fer()) {
-      FAIL("FER2013 not found at " << fer_dir());
-      return;
-    }
+    REQUIRE_FER_DATA();
     const std::vector<std::string> common{"train", "--data", fer_dir(), "--device", "cpu", "--train-limit", "320",
                                           "--val-limit", "64", "--epochs", "2", "--batch", "32", "--log-every", "1000"};
     const std::string a = temp_dir("straight"), b = temp_dir("resumed"), logs = temp_dir("resume_logs");
@@ -311,10 +310,7 @@ TEST_SUITE("fer") {
 #if defined(__SANITIZE_ADDRESS__)
     ADNN_SKIP("ASan build (the release suite runs it)");
 #endif
-    if (!have_fer()) {
-      FAIL("FER2013 not found at " << fer_dir());
-      return;
-    }
+    REQUIRE_FER_DATA();
     const std::vector<std::string> common{"train", "--data", fer_dir(), "--device", "cpu", "--train-limit", "192",
                                           "--val-limit", "35", "--epochs", "2", "--batch", "32", "--log-every", "1000",
                                           "--precision", "f16"};
@@ -357,10 +353,7 @@ TEST_SUITE("fer") {
 #if defined(__SANITIZE_ADDRESS__)
     ADNN_SKIP("ASan build (the release suite runs it)");
 #endif
-    if (!have_fer()) {
-      FAIL("FER2013 not found at " << fer_dir());
-      return;
-    }
+    REQUIRE_FER_DATA();
     // ADNN_AMP_IMAGES=9600 gives the 300-step comparison of docs/training.md (batch 32, 1 epoch)
     const char* env = std::getenv("ADNN_AMP_IMAGES");
     const std::string images = env ? env : "1280";
@@ -484,10 +477,7 @@ TEST_SUITE("fer") {
   }
 
   TEST_CASE("NaN weights: predict and eval refuse, naming the checkpoint") {
-    if (!have_fer()) {
-      FAIL("FER2013 not found at " << fer_dir());
-      return;
-    }
+    REQUIRE_FER_DATA();
     const std::string data = tiny_fer("nan_data", 0, 2), dir = temp_dir("nan");
     const std::string ck = dir + "/nan.safetensors";
     rewrite_checkpoint(committed_checkpoint(), ck, "", nullptr, true);
@@ -507,10 +497,7 @@ TEST_SUITE("fer") {
   }
 
   TEST_CASE("eval: --limit is exact, --out is created first, a bad --out costs no evaluation") {
-    if (!have_fer()) {
-      FAIL("FER2013 not found at " << fer_dir());
-      return;
-    }
+    REQUIRE_FER_DATA();
     const std::string data = tiny_fer("limit_data", 0, 4), dir = temp_dir("limit");  // 28 val images
     for (int limit : {1, 20, 27}) {
       const std::string out = dir + "/new/" + std::to_string(limit);  // does not exist yet
@@ -534,10 +521,7 @@ TEST_SUITE("fer") {
   }
 
   TEST_CASE("train: a non-finite loss stops the run naming the step and the last finite loss") {
-    if (!have_fer()) {
-      FAIL("FER2013 not found at " << fer_dir());
-      return;
-    }
+    REQUIRE_FER_DATA();
     const std::string data = tiny_fer("nanloss_data", 8, 1), logs = temp_dir("nanloss_logs");
     // (on cuda the same code reads the losses lazily, at progress lines and epoch ends; the
     // emulated device is too slow to reach a non-finite loss within a test's time)
@@ -561,10 +545,7 @@ TEST_SUITE("fer") {
   }
 
   TEST_CASE("run directories: lock, no silent reuse, --force, --resume refuses contradictions and records changes") {
-    if (!have_fer()) {
-      FAIL("FER2013 not found at " << fer_dir());
-      return;
-    }
+    REQUIRE_FER_DATA();
     const std::string data = tiny_fer("rundir_data", 2, 1), out = temp_dir("rundir"), logs = temp_dir("rundir_logs");
     const std::vector<std::string> fresh{"train", "--data", data, "--out", out, "--device", "cpu", "--batch", "4",
                                          "--epochs", "1", "--workers", "0", "--log-every", "1000"};
@@ -645,10 +626,7 @@ TEST_SUITE("fer") {
   }
 
   TEST_CASE("train --stop-after on an epoch boundary keeps that epoch's CSV row and resumes bit for bit") {
-    if (!have_fer()) {
-      FAIL("FER2013 not found at " << fer_dir());
-      return;
-    }
+    REQUIRE_FER_DATA();
     const std::string data = tiny_fer("boundary_data", 2, 1), a = temp_dir("boundary_a"), b = temp_dir("boundary_b"),
                       logs = temp_dir("boundary_logs");
     auto run = [&](const std::string& out, std::vector<std::string> extra, const std::string& log) {
@@ -676,10 +654,7 @@ TEST_SUITE("fer") {
     for (auto& d : {a, b, logs, data}) fs::remove_all(d);
   }
   TEST_CASE("eval: --label-map skips and reports classes the model lacks, --split DIR, --tta flip, weighted averages") {
-    if (!have_fer()) {
-      FAIL("FER2013 not found at " << fer_dir());
-      return;
-    }
+    REQUIRE_FER_DATA();
     // a CK+-like set: anger (FER angry), sadness (FER sad), happy, and contempt (no class of the
     // model; FER neutral faces stand in), 3 images each; disgust, fear, surprise, neutral absent
     const std::string ck = temp_dir("ckplus"), dir = temp_dir("ckplus_out");
@@ -758,10 +733,7 @@ TEST_SUITE("fer") {
 #if defined(__SANITIZE_ADDRESS__)
     ADNN_SKIP("ASan build (the release suite runs the experiments)");
 #endif
-    if (!have_fer()) {
-      FAIL("FER2013 not found at " << fer_dir());
-      return;
-    }
+    REQUIRE_FER_DATA();
     const std::string dir = temp_dir("experiment");
     // 4 steps of 32 images per run, 35 val images: the statistics, not the accuracy, are tested
     const std::vector<std::string> small{"--data", fer_dir(), "--seeds", "1,2", "--train-limit", "128", "--val-limit",
@@ -881,10 +853,7 @@ TEST_SUITE("fer") {
     fs::remove_all(dir);
   }
   TEST_CASE("train: run.command in config.json re-runs the same run (quoted words, values of 1); curves.png drawn") {
-    if (!have_fer()) {
-      FAIL("FER2013 not found at " << fer_dir());
-      return;
-    }
+    REQUIRE_FER_DATA();
     const std::string data = tiny_fer("command_data", 2, 1), base = temp_dir("command");
     const std::string link = base + "/fer data 1";  // a space: the recorded command must quote it
     fs::create_directory_symlink(data, link);
@@ -980,10 +949,7 @@ TEST_SUITE("fer") {
                                            kCPU),
                          doctest::Contains("does_not_exist"), Error);
 #ifdef ADNN_FER_BIN
-    if (!have_fer()) {
-      FAIL("FER2013 not found at " << fer_dir());
-      return;
-    }
+    REQUIRE_FER_DATA();
     const std::string out = temp_dir("committed");
     auto [rc, log] = adnn_fer({"eval", "--checkpoint", ckpt, "--data", fer_dir(), "--limit", "500", "--batch", "100",
                                "--device", "cpu", "--out", out},
