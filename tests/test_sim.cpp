@@ -4,6 +4,7 @@
 #include <set>
 
 #include "kernels/elementwise.cuh"
+#include "kernels/loops.cuh"
 #include "kernels/mma.cuh"
 #include "kernels/norm.cuh"
 #include "kernels/reduce.cuh"
@@ -142,6 +143,19 @@ __global__ void masked_shuffle_kernel(unsigned* out) {
   __syncthreads();
   if (lane >= 16) out[lane] = __shfl_down_sync(0xffff0000u, lane * 10, 1);  // lane 31: own value
 }
+// kernels/loops.cuh: each element records how often it was visited and the coordinates given.
+__global__ void loops_nhwc_kernel(int64_t B, int64_t H, int64_t W, int64_t C, int64_t* hits, int64_t* coord) {
+  for_each_nhwc(B, H, W, C, [&](int64_t i, int64_t b, int64_t h, int64_t w, int64_t c) {
+    atomicAdd(reinterpret_cast<unsigned long long*>(hits + i), 1ull);
+    coord[i] = ((b * 100 + h) * 100 + w) * 100 + c;
+  });
+}
+__global__ void loops_3d_kernel(int64_t outer, int64_t n, int64_t inner, int64_t* hits, int64_t* coord) {
+  for_each_3d(outer, n, inner, [&](int64_t i, int64_t o, int64_t j, int64_t k) {
+    atomicAdd(reinterpret_cast<unsigned long long*>(hits + i), 1ull);
+    coord[i] = (o * 100 + j) * 100 + k;
+  });
+}
 // Broken: the mask names lanes 16..31, which wait at __syncthreads instead: a deadlock.
 __global__ void shuffle_mask_names_waiting_lanes_kernel(unsigned* out) {
   const unsigned lane = threadIdx.x % 32;
@@ -276,6 +290,28 @@ TEST_SUITE("sim") {
     };
     run(f16{});
     run(bf16{});
+  }
+
+  TEST_CASE("grid-stride loops (kernels/loops.cuh): every element once, with its coordinates, fewer threads than elements") {
+    const int64_t B = 2, H = 3, W = 5, C = 7, n = B * H * W * C;  // 210 elements, 2 blocks x 32 threads
+    dvec<int64_t> hits(size_t(n), 0), coord(size_t(n), -1);
+    ADNN_LAUNCH(loops_nhwc_kernel, dim3(2), dim3(32), 0, nullptr, B, H, W, C, hits.data(), coord.data());
+    for (int64_t b = 0, i = 0; b < B; ++b)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t w = 0; w < W; ++w)
+          for (int64_t c = 0; c < C; ++c, ++i) {
+            CHECK(hits[size_t(i)] == 1);
+            CHECK(coord[size_t(i)] == ((b * 100 + h) * 100 + w) * 100 + c);
+          }
+    const int64_t outer = 4, mid = 3, inner = 11, m = outer * mid * inner;
+    dvec<int64_t> hits3(size_t(m), 0), coord3(size_t(m), -1);
+    ADNN_LAUNCH(loops_3d_kernel, dim3(3), dim3(32), 0, nullptr, outer, mid, inner, hits3.data(), coord3.data());
+    for (int64_t o = 0, i = 0; o < outer; ++o)
+      for (int64_t j = 0; j < mid; ++j)
+        for (int64_t k = 0; k < inner; ++k, ++i) {
+          CHECK(hits3[size_t(i)] == 1);
+          CHECK(coord3[size_t(i)] == (o * 100 + j) * 100 + k);
+        }
   }
 
   TEST_CASE("3-D grids and blocks cover every (block, thread) exactly once") {
