@@ -45,20 +45,15 @@ void GradScaler::unscale_(optim::Optimizer& opt) {
   ADNN_CHECK(!unscaled_, "GradScaler::unscale_: already called since the last update()");
   NoGradGuard ng;
   const double inv = 1.0 / scale_;
-  Tensor bad;  // () count of non-finite gradient elements, on the gradients' device, f32
+  Tensor probe;  // () Σ 0·g over every gradient, on their device: NaN iff some element is inf or NaN
   for (Tensor& p : opt.parameters()) {
     Tensor g = p.grad();
     if (!g.defined()) continue;
     g.mul_(inv);
-    // NaN: g != g; inf: abs(g) == inf
-    Tensor n = sum(ne(g, g).to(DType::f32));
-    Tensor i = sum(eq(abs(g), scalar_tensor(std::numeric_limits<double>::infinity(),
-                                            TensorOptions(g.dtype(), g.device())))
-                       .to(DType::f32));
-    Tensor c = add(n, i);
-    bad = bad.defined() ? add(bad, c.to(bad.device())) : c;
+    Tensor z = sum(mul(g, 0.0)).to(DType::f32);
+    probe = probe.defined() ? add(probe, z.to(probe.device())) : z;
   }
-  found_inf_ = bad.defined() && bad.item<double>() > 0;  // the step's one synchronisation
+  found_inf_ = probe.defined() && std::isnan(probe.item<double>());  // the step's one synchronisation
   unscaled_ = true;
 }
 
