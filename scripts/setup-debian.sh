@@ -19,10 +19,12 @@ set -euo pipefail
 #   gpu-results.py     python3 (standard library only: the plot is a hand-written SVG)
 #   kernel-report.sh   nvcc, python3 (standard library only), c++filt (binutils)
 # No other script needs python3 or git.
+# libgloo-dev: Gloo, the CPU collectives of data-parallel training (include/adnn/distributed);
+# libhiredis-dev: the headers of its Redis rendezvous store.
 # libboost1.74-dev: Boost's headers; the library uses Boost.Math's t, chi-squared and binomial
 # distributions (header-only; libboost-context-dev pulls it in too, it is named for clarity).
 pkgs=(build-essential g++ cmake ninja-build ccache pkg-config
-      libstb-dev libjpeg62-turbo-dev doctest-dev libbenchmark-dev libopenblas-dev libboost-context-dev libboost1.74-dev libcli11-dev
+      libstb-dev libjpeg62-turbo-dev doctest-dev libbenchmark-dev libopenblas-dev libboost-context-dev libboost1.74-dev libcli11-dev libgloo-dev libhiredis-dev
       clang libclang-rt-14-dev libomp-dev python3)
 # `setup-debian.sh --tests` (test.sh) adds what only the test suite uses: Debian's PyTorch for the
 # export suite's round trip (large; the main job does not need it).

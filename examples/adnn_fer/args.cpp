@@ -131,6 +131,9 @@ std::vector<Command> commands() {
         on_off("transformer", "the Transformer encoder"),
         choice("loss", "loss", {"ce", "compound"}),
         on_off("mixup", "mixup"),
+        real("dropout", "dropout of the Transformer's attention, FFN and residuals", 0, 0.99),
+        real("head-dropout", "dropout before the classifier", 0, 0.99),
+        real("drop-path", "stochastic depth of the backbone's blocks", 0, 0.99),
         on_off("augment", "the augmentation chain"),
         choice("precision",
                "f32, tf32 (f32 weights, TF32 GEMMs on a GPU), bf16 or f16 (autocast with f32 master weights; f16 "
@@ -140,7 +143,16 @@ std::vector<Command> commands() {
         integer("val-limit", "validate on a class-stratified slice of N images (0: all)", 0),
         workers_flag(),
         integer("log-every", "a progress line every N steps", 1),
-        integer("stop-after", "testing aid: checkpoint and exit with status 3 after step N", 1)}},
+        integer("stop-after", "testing aid: checkpoint and exit with status 3 after step N", 1),
+        integer("nproc", "data-parallel: start N processes on this host, each with its shard of every epoch and "
+                         "--batch images per step (Gloo on the CPU, NCCL with a GPU each; docs/distributed.md)",
+                1, 1024),
+        real("dist-timeout", "data-parallel: seconds a collective may wait for a peer before the run stops with an "
+                             "error naming it (default 600)",
+             0, 1e6, true),
+        on_off("sync-bn", "data-parallel: batch-norm statistics over every process's batch (SyncBatchNorm; default "
+                          "off: each process its own)"),
+        real("bucket-mb", "data-parallel: gradient bucket size in MiB (default 25; the first bucket 1)", 0, 1e4, true)}},
       {"eval",
        "Evaluate a checkpoint on a split: report JSON and confusion PNG",
        {text("checkpoint", "weights written by adnn-fer train (.safetensors)", true),
@@ -218,7 +230,8 @@ std::vector<Command> experiment_commands(const std::vector<Command>& cmds) {
   for (const Command& c : cmds)
     if (c.name == "train")
       for (const Flag& f : c.flags)
-        if (f.name != "out" && f.name != "seed" && f.name != "resume" && f.name != "force" && f.name != "stop-after")
+        if (f.name != "out" && f.name != "seed" && f.name != "resume" && f.name != "force" && f.name != "stop-after" &&
+            f.name != "nproc" && f.name != "dist-timeout" && f.name != "sync-bn" && f.name != "bucket-mb")
           flags.push_back(f);
   flags.push_back(text("seeds", "comma-separated seeds, one run each (default 42,123,256,789,1024)"));
   flags.push_back(text("out", "the experiment directory (default runs/experiment_<kind>); must be new or empty", false));

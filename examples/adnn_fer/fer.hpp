@@ -60,6 +60,13 @@ int parse_command_line(int argc, char** argv, Args& out);
 // SIMT emulator is never picked automatically).
 adnn::Device pick_device(const Args& a);
 
+// ---------------------------------------------------------------- data-parallel (launch.cpp)
+// train --nproc N: starts N ranks of this command on this host (RANK, WORLD_SIZE, LOCAL_RANK,
+// MASTER_ADDR/PORT and a fresh rendezvous directory in their environment; OMP_NUM_THREADS
+// split between them unless set), waits for them and returns their exit status; when one
+// fails, the others are stopped (they also fail on their own within --dist-timeout).
+int launch_local_ranks(const Args& a, int nproc);
+
 // ---------------------------------------------------------------- models (main.cpp)
 // --model NAME: an ADNN-FER configuration (adnn_fer*) or a torchvision/timm-style backbone, with
 // --classes, --in-chans and --image-size over its defaults (ADNN-FER configurations carry their own).

@@ -113,6 +113,9 @@ struct RunSettings {
   int64_t stop_after = 0;  // testing aid: checkpoint and exit after this step
   int64_t log_every = 50;
   Device dev = kCPU;
+  // data-parallel (docs/distributed.md): this process's rank among `world` (1: alone)
+  int rank = 0, world = 1;
+  std::shared_ptr<distributed::ProcessGroup> pg;
 };
 
 // The files a run writes (all replaced by a fresh run with --force).
@@ -147,6 +150,9 @@ constexpr StoredFlag kStoredFlags[] = {
     {"patience", "recipe.patience", StoredFlag::integer, false},
     {"loss", "recipe.loss", StoredFlag::text, false},
     {"mixup", "recipe.mixup", StoredFlag::on_off, false},
+    {"dropout", "model.dropout", StoredFlag::real, false},
+    {"head-dropout", "model.head_dropout", StoredFlag::real, false},
+    {"drop-path", "model.drop_path", StoredFlag::real, false},
     {"augment", "run.augment", StoredFlag::on_off, false},
     {"seed", "run.seed", StoredFlag::integer, false},
     {"train-limit", "run.train_limit", StoredFlag::integer, false},
@@ -180,15 +186,19 @@ std::unique_ptr<RunLock> open_run_dir(const std::string& out, bool create) {
 
 // Step 1: settings from the command line, or from last.safetensors when resuming; creates
 // and locks the run directory.
-RunSettings setup_run(const Args& a) {
+RunSettings setup_run(const Args& a, std::shared_ptr<distributed::ProcessGroup> pg) {
   RunSettings r;
+  r.pg = std::move(pg);
+  r.rank = r.pg ? r.pg->rank() : 0;
+  r.world = r.pg ? r.pg->world_size() : 1;
+  const bool lead = r.rank == 0;  // rank 0 locks, checks and writes the run directory
   r.resume = a.has("resume");
   FerConfig& c = r.c;
   if (r.resume) {
     if (!a.has("out")) throw UsageError("train --resume: --out RUN_DIR is required");
     if (a.has("force")) throw UsageError("train: --resume and --force contradict (--force starts a fresh run)");
     r.out = a.get("out");
-    r.lock = open_run_dir(r.out, false);
+    if (lead) r.lock = open_run_dir(r.out, false);
     const std::string last = r.out + "/last.safetensors";
     require_regular_file("train --resume:", last);
     io::SafeTensors st = io::load_safetensors(io::state_path(last));
@@ -199,6 +209,17 @@ RunSettings setup_run(const Args& a) {
                           "run.workers", "run.augment"})
       ADNN_CHECK(r.run.count(k), "train --resume: ", io::state_path(last), " has no '", k, "'");
     if (!r.run.count("run.precision")) r.run["run.precision"] = "f32";  // runs made before --precision
+    // a run continues with as many processes as it was trained with (each its own shard)
+    const std::string was_world = r.run.count("run.world_size") ? r.run["run.world_size"] : "1";
+    if (parse_int64(was_world, "run.world_size", 1) != r.world)
+      throw UsageError(detail::cat("train --resume: the run was trained with ", was_world, " process",
+                                   was_world == "1" ? "" : "es", ", this session has ", r.world,
+                                   " (resume with --nproc ", was_world, ")"));
+    const std::string sync_bn = r.run.count("run.sync_bn") ? r.run["run.sync_bn"] : "0";
+    if (a.has("sync-bn") && (a.on("sync-bn", false) ? "1" : "0") != sync_bn)
+      throw UsageError(detail::cat("train --resume: --sync-bn ", a.get("sync-bn"), " contradicts the run's run.sync_bn = ",
+                                   sync_bn));
+    r.run["run.sync_bn"] = sync_bn;
     const std::string cj = r.out + "/config.json";
     require_regular_file("train --resume:", cj);
     r.config_json = read_json_object(cj);
@@ -257,6 +278,9 @@ RunSettings setup_run(const Args& a) {
     c.cbam = a.on("cbam", c.cbam);
     c.transformer = a.on("transformer", c.transformer);
     c.mixup = a.on("mixup", c.mixup);
+    c.dropout = a.real("dropout", c.dropout);
+    c.head_dropout = a.real("head-dropout", c.head_dropout);
+    c.drop_path = a.real("drop-path", c.drop_path);
     c.loss = a.get("loss", c.loss);
     c.validate();
     r.run["run.data"] = resolve_data_dir(a);
@@ -267,6 +291,10 @@ RunSettings setup_run(const Args& a) {
     r.run["run.workers"] = std::to_string(a.num("workers", 2));
     r.run["run.augment"] = a.on("augment", true) ? "1" : "0";
     r.out = a.get("out", "runs/" + c.name);
+    if (r.world > 1) r.run["run.world_size"] = std::to_string(r.world);
+    r.run["run.sync_bn"] = a.on("sync-bn", false) ? "1" : "0";
+  }
+  if (!r.resume && lead) {
     r.lock = open_run_dir(r.out, true);
     // a fresh run starts in an empty directory, or replaces an old run's files with --force
     std::vector<std::string> present;
@@ -283,6 +311,7 @@ RunSettings setup_run(const Args& a) {
     if (a.has("force"))
       for (const std::string& f : run_files(r.out)) fs::remove(f);
   }
+  if (r.pg) r.pg->barrier();  // the other ranks go on once rank 0 has prepared the directory
   read_run_numbers(r);
   r.stop_after = a.num("stop-after", 0);
   r.log_every = a.num("log-every", 50);
@@ -326,6 +355,8 @@ TrainData load_data(RunSettings& r) {
   lo.workers = r.workers;
   lo.seed = r.seed;
   lo.augment = r.run["run.augment"] != "0";
+  lo.rank = r.rank;  // each rank its shard of every epoch (docs/distributed.md)
+  lo.world_size = r.world;
   d.loader = std::make_unique<data::DataLoader>(d.train_ds, preprocess_options(r.c), aug, lo);
   d.steps_per_epoch = d.loader->batches_per_epoch();
   ADNN_CHECK(d.steps_per_epoch > 0, "train: ", d.train_ds->size(), " training images give no batch of ", r.c.batch);
@@ -334,7 +365,8 @@ TrainData load_data(RunSettings& r) {
 
 // The model, its optimizer and schedule, and the compound loss's state.
 struct Trainee {
-  std::unique_ptr<AdnnFer> model;
+  std::shared_ptr<AdnnFer> model;
+  std::unique_ptr<distributed::DistributedDataParallel> ddp;  // data-parallel runs
   std::unique_ptr<optim::AdamW> opt;
   optim::WarmupCosine sched;
   int64_t total_steps = 0;
@@ -348,7 +380,7 @@ Trainee build_model(const RunSettings& r, const TrainData& d) {
   const FerConfig& c = r.c;
   Trainee t;
   manual_seed(r.seed);
-  t.model = std::make_unique<AdnnFer>(c);
+  t.model = std::make_shared<AdnnFer>(c);
   t.model->to(r.dev);
   t.opt =
       std::make_unique<optim::AdamW>(optim::layer_decay_groups(*t.model, c.weight_decay, c.layer_decay, head_depths()),
@@ -363,8 +395,14 @@ Trainee build_model(const RunSettings& r, const TrainData& d) {
   t.feat_scale = 1.0 / std::sqrt(double(t.model->feature_dim()));
   std::vector<double> prior_v = nn::dls_prior(d.train_ds->class_counts());
   t.prior = from_vector(prior_v, {K}, DType::f32).to(r.dev);
+  // every rank initialises the same weights (DDP broadcasts rank 0's anyway); dropout and
+  // drop-path then draw a stream of their own on each rank (rank 0: the one-process stream)
+  if (r.rank > 0) manual_seed(r.seed ^ (0x9E3779B97F4A7C15ull * uint64_t(r.rank)));
   return t;
 }
+
+// The checkpoint keys of rank r's generator state (data-parallel runs).
+std::string rank_rng_key(int r, int i) { return "dist.rng." + std::to_string(r) + "." + std::to_string(i); }
 
 // Step 4: the training state: restored from last.safetensors (weights, AdamW, centers, RNG,
 // early stopping), or a fresh one with config.json written; log.csv gets its header.
@@ -375,8 +413,16 @@ io::TrainState start_or_resume(const Args& a, const RunSettings& r, const TrainD
   if (r.resume) {
     std::vector<std::pair<std::string, Tensor>> extra{{"centers", t.centers}};
     state = io::load_checkpoint(r.out + "/last.safetensors", *t.model, *t.opt, &extra);
+    if (r.rank > 0) {  // this rank's own stream, saved beside rank 0's
+      for (int i = 0; i < 4; ++i) {
+        const std::string k = rank_rng_key(r.rank, i);
+        ADNN_CHECK(state.config.count(k), "train --resume: ", r.out, "/last.safetensors has no '", k, "'");
+        state.rng[size_t(i)] = parse_uint64(state.config.at(k), k);
+      }
+    }
     set_rng_state(state.rng);
-    std::printf("resuming %s at step %lld (epoch %lld), best val accuracy so far %.4f\n", r.out.c_str(),
+    if (r.rank == 0)
+      std::printf("resuming %s at step %lld (epoch %lld), best val accuracy so far %.4f\n", r.out.c_str(),
                 (long long)state.step, (long long)state.epoch, state.best_metric);
   }
   stopper.load_state_dict({.best = state.best_metric, .bad = state.bad_epochs});
@@ -388,6 +434,7 @@ io::TrainState start_or_resume(const Args& a, const RunSettings& r, const TrainD
   state.config.insert(r.run.begin(), r.run.end());  // the run settings, with this session's changes
   state.config.insert(scaler.begin(), scaler.end());
   if (!elapsed.empty()) state.config["run.elapsed_s"] = elapsed;
+  if (r.rank > 0) return state;  // rank 0 writes the run's files
   if (!r.resume) {
     std::map<std::string, std::string> cj = state.config;
     cj["run.command"] = a.command();
@@ -544,7 +591,14 @@ void Session::train_step(const data::Batch& b, double lr, EpochStats& e) {
     optim::clip_grad_norm_(opt.parameters(), 5.0);  // the norm stays on the device
     opt.step();
   }
-  if (c.loss == "compound") nn::update_centers(t_.centers, feats.detach().to(DType::f32), labels, 0.5);
+  if (c.loss == "compound") {
+    Tensor f = feats.detach().to(DType::f32), l = labels;  // (B, d), (B)
+    if (r_.world > 1) {  // the centers move with every rank's batch, the same on each rank
+      f = r_.pg->all_gather(f.contiguous()).reshape({-1, f.size(1)});
+      l = r_.pg->all_gather(l.contiguous()).reshape({-1});
+    }
+    nn::update_centers(t_.centers, f, l, 0.5);
+  }
   ++state_.step;
 }
 
@@ -593,7 +647,7 @@ EpochStats Session::train_epoch(int64_t epoch) {
     const int64_t in_epoch = state_.step - epoch * spe;
     // a terminal's line is redrawn at most 4 times a second (each draw reads the device)
     const bool draw = tty_ && Clock::now() - last_draw_ >= std::chrono::milliseconds(250);
-    if (draw || in_epoch % r_.log_every == 0 || in_epoch == spe) {
+    if (r_.rank == 0 && (draw || in_epoch % r_.log_every == 0 || in_epoch == spe)) {
       flush(e);
       last_draw_ = Clock::now();
       const double es = std::chrono::duration<double>(Clock::now() - t_epoch).count();
@@ -610,30 +664,67 @@ EpochStats Session::train_epoch(int64_t epoch) {
       e.interrupted = true;
       if (in_epoch == spe) break;  // the epoch is complete: validated and checkpointed as usual first
       checkpoint("last");
-      std::fprintf(stderr, "\nstopped after step %lld (--stop-after): resume with --resume --out %s\n",
-                   (long long)state_.step, r_.out.c_str());
+      if (r_.rank == 0)
+        std::fprintf(stderr, "\nstopped after step %lld (--stop-after): resume with --resume --out %s\n",
+                     (long long)state_.step, r_.out.c_str());
       return e;
     }
-    if (r_.budget_s > 0 && elapsed() >= r_.budget_s) {
-      e.out_of_time = true;
-      break;
+    if (r_.budget_s > 0) {
+      bool out = elapsed() >= r_.budget_s;
+      if (r_.world > 1) {  // every rank stops at the same step: the first to run out decides
+        Tensor flag = full({1}, out ? 1.0 : 0.0, TensorOptions(DType::f32, kCPU));
+        r_.pg->all_reduce(flag, distributed::ReduceOp::max);
+        out = flag.item<double>() > 0;
+      }
+      if (out) {
+        e.out_of_time = true;
+        break;
+      }
     }
   }
   flush(e);  // the epoch's last steps: read before validation and any checkpoint
-  if (tty_) std::fprintf(stderr, "\n");
+  if (tty_ && r_.rank == 0) std::fprintf(stderr, "\n");
   e.seconds = std::chrono::duration<double>(Clock::now() - t_epoch).count();
   return e;
 }
 
-bool Session::validate(int64_t epoch, const EpochStats& e) {
+bool Session::validate(int64_t epoch, const EpochStats& local) {
+  EpochStats e = local;
+  if (r_.world > 1) {  // the epoch's loss and accuracy over every rank's batches
+    Tensor sums = from_vector(std::vector<double>{e.loss_sum, e.correct, e.seen}, {3}, DType::f64);
+    r_.pg->all_reduce(sums, distributed::ReduceOp::sum);
+    const std::vector<double> v = sums.to_vector();
+    e.loss_sum = v[0];
+    e.correct = v[1];
+    e.seen = v[2];
+  }
+  state_.epoch = epoch + 1;
+  if (r_.rank > 0) {
+    // rank 0 validates (the others wait in the broadcast, within the group's timeout) and
+    // shares what decides the run: stop, best and bad epochs, improved
+    Tensor d = zeros({4}, TensorOptions(DType::f64, kCPU));
+    r_.pg->broadcast(d, 0);
+    const std::vector<double> v = d.to_vector();
+    stopper_.load_state_dict({.best = v[1], .bad = int64_t(v[2])});
+    state_.best_metric = v[1];
+    state_.bad_epochs = int64_t(v[2]);
+    if (v[3] > 0) checkpoint("best");
+    checkpoint("last");
+    return v[0] > 0;
+  }
   EvalReport v = evaluate(*t_.model, d_.val_ds, r_.dev, 256, r_.workers,
                           "train: the model at step " + std::to_string(state_.step), nn::Tta::none,
                           eval_progress("validation, epoch " + std::to_string(epoch + 1) + ":"));
-  state_.epoch = epoch + 1;
   const bool stop = stopper_.update(v.accuracy);
   const bool improved = stopper_.improved;
   state_.best_metric = stopper_.state_dict().best;
   state_.bad_epochs = stopper_.state_dict().bad;
+  if (r_.world > 1) {
+    Tensor d = from_vector(std::vector<double>{stop ? 1.0 : 0.0, state_.best_metric, double(state_.bad_epochs),
+                                               improved ? 1.0 : 0.0},
+                           {4}, DType::f64);
+    r_.pg->broadcast(d, 0);
+  }
   const double train_loss = e.seen ? e.loss_sum / e.seen : 0.0, train_acc = e.seen ? e.correct / e.seen : 0.0;
   char row[512];
   std::snprintf(row, sizeof row, "%lld,%lld,%.6g,%.5f,%.5f,%.5f,%.5f,%.5f,%.5f,%.1f,%.1f,%.1f\n",
@@ -657,6 +748,15 @@ bool Session::validate(int64_t epoch, const EpochStats& e) {
 
 void Session::checkpoint(const std::string& name) {
   state_.rng = get_rng_state();
+  if (r_.world > 1) {  // every rank's generator, so that --resume continues each stream
+    std::vector<int64_t> w(4);
+    for (int i = 0; i < 4; ++i) w[size_t(i)] = int64_t(state_.rng[size_t(i)]);
+    const Tensor all = r_.pg->all_gather(from_vector(w, {4}));  // (world, 4) i64 on the host
+    const int64_t* a = all.data_ptr<int64_t>();
+    for (int r = 0; r < r_.world; ++r)
+      for (int i = 0; i < 4; ++i) state_.config[rank_rng_key(r, i)] = std::to_string(uint64_t(a[r * 4 + i]));
+    if (r_.rank > 0) return;  // rank 0 writes the checkpoint (atomically)
+  }
   state_.config["run.elapsed_s"] = std::to_string(elapsed());
   if (scaler_)
     for (const auto& [k, v] : scaler_->state()) state_.config[k] = v;
@@ -666,12 +766,36 @@ void Session::checkpoint(const std::string& name) {
 }  // namespace
 
 int cmd_train(const Args& a) {
-  RunSettings r = setup_run(a);
+  const int64_t nproc = a.num("nproc", 1);
+  // --nproc N: this process starts N ranks of itself and waits for them (launch.cpp)
+  if (nproc > 1 && !distributed::launched_by_env()) return launch_local_ranks(a, int(nproc));
+  struct GroupScope {  // the default group ends with the command (after the run's objects)
+    ~GroupScope() { distributed::destroy_process_group(); }
+  } group_scope;
+  std::shared_ptr<distributed::ProcessGroup> pg;
+  if (distributed::launched_by_env()) {  // a rank, started by --nproc, torchrun, mpirun or srun
+    const Device dev = pick_device(a);
+    const bool nccl = dev.is_cuda() && !cuda::is_emulated() && distributed::has_nccl();
+    distributed::InitOptions o = distributed::options_from_env(nccl ? distributed::Backend::nccl : distributed::Backend::gloo);
+    if (a.has("dist-timeout"))
+      o.timeout = std::chrono::milliseconds(int64_t(a.real("dist-timeout", 600) * 1000));
+    if (a.has("nproc") && nproc != o.world_size)
+      throw UsageError(detail::cat("train: --nproc ", nproc, " but the launcher set WORLD_SIZE=", o.world_size));
+    pg = distributed::init_process_group(o);
+  }
+  RunSettings r = setup_run(a, pg);
   TrainData d = load_data(r);
   Trainee t = build_model(r, d);
   optim::EarlyStopping stopper{.patience = r.c.patience, .maximize = true};
   io::TrainState state = start_or_resume(a, r, d, t, stopper);
-  std::printf(
+  if (r.world > 1) {
+    if (r.run.at("run.sync_bn") == "1") distributed::convert_sync_batchnorm(*t.model, r.pg);
+    distributed::DdpOptions o;
+    if (a.has("bucket-mb")) o.bucket_cap_mb = a.real("bucket-mb", 25);
+    t.ddp = std::make_unique<distributed::DistributedDataParallel>(t.model, r.pg, o);
+  }
+  if (r.rank == 0)
+    std::printf(
       "adnn-fer train: %s (%lld parameters) on %s, %lld train / %lld val images, batch %lld, %lld epochs x %lld "
       "steps, loss %s, out %s\n",
       r.c.name.c_str(), (long long)t.model->num_parameters(), r.dev.str().c_str(), (long long)d.train_ds->size(),
@@ -689,7 +813,8 @@ int cmd_train(const Args& a) {
     if (e.interrupted && state.step % d.steps_per_epoch != 0) return 3;  // mid-epoch: checkpointed
     const bool early_stop = session.validate(epoch, e);
     if (e.interrupted && !early_stop && state.step < t.total_steps) {
-      std::fprintf(stderr, "stopped after step %lld (--stop-after), epoch %lld validated: resume with --resume --out %s\n",
+      if (r.rank == 0)
+        std::fprintf(stderr, "stopped after step %lld (--stop-after), epoch %lld validated: resume with --resume --out %s\n",
                    (long long)state.step, (long long)(epoch + 1), r.out.c_str());
       return 3;
     }
@@ -702,7 +827,8 @@ int cmd_train(const Args& a) {
       break;
     }
   }
-  std::printf(
+  if (r.rank == 0)
+    std::printf(
       "done: %s; best val accuracy %.4f; %lld steps in %s; checkpoints in %s (best.safetensors, "
       "last.safetensors)\n",
       stop_reason.c_str(), state.best_metric, (long long)state.step, hms(session.elapsed()).c_str(), r.out.c_str());

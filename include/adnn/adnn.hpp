@@ -32,3 +32,4 @@
 #include <adnn/vision/detect.hpp>
 #include <adnn/explain/explain.hpp>
 #include <adnn/explain/render.hpp>
+#include <adnn/distributed/distributed.hpp>

@@ -12,6 +12,8 @@ namespace adnn::autograd {
 
 namespace {
 thread_local bool grad_enabled = true;
+// The callbacks queued by the backward pass running on this thread (null outside one).
+thread_local std::vector<std::function<void()>>* final_callbacks = nullptr;
 std::atomic<uint64_t> next_seq{0};
 }  // namespace
 
@@ -47,8 +49,18 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
   } else {
     leaf.set_grad(old.defined() ? add(old, g) : g.clone());
   }
+  if (!m.post_accumulate_hooks.empty()) {
+    auto hooks = m.post_accumulate_hooks;  // a hook may remove itself
+    for (auto& [id, hook] : hooks) hook(leaf);
+  }
   return {};
 }
+
+void queue_callback(std::function<void()> fn) {
+  ADNN_CHECK(final_callbacks, "autograd::queue_callback: called outside a backward pass");
+  final_callbacks->push_back(std::move(fn));
+}
+bool in_backward() { return final_callbacks != nullptr; }
 
 bool needs_grad(std::initializer_list<const Tensor*> inputs) {
   if (!GradMode::is_enabled()) return false;
@@ -100,6 +112,13 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
   std::optional<NoGradGuard> ng;
   std::optional<EnableGradGuard> eg;
   if (create_graph) eg.emplace(); else ng.emplace();
+  // callbacks queued during this pass (a nested backward keeps its own list)
+  std::vector<std::function<void()>> callbacks;
+  struct CallbackScope {
+    std::vector<std::function<void()>>* saved;
+    explicit CallbackScope(std::vector<std::function<void()>>* mine) : saved(final_callbacks) { final_callbacks = mine; }
+    ~CallbackScope() { final_callbacks = saved; }
+  } callback_scope(&callbacks);
 
   // seed gradients
   std::unordered_map<Node*, std::vector<Tensor>> buffers;
@@ -175,6 +194,10 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
       }
       if (--deps[e.fn.get()] == 0 && queued.insert(e.fn.get()).second) ready.push(e.fn);
     }
+  }
+  for (size_t i = 0; i < callbacks.size(); ++i) {  // a callback may queue another
+    auto fn = std::move(callbacks[i]);
+    fn();
   }
 }
 

@@ -549,12 +549,22 @@ int Tensor::register_hook(TensorHook hook) const {
     m.leaf_hooks.push_back({id, std::move(hook)});
   return id;
 }
+int Tensor::register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook) const {
+  ADNN_CHECK(requires_grad(), "register_post_accumulate_grad_hook: tensor does not require grad (", desc(), ")");
+  auto& m = meta(*this);
+  ADNN_CHECK(!m.grad_fn, "register_post_accumulate_grad_hook: only a leaf tensor accumulates a gradient; ", desc(),
+             " is the output of '", m.grad_fn->name(), "'");
+  int id = next_hook_id();
+  m.post_accumulate_hooks.push_back({id, std::move(hook)});
+  return id;
+}
 void Tensor::remove_hook(int handle) const {
   auto& m = meta(*this);
   auto drop = [handle](auto& v) {
     v.erase(std::remove_if(v.begin(), v.end(), [&](auto& p) { return p.first == handle; }), v.end());
   };
   drop(m.leaf_hooks);
+  drop(m.post_accumulate_hooks);
   if (m.grad_fn)
     for (auto& [k, v] : m.grad_fn->pre_hooks) drop(v);
 }

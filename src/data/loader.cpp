@@ -24,12 +24,16 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> ds, PreprocessOptions pre,
   ADNN_CHECK(opts_.mean.size() == size_t(pre_.channels) || opts_.mean.size() == 1,
              "DataLoader: mean needs 1 or ", pre_.channels, " values");
   ADNN_CHECK(opts_.std.size() == opts_.mean.size(), "DataLoader: mean and std differ in length");
+  ADNN_CHECK(opts_.world_size >= 1 && opts_.rank >= 0 && opts_.rank < opts_.world_size, "DataLoader: rank ",
+             opts_.rank, " is outside world_size ", opts_.world_size);
 }
 
 DataLoader::DataLoader(std::shared_ptr<const ExampleDataset> ds, LoaderOptions opts)
     : opts_(std::move(opts)), examples_(std::move(ds)) {
   ADNN_CHECK(examples_ && examples_->size() > 0, "DataLoader: empty dataset");
   ADNN_CHECK(opts_.batch_size > 0 && opts_.workers >= 0 && opts_.prefetch >= 1, "DataLoader: bad options");
+  ADNN_CHECK(opts_.world_size >= 1 && opts_.rank >= 0 && opts_.rank < opts_.world_size, "DataLoader: rank ",
+             opts_.rank, " is outside world_size ", opts_.world_size);
   ADNN_CHECK(!opts_.balanced, "DataLoader: balanced sampling needs an image Dataset (labels per class)");
 }
 
@@ -51,7 +55,9 @@ void DataLoader::stop() {
 }
 
 int64_t DataLoader::batches_per_epoch() const {
-  const int64_t n = ds_ ? ds_->size() : examples_->size(), b = opts_.batch_size;
+  int64_t n = ds_ ? ds_->size() : examples_->size();
+  const int64_t b = opts_.batch_size, W = opts_.world_size;
+  if (W > 1) n = opts_.drop_last ? n / W : (n + W - 1) / W;  // this rank's shard
   return opts_.drop_last ? n / b : (n + b - 1) / b;
 }
 
@@ -76,6 +82,19 @@ void DataLoader::start_epoch(int64_t epoch) {
     for (int64_t i = 0; i < n; ++i) order_[size_t(i)] = i;
     if (opts_.shuffle)
       for (int64_t i = n - 1; i > 0; --i) std::swap(order_[size_t(i)], order_[g.next_u64() % uint64_t(i + 1)]);
+  }
+  positions_.resize(order_.size());
+  for (size_t i = 0; i < order_.size(); ++i) positions_[i] = int64_t(i);
+  if (opts_.world_size > 1 && n > 0) {  // this rank's shard
+    const int64_t W = opts_.world_size;
+    const int64_t total = opts_.drop_last ? n / W * W : (n + W - 1) / W * W;
+    std::vector<int64_t> mine, pos;
+    for (int64_t k = opts_.rank; k < total; k += W) {
+      mine.push_back(order_[size_t(k % n)]);
+      pos.push_back(k);
+    }
+    order_ = std::move(mine);
+    positions_ = std::move(pos);
   }
   ready_.clear();
   next_to_make_ = next_to_give_ = 0;
@@ -126,7 +145,7 @@ std::optional<Batch> DataLoader::next() {
 }
 
 Batch DataLoader::make_example_batch(int64_t b) {
-  const int64_t n = examples_->size(), bs = opts_.batch_size;
+  const int64_t n = int64_t(order_.size()), bs = opts_.batch_size;
   const int64_t lo = b * bs, hi = std::min(n, lo + bs);
   std::vector<Tensor> xs, ys;
   Batch out;
@@ -152,7 +171,7 @@ Batch DataLoader::make_example_batch(int64_t b) {
 
 Batch DataLoader::make_batch(int64_t b) {
   if (!ds_) return make_example_batch(b);
-  const int64_t n = ds_->size(), bs = opts_.batch_size;
+  const int64_t n = int64_t(order_.size()), bs = opts_.batch_size;
   const int64_t lo = b * bs, hi = std::min(n, lo + bs);
   const int C = pre_.channels, S = pre_.size;
   const int64_t K = ds_->num_classes();
@@ -170,7 +189,7 @@ Batch DataLoader::make_batch(int64_t b) {
     }
     img = preprocess(img, pre_);
     if (opts_.augment) {
-      Generator g(mix(opts_.seed, uint64_t(epoch_), uint64_t(k) + 1));
+      Generator g(mix(opts_.seed, uint64_t(epoch_), uint64_t(positions_[size_t(k)]) + 1));
       img = augment(img, aug_, g);
     }
     imgs.push_back(std::move(img));

@@ -141,10 +141,45 @@ BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_) : eps(eps_), 
   num_batches_tracked = register_buffer("num_batches_tracked", zeros({}, DType::i64));
 }
 
+// SyncBatchNorm's forward from differentiable ops: the statistics are all-reduced by
+// sync_stats (whose backward all-reduces their gradients), so autograd gives the exact
+// gradient of the global normalisation. Variance as E[x²] − mean² in f32.
+Tensor BatchNorm2d::sync_normalize(const Tensor& x) {  // (..., C)
+  const int64_t C = x.size(-1);
+  Tensor xf = x.dtype() == DType::f32 ? x : x.to(DType::f32);
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d + 1 < xf.dim(); ++d) dims.push_back(d);
+  Tensor s1 = sum(xf, dims), s2 = sum(mul(xf, xf), dims);  // (C) each
+  Tensor count = full({1}, double(xf.numel() / std::max<int64_t>(C, 1)), TensorOptions(DType::f32, xf.device()));
+  Tensor st = sync_stats(cat({s1, s2, count}, 0));  // (2C + 1), summed over the ranks
+  Tensor n = st.narrow(0, 2 * C, 1).detach();      // (1) the global element count per channel
+  Tensor mean_ = div(st.narrow(0, 0, C), n);
+  Tensor var = sub(div(st.narrow(0, C, C), n), mul(mean_, mean_));
+  {
+    NoGradGuard ng;  // running statistics with the unbiased variance, as torch
+    running_mean.mul_(1.0 - momentum);
+    running_mean.add_(mean_.detach().to(running_mean.dtype()), momentum);
+    Tensor unbiased = div(mul(var.detach(), n), add(n, -1.0));
+    running_var.mul_(1.0 - momentum);
+    running_var.add_(unbiased.to(running_var.dtype()), momentum);
+  }
+  Tensor y = add(mul(sub(xf, mean_), mul(rsqrt(add(var, eps)), weight)), bias);
+  return y.dtype() == x.dtype() ? y : y.to(x.dtype());
+}
+
 Tensor BatchNorm2d::forward_residual(const Tensor& x, const Tensor& residual, const Tensor& sample_scale) {
   if (training_) {
     NoGradGuard ng;
     num_batches_tracked.add_(ones({}, TensorOptions(DType::i64, num_batches_tracked.device())));
+  }
+  if (training_ && sync_stats) {
+    Tensor y = sync_normalize(x);
+    if (sample_scale.defined()) {
+      Shape s(size_t(y.dim()), 1);
+      s[0] = y.size(0);
+      y = mul(y, sample_scale.reshape(s));
+    }
+    return add(residual, y);
   }
   return batch_norm_residual(x, running_mean, running_var, weight, bias, training_, momentum, eps, residual,
                              sample_scale);
@@ -154,6 +189,10 @@ Tensor BatchNorm2d::forward_act(const Tensor& x, NormActivation act) {
   if (training_) {
     NoGradGuard ng;
     num_batches_tracked.add_(ones({}, TensorOptions(DType::i64, num_batches_tracked.device())));
+  }
+  if (training_ && sync_stats) {
+    Tensor y = sync_normalize(x);
+    return act == NormActivation::relu ? relu(y) : act == NormActivation::silu ? silu(y) : y;
   }
   return batch_norm(x, running_mean, running_var, weight, bias, training_, momentum, eps, act);
 }

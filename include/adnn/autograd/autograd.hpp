@@ -86,6 +86,7 @@ struct AutogradMeta {
   uint32_t output_nr = 0;
   std::weak_ptr<Node> grad_accumulator;
   std::vector<std::pair<int, TensorHook>> leaf_hooks;
+  std::vector<std::pair<int, std::function<void(const Tensor&)>>> post_accumulate_hooks;
   bool retains_grad = false;
 };
 
@@ -120,6 +121,13 @@ class EnableGradGuard {
 // Runs backward from `roots` with seed gradients `grads` (undefined = ones for scalars).
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads = {},
               bool retain_graph = false, bool create_graph = false);
+
+// During a backward pass: `fn` runs once the pass has processed its whole graph, before
+// backward() returns (torch's Engine::queue_callback; DistributedDataParallel waits for its
+// gradient all-reduces there). An adnn::Error outside a backward pass.
+void queue_callback(std::function<void()> fn);
+// Whether this thread is inside backward().
+bool in_backward();
 
 // ---- helpers for op implementations
 // Whether recording is on and any input requires grad.

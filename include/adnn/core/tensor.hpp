@@ -155,6 +155,9 @@ class Tensor {
   void retain_grad() const;
   // Called with the gradient w.r.t. this tensor during backward; may return a replacement.
   int register_hook(TensorHook hook) const;
+  // Leaves only (torch's register_post_accumulate_grad_hook): called with the tensor after a
+  // backward pass has accumulated its gradient into grad(); remove with remove_hook.
+  int register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook) const;
   void remove_hook(int handle) const;
 
   // ---- method forms of common ops

@@ -30,6 +30,13 @@ struct LoaderOptions {
   bool skip_bad = false;  // skip unreadable files (counted) instead of stopping with their error
   std::vector<float> mean{0.5f}, std{0.5f};  // per channel, applied to pixels / 255
   Device device = kCPU;
+  // Distributed sampling (torch's DistributedSampler): the epoch's order (the same on every
+  // rank for a seed) is padded by repeating its start to a multiple of world_size (cut to
+  // one when drop_last), and rank r takes positions r, r + W, r + 2W, ...; the ranks' shards
+  // are disjoint, together the whole epoch. Augmentation draws depend on the global
+  // position, so a sample is augmented alike whatever the number of ranks.
+  int rank = 0;
+  int world_size = 1;
 };
 
 struct Batch {
@@ -72,7 +79,8 @@ class DataLoader {
   AugmentOptions aug_;
   LoaderOptions opts_;
   int64_t epoch_ = 0;
-  std::vector<int64_t> order_;
+  std::vector<int64_t> order_;       // this rank's samples, in order
+  std::vector<int64_t> positions_;   // their positions in the epoch's global order
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::condition_variable cv_;

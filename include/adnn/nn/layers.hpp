@@ -120,6 +120,13 @@ class BatchNorm2d : public Module {
   Tensor forward_residual(const Tensor& x, const Tensor& residual, const Tensor& sample_scale);
   Tensor weight, bias, running_mean, running_var, num_batches_tracked;
   double eps, momentum;
+  // Set by distributed::convert_sync_batchnorm: all-reduces (differentiably) the (2C + 1)
+  // per-channel sums, sums of squares and element count of a training batch, so the batch
+  // statistics are those of every rank's batch (SyncBatchNorm). Unset: this process's batch.
+  std::function<Tensor(const Tensor&)> sync_stats;
+
+ private:
+  Tensor sync_normalize(const Tensor& x);  // the training-mode BN with sync_stats, (..., C)
 };
 
 struct MaxPool2dOptions {
