@@ -31,7 +31,7 @@ while (($#)); do
 done
 command -v nvcc > /dev/null || { echo "gpu-kit-build: nvcc is not on PATH" >&2; exit 1; }
 jobs=${JOBS:-$(nproc)}
-targets=(adnn_tests adnn-fer bench_kernels bench_hbm bench_cudnn)
+targets=(adnn_tests dist_worker adnn-fer bench_kernels bench_hbm bench_cudnn)
 
 echo "== configure $build (sm_90, Release)"
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DADNN_CUDA=ON -DADNN_CUDA_ARCHS=90 \

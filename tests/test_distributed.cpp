@@ -3,6 +3,7 @@
 // failures that must end with an error naming the peer, and adnn-fer train --nproc:
 // 2 processes x batch B = 1 process x batch 2B, and an exact --resume.
 #include <adnn/adnn.hpp>
+#include <adnn/cuda/runtime.hpp>
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
@@ -121,6 +122,18 @@ std::vector<RankResult> run_ranks(const std::vector<std::string>& argv_words, in
   return out;
 }
 
+// dist_worker: beside this test binary (the GPU kit), else where the build put it
+std::string dist_worker() {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && fs::exists(self.parent_path() / "dist_worker")) return (self.parent_path() / "dist_worker").string();
+#ifdef ADNN_DIST_WORKER
+  return ADNN_DIST_WORKER;
+#else
+  return "dist_worker";
+#endif
+}
+
 std::string all_logs(const std::vector<RankResult>& rs) {
   std::string s;
   for (size_t i = 0; i < rs.size(); ++i) s += "--- rank " + std::to_string(i) + " (status " + std::to_string(rs[i].code) + ")\n" + rs[i].log;
@@ -135,7 +148,7 @@ TEST_CASE("Gloo collectives on 2 and 3 processes: every dtype, empty and larger-
   REQUIRE(distributed::has_gloo());
   for (int world : {2, 3}) {
     const std::string dir = fresh_dir("collectives" + std::to_string(world));
-    auto rs = run_ranks({ADNN_DIST_WORKER, "collectives"}, world, dir);
+    auto rs = run_ranks({dist_worker(), "collectives"}, world, dir);
     for (auto& r : rs) CHECK_MESSAGE(r.code == 0, all_logs(rs));
     CHECK_FALSE(fs::exists(dir + "/rdzv/store"));  // rank 0 cleared the addresses
     fs::remove_all(dir);
@@ -145,16 +158,26 @@ TEST_CASE("Gloo collectives on 2 and 3 processes: every dtype, empty and larger-
 TEST_CASE("DistributedDataParallel on 2 and 3 processes = one process on the whole batch (buckets, no_sync, SyncBatchNorm)") {
   for (int world : {2, 3}) {
     const std::string dir = fresh_dir("ddp" + std::to_string(world));
-    auto rs = run_ranks({ADNN_DIST_WORKER, "ddp"}, world, dir);
+    auto rs = run_ranks({dist_worker(), "ddp"}, world, dir);
     for (auto& r : rs) CHECK_MESSAGE(r.code == 0, all_logs(rs));
     fs::remove_all(dir);
   }
 }
 
+#if ADNN_WITH_CUDA_BACKEND
+TEST_CASE("DistributedDataParallel with cuda tensors, 2 processes (emulated device: Gloo through host copies)") {
+  const std::string dir = fresh_dir("ddp_cuda");
+  auto rs = run_ranks({dist_worker(), "ddp"}, 2, dir, {"ADNN_DIST_DEVICE=cuda"});
+  for (auto& r : rs) CHECK_MESSAGE(r.code == 0, all_logs(rs));
+  CHECK_MESSAGE(rs[0].log.find("device cuda") != std::string::npos, rs[0].log);
+  fs::remove_all(dir);
+}
+#endif
+
 TEST_CASE("a rank killed mid-run: the others stop with an error naming it, within the timeout") {
   for (int world : {2, 3}) {
     const std::string dir = fresh_dir("kill" + std::to_string(world));
-    auto rs = run_ranks({ADNN_DIST_WORKER, "kill"}, world, dir, {"ADNN_DIST_TIMEOUT=20"}, 60);
+    auto rs = run_ranks({dist_worker(), "kill"}, world, dir, {"ADNN_DIST_TIMEOUT=20"}, 60);
     CHECK_MESSAGE(rs.back().code == 128 + SIGKILL, all_logs(rs));
     for (int r = 0; r + 1 < world; ++r) {
       CHECK_MESSAGE(rs[size_t(r)].code == 0, all_logs(rs));
@@ -167,7 +190,7 @@ TEST_CASE("a rank killed mid-run: the others stop with an error naming it, withi
 
 TEST_CASE("a rank that stops issuing collectives: the others time out naming it (never a hang)") {
   const std::string dir = fresh_dir("stall");
-  auto rs = run_ranks({ADNN_DIST_WORKER, "stall"}, 2, dir, {"ADNN_DIST_TIMEOUT=3"}, 60);
+  auto rs = run_ranks({dist_worker(), "stall"}, 2, dir, {"ADNN_DIST_TIMEOUT=3"}, 60);
   CHECK_MESSAGE(rs[0].code == 0, all_logs(rs));
   CHECK_MESSAGE(rs[0].log.find("peer rank 1 is at collective") != std::string::npos, rs[0].log);
   fs::remove_all(dir);
@@ -175,12 +198,28 @@ TEST_CASE("a rank that stops issuing collectives: the others time out naming it 
 
 TEST_CASE("rendezvous: a rank that never arrives is named when the timeout ends") {
   const std::string dir = fresh_dir("absent");
-  auto rs = run_ranks({ADNN_DIST_WORKER, "collectives"}, 2, dir, {"ADNN_DIST_TIMEOUT=2"}, 30, {0});
+  auto rs = run_ranks({dist_worker(), "collectives"}, 2, dir, {"ADNN_DIST_TIMEOUT=2"}, 30, {0});
   CHECK(rs[0].code == 1);
   CHECK_MESSAGE(rs[0].log.find("rank 1 never arrived") != std::string::npos, rs[0].log);
   CHECK(rs[0].seconds < 15);
   fs::remove_all(dir);
 }
+#endif
+
+#if ADNN_WITH_CUDA_BACKEND
+}  // TEST_SUITE("distributed")
+// In the cuda suite, so that the GPU kit (scripts/gpu-check.sh) runs it: on a GPU the NCCL
+// group with world size 1 runs the DDP test; on the emulated device, Gloo.
+TEST_SUITE("cuda") {
+TEST_CASE("DistributedDataParallel on cuda tensors, world size 1 (NCCL on a GPU)") {
+  const std::string dir = fresh_dir("ddp_cuda1");
+  auto rs = run_ranks({dist_worker(), "ddp"}, 1, dir, {"ADNN_DIST_DEVICE=cuda"}, 300);
+  CHECK_MESSAGE(rs[0].code == 0, all_logs(rs));
+  CHECK_MESSAGE(rs[0].log.find(cuda::is_emulated() ? "gloo backend" : "nccl backend") != std::string::npos, rs[0].log);
+  fs::remove_all(dir);
+}
+}
+TEST_SUITE("distributed") {
 #endif
 
 TEST_CASE("options_from_env: torchrun's variables, and a clear error for missing or malformed ones") {

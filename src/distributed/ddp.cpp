@@ -30,16 +30,26 @@ DistributedDataParallel::DistributedDataParallel(std::shared_ptr<nn::Module> mod
     if (p.requires_grad()) params_.push_back(p);
   if (o_.broadcast_parameters) broadcast_parameters();
 
-  // buckets in reverse registration order (the backward pass produces the last layers'
-  // gradients first); a bucket holds one dtype and device
+  // buckets in reverse registration order (about the order the backward pass produces the
+  // gradients) until the first backward pass has shown the real order
+  std::vector<int64_t> order;
+  for (int64_t i = int64_t(params_.size()) - 1; i >= 0; --i) order.push_back(i);
+  build_buckets(order);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const int64_t idx = int64_t(i);
+    hooks_.push_back({params_[i], params_[i].register_post_accumulate_grad_hook(
+                                      [this, idx](const Tensor&) { on_grad_ready(idx); })});
+  }
+}
+
+void DistributedDataParallel::build_buckets(const std::vector<int64_t>& order) {
+  buckets_.clear();
   bucket_of_.assign(params_.size(), -1);
-  slot_of_.assign(params_.size(), -1);
   Bucket* cur = nullptr;
   int64_t cur_bytes = 0;
-  for (int64_t i = int64_t(params_.size()) - 1; i >= 0; --i) {
+  for (int64_t i : order) {  // a bucket holds one dtype and device; the first is smaller
     const Tensor& p = params_[size_t(i)];
     const int64_t bytes = p.numel() * int64_t(dtype_size(p.dtype()));
-    // the current bucket's cap: the first (index 0) is smaller
     const double cap = (buckets_.size() == 1 ? o_.first_bucket_cap_mb : o_.bucket_cap_mb) * 1024 * 1024;
     const bool fits = cur && params_[size_t(cur->params.front())].dtype() == p.dtype() &&
                       params_[size_t(cur->params.front())].device() == p.device() && double(cur_bytes + bytes) <= cap;
@@ -49,7 +59,6 @@ DistributedDataParallel::DistributedDataParallel(std::shared_ptr<nn::Module> mod
       cur_bytes = 0;
     }
     bucket_of_[size_t(i)] = int64_t(buckets_.size()) - 1;
-    slot_of_[size_t(i)] = int64_t(cur->params.size());
     cur->params.push_back(i);
     cur->offsets.push_back(cur->numel);
     cur->numel += p.numel();
@@ -58,11 +67,6 @@ DistributedDataParallel::DistributedDataParallel(std::shared_ptr<nn::Module> mod
   for (auto& b : buckets_) {
     const Tensor& p0 = params_[size_t(b->params.front())];
     b->flat = zeros({b->numel}, TensorOptions(p0.dtype(), p0.device()));
-  }
-  for (size_t i = 0; i < params_.size(); ++i) {
-    const int64_t idx = int64_t(i);
-    hooks_.push_back({params_[i], params_[i].register_post_accumulate_grad_hook(
-                                      [this, idx](const Tensor&) { on_grad_ready(idx); })});
   }
 }
 
@@ -99,6 +103,7 @@ std::vector<DistributedDataParallel::BucketInfo> DistributedDataParallel::bucket
 
 void DistributedDataParallel::on_grad_ready(int64_t param) {
   if (!sync_) return;  // no_sync(): the gradient only accumulates here
+  if (!rebuilt_) ready_order_.push_back(param);
   if (!in_backward_) {  // the first gradient of this backward pass
     in_backward_ = true;
     for (auto& b : buckets_) {
@@ -154,6 +159,26 @@ void DistributedDataParallel::finish() {
     }
   }
   ++reductions_;
+  if (!rebuilt_) {
+    // torch's bucket rebuild: after the first backward pass the buckets follow the order its
+    // gradients arrived in (rank 0's, broadcast, so that every rank packs them alike), so a
+    // bucket of gradients that are ready early is not held back behind one that is not
+    rebuilt_ = true;
+    std::vector<int64_t> order;
+    std::vector<bool> seen(params_.size(), false);
+    for (int64_t i : ready_order_)
+      if (!seen[size_t(i)]) {
+        seen[size_t(i)] = true;
+        order.push_back(i);
+      }
+    for (int64_t i = int64_t(params_.size()) - 1; i >= 0; --i)
+      if (!seen[size_t(i)]) order.push_back(i);  // no gradient in that pass: last
+    ready_order_.clear();
+    Tensor t = from_vector(order, {int64_t(order.size())});  // (P) i64
+    pg_->broadcast(t, 0);
+    const int64_t* o = t.data_ptr<int64_t>();
+    build_buckets(std::vector<int64_t>(o, o + order.size()));
+  }
 }
 
 }  // namespace adnn::distributed

@@ -136,9 +136,9 @@ struct DdpOptions {
   bool broadcast_parameters = true;  // rank 0's parameters and buffers at construction
 };
 
-// torch.nn.parallel.DistributedDataParallel: the module's trainable parameters, in reverse
-// registration order (about the order their gradients become ready), are packed into
-// buckets; a hook on each parameter's gradient accumulation marks it ready, and a bucket
+// torch.nn.parallel.DistributedDataParallel: the module's trainable parameters are packed
+// into buckets, first in reverse registration order, then (after the first backward pass,
+// rank 0's order broadcast to all) in the order their gradients became ready; a hook on each parameter's gradient accumulation marks it ready, and a bucket
 // whose gradients are all ready is copied into one flat tensor and all-reduced
 // asynchronously while the backward pass continues (buckets launch in index order, the
 // same on every rank). When the backward pass ends, the remaining buckets are launched,
@@ -193,12 +193,15 @@ class DistributedDataParallel {
   void launch_ready();
   void launch(Bucket& b);
   void finish();
+  void build_buckets(const std::vector<int64_t>& order);
 
   std::shared_ptr<nn::Module> module_;
   std::shared_ptr<ProcessGroup> pg_;
   DdpOptions o_;
   std::vector<Tensor> params_;            // trainable, registration order
-  std::vector<int64_t> bucket_of_, slot_of_;  // per parameter
+  std::vector<int64_t> bucket_of_;       // per parameter
+  std::vector<int64_t> ready_order_;     // the first backward pass: parameters in gradient order
+  bool rebuilt_ = false;
   std::vector<std::unique_ptr<Bucket>> buckets_;
   std::vector<std::pair<Tensor, int>> hooks_;
   size_t next_launch_ = 0;
