@@ -158,19 +158,20 @@ worst() {  # the worse of two statuses
 }
 
 # ---------------------------------------------------------------- libraries (GPU mode)
-# The kit's binaries need libcublas/libcublasLt (and bench_cudnn libcudnn): too big to carry,
+# The kit's binaries need libcublas/libcublasLt, libnccl (data-parallel) and bench_cudnn libcudnn: too big to carry,
 # so they come from the machine — the CUDA toolkit, or PyTorch's nvidia-* pip packages.
 orig_ld=${LD_LIBRARY_PATH:-}
 if ((!dry)); then
   libpath=$kit/lib
   for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
-    [[ -e $d/libcublas.so.13 ]] && libpath+=:$d
+    [[ -e $d/libcublas.so.13 || -e $d/libnccl.so.2 ]] && libpath+=:$d
   done
   if nv=$(python3 -c 'import nvidia, os; print("\n".join(nvidia.__path__))' 2>/dev/null); then
     while read -r dir; do
       [[ -n "$dir" ]] || continue
       while read -r f; do libpath+=:$(dirname "$f"); done < <(find "$dir" \( -name 'libcublas.so.13' -o -name 'libcublasLt.so.13' \
-        -o -name 'libcudnn.so.9' -o -name 'libcudart.so.13' -o -name 'libnvJitLink.so.13' \) 2>/dev/null | sort -u)
+        -o -name 'libcudnn.so.9' -o -name 'libcudart.so.13' -o -name 'libnvJitLink.so.13' -o -name 'libnccl.so.2' \) \
+        2>/dev/null | sort -u)
     done <<< "$nv"
   fi
   export LD_LIBRARY_PATH=$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}

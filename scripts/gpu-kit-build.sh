@@ -56,7 +56,7 @@ git rev-parse HEAD > "$kit/COMMIT" 2>/dev/null || echo unknown > "$kit/COMMIT"
 # Shared libraries: everything ldd resolves except the C library family, the driver and the
 # CUDA libraries found on the GPU machine. libstdc++/libgcc_s go to lib/compat, used only if
 # the machine's own are older (gpu-check.sh tries the binaries first).
-skip='^(linux-vdso|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|ld-linux|libcuda\.so|libcublas|libcublasLt|libcudnn)'
+skip='^(linux-vdso|libc\.so|libm\.so|libpthread|libdl\.so|librt\.so|ld-linux|libcuda\.so|libcublas|libcublasLt|libcudnn|libnccl)'
 compat='^(libstdc\+\+|libgcc_s)'
 for b in "$kit"/bin/*; do
   ldd "$b" | awk '$2 == "=>" && $3 ~ /^\// {print $1, $3}'
