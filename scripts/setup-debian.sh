@@ -27,8 +27,9 @@ pkgs=(build-essential g++ cmake ninja-build ccache pkg-config
       libstb-dev libjpeg62-turbo-dev doctest-dev libbenchmark-dev libopenblas-dev libboost-context-dev libboost1.74-dev libcli11-dev libgloo-dev libhiredis-dev
       clang libclang-rt-14-dev libomp-dev python3)
 # `setup-debian.sh --tests` (test.sh) adds what only the test suite uses: Debian's PyTorch for the
-# export suite's round trip (large; the main job does not need it).
-if [[ "${1:-}" == "--tests" ]]; then pkgs+=(python3-torch python3-torchvision); fi
+# export suite's round trip (large; the main job does not need it), and redis-server for the
+# distributed suite's Redis rendezvous test.
+if [[ "${1:-}" == "--tests" ]]; then pkgs+=(python3-torch python3-torchvision redis-server); fi
 missing=()
 for p in "${pkgs[@]}"; do
   [[ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)" == "install ok installed" ]] || missing+=("$p")
