@@ -134,6 +134,14 @@ std::string dist_worker() {
 #endif
 }
 
+// Whether a FileStore key directory (rdzv/store-*) is left in `rdzv`.
+bool store_left(const std::string& rdzv) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(rdzv, ec))
+    if (e.path().filename().string().rfind("store", 0) == 0) return true;
+  return false;
+}
+
 std::string all_logs(const std::vector<RankResult>& rs) {
   std::string s;
   for (size_t i = 0; i < rs.size(); ++i) s += "--- rank " + std::to_string(i) + " (status " + std::to_string(rs[i].code) + ")\n" + rs[i].log;
@@ -150,7 +158,7 @@ TEST_CASE("Gloo collectives on 2 and 3 processes: every dtype, empty and larger-
     const std::string dir = fresh_dir("collectives" + std::to_string(world));
     auto rs = run_ranks({dist_worker(), "collectives"}, world, dir);
     for (auto& r : rs) CHECK_MESSAGE(r.code == 0, all_logs(rs));
-    CHECK_FALSE(fs::exists(dir + "/rdzv/store"));  // rank 0 cleared the addresses
+    CHECK_FALSE(store_left(dir + "/rdzv"));  // rank 0 cleared the addresses
     fs::remove_all(dir);
   }
 }
@@ -194,11 +202,14 @@ TEST_CASE("rendezvous through Gloo's Redis store (a redis-server on loopback) in
   posix_spawn_file_actions_destroy(&fa);
   for (int i = 0; i < 100 && slurp(log).find("Ready to accept connections") == std::string::npos; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // twice with the same run id: the second launch's keys do not collide with the first's
   auto rs = run_ranks({dist_worker(), "ddp"}, 2, dir, {"ADNN_REDIS=127.0.0.1:" + port_s}, 120);
+  auto again = run_ranks({dist_worker(), "ddp"}, 2, dir, {"ADNN_REDIS=127.0.0.1:" + port_s}, 120);
   ::kill(pid, SIGTERM);
   ::waitpid(pid, nullptr, 0);
   for (auto& r : rs) CHECK_MESSAGE(r.code == 0, all_logs(rs) << "--- redis\n" << slurp(log));
-  CHECK_FALSE(fs::exists(dir + "/rdzv/store"));  // no FileStore was used
+  for (auto& r : again) CHECK_MESSAGE(r.code == 0, all_logs(again) << "--- redis\n" << slurp(log));
+  CHECK_FALSE(store_left(dir + "/rdzv"));  // no FileStore was used
   fs::remove_all(dir);
 }
 

@@ -66,6 +66,8 @@ adnn::Device pick_device(const Args& a);
 // split between them unless set), waits for them and returns their exit status; when one
 // fails, the others are stopped (they also fail on their own within --dist-timeout).
 int launch_local_ranks(const Args& a, int nproc);
+// In a rank started by launch_local_ranks: end with the launcher (PR_SET_PDEATHSIG).
+void die_with_launcher();
 
 // ---------------------------------------------------------------- models (main.cpp)
 // --model NAME: an ADNN-FER configuration (adnn_fer*) or a torchvision/timm-style backbone, with

@@ -703,7 +703,12 @@ bool Session::validate(int64_t epoch, const EpochStats& local) {
     // rank 0 validates (the others wait in the broadcast, within the group's timeout) and
     // shares what decides the run: stop, best and bad epochs, improved
     Tensor d = zeros({4}, TensorOptions(DType::f64, kCPU));
+    // rank 0 validates meanwhile: this wait may be longer than a training collective's (a
+    // rank 0 that dies is still seen at once, by its closed connections)
+    const auto usual = r_.pg->timeout();
+    r_.pg->set_timeout(std::max(usual, std::chrono::milliseconds(std::chrono::hours(2))));
     r_.pg->broadcast(d, 0);
+    r_.pg->set_timeout(usual);
     const std::vector<double> v = d.to_vector();
     stopper_.load_state_dict({.best = v[1], .bad = int64_t(v[2])});
     state_.best_metric = v[1];
@@ -723,7 +728,10 @@ bool Session::validate(int64_t epoch, const EpochStats& local) {
     Tensor d = from_vector(std::vector<double>{stop ? 1.0 : 0.0, state_.best_metric, double(state_.bad_epochs),
                                                improved ? 1.0 : 0.0},
                            {4}, DType::f64);
+    const auto usual = r_.pg->timeout();
+    r_.pg->set_timeout(std::max(usual, std::chrono::milliseconds(std::chrono::hours(2))));
     r_.pg->broadcast(d, 0);
+    r_.pg->set_timeout(usual);
   }
   const double train_loss = e.seen ? e.loss_sum / e.seen : 0.0, train_acc = e.seen ? e.correct / e.seen : 0.0;
   char row[512];
@@ -774,6 +782,7 @@ int cmd_train(const Args& a) {
   } group_scope;
   std::shared_ptr<distributed::ProcessGroup> pg;
   if (distributed::launched_by_env()) {  // a rank, started by --nproc, torchrun, mpirun or srun
+    die_with_launcher();
     const Device dev = pick_device(a);
     const bool nccl = dev.is_cuda() && !cuda::is_emulated() && distributed::has_nccl();
     distributed::InitOptions o = distributed::options_from_env(nccl ? distributed::Backend::nccl : distributed::Backend::gloo);

@@ -14,6 +14,8 @@ namespace {
 thread_local bool grad_enabled = true;
 // The callbacks queued by the backward pass running on this thread (null outside one).
 thread_local std::vector<std::function<void()>>* final_callbacks = nullptr;
+thread_local uint64_t current_pass = 0;
+std::atomic<uint64_t> next_pass{0};
 std::atomic<uint64_t> next_seq{0};
 }  // namespace
 
@@ -61,6 +63,7 @@ void queue_callback(std::function<void()> fn) {
   final_callbacks->push_back(std::move(fn));
 }
 bool in_backward() { return final_callbacks != nullptr; }
+uint64_t backward_pass_id() { return current_pass; }
 
 bool needs_grad(std::initializer_list<const Tensor*> inputs) {
   if (!GradMode::is_enabled()) return false;
@@ -116,8 +119,15 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
   std::vector<std::function<void()>> callbacks;
   struct CallbackScope {
     std::vector<std::function<void()>>* saved;
-    explicit CallbackScope(std::vector<std::function<void()>>* mine) : saved(final_callbacks) { final_callbacks = mine; }
-    ~CallbackScope() { final_callbacks = saved; }
+    uint64_t saved_pass;
+    explicit CallbackScope(std::vector<std::function<void()>>* mine) : saved(final_callbacks), saved_pass(current_pass) {
+      final_callbacks = mine;
+      current_pass = ++next_pass;
+    }
+    ~CallbackScope() {
+      final_callbacks = saved;
+      current_pass = saved_pass;
+    }
   } callback_scope(&callbacks);
 
   // seed gradients

@@ -33,6 +33,9 @@ class Heartbeat {
   // another collective. Waits up to ~2 s for a peer that just died to go stale.
   std::string diagnose(int64_t seq) const;
   const std::string& dir() const { return dir_; }
+  // After wait_for_peers: the same string on every rank and new for every launch (the latest
+  // start time among the ranks' files), naming this launch's store keys.
+  std::string generation() const;
 
  private:
   void write();
@@ -43,6 +46,7 @@ class Heartbeat {
   std::condition_variable cv_;
   bool stop_ = false;
   std::string position_ = "0 start";
+  std::string start_;  // this process's start time (ns), constant
   std::thread thread_;
 };
 

@@ -104,8 +104,20 @@ std::vector<DistributedDataParallel::BucketInfo> DistributedDataParallel::bucket
 void DistributedDataParallel::on_grad_ready(int64_t param) {
   if (!sync_) return;  // no_sync(): the gradient only accumulates here
   if (!rebuilt_) ready_order_.push_back(param);
-  if (!in_backward_) {  // the first gradient of this backward pass
+  const uint64_t pass = autograd::backward_pass_id();
+  if (!in_backward_ || pass != pass_) {  // the first gradient of this backward pass
+    // (a pass that ended with an exception never ran finish(): what it launched is waited
+    // for and dropped, so every rank's collectives stay paired and no buffer is in use)
+    for (auto& b : buckets_)
+      if (b->work) {
+        try {
+          b->work->wait();
+        } catch (...) {
+        }
+        b->work.reset();
+      }
     in_backward_ = true;
+    pass_ = pass;
     for (auto& b : buckets_) {
       b->pending = int64_t(b->params.size());
       b->launched = false;

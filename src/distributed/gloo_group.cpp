@@ -168,18 +168,21 @@ class GlooGroup final : public ProcessGroup {
       }
       auto device = gloo::transport::tcp::CreateDevice(attr);
       std::unique_ptr<gloo::rendezvous::Store> store;
+      // this launch's keys: a name no earlier launch used (the ranks' start times)
+      const std::string gen = hb_ ? hb_->generation() : std::string("0");
       if (!o.redis.empty()) {
         const size_t colon = o.redis.rfind(':');
         ADNN_CHECK(colon != std::string::npos, "distributed: ADNN_REDIS must be host:port, got '", o.redis, "'");
 #if ADNN_GLOO_REDIS
-        store = std::make_unique<gloo::rendezvous::RedisStore>(
+        redis_ = std::make_unique<gloo::rendezvous::RedisStore>(
             o.redis.substr(0, colon), int(parse_int64(o.redis.substr(colon + 1), "the Redis port")));
+        store = std::make_unique<gloo::rendezvous::PrefixStore>("adnn/" + o.run_id + "/" + gen, *redis_);
 #else
         ADNN_FAIL("distributed: ADNN_REDIS is set but this adnn was built without hiredis (apt install libhiredis-dev "
                   "and configure again)");
 #endif
       } else {
-        store_dir_ = o.rendezvous_dir + "/store";
+        store_dir_ = o.rendezvous_dir + "/store-" + gen;
         std::filesystem::create_directories(store_dir_);
         store = std::make_unique<gloo::rendezvous::FileStore>(store_dir_);
       }
@@ -190,6 +193,9 @@ class GlooGroup final : public ProcessGroup {
     } catch (const adnn::Error&) {
       throw;
     } catch (const std::exception& e) {
+      if (std::string(e.what()).find("already set") != std::string::npos)
+        ADNN_FAIL("distributed (gloo): rank ", rank_, ": the Redis store already holds this launch's keys (run '",
+                  o.run_id, "'): give each launch its own ADNN_RUN_ID, or FLUSHDB; gloo: ", e.what());
       ADNN_FAIL("distributed (gloo): rank ", rank_, " of ", world_size_, ": connecting to the peers failed: ",
                 hb_ ? hb_->diagnose(0) : std::string("no heartbeat directory"), "; gloo: ", e.what());
     }
@@ -209,6 +215,7 @@ class GlooGroup final : public ProcessGroup {
   }
 
   Backend backend() const override { return Backend::gloo; }
+  std::string diagnose_peers() const override { return hb_ ? hb_->diagnose(-1) : std::string(); }
 
   std::shared_ptr<Work> all_reduce_async(const Tensor& t, ReduceOp op) override {
     detail::check_collective_tensor("all_reduce", t);
@@ -219,7 +226,8 @@ class GlooGroup final : public ProcessGroup {
     const int64_t n = t.numel();
     const DType d = t.dtype();
     const auto delay = delay_;
-    auto job = submit("all_reduce", [this, buf, n, d, op, delay](uint32_t tag) {
+    const auto to = timeout_;
+    auto job = submit("all_reduce", [this, buf, n, d, op, delay, to](uint32_t tag) {
       if (delay.count() > 0) std::this_thread::sleep_for(delay);
       if (n == 0 || world_size_ == 1) {
         if (op == ReduceOp::mean && n > 0) divide(buf.data_ptr(), d, size_t(n), world_size_);
@@ -229,7 +237,7 @@ class GlooGroup final : public ProcessGroup {
       set_output(opts, buf.data_ptr(), size_t(n), detail::element_size_for("all_reduce", d));
       opts.setReduceFunction(reduce_function(d, op));
       opts.setTag(tag);
-      opts.setTimeout(timeout_);
+      opts.setTimeout(to);
       gloo::allreduce(opts);
       if (op == ReduceOp::mean) divide(buf.data_ptr(), d, size_t(n), world_size_);
     });
@@ -243,13 +251,14 @@ class GlooGroup final : public ProcessGroup {
     Tensor buf = host.defined() ? host : t;
     const int64_t n = t.numel();
     const size_t es = detail::element_size_for("broadcast", t.dtype());
-    auto job = submit("broadcast", [this, buf, n, es, root](uint32_t tag) {
+    const auto to = timeout_;
+    auto job = submit("broadcast", [this, buf, n, es, root, to](uint32_t tag) {
       if (n == 0 || world_size_ == 1) return;
       gloo::BroadcastOptions opts(ctx_);
       set_output(opts, buf.data_ptr(), size_t(n), es);
       opts.setRoot(root);
       opts.setTag(tag);
-      opts.setTimeout(timeout_);
+      opts.setTimeout(to);
       gloo::broadcast(opts);
     });
     return std::make_shared<GlooWork>(job, t, host);
@@ -263,7 +272,8 @@ class GlooGroup final : public ProcessGroup {
     Tensor out = empty(shape, TensorOptions(t.dtype(), kCPU));  // (world, ...)
     const int64_t n = t.numel();
     const size_t es = detail::element_size_for("all_gather", t.dtype());
-    auto job = submit("all_gather", [this, src, out, n, es](uint32_t tag) {
+    const auto to = timeout_;
+    auto job = submit("all_gather", [this, src, out, n, es, to](uint32_t tag) {
       if (n == 0) return;
       if (world_size_ == 1) {
         std::memcpy(out.data_ptr(), src.data_ptr(), size_t(n) * es);
@@ -273,7 +283,7 @@ class GlooGroup final : public ProcessGroup {
       set_input(opts, src.data_ptr(), size_t(n), es);
       set_output(opts, out.data_ptr(), size_t(n) * size_t(world_size_), es);
       opts.setTag(tag);
-      opts.setTimeout(timeout_);
+      opts.setTimeout(to);
       gloo::allgather(opts);
     });
     job->wait();
@@ -281,11 +291,12 @@ class GlooGroup final : public ProcessGroup {
   }
 
   void barrier() override {
-    auto job = submit("barrier", [this](uint32_t tag) {
+    const auto to = timeout_;
+    auto job = submit("barrier", [this, to](uint32_t tag) {
       if (world_size_ == 1) return;
       gloo::BarrierOptions opts(ctx_);
       opts.setTag(tag);
-      opts.setTimeout(timeout_);
+      opts.setTimeout(to);
       gloo::barrier(opts);
     });
     job->wait();
@@ -301,7 +312,8 @@ class GlooGroup final : public ProcessGroup {
       ADNN_CHECK(failed_.empty(), "distributed (gloo): rank ", rank_, ": ", what, " #", seq,
                  " refused: the group failed earlier: ", failed_);
     }
-    return worker_->submit([this, what, seq, body = std::move(body)] {
+    const double timeout_s = std::chrono::duration<double>(timeout_).count();
+    return worker_->submit([this, what, seq, timeout_s, body = std::move(body)] {
       {
         std::lock_guard<std::mutex> lock(fail_mu_);
         if (!failed_.empty()) ADNN_FAIL("distributed (gloo): rank ", rank_, ": ", what, " #", seq, " not run: ", failed_);
@@ -313,7 +325,7 @@ class GlooGroup final : public ProcessGroup {
         throw;
       } catch (const std::exception& e) {
         std::string msg = adnn::detail::cat("distributed (gloo): rank ", rank_, " of ", world_size_, ": ", what, " #", seq,
-                                      " failed (timeout ", std::chrono::duration<double>(timeout_).count(), " s): ",
+                                      " failed (timeout ", timeout_s, " s): ",
                                       hb_ ? hb_->diagnose(seq) : std::string("no heartbeat directory to name the peer"),
                                       "; gloo: ", e.what());
         {
@@ -326,6 +338,9 @@ class GlooGroup final : public ProcessGroup {
   }
 
   std::unique_ptr<Heartbeat> hb_;
+#if ADNN_GLOO_REDIS
+  std::unique_ptr<gloo::rendezvous::Store> redis_;  // behind the PrefixStore
+#endif
   std::shared_ptr<gloo::Context> ctx_;
   std::unique_ptr<Worker> worker_;
   std::string store_dir_;

@@ -87,16 +87,17 @@ InitOptions options_from_env(Backend backend) {
   } else if (!addr || std::string(addr) == "localhost" || std::string(addr).rfind("127.", 0) == 0) {
     o.hostname = "127.0.0.1";  // every rank on this host
   }
+  const char* run = first_env({"ADNN_RUN_ID", "TORCHELASTIC_RUN_ID", "SLURM_JOB_ID"});
+  o.run_id = sanitize(addr ? addr : "local") + "-" + sanitize(port ? port : "0") + (run ? "-" + sanitize(run) : std::string());
   if (const char* d = env("ADNN_RENDEZVOUS_DIR_EXACT")) {  // set by `adnn-fer train --nproc`
     o.rendezvous_dir = d;
   } else {
-    const char* run = first_env({"ADNN_RUN_ID", "TORCHELASTIC_RUN_ID", "SLURM_JOB_ID"});
     const char* base = env("ADNN_RENDEZVOUS_DIR");
     if (o.world_size > 1)
       ADNN_CHECK(addr && port, "distributed: MASTER_ADDR and MASTER_PORT must be set for WORLD_SIZE=", o.world_size,
                  " (they name the run; docs/distributed.md)");
-    o.rendezvous_dir = std::string(base ? base : "/tmp") + "/adnn-rdzv-" + sanitize(addr ? addr : "local") + "-" +
-                       sanitize(port ? port : "0") + (run ? "-" + sanitize(run) : std::string());
+    // with Redis and no directory given, the hosts may share no file system: no heartbeats
+    if (base || o.redis.empty()) o.rendezvous_dir = std::string(base ? base : "/tmp") + "/adnn-rdzv-" + o.run_id;
   }
   return o;
 }
@@ -124,6 +125,9 @@ int get_world_size() { return default_slot() ? default_slot()->world_size() : 1;
 namespace detail {
 
 Heartbeat::Heartbeat(std::string dir, int rank, int world_size) : dir_(std::move(dir)), rank_(rank), world_(world_size) {
+  start_ = std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::system_clock::now().time_since_epoch()).count()) +
+           "." + std::to_string(::getpid());
   std::error_code ec;
   fs::create_directories(dir_, ec);
   ADNN_CHECK(!ec && fs::is_directory(dir_), "distributed: cannot create the rendezvous directory ", dir_, ": ",
@@ -162,7 +166,8 @@ void Heartbeat::write() {
   std::string text;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    text = position_ + " " + std::to_string(::getpid()) + "\n";
+    text = position_ + " " + start_ + "\n";  // "<collective> <name> <start>"
+
   }
   const std::string tmp = path(rank_) + ".tmp";
   if (FILE* f = std::fopen(tmp.c_str(), "w")) {
@@ -188,6 +193,17 @@ std::string read_first_line(const std::string& p) {
   return line;
 }
 }  // namespace
+
+std::string Heartbeat::generation() const {
+  std::string latest;
+  for (int r = 0; r < world_; ++r) {
+    std::istringstream in(read_first_line(path(r)));
+    std::string seq, what, start;
+    in >> seq >> what >> start;
+    if (start.size() > latest.size() || (start.size() == latest.size() && start > latest)) latest = start;
+  }
+  return latest;
+}
 
 void Heartbeat::wait_for_peers(std::chrono::milliseconds timeout) const {
   const auto deadline = Clock::now() + timeout;
@@ -249,7 +265,7 @@ std::string Heartbeat::diagnose(int64_t seq) const {
     int64_t peer_seq = -1;
     std::string what;
     pos >> peer_seq >> what;
-    if (peer_seq >= 0 && peer_seq != seq) {
+    if (seq >= 0 && peer_seq >= 0 && peer_seq != seq) {
       m << (named ? "; " : "") << "peer rank " << r << " is at collective #" << peer_seq << " (" << what
         << ") while this rank is at #" << seq << " (the ranks issued different collectives)";
       named = true;

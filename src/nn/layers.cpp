@@ -154,12 +154,13 @@ Tensor BatchNorm2d::sync_normalize(const Tensor& x) {  // (..., C)
   Tensor st = sync_stats(cat({s1, s2, count}, 0));  // (2C + 1), summed over the ranks
   Tensor n = st.narrow(0, 2 * C, 1).detach();      // (1) the global element count per channel
   Tensor mean_ = div(st.narrow(0, 0, C), n);
-  Tensor var = sub(div(st.narrow(0, C, C), n), mul(mean_, mean_));
+  // E[x²] − mean² can come out slightly negative in f32 when |mean| >> std: clamped at 0
+  Tensor var = clamp(sub(div(st.narrow(0, C, C), n), mul(mean_, mean_)), 0.0, std::nullopt);
   {
     NoGradGuard ng;  // running statistics with the unbiased variance, as torch
     running_mean.mul_(1.0 - momentum);
     running_mean.add_(mean_.detach().to(running_mean.dtype()), momentum);
-    Tensor unbiased = div(mul(var.detach(), n), add(n, -1.0));
+    Tensor unbiased = div(mul(var.detach(), n), clamp(add(n, -1.0), 1.0, std::nullopt));  // n = 1: the biased one
     running_var.mul_(1.0 - momentum);
     running_var.add_(unbiased.to(running_var.dtype()), momentum);
   }

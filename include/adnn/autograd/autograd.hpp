@@ -128,6 +128,9 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
 void queue_callback(std::function<void()> fn);
 // Whether this thread is inside backward().
 bool in_backward();
+// A number that differs for every backward() call (0 outside one): tells a hook that a new
+// pass began even when an earlier one ended with an exception (its callbacks never ran).
+uint64_t backward_pass_id();
 
 // ---- helpers for op implementations
 // Whether recording is on and any input requires grad.

@@ -38,12 +38,16 @@ struct InitOptions {
   int rank = 0;
   int world_size = 1;
   int local_rank = 0;  // the process's index on its host (its GPU for NCCL)
-  // The rendezvous directory (Gloo's FileStore, and the heartbeat files): unique to this run
-  // and visible to every rank (local for one host; NFS or similar for several).
+  // The rendezvous directory (Gloo's FileStore, and the heartbeat files): visible to every
+  // rank (local for one host; NFS or similar for several). A launch's keys go to a
+  // subdirectory of its own, so a directory left by a killed run does not confuse the next.
+  // May be empty with a Redis store (then no heartbeats: a failure cannot name the peer).
   std::string rendezvous_dir;
   // "host:port" of a Redis server: Gloo's RedisStore instead of the FileStore (the heartbeat
   // files still go to rendezvous_dir when one is given).
   std::string redis;
+  // Names this run's keys in the Redis store ("<addr>-<port>-<job id>").
+  std::string run_id = "adnn";
   // The address this rank listens on for its peers (Gloo's TCP device): a hostname or IP;
   // empty: 127.0.0.1 when the master address is local, else this host's name.
   std::string hostname;
@@ -53,8 +57,9 @@ struct InitOptions {
 
 // The options torchrun, mpirun or srun give through the environment: RANK, WORLD_SIZE,
 // LOCAL_RANK, MASTER_ADDR, MASTER_PORT (or OMPI_COMM_WORLD_* / SLURM_PROCID, SLURM_NTASKS,
-// SLURM_LOCALID), and adnn's own ADNN_RENDEZVOUS_DIR (default: a directory under /tmp named
-// after MASTER_ADDR, MASTER_PORT and TORCHELASTIC_RUN_ID / SLURM_JOB_ID / ADNN_RUN_ID),
+// SLURM_LOCALID), and adnn's own ADNN_RENDEZVOUS_DIR (default: /tmp, except with ADNN_REDIS)
+// with a directory named after MASTER_ADDR, MASTER_PORT and TORCHELASTIC_RUN_ID /
+// SLURM_JOB_ID / ADNN_RUN_ID,
 // ADNN_REDIS, ADNN_DIST_TIMEOUT (seconds), GLOO_SOCKET_IFNAME. An adnn::Error names a variable
 // that is missing or malformed.
 InitOptions options_from_env(Backend backend = Backend::gloo);
@@ -96,6 +101,11 @@ class ProcessGroup {
   void set_all_reduce_delay(std::chrono::microseconds d) { delay_ = d; }
   // Collectives issued so far (all kinds).
   int64_t collectives() const { return seq_; }
+  // Which peers look dead (their heartbeat stopped): a phrase for error messages, "" when the
+  // group keeps no heartbeats.
+  virtual std::string diagnose_peers() const { return ""; }
+  // The timeout of the collectives issued from now on (e.g. longer for a wait known to be long).
+  void set_timeout(std::chrono::milliseconds t) { timeout_ = t; }
 
  protected:
   int rank_ = 0, world_size_ = 1;
@@ -207,6 +217,7 @@ class DistributedDataParallel {
   size_t next_launch_ = 0;
   bool sync_ = true;
   bool in_backward_ = false;
+  uint64_t pass_ = 0;  // autograd::backward_pass_id() of the pass in progress
   int64_t reductions_ = 0, early_launches_ = 0;
 };
 
