@@ -16,6 +16,7 @@ struct alignas(sizeof(T) * V) vec_t {
   T v[V];
 };
 
+#if defined(__CUDACC__)
 template <int V, class T>
 __device__ __forceinline__ vec_t<T, V> load_vec(const T* p) {
   return *reinterpret_cast<const vec_t<T, V>*>(p);
@@ -24,6 +25,38 @@ template <int V, class T>
 __device__ __forceinline__ void store_vec(T* p, const vec_t<T, V>& v) {
   *reinterpret_cast<vec_t<T, V>*>(p) = v;
 }
+#else
+// Emulation: GCC splits a struct copy into scalar moves, so the access trace would see V
+// narrow accesses per lane; a GCC vector type makes it one V·sizeof(T)-byte access, as the
+// device's LDG.128 / STG.128.
+template <class T, int V>
+struct host_vec {
+  using type __attribute__((vector_size(sizeof(T) * V))) = T;
+};
+template <int V, class T>
+inline vec_t<T, V> load_vec(const T* p) {
+  vec_t<T, V> r;
+  if constexpr (V > 1 && std::is_arithmetic_v<T>) {
+    using H = typename host_vec<T, V>::type;
+    const H h = *reinterpret_cast<const H*>(p);
+    __builtin_memcpy(&r, &h, sizeof r);
+  } else {
+    r = *reinterpret_cast<const vec_t<T, V>*>(p);
+  }
+  return r;
+}
+template <int V, class T>
+inline void store_vec(T* p, const vec_t<T, V>& v) {
+  if constexpr (V > 1 && std::is_arithmetic_v<T>) {
+    using H = typename host_vec<T, V>::type;
+    H h;
+    __builtin_memcpy(&h, &v, sizeof h);
+    *reinterpret_cast<H*>(p) = h;
+  } else {
+    *reinterpret_cast<vec_t<T, V>*>(p) = v;
+  }
+}
+#endif
 
 // The widest V (16 bytes at most) such that every pointer is V·sizeof(T)-aligned and the
 // contiguous extent C is a multiple of V; 1 otherwise (the scalar fallback).

@@ -24,10 +24,11 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
       k::with_vector_width<T>(v, [&](auto vc) {
         constexpr int V = decltype(vc)::value;
         const k::DepthwiseTiling t = k::depthwise_tiling(g.C, V, g.KH * g.KW, sizeof(T));
-        const int64_t px = g.N * g.OH * g.OW, blocks = std::min<int64_t>((px + t.rows - 1) / t.rows, 65535);
+        // about 4 pixels per thread, so that each block's weight tile serves 4·rows pixels
+        const int64_t px = g.N * g.OH * g.OW, blocks = std::min<int64_t>((px + 4 * t.rows - 1) / (4 * t.rows), 65535);
         ADNN_LAUNCH((k::depthwise_forward_kernel<T, V>), dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))),
-                    dim3(unsigned(t.lanes * t.rows)), size_t(g.KH * g.KW * t.lanes * V) * sizeof(T), stream(),
-                    ptr<T>(x), ptr<T>(w), ptr<T>(bias), ptr<T>(y), g, t.lanes);
+                    dim3(unsigned(t.lanes * t.rows)), size_t(g.KH * g.KW * V * t.pitch) * sizeof(T), stream(),
+                    ptr<T>(x), ptr<T>(w), ptr<T>(bias), ptr<T>(y), g, t.lanes, t.pitch);
       });
       return;
     }
@@ -70,11 +71,11 @@ void conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const T
         k::with_vector_width<T>(v, [&](auto vc) {
           constexpr int V = decltype(vc)::value;
           const k::DepthwiseTiling t = k::depthwise_tiling(g.C, V, g.KH * g.KW, sizeof(T));
-          const int64_t px = g.N * g.H * g.W, blocks = std::min<int64_t>((px + t.rows - 1) / t.rows, 65535);
+          const int64_t px = g.N * g.H * g.W, blocks = std::min<int64_t>((px + 4 * t.rows - 1) / (4 * t.rows), 65535);
           ADNN_LAUNCH((k::depthwise_backward_input_kernel<T, V>),
                       dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))), dim3(unsigned(t.lanes * t.rows)),
-                      size_t(g.KH * g.KW * t.lanes * V) * sizeof(T), stream(), ptr<T>(gy), ptr<T>(w), ptr<T>(gx), g,
-                      t.lanes);
+                      size_t(g.KH * g.KW * V * t.pitch) * sizeof(T), stream(), ptr<T>(gy), ptr<T>(w), ptr<T>(gx), g,
+                      t.lanes, t.pitch);
         });
       }
       if (gw.defined()) {
@@ -92,8 +93,8 @@ void conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const T
                       dim3(unsigned(t.tiles), unsigned(KK), unsigned(slices)), dim3(unsigned(t.lanes * t.rows)),
                       size_t(V) * t.lanes * t.rows * sizeof(A), stream(), ptr<T>(gy), ptr<T>(x), ptr<A>(part), g,
                       t.lanes, pps);
-          ADNN_LAUNCH(k::depthwise_weight_grad_sum_kernel<T>, k::grid_for(g.C * KK), dim3(256), 0, stream(),
-                      ptr<A>(part), ptr<T>(gw), slices, g.C * KK);
+          ADNN_LAUNCH(k::depthwise_weight_grad_sum_kernel<T>, dim3(k::ceil_div(g.C, 32)), dim3(256),
+                      size_t(32 * (KK | 1)) * sizeof(A), stream(), ptr<A>(part), ptr<T>(gw), slices, g.C, int(KK));
         });
       }
       return;
