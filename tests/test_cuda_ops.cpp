@@ -295,3 +295,28 @@ TEST_SUITE("cuda") {
         }
   }
 }
+
+TEST_SUITE("cuda") {
+  // se_gate_scale_kernel (kernels/se.cuh): FC1 one warp per hidden unit with lanes along C, FC2
+  // groups of 1..32 lanes per channel (the power of two >= min(R, 32)). These shapes reach
+  // group widths 1, 2, 8 and 32, R above 32 (a lane sums several terms), C above the block.
+  TEST_CASE("squeeze_excite on cuda: every FC2 group width, wide C, agree with cpu") {
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(91);
+    for (DType dt : {DType::f32, DType::f64})
+      for (auto [C, R] : std::vector<std::pair<int64_t, int64_t>>{{6, 1}, {8, 2}, {40, 7}, {300, 40}, {72, 32}}) {
+        INFO(std::string(dtype_name(dt)) << " C " << C << " R " << R);
+        Tensor x = randn({2, 5, 3, C}, dt), w1 = randn({R, C}, dt), b1 = randn({R}, dt), w2 = randn({C, R}, dt),
+               b2 = randn({C}, dt);
+        auto run = [&](Device d) {
+          Tensor xd = x.to(d).detach().requires_grad_(true), w1d = w1.to(d).detach().requires_grad_(true);
+          Tensor y = squeeze_excite(xd, w1d, b1.to(d), w2.to(d), b2.to(d));
+          sum(mul(y, y)).backward();
+          return std::vector<Tensor>{y.to(kCPU), xd.grad().to(kCPU), w1d.grad().to(kCPU)};
+        };
+        auto ref = run(kCPU), got = run(kCUDA);
+        const double tol = dt == DType::f64 ? 1e-9 : 2e-5;
+        for (int i = 0; i < 3; ++i) CHECK(max_abs_diff(got[i], ref[i]) <= tol * scale_of(ref[i]) * (i == 0 ? 1 : 10));
+      }
+  }
+}
