@@ -250,6 +250,19 @@ TEST_SUITE("cuda") {
     double kept = sum(a).item<double>() / 2.0;
     CHECK(kept > 250);  // ~300 of 1000
     CHECK(kept < 350);
+    // every dtype, and sizes around the 128-element chunks of the interleaved mapping (a warp's
+    // 32 calls fill 128 consecutive elements)
+    for (DType dt : {DType::f16, DType::bf16, DType::f32, DType::f64})
+      for (int64_t n : {int64_t(1), int64_t(37), int64_t(128), int64_t(129), int64_t(4099), int64_t(70001)}) {
+        INFO(std::string(dtype_name(dt)) << " n " << n);
+        manual_seed(n);
+        Tensor c = bernoulli({n}, 0.5, dt, 3.0);
+        manual_seed(n);
+        Tensor d = bernoulli({n}, 0.5, TensorOptions(dt, kCUDA), 3.0);
+        CHECK(max_abs_diff(c, d) == 0);
+        const double frac = sum(c.to(DType::f64)).item<double>() / (3.0 * double(n));
+        if (n >= 4099) CHECK(std::fabs(frac - 0.5) < 0.05);
+      }
   }
 }
 
