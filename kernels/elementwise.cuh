@@ -59,6 +59,43 @@ __global__ void copy_kernel(const S* __restrict__ src, D* __restrict__ dst, int6
   }
 }
 
+// A copy whose destination and source are contiguous along different dimensions (a permute
+// made contiguous, or a contiguous tensor copied into a permuted view): dimension `da` has
+// destination stride 1, `db` source stride 1. One block per 32 × 32 tile of (da, db) and
+// index of the remaining dimensions (`outer`: operand 0 dst, 1 src; grid.x = outer count ·
+// tiles of da · tiles of db, below 2^31; block: as many threads as a full tile has elements,
+// a multiple of 32, at most 256). The block reads the tile's elements in source
+// order (consecutive threads along db: contiguous), converts them, keeps them in shared
+// memory (pitch 33, in the conversion type), and after one barrier writes them in destination order (consecutive
+// threads along da). Tiles narrower than 32 in a dimension are read and written as one run
+// of consecutive threads over the valid elements, so a dimension of 3 (RGB channels, say)
+// still gives contiguous requests. Cost: reads and writes each element once; one barrier.
+template <class S, class D>
+__global__ void copy_transpose_kernel(const S* __restrict__ src, D* __restrict__ dst, Geom outer, int64_t size_a,
+                                      int64_t size_b, int64_t src_stride_a, int64_t dst_stride_b) {
+  using A = std::conditional_t<std::is_same_v<S, double> || std::is_same_v<D, double>, double,
+                               std::conditional_t<std::is_integral_v<S> && std::is_integral_v<D>, int64_t, float>>;
+  ADNN_SHARED(A, tile, [32][33]);  // [a][b], in the conversion type (4 or 8 bytes: no sub-word sharing)
+  const int64_t tiles_a = (size_a + 31) / 32, tiles_b = (size_b + 31) / 32;
+  int64_t t = blockIdx.x;
+  const int64_t tb = t % tiles_b, ta = (t / tiles_b) % tiles_a, o = t / (tiles_b * tiles_a);
+  int64_t off[2];
+  geom_offsets<2>(outer, o, off);  // operand 0: dst, operand 1: src
+  const int64_t a0 = ta * 32, b0 = tb * 32;
+  const int na = int(size_a - a0 < 32 ? size_a - a0 : 32), nb = int(size_b - b0 < 32 ? size_b - b0 : 32);
+  for (int e = threadIdx.x; e < na * nb; e += blockDim.x) {  // source order: b fastest
+    const int al = e / nb, bl = e % nb;
+    tile[al][bl] = load_as<A>(src[off[1] + (a0 + al) * src_stride_a + b0 + bl]);
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < na * nb; e += blockDim.x) {  // destination order: a fastest
+    const int al = e % na, bl = e / na;
+    const A v = tile[al][bl];
+    if constexpr (std::is_same_v<D, bool>) dst[off[0] + a0 + al + (b0 + bl) * dst_stride_b] = v != A(0);
+    else dst[off[0] + a0 + al + (b0 + bl) * dst_stride_b] = store_as<D, A>(v);
+  }
+}
+
 template <class T>
 __global__ void fill_kernel(T* __restrict__ dst, T value, int64_t n, Geom g) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {

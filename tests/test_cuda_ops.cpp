@@ -333,3 +333,37 @@ TEST_SUITE("cuda") {
       }
   }
 }
+
+TEST_SUITE("cuda") {
+  // copy (src/cuda/elementwise.cpp): when the destination and the source are contiguous along
+  // different dimensions, copy_transpose_kernel moves 32 × 32 tiles through shared memory;
+  // otherwise copy_kernel. Permutes made contiguous, copies into permuted views, casts, and
+  // dimensions below, at and above the tile size, against the cpu copy (exact).
+  TEST_CASE("strided copies on cuda: tiled transposes and casts equal the cpu copy") {
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(13);
+    struct Case {
+      Shape shape;
+      std::vector<int64_t> perm;
+    };
+    const std::vector<Case> cases = {{{2, 3, 40, 5}, {0, 3, 1, 2}}, {{2, 33, 70}, {0, 2, 1}}, {{64, 32}, {1, 0}},
+                                     {{3, 1, 31}, {2, 1, 0}},       {{4, 5, 6, 7}, {3, 2, 1, 0}}, {{2, 3, 4}, {1, 0, 2}}};
+    for (const Case& c : cases)
+      for (auto [from, to] : std::vector<std::pair<DType, DType>>{
+               {DType::f32, DType::f32}, {DType::f64, DType::f32}, {DType::f32, DType::f16}, {DType::f32, DType::boolean},
+               {DType::i64, DType::i64}, {DType::f32, DType::bf16}}) {
+        INFO(shape_str(c.shape) << " " << std::string(dtype_name(from)) << " -> " << std::string(dtype_name(to)));
+        Tensor x = (randn(c.shape, DType::f64) * 4.0).to(from);
+        // a permuted source made contiguous
+        Tensor ref = x.permute(c.perm).contiguous().to(to);
+        Tensor got = x.to(kCUDA).permute(c.perm).contiguous().to(to).to(kCPU);
+        CHECK(max_abs_diff(got.to(DType::f64), ref.to(DType::f64)) == 0);
+        // a contiguous source copied into a permuted (non-contiguous) destination
+        Tensor src = (randn(ref.sizes(), DType::f64) * 4.0).to(from);
+        Tensor dst_cpu = zeros(c.shape, to), dst_cuda = zeros(c.shape, TensorOptions(to, kCUDA));
+        dst_cpu.permute(c.perm).copy_(src);
+        dst_cuda.permute(c.perm).copy_(src.to(kCUDA));
+        CHECK(max_abs_diff(dst_cuda.to(kCPU).to(DType::f64), dst_cpu.to(DType::f64)) == 0);
+      }
+  }
+}
