@@ -7,7 +7,10 @@
 //   linear index over `size`; operand k lives at sum_d coord_d(i) * stride[k][d].
 // Threads: grid-stride loop, one element per thread per iteration, 256 threads per block;
 //   consecutive threads take consecutive output elements, so writes to a contiguous output
-//   and reads of unit-stride operands are coalesced.
+//   and reads of unit-stride operands are coalesced. Exception: a copy whose destination and
+//   source are contiguous along different dimensions goes through 32 × 32 shared-memory tiles
+//   (copy_transpose_kernel, below), so that both sides are read and written along their
+//   contiguous dimension.
 // Cost: memory bound. Per element: reads of each operand (sizeof(T) each; broadcast operands
 //   mostly hit cache) + one write; a few flops (exp/erf/tanh for the transcendental ops) and
 //   ndim integer div/mods for the index.
@@ -70,6 +73,10 @@ __global__ void copy_kernel(const S* __restrict__ src, D* __restrict__ dst, int6
 // threads along da). Tiles narrower than 32 in a dimension are read and written as one run
 // of consecutive threads over the valid elements, so a dimension of 3 (RGB channels, say)
 // still gives contiguous requests. Cost: reads and writes each element once; one barrier.
+// Measured coalescing (emulator trace, adnn_fer_nano training step): copy_kernel 100 % and
+// copy_transpose_kernel 99.3 % (14 launches; copy_kernel alone was 72.1 % before, with the
+// transposes among its launches); the tile's shared accesses average 1.19 wavefronts per
+// request (up to 4-way where a tile dimension is below 32 and rows of the tile share banks).
 template <class S, class D>
 __global__ void copy_transpose_kernel(const S* __restrict__ src, D* __restrict__ dst, Geom outer, int64_t size_a,
                                       int64_t size_b, int64_t src_stride_a, int64_t dst_stride_b) {

@@ -9,7 +9,10 @@
 // Threads: one thread per Philox call (four words), grid-stride, blockDim a multiple of 32.
 //   Word j of call q is element (q / 32)·128 + j·32 + q % 32 (common::bernoulli_element_index,
 //   the CPU twin's mapping too): a warp's 32 lanes write 32 consecutive elements per word, so
-//   each of its four stores is contiguous (measured 100 % coalesced, docs/kernels.md).
+//   each of its four stores is contiguous. Measured coalescing (emulator trace): 100 % in the
+//   adnn_fer_nano training step (25 % before, when a thread stored its four consecutive
+//   elements); 90.3 % in the efficientnet_b5 step at batch 1, whose drop-path masks have one
+//   element (4 bytes of a 32-byte sector).
 // Cost: writes |out| elements; 10 Philox rounds (8 multiplies) per four elements.
 #include "common.cuh"
 #include "common/random.hpp"
