@@ -24,8 +24,9 @@
 //     C) partials as vectors; stage 2 (depthwise_weight_grad_sum_kernel), one block per 32
 //     channels, sums the slices in order, transposes through shared memory and writes gw in
 //     its (C, KH, KW) order.
-//   Indices: channel, lane and tap indices are int; pixel and element offsets int64 (a
-//   tensor may exceed 2^31 elements).
+//   Indices: channel, lane and tap indices are int; pixel and element offsets are the
+//   launch's index type I, int32 when every tensor of the launch has fewer than 2^30 elements
+//   (depthwise_index_fits; cheaper divisions on the device), int64 otherwise.
 // bias_add: y[r, o] += b[o].
 // Cost: im2col writes |col| = N·OH·OW·KH·KW·Cg elements and reads as many (cached);
 //   depthwise forward and input gradient: 2·KH·KW flops per output element, read
@@ -151,36 +152,54 @@ __device__ __forceinline__ void load_depthwise_weight_tile(const T* __restrict__
   __syncthreads();
 }
 
+// The geometry in the index type I of a launch: int (32-bit) when every index of the launch
+// fits (depthwise_index_fits), int64_t otherwise; 32-bit divisions and multiplies are several
+// times cheaper on the device than 64-bit ones.
+template <class I>
+struct ConvGeomI {
+  I N, H, W, C, OH, OW, KH, KW, sh, sw, pt, pl, dh, dw;
+  __device__ __forceinline__ explicit ConvGeomI(const ConvGeom& g)
+      : N(I(g.N)), H(I(g.H)), W(I(g.W)), C(I(g.C)), OH(I(g.OH)), OW(I(g.OW)), KH(I(g.KH)), KW(I(g.KW)), sh(I(g.sh)),
+        sw(I(g.sw)), pt(I(g.pt)), pl(I(g.pl)), dh(I(g.dh)), dw(I(g.dw)) {}
+};
+// Whether 32-bit indices suffice: every element offset of x, y (or gx, gy) and the weight
+// gradient's partials below 2^30, so that a grid-stride step (< 2^24) cannot overflow either.
+inline bool depthwise_index_fits(const ConvGeom& g, int64_t partials = 0) {
+  const int64_t lim = int64_t(1) << 30;
+  return g.N * g.H * g.W * g.C < lim && g.N * g.OH * g.OW * g.C < lim && partials < lim;
+}
+
 // y (N, OH, OW, C) = Σ_taps x (N, H, W, C) · w (C, KH, KW) [+ b (C), added after the taps as
 // the CPU twin does]. grid (tiles, pixel blocks), block lanes × rows, dynamic shared memory
 // KH·KW·V·pitch elements; grid-stride over the N·OH·OW output pixels.
-template <class T, int V>
+template <class T, int V, class I>
 __global__ void depthwise_forward_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
                                          T* __restrict__ y, ConvGeom g, int lanes, int pitch) {
   ADNN_DYNAMIC_SHARED(T, wt);  // (KH·KW, V, pitch)
-  const int KK = int(g.KH * g.KW), c0 = int(blockIdx.x) * lanes * V;
-  const int tile_c = lanes * V < int(g.C) - c0 ? lanes * V : int(g.C) - c0;
+  const ConvGeomI<I> q(g);
+  const int KK = int(q.KH * q.KW), c0 = int(blockIdx.x) * lanes * V;
+  const int tile_c = lanes * V < int(q.C) - c0 ? lanes * V : int(q.C) - c0;
   load_depthwise_weight_tile<V>(w, wt, c0, tile_c, KK, pitch);
   const int l = int(threadIdx.x) % lanes, r = int(threadIdx.x) / lanes, rows = int(blockDim.x) / lanes;
   if (l * V >= tile_c) return;
-  const int64_t c = c0 + l * V, P = g.N * g.OH * g.OW;
+  const I c = c0 + l * V, P = q.N * q.OH * q.OW;
   vec_t<T, V> bias{};
   if (b) bias = load_vec<V>(b + c);
-  for (int64_t p = int64_t(blockIdx.y) * rows + r; p < P; p += int64_t(gridDim.y) * rows) {
-    const int64_t ow = p % g.OW, oh = (p / g.OW) % g.OH, n = p / (g.OW * g.OH);
+  for (I p = I(blockIdx.y) * rows + r; p < P; p += I(gridDim.y) * rows) {
+    const I ow = p % q.OW, oh = (p / q.OW) % q.OH, n = p / (q.OW * q.OH);
     vec_t<T, V> s{};
     // the taps of common::for_each_input_tap, in its order; the shared weights are read for
     // every tap, inside the image or not, so a warp's lanes read the same tap row together
-    for (int64_t kh = 0; kh < g.KH; ++kh) {
-      const int64_t ih = oh * g.sh - g.pt + kh * g.dh;
-      for (int64_t kw = 0; kw < g.KW; ++kw) {
-        const int k = int(kh * g.KW + kw);
+    for (I kh = 0; kh < q.KH; ++kh) {
+      const I ih = oh * q.sh - q.pt + kh * q.dh;
+      for (I kw = 0; kw < q.KW; ++kw) {
+        const int k = int(kh * q.KW + kw);
         T wk[V];
         ADNN_UNROLL
         for (int j = 0; j < V; ++j) wk[j] = wt[(k * V + j) * pitch + l];
-        const int64_t iw = ow * g.sw - g.pl + kw * g.dw;
-        if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
-        const vec_t<T, V> xv = load_vec<V>(x + ((n * g.H + ih) * g.W + iw) * g.C + c);
+        const I iw = ow * q.sw - q.pl + kw * q.dw;
+        if (ih < 0 || ih >= q.H || iw < 0 || iw >= q.W) continue;
+        const vec_t<T, V> xv = load_vec<V>(x + ((n * q.H + ih) * q.W + iw) * q.C + c);
         ADNN_UNROLL
         for (int j = 0; j < V; ++j) s.v[j] += xv.v[j] * wk[j];
       }
@@ -189,44 +208,45 @@ __global__ void depthwise_forward_kernel(const T* __restrict__ x, const T* __res
       ADNN_UNROLL
       for (int j = 0; j < V; ++j) s.v[j] += bias.v[j];
     }
-    store_vec<V>(y + p * g.C + c, s);
+    store_vec<V>(y + p * q.C + c, s);
   }
 }
 
 // gx (N, H, W, C) = Σ over the (output pixel, tap) pairs that read each input pixel of
 // gy (N, OH, OW, C) · w (gather form, no atomics). Same tiling as the forward; grid-stride over
 // the N·H·W input pixels.
-template <class T, int V>
+template <class T, int V, class I>
 __global__ void depthwise_backward_input_kernel(const T* __restrict__ gy, const T* __restrict__ w,
                                                 T* __restrict__ gx, ConvGeom g, int lanes, int pitch) {
   ADNN_DYNAMIC_SHARED(T, wt);  // (KH·KW, V, pitch)
-  const int KK = int(g.KH * g.KW), c0 = int(blockIdx.x) * lanes * V;
-  const int tile_c = lanes * V < int(g.C) - c0 ? lanes * V : int(g.C) - c0;
+  const ConvGeomI<I> q(g);
+  const int KK = int(q.KH * q.KW), c0 = int(blockIdx.x) * lanes * V;
+  const int tile_c = lanes * V < int(q.C) - c0 ? lanes * V : int(q.C) - c0;
   load_depthwise_weight_tile<V>(w, wt, c0, tile_c, KK, pitch);
   const int l = int(threadIdx.x) % lanes, r = int(threadIdx.x) / lanes, rows = int(blockDim.x) / lanes;
   if (l * V >= tile_c) return;
-  const int64_t c = c0 + l * V, P = g.N * g.H * g.W;
-  for (int64_t p = int64_t(blockIdx.y) * rows + r; p < P; p += int64_t(gridDim.y) * rows) {
-    const int64_t iw = p % g.W, ih = (p / g.W) % g.H, n = p / (g.W * g.H);
+  const I c = c0 + l * V, P = q.N * q.H * q.W;
+  for (I p = I(blockIdx.y) * rows + r; p < P; p += I(gridDim.y) * rows) {
+    const I iw = p % q.W, ih = (p / q.W) % q.H, n = p / (q.W * q.H);
     vec_t<T, V> s{};
     // the (output pixel, tap) pairs of common::for_each_tap_reading, in its order; the shared
     // weights are read for every tap, so a warp's lanes read the same tap row together
-    for (int64_t kh = 0; kh < g.KH; ++kh) {
-      const int64_t th = ih + g.pt - kh * g.dh, oh = th / g.sh;
-      const bool row_ok = th >= 0 && th % g.sh == 0 && oh < g.OH;
-      for (int64_t kw = 0; kw < g.KW; ++kw) {
-        const int k = int(kh * g.KW + kw);
+    for (I kh = 0; kh < q.KH; ++kh) {
+      const I th = ih + q.pt - kh * q.dh, oh = th / q.sh;
+      const bool row_ok = th >= 0 && th % q.sh == 0 && oh < q.OH;
+      for (I kw = 0; kw < q.KW; ++kw) {
+        const int k = int(kh * q.KW + kw);
         T wk[V];
         ADNN_UNROLL
         for (int j = 0; j < V; ++j) wk[j] = wt[(k * V + j) * pitch + l];
-        const int64_t tw = iw + g.pl - kw * g.dw, ow = tw / g.sw;
-        if (!row_ok || tw < 0 || tw % g.sw != 0 || ow >= g.OW) continue;
-        const vec_t<T, V> gv = load_vec<V>(gy + ((n * g.OH + oh) * g.OW + ow) * g.C + c);
+        const I tw = iw + q.pl - kw * q.dw, ow = tw / q.sw;
+        if (!row_ok || tw < 0 || tw % q.sw != 0 || ow >= q.OW) continue;
+        const vec_t<T, V> gv = load_vec<V>(gy + ((n * q.OH + oh) * q.OW + ow) * q.C + c);
         ADNN_UNROLL
         for (int j = 0; j < V; ++j) s.v[j] += gv.v[j] * wk[j];
       }
     }
-    store_vec<V>(gx + p * g.C + c, s);
+    store_vec<V>(gx + p * q.C + c, s);
   }
 }
 
@@ -235,27 +255,29 @@ __global__ void depthwise_backward_input_kernel(const T* __restrict__ gy, const 
 // slices), block lanes × rows; each thread sums its pixels (rows apart) in registers, then
 // the rows of a lane are added in shared memory in a fixed order (deterministic, no atomics).
 // Dynamic shared memory: V · blockDim.x accumulators.
-template <class T, int V>
+template <class T, int V, class I>
 __global__ void depthwise_backward_weight_kernel(const T* __restrict__ gy, const T* __restrict__ x,
                                                  acc_t<T>* __restrict__ part, ConvGeom g, int lanes,
-                                                 int64_t pixels_per_slice) {
+                                                 I pixels_per_slice_) {
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(A, red);  // (V, blockDim.x)
-  const int KK = int(g.KH * g.KW), k = int(blockIdx.y), c0 = int(blockIdx.x) * lanes * V;
-  const int tile_c = lanes * V < int(g.C) - c0 ? lanes * V : int(g.C) - c0;
+  const ConvGeomI<I> q(g);
+  const I pixels_per_slice = I(pixels_per_slice_);
+  const int KK = int(q.KH * q.KW), k = int(blockIdx.y), c0 = int(blockIdx.x) * lanes * V;
+  const int tile_c = lanes * V < int(q.C) - c0 ? lanes * V : int(q.C) - c0;
   const int l = int(threadIdx.x) % lanes, r = int(threadIdx.x) / lanes, rows = int(blockDim.x) / lanes;
   const bool active = l * V < tile_c;
-  const int64_t c = c0 + l * V, kh = k / g.KW, kw = k % g.KW, P = g.N * g.OH * g.OW;
-  const int64_t p0 = int64_t(blockIdx.z) * pixels_per_slice;
-  const int64_t p1 = p0 + pixels_per_slice < P ? p0 + pixels_per_slice : P;
+  const I c = c0 + l * V, kh = k / q.KW, kw = k % q.KW, P = q.N * q.OH * q.OW;
+  const I p0 = I(blockIdx.z) * pixels_per_slice;
+  const I p1 = p0 + pixels_per_slice < P ? p0 + pixels_per_slice : P;
   A s[V] = {};
   if (active)
-    for (int64_t p = p0 + r; p < p1; p += rows) {
-      const int64_t ow = p % g.OW, oh = (p / g.OW) % g.OH, n = p / (g.OW * g.OH);
-      const int64_t ih = oh * g.sh - g.pt + kh * g.dh, iw = ow * g.sw - g.pl + kw * g.dw;
-      if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) continue;
-      const vec_t<T, V> gv = load_vec<V>(gy + p * g.C + c);
-      const vec_t<T, V> xv = load_vec<V>(x + ((n * g.H + ih) * g.W + iw) * g.C + c);
+    for (I p = p0 + r; p < p1; p += rows) {
+      const I ow = p % q.OW, oh = (p / q.OW) % q.OH, n = p / (q.OW * q.OH);
+      const I ih = oh * q.sh - q.pt + kh * q.dh, iw = ow * q.sw - q.pl + kw * q.dw;
+      if (ih < 0 || ih >= q.H || iw < 0 || iw >= q.W) continue;
+      const vec_t<T, V> gv = load_vec<V>(gy + p * q.C + c);
+      const vec_t<T, V> xv = load_vec<V>(x + ((n * q.H + ih) * q.W + iw) * q.C + c);
       ADNN_UNROLL
       for (int j = 0; j < V; ++j) s[j] += A(xv.v[j] * gv.v[j]);
     }
@@ -268,9 +290,9 @@ __global__ void depthwise_backward_weight_kernel(const T* __restrict__ gy, const
   for (int j = 0; j < V; ++j)
     for (int q = 0; q < rows; ++q) t.v[j] += red[j * int(blockDim.x) + q * lanes + l];
   if constexpr (sizeof(A) == sizeof(T))  // (S, KK, C) along C: the lanes' vectors are contiguous
-    store_vec<V>(part + (int64_t(blockIdx.z) * KK + k) * g.C + c, t);
+    store_vec<V>(part + (I(blockIdx.z) * KK + k) * q.C + c, t);
   else
-    for (int j = 0; j < V; ++j) part[(int64_t(blockIdx.z) * KK + k) * g.C + c + j] = t.v[j];
+    for (int j = 0; j < V; ++j) part[(I(blockIdx.z) * KK + k) * q.C + c + j] = t.v[j];
 }
 
 // Weight gradient, stage 2 of 2: gw[c, k] = Σ_s part[s, k, c], in a fixed order over the

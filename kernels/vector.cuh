@@ -91,4 +91,12 @@ inline void with_vector_width(int v, F&& f) {
   f(std::integral_constant<int, 1>{});
 }
 
+// Calls f(int32_t{}) when `narrow` (every index of the launch fits in 32 bits), else
+// f(int64_t{}): the index type of a kernel's pixel and element offsets.
+template <class F>
+inline void with_index_type(bool narrow, F&& f) {
+  if (narrow) f(int32_t{});
+  else f(int64_t{});
+}
+
 }  // namespace adnn::kernels

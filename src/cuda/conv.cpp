@@ -26,9 +26,13 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
         const k::DepthwiseTiling t = k::depthwise_tiling(g.C, V, g.KH * g.KW, sizeof(T));
         // about 4 pixels per thread, so that each block's weight tile serves 4·rows pixels
         const int64_t px = g.N * g.OH * g.OW, blocks = std::min<int64_t>((px + 4 * t.rows - 1) / (4 * t.rows), 65535);
-        ADNN_LAUNCH((k::depthwise_forward_kernel<T, V>), dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))),
-                    dim3(unsigned(t.lanes * t.rows)), size_t(g.KH * g.KW * V * t.pitch) * sizeof(T), stream(),
-                    ptr<T>(x), ptr<T>(w), ptr<T>(bias), ptr<T>(y), g, t.lanes, t.pitch);
+        k::with_index_type(k::depthwise_index_fits(g), [&](auto it) {
+          using I = decltype(it);
+          ADNN_LAUNCH((k::depthwise_forward_kernel<T, V, I>),
+                      dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))), dim3(unsigned(t.lanes * t.rows)),
+                      size_t(g.KH * g.KW * V * t.pitch) * sizeof(T), stream(), ptr<T>(x), ptr<T>(w), ptr<T>(bias),
+                      ptr<T>(y), g, t.lanes, t.pitch);
+        });
       });
       return;
     }
@@ -72,10 +76,13 @@ void conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const T
           constexpr int V = decltype(vc)::value;
           const k::DepthwiseTiling t = k::depthwise_tiling(g.C, V, g.KH * g.KW, sizeof(T));
           const int64_t px = g.N * g.H * g.W, blocks = std::min<int64_t>((px + 4 * t.rows - 1) / (4 * t.rows), 65535);
-          ADNN_LAUNCH((k::depthwise_backward_input_kernel<T, V>),
-                      dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))), dim3(unsigned(t.lanes * t.rows)),
-                      size_t(g.KH * g.KW * V * t.pitch) * sizeof(T), stream(), ptr<T>(gy), ptr<T>(w), ptr<T>(gx), g,
-                      t.lanes, t.pitch);
+          k::with_index_type(k::depthwise_index_fits(g), [&](auto it) {
+            using I = decltype(it);
+            ADNN_LAUNCH((k::depthwise_backward_input_kernel<T, V, I>),
+                        dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))),
+                        dim3(unsigned(t.lanes * t.rows)), size_t(g.KH * g.KW * V * t.pitch) * sizeof(T), stream(),
+                        ptr<T>(gy), ptr<T>(w), ptr<T>(gx), g, t.lanes, t.pitch);
+          });
         });
       }
       if (gw.defined()) {
@@ -89,10 +96,13 @@ void conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const T
           const int64_t pps = k::depthwise_pixels_per_slice(g.N * P, t.rows);
           const int64_t slices = std::max<int64_t>((g.N * P + pps - 1) / pps, 1), KK = g.KH * g.KW;
           Tensor part = empty({slices * g.C * KK}, TensorOptions(std::is_same_v<A, double> ? DType::f64 : DType::f32, kCUDA));
-          ADNN_LAUNCH((k::depthwise_backward_weight_kernel<T, V>),
-                      dim3(unsigned(t.tiles), unsigned(KK), unsigned(slices)), dim3(unsigned(t.lanes * t.rows)),
-                      size_t(V) * t.lanes * t.rows * sizeof(A), stream(), ptr<T>(gy), ptr<T>(x), ptr<A>(part), g,
-                      t.lanes, pps);
+          k::with_index_type(k::depthwise_index_fits(g, slices * g.C * KK), [&](auto it) {
+            using I = decltype(it);
+            ADNN_LAUNCH((k::depthwise_backward_weight_kernel<T, V, I>),
+                        dim3(unsigned(t.tiles), unsigned(KK), unsigned(slices)), dim3(unsigned(t.lanes * t.rows)),
+                        size_t(V) * t.lanes * t.rows * sizeof(A), stream(), ptr<T>(gy), ptr<T>(x), ptr<A>(part), g,
+                        t.lanes, pps);
+          });
           ADNN_LAUNCH(k::depthwise_weight_grad_sum_kernel<T>, dim3(k::ceil_div(g.C, 32)), dim3(256),
                       size_t(32 * (KK | 1)) * sizeof(A), stream(), ptr<A>(part), ptr<T>(gw), slices, g.C, int(KK));
         });
