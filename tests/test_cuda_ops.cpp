@@ -311,13 +311,14 @@ TEST_SUITE("cuda") {
 
 TEST_SUITE("cuda") {
   // se_gate_scale_kernel (kernels/se.cuh): FC1 one warp per hidden unit with lanes along C, FC2
-  // groups of 1..32 lanes per channel (the power of two >= min(R, 32)). These shapes reach
-  // group widths 1, 2, 8 and 32, R above 32 (a lane sums several terms), C above the block.
+  // groups of 1..32 lanes per channel (the power of two >= min(R, 32)), the scale in vectors of
+  // V channels (f32: 4, 2 or 1 as C allows; f64: 2 or 1). These shapes reach group widths 1,
+  // 2, 8 and 32, R above 32 (a lane sums several terms), C above the block, and every V.
   TEST_CASE("squeeze_excite on cuda: every FC2 group width, wide C, agree with cpu") {
     REQUIRE_CUDA_DEVICE();
     manual_seed(91);
     for (DType dt : {DType::f32, DType::f64})
-      for (auto [C, R] : std::vector<std::pair<int64_t, int64_t>>{{6, 1}, {8, 2}, {40, 7}, {300, 40}, {72, 32}}) {
+      for (auto [C, R] : std::vector<std::pair<int64_t, int64_t>>{{6, 1}, {8, 2}, {40, 7}, {300, 40}, {72, 32}, {7, 3}, {37, 5}}) {
         INFO(std::string(dtype_name(dt)) << " C " << C << " R " << R);
         Tensor x = randn({2, 5, 3, C}, dt), w1 = randn({R, C}, dt), b1 = randn({R}, dt), w2 = randn({C, R}, dt),
                b2 = randn({C}, dt);
