@@ -250,5 +250,121 @@ TEST_SUITE("cuda") {
     double kept = sum(a).item<double>() / 2.0;
     CHECK(kept > 250);  // ~300 of 1000
     CHECK(kept < 350);
+    // every dtype, and sizes around the 128-element chunks of the interleaved mapping (a warp's
+    // 32 calls fill 128 consecutive elements)
+    for (DType dt : {DType::f16, DType::bf16, DType::f32, DType::f64})
+      for (int64_t n : {int64_t(1), int64_t(37), int64_t(128), int64_t(129), int64_t(4099), int64_t(70001)}) {
+        INFO(std::string(dtype_name(dt)) << " n " << n);
+        manual_seed(n);
+        Tensor c = bernoulli({n}, 0.5, dt, 3.0);
+        manual_seed(n);
+        Tensor d = bernoulli({n}, 0.5, TensorOptions(dt, kCUDA), 3.0);
+        CHECK(max_abs_diff(c, d) == 0);
+        const double frac = sum(c.to(DType::f64)).item<double>() / (3.0 * double(n));
+        if (n >= 4099) CHECK(std::fabs(frac - 0.5) < 0.05);
+      }
+  }
+}
+
+TEST_SUITE("cuda") {
+  // The depthwise kernels (kernels/conv.cuh) pick a vector width from C and the pointers'
+  // alignment (f32: 4 when C % 4 == 0, 2 when C % 2 == 0, else 1; f64: 2 or 1), split C into
+  // tiles of at most 32 lanes, and sum the weight gradient over slices of output pixels in
+  // two stages. These shapes reach every width, one and several tiles (C / V above 32, the
+  // last tile narrower), and several slices (N·OH·OW above 8 rows of a block).
+  TEST_CASE("depthwise conv on cuda: every vector width, channel tiles and gradient slices agree with cpu") {
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(77);
+    struct Geo {
+      int64_t n, h, w, k, s, p;
+    };
+    for (DType dt : {DType::f32, DType::f64})
+      for (int64_t C : {3, 8, 66, 136, 260})
+        for (Geo geo : {Geo{2, 17, 15, 3, 1, 1}, Geo{1, 9, 11, 5, 2, 2}}) {
+          INFO("dtype " << std::string(dtype_name(dt)) << ", C " << C << ", kernel " << geo.k << ", stride " << geo.s);
+          Conv2dOptions o;
+          o.with_stride(geo.s).with_padding(geo.p).with_groups(C);
+          Tensor x = randn({geo.n, geo.h, geo.w, C}, dt), w = randn({C, geo.k, geo.k, 1}, dt), b = randn({C}, dt);
+          auto run = [&](Device d) {
+            Tensor xd = x.to(d).detach().requires_grad_(true), wd = w.to(d).detach().requires_grad_(true), bd = b.to(d);
+            Tensor y = conv2d(xd, wd, bd, o);
+            Tensor r = randn(y.sizes(), dt);  // the same draws on both runs: the seed is reset below
+            sum(mul(y, r.to(d))).backward();
+            return std::vector<Tensor>{y.to(kCPU), xd.grad().to(kCPU), wd.grad().to(kCPU)};
+          };
+          manual_seed(5);
+          auto ref = run(kCPU);
+          manual_seed(5);
+          auto got = run(kCUDA);
+          manual_seed(5);
+          auto again = run(kCUDA);
+          const double tol = dt == DType::f64 ? 1e-9 : 2e-5;
+          const char* what[] = {"y", "grad x", "grad w"};
+          for (int i = 0; i < 3; ++i) {
+            INFO(what[i]);
+            CHECK(max_abs_diff(got[i], ref[i]) <= tol * scale_of(ref[i]) * (i == 2 ? 10 : 1));
+            CHECK(max_abs_diff(got[i], again[i]) == 0);  // deterministic run to run
+          }
+        }
+  }
+}
+
+TEST_SUITE("cuda") {
+  // se_gate_scale_kernel (kernels/se.cuh): FC1 one warp per hidden unit with lanes along C, FC2
+  // groups of 1..32 lanes per channel (the power of two >= min(R, 32)), the scale in vectors of
+  // V channels (f32: 4, 2 or 1 as C allows; f64: 2 or 1). These shapes reach group widths 1,
+  // 2, 8 and 32, R above 32 (a lane sums several terms), C above the block, and every V.
+  TEST_CASE("squeeze_excite on cuda: every FC2 group width, wide C, agree with cpu") {
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(91);
+    for (DType dt : {DType::f32, DType::f64})
+      for (auto [C, R] : std::vector<std::pair<int64_t, int64_t>>{{6, 1}, {8, 2}, {40, 7}, {300, 40}, {72, 32}, {7, 3}, {37, 5}}) {
+        INFO(std::string(dtype_name(dt)) << " C " << C << " R " << R);
+        Tensor x = randn({2, 5, 3, C}, dt), w1 = randn({R, C}, dt), b1 = randn({R}, dt), w2 = randn({C, R}, dt),
+               b2 = randn({C}, dt);
+        auto run = [&](Device d) {
+          Tensor xd = x.to(d).detach().requires_grad_(true), w1d = w1.to(d).detach().requires_grad_(true);
+          Tensor y = squeeze_excite(xd, w1d, b1.to(d), w2.to(d), b2.to(d));
+          sum(mul(y, y)).backward();
+          return std::vector<Tensor>{y.to(kCPU), xd.grad().to(kCPU), w1d.grad().to(kCPU)};
+        };
+        auto ref = run(kCPU), got = run(kCUDA);
+        const double tol = dt == DType::f64 ? 1e-9 : 2e-5;
+        for (int i = 0; i < 3; ++i) CHECK(max_abs_diff(got[i], ref[i]) <= tol * scale_of(ref[i]) * (i == 0 ? 1 : 10));
+      }
+  }
+}
+
+TEST_SUITE("cuda") {
+  // copy (src/cuda/elementwise.cpp): when the destination and the source are contiguous along
+  // different dimensions, copy_transpose_kernel moves 32 × 32 tiles through shared memory;
+  // otherwise copy_kernel. Permutes made contiguous, copies into permuted views, casts, and
+  // dimensions below, at and above the tile size, against the cpu copy (exact).
+  TEST_CASE("strided copies on cuda: tiled transposes and casts equal the cpu copy") {
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(13);
+    struct Case {
+      Shape shape;
+      std::vector<int64_t> perm;
+    };
+    const std::vector<Case> cases = {{{2, 3, 40, 5}, {0, 3, 1, 2}}, {{2, 33, 70}, {0, 2, 1}}, {{64, 32}, {1, 0}},
+                                     {{3, 1, 31}, {2, 1, 0}},       {{4, 5, 6, 7}, {3, 2, 1, 0}}, {{2, 3, 4}, {1, 0, 2}}};
+    for (const Case& c : cases)
+      for (auto [from, to] : std::vector<std::pair<DType, DType>>{
+               {DType::f32, DType::f32}, {DType::f64, DType::f32}, {DType::f32, DType::f16}, {DType::f32, DType::boolean},
+               {DType::i64, DType::i64}, {DType::f32, DType::bf16}}) {
+        INFO(shape_str(c.shape) << " " << std::string(dtype_name(from)) << " -> " << std::string(dtype_name(to)));
+        Tensor x = (randn(c.shape, DType::f64) * 4.0).to(from);
+        // a permuted source made contiguous
+        Tensor ref = x.permute(c.perm).contiguous().to(to);
+        Tensor got = x.to(kCUDA).permute(c.perm).contiguous().to(to).to(kCPU);
+        CHECK(max_abs_diff(got.to(DType::f64), ref.to(DType::f64)) == 0);
+        // a contiguous source copied into a permuted (non-contiguous) destination
+        Tensor src = (randn(ref.sizes(), DType::f64) * 4.0).to(from);
+        Tensor dst_cpu = zeros(c.shape, to), dst_cuda = zeros(c.shape, TensorOptions(to, kCUDA));
+        dst_cpu.permute(c.perm).copy_(src);
+        dst_cuda.permute(c.perm).copy_(src.to(kCUDA));
+        CHECK(max_abs_diff(dst_cuda.to(kCPU).to(DType::f64), dst_cpu.to(DType::f64)) == 0);
+      }
   }
 }

@@ -1,8 +1,10 @@
 // The SIMT emulator (built with ADNN_CUDA_EMULATION): CUDA semantics on the host, and the
 // kernels in kernels/ against their CPU twins.
 #include <algorithm>
+#include <cstring>
 #include <set>
 
+#include "kernels/conv.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/loops.cuh"
 #include "kernels/mma.cuh"
@@ -585,6 +587,73 @@ TEST_SUITE("sim") {
       double x = double(float(u[i]));
       double want = 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
       CHECK(float(ug[i]) == doctest::Approx(want).epsilon(2e-3).scale(1e-3));
+    }
+  }
+
+  // The launcher (src/cuda/conv.cpp) takes 32-bit indices whenever a tensor has fewer than
+  // 2^30 elements, so every other test runs the int32 kernels; here the same small problems run
+  // with 64-bit indices too, and must give the same bits.
+  TEST_CASE("depthwise kernels: 32-bit and 64-bit index instantiations give the same bits") {
+    struct Shape {
+      int64_t n, h, w, c, k, s, p;
+    };
+    for (Shape sh : {Shape{2, 9, 7, 12, 3, 1, 1}, Shape{1, 8, 9, 5, 5, 2, 2}}) {
+      INFO("C " << sh.c << " kernel " << sh.k);
+      ConvGeom g{};
+      g.N = sh.n, g.H = sh.h, g.W = sh.w, g.C = sh.c, g.O = sh.c, g.KH = g.KW = sh.k, g.sh = g.sw = sh.s;
+      g.pt = g.pl = sh.p, g.dh = g.dw = 1, g.groups = sh.c;
+      g.OH = (g.H + 2 * sh.p - sh.k) / sh.s + 1, g.OW = (g.W + 2 * sh.p - sh.k) / sh.s + 1;
+      const int64_t nx = g.N * g.H * g.W * g.C, ny = g.N * g.OH * g.OW * g.C, KK = g.KH * g.KW;
+      dvec<float> x(static_cast<size_t>(nx)), gy(static_cast<size_t>(ny)), w(static_cast<size_t>(g.C * KK)),
+          b(static_cast<size_t>(g.C));
+      uint32_t st = 7;
+      auto next = [&] { st = st * 1664525u + 1013904223u; return float(int(st >> 9) % 2001 - 1000) / 500.0f; };
+      for (auto* v : {&x, &gy, &w, &b})
+        for (float& e : *v) e = next();
+      constexpr int V = 4;
+      const int vw = sh.c % 4 == 0 ? 4 : 1;
+      REQUIRE(vector_width<float>(g.C, {x.data(), gy.data()}) == vw);
+      auto run = [&](auto it, auto vc) {
+        using I = decltype(it);
+        constexpr int W = decltype(vc)::value;
+        const DepthwiseTiling t = depthwise_tiling(g.C, W, KK, sizeof(float));
+        const int64_t pps = depthwise_pixels_per_slice(g.N * g.OH * g.OW, t.rows);
+        const int64_t slices = (g.N * g.OH * g.OW + pps - 1) / pps;
+        dvec<float> y(static_cast<size_t>(ny)), gx(static_cast<size_t>(nx)), part(static_cast<size_t>(slices * KK * g.C));
+        const dim3 block(unsigned(t.lanes * t.rows));
+        ADNN_LAUNCH((depthwise_forward_kernel<float, W, I>), dim3(unsigned(t.tiles), 3), block,
+                    size_t(KK * W * t.pitch) * sizeof(float), nullptr, x.data(), w.data(), b.data(), y.data(), g,
+                    t.lanes, t.pitch);
+        ADNN_LAUNCH((depthwise_backward_input_kernel<float, W, I>), dim3(unsigned(t.tiles), 2), block,
+                    size_t(KK * W * t.pitch) * sizeof(float), nullptr, gy.data(), w.data(), gx.data(), g, t.lanes,
+                    t.pitch);
+        ADNN_LAUNCH((depthwise_backward_weight_kernel<float, W, I>),
+                    dim3(unsigned(t.tiles), unsigned(KK), unsigned(slices)), block,
+                    size_t(W) * t.lanes * t.rows * sizeof(float), nullptr, gy.data(), x.data(), part.data(), g,
+                    t.lanes, pps);
+        std::vector<float> out(y.begin(), y.end());
+        out.insert(out.end(), gx.begin(), gx.end());
+        out.insert(out.end(), part.begin(), part.end());
+        return out;
+      };
+      std::vector<float> narrow, wide;
+      if (vw == V) {
+        narrow = run(int32_t{}, std::integral_constant<int, V>{});
+        wide = run(int64_t{}, std::integral_constant<int, V>{});
+      } else {
+        narrow = run(int32_t{}, std::integral_constant<int, 1>{});
+        wide = run(int64_t{}, std::integral_constant<int, 1>{});
+      }
+      REQUIRE(narrow.size() == wide.size());
+      CHECK(std::memcmp(narrow.data(), wide.data(), narrow.size() * sizeof(float)) == 0);
+      // and the forward is the convolution: one output element by hand
+      double want = b[0];
+      for (int64_t kh = 0; kh < g.KH; ++kh)
+        for (int64_t kw = 0; kw < g.KW; ++kw) {
+          const int64_t ih = kh - sh.p, iw = kw - sh.p;
+          if (ih >= 0 && ih < g.H && iw >= 0 && iw < g.W) want += double(x[size_t((ih * g.W + iw) * g.C)]) * w[size_t(kh * g.KW + kw)];
+        }
+      CHECK(narrow[0] == doctest::Approx(want).epsilon(1e-5));
     }
   }
 }

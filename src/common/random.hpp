@@ -46,11 +46,20 @@ ADNN_HD uint64_t salted_seed(uint64_t seed, const uint64_t* salt) {
 // A uniform float in [0, 1) from the top 24 bits of a word (exact in f32).
 ADNN_HD float uniform_from_bits(uint32_t w) { return float(w >> 8) * (1.0f / 16777216.0f); }
 
+// Where the words of a Bernoulli fill go: Philox call q (one device thread per call) gives
+// four words, and word j of call q is element (q / 32)·128 + j·32 + q % 32 — calls are taken
+// 32 at a time (a warp's lanes), and the j-th words of the 32 calls fill 32 consecutive
+// elements, so each of a warp's four stores is contiguous (coalesced for every dtype).
+// bernoulli_calls(n) calls cover n elements (elements at n and beyond are skipped).
+ADNN_HD int64_t bernoulli_element_index(int64_t q, int j) { return (q / 32) * 128 + int64_t(j) * 32 + q % 32; }
+ADNN_HD int64_t bernoulli_calls(int64_t n) { return (n + 127) / 128 * 32; }
+
 // Element i of a Bernoulli(p) draw of stream `seed`, as {0, value}: the value where the
 // uniform number is below p (the kept elements of a dropout mask scale by 1 / (1 − drop)).
+// The inverse of bernoulli_element_index: call (i / 128)·32 + i % 32, word (i % 128) / 32.
 ADNN_HD float bernoulli_element(uint64_t seed, int64_t i, float p, float value) {
-  const Philox4 r = philox4x32(seed, uint64_t(i) / 4);
-  return uniform_from_bits(r.x[i % 4]) < p ? value : 0.0f;
+  const Philox4 r = philox4x32(seed, uint64_t((i / 128) * 32 + i % 32));
+  return uniform_from_bits(r.x[(i % 128) / 32]) < p ? value : 0.0f;
 }
 
 }  // namespace adnn::common

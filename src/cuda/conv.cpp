@@ -5,6 +5,9 @@
 #include "kernels/conv.cuh"
 #include "kernels/norm.cuh"
 
+#include <algorithm>
+#include <type_traits>
+
 namespace adnn::cuda {
 
 using namespace launch_detail;
@@ -17,8 +20,20 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
         const int64_t P = g.OH * g.OW;
     const common::ConvPlan plan = common::conv_plan(g);
     if (plan.path == common::ConvPath::depthwise) {
-      ADNN_LAUNCH(k::depthwise_forward_kernel<T>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(w),
-                  ptr<T>(bias), ptr<T>(y), g);
+      const int v = k::vector_width<T>(g.C, {ptr<T>(x), ptr<T>(bias), ptr<T>(y)});
+      k::with_vector_width<T>(v, [&](auto vc) {
+        constexpr int V = decltype(vc)::value;
+        const k::DepthwiseTiling t = k::depthwise_tiling(g.C, V, g.KH * g.KW, sizeof(T));
+        // about 4 pixels per thread, so that each block's weight tile serves 4·rows pixels
+        const int64_t px = g.N * g.OH * g.OW, blocks = std::min<int64_t>((px + 4 * t.rows - 1) / (4 * t.rows), 65535);
+        k::with_index_type(k::depthwise_index_fits(g), [&](auto it) {
+          using I = decltype(it);
+          ADNN_LAUNCH((k::depthwise_forward_kernel<T, V, I>),
+                      dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))), dim3(unsigned(t.lanes * t.rows)),
+                      size_t(g.KH * g.KW * V * t.pitch) * sizeof(T), stream(), ptr<T>(x), ptr<T>(w), ptr<T>(bias),
+                      ptr<T>(y), g, t.lanes, t.pitch);
+        });
+      });
       return;
     }
     if (plan.path == common::ConvPath::pointwise) {
@@ -55,15 +70,42 @@ void conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const T
                                    stream());
     }
     if (plan.path == common::ConvPath::depthwise) {
-      if (gx.defined())
-        ADNN_LAUNCH(k::depthwise_backward_input_kernel<T>, k::grid_for(gx.numel()), dim3(256), 0, stream(), ptr<T>(gy),
-                    ptr<T>(w), ptr<T>(gx), g);
+      if (gx.defined()) {
+        const int v = k::vector_width<T>(g.C, {ptr<T>(gy), ptr<T>(gx)});
+        k::with_vector_width<T>(v, [&](auto vc) {
+          constexpr int V = decltype(vc)::value;
+          const k::DepthwiseTiling t = k::depthwise_tiling(g.C, V, g.KH * g.KW, sizeof(T));
+          const int64_t px = g.N * g.H * g.W, blocks = std::min<int64_t>((px + 4 * t.rows - 1) / (4 * t.rows), 65535);
+          k::with_index_type(k::depthwise_index_fits(g), [&](auto it) {
+            using I = decltype(it);
+            ADNN_LAUNCH((k::depthwise_backward_input_kernel<T, V, I>),
+                        dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))),
+                        dim3(unsigned(t.lanes * t.rows)), size_t(g.KH * g.KW * V * t.pitch) * sizeof(T), stream(),
+                        ptr<T>(gy), ptr<T>(w), ptr<T>(gx), g, t.lanes, t.pitch);
+          });
+        });
+      }
       if (gw.defined()) {
-        // one block per weight element; as many threads as output positions, 32..256
-        unsigned threads = 32;
-        while (threads < 256 && int64_t(threads) < g.N * P) threads *= 2;
-        ADNN_LAUNCH(k::depthwise_backward_weight_kernel<T>, dim3(unsigned(g.C * g.KH * g.KW)), dim3(threads), 0,
-                    stream(), ptr<T>(gy), ptr<T>(x), ptr<T>(gw), g);
+        // two stages: per (channel tile, tap, pixel slice) partial sums, then a fixed-order sum
+        // over the slices (deterministic, no atomics)
+        using A = k::acc_t<T>;
+        const int v = k::vector_width<T>(g.C, {ptr<T>(gy), ptr<T>(x)});
+        k::with_vector_width<T>(v, [&](auto vc) {
+          constexpr int V = decltype(vc)::value;
+          const k::DepthwiseTiling t = k::depthwise_tiling(g.C, V, g.KH * g.KW, sizeof(T));
+          const int64_t pps = k::depthwise_pixels_per_slice(g.N * P, t.rows);
+          const int64_t slices = std::max<int64_t>((g.N * P + pps - 1) / pps, 1), KK = g.KH * g.KW;
+          Tensor part = empty({slices * g.C * KK}, TensorOptions(std::is_same_v<A, double> ? DType::f64 : DType::f32, kCUDA));
+          k::with_index_type(k::depthwise_index_fits(g, slices * g.C * KK), [&](auto it) {
+            using I = decltype(it);
+            ADNN_LAUNCH((k::depthwise_backward_weight_kernel<T, V, I>),
+                        dim3(unsigned(t.tiles), unsigned(KK), unsigned(slices)), dim3(unsigned(t.lanes * t.rows)),
+                        size_t(V) * t.lanes * t.rows * sizeof(A), stream(), ptr<T>(gy), ptr<T>(x), ptr<A>(part), g,
+                        t.lanes, pps);
+          });
+          ADNN_LAUNCH(k::depthwise_weight_grad_sum_kernel<T>, dim3(k::ceil_div(g.C, 32)), dim3(256),
+                      size_t(32 * (KK | 1)) * sizeof(A), stream(), ptr<A>(part), ptr<T>(gw), slices, g.C, int(KK));
+        });
       }
       return;
     }

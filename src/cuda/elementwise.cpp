@@ -1,5 +1,7 @@
 // The elementwise family's launchers (kernels/elementwise.cuh): copy/cast, fill, unary
 // (+ backward), binary, where.
+#include <algorithm>
+
 #include "cuda/backend.hpp"
 #include "cuda/launch.hpp"
 #include "kernels/elementwise.cuh"
@@ -30,12 +32,39 @@ void copy(const Tensor& src, const Tensor& dst) {
   const int64_t n = dst.numel();
   if (n == 0) return;
   k::Geom g = make_geom("copy", dst.sizes(), {&dst, &src});
+  // A dimension of unit destination stride and another of unit source stride: the tiled
+  // transpose (both sides contiguous); otherwise one thread per element in destination order.
+  int da = -1, db = -1;
+  for (int d = 0; d < g.ndim; ++d) {
+    if (g.size[d] > 1 && g.stride[0][d] == 1 && da < 0) da = d;
+    if (g.size[d] > 1 && g.stride[1][d] == 1 && db < 0) db = d;
+  }
+  k::Geom outer;
+  int64_t tiles = 0;
+  if (da >= 0 && db >= 0 && da != db) {
+    for (int d = 0; d < g.ndim; ++d) {
+      if (d == da || d == db) continue;
+      outer.size[outer.ndim] = g.size[d];
+      outer.stride[0][outer.ndim] = g.stride[0][d];
+      outer.stride[1][outer.ndim] = g.stride[1][d];
+      ++outer.ndim;
+    }
+    tiles = n / (g.size[da] * g.size[db]) * ((g.size[da] + 31) / 32) * ((g.size[db] + 31) / 32);
+  }
+  // as many threads as the largest tile has elements (a multiple of 32, at most 256)
+  const int64_t tile_elems = std::min<int64_t>(g.size[std::max(da, 0)], 32) * std::min<int64_t>(g.size[std::max(db, 0)], 32);
+  const unsigned tile_threads = unsigned(std::min<int64_t>(256, (tile_elems + 31) / 32 * 32));
   visit_dtype(src.dtype(), [&](auto s) {
     using S = kt<decltype(s)>;
     visit_dtype(dst.dtype(), [&](auto d) {
       using D = kt<decltype(d)>;
-      ADNN_LAUNCH((k::copy_kernel<S, D>), k::grid_for(n), dim3(256), 0, stream(),
-                  reinterpret_cast<const S*>(src.data_ptr()), reinterpret_cast<D*>(dst.data_ptr()), n, g);
+      if (tiles > 0 && tiles < (int64_t(1) << 31))
+        ADNN_LAUNCH((k::copy_transpose_kernel<S, D>), dim3(unsigned(tiles)), dim3(tile_threads), 0, stream(),
+                    reinterpret_cast<const S*>(src.data_ptr()), reinterpret_cast<D*>(dst.data_ptr()), outer,
+                    g.size[da], g.size[db], g.stride[1][da], g.stride[0][db]);
+      else
+        ADNN_LAUNCH((k::copy_kernel<S, D>), k::grid_for(n), dim3(256), 0, stream(),
+                    reinterpret_cast<const S*>(src.data_ptr()), reinterpret_cast<D*>(dst.data_ptr()), n, g);
     });
   });
 }
