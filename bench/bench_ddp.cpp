@@ -2,6 +2,7 @@
 // the backward pass, and what do N processes give against one (docs/distributed.md).
 //
 //   bench_ddp [--nproc N] [--batch B] [--steps S] [--reps R] [--bucket-mb M] [--delay-ms D]
+// (--bucket-mb: default the model's gradient MiB / 8, between 1 and 25, as adnn-fer train)
 //
 // With --nproc N (default 2) the program starts N ranks of itself over loopback Gloo (as
 // adnn-fer train --nproc), each with OMP_NUM_THREADS = cores / N unless set. Each rank trains
@@ -96,7 +97,9 @@ int main(int argc, char** argv) {
     std::unique_ptr<dist::DistributedDataParallel> ddp;
     if (pg) {
       dist::DdpOptions o;
-      o.bucket_cap_mb = arg(argc, argv, "--bucket-mb", 25);
+      // as adnn-fer train: about 8 buckets for a small model, at most 25 MiB
+      const double model_mb = double(model->num_parameters()) * 4.0 / (1024.0 * 1024.0);
+      o.bucket_cap_mb = arg(argc, argv, "--bucket-mb", std::clamp(model_mb / 8.0, 1.0, 25.0));
       ddp = std::make_unique<dist::DistributedDataParallel>(model, pg, o);
     }
     optim::AdamW opt(model->parameters(), {.lr = 1e-4});

@@ -152,7 +152,9 @@ std::vector<Command> commands() {
              0, 1e6, true),
         on_off("sync-bn", "data-parallel: batch-norm statistics over every process's batch (SyncBatchNorm; default "
                           "off: each process its own)"),
-        real("bucket-mb", "data-parallel: gradient bucket size in MiB (default 25; the first bucket 1)", 0, 1e4, true)}},
+        real("bucket-mb", "data-parallel: gradient bucket size in MiB (default: the model's gradient bytes / 8, "
+                          "between 1 and 25; the first bucket 1)",
+             0, 1e4, true)}},
       {"eval",
        "Evaluate a checkpoint on a split: report JSON and confusion PNG",
        {text("checkpoint", "weights written by adnn-fer train (.safetensors)", true),

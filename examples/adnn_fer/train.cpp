@@ -800,7 +800,10 @@ int cmd_train(const Args& a) {
   if (r.world > 1) {
     if (r.run.at("run.sync_bn") == "1") distributed::convert_sync_batchnorm(*t.model, r.pg);
     distributed::DdpOptions o;
-    if (a.has("bucket-mb")) o.bucket_cap_mb = a.real("bucket-mb", 25);
+    // buckets: --bucket-mb, else about 8 per step for a small model (so that all but the last
+    // go out during the backward pass), at most torch's 25 MiB for a large one
+    const double model_mb = double(t.model->num_parameters()) * 4.0 / (1024.0 * 1024.0);
+    o.bucket_cap_mb = a.has("bucket-mb") ? a.real("bucket-mb", 25) : std::clamp(model_mb / 8.0, 1.0, 25.0);
     t.ddp = std::make_unique<distributed::DistributedDataParallel>(t.model, r.pg, o);
   }
   if (r.rank == 0)
