@@ -7,6 +7,17 @@
 //     (coalesced across a row) × 8 row lanes; grid (C/32, P) with P row slices; partial
 //     sums go to a (2, P, C) workspace, then channel_reduce adds the P slices and finalises
 //     (mean, invstd, or the raw sums).
+//   bn_stats_partials + bn_stats_merge (training statistics, one read of x): per channel,
+//     Welford (count, mean, M2) in f64 over a slice of rows. Block (32, 8): 32 channels
+//     (coalesced across a row) × 8 row lanes, each lane its own Welford run over rows
+//     r ≡ slice·8 + lane (mod 8·P); the 8 lanes are merged in shared memory in lane order
+//     (Chan et al.'s pairwise merge); grid (C/32, P), P from bn_stats_slices(M, C) — more
+//     row slices when C is small, so the grid still fills the GPU. Partials (3, P, C) f64
+//     (count, mean, M2). bn_stats_merge, one thread per channel, merges the P slices in slice
+//     order (deterministic: no atomics), writes mean and invstd = 1/sqrt(M2/M + eps), and
+//     updates the running statistics in place: rm = (1−m)·rm + m·mean, rv = (1−m)·rv +
+//     m·M2/(M−1) (unbiased), when they are given.
+//     Cost: x read once (M·C·sizeof(T)); 3·P·C f64 written and read; ~8 flops per element.
 //   bn_apply: y = act(z), z = (x - mean)·invstd·w + b, one thread per element; act is none,
 //     SiLU or ReLU (the BN + activation pair of EfficientNet and ResNet blocks in one pass);
 //     optionally y = residual + s[n]·act(z), the MBConv epilogue (BN, drop-path, skip add)
@@ -122,6 +133,85 @@ void launch_channel_sums(int mode, int fin, const T* x, const T* g, const T* mea
               mean, invstd, w, b, act, part, M, C);
   ADNN_LAUNCH(channel_reduce_kernel<O>, dim3(ceil_div(C, 128)), dim3(128), 0, stream, fin, part, P, C, M, eps, out0,
               out1);
+}
+
+// Row slices of the Welford statistics: about 256 rows per slice at least, and up to about
+// 1024 blocks in all (C/32 channel tiles × P slices), at most 1024 slices.
+inline int64_t bn_stats_slices(int64_t M, int64_t C) {
+  const int64_t by_rows = M / 256 < 1 ? 1 : M / 256;
+  const int64_t tiles = ceil_div(C, 32);
+  int64_t want = 1024 / (tiles < 1 ? 1 : tiles);
+  if (want < 1) want = 1;
+  if (want > 1024) want = 1024;
+  return by_rows < want ? by_rows : want;
+}
+
+// Chan's merge of (nb, mb, qb) into (na, ma, qa): counts, means, sums of squared deviations.
+__device__ __forceinline__ void welford_merge(double& na, double& ma, double& qa, double nb, double mb, double qb) {
+  if (nb == 0) return;
+  const double n = na + nb, d = mb - ma;
+  ma += d * (nb / n);
+  qa += qb + d * d * (na * nb / n);
+  na = n;
+}
+
+// x (M, C); part (3, P, C) f64: count, mean, M2 of each (slice, channel).
+template <class T>
+__global__ void bn_stats_partials_kernel(const T* __restrict__ x, double* __restrict__ part, int64_t M, int64_t C) {
+  ADNN_SHARED(double, sn, [8][33]);
+  ADNN_SHARED(double, sm, [8][33]);
+  ADNN_SHARED(double, sq, [8][33]);
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t c = blockIdx.x * 32 + tx;
+  double n = 0, mu = 0, q = 0;
+  if (c < C) {
+    for (int64_t r = blockIdx.y * 8 + ty; r < M; r += 8 * int64_t(gridDim.y)) {
+      const double v = double(x[r * C + c]);
+      n += 1;
+      const double d = v - mu;
+      mu += d / n;
+      q += d * (v - mu);
+    }
+  }
+  sn[ty][tx] = n;
+  sm[ty][tx] = mu;
+  sq[ty][tx] = q;
+  __syncthreads();
+  if (ty == 0 && c < C) {
+    for (int k = 1; k < 8; ++k) welford_merge(n, mu, q, sn[k][tx], sm[k][tx], sq[k][tx]);
+    const int64_t P = gridDim.y;
+    part[(0 * P + blockIdx.y) * C + c] = n;
+    part[(1 * P + blockIdx.y) * C + c] = mu;
+    part[(2 * P + blockIdx.y) * C + c] = q;
+  }
+}
+
+// One thread per channel: merges the P slices in order; mean, invstd (C); running_mean and
+// running_var (C, may be null) updated in place with momentum and the unbiased variance.
+template <class T>
+__global__ void bn_stats_merge_kernel(const double* __restrict__ part, int64_t P, int64_t C, int64_t M, double eps,
+                                      double momentum, T* __restrict__ mean, T* __restrict__ invstd,
+                                      T* __restrict__ running_mean, T* __restrict__ running_var) {
+  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (c >= C) return;
+  double n = 0, mu = 0, q = 0;
+  for (int64_t p = 0; p < P; ++p) welford_merge(n, mu, q, part[p * C + c], part[(P + p) * C + c], part[(2 * P + p) * C + c]);
+  const double var = q / double(M);
+  mean[c] = T(mu);
+  invstd[c] = T(1.0 / math::sqrt(var + eps));
+  if (running_mean) running_mean[c] = T((1.0 - momentum) * double(running_mean[c]) + momentum * mu);
+  if (running_var)
+    running_var[c] = T((1.0 - momentum) * double(running_var[c]) + momentum * q / double(M > 1 ? M - 1 : 1));
+}
+
+// Training statistics of x (M, C): two launches, workspace part (3, bn_stats_slices(M, C), C) f64.
+template <class T>
+void launch_bn_stats(const T* x, double* part, int64_t M, int64_t C, double eps, double momentum, T* mean, T* invstd,
+                     T* running_mean, T* running_var, Stream stream) {
+  const int64_t P = bn_stats_slices(M, C);
+  ADNN_LAUNCH(bn_stats_partials_kernel<T>, dim3(ceil_div(C, 32), unsigned(P)), dim3(32, 8), 0, stream, x, part, M, C);
+  ADNN_LAUNCH(bn_stats_merge_kernel<T>, dim3(ceil_div(C, 128)), dim3(128), 0, stream, part, P, C, M, eps, momentum,
+              mean, invstd, running_mean, running_var);
 }
 
 template <class T>

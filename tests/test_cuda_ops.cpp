@@ -368,3 +368,57 @@ TEST_SUITE("cuda") {
       }
   }
 }
+
+TEST_SUITE("cuda") {
+  // Training batch norm (src/cuda/norm.cpp batch_norm_stats): Welford partials over row slices
+  // (more slices when C is small), a fixed-order merge that also updates the running
+  // statistics. C below, at and above the 32-channel tile; M = N·H·W not a multiple of the
+  // 8-row lanes or of the slices; f16/bf16 input (statistics in f32, f32 running statistics);
+  // running statistics of another dtype (the separate update). Output, mean/var update and
+  // gradients against the cpu, the running statistics also against mean and var(correction 1).
+  TEST_CASE("batch norm training statistics on cuda: Welford slices, running stats, agree with cpu") {
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(29);
+    auto is_reduced = [](DType t) { return t == DType::f16 || t == DType::bf16; };
+    struct Shape4 {
+      int64_t n, h, w, c;
+    };
+    const std::vector<Shape4> shapes{{2, 3, 5, 3}, {2, 3, 5, 32}, {1, 7, 3, 37}, {2, 4, 3, 130}, {3, 37, 29, 3},
+                                     {1, 45, 41, 40}};
+    for (DType dt : {DType::f32, DType::f64, DType::f16, DType::bf16})
+      for (const auto& s : shapes)
+        for (bool same_dtype_stats : {true, false}) {
+          if (is_reduced(dt) && !same_dtype_stats) continue;
+          const DType sdt = is_reduced(dt) ? DType::f32 : same_dtype_stats ? dt : (dt == DType::f32 ? DType::f64 : DType::f32);
+          INFO(dtype_name(dt) << " (" << s.n << ", " << s.h << ", " << s.w << ", " << s.c << ") running stats "
+                              << dtype_name(sdt));
+          Tensor x = add(mul(randn({s.n, s.h, s.w, s.c}, DType::f64), 3.0), 5.0).to(dt);
+          Tensor w = randn({s.c}, is_reduced(dt) ? DType::f32 : dt), b = randn({s.c}, is_reduced(dt) ? DType::f32 : dt);
+          Tensor rm0 = randn({s.c}, sdt), rv0 = add(rand({s.c}, sdt), 0.5);
+          auto run = [&](Device d) {
+            Tensor xd = x.to(d).detach().requires_grad_(true), wd = w.to(d).detach().requires_grad_(true);
+            Tensor rm = rm0.to(d).clone(), rv = rv0.to(d).clone();
+            Tensor y = batch_norm(xd, rm, rv, wd, b.to(d), true, 0.1, 1e-5, NormActivation::silu);
+            sum(mul(y.to(DType::f32), y.to(DType::f32))).backward();
+            return std::vector<Tensor>{y.to(kCPU).to(DType::f64), rm.to(kCPU).to(DType::f64),
+                                       rv.to(kCPU).to(DType::f64), xd.grad().to(kCPU).to(DType::f64),
+                                       wd.grad().to(kCPU).to(DType::f64)};
+          };
+          auto ref = run(kCPU), got = run(kCUDA);
+          const double tol = dt == DType::f64 ? 1e-9 : dt == DType::f32 ? 2e-5 : dt == DType::f16 ? 4e-3 : 2e-2;
+          for (int i = 0; i < 5; ++i) {
+            INFO("output " << i);
+            CHECK(max_abs_diff(got[i], ref[i]) <= tol * scale_of(ref[i]) * (i >= 3 ? 10 : 1));
+          }
+          // the running statistics against their definition (from the input as the op saw it)
+          Tensor xs = x.to(DType::f64).reshape({-1, s.c});
+          Tensor em = add(mul(rm0.to(DType::f64), 0.9), mul(mean(xs, {0}), 0.1));
+          Tensor ev = add(mul(rv0.to(DType::f64), 0.9), mul(var(xs, {0}, 1), 0.1));
+          const double stol = sdt == DType::f64 && dt == DType::f64 ? 1e-10 : 1e-5;
+          CHECK(max_abs_diff(got[1], em) <= stol * scale_of(em));
+          CHECK(max_abs_diff(got[2], ev) <= stol * scale_of(ev));
+          CHECK(max_abs_diff(ref[1], em) <= stol * scale_of(em));
+          CHECK(max_abs_diff(ref[2], ev) <= stol * scale_of(ev));
+        }
+  }
+}

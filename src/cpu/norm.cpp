@@ -54,8 +54,9 @@ static void channel_sums(int64_t M, int64_t C, const Row& row, std::vector<doubl
 
 // mean and 1/sqrt(var + eps) per channel in one pass, shifted by the first row against
 // cancellation: var = E[(x − x₀)²] − E[x − x₀]².
+// var_out (C, optional): the biased variance in f64.
 template <class T>
-static void bn_stats(const T* x, int64_t M, int64_t C, double eps, T* mean, T* invstd) {
+static void bn_stats(const T* x, int64_t M, int64_t C, double eps, T* mean, T* invstd, double* var_out = nullptr) {
   const T* x0 = x;
   std::vector<double> s1, s2;
   channel_sums<T>(
@@ -74,7 +75,30 @@ static void bn_stats(const T* x, int64_t M, int64_t C, double eps, T* mean, T* i
     const double mu = s1[size_t(c)] / double(M), var = std::max(0.0, s2[size_t(c)] / double(M) - mu * mu);
     mean[c] = T(double(x0[c]) + mu);
     invstd[c] = T(1.0 / std::sqrt(var + eps));
+    if (var_out) var_out[c] = var;
   }
+}
+
+// Training statistics and the running-statistics update (twin of bn_stats_partials /
+// bn_stats_merge in kernels/norm.cuh).
+template <class T>
+static void bn_stats_update(const T* x, int64_t M, int64_t C, double eps, double momentum, T* mean, T* invstd, T* rm,
+                            T* rv) {
+  std::vector<double> var(static_cast<size_t>(C));
+  bn_stats(x, M, C, eps, mean, invstd, var.data());
+  for (int64_t c = 0; c < C; ++c) {
+    if (rm) rm[c] = T((1.0 - momentum) * double(rm[c]) + momentum * double(mean[c]));
+    if (rv)
+      rv[c] = T((1.0 - momentum) * double(rv[c]) + momentum * var[size_t(c)] * double(M) / double(M > 1 ? M - 1 : 1));
+  }
+}
+
+void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& running_mean,
+                      const Tensor& running_var, int64_t M, int64_t C, double eps, double momentum) {
+  ADNN_FLOAT_TYPES(x.dtype(), "batch_norm_stats",
+                   bn_stats_update<T>(x.data_ptr<T>(), M, C, eps, momentum, mean.data_ptr<T>(), invstd.data_ptr<T>(),
+                                      running_mean.defined() ? running_mean.data_ptr<T>() : nullptr,
+                                      running_var.defined() ? running_var.data_ptr<T>() : nullptr));
 }
 
 template <class T>

@@ -35,6 +35,17 @@ void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
   });
 }
 
+void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& running_mean,
+                      const Tensor& running_var, int64_t M, int64_t C, double eps, double momentum) {
+  if (C == 0) return;
+  float_types(x.dtype(), "batch_norm_stats", [&](auto tag) {
+    using T = decltype(tag);
+    Tensor part = device_f64(3 * k::bn_stats_slices(M, C) * C);
+    k::launch_bn_stats<T>(ptr<T>(x), ptr<double>(part), M, C, eps, momentum, ptr<T>(mean), ptr<T>(invstd),
+                          ptr<T>(running_mean), ptr<T>(running_var), stream());
+  });
+}
+
 void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& bias,
                          const Tensor& mean, const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb,
                          int64_t M, int64_t C, bool training, NormActivation act) {

@@ -119,14 +119,23 @@ Tensor batch_norm_impl(const Tensor& x, const Tensor& running_mean, const Tensor
     mean_t = running_mean.to(x.dtype()).contiguous();
     invstd = rsqrt(add(running_var.to(x.dtype()), eps)).contiguous();
   }
+  // Training: the batch statistics and the running-statistics update in one backend call
+  // (batch_norm_stats) when the running statistics are contiguous and of x's dtype; otherwise
+  // the statistics alone and the update below from separate ops.
+  const bool track = training && running_mean.defined() && running_var.defined();
+  const bool fused_update = track && running_mean.dtype() == x.dtype() && running_var.dtype() == x.dtype() &&
+                            running_mean.is_contiguous() && running_var.is_contiguous();
+  if (training)
+    backend::batch_norm_stats(xc, mean_t, invstd, fused_update ? running_mean : Tensor(),
+                              fused_update ? running_var : Tensor(), M, C, eps, momentum);
   Tensor y = new_like(x, x.sizes());
   Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
   Tensor bd = bias.defined() ? bias.detach().contiguous() : Tensor();
   Tensor sd = sample_scale.defined() ? sample_scale.detach().to(x.dtype()).contiguous() : Tensor();
   const int64_t rows_per_sample = M / std::max<int64_t>(x.size(0), 1);
-  backend::batch_norm_forward(xc, wd, bd, mean_t, invstd, y, M, C, training, eps, act,
+  backend::batch_norm_forward(xc, wd, bd, mean_t, invstd, y, M, C, false, eps, act,
                               residual.defined() ? residual.detach().contiguous() : Tensor(), sd, rows_per_sample);
-  if (training && running_mean.defined() && running_var.defined()) {
+  if (track && !fused_update) {
     NoGradGuard ng;
     Tensor var_b = sub(div(ones_like(invstd), mul(invstd, invstd)), scalar_tensor(eps, TensorOptions(invstd.dtype(), invstd.device())));
     Tensor var_u = mul(var_b, double(M) / double(M - 1));
