@@ -12,6 +12,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <signal.h>
 #include <unistd.h>
 
 #if ADNN_WITH_GLOO
@@ -153,6 +154,11 @@ class GlooGroup final : public ProcessGroup {
     rank_ = o.rank;
     world_size_ = o.world_size;
     timeout_ = o.timeout;
+    // Gloo writes to its sockets without MSG_NOSIGNAL: a write to a peer that died would end
+    // this process with SIGPIPE (status 141) instead of the error naming the peer. Ignored,
+    // unless the program installed a handler of its own.
+    struct sigaction current {};
+    if (::sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) ::signal(SIGPIPE, SIG_IGN);
     if (!o.rendezvous_dir.empty()) {
       hb_ = std::make_unique<Heartbeat>(o.rendezvous_dir, rank_, world_size_);
       hb_->wait_for_peers(timeout_);
