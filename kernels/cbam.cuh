@@ -7,9 +7,17 @@
 //   Cost: reads N·P·C, writes 2·N·C values.
 //   backward: gx[n,p,c] = g[n,0,c] / P + [p = argmax] · g[n,1,c]; one thread per element.
 // spatial_pool: x (M, C), M = N·H·W  ->  out (M, 2) = [mean over C, max over C] and the argmax
-//   (M) int64. One warp per pixel (lanes stride over C), 8 pixels per 256-thread block.
-//   Cost: reads M·C, writes 2·M.
-//   backward: gx[m,c] = g[m,0] / C + [c = argmax] · g[m,1].
+//   (M) int64. One warp per kSpatialPixels = 8 consecutive pixels: the warp reduces each
+//   pixel's row (lanes stride over C, coalesced), lane j keeps pixel j's result, and lanes
+//   0..7 then store the 8 (mean, max) pairs (one 2-element vector each when aligned: 8 lanes ×
+//   8 bytes = 2 full sectors for f32) and the 8 argmaxes (64 contiguous bytes) — instead of
+//   three 1-lane stores per pixel. 8 warps (64 pixels) per 256-thread block.
+//   Cost: reads M·C, writes 2·M values and M int64.
+//   backward: gx[m,c] = g[m,0] / C + [c = argmax] · g[m,1]. The same warp ↔ 8-pixel mapping:
+//   lanes 0..7 load the 8 pixels' (g mean, g max) pairs and argmaxes (coalesced, not a
+//   32-lane broadcast per element as one thread per element gave: 71% coalescing on nano),
+//   the warp writes each pixel's row with lanes along C (shuffles pass the pixel's values).
+//   Cost: reads 2·M values and M int64, writes M·C.
 // sigmoid_gate: y = x · σ(a), x (N, P, C), a broadcast per (n, c) (channel mode, a (N, C))
 //   or per (n, p) (spatial mode, a (N, P)). Forward one thread per element (reads 2, writes 1).
 //   backward fuses gx = g · σ(a) with ga = σ'(a) · Σ g·x over the broadcast dim: channel mode
@@ -17,6 +25,7 @@
 //   x once, writes gx and ga.
 #include "common.cuh"
 #include "common/reduce.hpp"
+#include "vector.cuh"
 
 #include <type_traits>
 
@@ -69,43 +78,83 @@ __global__ void channel_pool_backward_kernel(const T* __restrict__ g, const int6
 }
 
 // ---------------------------------------------------------------- spatial pool
-template <class T>
+inline constexpr int kSpatialPixels = 8;  // pixels per warp
+
+// V = 2: the (mean, max) pairs of out / g are 2·sizeof(T)-aligned, one vector access per pixel.
+template <class T, int V>
 __global__ void spatial_pool_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t* __restrict__ am,
                                     int64_t M, int64_t C) {
   using A = acc_t<T>;
-  const int64_t m = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  const int64_t m0 = (int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32) * kSpatialPixels;
   const int lane = threadIdx.x % 32;
-  if (m >= M) return;  // uniform per warp
-  A s = 0, best = -INFINITY;
-  int64_t bi = -1;
-  for (int64_t c = lane; c < C; c += 32) {
-    const A v = A(x[m * C + c]);
-    s += v;
-    argmax_merge(best, bi, v, c);
+  if (m0 >= M) return;  // uniform per warp
+  const int count = int(M - m0 < kSpatialPixels ? M - m0 : kSpatialPixels);
+  A my_mean = 0, my_max = 0;
+  int64_t my_arg = -1;
+  for (int j = 0; j < count; ++j) {
+    const T* row = x + (m0 + j) * C;  // (C)
+    A s = 0, best = -INFINITY;
+    int64_t bi = -1;
+    for (int64_t c = lane; c < C; c += 32) {
+      const A v = A(row[c]);
+      s += v;
+      argmax_merge(best, bi, v, c);
+    }
+    for (int off = 16; off > 0; off >>= 1) {
+      s += __shfl_xor_sync(0xffffffffu, s, off);
+      const A ob = __shfl_xor_sync(0xffffffffu, best, off);
+      const int64_t oi = __shfl_xor_sync(0xffffffffu, bi, off);
+      argmax_merge(best, bi, ob, oi);
+    }
+    if (lane == j) {
+      my_mean = C > 0 ? s / A(C) : A(0);
+      my_max = best;
+      my_arg = bi;
+    }
   }
-  for (int off = 16; off > 0; off >>= 1) {
-    s += __shfl_xor_sync(0xffffffffu, s, off);
-    const A ob = __shfl_xor_sync(0xffffffffu, best, off);
-    const int64_t oi = __shfl_xor_sync(0xffffffffu, bi, off);
-    argmax_merge(best, bi, ob, oi);
-  }
-  if (lane == 0) {
-    out[m * 2] = T(C > 0 ? s / A(C) : A(0));
-    out[m * 2 + 1] = T(best);
-    am[m] = bi;
+  if (lane < count) {
+    const int64_t m = m0 + lane;
+    if constexpr (V == 2) {
+      vec_t<T, 2> pair;
+      pair.v[0] = T(my_mean);
+      pair.v[1] = T(my_max);
+      store_vec<2>(out + m * 2, pair);
+    } else {
+      out[m * 2] = T(my_mean);
+      out[m * 2 + 1] = T(my_max);
+    }
+    am[m] = my_arg;
   }
 }
 
-template <class T>
+template <class T, int V>
 __global__ void spatial_pool_backward_kernel(const T* __restrict__ g, const int64_t* __restrict__ am,
                                              T* __restrict__ gx, int64_t M, int64_t C) {
   using A = acc_t<T>;
-  const int64_t total = M * C;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = e % C, m = e / C;
-    A v = A(g[m * 2]) / A(C);
-    if (am[m] == c) v += A(g[m * 2 + 1]);
-    gx[e] = T(v);
+  const int64_t m0 = (int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32) * kSpatialPixels;
+  const int lane = threadIdx.x % 32;
+  if (m0 >= M) return;  // uniform per warp
+  const int count = int(M - m0 < kSpatialPixels ? M - m0 : kSpatialPixels);
+  A g_mean = 0, g_max = 0;  // lane j < count: pixel m0 + j's gradients (mean already / C)
+  int64_t arg = -1;
+  if (lane < count) {
+    const int64_t m = m0 + lane;
+    if constexpr (V == 2) {
+      const vec_t<T, 2> pair = load_vec<2>(g + m * 2);
+      g_mean = A(pair.v[0]);
+      g_max = A(pair.v[1]);
+    } else {
+      g_mean = A(g[m * 2]);
+      g_max = A(g[m * 2 + 1]);
+    }
+    g_mean /= A(C);
+    arg = am[m];
+  }
+  for (int j = 0; j < count; ++j) {
+    const A gm = __shfl_sync(0xffffffffu, g_mean, j), gk = __shfl_sync(0xffffffffu, g_max, j);
+    const int64_t a = __shfl_sync(0xffffffffu, arg, j);
+    T* row = gx + (m0 + j) * C;  // (C)
+    for (int64_t c = lane; c < C; c += 32) row[c] = T(c == a ? gm + gk : gm);
   }
 }
 
@@ -185,15 +234,23 @@ void launch_channel_pool_backward(const T* g, const int64_t* am, T* gx, int64_t 
   if (N * P * C == 0) return;
   ADNN_LAUNCH(channel_pool_backward_kernel<T>, cbam_grid(N * P * C), dim3(256), 0, stream, g, am, gx, N, P, C);
 }
+// 8 warps of kSpatialPixels pixels per 256-thread block
+inline dim3 spatial_pool_grid(int64_t M) { return dim3(unsigned(ceil_div(M, 8 * kSpatialPixels))); }
 template <class T>
 void launch_spatial_pool(const T* x, T* out, int64_t* am, int64_t M, int64_t C, Stream stream) {
   if (M == 0) return;
-  ADNN_LAUNCH(spatial_pool_kernel<T>, dim3(ceil_div(M, 8)), dim3(256), 0, stream, x, out, am, M, C);
+  if (vector_width<T>(2, {out}) >= 2)
+    ADNN_LAUNCH((spatial_pool_kernel<T, 2>), spatial_pool_grid(M), dim3(256), 0, stream, x, out, am, M, C);
+  else
+    ADNN_LAUNCH((spatial_pool_kernel<T, 1>), spatial_pool_grid(M), dim3(256), 0, stream, x, out, am, M, C);
 }
 template <class T>
 void launch_spatial_pool_backward(const T* g, const int64_t* am, T* gx, int64_t M, int64_t C, Stream stream) {
   if (M * C == 0) return;
-  ADNN_LAUNCH(spatial_pool_backward_kernel<T>, cbam_grid(M * C), dim3(256), 0, stream, g, am, gx, M, C);
+  if (vector_width<T>(2, {g}) >= 2)
+    ADNN_LAUNCH((spatial_pool_backward_kernel<T, 2>), spatial_pool_grid(M), dim3(256), 0, stream, g, am, gx, M, C);
+  else
+    ADNN_LAUNCH((spatial_pool_backward_kernel<T, 1>), spatial_pool_grid(M), dim3(256), 0, stream, g, am, gx, M, C);
 }
 template <class T>
 void launch_sigmoid_gate(const T* x, const T* a, T* y, int64_t N, int64_t P, int64_t C, GateMode mode,

@@ -32,7 +32,16 @@
 //     deviation: two-pass for accuracy) sharing one scratch array; writes y, mean, rstd.
 //   layer_norm_backward_rows: one block per row; gx = rstd·(ĝ - mean(ĝ) - x̂·mean(ĝx̂)),
 //     ĝ = g·w.
-//   layer_norm_param_grads: one thread per column d: gw[d] = Σ_r g·x̂, gb[d] = Σ_r g.
+//   layer_norm_param_grads: gw[d] = Σ_r g·x̂, gb[d] = Σ_r g in two deterministic stages.
+//     Stage 1 (layer_norm_param_partials): block (32, 8) over 32 columns (coalesced) × one
+//     slice of kLnSliceRows rows; the slice's mean and rstd are staged in shared memory by
+//     coalesced loads (one load per row by every lane would be a 32-lane broadcast: 82.7%
+//     coalescing on nano before), each thread sums every 8th row of the slice for its column
+//     in double, the 8 partials meet in shared memory in a fixed order. One slice (rows ≤
+//     256): those sums are the gradients. Several: they go to part (slices, 2, D) in double
+//     and stage 2 (layer_norm_param_sum, one thread per column) adds them in slice order —
+//     no atomics, the same bits every run. The old one-thread-per-column kernel ran D threads
+//     (128 for nano) over every row serially.
 //   Cost: forward reads x 3 times, writes y; backward reads g and x twice, writes gx.
 // Group norm over x (N, P, C) channels last, G groups of Cg = C/G channels; statistics per
 // (n, g) over its K = P·Cg values:
@@ -303,17 +312,60 @@ __global__ void layer_norm_backward_rows_kernel(const T* __restrict__ g, const T
   }
 }
 
+inline constexpr int kLnSliceRows = 256;  // rows per block of layer_norm_param_partials
+
 template <class T>
-__global__ void layer_norm_param_grads_kernel(const T* __restrict__ g, const T* __restrict__ x,
-                                              const T* __restrict__ mean, const T* __restrict__ rstd,
-                                              T* __restrict__ gw, T* __restrict__ gb, int64_t rows, int64_t D) {
+__global__ void layer_norm_param_partials_kernel(const T* __restrict__ g, const T* __restrict__ x,
+                                                 const T* __restrict__ mean, const T* __restrict__ rstd,
+                                                 T* __restrict__ gw, T* __restrict__ gb, double* __restrict__ part,
+                                                 int64_t rows, int64_t D) {
+  ADNN_SHARED(double, smu, [kLnSliceRows]);
+  ADNN_SHARED(double, srs, [kLnSliceRows]);
+  ADNN_SHARED(double, sw, [8][33]);
+  ADNN_SHARED(double, sb, [8][33]);
+  const int tx = threadIdx.x, ty = threadIdx.y, t = ty * 32 + tx;
+  const int64_t d = int64_t(blockIdx.x) * 32 + tx, slice = blockIdx.y, r0 = slice * kLnSliceRows;
+  const int n = int(rows - r0 < kLnSliceRows ? rows - r0 : kLnSliceRows);
+  if (t < n) {
+    smu[t] = double(mean[r0 + t]);
+    srs[t] = double(rstd[r0 + t]);
+  }
+  __syncthreads();
+  double aw = 0, ab = 0;
+  if (d < D)
+    for (int i = ty; i < n; i += 8) {
+      const int64_t e = (r0 + i) * D + d;
+      const double gv = double(g[e]);
+      aw += gv * (double(x[e]) - smu[i]) * srs[i];
+      ab += gv;
+    }
+  sw[ty][tx] = aw;
+  sb[ty][tx] = ab;
+  __syncthreads();
+  if (ty == 0 && d < D) {
+    for (int k = 1; k < 8; ++k) {
+      aw += sw[k][tx];
+      ab += sb[k][tx];
+    }
+    if (part) {
+      part[(slice * 2) * D + d] = aw;
+      part[(slice * 2 + 1) * D + d] = ab;
+    } else {
+      if (gw) gw[d] = T(aw);
+      if (gb) gb[d] = T(ab);
+    }
+  }
+}
+
+template <class T>
+__global__ void layer_norm_param_sum_kernel(const double* __restrict__ part, T* __restrict__ gw, T* __restrict__ gb,
+                                            int64_t slices, int64_t D) {
   const int64_t d = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (d >= D) return;
   double aw = 0, ab = 0;
-  for (int64_t r = 0; r < rows; ++r) {
-    const double gv = double(g[r * D + d]);
-    aw += gv * (double(x[r * D + d]) - double(mean[r])) * double(rstd[r]);
-    ab += gv;
+  for (int64_t s = 0; s < slices; ++s) {
+    aw += part[(s * 2) * D + d];
+    ab += part[(s * 2 + 1) * D + d];
   }
   if (gw) gw[d] = T(aw);
   if (gb) gb[d] = T(ab);

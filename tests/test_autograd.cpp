@@ -107,6 +107,65 @@ TEST_SUITE("autograd") {
     CHECK(leaf_calls == 1);
   }
 
+  // AccumulateGrad adopts the incoming gradient as .grad when nothing else can see it, and
+  // copies it otherwise (src/autograd/engine.cpp, can_adopt): an in-place change of one .grad
+  // must never show in another tensor.
+  TEST_CASE("the first gradient is adopted without a copy only when nothing else can see it") {
+    {  // a fresh gradient: .grad is that tensor (same memory)
+      Tensor w = tensor({1, 2, 3}, {3}).requires_grad_();
+      const void* seen = nullptr;
+      w.register_hook([&](const Tensor& g) {
+        seen = g.data_ptr();  // no reference kept
+        return Tensor();
+      });
+      sum(mul(w, 3.0)).backward();
+      check_values(w.grad(), {3, 3, 3});
+      CHECK(w.grad().data_ptr() == seen);
+      sum(mul(w, 2.0)).backward();  // later passes add (out of place)
+      check_values(w.grad(), {5, 5, 5});
+    }
+    {  // a hook keeps the gradient: .grad is a copy, and changing it leaves the kept one alone
+      Tensor w = tensor({1, 2}, {2}).requires_grad_();
+      Tensor kept;
+      w.register_hook([&](const Tensor& g) {
+        kept = g;
+        return Tensor();
+      });
+      sum(mul(w, 4.0)).backward();
+      CHECK(w.grad().data_ptr() != kept.data_ptr());
+      {
+        NoGradGuard ng;
+        w.grad().mul_(0.5);
+      }
+      check_values(w.grad(), {2, 2});
+      check_values(kept, {4, 4});
+    }
+    {  // one gradient reaching two leaves (add's backward passes it to both): no aliasing
+      Tensor a = tensor({1, 2}, {2}).requires_grad_(), b = tensor({3, 4}, {2}).requires_grad_();
+      add(a, b).backward(tensor({1, 1}, {2}));
+      CHECK(a.grad().data_ptr() != b.grad().data_ptr());
+      {
+        NoGradGuard ng;
+        a.grad().mul_(3.0);
+      }
+      check_values(a.grad(), {3, 3});
+      check_values(b.grad(), {1, 1});
+    }
+    {  // a view of a larger buffer (a hook's replacement): copied, the buffer is not kept
+      Tensor w = tensor({1, 2}, {2}).requires_grad_();
+      const void* view_data = nullptr;
+      w.register_hook([&](const Tensor& g) {
+        Tensor big = cat({mul(g, 10.0), g}, 0);  // (4): the view's storage holds twice its elements
+        Tensor v = big.narrow(0, 0, 2);
+        view_data = v.data_ptr();
+        return v;
+      });
+      sum(mul(w, 1.0)).backward();
+      check_values(w.grad(), {10, 10});
+      CHECK(w.grad().data_ptr() != view_data);
+    }
+  }
+
   TEST_CASE("retain_grad keeps a non-leaf gradient (Grad-CAM)") {
     Tensor x = tensor({1, 2, 3}, {3}).requires_grad_();
     Tensor act = mul(x, x);

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "dispatch/dispatch.hpp"
 #include "nano_trainer.hpp"
 #include "testing.hpp"
 
@@ -419,6 +420,89 @@ TEST_SUITE("cuda") {
           CHECK(max_abs_diff(got[2], ev) <= stol * scale_of(ev));
           CHECK(max_abs_diff(ref[1], em) <= stol * scale_of(em));
           CHECK(max_abs_diff(ref[2], ev) <= stol * scale_of(ev));
+        }
+  }
+}
+
+TEST_SUITE("cuda") {
+  // layer_norm_param_partials / layer_norm_param_sum (kernels/norm.cuh): one slice of 256 rows
+  // per block, a second stage when there are several; rows below, at and above one slice and
+  // a partial last slice, D below, at and above the 32-column block.
+  TEST_CASE("layer norm parameter gradients on cuda: row slices and the slice sum agree with cpu, run to run") {
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(43);
+    for (DType dt : {DType::f32, DType::f64})
+      for (int64_t rows : {5, 256, 257, 700})
+        for (int64_t D : {5, 32, 40, 128}) {
+          INFO(dtype_name(dt) << " rows " << rows << " D " << D);
+          Tensor x = add(mul(randn({rows, D}, dt), 2.0), 1.0), w = randn({D}, dt), b = randn({D}, dt);
+          Tensor r = randn({rows, D}, dt);
+          auto run = [&](Device d) {
+            Tensor xd = x.to(d).detach().requires_grad_(true), wd = w.to(d).detach().requires_grad_(true),
+                   bd = b.to(d).detach().requires_grad_(true);
+            sum(mul(layer_norm(xd, {D}, wd, bd), r.to(d))).backward();
+            return std::vector<Tensor>{xd.grad().to(kCPU), wd.grad().to(kCPU), bd.grad().to(kCPU)};
+          };
+          auto ref = run(kCPU), got = run(kCUDA), again = run(kCUDA);
+          const double tol = dt == DType::f64 ? 1e-9 : 2e-5;
+          const char* what[] = {"grad x", "grad w", "grad b"};
+          for (int i = 0; i < 3; ++i) {
+            INFO(what[i]);
+            CHECK(max_abs_diff(got[i], ref[i]) <= tol * scale_of(ref[i]) * 10);
+            CHECK(max_abs_diff(got[i], again[i]) == 0);  // deterministic run to run
+          }
+        }
+  }
+
+  // spatial_pool / spatial_pool_backward (kernels/cbam.cuh): one warp per 8 pixels, (mean,
+  // max) pairs as one vector when aligned. Pixel counts below, at and above a warp's 8 and a
+  // block's 64, C below and above 32, ties (argmax = the first), and through the op table with
+  // pair buffers one element off alignment (the scalar path).
+  TEST_CASE("CBAM spatial pool on cuda: pixel groups, ties, aligned and unaligned pairs agree with cpu") {
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(47);
+    for (DType dt : {DType::f32, DType::f64})
+      for (int64_t M : {1, 7, 8, 9, 64, 70})
+        for (int64_t C : {1, 5, 32, 130}) {
+          INFO(dtype_name(dt) << " M " << M << " C " << C);
+          Tensor x = randn({1, M, 1, C}, dt);
+          if (C > 2) x.narrow(3, 2, 1).copy_(x.narrow(3, 0, 1));  // a tie between channels 0 and 2
+          Tensor r = randn({1, M, 1, 2}, dt);
+          auto run = [&](Device d) {
+            Tensor xd = x.to(d).detach().requires_grad_(true);
+            Tensor y = spatial_pool2d(xd);  // (1, M, 1, 2)
+            sum(mul(y, r.to(d))).backward();
+            return std::vector<Tensor>{y.to(kCPU), xd.grad().to(kCPU)};
+          };
+          auto ref = run(kCPU), got = run(kCUDA);
+          const double tol = dt == DType::f64 ? 1e-12 : 1e-6;
+          CHECK(max_abs_diff(got[0], ref[0]) <= tol * scale_of(ref[0]));
+          CHECK(max_abs_diff(got[1], ref[1]) <= tol * scale_of(ref[1]));
+          // the backend entry points with out / g one element past an aligned start
+          for (Device d : {kCPU, kCUDA}) {
+            INFO("unaligned pairs on " << d.str());
+            Tensor xs = x.reshape({M, C}).to(d);
+            Tensor out_buf = full({2 * M + 1}, -7.0, TensorOptions(dt, d)), am = full({M}, -5.0, TensorOptions(DType::i64, d));
+            Tensor out = out_buf.narrow(0, 1, 2 * M);
+            backend::spatial_pool(xs, out, am, M, C);
+            Tensor ref_out = ref[0].reshape({2 * M});
+            CHECK(max_abs_diff(out.to(kCPU), ref_out) <= tol * scale_of(ref_out));
+            Tensor g_buf = randn({2 * M + 1}, dt).to(d), g = g_buf.narrow(0, 1, 2 * M);
+            Tensor gx = full({M, C}, -9.0, TensorOptions(dt, d));
+            backend::spatial_pool_backward(g, am, gx, M, C);
+            // gx[m, c] = g[m, 0] / C + [c = argmax m] g[m, 1]
+            Tensor gc = g.to(kCPU).to(DType::f64).contiguous(), amc = am.to(kCPU).contiguous();
+            const double* gp = gc.data_ptr<double>();
+            const int64_t* ap = amc.data_ptr<int64_t>();
+            std::vector<double> e(size_t(M * C));
+            for (int64_t m = 0; m < M; ++m) {
+              CHECK(ap[m] >= 0);
+              CHECK(ap[m] < C);
+              for (int64_t c = 0; c < C; ++c) e[size_t(m * C + c)] = gp[2 * m] / double(C) + (ap[m] == c ? gp[2 * m + 1] : 0.0);
+            }
+            Tensor expect = from_vector(e, {M, C}, dt);
+            CHECK(max_abs_diff(gx.to(kCPU), expect) <= tol * scale_of(expect));
+          }
         }
   }
 }

@@ -36,6 +36,21 @@ void FunctionNode::release() {
   fn_ = nullptr;  // drops every saved tensor the closure captured
 }
 
+namespace {
+// torch's AccumulateGrad rule: the first gradient of a step becomes .grad without a copy when
+// nothing else can see it — this node holds the only reference to the tensor and to its
+// storage, which it fills exactly from offset 0 (contiguous), and it has no autograd history.
+// Otherwise a copy, so that an in-place update of .grad (clip_grad_norm_, the gradient
+// scaler's unscale) can never reach another tensor. Saves one copy launch per parameter per
+// step (docs/kernels.md).
+bool can_adopt(const Tensor& g) {
+  const auto& impl = g.impl_ptr();
+  if (!impl || impl.use_count() != 1 || !impl->storage || impl->storage.use_count() != 1) return false;
+  if (impl->autograd || g.storage_offset() != 0 || !g.is_contiguous()) return false;
+  return impl->storage->nbytes == size_t(g.numel()) * dtype_size(g.dtype());
+}
+}  // namespace
+
 std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
   Tensor g = std::move(grads.at(0));
   auto& m = *leaf_->autograd;
@@ -49,7 +64,7 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grads) {
     // create_graph: keep the gradient differentiable
     leaf.set_grad(old.defined() ? add(old, g) : g);
   } else {
-    leaf.set_grad(old.defined() ? add(old, g) : g.clone());
+    leaf.set_grad(old.defined() ? add(old, g) : can_adopt(g) ? std::move(g) : g.clone());
   }
   if (!m.post_accumulate_hooks.empty()) {
     auto hooks = m.post_accumulate_hooks;  // a hook may remove itself

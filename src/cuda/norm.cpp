@@ -82,9 +82,20 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
     if (gx.defined())
       ADNN_LAUNCH(k::layer_norm_backward_rows_kernel<T>, k::row_grid(M), dim3(k::row_threads(D)), 0, stream(),
                   ptr<T>(g), ptr<T>(x), ptr<T>(weight), ptr<T>(mean), ptr<T>(rstd), ptr<T>(gx), M, D);
-    if (gw.defined() || gb.defined())
-      ADNN_LAUNCH(k::layer_norm_param_grads_kernel<T>, dim3(k::ceil_div(D, 128)), dim3(128), 0, stream(), ptr<T>(g),
-                  ptr<T>(x), ptr<T>(mean), ptr<T>(rstd), ptr<T>(gw), ptr<T>(gb), M, D);
+    if (gw.defined() || gb.defined()) {
+      // two stages when M exceeds one slice (kernels/norm.cuh: deterministic, no atomics)
+      const int64_t slices = k::ceil_div(M, k::kLnSliceRows);
+      ADNN_CHECK(slices <= 65535, "layer_norm backward (cuda): ", M, " rows exceed the grid (65535 slices of ",
+                 k::kLnSliceRows, ")");
+      Tensor part;
+      if (slices > 1) part = empty({slices * 2 * D}, TensorOptions(DType::f64, kCUDA));
+      ADNN_LAUNCH(k::layer_norm_param_partials_kernel<T>, dim3(k::ceil_div(D, 32), unsigned(slices)), dim3(32, 8), 0,
+                  stream(), ptr<T>(g), ptr<T>(x), ptr<T>(mean), ptr<T>(rstd), ptr<T>(gw), ptr<T>(gb),
+                  slices > 1 ? ptr<double>(part) : nullptr, M, D);
+      if (slices > 1)
+        ADNN_LAUNCH(k::layer_norm_param_sum_kernel<T>, dim3(k::ceil_div(D, 256)), dim3(256), 0, stream(),
+                    ptr<double>(part), ptr<T>(gw), ptr<T>(gb), slices, D);
+    }
   });
 }
 
