@@ -18,7 +18,10 @@ cmake --build build --target adnn-fer
 run=runs/adnn_fer_nano
 ./build/bin/adnn-fer train --config adnn_fer_nano --data "$data" --out "$run" --force --device cpu --time-budget 60 \
   ${args[@]+"${args[@]}"}
-./build/bin/adnn-fer eval --checkpoint "$run/best.safetensors" --data "$data" --device cpu
+# val accuracy of the best checkpoint without and with test-time flip averaging
+./build/bin/adnn-fer eval --checkpoint "$run/best.safetensors" --data "$data" --device cpu --tta none \
+  --out "$run/eval_plain"
+./build/bin/adnn-fer eval --checkpoint "$run/best.safetensors" --data "$data" --device cpu --tta flip
 # the first file of three classes, by shell glob (sorted); no `ls | head` pipe, which under
 # pipefail dies of SIGPIPE (exit 141) once a folder holds more names than one pipe write
 faces=()
@@ -30,4 +33,4 @@ for c in angry happy surprise; do
   [[ -n "$first" ]] || { echo "no images in $data/val/$c"; exit 2; }
   faces+=("$first")
 done
-./build/bin/adnn-fer predict --checkpoint "$run/best.safetensors" "${faces[@]}"
+./build/bin/adnn-fer predict --checkpoint "$run/best.safetensors" --tta flip "${faces[@]}"

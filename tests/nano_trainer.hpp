@@ -4,6 +4,7 @@
 #include <adnn/adnn.hpp>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace adnn::testing {
@@ -18,11 +19,13 @@ struct NanoTrainer {
   struct Options {
     bool capturable = false;  // AdamW reads t and the rate from the device (graph replays)
     bool dropout = true;      // false: the nano config's dropout, head dropout and drop-path set to 0
+    std::string backbone;     // another backbone than the nano config's (vgg_nano)
   };
   explicit NanoTrainer(int64_t B = 2) : NanoTrainer(B, Options{}) {}
   NanoTrainer(int64_t B, Options o) {
     manual_seed(12);
     nn::FerConfig c = nn::fer_config("adnn_fer_nano");
+    if (!o.backbone.empty()) c.backbone = o.backbone;
     if (!o.dropout) c.dropout = c.head_dropout = c.drop_path = 0;
     model = std::make_shared<nn::AdnnFer>(c);
     model->to(kCUDA);

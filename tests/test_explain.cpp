@@ -100,6 +100,35 @@ TEST_SUITE("explain") {
     CHECK(names[1].first == "conv1");
   }
 
+  TEST_CASE("default Grad-CAM layers of every ADNN-FER backbone exist and are 4-d maps") {
+    struct Want {
+      const char* backbone;
+      bool cbam;
+      std::vector<std::string> layers;
+    };
+    for (const Want& w : {Want{"vgg_nano", true, {"cbam_stage5", "cbam_head"}}, Want{"vgg_nano", false, {"block3", "block4"}},
+                          Want{"resnet_nano", false, {"layer3", "layer4"}}}) {
+      INFO(w.backbone << " cbam " << w.cbam);
+      nn::FerConfig c = nn::fer_config("adnn_fer_nano");
+      c.backbone = w.backbone;
+      c.cbam = w.cbam;
+      nn::AdnnFer m(c);
+      const auto layers = explain::default_cam_layers(m);
+      CHECK(layers == w.layers);
+      for (const auto& l : layers) {
+        Tensor out;
+        auto h = m.get_submodule(l).register_forward_hook([&](nn::Module&, const Tensor&, const Tensor& y) {
+          out = y;
+          return Tensor();
+        });
+        m.eval();
+        m(randn({1, 48, 48, 1}));
+        CHECK(out.dim() == 4);
+        CHECK(out.size(1) == 6);
+      }
+    }
+  }
+
   TEST_CASE("Grad-CAM and Grad-CAM++ equal PyTorch (pytorch-grad-cam's arithmetic) within 1e-5") {
     io::SafeTensors st = io::load_safetensors(fixture("gradcam_reference.safetensors"));
     CamNet net;

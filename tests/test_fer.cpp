@@ -907,12 +907,12 @@ TEST_SUITE("fer") {
     CHECK(log.find("Total MACs: " + nn::thousands(s.macs) + " ") != std::string::npos);
     CHECK(log.find("Total params: " + nn::thousands(model.num_parameters()) + "\n") != std::string::npos);
     CHECK(log.find("Non-trainable params: 0\n") != std::string::npos);
-    CHECK(log.find("└─conv1 (Conv2d)") != std::string::npos);
+    CHECK(log.find("└─block1 (VggBlock)") != std::string::npos);
     CHECK(log.find("  └─") == std::string::npos);  // nothing below depth 1
     CHECK(log.find("Forward/backward pass size (MB): ") != std::string::npos);
     auto [rc2, deep] = adnn_fer({"summary", "--model", "adnn_fer_nano"}, logs + "/2.out", 1);
     CHECK(rc2 == 0);
-    CHECK(deep.find("  └─conv1 (Conv2d)") != std::string::npos);  // layer1.conv1 at the default depth 3
+    CHECK(deep.find("  └─conv1 (Conv2d)") != std::string::npos);  // block1.conv1 at the default depth 3
     fs::remove_all(logs);
   }
 
@@ -944,7 +944,8 @@ TEST_SUITE("fer") {
     REQUIRE(fs::exists(ckpt));
     auto model = nn::load_adnn_fer(ckpt, kCPU);
     CHECK(model->config().name == "adnn_fer_nano");
-    CHECK(model->num_parameters() == 1650319);
+    CHECK(model->num_parameters() == 1486703);
+    CHECK(model->config().backbone == "vgg_nano");
     CHECK_THROWS_WITH_AS(nn::load_adnn_fer(std::string(ADNN_SOURCE_DIR) + "/tests/fixtures/does_not_exist.safetensors",
                                            kCPU),
                          doctest::Contains("does_not_exist"), Error);

@@ -179,20 +179,22 @@ TEST_SUITE("models") {
     CHECK(nn::thousands(1234567) == "1,234,567");
     CHECK(nn::thousands(-1234567) == "-1,234,567");
     nn::AdnnFer model(nn::fer_config("adnn_fer_nano"));
-    const int64_t S = model.config().image_size;
-    const nn::ModelSummary s = nn::summarize(model, {1, S, S, model.config().in_chans});
+    const int64_t S = model.config().image_size, C = model.config().in_chans;
+    const nn::ModelSummary s = nn::summarize(model, {1, S, S, C});
     CHECK(s.params == model.num_parameters());
     int64_t top_level = 0;
+    bool stem = false;
     for (const auto& l : s.layers) {
       if (l.depth != 1) continue;
       top_level += l.macs;
-      if (l.name == "conv1" && l.type == "Conv2d") {  // 3x3 stride-1 stem to 32 channels
-        auto* stem = dynamic_cast<nn::Conv2d*>(&model.get_submodule("conv1"));
-        REQUIRE(stem);
-        const Shape w = stem->weight.sizes();  // (O, KH, KW, C)
-        CHECK(l.macs == l.output[1] * l.output[2] * w[0] * w[1] * w[2] * w[3]);
+      if (l.name == "block1") {  // two 3x3 convs to 32 channels at full resolution, then a 2x2 max pool
+        stem = true;
+        CHECK(l.type == "VggBlock");
+        CHECK(l.output == Shape{1, S / 2, S / 2, 32});
+        CHECK(l.macs == S * S * 32 * 9 * (C + 32));
       }
     }
+    CHECK(stem);
     // every MAC of the forward is inside some top-level module, or the model's own ops
     CHECK(top_level <= s.macs);
     CHECK(top_level > s.macs * 9 / 10);

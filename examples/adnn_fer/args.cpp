@@ -126,7 +126,7 @@ std::vector<Command> commands() {
         flag("resume", "continue the run in --out from its last.safetensors"),
         flag("force", "start a fresh run in a non-empty --out, replacing its run files"),
         real("time-budget", "minutes of training before validating, checkpointing and stopping (0: none)", 0, 1e7),
-        text("backbone", "resnet_nano, efficientnet_nano, efficientnet_b0..b7 or resnet50"),
+        text("backbone", "resnet_nano, vgg_nano, efficientnet_nano, efficientnet_b0..b7 or resnet50"),
         on_off("cbam", "CBAM attention"),
         on_off("transformer", "the Transformer encoder"),
         choice("loss", "loss", {"ce", "compound"}),
@@ -135,6 +135,8 @@ std::vector<Command> commands() {
         real("head-dropout", "dropout before the classifier", 0, 0.99),
         real("drop-path", "stochastic depth of the backbone's blocks", 0, 0.99),
         on_off("augment", "the augmentation chain"),
+        choice("augment-level", "full (flip, crop, jitter, rotation, noise, cutout) or light (without noise and cutout)",
+               {"full", "light"}),
         choice("precision",
                "f32, tf32 (f32 weights, TF32 GEMMs on a GPU), bf16 or f16 (autocast with f32 master weights; f16 "
                "with a gradient scaler); default bf16 on a GPU with tensor cores, else f32",

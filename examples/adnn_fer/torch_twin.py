@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A PyTorch twin of ADNN-FER with the resnet_nano backbone (the committed adnn_fer_nano):
+"""A PyTorch twin of ADNN-FER with the resnet_nano or vgg_nano backbone (the nano configurations):
 the same modules under the same names, so that the state dict `adnn-fer export --to pytorch`
 writes loads with load_state_dict(strict=True) and gives adnn's logits.
 
@@ -57,6 +57,20 @@ class BasicBlock(nn.Module):
         return torch.relu(y + (self.downsample(x) if self.downsample is not None else x))
 
 
+class VggBlock(nn.Module):
+    """conv1 3×3 → bn1 → ReLU → conv2 3×3 → bn2 → ReLU, then a 2×2 max pool when `pool`."""
+
+    def __init__(self, cin, cout, pool):
+        super().__init__()
+        self.conv1, self.bn1 = _conv_bn(cin, cout, 3)
+        self.conv2, self.bn2 = _conv_bn(cout, cout, 3)
+        self.pool = pool
+
+    def forward(self, x):
+        y = torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+        return torch.nn.functional.max_pool2d(y, 2) if self.pool else y
+
+
 class ChannelAttention(nn.Module):
     def __init__(self, c, r):
         super().__init__()
@@ -108,27 +122,33 @@ class PositionalEmbedding(nn.Module):
 
 
 class AdnnFerTwin(nn.Module):
-    """ADNN-FER (resnet_nano backbone) built from the FerConfig map (model.* keys)."""
+    """ADNN-FER (resnet_nano or vgg_nano backbone) built from the FerConfig map (model.* keys)."""
 
     def __init__(self, meta):
         super().__init__()
-        if meta["model.backbone"] != "resnet_nano":
-            raise ValueError(f"torch_twin: backbone {meta['model.backbone']} has no twin here (resnet_nano only)")
+        self.backbone = meta["model.backbone"]
+        if self.backbone not in ("resnet_nano", "vgg_nano"):
+            raise ValueError(f"torch_twin: backbone {self.backbone} has no twin here (resnet_nano and vgg_nano only)")
         i = lambda k: int(meta[k])  # noqa: E731
         size, cin, classes = i("model.image_size"), i("model.in_chans"), i("model.num_classes")
         cbam, transformer = meta["model.cbam"] == "1", meta["model.transformer"] == "1"
         d = i("model.d_model")
-        head = d if transformer else 192
+        vgg = self.backbone == "vgg_nano"
+        head = 256 if vgg else (d if transformer else 192)
+        stage5 = 128 if vgg else 192
         g = size
         for _ in range(3):
-            g = (g + 1) // 2
+            g = g // 2 if vgg else (g + 1) // 2
         # registration order = adnn's (head first, backbone last); names are what matter
         if cbam:
-            self.cbam_stage5 = CBAM(192, i("model.cbam_reduction"))
+            self.cbam_stage5 = CBAM(stage5, i("model.cbam_reduction"))
             self.cbam_head = CBAM(head, i("model.cbam_reduction"))
         self.transformer = transformer
+        self.proj = None
         feat = head
         if transformer:
+            if head != d:
+                self.proj = nn.Linear(head, d)
             self.pos_embed = PositionalEmbedding(g * g, d)
             layer = nn.TransformerEncoderLayer(d, i("model.heads"), dim_feedforward=i("model.d_ff"), dropout=0.0,
                                                activation="gelu", batch_first=True, norm_first=True)
@@ -136,24 +156,36 @@ class AdnnFerTwin(nn.Module):
             feat = d
         self.norm = nn.LayerNorm(feat)
         self.head = nn.Linear(feat, classes)
-        self.conv1, self.bn1 = _conv_bn(cin, 32, 3)
-        self.layer1 = BasicBlock(32, 48, 2)
-        self.layer2 = BasicBlock(48, 96, 2)
-        self.layer3 = BasicBlock(96, 192, 2)
-        self.layer4 = BasicBlock(192, 192, 1)
-        self.conv_head, self.bn2 = _conv_bn(192, head, 1)
+        if vgg:
+            self.block1, self.block2 = VggBlock(cin, 32, True), VggBlock(32, 64, True)
+            self.block3, self.block4 = VggBlock(64, 128, True), VggBlock(128, 256, False)
+        else:
+            self.conv1, self.bn1 = _conv_bn(cin, 32, 3)
+            self.layer1 = BasicBlock(32, 48, 2)
+            self.layer2 = BasicBlock(48, 96, 2)
+            self.layer3 = BasicBlock(96, 192, 2)
+            self.layer4 = BasicBlock(192, 192, 1)
+            self.conv_head, self.bn2 = _conv_bn(192, head, 1)
         self.cbam = cbam
 
     def forward(self, x):  # (N, C, S, S) NCHW -> logits (N, classes)
-        y = torch.relu(self.bn1(self.conv1(x)))
-        y = self.layer3(self.layer2(self.layer1(y)))
-        if self.cbam:
-            y = self.cbam_stage5(y)
-        y = torch.relu(self.bn2(self.conv_head(self.layer4(y))))
+        if self.backbone == "vgg_nano":
+            y = self.block3(self.block2(self.block1(x)))
+            if self.cbam:
+                y = self.cbam_stage5(y)
+            y = self.block4(y)
+        else:
+            y = torch.relu(self.bn1(self.conv1(x)))
+            y = self.layer3(self.layer2(self.layer1(y)))
+            if self.cbam:
+                y = self.cbam_stage5(y)
+            y = torch.relu(self.bn2(self.conv_head(self.layer4(y))))
         if self.cbam:
             y = self.cbam_head(y)
         if self.transformer:
-            t = y.flatten(2).transpose(1, 2)  # (N, L, d) tokens in raster order, as adnn's NHWC reshape
+            t = y.flatten(2).transpose(1, 2)  # (N, L, C) tokens in raster order, as adnn's NHWC reshape
+            if self.proj is not None:
+                t = self.proj(t)  # (N, L, d)
             p = self.encoder(self.pos_embed(t)).mean(1)
         else:
             p = y.mean((2, 3))

@@ -150,6 +150,7 @@ constexpr StoredFlag kStoredFlags[] = {
     {"patience", "recipe.patience", StoredFlag::integer, false},
     {"loss", "recipe.loss", StoredFlag::text, false},
     {"mixup", "recipe.mixup", StoredFlag::on_off, false},
+    {"augment-level", "recipe.augment", StoredFlag::text, false},
     {"dropout", "model.dropout", StoredFlag::real, false},
     {"head-dropout", "model.head_dropout", StoredFlag::real, false},
     {"drop-path", "model.drop_path", StoredFlag::real, false},
@@ -278,6 +279,7 @@ RunSettings setup_run(const Args& a, std::shared_ptr<distributed::ProcessGroup> 
     c.cbam = a.on("cbam", c.cbam);
     c.transformer = a.on("transformer", c.transformer);
     c.mixup = a.on("mixup", c.mixup);
+    c.augment = a.get("augment-level", c.augment);
     c.dropout = a.real("dropout", c.dropout);
     c.head_dropout = a.real("head-dropout", c.head_dropout);
     c.drop_path = a.real("drop-path", c.drop_path);
@@ -348,6 +350,7 @@ TrainData load_data(RunSettings& r) {
   }
   data::AugmentOptions aug;
   aug.mixup = r.c.mixup;
+  if (r.c.augment == "light") aug.noise = aug.cutout = false;
   data::LoaderOptions lo;
   lo.batch_size = r.c.batch;
   lo.shuffle = true;

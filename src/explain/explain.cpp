@@ -237,6 +237,7 @@ std::vector<std::string> default_cam_layers(nn::Module& model) {
   ADNN_CHECK(fer, "default_cam_layers: not an ADNN-FER model; name the layers to explain");
   if (fer->cbam_stage5 && fer->cbam_head) return {"cbam_stage5", "cbam_head"};
   if (fer->effnet) return {"blocks.4", "blocks." + std::to_string(fer->effnet->stage_channels().size() - 1)};
+  if (fer->vnano) return {"block3", "block4"};
   return {"layer3", "layer4"};
 }
 

@@ -52,7 +52,10 @@ void for_each_field(Config& c, F&& f) {
   f("recipe.layer_decay", c.layer_decay);
   f("recipe.dls_eps", c.dls_eps);
   f("recipe.mixup", c.mixup);
+  f("recipe.augment", c.augment);
 }
+// Keys added after checkpoints were first written, with the value those checkpoints meant.
+const std::map<std::string, std::string> kLaterKeys{{"recipe.augment", "full"}};
 }  // namespace
 
 std::map<std::string, std::string> FerConfig::to_map() const {
@@ -76,8 +79,9 @@ FerConfig FerConfig::from_map(const std::map<std::string, std::string>& m) {
   // ranges here only keep the numbers representable; validate() checks the configuration
   for_each_field(c, [&](const char* k, auto& v) {
     auto it = m.find(k);
-    ADNN_CHECK(it != m.end(), "ADNN-FER config: missing '", k, "'");
-    const std::string& text = it->second;
+    auto later = kLaterKeys.find(k);
+    ADNN_CHECK(it != m.end() || later != kLaterKeys.end(), "ADNN-FER config: missing '", k, "'");
+    const std::string& text = it != m.end() ? it->second : later->second;
     using V = std::decay_t<decltype(v)>;
     if constexpr (std::is_same_v<V, std::string>) {
       v = text;
@@ -116,6 +120,7 @@ void FerConfig::validate() const {
   unit("model.dropout", dropout, false, true);
   unit("model.head_dropout", head_dropout, false, true);
   unit("model.drop_path", drop_path, false, true);
+  ADNN_CHECK(augment == "full" || augment == "light", "recipe.augment: expected full or light, got '", augment, "'");
   ADNN_CHECK(loss == "ce" || loss == "compound", "recipe.loss: expected ce or compound, got '", loss, "'");
   in("recipe.epochs", epochs, 1, kFerMaxEpochs);
   in("recipe.batch", batch, 1, kFerMaxBatch);
@@ -137,7 +142,7 @@ FerConfig fer_config(const std::string& name) {
     return FerConfig{.name = name, .backbone = "efficientnet_b5", .image_size = 224, .in_chans = 3, .layers = 6,
                      .d_model = 2048, .heads = 8, .d_ff = 4096, .dropout = 0.1, .head_dropout = 0.3, .drop_path = 0.2,
                      .epochs = 100, .batch = 32, .warmup_epochs = 5, .patience = 15, .lr = 1e-4,
-                     .weight_decay = 0.05, .layer_decay = 0.8, .mixup = true};
+                     .weight_decay = 0.05, .layer_decay = 0.8, .mixup = true, .augment = "full"};
   if (name == "adnn_fer_nano") return FerConfig{};  // the defaults: see docs/adnn_fer.md
   std::string list;
   for (auto& n : fer_config_names()) list += " " + n;
@@ -158,8 +163,8 @@ nn::EfficientNetConfig backbone_config(const FerConfig& c) {
   } else if (c.backbone.rfind("efficientnet_b", 0) == 0 || c.backbone.rfind("tf_efficientnet_b", 0) == 0) {
     e = nn::efficientnet_config(c.backbone);
   } else {
-    ADNN_CHECK(c.backbone == "resnet50" || c.backbone == "resnet_nano", "ADNN-FER: unknown backbone '", c.backbone,
-               "' (resnet_nano, efficientnet_nano, efficientnet_b0 … b7, tf_efficientnet_b0 … b7, resnet50)");
+    ADNN_CHECK(c.backbone == "resnet50" || c.backbone == "resnet_nano" || c.backbone == "vgg_nano",
+               "ADNN-FER: unknown backbone '", c.backbone, "' (resnet_nano, vgg_nano, efficientnet_nano, efficientnet_b0 … b7, tf_efficientnet_b0 … b7, resnet50)");
     return e;
   }
   e.in_chans = c.in_chans;
@@ -198,6 +203,26 @@ ResNetNano::ResNetNano(int64_t in_chans, int64_t head_channels) {
   bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(head_channels));
 }
 
+VggBlock::VggBlock(int64_t in, int64_t out, bool pool_) : pool(pool_) {
+  conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(nn::Conv2dOptions(in, out, 3).padding(1).bias(false)));
+  bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(out));
+  conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
+  bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(out));
+}
+Tensor VggBlock::forward(const Tensor& x) {
+  Tensor y = bn1->forward_act((*conv1)(x), NormActivation::relu);  // (N, H, W, out)
+  y = bn2->forward_act((*conv2)(y), NormActivation::relu);          // (N, H, W, out)
+  return pool ? max_pool2d(y, Pool2dOptions{}) : y;                 // 2×2, stride 2 (floor)
+}
+
+VggNano::VggNano(int64_t in_chans) {
+  block1 = register_module("block1", std::make_shared<VggBlock>(in_chans, 32, true));
+  block2 = register_module("block2", std::make_shared<VggBlock>(32, 64, true));
+  block3 = register_module("block3", std::make_shared<VggBlock>(64, 128, true));
+  block4 = register_module("block4", std::make_shared<VggBlock>(128, 256, false));
+}
+Tensor VggNano::forward(const Tensor& x) { return (*block4)((*block3)((*block2)((*block1)(x)))); }
+
 AdnnFer::AdnnFer(const FerConfig& c) : c_(c) {
   ADNN_CHECK(c.image_size > 0 && c.in_chans > 0 && c.num_classes > 1, "ADNN-FER: bad config (image ", c.image_size,
              ", channels ", c.in_chans, ", classes ", c.num_classes, ")");
@@ -212,6 +237,13 @@ AdnnFer::AdnnFer(const FerConfig& c) : c_(c) {
     stage5_channels = 192;
     int64_t g = c.image_size;
     for (int i = 0; i < 3; ++i) g = ceil_div(g, 2);
+    grid_ = {g, g};
+  } else if (c.backbone == "vgg_nano") {
+    vnano = std::make_shared<VggNano>(c.in_chans);
+    head_channels_ = 256;
+    stage5_channels = 128;
+    int64_t g = c.image_size;
+    for (int i = 0; i < 3; ++i) g /= 2;  // floor, as max_pool2d
     grid_ = {g, g};
   } else if (c.backbone == "resnet50") {
     resnet = std::make_shared<nn::ResNet>(std::vector<int64_t>{3, 4, 6, 3}, c.num_classes, c.in_chans);
@@ -266,6 +298,11 @@ AdnnFer::AdnnFer(const FerConfig& c) : c_(c) {
     register_module("layer4", rnano->layer4);
     register_module("conv_head", rnano->conv_head);
     register_module("bn2", rnano->bn2);
+  } else if (vnano) {
+    register_module("block1", vnano->block1);
+    register_module("block2", vnano->block2);
+    register_module("block3", vnano->block3);
+    register_module("block4", vnano->block4);
   } else {
     register_module("conv1", resnet->conv1);
     register_module("bn1", resnet->bn1);
@@ -293,6 +330,10 @@ Tensor AdnnFer::backbone_map(const Tensor& x) {
     y = (*rnano->layer3)((*rnano->layer2)((*rnano->layer1)(y)));               // (N, S/8, S/8, 192)
     if (cbam_stage5) y = (*cbam_stage5)(y);
     y = rnano->bn2->forward_act((*rnano->conv_head)((*rnano->layer4)(y)), NormActivation::relu);        // (N, S/8, S/8, C_head)
+  } else if (vnano) {
+    y = (*vnano->block3)((*vnano->block2)((*vnano->block1)(x)));  // (N, S/8, S/8, 128)
+    if (cbam_stage5) y = (*cbam_stage5)(y);
+    y = (*vnano->block4)(y);  // (N, S/8, S/8, 256)
   } else {
     Pool2dOptions mp;
     mp.kernel = {3, 3};

@@ -20,7 +20,7 @@ namespace adnn::nn {
 
 struct FerConfig {
   std::string name = "adnn_fer_nano";
-  std::string backbone = "resnet_nano";  // resnet_nano, efficientnet_nano, efficientnet_b0 … b7, resnet50
+  std::string backbone = "vgg_nano";  // vgg_nano, resnet_nano, efficientnet_nano, efficientnet_b0 … b7, resnet50
   int64_t image_size = 48, in_chans = 1, num_classes = 7;
   bool cbam = true;
   int64_t cbam_reduction = 16;
@@ -31,9 +31,12 @@ struct FerConfig {
   double drop_path = 0.1;         // backbone stochastic depth
   std::string loss = "compound";  // ce | compound
   // the training recipe's defaults for this configuration
-  int64_t epochs = 12, batch = 64, warmup_epochs = 1, patience = 6;
+  int64_t epochs = 12, batch = 128, warmup_epochs = 1, patience = 6;
   double lr = 2e-3, weight_decay = 0.05, layer_decay = 0.95, dls_eps = 0.1;  // DLS smoothing mass (compound loss)
-  bool mixup = true;
+  bool mixup = false;
+  // the per-image augmentation chain (data::AugmentOptions): "full" (flip, crop, jitter,
+  // rotation, noise, cutout) or "light" (flip, crop, jitter, rotation)
+  std::string augment = "light";
 
   // A flat key → value view (checkpoint metadata, config.json) and back. from_map reads
   // every number with adnn::parse_int64/parse_double (the whole text, finite) and checks
@@ -83,6 +86,27 @@ class ResNetNano : public Module {
   std::shared_ptr<BasicBlock> layer1, layer2, layer3, layer4;
 };
 
+// VGG block (conv1, bn1, conv2, bn2): two 3×3 convolutions with batch norm and ReLU, then a
+// 2×2 max pool when `pool`.
+class VggBlock : public Module {
+ public:
+  VggBlock(int64_t in, int64_t out, bool pool);
+  Tensor forward(const Tensor& x) override;  // (N, H, W, in) -> (N, H/2, W/2, out) (pool) or (N, H, W, out)
+  std::shared_ptr<Conv2d> conv1, conv2;
+  std::shared_ptr<BatchNorm2d> bn1, bn2;
+  bool pool;
+};
+
+// The vgg_nano backbone (docs/adnn_fer.md): block1 … block4 of widths 32, 64, 128, 256; the
+// first three end in a 2×2 max pool, the fourth keeps its map: 48×48 input → 6×6 token grid
+// of 256 channels; "stage 5" (CBAM) is the output of block3.
+class VggNano : public Module {
+ public:
+  explicit VggNano(int64_t in_chans);
+  Tensor forward(const Tensor& x) override;  // (N, S, S, in) -> (N, S/8, S/8, 256) without the stage-5 CBAM
+  std::shared_ptr<VggBlock> block1, block2, block3, block4;
+};
+
 class AdnnFer : public Module {
  public:
   explicit AdnnFer(const FerConfig& c);
@@ -97,6 +121,7 @@ class AdnnFer : public Module {
   std::shared_ptr<EfficientNet> effnet;
   std::shared_ptr<ResNet> resnet;
   std::shared_ptr<ResNetNano> rnano;
+  std::shared_ptr<VggNano> vnano;
   std::shared_ptr<CBAM> cbam_stage5, cbam_head;
   std::shared_ptr<Linear> proj;  // head channels -> d_model when they differ
   std::shared_ptr<PositionalEmbedding> pos_embed;
