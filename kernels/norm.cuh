@@ -41,7 +41,9 @@
 //     256): those sums are the gradients. Several: they go to part (slices, 2, D) in double
 //     and stage 2 (layer_norm_param_sum, one thread per column) adds them in slice order —
 //     no atomics, the same bits every run. The old one-thread-per-column kernel ran D threads
-//     (128 for nano) over every row serially.
+//     (128 for nano) over every row serially. Measured (emulated nano step, docs/results/
+//     2026-11-30-kernel-report-adnn_fer_nano.md): 99.9 % coalesced (82.7 % before), shared
+//     1.22 wavefronts per request = the ideal (f64 words), no bank conflicts.
 //   Cost: forward reads x 3 times, writes y; backward reads g and x twice, writes gx.
 // Group norm over x (N, P, C) channels last, G groups of Cg = C/G channels; statistics per
 // (n, g) over its K = P·Cg values:

@@ -6,12 +6,19 @@
 //   torch (count_include_pad clips the window to the padded extent; otherwise only real
 //   pixels count).
 // Layout: x (N, H, W, C), y (N, OH, OW, C), contiguous.
-// Threads: forward, one thread per output element (c fastest: coalesced); max backward,
-//   one thread per output element scattering with atomicAdd (windows may overlap); avg
-//   backward, one thread per input element gathering the outputs whose window covers it
-//   (no atomics).
+// Threads: forward, one thread per output element (c fastest: coalesced); backward (max and
+//   avg), one thread per input element gathering the outputs whose window covers it (c
+//   fastest; no atomics, deterministic). The max backward scattered with atomicAdd before:
+//   a warp's 32 channels went to up to kh·kw different input pixels, 61 % coalescing on the
+//   VGG nano step; the gather reads ⌈kh/sh⌉·⌈kw/sw⌉ outputs per input element (one for the
+//   2×2/2 pools of vgg_nano), each load and store along c. Measured (emulated nano step,
+//   docs/results/2026-11-30-kernel-report-adnn_fer_nano.md): 83.6 % coalescing (61 % with the
+//   scatter): the argmax and gx requests are full; gy is loaded only by the lanes whose pixel
+//   won (about one in four for 2×2 windows), which uses a quarter of its sectors — the same
+//   sectors a full load would fetch (a load by every lane, or a select, compiles back to this
+//   one or would let a NaN of another window in).
 // Cost: forward reads kh·kw·|y| elements (mostly cached), writes |y| (+ |y| int64 indices
-//   for max); backward reads |gy| (+ indices), writes |gx|.
+//   for max); backward reads |gy| (+ indices) once per covering window, writes |gx|.
 #include "common.cuh"
 #include "loops.cuh"
 #include "common/pool.hpp"
@@ -36,11 +43,27 @@ __global__ void max_pool_forward_kernel(const T* __restrict__ x, T* __restrict__
   });
 }
 
+// Gather: one thread per input element (n, h, w, c) sums gy over the outputs whose window
+// covers (h, w) and whose argmax is (h, w), in output order (the CPU twin's order: the same
+// bits). Every gx element is written once, so no atomics and no reliance on a zero fill.
 template <class T>
 __global__ void max_pool_backward_kernel(const T* __restrict__ gy, const int64_t* __restrict__ am, T* __restrict__ gx,
                                          PoolGeom g) {
-  for_each_nhwc(g.N, g.OH, g.OW, g.C, [&](int64_t i, int64_t n, int64_t, int64_t, int64_t c) {
-    if (am[i] >= 0) atomicAdd(gx + (n * g.H * g.W + am[i]) * g.C + c, gy[i]);
+  for_each_nhwc(g.N, g.H, g.W, g.C, [&](int64_t i, int64_t n, int64_t h, int64_t w, int64_t c) {
+    // outputs oh with oh·sh − ph ≤ h < oh·sh − ph + kh (and the same along w)
+    const int64_t hh = h + g.ph, ww = w + g.pw;
+    const int64_t oh0 = hh - g.kh + 1 > 0 ? (hh - g.kh + g.sh) / g.sh : 0;
+    const int64_t ow0 = ww - g.kw + 1 > 0 ? (ww - g.kw + g.sw) / g.sw : 0;
+    const int64_t oh1 = hh / g.sh < g.OH - 1 ? hh / g.sh : g.OH - 1;
+    const int64_t ow1 = ww / g.sw < g.OW - 1 ? ww / g.sw : g.OW - 1;
+    const int64_t me = h * g.W + w;
+    T s = 0;
+    for (int64_t oh = oh0; oh <= oh1; ++oh)
+      for (int64_t ow = ow0; ow <= ow1; ++ow) {
+        const int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C + c;
+        if (am[o] == me) s += gy[o];
+      }
+    gx[i] = s;
   });
 }
 

@@ -19,7 +19,7 @@ void max_pool2d_forward(const Tensor& x, const Tensor& y, const Tensor& argmax, 
 void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Tensor& gx, const PoolGeom& g) {
   float_types(gy.dtype(), "max_pool2d backward", [&](auto tag) {
     using T = decltype(tag);
-    ADNN_LAUNCH(k::max_pool_backward_kernel<T>, k::grid_for(gy.numel()), dim3(256), 0, stream(), ptr<T>(gy),
+    ADNN_LAUNCH(k::max_pool_backward_kernel<T>, k::grid_for(gx.numel()), dim3(256), 0, stream(), ptr<T>(gy),
                 ptr<int64_t>(argmax), ptr<T>(gx), g);
   });
 }
