@@ -10,6 +10,57 @@ using namespace adnn;
 using namespace adnn::testing;
 
 TEST_SUITE("tensor") {
+  // The host cache (src/core/tensor.cpp): blocks of 1 MiB or more are reused by size, kept up
+  // to the limit (oldest unmapped first), never in ASan builds.
+  TEST_CASE("host cache: a freed large block is reused for the same size, small ones are not cached, the limit holds") {
+    const HostCacheStats before = host_cache_stats();
+#if defined(__SANITIZE_ADDRESS__)
+    CHECK(before.limit == 0);
+#else
+    host_empty_cache();
+    set_host_cache_limit(size_t(64) << 20);
+    const int64_t n = (3 << 20) / 4;  // 3 MiB of f32
+    const void* first = nullptr;
+    {
+      Tensor a = empty({n});
+      first = a.data_ptr();
+    }
+    CHECK(host_cache_stats().cached_blocks == 1);
+    CHECK(host_cache_stats().cached_bytes == size_t(3) << 20);
+    const uint64_t hits = host_cache_stats().hits;
+    {
+      Tensor b = empty({n});
+      CHECK(b.data_ptr() == first);  // the cached block, not a new mapping
+      CHECK(host_cache_stats().hits == hits + 1);
+      CHECK(host_cache_stats().cached_blocks == 0);
+      Tensor c = full({n - 100}, 2.0);  // rounds up to the same 64 KiB multiple: a miss, b holds the block
+      CHECK(amax(c).item<double>() == 2.0);
+    }
+    {
+      Tensor small = empty({1000});  // 4 KB: glibc's, never cached
+    }
+    CHECK(host_cache_stats().cached_blocks == 2);
+    // the limit: 3 blocks of 3 MiB under a 7 MiB limit keep the 2 most recently freed
+    host_empty_cache();
+    set_host_cache_limit(size_t(7) << 20);
+    std::vector<const void*> ptrs;
+    {
+      std::vector<Tensor> ts;
+      for (int i = 0; i < 3; ++i) {
+        ts.push_back(empty({n}));
+        ptrs.push_back(ts.back().data_ptr());
+      }
+    }  // freed in order 0, 1, 2: block 0 is evicted when block 2 arrives
+    CHECK(host_cache_stats().cached_blocks == 2);
+    CHECK(host_cache_stats().cached_bytes <= size_t(7) << 20);
+    Tensor x = empty({n}), y = empty({n});
+    CHECK(x.data_ptr() == ptrs[2]);  // most recently freed first
+    CHECK(y.data_ptr() == ptrs[1]);
+    set_host_cache_limit(before.limit);
+    host_empty_cache();
+#endif
+  }
+
   TEST_CASE("f16 and bf16 conversions are exact IEEE round-to-nearest-even") {
     CHECK(float_to_half_bits(1.0f) == 0x3c00);
     CHECK(float_to_half_bits(-2.0f) == 0xc000);

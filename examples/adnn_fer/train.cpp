@@ -720,9 +720,13 @@ bool Session::validate(int64_t epoch, const EpochStats& local) {
     checkpoint("last");
     return v[0] > 0;
   }
+  // Validation allocates other sizes than a training step: the host cache's training blocks
+  // would sit unused beside them (peak RSS), and its validation blocks after them.
+  host_empty_cache();
   EvalReport v = evaluate(*t_.model, d_.val_ds, r_.dev, 256, r_.workers,
                           "train: the model at step " + std::to_string(state_.step), nn::Tta::none,
                           eval_progress("validation, epoch " + std::to_string(epoch + 1) + ":"));
+  host_empty_cache();
   const bool stop = stopper_.update(v.accuracy);
   const bool improved = stopper_.improved;
   state_.best_metric = stopper_.state_dict().best;

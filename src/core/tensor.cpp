@@ -8,7 +8,12 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <list>
+#include <mutex>
 #include <numeric>
+#include <vector>
+
+#include <sys/mman.h>
 #include <optional>
 
 #include "dispatch/dispatch.hpp"
@@ -43,6 +48,124 @@ static std::atomic<bool> allocation_sentinel{false};
 void set_allocation_sentinel(bool on) { allocation_sentinel = on; }
 }  // namespace detail
 
+// ---------------------------------------------------------------- host cache
+namespace {
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kHostCacheBuild = false;  // ASan: every free reaches the allocator (use-after-free stays visible)
+#else
+constexpr bool kHostCacheBuild = true;
+#endif
+constexpr size_t kHostCacheMin = size_t(1) << 20, kHostCacheRound = size_t(64) << 10;
+
+struct HostCache {
+  std::mutex mu;
+  std::list<std::pair<size_t, void*>> blocks;  // cached (rounded size, block), oldest first
+  HostCacheStats st;
+  HostCache() {
+    size_t mb = 512;
+    if (const char* e = std::getenv("ADNN_HOST_CACHE_MB")) {
+      char* end = nullptr;
+      const unsigned long long v = std::strtoull(e, &end, 10);
+      ADNN_CHECK(end != e && *end == 0 && v <= (1ull << 24), "ADNN_HOST_CACHE_MB: expected a number of MiB, got '",
+                 e, "'");
+      mb = size_t(v);
+    }
+    st.limit = kHostCacheBuild ? mb << 20 : 0;
+  }
+};
+HostCache& host_cache() {
+  static HostCache* c = new HostCache;  // never destroyed: storages may be freed during exit
+  return *c;
+}
+size_t host_rounded(size_t n) {
+  if (n >= kHostCacheMin) return (n + kHostCacheRound - 1) / kHostCacheRound * kHostCacheRound;
+  const size_t r = (n + 63) / 64 * 64;
+  return r == 0 ? 64 : r;
+}
+// Large blocks are mapped and unmapped directly: glibc would serve them from its heap once
+// its dynamic mmap threshold has grown, and a fragmented heap is not returned to the system.
+bool host_large(size_t r) { return kHostCacheBuild && r >= kHostCacheMin; }
+void* host_map(size_t r) {
+  void* p = ::mmap(nullptr, r, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+void* host_allocate(size_t n) {
+  const size_t r = host_rounded(n);
+  if (!host_large(r)) return std::aligned_alloc(64, r);
+  {
+    HostCache& c = host_cache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    for (auto it = c.blocks.rbegin(); it != c.blocks.rend(); ++it)  // the most recently freed first
+      if (it->first == r) {
+        void* p = it->second;
+        c.blocks.erase(std::next(it).base());
+        c.st.cached_bytes -= r;
+        --c.st.cached_blocks;
+        ++c.st.hits;
+        return p;
+      }
+    ++c.st.misses;
+  }
+  return host_map(r);
+}
+void host_deallocate(void* p, size_t n) {
+  if (!p) return;
+  const size_t r = host_rounded(n);
+  if (!host_large(r)) {
+    std::free(p);
+    return;
+  }
+  std::vector<std::pair<size_t, void*>> unmap;  // evicted (oldest first), unmapped outside the lock
+  {
+    HostCache& c = host_cache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (r <= c.st.limit) {
+      while (c.st.cached_bytes + r > c.st.limit) {
+        unmap.push_back(c.blocks.front());
+        c.st.cached_bytes -= c.blocks.front().first;
+        --c.st.cached_blocks;
+        c.blocks.pop_front();
+      }
+      c.blocks.emplace_back(r, p);
+      c.st.cached_bytes += r;
+      ++c.st.cached_blocks;
+    } else {
+      unmap.emplace_back(r, p);
+    }
+  }
+  for (auto [size, q] : unmap) ::munmap(q, size);
+}
+}  // namespace
+
+HostCacheStats host_cache_stats() {
+  HostCache& c = host_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.st;
+}
+void set_host_cache_limit(size_t bytes) {
+  if (!kHostCacheBuild) return;
+  HostCache& c = host_cache();
+  std::vector<std::pair<size_t, void*>> unmap;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.st.limit = bytes;
+    while (c.st.cached_bytes > c.st.limit) {
+      unmap.push_back(c.blocks.front());
+      c.st.cached_bytes -= c.blocks.front().first;
+      --c.st.cached_blocks;
+      c.blocks.pop_front();
+    }
+  }
+  for (auto [size, p] : unmap) ::munmap(p, size);
+}
+void host_empty_cache() {
+  HostCache& c = host_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  for (auto [size, p] : c.blocks) ::munmap(p, size);
+  c.blocks.clear();
+  c.st.cached_bytes = c.st.cached_blocks = 0;
+}
+
 // ---------------------------------------------------------------- storage
 Storage::Storage(size_t n, Device d) : nbytes(n), device(d) {
   detail::check_device_available(d);
@@ -53,11 +176,9 @@ Storage::Storage(size_t n, Device d) : nbytes(n), device(d) {
     return;
   }
 #endif
-  size_t rounded = ((n + 63) / 64) * 64;
-  if (rounded == 0) rounded = 64;
-  data = std::aligned_alloc(64, rounded);
+  data = host_allocate(n);
   ADNN_CHECK(data, "cpu allocator: out of memory allocating ", n, " bytes");
-  if (detail::allocation_sentinel) std::memset(data, 0xFF, rounded);
+  if (detail::allocation_sentinel) std::memset(data, 0xFF, host_rounded(n));
 }
 Storage::~Storage() {
 #if ADNN_WITH_CUDA_BACKEND
@@ -66,7 +187,7 @@ Storage::~Storage() {
     return;
   }
 #endif
-  std::free(data);
+  host_deallocate(data, nbytes);
 }
 
 TensorImpl::TensorImpl() = default;

@@ -223,6 +223,24 @@ Tensor randint(int64_t lo, int64_t hi, Shape shape, TensorOptions opts = DType::
 Tensor bernoulli(Shape shape, double p, TensorOptions opts = {}, double value = 1.0);
 std::vector<int64_t> randperm(int64_t n);
 
+// The host allocator's cache (src/core/tensor.cpp). CPU blocks of 1 MiB or more (sizes rounded
+// up to 64 KiB) are mapped with mmap and, when freed, kept and handed to the next allocation
+// of the same rounded size, so a training loop, which frees and allocates the same large
+// activations every step, neither page-faults them in again nor leaves glibc's heap
+// fragmented (which grew the main job's RSS past 1 GB). At most `limit` bytes are cached
+// (ADNN_HOST_CACHE_MB, default 512; 0: none); beyond it the oldest cached blocks are unmapped,
+// returned to the system at once; host_empty_cache() unmaps them all (adnn-fer train does
+// around each validation, whose sizes differ from a training step's). Off in AddressSanitizer builds (every block through
+// malloc/free, so that a use after free is still caught).
+struct HostCacheStats {
+  size_t cached_bytes = 0, cached_blocks = 0, limit = 0;
+  uint64_t hits = 0, misses = 0;  // allocations of a cacheable size served from / not from the cache
+};
+HostCacheStats host_cache_stats();
+void host_empty_cache();  // frees every cached block
+// Sets the limit in bytes (0: cache nothing) and unmaps what exceeds it; no effect in ASan builds.
+void set_host_cache_limit(size_t bytes);
+
 namespace detail {
 // Normalises a possibly negative dim against rank; names `op` in the error.
 int64_t wrap_dim(int64_t dim, int64_t rank, const char* op);
