@@ -126,6 +126,10 @@ std::vector<Command> commands() {
         flag("resume", "continue the run in --out from its last.safetensors"),
         flag("force", "start a fresh run in a non-empty --out, replacing its run files"),
         real("time-budget", "minutes of training before validating, checkpointing and stopping (0: none)", 0, 1e7),
+        choice("schedule",
+               "the cosine's clock: steps (over --epochs; default) or time (over --time-budget, as the PyTorch "
+               "peer's: trains until the budget, --epochs then only caps)",
+               {"steps", "time"}),
         text("backbone", "resnet_nano, vgg_nano, efficientnet_nano, efficientnet_b0..b7 or resnet50"),
         on_off("cbam", "CBAM attention"),
         on_off("transformer", "the Transformer encoder"),

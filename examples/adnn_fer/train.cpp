@@ -108,6 +108,7 @@ struct RunSettings {
   };
   std::vector<Change> changes;  // resuming: settings this session changes (docs/adnn_fer.md)
   double budget_s = 0;
+  bool time_schedule = false;  // run.schedule = time: the cosine follows elapsed / budget_s
   uint64_t seed = 0;
   int workers = 2;
   int64_t stop_after = 0;  // testing aid: checkpoint and exit after this step
@@ -136,6 +137,9 @@ struct StoredFlag {
   enum { integer, real, text, on_off } kind;
   bool may_change;
 };
+// The epochs cap of a time-scheduled run without --epochs: the budget ends it first.
+constexpr int64_t kTimeScheduleEpochs = 10000;
+
 constexpr StoredFlag kStoredFlags[] = {
     {"config", "model.name", StoredFlag::text, false},
     {"backbone", "model.backbone", StoredFlag::text, false},
@@ -162,6 +166,7 @@ constexpr StoredFlag kStoredFlags[] = {
     {"time-budget", "run.time_budget_min", StoredFlag::real, true},
     {"workers", "run.workers", StoredFlag::integer, true},
     {"precision", "run.precision", StoredFlag::text, false},
+    {"schedule", "run.schedule", StoredFlag::text, false},
 };
 // Session-only flags (never stored): --out, --resume, --device, --log-every, --stop-after.
 
@@ -174,6 +179,10 @@ void read_run_numbers(RunSettings& r) {
   parse_int64(r.run.at("run.val_limit"), "run.val_limit", 0);
   ADNN_CHECK(r.run.at("run.augment") == "0" || r.run.at("run.augment") == "1", "run.augment: expected 0 or 1, got '",
              r.run.at("run.augment"), "'");
+  const std::string& s = r.run.at("run.schedule");
+  ADNN_CHECK(s == "steps" || s == "time", "run.schedule: expected steps or time, got '", s, "'");
+  r.time_schedule = s == "time";
+  ADNN_CHECK(!r.time_schedule || r.budget_s > 0, "run.schedule = time needs a time budget (run.time_budget_min > 0)");
 }
 
 // The run directory exists (created) and is locked by this process.
@@ -210,6 +219,7 @@ RunSettings setup_run(const Args& a, std::shared_ptr<distributed::ProcessGroup> 
                           "run.workers", "run.augment"})
       ADNN_CHECK(r.run.count(k), "train --resume: ", io::state_path(last), " has no '", k, "'");
     if (!r.run.count("run.precision")) r.run["run.precision"] = "f32";  // runs made before --precision
+    if (!r.run.count("run.schedule")) r.run["run.schedule"] = "steps";  // runs made before --schedule
     // a run continues with as many processes as it was trained with (each its own shard)
     const std::string was_world = r.run.count("run.world_size") ? r.run["run.world_size"] : "1";
     if (parse_int64(was_world, "run.world_size", 1) != r.world)
@@ -268,6 +278,11 @@ RunSettings setup_run(const Args& a, std::shared_ptr<distributed::ProcessGroup> 
     }
   } else {
     c = nn::fer_config(a.get("config", "adnn_fer_nano"));
+    r.run["run.schedule"] = a.get("schedule", "steps");
+    if (r.run["run.schedule"] == "time" && a.real("time-budget", 0) <= 0)
+      throw UsageError("train: --schedule time needs --time-budget MINUTES (the cosine runs over the budget)");
+    // a time schedule trains until the budget: --epochs, if given, is only a cap
+    if (r.run["run.schedule"] == "time") c.epochs = kTimeScheduleEpochs;
     c.epochs = a.num("epochs", c.epochs);
     c.batch = a.num("batch", c.batch);
     c.lr = a.real("lr", c.lr);
@@ -501,6 +516,7 @@ class Session {
       : r_(r), d_(d), t_(t), state_(state), stopper_(stopper) {
     if (r.resume && state.config.count("run.elapsed_s"))
       elapsed_before_ = parse_double(state.config["run.elapsed_s"], "run.elapsed_s", NonFinite::refuse, 0);
+    clock_s_ = elapsed_before_;
     // --precision (docs/training.md): tf32 switches the f32 GEMMs; bf16/f16 run the forward and
     // the loss under autocast (f32 master weights and AdamW state); f16 scales the loss
     const std::string& p = r.run.at("run.precision");
@@ -518,6 +534,18 @@ class Session {
   // Training seconds of this run, earlier sessions included.
   double elapsed() const { return elapsed_before_ + std::chrono::duration<double>(Clock::now() - t_start_).count(); }
 
+  // Whether the time budget is spent, by a clock every rank agrees on (the slowest one's):
+  // each stops at the same step, and a time schedule sets the same lr.
+  bool out_of_time() {
+    if (r_.budget_s <= 0) return false;
+    clock_s_ = elapsed();
+    if (r_.world > 1) {
+      Tensor t = full({1}, clock_s_, TensorOptions(DType::f64, kCPU));
+      r_.pg->all_reduce(t, distributed::ReduceOp::max);
+      clock_s_ = t.item<double>();
+    }
+    return clock_s_ >= r_.budget_s;
+  }
   // Step 5: one epoch of training steps (skipping the batches done before a resume).
   EpochStats train_epoch(int64_t epoch);
   // Step 6: validation, the CSV row and the console line, early stopping; true when it stops training.
@@ -541,6 +569,7 @@ class Session {
   std::optional<DType> autocast_;           // bf16 / f16 training
   std::unique_ptr<amp::GradScaler> scaler_;  // f16 training
   double elapsed_before_ = 0;  // training seconds of earlier sessions of this run
+  double clock_s_ = 0;         // elapsed() after the last step, the same on every rank (time schedule)
   double last_loss_ = NAN;     // the last finite training loss of this session, and its step
   int64_t last_loss_step_ = -1;
   // Steps whose loss (a device scalar) and correct count were not read yet. On the host they
@@ -645,7 +674,9 @@ EpochStats Session::train_epoch(int64_t epoch) {
       --skip;
       continue;
     }
-    const double lr = t_.sched.lr(state_.step);
+    // the time schedule reads the clock all ranks agreed on after the previous step
+    const double lr = r_.time_schedule ? t_.sched.lr_at_fraction(state_.step, clock_s_ / r_.budget_s)
+                                       : t_.sched.lr(state_.step);
     train_step(*b, lr, e);
     const int64_t in_epoch = state_.step - epoch * spe;
     // a terminal's line is redrawn at most 4 times a second (each draw reads the device)
@@ -655,11 +686,13 @@ EpochStats Session::train_epoch(int64_t epoch) {
       last_draw_ = Clock::now();
       const double es = std::chrono::duration<double>(Clock::now() - t_epoch).count();
       const double ips = e.seen / std::max(es, 1e-9);
-      const double eta = double(t_.total_steps - state_.step) * r_.c.batch / std::max(ips, 1e-9);
-      std::fprintf(stderr, "%sepoch %lld/%lld  step %lld/%lld  loss %.4f  acc %.4f  %.0f img/s  lr %.2e  ETA %s%s",
-                   tty_ ? "\r" : "", (long long)(epoch + 1), (long long)r_.c.epochs, (long long)in_epoch,
-                   (long long)spe, e.loss_sum / e.seen, e.correct / e.seen, ips, lr, hms(eta).c_str(),
-                   tty_ ? "   " : "\n");
+      double eta = double(t_.total_steps - state_.step) * r_.c.batch / std::max(ips, 1e-9);
+      if (r_.budget_s > 0) eta = std::min(eta, std::max(r_.budget_s - elapsed(), 0.0));
+      // a time-scheduled run has no epoch count, only its budget
+      const std::string of = r_.time_schedule ? "" : "/" + std::to_string(r_.c.epochs);
+      std::fprintf(stderr, "%sepoch %lld%s  step %lld/%lld  loss %.4f  acc %.4f  %.0f img/s  lr %.2e  ETA %s%s",
+                   tty_ ? "\r" : "", (long long)(epoch + 1), of.c_str(), (long long)in_epoch, (long long)spe,
+                   e.loss_sum / e.seen, e.correct / e.seen, ips, lr, hms(eta).c_str(), tty_ ? "   " : "\n");
       std::fflush(stderr);
     }
     if (r_.stop_after > 0 && state_.step == r_.stop_after) {
@@ -673,13 +706,7 @@ EpochStats Session::train_epoch(int64_t epoch) {
       return e;
     }
     if (r_.budget_s > 0) {
-      bool out = elapsed() >= r_.budget_s;
-      if (r_.world > 1) {  // every rank stops at the same step: the first to run out decides
-        Tensor flag = full({1}, out ? 1.0 : 0.0, TensorOptions(DType::f32, kCPU));
-        r_.pg->all_reduce(flag, distributed::ReduceOp::max);
-        out = flag.item<double>() > 0;
-      }
-      if (out) {
+      if (out_of_time()) {
         e.out_of_time = true;
         break;
       }
@@ -815,11 +842,13 @@ int cmd_train(const Args& a) {
   }
   if (r.rank == 0)
     std::printf(
-      "adnn-fer train: %s (%lld parameters) on %s, %lld train / %lld val images, batch %lld, %lld epochs x %lld "
+      "adnn-fer train: %s (%lld parameters) on %s, %lld train / %lld val images, batch %lld, %s x %lld "
       "steps, loss %s, out %s\n",
       r.c.name.c_str(), (long long)t.model->num_parameters(), r.dev.str().c_str(), (long long)d.train_ds->size(),
-      (long long)d.val_ds->size(), (long long)r.c.batch, (long long)r.c.epochs, (long long)d.steps_per_epoch,
-      r.c.loss.c_str(), r.out.c_str());
+      (long long)d.val_ds->size(), (long long)r.c.batch,
+      r.time_schedule ? detail::cat("cosine over the ", r.budget_s / 60, "-minute budget: epochs").c_str()
+                      : detail::cat(r.c.epochs, " epochs").c_str(),
+      (long long)d.steps_per_epoch, r.c.loss.c_str(), r.out.c_str());
 
   Session session(r, d, t, state, stopper);
   std::string stop_reason = "all epochs done";
@@ -841,7 +870,8 @@ int cmd_train(const Args& a) {
       stop_reason = "early stopping (no val improvement in " + std::to_string(r.c.patience) + " epochs)";
       break;
     }
-    if (e.out_of_time) {
+    // validation counts against the budget: no epoch is started that could take only a step
+    if (e.out_of_time || session.out_of_time()) {
       stop_reason = "time budget reached";
       break;
     }

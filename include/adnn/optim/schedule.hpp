@@ -2,6 +2,7 @@
 // Learning-rate schedule (stepped per iteration) and early stopping.
 #include <adnn/core/error.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -20,6 +21,15 @@ struct WarmupCosine {
     if (step >= total) return min_lr;
     const double t = double(step - warmup) / double(std::max<int64_t>(total - warmup, 1));
     return min_lr + (base_lr - min_lr) * 0.5 * (1.0 + std::cos(M_PI * t));
+  }
+  // A clock of time instead of steps (a run with a wall-clock budget, as the PyTorch peer's):
+  // the cosine at `fraction` of the budget, 0..1 (clamped), and the first `warmup` steps ramp
+  // linearly up to it: min(base_lr (step + 1) / warmup, cosine).
+  double lr_at_fraction(int64_t step, double fraction) const {
+    ADNN_CHECK(warmup >= 0 && std::isfinite(fraction), "WarmupCosine: bad warmup ", warmup, " or fraction ", fraction);
+    const double t = std::clamp(fraction, 0.0, 1.0);
+    const double c = min_lr + (base_lr - min_lr) * 0.5 * (1.0 + std::cos(M_PI * t));
+    return step < warmup ? std::min(c, base_lr * double(step + 1) / double(warmup)) : c;
   }
 };
 
