@@ -50,19 +50,12 @@ template <class T>
 __global__ void max_pool_backward_kernel(const T* __restrict__ gy, const int64_t* __restrict__ am, T* __restrict__ gx,
                                          PoolGeom g) {
   for_each_nhwc(g.N, g.H, g.W, g.C, [&](int64_t i, int64_t n, int64_t h, int64_t w, int64_t c) {
-    // outputs oh with oh·sh − ph ≤ h < oh·sh − ph + kh (and the same along w)
-    const int64_t hh = h + g.ph, ww = w + g.pw;
-    const int64_t oh0 = hh - g.kh + 1 > 0 ? (hh - g.kh + g.sh) / g.sh : 0;
-    const int64_t ow0 = ww - g.kw + 1 > 0 ? (ww - g.kw + g.sw) / g.sw : 0;
-    const int64_t oh1 = hh / g.sh < g.OH - 1 ? hh / g.sh : g.OH - 1;
-    const int64_t ow1 = ww / g.sw < g.OW - 1 ? ww / g.sw : g.OW - 1;
     const int64_t me = h * g.W + w;
     T s = 0;
-    for (int64_t oh = oh0; oh <= oh1; ++oh)
-      for (int64_t ow = ow0; ow <= ow1; ++ow) {
-        const int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C + c;
-        if (am[o] == me) s += gy[o];
-      }
+    for_each_covering_output(g, h, w, [&](int64_t oh, int64_t ow) {
+      const int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C + c;
+      if (am[o] == me) s += gy[o];
+    });
     gx[i] = s;
   });
 }
@@ -80,16 +73,9 @@ template <class T>
 __global__ void avg_pool_backward_kernel(const T* __restrict__ gy, T* __restrict__ gx, PoolGeom g) {
   for_each_nhwc(g.N, g.H, g.W, g.C, [&](int64_t i, int64_t n, int64_t h, int64_t w, int64_t c) {
     T s = 0;
-    // outputs oh with oh*sh - ph <= h < oh*sh - ph + kh
-    for (int64_t oh = 0; oh < g.OH; ++oh) {
-      const int64_t h0 = oh * g.sh - g.ph;
-      if (h < h0 || h >= h0 + g.kh) continue;
-      for (int64_t ow = 0; ow < g.OW; ++ow) {
-        const int64_t w0 = ow * g.sw - g.pw;
-        if (w < w0 || w >= w0 + g.kw) continue;
-        s += gy[((n * g.OH + oh) * g.OW + ow) * g.C + c] / T(pool_divisor(g, oh, ow));
-      }
-    }
+    for_each_covering_output(g, h, w, [&](int64_t oh, int64_t ow) {
+      s += gy[((n * g.OH + oh) * g.OW + ow) * g.C + c] / T(pool_divisor(g, oh, ow));
+    });
     gx[i] = s;
   });
 }

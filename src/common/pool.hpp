@@ -38,4 +38,18 @@ ADNN_HD void for_each_window_pixel(const PoolGeom& g, int64_t oh, int64_t ow, F&
   }
 }
 
+// Calls f(oh, ow) for every output whose window covers input pixel (h, w) (oh·sh − ph ≤ h <
+// oh·sh − ph + kh, and the same along w), oh then ow increasing: the backward passes gather
+// in this order on both backends, so their sums round alike.
+template <class F>
+ADNN_HD void for_each_covering_output(const PoolGeom& g, int64_t h, int64_t w, F&& f) {
+  const int64_t hh = h + g.ph, ww = w + g.pw;
+  const int64_t oh0 = hh - g.kh + 1 > 0 ? (hh - g.kh + g.sh) / g.sh : 0;
+  const int64_t ow0 = ww - g.kw + 1 > 0 ? (ww - g.kw + g.sw) / g.sw : 0;
+  const int64_t oh1 = hh / g.sh < g.OH - 1 ? hh / g.sh : g.OH - 1;
+  const int64_t ow1 = ww / g.sw < g.OW - 1 ? ww / g.sw : g.OW - 1;
+  for (int64_t oh = oh0; oh <= oh1; ++oh)
+    for (int64_t ow = ow0; ow <= ow1; ++ow) f(oh, ow);
+}
+
 }  // namespace adnn::common

@@ -322,7 +322,7 @@ Tensor max_pool2d(const Tensor& x, Pool2dOptions o) {
   backend::max_pool2d_forward(x.detach().contiguous(), y, am, g);
   Shape xs = x.sizes();
   autograd::record("max_pool2d", {x}, y, [=](const Tensor& gy, const std::vector<bool>&) {
-    Tensor gx = zeros(xs, TensorOptions(gy.dtype(), gy.device()));
+    Tensor gx = empty(xs, TensorOptions(gy.dtype(), gy.device()));
     backend::max_pool2d_backward(gy.contiguous(), am, gx, g);
     return std::vector<Tensor>{gx};
   });
@@ -336,7 +336,7 @@ Tensor avg_pool2d(const Tensor& x, Pool2dOptions o) {
   backend::avg_pool2d_forward(x.detach().contiguous(), y, g);
   Shape xs = x.sizes();
   autograd::record("avg_pool2d", {x}, y, [=](const Tensor& gy, const std::vector<bool>&) {
-    Tensor gx = zeros(xs, TensorOptions(gy.dtype(), gy.device()));
+    Tensor gx = empty(xs, TensorOptions(gy.dtype(), gy.device()));
     backend::avg_pool2d_backward(gy.contiguous(), gx, g);
     return std::vector<Tensor>{gx};
   });
