@@ -108,6 +108,22 @@ void* host_allocate(size_t n) {
   }
   return host_map(r);
 }
+using HostBlocks = std::vector<std::pair<size_t, void*>>;
+// Removes the oldest cached blocks until at most `target` bytes stay cached (c.mu held);
+// returns them, for unmapping once the lock is released.
+HostBlocks host_evict_to(HostCache& c, size_t target) {
+  HostBlocks out;
+  while (c.st.cached_bytes > target) {
+    out.push_back(c.blocks.front());
+    c.st.cached_bytes -= c.blocks.front().first;
+    --c.st.cached_blocks;
+    c.blocks.pop_front();
+  }
+  return out;
+}
+void host_unmap(const HostBlocks& blocks) {
+  for (auto [size, p] : blocks) ::munmap(p, size);
+}
 void host_deallocate(void* p, size_t n) {
   if (!p) return;
   const size_t r = host_rounded(n);
@@ -115,17 +131,12 @@ void host_deallocate(void* p, size_t n) {
     std::free(p);
     return;
   }
-  std::vector<std::pair<size_t, void*>> unmap;  // evicted (oldest first), unmapped outside the lock
+  HostBlocks unmap;  // evicted (oldest first), unmapped outside the lock
   {
     HostCache& c = host_cache();
     std::lock_guard<std::mutex> lock(c.mu);
     if (r <= c.st.limit) {
-      while (c.st.cached_bytes + r > c.st.limit) {
-        unmap.push_back(c.blocks.front());
-        c.st.cached_bytes -= c.blocks.front().first;
-        --c.st.cached_blocks;
-        c.blocks.pop_front();
-      }
+      unmap = host_evict_to(c, c.st.limit - r);
       c.blocks.emplace_back(r, p);
       c.st.cached_bytes += r;
       ++c.st.cached_blocks;
@@ -133,7 +144,7 @@ void host_deallocate(void* p, size_t n) {
       unmap.emplace_back(r, p);
     }
   }
-  for (auto [size, q] : unmap) ::munmap(q, size);
+  host_unmap(unmap);
 }
 }  // namespace
 
@@ -145,25 +156,22 @@ HostCacheStats host_cache_stats() {
 void set_host_cache_limit(size_t bytes) {
   if (!kHostCacheBuild) return;
   HostCache& c = host_cache();
-  std::vector<std::pair<size_t, void*>> unmap;
+  HostBlocks unmap;
   {
     std::lock_guard<std::mutex> lock(c.mu);
     c.st.limit = bytes;
-    while (c.st.cached_bytes > c.st.limit) {
-      unmap.push_back(c.blocks.front());
-      c.st.cached_bytes -= c.blocks.front().first;
-      --c.st.cached_blocks;
-      c.blocks.pop_front();
-    }
+    unmap = host_evict_to(c, bytes);
   }
-  for (auto [size, p] : unmap) ::munmap(p, size);
+  host_unmap(unmap);
 }
 void host_empty_cache() {
   HostCache& c = host_cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  for (auto [size, p] : c.blocks) ::munmap(p, size);
-  c.blocks.clear();
-  c.st.cached_bytes = c.st.cached_blocks = 0;
+  HostBlocks unmap;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    unmap = host_evict_to(c, 0);
+  }
+  host_unmap(unmap);
 }
 
 // ---------------------------------------------------------------- storage
