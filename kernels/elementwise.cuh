@@ -75,14 +75,39 @@ __global__ void copy_kernel(const S* __restrict__ src, D* __restrict__ dst, int6
 // still gives contiguous requests. Cost: reads and writes each element once; one barrier.
 // Measured coalescing (emulator trace, adnn_fer_nano training step): copy_kernel 100 % and
 // copy_transpose_kernel 99.3 % (14 launches; copy_kernel alone was 72.1 % before, with the
-// transposes among its launches); the tile's shared accesses average 1.19 wavefronts per
-// request (up to 4-way where a tile dimension is below 32 and rows of the tile share banks).
+// transposes among its launches); the tile's shared accesses averaged 1.19 wavefronts per
+// request, up to 4-way where a tile dimension is below 32, with the pitch of 33 alone; the
+// pitch now depends on the tile's shape (transpose_tile_pitch: at most 2-way, tested in
+// tests/test_trace.cpp).
+// The row pitch of copy_transpose_kernel's na × nb tile (na, nb ≤ 32), in 32-bit words (an
+// 8-byte element is kept as two 32-bit planes with this pitch each). A warp stores 32 consecutive elements in source order (b fastest:
+// 32/nb rows of nb) and loads 32 in destination order (a fastest: 32/na columns of na);
+// each access's bank is (al·P + bl) mod 32:
+//   na·nb ≤ 32: P = nb, the whole tile in one warp at consecutive addresses, both ways;
+//   nb = 32 > na: P = 32 + ⌈32/na⌉ spreads the loads' na rows ⌈32/na⌉ banks apart (the
+//     stores are whole rows);
+//   otherwise P = nb | 1 (33 for full tiles): odd, so the loads' up to 32 rows hit distinct
+//     banks; the stores' 32/nb rows of nb overlap by at most a few banks where they wrap.
+// At most 2-way in every case (the pitch 33 alone gave 4-way for 32 × 8 and 8 × 32 tiles).
+__device__ __forceinline__ int transpose_tile_pitch(int na, int nb) {
+  if (na * nb <= 32) return nb;
+  if (nb == 32) return 32 + (32 + na - 1) / na;
+  return nb | 1;
+}
+
 template <class S, class D>
 __global__ void copy_transpose_kernel(const S* __restrict__ src, D* __restrict__ dst, Geom outer, int64_t size_a,
                                       int64_t size_b, int64_t src_stride_a, int64_t dst_stride_b) {
   using A = std::conditional_t<std::is_same_v<S, double> || std::is_same_v<D, double>, double,
                                std::conditional_t<std::is_integral_v<S> && std::is_integral_v<D>, int64_t, float>>;
-  ADNN_SHARED(A, tile, [32][33]);  // [a][b], in the conversion type (4 or 8 bytes: no sub-word sharing)
+  // [a][b] with pitch P (transpose_tile_pitch) in 32-bit words: a 4-byte conversion type in
+  // plane 0; an 8-byte one (f64, int64) split into its low word (plane 0) and high word
+  // (plane 1), so that every shared access is a 32-bit one and the pitch analysis holds
+  // (one 8-byte plane had up to 3-way conflicts: its elements fall in 16 banks of 8 bytes).
+  // 32·33 words per plane hold every pitch it picks.
+  constexpr int kPlane = 32 * 33;
+  constexpr bool wide = sizeof(A) == 8;
+  ADNN_SHARED(uint32_t, tile, [2 * kPlane]);
   const int64_t tiles_a = (size_a + 31) / 32, tiles_b = (size_b + 31) / 32;
   int64_t t = blockIdx.x;
   const int64_t tb = t % tiles_b, ta = (t / tiles_b) % tiles_a, o = t / (tiles_b * tiles_a);
@@ -90,14 +115,32 @@ __global__ void copy_transpose_kernel(const S* __restrict__ src, D* __restrict__
   geom_offsets<2>(outer, o, off);  // operand 0: dst, operand 1: src
   const int64_t a0 = ta * 32, b0 = tb * 32;
   const int na = int(size_a - a0 < 32 ? size_a - a0 : 32), nb = int(size_b - b0 < 32 ? size_b - b0 : 32);
+  const int P = transpose_tile_pitch(na, nb);
   for (int e = threadIdx.x; e < na * nb; e += blockDim.x) {  // source order: b fastest
     const int al = e / nb, bl = e % nb;
-    tile[al][bl] = load_as<A>(src[off[1] + (a0 + al) * src_stride_a + b0 + bl]);
+    const A v = load_as<A>(src[off[1] + (a0 + al) * src_stride_a + b0 + bl]);
+    if constexpr (wide) {
+      uint64_t u;
+      memcpy(&u, &v, 8);
+      tile[al * P + bl] = uint32_t(u);
+      tile[kPlane + al * P + bl] = uint32_t(u >> 32);
+    } else {
+      uint32_t u;
+      memcpy(&u, &v, 4);
+      tile[al * P + bl] = u;
+    }
   }
   __syncthreads();
   for (int e = threadIdx.x; e < na * nb; e += blockDim.x) {  // destination order: a fastest
     const int al = e % na, bl = e / na;
-    const A v = tile[al][bl];
+    A v;
+    if constexpr (wide) {
+      const uint64_t u = uint64_t(tile[al * P + bl]) | (uint64_t(tile[kPlane + al * P + bl]) << 32);
+      memcpy(&v, &u, 8);
+    } else {
+      const uint32_t u = tile[al * P + bl];
+      memcpy(&v, &u, 4);
+    }
     if constexpr (std::is_same_v<D, bool>) dst[off[0] + a0 + al + (b0 + bl) * dst_stride_b] = v != A(0);
     else dst[off[0] + a0 + al + (b0 + bl) * dst_stride_b] = store_as<D, A>(v);
   }

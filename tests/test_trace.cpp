@@ -150,6 +150,30 @@ TEST_SUITE("sim") {
     CHECK(y[1] == 2.f);
   }
 
+  TEST_CASE("trace: the tiled transpose copy is at most 2-way bank-conflicted for every tile shape") {
+    // (rows, cols) of a contiguous f32 / f64 matrix made contiguous transposed: full tiles,
+    // tiles narrow on either side (32 × 8 and 8 × 32 were 4-way with a fixed pitch of 33),
+    // odd and tiny ones
+    const std::vector<std::pair<int64_t, int64_t>> shapes{{64, 64}, {64, 8}, {8, 64}, {96, 3}, {3, 96}, {40, 24},
+                                                          {8, 8},   {5, 7},  {64, 17}, {17, 64}, {33, 33}, {64, 2}};
+    for (DType dt : {DType::f32, DType::f64})
+      for (auto [rows, cols] : shapes) {
+        Tensor x = randn({rows, cols}, TensorOptions(dt, kCUDA));
+        std::vector<sim::KernelTrace> r;
+        Tensor y;
+        {
+          TraceScope t;
+          y = x.transpose(0, 1).contiguous();  // (cols, rows)
+          r = sim::trace_results();
+        }
+        INFO(std::string(dtype_name(dt)) << " " << rows << " x " << cols);
+        const auto& k = find(r, "copy_transpose_kernel");
+        CHECK(k.c.sh_requests > 0);
+        CHECK(k.c.sh_max_way <= 2);
+        CHECK(y.to(kCPU).to_vector() == x.to(kCPU).transpose(0, 1).contiguous().to_vector());
+      }
+  }
+
   TEST_CASE("trace: nothing is recorded without a trace, nor for host code during one") {
     dbuf x(256, 1.f), y(256, 0.f);
     ADNN_LAUNCH(trace_copy_kernel, dim3(1), dim3(256), 0, nullptr, x.p, y.p, 256);
