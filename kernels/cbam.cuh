@@ -20,7 +20,10 @@
 //   Cost: reads 2·M values and M int64, writes M·C.
 //   Measured (emulated trace, `adnn-fer profile --model adnn_fer_nano --train --batch 2`,
 //   docs/results/2026-11-30-kernel-report-adnn_fer_nano.md): forward 100 % coalesced (89.1 %
-//   before), backward 87.6 % (71 % before; 2.00 sectors per load request, 3.92 per store).
+//   before), backward 96.6 % (71 % with one thread per element; 87.6 % while the argmax
+//   element was a per-element select, which GCC split into two store instructions; now the
+//   row of means, then the argmax element by its lane: 2.00 sectors per load request, 3.57
+//   per store, the one-lane fix-up stores included).
 // sigmoid_gate: y = x · σ(a), x (N, P, C), a broadcast per (n, c) (channel mode, a (N, C))
 //   or per (n, p) (spatial mode, a (N, P)). Forward one thread per element (reads 2, writes 1).
 //   backward fuses gx = g · σ(a) with ga = σ'(a) · Σ g·x over the broadcast dim: channel mode
@@ -157,7 +160,12 @@ __global__ void spatial_pool_backward_kernel(const T* __restrict__ g, const int6
     const A gm = __shfl_sync(0xffffffffu, g_mean, j), gk = __shfl_sync(0xffffffffu, g_max, j);
     const int64_t a = __shfl_sync(0xffffffffu, arg, j);
     T* row = gx + (m0 + j) * C;  // (C)
-    for (int64_t c = lane; c < C; c += 32) row[c] = T(c == a ? gm + gk : gm);
+    // the row of means in one store instruction per 32 channels, then the argmax element by
+    // the lane that wrote it (program order: its value wins). A per-element select here was
+    // compiled by GCC into two store instructions, which split every row's requests
+    // (87.6 % coalescing in the emulator's trace; docs/kernels.md)
+    for (int64_t c = lane; c < C; c += 32) row[c] = T(gm);
+    if (a >= 0 && a % 32 == lane) row[a] = T(gm + gk);
   }
 }
 
