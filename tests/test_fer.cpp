@@ -306,6 +306,46 @@ TEST_SUITE("fer") {
     fs::remove_all(logs);
   }
 
+  TEST_CASE("train --schedule time: trains until the budget, the cosine over elapsed/budget") {
+#if defined(__SANITIZE_ADDRESS__)
+    ADNN_SKIP("ASan build (timing; the release suite runs it)");
+#endif
+    REQUIRE_FER_DATA();
+    const std::string out = temp_dir("time_schedule"), logs = temp_dir("time_schedule_logs");
+    auto [rc, log] = adnn_fer({"train", "--data", fer_dir(), "--device", "cpu", "--train-limit", "96", "--val-limit",
+                               "21", "--batch", "32", "--log-every", "1000", "--time-budget", "0.1", "--schedule",
+                               "time", "--lr", "0.001", "--out", out},
+                              logs + "/train.out");
+    INFO(log);
+    REQUIRE(rc == 0);
+    CHECK(log.find("cosine over the 0.1-minute budget") != std::string::npos);
+    CHECK(log.find("done: time budget reached") != std::string::npos);
+    const std::string cj = slurp(out + "/config.json");
+    CHECK(cj.find("\"run.schedule\": \"time\"") != std::string::npos);
+    // log.csv: the lr column falls epoch by epoch towards min_lr (1e-5) as the budget runs
+    // out; each epoch's elapsed_s column below the budget but the last
+    std::istringstream csv(slurp(out + "/log.csv"));
+    std::string line;
+    std::getline(csv, line);  // header
+    std::vector<double> lrs, elapsed;
+    while (std::getline(csv, line)) {
+      std::vector<std::string> cells;
+      std::istringstream ls(line);
+      for (std::string c; std::getline(ls, c, ',');) cells.push_back(c);
+      REQUIRE(cells.size() == 12);
+      lrs.push_back(std::stod(cells[2]));
+      elapsed.push_back(std::stod(cells[11]));
+    }
+    REQUIRE(!lrs.empty());
+    for (size_t i = 1; i < lrs.size(); ++i) CHECK(lrs[i] < lrs[i - 1]);
+    for (size_t i = 0; i + 1 < elapsed.size(); ++i) CHECK(elapsed[i] < 6.0);
+    CHECK(elapsed.back() >= 5.5);  // stopped by the budget (checked a checkpoint after the row)
+    // the last step ran within a step of the budget's end: the cosine is near its floor
+    CHECK(lrs.back() < 0.3e-3);
+    fs::remove_all(out);
+    fs::remove_all(logs);
+  }
+
   TEST_CASE("train --precision f16: an interrupted mixed-precision run resumes bit for bit, gradient scaler included") {
 #if defined(__SANITIZE_ADDRESS__)
     ADNN_SKIP("ASan build (the release suite runs it)");
@@ -389,6 +429,9 @@ TEST_SUITE("fer") {
         {{"bench", "--model", "adnn_fer_nano", "--iters", "-1"}, "--iters"},
         {{"train", "--data", "/nonexistent", "--workers", "100000"}, "--workers"},
         {{"train", "--data", "/nonexistent", "--time-budget", "abc"}, "--time-budget"},
+        {{"train", "--data", "/nonexistent", "--schedule", "time"}, "--schedule time needs --time-budget"},
+        {{"train", "--data", "/nonexistent", "--schedule", "time", "--time-budget", "0"}, "--time-budget"},
+        {{"train", "--data", "/nonexistent", "--schedule", "hours"}, "--schedule"},
         {{"train", "--data", "/nonexistent", "--lr", "inf"}, "--lr"},
         {{"train", "--data", "/nonexistent", "--lr", "nan"}, "--lr"},
         {{"train", "--data", "/nonexistent", "--lr", "0"}, "--lr"},

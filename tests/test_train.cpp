@@ -221,6 +221,16 @@ TEST_SUITE("train") {
     CHECK(s.lr(60) == doctest::Approx(0.55));  // halfway: min + (base - min) / 2
     CHECK(s.lr(110) == doctest::Approx(0.1));
     CHECK(s.lr(35) == doctest::Approx(0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * 0.25))));
+    // the time clock: the cosine at a fraction of the budget, the warm-up steps capped by it
+    CHECK(s.lr_at_fraction(500, 0.0) == doctest::Approx(1.0));
+    CHECK(s.lr_at_fraction(500, 0.5) == doctest::Approx(0.55));
+    CHECK(s.lr_at_fraction(500, 0.25) == doctest::Approx(0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * 0.25))));
+    CHECK(s.lr_at_fraction(500, 1.0) == doctest::Approx(0.1));
+    CHECK(s.lr_at_fraction(500, 1.7) == doctest::Approx(0.1));  // past the budget: clamped
+    CHECK(s.lr_at_fraction(500, -0.1) == doctest::Approx(1.0));
+    CHECK(s.lr_at_fraction(4, 0.01) == doctest::Approx(0.5));   // warm-up: 5/10 of base
+    CHECK(s.lr_at_fraction(4, 0.9) == doctest::Approx(0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * 0.9))));  // capped
+    CHECK_THROWS_AS(s.lr_at_fraction(4, NAN), adnn::Error);
     optim::EarlyStopping es{.patience = 2, .maximize = true};
     CHECK(!es.update(0.5));
     CHECK(es.improved);
