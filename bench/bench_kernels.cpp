@@ -1,6 +1,6 @@
 // CUDA kernel throughput through the op layer: elementwise (unary, broadcast binary),
-// reductions, softmax and layer norm on `cuda` tensors, timed with CUDA events (manual
-// time) and reported as GB/s of compulsory traffic (each input read once, each output
+// reductions, softmax and layer norm on `cuda` tensors, each first validated against the CPU
+// twin on the same inputs, then timed with CUDA events (bench/cuda_timing.hpp) and reported as GB/s of compulsory traffic (each input read once, each output
 // written once). On a host without a GPU (or with the SIMT emulator) it prints a message
 // and exits 0.
 #include <adnn/adnn.hpp>
@@ -9,6 +9,7 @@
 
 #include "cuda_timing.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <functional>
 
@@ -16,44 +17,50 @@ using namespace adnn;
 
 namespace {
 
-// Times `body` with CUDA events per iteration; `bytes` moved per call.
-void time_cuda(benchmark::State& st, double bytes, const std::function<void()>& body) {
-  bench::time_with_cuda_events(st, body);
+// Validates `op` on the device against the same op on the CPU twin (same inputs), then
+// times it (bench/cuda_timing.hpp); `bytes` moved per call.
+void time_cuda(benchmark::State& st, double bytes, const std::function<Tensor(bool on_cpu)>& op, double rtol = 1e-5,
+               double atol = 1e-5) {
+  if (bench::first_call(st) && !bench::validate(st, "cuda vs cpu", op(false), op(true), rtol, atol)) return;
+  st.SetLabel(bench::time_with_cuda_events(st, [&] { benchmark::DoNotOptimize(op(false).data_ptr()); }));
   st.counters["GB/s"] = benchmark::Counter(bytes * double(st.iterations()) / 1e9, benchmark::Counter::kIsRate);
 }
 
 TensorOptions dev(DType t = DType::f32) { return TensorOptions(t, kCUDA); }
+Tensor on(const Tensor& t, bool cpu) { return cpu ? t.to(kCPU) : t; }
 
 void BM_gelu(benchmark::State& st) {
   NoGradGuard ng;
   const int64_t n = st.range(0);
   Tensor x = randn({n}, dev());
-  time_cuda(st, 2.0 * n * 4, [&] { benchmark::DoNotOptimize(gelu(x).data_ptr()); });
+  time_cuda(st, 2.0 * n * 4, [&](bool cpu) { return gelu(on(x, cpu)); });
 }
 void BM_add_broadcast(benchmark::State& st) {
   NoGradGuard ng;
   const int64_t rows = st.range(0), cols = st.range(1);
   Tensor x = randn({rows, cols}, dev()), b = randn({cols}, dev());
-  time_cuda(st, 2.0 * rows * cols * 4 + cols * 4, [&] { benchmark::DoNotOptimize(add(x, b).data_ptr()); });
+  time_cuda(st, 2.0 * rows * cols * 4 + cols * 4, [&](bool cpu) { return add(on(x, cpu), on(b, cpu)); });
 }
 void BM_sum_rows(benchmark::State& st) {
   NoGradGuard ng;
   const int64_t rows = st.range(0), cols = st.range(1);
   Tensor x = randn({rows, cols}, dev());
-  time_cuda(st, double(rows * cols + rows) * 4, [&] { benchmark::DoNotOptimize(sum(x, {1}).data_ptr()); });
+  // sums of up to 2^20 terms in different orders: relative 1e-4 of the row's scale
+  time_cuda(st, double(rows * cols + rows) * 4, [&](bool cpu) { return sum(on(x, cpu), {1}); }, 1e-4,
+            1e-4 * std::sqrt(double(cols)));
 }
 void BM_softmax(benchmark::State& st) {
   NoGradGuard ng;
   const int64_t rows = st.range(0), cols = st.range(1);
   Tensor x = randn({rows, cols}, dev());
-  time_cuda(st, 2.0 * rows * cols * 4, [&] { benchmark::DoNotOptimize(softmax(x, 1).data_ptr()); });
+  time_cuda(st, 2.0 * rows * cols * 4, [&](bool cpu) { return softmax(on(x, cpu), 1); }, 1e-4, 1e-6);
 }
 void BM_layer_norm(benchmark::State& st) {
   NoGradGuard ng;
   const int64_t rows = st.range(0), cols = st.range(1);
-  Tensor x = randn({rows, cols}, dev()), w = ones({cols}, dev()), b = zeros({cols}, dev());
+  Tensor x = randn({rows, cols}, dev()), w = randn({cols}, dev()), b = randn({cols}, dev());
   time_cuda(st, 2.0 * rows * cols * 4 + 2.0 * cols * 4,
-            [&] { benchmark::DoNotOptimize(layer_norm(x, {cols}, w, b).data_ptr()); });
+            [&](bool cpu) { return layer_norm(on(x, cpu), {cols}, on(w, cpu), on(b, cpu)); }, 1e-4, 1e-4);
 }
 
 }  // namespace
@@ -74,6 +81,7 @@ int main(int argc, char** argv) {
   }
   std::printf("bench_kernels on %s\n", cuda::device_name());
   benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;  // a flag this version does not take
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

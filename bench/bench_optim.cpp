@@ -4,7 +4,8 @@
 //    launch per tensor, timed with CUDA events; on the CPU, the OpenMP loop. GB/s counts
 //    28 bytes per parameter (read p, g, m, v; write p, m, v).
 //  - The compound loss (B = 64, K = 7, D = 2048) fused against its unfused composition.
-// GPU cases skip without a GPU.
+// GPU cases skip without a GPU; each first validates against the CPU (AdamW: three steps from
+// the same start; the loss: value and gradients), then times (bench/cuda_timing.hpp).
 #include <adnn/adnn.hpp>
 #include <adnn/cuda/runtime.hpp>
 #include <benchmark/benchmark.h>
@@ -51,9 +52,19 @@ void BM_adamw_gpu(benchmark::State& st) {
     st.SkipWithError("no GPU");
     return;
   }
+  if (bench::first_call(st)) {  // validate, then time: three steps on the device against three on the CPU
+    auto pd = model_like(kCUDA), pc = model_like(kCPU);
+    optim::AdamW od(pd, {.lr = 1e-3, .fused = st.range(0) != 0}), oc(pc, {.lr = 1e-3});
+    for (int i = 0; i < 3; ++i) {
+      od.step();
+      oc.step();
+    }
+    for (size_t i = 0; i < pd.size(); ++i)
+      if (!bench::validate(st, "AdamW parameter " + std::to_string(i), pd[i], pc[i], 1e-5, 1e-6)) return;
+  }
   auto ps = model_like(kCUDA);
   optim::AdamW opt(ps, {.lr = 1e-3, .fused = st.range(0) != 0});
-  bench::time_with_cuda_events(st, [&] { opt.step(); });
+  st.SetLabel(bench::time_with_cuda_events(st, [&] { opt.step(); }));
   st.counters["GB/s"] = benchmark::Counter(28.0 * double(numel(ps)) * double(st.iterations()) / 1e9,
                                            benchmark::Counter::kIsRate);
 }
@@ -70,7 +81,19 @@ void loss_case(benchmark::State& st, Device d, bool fused) {
     l.total.backward();
   };
   if (d.is_cuda()) {
-    bench::time_with_cuda_events(st, body);
+    if (bench::first_call(st)) {  // validate, then time: the loss and its gradients against the CPU's
+      Tensor zc = z.detach().to(kCPU).requires_grad_(), fc = f.detach().to(kCPU).requires_grad_();
+      auto lc = nn::compound_loss_unfused(zc, fc, t.to(kCPU), lab.to(kCPU), c.to(kCPU), prior.to(kCPU), {});
+      lc.total.backward();
+      Tensor zd = z.detach().requires_grad_(), fd = f.detach().requires_grad_();
+      auto ld = fused ? nn::compound_loss(zd, fd, t, lab, c, prior, {}) : nn::compound_loss_unfused(zd, fd, t, lab, c, prior, {});
+      ld.total.backward();
+      if (!bench::validate(st, "compound loss", ld.total, lc.total, 1e-5, 1e-6) ||
+          !bench::validate(st, "compound loss dlogits", zd.grad(), zc.grad(), 1e-4, 1e-6) ||
+          !bench::validate(st, "compound loss dfeatures", fd.grad(), fc.grad(), 1e-4, 1e-6))
+        return;
+    }
+    st.SetLabel(bench::time_with_cuda_events(st, body));
   } else {
     for (auto _ : st) body();
   }

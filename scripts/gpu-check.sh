@@ -328,7 +328,7 @@ st=ok
 note=""
 bj_cudnn=null
 bj_kernels=null
-if ((dry)); then bmt=(--benchmark_min_time=0.01s); else bmt=(--benchmark_min_time=0.05s --benchmark_repetitions=1); fi
+if ((dry)); then bmt=(--benchmark_min_time=0.01); else bmt=(--benchmark_min_time=0.05 --benchmark_repetitions=1); fi
 # run_bench NAME SECONDS: one Google-benchmark binary with JSON out; sets bj (its JSON, or null)
 run_bench() {
   local name=$1 lg=$logs/3-$1.log lim

@@ -134,12 +134,16 @@ if steps.get("kernels"):
         for b in bj.get("benchmarks", []):
             if b.get("run_type") == "aggregate":
                 continue
+            if b.get("error_occurred"):  # e.g. its validation failed: no time is reported for a wrong result
+                L.append(f"| {b['name']} | — | — | — | FAILED: {b.get('error_message', '')} |")
+                continue
             gbs = b.get("GB/s")
             tfl = b.get("TFLOP/s")
             gbs = gbs / 1e9 if isinstance(gbs, (int, float)) and gbs > 1e6 else gbs  # rates may come per second
             pct = f"{100 * gbs / copy_gbps:.0f}%" if gbs and copy_gbps else "—"
             t = b.get("real_time")
-            L.append(f"| {b['name']} | {fmt(t, 1)} | {fmt(gbs)} | {pct} | {fmt(tfl, 2) if tfl else '—'} |")
+            lab = f" ({b['label']})" if b.get("label") else ""  # cuDNN algorithms; calls per event pair
+            L.append(f"| {b['name']}{lab} | {fmt(t, 1)} | {fmt(gbs)} | {pct} | {fmt(tfl, 2) if tfl else '—'} |")
             if gbs:
                 rows.append((b["name"].replace("/manual_time", ""), gbs, key))
         L.append("")
