@@ -107,7 +107,7 @@ __global__ void copy_transpose_kernel(const S* __restrict__ src, D* __restrict__
   // 32·33 words per plane hold every pitch it picks.
   constexpr int kPlane = 32 * 33;
   constexpr bool wide = sizeof(A) == 8;
-  ADNN_SHARED(uint32_t, tile, [2 * kPlane]);
+  ADNN_SHARED(uint32_t, tile, [wide ? 2 * kPlane : kPlane]);
   const int64_t tiles_a = (size_a + 31) / 32, tiles_b = (size_b + 31) / 32;
   int64_t t = blockIdx.x;
   const int64_t tb = t % tiles_b, ta = (t / tiles_b) % tiles_a, o = t / (tiles_b * tiles_a);
