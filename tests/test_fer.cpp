@@ -311,10 +311,12 @@ TEST_SUITE("fer") {
     ADNN_SKIP("ASan build (timing; the release suite runs it)");
 #endif
     REQUIRE_FER_DATA();
+    // --patience 100000: a fast machine runs many one-second epochs on 21 val images, and early
+    // stopping (patience 6) would end the run before the budget does (CI did, stop 29).
     const std::string out = temp_dir("time_schedule"), logs = temp_dir("time_schedule_logs");
     auto [rc, log] = adnn_fer({"train", "--data", fer_dir(), "--device", "cpu", "--train-limit", "96", "--val-limit",
                                "21", "--batch", "32", "--log-every", "1000", "--time-budget", "0.1", "--schedule",
-                               "time", "--lr", "0.001", "--out", out},
+                               "time", "--lr", "0.001", "--patience", "100000", "--out", out},
                               logs + "/train.out");
     INFO(log);
     REQUIRE(rc == 0);
