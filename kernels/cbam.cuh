@@ -185,10 +185,11 @@ __global__ void sigmoid_gate_kernel(const T* __restrict__ x, const T* __restrict
 }
 
 // Channel mode: the channel_pool layout; ga[n, c] = σ'(a) Σ_p g·x.
+// (a and ga in acc_t<T>: f32 logits for 16-bit g, x, gx)
 template <class T>
 __global__ void sigmoid_gate_backward_channel_kernel(const T* __restrict__ g, const T* __restrict__ x,
-                                                     const T* __restrict__ a, T* __restrict__ gx, T* __restrict__ ga,
-                                                     int64_t P, int64_t C) {
+                                                     const acc_t<T>* __restrict__ a, T* __restrict__ gx,
+                                                     acc_t<T>* __restrict__ ga, int64_t P, int64_t C) {
   using A = acc_t<T>;
   ADNN_SHARED(A, sacc, [8][33]);
   const int tx = threadIdx.x, ty = threadIdx.y;
@@ -198,24 +199,24 @@ __global__ void sigmoid_gate_backward_channel_kernel(const T* __restrict__ g, co
     s = sigmoid(A(a[n * C + c]));
     for (int64_t p = ty; p < P; p += 8) {
       const int64_t e = (n * P + p) * C + c;
-      const A gv = A(g[e]);
-      if (gx) gx[e] = T(gv * s);
-      acc += gv * A(x[e]);
+      const A gv = load_as<A>(g[e]);
+      if (gx) gx[e] = store_as<T>(gv * s);
+      acc += gv * load_as<A>(x[e]);
     }
   }
   sacc[ty][tx] = acc;
   __syncthreads();
   if (ty == 0 && c < C && ga) {
     for (int r = 1; r < 8; ++r) acc += sacc[r][tx];
-    ga[n * C + c] = T(acc * s * (A(1) - s));
+    ga[n * C + c] = acc * s * (A(1) - s);
   }
 }
 
 // Spatial mode: one warp per pixel m = (n, p); ga[m] = σ'(a) Σ_c g·x.
 template <class T>
 __global__ void sigmoid_gate_backward_spatial_kernel(const T* __restrict__ g, const T* __restrict__ x,
-                                                     const T* __restrict__ a, T* __restrict__ gx, T* __restrict__ ga,
-                                                     int64_t M, int64_t C) {
+                                                     const acc_t<T>* __restrict__ a, T* __restrict__ gx,
+                                                     acc_t<T>* __restrict__ ga, int64_t M, int64_t C) {
   using A = acc_t<T>;
   const int64_t m = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
@@ -223,12 +224,12 @@ __global__ void sigmoid_gate_backward_spatial_kernel(const T* __restrict__ g, co
   const A s = sigmoid(A(a[m]));
   A acc = 0;
   for (int64_t c = lane; c < C; c += 32) {
-    const A gv = A(g[m * C + c]);
-    if (gx) gx[m * C + c] = T(gv * s);
-    acc += gv * A(x[m * C + c]);
+    const A gv = load_as<A>(g[m * C + c]);
+    if (gx) gx[m * C + c] = store_as<T>(gv * s);
+    acc += gv * load_as<A>(x[m * C + c]);
   }
   for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-  if (lane == 0 && ga) ga[m] = T(acc * s * (A(1) - s));
+  if (lane == 0 && ga) ga[m] = acc * s * (A(1) - s);
 }
 
 // ---------------------------------------------------------------- launches
@@ -270,8 +271,8 @@ void launch_sigmoid_gate(const T* x, const T* a, T* y, int64_t N, int64_t P, int
   ADNN_LAUNCH(sigmoid_gate_kernel<T>, cbam_grid(N * P * C), dim3(256), 0, stream, x, a, y, N, P, C, int(mode));
 }
 template <class T>
-void launch_sigmoid_gate_backward(const T* g, const T* x, const T* a, T* gx, T* ga, int64_t N, int64_t P, int64_t C,
-                                  GateMode mode, Stream stream) {
+void launch_sigmoid_gate_backward(const T* g, const T* x, const acc_t<T>* a, T* gx, acc_t<T>* ga, int64_t N, int64_t P,
+                                  int64_t C, GateMode mode, Stream stream) {
   if (N * P * C == 0) return;
   if (mode == gate_channel)
     ADNN_LAUNCH(sigmoid_gate_backward_channel_kernel<T>, dim3(ceil_div(C, 32), unsigned(N)), dim3(32, 8), 0, stream,

@@ -325,6 +325,8 @@ void launch_impl(const char* name, const char* file, int line, void (*kernel)(KA
 #define ADNN_LAUNCH(kernel, grid, block, smem, stream, ...) \
   ::adnn::kernels::launch_impl(#kernel, __FILE__, __LINE__, kernel, grid, block, smem, stream, __VA_ARGS__)
 
+#include <type_traits>
+
 #include "common/activation.hpp"
 #include "common/hd.hpp"
 
@@ -336,6 +338,25 @@ inline unsigned ceil_div(int64_t a, int64_t b) { return unsigned((a + b - 1) / b
 inline dim3 grid_for(int64_t n, unsigned threads = 256) {
   const unsigned b = ceil_div(n, threads);
   return dim3(b < 1u ? 1u : (b > 65535u ? 65535u : b));
+}
+
+// A stored value in the compute type A (f16/bf16 widened exactly), and back (f16/bf16
+// rounded to nearest even; bool as != 0).
+template <class A, class T>
+__device__ __forceinline__ A load_as(T v) {
+  if constexpr (std::is_same_v<T, f16> || std::is_same_v<T, bf16>)
+    return A(to_float(v));
+  else
+    return A(v);
+}
+template <class T, class A>
+__device__ __forceinline__ T store_as(A v) {
+  if constexpr (std::is_same_v<T, f16> || std::is_same_v<T, bf16>)
+    return from_float<T>(float(v));
+  else if constexpr (std::is_same_v<T, bool>)
+    return v != A(0);
+  else
+    return T(v);
 }
 
 }  // namespace adnn::kernels

@@ -4,13 +4,19 @@
 // im2col: col[r, (kh, kw, c)] = x[n, oh·sh - pt + kh·dh, ow·sw - pl + kw·dw, g·Cg + c] (0 in
 //   the padding), r = (n, oh, ow) over a chunk of images; one thread per col element, c
 //   fastest (coalesced reads of x and writes of col). The GEMM col · Wᵀ then gives the
-//   output (cuBLAS on a GPU).
+//   output (cuBLAS on a GPU). f16/bf16 x: the forward gathers 16-bit columns for a 16-bit
+//   GEMM (cuBLASLt, f32 accumulation, the bias in its epilogue, one rounding); the backward
+//   gathers f32 columns (widened in the gather) and runs f32 GEMMs and col2im on f32
+//   copies of gy and w, rounding gx and gw once (src/cuda/conv.cpp, the CPU twin alike).
 // col2im: gx[n, ih, iw, g·Cg + c] += Σ of the col entries that read that pixel, in the
 //   gather form (one thread per input element summing its own taps): no atomics.
 // depthwise (groups == C == O): direct kernels, x, y, gx, gy (N, H|OH, W|OW, C), w (C, KH, KW).
+//   Storage T is f32, f64, or f16/bf16 natively; the math is in A = acc_t<T> (f32 for the
+//   16-bit types: loaded widened, accumulated in f32, stored rounded once), and the weight
+//   tile in shared memory holds A.
 //   Thread mapping (DepthwiseTiling): lanes along C, each lane V consecutive channels loaded
-//   and stored as one 16-byte vector (V = 4 for f32, 2 for f64) when C and the pointers
-//   allow, else V = 2 or 1 (scalar fallback); C/V split into tiles of ≤ 32 lanes (grid.x);
+//   and stored as one 16-byte vector (V = 4 for f32, 2 for f64, 8 for f16/bf16) when C and
+//   the pointers allow, else narrower (scalar fallback); C/V split into tiles of ≤ 32 lanes (grid.x);
 //   a block is lanes × rows threads, rows = ⌊256 / lanes⌋ pixels at a time.
 //   forward: y[p, c] = Σ_taps x[tap(p), c] · w[c, tap] (+ b[c] after the taps, as the CPU
 //     twin); grid-stride over the N·OH·OW pixels, ~4 per thread. The block's weight tile
@@ -51,8 +57,9 @@
 
 namespace adnn::kernels {
 
-template <class T>
-__global__ void im2col_kernel(const T* __restrict__ x, T* __restrict__ col, ConvGeom g, int64_t n0, int64_t nb,
+// TC: the columns' type — T, or f32 for 16-bit x (the widening fused into the gather).
+template <class T, class TC = T>
+__global__ void im2col_kernel(const T* __restrict__ x, TC* __restrict__ col, ConvGeom g, int64_t n0, int64_t nb,
                               int64_t gi) {
   const int64_t Cg = g.C / g.groups, KK = g.KH * g.KW * Cg, total = nb * g.OH * g.OW * KK;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
@@ -60,7 +67,13 @@ __global__ void im2col_kernel(const T* __restrict__ x, T* __restrict__ col, Conv
     const int64_t c = k % Cg, kw = (k / Cg) % g.KW, kh = k / (Cg * g.KW);
     const int64_t ow = r % g.OW, oh = (r / g.OW) % g.OH, n = n0 + r / (g.OW * g.OH);
     const int64_t ih = oh * g.sh - g.pt + kh * g.dh, iw = ow * g.sw - g.pl + kw * g.dw;
-    col[i] = (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) ? T(0) : x[((n * g.H + ih) * g.W + iw) * g.C + gi * Cg + c];
+    if constexpr (std::is_same_v<T, TC>)
+      col[i] = (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) ? store_as<T>(acc_t<T>(0))
+                                                            : x[((n * g.H + ih) * g.W + iw) * g.C + gi * Cg + c];
+    else
+      col[i] = (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W)
+                   ? TC(0)
+                   : store_as<TC>(load_as<acc_t<T>>(x[((n * g.H + ih) * g.W + iw) * g.C + gi * Cg + c]));
   }
 }
 
@@ -137,17 +150,17 @@ inline DepthwiseTiling depthwise_tiling(int64_t C, int V, int64_t KK, size_t ele
   return known[key] = DepthwiseTiling{int(lanes), int(tiles), int(256 / lanes), pitch};
 }
 
-// wt[(k·V + j)·pitch + l] = w[(c0 + l·V + j)·KK + k] for the tile's tile_c channels: w (C, KH,
-// KW) is read in its own order (one contiguous run per tile: coalesced) and written
-// transposed, so that a tap reads one shared word per lane, unit stride along the lanes and
-// the same word for every pixel row (a broadcast). The pitch (depthwise_tiling) is the one
-// with the fewest bank conflicts for these transposed stores.
-template <int V, class T>
-__device__ __forceinline__ void load_depthwise_weight_tile(const T* __restrict__ w, ADNN_SHARED_PTR(T) wt, int c0,
+// wt[(k·V + j)·pitch + l] = w[(c0 + l·V + j)·KK + k] for the tile's tile_c channels, in the
+// compute type A: w (C, KH, KW) is read in its own order (one contiguous run per tile:
+// coalesced) and written transposed, so that a tap reads one shared word per lane, unit
+// stride along the lanes and the same word for every pixel row (a broadcast). The pitch
+// (depthwise_tiling) is the one with the fewest bank conflicts for these transposed stores.
+template <int V, class A, class T>
+__device__ __forceinline__ void load_depthwise_weight_tile(const T* __restrict__ w, ADNN_SHARED_PTR(A) wt, int c0,
                                                            int tile_c, int KK, int pitch) {
   for (int e = threadIdx.x; e < tile_c * KK; e += blockDim.x) {
     const int cl = e / KK, k = e % KK;
-    wt[(k * V + cl % V) * pitch + cl / V] = w[int64_t(c0) * KK + e];
+    wt[(k * V + cl % V) * pitch + cl / V] = load_as<A>(w[int64_t(c0) * KK + e]);
   }
   __syncthreads();
 }
@@ -169,46 +182,60 @@ inline bool depthwise_index_fits(const ConvGeom& g, int64_t partials = 0) {
   return g.N * g.H * g.W * g.C < lim && g.N * g.OH * g.OW * g.C < lim && partials < lim;
 }
 
+// A V-vector of accumulators rounded to T and stored as one vector.
+template <int V, class T, class A>
+__device__ __forceinline__ void store_acc_vec(T* p, const A (&s)[V]) {
+  vec_t<T, V> o;
+  ADNN_UNROLL
+  for (int j = 0; j < V; ++j) o.v[j] = store_as<T>(s[j]);
+  store_vec<V>(p, o);
+}
+
 // y (N, OH, OW, C) = Σ_taps x (N, H, W, C) · w (C, KH, KW) [+ b (C), added after the taps as
 // the CPU twin does]. grid (tiles, pixel blocks), block lanes × rows, dynamic shared memory
-// KH·KW·V·pitch elements; grid-stride over the N·OH·OW output pixels.
+// KH·KW·V·pitch elements of acc_t<T>; grid-stride over the N·OH·OW output pixels.
 template <class T, int V, class I>
 __global__ void depthwise_forward_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
                                          T* __restrict__ y, ConvGeom g, int lanes, int pitch) {
-  ADNN_DYNAMIC_SHARED(T, wt);  // (KH·KW, V, pitch)
+  using A = acc_t<T>;
+  ADNN_DYNAMIC_SHARED(A, wt);  // (KH·KW, V, pitch)
   const ConvGeomI<I> q(g);
   const int KK = int(q.KH * q.KW), c0 = int(blockIdx.x) * lanes * V;
   const int tile_c = lanes * V < int(q.C) - c0 ? lanes * V : int(q.C) - c0;
-  load_depthwise_weight_tile<V>(w, wt, c0, tile_c, KK, pitch);
+  load_depthwise_weight_tile<V, A>(w, wt, c0, tile_c, KK, pitch);
   const int l = int(threadIdx.x) % lanes, r = int(threadIdx.x) / lanes, rows = int(blockDim.x) / lanes;
   if (l * V >= tile_c) return;
   const I c = c0 + l * V, P = q.N * q.OH * q.OW;
-  vec_t<T, V> bias{};
-  if (b) bias = load_vec<V>(b + c);
+  A bias[V] = {};
+  if (b) {
+    const vec_t<T, V> bv = load_vec<V>(b + c);
+    ADNN_UNROLL
+    for (int j = 0; j < V; ++j) bias[j] = load_as<A>(bv.v[j]);
+  }
   for (I p = I(blockIdx.y) * rows + r; p < P; p += I(gridDim.y) * rows) {
     const I ow = p % q.OW, oh = (p / q.OW) % q.OH, n = p / (q.OW * q.OH);
-    vec_t<T, V> s{};
+    A s[V] = {};
     // the taps of common::for_each_input_tap, in its order; the shared weights are read for
     // every tap, inside the image or not, so a warp's lanes read the same tap row together
     for (I kh = 0; kh < q.KH; ++kh) {
       const I ih = oh * q.sh - q.pt + kh * q.dh;
       for (I kw = 0; kw < q.KW; ++kw) {
         const int k = int(kh * q.KW + kw);
-        T wk[V];
+        A wk[V];
         ADNN_UNROLL
         for (int j = 0; j < V; ++j) wk[j] = wt[(k * V + j) * pitch + l];
         const I iw = ow * q.sw - q.pl + kw * q.dw;
         if (ih < 0 || ih >= q.H || iw < 0 || iw >= q.W) continue;
         const vec_t<T, V> xv = load_vec<V>(x + ((n * q.H + ih) * q.W + iw) * q.C + c);
         ADNN_UNROLL
-        for (int j = 0; j < V; ++j) s.v[j] += xv.v[j] * wk[j];
+        for (int j = 0; j < V; ++j) s[j] += load_as<A>(xv.v[j]) * wk[j];
       }
     }
     if (b) {
       ADNN_UNROLL
-      for (int j = 0; j < V; ++j) s.v[j] += bias.v[j];
+      for (int j = 0; j < V; ++j) s[j] += bias[j];
     }
-    store_vec<V>(y + p * q.C + c, s);
+    store_acc_vec<V>(y + p * q.C + c, s);
   }
 }
 
@@ -218,17 +245,18 @@ __global__ void depthwise_forward_kernel(const T* __restrict__ x, const T* __res
 template <class T, int V, class I>
 __global__ void depthwise_backward_input_kernel(const T* __restrict__ gy, const T* __restrict__ w,
                                                 T* __restrict__ gx, ConvGeom g, int lanes, int pitch) {
-  ADNN_DYNAMIC_SHARED(T, wt);  // (KH·KW, V, pitch)
+  using A = acc_t<T>;
+  ADNN_DYNAMIC_SHARED(A, wt);  // (KH·KW, V, pitch)
   const ConvGeomI<I> q(g);
   const int KK = int(q.KH * q.KW), c0 = int(blockIdx.x) * lanes * V;
   const int tile_c = lanes * V < int(q.C) - c0 ? lanes * V : int(q.C) - c0;
-  load_depthwise_weight_tile<V>(w, wt, c0, tile_c, KK, pitch);
+  load_depthwise_weight_tile<V, A>(w, wt, c0, tile_c, KK, pitch);
   const int l = int(threadIdx.x) % lanes, r = int(threadIdx.x) / lanes, rows = int(blockDim.x) / lanes;
   if (l * V >= tile_c) return;
   const I c = c0 + l * V, P = q.N * q.H * q.W;
   for (I p = I(blockIdx.y) * rows + r; p < P; p += I(gridDim.y) * rows) {
     const I iw = p % q.W, ih = (p / q.W) % q.H, n = p / (q.W * q.H);
-    vec_t<T, V> s{};
+    A s[V] = {};
     // the (output pixel, tap) pairs of common::for_each_tap_reading, in its order; the shared
     // weights are read for every tap, so a warp's lanes read the same tap row together
     for (I kh = 0; kh < q.KH; ++kh) {
@@ -236,17 +264,17 @@ __global__ void depthwise_backward_input_kernel(const T* __restrict__ gy, const 
       const bool row_ok = th >= 0 && th % q.sh == 0 && oh < q.OH;
       for (I kw = 0; kw < q.KW; ++kw) {
         const int k = int(kh * q.KW + kw);
-        T wk[V];
+        A wk[V];
         ADNN_UNROLL
         for (int j = 0; j < V; ++j) wk[j] = wt[(k * V + j) * pitch + l];
         const I tw = iw + q.pl - kw * q.dw, ow = tw / q.sw;
         if (!row_ok || tw < 0 || tw % q.sw != 0 || ow >= q.OW) continue;
         const vec_t<T, V> gv = load_vec<V>(gy + ((n * q.OH + oh) * q.OW + ow) * q.C + c);
         ADNN_UNROLL
-        for (int j = 0; j < V; ++j) s.v[j] += gv.v[j] * wk[j];
+        for (int j = 0; j < V; ++j) s[j] += load_as<A>(gv.v[j]) * wk[j];
       }
     }
-    store_vec<V>(gx + p * q.C + c, s);
+    store_acc_vec<V>(gx + p * q.C + c, s);
   }
 }
 
@@ -279,7 +307,7 @@ __global__ void depthwise_backward_weight_kernel(const T* __restrict__ gy, const
       const vec_t<T, V> gv = load_vec<V>(gy + p * q.C + c);
       const vec_t<T, V> xv = load_vec<V>(x + ((n * q.H + ih) * q.W + iw) * q.C + c);
       ADNN_UNROLL
-      for (int j = 0; j < V; ++j) s[j] += A(xv.v[j] * gv.v[j]);
+      for (int j = 0; j < V; ++j) s[j] += load_as<A>(xv.v[j]) * load_as<A>(gv.v[j]);
     }
   ADNN_UNROLL
   for (int j = 0; j < V; ++j) red[j * int(blockDim.x) + int(threadIdx.x)] = s[j];
@@ -289,7 +317,7 @@ __global__ void depthwise_backward_weight_kernel(const T* __restrict__ gy, const
   ADNN_UNROLL
   for (int j = 0; j < V; ++j)
     for (int q = 0; q < rows; ++q) t.v[j] += red[j * int(blockDim.x) + q * lanes + l];
-  if constexpr (sizeof(A) == sizeof(T))  // (S, KK, C) along C: the lanes' vectors are contiguous
+  if constexpr (std::is_same_v<A, T>)  // (S, KK, C) along C: the lanes' vectors are contiguous
     store_vec<V>(part + (I(blockIdx.z) * KK + k) * q.C + c, t);
   else
     for (int j = 0; j < V; ++j) part[(I(blockIdx.z) * KK + k) * q.C + c + j] = t.v[j];
@@ -316,7 +344,8 @@ __global__ void depthwise_weight_grad_sum_kernel(const acc_t<T>* __restrict__ pa
     tile[cl * pitch + k] = s;
   }
   __syncthreads();
-  for (int e = threadIdx.x; e < nc * KK; e += blockDim.x) gw[c0 * KK + e] = T(A(tile[(e / KK) * pitch + e % KK]));
+  for (int e = threadIdx.x; e < nc * KK; e += blockDim.x)
+    gw[c0 * KK + e] = store_as<T>(A(tile[(e / KK) * pitch + e % KK]));
 }
 
 // Output pixels per slice of the weight gradient's stage 1: at least 8 per row of a block, at

@@ -38,16 +38,7 @@ __device__ __forceinline__ void geom_offsets(const Geom& g, int64_t i, int64_t (
   }
 }
 
-
-template <class A, class T> __device__ __forceinline__ A load_as(T v) {
-  if constexpr (std::is_same_v<T, f16> || std::is_same_v<T, bf16>) return A(to_float(v));
-  else return A(v);
-}
-template <class T, class A> __device__ __forceinline__ T store_as(A v) {
-  if constexpr (std::is_same_v<T, f16> || std::is_same_v<T, bf16>) return from_float<T>(float(v));
-  else if constexpr (std::is_same_v<T, bool>) return v != A(0);
-  else return T(v);
-}
+// load_as / store_as: kernels/common.cuh
 
 // ---------------------------------------------------------------- copy / cast, fill
 template <class S, class D>

@@ -24,6 +24,9 @@
 //     applied to the projection conv's output in the same pass.
 //   bn_backward_apply: gx = w·invstd·(g_z - Σg_z/M - x̂·Σg_z x̂/M) (training) or w·invstd·g_z
 //     (eval), with g_z = g·act'(z) recomputed from x (the grad-mode partials do the same).
+//   Storage: x, g, y, gx and the residual in T (f32, f64, or f16/bf16 natively: loaded
+//   widened, math in f32, stored rounded once — no op-layer cast of the activations); the
+//   per-channel parameters, statistics and drop-path scale in P (T, or f32 for f16/bf16).
 //   Cost: stats read x twice (2·M·C·sizeof(T)); apply reads x, writes y; backward reads
 //   g and x twice, writes gx. The fused activation saves a full write + read of z forward
 //   and of g_z backward, and the activation's saved input.
@@ -64,10 +67,10 @@ enum ChannelMode : int { ch_sum, ch_sqdev, ch_grad };
 
 enum ChannelFinal : int { fin_mean, fin_invstd, fin_sums };
 
-template <class T>
+template <class T, class P>
 __global__ void channel_partials_kernel(int mode, const T* __restrict__ x, const T* __restrict__ g,
-                                        const T* __restrict__ mean, const T* __restrict__ invstd,
-                                        const T* __restrict__ w, const T* __restrict__ b, NormActivation act,
+                                        const P* __restrict__ mean, const P* __restrict__ invstd,
+                                        const P* __restrict__ w, const P* __restrict__ b, NormActivation act,
                                         double* __restrict__ part, int64_t M, int64_t C) {
   ADNN_SHARED(double, s0, [8][33]);
   ADNN_SHARED(double, s1, [8][33]);
@@ -78,16 +81,16 @@ __global__ void channel_partials_kernel(int mode, const T* __restrict__ x, const
     const double mu = mode == ch_sum ? 0.0 : double(mean[c]);
     const double is = mode == ch_grad ? double(invstd[c]) : 0.0;
     for (int64_t r = blockIdx.y * 8 + ty; r < M; r += 8 * int64_t(gridDim.y)) {
-      const double v = double(x[r * C + c]);
+      const double v = load_as<double>(x[r * C + c]);
       if (mode == ch_sum) {
         a0 += v;
       } else if (mode == ch_sqdev) {
         a0 += (v - mu) * (v - mu);
       } else {
         const double xhat = (v - mu) * is;
-        double gv = double(g[r * C + c]);
+        double gv = load_as<double>(g[r * C + c]);
         if (act != NormActivation::none)
-          gv *= double(norm_act_grad<T>(act, T(xhat * (w ? double(w[c]) : 1.0) + (b ? double(b[c]) : 0.0))));
+          gv *= double(norm_act_grad<P>(act, P(xhat * (w ? double(w[c]) : 1.0) + (b ? double(b[c]) : 0.0))));
         a0 += gv;
         a1 += gv * xhat;
       }
@@ -101,9 +104,9 @@ __global__ void channel_partials_kernel(int mode, const T* __restrict__ x, const
       a0 += s0[k][tx];
       a1 += s1[k][tx];
     }
-    const int64_t P = gridDim.y;
-    part[(0 * P + blockIdx.y) * C + c] = a0;
-    part[(1 * P + blockIdx.y) * C + c] = a1;
+    const int64_t S = gridDim.y;
+    part[(0 * S + blockIdx.y) * C + c] = a0;
+    part[(1 * S + blockIdx.y) * C + c] = a1;
   }
 }
 
@@ -135,14 +138,15 @@ __global__ void channel_reduce_kernel(int fin, const double* __restrict__ part, 
 inline int64_t channel_sum_slices(int64_t M) { return M / 256 < 1 ? 1 : (M / 256 > 64 ? 64 : M / 256); }
 // Per-channel sums of x (M, C) (mode ch_sum / ch_sqdev / ch_grad) into the workspace `part`
 // (2, channel_sum_slices(M), C) f64, then finalised (fin) into out0 / out1.
-template <class T, class O>
-void launch_channel_sums(int mode, int fin, const T* x, const T* g, const T* mean, const T* invstd, const T* w,
-                         const T* b, NormActivation act, double* part, int64_t M, int64_t C, double eps, O* out0,
+// x and g in T; mean, invstd, w, b in P.
+template <class T, class O, class P = T>
+void launch_channel_sums(int mode, int fin, const T* x, const T* g, const P* mean, const P* invstd, const P* w,
+                         const P* b, NormActivation act, double* part, int64_t M, int64_t C, double eps, O* out0,
                          O* out1, Stream stream) {
-  const int64_t P = channel_sum_slices(M);
-  ADNN_LAUNCH(channel_partials_kernel<T>, dim3(ceil_div(C, 32), unsigned(P)), dim3(32, 8), 0, stream, mode, x, g,
+  const int64_t S = channel_sum_slices(M);
+  ADNN_LAUNCH((channel_partials_kernel<T, P>), dim3(ceil_div(C, 32), unsigned(S)), dim3(32, 8), 0, stream, mode, x, g,
               mean, invstd, w, b, act, part, M, C);
-  ADNN_LAUNCH(channel_reduce_kernel<O>, dim3(ceil_div(C, 128)), dim3(128), 0, stream, fin, part, P, C, M, eps, out0,
+  ADNN_LAUNCH(channel_reduce_kernel<O>, dim3(ceil_div(C, 128)), dim3(128), 0, stream, fin, part, S, C, M, eps, out0,
               out1);
 }
 
@@ -177,7 +181,7 @@ __global__ void bn_stats_partials_kernel(const T* __restrict__ x, double* __rest
   double n = 0, mu = 0, q = 0;
   if (c < C) {
     for (int64_t r = blockIdx.y * 8 + ty; r < M; r += 8 * int64_t(gridDim.y)) {
-      const double v = double(x[r * C + c]);
+      const double v = load_as<double>(x[r * C + c]);
       n += 1;
       const double d = v - mu;
       mu += d / n;
@@ -215,49 +219,52 @@ __global__ void bn_stats_merge_kernel(const double* __restrict__ part, int64_t P
     running_var[c] = T((1.0 - momentum) * double(running_var[c]) + momentum * q / double(M > 1 ? M - 1 : 1));
 }
 
-// Training statistics of x (M, C): two launches, workspace part (3, bn_stats_slices(M, C), C) f64.
-template <class T>
-void launch_bn_stats(const T* x, double* part, int64_t M, int64_t C, double eps, double momentum, T* mean, T* invstd,
-                     T* running_mean, T* running_var, Stream stream) {
-  const int64_t P = bn_stats_slices(M, C);
-  ADNN_LAUNCH(bn_stats_partials_kernel<T>, dim3(ceil_div(C, 32), unsigned(P)), dim3(32, 8), 0, stream, x, part, M, C);
-  ADNN_LAUNCH(bn_stats_merge_kernel<T>, dim3(ceil_div(C, 128)), dim3(128), 0, stream, part, P, C, M, eps, momentum,
+// Training statistics of x (M, C) in T into mean, invstd and the running statistics in P: two
+// launches, workspace part (3, bn_stats_slices(M, C), C) f64.
+template <class T, class P>
+void launch_bn_stats(const T* x, double* part, int64_t M, int64_t C, double eps, double momentum, P* mean, P* invstd,
+                     P* running_mean, P* running_var, Stream stream) {
+  const int64_t S = bn_stats_slices(M, C);
+  ADNN_LAUNCH(bn_stats_partials_kernel<T>, dim3(ceil_div(C, 32), unsigned(S)), dim3(32, 8), 0, stream, x, part, M, C);
+  ADNN_LAUNCH(bn_stats_merge_kernel<P>, dim3(ceil_div(C, 128)), dim3(128), 0, stream, part, S, C, M, eps, momentum,
               mean, invstd, running_mean, running_var);
 }
 
-template <class T>
-__global__ void bn_apply_kernel(const T* __restrict__ x, const T* __restrict__ mean, const T* __restrict__ invstd,
-                                const T* __restrict__ w, const T* __restrict__ b, T* __restrict__ y, int64_t M,
-                                int64_t C, NormActivation act, const T* __restrict__ residual, const T* __restrict__ scale,
-                                int64_t rows_per_sample) {
+// x, y, residual in T; mean, invstd, w, b, scale in P (the math is in P).
+template <class T, class P>
+__global__ void bn_apply_kernel(const T* __restrict__ x, const P* __restrict__ mean, const P* __restrict__ invstd,
+                                const P* __restrict__ w, const P* __restrict__ b, T* __restrict__ y, int64_t M,
+                                int64_t C, NormActivation act, const T* __restrict__ residual,
+                                const P* __restrict__ scale, int64_t rows_per_sample) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % C;
-    T v = (x[i] - mean[c]) * invstd[c];
+    P v = (load_as<P>(x[i]) - mean[c]) * invstd[c];
     if (w) v = v * w[c];
     if (b) v = v + b[c];
-    v = norm_act<T>(act, v);
+    v = norm_act<P>(act, v);
     if (scale) v = v * scale[i / (rows_per_sample * C)];
-    if (residual) v = v + residual[i];
-    y[i] = v;
+    if (residual) v = v + load_as<P>(residual[i]);
+    y[i] = store_as<T>(v);
   }
 }
 
 // sums: (2, C) doubles: Σg_z, Σg_z·x̂ with g_z = g·act'(z) (g itself without activation)
-template <class T>
-__global__ void bn_backward_apply_kernel(const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ w,
-                                         const T* __restrict__ b, const T* __restrict__ mean,
-                                         const T* __restrict__ invstd, const double* __restrict__ sums,
+// g, x, gx in T; w, b, mean, invstd in P.
+template <class T, class P>
+__global__ void bn_backward_apply_kernel(const T* __restrict__ g, const T* __restrict__ x, const P* __restrict__ w,
+                                         const P* __restrict__ b, const P* __restrict__ mean,
+                                         const P* __restrict__ invstd, const double* __restrict__ sums,
                                          T* __restrict__ gx, int64_t M, int64_t C, bool training, NormActivation act) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % C;
     const double wc = w ? double(w[c]) : 1.0, scale = double(invstd[c]) * wc;
-    const double xhat = (double(x[i]) - double(mean[c])) * double(invstd[c]);
-    double gv = double(g[i]);
-    if (act != NormActivation::none) gv *= double(norm_act_grad<T>(act, T(xhat * wc + (b ? double(b[c]) : 0.0))));
+    const double xhat = (load_as<double>(x[i]) - double(mean[c])) * double(invstd[c]);
+    double gv = load_as<double>(g[i]);
+    if (act != NormActivation::none) gv *= double(norm_act_grad<P>(act, P(xhat * wc + (b ? double(b[c]) : 0.0))));
     if (training) {
-      gx[i] = T(scale * (gv - sums[c] / double(M) - xhat * sums[C + c] / double(M)));
+      gx[i] = store_as<T>(scale * (gv - sums[c] / double(M) - xhat * sums[C + c] / double(M)));
     } else {
-      gx[i] = T(scale * gv);
+      gx[i] = store_as<T>(scale * gv);
     }
   }
 }

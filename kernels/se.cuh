@@ -15,13 +15,15 @@
 //                  min(R, 32)) per channel, lanes along a row of W2 (R), so a warp reads
 //                  32 / width consecutive rows; b2, the logits and σ in one pass along C; the
 //                  scale along (p, c), V consecutive channels per thread (a 16-byte vector
-//                  when C and the pointers allow, else 2 or 1: vector_width). Reads N·P·C + chunks·(2·R·C) weights (L2-resident),
-//                  writes N·P·C; 2·R·C + 2·P·C flops per block-sample (+ R + C exp).
-//                  Measured coalescing 96.3 % (emulator trace, efficientnet_b5 training step
-//                  at 64×64, batch 1; 15.7 % before, when FC1/FC2 read W1 and W2 with a lane
-//                  per output, a row apart); shared memory 1.02 wavefronts per request, at
-//                  most 2-way.
+//                  when C and the pointers allow, else 2 or 1: vector_width). Reads N·P·C + chunks·(2·R·C) weights
+//                  (L2-resident), writes N·P·C; 2·R·C + 2·P·C flops per block-sample (+ R + C exp). Measured
+//                  coalescing 96.3 % (emulator trace, efficientnet_b5 training step at 64×64, batch 1; 15.7 % before,
+//                  when FC1/FC2 read W1 and W2 with a lane per output, a row apart); shared memory 1.02 wavefronts per
+//                  request, at most 2-way.
 // Weights: W1 (R, C), b1 (R), W2 (C, R), b2 (C), contiguous; x, y (N, P, C) contiguous.
+// Types: x, y and the weights in T (f32, f64, or f16/bf16 natively: loaded widened, stored
+// rounded once); the math, the pooled means and the gate logits in A = acc_t<T> (f32 for
+// the 16-bit types: the statistics stay f32).
 // Backward (ops layer) reuses the sigmoid-gate backward kernel (gx from the gate, dL/da
 // from Σ_p g·x) and small GEMMs for the two FCs.
 #include "common.cuh"
@@ -32,27 +34,28 @@
 namespace adnn::kernels {
 
 template <class T>
-__global__ void se_pool_kernel(const T* __restrict__ x, T* __restrict__ pooled, int64_t P, int64_t C) {
+__global__ void se_pool_kernel(const T* __restrict__ x, acc_t<T>* __restrict__ pooled, int64_t P, int64_t C) {
   using A = acc_t<T>;
   ADNN_SHARED(A, part, [8][33]);
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx;
   A s = 0;
   if (c < C)
-    for (int64_t p = ty; p < P; p += 8) s += A(x[(n * P + p) * C + c]);
+    for (int64_t p = ty; p < P; p += 8) s += load_as<A>(x[(n * P + p) * C + c]);
   part[ty][tx] = s;
   __syncthreads();
   if (ty == 0 && c < C) {
     for (int r = 1; r < 8; ++r) s += part[r][tx];
-    pooled[n * C + c] = T(s / A(P));
+    pooled[n * C + c] = s / A(P);
   }
 }
 
 template <class T, int V>
-__global__ void se_gate_scale_kernel(const T* __restrict__ x, const T* __restrict__ pooled, const T* __restrict__ w1,
-                                     const T* __restrict__ b1, const T* __restrict__ w2, const T* __restrict__ b2,
-                                     T* __restrict__ y, T* __restrict__ logits, int64_t P, int64_t C, int64_t R,
-                                     int64_t pixels_per_block, int fc2_width, int64_t gate_pitch) {
+__global__ void se_gate_scale_kernel(const T* __restrict__ x, const acc_t<T>* __restrict__ pooled,
+                                     const T* __restrict__ w1, const T* __restrict__ b1, const T* __restrict__ w2,
+                                     const T* __restrict__ b2, T* __restrict__ y, acc_t<T>* __restrict__ logits,
+                                     int64_t P, int64_t C, int64_t R, int64_t pixels_per_block, int fc2_width,
+                                     int64_t gate_pitch) {
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(A, smem);
   ADNN_SHARED_PTR(A) h = smem;                // (R): b1, then the hidden units
@@ -60,13 +63,13 @@ __global__ void se_gate_scale_kernel(const T* __restrict__ x, const T* __restric
   ADNN_SHARED_PTR(A) gate_v = gate + C;       // (V, gate_pitch): σ(a_c) at (c % V, c / V)
   const int64_t n = blockIdx.y;
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, warps = int(blockDim.x) / 32;
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) gate[c] = A(pooled[n * C + c]);
-  for (int64_t r = threadIdx.x; r < R; r += blockDim.x) h[r] = b1 ? A(b1[r]) : A(0);
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) gate[c] = pooled[n * C + c];
+  for (int64_t r = threadIdx.x; r < R; r += blockDim.x) h[r] = b1 ? load_as<A>(b1[r]) : A(0);
   __syncthreads();
   // FC1: one warp per hidden unit r, lanes along C (a contiguous row of W1), shuffle tree
   for (int64_t r = warp; r < R; r += warps) {
     A z = 0;
-    for (int64_t c = lane; c < C; c += 32) z += A(w1[r * C + c]) * gate[c];
+    for (int64_t c = lane; c < C; c += 32) z += load_as<A>(w1[r * C + c]) * gate[c];
     for (int off = 16; off > 0; off >>= 1) z += __shfl_xor_sync(0xffffffffu, z, off);
     if (lane == 0) h[r] = silu(A(h[r]) + z);
   }
@@ -78,7 +81,7 @@ __global__ void se_gate_scale_kernel(const T* __restrict__ x, const T* __restric
     const int64_t c = cb + lane / fc2_width;
     A a = 0;
     if (c < C)
-      for (int64_t r = sub; r < R; r += fc2_width) a += A(w2[c * R + r]) * h[r];
+      for (int64_t r = sub; r < R; r += fc2_width) a += load_as<A>(w2[c * R + r]) * h[r];
     for (int off = fc2_width / 2; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off, fc2_width);
     if (sub == 0 && c < C) gate[c] = a;
   }
@@ -88,8 +91,8 @@ __global__ void se_gate_scale_kernel(const T* __restrict__ x, const T* __restric
   // consecutive words for each j (gate_pitch ≡ 32 / V mod 32 keeps these stores
   // conflict-free too)
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-    const A a = b2 ? A(b2[c]) + A(gate[c]) : A(gate[c]);
-    if (blockIdx.x == 0) logits[n * C + c] = T(a);
+    const A a = b2 ? load_as<A>(b2[c]) + A(gate[c]) : A(gate[c]);
+    if (blockIdx.x == 0) logits[n * C + c] = a;
     gate_v[(c % V) * gate_pitch + c / V] = sigmoid(a);
   }
   __syncthreads();
@@ -102,7 +105,7 @@ __global__ void se_gate_scale_kernel(const T* __restrict__ x, const T* __restric
     const vec_t<T, V> xv = load_vec<V>(x + idx);
     vec_t<T, V> yv;
     ADNN_UNROLL
-    for (int j = 0; j < V; ++j) yv.v[j] = T(A(xv.v[j]) * gate_v[j * gate_pitch + c / V]);
+    for (int j = 0; j < V; ++j) yv.v[j] = store_as<T>(load_as<A>(xv.v[j]) * gate_v[j * gate_pitch + c / V]);
     store_vec<V>(y + idx, yv);
   }
 }
@@ -132,8 +135,8 @@ inline int64_t se_pixels_per_block(int64_t N, int64_t P, int64_t R) {
 }
 
 template <class T>
-void launch_squeeze_excite(const T* x, const T* w1, const T* b1, const T* w2, const T* b2, T* pooled, T* logits, T* y,
-                           int64_t N, int64_t P, int64_t C, int64_t R, Stream stream) {
+void launch_squeeze_excite(const T* x, const T* w1, const T* b1, const T* w2, const T* b2, acc_t<T>* pooled,
+                           acc_t<T>* logits, T* y, int64_t N, int64_t P, int64_t C, int64_t R, Stream stream) {
   if (N * C == 0) return;
   ADNN_LAUNCH(se_pool_kernel<T>, dim3(ceil_div(C, 32), unsigned(N)), dim3(32, 8), 0, stream, x, pooled, P, C);
   const int64_t per = se_pixels_per_block(N, P, R);

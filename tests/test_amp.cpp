@@ -2,10 +2,12 @@
 // accumulation, fused epilogues against their unfused compositions, on cpu and the emulated
 // cuda), autocast's per-op rules, GradScaler, and a nano training run in bf16 against f32.
 #include <adnn/adnn.hpp>
+#include <adnn/cuda/runtime.hpp>
 
 #include <cmath>
 #include <cstring>
 
+#include "nano_trainer.hpp"
 #include "testing.hpp"
 
 using namespace adnn;
@@ -30,6 +32,19 @@ Tensor reference_matmul(const Tensor& a, const Tensor& b, float (*round)(float))
   return matmul(from_vector(va, a.sizes(), TensorOptions(DType::f64)), from_vector(vb, b.sizes(), TensorOptions(DType::f64)));
 }
 float identity(float x) { return x; }
+// Walks the autograd graph below t: true when a dtype cast ("to_dtype") is in it — an op that
+// widened its 16-bit input to f32 and rounded back.
+bool has_cast(const Tensor& t) {
+  std::vector<std::shared_ptr<autograd::Node>> todo{t.grad_fn()};
+  while (!todo.empty()) {
+    auto n = todo.back();
+    todo.pop_back();
+    if (!n) continue;
+    if (n->name() == "to_dtype") return true;
+    for (auto& e : n->next_edges) todo.push_back(e.fn);
+  }
+  return false;
+}
 struct Tf32Guard {
   bool saved = allow_tf32();
   explicit Tf32Guard(bool on) { set_allow_tf32(on); }
@@ -151,6 +166,238 @@ TEST_SUITE("amp") {
             CHECK(close(w.grad(), wu.grad()));
             if (with_bias) CHECK(close(b.grad(), bu.grad()));
           }
+  }
+
+  TEST_CASE("conv2d 1x1: f16/bf16 natively as one GEMM (no f32 copy of x in the graph), values and gradients") {
+    manual_seed(9);
+    for (Device dev : devices())
+      for (DType t : {DType::bf16, DType::f16})
+        for (bool with_bias : {true, false}) {
+          CAPTURE(dev.str());
+          CAPTURE(dtype_name(t));
+          CAPTURE(with_bias);
+          // (N, H, W, C) = (2, 5, 3, 24) -> 19 channels; a transposed view as input (non-contiguous)
+          Tensor x0 = randn({2, 3, 5, 24}).transpose(1, 2), w0 = randn({19, 1, 1, 24}), b0 = randn({19});
+          auto leaf = [&](const Tensor& v, DType d) { return v.to(d).to(dev).detach().requires_grad_(); };
+          Tensor x = leaf(x0, t), w = leaf(w0, t), b = with_bias ? leaf(b0, t) : Tensor();
+          // the reference: f32 on the same 16-bit values
+          Tensor xr = leaf(x0.to(t), DType::f32), wr = leaf(w0.to(t), DType::f32),
+                 br = with_bias ? leaf(b0.to(t), DType::f32) : Tensor();
+          Tensor y = conv2d(x, w, b), yr = conv2d(xr, wr, br);  // (2, 5, 3, 19)
+          CHECK(y.dtype() == t);
+          CHECK(y.sizes() == Shape{2, 5, 3, 19});
+          CHECK_FALSE(has_cast(y));
+          const double ulp = t == DType::f16 ? 1.0 / 1024 : 1.0 / 128;
+          auto close = [&](const Tensor& a, const Tensor& r) {
+            CHECK(a.dtype() == t);
+            // computed in f32, rounded once on store: within an ulp of the result's scale
+            return max_abs_diff(a.to(kCPU).to(DType::f32), r.to(kCPU)) <= ulp * (1 + max_abs(r.to(kCPU)));
+          };
+          CHECK(close(y, yr));
+          Tensor gy = randn(y.sizes()).to(t);
+          sum(mul(y, gy.to(dev))).backward();
+          sum(mul(yr, gy.to(DType::f32).to(dev))).backward();
+          CHECK(close(x.grad(), xr.grad()));
+          CHECK(close(w.grad(), wr.grad()));
+          if (with_bias) CHECK(close(b.grad(), br.grad()));
+        }
+    // the check sees a cast: a bf16 tensor widened before an f32 op
+    Tensor x = randn({1, 6, 6, 4}).to(DType::bf16).requires_grad_(), w = randn({5, 3, 3, 4});
+    CHECK(has_cast(conv2d(x.to(DType::f32), w)));
+  }
+
+  TEST_CASE("depthwise and im2col conv2d: f16/bf16 natively (f32 math, one rounding), no f32 copy in the graph") {
+    manual_seed(11);
+    struct Case {
+      int64_t C, k, stride, O, groups;  // groups 0: depthwise (groups = O = C)
+    };
+    // depthwise with 8-wide vectors and scalar (13 channels); im2col: 3x3, strided 5x5 with
+    // two groups and padding, 3x3 from one input channel (a stem)
+    for (Case cs : {Case{24, 3, 1, 0, 0}, Case{24, 5, 2, 0, 0}, Case{13, 3, 2, 0, 0}, Case{6, 3, 1, 10, 1},
+                    Case{8, 5, 2, 6, 2}, Case{1, 3, 2, 16, 1}})
+      for (DType t : {DType::bf16, DType::f16})
+        for (bool with_bias : {true, false}) {
+          CAPTURE(cs.C);
+          CAPTURE(cs.k);
+          CAPTURE(cs.stride);
+          CAPTURE(cs.groups);
+          CAPTURE(dtype_name(t));
+          CAPTURE(with_bias);
+          const int64_t groups = cs.groups ? cs.groups : cs.C, O = cs.groups ? cs.O : cs.C;
+          Tensor x0 = randn({2, 7, 9, cs.C}), w0 = mul(randn({O, cs.k, cs.k, cs.C / groups}), 0.5), b0 = randn({O});
+          const Conv2dOptions o = Conv2dOptions().with_groups(groups).with_stride(cs.stride).with_same();
+          // 'same' padding: OH = ceil(7 / stride), OW = ceil(9 / stride); one gradient for both devices
+          Tensor gy = randn({2, (7 + cs.stride - 1) / cs.stride, (9 + cs.stride - 1) / cs.stride, O}).to(t);
+          std::vector<Tensor> ys, gxs;
+          for (Device dev : devices()) {
+            CAPTURE(dev.str());
+            auto leaf = [&](const Tensor& v, DType d) { return v.to(d).to(dev).detach().requires_grad_(); };
+            Tensor x = leaf(x0, t), w = leaf(w0, t), b = with_bias ? leaf(b0, t) : Tensor();
+            Tensor xr = leaf(x0.to(t), DType::f32), wr = leaf(w0.to(t), DType::f32),
+                   br = with_bias ? leaf(b0.to(t), DType::f32) : Tensor();
+            Tensor y = conv2d(x, w, b, o), yr = conv2d(xr, wr, br, o);  // (2, OH, OW, C)
+            CHECK(y.dtype() == t);
+            CHECK_FALSE(has_cast(y));
+            const double ulp = t == DType::f16 ? 1.0 / 1024 : 1.0 / 128;
+            auto close = [&](const Tensor& a, const Tensor& r) {
+              CHECK(a.dtype() == t);
+              return max_abs_diff(a.to(kCPU).to(DType::f32), r.to(kCPU)) <= ulp * (1 + max_abs(r.to(kCPU)));
+            };
+            CHECK(close(y, yr));
+            REQUIRE(y.sizes() == gy.sizes());
+            sum(mul(y, gy.to(dev))).backward();
+            sum(mul(yr, gy.to(DType::f32).to(dev))).backward();
+            CHECK(close(x.grad(), xr.grad()));
+            CHECK(close(w.grad(), wr.grad()));
+            if (with_bias) CHECK(close(b.grad(), br.grad()));
+            ys.push_back(y.detach().to(kCPU));
+            gxs.push_back(x.grad().to(kCPU));
+          }
+          // the emulated device and the CPU twin: both f32 math, so at most one rounding apart
+          for (size_t i = 1; i < ys.size(); ++i) {
+            const double ulp = t == DType::f16 ? 1.0 / 1024 : 1.0 / 128;
+            CHECK(max_abs_diff(ys[i].to(DType::f32), ys[0].to(DType::f32)) <=
+                  ulp * (1 + max_abs(ys[0].to(DType::f32))));
+            CHECK(max_abs_diff(gxs[i].to(DType::f32), gxs[0].to(DType::f32)) <=
+                  ulp * (1 + max_abs(gxs[0].to(DType::f32))));
+          }
+        }
+  }
+
+  TEST_CASE("batch norm (+SiLU, + MBConv epilogue): f16/bf16 natively, f32 statistics, no f32 copy in the graph") {
+    manual_seed(10);
+    for (Device dev : devices())
+      for (DType t : {DType::bf16, DType::f16})
+        for (int variant = 0; variant < 3; ++variant)  // plain training, SiLU training, epilogue; then eval
+          for (bool training : {true, false}) {
+            CAPTURE(dev.str());
+            CAPTURE(dtype_name(t));
+            CAPTURE(variant);
+            CAPTURE(training);
+            // x (N, H, W, C) = (3, 4, 5, 40), values off zero so the statistics matter
+            Tensor x0 = add(mul(randn({3, 4, 5, 40}), 2.0), 0.5), r0 = randn({3, 4, 5, 40});
+            Tensor w0 = add(randn({40}), 1.0), b0 = randn({40}),
+                   s0 = from_vector(std::vector<double>{0.0, 1.25, 1.25}, Shape{3});
+            auto leaf = [&](const Tensor& v, DType d) { return v.to(d).to(dev).detach().requires_grad_(); };
+            // the 16-bit run: x and the residual in t, parameters f32 (master weights)
+            Tensor x = leaf(x0, t), r = leaf(r0, t), w = leaf(w0, DType::f32), b = leaf(b0, DType::f32);
+            // the reference: f32 on the same 16-bit values
+            Tensor xr = leaf(x0.to(t), DType::f32), rr = leaf(r0.to(t), DType::f32), wr = leaf(w0, DType::f32),
+                   br = leaf(b0, DType::f32);
+            Tensor rm = zeros({40}).to(dev), rv = ones({40}).to(dev), rmr = rm.clone(), rvr = rv.clone();
+            if (!training) {  // eval: running statistics near the data's
+              for (Tensor* m : {&rm, &rmr}) m->copy_(full({40}, 0.4).to(dev));
+              for (Tensor* v : {&rv, &rvr}) v->copy_(full({40}, 3.5).to(dev));
+            }
+            Tensor y, yr;
+            if (variant == 2) {
+              Tensor s = s0.to(dev);
+              y = batch_norm_residual(x, rm, rv, w, b, training, 0.1, 1e-5, r, s);
+              yr = batch_norm_residual(xr, rmr, rvr, wr, br, training, 0.1, 1e-5, rr, s);
+            } else {
+              const NormActivation act = variant == 1 ? NormActivation::silu : NormActivation::none;
+              y = batch_norm(x, rm, rv, w, b, training, 0.1, 1e-5, act);
+              yr = batch_norm(xr, rmr, rvr, wr, br, training, 0.1, 1e-5, act);
+            }
+            CHECK(y.dtype() == t);
+            CHECK_FALSE(has_cast(y));
+            const double ulp = t == DType::f16 ? 1.0 / 1024 : 1.0 / 128;
+            auto close = [&](const Tensor& a, const Tensor& ref, double ulps) {
+              return max_abs_diff(a.to(kCPU).to(DType::f32), ref.to(kCPU).to(DType::f32)) <=
+                     ulps * ulp * (1 + max_abs(ref.to(kCPU).to(DType::f32)));
+            };
+            CHECK(close(y, yr, 1));  // computed in f32, rounded once
+            // the running statistics stay f32 and match the f32 run's
+            CHECK(rm.dtype() == DType::f32);
+            CHECK(max_abs_diff(rm.to(kCPU), rmr.to(kCPU)) < 1e-5);
+            CHECK(max_abs_diff(rv.to(kCPU), rvr.to(kCPU)) < 1e-4);
+            Tensor gy = randn(y.sizes());
+            sum(mul(y, gy.to(t).to(dev))).backward();
+            sum(mul(yr, gy.to(t).to(DType::f32).to(dev))).backward();
+            CHECK(x.grad().dtype() == t);
+            CHECK(w.grad().dtype() == DType::f32);
+            CHECK(close(x.grad(), xr.grad(), 2));
+            // parameter gradients: sums of 16-bit gradients in f32 (no rounding of the sum)
+            CHECK(close(w.grad(), wr.grad(), 1));
+            CHECK(close(b.grad(), br.grad(), 1));
+            if (variant == 2) CHECK(close(r.grad(), rr.grad(), 1));
+          }
+  }
+
+  TEST_CASE("squeeze_excite: f16/bf16 natively (f32 pooled means, logits and FC math), no f32 copy of x") {
+    manual_seed(12);
+    for (int64_t C : {24, 13})  // 8-wide vectors; scalar
+      for (DType t : {DType::bf16, DType::f16}) {
+        CAPTURE(C);
+        CAPTURE(dtype_name(t));
+        const int64_t R = 6;
+        Tensor x0 = randn({2, 5, 7, C}), w10 = mul(randn({R, C}), 0.3), b10 = randn({R}), w20 = mul(randn({C, R}), 0.3),
+               b20 = randn({C}), gy = randn({2, 5, 7, C}).to(t);
+        std::vector<Tensor> ys;
+        for (Device dev : devices()) {
+          CAPTURE(dev.str());
+          auto leaf = [&](const Tensor& v, DType d) { return v.to(d).to(dev).detach().requires_grad_(); };
+          Tensor x = leaf(x0, t), w1 = leaf(w10, t), b1 = leaf(b10, t), w2 = leaf(w20, t), b2 = leaf(b20, t);
+          Tensor xr = leaf(x0.to(t), DType::f32), w1r = leaf(w10.to(t), DType::f32), b1r = leaf(b10.to(t), DType::f32),
+                 w2r = leaf(w20.to(t), DType::f32), b2r = leaf(b20.to(t), DType::f32);
+          Tensor y = squeeze_excite(x, w1, b1, w2, b2), yr = squeeze_excite(xr, w1r, b1r, w2r, b2r);
+          CHECK(y.dtype() == t);
+          CHECK_FALSE(has_cast(y));
+          const double ulp = t == DType::f16 ? 1.0 / 1024 : 1.0 / 128;
+          auto close = [&](const Tensor& a, const Tensor& r, double ulps) {
+            CHECK(a.dtype() == t);
+            return max_abs_diff(a.to(kCPU).to(DType::f32), r.to(kCPU)) <= ulps * ulp * (1 + max_abs(r.to(kCPU)));
+          };
+          CHECK(close(y, yr, 1));  // statistics and math in f32: one rounding
+          sum(mul(y, gy.to(dev))).backward();
+          sum(mul(yr, gy.to(DType::f32).to(dev))).backward();
+          CHECK(close(x.grad(), xr.grad(), 2));  // g·σ(a) rounded, then the pool's term added
+          for (auto [p, pr] : {std::pair{w1, w1r}, std::pair{b1, b1r}, std::pair{w2, w2r}, std::pair{b2, b2r}})
+            CHECK(close(p.grad(), pr.grad(), 1));
+          ys.push_back(y.detach().to(kCPU).to(DType::f32));
+        }
+        for (size_t i = 1; i < ys.size(); ++i) {
+          const double ulp = t == DType::f16 ? 1.0 / 1024 : 1.0 / 128;
+          CHECK(max_abs_diff(ys[i], ys[0]) <= ulp * (1 + max_abs(ys[0])));
+        }
+      }
+  }
+
+  TEST_CASE("a bf16 autocast forward holds less activation memory than f32 (nano, emulated cuda)") {
+    if (!cuda_is_available()) ADNN_SKIP("no cuda device");
+    // Activation memory: the allocator's bytes in use after the forward and the loss (what the
+    // autograd graph keeps for backward, the autocast copies of the weights included) minus the
+    // bytes held before (weights, the batch). With every backbone op native in 16 bits the
+    // saved tensors halve; the head (CBAM, encoder) and the max-pool indices do not.
+    struct Bytes {
+      size_t saved, peak;
+    };
+    auto measure = [](std::optional<DType> precision) {
+      cuda::empty_cache();
+      NanoTrainer::Options o;
+      o.dropout = false;
+      NanoTrainer t(8, o);
+      const size_t before = cuda::memory_stats().in_use;
+      cuda::reset_peak_memory();
+      nn::CompoundLoss cl;
+      {
+        amp::Autocast ac(precision);
+        auto [logits, feats] = t.model->forward_with_features(t.x);
+        cl = nn::compound_loss(logits, feats, t.soft, t.labels, t.centers, t.prior, {});
+      }
+      const size_t saved = cuda::memory_stats().in_use - before;
+      cl.total.backward();
+      CHECK(std::isfinite(cl.total.item<double>()));
+      return Bytes{saved, cuda::memory_stats().peak_in_use - before};
+    };
+    const Bytes f32 = measure(std::nullopt), bf16 = measure(DType::bf16);
+    std::printf(
+        "activation memory of a nano training step (batch 8, emulated cuda): saved after the forward f32 %zu B, "
+        "bf16 %zu B (%.1f%% less); step peak f32 %zu B, bf16 %zu B\n",
+        f32.saved, bf16.saved, 100.0 * (1.0 - double(bf16.saved) / double(f32.saved)), f32.peak, bf16.peak);
+    // a guard on the native 16-bit paths (an op widening its input again would raise it);
+    // the goal is 30% less, measured and reported in docs/training.md
+    CHECK(double(bf16.saved) <= 0.8 * double(f32.saved));
   }
 
   TEST_CASE("linear: the fused bias GEMM gives the same bits on cpu and the emulated cuda") {

@@ -142,15 +142,16 @@ void sigmoid_gate(const Tensor& x, const Tensor& a, const Tensor& y, int64_t N, 
 
 void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, const Tensor& gx, const Tensor& ga,
                            int64_t N, int64_t P, int64_t C, bool channel) {
-  float_dispatch(x.dtype(), "sigmoid_gate backward", [&](auto tag) {
+  // g, x, gx in T (f16/bf16 natively); the logits a and their gradient ga in acc_t<T>
+  storage_dispatch(x.dtype(), "sigmoid_gate backward", [&](auto tag) {
     using T = decltype(tag);
     using A = acc_t<T>;
     const T* gp = g.data_ptr<T>();
     const T* xp = x.data_ptr<T>();
     T* gxp = gx.defined() ? gx.data_ptr<T>() : nullptr;
-    T* gap = ga.defined() ? ga.data_ptr<T>() : nullptr;
+    A* gap = ga.defined() ? ga.data_ptr<A>() : nullptr;
     const int64_t R = channel ? C : P;  // gate values per sample
-    const std::vector<A> sv = gate_sigmoids<A>(a.data_ptr<T>(), N * R);
+    const std::vector<A> sv = gate_sigmoids<A>(a.data_ptr<A>(), N * R);
     const A* sg = sv.data();
 #pragma omp parallel for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
@@ -165,7 +166,7 @@ void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, co
           if (gxp) {
             T* gxr = gxp + e0;
 #pragma omp simd
-            for (int64_t c = 0; c < C; ++c) gxr[c] = T(A(gr[c]) * sr[c]);
+            for (int64_t c = 0; c < C; ++c) gxr[c] = A(gr[c]) * sr[c];
           }
 #pragma omp simd
           for (int64_t c = 0; c < C; ++c) acc[c] += A(gr[c]) * A(xr[c]);
@@ -174,7 +175,7 @@ void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, co
           if (gxp) {
             T* gxr = gxp + e0;
 #pragma omp simd
-            for (int64_t c = 0; c < C; ++c) gxr[c] = T(A(gr[c]) * s);
+            for (int64_t c = 0; c < C; ++c) gxr[c] = A(gr[c]) * s;
           }
           A d = 0;
 #pragma omp simd reduction(+ : d)
@@ -185,7 +186,7 @@ void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, co
       if (gap)
         for (int64_t r = 0; r < R; ++r) {
           const A s = sg[n * R + r];
-          gap[n * R + r] = T(acc[r] * s * (A(1) - s));
+          gap[n * R + r] = acc[r] * s * (A(1) - s);
         }
     }
   });

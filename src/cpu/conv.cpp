@@ -3,9 +3,12 @@
 //  - depthwise (groups == C == O): direct loops, vectorised over channels.
 //  - otherwise: im2col per chunk of images and group, then GEMM; backward uses a
 //    race-free gather form of col2im (each input pixel sums its own taps).
+//  f16/bf16 storage: depthwise and im2col natively (f32 math, each output rounded once:
+//  conv_forward_16 / conv_backward_16); pointwise ones run as linear in the op layer.
 #include <omp.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "common/conv.hpp"
@@ -17,23 +20,29 @@ namespace adnn::cpu {
 
 namespace {
 
-// col (rows = nb*OH*OW, KK = KH*KW*Cg) for images [n0, n0+nb), group gi
-template <class T>
-void im2col(const T* x, T* col, const ConvGeom& g, int64_t n0, int64_t nb, int64_t gi) {
+// col (rows = nb*OH*OW, KK = KH*KW*Cg) for images [n0, n0+nb), group gi; TC: the column
+// type (T, or f32 for 16-bit x: the widening fused into the copy)
+template <class T, class TC = T>
+void im2col(const T* x, TC* col, const ConvGeom& g, int64_t n0, int64_t nb, int64_t gi) {
   const int64_t Cg = g.C / g.groups, KK = g.KH * g.KW * Cg, rows = nb * g.OH * g.OW;
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     int64_t n = n0 + r / (g.OH * g.OW), oh = (r / g.OW) % g.OH, ow = r % g.OW;
-    T* dst = col + r * KK;
+    TC* dst = col + r * KK;
     for (int64_t kh = 0; kh < g.KH; ++kh) {
       int64_t ih = oh * g.sh - g.pt + kh * g.dh;
       for (int64_t kw = 0; kw < g.KW; ++kw, dst += Cg) {
         int64_t iw = ow * g.sw - g.pl + kw * g.dw;
         if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) {
-          std::fill(dst, dst + Cg, T(0));
+          std::fill(dst, dst + Cg, TC(0));
         } else {
           const T* src = x + ((n * g.H + ih) * g.W + iw) * g.C + gi * Cg;
-          std::copy(src, src + Cg, dst);
+          if constexpr (std::is_same_v<T, TC>) {
+            std::copy(src, src + Cg, dst);
+          } else {
+#pragma omp simd
+            for (int64_t c = 0; c < Cg; ++c) dst[c] = TC(src[c]);
+          }
         }
       }
     }
@@ -64,45 +73,81 @@ void add_bias(T* y, const T* b, int64_t rows, int64_t O) {
 }
 
 // ---------------------------------------------------------------- depthwise
+// Storage T: f32, f64, or f16/bf16 natively; the math in A = acc_t<T> (f32 for the 16-bit
+// types: widened on load, accumulated in f32, rounded once on store), as kernels/conv.cuh.
+
+// The accumulators of one pixel: the output row itself when T is A, else a per-thread
+// buffer of C values of A rounded into the output row by store().
+template <class T>
+struct PixelAcc {
+  using A = common::acc_t<T>;
+  std::vector<A> buf;
+  explicit PixelAcc(int64_t C) : buf(std::is_same_v<T, A> ? 0 : size_t(C)) {}
+  A* row(T* out) {
+    if constexpr (std::is_same_v<T, A>)
+      return out;
+    else
+      return buf.data();
+  }
+  void store(T* out, int64_t C) {
+    if constexpr (!std::is_same_v<T, A>)
+      for (int64_t c = 0; c < C; ++c) out[c] = buf[size_t(c)];  // rounded once (operator=(float))
+  }
+};
+
 template <class T>
 void dw_forward(const T* x, const T* w, const T* b, T* y, const ConvGeom& g) {
+  using A = common::acc_t<T>;
   const int64_t C = g.C;
-  std::vector<T> wt(size_t(g.KH * g.KW * C));  // (KH, KW, C)
+  std::vector<A> wt(size_t(g.KH * g.KW * C));  // (KH, KW, C)
   for (int64_t c = 0; c < C; ++c)
-    for (int64_t k = 0; k < g.KH * g.KW; ++k) wt[k * C + c] = w[c * g.KH * g.KW + k];
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t oh = 0; oh < g.OH; ++oh)
-      for (int64_t ow = 0; ow < g.OW; ++ow) {
-        T* o = y + ((n * g.OH + oh) * g.OW + ow) * C;
-        for (int64_t c = 0; c < C; ++c) o[c] = b ? b[c] : T(0);
-        common::for_each_input_tap(g, oh, ow, [&](int64_t ih, int64_t iw, int64_t kh, int64_t kw) {
-          const T* p = x + ((n * g.H + ih) * g.W + iw) * C;
-          const T* q = wt.data() + (kh * g.KW + kw) * C;
-          for (int64_t c = 0; c < C; ++c) o[c] += p[c] * q[c];
-        });
-      }
+    for (int64_t k = 0; k < g.KH * g.KW; ++k) wt[k * C + c] = A(w[c * g.KH * g.KW + k]);
+#pragma omp parallel
+  {
+    PixelAcc<T> acc(C);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          T* out = y + ((n * g.OH + oh) * g.OW + ow) * C;
+          A* o = acc.row(out);
+          for (int64_t c = 0; c < C; ++c) o[c] = b ? A(b[c]) : A(0);
+          common::for_each_input_tap(g, oh, ow, [&](int64_t ih, int64_t iw, int64_t kh, int64_t kw) {
+            const T* p = x + ((n * g.H + ih) * g.W + iw) * C;
+            const A* q = wt.data() + (kh * g.KW + kw) * C;
+            for (int64_t c = 0; c < C; ++c) o[c] += A(p[c]) * q[c];
+          });
+          acc.store(out, C);
+        }
+  }
 }
 
 template <class T>
 void dw_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const ConvGeom& g) {
+  using A = common::acc_t<T>;
   const int64_t C = g.C, KK = g.KH * g.KW;
   if (gx) {
-    std::vector<T> wt(size_t(KK * C));
+    std::vector<A> wt(size_t(KK * C));
     for (int64_t c = 0; c < C; ++c)
-      for (int64_t k = 0; k < KK; ++k) wt[k * C + c] = w[c * KK + k];
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int64_t n = 0; n < g.N; ++n)
-      for (int64_t ih = 0; ih < g.H; ++ih)
-        for (int64_t iw = 0; iw < g.W; ++iw) {
-          T* dst = gx + ((n * g.H + ih) * g.W + iw) * C;
-          for (int64_t c = 0; c < C; ++c) dst[c] = 0;
-          common::for_each_tap_reading(g, ih, iw, [&](int64_t oh, int64_t ow, int64_t kh, int64_t kw) {
-            const T* src = gy + ((n * g.OH + oh) * g.OW + ow) * C;
-            const T* q = wt.data() + (kh * g.KW + kw) * C;
-            for (int64_t c = 0; c < C; ++c) dst[c] += src[c] * q[c];
-          });
-        }
+      for (int64_t k = 0; k < KK; ++k) wt[k * C + c] = A(w[c * KK + k]);
+#pragma omp parallel
+    {
+      PixelAcc<T> acc(C);
+#pragma omp for collapse(2) schedule(static)
+      for (int64_t n = 0; n < g.N; ++n)
+        for (int64_t ih = 0; ih < g.H; ++ih)
+          for (int64_t iw = 0; iw < g.W; ++iw) {
+            T* out = gx + ((n * g.H + ih) * g.W + iw) * C;
+            A* dst = acc.row(out);
+            for (int64_t c = 0; c < C; ++c) dst[c] = 0;
+            common::for_each_tap_reading(g, ih, iw, [&](int64_t oh, int64_t ow, int64_t kh, int64_t kw) {
+              const T* src = gy + ((n * g.OH + oh) * g.OW + ow) * C;
+              const A* q = wt.data() + (kh * g.KW + kw) * C;
+              for (int64_t c = 0; c < C; ++c) dst[c] += A(src[c]) * q[c];
+            });
+            acc.store(out, C);
+          }
+    }
   }
   if (gw || gb) {
     int nt = omp_get_max_threads();
@@ -123,7 +168,7 @@ void dw_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const
             common::for_each_input_tap(g, oh, ow, [&](int64_t ih, int64_t iw, int64_t kh, int64_t kw) {
               const T* p = x + ((n * g.H + ih) * g.W + iw) * C;
               double* q = pw + (kh * g.KW + kw) * C;
-              for (int64_t c = 0; c < C; ++c) q[c] += double(p[c] * go[c]);
+              for (int64_t c = 0; c < C; ++c) q[c] += double(A(p[c]) * A(go[c]));
             });
           }
     }
@@ -132,13 +177,13 @@ void dw_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const
         for (int64_t k = 0; k < KK; ++k) {
           double s = 0;
           for (int t = 0; t < nt; ++t) s += aw[size_t(t) * KK * C + k * C + c];
-          gw[c * KK + k] = T(s);
+          gw[c * KK + k] = T(A(s));
         }
     if (gb)
       for (int64_t c = 0; c < C; ++c) {
         double s = 0;
         for (int t = 0; t < nt; ++t) s += ab[size_t(t) * C + c];
-        gb[c] = T(s);
+        gb[c] = T(A(s));
       }
   }
 }
@@ -208,11 +253,102 @@ void conv_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, con
   }
 }
 
+// 16-bit storage S on the im2col path: x, w, b, y (and gy, gx, gw, gb) in S, everything in
+// between in f32 — the columns widened as they are gathered, f32 GEMMs and accumulation, each
+// output rounded once (kernels/conv.cuh's 16-bit path keeps the same semantics).
+template <class S>
+std::vector<float> widen(const S* p, int64_t n) {
+  std::vector<float> out(size_t(n > 0 ? n : 0));
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) out[size_t(i)] = float(p[i]);
+  return out;
+}
+template <class S>
+void narrow(const float* p, S* out, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) out[i] = p[i];  // rounded once (operator=(float))
+}
+
+template <class S>
+void conv_forward_16(const S* x, const S* w, const S* b, S* y, const ConvGeom& g) {
+  const int64_t P = g.OH * g.OW;
+  const common::ConvPlan plan = common::conv_plan(g);
+  const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
+  const std::vector<float> wf = widen(w, g.O * KK);
+  std::vector<float> col(size_t(plan.col_elements)), yf(size_t(g.N * P * g.O));
+  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk_images) {
+    const int64_t nb = std::min(plan.chunk_images, g.N - n0);
+    for (int64_t gi = 0; gi < g.groups; ++gi) {
+      im2col<S, float>(x, col.data(), g, n0, nb, gi);
+      gemm(false, true, nb * P, Og, KK, 1.0f, col.data(), KK, wf.data() + gi * Og * KK, KK, 0.0f,
+           yf.data() + n0 * P * g.O + gi * Og, g.O);
+    }
+  }
+  if (b) {
+    const std::vector<float> bf = widen(b, g.O);
+    add_bias(yf.data(), bf.data(), g.N * P, g.O);
+  }
+  narrow(yf.data(), y, g.N * P * g.O);
+}
+
+template <class S>
+void conv_backward_16(const S* gy, const S* x, const S* w, S* gx, S* gw, S* gb, const ConvGeom& g) {
+  const int64_t P = g.OH * g.OW;
+  const common::ConvPlan plan = common::conv_plan(g);
+  const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
+  const std::vector<float> gyf = widen(gy, g.N * P * g.O);
+  if (gb) {
+    std::vector<double> acc(size_t(g.O), 0.0);
+    for (int64_t r = 0; r < g.N * P; ++r)
+      for (int64_t o = 0; o < g.O; ++o) acc[o] += double(gyf[size_t(r * g.O + o)]);
+    for (int64_t o = 0; o < g.O; ++o) gb[o] = float(acc[o]);
+  }
+  if (!gx && !gw) return;
+  const std::vector<float> wf = widen(w, g.O * KK);
+  std::vector<float> col(size_t(plan.col_elements)), gxf(gx ? size_t(g.N * g.H * g.W * g.C) : 0),
+      gwf(gw ? size_t(g.O * KK) : 0);
+  for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk_images) {
+    const int64_t nb = std::min(plan.chunk_images, g.N - n0);
+    for (int64_t gi = 0; gi < g.groups; ++gi) {
+      const float* gyg = gyf.data() + n0 * P * g.O + gi * Og;
+      if (gw) {
+        im2col<S, float>(x, col.data(), g, n0, nb, gi);
+        gemm(true, false, Og, KK, nb * P, 1.0f, gyg, g.O, col.data(), KK, 1.0f, gwf.data() + gi * Og * KK, KK);
+      }
+      if (gx) {
+        gemm(false, false, nb * P, KK, Og, 1.0f, gyg, g.O, wf.data() + gi * Og * KK, KK, 0.0f, col.data(), KK);
+        col2im(col.data(), gxf.data(), g, n0, nb, gi);
+      }
+    }
+  }
+  if (gx) narrow(gxf.data(), gx, int64_t(gxf.size()));
+  if (gw) narrow(gwf.data(), gw, int64_t(gwf.size()));
+}
 
 }  // namespace
 
+// f16/bf16: the depthwise kernels in 16-bit storage, and the im2col path with f32 columns
+// (the op layer runs pointwise convolutions in 16 bits as one GEMM).
+template <class F>
+void reduced(const Tensor& x, const ConvGeom& g, const char* op, F&& f) {
+  ADNN_CHECK(common::conv_plan(g).path != common::ConvPath::pointwise, op, ": ", dtype_name(x.dtype()),
+             " pointwise convolutions run as linear (src/ops/nn_ops.cpp), got input ", x.desc());
+  if (x.dtype() == DType::f16)
+    f(half{});
+  else
+    f(bfloat16{});
+}
+
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y, const ConvGeom& g) {
-  if (x.dtype() == DType::f32)
+  if (x.dtype() == DType::f16 || x.dtype() == DType::bf16)
+    reduced(x, g, "conv2d", [&](auto tag) {
+      using T = decltype(tag);
+      if (common::conv_plan(g).path == common::ConvPath::depthwise)
+        dw_forward<T>(x.data_ptr<T>(), w.data_ptr<T>(), opt_out<T>(bias), y.data_ptr<T>(), g);
+      else
+        conv_forward_16<T>(x.data_ptr<T>(), w.data_ptr<T>(), opt_out<T>(bias), y.data_ptr<T>(), g);
+    });
+  else if (x.dtype() == DType::f32)
     conv_forward<float>(x.data_ptr<float>(), w.data_ptr<float>(), opt_out<float>(bias), y.data_ptr<float>(), g);
   else if (x.dtype() == DType::f64)
     conv_forward<double>(x.data_ptr<double>(), w.data_ptr<double>(), opt_out<double>(bias), y.data_ptr<double>(), g);
@@ -222,7 +358,17 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
 
 void conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const Tensor& gx, const Tensor& gw,
                      const Tensor& gb, const ConvGeom& g) {
-  if (x.dtype() == DType::f32)
+  if (x.dtype() == DType::f16 || x.dtype() == DType::bf16)
+    reduced(x, g, "conv2d backward", [&](auto tag) {
+      using T = decltype(tag);
+      if (common::conv_plan(g).path == common::ConvPath::depthwise)
+        dw_backward<T>(gy.data_ptr<T>(), x.data_ptr<T>(), w.data_ptr<T>(), opt_out<T>(gx), opt_out<T>(gw),
+                       opt_out<T>(gb), g);
+      else
+        conv_backward_16<T>(gy.data_ptr<T>(), x.data_ptr<T>(), w.data_ptr<T>(), opt_out<T>(gx), opt_out<T>(gw),
+                            opt_out<T>(gb), g);
+    });
+  else if (x.dtype() == DType::f32)
     conv_backward<float>(gy.data_ptr<float>(), x.data_ptr<float>(), w.data_ptr<float>(), opt_out<float>(gx),
                          opt_out<float>(gw), opt_out<float>(gb), g);
   else if (x.dtype() == DType::f64)

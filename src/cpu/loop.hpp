@@ -23,6 +23,18 @@ void float_dispatch(DType dt, const char* op, F&& f) {
     ADNN_FAIL(op, ": unsupported dtype ", dtype_name(dt));
 }
 
+// Calls f(T{}) for the storage types of the kernels that take f16/bf16 natively (widened on
+// load, math in acc_t<T>, rounded once on store): float, double, half, bfloat16.
+template <class F>
+void storage_dispatch(DType dt, const char* op, F&& f) {
+  if (dt == DType::f16)
+    f(half{});
+  else if (dt == DType::bf16)
+    f(bfloat16{});
+  else
+    float_dispatch(dt, op, f);
+}
+
 // The same as a statement macro: the body sees `T` (float or double).
 #define ADNN_FLOAT_TYPES(dtype, op, ...)                                 \
   do {                                                                   \

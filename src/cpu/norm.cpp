@@ -1,9 +1,13 @@
 // CPU twin of kernels/norm.cuh: batch norm (channels last, x (M, C)) with the fused
-// activation and MBConv epilogue, and layer norm over rows (M, D).
+// activation and MBConv epilogue, and layer norm over rows (M, D). Batch norm takes f16/bf16
+// activations natively (bn_types: 16-bit x, y, residual and gradients; f32 parameters,
+// statistics and math).
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "common/activation.hpp"
@@ -18,6 +22,18 @@ namespace adnn::cpu {
 // inner loops vectorise), flushed into f64 per thread; the activation is a template
 // parameter (src/cpu/vmath.hpp), so no branch is left inside the loops.
 constexpr int64_t bn_block = 64;
+
+// Batch norm's storage and math types: (T, T) for f32/f64; (f16/bf16, f32) — the activations
+// in 16 bits, widened on load and rounded once on store; parameters and statistics in f32.
+template <class F>
+static void bn_types(DType t, const char* op, F&& f) {
+  if (t == DType::f16)
+    f(half{}, float{});
+  else if (t == DType::bf16)
+    f(bfloat16{}, float{});
+  else
+    float_dispatch(t, op, [&](auto tag) { f(tag, tag); });
+}
 
 // Two per-channel sums over the rows of an (M, C) matrix: row(m, b1, b2) adds row m's terms to
 // the accumulators b1, b2 (C values of T each, so the inner loops vectorise); every bn_block rows
@@ -55,17 +71,18 @@ static void channel_sums(int64_t M, int64_t C, const Row& row, std::vector<doubl
 // mean and 1/sqrt(var + eps) per channel in one pass, shifted by the first row against
 // cancellation: var = E[(x − x₀)²] − E[x − x₀]².
 // var_out (C, optional): the biased variance in f64.
-template <class T>
-static void bn_stats(const T* x, int64_t M, int64_t C, double eps, T* mean, T* invstd, double* var_out = nullptr) {
-  const T* x0 = x;
+// x in S (T, or f16/bf16 widened on load), the statistics in T.
+template <class S, class T>
+static void bn_stats(const S* x, int64_t M, int64_t C, double eps, T* mean, T* invstd, double* var_out = nullptr) {
+  const S* x0 = x;
   std::vector<double> s1, s2;
   channel_sums<T>(
       M, C,
       [&](int64_t m, T* b1, T* b2) {
-        const T* xr = x + m * C;
+        const S* xr = x + m * C;
 #pragma omp simd
         for (int64_t c = 0; c < C; ++c) {
-          const T v = xr[c] - x0[c];
+          const T v = T(xr[c]) - T(x0[c]);
           b1[c] += v;
           b2[c] += v * v;
         }
@@ -73,7 +90,7 @@ static void bn_stats(const T* x, int64_t M, int64_t C, double eps, T* mean, T* i
       s1, s2);
   for (int64_t c = 0; c < C; ++c) {
     const double mu = s1[size_t(c)] / double(M), var = std::max(0.0, s2[size_t(c)] / double(M) - mu * mu);
-    mean[c] = T(double(x0[c]) + mu);
+    mean[c] = T(double(T(x0[c])) + mu);
     invstd[c] = T(1.0 / std::sqrt(var + eps));
     if (var_out) var_out[c] = var;
   }
@@ -81,8 +98,8 @@ static void bn_stats(const T* x, int64_t M, int64_t C, double eps, T* mean, T* i
 
 // Training statistics and the running-statistics update (twin of bn_stats_partials /
 // bn_stats_merge in kernels/norm.cuh).
-template <class T>
-static void bn_stats_update(const T* x, int64_t M, int64_t C, double eps, double momentum, T* mean, T* invstd, T* rm,
+template <class S, class T>
+static void bn_stats_update(const S* x, int64_t M, int64_t C, double eps, double momentum, T* mean, T* invstd, T* rm,
                             T* rv) {
   std::vector<double> var(static_cast<size_t>(C));
   bn_stats(x, M, C, eps, mean, invstd, var.data());
@@ -95,15 +112,19 @@ static void bn_stats_update(const T* x, int64_t M, int64_t C, double eps, double
 
 void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& running_mean,
                       const Tensor& running_var, int64_t M, int64_t C, double eps, double momentum) {
-  ADNN_FLOAT_TYPES(x.dtype(), "batch_norm_stats",
-                   bn_stats_update<T>(x.data_ptr<T>(), M, C, eps, momentum, mean.data_ptr<T>(), invstd.data_ptr<T>(),
-                                      running_mean.defined() ? running_mean.data_ptr<T>() : nullptr,
-                                      running_var.defined() ? running_var.data_ptr<T>() : nullptr));
+  bn_types(x.dtype(), "batch_norm_stats", [&](auto stag, auto tag) {
+    using S = decltype(stag);
+    using T = decltype(tag);
+    bn_stats_update<S, T>(x.data_ptr<S>(), M, C, eps, momentum, mean.data_ptr<T>(), invstd.data_ptr<T>(),
+                          opt_out<T>(running_mean), opt_out<T>(running_var));
+  });
 }
 
-template <class T>
-static void bn_forward(const T* x, const T* w, const T* b, T* mean, T* invstd, T* y, int64_t M, int64_t C,
-                       bool stats, double eps, NormActivation act, const T* res, const T* scale, int64_t rows_per_sample) {
+// x, y, res in S; w, b, mean, invstd, scale in T (the math). Stores assign a T to the S
+// element (for f16/bf16 one rounding, and a loop that vectorises: include/adnn/core/dtype.hpp).
+template <class S, class T>
+static void bn_forward(const S* x, const T* w, const T* b, T* mean, T* invstd, S* y, int64_t M, int64_t C, bool stats,
+                       double eps, NormActivation act, const S* res, const T* scale, int64_t rows_per_sample) {
   if (stats) bn_stats(x, M, C, eps, mean, invstd);
   std::vector<T> av(static_cast<size_t>(C)), bv(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
@@ -117,15 +138,17 @@ static void bn_forward(const T* x, const T* w, const T* b, T* mean, T* invstd, T
 #pragma omp parallel for schedule(static) if (M * C > 16384)
     for (int64_t m = 0; m < M; ++m) {
       const T s = scale ? scale[m / rows_per_sample] : T(1);
-      const T* xr = x + m * C;
-      T* yr = y + m * C;
+      const S* xr = x + m * C;
+      S* yr = y + m * C;
       if (res) {
-        const T* rr = res + m * C;
+        const S* rr = res + m * C;
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) yr[c] = common::norm_act<Act>((xr[c] - mean[c]) * a[c] + bias[c], vexp_fn{}) * s + rr[c];
+        for (int64_t c = 0; c < C; ++c)
+          yr[c] = common::norm_act<Act>((T(xr[c]) - mean[c]) * a[c] + bias[c], vexp_fn{}) * s + T(rr[c]);
       } else {
 #pragma omp simd
-        for (int64_t c = 0; c < C; ++c) yr[c] = common::norm_act<Act>((xr[c] - mean[c]) * a[c] + bias[c], vexp_fn{}) * s;
+        for (int64_t c = 0; c < C; ++c)
+          yr[c] = common::norm_act<Act>((T(xr[c]) - mean[c]) * a[c] + bias[c], vexp_fn{}) * s;
       }
     }
   });
@@ -134,16 +157,20 @@ static void bn_forward(const T* x, const T* w, const T* b, T* mean, T* invstd, T
 void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean,
                         const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps,
                         NormActivation act, const Tensor& residual, const Tensor& scale, int64_t rows_per_sample) {
-  ADNN_FLOAT_TYPES(x.dtype(), "batch_norm",
-                   bn_forward<T>(x.data_ptr<T>(), opt_ptr<T>(weight), opt_ptr<T>(bias), mean.data_ptr<T>(),
-                                 invstd.data_ptr<T>(), y.data_ptr<T>(), M, C, compute_stats, eps, act,
-                                 opt_ptr<T>(residual), opt_ptr<T>(scale), rows_per_sample));
+  bn_types(x.dtype(), "batch_norm", [&](auto stag, auto tag) {
+    using S = decltype(stag);
+    using T = decltype(tag);
+    bn_forward<S, T>(x.data_ptr<S>(), opt_ptr<T>(weight), opt_ptr<T>(bias), mean.data_ptr<T>(), invstd.data_ptr<T>(),
+                     y.data_ptr<S>(), M, C, compute_stats, eps, act, opt_ptr<S>(residual), opt_ptr<T>(scale),
+                     rows_per_sample);
+  });
 }
 
 // g_z = g · act'(z), z = x̂·w + b recomputed (the activation's input is never stored); the
 // first pass writes g_z into gx and sums Σg_z, Σg_z·x̂, the second finishes gx in place.
-template <class T>
-static void bn_backward(const T* g, const T* x, const T* w, const T* b, const T* mean, const T* invstd, T* gx, T* gw,
+// g, x, gx in S; w, b, mean, invstd, gw, gb in T (the math).
+template <class S, class T>
+static void bn_backward(const S* g, const S* x, const T* w, const T* b, const T* mean, const T* invstd, S* gx, T* gw,
                         T* gb, int64_t M, int64_t C, bool training, NormActivation act) {
   std::vector<T> wv(static_cast<size_t>(C)), bv(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
@@ -152,20 +179,25 @@ static void bn_backward(const T* g, const T* x, const T* w, const T* b, const T*
   }
   const T* wc = wv.data();
   const T* bc = bv.data();
+  // g_z between the passes: in gx itself when S is T, else in an f32 scratch (M, C) — keeping
+  // it unrounded, and cheaper than recomputing the activation's gradient
+  std::unique_ptr<T[]> scratch;
+  if (gx && !std::is_same_v<S, T>) scratch.reset(new T[size_t(M * C)]);
+  T* z = !gx ? nullptr : scratch ? scratch.get() : reinterpret_cast<T*>(gx);
   std::vector<double> sum_g, sum_gxhat;
   common::norm_act_dispatch(act, [&](auto tag) {
     constexpr NormActivation Act = decltype(tag)::value;
     channel_sums<T>(
         M, C,
         [&](int64_t m, T* b1, T* b2) {
-          const T* gr = g + m * C;
-          const T* xr = x + m * C;
-          if (gx) {
-            T* zr = gx + m * C;
+          const S* gr = g + m * C;
+          const S* xr = x + m * C;
+          if (z) {  // g_z kept for the second pass
+            T* zr = z + m * C;
 #pragma omp simd
             for (int64_t c = 0; c < C; ++c) {
-              const T xhat = (xr[c] - mean[c]) * invstd[c];
-              const T v = gr[c] * common::norm_act_grad<Act>(xhat * wc[c] + bc[c], vexp_fn{});
+              const T xhat = (T(xr[c]) - mean[c]) * invstd[c];
+              const T v = T(gr[c]) * common::norm_act_grad<Act>(xhat * wc[c] + bc[c], vexp_fn{});
               zr[c] = v;
               b1[c] += v;
               b2[c] += v * xhat;
@@ -173,8 +205,8 @@ static void bn_backward(const T* g, const T* x, const T* w, const T* b, const T*
           } else {
 #pragma omp simd
             for (int64_t c = 0; c < C; ++c) {
-              const T xhat = (xr[c] - mean[c]) * invstd[c];
-              const T v = gr[c] * common::norm_act_grad<Act>(xhat * wc[c] + bc[c], vexp_fn{});
+              const T xhat = (T(xr[c]) - mean[c]) * invstd[c];
+              const T v = T(gr[c]) * common::norm_act_grad<Act>(xhat * wc[c] + bc[c], vexp_fn{});
               b1[c] += v;
               b2[c] += v * xhat;
             }
@@ -198,21 +230,23 @@ static void bn_backward(const T* g, const T* x, const T* w, const T* b, const T*
   const T* mx = mxv.data();
 #pragma omp parallel for schedule(static) if (M * C > 16384)
   for (int64_t m = 0; m < M; ++m) {
-    const T* xr = x + m * C;
-    T* zr = gx + m * C;
+    const S* xr = x + m * C;
+    const T* zr = z + m * C;
+    S* gr = gx + m * C;
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) zr[c] = sc[c] * (zr[c] - mg[c] - (xr[c] - mean[c]) * invstd[c] * mx[c]);
+    for (int64_t c = 0; c < C; ++c) gr[c] = sc[c] * (zr[c] - mg[c] - (T(xr[c]) - mean[c]) * invstd[c] * mx[c]);
   }
 }
 
 void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& bias,
                          const Tensor& mean, const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb,
                          int64_t M, int64_t C, bool training, NormActivation act) {
-  ADNN_FLOAT_TYPES(x.dtype(), "batch_norm backward",
-                   bn_backward<T>(g.data_ptr<T>(), x.data_ptr<T>(), opt_ptr<T>(weight), opt_ptr<T>(bias), mean.data_ptr<T>(),
-                                  invstd.data_ptr<T>(), gx.defined() ? gx.data_ptr<T>() : nullptr,
-                                  gw.defined() ? gw.data_ptr<T>() : nullptr, gb.defined() ? gb.data_ptr<T>() : nullptr,
-                                  M, C, training, act));
+  bn_types(x.dtype(), "batch_norm backward", [&](auto stag, auto tag) {
+    using S = decltype(stag);
+    using T = decltype(tag);
+    bn_backward<S, T>(g.data_ptr<S>(), x.data_ptr<S>(), opt_ptr<T>(weight), opt_ptr<T>(bias), mean.data_ptr<T>(),
+                      invstd.data_ptr<T>(), opt_out<S>(gx), opt_out<T>(gw), opt_out<T>(gb), M, C, training, act);
+  });
 }
 
 // ---------------------------------------------------------------- layer norm, x (M, D)

@@ -40,10 +40,12 @@ void sigmoid_gate(const Tensor& x, const Tensor& a, const Tensor& y, int64_t N, 
 }
 void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, const Tensor& gx, const Tensor& ga,
                            int64_t N, int64_t P, int64_t C, bool channel) {
-  float_types(x.dtype(), "sigmoid_gate backward", [&](auto tag) {
+  // g, x, gx in T (f16/bf16 natively); the logits a and their gradient ga in acc_t<T>
+  storage_types(x.dtype(), "sigmoid_gate backward", [&](auto tag) {
     using T = decltype(tag);
-    k::launch_sigmoid_gate_backward<T>(ptr<T>(g), ptr<T>(x), ptr<T>(a), ptr<T>(gx), ptr<T>(ga), N, P, C,
-                                       channel ? k::gate_channel : k::gate_spatial, stream());
+    using A = k::acc_t<kt<T>>;
+    k::launch_sigmoid_gate_backward(ptr<T>(g), ptr<T>(x), ptr<A>(a), ptr<T>(gx), ptr<A>(ga), N, P, C,
+                                    channel ? k::gate_channel : k::gate_spatial, stream());
   });
 }
 

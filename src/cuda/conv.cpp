@@ -14,28 +14,120 @@ using namespace launch_detail;
 
 // ---------------------------------------------------------------- convolution
 
+namespace {
+template <class T>
+void depthwise_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y, const ConvGeom& g) {
+  using KT = kt<T>;
+  using A = k::acc_t<KT>;
+  const int v = k::vector_width<T>(g.C, {ptr<T>(x), ptr<T>(bias), ptr<T>(y)});
+  k::with_vector_width<T>(v, [&](auto vc) {
+    constexpr int V = decltype(vc)::value;
+    const k::DepthwiseTiling t = k::depthwise_tiling(g.C, V, g.KH * g.KW, sizeof(A));
+    // about 4 pixels per thread, so that each block's weight tile serves 4·rows pixels
+    const int64_t px = g.N * g.OH * g.OW, blocks = std::min<int64_t>((px + 4 * t.rows - 1) / (4 * t.rows), 65535);
+    k::with_index_type(k::depthwise_index_fits(g), [&](auto it) {
+      using I = decltype(it);
+      ADNN_LAUNCH((k::depthwise_forward_kernel<KT, V, I>),
+                  dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))), dim3(unsigned(t.lanes * t.rows)),
+                  size_t(g.KH * g.KW * V * t.pitch) * sizeof(A), stream(), ptr<T>(x), ptr<T>(w), ptr<T>(bias),
+                  ptr<T>(y), g, t.lanes, t.pitch);
+    });
+  });
+}
+}  // namespace
+
+namespace {
+bool is_16bit(DType t) {
+  return t == DType::f16 || t == DType::bf16;
+}
+
+// The im2col path with f16/bf16 x, w, b, y: 16-bit columns, one GemmDesc per chunk and group
+// (f32 accumulation, bias epilogue, one rounding on store: tensor cores on a GPU).
+void conv_forward_16(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y, const ConvGeom& g) {
+  const common::ConvPlan plan = common::conv_plan(g);
+  const int64_t P = g.OH * g.OW, Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
+  const size_t es = dtype_size(x.dtype());
+  Tensor col = empty({plan.col_elements}, TensorOptions(x.dtype(), kCUDA));
+  storage_types(x.dtype(), "conv2d", [&](auto tag) {
+    using T = decltype(tag);
+    for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk_images) {
+      const int64_t nb = std::min(plan.chunk_images, g.N - n0);
+      for (int64_t gi = 0; gi < g.groups; ++gi) {
+        ADNN_LAUNCH((k::im2col_kernel<kt<T>, kt<T>>), k::grid_for(nb * P * KK), dim3(256), 0, stream(), ptr<T>(x),
+                    ptr<T>(col), g, n0, nb, gi);
+        GemmDesc d;
+        d.dtype = x.dtype();
+        d.ta = false;
+        d.tb = true;
+        d.M = nb * P, d.N = Og, d.K = KK, d.lda = KK, d.ldb = KK, d.ldc = g.O;
+        d.A = col.data_ptr();
+        d.B = static_cast<const char*>(w.data_ptr()) + size_t(gi * Og * KK) * es;
+        d.C = static_cast<char*>(y.data_ptr()) + size_t(n0 * P * g.O + gi * Og) * es;
+        if (bias.defined()) {
+          d.bias = static_cast<const char*>(bias.data_ptr()) + size_t(gi * Og) * es;
+          d.epilogue = GemmEpilogue::bias;
+        }
+        gemm_ex(d);
+      }
+    }
+  });
+}
+
+// Its backward: f32 copies of gy and w, f32 columns gathered from the 16-bit x, f32 GEMMs
+// (gw accumulated over the chunks) and col2im, gx and gw rounded once.
+void conv_backward_16(const Tensor& gy, const Tensor& x, const Tensor& w, const Tensor& gx, const Tensor& gw,
+                      const ConvGeom& g) {
+  if (!gx.defined() && !gw.defined()) return;
+  const common::ConvPlan plan = common::conv_plan(g);
+  const int64_t P = g.OH * g.OW, Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
+  const TensorOptions f32(DType::f32, kCUDA);
+  Tensor gyf = empty(gy.sizes(), f32), wf = empty(w.sizes(), f32), col = empty({plan.col_elements}, f32);
+  copy(gy, gyf);
+  copy(w, wf);
+  Tensor gxf = gx.defined() ? empty(gx.sizes(), f32) : Tensor(), gwf = gw.defined() ? empty(gw.sizes(), f32) : Tensor();
+  if (gxf.defined()) fill(gxf, 0.0);
+  if (gwf.defined()) fill(gwf, 0.0);
+  storage_types(x.dtype(), "conv2d backward", [&](auto tag) {
+    using T = decltype(tag);
+    for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk_images) {
+      const int64_t nb = std::min(plan.chunk_images, g.N - n0);
+      for (int64_t gi = 0; gi < g.groups; ++gi) {
+        const float* gyg = ptr<float>(gyf) + n0 * P * g.O + gi * Og;
+        if (gwf.defined()) {
+          ADNN_LAUNCH((k::im2col_kernel<kt<T>, float>), k::grid_for(nb * P * KK), dim3(256), 0, stream(), ptr<T>(x),
+                      ptr<float>(col), g, n0, nb, gi);
+          gemm(true, false, Og, KK, nb * P, 1.0f, gyg, g.O, ptr<float>(col), KK, 1.0f, ptr<float>(gwf) + gi * Og * KK,
+               KK);
+        }
+        if (gxf.defined()) {
+          gemm(false, false, nb * P, KK, Og, 1.0f, gyg, g.O, ptr<float>(wf) + gi * Og * KK, KK, 0.0f, ptr<float>(col),
+               KK);
+          ADNN_LAUNCH(k::col2im_kernel<float>, k::grid_for(nb * g.H * g.W * Cg), dim3(256), 0, stream(),
+                      ptr<float>(col), ptr<float>(gxf), g, n0, nb, gi);
+        }
+      }
+    }
+  });
+  if (gx.defined()) copy(gxf, gx);
+  if (gw.defined()) copy(gwf, gw);
+}
+}  // namespace
+
 void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y, const ConvGeom& g) {
+  const common::ConvPlan plan = common::conv_plan(g);
+  if (plan.path == common::ConvPath::depthwise) {
+    storage_types(x.dtype(), "conv2d", [&](auto tag) { depthwise_forward<decltype(tag)>(x, w, bias, y, g); });
+    return;
+  }
+  if (is_16bit(x.dtype())) {
+    ADNN_CHECK(plan.path == common::ConvPath::im2col, "conv2d (cuda): ", dtype_name(x.dtype()),
+               " pointwise convolutions run as linear (src/ops/nn_ops.cpp), got input ", x.desc());
+    conv_forward_16(x, w, bias, y, g);
+    return;
+  }
   float_types(x.dtype(), "conv2d", [&](auto tag) {
     using T = decltype(tag);
-        const int64_t P = g.OH * g.OW;
-    const common::ConvPlan plan = common::conv_plan(g);
-    if (plan.path == common::ConvPath::depthwise) {
-      const int v = k::vector_width<T>(g.C, {ptr<T>(x), ptr<T>(bias), ptr<T>(y)});
-      k::with_vector_width<T>(v, [&](auto vc) {
-        constexpr int V = decltype(vc)::value;
-        const k::DepthwiseTiling t = k::depthwise_tiling(g.C, V, g.KH * g.KW, sizeof(T));
-        // about 4 pixels per thread, so that each block's weight tile serves 4·rows pixels
-        const int64_t px = g.N * g.OH * g.OW, blocks = std::min<int64_t>((px + 4 * t.rows - 1) / (4 * t.rows), 65535);
-        k::with_index_type(k::depthwise_index_fits(g), [&](auto it) {
-          using I = decltype(it);
-          ADNN_LAUNCH((k::depthwise_forward_kernel<T, V, I>),
-                      dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))), dim3(unsigned(t.lanes * t.rows)),
-                      size_t(g.KH * g.KW * V * t.pitch) * sizeof(T), stream(), ptr<T>(x), ptr<T>(w), ptr<T>(bias),
-                      ptr<T>(y), g, t.lanes, t.pitch);
-        });
-      });
-      return;
-    }
+    const int64_t P = g.OH * g.OW;
     if (plan.path == common::ConvPath::pointwise) {
       gemm(false, true, g.N * P, g.O, g.C, T(1), ptr<T>(x), g.C, ptr<T>(w), g.C, T(0), ptr<T>(y), g.O);
     } else {
@@ -57,58 +149,94 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
   });
 }
 
+namespace {
+// column sums of gy (N·OH·OW, O) into gb (O), in f64; 16-bit gb through an f32 copy
+template <class T>
+void bias_grad(const Tensor& gy, const Tensor& gb, int64_t rows, int64_t O) {
+  Tensor part = device_f64(2 * k::channel_sum_slices(rows) * O);
+  if constexpr (std::is_same_v<T, half> || std::is_same_v<T, bfloat16>) {
+    Tensor g32 = empty({O}, TensorOptions(DType::f32, kCUDA));
+    k::launch_channel_sums<kt<T>, float, float>(k::ch_sum, k::fin_sums, ptr<T>(gy), nullptr, nullptr, nullptr, nullptr,
+                                                nullptr, NormActivation::none, ptr<double>(part), rows, O, 0.0,
+                                                ptr<float>(g32), nullptr, stream());
+    copy(g32, gb);
+  } else {
+    k::launch_channel_sums<T, T, T>(k::ch_sum, k::fin_sums, ptr<T>(gy), nullptr, nullptr, nullptr, nullptr, nullptr,
+                                    NormActivation::none, ptr<double>(part), rows, O, 0.0, ptr<T>(gb), nullptr,
+                                    stream());
+  }
+}
+
+template <class T>
+void depthwise_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const Tensor& gx, const Tensor& gw,
+                        const ConvGeom& g) {
+  using KT = kt<T>;
+  using A = k::acc_t<KT>;
+  const int64_t P = g.OH * g.OW;
+  if (gx.defined()) {
+    const int v = k::vector_width<T>(g.C, {ptr<T>(gy), ptr<T>(gx)});
+    k::with_vector_width<T>(v, [&](auto vc) {
+      constexpr int V = decltype(vc)::value;
+      const k::DepthwiseTiling t = k::depthwise_tiling(g.C, V, g.KH * g.KW, sizeof(A));
+      const int64_t px = g.N * g.H * g.W, blocks = std::min<int64_t>((px + 4 * t.rows - 1) / (4 * t.rows), 65535);
+      k::with_index_type(k::depthwise_index_fits(g), [&](auto it) {
+        using I = decltype(it);
+        ADNN_LAUNCH((k::depthwise_backward_input_kernel<KT, V, I>),
+                    dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))), dim3(unsigned(t.lanes * t.rows)),
+                    size_t(g.KH * g.KW * V * t.pitch) * sizeof(A), stream(), ptr<T>(gy), ptr<T>(w), ptr<T>(gx), g,
+                    t.lanes, t.pitch);
+      });
+    });
+  }
+  if (gw.defined()) {
+    // two stages: per (channel tile, tap, pixel slice) partial sums in A, then a fixed-order
+    // sum over the slices (deterministic, no atomics)
+    const int v = k::vector_width<T>(g.C, {ptr<T>(gy), ptr<T>(x)});
+    k::with_vector_width<T>(v, [&](auto vc) {
+      constexpr int V = decltype(vc)::value;
+      const k::DepthwiseTiling t = k::depthwise_tiling(g.C, V, g.KH * g.KW, sizeof(A));
+      const int64_t pps = k::depthwise_pixels_per_slice(g.N * P, t.rows);
+      const int64_t slices = std::max<int64_t>((g.N * P + pps - 1) / pps, 1), KK = g.KH * g.KW;
+      Tensor part =
+          empty({slices * g.C * KK}, TensorOptions(std::is_same_v<A, double> ? DType::f64 : DType::f32, kCUDA));
+      k::with_index_type(k::depthwise_index_fits(g, slices * g.C * KK), [&](auto it) {
+        using I = decltype(it);
+        ADNN_LAUNCH((k::depthwise_backward_weight_kernel<KT, V, I>),
+                    dim3(unsigned(t.tiles), unsigned(KK), unsigned(slices)), dim3(unsigned(t.lanes * t.rows)),
+                    size_t(V) * t.lanes * t.rows * sizeof(A), stream(), ptr<T>(gy), ptr<T>(x), ptr<A>(part), g, t.lanes,
+                    pps);
+      });
+      ADNN_LAUNCH(k::depthwise_weight_grad_sum_kernel<KT>, dim3(k::ceil_div(g.C, 32)), dim3(256),
+                  size_t(32 * (KK | 1)) * sizeof(A), stream(), ptr<A>(part), ptr<T>(gw), slices, g.C, int(KK));
+    });
+  }
+}
+}  // namespace
+
 void conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const Tensor& gx, const Tensor& gw,
                      const Tensor& gb, const ConvGeom& g) {
+  const common::ConvPlan plan = common::conv_plan(g);
+  if (plan.path == common::ConvPath::depthwise) {
+    storage_types(x.dtype(), "conv2d backward", [&](auto tag) {
+      using T = decltype(tag);
+      if (gb.defined()) bias_grad<T>(gy, gb, g.N * g.OH * g.OW, g.O);
+      depthwise_backward<T>(gy, x, w, gx, gw, g);
+    });
+    return;
+  }
+  if (is_16bit(x.dtype())) {
+    ADNN_CHECK(plan.path == common::ConvPath::im2col, "conv2d backward (cuda): ", dtype_name(x.dtype()),
+               " pointwise convolutions run as linear (src/ops/nn_ops.cpp), got input ", x.desc());
+    storage_types(x.dtype(), "conv2d backward", [&](auto tag) {
+      if (gb.defined()) bias_grad<decltype(tag)>(gy, gb, g.N * g.OH * g.OW, g.O);
+    });
+    conv_backward_16(gy, x, w, gx, gw, g);
+    return;
+  }
   float_types(x.dtype(), "conv2d backward", [&](auto tag) {
     using T = decltype(tag);
-        const int64_t P = g.OH * g.OW;
-    const common::ConvPlan plan = common::conv_plan(g);
-    if (gb.defined()) {  // column sums of gy (N·OH·OW, O)
-      Tensor part = device_f64(2 * k::channel_sum_slices(g.N * P) * g.O);
-      k::launch_channel_sums<T, T>(k::ch_sum, k::fin_sums, ptr<T>(gy), nullptr, nullptr, nullptr, nullptr, nullptr,
-                                   NormActivation::none, ptr<double>(part), g.N * P, g.O, 0.0, ptr<T>(gb), nullptr,
-                                   stream());
-    }
-    if (plan.path == common::ConvPath::depthwise) {
-      if (gx.defined()) {
-        const int v = k::vector_width<T>(g.C, {ptr<T>(gy), ptr<T>(gx)});
-        k::with_vector_width<T>(v, [&](auto vc) {
-          constexpr int V = decltype(vc)::value;
-          const k::DepthwiseTiling t = k::depthwise_tiling(g.C, V, g.KH * g.KW, sizeof(T));
-          const int64_t px = g.N * g.H * g.W, blocks = std::min<int64_t>((px + 4 * t.rows - 1) / (4 * t.rows), 65535);
-          k::with_index_type(k::depthwise_index_fits(g), [&](auto it) {
-            using I = decltype(it);
-            ADNN_LAUNCH((k::depthwise_backward_input_kernel<T, V, I>),
-                        dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))),
-                        dim3(unsigned(t.lanes * t.rows)), size_t(g.KH * g.KW * V * t.pitch) * sizeof(T), stream(),
-                        ptr<T>(gy), ptr<T>(w), ptr<T>(gx), g, t.lanes, t.pitch);
-          });
-        });
-      }
-      if (gw.defined()) {
-        // two stages: per (channel tile, tap, pixel slice) partial sums, then a fixed-order sum
-        // over the slices (deterministic, no atomics)
-        using A = k::acc_t<T>;
-        const int v = k::vector_width<T>(g.C, {ptr<T>(gy), ptr<T>(x)});
-        k::with_vector_width<T>(v, [&](auto vc) {
-          constexpr int V = decltype(vc)::value;
-          const k::DepthwiseTiling t = k::depthwise_tiling(g.C, V, g.KH * g.KW, sizeof(T));
-          const int64_t pps = k::depthwise_pixels_per_slice(g.N * P, t.rows);
-          const int64_t slices = std::max<int64_t>((g.N * P + pps - 1) / pps, 1), KK = g.KH * g.KW;
-          Tensor part = empty({slices * g.C * KK}, TensorOptions(std::is_same_v<A, double> ? DType::f64 : DType::f32, kCUDA));
-          k::with_index_type(k::depthwise_index_fits(g, slices * g.C * KK), [&](auto it) {
-            using I = decltype(it);
-            ADNN_LAUNCH((k::depthwise_backward_weight_kernel<T, V, I>),
-                        dim3(unsigned(t.tiles), unsigned(KK), unsigned(slices)), dim3(unsigned(t.lanes * t.rows)),
-                        size_t(V) * t.lanes * t.rows * sizeof(A), stream(), ptr<T>(gy), ptr<T>(x), ptr<A>(part), g,
-                        t.lanes, pps);
-          });
-          ADNN_LAUNCH(k::depthwise_weight_grad_sum_kernel<T>, dim3(k::ceil_div(g.C, 32)), dim3(256),
-                      size_t(32 * (KK | 1)) * sizeof(A), stream(), ptr<A>(part), ptr<T>(gw), slices, g.C, int(KK));
-        });
-      }
-      return;
-    }
+    const int64_t P = g.OH * g.OW;
+    if (gb.defined()) bias_grad<T>(gy, gb, g.N * P, g.O);
     if (plan.path == common::ConvPath::pointwise) {
       if (gx.defined()) gemm(false, false, g.N * P, g.C, g.O, T(1), ptr<T>(gy), g.O, ptr<T>(w), g.C, T(0), ptr<T>(gx), g.C);
       if (gw.defined()) gemm(true, false, g.O, g.C, g.N * P, T(1), ptr<T>(gy), g.O, ptr<T>(x), g.C, T(0), ptr<T>(gw), g.C);

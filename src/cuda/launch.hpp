@@ -38,6 +38,18 @@ void float_types(DType t, const char* op, F&& f) {
     ADNN_FAIL(op, " (cuda): unsupported dtype ", dtype_name(t));
 }
 
+// f(T{}) for the storage types of the kernels that take f16/bf16 natively (widened on load,
+// math in acc_t, rounded once on store): float, double, half, bfloat16.
+template <class F>
+void storage_types(DType t, const char* op, F&& f) {
+  if (t == DType::f16)
+    f(half{});
+  else if (t == DType::bf16)
+    f(bfloat16{});
+  else
+    float_types(t, op, f);
+}
+
 inline Tensor device_f64(int64_t n) { return empty({n}, TensorOptions(DType::f64, kCUDA)); }
 
 }  // namespace launch_detail

@@ -9,28 +9,41 @@ namespace adnn::cuda {
 using namespace launch_detail;
 
 namespace {
-// per-channel sums over M rows into `sums` (2, C) doubles or finalised into out0/out1
-template <class T, class O>
+// per-channel sums over M rows into `sums` (2, C) doubles or finalised into out0/out1;
+// x and g in T, mean, invstd, w and b in P
+template <class T, class P, class O>
 void channel_sums(int mode, int fin, const Tensor& x, const Tensor& g, const Tensor& mean, const Tensor& invstd,
                   int64_t M, int64_t C, double eps, O* out0, O* out1, const Tensor& w = {}, const Tensor& b = {},
                   NormActivation act = NormActivation::none) {
   Tensor part = device_f64(2 * k::channel_sum_slices(M) * C);
-  k::launch_channel_sums<T, O>(mode, fin, ptr<T>(x), ptr<T>(g), ptr<T>(mean), ptr<T>(invstd), ptr<T>(w), ptr<T>(b),
-                               act, ptr<double>(part), M, C, eps, out0, out1, stream());
+  k::launch_channel_sums<kt<T>, O, P>(mode, fin, ptr<T>(x), ptr<T>(g), ptr<P>(mean), ptr<P>(invstd), ptr<P>(w),
+                                      ptr<P>(b), act, ptr<double>(part), M, C, eps, out0, out1, stream());
+}
+// Batch norm's storage and parameter types: (T, T) for f32/f64; (f16/bf16, f32) — the
+// activations in 16 bits, the parameters and statistics in f32 (as cuDNN).
+template <class F>
+void bn_types(DType t, const char* op, F&& f) {
+  if (t == DType::f16)
+    f(half{}, float{});
+  else if (t == DType::bf16)
+    f(bfloat16{}, float{});
+  else
+    float_types(t, op, [&](auto tag) { f(tag, tag); });
 }
 }  // namespace
 
 void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean,
                         const Tensor& invstd, const Tensor& y, int64_t M, int64_t C, bool compute_stats, double eps,
                         NormActivation act, const Tensor& residual, const Tensor& scale, int64_t rows_per_sample) {
-  float_types(x.dtype(), "batch_norm", [&](auto tag) {
+  bn_types(x.dtype(), "batch_norm", [&](auto tag, auto ptag) {
     using T = decltype(tag);
+    using P = decltype(ptag);
     if (compute_stats) {
-      channel_sums<T, T>(k::ch_sum, k::fin_mean, x, {}, {}, {}, M, C, eps, ptr<T>(mean), nullptr);
-      channel_sums<T, T>(k::ch_sqdev, k::fin_invstd, x, {}, mean, {}, M, C, eps, ptr<T>(invstd), nullptr);
+      channel_sums<T, P, P>(k::ch_sum, k::fin_mean, x, {}, {}, {}, M, C, eps, ptr<P>(mean), nullptr);
+      channel_sums<T, P, P>(k::ch_sqdev, k::fin_invstd, x, {}, mean, {}, M, C, eps, ptr<P>(invstd), nullptr);
     }
-    ADNN_LAUNCH(k::bn_apply_kernel<T>, k::grid_for(M * C), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(mean),
-                ptr<T>(invstd), ptr<T>(weight), ptr<T>(bias), ptr<T>(y), M, C, act, ptr<T>(residual), ptr<T>(scale),
+    ADNN_LAUNCH((k::bn_apply_kernel<kt<T>, P>), k::grid_for(M * C), dim3(256), 0, stream(), ptr<T>(x), ptr<P>(mean),
+                ptr<P>(invstd), ptr<P>(weight), ptr<P>(bias), ptr<T>(y), M, C, act, ptr<T>(residual), ptr<P>(scale),
                 rows_per_sample);
   });
 }
@@ -38,28 +51,30 @@ void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
 void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& running_mean,
                       const Tensor& running_var, int64_t M, int64_t C, double eps, double momentum) {
   if (C == 0) return;
-  float_types(x.dtype(), "batch_norm_stats", [&](auto tag) {
+  bn_types(x.dtype(), "batch_norm_stats", [&](auto tag, auto ptag) {
     using T = decltype(tag);
+    using P = decltype(ptag);
     Tensor part = device_f64(3 * k::bn_stats_slices(M, C) * C);
-    k::launch_bn_stats<T>(ptr<T>(x), ptr<double>(part), M, C, eps, momentum, ptr<T>(mean), ptr<T>(invstd),
-                          ptr<T>(running_mean), ptr<T>(running_var), stream());
+    k::launch_bn_stats(ptr<T>(x), ptr<double>(part), M, C, eps, momentum, ptr<P>(mean), ptr<P>(invstd),
+                       ptr<P>(running_mean), ptr<P>(running_var), stream());
   });
 }
 
 void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& bias,
                          const Tensor& mean, const Tensor& invstd, const Tensor& gx, const Tensor& gw, const Tensor& gb,
                          int64_t M, int64_t C, bool training, NormActivation act) {
-  float_types(x.dtype(), "batch_norm backward", [&](auto tag) {
+  bn_types(x.dtype(), "batch_norm backward", [&](auto tag, auto ptag) {
     using T = decltype(tag);
+    using P = decltype(ptag);
     Tensor sums = device_f64(2 * C);
-    channel_sums<T, double>(k::ch_grad, k::fin_sums, x, g, mean, invstd, M, C, 0.0, ptr<double>(sums),
-                            ptr<double>(sums) + C, weight, bias, act);
+    channel_sums<T, P, double>(k::ch_grad, k::fin_sums, x, g, mean, invstd, M, C, 0.0, ptr<double>(sums),
+                               ptr<double>(sums) + C, weight, bias, act);
     if (gb.defined()) copy(sums.narrow(0, 0, C), gb);
     if (gw.defined()) copy(sums.narrow(0, C, C), gw);
     if (gx.defined())
-      ADNN_LAUNCH(k::bn_backward_apply_kernel<T>, k::grid_for(M * C), dim3(256), 0, stream(), ptr<T>(g), ptr<T>(x),
-                  ptr<T>(weight), ptr<T>(bias), ptr<T>(mean), ptr<T>(invstd), ptr<double>(sums), ptr<T>(gx), M, C,
-                  training, act);
+      ADNN_LAUNCH((k::bn_backward_apply_kernel<kt<T>, P>), k::grid_for(M * C), dim3(256), 0, stream(), ptr<T>(g),
+                  ptr<T>(x), ptr<P>(weight), ptr<P>(bias), ptr<P>(mean), ptr<P>(invstd), ptr<double>(sums), ptr<T>(gx),
+                  M, C, training, act);
   });
 }
 

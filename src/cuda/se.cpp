@@ -8,10 +8,12 @@ namespace adnn::cuda {
 using namespace launch_detail;
 
 void squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2, const Tensor& b2, const Tensor& pooled, const Tensor& logits, const Tensor& y, int64_t N, int64_t P, int64_t C, int64_t R) {
-  float_types(x.dtype(), "squeeze_excite", [&](auto tag) {
+  // x, y and the weights in T (f16/bf16 natively); pooled and logits in acc_t<T>
+  storage_types(x.dtype(), "squeeze_excite", [&](auto tag) {
     using T = decltype(tag);
-    k::launch_squeeze_excite<T>(ptr<T>(x), ptr<T>(w1), ptr<T>(b1), ptr<T>(w2), ptr<T>(b2), ptr<T>(pooled),
-                                ptr<T>(logits), ptr<T>(y), N, P, C, R, stream());
+    using A = k::acc_t<kt<T>>;
+    k::launch_squeeze_excite(ptr<T>(x), ptr<T>(w1), ptr<T>(b1), ptr<T>(w2), ptr<T>(b2), ptr<A>(pooled), ptr<A>(logits),
+                             ptr<T>(y), N, P, C, R, stream());
   });
 }
 

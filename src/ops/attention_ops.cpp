@@ -157,32 +157,36 @@ Tensor squeeze_excite(const Tensor& x, const Tensor& w1, const Tensor& b1, const
              ": weights must be (R, C) and (C, R) for input ", x.desc(), ", got ", describe({&w1, &w2}));
   ADNN_CHECK(!b1.defined() || (b1.dim() == 1 && b1.size(0) == R), op, ": bias ", b1.desc(), " must be (", R, ")");
   ADNN_CHECK(!b2.defined() || (b2.dim() == 1 && b2.size(0) == C), op, ": bias ", b2.desc(), " must be (", C, ")");
-  if (is_reduced(x.dtype())) {
-    amp::Autocast f32_inside(std::nullopt);
-    return squeeze_excite(x.to(DType::f32), w1.to(DType::f32), b1.defined() ? b1.to(DType::f32) : Tensor(),
-                          w2.to(DType::f32), b2.defined() ? b2.to(DType::f32) : Tensor())
-        .to(x.dtype());
-  }
+  // f16/bf16 natively: x, y and the weights in 16 bits; the pooled means and the gate logits,
+  // the math, and the backward's small FCs in f32 (at = the statistics' dtype)
+  const DType at = is_reduced(x.dtype()) ? DType::f32 : x.dtype();
   Tensor xc = x.detach().contiguous(), w1c = w1.detach().contiguous(), w2c = w2.detach().contiguous();
   Tensor b1c = b1.defined() ? b1.detach().contiguous() : Tensor(), b2c = b2.defined() ? b2.detach().contiguous() : Tensor();
-  Tensor pooled = new_like(x, {N, C}), logits = new_like(x, {N, C}), y = new_like(x, x.sizes());
+  const TensorOptions aopt(at, x.device());
+  Tensor pooled = empty({N, C}, aopt), logits = empty({N, C}, aopt), y = new_like(x, x.sizes());
   backend::squeeze_excite_forward(xc, w1c, b1c, w2c, b2c, pooled, logits, y, N, P, C, R);
   add_macs(2 * N * C * R);
   Shape xs = x.sizes();
   autograd::record(op, {x, w1, b1, w2, b2}, y, [=](const Tensor& g, const std::vector<bool>& need) {
     NoGradGuard ng;
-    // gate: gx = g·σ(a), dL/da = σ'(a)·Σ_p g·x (the sigmoid-gate backward kernel)
-    Tensor gx = new_like(xc, xs), ga = new_like(logits, {N, C});
+    amp::Autocast off(std::nullopt);
+    // gate: gx = g·σ(a), dL/da = σ'(a)·Σ_p g·x (the sigmoid-gate backward kernel; ga in at)
+    Tensor gx = new_like(xc, xs), ga = empty({N, C}, aopt);
     backend::sigmoid_gate_backward(g.contiguous(), xc, logits, gx, ga, N, P, C, true);
-    // the two FCs, recomputed from the pooled means (N·R values)
-    Tensor z1 = linear(pooled, w1c, b1c);                        // (N, R)
+    // the two FCs in at (small: N·R and R·C values), recomputed from the pooled means
+    const Tensor w1a = w1c.to(at), w2a = w2c.to(at), b1a = b1c.defined() ? b1c.to(at) : Tensor();
+    Tensor z1 = linear(pooled, w1a, b1a);                        // (N, R)
     Tensor s1 = sigmoid(z1), h = mul(z1, s1);                    // SiLU
-    Tensor dh = matmul(ga, w2c);                                 // (N, R)
+    Tensor dh = matmul(ga, w2a);                                 // (N, R)
     Tensor dz1 = mul(dh, mul(s1, add(mul(z1, 1.0 - s1), 1.0)));
-    Tensor dpooled = matmul(dz1, w1c);                           // (N, C)
-    gx = add(gx, mul(dpooled, 1.0 / double(P)).reshape({N, 1, 1, C}));  // the mean pool's gradient
-    return std::vector<Tensor>{gx, need[1] ? matmul(dz1.t(), pooled) : Tensor(), need[2] ? sum(dz1, {0}) : Tensor(),
-                               need[3] ? matmul(ga.t(), h) : Tensor(), need[4] ? sum(ga, {0}) : Tensor()};
+    Tensor dpooled = matmul(dz1, w1a);  // (N, C)
+    // the mean pool's gradient (N, 1, 1, C), broadcast-added in gx's dtype (one pass over gx)
+    gx = add(gx, mul(dpooled, 1.0 / double(P)).to(xc.dtype()).reshape({N, 1, 1, C}));
+    auto param_grad = [](const Tensor& grad, const Tensor& param) { return grad.to(param.dtype()); };
+    return std::vector<Tensor>{gx, need[1] ? param_grad(matmul(dz1.t(), pooled), w1c) : Tensor(),
+                               need[2] ? param_grad(sum(dz1, {0}), b1c) : Tensor(),
+                               need[3] ? param_grad(matmul(ga.t(), h), w2c) : Tensor(),
+                               need[4] ? param_grad(sum(ga, {0}), b2c) : Tensor()};
   });
   return y;
 }

@@ -3,6 +3,7 @@
 
 #include <adnn/amp/amp.hpp>
 
+#include "common/conv.hpp"
 #include "ops/common.hpp"
 
 namespace adnn {
@@ -30,11 +31,6 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dOption
              "conv2d: stride and dilation must be positive");
   if (bias.defined())
     ADNN_CHECK(bias.dim() == 1 && bias.size(0) == O, "conv2d: bias ", bias.desc(), " must be (", O, ")");
-  if (is_reduced(x.dtype())) {  // computed in f32 (autocast off for it), stored in the input's dtype
-    amp::Autocast f32_inside(std::nullopt);
-    return conv2d(x.to(DType::f32), w.to(DType::f32), bias.defined() ? bias.to(DType::f32) : Tensor(), o)
-        .to(x.dtype());
-  }
   ConvGeom g{N, H, W, C, O, KH, KW, 0, 0, o.stride[0], o.stride[1], 0, 0, o.dilation[0], o.dilation[1], o.groups};
   int64_t pt = o.padding[0], pb = o.padding[1], pl = o.padding[2], pr = o.padding[3];
   if (o.same) {
@@ -54,6 +50,15 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dOption
   g.OW = (W + pl + pr - g.dw * (KW - 1) - 1) / g.sw + 1;
   ADNN_CHECK(g.OH > 0 && g.OW > 0, "conv2d: kernel ", KH, "x", KW, " (dilation ", g.dh, ") is larger than the padded input ",
              x.desc());
+  const common::ConvPath path = common::conv_plan(g).path;
+  if (is_reduced(x.dtype()) && path == common::ConvPath::pointwise) {
+    // f16/bf16 natively: the pointwise convolution is linear over the N·H·W rows — one GEMM
+    // with bf16/f16 inputs, f32 accumulation and the bias in its epilogue (tensor cores on a
+    // GPU), its backward two such GEMMs; autograd keeps x in its 16-bit storage.
+    return linear(x.reshape({N * H * W, C}), w.reshape({O, C}), bias).reshape({N, H, W, O});  // (N, H, W, O)
+  }
+  // depthwise and im2col: f16/bf16 natively in the backends (16-bit storage, f32 math, each
+  // output rounded once; kernels/conv.cuh)
   Tensor xc = x.detach().contiguous(), wc = w.detach().contiguous();
   Tensor y = new_like(x, {N, g.OH, g.OW, O});  // (N, OH, OW, O)
   add_macs(N * g.OH * g.OW * O * KH * KW * (C / o.groups));
@@ -101,37 +106,34 @@ Tensor batch_norm_impl(const Tensor& x, const Tensor& running_mean, const Tensor
   if (!training)
     ADNN_CHECK(running_mean.defined() && running_var.defined(),
                "batch_norm: eval mode needs running_mean and running_var");
-  if (is_reduced(x.dtype()))
-    return batch_norm_impl(x.to(DType::f32), running_mean, running_var,
-                           weight.defined() ? weight.to(DType::f32) : Tensor(),
-                           bias.defined() ? bias.to(DType::f32) : Tensor(), training, momentum, eps, act,
-                           residual.defined() ? residual.to(DType::f32) : Tensor(),
-                           sample_scale)
-        .to(x.dtype());
+  // pt: the parameters', statistics' and math's dtype — x's, or f32 for f16/bf16 input, whose
+  // activations (x, y, the residual, their gradients) the backend reads and writes in 16 bits
+  const DType pt = is_reduced(x.dtype()) ? DType::f32 : x.dtype();
+  const TensorOptions popt(pt, x.device());
   Tensor xc = x.detach().contiguous();
   Tensor mean_t, invstd;
   if (training) {
     ADNN_CHECK(M > 1, "batch_norm: training needs more than one value per channel, got input ", x.desc());
-    mean_t = new_like(x, {C});
-    invstd = new_like(x, {C});
+    mean_t = empty({C}, popt);
+    invstd = empty({C}, popt);
   } else {
     NoGradGuard ng;
-    mean_t = running_mean.to(x.dtype()).contiguous();
-    invstd = rsqrt(add(running_var.to(x.dtype()), eps)).contiguous();
+    mean_t = running_mean.to(pt).contiguous();
+    invstd = rsqrt(add(running_var.to(pt), eps)).contiguous();
   }
   // Training: the batch statistics and the running-statistics update in one backend call
   // (batch_norm_stats) when the running statistics are contiguous and of x's dtype; otherwise
   // the statistics alone and the update below from separate ops.
   const bool track = training && running_mean.defined() && running_var.defined();
-  const bool fused_update = track && running_mean.dtype() == x.dtype() && running_var.dtype() == x.dtype() &&
+  const bool fused_update = track && running_mean.dtype() == pt && running_var.dtype() == pt &&
                             running_mean.is_contiguous() && running_var.is_contiguous();
   if (training)
     backend::batch_norm_stats(xc, mean_t, invstd, fused_update ? running_mean : Tensor(),
                               fused_update ? running_var : Tensor(), M, C, eps, momentum);
   Tensor y = new_like(x, x.sizes());
-  Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
-  Tensor bd = bias.defined() ? bias.detach().contiguous() : Tensor();
-  Tensor sd = sample_scale.defined() ? sample_scale.detach().to(x.dtype()).contiguous() : Tensor();
+  Tensor wd = weight.defined() ? weight.detach().to(pt).contiguous() : Tensor();
+  Tensor bd = bias.defined() ? bias.detach().to(pt).contiguous() : Tensor();
+  Tensor sd = sample_scale.defined() ? sample_scale.detach().to(pt).contiguous() : Tensor();
   const int64_t rows_per_sample = M / std::max<int64_t>(x.size(0), 1);
   backend::batch_norm_forward(xc, wd, bd, mean_t, invstd, y, M, C, false, eps, act,
                               residual.defined() ? residual.detach().contiguous() : Tensor(), sd, rows_per_sample);
@@ -151,16 +153,19 @@ Tensor batch_norm_impl(const Tensor& x, const Tensor& running_mean, const Tensor
   Shape xs = x.sizes();
   autograd::record(name, {x, weight, bias, residual}, y, [=](const Tensor& g, const std::vector<bool>& need) {
     Tensor gx = need[0] ? new_like(xc, xc.sizes()) : Tensor();
-    Tensor gw = need[1] ? new_like(xc, {C}) : Tensor();
-    Tensor gb = need[2] ? new_like(xc, {C}) : Tensor();
+    Tensor gw = need[1] ? empty({C}, popt) : Tensor();
+    Tensor gb = need[2] ? empty({C}, popt) : Tensor();
     Tensor gbn = g.contiguous();  // the gradient reaching the (activated) norm output
     if (sd.defined()) {
       NoGradGuard ng;
       Shape ss(xs.size(), 1);
       ss[0] = xs[0];
-      gbn = mul(gbn, sd.reshape(ss)).contiguous();
+      gbn = mul(gbn, sd.reshape(ss)).to(g.dtype()).contiguous();  // 16-bit g: the product in f32, rounded once
     }
     backend::batch_norm_backward(gbn, xc, wd, bd, mean_t, invstd, gx, gw, gb, M, C, training, act);
+    // parameters given in 16 bits get their gradients in 16 bits
+    if (gw.defined() && gw.dtype() != weight.dtype()) gw = gw.to(weight.dtype());
+    if (gb.defined() && gb.dtype() != bias.dtype()) gb = gb.to(bias.dtype());
     return std::vector<Tensor>{gx, gw, gb, need.size() > 3 && need[3] ? g : Tensor()};
   });
   return y;
