@@ -25,7 +25,8 @@
 //   row of means, then the argmax element by its lane: 2.00 sectors per load request, 3.57
 //   per store, the one-lane fix-up stores included).
 // sigmoid_gate: y = x · σ(a), x (N, P, C), a broadcast per (n, c) (channel mode, a (N, C))
-//   or per (n, p) (spatial mode, a (N, P)). Forward one thread per element (reads 2, writes 1).
+//   or per (n, p) (spatial mode, a (N, P)). x, y, g, gx in T (f16/bf16 natively); the logits a
+//   and their gradient ga in acc_t<T> (f32 for the 16-bit types). Forward one thread per element (reads 2, writes 1).
 //   backward fuses gx = g · σ(a) with ga = σ'(a) · Σ g·x over the broadcast dim: channel mode
 //   with the channel_pool thread layout, spatial mode one warp per pixel. Cost: reads g and
 //   x once, writes gx and ga.
@@ -51,7 +52,7 @@ __global__ void channel_pool_kernel(const T* __restrict__ x, T* __restrict__ out
   int64_t bi = -1;
   if (c < C)
     for (int64_t p = ty; p < P; p += 8) {
-      const A v = A(x[(n * P + p) * C + c]);
+      const A v = load_as<A>(x[(n * P + p) * C + c]);
       s += v;
       argmax_merge(best, bi, v, p);
     }
@@ -64,8 +65,8 @@ __global__ void channel_pool_kernel(const T* __restrict__ x, T* __restrict__ out
       s += ssum[r][tx];
       argmax_merge(best, bi, A(smax[r][tx]), int64_t(sidx[r][tx]));
     }
-    out[n * 2 * C + c] = T(P > 0 ? s / A(P) : A(0));
-    out[n * 2 * C + C + c] = T(best);
+    out[n * 2 * C + c] = store_as<T>(P > 0 ? s / A(P) : A(0));
+    out[n * 2 * C + C + c] = store_as<T>(best);
     am[n * C + c] = bi;
   }
 }
@@ -77,9 +78,9 @@ __global__ void channel_pool_backward_kernel(const T* __restrict__ g, const int6
   const int64_t total = N * P * C;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = e % C, p = (e / C) % P, n = e / (P * C);
-    A v = A(g[n * 2 * C + c]) / A(P);
-    if (am[n * C + c] == p) v += A(g[n * 2 * C + C + c]);
-    gx[e] = T(v);
+    A v = load_as<A>(g[n * 2 * C + c]) / A(P);
+    if (am[n * C + c] == p) v += load_as<A>(g[n * 2 * C + C + c]);
+    gx[e] = store_as<T>(v);
   }
 }
 
@@ -102,7 +103,7 @@ __global__ void spatial_pool_kernel(const T* __restrict__ x, T* __restrict__ out
     A s = 0, best = -INFINITY;
     int64_t bi = -1;
     for (int64_t c = lane; c < C; c += 32) {
-      const A v = A(row[c]);
+      const A v = load_as<A>(row[c]);
       s += v;
       argmax_merge(best, bi, v, c);
     }
@@ -122,12 +123,12 @@ __global__ void spatial_pool_kernel(const T* __restrict__ x, T* __restrict__ out
     const int64_t m = m0 + lane;
     if constexpr (V == 2) {
       vec_t<T, 2> pair;
-      pair.v[0] = T(my_mean);
-      pair.v[1] = T(my_max);
+      pair.v[0] = store_as<T>(my_mean);
+      pair.v[1] = store_as<T>(my_max);
       store_vec<2>(out + m * 2, pair);
     } else {
-      out[m * 2] = T(my_mean);
-      out[m * 2 + 1] = T(my_max);
+      out[m * 2] = store_as<T>(my_mean);
+      out[m * 2 + 1] = store_as<T>(my_max);
     }
     am[m] = my_arg;
   }
@@ -147,11 +148,11 @@ __global__ void spatial_pool_backward_kernel(const T* __restrict__ g, const int6
     const int64_t m = m0 + lane;
     if constexpr (V == 2) {
       const vec_t<T, 2> pair = load_vec<2>(g + m * 2);
-      g_mean = A(pair.v[0]);
-      g_max = A(pair.v[1]);
+      g_mean = load_as<A>(pair.v[0]);
+      g_max = load_as<A>(pair.v[1]);
     } else {
-      g_mean = A(g[m * 2]);
-      g_max = A(g[m * 2 + 1]);
+      g_mean = load_as<A>(g[m * 2]);
+      g_max = load_as<A>(g[m * 2 + 1]);
     }
     g_mean /= A(C);
     arg = am[m];
@@ -164,8 +165,8 @@ __global__ void spatial_pool_backward_kernel(const T* __restrict__ g, const int6
     // the lane that wrote it (program order: its value wins). A per-element select here was
     // compiled by GCC into two store instructions, which split every row's requests
     // (87.6 % coalescing in the emulator's trace; docs/kernels.md)
-    for (int64_t c = lane; c < C; c += 32) row[c] = T(gm);
-    if (a >= 0 && a % 32 == lane) row[a] = T(gm + gk);
+    for (int64_t c = lane; c < C; c += 32) row[c] = store_as<T>(gm);
+    if (a >= 0 && a % 32 == lane) row[a] = store_as<T>(gm + gk);
   }
 }
 
@@ -173,14 +174,14 @@ __global__ void spatial_pool_backward_kernel(const T* __restrict__ g, const int6
 enum GateMode : int { gate_channel, gate_spatial };
 
 template <class T>
-__global__ void sigmoid_gate_kernel(const T* __restrict__ x, const T* __restrict__ a, T* __restrict__ y, int64_t N,
-                                    int64_t P, int64_t C, int mode) {
+__global__ void sigmoid_gate_kernel(const T* __restrict__ x, const acc_t<T>* __restrict__ a, T* __restrict__ y,
+                                    int64_t N, int64_t P, int64_t C, int mode) {
   using A = acc_t<T>;
   const int64_t total = N * P * C;
   for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = e % C, np = e / C, n = np / P;
-    const A s = sigmoid(A(a[mode == gate_channel ? n * C + c : np]));
-    y[e] = T(A(x[e]) * s);
+    const A s = sigmoid(a[mode == gate_channel ? n * C + c : np]);
+    y[e] = store_as<T>(load_as<A>(x[e]) * s);
   }
 }
 
@@ -265,7 +266,7 @@ void launch_spatial_pool_backward(const T* g, const int64_t* am, T* gx, int64_t 
     ADNN_LAUNCH((spatial_pool_backward_kernel<T, 1>), spatial_pool_grid(M), dim3(256), 0, stream, g, am, gx, M, C);
 }
 template <class T>
-void launch_sigmoid_gate(const T* x, const T* a, T* y, int64_t N, int64_t P, int64_t C, GateMode mode,
+void launch_sigmoid_gate(const T* x, const acc_t<T>* a, T* y, int64_t N, int64_t P, int64_t C, GateMode mode,
                          Stream stream) {
   if (N * P * C == 0) return;
   ADNN_LAUNCH(sigmoid_gate_kernel<T>, cbam_grid(N * P * C), dim3(256), 0, stream, x, a, y, N, P, C, int(mode));

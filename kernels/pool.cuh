@@ -1,11 +1,12 @@
 #pragma once
 // 2-D pooling, NHWC, forward and backward.
 //
-// max_pool: y[n, oh, ow, c] = max over the window of x (padding never wins), argmax holds
-//   the winning h·W + w for the backward pass. avg_pool: mean over the window, divisor as
+// max_pool: y[n, oh, ow, c] = max over the window of x (padding never wins), argmax (int64)
+//   holds the winning h·W + w for the backward pass. avg_pool: mean over the window, divisor as
 //   torch (count_include_pad clips the window to the padded extent; otherwise only real
 //   pixels count).
-// Layout: x (N, H, W, C), y (N, OH, OW, C), contiguous.
+// Layout: x (N, H, W, C), y (N, OH, OW, C), contiguous. Storage T: f32, f64 or f16/bf16
+//   natively (compared and summed in A = acc_t<T>, each output rounded once).
 // Threads: forward, one thread per output element (c fastest: coalesced); backward (max and
 //   avg), one thread per input element gathering the outputs whose window covers it (c
 //   fastest; no atomics, deterministic). The max backward scattered with atomicAdd before:
@@ -28,17 +29,18 @@ namespace adnn::kernels {
 template <class T>
 __global__ void max_pool_forward_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t* __restrict__ am,
                                         PoolGeom g) {
+  using A = acc_t<T>;
   for_each_nhwc(g.N, g.OH, g.OW, g.C, [&](int64_t i, int64_t n, int64_t oh, int64_t ow, int64_t c) {
-    T best = -INFINITY;
+    A best = -INFINITY;
     int64_t arg = -1;
     for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) {
-      const T v = x[((n * g.H + h) * g.W + w) * g.C + c];
+      const A v = load_as<A>(x[((n * g.H + h) * g.W + w) * g.C + c]);
       if (v > best || arg < 0 || v != v) {
         best = v;
         arg = h * g.W + w;
       }
     });
-    y[i] = best;
+    y[i] = store_as<T>(best);  // a value of x: exact in T
     am[i] = arg;
   });
 }
@@ -49,34 +51,38 @@ __global__ void max_pool_forward_kernel(const T* __restrict__ x, T* __restrict__
 template <class T>
 __global__ void max_pool_backward_kernel(const T* __restrict__ gy, const int64_t* __restrict__ am, T* __restrict__ gx,
                                          PoolGeom g) {
+  using A = acc_t<T>;
   for_each_nhwc(g.N, g.H, g.W, g.C, [&](int64_t i, int64_t n, int64_t h, int64_t w, int64_t c) {
     const int64_t me = h * g.W + w;
-    T s = 0;
+    A s = 0;
     for_each_covering_output(g, h, w, [&](int64_t oh, int64_t ow) {
       const int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C + c;
-      if (am[o] == me) s += gy[o];
+      if (am[o] == me) s += load_as<A>(gy[o]);
     });
-    gx[i] = s;
+    gx[i] = store_as<T>(s);
   });
 }
 
 template <class T>
 __global__ void avg_pool_forward_kernel(const T* __restrict__ x, T* __restrict__ y, PoolGeom g) {
+  using A = acc_t<T>;
   for_each_nhwc(g.N, g.OH, g.OW, g.C, [&](int64_t i, int64_t n, int64_t oh, int64_t ow, int64_t c) {
-    T s = 0;
-    for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) { s += x[((n * g.H + h) * g.W + w) * g.C + c]; });
-    y[i] = s / T(pool_divisor(g, oh, ow));
+    A s = 0;
+    for_each_window_pixel(g, oh, ow,
+                          [&](int64_t h, int64_t w) { s += load_as<A>(x[((n * g.H + h) * g.W + w) * g.C + c]); });
+    y[i] = store_as<T>(s * (A(1) / A(pool_divisor(g, oh, ow))));
   });
 }
 
 template <class T>
 __global__ void avg_pool_backward_kernel(const T* __restrict__ gy, T* __restrict__ gx, PoolGeom g) {
+  using A = acc_t<T>;
   for_each_nhwc(g.N, g.H, g.W, g.C, [&](int64_t i, int64_t n, int64_t h, int64_t w, int64_t c) {
-    T s = 0;
+    A s = 0;
     for_each_covering_output(g, h, w, [&](int64_t oh, int64_t ow) {
-      s += gy[((n * g.OH + oh) * g.OW + ow) * g.C + c] / T(pool_divisor(g, oh, ow));
+      s += load_as<A>(gy[((n * g.OH + oh) * g.OW + ow) * g.C + c]) / A(pool_divisor(g, oh, ow));
     });
-    gx[i] = s;
+    gx[i] = store_as<T>(s);
   });
 }
 

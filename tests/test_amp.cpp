@@ -32,15 +32,17 @@ Tensor reference_matmul(const Tensor& a, const Tensor& b, float (*round)(float))
   return matmul(from_vector(va, a.sizes(), TensorOptions(DType::f64)), from_vector(vb, b.sizes(), TensorOptions(DType::f64)));
 }
 float identity(float x) { return x; }
-// Walks the autograd graph below t: true when a dtype cast ("to_dtype") is in it — an op that
-// widened its 16-bit input to f32 and rounded back.
-bool has_cast(const Tensor& t) {
+// Walks the autograd graph below t: true when a dtype cast ("to_dtype") of a tensor of at
+// least min_numel elements is in it — an op that widened its 16-bit input to f32 and rounded
+// back (min_numel > 1: small casts, such as a gate's logits, do not count).
+bool has_cast(const Tensor& t, int64_t min_numel = 1) {
   std::vector<std::shared_ptr<autograd::Node>> todo{t.grad_fn()};
   while (!todo.empty()) {
     auto n = todo.back();
     todo.pop_back();
     if (!n) continue;
-    if (n->name() == "to_dtype") return true;
+    if (n->name() == "to_dtype" && !n->input_meta.empty() && shape_numel(n->input_meta[0].shape) >= min_numel)
+      return true;
     for (auto& e : n->next_edges) todo.push_back(e.fn);
   }
   return false;
@@ -361,6 +363,90 @@ TEST_SUITE("amp") {
           CHECK(max_abs_diff(ys[i], ys[0]) <= ulp * (1 + max_abs(ys[0])));
         }
       }
+  }
+
+  TEST_CASE("pooling and CBAM: f16/bf16 natively (no activation-sized cast), values and gradients; cpu and cuda") {
+    manual_seed(13);
+    for (DType t : {DType::bf16, DType::f16}) {
+      CAPTURE(dtype_name(t));
+      const double ulp = t == DType::f16 ? 1.0 / 1024 : 1.0 / 128;
+      Tensor x0 = randn({2, 6, 8, 24}), gyp = randn({2, 3, 4, 24}).to(t), gyc = randn({2, 6, 8, 24}).to(t);
+      nn::CBAM cbam(24, 4, 7);
+      // CBAM ops' gates (channel, spatial) and output gradients, shared by both devices
+      const Tensor gate_c = randn({2, 1, 1, 24}), gate_s = randn({2, 6, 8, 1});
+      const Tensor g_ops[4] = {randn({2, 2, 24}).to(t), randn({2, 6, 8, 2}).to(t), randn({2, 6, 8, 24}).to(t),
+                               randn({2, 6, 8, 24}).to(t)};
+      std::vector<Tensor> outs;
+      for (Device dev : devices()) {
+        CAPTURE(dev.str());
+        cbam.to(dev);
+        auto leaf = [&](const Tensor& v, DType d) { return v.to(d).to(dev).detach().requires_grad_(); };
+        auto close = [&](const Tensor& a, const Tensor& r, double ulps) {
+          CHECK(a.dtype() == t);
+          return max_abs_diff(a.to(kCPU).to(DType::f32), r.to(kCPU).to(DType::f32)) <=
+                 ulps * ulp * (1 + max_abs(r.to(kCPU).to(DType::f32)));
+        };
+        // max and average pooling (the average with padding, the torch divisor)
+        for (int kind = 0; kind < 2; ++kind) {
+          CAPTURE(kind);
+          Tensor x = leaf(x0, t), xr = leaf(x0.to(t), DType::f32);
+          Pool2dOptions o;
+          if (kind == 1) o.padding = {1, 1}, o.kernel = {3, 3}, o.stride = {2, 2};
+          Tensor y = kind == 0 ? max_pool2d(x, o) : avg_pool2d(x, o),
+                 yr = kind == 0 ? max_pool2d(xr, o) : avg_pool2d(xr, o);
+          CHECK(y.dtype() == t);
+          CHECK_FALSE(has_cast(y));
+          CHECK(close(y, yr, kind == 0 ? 0 : 1));  // a maximum is one of the inputs: exact
+          REQUIRE(y.sizes() == gyp.sizes());
+          sum(mul(y, gyp.to(dev))).backward();
+          sum(mul(yr, gyp.to(DType::f32).to(dev))).backward();
+          CHECK(close(x.grad(), xr.grad(), 1));
+          outs.push_back(y.detach().to(kCPU).to(DType::f32));
+        }
+        // CBAM's ops on the same inputs: the channel and spatial pools (mean, max), the
+        // sigmoid gates with f32 logits
+        for (int op = 0; op < 4; ++op) {
+          CAPTURE(op);
+          Tensor x = leaf(x0, t), xr = leaf(x0.to(t), DType::f32);
+          const Tensor& a0 = op == 2 ? gate_c : gate_s;
+          Tensor a = leaf(a0, DType::f32), ar = leaf(a0, DType::f32);
+          auto run = [&](const Tensor& in, const Tensor& gate) {
+            return op == 0 ? channel_pool2d(in) : op == 1 ? spatial_pool2d(in) : sigmoid_gate(in, gate);
+          };
+          Tensor y = run(x, a), yr = run(xr, ar);
+          CHECK(y.dtype() == t);
+          CHECK_FALSE(has_cast(y));
+          CHECK(close(y, yr, 1));
+          const Tensor& g = g_ops[op];
+          REQUIRE(g.sizes() == y.sizes());
+          sum(mul(y, g.to(dev))).backward();
+          sum(mul(yr, g.to(DType::f32).to(dev))).backward();
+          CHECK(close(x.grad(), xr.grad(), 1));
+          if (op >= 2)
+            CHECK(max_abs_diff(a.grad().to(kCPU), ar.grad().to(kCPU)) <= 1e-5 * (1 + max_abs(ar.grad().to(kCPU))));
+          outs.push_back(y.detach().to(kCPU).to(DType::f32));
+        }
+        // the CBAM module under autocast: its FCs and 7x7 conv in t, no activation-sized cast
+        // (its gradient is not compared with f32's: a max over values rounded differently may
+        // pick another winner)
+        Tensor x = leaf(x0, t), xr = leaf(x0.to(t), DType::f32);
+        Tensor y, yr = cbam.forward(xr);
+        {
+          amp::Autocast ac(t);
+          y = cbam.forward(x);
+        }
+        CHECK(y.dtype() == t);
+        CHECK_FALSE(has_cast(y, x.numel()));
+        CHECK(close(y, yr, 4));
+        sum(mul(y, gyc.to(dev))).backward();
+        CHECK(x.grad().dtype() == t);
+        CHECK(std::isfinite(max_abs(x.grad().to(kCPU).to(DType::f32))));
+      }
+      // the emulated device and the CPU twin agree within a rounding (the pools and gates)
+      const size_t per = outs.size() / devices().size();
+      for (size_t i = per; i < outs.size(); ++i)
+        CHECK(max_abs_diff(outs[i], outs[i - per]) <= ulp * (1 + max_abs(outs[i - per])));
+    }
   }
 
   TEST_CASE("a bf16 autocast forward holds less activation memory than f32 (nano, emulated cuda)") {

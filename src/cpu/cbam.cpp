@@ -1,5 +1,6 @@
 // CPU twin of kernels/cbam.cuh: CBAM's channel and spatial pools (mean and max in one pass,
-// first-index argmax) and the sigmoid gate, forward and backward; OpenMP over rows.
+// first-index argmax) and the sigmoid gate, forward and backward; OpenMP over rows. f16/bf16
+// storage natively (math in acc_t<T>; the gate's logits in f32).
 #include <omp.h>
 
 #include <cmath>
@@ -15,11 +16,11 @@
 namespace adnn::cpu {
 
 namespace {
-// Runs f(x, out, argmax, A{}) with the typed pointers of a pooling call (T float or double,
-// A its accumulation type).
+// Runs f(x, out, argmax, A{}) with the typed pointers of a pooling call (T float, double or
+// f16/bf16 natively, A its accumulation type).
 template <class F>
 void with_pool_pointers(const Tensor& x, const Tensor& out, const Tensor& argmax, const char* op, F&& f) {
-  float_dispatch(x.dtype(), op, [&](auto tag) {
+  storage_dispatch(x.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     f(x.data_ptr<T>(), out.data_ptr<T>(), argmax.data_ptr<int64_t>(), acc_t<T>{});
   });
@@ -51,7 +52,7 @@ void channel_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int6
 }
 
 void channel_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t N, int64_t P, int64_t C) {
-  float_dispatch(g.dtype(), "channel_pool2d backward", [&](auto tag) {
+  storage_dispatch(g.dtype(), "channel_pool2d backward", [&](auto tag) {
     using T = decltype(tag);
     using A = acc_t<T>;
     const T* gp = g.data_ptr<T>();
@@ -89,7 +90,7 @@ void spatial_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int6
 }
 
 void spatial_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t M, int64_t C) {
-  float_dispatch(g.dtype(), "spatial_pool2d backward", [&](auto tag) {
+  storage_dispatch(g.dtype(), "spatial_pool2d backward", [&](auto tag) {
     using T = decltype(tag);
     using A = acc_t<T>;
     const T* gp = g.data_ptr<T>();
@@ -115,12 +116,13 @@ static std::vector<A> gate_sigmoids(const T* ap, int64_t n) {
 }
 
 void sigmoid_gate(const Tensor& x, const Tensor& a, const Tensor& y, int64_t N, int64_t P, int64_t C, bool channel) {
-  float_dispatch(x.dtype(), "sigmoid_gate", [&](auto tag) {
+  // x, y in T (f16/bf16 natively); the logits a in acc_t<T>
+  storage_dispatch(x.dtype(), "sigmoid_gate", [&](auto tag) {
     using T = decltype(tag);
     using A = acc_t<T>;
     const T* xp = x.data_ptr<T>();
     T* yp = y.data_ptr<T>();
-    const std::vector<A> sv = gate_sigmoids<A>(a.data_ptr<T>(), channel ? N * C : N * P);
+    const std::vector<A> sv = gate_sigmoids<A>(a.data_ptr<A>(), channel ? N * C : N * P);
     const A* sg = sv.data();
 #pragma omp parallel for collapse(2) schedule(static)
     for (int64_t n = 0; n < N; ++n)
@@ -130,11 +132,11 @@ void sigmoid_gate(const Tensor& x, const Tensor& a, const Tensor& y, int64_t N, 
         if (channel) {
           const A* sr = sg + n * C;
 #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) yr[c] = T(A(xr[c]) * sr[c]);
+          for (int64_t c = 0; c < C; ++c) yr[c] = A(xr[c]) * sr[c];
         } else {
           const A s = sg[n * P + p];
 #pragma omp simd
-          for (int64_t c = 0; c < C; ++c) yr[c] = T(A(xr[c]) * s);
+          for (int64_t c = 0; c < C; ++c) yr[c] = A(xr[c]) * s;
         }
       }
   });

@@ -8,34 +8,36 @@ namespace adnn::cuda {
 using namespace launch_detail;
 
 void channel_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t N, int64_t P, int64_t C) {
-  float_types(x.dtype(), "channel_pool2d", [&](auto tag) {
+  storage_types(x.dtype(), "channel_pool2d", [&](auto tag) {
     using T = decltype(tag);
-    k::launch_channel_pool<T>(ptr<T>(x), ptr<T>(out), ptr<int64_t>(argmax), N, P, C, stream());
+    k::launch_channel_pool(ptr<T>(x), ptr<T>(out), ptr<int64_t>(argmax), N, P, C, stream());
   });
 }
 void channel_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t N, int64_t P, int64_t C) {
-  float_types(g.dtype(), "channel_pool2d backward", [&](auto tag) {
+  storage_types(g.dtype(), "channel_pool2d backward", [&](auto tag) {
     using T = decltype(tag);
-    k::launch_channel_pool_backward<T>(ptr<T>(g), ptr<int64_t>(argmax), ptr<T>(gx), N, P, C, stream());
+    k::launch_channel_pool_backward(ptr<T>(g), ptr<int64_t>(argmax), ptr<T>(gx), N, P, C, stream());
   });
 }
 void spatial_pool(const Tensor& x, const Tensor& out, const Tensor& argmax, int64_t M, int64_t C) {
-  float_types(x.dtype(), "spatial_pool2d", [&](auto tag) {
+  storage_types(x.dtype(), "spatial_pool2d", [&](auto tag) {
     using T = decltype(tag);
-    k::launch_spatial_pool<T>(ptr<T>(x), ptr<T>(out), ptr<int64_t>(argmax), M, C, stream());
+    k::launch_spatial_pool(ptr<T>(x), ptr<T>(out), ptr<int64_t>(argmax), M, C, stream());
   });
 }
 void spatial_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& gx, int64_t M, int64_t C) {
-  float_types(g.dtype(), "spatial_pool2d backward", [&](auto tag) {
+  storage_types(g.dtype(), "spatial_pool2d backward", [&](auto tag) {
     using T = decltype(tag);
-    k::launch_spatial_pool_backward<T>(ptr<T>(g), ptr<int64_t>(argmax), ptr<T>(gx), M, C, stream());
+    k::launch_spatial_pool_backward(ptr<T>(g), ptr<int64_t>(argmax), ptr<T>(gx), M, C, stream());
   });
 }
 void sigmoid_gate(const Tensor& x, const Tensor& a, const Tensor& y, int64_t N, int64_t P, int64_t C, bool channel) {
-  float_types(x.dtype(), "sigmoid_gate", [&](auto tag) {
+  // x, y in T (f16/bf16 natively); the logits a in acc_t<T>
+  storage_types(x.dtype(), "sigmoid_gate", [&](auto tag) {
     using T = decltype(tag);
-    k::launch_sigmoid_gate<T>(ptr<T>(x), ptr<T>(a), ptr<T>(y), N, P, C, channel ? k::gate_channel : k::gate_spatial,
-                              stream());
+    using A = k::acc_t<kt<T>>;
+    k::launch_sigmoid_gate(ptr<T>(x), ptr<A>(a), ptr<T>(y), N, P, C, channel ? k::gate_channel : k::gate_spatial,
+                           stream());
   });
 }
 void sigmoid_gate_backward(const Tensor& g, const Tensor& x, const Tensor& a, const Tensor& gx, const Tensor& ga,

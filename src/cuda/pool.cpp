@@ -1,4 +1,4 @@
-// The pool family's launchers (kernels/pool.cuh).
+// The pool family's launchers (kernels/pool.cuh): f32, f64 and f16/bf16 storage.
 #include "cuda/backend.hpp"
 #include "cuda/launch.hpp"
 #include "kernels/pool.cuh"
@@ -10,30 +10,30 @@ using namespace launch_detail;
 // ---------------------------------------------------------------- pooling
 
 void max_pool2d_forward(const Tensor& x, const Tensor& y, const Tensor& argmax, const PoolGeom& g) {
-  float_types(x.dtype(), "max_pool2d", [&](auto tag) {
+  storage_types(x.dtype(), "max_pool2d", [&](auto tag) {
     using T = decltype(tag);
-    ADNN_LAUNCH(k::max_pool_forward_kernel<T>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(y),
+    ADNN_LAUNCH(k::max_pool_forward_kernel<kt<T>>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(y),
                 ptr<int64_t>(argmax), g);
   });
 }
 void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Tensor& gx, const PoolGeom& g) {
-  float_types(gy.dtype(), "max_pool2d backward", [&](auto tag) {
+  storage_types(gy.dtype(), "max_pool2d backward", [&](auto tag) {
     using T = decltype(tag);
-    ADNN_LAUNCH(k::max_pool_backward_kernel<T>, k::grid_for(gx.numel()), dim3(256), 0, stream(), ptr<T>(gy),
+    ADNN_LAUNCH(k::max_pool_backward_kernel<kt<T>>, k::grid_for(gx.numel()), dim3(256), 0, stream(), ptr<T>(gy),
                 ptr<int64_t>(argmax), ptr<T>(gx), g);
   });
 }
 void avg_pool2d_forward(const Tensor& x, const Tensor& y, const PoolGeom& g) {
-  float_types(x.dtype(), "avg_pool2d", [&](auto tag) {
+  storage_types(x.dtype(), "avg_pool2d", [&](auto tag) {
     using T = decltype(tag);
-    ADNN_LAUNCH(k::avg_pool_forward_kernel<T>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(y),
+    ADNN_LAUNCH(k::avg_pool_forward_kernel<kt<T>>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(y),
                 g);
   });
 }
 void avg_pool2d_backward(const Tensor& gy, const Tensor& gx, const PoolGeom& g) {
-  float_types(gy.dtype(), "avg_pool2d backward", [&](auto tag) {
+  storage_types(gy.dtype(), "avg_pool2d backward", [&](auto tag) {
     using T = decltype(tag);
-    ADNN_LAUNCH(k::avg_pool_backward_kernel<T>, k::grid_for(gx.numel()), dim3(256), 0, stream(), ptr<T>(gy),
+    ADNN_LAUNCH(k::avg_pool_backward_kernel<kt<T>>, k::grid_for(gx.numel()), dim3(256), 0, stream(), ptr<T>(gy),
                 ptr<T>(gx), g);
   });
 }

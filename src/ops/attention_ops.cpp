@@ -70,7 +70,6 @@ Tensor channel_pool2d(const Tensor& x) {
   check_floating(op, x);
   ADNN_CHECK(x.dim() == 4 && x.size(1) * x.size(2) > 0, op, ": input must be (N, H, W, C) with H·W > 0, got ",
              x.desc());
-  if (is_reduced(x.dtype())) return channel_pool2d(x.to(DType::f32)).to(x.dtype());
   const int64_t N = x.size(0), P = x.size(1) * x.size(2), C = x.size(3);
   Tensor xc = x.detach().contiguous();
   Tensor out = new_like(x, {N, 2, C});
@@ -91,7 +90,6 @@ Tensor spatial_pool2d(const Tensor& x) {
   check_devices(op, {&x});
   check_floating(op, x);
   ADNN_CHECK(x.dim() == 4 && x.size(3) > 0, op, ": input must be (N, H, W, C) with C > 0, got ", x.desc());
-  if (is_reduced(x.dtype())) return spatial_pool2d(x.to(DType::f32)).to(x.dtype());
   const int64_t M = x.size(0) * x.size(1) * x.size(2), C = x.size(3);
   Tensor xc = x.detach().contiguous();
   Tensor out = new_like(x, {x.size(0), x.size(1), x.size(2), 2});
@@ -111,10 +109,13 @@ Tensor sigmoid_gate(const Tensor& x, const Tensor& a) {
   check_defined(op, x, "input");
   check_defined(op, a, "gate");
   check_devices(op, {&x, &a});
-  if (amp::autocast_dtype() && a.dtype() != x.dtype() && is_floating(a.dtype()))  // autocast: x's storage dtype
-    return sigmoid_gate(x, a.to(x.dtype()));
-  check_same_dtype(op, {&x, &a});
+  // f16/bf16 x natively with f32 logits (a 16-bit gate is widened: it is small); f32/f64 x
+  // with logits of its dtype (under autocast an f32 x takes its gate in f32)
+  const DType at = is_reduced(x.dtype()) ? DType::f32 : x.dtype();
   check_floating(op, x);
+  if (is_floating(a.dtype()) && a.dtype() != at && (is_reduced(x.dtype()) || amp::autocast_dtype()))
+    return sigmoid_gate(x, a.to(at));
+  ADNN_CHECK(a.dtype() == at, op, ": gate ", a.desc(), " must be ", dtype_name(at), " for input ", x.desc());
   ADNN_CHECK(x.dim() == 4 && a.dim() == 4 && a.size(0) == x.size(0), op,
              ": expected x (N, H, W, C) and gate (N, 1, 1, C) or (N, H, W, 1), got ", describe({&x, &a}));
   const int64_t N = x.size(0), P = x.size(1) * x.size(2), C = x.size(3);
@@ -122,7 +123,6 @@ Tensor sigmoid_gate(const Tensor& x, const Tensor& a) {
   const bool spatial = a.size(1) == x.size(1) && a.size(2) == x.size(2) && a.size(3) == 1;
   ADNN_CHECK(channel || spatial, op, ": gate must be (N, 1, 1, C) or (N, H, W, 1) for x ", x.desc(), ", got ",
              a.desc());
-  if (is_reduced(x.dtype())) return sigmoid_gate(x.to(DType::f32), a.to(DType::f32)).to(x.dtype());
   const bool ch = channel;  // when both match (H = W = C = 1) the two readings agree
   Tensor xc = x.detach().contiguous(), ac = a.detach().contiguous();
   Tensor y = new_like(x, x.sizes());

@@ -321,7 +321,7 @@ PoolGeom pool_geom(const char* op, const Tensor& x, const Pool2dOptions& o) {
 
 Tensor max_pool2d(const Tensor& x, Pool2dOptions o) {
   PoolGeom g = pool_geom("max_pool2d", x, o);
-  if (is_reduced(x.dtype())) return max_pool2d(x.to(DType::f32), o).to(x.dtype());
+  // (f16/bf16 natively)
   Tensor y = new_like(x, {g.N, g.OH, g.OW, g.C});
   Tensor am = empty({g.N, g.OH, g.OW, g.C}, TensorOptions(DType::i64, x.device()));
   backend::max_pool2d_forward(x.detach().contiguous(), y, am, g);
@@ -336,7 +336,6 @@ Tensor max_pool2d(const Tensor& x, Pool2dOptions o) {
 
 Tensor avg_pool2d(const Tensor& x, Pool2dOptions o) {
   PoolGeom g = pool_geom("avg_pool2d", x, o);
-  if (is_reduced(x.dtype())) return avg_pool2d(x.to(DType::f32), o).to(x.dtype());
   Tensor y = new_like(x, {g.N, g.OH, g.OW, g.C});
   backend::avg_pool2d_forward(x.detach().contiguous(), y, g);
   Shape xs = x.sizes();
