@@ -47,6 +47,16 @@ bool has_cast(const Tensor& t, int64_t min_numel = 1) {
   }
   return false;
 }
+// One unit in the last place of 16-bit dtype t, relative (f16: 2^-10, bf16: 2^-7).
+double unit(DType t) {
+  return t == DType::f16 ? 1.0 / 1024 : 1.0 / 128;
+}
+// a within `ulps` units of t of the reference's scale: computed in f32 and rounded once to t
+// on store is within one.
+bool close_to(const Tensor& a, const Tensor& ref, DType t, double ulps) {
+  const Tensor r = ref.to(kCPU).to(DType::f32);
+  return max_abs_diff(a.to(kCPU).to(DType::f32), r) <= ulps * unit(t) * (1 + max_abs(r));
+}
 struct Tf32Guard {
   bool saved = allow_tf32();
   explicit Tf32Guard(bool on) { set_allow_tf32(on); }
@@ -190,15 +200,13 @@ TEST_SUITE("amp") {
           CHECK(y.sizes() == Shape{2, 5, 3, 19});
           CHECK_FALSE(has_cast(y));
           const double ulp = t == DType::f16 ? 1.0 / 1024 : 1.0 / 128;
-          auto close = [&](const Tensor& a, const Tensor& r) {
-            CHECK(a.dtype() == t);
-            // computed in f32, rounded once on store: within an ulp of the result's scale
-            return max_abs_diff(a.to(kCPU).to(DType::f32), r.to(kCPU)) <= ulp * (1 + max_abs(r.to(kCPU)));
-          };
+          auto close = [&](const Tensor& a, const Tensor& r) { return close_to(a, r, t, 1); };
           CHECK(close(y, yr));
           Tensor gy = randn(y.sizes()).to(t);
           sum(mul(y, gy.to(dev))).backward();
           sum(mul(yr, gy.to(DType::f32).to(dev))).backward();
+          CHECK(x.grad().dtype() == t);
+          CHECK(w.grad().dtype() == t);
           CHECK(close(x.grad(), xr.grad()));
           CHECK(close(w.grad(), wr.grad()));
           if (with_bias) CHECK(close(b.grad(), br.grad()));
@@ -241,14 +249,13 @@ TEST_SUITE("amp") {
             CHECK(y.dtype() == t);
             CHECK_FALSE(has_cast(y));
             const double ulp = t == DType::f16 ? 1.0 / 1024 : 1.0 / 128;
-            auto close = [&](const Tensor& a, const Tensor& r) {
-              CHECK(a.dtype() == t);
-              return max_abs_diff(a.to(kCPU).to(DType::f32), r.to(kCPU)) <= ulp * (1 + max_abs(r.to(kCPU)));
-            };
+            auto close = [&](const Tensor& a, const Tensor& r) { return close_to(a, r, t, 1); };
             CHECK(close(y, yr));
             REQUIRE(y.sizes() == gy.sizes());
             sum(mul(y, gy.to(dev))).backward();
             sum(mul(yr, gy.to(DType::f32).to(dev))).backward();
+            CHECK(x.grad().dtype() == t);
+            CHECK(w.grad().dtype() == t);
             CHECK(close(x.grad(), xr.grad()));
             CHECK(close(w.grad(), wr.grad()));
             if (with_bias) CHECK(close(b.grad(), br.grad()));
@@ -304,10 +311,7 @@ TEST_SUITE("amp") {
             CHECK(y.dtype() == t);
             CHECK_FALSE(has_cast(y));
             const double ulp = t == DType::f16 ? 1.0 / 1024 : 1.0 / 128;
-            auto close = [&](const Tensor& a, const Tensor& ref, double ulps) {
-              return max_abs_diff(a.to(kCPU).to(DType::f32), ref.to(kCPU).to(DType::f32)) <=
-                     ulps * ulp * (1 + max_abs(ref.to(kCPU).to(DType::f32)));
-            };
+            auto close = [&](const Tensor& a, const Tensor& r, double ulps) { return close_to(a, r, t, ulps); };
             CHECK(close(y, yr, 1));  // computed in f32, rounded once
             // the running statistics stay f32 and match the f32 run's
             CHECK(rm.dtype() == DType::f32);
@@ -346,10 +350,7 @@ TEST_SUITE("amp") {
           CHECK(y.dtype() == t);
           CHECK_FALSE(has_cast(y));
           const double ulp = t == DType::f16 ? 1.0 / 1024 : 1.0 / 128;
-          auto close = [&](const Tensor& a, const Tensor& r, double ulps) {
-            CHECK(a.dtype() == t);
-            return max_abs_diff(a.to(kCPU).to(DType::f32), r.to(kCPU)) <= ulps * ulp * (1 + max_abs(r.to(kCPU)));
-          };
+          auto close = [&](const Tensor& a, const Tensor& r, double ulps) { return close_to(a, r, t, ulps); };
           CHECK(close(y, yr, 1));  // statistics and math in f32: one rounding
           sum(mul(y, gy.to(dev))).backward();
           sum(mul(yr, gy.to(DType::f32).to(dev))).backward();
@@ -381,11 +382,7 @@ TEST_SUITE("amp") {
         CAPTURE(dev.str());
         cbam.to(dev);
         auto leaf = [&](const Tensor& v, DType d) { return v.to(d).to(dev).detach().requires_grad_(); };
-        auto close = [&](const Tensor& a, const Tensor& r, double ulps) {
-          CHECK(a.dtype() == t);
-          return max_abs_diff(a.to(kCPU).to(DType::f32), r.to(kCPU).to(DType::f32)) <=
-                 ulps * ulp * (1 + max_abs(r.to(kCPU).to(DType::f32)));
-        };
+        auto close = [&](const Tensor& a, const Tensor& r, double ulps) { return close_to(a, r, t, ulps); };
         // max and average pooling (the average with padding, the torch divisor)
         for (int kind = 0; kind < 2; ++kind) {
           CAPTURE(kind);

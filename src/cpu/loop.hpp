@@ -5,6 +5,7 @@
 #include <adnn/core/tensor.hpp>
 
 #include "common/hd.hpp"
+#include "dispatch/dtypes.hpp"
 
 #include <omp.h>
 
@@ -27,12 +28,7 @@ void float_dispatch(DType dt, const char* op, F&& f) {
 // load, math in acc_t<T>, rounded once on store): float, double, half, bfloat16.
 template <class F>
 void storage_dispatch(DType dt, const char* op, F&& f) {
-  if (dt == DType::f16)
-    f(half{});
-  else if (dt == DType::bf16)
-    f(bfloat16{});
-  else
-    float_dispatch(dt, op, f);
+  dispatch::storage_types(dt, op, "cpu", f);
 }
 
 // The same as a statement macro: the body sees `T` (float or double).

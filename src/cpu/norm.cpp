@@ -27,12 +27,7 @@ constexpr int64_t bn_block = 64;
 // in 16 bits, widened on load and rounded once on store; parameters and statistics in f32.
 template <class F>
 static void bn_types(DType t, const char* op, F&& f) {
-  if (t == DType::f16)
-    f(half{}, float{});
-  else if (t == DType::bf16)
-    f(bfloat16{}, float{});
-  else
-    float_dispatch(t, op, [&](auto tag) { f(tag, tag); });
+  dispatch::storage_and_math_types(t, op, "cpu", f);
 }
 
 // Two per-channel sums over the rows of an (M, C) matrix: row(m, b1, b2) adds row m's terms to

@@ -5,6 +5,7 @@
 #include <adnn/cuda/runtime.hpp>
 
 #include "dispatch/args.hpp"
+#include "dispatch/dtypes.hpp"
 #include "kernels/common.cuh"
 
 namespace adnn::cuda {
@@ -42,12 +43,7 @@ void float_types(DType t, const char* op, F&& f) {
 // math in acc_t, rounded once on store): float, double, half, bfloat16.
 template <class F>
 void storage_types(DType t, const char* op, F&& f) {
-  if (t == DType::f16)
-    f(half{});
-  else if (t == DType::bf16)
-    f(bfloat16{});
-  else
-    float_types(t, op, f);
+  dispatch::storage_types(t, op, "cuda", f);
 }
 
 inline Tensor device_f64(int64_t n) { return empty({n}, TensorOptions(DType::f64, kCUDA)); }

@@ -23,12 +23,7 @@ void channel_sums(int mode, int fin, const Tensor& x, const Tensor& g, const Ten
 // activations in 16 bits, the parameters and statistics in f32 (as cuDNN).
 template <class F>
 void bn_types(DType t, const char* op, F&& f) {
-  if (t == DType::f16)
-    f(half{}, float{});
-  else if (t == DType::bf16)
-    f(bfloat16{}, float{});
-  else
-    float_types(t, op, [&](auto tag) { f(tag, tag); });
+  dispatch::storage_and_math_types(t, op, "cuda", f);
 }
 }  // namespace
 
