@@ -21,7 +21,7 @@
 //   forward: y[p, c] = Σ_taps x[tap(p), c] · w[c, tap] (+ b[c] after the taps, as the CPU
 //     twin); grid-stride over the N·OH·OW pixels, ~4 per thread. The block's weight tile
 //     (KH·KW × lanes·V) is read once from w (contiguous) into shared memory, transposed to
-//     (tap, V, lane) so that each tap is one conflict-free shared read per lane.
+//     (V, tap, lane) so that each tap is one conflict-free shared read per lane.
 //   backward input: gx[p, c] = Σ over the (output pixel, tap) pairs that read input pixel p
 //     of gy · w (gather form, no atomics); same tiling and weight tile as the forward.
 //   backward weight, two stages, deterministic (no atomics): stage 1, grid (tiles, KH·KW,
@@ -44,8 +44,13 @@
 //   64×64, batch 1, docs/results/2026-11-30-kernel-report-efficientnet_b5.md): forward
 //   99.4 %, input gradient 99.4 %, weight gradient stage 1 99.7 %, stage 2 100 % (before this
 //   layout: 23.2 %, 23.4 %, 12.5 %). Shared memory: the taps' reads are conflict-free; the
-//   weight tile's transposed stores are 2–4-way (once per block; depthwise_tiling picks the
-//   row pitch with the fewest), 1.18 wavefronts per request over the forward.
+//   weight tile's transposed stores, in w's order, land on consecutive rows of the (V, tap,
+//   lane) tile — an odd pitch keeps them at most 2-way where a warp spans two lanes' rows
+//   (depthwise_tiling picks the pitch with the fewest): at most 2-way, 1.03 wavefronts per
+//   request over the forward and 1.02 over the input gradient (B5 step above, `adnn-fer
+//   profile --model efficientnet_b5 --classes 7 --train --batch 1 --image-size 64`). The
+//   (tap, V, lane) layout before put consecutive taps V rows apart: 4-way for V = 4, 1.18 and
+//   1.16 wavefronts per request.
 #include "common/conv.hpp"
 #include "loops.cuh"
 #include "reduce.cuh"
@@ -113,7 +118,7 @@ inline int64_t depthwise_tile_wavefronts(int lanes, int V, int KK, int tile_c, i
     int count[32] = {};
     for (int e = e0; e < e0 + 32 && e < total; ++e) {
       const int cl = e / KK, k = e % KK;
-      const int64_t idx = int64_t(k * V + cl % V) * pitch + cl / V;
+      const int64_t idx = int64_t((cl % V) * KK + k) * pitch + cl / V;
       for (int q = 0; q < words; ++q) {
         const int64_t word = idx * words + q;
         const int b = int(word % 32);
@@ -150,9 +155,10 @@ inline DepthwiseTiling depthwise_tiling(int64_t C, int V, int64_t KK, size_t ele
   return known[key] = DepthwiseTiling{int(lanes), int(tiles), int(256 / lanes), pitch};
 }
 
-// wt[(k·V + j)·pitch + l] = w[(c0 + l·V + j)·KK + k] for the tile's tile_c channels, in the
+// wt[(j·KK + k)·pitch + l] = w[(c0 + l·V + j)·KK + k] for the tile's tile_c channels, in the
 // compute type A: w (C, KH, KW) is read in its own order (one contiguous run per tile:
-// coalesced) and written transposed, so that a tap reads one shared word per lane, unit
+// coalesced) and written transposed — consecutive elements of w (taps of one channel, then
+// the next channel j) to consecutive rows — so that a tap reads one shared word per lane, unit
 // stride along the lanes and the same word for every pixel row (a broadcast). The pitch
 // (depthwise_tiling) is the one with the fewest bank conflicts for these transposed stores.
 template <int V, class A, class T>
@@ -160,7 +166,7 @@ __device__ __forceinline__ void load_depthwise_weight_tile(const T* __restrict__
                                                            int tile_c, int KK, int pitch) {
   for (int e = threadIdx.x; e < tile_c * KK; e += blockDim.x) {
     const int cl = e / KK, k = e % KK;
-    wt[(k * V + cl % V) * pitch + cl / V] = load_as<A>(w[int64_t(c0) * KK + e]);
+    wt[((cl % V) * KK + k) * pitch + cl / V] = load_as<A>(w[int64_t(c0) * KK + e]);
   }
   __syncthreads();
 }
@@ -198,7 +204,7 @@ template <class T, int V, class I>
 __global__ void depthwise_forward_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
                                          T* __restrict__ y, ConvGeom g, int lanes, int pitch) {
   using A = acc_t<T>;
-  ADNN_DYNAMIC_SHARED(A, wt);  // (KH·KW, V, pitch)
+  ADNN_DYNAMIC_SHARED(A, wt);  // (V, KH·KW, pitch)
   const ConvGeomI<I> q(g);
   const int KK = int(q.KH * q.KW), c0 = int(blockIdx.x) * lanes * V;
   const int tile_c = lanes * V < int(q.C) - c0 ? lanes * V : int(q.C) - c0;
@@ -223,7 +229,7 @@ __global__ void depthwise_forward_kernel(const T* __restrict__ x, const T* __res
         const int k = int(kh * q.KW + kw);
         A wk[V];
         ADNN_UNROLL
-        for (int j = 0; j < V; ++j) wk[j] = wt[(k * V + j) * pitch + l];
+        for (int j = 0; j < V; ++j) wk[j] = wt[(j * KK + k) * pitch + l];
         const I iw = ow * q.sw - q.pl + kw * q.dw;
         if (ih < 0 || ih >= q.H || iw < 0 || iw >= q.W) continue;
         const vec_t<T, V> xv = load_vec<V>(x + ((n * q.H + ih) * q.W + iw) * q.C + c);
@@ -246,7 +252,7 @@ template <class T, int V, class I>
 __global__ void depthwise_backward_input_kernel(const T* __restrict__ gy, const T* __restrict__ w,
                                                 T* __restrict__ gx, ConvGeom g, int lanes, int pitch) {
   using A = acc_t<T>;
-  ADNN_DYNAMIC_SHARED(A, wt);  // (KH·KW, V, pitch)
+  ADNN_DYNAMIC_SHARED(A, wt);  // (V, KH·KW, pitch)
   const ConvGeomI<I> q(g);
   const int KK = int(q.KH * q.KW), c0 = int(blockIdx.x) * lanes * V;
   const int tile_c = lanes * V < int(q.C) - c0 ? lanes * V : int(q.C) - c0;
@@ -266,7 +272,7 @@ __global__ void depthwise_backward_input_kernel(const T* __restrict__ gy, const 
         const int k = int(kh * q.KW + kw);
         A wk[V];
         ADNN_UNROLL
-        for (int j = 0; j < V; ++j) wk[j] = wt[(k * V + j) * pitch + l];
+        for (int j = 0; j < V; ++j) wk[j] = wt[(j * KK + k) * pitch + l];
         const I tw = iw + q.pl - kw * q.dw, ow = tw / q.sw;
         if (!row_ok || tw < 0 || tw % q.sw != 0 || ow >= q.OW) continue;
         const vec_t<T, V> gv = load_vec<V>(gy + ((n * q.OH + oh) * q.OW + ow) * q.C + c);
