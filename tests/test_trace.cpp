@@ -174,6 +174,34 @@ TEST_SUITE("sim") {
       }
   }
 
+  TEST_CASE("trace: the depthwise weight tile's transposed stores and tap reads are at most 2-way bank-conflicted") {
+    // EfficientNet's depthwise shapes (channels, kernel) in the training dtypes, f32 (V = 4) and
+    // bf16 / f16 (V = 8, an f32 tile), and a scalar case; the (tap, V, lane) tile of before was
+    // 4-way at V = 4. (f64, V = 2 with 8-byte words, reaches 3-way: not a hot path.)
+    struct Case {
+      int64_t C, k;
+    };
+    for (DType dt : {DType::f32, DType::bf16, DType::f16})
+      for (Case cs : {Case{32, 3}, Case{96, 3}, Case{144, 5}, Case{240, 5}, Case{672, 5}, Case{13, 3}}) {
+        INFO(std::string(dtype_name(dt)) << " C " << cs.C << " k " << cs.k);
+        Tensor x = randn({1, 8, 8, cs.C}).to(dt).to(kCUDA).requires_grad_();
+        Tensor w = randn({cs.C, cs.k, cs.k, 1}).to(dt).to(kCUDA);
+        std::vector<sim::KernelTrace> r;
+        {
+          TraceScope t;
+          Tensor y = conv2d(x, w, {}, Conv2dOptions().with_groups(cs.C).with_same());
+          sum(y).backward();
+          r = sim::trace_results();
+        }
+        for (const char* name : {"depthwise_forward_kernel", "depthwise_backward_input_kernel"}) {
+          INFO(name);
+          const auto& k = find(r, name);
+          CHECK(k.c.sh_requests > 0);
+          CHECK(k.c.sh_max_way <= 2);
+        }
+      }
+  }
+
   TEST_CASE("trace: nothing is recorded without a trace, nor for host code during one") {
     dbuf x(256, 1.f), y(256, 0.f);
     ADNN_LAUNCH(trace_copy_kernel, dim3(1), dim3(256), 0, nullptr, x.p, y.p, 256);
