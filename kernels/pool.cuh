@@ -1,8 +1,9 @@
 #pragma once
 // 2-D pooling, NHWC, forward and backward.
 //
-// max_pool: y[n, oh, ow, c] = max over the window of x (padding never wins), argmax (int64)
-//   holds the winning h·W + w for the backward pass. avg_pool: mean over the window, divisor as
+// max_pool: y[n, oh, ow, c] = max over the window of x (padding never wins); the argmax holds
+//   the winner's offset inside its window (common::window_offset) for the backward pass, in
+//   uint8 for windows of up to 256 pixels, else int32 (I). avg_pool: mean over the window, divisor as
 //   torch (count_include_pad clips the window to the padded extent; otherwise only real
 //   pixels count).
 // Layout: x (N, H, W, C), y (N, OH, OW, C), contiguous. Storage T: f32, f64 or f16/bf16
@@ -18,46 +19,45 @@
 //   won (about one in four for 2×2 windows), which uses a quarter of its sectors — the same
 //   sectors a full load would fetch (a load by every lane, or a select, compiles back to this
 //   one or would let a NaN of another window in).
-// Cost: forward reads kh·kw·|y| elements (mostly cached), writes |y| (+ |y| int64 indices
-//   for max); backward reads |gy| (+ indices) once per covering window, writes |gx|.
+// Cost: forward reads kh·kw·|y| elements (mostly cached), writes |y| (+ |y| 1-byte window
+//   offsets for max: an eighth of torch's int64 indices); backward reads |gy| (+ offsets) once
+//   per covering window, writes |gx|.
 #include "common.cuh"
 #include "loops.cuh"
 #include "common/pool.hpp"
 
 namespace adnn::kernels {
 
-template <class T>
-__global__ void max_pool_forward_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t* __restrict__ am,
-                                        PoolGeom g) {
+template <class T, class I>
+__global__ void max_pool_forward_kernel(const T* __restrict__ x, T* __restrict__ y, I* __restrict__ am, PoolGeom g) {
   using A = acc_t<T>;
   for_each_nhwc(g.N, g.OH, g.OW, g.C, [&](int64_t i, int64_t n, int64_t oh, int64_t ow, int64_t c) {
     A best = -INFINITY;
-    int64_t arg = -1;
+    int64_t arg = -1;  // the winner's window offset (common::window_offset)
     for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) {
       const A v = load_as<A>(x[((n * g.H + h) * g.W + w) * g.C + c]);
       if (v > best || arg < 0 || v != v) {
         best = v;
-        arg = h * g.W + w;
+        arg = window_offset(g, oh, ow, h, w);
       }
     });
     y[i] = store_as<T>(best);  // a value of x: exact in T
-    am[i] = arg;
+    am[i] = I(arg);
   });
 }
 
 // Gather: one thread per input element (n, h, w, c) sums gy over the outputs whose window
 // covers (h, w) and whose argmax is (h, w), in output order (the CPU twin's order: the same
 // bits). Every gx element is written once, so no atomics and no reliance on a zero fill.
-template <class T>
-__global__ void max_pool_backward_kernel(const T* __restrict__ gy, const int64_t* __restrict__ am, T* __restrict__ gx,
+template <class T, class I>
+__global__ void max_pool_backward_kernel(const T* __restrict__ gy, const I* __restrict__ am, T* __restrict__ gx,
                                          PoolGeom g) {
   using A = acc_t<T>;
   for_each_nhwc(g.N, g.H, g.W, g.C, [&](int64_t i, int64_t n, int64_t h, int64_t w, int64_t c) {
-    const int64_t me = h * g.W + w;
     A s = 0;
     for_each_covering_output(g, h, w, [&](int64_t oh, int64_t ow) {
       const int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C + c;
-      if (am[o] == me) s += load_as<A>(gy[o]);
+      if (int64_t(am[o]) == window_offset(g, oh, ow, h, w)) s += load_as<A>(gy[o]);
     });
     gx[i] = store_as<T>(s);
   });

@@ -451,7 +451,8 @@ TEST_SUITE("amp") {
     // Activation memory: the allocator's bytes in use after the forward and the loss (what the
     // autograd graph keeps for backward, the autocast copies of the weights included) minus the
     // bytes held before (weights, the batch). With every backbone op native in 16 bits the
-    // saved tensors halve; the head (CBAM, encoder) and the max-pool indices do not.
+    // saved tensors halve; the head (CBAM, encoder) does not. The max-pool argmax is one byte
+    // per output in both precisions.
     struct Bytes {
       size_t saved, peak;
     };

@@ -208,6 +208,9 @@ Register pool_cases({
     // floor: the last row and column are in no window (their gradient is 0); stride 1 overlaps
     {"max_pool2d_odd_floor", {in({1, 5, 7, 3}, Domain::distinct)}, [](const V& x) { return max_pool2d(x[0], pool(2, 2, 0)); }},
     {"max_pool2d_stride1", {in({2, 4, 5, 2}, Domain::distinct)}, [](const V& x) { return max_pool2d(x[0], pool(2, 1, 0)); }},
+    // a window of 289 pixels: its argmax offsets no longer fit a byte (int32 instead of uint8)
+    {"max_pool2d_window_i32", {in({2, 17, 19, 3}, Domain::distinct)},
+     [](const V& x) { return max_pool2d(x[0], pool(17, 2, 0)); }},
     {"avg_pool2d", {in({2, 4, 4, 3})}, [](const V& x) { return avg_pool2d(x[0], pool(2, 2, 0)); }},
     {"avg_pool2d_pad_include", {in({1, 5, 5, 2})}, [](const V& x) { return avg_pool2d(x[0], pool(3, 2, 1, true)); }},
     {"avg_pool2d_pad_exclude", {in({1, 5, 5, 2})}, [](const V& x) { return avg_pool2d(x[0], pool(3, 2, 1, false)); }},

@@ -25,6 +25,18 @@ ADNN_HD int64_t pool_divisor(const PoolGeom& g, int64_t oh, int64_t ow) {
   return n > 1 ? n : 1;
 }
 
+// The max-pool argmax of output (oh, ow) is its winner's offset inside the window, a·kw + b for
+// the pixel at row a, column b of the unclipped window (padding counted): 0 … kh·kw − 1. It is
+// stored in the smallest type that holds it — uint8 for windows of up to 256 pixels (every
+// pool of the models; 1 byte per output element where torch keeps an int64 flat index), int32
+// beyond (max_pool_index_is_u8).
+ADNN_HD int64_t window_offset(const PoolGeom& g, int64_t oh, int64_t ow, int64_t h, int64_t w) {
+  return (h - (oh * g.sh - g.ph)) * g.kw + (w - (ow * g.sw - g.pw));
+}
+ADNN_HD bool max_pool_index_is_u8(const PoolGeom& g) {
+  return g.kh * g.kw <= 256;
+}
+
 // Calls f(h, w) for every input pixel inside the window of output (oh, ow) (padding skipped).
 template <class F>
 ADNN_HD void for_each_window_pixel(const PoolGeom& g, int64_t oh, int64_t ow, F&& f) {

@@ -11,40 +11,47 @@
 #include "common/pool.hpp"
 #include "cpu/backend.hpp"
 #include "cpu/loop.hpp"
+#include "dispatch/dtypes.hpp"
 
 namespace adnn::cpu {
 
 using common::for_each_covering_output;
 using common::for_each_window_pixel;
 using common::pool_divisor;
+using common::window_offset;
 
-template <class T>
-static void maxpool_fwd(const T* x, T* y, int64_t* am, const PoolGeom& g) {
+template <class T, class I>
+static void maxpool_fwd(const T* x, T* y, I* am, const PoolGeom& g) {
   using A = acc_t<T>;
 #pragma omp parallel
   {
     std::vector<A> best(size_t(g.C));
+    std::vector<int64_t> arg(size_t(g.C));  // the winners' window offsets (common::window_offset)
 #pragma omp for collapse(2) schedule(static)
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t oh = 0; oh < g.OH; ++oh)
         for (int64_t ow = 0; ow < g.OW; ++ow) {
           T* yp = y + ((n * g.OH + oh) * g.OW + ow) * g.C;
-          int64_t* ap = am + ((n * g.OH + oh) * g.OW + ow) * g.C;
+          I* ap = am + ((n * g.OH + oh) * g.OW + ow) * g.C;
           for (int64_t c = 0; c < g.C; ++c) {
             best[size_t(c)] = -std::numeric_limits<A>::infinity();
-            ap[c] = -1;
+            arg[size_t(c)] = -1;
           }
           for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) {
             const T* xp = x + ((n * g.H + h) * g.W + w) * g.C;
+            const int64_t off = window_offset(g, oh, ow, h, w);
             for (int64_t c = 0; c < g.C; ++c) {
               const A v = A(xp[c]);
-              if (v > best[size_t(c)] || ap[c] < 0 || v != v) {
+              if (v > best[size_t(c)] || arg[size_t(c)] < 0 || v != v) {
                 best[size_t(c)] = v;
-                ap[c] = h * g.W + w;
+                arg[size_t(c)] = off;
               }
             }
           });
-          for (int64_t c = 0; c < g.C; ++c) yp[c] = best[size_t(c)];  // a value of x: exact in T
+          for (int64_t c = 0; c < g.C; ++c) {
+            yp[c] = best[size_t(c)];  // a value of x: exact in T
+            ap[c] = I(arg[size_t(c)]);
+          }
         }
   }
 }
@@ -52,7 +59,10 @@ static void maxpool_fwd(const T* x, T* y, int64_t* am, const PoolGeom& g) {
 void max_pool2d_forward(const Tensor& x, const Tensor& y, const Tensor& argmax, const PoolGeom& g) {
   storage_dispatch(x.dtype(), "max_pool2d", [&](auto tag) {
     using T = decltype(tag);
-    maxpool_fwd<T>(x.data_ptr<T>(), y.data_ptr<T>(), argmax.data_ptr<int64_t>(), g);
+    dispatch::pool_index_types(argmax.dtype(), "max_pool2d", "cpu", [&](auto itag) {
+      using I = decltype(itag);
+      maxpool_fwd<T>(x.data_ptr<T>(), y.data_ptr<T>(), argmax.data_ptr<I>(), g);
+    });
   });
 }
 
@@ -85,11 +95,14 @@ void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Tensor& g
     using T = decltype(tag_);
     using A = acc_t<T>;
     const T* gp = gy.data_ptr<T>();
-    const int64_t* ap = argmax.data_ptr<int64_t>();
-    gather_pool_gradient(gx.data_ptr<T>(), g, [&](int64_t n, int64_t h, int64_t w, A* row, int64_t oh, int64_t ow) {
-      const int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C, me = h * g.W + w;
-      for (int64_t c = 0; c < g.C; ++c)
-        if (ap[o + c] == me) row[c] += A(gp[o + c]);
+    dispatch::pool_index_types(argmax.dtype(), "max_pool2d backward", "cpu", [&](auto itag) {
+      using I = decltype(itag);
+      const I* ap = argmax.data_ptr<I>();
+      gather_pool_gradient(gx.data_ptr<T>(), g, [&](int64_t n, int64_t h, int64_t w, A* row, int64_t oh, int64_t ow) {
+        const int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C, me = window_offset(g, oh, ow, h, w);
+        for (int64_t c = 0; c < g.C; ++c)
+          if (int64_t(ap[o + c]) == me) row[c] += A(gp[o + c]);
+      });
     });
   });
 }

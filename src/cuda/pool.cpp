@@ -12,15 +12,21 @@ using namespace launch_detail;
 void max_pool2d_forward(const Tensor& x, const Tensor& y, const Tensor& argmax, const PoolGeom& g) {
   storage_types(x.dtype(), "max_pool2d", [&](auto tag) {
     using T = decltype(tag);
-    ADNN_LAUNCH(k::max_pool_forward_kernel<kt<T>>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(y),
-                ptr<int64_t>(argmax), g);
+    dispatch::pool_index_types(argmax.dtype(), "max_pool2d", "cuda", [&](auto itag) {
+      using I = decltype(itag);
+      ADNN_LAUNCH((k::max_pool_forward_kernel<kt<T>, I>), k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x),
+                  ptr<T>(y), ptr<I>(argmax), g);
+    });
   });
 }
 void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Tensor& gx, const PoolGeom& g) {
   storage_types(gy.dtype(), "max_pool2d backward", [&](auto tag) {
     using T = decltype(tag);
-    ADNN_LAUNCH(k::max_pool_backward_kernel<kt<T>>, k::grid_for(gx.numel()), dim3(256), 0, stream(), ptr<T>(gy),
-                ptr<int64_t>(argmax), ptr<T>(gx), g);
+    dispatch::pool_index_types(argmax.dtype(), "max_pool2d backward", "cuda", [&](auto itag) {
+      using I = decltype(itag);
+      ADNN_LAUNCH((k::max_pool_backward_kernel<kt<T>, I>), k::grid_for(gx.numel()), dim3(256), 0, stream(), ptr<T>(gy),
+                  ptr<I>(argmax), ptr<T>(gx), g);
+    });
   });
 }
 void avg_pool2d_forward(const Tensor& x, const Tensor& y, const PoolGeom& g) {

@@ -34,4 +34,18 @@ void storage_and_math_types(DType t, const char* op, const char* backend, F&& f)
   });
 }
 
+// f(I{}) for the max-pool argmax types (src/common/pool.hpp, max_pool_index_dtype): uint8 or
+// int32 window offsets; others are an error naming op and backend.
+template <class F>
+void pool_index_types(DType t, const char* op, const char* backend, F&& f) {
+  switch (t) {
+    case DType::u8:
+      return f(uint8_t{});
+    case DType::i32:
+      return f(int32_t{});
+    default:
+      ADNN_FAIL(op, " (", backend, "): the argmax must be u8 or i32 window offsets, not ", dtype_name(t));
+  }
+}
+
 }  // namespace adnn::dispatch

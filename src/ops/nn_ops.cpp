@@ -323,7 +323,9 @@ Tensor max_pool2d(const Tensor& x, Pool2dOptions o) {
   PoolGeom g = pool_geom("max_pool2d", x, o);
   // (f16/bf16 natively)
   Tensor y = new_like(x, {g.N, g.OH, g.OW, g.C});
-  Tensor am = empty({g.N, g.OH, g.OW, g.C}, TensorOptions(DType::i64, x.device()));
+  // the winners' window offsets, kept for backward: 1 byte each for windows of up to 256 pixels
+  const DType index_dtype = common::max_pool_index_is_u8(g) ? DType::u8 : DType::i32;
+  Tensor am = empty({g.N, g.OH, g.OW, g.C}, TensorOptions(index_dtype, x.device()));
   backend::max_pool2d_forward(x.detach().contiguous(), y, am, g);
   Shape xs = x.sizes();
   autograd::record("max_pool2d", {x}, y, [=](const Tensor& gy, const std::vector<bool>&) {
