@@ -273,6 +273,28 @@ TEST_SUITE("amp") {
         }
   }
 
+  TEST_CASE("im2col conv2d in f16/bf16 over several column chunks (the last one partial), on the CPU") {
+    // 5 images of 96x96x32, 3x3, two groups: 1.33 M column elements per image and group, so
+    // the 4 M-element column buffer holds 3 images: chunks of 3 and 2 (common::conv_plan)
+    manual_seed(12);
+    Tensor x0 = randn({5, 96, 96, 32}), w0 = mul(randn({16, 3, 3, 16}), 0.3), b0 = randn({16});
+    const Conv2dOptions o = Conv2dOptions().with_groups(2).with_same();
+    Tensor gy0 = randn({5, 96, 96, 16});
+    for (DType t : {DType::bf16, DType::f16}) {
+      CAPTURE(dtype_name(t));
+      auto leaf = [&](const Tensor& v, DType d) { return v.to(d).detach().requires_grad_(); };
+      Tensor x = leaf(x0, t), w = leaf(w0, t), b = leaf(b0, t);
+      Tensor xr = leaf(x0.to(t), DType::f32), wr = leaf(w0.to(t), DType::f32), br = leaf(b0.to(t), DType::f32);
+      Tensor y = conv2d(x, w, b, o), yr = conv2d(xr, wr, br, o);  // (5, 96, 96, 16)
+      CHECK(close_to(y, yr, t, 1));
+      sum(mul(y, gy0.to(t))).backward();
+      sum(mul(yr, gy0.to(t).to(DType::f32))).backward();
+      CHECK(close_to(x.grad(), xr.grad(), t, 1));
+      CHECK(close_to(w.grad(), wr.grad(), t, 1));
+      CHECK(close_to(b.grad(), br.grad(), t, 1));
+    }
+  }
+
   TEST_CASE("batch norm (+SiLU, + MBConv epilogue): f16/bf16 natively, f32 statistics, no f32 copy in the graph") {
     manual_seed(10);
     for (Device dev : devices())

@@ -49,20 +49,29 @@ void im2col(const T* x, TC* col, const ConvGeom& g, int64_t n0, int64_t nb, int6
   }
 }
 
-// gx[n, ih, iw, group channels] += sum of dcol taps that read it
+// gx[n, ih, iw, group channels] += sum of dcol taps that read it, for the chunk's images
+// n0 … n0 + nb − 1; gx points at image n0
 template <class T>
-void col2im(const T* dcol, T* gx, const ConvGeom& g, int64_t n0, int64_t nb, int64_t gi) {
+void col2im(const T* dcol, T* gx, const ConvGeom& g, int64_t nb, int64_t gi) {
   const int64_t Cg = g.C / g.groups, KK = g.KH * g.KW * Cg;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t n = 0; n < nb; ++n)
     for (int64_t ih = 0; ih < g.H; ++ih)
       for (int64_t iw = 0; iw < g.W; ++iw) {
-        T* dst = gx + (((n0 + n) * g.H + ih) * g.W + iw) * g.C + gi * Cg;
+        T* dst = gx + ((n * g.H + ih) * g.W + iw) * g.C + gi * Cg;
         common::for_each_tap_reading(g, ih, iw, [&](int64_t oh, int64_t ow, int64_t kh, int64_t kw) {
         const T* src = dcol + ((n * g.OH + oh) * g.OW + ow) * KK + (kh * g.KW + kw) * Cg;
         for (int64_t c = 0; c < Cg; ++c) dst[c] += src[c];
         });
       }
+}
+
+// acc[o] += Σ_r y[r, o] in double, rows in order (the bias gradient; chunks of rows in turn
+// give the same sums as one pass)
+template <class T>
+void add_column_sums(const T* y, int64_t rows, int64_t O, double* acc) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t o = 0; o < O; ++o) acc[o] += double(y[r * O + o]);
 }
 
 template <class T>
@@ -218,9 +227,8 @@ void conv_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, con
   const int64_t P = g.OH * g.OW;
   if (gb) {
     std::vector<double> acc(size_t(g.O), 0.0);
-    for (int64_t r = 0; r < g.N * P; ++r)
-      for (int64_t o = 0; o < g.O; ++o) acc[o] += double(gy[r * g.O + o]);
-    for (int64_t o = 0; o < g.O; ++o) gb[o] = T(acc[o]);
+    add_column_sums(gy, g.N * P, g.O, acc.data());
+    for (int64_t o = 0; o < g.O; ++o) gb[o] = T(acc[size_t(o)]);
   }
   const common::ConvPlan plan = common::conv_plan(g);
   if (plan.path == common::ConvPath::pointwise) {
@@ -247,7 +255,7 @@ void conv_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, con
       }
       if (gx) {
         gemm(false, false, nb * P, KK, Og, T(1), gyg, g.O, w + gi * Og * KK, KK, T(0), col.data(), KK);
-        col2im(col.data(), gx, g, n0, nb, gi);
+        col2im(col.data(), gx + n0 * g.H * g.W * g.C, g, nb, gi);
       }
     }
   }
@@ -269,59 +277,59 @@ void narrow(const float* p, S* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = p[i];  // rounded once (operator=(float))
 }
 
+// The f32 intermediates are per chunk of images (the chunk's outputs, gy and gx), widened and
+// rounded while they are in cache, not whole tensors.
 template <class S>
 void conv_forward_16(const S* x, const S* w, const S* b, S* y, const ConvGeom& g) {
   const int64_t P = g.OH * g.OW;
   const common::ConvPlan plan = common::conv_plan(g);
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
-  const std::vector<float> wf = widen(w, g.O * KK);
-  std::vector<float> col(size_t(plan.col_elements)), yf(size_t(g.N * P * g.O));
+  const std::vector<float> wf = widen(w, g.O * KK), bf = b ? widen(b, g.O) : std::vector<float>();
+  std::vector<float> col(size_t(plan.col_elements)), yf(size_t(std::min(plan.chunk_images, g.N) * P * g.O));
   for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk_images) {
     const int64_t nb = std::min(plan.chunk_images, g.N - n0);
     for (int64_t gi = 0; gi < g.groups; ++gi) {
       im2col<S, float>(x, col.data(), g, n0, nb, gi);
-      gemm(false, true, nb * P, Og, KK, 1.0f, col.data(), KK, wf.data() + gi * Og * KK, KK, 0.0f,
-           yf.data() + n0 * P * g.O + gi * Og, g.O);
+      gemm(false, true, nb * P, Og, KK, 1.0f, col.data(), KK, wf.data() + gi * Og * KK, KK, 0.0f, yf.data() + gi * Og,
+           g.O);
     }
+    if (b) add_bias(yf.data(), bf.data(), nb * P, g.O);
+    narrow(yf.data(), y + n0 * P * g.O, nb * P * g.O);
   }
-  if (b) {
-    const std::vector<float> bf = widen(b, g.O);
-    add_bias(yf.data(), bf.data(), g.N * P, g.O);
-  }
-  narrow(yf.data(), y, g.N * P * g.O);
 }
 
 template <class S>
 void conv_backward_16(const S* gy, const S* x, const S* w, S* gx, S* gw, S* gb, const ConvGeom& g) {
-  const int64_t P = g.OH * g.OW;
+  const int64_t P = g.OH * g.OW, HWC = g.H * g.W * g.C;
   const common::ConvPlan plan = common::conv_plan(g);
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
-  const std::vector<float> gyf = widen(gy, g.N * P * g.O);
-  if (gb) {
-    std::vector<double> acc(size_t(g.O), 0.0);
-    for (int64_t r = 0; r < g.N * P; ++r)
-      for (int64_t o = 0; o < g.O; ++o) acc[o] += double(gyf[size_t(r * g.O + o)]);
-    for (int64_t o = 0; o < g.O; ++o) gb[o] = float(acc[o]);
-  }
-  if (!gx && !gw) return;
-  const std::vector<float> wf = widen(w, g.O * KK);
-  std::vector<float> col(size_t(plan.col_elements)), gxf(gx ? size_t(g.N * g.H * g.W * g.C) : 0),
-      gwf(gw ? size_t(g.O * KK) : 0);
+  const int64_t nbmax = std::min(plan.chunk_images, g.N);
+  const std::vector<float> wf = (gx || gw) ? widen(w, g.O * KK) : std::vector<float>();
+  std::vector<float> col(gx || gw ? size_t(plan.col_elements) : 0), gyf(size_t(nbmax * P * g.O)),
+      gxf(gx ? size_t(nbmax * HWC) : 0), gwf(gw ? size_t(g.O * KK) : 0);
+  std::vector<double> acc(gb ? size_t(g.O) : 0, 0.0);
   for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk_images) {
     const int64_t nb = std::min(plan.chunk_images, g.N - n0);
+    const S* gyc = gy + n0 * P * g.O;
+#pragma omp parallel for simd schedule(static) if (nb * P * g.O > 65536)
+    for (int64_t i = 0; i < nb * P * g.O; ++i) gyf[size_t(i)] = float(gyc[i]);
+    if (gb) add_column_sums(gyf.data(), nb * P, g.O, acc.data());
+    if (gx) std::fill(gxf.begin(), gxf.begin() + nb * HWC, 0.0f);
     for (int64_t gi = 0; gi < g.groups; ++gi) {
-      const float* gyg = gyf.data() + n0 * P * g.O + gi * Og;
+      const float* gyg = gyf.data() + gi * Og;
       if (gw) {
         im2col<S, float>(x, col.data(), g, n0, nb, gi);
         gemm(true, false, Og, KK, nb * P, 1.0f, gyg, g.O, col.data(), KK, 1.0f, gwf.data() + gi * Og * KK, KK);
       }
       if (gx) {
         gemm(false, false, nb * P, KK, Og, 1.0f, gyg, g.O, wf.data() + gi * Og * KK, KK, 0.0f, col.data(), KK);
-        col2im(col.data(), gxf.data(), g, n0, nb, gi);
+        col2im(col.data(), gxf.data(), g, nb, gi);
       }
     }
+    if (gx) narrow(gxf.data(), gx + n0 * HWC, nb * HWC);
   }
-  if (gx) narrow(gxf.data(), gx, int64_t(gxf.size()));
+  if (gb)
+    for (int64_t o = 0; o < g.O; ++o) gb[o] = float(acc[size_t(o)]);
   if (gw) narrow(gwf.data(), gw, int64_t(gwf.size()));
 }
 

@@ -144,20 +144,50 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const
 
 namespace {
 // Epilogue over one (M, N) tile of accumulators in A (f32 or f64): z = acc + bias; pre = z; out = act(z).
+// One loop per epilogue (no per-element switch) and stores through operator=(float), so the
+// plain and bias loops vectorise for 16-bit T too.
 template <class A, class T>
 void gemm_epilogue(const GemmDesc& d, const A* acc, int64_t ld_acc, T* c, T* pre) {
   const T* bias = static_cast<const T*>(d.bias);
   const bool has_bias = d.epilogue != GemmEpilogue::none && bias;
+  auto rows = [&](auto&& f) {
 #pragma omp parallel for schedule(static) if (d.M * d.N > 65536)
-  for (int64_t i = 0; i < d.M; ++i)
-    for (int64_t j = 0; j < d.N; ++j) {
-      A z = acc[i * ld_acc + j];
-      if (has_bias) z += A(bias[j]);
-      if (pre) pre[i * d.ldc + j] = T(z);
-      if (d.epilogue == GemmEpilogue::bias_relu) z = common::relu(z);
-      else if (d.epilogue == GemmEpilogue::bias_gelu) z = common::gelu(A(T(z)));  // z stored, as on the device
-      c[i * d.ldc + j] = T(z);
-    }
+    for (int64_t i = 0; i < d.M; ++i) f(acc + i * ld_acc, c + i * d.ldc, pre ? pre + i * d.ldc : nullptr);
+  };
+  auto z_at = [&](const A* a, int64_t j) { return has_bias ? a[j] + A(bias[j]) : a[j]; };
+  switch (d.epilogue) {
+    case GemmEpilogue::bias_relu:
+      rows([&](const A* a, T* out, T* p) {
+        for (int64_t j = 0; j < d.N; ++j) {
+          const A z = z_at(a, j);
+          if (p) p[j] = z;
+          out[j] = common::relu(z);
+        }
+      });
+      break;
+    case GemmEpilogue::bias_gelu:
+      rows([&](const A* a, T* out, T* p) {
+        for (int64_t j = 0; j < d.N; ++j) {
+          const A z = z_at(a, j);
+          if (p) p[j] = z;
+          out[j] = common::gelu(A(T(z)));  // z stored, as on the device
+        }
+      });
+      break;
+    default:
+      if (has_bias)
+        rows([&](const A* a, T* out, T* p) {
+          if (p)  // before out: acc may be c itself
+            for (int64_t j = 0; j < d.N; ++j) p[j] = a[j] + A(bias[j]);
+          for (int64_t j = 0; j < d.N; ++j) out[j] = a[j] + A(bias[j]);
+        });
+      else
+        rows([&](const A* a, T* out, T* p) {
+          if (p)
+            for (int64_t j = 0; j < d.N; ++j) p[j] = a[j];
+          for (int64_t j = 0; j < d.N; ++j) out[j] = a[j];
+        });
+  }
 }
 
 // op(X) stored (rows, cols) with leading dimension ld, widened to a packed f32 panel.
