@@ -13,6 +13,7 @@
 
 #include "common/conv.hpp"
 #include "cpu/backend.hpp"
+#include "cpu/convert.hpp"
 #include "cpu/gemm.hpp"
 #include "cpu/loop.hpp"
 
@@ -39,6 +40,8 @@ void im2col(const T* x, TC* col, const ConvGeom& g, int64_t n0, int64_t nb, int6
           const T* src = x + ((n * g.H + ih) * g.W + iw) * g.C + gi * Cg;
           if constexpr (std::is_same_v<T, TC>) {
             std::copy(src, src + Cg, dst);
+          } else if (Cg >= 16) {  // the multiversioned conversion (one call per tap)
+            convert::widen(src, dst, Cg);
           } else {
 #pragma omp simd
             for (int64_t c = 0; c < Cg; ++c) dst[c] = TC(src[c]);
@@ -267,14 +270,12 @@ void conv_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, con
 template <class S>
 std::vector<float> widen(const S* p, int64_t n) {
   std::vector<float> out(size_t(n > 0 ? n : 0));
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) out[size_t(i)] = float(p[i]);
+  convert::widen_parallel(p, out.data(), n);
   return out;
 }
 template <class S>
 void narrow(const float* p, S* out, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) out[i] = p[i];  // rounded once (operator=(float))
+  convert::narrow_parallel(p, out, n);  // rounded once
 }
 
 // The f32 intermediates are per chunk of images (the chunk's outputs, gy and gx), widened and
@@ -311,8 +312,7 @@ void conv_backward_16(const S* gy, const S* x, const S* w, S* gx, S* gw, S* gb, 
   for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk_images) {
     const int64_t nb = std::min(plan.chunk_images, g.N - n0);
     const S* gyc = gy + n0 * P * g.O;
-#pragma omp parallel for simd schedule(static) if (nb * P * g.O > 65536)
-    for (int64_t i = 0; i < nb * P * g.O; ++i) gyf[size_t(i)] = float(gyc[i]);
+    convert::widen_parallel(gyc, gyf.data(), nb * P * g.O);
     if (gb) add_column_sums(gyf.data(), nb * P, g.O, acc.data());
     if (gx) std::fill(gxf.begin(), gxf.begin() + nb * HWC, 0.0f);
     for (int64_t gi = 0; gi < g.groups; ++gi) {

@@ -6,6 +6,7 @@
 
 #include "common/activation.hpp"
 #include "cpu/backend.hpp"
+#include "cpu/convert.hpp"
 #include "cpu/loop.hpp"
 
 namespace adnn {
@@ -79,6 +80,17 @@ void copy(const Tensor& src, const Tensor& dst) {
     using S = decltype(s);
     visit_dtype(dst.dtype(), [&](auto d) {
       using D = decltype(d);
+      constexpr bool to16 = std::is_same_v<S, float> && (std::is_same_v<D, bfloat16> || std::is_same_v<D, half>);
+      constexpr bool from16 = std::is_same_v<D, float> && (std::is_same_v<S, bfloat16> || std::is_same_v<S, half>);
+      if constexpr (to16 || from16) {  // contiguous casts of autocast (weights, their gradients)
+        if (src.is_contiguous() && dst.is_contiguous()) {
+          if constexpr (to16)
+            convert::narrow_parallel(src.data_ptr<S>(), dst.data_ptr<D>(), src.numel());
+          else
+            convert::widen_parallel(src.data_ptr<S>(), dst.data_ptr<D>(), src.numel());
+          return;
+        }
+      }
       map1<D, S>(src, dst, [](S v) { return cvt<D>(v); });
     });
   });

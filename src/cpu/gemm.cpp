@@ -4,10 +4,11 @@
 #include <algorithm>
 #include <vector>
 
+#include "common/activation.hpp"
 #include "common/gemm.hpp"
 #include "cpu/backend.hpp"
+#include "cpu/convert.hpp"
 #include "cpu/gemm.hpp"
-#include "common/activation.hpp"
 
 #include <type_traits>
 
@@ -183,9 +184,14 @@ void gemm_epilogue(const GemmDesc& d, const A* acc, int64_t ld_acc, T* c, T* pre
         });
       else
         rows([&](const A* a, T* out, T* p) {
-          if (p)
-            for (int64_t j = 0; j < d.N; ++j) p[j] = a[j];
-          for (int64_t j = 0; j < d.N; ++j) out[j] = a[j];
+          if constexpr (std::is_same_v<A, float> && (std::is_same_v<T, bfloat16> || std::is_same_v<T, half>)) {
+            if (p) convert::narrow(a, p, d.N);
+            convert::narrow(a, out, d.N);
+          } else {
+            if (p)
+              for (int64_t j = 0; j < d.N; ++j) p[j] = a[j];
+            for (int64_t j = 0; j < d.N; ++j) out[j] = a[j];
+          }
         });
   }
 }
@@ -194,6 +200,12 @@ void gemm_epilogue(const GemmDesc& d, const A* acc, int64_t ld_acc, T* c, T* pre
 template <class T>
 void widen(const T* x, int64_t rows, int64_t cols, int64_t ld, bool tf32, std::vector<float>& out) {
   out.resize(size_t(rows * cols));
+  if constexpr (std::is_same_v<T, bfloat16> || std::is_same_v<T, half>) {
+    if (ld == cols) return convert::widen_parallel(x, out.data(), rows * cols);
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+    for (int64_t r = 0; r < rows; ++r) convert::widen(x + r * ld, out.data() + r * cols, cols);
+    return;
+  }
 #pragma omp parallel for schedule(static) if (rows * cols > 65536)
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) {
