@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -201,6 +202,14 @@ void dw_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const
 }
 
 // ---------------------------------------------------------------- general
+// A scratch buffer that starts uninitialised: std::vector would zero it — a memset of up to
+// 16 MiB of columns per call that im2col and the beta = 0 GEMMs overwrite anyway.
+template <class T>
+std::unique_ptr<T[]> scratch(int64_t n) {
+  static_assert(std::is_trivially_default_constructible_v<T>);
+  return std::unique_ptr<T[]>(new T[size_t(std::max<int64_t>(n, 1))]);
+}
+
 template <class T>
 void conv_forward(const T* x, const T* w, const T* b, T* y, const ConvGeom& g) {
   const int64_t P = g.OH * g.OW;
@@ -212,13 +221,13 @@ void conv_forward(const T* x, const T* w, const T* b, T* y, const ConvGeom& g) {
   } else {
     const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
     const int64_t nbmax = plan.chunk_images;
-    std::vector<T> col(size_t(plan.col_elements));
+    const std::unique_ptr<T[]> col = scratch<T>(plan.col_elements);
     for (int64_t n0 = 0; n0 < g.N; n0 += nbmax) {
       int64_t nb = std::min(nbmax, g.N - n0);
       for (int64_t gi = 0; gi < g.groups; ++gi) {
-        im2col(x, col.data(), g, n0, nb, gi);
-        gemm(false, true, nb * P, Og, KK, T(1), col.data(), KK, w + gi * Og * KK, KK, T(0),
-             y + n0 * P * g.O + gi * Og, g.O);
+        im2col(x, col.get(), g, n0, nb, gi);
+        gemm(false, true, nb * P, Og, KK, T(1), col.get(), KK, w + gi * Og * KK, KK, T(0), y + n0 * P * g.O + gi * Og,
+             g.O);
       }
     }
   }
@@ -245,7 +254,7 @@ void conv_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, con
   }
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
   const int64_t nbmax = plan.chunk_images;
-  std::vector<T> col(size_t(plan.col_elements));
+  const std::unique_ptr<T[]> col = scratch<T>(plan.col_elements);
   if (gx) std::fill(gx, gx + g.N * g.H * g.W * g.C, T(0));
   if (gw) std::fill(gw, gw + g.O * KK, T(0));
   for (int64_t n0 = 0; n0 < g.N; n0 += nbmax) {
@@ -253,12 +262,12 @@ void conv_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, con
     for (int64_t gi = 0; gi < g.groups; ++gi) {
       const T* gyg = gy + n0 * P * g.O + gi * Og;
       if (gw) {
-        im2col(x, col.data(), g, n0, nb, gi);
-        gemm(true, false, Og, KK, nb * P, T(1), gyg, g.O, col.data(), KK, T(1), gw + gi * Og * KK, KK);
+        im2col(x, col.get(), g, n0, nb, gi);
+        gemm(true, false, Og, KK, nb * P, T(1), gyg, g.O, col.get(), KK, T(1), gw + gi * Og * KK, KK);
       }
       if (gx) {
-        gemm(false, false, nb * P, KK, Og, T(1), gyg, g.O, w + gi * Og * KK, KK, T(0), col.data(), KK);
-        col2im(col.data(), gx + n0 * g.H * g.W * g.C, g, nb, gi);
+        gemm(false, false, nb * P, KK, Og, T(1), gyg, g.O, w + gi * Og * KK, KK, T(0), col.get(), KK);
+        col2im(col.get(), gx + n0 * g.H * g.W * g.C, g, nb, gi);
       }
     }
   }
@@ -286,16 +295,17 @@ void conv_forward_16(const S* x, const S* w, const S* b, S* y, const ConvGeom& g
   const common::ConvPlan plan = common::conv_plan(g);
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
   const std::vector<float> wf = widen(w, g.O * KK), bf = b ? widen(b, g.O) : std::vector<float>();
-  std::vector<float> col(size_t(plan.col_elements)), yf(size_t(std::min(plan.chunk_images, g.N) * P * g.O));
+  const std::unique_ptr<float[]> col = scratch<float>(plan.col_elements),
+                                 yf = scratch<float>(std::min(plan.chunk_images, g.N) * P * g.O);
   for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk_images) {
     const int64_t nb = std::min(plan.chunk_images, g.N - n0);
     for (int64_t gi = 0; gi < g.groups; ++gi) {
-      im2col<S, float>(x, col.data(), g, n0, nb, gi);
-      gemm(false, true, nb * P, Og, KK, 1.0f, col.data(), KK, wf.data() + gi * Og * KK, KK, 0.0f, yf.data() + gi * Og,
+      im2col<S, float>(x, col.get(), g, n0, nb, gi);
+      gemm(false, true, nb * P, Og, KK, 1.0f, col.get(), KK, wf.data() + gi * Og * KK, KK, 0.0f, yf.get() + gi * Og,
            g.O);
     }
-    if (b) add_bias(yf.data(), bf.data(), nb * P, g.O);
-    narrow(yf.data(), y + n0 * P * g.O, nb * P * g.O);
+    if (b) add_bias(yf.get(), bf.data(), nb * P, g.O);
+    narrow(yf.get(), y + n0 * P * g.O, nb * P * g.O);
   }
 }
 
@@ -306,27 +316,28 @@ void conv_backward_16(const S* gy, const S* x, const S* w, S* gx, S* gw, S* gb, 
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
   const int64_t nbmax = std::min(plan.chunk_images, g.N);
   const std::vector<float> wf = (gx || gw) ? widen(w, g.O * KK) : std::vector<float>();
-  std::vector<float> col(gx || gw ? size_t(plan.col_elements) : 0), gyf(size_t(nbmax * P * g.O)),
-      gxf(gx ? size_t(nbmax * HWC) : 0), gwf(gw ? size_t(g.O * KK) : 0);
+  const std::unique_ptr<float[]> col = scratch<float>(gx || gw ? plan.col_elements : 0),
+                                 gyf = scratch<float>(nbmax * P * g.O), gxf = scratch<float>(gx ? nbmax * HWC : 0);
+  std::vector<float> gwf(gw ? size_t(g.O * KK) : 0);  // accumulated over the chunks: zeroed
   std::vector<double> acc(gb ? size_t(g.O) : 0, 0.0);
   for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk_images) {
     const int64_t nb = std::min(plan.chunk_images, g.N - n0);
     const S* gyc = gy + n0 * P * g.O;
-    convert::widen_parallel(gyc, gyf.data(), nb * P * g.O);
-    if (gb) add_column_sums(gyf.data(), nb * P, g.O, acc.data());
-    if (gx) std::fill(gxf.begin(), gxf.begin() + nb * HWC, 0.0f);
+    convert::widen_parallel(gyc, gyf.get(), nb * P * g.O);
+    if (gb) add_column_sums(gyf.get(), nb * P, g.O, acc.data());
+    if (gx) std::fill(gxf.get(), gxf.get() + nb * HWC, 0.0f);
     for (int64_t gi = 0; gi < g.groups; ++gi) {
-      const float* gyg = gyf.data() + gi * Og;
+      const float* gyg = gyf.get() + gi * Og;
       if (gw) {
-        im2col<S, float>(x, col.data(), g, n0, nb, gi);
-        gemm(true, false, Og, KK, nb * P, 1.0f, gyg, g.O, col.data(), KK, 1.0f, gwf.data() + gi * Og * KK, KK);
+        im2col<S, float>(x, col.get(), g, n0, nb, gi);
+        gemm(true, false, Og, KK, nb * P, 1.0f, gyg, g.O, col.get(), KK, 1.0f, gwf.data() + gi * Og * KK, KK);
       }
       if (gx) {
-        gemm(false, false, nb * P, KK, Og, 1.0f, gyg, g.O, wf.data() + gi * Og * KK, KK, 0.0f, col.data(), KK);
-        col2im(col.data(), gxf.data(), g, nb, gi);
+        gemm(false, false, nb * P, KK, Og, 1.0f, gyg, g.O, wf.data() + gi * Og * KK, KK, 0.0f, col.get(), KK);
+        col2im(col.get(), gxf.get(), g, nb, gi);
       }
     }
-    if (gx) narrow(gxf.data(), gx + n0 * HWC, nb * HWC);
+    if (gx) narrow(gxf.get(), gx + n0 * HWC, nb * HWC);
   }
   if (gb)
     for (int64_t o = 0; o < g.O; ++o) gb[o] = float(acc[size_t(o)]);

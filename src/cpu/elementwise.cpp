@@ -65,11 +65,29 @@ void map2(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
 template <class T, class F>
 void map3(const Tensor& a, const Tensor& b, const Tensor& c, const Tensor& out, F f) {
   for_each_strided<4>({&out, &a, &b, &c}, [&](std::array<char*, 4> p, std::array<int64_t, 4> s, int64_t n) {
+    if (s[0] == sizeof(T) && s[1] == sizeof(T) && s[2] == sizeof(T) && s[3] == sizeof(T)) {
+      T* o = reinterpret_cast<T*>(p[0]);
+      const T *x = reinterpret_cast<const T*>(p[1]), *y = reinterpret_cast<const T*>(p[2]),
+              *z = reinterpret_cast<const T*>(p[3]);
+      for (int64_t i = 0; i < n; ++i) o[i] = f(x[i], y[i], z[i]);
+      return;
+    }
     for (int64_t i = 0; i < n; ++i)
       *reinterpret_cast<T*>(p[0] + i * s[0]) = f(*reinterpret_cast<const T*>(p[1] + i * s[1]),
                                                  *reinterpret_cast<const T*>(p[2] + i * s[2]),
                                                  *reinterpret_cast<const T*>(p[3] + i * s[3]));
   });
+}
+
+// The value a map stores into a T element from the math type A: for f16/bf16 the f32 value
+// itself, assigned through operator=(float) (one rounding, and a loop that vectorises;
+// include/adnn/core/dtype.hpp), else converted.
+template <class T, class A>
+inline auto result(A v) {
+  if constexpr (is_reduced_v<T>)
+    return float(v);
+  else
+    return cvt<T>(v);
 }
 
 }  // namespace
@@ -120,7 +138,7 @@ static void unary_t(UnaryOp op, const Tensor& x, const Tensor& out, double p0, d
   const A a0 = A(p0), a1 = A(p1);
   common::unary_dispatch(op, [&](auto tag) {
     constexpr UnaryOp Op = decltype(tag)::value;
-    map1<T, T>(x, out, [&](T v) { return cvt<T>(common::unary_forward<Op>(cvt<A>(v), a0, a1)); });
+    map1<T, T>(x, out, [&](T v) { return result<T>(common::unary_forward<Op>(cvt<A>(v), a0, a1)); });
   });
 }
 
@@ -137,7 +155,7 @@ static void unary_backward_t(UnaryOp op, const Tensor& g, const Tensor& x, const
   common::unary_dispatch(op, [&](auto tag) {
     constexpr UnaryOp Op = decltype(tag)::value;
     map3<T>(g, x, y, gx, [&](T gv, T xv, T yv) {
-      return cvt<T>(common::unary_backward<Op>(cvt<A>(gv), cvt<A>(xv), cvt<A>(yv), a0, a1));
+      return result<T>(common::unary_backward<Op>(cvt<A>(gv), cvt<A>(xv), cvt<A>(yv), a0, a1));
     });
   });
 }
@@ -157,7 +175,7 @@ static void binary_t(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor
     if constexpr (common::is_comparison(Op))
       map2<bool, T, T>(a, b, out, [](T x, T y) { return common::binary_compare<Op>(cvt<A>(x), cvt<A>(y)); });
     else
-      map2<T, T, T>(a, b, out, [](T x, T y) { return cvt<T>(common::binary_arith<Op>(cvt<A>(x), cvt<A>(y))); });
+      map2<T, T, T>(a, b, out, [](T x, T y) { return result<T>(common::binary_arith<Op>(cvt<A>(x), cvt<A>(y))); });
   });
 }
 

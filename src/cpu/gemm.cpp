@@ -145,8 +145,8 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const
 
 namespace {
 // Epilogue over one (M, N) tile of accumulators in A (f32 or f64): z = acc + bias; pre = z; out = act(z).
-// One loop per epilogue (no per-element switch) and stores through operator=(float), so the
-// plain and bias loops vectorise for 16-bit T too.
+// One loop per epilogue (no per-element switch); for 16-bit T (f32 accumulators) z is formed
+// in an f32 row and rounded by the multiversioned conversion (src/cpu/convert.hpp).
 template <class A, class T>
 void gemm_epilogue(const GemmDesc& d, const A* acc, int64_t ld_acc, T* c, T* pre) {
   const T* bias = static_cast<const T*>(d.bias);
@@ -156,6 +156,26 @@ void gemm_epilogue(const GemmDesc& d, const A* acc, int64_t ld_acc, T* c, T* pre
     for (int64_t i = 0; i < d.M; ++i) f(acc + i * ld_acc, c + i * d.ldc, pre ? pre + i * d.ldc : nullptr);
   };
   auto z_at = [&](const A* a, int64_t j) { return has_bias ? a[j] + A(bias[j]) : a[j]; };
+  if constexpr (std::is_same_v<A, float> && (std::is_same_v<T, bfloat16> || std::is_same_v<T, half>)) {
+    if (d.epilogue != GemmEpilogue::bias_gelu) {  // z = acc + bias in an f32 row, then rounded once
+      std::vector<float> bw(has_bias ? size_t(d.N) : 0);
+      if (has_bias) convert::widen(bias, bw.data(), d.N);
+      const bool relu = d.epilogue == GemmEpilogue::bias_relu;
+      rows([&](const A* a, T* out, T* p) {
+        thread_local std::vector<float> z;
+        z.resize(size_t(d.N));
+        if (has_bias)
+          for (int64_t j = 0; j < d.N; ++j) z[size_t(j)] = a[j] + bw[size_t(j)];
+        else
+          std::copy(a, a + d.N, z.begin());
+        if (p) convert::narrow(z.data(), p, d.N);
+        if (relu)
+          for (int64_t j = 0; j < d.N; ++j) z[size_t(j)] = common::relu(z[size_t(j)]);
+        convert::narrow(z.data(), out, d.N);
+      });
+      return;
+    }
+  }
   switch (d.epilogue) {
     case GemmEpilogue::bias_relu:
       rows([&](const A* a, T* out, T* p) {
@@ -184,14 +204,9 @@ void gemm_epilogue(const GemmDesc& d, const A* acc, int64_t ld_acc, T* c, T* pre
         });
       else
         rows([&](const A* a, T* out, T* p) {
-          if constexpr (std::is_same_v<A, float> && (std::is_same_v<T, bfloat16> || std::is_same_v<T, half>)) {
-            if (p) convert::narrow(a, p, d.N);
-            convert::narrow(a, out, d.N);
-          } else {
-            if (p)
-              for (int64_t j = 0; j < d.N; ++j) p[j] = a[j];
-            for (int64_t j = 0; j < d.N; ++j) out[j] = a[j];
-          }
+          if (p)
+            for (int64_t j = 0; j < d.N; ++j) p[j] = a[j];
+          for (int64_t j = 0; j < d.N; ++j) out[j] = a[j];
         });
   }
 }

@@ -100,8 +100,11 @@ void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Tensor& g
       const I* ap = argmax.data_ptr<I>();
       gather_pool_gradient(gx.data_ptr<T>(), g, [&](int64_t n, int64_t h, int64_t w, A* row, int64_t oh, int64_t ow) {
         const int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C, me = window_offset(g, oh, ow, h, w);
-        for (int64_t c = 0; c < g.C; ++c)
-          if (int64_t(ap[o + c]) == me) row[c] += A(gp[o + c]);
+        // a select, not a branch, so the loop vectorises (a NaN of a lost window stays out)
+        for (int64_t c = 0; c < g.C; ++c) {
+          const A v = A(gp[o + c]);
+          row[c] += int64_t(ap[o + c]) == me ? v : A(0);
+        }
       });
     });
   });
