@@ -5,14 +5,6 @@
 
 #include <algorithm>
 
-// GCC's function multiversioning on x86-64; elsewhere (and for clang, whose target_clones
-// spelling differs) one baseline version.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define ADNN_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define ADNN_CPU_CLONES
-#endif
-
 namespace adnn::cpu::convert {
 
 namespace {

@@ -11,6 +11,17 @@
 
 #include <cstdint>
 
+// Compiles a function for AVX-512 (x86-64-v4), AVX2 (x86-64-v3) and the baseline, the loader
+// picking the widest the CPU runs (GCC function multiversioning on x86-64; elsewhere, and for
+// clang, whose target_clones spelling differs, one baseline version). The library is built
+// with -ffp-contract=off, so a wider clone computes the same bits as the baseline (no FMA
+// contraction; IEEE add, multiply, divide and sqrt are exact per element at any width).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define ADNN_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define ADNN_CPU_CLONES
+#endif
+
 namespace adnn::cpu::convert {
 
 // y[i] = x[i] for i < n, on the calling thread (for loops that are already parallel)

@@ -12,6 +12,7 @@
 
 #include "common/activation.hpp"
 #include "cpu/backend.hpp"
+#include "cpu/convert.hpp"
 #include "cpu/loop.hpp"
 #include "cpu/vmath.hpp"
 
@@ -20,7 +21,8 @@ namespace adnn::cpu {
 // ---------------------------------------------------------------- batch norm, x (M, C)
 // Per-channel sums run over blocks of bn_block rows with accumulators in T along C (so the
 // inner loops vectorise), flushed into f64 per thread; the activation is a template
-// parameter (src/cpu/vmath.hpp), so no branch is left inside the loops.
+// parameter (src/cpu/vmath.hpp), so no branch is left inside the loops. The loops are compiled
+// for AVX-512, AVX2 and the baseline (ADNN_CPU_CLONES, src/cpu/convert.hpp): the same bits.
 constexpr int64_t bn_block = 64;
 
 // Batch norm's storage and math types: (T, T) for f32/f64; (f16/bf16, f32) — the activations
@@ -34,7 +36,8 @@ static void bn_types(DType t, const char* op, F&& f) {
 // the accumulators b1, b2 (C values of T each, so the inner loops vectorise); every bn_block rows
 // they are flushed into f64 partials per thread, which are then added up into s1, s2 (C each).
 template <class T, class Row>
-static void channel_sums(int64_t M, int64_t C, const Row& row, std::vector<double>& s1, std::vector<double>& s2) {
+ADNN_CPU_CLONES static void channel_sums(int64_t M, int64_t C, const Row& row, std::vector<double>& s1,
+                                         std::vector<double>& s2) {
   const int nt = omp_get_max_threads();
   std::vector<double> p1(size_t(nt) * size_t(C), 0.0), p2(size_t(nt) * size_t(C), 0.0);
 #pragma omp parallel
@@ -118,8 +121,9 @@ void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd,
 // x, y, res in S; w, b, mean, invstd, scale in T (the math). Stores assign a T to the S
 // element (for f16/bf16 one rounding, and a loop that vectorises: include/adnn/core/dtype.hpp).
 template <class S, class T>
-static void bn_forward(const S* x, const T* w, const T* b, T* mean, T* invstd, S* y, int64_t M, int64_t C, bool stats,
-                       double eps, NormActivation act, const S* res, const T* scale, int64_t rows_per_sample) {
+ADNN_CPU_CLONES static void bn_forward(const S* x, const T* w, const T* b, T* mean, T* invstd, S* y, int64_t M,
+                                       int64_t C, bool stats, double eps, NormActivation act, const S* res,
+                                       const T* scale, int64_t rows_per_sample) {
   if (stats) bn_stats(x, M, C, eps, mean, invstd);
   std::vector<T> av(static_cast<size_t>(C)), bv(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
@@ -165,8 +169,8 @@ void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
 // first pass writes g_z into gx and sums Σg_z, Σg_z·x̂, the second finishes gx in place.
 // g, x, gx in S; w, b, mean, invstd, gw, gb in T (the math).
 template <class S, class T>
-static void bn_backward(const S* g, const S* x, const T* w, const T* b, const T* mean, const T* invstd, S* gx, T* gw,
-                        T* gb, int64_t M, int64_t C, bool training, NormActivation act) {
+ADNN_CPU_CLONES static void bn_backward(const S* g, const S* x, const T* w, const T* b, const T* mean, const T* invstd,
+                                        S* gx, T* gw, T* gb, int64_t M, int64_t C, bool training, NormActivation act) {
   std::vector<T> wv(static_cast<size_t>(C)), bv(static_cast<size_t>(C));
   for (int64_t c = 0; c < C; ++c) {
     wv[size_t(c)] = w ? w[c] : T(1);
