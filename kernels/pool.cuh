@@ -55,9 +55,13 @@ __global__ void max_pool_backward_kernel(const T* __restrict__ gy, const I* __re
   using A = acc_t<T>;
   for_each_nhwc(g.N, g.H, g.W, g.C, [&](int64_t i, int64_t n, int64_t h, int64_t w, int64_t c) {
     A s = 0;
+    // (h, w)'s window offset in output (oh, ow)'s window, in 32 bits (< kh·kw)
+    const int hk = int((h + g.ph) * g.kw + w + g.pw), shk = int(g.sh * g.kw), sw = int(g.sw);
+    const I* amn = am + n * g.OH * g.OW * g.C + c;
+    const T* gyn = gy + n * g.OH * g.OW * g.C + c;
     for_each_covering_output(g, h, w, [&](int64_t oh, int64_t ow) {
-      const int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C + c;
-      if (int64_t(am[o]) == window_offset(g, oh, ow, h, w)) s += load_as<A>(gy[o]);
+      const int64_t o = (oh * g.OW + ow) * g.C;
+      if (int(amn[o]) == hk - int(oh) * shk - int(ow) * sw) s += load_as<A>(gyn[o]);
     });
     gx[i] = store_as<T>(s);
   });

@@ -325,6 +325,8 @@ Tensor max_pool2d(const Tensor& x, Pool2dOptions o) {
   Tensor y = new_like(x, {g.N, g.OH, g.OW, g.C});
   // the winners' window offsets, kept for backward: 1 byte each for windows of up to 256 pixels
   const DType index_dtype = common::max_pool_index_is_u8(g) ? DType::u8 : DType::i32;
+  ADNN_CHECK((g.H + g.ph) * g.kw + g.W + g.pw < (int64_t(1) << 31), "max_pool2d: input ", x.desc(), " with a ", g.kh,
+             "x", g.kw, " window is too large for 32-bit window offsets");
   Tensor am = empty({g.N, g.OH, g.OW, g.C}, TensorOptions(index_dtype, x.device()));
   backend::max_pool2d_forward(x.detach().contiguous(), y, am, g);
   Shape xs = x.sizes();
