@@ -13,17 +13,21 @@
 //   fastest; no atomics, deterministic). The max backward scattered with atomicAdd before:
 //   a warp's 32 channels went to up to kh·kw different input pixels, 61 % coalescing on the
 //   VGG nano step; the gather reads ⌈kh/sh⌉·⌈kw/sw⌉ outputs per input element (one for the
-//   2×2/2 pools of vgg_nano), each load and store along c. Measured (emulated nano step,
-//   docs/results/2026-11-30-kernel-report-adnn_fer_nano.md): 83.6 % coalescing (61 % with the
-//   scatter): the argmax and gx requests are full; gy is loaded only by the lanes whose pixel
+//   2×2/2 pools of vgg_nano), each load and store along c. Measured on the emulated nano step while
+//   it still ran the 2×2/2 pools (since taken by the tiled kernel below): 83.6 % coalescing (61 %
+//   with the scatter): the argmax and gx requests are full; gy is loaded only by the lanes whose pixel
 //   won (about one in four for 2×2 windows), which uses a quarter of its sectors — the same
 //   sectors a full load would fetch (a load by every lane, or a select, compiles back to this
 //   one or would let a NaN of another window in).
 // Cost: forward reads kh·kw·|y| elements (mostly cached), writes |y| (+ |y| 1-byte window
 //   offsets for max: an eighth of torch's int64 indices); backward reads |gy| (+ offsets) once
 //   per covering window, writes |gx|.
-// Registers (ptxas, sm_90, scripts/kernel-report.sh): max backward 56 with uint8 offsets
-//   (64 with int32; 50% theoretical occupancy at 256 threads), forward 62-64.
+//   Tiled windows (stride = kernel): the max backward is max_pool_backward_tiled_kernel, one
+//   thread per output writing its window: 100 % coalescing, 1.355 MB fetched on the nano step
+//   (docs/results/2026-11-30-kernel-report-adnn_fer_nano.md; the gather fetched 4.0 MB for the
+//   same 1.355 MB compulsory).
+// Registers (ptxas, sm_90, scripts/kernel-report.sh): max backward gather 56 with uint8
+//   offsets (64 with int32; 50% theoretical occupancy at 256 threads), tiled 62, forward 62-64.
 #include "common.cuh"
 #include "loops.cuh"
 #include "common/pool.hpp"
@@ -67,6 +71,34 @@ __global__ void max_pool_backward_kernel(const T* __restrict__ gy, const I* __re
     });
     gx[i] = store_as<T>(s);
   });
+}
+
+// Tiled windows (stride == kernel, the 2×2/2 pools of vgg_nano): one thread per output
+// element (n, oh, ow, c) writes its whole window of gx — A(0) + gy (the gather's sum, the same
+// bits) at the winner, 0 elsewhere — and the last output row and column also clear the input
+// rows and columns the floor leaves out of every window. Every gx element is written once (no
+// atomics, no zero fill) and every request is a full warp along c: the gather above loads gy
+// only in the lanes whose pixel won (a quarter of its sectors for 2×2 windows).
+template <class T, class I>
+__global__ void max_pool_backward_tiled_kernel(const T* __restrict__ gy, const I* __restrict__ am, T* __restrict__ gx,
+                                               PoolGeom g) {
+  using A = acc_t<T>;
+  for_each_nhwc(g.N, g.OH, g.OW, g.C, [&](int64_t i, int64_t n, int64_t oh, int64_t ow, int64_t c) {
+    const int win = int(am[i]);
+    const T v = store_as<T>(A(0) + load_as<A>(gy[i])), zero = store_as<T>(A(0));
+    const int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;  // the window's corner (may be padding)
+    const int64_t he = h0 + g.kh < g.H ? h0 + g.kh : g.H, we = w0 + g.kw < g.W ? w0 + g.kw : g.W;
+    const int64_t h1 = oh == g.OH - 1 ? g.H : he, w1 = ow == g.OW - 1 ? g.W : we;
+    T* gxn = gx + n * g.H * g.W * g.C + c;
+    for (int64_t h = h0 > 0 ? h0 : 0; h < h1; ++h)
+      for (int64_t w = w0 > 0 ? w0 : 0; w < w1; ++w) {
+        const bool mine = h < h0 + g.kh && w < w0 + g.kw && int((h - h0) * g.kw + (w - w0)) == win;
+        gxn[(h * g.W + w) * g.C] = mine ? v : zero;
+      }
+  });
+}
+inline bool max_pool_backward_is_tiled(const PoolGeom& g) {
+  return g.sh == g.kh && g.sw == g.kw;
 }
 
 template <class T>

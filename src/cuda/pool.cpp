@@ -24,8 +24,12 @@ void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Tensor& g
     using T = decltype(tag);
     dispatch::pool_index_types(argmax.dtype(), "max_pool2d backward", "cuda", [&](auto itag) {
       using I = decltype(itag);
-      ADNN_LAUNCH((k::max_pool_backward_kernel<kt<T>, I>), k::grid_for(gx.numel()), dim3(256), 0, stream(), ptr<T>(gy),
-                  ptr<I>(argmax), ptr<T>(gx), g);
+      if (k::max_pool_backward_is_tiled(g))  // one thread per output: full requests
+        ADNN_LAUNCH((k::max_pool_backward_tiled_kernel<kt<T>, I>), k::grid_for(gy.numel()), dim3(256), 0, stream(),
+                    ptr<T>(gy), ptr<I>(argmax), ptr<T>(gx), g);
+      else
+        ADNN_LAUNCH((k::max_pool_backward_kernel<kt<T>, I>), k::grid_for(gx.numel()), dim3(256), 0, stream(),
+                    ptr<T>(gy), ptr<I>(argmax), ptr<T>(gx), g);
     });
   });
 }
