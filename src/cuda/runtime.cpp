@@ -339,9 +339,21 @@ std::string oom_message(const Pool& P, size_t nbytes, size_t size, size_t seg) {
                      " [cuda::allocate]");
 }
 
-Block* new_segment(Pool& P, size_t seg, void* key, Stream stream) {
+// capturing: a segment for a capture's private pool. cudaMalloc is not a stream operation: a
+// capture does not record it (replays allocate nothing) and allows it in relaxed mode, which
+// this thread switches to around the call (PyTorch's allocator does the same).
+Block* new_segment(Pool& P, size_t seg, void* key, Stream stream, bool capturing = false) {
   void* p = nullptr;
-  if (!(P.limit && P.stats.reserved + seg > P.limit)) p = raw_alloc(seg);
+  if (!(P.limit && P.stats.reserved + seg > P.limit)) {
+#if !ADNN_WITH_CUDA_EMULATION
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    if (capturing) ADNN_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+#endif
+    p = raw_alloc(seg);
+#if !ADNN_WITH_CUDA_EMULATION
+    if (capturing) ADNN_CUDA_CHECK(cudaThreadExchangeStreamCaptureMode(&mode));
+#endif
+  }
   if (!p) return nullptr;
   ++g_mallocs;
   ++P.stats.device_mallocs;
@@ -376,11 +388,15 @@ void* allocate(size_t nbytes) {
   if (b) {
     ++P.stats.cache_hits;
   } else {
-    if (g)
-      ADNN_FAIL("cuda::allocate of ", nbytes, " bytes during CUDA stream capture needs a device allocation ",
-                "(cudaMalloc), which a capture cannot record: run the work once eagerly before capturing, so the "
-                "cache holds its buffers");
-    b = new_segment(P, seg, key, stream);
+    // A capture grows its graph's private pool with a new segment; it stays there (never freed,
+    // never handed to eager work) until the graph is reset or destroyed.
+    b = new_segment(P, seg, key, stream, g != nullptr);
+    if (!b && g)  // no synchronisation or cudaFree during a capture: no release and retry
+      throw Error(detail::cat("CUDA out of memory during CUDA stream capture: tried to allocate ", nbytes,
+                              " bytes (a segment of ", seg, "); adnn holds ", P.stats.reserved, " bytes reserved, ",
+                              P.stats.in_use,
+                              " of them in live tensors (a capture cannot release the cache: free memory, "
+                              "or call cuda::empty_cache(), before capture_begin) [cuda::allocate]"));
     if (!b) {  // wait for the other streams' uses, release the cache, retry once
       sync_events(P);
       b = find_free(P, 0, key, size);
