@@ -47,6 +47,10 @@
 //     (128 for nano) over every row serially. Measured (emulated nano step, docs/results/
 //     2026-11-30-kernel-report-adnn_fer_nano.md): 99.9 % coalesced (82.7 % before), shared
 //     1.22 wavefronts per request = the ideal (f64 words), no bank conflicts.
+//   Storage: x and gx in X, y and g in Y, parameters/statistics/math in P: f32/f64 alone, or
+//   f16/bf16 natively (loaded widened, math in f32, stored rounded once) with y in the same
+//   16 bits or in f32 (autocast's layer norm: its f32 output read from the 16-bit activation
+//   itself, no widened copy of x made or kept for backward).
 //   Cost: forward reads x 3 times, writes y; backward reads g and x twice, writes gx.
 // Group norm over x (N, P, C) channels last, G groups of Cg = C/G channels; statistics per
 // (n, g) over its K = P·Cg values:
@@ -270,25 +274,30 @@ __global__ void bn_backward_apply_kernel(const T* __restrict__ g, const T* __res
 }
 
 // ---------------------------------------------------------------- layer norm
-template <class T>
-__global__ void layer_norm_rows_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
-                                       T* __restrict__ y, T* __restrict__ mean, T* __restrict__ rstd, int64_t rows,
+// x in X, y and its gradient g in Y (X, or f32 for a 16-bit X: autocast's f32 output read
+// straight from the 16-bit x), parameters, statistics and math in P (X's, f32 for 16-bit).
+template <class X, class Y, class P>
+__global__ void layer_norm_rows_kernel(const X* __restrict__ x, const P* __restrict__ w, const P* __restrict__ b,
+                                       Y* __restrict__ y, P* __restrict__ mean, P* __restrict__ rstd, int64_t rows,
                                        int64_t D, double eps) {
-  ADNN_SHARED(T, scratch, [32]);
+  ADNN_SHARED(P, scratch, [32]);
   const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
   if (r >= rows) return;
-  const T* xr = x + r * D;
-  T s = 0;
-  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) s += xr[k];
-  const T mu = block_sum(s, scratch) / T(D);
-  T v = 0;
-  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) v += (xr[k] - mu) * (xr[k] - mu);
-  const T rs = T(1) / math::sqrt(block_sum(v, scratch) / T(D) + T(eps));
+  const X* xr = x + r * D;
+  P s = 0;
+  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) s += load_as<P>(xr[k]);
+  const P mu = block_sum(s, scratch) / P(D);
+  P v = 0;
   for (int64_t k = threadIdx.x; k < D; k += blockDim.x) {
-    T o = (xr[k] - mu) * rs;
+    const P dx = load_as<P>(xr[k]) - mu;
+    v += dx * dx;
+  }
+  const P rs = P(1) / math::sqrt(block_sum(v, scratch) / P(D) + P(eps));
+  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) {
+    P o = (load_as<P>(xr[k]) - mu) * rs;
     if (w) o = o * w[k];
     if (b) o = o + b[k];
-    y[r * D + k] = o;
+    y[r * D + k] = store_as<Y>(o);
   }
   if (threadIdx.x == 0) {
     mean[r] = mu;
@@ -296,37 +305,37 @@ __global__ void layer_norm_rows_kernel(const T* __restrict__ x, const T* __restr
   }
 }
 
-template <class T>
-__global__ void layer_norm_backward_rows_kernel(const T* __restrict__ g, const T* __restrict__ x,
-                                                const T* __restrict__ w, const T* __restrict__ mean,
-                                                const T* __restrict__ rstd, T* __restrict__ gx, int64_t rows,
+template <class X, class Y, class P>
+__global__ void layer_norm_backward_rows_kernel(const Y* __restrict__ g, const X* __restrict__ x,
+                                                const P* __restrict__ w, const P* __restrict__ mean,
+                                                const P* __restrict__ rstd, X* __restrict__ gx, int64_t rows,
                                                 int64_t D) {
-  ADNN_SHARED(T, scratch, [32]);
+  ADNN_SHARED(P, scratch, [32]);
   const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
   if (r >= rows) return;
-  const T mu = mean[r], rs = rstd[r];
-  const T* gr = g + r * D;
-  const T* xr = x + r * D;
-  T s1 = 0, s2 = 0;
+  const P mu = mean[r], rs = rstd[r];
+  const Y* gr = g + r * D;
+  const X* xr = x + r * D;
+  P s1 = 0, s2 = 0;
   for (int64_t k = threadIdx.x; k < D; k += blockDim.x) {
-    const T gh = gr[k] * (w ? w[k] : T(1));
+    const P gh = load_as<P>(gr[k]) * (w ? w[k] : P(1));
     s1 += gh;
-    s2 += gh * (xr[k] - mu) * rs;
+    s2 += gh * (load_as<P>(xr[k]) - mu) * rs;
   }
-  s1 = block_sum(s1, scratch) / T(D);
-  s2 = block_sum(s2, scratch) / T(D);
+  s1 = block_sum(s1, scratch) / P(D);
+  s2 = block_sum(s2, scratch) / P(D);
   for (int64_t k = threadIdx.x; k < D; k += blockDim.x) {
-    const T gh = gr[k] * (w ? w[k] : T(1));
-    gx[r * D + k] = rs * (gh - s1 - (xr[k] - mu) * rs * s2);
+    const P gh = load_as<P>(gr[k]) * (w ? w[k] : P(1));
+    gx[r * D + k] = store_as<X>(rs * (gh - s1 - (load_as<P>(xr[k]) - mu) * rs * s2));
   }
 }
 
 inline constexpr int kLnSliceRows = 256;  // rows per block of layer_norm_param_partials
 
-template <class T>
-__global__ void layer_norm_param_partials_kernel(const T* __restrict__ g, const T* __restrict__ x,
-                                                 const T* __restrict__ mean, const T* __restrict__ rstd,
-                                                 T* __restrict__ gw, T* __restrict__ gb, double* __restrict__ part,
+template <class X, class Y, class P>
+__global__ void layer_norm_param_partials_kernel(const Y* __restrict__ g, const X* __restrict__ x,
+                                                 const P* __restrict__ mean, const P* __restrict__ rstd,
+                                                 P* __restrict__ gw, P* __restrict__ gb, double* __restrict__ part,
                                                  int64_t rows, int64_t D) {
   ADNN_SHARED(double, smu, [kLnSliceRows]);
   ADNN_SHARED(double, srs, [kLnSliceRows]);
@@ -344,8 +353,8 @@ __global__ void layer_norm_param_partials_kernel(const T* __restrict__ g, const 
   if (d < D)
     for (int i = ty; i < n; i += 8) {
       const int64_t e = (r0 + i) * D + d;
-      const double gv = double(g[e]);
-      aw += gv * (double(x[e]) - smu[i]) * srs[i];
+      const double gv = load_as<double>(g[e]);
+      aw += gv * (load_as<double>(x[e]) - smu[i]) * srs[i];
       ab += gv;
     }
   sw[ty][tx] = aw;
@@ -360,14 +369,14 @@ __global__ void layer_norm_param_partials_kernel(const T* __restrict__ g, const 
       part[(slice * 2) * D + d] = aw;
       part[(slice * 2 + 1) * D + d] = ab;
     } else {
-      if (gw) gw[d] = T(aw);
-      if (gb) gb[d] = T(ab);
+      if (gw) gw[d] = P(aw);
+      if (gb) gb[d] = P(ab);
     }
   }
 }
 
-template <class T>
-__global__ void layer_norm_param_sum_kernel(const double* __restrict__ part, T* __restrict__ gw, T* __restrict__ gb,
+template <class P>
+__global__ void layer_norm_param_sum_kernel(const double* __restrict__ part, P* __restrict__ gw, P* __restrict__ gb,
                                             int64_t slices, int64_t D) {
   const int64_t d = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (d >= D) return;
@@ -376,8 +385,8 @@ __global__ void layer_norm_param_sum_kernel(const double* __restrict__ part, T* 
     aw += part[(s * 2) * D + d];
     ab += part[(s * 2 + 1) * D + d];
   }
-  if (gw) gw[d] = T(aw);
-  if (gb) gb[d] = T(ab);
+  if (gw) gw[d] = P(aw);
+  if (gb) gb[d] = P(ab);
 }
 
 // ---------------------------------------------------------------- group norm

@@ -10,6 +10,9 @@
 //   strided passes over D with block reductions (warp shuffles + shared memory) between
 //   them. inner > 1: one thread per (outer, inner) column walking D with stride inner, so
 //   consecutive threads read consecutive addresses.
+// Storage: x and gx in X, y and g in Y, math in P: f32/f64 alone, or f16/bf16 natively
+//   (loaded widened, math in f32, stored rounded once) with y in the same 16 bits or in f32
+//   (autocast's softmax, read from the 16-bit input itself: no widened copy).
 // Cost: forward reads the row 3 times (max, sum, write), writes it once: 4·D·sizeof(T) per
 //   row; one exp per element per pass that needs it. Backward reads g and y twice, writes
 //   gx once.
@@ -17,95 +20,112 @@
 
 namespace adnn::kernels {
 
-template <class T>
-__global__ void softmax_rows_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows, int64_t D, bool log_) {
-  ADNN_SHARED(T, scratch, [32]);
+template <class X, class Y, class P>
+__global__ void softmax_rows_kernel(const X* __restrict__ x, Y* __restrict__ y, int64_t rows, int64_t D, bool log_) {
+  ADNN_SHARED(P, scratch, [32]);
   const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
   if (r >= rows) return;
-  const T* xr = x + r * D;
-  T* yr = y + r * D;
-  T m = -INFINITY;
-  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) m = xr[k] > m ? xr[k] : m;
+  const X* xr = x + r * D;
+  Y* yr = y + r * D;
+  P m = -INFINITY;
+  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) {
+    const P v = load_as<P>(xr[k]);
+    m = v > m ? v : m;
+  }
   m = block_max(m, scratch);
-  if (m == T(-INFINITY)) m = 0;
-  T s = 0;
-  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) s += math::exp(xr[k] - m);
+  if (m == P(-INFINITY)) m = 0;
+  P s = 0;
+  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) s += math::exp(load_as<P>(xr[k]) - m);
   s = block_sum(s, scratch);
   if (log_) {
-    const T ls = m + math::log(s);
-    for (int64_t k = threadIdx.x; k < D; k += blockDim.x) yr[k] = xr[k] - ls;
+    const P ls = m + math::log(s);
+    for (int64_t k = threadIdx.x; k < D; k += blockDim.x) yr[k] = store_as<Y>(load_as<P>(xr[k]) - ls);
   } else {
-    const T inv = T(1) / s;
-    for (int64_t k = threadIdx.x; k < D; k += blockDim.x) yr[k] = math::exp(xr[k] - m) * inv;
+    const P inv = P(1) / s;
+    for (int64_t k = threadIdx.x; k < D; k += blockDim.x) yr[k] = store_as<Y>(math::exp(load_as<P>(xr[k]) - m) * inv);
   }
 }
 
-template <class T>
-__global__ void softmax_backward_rows_kernel(const T* __restrict__ g, const T* __restrict__ y, T* __restrict__ gx,
+template <class X, class Y, class P>
+__global__ void softmax_backward_rows_kernel(const Y* __restrict__ g, const Y* __restrict__ y, X* __restrict__ gx,
                                              int64_t rows, int64_t D, bool log_) {
-  ADNN_SHARED(T, scratch, [32]);
+  ADNN_SHARED(P, scratch, [32]);
   const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
   if (r >= rows) return;
-  const T* gr = g + r * D;
-  const T* yr = y + r * D;
-  T s = 0;
-  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) s += log_ ? gr[k] : gr[k] * yr[k];
-  s = block_sum(s, scratch);
+  const Y* gr = g + r * D;
+  const Y* yr = y + r * D;
+  P s = 0;
   for (int64_t k = threadIdx.x; k < D; k += blockDim.x)
-    gx[r * D + k] = log_ ? gr[k] - math::exp(yr[k]) * s : yr[k] * (gr[k] - s);
+    s += log_ ? load_as<P>(gr[k]) : load_as<P>(gr[k]) * load_as<P>(yr[k]);
+  s = block_sum(s, scratch);
+  for (int64_t k = threadIdx.x; k < D; k += blockDim.x) {
+    const P gv = load_as<P>(gr[k]), yv = load_as<P>(yr[k]);
+    gx[r * D + k] = store_as<X>(log_ ? gv - math::exp(yv) * s : yv * (gv - s));
+  }
 }
 
 // inner > 1: one thread per (outer, inner) column
-template <class T>
-__global__ void softmax_cols_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t outer, int64_t D,
-                                    int64_t inner, bool log_) {
+template <class X, class Y, class P>
+__global__ void softmax_cols_kernel(const X* __restrict__ x, Y* __restrict__ y, int64_t outer, int64_t D, int64_t inner,
+                                    bool log_) {
   const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (c >= outer * inner) return;
   const int64_t base = (c / inner) * D * inner + c % inner;
-  T m = -INFINITY;
-  for (int64_t d = 0; d < D; ++d) m = x[base + d * inner] > m ? x[base + d * inner] : m;
-  if (m == T(-INFINITY)) m = 0;
-  T s = 0;
-  for (int64_t d = 0; d < D; ++d) s += math::exp(x[base + d * inner] - m);
-  const T ls = m + math::log(s), inv = T(1) / s;
-  for (int64_t d = 0; d < D; ++d)
-    y[base + d * inner] = log_ ? x[base + d * inner] - ls : math::exp(x[base + d * inner] - m) * inv;
+  P m = -INFINITY;
+  for (int64_t d = 0; d < D; ++d) {
+    const P v = load_as<P>(x[base + d * inner]);
+    m = v > m ? v : m;
+  }
+  if (m == P(-INFINITY)) m = 0;
+  P s = 0;
+  for (int64_t d = 0; d < D; ++d) s += math::exp(load_as<P>(x[base + d * inner]) - m);
+  const P ls = m + math::log(s), inv = P(1) / s;
+  for (int64_t d = 0; d < D; ++d) {
+    const P v = load_as<P>(x[base + d * inner]);
+    y[base + d * inner] = store_as<Y>(log_ ? v - ls : math::exp(v - m) * inv);
+  }
 }
 
-template <class T>
-__global__ void softmax_backward_cols_kernel(const T* __restrict__ g, const T* __restrict__ y, T* __restrict__ gx,
+template <class X, class Y, class P>
+__global__ void softmax_backward_cols_kernel(const Y* __restrict__ g, const Y* __restrict__ y, X* __restrict__ gx,
                                              int64_t outer, int64_t D, int64_t inner, bool log_) {
   const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (c >= outer * inner) return;
   const int64_t base = (c / inner) * D * inner + c % inner;
-  T s = 0;
-  for (int64_t d = 0; d < D; ++d) s += log_ ? g[base + d * inner] : g[base + d * inner] * y[base + d * inner];
+  P s = 0;
+  for (int64_t d = 0; d < D; ++d) {
+    const P gv = load_as<P>(g[base + d * inner]);
+    s += log_ ? gv : gv * load_as<P>(y[base + d * inner]);
+  }
   for (int64_t d = 0; d < D; ++d) {
     const int64_t k = base + d * inner;
-    gx[k] = log_ ? g[k] - math::exp(y[k]) * s : y[k] * (g[k] - s);
+    const P gv = load_as<P>(g[k]), yv = load_as<P>(y[k]);
+    gx[k] = store_as<X>(log_ ? gv - math::exp(yv) * s : yv * (gv - s));
   }
 }
 
-template <class T>
-void launch_softmax(const T* x, T* y, int64_t outer, int64_t D, int64_t inner, bool log, Stream stream) {
+// x in X, y in Y (X, or f32 for an f16/bf16 X), math in P (acc_t<X>).
+template <class X, class Y, class P>
+void launch_softmax(const X* x, Y* y, int64_t outer, int64_t D, int64_t inner, bool log, Stream stream) {
   if (outer * inner == 0) return;
   if (inner == 1)
-    ADNN_LAUNCH(softmax_rows_kernel<T>, row_grid(outer), dim3(row_threads(D)), 0, stream, x, y, outer, D, log);
+    ADNN_LAUNCH((softmax_rows_kernel<X, Y, P>), row_grid(outer), dim3(row_threads(D)), 0, stream, x, y, outer, D, log);
   else
-    ADNN_LAUNCH(softmax_cols_kernel<T>, dim3(ceil_div(outer * inner, 128)), dim3(128), 0, stream, x, y, outer, D,
-                inner, log);
+    ADNN_LAUNCH((softmax_cols_kernel<X, Y, P>), dim3(ceil_div(outer * inner, 128)), dim3(128), 0, stream, x, y, outer,
+                D, inner, log);
 }
 
-template <class T>
-void launch_softmax_backward(const T* g, const T* y, T* gx, int64_t outer, int64_t D, int64_t inner, bool log,
+// g and y in Y, gx in X.
+template <class X, class Y, class P>
+void launch_softmax_backward(const Y* g, const Y* y, X* gx, int64_t outer, int64_t D, int64_t inner, bool log,
                              Stream stream) {
   if (outer * inner == 0) return;
   if (inner == 1)
-    ADNN_LAUNCH(softmax_backward_rows_kernel<T>, row_grid(outer), dim3(row_threads(D)), 0, stream, g, y, gx, outer, D,
-                log);
+    ADNN_LAUNCH((softmax_backward_rows_kernel<X, Y, P>), row_grid(outer), dim3(row_threads(D)), 0, stream, g, y, gx,
+                outer, D, log);
   else
-    ADNN_LAUNCH(softmax_backward_cols_kernel<T>, dim3(ceil_div(outer * inner, 128)), dim3(128), 0, stream, g, y, gx,
-                outer, D, inner, log);
+    ADNN_LAUNCH((softmax_backward_cols_kernel<X, Y, P>), dim3(ceil_div(outer * inner, 128)), dim3(128), 0, stream, g, y,
+                gx, outer, D, inner, log);
 }
 
 }  // namespace adnn::kernels

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 #include "nano_trainer.hpp"
 #include "testing.hpp"
@@ -465,6 +466,110 @@ TEST_SUITE("amp") {
       const size_t per = outs.size() / devices().size();
       for (size_t i = per; i < outs.size(); ++i)
         CHECK(max_abs_diff(outs[i], outs[i - per]) <= ulp * (1 + max_abs(outs[i - per])));
+    }
+  }
+
+  TEST_CASE(
+      "layer norm, softmax, log-softmax, cross-entropy: f16/bf16 natively, f32 out under autocast; cpu and cuda") {
+    // The kernels read the 16-bit input itself (no widened copy in the graph); the math is f32
+    // (layer norm's row statistics f64), so against the f32 op on the same rounded inputs the
+    // 16-bit output is within one rounding and autocast's f32 output within f32 noise.
+    manual_seed(21);
+    for (DType t : {DType::bf16, DType::f16}) {
+      CAPTURE(dtype_name(t));
+      const Tensor x0 = mul(randn({4, 6, 40}), 3.0), g0 = randn({4, 6, 40});
+      const Tensor w0 = add(mul(randn({40}), 0.3), 1.0), b0 = mul(randn({40}), 0.2);
+      const Tensor target = tensor({1, 0, 5, 3}, {4}, DType::i64);
+      std::vector<Tensor> outs;
+      for (Device dev : devices()) {
+        CAPTURE(dev.str());
+        auto leaf = [&](const Tensor& v, DType d) { return v.to(d).to(dev).detach().requires_grad_(); };
+        auto f32_close = [](const Tensor& a, const Tensor& r, double tol) {
+          const Tensor rc = r.to(kCPU).to(DType::f32);
+          return max_abs_diff(a.to(kCPU).to(DType::f32), rc) <= tol * (1 + max_abs(rc));
+        };
+        for (bool autocast : {false, true}) {
+          CAPTURE(autocast);
+          const DType out_t = autocast ? DType::f32 : t;
+          // the f32 reference on the rounded input; 16-bit: one rounding, f32 out: f32 noise
+          auto close = [&](const Tensor& a, const Tensor& r) {
+            return autocast ? f32_close(a, r, 1e-5) : close_to(a, r, t, 1);
+          };
+          for (int op = 0; op < 4;
+               ++op) {  // layer norm, softmax (last dim), log-softmax (dim 1: strided), cross-entropy
+            CAPTURE(op);
+            Tensor x = leaf(x0, t), xr = leaf(x0.to(t), DType::f32);
+            Tensor w = leaf(w0, DType::f32), b = leaf(b0, DType::f32), wr = leaf(w0, DType::f32),
+                   br = leaf(b0, DType::f32);
+            auto run = [&](const Tensor& in, const Tensor& wi, const Tensor& bi) {
+              if (op == 0) return layer_norm(in, {40}, wi, bi, 1e-5);
+              if (op == 1) return softmax(in, -1);
+              if (op == 2) return log_softmax(in, 1);
+              return cross_entropy(in.reshape({4, 240}).narrow(1, 0, 7), target.to(dev));
+            };
+            Tensor y, yr = run(xr, wr, br);
+            {
+              std::optional<amp::Autocast> ac;
+              if (autocast) ac.emplace(t);
+              y = run(x, w, b);
+            }
+            CHECK(y.dtype() == (op == 3 && !autocast ? t : out_t));
+            CHECK_FALSE(has_cast(y, 8));
+            if (op < 3) {
+              CHECK(close(y, yr));
+              outs.push_back(y.detach().to(kCPU).to(DType::f32));
+              sum(mul(y, g0.to(y.dtype()).to(dev))).backward();
+              sum(mul(yr, g0.to(y.dtype()).to(DType::f32).to(dev))).backward();
+            } else {
+              CHECK(autocast ? f32_close(y, yr, 1e-5) : close_to(y, yr, t, 2));
+              y.backward();
+              yr.backward();
+            }
+            CHECK(x.grad().dtype() == t);
+            CHECK(close_to(x.grad(), xr.grad(), t, 2));
+            if (op == 0) {  // the parameters' gradients in f32, from the same 16-bit values
+              CHECK(w.grad().dtype() == DType::f32);
+              CHECK(f32_close(w.grad(), wr.grad(), 1e-4));
+              CHECK(f32_close(b.grad(), br.grad(), 1e-4));
+            }
+          }
+        }
+      }
+      // the emulated device and the CPU twin agree within a rounding
+      const size_t per = outs.size() / devices().size();
+      for (size_t i = per; i < outs.size(); ++i)
+        CHECK(max_abs_diff(outs[i], outs[i - per]) <= unit(t) * (1 + max_abs(outs[i - per])));
+      // the fused compound loss: 16-bit logits and features read natively (f32 math), an f32
+      // loss under autocast, the gradients rounded once into the inputs' dtypes
+      const Tensor z0 = mul(randn({6, 7}), 2.0), f0 = randn({6, 12}), soft = softmax(randn({6, 7}), 1);
+      const Tensor labels = tensor({0, 3, 6, 2, 2, 5}, {6}, DType::i64), centers = randn({7, 12});
+      const Tensor prior = full({7}, 1.0 / 7);
+      for (Device dev : devices()) {
+        CAPTURE(dev.str());
+        for (bool autocast : {false, true}) {
+          CAPTURE(autocast);
+          auto leaf = [&](const Tensor& v, DType d) { return v.to(d).to(dev).detach().requires_grad_(); };
+          Tensor z = leaf(z0, t), f = leaf(f0, t), zr = leaf(z0.to(t), DType::f32), fr = leaf(f0.to(t), DType::f32);
+          auto run = [&](const Tensor& zi, const Tensor& fi) {
+            return nn::compound_loss(zi, fi, soft.to(dev), labels.to(dev), centers.to(dev), prior.to(dev), {});
+          };
+          nn::CompoundLoss l, lr = run(zr, fr);
+          {
+            std::optional<amp::Autocast> ac;
+            if (autocast) ac.emplace(t);
+            l = run(z, f);
+          }
+          CHECK(l.total.dtype() == (autocast ? DType::f32 : t));
+          CHECK_FALSE(has_cast(l.total));  // not even the (6, 7) logits are widened
+          CHECK(max_abs_diff(l.terms.to(kCPU), lr.terms.to(kCPU)) <= 1e-5 * (1 + max_abs(lr.terms.to(kCPU))));
+          l.total.backward();
+          lr.total.backward();
+          CHECK(z.grad().dtype() == t);
+          CHECK(f.grad().dtype() == t);
+          CHECK(close_to(z.grad(), zr.grad(), t, 1));
+          CHECK(close_to(f.grad(), fr.grad(), t, 1));
+        }
+      }
     }
   }
 

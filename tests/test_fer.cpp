@@ -480,14 +480,14 @@ TEST_SUITE("fer") {
     REQUIRE(rc == 0);
     CHECK(out.find("training step (forward, loss, backward, AdamW), batch 2, 16x16") != std::string::npos);
     CHECK(out.find("| kernel | launches | threads/block | ld sectors/req |") != std::string::npos);
-    CHECK(out.find("| compound_loss_kernel<T> | 1 |") != std::string::npos);  // one fused loss per step
+    CHECK(out.find("| compound_loss_kernel<kt<SZ>, kt<SF>, T> | 1 |") != std::string::npos);  // one fused loss per step
     CHECK(out.find("adamw_multi_tensor_kernel") != std::string::npos);
     CHECK(out.find("cuBLAS gemm f32 (library, not traced)") != std::string::npos);
     CHECK(out.find("- kernel launches: ") != std::string::npos);
     const std::string report = slurp(md);
     CHECK(report.rfind("# Kernel report: adnn_fer_nano training step", 0) == 0);
     CHECK(report.find("Command: `adnn-fer profile --model adnn_fer_nano --train") != std::string::npos);
-    CHECK(report.find("| compound_loss_kernel<T> | 1 |") != std::string::npos);
+    CHECK(report.find("| compound_loss_kernel<kt<SZ>, kt<SF>, T> | 1 |") != std::string::npos);
     fs::remove_all(dir);
   }
 

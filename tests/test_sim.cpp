@@ -524,7 +524,7 @@ TEST_SUITE("sim") {
       for (bool log : {false, true}) {
         Tensor t = host_matrix(x, rows, R);
         std::vector<float> sref = (log ? log_softmax(t, 1) : softmax(t, 1)).to_vector<float>();
-        launch_softmax(x.data(), sgot.data(), rows, R, 1, log, nullptr);
+        launch_softmax<float, float, float>(x.data(), sgot.data(), rows, R, 1, log, nullptr);
         CHECK(rel_err(sgot, sref) < 1e-5);
       }
     }
@@ -548,8 +548,8 @@ TEST_SUITE("sim") {
                                          1e-5).to_vector<float>();
       std::vector<float> mr = mean(t, {1}).to_vector<float>();
       std::vector<float> rr = rsqrt(add(var(t, {1}, 0), 1e-5)).to_vector<float>();
-      ADNN_LAUNCH(layer_norm_rows_kernel<float>, row_grid(rows), dim3(row_threads(D)), 0, nullptr, x.data(), w.data(),
-                  b.data(), yg.data(), mg.data(), rg.data(), rows, D, 1e-5);
+      ADNN_LAUNCH((layer_norm_rows_kernel<float, float, float>), row_grid(rows), dim3(row_threads(D)), 0, nullptr,
+                  x.data(), w.data(), b.data(), yg.data(), mg.data(), rg.data(), rows, D, 1e-5);
       CHECK(rel_err(yg, yr) < 2e-5);
       CHECK(rel_err(mg, mr) < 1e-5);
       CHECK(rel_err(rg, rr) < 1e-5);

@@ -249,38 +249,45 @@ void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
 }
 
 // ---------------------------------------------------------------- layer norm, x (M, D)
-template <class T>
-static void ln_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t M, int64_t D, double eps) {
+// x in X, y (and its gradient g) in Y — X, or f32 for a 16-bit X (autocast) — parameters,
+// statistics and the per-element math in P (X's, f32 for 16-bit); the row statistics in f64.
+// Twin of kernels/norm.cuh's layer_norm kernels.
+template <class X, class Y, class P>
+static void ln_forward(const X* x, const P* w, const P* b, Y* y, P* mean, P* rstd, int64_t M, int64_t D, double eps) {
 #pragma omp parallel for schedule(static) if (M * D > 16384)
   for (int64_t m = 0; m < M; ++m) {
-    const T* p = x + m * D;
+    const X* p = x + m * D;
     double mu = 0, v = 0;
     for (int64_t d = 0; d < D; ++d) mu += double(p[d]);
     mu /= double(D);
     for (int64_t d = 0; d < D; ++d) v += (double(p[d]) - mu) * (double(p[d]) - mu);
     v /= double(D);
     double r = 1.0 / std::sqrt(v + eps);
-    mean[m] = T(mu);
-    rstd[m] = T(r);
-    T* q = y + m * D;
+    mean[m] = P(mu);
+    rstd[m] = P(r);
+    Y* q = y + m * D;
     for (int64_t d = 0; d < D; ++d) {
-      T val = T((double(p[d]) - mu) * r);
+      P val = P((double(p[d]) - mu) * r);
       if (w) val = val * w[d];
       if (b) val = val + b[d];
-      q[d] = val;
+      q[d] = Y(val);
     }
   }
 }
 
 void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y,
                         const Tensor& mean, const Tensor& rstd, int64_t M, int64_t D, double eps) {
-  ADNN_FLOAT_TYPES(x.dtype(), "layer_norm",
-                   ln_forward<T>(x.data_ptr<T>(), opt_ptr<T>(weight), opt_ptr<T>(bias), y.data_ptr<T>(),
-                                 mean.data_ptr<T>(), rstd.data_ptr<T>(), M, D, eps));
+  dispatch::storage_out_and_math_types(x.dtype(), y.dtype(), "layer_norm", "cpu", [&](auto xt, auto yt, auto pt) {
+    using X = decltype(xt);
+    using Y = decltype(yt);
+    using P = decltype(pt);
+    ln_forward<X, Y, P>(x.data_ptr<X>(), opt_ptr<P>(weight), opt_ptr<P>(bias), y.data_ptr<Y>(), mean.data_ptr<P>(),
+                        rstd.data_ptr<P>(), M, D, eps);
+  });
 }
 
-template <class T>
-static void ln_backward(const T* g, const T* x, const T* w, const T* mean, const T* rstd, T* gx, T* gw, T* gb,
+template <class X, class Y, class P>
+static void ln_backward(const Y* g, const X* x, const P* w, const P* mean, const P* rstd, X* gx, P* gw, P* gb,
                         int64_t M, int64_t D) {
   int nt = omp_get_max_threads();
   std::vector<double> aw(gw ? size_t(nt) * D : 0, 0.0), ab(gb ? size_t(nt) * D : 0, 0.0);
@@ -289,8 +296,8 @@ static void ln_backward(const T* g, const T* x, const T* w, const T* mean, const
     int t = omp_get_thread_num();
 #pragma omp for schedule(static)
     for (int64_t m = 0; m < M; ++m) {
-      const T* gp = g + m * D;
-      const T* xp = x + m * D;
+      const Y* gp = g + m * D;
+      const X* xp = x + m * D;
       double mu = double(mean[m]), r = double(rstd[m]);
       double s1 = 0, s2 = 0;
       for (int64_t d = 0; d < D; ++d) {
@@ -307,7 +314,7 @@ static void ln_backward(const T* g, const T* x, const T* w, const T* mean, const
         for (int64_t d = 0; d < D; ++d) {
           double xhat = (double(xp[d]) - mu) * r;
           double gh = double(gp[d]) * (w ? double(w[d]) : 1.0);
-          gx[m * D + d] = T(r * (gh - s1 - xhat * s2));
+          gx[m * D + d] = X(P(r * (gh - s1 - xhat * s2)));
         }
       }
     }
@@ -318,19 +325,23 @@ static void ln_backward(const T* g, const T* x, const T* w, const T* mean, const
       if (gw) a += aw[size_t(t) * D + d];
       if (gb) b += ab[size_t(t) * D + d];
     }
-    if (gw) gw[d] = T(a);
-    if (gb) gb[d] = T(b);
+    if (gw) gw[d] = P(a);
+    if (gb) gb[d] = P(b);
   }
 }
 
+// g in y's dtype, gx in x's, gw/gb in the parameters' (f32 for a 16-bit x).
 void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean,
                          const Tensor& rstd, const Tensor& gx, const Tensor& gw, const Tensor& gb, int64_t M,
                          int64_t D) {
-  ADNN_FLOAT_TYPES(x.dtype(), "layer_norm backward",
-                   ln_backward<T>(g.data_ptr<T>(), x.data_ptr<T>(), opt_ptr<T>(weight), mean.data_ptr<T>(),
-                                  rstd.data_ptr<T>(), gx.defined() ? gx.data_ptr<T>() : nullptr,
-                                  gw.defined() ? gw.data_ptr<T>() : nullptr, gb.defined() ? gb.data_ptr<T>() : nullptr,
-                                  M, D));
+  dispatch::storage_out_and_math_types(
+      x.dtype(), g.dtype(), "layer_norm backward", "cpu", [&](auto xt, auto yt, auto pt) {
+        using X = decltype(xt);
+        using Y = decltype(yt);
+        using P = decltype(pt);
+        ln_backward<X, Y, P>(g.data_ptr<Y>(), x.data_ptr<X>(), opt_ptr<P>(weight), mean.data_ptr<P>(),
+                             rstd.data_ptr<P>(), opt_out<X>(gx), opt_out<P>(gw), opt_out<P>(gb), M, D);
+      });
 }
 
 // ---------------------------------------------------------------- group norm, x (N, P, C)

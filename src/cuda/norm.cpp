@@ -25,6 +25,12 @@ template <class F>
 void bn_types(DType t, const char* op, F&& f) {
   dispatch::storage_and_math_types(t, op, "cuda", f);
 }
+// x in X, y/g in Y (X, or f32 for a 16-bit X), parameters and statistics in P
+// (dispatch::storage_out_and_math_types).
+template <class F>
+void ln_types(DType x, DType y, const char* op, F&& f) {
+  dispatch::storage_out_and_math_types(x, y, op, "cuda", f);
+}
 }  // namespace
 
 void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& mean,
@@ -76,10 +82,12 @@ void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
 void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y, const Tensor& mean,
                         const Tensor& rstd, int64_t M, int64_t D, double eps) {
   if (M == 0) return;
-  float_types(x.dtype(), "layer_norm", [&](auto tag) {
-    using T = decltype(tag);
-    ADNN_LAUNCH(k::layer_norm_rows_kernel<T>, k::row_grid(M), dim3(k::row_threads(D)), 0, stream(), ptr<T>(x),
-                ptr<T>(weight), ptr<T>(bias), ptr<T>(y), ptr<T>(mean), ptr<T>(rstd), M, D, eps);
+  ln_types(x.dtype(), y.dtype(), "layer_norm", [&](auto xt, auto yt, auto pt) {
+    using X = decltype(xt);
+    using Y = decltype(yt);
+    using P = decltype(pt);
+    ADNN_LAUNCH((k::layer_norm_rows_kernel<kt<X>, kt<Y>, P>), k::row_grid(M), dim3(k::row_threads(D)), 0, stream(),
+                ptr<X>(x), ptr<P>(weight), ptr<P>(bias), ptr<Y>(y), ptr<P>(mean), ptr<P>(rstd), M, D, eps);
   });
 }
 
@@ -87,11 +95,13 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
                          const Tensor& rstd, const Tensor& gx, const Tensor& gw, const Tensor& gb, int64_t M,
                          int64_t D) {
   if (M == 0) return;
-  float_types(x.dtype(), "layer_norm backward", [&](auto tag) {
-    using T = decltype(tag);
+  ln_types(x.dtype(), g.dtype(), "layer_norm backward", [&](auto xt, auto yt, auto pt) {
+    using X = decltype(xt);
+    using Y = decltype(yt);
+    using P = decltype(pt);
     if (gx.defined())
-      ADNN_LAUNCH(k::layer_norm_backward_rows_kernel<T>, k::row_grid(M), dim3(k::row_threads(D)), 0, stream(),
-                  ptr<T>(g), ptr<T>(x), ptr<T>(weight), ptr<T>(mean), ptr<T>(rstd), ptr<T>(gx), M, D);
+      ADNN_LAUNCH((k::layer_norm_backward_rows_kernel<kt<X>, kt<Y>, P>), k::row_grid(M), dim3(k::row_threads(D)), 0,
+                  stream(), ptr<Y>(g), ptr<X>(x), ptr<P>(weight), ptr<P>(mean), ptr<P>(rstd), ptr<X>(gx), M, D);
     if (gw.defined() || gb.defined()) {
       // two stages when M exceeds one slice (kernels/norm.cuh: deterministic, no atomics)
       const int64_t slices = k::ceil_div(M, k::kLnSliceRows);
@@ -99,12 +109,12 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
                  k::kLnSliceRows, ")");
       Tensor part;
       if (slices > 1) part = empty({slices * 2 * D}, TensorOptions(DType::f64, kCUDA));
-      ADNN_LAUNCH(k::layer_norm_param_partials_kernel<T>, dim3(k::ceil_div(D, 32), unsigned(slices)), dim3(32, 8), 0,
-                  stream(), ptr<T>(g), ptr<T>(x), ptr<T>(mean), ptr<T>(rstd), ptr<T>(gw), ptr<T>(gb),
+      ADNN_LAUNCH((k::layer_norm_param_partials_kernel<kt<X>, kt<Y>, P>), dim3(k::ceil_div(D, 32), unsigned(slices)),
+                  dim3(32, 8), 0, stream(), ptr<Y>(g), ptr<X>(x), ptr<P>(mean), ptr<P>(rstd), ptr<P>(gw), ptr<P>(gb),
                   slices > 1 ? ptr<double>(part) : nullptr, M, D);
       if (slices > 1)
-        ADNN_LAUNCH(k::layer_norm_param_sum_kernel<T>, dim3(k::ceil_div(D, 256)), dim3(256), 0, stream(),
-                    ptr<double>(part), ptr<T>(gw), ptr<T>(gb), slices, D);
+        ADNN_LAUNCH(k::layer_norm_param_sum_kernel<P>, dim3(k::ceil_div(D, 256)), dim3(256), 0, stream(),
+                    ptr<double>(part), ptr<P>(gw), ptr<P>(gb), slices, D);
     }
   });
 }

@@ -34,6 +34,42 @@ void storage_and_math_types(DType t, const char* op, const char* backend, F&& f)
   });
 }
 
+// f(X{}, Y{}, P{}) for the kernels whose output may be wider than their input (layer norm,
+// softmax): x in X, y (and its gradient) in Y — X, or f32 for a 16-bit X (autocast's f32
+// statistics and outputs, read from the 16-bit tensor itself: no widened copy) — and the
+// parameters, statistics and math in P (X's, or f32 for a 16-bit X). Other pairs are an
+// error naming op, backend and both dtypes.
+template <class F>
+void storage_out_and_math_types(DType x, DType y, const char* op, const char* backend, F&& f) {
+  storage_and_math_types(x, op, backend, [&](auto s, auto p) {
+    using S = decltype(s);
+    using P = decltype(p);
+    if (y == x) return f(s, s, p);
+    if constexpr (!std::is_same_v<S, P>)
+      if (y == DType::f32) return f(s, float{}, p);
+    ADNN_FAIL(op, " (", backend, "): input ", dtype_name(x), " with output ", dtype_name(y),
+              " (the output is the input's dtype, or f32 for an f16/bf16 input)");
+  });
+}
+
+// f(SZ{}, SF{}, T{}) for the compound loss: the math type T is the logits' for f32/f64, f32
+// for f16/bf16 logits; logits in SZ and features in SF, each T or (when T is f32) f16/bf16
+// read natively. Other pairs are an error naming the backend and both dtypes (the op layer
+// widens such inputs first).
+template <class F>
+void compound_types(DType z, DType f, const char* backend, F&& fn) {
+  storage_and_math_types(z, "compound_loss", backend, [&](auto zs, auto zm) {
+    using T = decltype(zm);
+    storage_types(f, "compound_loss", backend, [&](auto fs) {
+      using SF = decltype(fs);
+      if constexpr (std::is_same_v<SF, T> || (std::is_same_v<T, float> && !std::is_same_v<SF, double>))
+        fn(zs, fs, zm);
+      else
+        ADNN_FAIL("compound_loss (", backend, "): features ", dtype_name(f), " with logits ", dtype_name(z));
+    });
+  });
+}
+
 // f(I{}) for the max-pool argmax types (src/common/pool.hpp, max_pool_index_dtype): uint8 or
 // int32 window offsets; others are an error naming op and backend.
 template <class F>

@@ -1,6 +1,7 @@
 // Losses (include/adnn/nn/loss.hpp).
 #include <adnn/nn/loss.hpp>
 
+#include <adnn/amp/amp.hpp>
 #include <adnn/cuda/runtime.hpp>
 
 #include "ops/common.hpp"
@@ -106,12 +107,20 @@ void check_compound(const Tensor& z, const Tensor& f, const Tensor& t, const Ten
 CompoundLoss compound_loss(const Tensor& logits, const Tensor& features, const Tensor& targets, const Tensor& labels,
                            const Tensor& centers, const Tensor& prior, const Tensor& w, const CompoundLossOptions& o) {
   check_compound(logits, features, targets, labels, centers, prior, w);
-  // computed in f64 for f64 logits, else in f32
+  // computed in f64 for f64 logits, else in f32; the logits and features are read as they are
+  // when in that dtype or (f32 math) in f16/bf16 — autocast's bf16 logits: no widened copy —
+  // and the small inputs (targets, centers, prior, weights) are converted to it
   const DType ct = logits.dtype() == DType::f64 ? DType::f64 : DType::f32;
   auto cvt = [ct](const Tensor& t) { return t.defined() ? t.detach().to(ct).contiguous() : Tensor(); };
-  Tensor z = cvt(logits), f = cvt(features), t = cvt(targets), c = cvt(centers), pr = cvt(prior), wc = cvt(w);
+  auto keep = [&](const Tensor& t) {
+    const bool native = t.dtype() == ct || (ct == DType::f32 && is_reduced(t.dtype()));
+    return native ? t.detach().contiguous() : cvt(t);
+  };
+  Tensor z = keep(logits), f = keep(features), t = cvt(targets), c = cvt(centers), pr = cvt(prior), wc = cvt(w);
   Tensor y = labels.contiguous();
-  Tensor gz = empty_like(z), gf = empty_like(f);
+  // the gradients in the math dtype; backward scales them by the upstream gradient and rounds
+  // once into the logits' and features' dtypes
+  Tensor gz = empty(z.sizes(), TensorOptions(ct, z.device())), gf = empty(f.sizes(), TensorOptions(ct, f.device()));
   Tensor terms = zeros({3}, TensorOptions(DType::f64, z.device()));
   Tensor wsum;
   {
@@ -142,11 +151,13 @@ CompoundLoss compound_loss(const Tensor& logits, const Tensor& features, const T
   }
   CompoundLoss out;
   out.terms = terms.to(ct);
+  // the loss in the logits' dtype, or in f32 under autocast (torch's rule for losses)
+  const DType total_t = amp::autocast_dtype() && is_reduced(logits.dtype()) ? ct : logits.dtype();
   {
     NoGradGuard ng;
     out.total = add(add(mul(out.terms.select(0, 0), o.lambda[0]), mul(out.terms.select(0, 1), o.lambda[1])),
                     mul(out.terms.select(0, 2), o.lambda[2]))
-                    .to(logits.dtype());
+                    .to(total_t);
   }
   autograd::record("compound_loss", {logits, features}, out.total,
                    [gz, gf, ct, zt = logits.dtype(), ft = features.dtype()](const Tensor& g, const std::vector<bool>& need) {

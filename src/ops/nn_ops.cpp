@@ -187,11 +187,21 @@ Tensor batch_norm_residual(const Tensor& x, const Tensor& running_mean, const Te
 
 Tensor layer_norm(const Tensor& x, const Shape& ns, const Tensor& weight, const Tensor& bias, double eps) {
   check_defined("layer_norm", x, "input");
-  if (amp::autocast_dtype() && is_reduced(x.dtype()))  // autocast: statistics in f32, f32 out
-    return layer_norm(x.to(DType::f32), ns, amp::autocast_f32(weight), amp::autocast_f32(bias), eps);
   check_devices("layer_norm", {&x, &weight, &bias});
-  check_same_dtype("layer_norm", {&x, &weight, &bias});
   check_floating("layer_norm", x);
+  // An f16/bf16 input is read natively (kernels/norm.cuh): statistics, parameters and math in
+  // f32, the output in x's dtype — or in f32 under autocast (as torch's autocast runs layer_norm
+  // in f32), read from the 16-bit x itself: no widened copy is made or kept for backward.
+  const bool reduced = is_reduced(x.dtype());
+  const DType pt = reduced ? DType::f32 : x.dtype();
+  const DType yt = reduced && amp::autocast_dtype() ? DType::f32 : x.dtype();
+  if (reduced) {
+    for (const Tensor* t : {&weight, &bias})
+      ADNN_CHECK(!t->defined() || t->dtype() == x.dtype() || t->dtype() == DType::f32, "layer_norm: parameter ",
+                 t->desc(), " must be ", dtype_name(x.dtype()), " or f32 for input ", x.desc());
+  } else {
+    check_same_dtype("layer_norm", {&x, &weight, &bias});
+  }
   ADNN_CHECK(!ns.empty() && int64_t(ns.size()) <= x.dim(), "layer_norm: normalized_shape ", shape_str(ns),
              " does not fit input ", x.desc());
   for (size_t i = 0; i < ns.size(); ++i)
@@ -200,19 +210,18 @@ Tensor layer_norm(const Tensor& x, const Shape& ns, const Tensor& weight, const 
   for (const Tensor* t : {&weight, &bias})
     if (t->defined())
       ADNN_CHECK(t->sizes() == ns, "layer_norm: parameter ", t->desc(), " must have shape ", shape_str(ns));
-  if (is_reduced(x.dtype()))
-    return layer_norm(x.to(DType::f32), ns, weight.defined() ? weight.to(DType::f32) : Tensor(),
-                      bias.defined() ? bias.to(DType::f32) : Tensor(), eps)
-        .to(x.dtype());
+  // the (D) parameters in the math dtype (a no-op for f32 parameters)
+  const Tensor w = weight.defined() ? weight.to(pt) : Tensor(), b = bias.defined() ? bias.to(pt) : Tensor();
   const int64_t D = shape_numel(ns), M = x.numel() / std::max<int64_t>(D, 1);
-  Tensor xc = x.detach().contiguous();
-  Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
-  Tensor y = new_like(x, x.sizes()), mu = new_like(x, {M}), rstd = new_like(x, {M});
-  backend::layer_norm_forward(xc, wd, bias.defined() ? bias.detach().contiguous() : Tensor(), y, mu, rstd, M, D, eps);
-  autograd::record("layer_norm", {x, weight, bias}, y, [=](const Tensor& g, const std::vector<bool>& need) {
+  Tensor xc = x.detach().contiguous();                           // (M, D) in x's dtype
+  Tensor wd = w.defined() ? w.detach().contiguous() : Tensor();  // (D) in pt
+  Tensor y = empty(x.sizes(), TensorOptions(yt, x.device()));    // x's shape in yt
+  Tensor mu = empty({M}, TensorOptions(pt, x.device())), rstd = empty({M}, TensorOptions(pt, x.device()));
+  backend::layer_norm_forward(xc, wd, b.defined() ? b.detach().contiguous() : Tensor(), y, mu, rstd, M, D, eps);
+  autograd::record("layer_norm", {x, w, b}, y, [=](const Tensor& g, const std::vector<bool>& need) {
     Tensor gx = need[0] ? new_like(xc, xc.sizes()) : Tensor();
-    Tensor gw = need[1] ? new_like(xc, ns) : Tensor();
-    Tensor gb = need[2] ? new_like(xc, ns) : Tensor();
+    Tensor gw = need[1] ? new_like(mu, ns) : Tensor();
+    Tensor gb = need[2] ? new_like(mu, ns) : Tensor();
     backend::layer_norm_backward(g.contiguous(), xc, wd, mu, rstd, gx, gw, gb, M, D);
     return std::vector<Tensor>{gx, gw, gb};
   });
@@ -253,22 +262,25 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
 
 // ---------------------------------------------------------------- softmax
 namespace {
-Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
+// f32_out: an f16/bf16 input gives an f32 output (as under autocast) whatever the scope.
+Tensor softmax_impl(const Tensor& x, int64_t dim, bool log, bool f32_out = false) {
   const char* name = log ? "log_softmax" : "softmax";
   check_defined(name, x, "input");
   check_devices(name, {&x});
   check_floating(name, x);
-  if (amp::autocast_dtype() && is_reduced(x.dtype())) return softmax_impl(x.to(DType::f32), dim, log);  // f32 out
-  if (is_reduced(x.dtype())) return softmax_impl(x.to(DType::f32), dim, log).to(x.dtype());
+  // An f16/bf16 input is read natively (kernels/softmax.cuh, math in f32); the output is in x's
+  // dtype, or in f32 under autocast (torch's rule for softmax), with no widened copy of x.
+  const DType yt = (f32_out || amp::autocast_dtype()) && is_reduced(x.dtype()) ? DType::f32 : x.dtype();
   int64_t d = detail::wrap_dim(dim, x.dim(), name);
   int64_t outer = 1, D = x.dim() ? x.size(d) : 1, inner = 1;
   for (int64_t i = 0; i < d; ++i) outer *= x.size(i);
   for (int64_t i = d + 1; i < x.dim(); ++i) inner *= x.size(i);
-  Tensor y = new_like(x, x.sizes());
+  Tensor y = empty(x.sizes(), TensorOptions(yt, x.device()));  // x's shape in yt
   backend::softmax(x.detach().contiguous(), y, outer, D, inner, log);
   Tensor yd = y.detach();
+  const DType xt = x.dtype();
   autograd::record(name, {x}, y, [=](const Tensor& g, const std::vector<bool>&) {
-    Tensor gx = new_like(yd, yd.sizes());
+    Tensor gx = empty(yd.sizes(), TensorOptions(xt, yd.device()));  // in x's dtype
     backend::softmax_backward(g.contiguous(), yd, gx, outer, D, inner, log);
     return std::vector<Tensor>{gx};
   });
@@ -382,12 +394,16 @@ Tensor interpolate(const Tensor& x, int64_t out_h, int64_t out_w, InterpMode mod
 Tensor cross_entropy(const Tensor& logits, const Tensor& target) {
   check_defined("cross_entropy", logits, "logits");
   check_defined("cross_entropy", target, "target");
-  if (amp::autocast_dtype() && is_reduced(logits.dtype())) return cross_entropy(logits.to(DType::f32), target);
   ADNN_CHECK(logits.dim() == 2, "cross_entropy: logits must be (N, K), got ", logits.desc());
   ADNN_CHECK(target.dim() == 1 && target.size(0) == logits.size(0) && target.dtype() == DType::i64,
              "cross_entropy: target must be i64 (", logits.size(0), "), got ", target.desc());
-  Tensor picked = gather(log_softmax(logits, 1), 1, target.unsqueeze(1));
-  return neg(mean(picked));
+  // f16/bf16 logits: log_softmax reads them natively into f32 and the loss is computed in f32;
+  // it is returned in f32 under autocast (torch's rule for losses), else rounded to the logits'
+  // dtype (a scalar)
+  const bool reduced = is_reduced(logits.dtype());
+  Tensor picked = gather(softmax_impl(logits, 1, true, reduced), 1, target.unsqueeze(1));  // (N, 1)
+  Tensor loss = neg(mean(picked));
+  return reduced && !amp::autocast_dtype() ? loss.to(logits.dtype()) : loss;
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target) {
