@@ -2,13 +2,32 @@
 // Row reductions and the block/warp reduction helpers the other kernels share.
 //
 // reduce_rows: out[r] = reduce_k x[r, k] (sum, max or min) over a contiguous (rows, R)
-//   matrix; sums accumulate in f32 for f32 input, f64 for f64; max/min propagate NaN.
+//   matrix (the reduced dims last); max/min propagate NaN.
+// reduce_cols: out[o, i] = reduce_r x[o, r, i] over a contiguous (outer, R, inner) tensor —
+//   the reduced dims one block of consecutive dims at the front or in the middle (a bias
+//   gradient summed over the batch, a mean over H and W of NHWC) — read in place, with no
+//   transposed copy into rows.
+// Storage: x in X (f32, f64, or f16/bf16 read natively), out in Y (X, or f32 for a 16-bit X:
+//   a sum in f32), accumulation in A = acc_t<X> (f32; f64 for f64).
 // argmax_rows: index of the first maximum of each row (int64).
-// Layout: row-major, each row contiguous.
-// Threads: one block per row (grid.y folds rows beyond 65535); the block's threads stride
-//   over the row, reduce in registers, then a warp-shuffle tree (5 steps), then one value per
-//   warp through shared memory and a final warp reduce.
-// Cost: reads rows·R·sizeof(T) bytes once, writes rows values; R-1 ops per row.
+// Threads: reduce_rows: one block per row (grid.y folds rows beyond 65535); the block's
+//   threads stride over the row, reduce in registers, then a warp-shuffle tree (5 steps),
+//   then one value per warp through shared memory and a final warp reduce.
+//   reduce_cols: block (32, 8) — 32 consecutive i, so a warp reads 32 consecutive values of
+//   one row (coalesced, whatever R), × 8 row lanes, each striding over the rows of its slice
+//   by 8; the 8 lane results meet in shared memory in lane order. Grid (⌈inner/32⌉, outer
+//   (launched in chunks of 65,535), S): S slices of R (reduce_cols_slices: more than one only
+//   when the (i, o) blocks are too few to fill an H200 and R is long), whose partials
+//   (outer, S, inner) in A go to a workspace that reduce_cols_finish adds in slice order:
+//   deterministic, no atomics.
+// Cost: both read the input once (rows·R or outer·R·inner values) and write the outputs;
+//   R−1 ops per output; reduce_cols with S > 1 writes and reads outer·S·inner partials.
+//   reduce_rows on a permuted copy (what reduce_cols replaces) also wrote and read the copy.
+// Measured (docs/results/2026-12-01-kernel-report-efficientnet_b5.md, emulated B5 training step
+//   at batch 1): reduce_cols 80 launches, 99.8 % coalesced, 0.364 MB fetched = compulsory
+//   (reduce_rows on the transposed copies: 13.4 %, 2.712 MB); shared 1.00 wavefronts per request,
+//   no conflicts. sm_90 (scripts/kernel-report.sh): reduce_cols 26 registers (f32; 30 f64,
+//   32 f16/bf16), 100 % theoretical occupancy at 256 threads; reduce_rows 16 registers.
 //
 // sum_all_atomic: one float accumulated with atomicAdd from a grid-stride loop.
 #include "common.cuh"
@@ -57,16 +76,77 @@ template <class A> __device__ __forceinline__ A reduce_identity(ReduceOp op) {
   return op == ReduceOp::sum ? A(0) : (op == ReduceOp::max ? A(-INFINITY) : A(INFINITY));
 }
 
-template <class T>
-__global__ void reduce_rows_kernel(ReduceOp op, const T* __restrict__ x, T* __restrict__ out, int64_t rows, int64_t R) {
-  ADNN_SHARED(T, scratch, [32]);
+// A read-only load: __ldg for the types it takes, a plain load for f16/bf16.
+template <class X>
+__device__ __forceinline__ X load_ro(const X* p) {
+  if constexpr (std::is_same_v<X, f16> || std::is_same_v<X, bf16>)
+    return *p;
+  else
+    return __ldg(p);
+}
+
+template <class X, class Y, class A>
+__global__ void reduce_rows_kernel(ReduceOp op, const X* __restrict__ x, Y* __restrict__ out, int64_t rows, int64_t R) {
+  ADNN_SHARED(A, scratch, [32]);
   const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
   if (r >= rows) return;
-  const T* row = x + r * R;
-  T acc = reduce_identity<T>(op);
-  for (int64_t k = threadIdx.x; k < R; k += blockDim.x) acc = combine(op, acc, __ldg(row + k));
-  acc = block_reduce<T>(op, acc, reduce_identity<T>(op), scratch);
-  if (threadIdx.x == 0) out[r] = acc;
+  const X* row = x + r * R;
+  A acc = reduce_identity<A>(op);
+  for (int64_t k = threadIdx.x; k < R; k += blockDim.x) acc = combine(op, acc, load_as<A>(load_ro(row + k)));
+  acc = block_reduce<A>(op, acc, reduce_identity<A>(op), scratch);
+  if (threadIdx.x == 0) out[r] = store_as<Y>(acc);
+}
+
+inline constexpr int kColLanes = 8;  // row lanes of a reduce_cols block (blockDim.y)
+
+// o0: the first outer index of this launch (grid.y covers at most 65,535); rows_per_slice:
+// the rows of R each blockIdx.z reduces; part: (outer, S, inner) partials when S > 1, else
+// null and the result goes to out (outer, inner).
+template <class X, class Y, class A>
+__global__ void reduce_cols_kernel(ReduceOp op, const X* __restrict__ x, Y* __restrict__ out, A* __restrict__ part,
+                                   int64_t o0, int64_t R, int64_t inner, int64_t rows_per_slice) {
+  ADNN_SHARED(A, lanes, [kColLanes][32]);
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t i = int64_t(blockIdx.x) * 32 + tx, o = o0 + blockIdx.y, s = blockIdx.z;
+  const int64_t r0 = s * rows_per_slice, r1 = r0 + rows_per_slice < R ? r0 + rows_per_slice : R;
+  A acc = reduce_identity<A>(op);
+  if (i < inner) {
+    const X* col = x + o * R * inner + i;
+    for (int64_t r = r0 + ty; r < r1; r += kColLanes) acc = combine(op, acc, load_as<A>(load_ro(col + r * inner)));
+  }
+  lanes[ty][tx] = acc;
+  __syncthreads();
+  if (ty == 0 && i < inner) {
+    for (int k = 1; k < kColLanes; ++k) acc = combine<A>(op, acc, lanes[k][tx]);
+    if (part)
+      part[(o * int64_t(gridDim.z) + s) * inner + i] = acc;
+    else
+      out[o * inner + i] = store_as<Y>(acc);
+  }
+}
+
+// out[o, i] = the S partials of (o, i) combined in slice order; one thread per output.
+template <class Y, class A>
+__global__ void reduce_cols_finish_kernel(ReduceOp op, const A* __restrict__ part, Y* __restrict__ out, int64_t outer,
+                                          int64_t S, int64_t inner) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < outer * inner;
+       e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t o = e / inner, i = e % inner;
+    A acc = reduce_identity<A>(op);
+    for (int64_t s = 0; s < S; ++s) acc = combine(op, acc, part[(o * S + s) * inner + i]);
+    out[e] = store_as<Y>(acc);
+  }
+}
+
+// Slices of R for reduce_cols: 1 unless the ⌈inner/32⌉·outer blocks are fewer than 1024 (about
+// what an H200's 132 SMs hold resident at 256 threads) and R holds more than 256 rows; then
+// enough slices of at least 128 rows for about 2048 blocks (at most 1024 slices: grid.z).
+// A function of the shape only, so the summation order is too.
+inline int64_t reduce_cols_slices(int64_t outer, int64_t R, int64_t inner) {
+  const int64_t blocks = (inner + 31) / 32 * outer;
+  if (blocks == 0 || blocks >= 1024 || R <= 256) return 1;
+  const int64_t by_rows = (R + 127) / 128, by_blocks = (2048 + blocks - 1) / blocks;
+  return std::max<int64_t>(1, std::min<int64_t>(std::min(by_rows, by_blocks), 1024));
 }
 
 template <class T>
@@ -113,11 +193,30 @@ __global__ void argmax_rows_kernel(const T* __restrict__ x, int64_t* __restrict_
 inline unsigned row_threads(int64_t R) { return R >= 1024 ? 256 : R >= 128 ? 128 : 32; }
 inline dim3 row_grid(int64_t rows) { return dim3(unsigned(std::min<int64_t>(rows, 65535)), ceil_div(rows, 65535)); }
 
-template <class T>
-void launch_reduce_rows(ReduceOp op, const T* x, T* out, int64_t rows, int64_t R, Stream stream) {
+template <class X, class Y>
+void launch_reduce_rows(ReduceOp op, const X* x, Y* out, int64_t rows, int64_t R, Stream stream) {
   if (rows == 0) return;
-  ADNN_LAUNCH(reduce_rows_kernel<T>, row_grid(rows), dim3(row_threads(R)), 0, stream, int(op), x, out, rows, R);
+  ADNN_LAUNCH((reduce_rows_kernel<X, Y, acc_t<X>>), row_grid(rows), dim3(row_threads(R)), 0, stream, int(op), x, out,
+              rows, R);
 }
+
+// part: outer·S·inner values of acc_t<X> when S = reduce_cols_slices(outer, R, inner) > 1.
+template <class X, class Y>
+void launch_reduce_cols(ReduceOp op, const X* x, Y* out, acc_t<X>* part, int64_t outer, int64_t R, int64_t inner,
+                        Stream stream) {
+  using A = acc_t<X>;
+  if (outer * inner == 0) return;
+  const int64_t S = reduce_cols_slices(outer, R, inner), per = S > 1 ? (R + S - 1) / S : R;
+  for (int64_t o0 = 0; o0 < outer; o0 += 65535)
+    ADNN_LAUNCH((reduce_cols_kernel<X, Y, A>),
+                dim3(ceil_div(inner, 32), unsigned(std::min<int64_t>(outer - o0, 65535)), unsigned(S)),
+                dim3(32, kColLanes), 0, stream, int(op), x, out, S > 1 ? part : static_cast<A*>(nullptr), o0, R, inner,
+                per);
+  if (S > 1)
+    ADNN_LAUNCH((reduce_cols_finish_kernel<Y, A>), grid_for(outer * inner), dim3(256), 0, stream, int(op),
+                static_cast<const A*>(part), out, outer, S, inner);
+}
+
 template <class T>
 void launch_argmax_rows(const T* x, int64_t* out, int64_t rows, int64_t R, Stream stream) {
   if (rows == 0) return;

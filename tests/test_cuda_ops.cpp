@@ -425,6 +425,53 @@ TEST_SUITE("cuda") {
 }
 
 TEST_SUITE("cuda") {
+  // reduce_cols / reduce_cols_finish (kernels/reduce.cuh): reductions over leading or middle
+  // dims read in place as (outer, R, inner); one slice of R, or several (few blocks, R > 512)
+  // added in slice order by the second kernel; inner below, at and above the 32-column block;
+  // f32, f64 and bf16 (read natively, an f32 sum) inputs; max/min with a NaN; run to run.
+  TEST_CASE("column reductions on cuda: one slice and many, every dtype, NaN, agree with cpu, run to run") {
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(44);
+    struct Case {
+      Shape shape;
+      std::vector<int64_t> dims;
+    };
+    for (Case cs : {Case{{1, 96}, {0}}, Case{{7, 33}, {0}}, Case{{3000, 5}, {0}}, Case{{5000, 40}, {0}},
+                    Case{{2, 700, 64}, {1}}, Case{{2, 6, 6, 128}, {1, 2}}, Case{{3, 4, 2, 5}, {0, 1}}})
+      for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
+        INFO(dtype_name(dt) << " " << shape_str(cs.shape) << " over " << cs.dims.size() << " dims from "
+                            << cs.dims.front());
+        Tensor x = randn(cs.shape).to(dt);
+        const double tol = dt == DType::f64 ? 1e-12 : dt == DType::f32 ? 1e-5 : 1.0 / 128;
+        auto run = [&](Device d, int what) {
+          Tensor xd = x.to(d);
+          Tensor r = what == 0 ? sum(xd, cs.dims) : what == 1 ? amax(xd, cs.dims) : amin(xd, cs.dims);
+          return r.to(kCPU);
+        };
+        for (int what = 0; what < 3; ++what) {
+          CAPTURE(what);
+          Tensor ref = run(kCPU, what), got = run(kCUDA, what), again = run(kCUDA, what);
+          CHECK(got.dtype() == dt);
+          CHECK(max_abs_diff(got.to(DType::f64), ref.to(DType::f64)) <=
+                tol * (1 + max_abs(ref.to(DType::f64))) * (what == 0 ? 4 : 0));
+          CHECK(max_abs_diff(got.to(DType::f64), again.to(DType::f64)) == 0);  // deterministic run to run
+        }
+      }
+    // NaN propagates through max and min (in the first slice, in a later slice), sums do not hide it
+    for (int64_t at : {3, 4000}) {
+      Tensor x = randn({5000, 40});
+      x.narrow(0, at, 1).narrow(1, 7, 1).fill_(NAN);
+      Tensor mx = amax(x.to(kCUDA), {0}).to(kCPU), mn = amin(x.to(kCUDA), {0}).to(kCPU),
+             sm = sum(x.to(kCUDA), {0}).to(kCPU);
+      CHECK(std::isnan(mx.to_vector<float>()[7]));
+      CHECK(std::isnan(mn.to_vector<float>()[7]));
+      CHECK(std::isnan(sm.to_vector<float>()[7]));
+      CHECK_FALSE(std::isnan(mx.to_vector<float>()[6]));
+    }
+  }
+}
+
+TEST_SUITE("cuda") {
   // layer_norm_param_partials / layer_norm_param_sum (kernels/norm.cuh): one slice of 256 rows
   // per block, a second stage when there are several; rows below, at and above one slice and
   // a partial last slice, D below, at and above the 32-column block.

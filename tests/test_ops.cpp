@@ -70,6 +70,12 @@ Register reduction_cases({
     {"sum_dims", {in({2, 3, 4})}, [](const V& x) { return sum(x[0], {0, 2}); }},
     {"sum_keepdim", {in({2, 3, 4})}, [](const V& x) { return sum(x[0], {-1}, true); }},
     {"mean_dims", {in({2, 3, 4})}, [](const V& x) { return mean(x[0], {1}); }},
+    // reduced dims at the front or in the middle of a contiguous input: read in place as
+    // (outer, R, inner) columns (reduce_cols); the non-contiguous variants take the rows path
+    {"sum_leading_dims", {in({3, 4, 5})}, [](const V& x) { return sum(x[0], {0, 1}); }},
+    {"sum_batch_wide", {in({2, 40})}, [](const V& x) { return sum(x[0], {0}); }},
+    {"amax_middle", {in({2, 5, 3}, Domain::distinct)}, [](const V& x) { return amax(x[0], {1}); }},
+    {"amin_leading", {in({4, 3}, Domain::distinct)}, [](const V& x) { return amin(x[0], {0}); }},
     {"amax", {in({3, 4}, Domain::distinct)}, [](const V& x) { return amax(x[0], {1}); }},
     {"amin_all", {in({3, 4}, Domain::distinct)}, [](const V& x) { return amin(x[0]); }},
     {"max_dim", {in({3, 5}, Domain::distinct)}, [](const V& x) { return max(x[0], 0).first; }},
@@ -430,6 +436,37 @@ TEST_SUITE("ops") {
       check_values(y, {7, 10, 15, 22});
       check_values(softmax(tensor({0, 0}, {2}, t), 0), {0.5, 0.5});
       check_values(sum(a, {0}), {4, 6});
+    }
+  }
+
+  TEST_CASE("16-bit reductions: f32 sums (no f16 overflow in mean/var), exact tie counts in amax/amin backward") {
+    for (Device dev : {kCPU, kCUDA}) {
+      if (dev.is_cuda() && !cuda_is_available()) continue;
+      CAPTURE(dev.str());
+      // 70,000 f16 ones: the sum is beyond f16's 65,504, the mean is 1 (scaled before rounding)
+      Tensor ones16 = ones({70000, 2}, TensorOptions(DType::f16, dev));
+      CHECK(mean(ones16, {0}).dtype() == DType::f16);
+      check_values(mean(ones16, {0}), {1, 1});
+      check_values(var(ones16, {0}), {0, 0});
+      CHECK(std::isinf(sum(ones16, {0}).to(DType::f32).to(kCPU).to_vector<float>()[0]));  // as torch: f16 overflows
+      {
+        amp::Autocast ac(DType::f16);
+        CHECK(sum(ones16, {0}).dtype() == DType::f32);  // autocast: reductions return f32
+        check_values(sum(ones16, {0}), {70000, 70000});
+      }
+      // 257 tied maxima in bf16 (257 is not a bf16 number): each gets 1/257 of the gradient
+      for (bool leading : {true, false}) {
+        CAPTURE(leading);
+        Tensor x = zeros(leading ? Shape{257, 3} : Shape{3, 257}, TensorOptions(DType::bf16, dev)).requires_grad_();
+        sum(amax(x, {leading ? 0 : 1})).backward();
+        CHECK(x.grad().dtype() == DType::bf16);
+        const double want = double(float(bfloat16(1.0f / 257)));
+        for (double v : x.grad().to(DType::f64).to(kCPU).to_vector()) CHECK(v == want);
+      }
+      // an empty outer extent with a long reduced dim (the column path's slice count)
+      Tensor e = zeros({0, 1000, 4}, TensorOptions(DType::f32, dev));
+      CHECK(sum(e, {1}).sizes() == Shape{0, 4});
+      CHECK(amax(zeros({2, 1000, 4}, TensorOptions(DType::f32, dev)), {1}).sizes() == Shape{2, 4});
     }
   }
 }

@@ -1,4 +1,4 @@
-// The reduce family's launchers (kernels/reduce.cuh): row reductions and argmax.
+// The reduce family's launchers (kernels/reduce.cuh): row and column reductions, argmax.
 #include "cuda/backend.hpp"
 #include "cuda/launch.hpp"
 #include "kernels/reduce.cuh"
@@ -7,14 +7,30 @@ namespace adnn::cuda {
 
 using namespace launch_detail;
 
+// x in X, out in Y (X, or f32 for a 16-bit x), accumulation in acc_t<X>
 void reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out, int64_t rows, int64_t R) {
-  float_types(x.dtype(), "reduce", [&](auto tag) {
-    using T = decltype(tag);
+  dispatch::storage_out_and_math_types(x.dtype(), out.dtype(), "reduce", "cuda", [&](auto xt, auto yt, auto) {
+    using X = decltype(xt);
+    using Y = decltype(yt);
     if (R == 0) {  // empty sum
       fill(out, 0.0);
       return;
     }
-    k::launch_reduce_rows<T>(op, ptr<T>(x), ptr<T>(out), rows, R, stream());
+    k::launch_reduce_rows<kt<X>, kt<Y>>(op, ptr<X>(x), ptr<Y>(out), rows, R, stream());
+  });
+}
+
+void reduce_cols(ReduceOp op, const Tensor& x, const Tensor& out, int64_t outer, int64_t R, int64_t inner) {
+  if (outer * inner == 0) return;
+  dispatch::storage_out_and_math_types(x.dtype(), out.dtype(), "reduce", "cuda", [&](auto xt, auto yt, auto pt) {
+    using X = decltype(xt);
+    using Y = decltype(yt);
+    using A = decltype(pt);  // acc_t<X>: f32, or f64 for f64
+    const int64_t S = k::reduce_cols_slices(outer, R, inner);
+    Tensor part;  // (outer, S, inner) partials, only when R is split
+    if (S > 1)
+      part = empty({outer * S * inner}, TensorOptions(std::is_same_v<A, double> ? DType::f64 : DType::f32, kCUDA));
+    k::launch_reduce_cols<kt<X>, kt<Y>>(op, ptr<X>(x), ptr<Y>(out), ptr<A>(part), outer, R, inner, stream());
   });
 }
 

@@ -222,7 +222,7 @@ Tensor layer_norm(const Tensor& x, const Shape& ns, const Tensor& weight, const 
     Tensor gx = need[0] ? new_like(xc, xc.sizes()) : Tensor();
     Tensor gw = need[1] ? new_like(mu, ns) : Tensor();
     Tensor gb = need[2] ? new_like(mu, ns) : Tensor();
-    backend::layer_norm_backward(g.contiguous(), xc, wd, mu, rstd, gx, gw, gb, M, D);
+    backend::layer_norm_backward(g.to(yt).contiguous(), xc, wd, mu, rstd, gx, gw, gb, M, D);  // g in y's dtype
     return std::vector<Tensor>{gx, gw, gb};
   });
   return y;
@@ -281,7 +281,8 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log, bool f32_out = false
   const DType xt = x.dtype();
   autograd::record(name, {x}, y, [=](const Tensor& g, const std::vector<bool>&) {
     Tensor gx = empty(yd.sizes(), TensorOptions(xt, yd.device()));  // in x's dtype
-    backend::softmax_backward(g.contiguous(), yd, gx, outer, D, inner, log);
+    // the kernels read g in y's dtype (a gradient in another dtype would be misread)
+    backend::softmax_backward(g.to(yd.dtype()).contiguous(), yd, gx, outer, D, inner, log);
     return std::vector<Tensor>{gx};
   });
   return y;

@@ -46,11 +46,28 @@ Tensor to_rows(const Tensor& x, const ReducePlan& p) {
   return x.detach().permute(perm).contiguous();
 }
 
-Tensor reduce_raw(ReduceOp op, const char* name, const Tensor& x, const ReducePlan& p) {
-  Tensor rows = to_rows(x, p);
-  Tensor out = new_like(x, p.out_shape);
+// x as (outer, R, inner) in place when it is contiguous and its reduced dims are one block of
+// consecutive dims with kept dims after them (a sum over the batch, a mean over H and W of
+// NHWC): then no transposed copy is needed. Reduced dims that are last are rows already.
+bool as_columns(const Tensor& x, const ReducePlan& p, int64_t& outer, int64_t& inner) {
+  if (p.dims.empty() || !x.is_contiguous()) return false;
+  for (size_t k = 1; k < p.dims.size(); ++k)
+    if (p.dims[k] != p.dims[k - 1] + 1) return false;
+  outer = inner = 1;
+  for (int64_t i = 0; i < p.dims.front(); ++i) outer *= x.size(i);
+  for (int64_t i = p.dims.back() + 1; i < x.dim(); ++i) inner *= x.size(i);
+  return inner > 1;
+}
+
+// out_t: x's dtype, or f32 for a 16-bit x (read natively by the kernels, summed in f32).
+Tensor reduce_raw(ReduceOp op, const char* name, const Tensor& x, const ReducePlan& p, DType out_t) {
+  Tensor out = empty(p.out_shape, TensorOptions(out_t, x.device()));
   ADNN_CHECK(op == ReduceOp::sum || p.R > 0, name, ": cannot reduce over an empty dimension of ", x.desc());
-  backend::reduce_rows(op, rows, out, p.rows, p.R);
+  int64_t outer = 1, inner = 1;
+  if (as_columns(x, p, outer, inner))
+    backend::reduce_cols(op, x.detach(), out, outer, p.R, inner);
+  else
+    backend::reduce_rows(op, to_rows(x, p), out, p.rows, p.R);
   return out;
 }
 
@@ -58,43 +75,54 @@ Tensor extreme(ReduceOp op, const char* name, const Tensor& x, std::vector<int64
   check_defined(name, x, "input");
   check_devices(name, {&x});
   check_floating(name, x);
-  if (is_reduced(x.dtype())) return extreme(op, name, x.to(DType::f32), dims, keepdim).to(x.dtype());
   ReducePlan p = plan_reduce(name, x, dims, keepdim);
-  Tensor out = reduce_raw(op, name, x, p);
+  Tensor out = reduce_raw(op, name, x, p, x.dtype());  // f16/bf16 natively: an extreme is exact
   Tensor od = out.detach();
+  const DType xt = x.dtype(), ct = is_reduced(xt) ? DType::f32 : xt;
   autograd::record(name, {x}, out, [=](const Tensor& g, const std::vector<bool>&) {
-    // gradient split evenly among the positions that attain the extreme
-    Tensor m = eq(x.detach(), od.reshape(p.keep_shape)).to(g.dtype());
+    // gradient split evenly among the positions that attain the extreme; the tie count and the
+    // division in f32 for a 16-bit x (bf16 counts no further than 256 exactly), one rounding
+    Tensor m = eq(x.detach(), od.reshape(p.keep_shape)).to(ct);
     Tensor count = sum(m, p.dims, true);
-    return std::vector<Tensor>{div(mul(m, g.reshape(p.keep_shape)), count)};
+    return std::vector<Tensor>{div(mul(m, g.to(ct).reshape(p.keep_shape)), count).to(xt)};
   });
   return out;
 }
 
 }  // namespace
 
-Tensor sum(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+namespace {
+// f32_out: an f16/bf16 x gives its f32 sum (as under autocast) whatever the scope.
+Tensor sum_impl(const Tensor& x, std::vector<int64_t> dims, bool keepdim, bool f32_out) {
   check_defined("sum", x, "input");
   check_devices("sum", {&x});
-  if (!is_floating(x.dtype())) return sum(x.to(DType::f64), dims, keepdim).to(DType::i64);
-  if (is_reduced(x.dtype())) {
-    Tensor s = sum(x.to(DType::f32), dims, keepdim);
-    return amp::autocast_dtype() ? s : s.to(x.dtype());  // autocast: reductions return f32
-  }
+  if (!is_floating(x.dtype())) return sum_impl(x.to(DType::f64), dims, keepdim, false).to(DType::i64);
+  // f16/bf16: read natively and summed in f32 into an f32 result — returned as it is under
+  // autocast (reductions stay f32), else rounded to x's dtype (the output's size only)
+  const bool reduced = is_reduced(x.dtype());
   ReducePlan p = plan_reduce("sum", x, std::move(dims), keepdim);
-  Tensor out = reduce_raw(ReduceOp::sum, "sum", x, p);
+  Tensor out = reduce_raw(ReduceOp::sum, "sum", x, p, reduced ? DType::f32 : x.dtype());
   Shape xs = x.sizes();
+  const DType xt = x.dtype();
   autograd::record("sum", {x}, out, [=](const Tensor& g, const std::vector<bool>&) {
-    return std::vector<Tensor>{g.reshape(p.keep_shape).expand(xs)};
+    return std::vector<Tensor>{g.to(xt).reshape(p.keep_shape).expand(xs)};  // a broadcast view
   });
-  return out;
+  return reduced && !f32_out ? out.to(xt) : out;
+}
+}  // namespace
+
+Tensor sum(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
+  return sum_impl(x, std::move(dims), keepdim, amp::autocast_dtype().has_value());
 }
 
 Tensor mean(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
   check_defined("mean", x, "input");
   check_floating("mean", x);
   ReducePlan p = plan_reduce("mean", x, dims, keepdim);
-  return mul(sum(x, dims, keepdim), 1.0 / double(std::max<int64_t>(p.R, 1)));
+  // f16/bf16: the f32 sum is scaled before it is rounded (an f16 sum of many values overflows)
+  const bool reduced = is_reduced(x.dtype());
+  Tensor m = mul(sum_impl(x, dims, keepdim, reduced), 1.0 / double(std::max<int64_t>(p.R, 1)));
+  return reduced && !amp::autocast_dtype() ? m.to(x.dtype()) : m;
 }
 
 Tensor amax(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
@@ -135,7 +163,10 @@ Tensor var(const Tensor& x, std::vector<int64_t> dims, int64_t correction, bool 
   Tensor mu = mean(x, dims, true);
   Tensor d = sub(x, mu);
   double denom = double(std::max<int64_t>(p.R - correction, 0));
-  return mul(sum(mul(d, d), dims, keepdim), 1.0 / denom);
+  // f16/bf16: the squares summed in f32 and scaled before the one rounding (as mean)
+  const bool reduced = is_reduced(d.dtype());
+  Tensor v = mul(sum_impl(mul(d, d), dims, keepdim, reduced), 1.0 / denom);
+  return reduced && !amp::autocast_dtype() ? v.to(d.dtype()) : v;
 }
 
 Tensor sum_to(const Tensor& x, const Shape& shape) {
