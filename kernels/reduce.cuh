@@ -31,16 +31,14 @@
 //
 // sum_all_atomic: one float accumulated with atomicAdd from a grid-stride loop.
 #include "common.cuh"
+#include "common/reduce.hpp"
 
 namespace adnn::kernels {
 
 
 template <class A>
 __device__ __forceinline__ A combine(ReduceOp op, A a, A b) {
-  if (op == ReduceOp::sum) return a + b;
-  if (a != a) return a;  // NaN wins
-  if (b != b) return b;
-  return op == ReduceOp::max ? (a > b ? a : b) : (a < b ? a : b);
+  return common::reduce_combine(op, a, b);
 }
 
 template <class A>
@@ -72,9 +70,7 @@ __device__ __forceinline__ A block_max(A v, ADNN_SHARED_PTR(A) scratch) {
   return block_reduce<A>(ReduceOp::max, v, A(-INFINITY), scratch);
 }
 
-template <class A> __device__ __forceinline__ A reduce_identity(ReduceOp op) {
-  return op == ReduceOp::sum ? A(0) : (op == ReduceOp::max ? A(-INFINITY) : A(INFINITY));
-}
+using common::reduce_identity;
 
 // A read-only load: __ldg for the types it takes, a plain load for f16/bf16.
 template <class X>

@@ -2,7 +2,31 @@
 // Reduction helpers shared by the CPU twins and the kernels (kernels/reduce.cuh, cbam.cuh).
 #include "common/hd.hpp"
 
+#include <adnn/ops/enums.hpp>
+#include <limits>
+
 namespace adnn::common {
+
+// a ⊕ b for ReduceOp op: the sum, or the larger/smaller value with NaN propagating (the
+// first NaN seen wins). One definition for the kernels and their CPU twins.
+template <class A>
+ADNN_HD A reduce_combine(ReduceOp op, A a, A b) {
+  if (op == ReduceOp::sum) return a + b;
+  if (a != a) return a;
+  if (b != b) return b;
+  return op == ReduceOp::max ? (a > b ? a : b) : (a < b ? a : b);
+}
+
+// The identity of op: 0; for max −∞ (the lowest value of an integer type), for min +∞ (the
+// highest).
+template <class A>
+ADNN_HD A reduce_identity(ReduceOp op) {
+  if (op == ReduceOp::sum) return A(0);
+  if constexpr (std::is_integral_v<A>)
+    return op == ReduceOp::max ? std::numeric_limits<A>::lowest() : std::numeric_limits<A>::max();
+  else
+    return A(op == ReduceOp::max ? -INFINITY : INFINITY);
+}
 
 // Keeps (value, index) of the larger value, the smaller index on ties; NaN propagates.
 // Index −1 means "nothing seen yet".

@@ -4,22 +4,11 @@
 #include <limits>
 #include <vector>
 
+#include "common/reduce.hpp"
 #include "cpu/backend.hpp"
 #include "cpu/loop.hpp"
 
 namespace adnn::cpu {
-
-// max/min of a and b in P, NaN propagating (the first NaN met wins)
-template <class P>
-static inline P extreme_of(ReduceOp op, P a, P b) {
-  if (a != a) return a;
-  if (b != b) return b;
-  return op == ReduceOp::max ? (b > a ? b : a) : (b < a ? b : a);
-}
-template <class P>
-static inline P extreme_identity(ReduceOp op) {
-  return op == ReduceOp::max ? -std::numeric_limits<P>::infinity() : std::numeric_limits<P>::infinity();
-}
 
 // x in X, out in Y (X, or f32 for a 16-bit x); sums in f64, max/min in P.
 template <class X, class Y, class P>
@@ -38,8 +27,8 @@ static void reduce_rows_t(ReduceOp op, const X* x, Y* out, int64_t rows, int64_t
       for (int k = 0; k < 8; ++k) s += acc[k];
       out[r] = Y(P(s));
     } else {
-      P m = R ? P(p[0]) : extreme_identity<P>(op);
-      for (int64_t i = 1; i < R && m == m; ++i) m = extreme_of(op, m, P(p[i]));
+      P m = R ? P(p[0]) : common::reduce_identity<P>(op);
+      for (int64_t i = 1; i < R && m == m; ++i) m = common::reduce_combine(op, m, P(p[i]));
       out[r] = Y(m);
     }
   }
@@ -59,7 +48,7 @@ static void reduce_cols_t(ReduceOp op, const X* x, Y* out, int64_t outer, int64_
   const int64_t nb = outer * nc >= 16 || R < 2048 ? 1 : std::min<int64_t>((R + 1023) / 1024, 64);
   const int64_t rb = (R + nb - 1) / nb;
   std::vector<double> part(nb > 1 ? size_t(outer * nb * inner) : 0);  // (outer, nb, inner)
-  const double init = is_sum ? 0.0 : double(extreme_identity<P>(op));
+  const double init = is_sum ? 0.0 : double(common::reduce_identity<P>(op));
 #pragma omp parallel for collapse(3) schedule(static) if (outer * R * inner > 32768)
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t b = 0; b < nb; ++b)
@@ -73,7 +62,7 @@ static void reduce_cols_t(ReduceOp op, const X* x, Y* out, int64_t outer, int64_
 #pragma omp simd
             for (int64_t i = 0; i < n; ++i) acc[i] += double(row[i]);
           } else {
-            for (int64_t i = 0; i < n; ++i) acc[i] = extreme_of<double>(op, acc[i], double(row[i]));
+            for (int64_t i = 0; i < n; ++i) acc[i] = common::reduce_combine<double>(op, acc[i], double(row[i]));
           }
         }
         if (nb == 1)
@@ -87,7 +76,7 @@ static void reduce_cols_t(ReduceOp op, const X* x, Y* out, int64_t outer, int64_
       double a = part[size_t(o * nb * inner + i)];
       for (int64_t b = 1; b < nb; ++b) {
         const double v = part[size_t((o * nb + b) * inner + i)];
-        a = is_sum ? a + v : extreme_of<double>(op, a, v);
+        a = is_sum ? a + v : common::reduce_combine<double>(op, a, v);
       }
       out[o * inner + i] = Y(P(a));
     }
