@@ -2,8 +2,12 @@
 // Convolution kernels, NHWC activations, weights (O, KH, KW, C/groups).
 //
 // im2col: col[r, (kh, kw, c)] = x[n, oh·sh - pt + kh·dh, ow·sw - pl + kw·dw, g·Cg + c] (0 in
-//   the padding), r = (n, oh, ow) over a chunk of images; one thread per col element, c
-//   fastest (coalesced reads of x and writes of col). The GEMM col · Wᵀ then gives the
+//   the padding), r = (n, oh, ow) over a chunk of images. Channel groups of 128 bytes or more
+//   (im2col_kernel): one thread per col element, c fastest, each pixel's channels one
+//   coalesced run. Narrower groups (im2col_tiled_kernel, the stem's 3 channels): a block
+//   stages the KH input row segments of tw output pixels in shared memory, read as
+//   contiguous runs, and writes its tw·KK column entries as one contiguous run, every warp
+//   request on 32 aligned elements (see "im2col, narrow channels" below). The GEMM col · Wᵀ then gives the
 //   output (cuBLAS on a GPU). f16/bf16 x: the forward gathers 16-bit columns for a 16-bit
 //   GEMM (cuBLASLt, f32 accumulation, the bias in its epilogue, one rounding); the backward
 //   gathers f32 columns (widened in the gather) and runs f32 GEMMs and col2im on f32
@@ -34,12 +38,20 @@
 //   launch's index type I, int32 when every tensor of the launch has fewer than 2^30 elements
 //   (depthwise_index_fits; cheaper divisions on the device), int64 otherwise.
 // bias_add: y[r, o] += b[o].
-// Cost: im2col writes |col| = N·OH·OW·KH·KW·Cg elements and reads as many (cached);
+// Cost: im2col writes |col| = N·OH·OW·KH·KW·Cg elements; the direct kernel reads as many
+//   (cached), the tiled one stages ~KH·|x|·(tw·sw + KW)/(tw·sw) and reads each staged
+//   element from shared memory KW/sw times; no flops: memory bound.
 //   depthwise forward and input gradient: 2·KH·KW flops per output element, read
 //   KH·KW·|x| bytes from L1/L2 (|x| + |y| compulsory, plus KH·KW·C weights per block) and
 //   write |y|; weight gradient: stage 1 reads KH·KW·(|gy| + |x|) (|gy| + |x| compulsory),
 //   2·KH·KW flops per output element, writes slices·KH·KW·C partials (f32 for f32, f64 for
 //   f64) that stage 2 reads once: memory bound.
+// Measured coalescing, im2col (B5 step below, its stem: 3 channels, 3×3, stride 2): the direct
+//   kernel 74.8 %, 0.552 MB fetched; the tiled one 100.0 %, 0.367 MB (0.319 compulsory),
+//   4.00 sectors per load and store request, 1.23 shared wavefronts per request, at most
+//   2-way (tests/test_trace.cpp checks ≥ 90 % and ≤ 2-way over stems, 5×5, 7×7/2, groups).
+//   sm_90 (docs/results/kernel-resources-sm90.md): 32 registers with int indices, 100 %
+//   theoretical occupancy at 256 threads (≤ 16 KiB of staged rows per block), no spills.
 // Measured coalescing (emulator access trace, one training step of efficientnet_b5 at
 //   64×64, batch 1, docs/results/2026-11-30-kernel-report-efficientnet_b5.md): forward
 //   99.4 %, input gradient 99.4 %, weight gradient stage 1 99.7 %, stage 2 100 % (before this
@@ -108,23 +120,24 @@ struct DepthwiseTiling {
   int pitch;  // the weight tile's row pitch in elements (lanes ≤ pitch < lanes + 32)
 };
 
-// Bank-conflict count (Σ wavefronts over the first warps) of the weight tile's transposed
-// stores (load_depthwise_weight_tile) with row pitch `pitch`: 32 banks of 4-byte words.
-inline int64_t depthwise_tile_wavefronts(int lanes, int V, int KK, int tile_c, int pitch, size_t elem_bytes) {
-  const int words = int(elem_bytes / 4 > 0 ? elem_bytes / 4 : 1), total = tile_c * KK;
+// Bank-conflict count of `total` shared-memory accesses issued in warps of 32 consecutive
+// work items: work item e (0 ≤ e < total) runs in lane (e + skew) % 32 of warp (e + skew) / 32
+// (the first max_warps warps) and accesses the element of index index_of(e), elem_bytes wide.
+// Σ over the warps of the worst bank's distinct 4-byte words (32 banks): Nsight Compute's
+// wavefronts, the n-way conflict of each request summed.
+template <class F>
+int64_t shared_wavefronts(int64_t total, size_t elem_bytes, F&& index_of, int64_t max_warps = 64, int skew = 0) {
   int64_t sum = 0;
-  for (int e0 = 0; e0 < total && e0 < 32 * 64; e0 += 32) {
-    int64_t bank_words[32][8];
+  for (int64_t u0 = 0; u0 < total + skew && u0 < 32 * max_warps; u0 += 32) {
+    int64_t bank_words[32][64];
     int count[32] = {};
-    for (int e = e0; e < e0 + 32 && e < total; ++e) {
-      const int cl = e / KK, k = e % KK;
-      const int64_t idx = int64_t((cl % V) * KK + k) * pitch + cl / V;
-      for (int q = 0; q < words; ++q) {
-        const int64_t word = idx * words + q;
+    for (int64_t e = std::max<int64_t>(u0 - skew, 0); e < u0 + 32 - skew && e < total; ++e) {
+      const int64_t byte = int64_t(index_of(e)) * int64_t(elem_bytes);
+      for (int64_t word = byte / 4; word <= (byte + int64_t(elem_bytes) - 1) / 4; ++word) {
         const int b = int(word % 32);
         bool seen = false;
         for (int i = 0; i < count[b]; ++i) seen = seen || bank_words[b][i] == word;
-        if (!seen && count[b] < 8) bank_words[b][count[b]++] = word;
+        if (!seen && count[b] < 64) bank_words[b][count[b]++] = word;
       }
     }
     int most = 0;
@@ -132,6 +145,14 @@ inline int64_t depthwise_tile_wavefronts(int lanes, int V, int KK, int tile_c, i
     sum += most;
   }
   return sum;
+}
+
+// The weight tile's transposed stores (load_depthwise_weight_tile) with row pitch `pitch`.
+inline int64_t depthwise_tile_wavefronts(int V, int KK, int tile_c, int pitch, size_t elem_bytes) {
+  return shared_wavefronts(int64_t(tile_c) * KK, elem_bytes, [&](int64_t e) {
+    const int cl = int(e / KK), k = int(e % KK);
+    return int64_t((cl % V) * KK + k) * pitch + cl / V;
+  });
 }
 
 inline DepthwiseTiling depthwise_tiling(int64_t C, int V, int64_t KK, size_t elem_bytes) {
@@ -149,7 +170,7 @@ inline DepthwiseTiling depthwise_tiling(int64_t C, int V, int64_t KK, size_t ele
   int pitch = int(lanes);
   int64_t best = -1;
   for (int p = int(lanes); p < int(lanes) + 32; ++p) {
-    const int64_t w = depthwise_tile_wavefronts(int(lanes), V, int(KK), tile_c, p, elem_bytes);
+    const int64_t w = depthwise_tile_wavefronts(V, int(KK), tile_c, p, elem_bytes);
     if (best < 0 || w < best) best = w, pitch = p;
   }
   return known[key] = DepthwiseTiling{int(lanes), int(tiles), int(256 / lanes), pitch};
@@ -186,6 +207,163 @@ struct ConvGeomI {
 inline bool depthwise_index_fits(const ConvGeom& g, int64_t partials = 0) {
   const int64_t lim = int64_t(1) << 30;
   return g.N * g.H * g.W * g.C < lim && g.N * g.OH * g.OW * g.C < lim && partials < lim;
+}
+
+// ---------------------------------------------------------------- im2col, narrow channels
+// The direct im2col_kernel reads each pixel's Cg channels as one run of Cg·sizeof(T) bytes;
+// below 128 bytes (the stem's 3 channels: 12 bytes) a warp's 32 lanes span several runs, KW
+// pixels of each of KH input rows apart, and fetch ~6 sectors per request where 4 would do
+// (74.8% coalesced in the B5 step). The tiled form (im2col_tiled_kernel): a block takes `tw`
+// consecutive output pixels of one output row, stages the KH input row segments they read —
+// span = (tw - 1)·sw + (KW - 1)·dw + 1 pixels × Cg channels each, contiguous in NHWC when
+// groups == 1 — in shared memory (as TC, zeros in the padding), then writes the tile's tw·KK
+// column entries, contiguous in col, from there: both global streams are unit-stride. Staged
+// rows lie `pitch` elements apart, the pitch with the fewest bank conflicts over the staging
+// stores and the gathering loads together (im2col_tiling).
+struct Im2colTiling {
+  bool tiled = false;
+  int tw = 0, span = 0, pitch = 0;  // output pixels per block, staged pixels per row, row pitch (elements)
+  int64_t tiles_w = 0;              // blocks per output row
+  size_t smem = 0;                  // dynamic shared bytes: KH·pitch elements of TC
+};
+
+// The tiled kernel's shape for g, x elements of x_bytes and columns of col_bytes, or
+// tiled = false where the direct kernel's runs already fill lines (Cg·x_bytes ≥ 128) or KH
+// staged rows of even one output pixel exceed the 16 KiB budget (then the direct kernel).
+inline Im2colTiling im2col_tiling(const ConvGeom& g, size_t x_bytes, size_t col_bytes) {
+  // the pitch search costs a few ms on the host: once per shape and thread
+  thread_local std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, size_t, size_t>, Im2colTiling>
+      known;
+  const int64_t Cg = g.C / g.groups, KK = g.KH * g.KW * Cg;
+  const auto key = std::make_tuple(Cg, g.KH, g.KW, g.sw, g.dw, g.OW, x_bytes, col_bytes);
+  if (auto it = known.find(key); it != known.end()) return it->second;
+  Im2colTiling t;
+  const auto span_of = [&](int64_t w) { return (w - 1) * g.sw + (g.KW - 1) * g.dw + 1; };
+  const int64_t budget = int64_t(16384 / col_bytes), slack = 64;  // elements; pitch in [span·Cg, + slack)
+  int64_t tw = std::clamp<int64_t>((2048 + KK - 1) / KK, 1, std::max<int64_t>(g.OW, 1));  // ~8 entries a thread
+  while (tw > 1 && g.KH * (span_of(tw) * Cg + slack) > budget) --tw;
+  if (Cg * int64_t(x_bytes) >= 128 || g.KH * (span_of(tw) * Cg + slack) > budget) return known[key] = t;
+  const int64_t span = span_of(tw), row = span * Cg;
+  int64_t best = -1;
+  // the kernel's loops start their warps at any of 32 skews (the global address's): the
+  // staging stores of consecutive whole rows (their one run crosses rows within a warp) and
+  // the column gather's loads, over every skew
+  for (int64_t p = row; p < row + slack; ++p) {
+    int64_t w = 0;
+    for (int skew = 0; skew < 32; ++skew)
+      w += shared_wavefronts(
+               g.KH * row, col_bytes, [&](int64_t e) { return (e / row) * p + e % row; }, 8, skew) +
+           shared_wavefronts(
+               tw * KK, col_bytes,
+               [&](int64_t e) {
+                 const int64_t c = e % Cg, q = e / Cg, kw = q % g.KW, kh = (q / g.KW) % g.KH, o = q / (g.KW * g.KH);
+                 return kh * p + (o * g.sw + kw * g.dw) * Cg + c;
+               },
+               8, skew);
+    if (best < 0 || w < best) best = w, t.pitch = int(p);
+  }
+  t.tiled = true;
+  t.tw = int(tw), t.span = int(span), t.tiles_w = (g.OW + tw - 1) / tw;
+  t.smem = size_t(g.KH * t.pitch) * col_bytes;
+  return known[key] = t;
+}
+
+// col (nb·OH·OW, KH·KW·Cg), rows r = (n - n0, oh, ow), from x (N, H, W, C), group gi: one
+// block per (n - n0, oh, tile of tw output pixels), blockIdx.x = ((n - n0)·OH + oh)·tiles_w +
+// tile; dynamic shared memory KH·pitch elements of TC. Pixel offsets in I (int when x has
+// fewer than 2^30 elements), a block's column offset in int64.
+// The element offset of p modulo 32: how far p lies past a 32-element boundary. A loop over
+// the elements from p starts its warps that far back, so that each full warp covers 32
+// aligned elements (4 whole sectors in f32, 128 bytes).
+template <class T>
+__device__ __forceinline__ int warp_skew(const T* p) {
+  return int(reinterpret_cast<uintptr_t>(p) / sizeof(T) % 32);
+}
+
+// f(e) for e in [0, n), element e in lane (e + skew) % 32: the block's warps take the aligned
+// chunks of 32 in turn. The first chunk (lanes < skew idle) is warp 0's alone and a __syncwarp
+// follows it, so that every other request has all 32 lanes on one chunk — also in the
+// emulator's trace, which matches a lane's k-th execution of an access to its neighbours'
+// (docs/kernels.md): a lane idle in one iteration would pair later iterations across chunks.
+template <class F>
+__device__ __forceinline__ void block_for_aligned(int n, int skew, F&& f) {
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, warps = int(blockDim.x) / 32;
+  if (warp == 0) {
+    if (lane >= skew && lane - skew < n) f(lane - skew);
+    __syncwarp();
+  }
+  for (int e = 32 * (1 + warp) - skew + lane; e - lane < n; e += 32 * warps)
+    if (e < n) f(e);
+}
+
+// The same within one warp (all 32 lanes call it with the same n and skew).
+template <class F>
+__device__ __forceinline__ void warp_for_aligned(int n, int skew, F&& f) {
+  const int lane = int(threadIdx.x) % 32;
+  if (lane >= skew && lane - skew < n) f(lane - skew);
+  __syncwarp();
+  for (int e = 32 - skew + lane; e - lane < n; e += 32)
+    if (e < n) f(e);
+  __syncwarp();
+}
+
+template <class T, class TC>
+__device__ __forceinline__ TC im2col_value(T v) {
+  if constexpr (std::is_same_v<T, TC>)
+    return v;
+  else
+    return store_as<TC>(load_as<acc_t<T>>(v));
+}
+
+template <class T, class TC, class I>
+__global__ void im2col_tiled_kernel(const T* __restrict__ x, TC* __restrict__ col, ConvGeom g, int64_t n0, int64_t gi,
+                                    int tw, int pitch, int tiles_w) {
+  ADNN_DYNAMIC_SHARED(TC, s);  // (KH, pitch): a staged row is span pixels × Cg channels
+  const ConvGeomI<I> q(g);
+  const int Cg = int(g.C / g.groups), KW = int(q.KW), KH = int(q.KH), KK = KH * KW * Cg;
+  const int H = int(q.H), W = int(q.W), sw = int(q.sw), dh = int(q.dh), dw = int(q.dw);
+  const int tile = int(blockIdx.x % unsigned(tiles_w));
+  const int64_t row = int64_t(blockIdx.x / unsigned(tiles_w));  // (n - n0)·OH + oh
+  const I n = I(n0 + row / g.OH), c0 = I(gi * Cg);
+  const int oh = int(row % g.OH), ow0 = tile * tw, nw = tw < int(q.OW) - ow0 ? tw : int(q.OW) - ow0;
+  const int used = (nw - 1) * sw + (KW - 1) * dw + 1;  // staged pixels of this tile's rows
+  const int iw0 = ow0 * sw - int(q.pl), ih0 = oh * int(q.sh) - int(q.pt);
+  const int lo = iw0 > 0 ? iw0 : 0, hi = iw0 + used < W ? iw0 + used : W;  // the rows' columns inside the image
+  // 1. a tile that reaches into the padding: zeros first, the image's part over them after a barrier
+  if (lo > iw0 || hi < iw0 + used || ih0 < 0 || ih0 + (KH - 1) * dh >= H) {
+    for (int e = int(threadIdx.x); e < KH * pitch; e += int(blockDim.x)) s[e] = store_as<TC>(acc_t<TC>(0));
+    __syncthreads();
+  }
+  // 2. the part inside the image, each warp request on 32 aligned elements of x
+  const int len = hi > lo ? (hi - lo) * Cg : 0;  // elements of one staged row inside the image
+  if (len > 0 && g.groups == 1 && lo == 0 && hi == W && dh == 1) {
+    // whole rows, consecutive in x: one run from the first row inside the image to the last
+    const int ka = ih0 < 0 ? -ih0 : 0, kb = H - ih0 < KH ? H - ih0 : KH;
+    if (kb > ka) {
+      const T* src = x + (n * q.H + I(ih0 + ka)) * q.W * q.C;
+      block_for_aligned((kb - ka) * len, warp_skew(src), [&](int e) {
+        s[(ka + e / len) * pitch + (lo - iw0) * Cg + e % len] = im2col_value<T, TC>(src[e]);
+      });
+    }
+  } else if (len > 0) {
+    // row by row, a warp per row
+    for (int kh = int(threadIdx.x) / 32; kh < KH; kh += int(blockDim.x) / 32) {
+      const int ih = ih0 + kh * dh;
+      if (ih < 0 || ih >= H) continue;
+      const T* src = x + ((n * q.H + I(ih)) * q.W + I(lo)) * q.C + c0;
+      warp_for_aligned(len, warp_skew(src), [&](int p) {
+        const int j = p / Cg, c = p % Cg;
+        s[kh * pitch + (lo - iw0 + j) * Cg + c] = im2col_value<T, TC>(src[I(j) * q.C + I(c)]);
+      });
+    }
+  }
+  __syncthreads();
+  // 3. the tile's nw·KK column entries, contiguous in col, each warp request on 32 aligned elements
+  TC* out = col + (row * g.OW + ow0) * KK;
+  block_for_aligned(nw * KK, warp_skew(out), [&](int e) {
+    const int c = e % Cg, t = e / Cg, kw = t % KW, kh = (t / KW) % KH, o = t / (KW * KH);
+    out[e] = s[kh * pitch + (o * sw + kw * dw) * Cg + c];
+  });
 }
 
 // A V-vector of accumulators rounded to T and stored as one vector.

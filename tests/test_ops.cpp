@@ -102,6 +102,10 @@ Register conv_cases({
      [](const V& x) { return conv2d(x[0], x[1], {}, conv(2, 0, 1, 1, true)); }},
     {"conv2d_same_k5", {in({1, 5, 6, 2}), in({2, 5, 5, 2})},
      [](const V& x) { return conv2d(x[0], x[1], {}, conv(1, 0, 1, 1, true)); }},
+    // 32 channels: runs of 128 bytes and more in f32/f64, the direct im2col kernel on cuda
+    // (narrower ones stage rows in shared memory: kernels/conv.cuh, im2col_tiling)
+    {"conv2d_wide_channels", {in({1, 4, 5, 32}), in({3, 3, 3, 32}), in({3})},
+     [](const V& x) { return conv2d(x[0], x[1], x[2], conv(1, 1)); }},
     {"conv2d_dilation", {in({1, 7, 7, 2}), in({2, 3, 3, 2})},
      [](const V& x) { return conv2d(x[0], x[1], {}, conv(1, 2, 2)); }},
     {"conv2d_groups", {in({1, 5, 5, 4}), in({6, 3, 3, 2}), in({6})},

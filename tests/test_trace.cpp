@@ -5,6 +5,7 @@
 #include <string>
 
 #include "kernels/common.cuh"
+#include "kernels/conv.cuh"
 #include "sim/trace.hpp"
 #include "testing.hpp"
 
@@ -262,6 +263,62 @@ TEST_SUITE("sim") {
         CHECK(fetched > 0);
         CHECK(used / fetched >= 0.99);
       }
+  }
+
+  TEST_CASE("trace: im2col of narrow channels stages whole input rows: >= 90% coalesced, at most 2-way conflicts") {
+    // efficientnet_b5's stem (3 channels, 3x3, stride 2, same padding): the direct kernel's
+    // warps read 12-byte runs KW pixels and KH rows apart (74.8% in the B5 step); the tiled
+    // kernel reads the rows it stages contiguously and writes its columns contiguously
+    const auto efficiency = [](const sim::KernelTrace& k) {
+      return double(k.c.ld_bytes + k.c.st_bytes) / (32.0 * double(k.c.ld_sectors + k.c.st_sectors));
+    };
+    struct Case {
+      Shape x;
+      int64_t O, k, s, groups;
+    };
+    for (DType dt : {DType::f32, DType::bf16})
+      for (Case cs :
+           {Case{{1, 64, 64, 3}, 8, 3, 2, 1}, Case{{2, 17, 13, 5}, 4, 5, 1, 1}, Case{{1, 40, 36, 1}, 4, 3, 1, 1},
+            Case{{1, 9, 9, 4}, 6, 3, 1, 2}, Case{{2, 40, 30, 3}, 4, 7, 2, 1}, Case{{1, 8, 300, 2}, 3, 3, 1, 1}}) {
+        INFO(std::string(dtype_name(dt)) << " x " << shape_str(cs.x) << " k" << cs.k << " s" << cs.s << " groups "
+                                         << cs.groups);
+        Tensor x = randn(cs.x).to(dt), w = randn({cs.O, cs.k, cs.k, cs.x[3] / cs.groups}).to(dt);
+        Conv2dOptions o;
+        o.stride = {cs.s, cs.s};
+        o.groups = cs.groups;
+        o.same = true;
+        Tensor xd = x.to(kCUDA), wd = w.to(kCUDA).requires_grad_();
+        std::vector<sim::KernelTrace> r;
+        Tensor y;
+        {
+          TraceScope t;
+          y = conv2d(xd, wd, {}, o);
+          sum(y).backward();  // the weight gradient gathers the columns again (f32 ones for bf16 x)
+          r = sim::trace_results();
+        }
+        for (const auto& k : r) CHECK(k.name.find("im2col_kernel") == std::string::npos);  // not the direct kernel
+        const auto& k = find(r, "im2col_tiled_kernel");
+        CHECK(k.launches == 2 * cs.groups);  // once per group
+        if (cs.groups == 1) CHECK(efficiency(k) >= 0.9);
+        CHECK(k.c.sh_requests > 0);
+        CHECK(k.c.sh_max_way <= 2);
+        // the same values as the CPU's im2col + GEMM
+        Tensor wc = w.requires_grad_();
+        Tensor yc = conv2d(x, wc, {}, o);
+        sum(yc).backward();
+        const double tol = dt == DType::f32 ? 1e-5 : 1e-2;  // relative to the largest value
+        CHECK(testing::max_abs_diff(y.to(kCPU), yc) <= tol * (1 + testing::max_abs(yc)));
+        CHECK(testing::max_abs_diff(wd.grad().to(kCPU), wc.grad()) <= tol * (1 + testing::max_abs(wc.grad())));
+      }
+    // the direct kernel on the stem's shape, for the record: well under 90%
+    ConvGeom g{};
+    g.N = 1, g.H = 64, g.W = 64, g.C = 3, g.O = 8, g.KH = 3, g.KW = 3, g.sh = 2, g.sw = 2, g.pt = 0, g.pl = 0;
+    g.dh = 1, g.dw = 1, g.groups = 1, g.OH = 32, g.OW = 32;  // same padding: 0 before, 1 after
+    dbuf x(size_t(64 * 64 * 3), 1.f), col(size_t(32 * 32 * 27));
+    TraceScope t;
+    ADNN_LAUNCH((im2col_kernel<float, float>), grid_for(32 * 32 * 27), dim3(256), 0, nullptr, x.p, col.p, g, 0, 1, 0);
+    const auto r = sim::trace_results();
+    CHECK(efficiency(find(r, "im2col_kernel")) < 0.8);
   }
 
   TEST_CASE("trace: nothing is recorded without a trace, nor for host code during one") {

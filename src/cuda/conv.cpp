@@ -15,6 +15,29 @@ using namespace launch_detail;
 // ---------------------------------------------------------------- convolution
 
 namespace {
+// col (nb·OH·OW, KH·KW·Cg) from images [n0, n0 + nb) of x, group gi: the tiled kernel for
+// channel groups narrower than a line (k::im2col_tiling), the direct one otherwise.
+template <class KT, class KC>
+void launch_im2col(const KT* x, KC* col, const ConvGeom& g, int64_t n0, int64_t nb, int64_t gi) {
+  const k::Im2colTiling t = k::im2col_tiling(g, sizeof(KT), sizeof(KC));
+  if (!t.tiled) {
+    ADNN_LAUNCH((k::im2col_kernel<KT, KC>), k::grid_for(nb * g.OH * g.OW * g.KH * g.KW * (g.C / g.groups)), dim3(256),
+                0, stream(), x, col, g, n0, nb, gi);
+    return;
+  }
+  const int64_t blocks = nb * g.OH * t.tiles_w;
+  ADNN_CHECK(blocks < (int64_t(1) << 31), "conv2d (cuda): im2col of ", nb, " images of ", g.OH, "x", g.OW,
+             " outputs needs ", blocks, " blocks, over the grid's 2^31 - 1");
+  k::with_index_type(k::depthwise_index_fits(g), [&](auto it) {
+    using I = decltype(it);
+    ADNN_LAUNCH((k::im2col_tiled_kernel<KT, KC, I>), dim3(unsigned(blocks)), dim3(256), t.smem, stream(), x, col, g, n0,
+                gi, t.tw, t.pitch, int(t.tiles_w));
+  });
+}
+
+}  // namespace
+
+namespace {
 template <class T>
 void depthwise_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& y, const ConvGeom& g) {
   using KT = kt<T>;
@@ -53,8 +76,7 @@ void conv_forward_16(const Tensor& x, const Tensor& w, const Tensor& bias, const
     for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk_images) {
       const int64_t nb = std::min(plan.chunk_images, g.N - n0);
       for (int64_t gi = 0; gi < g.groups; ++gi) {
-        ADNN_LAUNCH((k::im2col_kernel<kt<T>, kt<T>>), k::grid_for(nb * P * KK), dim3(256), 0, stream(), ptr<T>(x),
-                    ptr<T>(col), g, n0, nb, gi);
+        launch_im2col(ptr<T>(x), ptr<T>(col), g, n0, nb, gi);
         GemmDesc d;
         d.dtype = x.dtype();
         d.ta = false;
@@ -94,8 +116,7 @@ void conv_backward_16(const Tensor& gy, const Tensor& x, const Tensor& w, const 
       for (int64_t gi = 0; gi < g.groups; ++gi) {
         const float* gyg = ptr<float>(gyf) + n0 * P * g.O + gi * Og;
         if (gwf.defined()) {
-          ADNN_LAUNCH((k::im2col_kernel<kt<T>, float>), k::grid_for(nb * P * KK), dim3(256), 0, stream(), ptr<T>(x),
-                      ptr<float>(col), g, n0, nb, gi);
+          launch_im2col(ptr<T>(x), ptr<float>(col), g, n0, nb, gi);
           gemm(true, false, Og, KK, nb * P, 1.0f, gyg, g.O, ptr<float>(col), KK, 1.0f, ptr<float>(gwf) + gi * Og * KK,
                KK);
         }
@@ -136,8 +157,7 @@ void conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const 
       for (int64_t n0 = 0; n0 < g.N; n0 += nbmax) {
         const int64_t nb = std::min(nbmax, g.N - n0);
         for (int64_t gi = 0; gi < g.groups; ++gi) {
-          ADNN_LAUNCH(k::im2col_kernel<T>, k::grid_for(nb * P * KK), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(col), g,
-                      n0, nb, gi);
+          launch_im2col(ptr<T>(x), ptr<T>(col), g, n0, nb, gi);
           gemm(false, true, nb * P, Og, KK, T(1), ptr<T>(col), KK, ptr<T>(w) + gi * Og * KK, KK, T(0),
                ptr<T>(y) + n0 * P * g.O + gi * Og, g.O);
         }
@@ -251,8 +271,7 @@ void conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const T
       for (int64_t gi = 0; gi < g.groups; ++gi) {
         const T* gyg = ptr<T>(gy) + n0 * P * g.O + gi * Og;
         if (gw.defined()) {
-          ADNN_LAUNCH(k::im2col_kernel<T>, k::grid_for(nb * P * KK), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(col), g,
-                      n0, nb, gi);
+          launch_im2col(ptr<T>(x), ptr<T>(col), g, n0, nb, gi);
           gemm(true, false, Og, KK, nb * P, T(1), gyg, g.O, ptr<T>(col), KK, T(1), ptr<T>(gw) + gi * Og * KK, KK);
         }
         if (gx.defined()) {
