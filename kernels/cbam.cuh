@@ -5,7 +5,9 @@
 //   argmax (N, C) int64 (first index on ties) for backward. One pass over x produces both.
 //   Block (32, 8): 32 channels (coalesced) × 8 row lanes striding over P; grid (⌈C/32⌉, N).
 //   Cost: reads N·P·C, writes 2·N·C values.
-//   backward: gx[n,p,c] = g[n,0,c] / P + [p = argmax] · g[n,1,c]; one thread per element.
+//   backward: gx[n,p,c] = g[n,0,c] / P + [p = argmax] · g[n,1,c]. The forward's block (32, 8),
+//   grid (⌈C/32⌉, N, slices of P up to ~1024 blocks): each thread loads its channel's three
+//   values once and writes its positions of the slice, 32 channels per warp store.
 // spatial_pool: x (M, C), M = N·H·W  ->  out (M, 2) = [mean over C, max over C] and the argmax
 //   (M) int64. One warp per kSpatialPixels = 8 consecutive pixels: the warp reduces each
 //   pixel's row (lanes stride over C, coalesced), lane j keeps pixel j's result, and lanes
@@ -18,6 +20,11 @@
 //   32-lane broadcast per element as one thread per element gave: 71% coalescing on nano),
 //   the warp writes each pixel's row with lanes along C (shuffles pass the pixel's values).
 //   Cost: reads 2·M values and M int64, writes M·C.
+//   channel_pool backward, measured (paper step at 64×64, batch 2,
+//   docs/results/2026-12-01-kernel-report-adnn_fer_paper.md): 100.0 % coalesced, 5.21 sectors
+//   per load request (the int64 argmax: 8 per 32 lanes), 3.91 per store (88.0 % with one
+//   thread per element); the select of g max is a bit mask (value_or_zero), so the emulator's
+//   GCC code keeps one store instruction as nvcc's does.
 //   Measured (emulated trace, `adnn-fer profile --model adnn_fer_nano --train --batch 2`,
 //   docs/results/2026-11-30-kernel-report-adnn_fer_nano.md): forward 100 % coalesced (89.1 %
 //   before), backward 96.6 % (71 % with one thread per element; 87.6 % while the argmax
@@ -71,17 +78,22 @@ __global__ void channel_pool_kernel(const T* __restrict__ x, T* __restrict__ out
   }
 }
 
+// Block (32, 8): 32 channels × 8 position lanes, as the forward; grid (⌈C/32⌉, N, slices of
+// P). A thread loads its channel's g mean, g max and argmax once (coalesced along c) and
+// writes gx for its positions of the slice, a warp storing 32 consecutive channels of one
+// position. (One thread per element re-read the three per-channel values for every position
+// and loaded g max only in the argmax lanes: 88.0 % coalesced in the paper step.)
 template <class T>
 __global__ void channel_pool_backward_kernel(const T* __restrict__ g, const int64_t* __restrict__ am,
-                                             T* __restrict__ gx, int64_t N, int64_t P, int64_t C) {
+                                             T* __restrict__ gx, int64_t P, int64_t C, int64_t slice) {
   using A = acc_t<T>;
-  const int64_t total = N * P * C;
-  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = e % C, p = (e / C) % P, n = e / (P * C);
-    A v = load_as<A>(g[n * 2 * C + c]) / A(P);
-    if (am[n * C + c] == p) v += load_as<A>(g[n * 2 * C + C + c]);
-    gx[e] = store_as<T>(v);
-  }
+  const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + threadIdx.x, p0 = int64_t(blockIdx.z) * slice;
+  const int64_t p1 = p0 + slice < P ? p0 + slice : P;
+  if (c >= C || p0 + threadIdx.y >= p1) return;  // (rows past a short slice load nothing)
+  const A mean = load_as<A>(g[n * 2 * C + c]) / A(P), mx = load_as<A>(g[n * 2 * C + C + c]);
+  const int64_t a = am[n * C + c];
+  for (int64_t p = p0 + threadIdx.y; p < p1; p += 8)
+    gx[(n * P + p) * C + c] = store_as<T>(mean + value_or_zero(p == a, mx));
 }
 
 // ---------------------------------------------------------------- spatial pool
@@ -245,7 +257,13 @@ template <class T>
 void launch_channel_pool_backward(const T* g, const int64_t* am, T* gx, int64_t N, int64_t P, int64_t C,
                                   Stream stream) {
   if (N * P * C == 0) return;
-  ADNN_LAUNCH(channel_pool_backward_kernel<T>, cbam_grid(N * P * C), dim3(256), 0, stream, g, am, gx, N, P, C);
+  // slices of P (multiples of the 8 position lanes) until ~1024 blocks
+  const int64_t tiles = ceil_div(C, 32) * N, want = std::clamp<int64_t>(ceil_div(1024, tiles), 1, ceil_div(P, 8));
+  const int64_t slice = ceil_div(ceil_div(P, want), 8) * 8, slices = ceil_div(P, slice);
+  ADNN_CHECK(N <= 65535 && slices <= 65535, "channel_pool_backward: grid (", ceil_div(C, 32), ", ", N, ", ", slices,
+             ") over the limits");
+  ADNN_LAUNCH(channel_pool_backward_kernel<T>, dim3(ceil_div(C, 32), unsigned(N), unsigned(slices)), dim3(32, 8), 0,
+              stream, g, am, gx, P, C, slice);
 }
 // 8 warps of kSpatialPixels pixels per 256-thread block
 inline dim3 spatial_pool_grid(int64_t M) { return dim3(unsigned(ceil_div(M, 8 * kSpatialPixels))); }

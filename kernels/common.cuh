@@ -359,4 +359,19 @@ __device__ __forceinline__ T store_as(A v) {
     return T(v);
 }
 
+// v where keep, else +0, as a bit mask (A is float or double): no branch, so that
+// `y[i] = a + value_or_zero(c, b)` stays one store instruction in the emulator's host code
+// too (GCC may duplicate a store into both arms of a select, which splits a warp's request
+// by lane condition in the access trace; nvcc emits a select and one store either way).
+template <class A>
+__device__ __forceinline__ A value_or_zero(bool keep, A v) {
+  static_assert(sizeof(A) == 4 || sizeof(A) == 8, "value_or_zero: float or double");
+  using U = std::conditional_t<sizeof(A) == 8, unsigned long long, unsigned>;
+  U bits;
+  __builtin_memcpy(&bits, &v, sizeof(A));
+  bits &= U(0) - U(keep);
+  __builtin_memcpy(&v, &bits, sizeof(A));
+  return v;
+}
+
 }  // namespace adnn::kernels

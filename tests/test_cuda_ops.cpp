@@ -505,6 +505,32 @@ TEST_SUITE("cuda") {
   // max) pairs as one vector when aligned. Pixel counts below, at and above a warp's 8 and a
   // block's 64, C below and above 32, ties (argmax = the first), and through the op table with
   // pair buffers one element off alignment (the scalar path).
+  TEST_CASE("CBAM channel pool on cuda: position slices, ties, partial channel tiles agree with cpu") {
+    // the backward's grid splits P into slices of 8-position multiples until ~1024 blocks:
+    // one slice (P = 3), several with a partial last one (P = 1000 at one tile: 125 slices of 8),
+    // C below, at and past a 32-channel tile
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(53);
+    for (DType dt : {DType::f32, DType::bf16})
+      for (int64_t P : {3, 49, 1000})
+        for (int64_t C : {5, 32, 70})
+          for (int64_t N : {1, 3}) {
+            INFO(std::string(dtype_name(dt)) << " N " << N << " P " << P << " C " << C);
+            Tensor x = randn({N, P, 1, C}).to(dt);
+            if (P > 2) x.narrow(1, 2, 1).copy_(x.narrow(1, 0, 1));  // a tie between positions 0 and 2
+            Tensor r = randn({N, 2, C}).to(dt);
+            auto run = [&](Device d) {
+              Tensor xd = x.to(d).detach().requires_grad_(true);
+              Tensor y = channel_pool2d(xd);  // (N, 2, C): means, maxima
+              sum(mul(y, r.to(d))).backward();
+              return std::vector<Tensor>{y.to(kCPU), xd.grad().to(kCPU)};
+            };
+            auto ref = run(kCPU), got = run(kCUDA);
+            CHECK(max_abs_diff(got[0], ref[0]) <= (dt == DType::f32 ? 1e-6 : 1e-2) * scale_of(ref[0]));
+            CHECK(max_abs_diff(got[1], ref[1]) == 0);  // g / P + [p = argmax] g max: the same operations, exact
+          }
+  }
+
   TEST_CASE("CBAM spatial pool on cuda: pixel groups, ties, aligned and unaligned pairs agree with cpu") {
     REQUIRE_CUDA_DEVICE();
     manual_seed(47);

@@ -321,6 +321,25 @@ TEST_SUITE("sim") {
     CHECK(efficiency(find(r, "im2col_kernel")) < 0.8);
   }
 
+  TEST_CASE("trace: the CBAM channel-pool backward loads each channel's values once and stores whole rows") {
+    // the paper's CBAM shapes at 64x64 (stage 5: 176 channels over 4x4; head: 2048 over 2x2)
+    // and nano's (128 over 6x6): one thread per element read g mean, argmax and (in the
+    // argmax lanes only) g max for every position, 88.0 % in the paper step
+    for (DType dt : {DType::f32, DType::bf16})
+      for (Shape sh : {Shape{2, 4, 4, 176}, Shape{2, 2, 2, 2048}, Shape{2, 6, 6, 128}}) {
+        INFO(std::string(dtype_name(dt)) << " " << shape_str(sh));
+        Tensor x = randn(sh).to(dt).to(kCUDA).requires_grad_();
+        std::vector<sim::KernelTrace> r;
+        {
+          TraceScope t;
+          sum(channel_pool2d(x)).backward();
+          r = sim::trace_results();
+        }
+        const auto& k = find(r, "channel_pool_backward_kernel");
+        CHECK(double(k.c.ld_bytes + k.c.st_bytes) / (32.0 * double(k.c.ld_sectors + k.c.st_sectors)) >= 0.95);
+      }
+  }
+
   TEST_CASE("trace: nothing is recorded without a trace, nor for host code during one") {
     dbuf x(256, 1.f), y(256, 0.f);
     ADNN_LAUNCH(trace_copy_kernel, dim3(1), dim3(256), 0, nullptr, x.p, y.p, 256);

@@ -62,9 +62,9 @@ void channel_pool_backward(const Tensor& g, const Tensor& argmax, const Tensor& 
     for (int64_t n = 0; n < N; ++n)
       for (int64_t p = 0; p < P; ++p)
         for (int64_t c = 0; c < C; ++c) {
-          A val = A(gp[n * 2 * C + c]) / A(P);
-          if (am[n * C + c] == p) val += A(gp[n * 2 * C + C + c]);
-          out[(n * P + p) * C + c] = T(val);
+          // as the kernel: mean + (max or +0), so that a −0 mean gives +0 on both
+          const A mean = A(gp[n * 2 * C + c]) / A(P);
+          out[(n * P + p) * C + c] = T(mean + (am[n * C + c] == p ? A(gp[n * 2 * C + C + c]) : A(0)));
         }
   });
 }
