@@ -238,11 +238,12 @@ inline Im2colTiling im2col_tiling(const ConvGeom& g, size_t x_bytes, size_t col_
   const auto key = std::make_tuple(Cg, g.KH, g.KW, g.sw, g.dw, g.OW, x_bytes, col_bytes);
   if (auto it = known.find(key); it != known.end()) return it->second;
   Im2colTiling t;
+  if (KK == 0 || Cg * int64_t(x_bytes) >= 128) return known[key] = t;  // nothing to gather, or runs fill lines
   const auto span_of = [&](int64_t w) { return (w - 1) * g.sw + (g.KW - 1) * g.dw + 1; };
   const int64_t budget = int64_t(16384 / col_bytes), slack = 64;  // elements; pitch in [span·Cg, + slack)
   int64_t tw = std::clamp<int64_t>((2048 + KK - 1) / KK, 1, std::max<int64_t>(g.OW, 1));  // ~8 entries a thread
   while (tw > 1 && g.KH * (span_of(tw) * Cg + slack) > budget) --tw;
-  if (Cg * int64_t(x_bytes) >= 128 || g.KH * (span_of(tw) * Cg + slack) > budget) return known[key] = t;
+  if (g.KH * (span_of(tw) * Cg + slack) > budget) return known[key] = t;
   const int64_t span = span_of(tw), row = span * Cg;
   int64_t best = -1;
   // the kernel's loops start their warps at any of 32 skews (the global address's): the

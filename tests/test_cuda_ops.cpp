@@ -505,6 +505,17 @@ TEST_SUITE("cuda") {
   // max) pairs as one vector when aligned. Pixel counts below, at and above a warp's 8 and a
   // block's 64, C below and above 32, ties (argmax = the first), and through the op table with
   // pair buffers one element off alignment (the scalar path).
+  TEST_CASE("conv2d with zero input channels or an empty kernel on cuda: the bias alone, as on the cpu") {
+    // K·K·C = 0 columns: the im2col launcher must not divide by the column width
+    REQUIRE_CUDA_DEVICE();
+    Conv2dOptions o;
+    o.padding = {1, 1, 1, 1};
+    Tensor x = randn({1, 5, 5, 0}), w = randn({4, 3, 3, 0}), b = randn({4});
+    Tensor ref = conv2d(x, w, b, o), got = conv2d(x.to(kCUDA), w.to(kCUDA), b.to(kCUDA), o).to(kCPU);
+    CHECK(got.sizes() == Shape{1, 5, 5, 4});
+    CHECK(max_abs_diff(got, ref) == 0);
+  }
+
   TEST_CASE("CBAM channel pool on cuda: position slices, ties, partial channel tiles agree with cpu") {
     // the backward's grid splits P into slices of 8-position multiples until ~1024 blocks:
     // one slice (P = 3), several with a partial last one (P = 1000 at one tile: 125 slices of 8),
