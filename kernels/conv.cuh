@@ -74,6 +74,15 @@
 
 namespace adnn::kernels {
 
+// x's value as a column entry: T itself, or widened to TC = f32 for a 16-bit x.
+template <class T, class TC>
+__device__ __forceinline__ TC im2col_value(T v) {
+  if constexpr (std::is_same_v<T, TC>)
+    return v;
+  else
+    return store_as<TC>(load_as<acc_t<T>>(v));
+}
+
 // TC: the columns' type — T, or f32 for 16-bit x (the widening fused into the gather).
 template <class T, class TC = T>
 __global__ void im2col_kernel(const T* __restrict__ x, TC* __restrict__ col, ConvGeom g, int64_t n0, int64_t nb,
@@ -84,13 +93,9 @@ __global__ void im2col_kernel(const T* __restrict__ x, TC* __restrict__ col, Con
     const int64_t c = k % Cg, kw = (k / Cg) % g.KW, kh = k / (Cg * g.KW);
     const int64_t ow = r % g.OW, oh = (r / g.OW) % g.OH, n = n0 + r / (g.OW * g.OH);
     const int64_t ih = oh * g.sh - g.pt + kh * g.dh, iw = ow * g.sw - g.pl + kw * g.dw;
-    if constexpr (std::is_same_v<T, TC>)
-      col[i] = (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) ? store_as<T>(acc_t<T>(0))
-                                                            : x[((n * g.H + ih) * g.W + iw) * g.C + gi * Cg + c];
-    else
-      col[i] = (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W)
-                   ? TC(0)
-                   : store_as<TC>(load_as<acc_t<T>>(x[((n * g.H + ih) * g.W + iw) * g.C + gi * Cg + c]));
+    col[i] = (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W)
+                 ? store_as<TC>(acc_t<TC>(0))
+                 : im2col_value<T, TC>(x[((n * g.H + ih) * g.W + iw) * g.C + gi * Cg + c]);
   }
 }
 
@@ -222,7 +227,7 @@ inline bool depthwise_index_fits(const ConvGeom& g, int64_t partials = 0) {
 // stores and the gathering loads together (im2col_tiling).
 struct Im2colTiling {
   bool tiled = false;
-  int tw = 0, span = 0, pitch = 0;  // output pixels per block, staged pixels per row, row pitch (elements)
+  int tw = 0, pitch = 0;            // output pixels per block, staged rows' pitch (elements)
   int64_t tiles_w = 0;              // blocks per output row
   size_t smem = 0;                  // dynamic shared bytes: KH·pitch elements of TC
 };
@@ -264,7 +269,7 @@ inline Im2colTiling im2col_tiling(const ConvGeom& g, size_t x_bytes, size_t col_
     if (best < 0 || w < best) best = w, t.pitch = int(p);
   }
   t.tiled = true;
-  t.tw = int(tw), t.span = int(span), t.tiles_w = (g.OW + tw - 1) / tw;
+  t.tw = int(tw), t.tiles_w = (g.OW + tw - 1) / tw;
   t.smem = size_t(g.KH * t.pitch) * col_bytes;
   return known[key] = t;
 }
@@ -306,14 +311,6 @@ __device__ __forceinline__ void warp_for_aligned(int n, int skew, F&& f) {
   for (int e = 32 - skew + lane; e - lane < n; e += 32)
     if (e < n) f(e);
   __syncwarp();
-}
-
-template <class T, class TC>
-__device__ __forceinline__ TC im2col_value(T v) {
-  if constexpr (std::is_same_v<T, TC>)
-    return v;
-  else
-    return store_as<TC>(load_as<acc_t<T>>(v));
 }
 
 template <class T, class TC, class I>

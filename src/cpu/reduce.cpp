@@ -75,8 +75,7 @@ static void reduce_cols_t(ReduceOp op, const X* x, Y* out, int64_t outer, int64_
     for (int64_t i = 0; i < inner; ++i) {
       double a = part[size_t(o * nb * inner + i)];
       for (int64_t b = 1; b < nb; ++b) {
-        const double v = part[size_t((o * nb + b) * inner + i)];
-        a = is_sum ? a + v : common::reduce_combine<double>(op, a, v);
+        a = common::reduce_combine<double>(op, a, part[size_t((o * nb + b) * inner + i)]);
       }
       out[o * inner + i] = Y(P(a));
     }
