@@ -41,7 +41,8 @@ ADNN_HD A relu(A x) {
 }
 
 // ---------------------------------------------------------------- elementwise unary ops
-// y = op(v; p0, p1). leaky_relu: p0 = slope; clamp: [p0, p1]; pow_scalar: exponent p0.
+// y = op(v; p0, p1). leaky_relu: p0 = slope; clamp: [p0, p1]; pow_scalar: exponent p0;
+// add/mul/rsub/rdiv_scalar: v + p0, v · p0, p0 − v, p0 / v.
 template <UnaryOp Op, class A>
 ADNN_HD A unary_forward(A v, A p0, A p1) {
   if constexpr (Op == UnaryOp::neg) return -v;
@@ -57,6 +58,10 @@ ADNN_HD A unary_forward(A v, A p0, A p1) {
   else if constexpr (Op == UnaryOp::silu) return silu(v);
   else if constexpr (Op == UnaryOp::gelu) return gelu(v);
   else if constexpr (Op == UnaryOp::clamp) return v < p0 ? p0 : (v > p1 ? p1 : v);
+  else if constexpr (Op == UnaryOp::add_scalar) return v + p0;
+  else if constexpr (Op == UnaryOp::mul_scalar) return v * p0;
+  else if constexpr (Op == UnaryOp::rsub_scalar) return p0 - v;
+  else if constexpr (Op == UnaryOp::rdiv_scalar) return p0 / v;
   else return math::pow(v, p0);  // pow_scalar
 }
 // g · d op(x) / dx, with y = op(x) given for the ops whose derivative is cheaper from it.
@@ -75,6 +80,10 @@ ADNN_HD A unary_backward(A g, A x, A y, A p0, A p1) {
   else if constexpr (Op == UnaryOp::silu) return g * silu_grad(x);
   else if constexpr (Op == UnaryOp::gelu) return g * gelu_grad(x);
   else if constexpr (Op == UnaryOp::clamp) return (x >= p0 && x <= p1) ? g : A(0);
+  else if constexpr (Op == UnaryOp::add_scalar) return g;
+  else if constexpr (Op == UnaryOp::mul_scalar) return g * p0;
+  else if constexpr (Op == UnaryOp::rsub_scalar) return -g;
+  else if constexpr (Op == UnaryOp::rdiv_scalar) return -(g * p0) / (x * x);
   else return p0 == A(0) ? A(0) : g * p0 * math::pow(x, p0 - A(1));  // pow_scalar
 }
 
@@ -88,7 +97,8 @@ inline void unary_dispatch(UnaryOp op, F&& f) {
     ADNN_UNARY_CASE(neg) ADNN_UNARY_CASE(exp) ADNN_UNARY_CASE(log) ADNN_UNARY_CASE(sqrt) ADNN_UNARY_CASE(rsqrt)
     ADNN_UNARY_CASE(abs) ADNN_UNARY_CASE(relu) ADNN_UNARY_CASE(leaky_relu) ADNN_UNARY_CASE(sigmoid)
     ADNN_UNARY_CASE(tanh) ADNN_UNARY_CASE(silu) ADNN_UNARY_CASE(gelu) ADNN_UNARY_CASE(clamp)
-    ADNN_UNARY_CASE(pow_scalar)
+    ADNN_UNARY_CASE(pow_scalar) ADNN_UNARY_CASE(add_scalar) ADNN_UNARY_CASE(mul_scalar) ADNN_UNARY_CASE(rsub_scalar)
+    ADNN_UNARY_CASE(rdiv_scalar)
 #undef ADNN_UNARY_CASE
   }
 }
@@ -102,6 +112,7 @@ ADNN_HD A apply_unary(UnaryOp op, A v, A p0, A p1) {
     ADNN_UNARY_CASE(neg) ADNN_UNARY_CASE(exp) ADNN_UNARY_CASE(log) ADNN_UNARY_CASE(sqrt) ADNN_UNARY_CASE(rsqrt)
     ADNN_UNARY_CASE(abs) ADNN_UNARY_CASE(relu) ADNN_UNARY_CASE(leaky_relu) ADNN_UNARY_CASE(sigmoid)
     ADNN_UNARY_CASE(tanh) ADNN_UNARY_CASE(silu) ADNN_UNARY_CASE(gelu) ADNN_UNARY_CASE(clamp)
+    ADNN_UNARY_CASE(add_scalar) ADNN_UNARY_CASE(mul_scalar) ADNN_UNARY_CASE(rsub_scalar) ADNN_UNARY_CASE(rdiv_scalar)
 #undef ADNN_UNARY_CASE
     default: return unary_forward<UnaryOp::pow_scalar>(v, p0, p1);
   }
@@ -114,6 +125,7 @@ ADNN_HD A apply_unary_backward(UnaryOp op, A g, A x, A y, A p0, A p1) {
     ADNN_UNARY_CASE(neg) ADNN_UNARY_CASE(exp) ADNN_UNARY_CASE(log) ADNN_UNARY_CASE(sqrt) ADNN_UNARY_CASE(rsqrt)
     ADNN_UNARY_CASE(abs) ADNN_UNARY_CASE(relu) ADNN_UNARY_CASE(leaky_relu) ADNN_UNARY_CASE(sigmoid)
     ADNN_UNARY_CASE(tanh) ADNN_UNARY_CASE(silu) ADNN_UNARY_CASE(gelu) ADNN_UNARY_CASE(clamp)
+    ADNN_UNARY_CASE(add_scalar) ADNN_UNARY_CASE(mul_scalar) ADNN_UNARY_CASE(rsub_scalar) ADNN_UNARY_CASE(rdiv_scalar)
 #undef ADNN_UNARY_CASE
     default: return unary_backward<UnaryOp::pow_scalar>(g, x, y, p0, p1);
   }

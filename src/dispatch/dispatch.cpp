@@ -6,8 +6,9 @@
 namespace adnn {
 
 const char* unary_name(UnaryOp op) {
-  static const char* n[] = {"neg", "exp", "log", "sqrt", "rsqrt", "abs", "relu", "leaky_relu",
-                            "sigmoid", "tanh", "silu", "gelu", "clamp", "pow"};
+  static const char* n[] = {"neg",   "exp",        "log",        "sqrt",       "rsqrt",       "abs",
+                            "relu",  "leaky_relu", "sigmoid",    "tanh",       "silu",        "gelu",
+                            "clamp", "pow",        "add_scalar", "mul_scalar", "rsub_scalar", "rdiv_scalar"};
   return n[int(op)];
 }
 const char* binary_name(BinaryOp op) {

@@ -98,6 +98,38 @@ Tensor scalar_like(const Tensor& t, double v) {
   return scalar_tensor(v, TensorOptions(t.dtype(), t.device()));
 }
 
+// x + s, x · s, s − x, s / x for a floating x: one unary kernel with s as its parameter (in the
+// compute type, as torch's opmath), not a filled scalar tensor and a broadcast binary (two
+// launches, and s rounded to x's dtype first). The gradients of x + s, x · s and s − x need
+// neither x nor y (nothing saved); s / x keeps x. Integer and bool x: the binary op.
+Tensor scalar_op(UnaryOp op, const Tensor& x, double s) {
+  check_defined(unary_name(op), x, "tensor operand");
+  if (!is_floating(x.dtype())) {
+    const Tensor st = scalar_like(x, s);
+    switch (op) {
+      case UnaryOp::add_scalar:
+        return add(x, st);
+      case UnaryOp::mul_scalar:
+        return mul(x, st);
+      case UnaryOp::rsub_scalar:
+        return sub(st, x);
+      default:
+        return div(st, x);
+    }
+  }
+  if (op == UnaryOp::rdiv_scalar) return unary_op(op, x, s);
+  check_devices(unary_name(op), {&x});
+  Tensor y = new_like(x, x.sizes());
+  backend::unary(op, x, y, s, 0);
+  if (autograd::needs_grad({&x}))
+    autograd::record(unary_name(op), {x}, y, [op, s](const Tensor& g, const std::vector<bool>&) {
+      return std::vector<Tensor>{op == UnaryOp::add_scalar    ? g
+                                 : op == UnaryOp::rsub_scalar ? neg(g)
+                                                              : scalar_op(UnaryOp::mul_scalar, g, s)};
+    });
+  return y;
+}
+
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::add, a, b); }
@@ -117,8 +149,12 @@ Tensor lt(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::lt, a, 
 Tensor le(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::le, a, b); }
 Tensor gt(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::gt, a, b); }
 Tensor ge(const Tensor& a, const Tensor& b) { return binary_op(BinaryOp::ge, a, b); }
-Tensor add(const Tensor& a, double b) { return add(a, scalar_like(a, b)); }
-Tensor mul(const Tensor& a, double b) { return mul(a, scalar_like(a, b)); }
+Tensor add(const Tensor& a, double b) {
+  return scalar_op(UnaryOp::add_scalar, a, b);
+}
+Tensor mul(const Tensor& a, double b) {
+  return scalar_op(UnaryOp::mul_scalar, a, b);
+}
 Tensor pow(const Tensor& a, double p) { return unary_op(UnaryOp::pow_scalar, a, p); }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
@@ -168,8 +204,12 @@ Tensor operator-(const Tensor& a, double b) { return add(a, -b); }
 Tensor operator*(const Tensor& a, double b) { return mul(a, b); }
 Tensor operator/(const Tensor& a, double b) { return mul(a, 1.0 / b); }
 Tensor operator+(double a, const Tensor& b) { return add(b, a); }
-Tensor operator-(double a, const Tensor& b) { return sub(scalar_like(b, a), b); }
+Tensor operator-(double a, const Tensor& b) {
+  return scalar_op(UnaryOp::rsub_scalar, b, a);
+}
 Tensor operator*(double a, const Tensor& b) { return mul(b, a); }
-Tensor operator/(double a, const Tensor& b) { return div(scalar_like(b, a), b); }
+Tensor operator/(double a, const Tensor& b) {
+  return scalar_op(UnaryOp::rdiv_scalar, b, a);
+}
 
 }  // namespace adnn

@@ -11,7 +11,14 @@ enum class InterpMode { nearest, bilinear, bicubic };
 
 // Backend codes of the elementwise and reduction ops (the op table's unary/binary/reduce
 // entries take them).
-enum class UnaryOp { neg, exp, log, sqrt, rsqrt, abs, relu, leaky_relu, sigmoid, tanh, silu, gelu, clamp, pow_scalar };
+// The *_scalar ops take their scalar in p0, kept in the compute type (f32 for 16-bit tensors,
+// as torch's opmath): x + s, x · s, s − x, s / x, x^s.
+// clang-format off
+enum class UnaryOp {
+  neg, exp, log, sqrt, rsqrt, abs, relu, leaky_relu, sigmoid, tanh, silu, gelu, clamp, pow_scalar,
+  add_scalar, mul_scalar, rsub_scalar, rdiv_scalar
+};
+// clang-format on
 enum class BinaryOp { add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge };
 enum class ReduceOp { sum, max, min };
 
