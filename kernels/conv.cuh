@@ -13,7 +13,12 @@
 //   gathers f32 columns (widened in the gather) and runs f32 GEMMs and col2im on f32
 //   copies of gy and w, rounding gx and gw once (src/cuda/conv.cpp, the CPU twin alike).
 // col2im: gx[n, ih, iw, g·Cg + c] += Σ of the col entries that read that pixel, in the
-//   gather form (one thread per input element summing its own taps): no atomics.
+//   gather form (one thread per input element summing its own taps): no atomics. Groups of
+//   128 bytes or more (col2im_kernel): dcol (nb·OH·OW, KK), each tap's Cg channels one run.
+//   Narrower groups (col2im_tiled_kernel, CBAM's 2-channel 7×7): the GEMM writes dcol
+//   transposed, (KK, nb·OH·OW), and a block stages each kernel row's taps for its tile of gx
+//   in shared memory (see "col2im, narrow channels" below); the sums are the same, in the
+//   same tap order, as the CPU twin's.
 // depthwise (groups == C == O): direct kernels, x, y, gx, gy (N, H|OH, W|OW, C), w (C, KH, KW).
 //   Storage T is f32, f64, or f16/bf16 natively; the math is in A = acc_t<T> (f32 for the
 //   16-bit types: loaded widened, accumulated in f32, stored rounded once), and the weight
@@ -362,6 +367,150 @@ __global__ void im2col_tiled_kernel(const T* __restrict__ x, TC* __restrict__ co
     const int c = e % Cg, t = e / Cg, kw = t % KW, kh = (t / KW) % KH, o = t / (KW * KH);
     out[e] = s[kh * pitch + (o * sw + kw * dw) * Cg + c];
   });
+}
+
+// ---------------------------------------------------------------- col2im, narrow channels
+// col2im_kernel reads dcol (nb·OH·OW, KK) in runs of Cg elements, one per tap: below 128 bytes
+// (CBAM's spatial conv: 2 channels, 7×7) consecutive lanes' taps lie KK elements apart and a
+// warp fetches 2–4× the sectors it uses (56.6 % in the paper step). The transposed form: the
+// GEMM writes dcolT (KK, nb·OH·OW) = W_gᵀ · gy_gᵀ, so that one tap k of consecutive output
+// pixels is contiguous, and col2im_tiled_kernel gathers from it through shared memory:
+//   a block owns a tile of gx's elements — ti whole images (H·W·Cg ≤ 224 each), th whole rows
+//   of one image (W·Cg ≤ 224), or tw pixels of one row — at most 224 elements, one per thread,
+//   (image, row, pixel, c) in gx's order, each warp on 32 aligned elements of gx (warp_skew);
+//   for each kernel row kh (block-uniform, skipped where no element of the tile reads it) the
+//   tile's taps (kh, kw, c) read the output pixels p of one contiguous range [p_lo, p_hi) of
+//   the chunk (the output rows kh maps the tile's rows to; whole rows when the tile spans the
+//   width). Each of the KW·Cg rows k of dcolT is staged by one warp from the 32-byte boundary
+//   at or below k·P + p_lo, L elements (a multiple of 8 f32): every warp request is whole
+//   sectors, its stores consecutive words (no bank conflicts). Shared
+//   row kk holds p at column A - 1 + p - p_lo (A: elements per sector), the same column in
+//   every row, so that a tap's lanes read consecutive words, Cg rows `pitch` apart;
+//   each thread then adds its taps of that kh from shared memory, kw inner: the order of
+//   common::for_each_tap_reading, so the sum is the CPU twin's, bit for bit, given the same
+//   dcol. A tap outside the image reads a staged word next to its neighbours' and adds +0
+//   (value_or_zero): every lane issues the same loads (the trace pairs them), and +0 leaves a
+//   sum that started at +0 unchanged.
+// Cost: KH·KW·Cg·L elements staged per tile ≈ |dcol| over the grid (+ < 2·A per row for the
+//   alignment) read once, |gx| read and written once; KK adds per gx element: memory bound.
+struct Col2imTiling {
+  bool tiled = false;
+  int ti = 0, th = 0, tw = 0;  // images, rows, pixels per tile (ti > 1 → whole images; th < H → ti = 1)
+  int L = 0, pitch = 0;        // staged elements per dcolT row, their rows' pitch (elements)
+  int64_t tiles = 0;           // blocks: ⌈nb/ti⌉·⌈H/th⌉·⌈W/tw⌉
+  size_t smem = 0;             // KW·Cg·pitch elements
+};
+
+// The tiled col2im's shape for g and a chunk of nb images, elements of elem_bytes, or tiled =
+// false (the direct kernel on the untransposed dcol) where Cg·elem_bytes ≥ 128 — runs of a
+// line already — or the staged rows exceed 48 KiB.
+inline Col2imTiling col2im_tiling(const ConvGeom& g, int64_t nb, size_t elem_bytes) {
+  // the pitch search costs ~0.5 ms on the host: once per shape and thread
+  thread_local std::map<
+      std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, size_t>,
+      Col2imTiling>
+      known;
+  const int64_t Cg = g.C / g.groups, KK = g.KH * g.KW * Cg;
+  const auto key = std::make_tuple(Cg, g.H, g.W, g.KH, g.KW, g.sh, g.sw, g.dw, g.OH, nb, elem_bytes);
+  if (auto it = known.find(key); it != known.end()) return it->second;
+  Col2imTiling t;
+  if (KK == 0 || nb == 0 || g.H == 0 || g.W == 0 || g.OH == 0 || g.OW == 0 || Cg * int64_t(elem_bytes) >= 128)
+    return known[key] = t;
+  constexpr int64_t kElems = 224;  // + a skew of ≤ 31 within 256 threads
+  const int64_t A = std::max<int64_t>(1, 32 / int64_t(elem_bytes)), img = g.H * g.W * Cg;
+  int64_t ti = 1, th = 1, tw = 1, run = 0;  // run: the longest [p_lo, p_hi) of one kh
+  if (img <= kElems) {
+    ti = std::min(nb, kElems / img), th = g.H, tw = g.W, run = ti * g.OH * g.OW;
+  } else if (g.W * Cg <= kElems) {
+    th = kElems / (g.W * Cg), tw = g.W, run = ((th - 1) / g.sh + 1) * g.OW;
+  } else {
+    tw = std::max<int64_t>(1, kElems / Cg), run = (tw - 1 + (g.KW - 1) * g.dw) / g.sw + 1;
+  }
+  const int64_t L = (run + A - 1 + A - 1) / A * A, cols = L + A - 1, rows = g.KW * Cg;
+  if (rows * (cols + 32) * int64_t(elem_bytes) > 49152) return known[key] = t;
+  // the pitch with the fewest bank conflicts over the taps' loads: lanes along (pixel, c), c
+  // fastest, read words c·pitch + pixel / sw (+ a common offset), warps at every skew (the
+  // staging stores are a warp per row, conflict-free at any pitch)
+  const int64_t px = std::min<int64_t>(ti * th * tw, kElems / Cg);
+  int64_t best = -1;
+  for (int64_t p = cols; p < cols + 32; ++p) {
+    int64_t w = 0;
+    for (int skew = 0; skew < 32; ++skew)
+      w += shared_wavefronts(
+          px * Cg, elem_bytes, [&](int64_t e) { return (e % Cg) * p + (e / Cg) / g.sw; }, 8, skew);
+    if (best < 0 || w < best) best = w, t.pitch = int(p);
+  }
+  t.tiled = true;
+  t.ti = int(ti), t.th = int(th), t.tw = int(tw), t.L = int(L);
+  t.tiles = ((nb + ti - 1) / ti) * ((g.H + th - 1) / th) * ((g.W + tw - 1) / tw);
+  t.smem = size_t(rows * t.pitch) * elem_bytes;
+  return known[key] = t;
+}
+
+// gx[n0 + n, ih, iw, gi·Cg + c] += Σ over the taps that read it of dcolT[k, p] (KK, P = nb·OH·OW),
+// k = (kh·KW + kw)·Cg + c, p = (n·OH + oh)·OW + ow; one block per tile (col2im_tiling),
+// blockIdx.x = (image tile·⌈H/th⌉ + row tile)·⌈W/tw⌉ + column tile; dynamic shared memory
+// KW·Cg·pitch elements of T. T is f32 or f64 (16-bit gradients run through f32 copies).
+template <class T>
+__global__ void col2im_tiled_kernel(const T* __restrict__ dcolT, T* __restrict__ gx, ConvGeom g, int64_t n0, int64_t nb,
+                                    int64_t gi, int ti, int th, int tw, int L, int pitch) {
+  ADNN_DYNAMIC_SHARED(T, s);  // (KW·Cg, pitch): one kh's staged rows of dcolT
+  const int Cg = int(g.C / g.groups), KW = int(g.KW), KH = int(g.KH), H = int(g.H), W = int(g.W);
+  const int OH = int(g.OH), OW = int(g.OW), sh = int(g.sh), sw = int(g.sw), pt = int(g.pt), pl = int(g.pl);
+  const int dh = int(g.dh), dw = int(g.dw), rows = KW * Cg, A = 32 / int(sizeof(T));
+  const int64_t P = nb * g.OH * g.OW, total = int64_t(KH) * rows * P;
+  const int tiles_w = (W + tw - 1) / tw, tiles_h = (H + th - 1) / th;
+  const int bw = int(blockIdx.x % unsigned(tiles_w)), bh = int(blockIdx.x / unsigned(tiles_w) % unsigned(tiles_h));
+  const int64_t nlo = int64_t(blockIdx.x / unsigned(tiles_w * tiles_h)) * ti;  // chunk-relative
+  const int iw0 = bw * tw, ih0 = bh * th;
+  const int ntw = tw < W - iw0 ? tw : W - iw0, nth = th < H - ih0 ? th : H - ih0;
+  const int nti = int(ti < nb - nlo ? ti : nb - nlo), count = nti * nth * ntw * Cg;
+  // thread threadIdx.x owns element e = threadIdx.x - skew of the tile, (image, row, pixel, c)
+  // in gx's order, so that each warp covers 32 aligned elements of gx where groups == 1
+  T* gx_tile = gx + (((n0 + nlo) * g.H + ih0) * g.W + iw0) * g.C + gi * Cg;
+  const int skew = g.groups == 1 ? warp_skew(gx_tile) : 0, e = int(threadIdx.x) - skew;
+  const bool mine = e >= 0 && e < count;
+  const int c = mine ? e % Cg : 0, px = mine ? e / Cg : 0;
+  const int iw = iw0 + px % ntw, ih = ih0 + px / ntw % nth, ni = px / (ntw * nth);  // ni: within the tile
+  T acc = T(0);
+  for (int kh = 0; kh < KH; ++kh) {
+    // the output rows kh maps the tile's rows to, and the output columns of its pixels
+    const int tlo = ih0 + pt - kh * dh, thi = ih0 + nth - 1 + pt - kh * dh;
+    const int ohl = tlo <= 0 ? 0 : (tlo + sh - 1) / sh, ohh = thi < 0 ? -1 : (thi / sh < OH - 1 ? thi / sh : OH - 1);
+    int owl = 0, owh = OW - 1;
+    if (ntw < W) {
+      const int ulo = iw0 + pl - (KW - 1) * dw, uhi = iw0 + ntw - 1 + pl;
+      owl = ulo <= 0 ? 0 : (ulo + sw - 1) / sw, owh = uhi < 0 ? -1 : (uhi / sw < OW - 1 ? uhi / sw : OW - 1);
+    }
+    if (ohl > ohh || owl > owh) continue;  // no element of the tile reads this kernel row
+    const int64_t plo = (nlo * OH + ohl) * OW + owl, phi = ((nlo + nti - 1) * OH + ohh) * OW + owh + 1;
+    // 1. stage rows k = kh·KW·Cg + kk of dcolT, L elements from the sector boundary at or
+    //    below k·P + p_lo; p lands at column A - 1 + p - p_lo of every row
+    //    (a warp per row: its stores are consecutive words, conflict-free)
+    for (int kk = int(threadIdx.x) / 32; kk < rows; kk += int(blockDim.x) / 32) {
+      const int64_t src = (int64_t(kh) * rows + kk) * P + plo, at = src - src % A;
+      const int n = int(total - at < L ? total - at : L), to = kk * pitch + A - 1 - int(src - at);
+      warp_for_aligned(n, 0, [&](int j) { s[to + j] = dcolT[at + j]; });
+    }
+    __syncthreads();
+    // 2. the taps (kh, kw) of this thread's element, kw inner; outside the image: +0
+    if (mine) {
+      const int t = ih + pt - kh * dh, oh = t / sh;
+      const bool vh = t >= 0 && t % sh == 0 && oh < OH;
+      for (int kw = 0; kw < KW; ++kw) {
+        const int u = iw + pl - kw * dw, ow = u / sw;
+        const bool v = vh && u >= 0 && u % sw == 0 && ow < OW;
+        // p - p_lo, clamped into the staged range where the tap is outside the image
+        const int64_t q = (nlo + ni) * OH * OW + int64_t(oh) * OW + ow - plo;
+        const int col = A - 1 + int(q < 0 ? 0 : (q < phi - plo ? q : phi - plo - 1));
+        const T staged = s[(kw * Cg + c) * pitch + col];
+        acc += value_or_zero(v, staged);
+      }
+    }
+    __syncthreads();
+  }
+  // groups == 1: the tile's elements are one run of gx (whole rows, or one row's segment)
+  if (mine) gx_tile[g.groups == 1 ? int64_t(e) : ((int64_t(ni) * H + (ih - ih0)) * W + (iw - iw0)) * g.C + c] += acc;
 }
 
 // A V-vector of accumulators rounded to T and stored as one vector.

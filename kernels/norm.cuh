@@ -210,9 +210,11 @@ __global__ void bn_stats_partials_kernel(const T* __restrict__ x, double* __rest
 template <class T>
 __global__ void bn_stats_merge_kernel(const double* __restrict__ part, int64_t P, int64_t C, int64_t M, double eps,
                                       double momentum, T* __restrict__ mean, T* __restrict__ invstd,
-                                      T* __restrict__ running_mean, T* __restrict__ running_var) {
+                                      T* __restrict__ running_mean, T* __restrict__ running_var,
+                                      int64_t* __restrict__ num_batches) {
   const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (c >= C) return;
+  if (num_batches && c == 0) *num_batches += 1;  // the module's num_batches_tracked: no launch of its own
   double n = 0, mu = 0, q = 0;
   for (int64_t p = 0; p < P; ++p) welford_merge(n, mu, q, part[p * C + c], part[(P + p) * C + c], part[(2 * P + p) * C + c]);
   const double var = q / double(M);
@@ -223,15 +225,15 @@ __global__ void bn_stats_merge_kernel(const double* __restrict__ part, int64_t P
     running_var[c] = T((1.0 - momentum) * double(running_var[c]) + momentum * q / double(M > 1 ? M - 1 : 1));
 }
 
-// Training statistics of x (M, C) in T into mean, invstd and the running statistics in P: two
-// launches, workspace part (3, bn_stats_slices(M, C), C) f64.
+// Training statistics of x (M, C) in T into mean, invstd and the running statistics in P, and
+// num_batches (or null) incremented: two launches, workspace part (3, bn_stats_slices(M, C), C) f64.
 template <class T, class P>
 void launch_bn_stats(const T* x, double* part, int64_t M, int64_t C, double eps, double momentum, P* mean, P* invstd,
-                     P* running_mean, P* running_var, Stream stream) {
+                     P* running_mean, P* running_var, int64_t* num_batches, Stream stream) {
   const int64_t S = bn_stats_slices(M, C);
   ADNN_LAUNCH(bn_stats_partials_kernel<T>, dim3(ceil_div(C, 32), unsigned(S)), dim3(32, 8), 0, stream, x, part, M, C);
   ADNN_LAUNCH(bn_stats_merge_kernel<P>, dim3(ceil_div(C, 128)), dim3(128), 0, stream, part, S, C, M, eps, momentum,
-              mean, invstd, running_mean, running_var);
+              mean, invstd, running_mean, running_var, num_batches);
 }
 
 // x, y, residual in T; mean, invstd, w, b, scale in P (the math is in P).

@@ -321,6 +321,96 @@ TEST_SUITE("sim") {
     CHECK(efficiency(find(r, "im2col_kernel")) < 0.8);
   }
 
+  TEST_CASE("trace: col2im of narrow channels gathers a transposed dcol through shared memory: >= 90% coalesced") {
+    // CBAM's spatial conv (2 channels, 7x7, same) on the paper's 4x4 and 2x2 maps at 64x64: the
+    // direct kernel's lanes read taps KK elements apart (56.6 % in the paper step). The cases
+    // cover the three tile forms (whole images, whole rows, one row's segment), strides,
+    // dilation and groups; the input gradient against the CPU's im2col + GEMM + col2im.
+    const auto efficiency = [](const sim::KernelTrace& k) {
+      return double(k.c.ld_bytes + k.c.st_bytes) / (32.0 * double(k.c.ld_sectors + k.c.st_sectors));
+    };
+    struct Case {
+      Shape x;
+      int64_t O, k, s, d, groups;
+    };
+    for (DType dt : {DType::f32, DType::bf16, DType::f64})
+      for (Case cs : {Case{{2, 4, 4, 2}, 1, 7, 1, 1, 1}, Case{{2, 2, 2, 2}, 1, 7, 1, 1, 1},
+                      Case{{3, 7, 7, 2}, 1, 7, 1, 1, 1}, Case{{2, 20, 20, 3}, 4, 3, 1, 1, 1},
+                      Case{{1, 17, 15, 5}, 4, 5, 2, 1, 1}, Case{{1, 6, 300, 2}, 3, 3, 1, 1, 1},
+                      Case{{1, 12, 90, 3}, 2, 3, 1, 2, 1}, Case{{1, 9, 9, 4}, 6, 3, 1, 1, 2}}) {
+        INFO(std::string(dtype_name(dt)) << " x " << shape_str(cs.x) << " k" << cs.k << " s" << cs.s << " d" << cs.d
+                                         << " groups " << cs.groups);
+        Tensor x = randn(cs.x).to(dt), w = randn({cs.O, cs.k, cs.k, cs.x[3] / cs.groups}).to(dt);
+        Conv2dOptions o;
+        o.stride = {cs.s, cs.s};
+        o.dilation = {cs.d, cs.d};
+        o.groups = cs.groups;
+        o.same = true;
+        Tensor xc = x.clone().requires_grad_();
+        Tensor yc = conv2d(xc, w, {}, o), gy = randn(yc.sizes()).to(dt);
+        (yc * gy).sum().backward();
+        Tensor xd = x.to(kCUDA).requires_grad_(), wd = w.to(kCUDA);
+        std::vector<sim::KernelTrace> r;
+        {
+          TraceScope t;
+          (conv2d(xd, wd, {}, o) * gy.to(kCUDA)).sum().backward();
+          r = sim::trace_results();
+        }
+        for (const auto& k : r) CHECK(k.name.find("col2im_kernel") == std::string::npos);  // not the direct kernel
+        const auto& k = find(r, "col2im_tiled_kernel");
+        CHECK(k.launches == cs.groups);
+        if (cs.groups == 1) CHECK(efficiency(k) >= 0.9);
+        CHECK(k.c.sh_requests > 0);
+        CHECK(k.c.sh_max_way <= 2);  // 2-way only for f64's two words per lane
+        CHECK(double(k.c.sh_wavefronts) <= 1.1 * double(k.c.sh_ideal_wavefronts));
+        const double tol = dt == DType::bf16 ? 1e-2 : 1e-6;  // relative to the largest value
+        CHECK(testing::max_abs_diff(xd.grad().to(kCPU), xc.grad()) <= tol * (1 + testing::max_abs(xc.grad())));
+      }
+    // the direct kernel on CBAM's shape (2 images of 4x4x2, 7x7, same), for the record: well under 90%
+    ConvGeom g{};
+    g.N = 2, g.H = 4, g.W = 4, g.C = 2, g.O = 1, g.KH = 7, g.KW = 7, g.sh = 1, g.sw = 1, g.pt = 3, g.pl = 3;
+    g.dh = 1, g.dw = 1, g.groups = 1, g.OH = 4, g.OW = 4;
+    dbuf dcol(size_t(2 * 16 * 98), 1.f), gx(size_t(2 * 16 * 2));
+    TraceScope t;
+    ADNN_LAUNCH(col2im_kernel<float>, grid_for(2 * 16 * 2), dim3(256), 0, nullptr, dcol.p, gx.p, g, 0, 2, 0);
+    const auto r = sim::trace_results();
+    CHECK(efficiency(find(r, "col2im_kernel")) < 0.8);
+    CHECK(gx[0] == 16.f);  // the 16 taps of a corner pixel inside the 4x4 map
+  }
+
+  TEST_CASE("trace: a training batch norm counts its batch in the statistics kernel, with no launch of its own") {
+    // num_batches_tracked += 1 was a fill, a broadcast add and a copy per BN forward: 348 of
+    // the B5 step's launches. Now bn_stats_merge_kernel increments it (cpu: the twin).
+    for (Device dev : {kCPU, kCUDA})
+      for (int residual = 0; residual < 2; ++residual) {
+        INFO(dev.str() << std::string(residual ? " forward_residual" : " forward"));
+        nn::BatchNorm2d bn(6);
+        bn.to(dev);
+        Tensor x = randn({2, 3, 3, 6}).to(dev);
+        std::vector<sim::KernelTrace> r;
+        {
+          TraceScope t;
+          for (int i = 0; i < 3; ++i) residual ? bn.forward_residual(x, x, {}) : bn.forward(x);
+          r = sim::trace_results();
+        }
+        CHECK(bn.num_batches_tracked.to(kCPU).item<int64_t>() == 3);
+        if (dev == kCUDA) {
+          for (const auto& k : r) {
+            INFO(k.name);
+            CHECK(k.name.find("fill") == std::string::npos);
+            CHECK(k.name.find("binary") == std::string::npos);
+            CHECK(k.name.find("copy") == std::string::npos);
+            if (k.name.rfind("cuda", 0) != 0)  // kernels, not library calls (cudaMemsetAsync)
+              CHECK(k.launches == 3);          // partials, merge (+ the count), apply: once per forward
+          }
+          CHECK(find(r, "bn_stats_merge_kernel").launches == 3);
+        }
+        bn.eval();
+        bn.forward(x);
+        CHECK(bn.num_batches_tracked.to(kCPU).item<int64_t>() == 3);  // eval does not count
+      }
+  }
+
   TEST_CASE("trace: the CBAM channel-pool backward loads each channel's values once and stores whole rows") {
     // the paper's CBAM shapes at 64x64 (stage 5: 176 channels over 4x4; head: 2048 over 2x2)
     // and nano's (128 over 6x6): one thread per element read g mean, argmax and (in the

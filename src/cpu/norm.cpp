@@ -109,13 +109,15 @@ static void bn_stats_update(const S* x, int64_t M, int64_t C, double eps, double
 }
 
 void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& running_mean,
-                      const Tensor& running_var, int64_t M, int64_t C, double eps, double momentum) {
+                      const Tensor& running_var, const Tensor& num_batches, int64_t M, int64_t C, double eps,
+                      double momentum) {
   bn_types(x.dtype(), "batch_norm_stats", [&](auto stag, auto tag) {
     using S = decltype(stag);
     using T = decltype(tag);
     bn_stats_update<S, T>(x.data_ptr<S>(), M, C, eps, momentum, mean.data_ptr<T>(), invstd.data_ptr<T>(),
                           opt_out<T>(running_mean), opt_out<T>(running_var));
   });
+  if (num_batches.defined() && C > 0) *num_batches.data_ptr<int64_t>() += 1;  // as the cuda twin's merge kernel
 }
 
 // x, y, res in S; w, b, mean, invstd, scale in T (the math). Stores assign a T to the S

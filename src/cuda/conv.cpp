@@ -35,6 +35,25 @@ void launch_im2col(const KT* x, KC* col, const ConvGeom& g, int64_t n0, int64_t 
   });
 }
 
+// gx (+=) of images [n0, n0 + nb), group gi, from gy_g (nb·OH·OW rows, ld O) and w_g (Og, KK):
+// the GEMM writes dcol into col — transposed, (KK, nb·OH·OW), for the tiled gather of narrow
+// channel groups (k::col2im_tiling), else (nb·OH·OW, KK) for the direct kernel — then col2im.
+template <class T>
+void col2im_from(const T* gyg, const T* wg, T* col, T* gx, const ConvGeom& g, int64_t n0, int64_t nb, int64_t gi) {
+  const int64_t P = nb * g.OH * g.OW, Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
+  const k::Col2imTiling t = k::col2im_tiling(g, nb, sizeof(T));
+  if (!t.tiled) {
+    gemm(false, false, P, KK, Og, T(1), gyg, g.O, wg, KK, T(0), col, KK);
+    ADNN_LAUNCH(k::col2im_kernel<T>, k::grid_for(nb * g.H * g.W * Cg), dim3(256), 0, stream(), col, gx, g, n0, nb, gi);
+    return;
+  }
+  gemm(true, true, KK, P, Og, T(1), wg, KK, gyg, g.O, T(0), col, P);
+  ADNN_CHECK(t.tiles < (int64_t(1) << 31), "conv2d backward (cuda): col2im of ", nb, " images of ", g.H, "x", g.W,
+             " needs ", t.tiles, " blocks, over the grid's 2^31 - 1");
+  ADNN_LAUNCH(k::col2im_tiled_kernel<T>, dim3(unsigned(t.tiles)), dim3(256), t.smem, stream(), col, gx, g, n0, nb, gi,
+              t.ti, t.th, t.tw, t.L, t.pitch);
+}
+
 }  // namespace
 
 namespace {
@@ -121,10 +140,7 @@ void conv_backward_16(const Tensor& gy, const Tensor& x, const Tensor& w, const 
                KK);
         }
         if (gxf.defined()) {
-          gemm(false, false, nb * P, KK, Og, 1.0f, gyg, g.O, ptr<float>(wf) + gi * Og * KK, KK, 0.0f, ptr<float>(col),
-               KK);
-          ADNN_LAUNCH(k::col2im_kernel<float>, k::grid_for(nb * g.H * g.W * Cg), dim3(256), 0, stream(),
-                      ptr<float>(col), ptr<float>(gxf), g, n0, nb, gi);
+          col2im_from(gyg, ptr<float>(wf) + gi * Og * KK, ptr<float>(col), ptr<float>(gxf), g, n0, nb, gi);
         }
       }
     }
@@ -275,9 +291,7 @@ void conv2d_backward(const Tensor& gy, const Tensor& x, const Tensor& w, const T
           gemm(true, false, Og, KK, nb * P, T(1), gyg, g.O, ptr<T>(col), KK, T(1), ptr<T>(gw) + gi * Og * KK, KK);
         }
         if (gx.defined()) {
-          gemm(false, false, nb * P, KK, Og, T(1), gyg, g.O, ptr<T>(w) + gi * Og * KK, KK, T(0), ptr<T>(col), KK);
-          ADNN_LAUNCH(k::col2im_kernel<T>, k::grid_for(nb * g.H * g.W * Cg), dim3(256), 0, stream(), ptr<T>(col),
-                      ptr<T>(gx), g, n0, nb, gi);
+          col2im_from(gyg, ptr<T>(w) + gi * Og * KK, ptr<T>(col), ptr<T>(gx), g, n0, nb, gi);
         }
       }
     }

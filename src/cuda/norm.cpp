@@ -50,14 +50,15 @@ void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
 }
 
 void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd, const Tensor& running_mean,
-                      const Tensor& running_var, int64_t M, int64_t C, double eps, double momentum) {
-  if (C == 0) return;
+                      const Tensor& running_var, const Tensor& num_batches, int64_t M, int64_t C, double eps,
+                      double momentum) {
+  if (C == 0) return;  // (unreachable from batch_norm: training needs M > 1, so C > 0)
   bn_types(x.dtype(), "batch_norm_stats", [&](auto tag, auto ptag) {
     using T = decltype(tag);
     using P = decltype(ptag);
     Tensor part = device_f64(3 * k::bn_stats_slices(M, C) * C);
     k::launch_bn_stats(ptr<T>(x), ptr<double>(part), M, C, eps, momentum, ptr<P>(mean), ptr<P>(invstd),
-                       ptr<P>(running_mean), ptr<P>(running_var), stream());
+                       ptr<P>(running_mean), ptr<P>(running_var), ptr<int64_t>(num_batches), stream());
   });
 }
 

@@ -157,7 +157,8 @@ Tensor BatchNorm2d::sync_normalize(const Tensor& x) {  // (..., C)
   // E[x²] − mean² can come out slightly negative in f32 when |mean| >> std: clamped at 0
   Tensor var = clamp(sub(div(st.narrow(0, C, C), n), mul(mean_, mean_)), 0.0, std::nullopt);
   {
-    NoGradGuard ng;  // running statistics with the unbiased variance, as torch
+    NoGradGuard ng;  // running statistics with the unbiased variance, as torch; the batch count
+    num_batches_tracked.add_(ones({}, TensorOptions(DType::i64, num_batches_tracked.device())));
     running_mean.mul_(1.0 - momentum);
     running_mean.add_(mean_.detach().to(running_mean.dtype()), momentum);
     Tensor unbiased = div(mul(var.detach(), n), clamp(add(n, -1.0), 1.0, std::nullopt));  // n = 1: the biased one
@@ -169,10 +170,6 @@ Tensor BatchNorm2d::sync_normalize(const Tensor& x) {  // (..., C)
 }
 
 Tensor BatchNorm2d::forward_residual(const Tensor& x, const Tensor& residual, const Tensor& sample_scale) {
-  if (training_) {
-    NoGradGuard ng;
-    num_batches_tracked.add_(ones({}, TensorOptions(DType::i64, num_batches_tracked.device())));
-  }
   if (training_ && sync_stats) {
     Tensor y = sync_normalize(x);
     if (sample_scale.defined()) {
@@ -183,19 +180,15 @@ Tensor BatchNorm2d::forward_residual(const Tensor& x, const Tensor& residual, co
     return add(residual, y);
   }
   return batch_norm_residual(x, running_mean, running_var, weight, bias, training_, momentum, eps, residual,
-                             sample_scale);
+                             sample_scale, num_batches_tracked);
 }
 
 Tensor BatchNorm2d::forward_act(const Tensor& x, NormActivation act) {
-  if (training_) {
-    NoGradGuard ng;
-    num_batches_tracked.add_(ones({}, TensorOptions(DType::i64, num_batches_tracked.device())));
-  }
   if (training_ && sync_stats) {
     Tensor y = sync_normalize(x);
     return act == NormActivation::relu ? relu(y) : act == NormActivation::silu ? silu(y) : y;
   }
-  return batch_norm(x, running_mean, running_var, weight, bias, training_, momentum, eps, act);
+  return batch_norm(x, running_mean, running_var, weight, bias, training_, momentum, eps, act, num_batches_tracked);
 }
 
 Tensor DropPath::sample_scale(int64_t n, TensorOptions opts) const {

@@ -78,9 +78,14 @@ namespace {
 // y = act(bn(x)), or residual + scale[n] · act(bn(x)) when residual is defined.
 Tensor batch_norm_impl(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                        const Tensor& bias, bool training, double momentum, double eps, NormActivation act,
-                       const Tensor& residual, const Tensor& sample_scale) {
+                       const Tensor& residual, const Tensor& sample_scale, const Tensor& num_batches_tracked) {
   check_defined("batch_norm", x, "input");
-  check_devices("batch_norm", {&x, &running_mean, &running_var, &weight, &bias, &residual, &sample_scale});
+  check_devices("batch_norm",
+                {&x, &running_mean, &running_var, &weight, &bias, &residual, &sample_scale, &num_batches_tracked});
+  if (num_batches_tracked.defined())
+    ADNN_CHECK(num_batches_tracked.dtype() == DType::i64 && num_batches_tracked.numel() == 1 &&
+                   num_batches_tracked.is_contiguous(),
+               "batch_norm: num_batches_tracked must be one contiguous i64 value, got ", num_batches_tracked.desc());
   if (is_reduced(x.dtype())) {  // f16/bf16 input with f32 or same-dtype affine parameters (as cuDNN)
     check_same_dtype("batch_norm", {&x, &residual});
     for (const Tensor* t : {&weight, &bias})
@@ -129,7 +134,7 @@ Tensor batch_norm_impl(const Tensor& x, const Tensor& running_mean, const Tensor
                             running_mean.is_contiguous() && running_var.is_contiguous();
   if (training)
     backend::batch_norm_stats(xc, mean_t, invstd, fused_update ? running_mean : Tensor(),
-                              fused_update ? running_var : Tensor(), M, C, eps, momentum);
+                              fused_update ? running_var : Tensor(), num_batches_tracked, M, C, eps, momentum);
   Tensor y = new_like(x, x.sizes());
   Tensor wd = weight.defined() ? weight.detach().to(pt).contiguous() : Tensor();
   Tensor bd = bias.defined() ? bias.detach().to(pt).contiguous() : Tensor();
@@ -173,16 +178,18 @@ Tensor batch_norm_impl(const Tensor& x, const Tensor& running_mean, const Tensor
 }  // namespace
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
-                  const Tensor& bias, bool training, double momentum, double eps, NormActivation act) {
-  return batch_norm_impl(x, running_mean, running_var, weight, bias, training, momentum, eps, act, {}, {});
+                  const Tensor& bias, bool training, double momentum, double eps, NormActivation act,
+                  const Tensor& num_batches_tracked) {
+  return batch_norm_impl(x, running_mean, running_var, weight, bias, training, momentum, eps, act, {}, {},
+                         num_batches_tracked);
 }
 
-Tensor batch_norm_residual(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
-                           const Tensor& weight, const Tensor& bias, bool training, double momentum, double eps,
-                           const Tensor& residual, const Tensor& sample_scale) {
+Tensor batch_norm_residual(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                           const Tensor& bias, bool training, double momentum, double eps, const Tensor& residual,
+                           const Tensor& sample_scale, const Tensor& num_batches_tracked) {
   check_defined("batch_norm_residual", residual, "residual");
   return batch_norm_impl(x, running_mean, running_var, weight, bias, training, momentum, eps, NormActivation::none,
-                         residual, sample_scale);
+                         residual, sample_scale, num_batches_tracked);
 }
 
 Tensor layer_norm(const Tensor& x, const Shape& ns, const Tensor& weight, const Tensor& bias, double eps) {

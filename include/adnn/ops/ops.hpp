@@ -125,15 +125,17 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, Co
 // running buffers (C) are updated in place with `momentum` (unbiased variance), as in torch.
 // `act` fuses the following activation (act(bn(x)) in one pass forward and one backward; the
 // pre-activation is recomputed, never stored): the BN + SiLU of EfficientNet, BN + ReLU.
-Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
-                  const Tensor& weight, const Tensor& bias, bool training, double momentum = 0.1,
-                  double eps = 1e-5, NormActivation act = NormActivation::none);
+// num_batches_tracked (one i64, or undefined): a module's counter, incremented by one in
+// place in training by the statistics kernel itself (no launch of its own).
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum = 0.1, double eps = 1e-5,
+                  NormActivation act = NormActivation::none, const Tensor& num_batches_tracked = {});
 // The MBConv epilogue in one pass: residual + sample_scale[n] · batch_norm(x) (BN of the
 // projection conv's output, the per-sample drop-path factor, the skip connection).
 // sample_scale (N) or undefined (= 1); residual has x's shape.
-Tensor batch_norm_residual(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
-                           const Tensor& weight, const Tensor& bias, bool training, double momentum, double eps,
-                           const Tensor& residual, const Tensor& sample_scale = {});
+Tensor batch_norm_residual(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                           const Tensor& bias, bool training, double momentum, double eps, const Tensor& residual,
+                           const Tensor& sample_scale = {}, const Tensor& num_batches_tracked = {});
 // Normalises over the trailing dims `normalized_shape`.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = {},
                   const Tensor& bias = {}, double eps = 1e-5);
