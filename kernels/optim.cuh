@@ -13,8 +13,20 @@
 //   finds the block's tensor); threads stride over the chunk.
 // Cost: reads p, g, m, v and writes p, m, v: 28 bytes per f32 parameter; ~12 flops and one
 //   sqrt per element. One launch instead of one per tensor (a model has hundreds).
+//
+// Gradient clipping (optim::clip_grad_norm_), the same multi-tensor layout (common::NormBatch,
+// 48 tensors a launch, chunks of kNormChunk elements, a block per chunk, threads striding):
+//   grad_sq_partials_kernel: part[first_chunk + b] = Σ x² over chunk b, f64 (a block tree);
+//   grad_norm_finish_kernel: one block sums the partials in a fixed order (+ extra), writes
+//     norm = sqrt(total) and coef = min(1, max_norm / (norm + 1e-6));
+//   scale_multi_tensor_kernel: x *= f32(coef) unless coef is 1 (the usual unclipped step:
+//     no traffic).
+// Cost: 4 bytes read per element for the norm, 8 (read + write) for a scale that clips; two
+//   launches per 48 tensors + one, where the per-tensor ops took ~6 launches per tensor and
+//   28 bytes per element (a squared copy, its sum, a cast, the scaled copy and its copy back).
 #include "common.cuh"
 #include "common/optim.hpp"
+#include "reduce.cuh"
 
 namespace adnn::kernels {
 
@@ -30,6 +42,55 @@ __global__ void adamw_multi_tensor_kernel(AdamWBatch batch, AdamWStep step) {
   const AdamWStep st = adamw_resolve(step, lr_factor);
   const float lr = s.lr * lr_factor;
   for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) adamw_element(s.p[i], s.g[i], s.m[i], s.v[i], lr, s.wd, st);
+}
+
+// The slot of block b and its chunk's [start, end).
+__device__ __forceinline__ const NormSlot& norm_chunk(const NormBatch& batch, int64_t b, int64_t& start, int64_t& end) {
+  int k = 0;
+  while (k + 1 < batch.count && b >= batch.chunk_end[k]) ++k;
+  const NormSlot& s = batch.slot[k];
+  start = (b - (k ? batch.chunk_end[k - 1] : 0)) * kNormChunk;
+  end = start + kNormChunk < s.n ? start + kNormChunk : s.n;
+  return s;
+}
+
+template <int Dummy = 0>
+__global__ void grad_sq_partials_kernel(NormBatch batch, double* __restrict__ part) {
+  ADNN_SHARED(double, scratch, [32]);
+  int64_t start, end;
+  const NormSlot& s = norm_chunk(batch, blockIdx.x, start, end);
+  double acc = 0;
+  for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) {
+    const double v = s.x[i];
+    acc += v * v;
+  }
+  acc = block_sum<double>(acc, scratch);
+  if (threadIdx.x == 0) part[batch.first_chunk + blockIdx.x] = acc;
+}
+
+// One block: norm = sqrt(Σ part + extra), coef (or null) = min(1, max_norm / (norm + 1e-6)).
+template <int Dummy = 0>
+__global__ void grad_norm_finish_kernel(const double* __restrict__ part, int64_t n, const double* __restrict__ extra,
+                                        double* __restrict__ norm, double* __restrict__ coef, double max_norm) {
+  ADNN_SHARED(double, scratch, [32]);
+  double acc = 0;
+  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += part[i];
+  acc = block_sum<double>(acc, scratch);
+  if (threadIdx.x == 0) {
+    const double total = extra ? acc + *extra : acc;
+    *norm = math::sqrt(total);
+    if (coef) *coef = clip_coefficient(*norm, max_norm);
+  }
+}
+
+template <int Dummy = 0>
+__global__ void scale_multi_tensor_kernel(NormBatch batch, const double* __restrict__ coef) {
+  const double c = *coef;
+  if (c == 1.0) return;  // x · 1 = x: an unclipped step writes nothing
+  const float cf = float(c);
+  int64_t start, end;
+  const NormSlot& s = norm_chunk(batch, blockIdx.x, start, end);
+  for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) s.x[i] *= cf;
 }
 
 }  // namespace adnn::kernels

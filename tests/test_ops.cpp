@@ -213,6 +213,25 @@ Register optim_cases({
        return cat({p0.reshape({-1}), p1.reshape({-1})}, 0);
      },
      1e-5, 1e-4, false, false},
+    // clip_grad_norm_: two f32 gradients through the multi-tensor norm and scale (one of two
+    // chunks), a strided one through the elementwise ops; clipped (the norm is ~265), then
+    // again unclipped (coefficient 1: the scale kernel writes nothing); the gradients and both
+    // norms as the output
+    {"clip_grad_norm_multi_tensor",
+     {fixed_in([] { return randn({3, 4}, DType::f64); }), fixed_in([] { return randn({70000}, DType::f64); }),
+      fixed_in([] { return randn({4, 3}, DType::f64); })},
+     [](const V& x) {
+       Tensor p0 = x[0].to(DType::f32).clone().requires_grad_(), p1 = x[1].to(DType::f32).clone().requires_grad_(),
+              p2 = x[0].to(DType::f32).clone().requires_grad_();
+       p0.set_grad(x[0].to(DType::f32).clone());  // copies: clipping scales the gradients in place
+       p1.set_grad(x[1].to(DType::f32).clone());
+       p2.set_grad(x[2].to(DType::f32).clone().transpose(0, 1));  // (3, 4), strided
+       const Tensor n1 = optim::clip_grad_norm_({p0, p1, p2}, 50.0), n2 = optim::clip_grad_norm_({p0, p1, p2}, 1e6);
+       return cat({p0.grad().reshape({-1}), p1.grad().reshape({-1}), p2.grad().reshape({-1}),
+                   n1.to(DType::f32).reshape({1}), n2.to(DType::f32).reshape({1})},
+                  0);
+     },
+     1e-5, 1e-4, false, false},
 });
 
 Register pool_cases({

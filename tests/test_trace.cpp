@@ -411,6 +411,53 @@ TEST_SUITE("sim") {
       }
   }
 
+  TEST_CASE(
+      "trace: clip_grad_norm_ over 100 gradients is 7 coalesced launches, and an unclipped scale writes nothing") {
+    // per tensor it was a squared copy, its sum, a cast, an add, the scaled copy and its copy
+    // back (~6 launches a tensor: 1800 of the paper step's, 28 % of its estimated time)
+    const auto efficiency = [](const sim::KernelTrace& k) {
+      return double(k.c.ld_bytes + k.c.st_bytes) / (32.0 * double(k.c.ld_sectors + k.c.st_sectors));
+    };
+    std::vector<Tensor> pc, pd;
+    for (int i = 0; i < 100; ++i) {
+      Tensor g = randn({int64_t(1 + (i * 997) % 3000)});  // 1 to 3000 elements, odd sizes
+      if (i == 7) g = randn({140000});                    // three chunks
+      pc.push_back(zeros(g.sizes()).requires_grad_());
+      pc.back().set_grad(g.clone());
+      pd.push_back(zeros(g.sizes()).to(kCUDA).requires_grad_());
+      pd.back().set_grad(g.to(kCUDA));
+    }
+    for (double max_norm : {10.0, 1e9}) {
+      INFO("max_norm " << max_norm);
+      const Tensor nc = optim::clip_grad_norm_(pc, max_norm);
+      std::vector<sim::KernelTrace> r;
+      Tensor nd;
+      {
+        TraceScope t;
+        nd = optim::clip_grad_norm_(pd, max_norm);
+        r = sim::trace_results();
+      }
+      int64_t launches = 0;
+      for (const auto& k : r) {
+        INFO(k.name);
+        if (k.name.rfind("cuda", 0) == 0) continue;  // a library call (a new buffer's cudaMemsetAsync)
+        CHECK((k.name.find("grad_sq_partials") != std::string::npos ||
+               k.name.find("grad_norm_finish") != std::string::npos ||
+               k.name.find("scale_multi_tensor") != std::string::npos));
+        launches += int64_t(k.launches);
+      }
+      CHECK(launches == 7);  // 3 partial launches (48 tensors each), the finish, 3 scale launches
+      CHECK(efficiency(find(r, "grad_sq_partials_kernel")) >= 0.95);
+      const auto& sc = find(r, "scale_multi_tensor_kernel");
+      if (max_norm > 1e6)
+        CHECK(sc.c.st_bytes == 0);  // coefficient 1
+      else
+        CHECK(efficiency(sc) >= 0.95);
+      CHECK(std::fabs(nd.item<double>() - nc.item<double>()) <= 1e-12 * nc.item<double>());
+      for (size_t i = 0; i < pc.size(); ++i) CHECK(testing::max_abs_diff(pd[i].grad().to(kCPU), pc[i].grad()) <= 1e-6);
+    }
+  }
+
   TEST_CASE("trace: the CBAM channel-pool backward loads each channel's values once and stores whole rows") {
     // the paper's CBAM shapes at 64x64 (stage 5: 176 channels over 4x4; head: 2048 over 2x2)
     // and nano's (128 over 6x6): one thread per element read g mean, argmax and (in the

@@ -78,4 +78,31 @@ struct AdamWBatch {
   }
 };
 
+// ---------------------------------------------------------------- gradient clipping
+// The multi-tensor squared-norm and scale of clip_grad_norm_ (torch's _foreach_norm and
+// _foreach_mul_): up to kNormBatch f32 tensors a launch, by value in the kernel's arguments
+// as AdamWBatch, split into chunks of kNormChunk elements (one block each).
+struct NormSlot {
+  float* x;
+  int64_t n;
+};
+constexpr int kNormBatch = 48;  // 48·16 + 48·8 + 8 bytes ≈ 1.2 KiB of kernel arguments
+constexpr int64_t kNormChunk = 65536;
+struct NormBatch {
+  NormSlot slot[kNormBatch];
+  int64_t chunk_end[kNormBatch];  // running chunk counts, as AdamWBatch's
+  int count;
+  int64_t first_chunk;  // this launch's first chunk among all of the call's: its partials' offset
+  template <class F>
+  void for_each_device_pointer(F&& f) const {
+    for (int i = 0; i < count; ++i) f(slot[i].x);
+  }
+};
+
+// torch's clip coefficient: min(1, max_norm / (norm + 1e-6)).
+ADNN_HD double clip_coefficient(double norm, double max_norm) {
+  const double c = max_norm / (norm + 1e-6);
+  return c < 1.0 ? c : 1.0;
+}
+
 }  // namespace adnn::common

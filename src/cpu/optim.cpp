@@ -3,6 +3,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
+#include <vector>
 
 #include "common/optim.hpp"
 #include "cpu/backend.hpp"
@@ -25,6 +27,43 @@ void adamw_multi_tensor(const std::vector<AdamWTensor>& ts, const AdamWStep& ste
       const int64_t e = std::min(n, s0 + chunk);
       for (int64_t i = s0; i < e; ++i) common::adamw_element(p[i], g[i], m[i], v[i], lr, t.wd, step);
     }
+  }
+}
+
+// The twins of kernels/optim.cuh's clipping kernels: f64 partials per kNormChunk elements, summed
+// in order (+ extra); the scale skips coef == 1.
+void grad_norm_multi_tensor(const std::vector<Tensor>& ts, const Tensor& extra, const Tensor& norm, const Tensor& coef,
+                            double max_norm) {
+  std::vector<double> part;
+  for (const Tensor& t : ts) {
+    const float* x = t.data_ptr<float>();
+    const int64_t n = t.numel(), chunks = (n + common::kNormChunk - 1) / common::kNormChunk;
+    const size_t at = part.size();
+    part.resize(at + size_t(chunks));
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; ++c) {
+      double acc = 0;
+      for (int64_t i = c * common::kNormChunk; i < std::min(n, (c + 1) * common::kNormChunk); ++i)
+        acc += double(x[i]) * double(x[i]);
+      part[at + size_t(c)] = acc;
+    }
+  }
+  double total = 0;
+  for (double p : part) total += p;
+  if (extra.defined()) total += *extra.data_ptr<double>();
+  *norm.data_ptr<double>() = std::sqrt(total);
+  if (coef.defined()) *coef.data_ptr<double>() = common::clip_coefficient(std::sqrt(total), max_norm);
+}
+
+void scale_multi_tensor(const std::vector<Tensor>& ts, const Tensor& coef) {
+  const double c = *coef.data_ptr<double>();
+  if (c == 1.0) return;
+  const float cf = float(c);
+  for (const Tensor& t : ts) {
+    float* x = t.data_ptr<float>();
+    const int64_t n = t.numel();
+#pragma omp parallel for schedule(static) if (n > 4 * common::kNormChunk)
+    for (int64_t i = 0; i < n; ++i) x[i] *= cf;
   }
 }
 

@@ -180,24 +180,36 @@ void AdamW::load_state_tensors(const io::SafeTensors& st) {
 }
 
 // ---------------------------------------------------------------- clipping
+// Contiguous f32 gradients on the first gradient's device (all of them, in a model trained
+// with f32 master weights) go through the multi-tensor backend ops: one norm pass and one
+// scale pass over all of them, a few launches in all (kernels/optim.cuh); any other gradient
+// (16-bit, f64, strided) adds its Σ g² through the elementwise ops, as before.
 Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
   NoGradGuard ng;
-  Tensor total;  // Σ g² over every gradient, f64, on the gradients' device
+  std::vector<Tensor> fused, others;
+  Tensor rest;  // Σ g² over the other gradients, f64
   for (auto& p : params) {
     Tensor g = p.grad();
     if (!g.defined()) continue;
-    Tensor s = sum(mul(g, g)).to(DType::f64);
-    total = total.defined() ? add(total, s) : s;
-  }
-  if (!total.defined()) return zeros({}, DType::f64);
-  Tensor norm = sqrt(total);
-  if (max_norm > 0) {
-    Tensor coef = clamp(div(full({}, max_norm, TensorOptions(DType::f64, norm.device())), add(norm, 1e-6)),
-                        std::nullopt, 1.0);
-    for (auto& p : params) {
-      Tensor g = p.grad();
-      if (g.defined()) g.mul_(coef);
+    if (g.dtype() == DType::f32 && g.is_contiguous() && (fused.empty() || g.device() == fused.front().device())) {
+      fused.push_back(g);
+      continue;
     }
+    others.push_back(g);
+    Tensor s = sum(mul(g, g)).to(DType::f64);
+    rest = rest.defined() ? add(rest, s) : s;
+  }
+  if (fused.empty() && !rest.defined()) return zeros({}, DType::f64);
+  const Device dev = fused.empty() ? rest.device() : fused.front().device();
+  if (rest.defined())
+    ADNN_CHECK(rest.device() == dev, "clip_grad_norm_: gradients on ", rest.device().str(), " and ", dev.str(),
+               "; clip the parameters of one device at a time");
+  const TensorOptions o(DType::f64, dev);
+  Tensor norm = empty({}, o), coef = max_norm > 0 ? empty({}, o) : Tensor();
+  backend::grad_norm_multi_tensor(fused, rest, norm, coef, max_norm);
+  if (max_norm > 0) {
+    backend::scale_multi_tensor(fused, coef);
+    for (auto& g : others) g.mul_(coef);
   }
   return norm;
 }
