@@ -406,12 +406,14 @@ struct Col2imTiling {
 // line already — or the staged rows exceed 48 KiB.
 inline Col2imTiling col2im_tiling(const ConvGeom& g, int64_t nb, size_t elem_bytes) {
   // the pitch search costs ~0.5 ms on the host: once per shape and thread
-  thread_local std::map<
-      std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, size_t>,
-      Col2imTiling>
-      known;
+  // keyed on every field of the geometry but N, C and O (the tile, the staged run and the
+  // pitch depend on OW, OH and the padding too: a key without OW served one padding's
+  // shared-memory size to another; found by review)
+  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                         int64_t, int64_t, int64_t, int64_t, size_t>;
+  thread_local std::map<Key, Col2imTiling> known;
   const int64_t Cg = g.C / g.groups, KK = g.KH * g.KW * Cg;
-  const auto key = std::make_tuple(Cg, g.H, g.W, g.KH, g.KW, g.sh, g.sw, g.dw, g.OH, nb, elem_bytes);
+  const Key key{Cg, g.H, g.W, g.OH, g.OW, g.KH, g.KW, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw, nb, elem_bytes};
   if (auto it = known.find(key); it != known.end()) return it->second;
   Col2imTiling t;
   if (KK == 0 || nb == 0 || g.H == 0 || g.W == 0 || g.OH == 0 || g.OW == 0 || Cg * int64_t(elem_bytes) >= 128)

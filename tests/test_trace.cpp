@@ -366,6 +366,21 @@ TEST_SUITE("sim") {
         const double tol = dt == DType::bf16 ? 1e-2 : 1e-6;  // relative to the largest value
         CHECK(testing::max_abs_diff(xd.grad().to(kCPU), xc.grad()) <= tol * (1 + testing::max_abs(xc.grad())));
       }
+    // two geometries that differ only in the left/right padding, one after the other on this
+    // thread: the tiling (its shared-memory size) is cached per geometry, OW included
+    {
+      Tensor x = randn({1, 8, 8, 2}), w = randn({1, 7, 7, 2});
+      for (int64_t pl : {0, 3, 0}) {
+        INFO("left/right padding " << pl);
+        Conv2dOptions o;
+        o.padding = {3, 3, pl, pl};
+        Tensor xc = x.clone().requires_grad_(), xd = x.to(kCUDA).requires_grad_();
+        Tensor yc = conv2d(xc, w, {}, o), gy = randn(yc.sizes());
+        (yc * gy).sum().backward();
+        (conv2d(xd, w.to(kCUDA), {}, o) * gy.to(kCUDA)).sum().backward();
+        CHECK(testing::max_abs_diff(xd.grad().to(kCPU), xc.grad()) <= 1e-5 * (1 + testing::max_abs(xc.grad())));
+      }
+    }
     // the direct kernel on CBAM's shape (2 images of 4x4x2, 7x7, same), for the record: well under 90%
     ConvGeom g{};
     g.N = 2, g.H = 4, g.W = 4, g.C = 2, g.O = 1, g.KH = 7, g.KW = 7, g.sh = 1, g.sw = 1, g.pt = 3, g.pl = 3;
@@ -455,6 +470,16 @@ TEST_SUITE("sim") {
         CHECK(efficiency(sc) >= 0.95);
       CHECK(std::fabs(nd.item<double>() - nc.item<double>()) <= 1e-12 * nc.item<double>());
       for (size_t i = 0; i < pc.size(); ++i) CHECK(testing::max_abs_diff(pd[i].grad().to(kCPU), pc[i].grad()) <= 1e-6);
+    }
+    // a NaN gradient: the norm is NaN and every gradient becomes NaN, as torch's clamp of a
+    // NaN coefficient (a plain min(1, c) would have left them unscaled)
+    for (Device dev : {kCPU, kCUDA}) {
+      INFO(dev.str());
+      Tensor p0 = zeros({3}).to(dev).requires_grad_(), p1 = zeros({2}).to(dev).requires_grad_();
+      p0.set_grad(tensor({1.0, std::nan(""), 2.0}, {3}).to(DType::f32).to(dev));
+      p1.set_grad(tensor({3.0, 4.0}, {2}).to(DType::f32).to(dev));
+      CHECK(std::isnan(optim::clip_grad_norm_({p0, p1}, 1.0).item<double>()));
+      for (double v : p1.grad().to(kCPU).to_vector()) CHECK(std::isnan(v));
     }
   }
 

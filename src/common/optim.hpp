@@ -99,10 +99,11 @@ struct NormBatch {
   }
 };
 
-// torch's clip coefficient: min(1, max_norm / (norm + 1e-6)).
+// torch's clip coefficient: min(1, max_norm / (norm + 1e-6)), NaN for a NaN norm (as
+// torch.clamp: the gradients then become NaN, where a plain min would leave them unscaled).
 ADNN_HD double clip_coefficient(double norm, double max_norm) {
   const double c = max_norm / (norm + 1e-6);
-  return c < 1.0 ? c : 1.0;
+  return c < 1.0 || c != c ? c : 1.0;
 }
 
 }  // namespace adnn::common

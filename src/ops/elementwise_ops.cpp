@@ -101,7 +101,8 @@ Tensor scalar_like(const Tensor& t, double v) {
 // x + s, x · s, s − x, s / x for a floating x: one unary kernel with s as its parameter (in the
 // compute type, as torch's opmath), not a filled scalar tensor and a broadcast binary (two
 // launches, and s rounded to x's dtype first). The gradients of x + s, x · s and s − x need
-// neither x nor y (nothing saved); s / x keeps x. Integer and bool x: the binary op.
+// neither x nor y (nothing saved); s / x keeps x. The gradients are ops themselves (double
+// backward works). Integer and bool x: the binary op.
 Tensor scalar_op(UnaryOp op, const Tensor& x, double s) {
   check_defined(unary_name(op), x, "tensor operand");
   if (!is_floating(x.dtype())) {
@@ -117,16 +118,18 @@ Tensor scalar_op(UnaryOp op, const Tensor& x, double s) {
         return div(st, x);
     }
   }
-  if (op == UnaryOp::rdiv_scalar) return unary_op(op, x, s);
   check_devices(unary_name(op), {&x});
   Tensor y = new_like(x, x.sizes());
   backend::unary(op, x, y, s, 0);
-  if (autograd::needs_grad({&x}))
-    autograd::record(unary_name(op), {x}, y, [op, s](const Tensor& g, const std::vector<bool>&) {
-      return std::vector<Tensor>{op == UnaryOp::add_scalar    ? g
-                                 : op == UnaryOp::rsub_scalar ? neg(g)
-                                                              : scalar_op(UnaryOp::mul_scalar, g, s)};
+  if (autograd::needs_grad({&x})) {
+    const Tensor xs = op == UnaryOp::rdiv_scalar ? x : Tensor();  // d(s / x) = −s·g / x²
+    autograd::record(unary_name(op), {x}, y, [op, s, xs](const Tensor& g, const std::vector<bool>&) {
+      if (op == UnaryOp::add_scalar) return std::vector<Tensor>{g};
+      if (op == UnaryOp::rsub_scalar) return std::vector<Tensor>{neg(g)};
+      if (op == UnaryOp::mul_scalar) return std::vector<Tensor>{scalar_op(UnaryOp::mul_scalar, g, s)};
+      return std::vector<Tensor>{neg(div(scalar_op(UnaryOp::mul_scalar, g, s), mul(xs, xs)))};
     });
+  }
   return y;
 }
 

@@ -134,7 +134,8 @@ Tensor batch_norm_impl(const Tensor& x, const Tensor& running_mean, const Tensor
                             running_mean.is_contiguous() && running_var.is_contiguous();
   if (training)
     backend::batch_norm_stats(xc, mean_t, invstd, fused_update ? running_mean : Tensor(),
-                              fused_update ? running_var : Tensor(), num_batches_tracked, M, C, eps, momentum);
+                              fused_update ? running_var : Tensor(), track ? num_batches_tracked : Tensor(), M, C, eps,
+                              momentum);  // torch counts only while tracking running statistics
   Tensor y = new_like(x, x.sizes());
   Tensor wd = weight.defined() ? weight.detach().to(pt).contiguous() : Tensor();
   Tensor bd = bias.defined() ? bias.detach().to(pt).contiguous() : Tensor();

@@ -126,7 +126,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = {}, Co
 // `act` fuses the following activation (act(bn(x)) in one pass forward and one backward; the
 // pre-activation is recomputed, never stored): the BN + SiLU of EfficientNet, BN + ReLU.
 // num_batches_tracked (one i64, or undefined): a module's counter, incremented by one in
-// place in training by the statistics kernel itself (no launch of its own).
+// place in training, while the running statistics are tracked (as torch), by the statistics
+// kernel itself (no launch of its own).
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum = 0.1, double eps = 1e-5,
                   NormActivation act = NormActivation::none, const Tensor& num_batches_tracked = {});
