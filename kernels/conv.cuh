@@ -393,6 +393,11 @@ __global__ void im2col_tiled_kernel(const T* __restrict__ x, TC* __restrict__ co
 //   sum that started at +0 unchanged.
 // Cost: KH·KW·Cg·L elements staged per tile ≈ |dcol| over the grid (+ < 2·A per row for the
 //   alignment) read once, |gx| read and written once; KK adds per gx element: memory bound.
+// Measured: paper step (docs/results/2026-12-01-kernel-report-adnn_fer_paper.md, CBAM's
+//   2-channel 7×7 input gradient) 100.0 % coalesced, 0.019 MB fetched for 0.014 compulsory,
+//   1.00 shared wavefronts per request (the direct kernel: 56.6 %). sm_90
+//   (docs/results/kernel-resources-sm90.md): 40 registers (f32), 75 % theoretical occupancy at
+//   256 threads, limited by registers; no spills.
 struct Col2imTiling {
   bool tiled = false;
   int ti = 0, th = 0, tw = 0;  // images, rows, pixels per tile (ti > 1 → whole images; th < H → ti = 1)

@@ -231,18 +231,18 @@ TEST_SUITE("autograd") {
     }
     CHECK(last < first * 1e-4);
   }
-}
 
-TEST_CASE("tensor-scalar ops: gradients are ops, so a second derivative flows (s / x, x · s, s − x, x + s)") {
-  for (Device dev : {kCPU, kCUDA}) {
-    INFO(dev.str());
-    Tensor x = tensor({0.5, 2.0}, {2}, TensorOptions(DType::f64)).to(dev).requires_grad_();
-    Tensor y = sum(add(mul(1.5 / x, 2.0), 3.0 - x) + 0.25);  // 3 / x − x + const
-    autograd::backward({y}, {}, false, true);                // create_graph
-    Tensor g = x.grad();                                     // −3 / x² − 1
-    check_values(g.to(kCPU), {-13.0, -1.75});
-    x.set_grad({});
-    sum(g).backward();  // d/dx (−3 x⁻² − 1) = 6 / x³
-    check_values(x.grad().to(kCPU), {48.0, 0.75});
+  TEST_CASE("tensor-scalar ops: gradients are ops, so a second derivative flows (s / x, x · s, s − x, x + s)") {
+    for (Device dev : {kCPU, kCUDA}) {
+      INFO(dev.str());
+      Tensor x = tensor({0.5, 2.0}, {2}, TensorOptions(DType::f64)).to(dev).requires_grad_();
+      Tensor y = sum(add(mul(1.5 / x, 2.0), 3.0 - x) + 0.25);  // 3 / x − x + const
+      autograd::backward({y}, {}, false, true);                // create_graph
+      Tensor g = x.grad();                                     // −3 / x² − 1
+      check_values(g.to(kCPU), {-13.0, -1.75});
+      x.set_grad({});
+      sum(g).backward();  // d/dx (−3 x⁻² − 1) = 6 / x³
+      check_values(x.grad().to(kCPU), {48.0, 0.75});
+    }
   }
 }
