@@ -255,14 +255,20 @@ __global__ void bn_apply_kernel(const T* __restrict__ x, const P* __restrict__ m
 }
 
 // sums: (2, C) doubles: Σg_z, Σg_z·x̂ with g_z = g·act'(z) (g itself without activation)
-// g, x, gx in T; w, b, mean, invstd in P.
+// g, x, gx in T; w, b, mean, invstd in P. gb, gw (C, P, or null) = the sums rounded to P,
+// written by the threads of the first row (two copy launches per BN backward before).
 template <class T, class P>
 __global__ void bn_backward_apply_kernel(const T* __restrict__ g, const T* __restrict__ x, const P* __restrict__ w,
                                          const P* __restrict__ b, const P* __restrict__ mean,
                                          const P* __restrict__ invstd, const double* __restrict__ sums,
-                                         T* __restrict__ gx, int64_t M, int64_t C, bool training, NormActivation act) {
+                                         T* __restrict__ gx, int64_t M, int64_t C, bool training, NormActivation act,
+                                         P* __restrict__ gb, P* __restrict__ gw) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t c = i % C;
+    if (i < C) {
+      if (gb) gb[i] = P(sums[i]);
+      if (gw) gw[i] = P(sums[C + i]);
+    }
     const double wc = w ? double(w[c]) : 1.0, scale = double(invstd[c]) * wc;
     const double xhat = (load_as<double>(x[i]) - double(mean[c])) * double(invstd[c]);
     double gv = load_as<double>(g[i]);

@@ -71,12 +71,14 @@ void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
     Tensor sums = device_f64(2 * C);
     channel_sums<T, P, double>(k::ch_grad, k::fin_sums, x, g, mean, invstd, M, C, 0.0, ptr<double>(sums),
                                ptr<double>(sums) + C, weight, bias, act);
-    if (gb.defined()) copy(sums.narrow(0, 0, C), gb);
-    if (gw.defined()) copy(sums.narrow(0, C, C), gw);
-    if (gx.defined())
+    if (gx.defined() && M > 0) {  // gx, and gb/gw from its first row's threads
       ADNN_LAUNCH((k::bn_backward_apply_kernel<kt<T>, P>), k::grid_for(M * C), dim3(256), 0, stream(), ptr<T>(g),
                   ptr<T>(x), ptr<P>(weight), ptr<P>(bias), ptr<P>(mean), ptr<P>(invstd), ptr<double>(sums), ptr<T>(gx),
-                  M, C, training, act);
+                  M, C, training, act, ptr<P>(gb), ptr<P>(gw));
+      return;
+    }
+    if (gb.defined()) copy(sums.narrow(0, 0, C), gb);
+    if (gw.defined()) copy(sums.narrow(0, C, C), gw);
   });
 }
 
