@@ -175,10 +175,12 @@ Tensor squeeze_excite(const Tensor& x, const Tensor& w1, const Tensor& b1, const
     backend::sigmoid_gate_backward(g.contiguous(), xc, logits, gx, ga, N, P, C, true);
     // the two FCs in at (small: N·R and R·C values), recomputed from the pooled means
     const Tensor w1a = w1c.to(at), w2a = w2c.to(at), b1a = b1c.defined() ? b1c.to(at) : Tensor();
-    Tensor z1 = linear(pooled, w1a, b1a);                        // (N, R)
-    Tensor s1 = sigmoid(z1), h = mul(z1, s1);                    // SiLU
-    Tensor dh = matmul(ga, w2a);                                 // (N, R)
-    Tensor dz1 = mul(dh, mul(s1, add(mul(z1, 1.0 - s1), 1.0)));
+    Tensor z1 = linear(pooled, w1a, b1a);  // (N, R)
+    Tensor h = silu(z1);                    // (N, R)
+    Tensor dh = matmul(ga, w2a);            // (N, R)
+    // dz1 = dh · SiLU'(z1): the unary backward kernel, one launch (five composed ops before)
+    Tensor dz1 = new_like(z1, z1.sizes());
+    backend::unary_backward(UnaryOp::silu, dh, z1, h, dz1, 0, 0);
     Tensor dpooled = matmul(dz1, w1a);  // (N, C)
     // the mean pool's gradient (N, 1, 1, C), broadcast-added in gx's dtype (one pass over gx)
     gx = add(gx, mul(dpooled, 1.0 / double(P)).to(xc.dtype()).reshape({N, 1, 1, C}));
