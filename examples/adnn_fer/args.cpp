@@ -138,6 +138,8 @@ std::vector<Command> commands() {
         real("dropout", "dropout of the Transformer's attention, FFN and residuals", 0, 0.99),
         real("head-dropout", "dropout before the classifier", 0, 0.99),
         real("drop-path", "stochastic depth of the backbone's blocks", 0, 0.99),
+        real("ema", "decay of the weights' exponential moving average, which is validated and saved as best "
+                    "(0: none; e.g. 0.998)", 0, 0.99999),
         on_off("augment", "the augmentation chain"),
         choice("augment-level", "full (flip, crop, jitter, rotation, noise, cutout) or light (without noise and cutout)",
                {"full", "light"}),

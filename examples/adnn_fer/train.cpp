@@ -2,6 +2,7 @@
 // stopping on val accuracy, compound loss, CLAHE and the augmentation chain) with a progress
 // line, one CSV row per epoch, best/last checkpoints, config.json and exact --resume.
 #include <adnn/cuda/runtime.hpp>
+#include <adnn/optim/ema.hpp>
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -111,6 +112,7 @@ struct RunSettings {
   bool time_schedule = false;  // run.schedule = time: the cosine follows elapsed / budget_s
   uint64_t seed = 0;
   int workers = 2;
+  double ema = 0;  // run.ema: decay of the weights' moving average (0: none)
   int64_t stop_after = 0;  // testing aid: checkpoint and exit after this step
   int64_t log_every = 50;
   Device dev = kCPU;
@@ -158,6 +160,7 @@ constexpr StoredFlag kStoredFlags[] = {
     {"dropout", "model.dropout", StoredFlag::real, false},
     {"head-dropout", "model.head_dropout", StoredFlag::real, false},
     {"drop-path", "model.drop_path", StoredFlag::real, false},
+    {"ema", "run.ema", StoredFlag::real, false},
     {"augment", "run.augment", StoredFlag::on_off, false},
     {"seed", "run.seed", StoredFlag::integer, false},
     {"train-limit", "run.train_limit", StoredFlag::integer, false},
@@ -175,6 +178,7 @@ void read_run_numbers(RunSettings& r) {
   r.budget_s = parse_double(r.run.at("run.time_budget_min"), "run.time_budget_min", NonFinite::refuse, 0, 1e7) * 60.0;
   r.seed = parse_uint64(r.run.at("run.seed"), "run.seed");
   r.workers = int(parse_int64(r.run.at("run.workers"), "run.workers", 0, 64));
+  r.ema = parse_double(r.run.at("run.ema"), "run.ema", NonFinite::refuse, 0, 0.99999);
   parse_int64(r.run.at("run.train_limit"), "run.train_limit", 0);
   parse_int64(r.run.at("run.val_limit"), "run.val_limit", 0);
   ADNN_CHECK(r.run.at("run.augment") == "0" || r.run.at("run.augment") == "1", "run.augment: expected 0 or 1, got '",
@@ -220,6 +224,7 @@ RunSettings setup_run(const Args& a, std::shared_ptr<distributed::ProcessGroup> 
       ADNN_CHECK(r.run.count(k), "train --resume: ", io::state_path(last), " has no '", k, "'");
     if (!r.run.count("run.precision")) r.run["run.precision"] = "f32";  // runs made before --precision
     if (!r.run.count("run.schedule")) r.run["run.schedule"] = "steps";  // runs made before --schedule
+    if (!r.run.count("run.ema")) r.run["run.ema"] = "0";  // runs made before --ema
     // a run continues with as many processes as it was trained with (each its own shard)
     const std::string was_world = r.run.count("run.world_size") ? r.run["run.world_size"] : "1";
     if (parse_int64(was_world, "run.world_size", 1) != r.world)
@@ -307,6 +312,7 @@ RunSettings setup_run(const Args& a, std::shared_ptr<distributed::ProcessGroup> 
     r.run["run.time_budget_min"] = a.get("time-budget", "0");
     r.run["run.workers"] = std::to_string(a.num("workers", 2));
     r.run["run.augment"] = a.on("augment", true) ? "1" : "0";
+    r.run["run.ema"] = a.get("ema", "0");
     r.out = a.get("out", "runs/" + c.name);
     if (r.world > 1) r.run["run.world_size"] = std::to_string(r.world);
     r.run["run.sync_bn"] = a.on("sync-bn", false) ? "1" : "0";
@@ -386,6 +392,9 @@ struct Trainee {
   std::shared_ptr<AdnnFer> model;
   std::unique_ptr<distributed::DistributedDataParallel> ddp;  // data-parallel runs
   std::unique_ptr<optim::AdamW> opt;
+  // run.ema > 0: the weights' moving average (validated, saved as best; its tensors ride in
+  // last.safetensors as extras "ema.<name>" so that --resume continues it)
+  std::unique_ptr<optim::ModelEma> ema;
   optim::WarmupCosine sched;
   int64_t total_steps = 0;
   Tensor centers;  // (K, d) center-loss class centers
@@ -400,6 +409,11 @@ Trainee build_model(const RunSettings& r, const TrainData& d) {
   manual_seed(r.seed);
   t.model = std::make_shared<AdnnFer>(c);
   t.model->to(r.dev);
+  if (r.ema > 0) {
+    auto avg = std::make_shared<AdnnFer>(c);
+    avg->to(r.dev);
+    t.ema = std::make_unique<optim::ModelEma>(avg, *t.model, r.ema);
+  }
   t.opt =
       std::make_unique<optim::AdamW>(optim::layer_decay_groups(*t.model, c.weight_decay, c.layer_decay, head_depths()),
                                      optim::AdamWOptions{.lr = c.lr});
@@ -419,6 +433,15 @@ Trainee build_model(const RunSettings& r, const TrainData& d) {
   return t;
 }
 
+// The tensors a checkpoint keeps beside the weights and AdamW: the centers, and the moving
+// average's (named "ema.<parameter>") when there is one.
+std::vector<std::pair<std::string, Tensor>> checkpoint_extras(const Trainee& t) {
+  std::vector<std::pair<std::string, Tensor>> extra{{"centers", t.centers}};
+  if (t.ema)
+    for (auto& [n, v] : t.ema->module().state_dict()) extra.push_back({"ema." + n, v});
+  return extra;
+}
+
 // The checkpoint keys of rank r's generator state (data-parallel runs).
 std::string rank_rng_key(int r, int i) { return "dist.rng." + std::to_string(r) + "." + std::to_string(i); }
 
@@ -429,8 +452,13 @@ io::TrainState start_or_resume(const Args& a, const RunSettings& r, const TrainD
   io::TrainState state;
   state.best_metric = NAN;
   if (r.resume) {
-    std::vector<std::pair<std::string, Tensor>> extra{{"centers", t.centers}};
+    std::vector<std::pair<std::string, Tensor>> extra = checkpoint_extras(t);
     state = io::load_checkpoint(r.out + "/last.safetensors", *t.model, *t.opt, &extra);
+    if (t.ema) {
+      ADNN_CHECK(state.config.count("ema.updates"), "train --resume: ", io::state_path(r.out + "/last.safetensors"),
+                 " has no 'ema.updates'");
+      t.ema->set_updates(parse_int64(state.config.at("ema.updates"), "ema.updates", 0));
+    }
     if (r.rank > 0) {  // this rank's own stream, saved beside rank 0's
       for (int i = 0; i < 4; ++i) {
         const std::string k = rank_rng_key(r.rank, i);
@@ -623,6 +651,7 @@ void Session::train_step(const data::Batch& b, double lr, EpochStats& e) {
     optim::clip_grad_norm_(opt.parameters(), 5.0);  // the norm stays on the device
     opt.step();
   }
+  if (t_.ema) t_.ema->update(model);  // (a skipped f16 step moves it too, towards unchanged weights)
   if (c.loss == "compound") {
     Tensor f = feats.detach().to(DType::f32), l = labels;  // (B, d), (B)
     if (r_.world > 1) {  // the centers move with every rank's batch, the same on each rank
@@ -750,7 +779,9 @@ bool Session::validate(int64_t epoch, const EpochStats& local) {
   // Validation allocates other sizes than a training step: the host cache's training blocks
   // would sit unused beside them (peak RSS), and its validation blocks after them.
   host_empty_cache();
-  EvalReport v = evaluate(*t_.model, d_.val_ds, r_.dev, 256, r_.workers,
+  // the moving average when there is one (what best.safetensors keeps), else the model
+  AdnnFer& judged = t_.ema ? static_cast<AdnnFer&>(t_.ema->module()) : *t_.model;
+  EvalReport v = evaluate(judged, d_.val_ds, r_.dev, 256, r_.workers,
                           "train: the model at step " + std::to_string(state_.step), nn::Tta::none,
                           eval_progress("validation, epoch " + std::to_string(epoch + 1) + ":"));
   host_empty_cache();
@@ -802,7 +833,11 @@ void Session::checkpoint(const std::string& name) {
   state_.config["run.elapsed_s"] = std::to_string(elapsed());
   if (scaler_)
     for (const auto& [k, v] : scaler_->state()) state_.config[k] = v;
-  io::save_checkpoint(r_.out + "/" + name + ".safetensors", *t_.model, *t_.opt, state_, {{"centers", t_.centers}});
+  if (t_.ema) state_.config["ema.updates"] = std::to_string(t_.ema->updates());
+  // best: the moving average's weights when there is one (what was validated); last: the
+  // trained weights, with the average among the extras
+  const nn::Module& weights = t_.ema && name == "best" ? t_.ema->module() : static_cast<const nn::Module&>(*t_.model);
+  io::save_checkpoint(r_.out + "/" + name + ".safetensors", weights, *t_.opt, state_, checkpoint_extras(t_));
 }
 
 }  // namespace
