@@ -5,12 +5,13 @@
 // p -= (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps)   (torch.optim.AdamW, amsgrad off),
 // bc1 = 1 - β1^t, bc2 = 1 - β2^t.
 // Layout: up to 24 tensors per launch (p, g, m, v pointers, element count, lr and wd of the
-//   tensor's group) passed by value in the kernel's arguments (common::AdamWBatch), with the
-//   running chunk counts; nothing is copied to the device for a step. A capturable step reads t
+//   tensor's group) passed by value in the kernel's arguments (common::AdamWBatch, a
+//   common::MultiTensorBatch), with the running chunk counts; nothing is copied to the device
+//   for a step. A capturable step reads t
 //   and the base rate from device scalars (common::adamw_resolve, once per thread), so a CUDA
 //   graph replaying it advances t and follows the schedule.
-// Threads: one block per chunk of kAdamWChunk elements (a linear scan of ≤ 24 chunk ends
-//   finds the block's tensor); threads stride over the chunk.
+// Threads: one block per chunk of kAdamWChunk elements (MultiTensorBatch::locate: a linear
+//   scan of ≤ 24 chunk ends finds the block's tensor); threads stride over the chunk.
 // Cost: reads p, g, m, v and writes p, m, v: 28 bytes per f32 parameter; ~12 flops and one
 //   sqrt per element. One launch instead of one per tensor (a model has hundreds).
 //
@@ -21,6 +22,12 @@
 //     norm = sqrt(total) and coef = min(1, max_norm / (norm + 1e-6));
 //   scale_multi_tensor_kernel: x *= f32(coef) unless coef is 1 (the usual unclipped step:
 //     no traffic).
+// The weights' moving average (optim::ModelEma, torch's _foreach_lerp_): lerp_multi_tensor_kernel,
+//   x += w·(end − x), 32 pairs a launch (common::LerpBatch), a block per 64 Ki-element chunk,
+//   threads striding: 12 bytes per element (read x and end, write x), 3 flops. Measured: loads
+//   ≥ 95 % coalesced, 4 launches for 100 tensors (tests/test_trace.cpp; the trace does not see
+//   the store of a read-modify-write, docs/kernels.md); sm_90: 28 registers, 100 % theoretical
+//   occupancy (docs/results/kernel-resources-sm90.md).
 // Measured (paper step, docs/results/2026-12-01-kernel-report-adnn_fer_paper.md): partials
 //   100.0 % and scale 99.9 % coalesced; sm_90: 24–30 registers, 100 % theoretical occupancy.
 // Cost: 4 bytes read per element for the norm, 8 (read + write) for a scale that clips; two
@@ -34,33 +41,19 @@ namespace adnn::kernels {
 
 template <int Dummy = 0>
 __global__ void adamw_multi_tensor_kernel(AdamWBatch batch, AdamWStep step) {
-  const int64_t b = blockIdx.x;
-  int k = 0;
-  while (k + 1 < batch.count && b >= batch.chunk_end[k]) ++k;
-  const AdamWSlot& s = batch.slot[k];
-  const int64_t start = (b - (k ? batch.chunk_end[k - 1] : 0)) * kAdamWChunk;
-  const int64_t end = start + kAdamWChunk < s.n ? start + kAdamWChunk : s.n;
+  int64_t start, end;
+  const AdamWSlot& s = batch.locate(blockIdx.x, start, end);
   float lr_factor;
   const AdamWStep st = adamw_resolve(step, lr_factor);
   const float lr = s.lr * lr_factor;
   for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) adamw_element(s.p[i], s.g[i], s.m[i], s.v[i], lr, s.wd, st);
 }
 
-// The slot of block b and its chunk's [start, end).
-__device__ __forceinline__ const NormSlot& norm_chunk(const NormBatch& batch, int64_t b, int64_t& start, int64_t& end) {
-  int k = 0;
-  while (k + 1 < batch.count && b >= batch.chunk_end[k]) ++k;
-  const NormSlot& s = batch.slot[k];
-  start = (b - (k ? batch.chunk_end[k - 1] : 0)) * kNormChunk;
-  end = start + kNormChunk < s.n ? start + kNormChunk : s.n;
-  return s;
-}
-
 template <int Dummy = 0>
 __global__ void grad_sq_partials_kernel(NormBatch batch, double* __restrict__ part) {
   ADNN_SHARED(double, scratch, [32]);
   int64_t start, end;
-  const NormSlot& s = norm_chunk(batch, blockIdx.x, start, end);
+  const NormSlot& s = batch.locate(blockIdx.x, start, end);
   double acc = 0;
   for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) {
     const double v = s.x[i];
@@ -85,13 +78,21 @@ __global__ void grad_norm_finish_kernel(const double* __restrict__ part, int64_t
   }
 }
 
+// The weights' moving average (optim::ModelEma): x += w · (end − x) over the batch's pairs.
+template <int Dummy = 0>
+__global__ void lerp_multi_tensor_kernel(LerpBatch batch, float w) {
+  int64_t start, end;
+  const LerpSlot& s = batch.locate(blockIdx.x, start, end);
+  for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) s.x[i] = lerp_element(s.x[i], s.end[i], w);
+}
+
 template <int Dummy = 0>
 __global__ void scale_multi_tensor_kernel(NormBatch batch, const double* __restrict__ coef) {
   const double c = *coef;
   if (c == 1.0) return;  // x · 1 = x: an unclipped step writes nothing
   const float cf = float(c);
   int64_t start, end;
-  const NormSlot& s = norm_chunk(batch, blockIdx.x, start, end);
+  const NormSlot& s = batch.locate(blockIdx.x, start, end);
   for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) s.x[i] *= cf;
 }
 

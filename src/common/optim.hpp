@@ -1,6 +1,6 @@
 #pragma once
-// The AdamW element update and the multi-tensor table entry, shared by the CPU twin
-// (src/cpu/optim.cpp) and kernels/optim.cuh.
+// The AdamW element update, the multi-tensor batch (one launch's table of tensors) and its
+// entries, shared by the CPU twin (src/cpu/optim.cpp) and kernels/optim.cuh.
 #include "common/hd.hpp"
 
 namespace adnn::common {
@@ -14,6 +14,13 @@ struct AdamWSlot {
   float* v;
   int64_t n;
   float lr, wd;
+  template <class F>
+  void for_each_device_pointer(F&& f) const {
+    f(p);
+    f(g);
+    f(m);
+    f(v);
+  }
 };
 // Hyper-parameters shared by every tensor of one step; bc1 = 1 − β1^t, bc2 = 1 − β2^t.
 // Capturable steps (torch's AdamW(capturable=True)) leave bc1/bc2 to the device: `step` points at
@@ -53,51 +60,81 @@ ADNN_HD void adamw_element(float& p, float g, float& m, float& v, float lr, floa
   p -= (lr / s.bc1) * m / denom;
 }
 
-// Elements per block of the multi-tensor kernel (and per OpenMP task on the CPU).
-constexpr int64_t kAdamWChunk = 65536;
-
-// Up to kAdamWBatch tensors travel by value as one kernel argument (as PyTorch's
-// multi_tensor_apply): no table is copied to the device, so a step makes no host→device copy.
-// chunk_end[i] is the running total of chunks through tensor i; block b updates chunk
-// b − chunk_end[i − 1] of the tensor i with chunk_end[i − 1] ≤ b < chunk_end[i].
-// 24 slots: 24·48 + 24·8 + 8 bytes ≈ 1.3 KiB, inside the 4 KiB a kernel's arguments may take.
-constexpr int kAdamWBatch = 24;
-struct AdamWBatch {
-  AdamWSlot slot[kAdamWBatch];
-  int64_t chunk_end[kAdamWBatch];
+// ---------------------------------------------------------------- multi-tensor batches
+// Up to N tensors travel by value as one kernel argument (as PyTorch's multi_tensor_apply):
+// no table is copied to the device, so a launch makes no host→device copy. Each tensor is
+// split into chunks of Chunk elements, a block each: chunk_end[i] is the running total of
+// chunks through slot i, and block b works on chunk b − chunk_end[i − 1] of the slot i with
+// chunk_end[i − 1] ≤ b < chunk_end[i]. first_chunk counts the chunks of the call's earlier
+// launches (the offset of per-chunk outputs). A Slot has its element count n and names its
+// device pointers (for_each_device_pointer: the emulator checks kernel arguments with it).
+// Kernel arguments may take 4 KiB: N·(sizeof(Slot) + 8) + 16 bytes must stay well inside.
+template <class Slot, int N, int64_t Chunk>
+struct MultiTensorBatch {
+  static constexpr int kCapacity = N;
+  static constexpr int64_t kChunk = Chunk;
+  Slot slot[N];
+  int64_t chunk_end[N];
   int count;
-  // The device pointers the batch carries (the emulator checks kernel arguments with it).
+  int64_t first_chunk;
+  // The slot of block b and its chunk's [start, end) (a linear scan of ≤ N chunk ends).
+  ADNN_HD const Slot& locate(int64_t b, int64_t& start, int64_t& end) const {
+    int k = 0;
+    while (k + 1 < count && b >= chunk_end[k]) ++k;
+    const Slot& s = slot[k];
+    start = (b - (k ? chunk_end[k - 1] : 0)) * Chunk;
+    end = start + Chunk < s.n ? start + Chunk : s.n;
+    return s;
+  }
   template <class F>
   void for_each_device_pointer(F&& f) const {
-    for (int i = 0; i < count; ++i) {
-      f(slot[i].p);
-      f(slot[i].g);
-      f(slot[i].m);
-      f(slot[i].v);
-    }
+    for (int i = 0; i < count; ++i) slot[i].for_each_device_pointer(f);
   }
 };
+
+// AdamW: 24 slots (24·48 + 24·8 + 16 bytes ≈ 1.3 KiB), chunks of 64 Ki elements (also the
+// CPU twin's OpenMP task size).
+constexpr int kAdamWBatch = 24;
+constexpr int64_t kAdamWChunk = 65536;
+using AdamWBatch = MultiTensorBatch<AdamWSlot, kAdamWBatch, kAdamWChunk>;
 
 // ---------------------------------------------------------------- gradient clipping
 // The multi-tensor squared-norm and scale of clip_grad_norm_ (torch's _foreach_norm and
-// _foreach_mul_): up to kNormBatch f32 tensors a launch, by value in the kernel's arguments
-// as AdamWBatch, split into chunks of kNormChunk elements (one block each).
+// _foreach_mul_): up to kNormBatch f32 tensors a launch (48·16 + 48·8 + 16 bytes ≈ 1.2 KiB),
+// chunks of kNormChunk elements; the partial sums of a launch start at its first_chunk.
 struct NormSlot {
   float* x;
   int64_t n;
-};
-constexpr int kNormBatch = 48;  // 48·16 + 48·8 + 8 bytes ≈ 1.2 KiB of kernel arguments
-constexpr int64_t kNormChunk = 65536;
-struct NormBatch {
-  NormSlot slot[kNormBatch];
-  int64_t chunk_end[kNormBatch];  // running chunk counts, as AdamWBatch's
-  int count;
-  int64_t first_chunk;  // this launch's first chunk among all of the call's: its partials' offset
   template <class F>
   void for_each_device_pointer(F&& f) const {
-    for (int i = 0; i < count; ++i) f(slot[i].x);
+    f(x);
   }
 };
+constexpr int kNormBatch = 48;
+constexpr int64_t kNormChunk = 65536;
+using NormBatch = MultiTensorBatch<NormSlot, kNormBatch, kNormChunk>;
+
+// ---------------------------------------------------------------- moving averages
+// x += w · (end − x) (torch.lerp for a scalar weight, one rounding per operation) over many
+// pairs of f32 tensors: 32 pairs a launch (32·24 + 32·8 + 16 bytes ≈ 1 KiB).
+struct LerpSlot {
+  float* x;
+  const float* end;
+  int64_t n;
+  template <class F>
+  void for_each_device_pointer(F&& f) const {
+    f(x);
+    f(end);
+  }
+};
+constexpr int kLerpBatch = 32;
+constexpr int64_t kLerpChunk = 65536;
+using LerpBatch = MultiTensorBatch<LerpSlot, kLerpBatch, kLerpChunk>;
+ADNN_HD float lerp_element(float x, float end, float w) {
+  const float d = end - x;
+  const float step = w * d;
+  return x + step;
+}
 
 // torch's clip coefficient: min(1, max_norm / (norm + 1e-6)), NaN for a NaN norm (as
 // torch.clamp: the gradients then become NaN, where a plain min would leave them unscaled).

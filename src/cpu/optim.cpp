@@ -51,8 +51,20 @@ void grad_norm_multi_tensor(const std::vector<Tensor>& ts, const Tensor& extra, 
   double total = 0;
   for (double p : part) total += p;
   if (extra.defined()) total += *extra.data_ptr<double>();
-  *norm.data_ptr<double>() = std::sqrt(total);
-  if (coef.defined()) *coef.data_ptr<double>() = common::clip_coefficient(std::sqrt(total), max_norm);
+  const double nrm = std::sqrt(total);
+  *norm.data_ptr<double>() = nrm;
+  if (coef.defined()) *coef.data_ptr<double>() = common::clip_coefficient(nrm, max_norm);
+}
+
+void lerp_multi_tensor(const std::vector<Tensor>& xs, const std::vector<Tensor>& ends, double weight) {
+  const float w = float(weight);
+  for (size_t k = 0; k < xs.size(); ++k) {
+    float* x = xs[k].data_ptr<float>();
+    const float* e = ends[k].data_ptr<float>();
+    const int64_t n = xs[k].numel();
+#pragma omp parallel for schedule(static) if (n > 4 * common::kLerpChunk)
+    for (int64_t i = 0; i < n; ++i) x[i] = common::lerp_element(x[i], e[i], w);
+  }
 }
 
 void scale_multi_tensor(const std::vector<Tensor>& ts, const Tensor& coef) {
