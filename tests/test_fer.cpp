@@ -75,15 +75,24 @@ double json_number(const std::string& json, const std::string& key) {
   return std::stod(json.substr(at + key.size() + 4));
 }
 
+// FNV-1a over a tensor's bytes, continuing from h.
+uint64_t fnv_bytes(uint64_t h, const Tensor& t) {
+  Tensor c = t.contiguous();
+  const unsigned char* b = static_cast<const unsigned char*>(c.data_ptr());
+  for (size_t i = 0; i < size_t(c.numel()) * c.element_size(); ++i) h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+constexpr uint64_t kFnvBasis = 1469598103934665603ull;
+
+// A weights file's tensors, hashed in order.
 std::string digest(const std::string& weights) {
   io::SafeTensors st = io::load_safetensors(weights);
-  uint64_t h = 1469598103934665603ull;
-  for (auto& [n, t] : st.tensors) {
-    Tensor c = t.contiguous();
-    const unsigned char* b = static_cast<const unsigned char*>(c.data_ptr());
-    for (size_t i = 0; i < size_t(c.numel()) * c.element_size(); ++i) h = (h ^ b[i]) * 1099511628211ull;
-  }
+  uint64_t h = kFnvBasis;
+  for (auto& [n, t] : st.tensors) h = fnv_bytes(h, t);
   return std::to_string(h);
+}
+std::string digest_tensor(const Tensor& t) {
+  return std::to_string(fnv_bytes(kFnvBasis, t));
 }
 
 std::string temp_dir(const std::string& name) {
@@ -148,6 +157,27 @@ std::vector<std::vector<std::string>> read_csv_text(const std::string& path) {
 size_t count_lines(const std::string& path) {
   const std::string t = slurp(path);
   return size_t(std::count(t.begin(), t.end(), '\n'));
+}
+
+// Resumes the interrupted run b and checks it against the uninterrupted run a: the same
+// log rows (up to the timings; the train loss and accuracy only when b stopped on an epoch
+// boundary, as a resumed epoch's row counts only the steps run after the resume) and, bit
+// for bit, the same weights (last, best) and training state.
+void resume_matches(const std::string& a, const std::string& b, const std::string& log, size_t epochs,
+                    bool on_boundary) {
+  auto resumed = adnn_fer({"train", "--resume", "--out", b, "--device", "cpu"}, log, 1);
+  INFO(resumed.second);
+  REQUIRE(resumed.first == 0);
+  auto ra = read_csv(a + "/log.csv"), rb = read_csv(b + "/log.csv");
+  REQUIRE(ra.size() == epochs);
+  REQUIRE(rb.size() == epochs);
+  for (size_t i = 0; i < epochs; ++i)
+    for (size_t j = 0; j < 9; ++j)
+      if (on_boundary || (j != 3 && j != 4)) CHECK(ra[i][j] == rb[i][j]);
+  for (const char* f : {"/last.safetensors", "/best.safetensors", "/last.state.safetensors"}) {
+    INFO(f);
+    CHECK(digest(a + f) == digest(b + f));
+  }
 }
 
 }  // namespace
@@ -687,16 +717,72 @@ TEST_SUITE("fer") {
     INFO(stopped.second);
     CHECK(stopped.first == 3);
     CHECK(count_lines(b + "/log.csv") == 2);  // header + epoch 1
-    auto resumed = adnn_fer({"train", "--resume", "--out", b, "--device", "cpu"}, logs + "/b2.out", 1);
-    INFO(resumed.second);
-    REQUIRE(resumed.first == 0);
-    auto ra = read_csv(a + "/log.csv"), rb = read_csv(b + "/log.csv");
-    REQUIRE(ra.size() == 2);
-    REQUIRE(rb.size() == 2);
-    for (size_t i = 0; i < 2; ++i)
-      for (size_t j = 0; j < 9; ++j) CHECK(ra[i][j] == rb[i][j]);  // up to the timings
-    CHECK(digest(a + "/last.safetensors") == digest(b + "/last.safetensors"));
+    resume_matches(a, b, logs + "/b2.out", 2, true);
     for (auto& d : {a, b, logs, data}) fs::remove_all(d);
+  }
+  TEST_CASE("train --ema: validates and saves the weights' average as best, keeps it in last, resumes bit for bit") {
+    REQUIRE_FER_DATA();
+    const std::string data = tiny_fer("ema_data", 2, 1), a = temp_dir("ema_a"), b = temp_dir("ema_b"),
+                      c = temp_dir("ema_c"), logs = temp_dir("ema_logs");
+    auto run = [&](const std::string& out, std::vector<std::string> extra, const std::string& log) {
+      std::vector<std::string> w{"train", "--data",    data, "--out",       out,    "--device", "cpu", "--batch",
+                                 "4",     "--workers", "0",  "--log-every", "1000", "--ema",    "0.9"};
+      w.insert(w.end(), extra.begin(), extra.end());
+      return adnn_fer(w, log, 1);
+    };
+    {  // one epoch (3 steps of 4 of the 14 images): best is the average after the last step
+      auto one = run(c, {"--epochs", "1"}, logs + "/c.out");
+      INFO(one.second);
+      REQUIRE(one.first == 0);
+      CHECK(slurp(c + "/config.json").find("\"run.ema\": \"0.9\"") != std::string::npos);
+      io::SafeTensors best = io::load_safetensors(c + "/best.safetensors"),
+                      last = io::load_safetensors(c + "/last.safetensors"),
+                      state = io::load_safetensors(c + "/last.state.safetensors");
+      CHECK(state.metadata.at("ema.updates") == "3");
+      std::map<std::string, Tensor> extras;
+      for (auto& [n, t] : state.tensors) extras[n] = t;
+      size_t differ = 0;
+      for (size_t i = 0; i < best.tensors.size(); ++i) {
+        const auto& [n, t] = best.tensors[i];
+        REQUIRE(extras.count("extra.ema." + n));
+        CHECK(digest_tensor(t) == digest_tensor(extras.at("extra.ema." + n)));
+        REQUIRE(last.tensors[i].first == n);
+        differ += digest_tensor(t) != digest_tensor(last.tensors[i].second);
+      }
+      CHECK(differ > best.tensors.size() / 2);  // the average is not the trained weights
+      // the logged validation accuracy is the average's: eval of best.safetensors gives it
+      auto ev = adnn_fer({"eval", "--checkpoint", c + "/best.safetensors", "--data", data, "--device", "cpu", "--tta",
+                          "none", "--out", c + "/eval"},
+                         logs + "/eval.out", 1);
+      INFO(ev.second);
+      REQUIRE(ev.first == 0);
+      CHECK(json_number(slurp(c + "/eval/eval_val.json"), "accuracy") ==
+            doctest::Approx(std::stod(read_csv_text(c + "/log.csv").at(0).at(6))).epsilon(1e-4));
+      // --resume may not change the decay
+      auto changed =
+          adnn_fer({"train", "--resume", "--out", c, "--device", "cpu", "--ema", "0.5"}, logs + "/c2.out", 1);
+      CHECK(changed.first != 0);
+      CHECK(changed.second.find("--ema 0.5 contradicts the run's run.ema = 0.9") != std::string::npos);
+    }
+    auto straight = run(a, {"--epochs", "2"}, logs + "/a.out");
+    INFO(straight.second);
+    REQUIRE(straight.first == 0);
+    auto stopped = run(b, {"--epochs", "2", "--stop-after", "4"}, logs + "/b.out");  // inside epoch 2
+    INFO(stopped.second);
+    CHECK(stopped.first == 3);
+    resume_matches(a, b, logs + "/b2.out", 2, false);
+    {  // the average does not change the training: the trained weights of the run without it
+      const std::string plain = temp_dir("ema_plain");
+      auto p = adnn_fer({"train", "--data", data, "--out", plain, "--device", "cpu", "--batch", "4", "--workers", "0",
+                         "--log-every", "1000", "--epochs", "2"},
+                        logs + "/plain.out", 1);
+      INFO(p.second);
+      REQUIRE(p.first == 0);
+      CHECK(digest(plain + "/last.safetensors") == digest(a + "/last.safetensors"));
+      CHECK(digest(plain + "/best.safetensors") != digest(a + "/best.safetensors"));
+      fs::remove_all(plain);
+    }
+    for (auto& d : {a, b, c, logs, data}) fs::remove_all(d);
   }
   TEST_CASE("eval: --label-map skips and reports classes the model lacks, --split DIR, --tta flip, weighted averages") {
     REQUIRE_FER_DATA();

@@ -1,5 +1,7 @@
 // Every differentiable op: finite-difference gradients (contiguous and non-contiguous
 // inputs, f64), f32 forward against f64, and exact forward values.
+#include <adnn/optim/ema.hpp>
+
 #include "testing.hpp"
 
 using namespace adnn;
@@ -230,6 +232,26 @@ Register optim_cases({
        return cat({p0.grad().reshape({-1}), p1.grad().reshape({-1}), p2.grad().reshape({-1}),
                    n1.to(DType::f32).reshape({1}), n2.to(DType::f32).reshape({1})},
                   0);
+     },
+     1e-5, 1e-4, false, false},
+    // the weights' moving average (optim::ModelEma): 40 row pairs (two launches of 32 on
+    // cuda), one of 70,000 elements (two chunks), a strided pair through the elementwise ops;
+    // lerped twice, at weights 0.25 and 0.9
+    {"lerp_multi_tensor",
+     {fixed_in([] { return randn({40, 5}, DType::f64); }), fixed_in([] { return randn({70000}, DType::f64); }),
+      fixed_in([] { return randn({3, 4}, DType::f64); })},
+     [](const V& x) {
+       Tensor a = x[0].to(DType::f32).clone(), ea = (x[0] * -0.5 + 1.0).to(DType::f32);  // (40, 5)
+       Tensor b = x[1].to(DType::f32).clone(), eb = (x[1] * 3.0).to(DType::f32);         // (70000)
+       Tensor c = x[2].to(DType::f32).clone(), ec = (x[2] - 2.0).to(DType::f32).transpose(0, 1).contiguous();
+       std::vector<Tensor> xs{b, c.transpose(0, 1)}, es{eb, ec};  // (4, 3) strided, its end contiguous
+       for (int64_t i = 0; i < 40; ++i) {
+         xs.push_back(a.narrow(0, i, 1));
+         es.push_back(ea.narrow(0, i, 1));
+       }
+       optim::foreach_lerp_(xs, es, 0.25);
+       optim::foreach_lerp_(xs, es, 0.9);
+       return cat({a.reshape({-1}), b, c.reshape({-1})}, 0);
      },
      1e-5, 1e-4, false, false},
 });

@@ -1,5 +1,6 @@
 // Losses, optimizers, schedules, layer-wise decay, safetensors and checkpoints.
 #include <adnn/config.hpp>
+#include <adnn/optim/ema.hpp>
 
 #include <cstdlib>
 #include <filesystem>
@@ -199,6 +200,59 @@ TEST_SUITE("train") {
       oc.load_state_tensors(st);
       CHECK(oc.steps() == 4);
     }
+  }
+
+  TEST_CASE("ModelEma: the warm-up decay, averaged weights and BN statistics, copied counters, mismatches refused") {
+    // a BatchNorm2d: parameters (weight, bias), floating buffers (running stats) and an
+    // integer buffer (num_batches_tracked)
+    auto model = std::make_shared<nn::BatchNorm2d>(2);
+    auto avg = std::make_shared<nn::BatchNorm2d>(2);
+    NoGradGuard ng;
+    model->weight.copy_(tensor({1.0, 2.0}, {2}));
+    avg->weight.copy_(tensor({-5.0, -5.0}, {2}));  // overwritten: the average starts as a copy
+    optim::ModelEma ema(avg, *model, 0.2);
+    check_values(avg->weight, {1.0, 2.0}, 0);
+    CHECK(!avg->is_training());
+    CHECK(!avg->weight.requires_grad());
+    // update 0: d = min(0.2, 1/10) = 0.1; update 1: min(0.2, 2/11) = 2/11; update 2: min(0.2, 3/12) = 0.2
+    CHECK(ema.decay_now() == doctest::Approx(0.1));
+    model->weight.copy_(tensor({3.0, 4.0}, {2}));
+    model->running_mean.copy_(tensor({10.0, 20.0}, {2}));
+    model->num_batches_tracked.copy_(from_vector(std::vector<int64_t>{7}, {}));
+    ema.update(*model);
+    check_values(avg->weight, {0.1 * 1 + 0.9 * 3, 0.1 * 2 + 0.9 * 4}, 1e-6);
+    check_values(avg->running_mean, {9.0, 18.0}, 1e-6);
+    CHECK(avg->num_batches_tracked.item<int64_t>() == 7);
+    CHECK(ema.updates() == 1);
+    const double d1 = 2.0 / 11.0;
+    CHECK(ema.decay_now() == doctest::Approx(d1));
+    model->weight.copy_(tensor({0.0, 0.0}, {2}));
+    ema.update(*model);
+    check_values(avg->weight, {d1 * 2.8, d1 * 3.8}, 1e-6);
+    CHECK(ema.decay_now() == doctest::Approx(0.2));  // the cap
+    ema.update(*model);
+    check_values(avg->weight, {0.2 * d1 * 2.8, 0.2 * d1 * 3.8}, 1e-6);
+    ema.set_updates(0);  // resuming restores the count: the warm-up decay again
+    CHECK(ema.decay_now() == doctest::Approx(0.1));
+    CHECK_THROWS_WITH_AS(ema.set_updates(-1), doctest::Contains("negative"), adnn::Error);
+    // another model, an average of another shape or dtype, and decays outside [0, 1)
+    auto other = std::make_shared<nn::BatchNorm2d>(2);
+    CHECK_THROWS_WITH_AS(ema.update(*other), doctest::Contains("not the model this average was made for"), adnn::Error);
+    CHECK_THROWS_WITH_AS(optim::ModelEma(std::make_shared<nn::BatchNorm2d>(3), *model, 0.5),
+                         doctest::Contains("'weight' has shape"), adnn::Error);
+    // foreach_lerp_: pairs that differ are named; f64 and strided pairs take the elementwise path
+    CHECK_THROWS_WITH_AS(optim::foreach_lerp_({zeros({2})}, {zeros({3})}, 0.5), doctest::Contains("pair 0 is [2]"),
+                         adnn::Error);
+    CHECK_THROWS_WITH_AS(optim::foreach_lerp_({zeros({2}, DType::i64)}, {zeros({2}, DType::i64)}, 0.5),
+                         doctest::Contains("a floating dtype is needed"), adnn::Error);
+    Tensor x64 = tensor({1.0, 2.0}, {2}, DType::f64), e64 = tensor({3.0, -2.0}, {2}, DType::f64);
+    Tensor base = tensor({0.0, 1.0, 2.0, 3.0}, {2, 2}), xt = base.transpose(0, 1), et = full({2, 2}, 10.0);
+    optim::foreach_lerp_({x64, xt}, {e64, et}, 0.25);
+    check_values(x64, {1.5, 1.0}, 0);
+    check_values(base, {2.5, 3.25, 4.0, 4.75}, 1e-6);  // through the transposed view
+    CHECK_THROWS_WITH_AS(optim::ModelEma(std::make_shared<nn::BatchNorm2d>(2), *model, 1.0),
+                         doctest::Contains("out of range [0, 1)"), adnn::Error);
+    CHECK_THROWS_AS(optim::ModelEma(std::make_shared<nn::BatchNorm2d>(2), *model, -0.1), adnn::Error);
   }
 
   TEST_CASE("SGD momentum and Nesterov") {

@@ -410,7 +410,11 @@ Trainee build_model(const RunSettings& r, const TrainData& d) {
   t.model = std::make_shared<AdnnFer>(c);
   t.model->to(r.dev);
   if (r.ema > 0) {
+    // the average's own initialisation is overwritten: its draws are given back, so that an
+    // --ema run trains the same weights as the run without it
+    const RngState rng = get_rng_state();
     auto avg = std::make_shared<AdnnFer>(c);
+    set_rng_state(rng);
     avg->to(r.dev);
     t.ema = std::make_unique<optim::ModelEma>(avg, *t.model, r.ema);
   }
@@ -651,7 +655,7 @@ void Session::train_step(const data::Batch& b, double lr, EpochStats& e) {
     optim::clip_grad_norm_(opt.parameters(), 5.0);  // the norm stays on the device
     opt.step();
   }
-  if (t_.ema) t_.ema->update(model);  // (a skipped f16 step moves it too, towards unchanged weights)
+  if (t_.ema) t_.ema->update(model);  // (a step the f16 scaler skips moves it too, as timm's)
   if (c.loss == "compound") {
     Tensor f = feats.detach().to(DType::f32), l = labels;  // (B, d), (B)
     if (r_.world > 1) {  // the centers move with every rank's batch, the same on each rank

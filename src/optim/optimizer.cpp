@@ -1,8 +1,9 @@
 // SGD, AdamW (CPU loop and fused multi-tensor CUDA kernel), gradient clipping, layer-wise
 // learning-rate decay.
 #include <adnn/config.hpp>
-#include <adnn/nn/module.hpp>
 #include <adnn/core/parse.hpp>
+#include <adnn/nn/module.hpp>
+#include <adnn/optim/ema.hpp>
 #include <adnn/optim/optimizer.hpp>
 
 #include <cmath>
@@ -212,6 +213,29 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
     for (auto& g : others) g.mul_(coef);
   }
   return norm;
+}
+
+// ---------------------------------------------------------------- moving averages
+void foreach_lerp_(const std::vector<Tensor>& xs, const std::vector<Tensor>& ends, double weight) {
+  ADNN_CHECK(xs.size() == ends.size(), "foreach_lerp_: ", xs.size(), " tensors but ", ends.size(), " ends");
+  NoGradGuard ng;
+  std::vector<Tensor> fx, fe;  // the multi-tensor op's pairs
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const Tensor &x = xs[i], &e = ends[i];
+    ADNN_CHECK(x.sizes() == e.sizes() && x.dtype() == e.dtype() && x.device() == e.device(), "foreach_lerp_: pair ", i,
+               " is ", shape_str(x.sizes()), " ", x.dtype(), " on ", x.device().str(), " against ",
+               shape_str(e.sizes()), " ", e.dtype(), " on ", e.device().str());
+    ADNN_CHECK(is_floating(x.dtype()), "foreach_lerp_: pair ", i, " is ", x.dtype(), " (a floating dtype is needed)");
+    if (x.dtype() == DType::f32 && x.is_contiguous() && e.is_contiguous() &&
+        (fx.empty() || x.device() == fx.front().device())) {
+      fx.push_back(x);
+      fe.push_back(e);
+    } else {  // x += w·(end − x) through the elementwise ops
+      Tensor x_ = x;
+      x_.add_(sub(e, x), weight);
+    }
+  }
+  if (!fx.empty()) backend::lerp_multi_tensor(fx, fe, weight);
 }
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
