@@ -1,12 +1,11 @@
 #pragma once
-// Exponential moving average of a model's weights (timm's ModelEmaV2/V3, torch.optim.swa_utils.
+// Exponential moving average of a model's weights (timm's ModelEmaV2, torch.optim.swa_utils.
 // AveragedModel with an EMA function): a second module of the same structure whose every
 // floating parameter and buffer follows
 //     ema ← d·ema + (1 − d)·w,   d = min(decay, (1 + n) / (10 + n))   (n: updates so far)
 // after each optimizer step; integer buffers (BatchNorm's num_batches_tracked) are copied.
-// The warm-up term (tf.train.ExponentialMovingAverage's num_updates form; timm's ModelEmaV3
-// with use_warmup) lets the average leave the initial weights quickly instead of carrying
-// them for ~1/(1 − d) steps. Batch-norm running statistics are averaged like the weights (timm).
+// The warm-up term (tf.train.ExponentialMovingAverage's num_updates form) lets the average
+// leave the initial weights quickly instead of carrying them for ~1/(1 − d) steps. Batch-norm running statistics are averaged like the weights (timm).
 // Validate and export the average (module()); keep training the model.
 //
 // Cost per update: the floating tensors go through foreach_lerp_ (below): on cuda one launch
