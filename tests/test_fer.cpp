@@ -159,6 +159,7 @@ size_t count_lines(const std::string& path) {
   return size_t(std::count(t.begin(), t.end(), '\n'));
 }
 
+#ifdef ADNN_FER_BIN
 // Resumes the interrupted run b and checks it against the uninterrupted run a: the same
 // log rows (up to the timings; the train loss and accuracy only when b stopped on an epoch
 // boundary, as a resumed epoch's row counts only the steps run after the resume) and, bit
@@ -179,6 +180,7 @@ void resume_matches(const std::string& a, const std::string& b, const std::strin
     CHECK(digest(a + f) == digest(b + f));
   }
 }
+#endif
 
 }  // namespace
 
