@@ -52,12 +52,20 @@ ADNN_HD AdamWStep adamw_resolve(AdamWStep s, float& lr_factor) {
 
 // torch.optim.AdamW (amsgrad off): p *= 1 − lr·wd; m = β1 m + (1−β1) g; v = β2 v + (1−β2) g²;
 // p −= (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps).
-ADNN_HD void adamw_element(float& p, float g, float& m, float& v, float lr, float wd, const AdamWStep& s) {
+// p, m and v are read once into registers and each stored once: computed through the
+// references, the code (GCC's and nvcc's alike: the slots' pointers may alias) stored p twice
+// and re-read p and m after the stores of m and v — 40 bytes of requests per element for
+// the 28 it needs (the emulator's trace, docs/kernels.md).
+ADNN_HD void adamw_element(float& p_out, float g, float& m_out, float& v_out, float lr, float wd, const AdamWStep& s) {
+  float p = p_out, m = m_out, v = v_out;
   p *= 1.f - lr * wd;
   m = s.beta1 * m + (1.f - s.beta1) * g;
   v = s.beta2 * v + (1.f - s.beta2) * g * g;
   const float denom = math::sqrt(v) / math::sqrt(s.bc2) + s.eps;
   p -= (lr / s.bc1) * m / denom;
+  m_out = m;
+  v_out = v;
+  p_out = p;
 }
 
 // ---------------------------------------------------------------- multi-tensor batches

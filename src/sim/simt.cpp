@@ -620,9 +620,14 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
 }  // namespace adnn::sim
 
 #if ADNN_SIM_TRACE
-// The access hooks GCC's -fsanitize=kernel-address (outline) calls from the instrumented kernel
-// translation units. This file is not instrumented. Without a trace each hook is one relaxed
-// load; accesses outside an emulated kernel thread (the launching code) are ignored.
+// The access hooks GCC's -fsanitize=thread instrumentation calls from the instrumented kernel
+// translation units (CMakeLists.txt: ADNN_SIM_TRACE_FLAGS). No ThreadSanitizer runtime is
+// linked: these definitions are the whole "runtime". This file is not instrumented. Without
+// a trace each hook is one relaxed load; accesses outside an emulated kernel thread (the
+// launching code) are ignored. ThreadSanitizer's pass is used rather than kernel-address
+// (which the trace used until 2026-12-01) because it instruments every access: the
+// kernel-address pass skips a store to an address it has just checked a load of in the same
+// basic block, so the store of x[i] = f(x[i]) went unseen (tests/test_trace.cpp).
 namespace {
 [[gnu::always_inline]] inline void trace_access(const void* p, size_t bytes, bool write, void* pc) {
   using namespace adnn::sim;
@@ -633,14 +638,27 @@ namespace {
   t->log.push_back(TraceAccess{reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(pc), t->seg,
                                uint16_t(bytes > 0xffff ? 0xffff : bytes), uint8_t(write)});
 }
+// An atomic read-modify-write is a load and a store of the same instruction; the store is
+// keyed one byte after it (pc + 1) so that the two are separate requests of the warp.
+[[gnu::always_inline]] inline void trace_rmw(const volatile void* p, size_t bytes, void* pc) {
+  trace_access(const_cast<const void*>(p), bytes, false, pc);
+  trace_access(const_cast<const void*>(p), bytes, true, static_cast<char*>(pc) + 1);
+}
 }  // namespace
 
-#define ADNN_TRACE_HOOKS(n)                                                                                   \
-  extern "C" [[gnu::visibility("default")]] void __asan_load##n##_noabort(void* p) {                          \
-    trace_access(p, n, false, __builtin_return_address(0));                                                   \
-  }                                                                                                           \
-  extern "C" [[gnu::visibility("default")]] void __asan_store##n##_noabort(void* p) {                         \
-    trace_access(p, n, true, __builtin_return_address(0));                                                    \
+#define ADNN_TRACE_HOOK extern "C" [[gnu::visibility("default")]]
+#define ADNN_TRACE_HOOKS(n)                                 \
+  ADNN_TRACE_HOOK void __tsan_read##n(void* p) {            \
+    trace_access(p, n, false, __builtin_return_address(0)); \
+  }                                                         \
+  ADNN_TRACE_HOOK void __tsan_write##n(void* p) {           \
+    trace_access(p, n, true, __builtin_return_address(0));  \
+  }                                                         \
+  ADNN_TRACE_HOOK void __tsan_unaligned_read##n(void* p) {  \
+    trace_access(p, n, false, __builtin_return_address(0)); \
+  }                                                         \
+  ADNN_TRACE_HOOK void __tsan_unaligned_write##n(void* p) { \
+    trace_access(p, n, true, __builtin_return_address(0));  \
   }
 ADNN_TRACE_HOOKS(1)
 ADNN_TRACE_HOOKS(2)
@@ -648,14 +666,89 @@ ADNN_TRACE_HOOKS(4)
 ADNN_TRACE_HOOKS(8)
 ADNN_TRACE_HOOKS(16)
 #undef ADNN_TRACE_HOOKS
-extern "C" [[gnu::visibility("default")]] void __asan_loadN_noabort(void* p, size_t n) {
+ADNN_TRACE_HOOK void __tsan_read_range(void* p, size_t n) {
   trace_access(p, n, false, __builtin_return_address(0));
 }
-extern "C" [[gnu::visibility("default")]] void __asan_storeN_noabort(void* p, size_t n) {
+ADNN_TRACE_HOOK void __tsan_write_range(void* p, size_t n) {
   trace_access(p, n, true, __builtin_return_address(0));
 }
-extern "C" [[gnu::visibility("default")]] void __asan_handle_no_return() {}
-// (the instrumented units' static initialisers bracket themselves with these: nothing to do)
-extern "C" [[gnu::visibility("default")]] void __asan_before_dynamic_init(const char*) {}
-extern "C" [[gnu::visibility("default")]] void __asan_after_dynamic_init() {}
+// a polymorphic object's vtable pointer being set (a constructor): a store of 8 bytes
+ADNN_TRACE_HOOK void __tsan_vptr_update(void** p, void*) {
+  trace_access(p, sizeof(void*), true, __builtin_return_address(0));
+}
+ADNN_TRACE_HOOK void __tsan_vptr_read(void** p) {
+  trace_access(p, sizeof(void*), false, __builtin_return_address(0));
+}
+// the instrumented units' constructors call it; func entry/exit hooks are off
+// (--param=tsan-instrument-func-entry-exit=0)
+ADNN_TRACE_HOOK void __tsan_init() {}
+
+// Atomics (std::atomic_ref in kernels/common.cuh's atomicAdd, ...): the pass replaces each
+// __atomic builtin by a call that must perform it. `mo` is the memory order in the
+// __ATOMIC_* numbering (GCC passes its own constants, which coincide); the operations
+// below use sequentially consistent order, which is at least as strong as any asked for.
+#define ADNN_TRACE_ATOMICS(bits, T)                                                                              \
+  ADNN_TRACE_HOOK T __tsan_atomic##bits##_load(const volatile T* a, int) {                                       \
+    trace_access(const_cast<const T*>(a), sizeof(T), false, __builtin_return_address(0));                        \
+    return __atomic_load_n(a, __ATOMIC_SEQ_CST);                                                                 \
+  }                                                                                                              \
+  ADNN_TRACE_HOOK void __tsan_atomic##bits##_store(volatile T* a, T v, int) {                                    \
+    trace_access(const_cast<const T*>(a), sizeof(T), true, __builtin_return_address(0));                         \
+    __atomic_store_n(a, v, __ATOMIC_SEQ_CST);                                                                    \
+  }                                                                                                              \
+  ADNN_TRACE_HOOK T __tsan_atomic##bits##_exchange(volatile T* a, T v, int) {                                    \
+    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
+    return __atomic_exchange_n(a, v, __ATOMIC_SEQ_CST);                                                          \
+  }                                                                                                              \
+  ADNN_TRACE_HOOK T __tsan_atomic##bits##_fetch_add(volatile T* a, T v, int) {                                   \
+    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
+    return __atomic_fetch_add(a, v, __ATOMIC_SEQ_CST);                                                           \
+  }                                                                                                              \
+  ADNN_TRACE_HOOK T __tsan_atomic##bits##_fetch_sub(volatile T* a, T v, int) {                                   \
+    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
+    return __atomic_fetch_sub(a, v, __ATOMIC_SEQ_CST);                                                           \
+  }                                                                                                              \
+  ADNN_TRACE_HOOK T __tsan_atomic##bits##_fetch_and(volatile T* a, T v, int) {                                   \
+    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
+    return __atomic_fetch_and(a, v, __ATOMIC_SEQ_CST);                                                           \
+  }                                                                                                              \
+  ADNN_TRACE_HOOK T __tsan_atomic##bits##_fetch_or(volatile T* a, T v, int) {                                    \
+    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
+    return __atomic_fetch_or(a, v, __ATOMIC_SEQ_CST);                                                            \
+  }                                                                                                              \
+  ADNN_TRACE_HOOK T __tsan_atomic##bits##_fetch_xor(volatile T* a, T v, int) {                                   \
+    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
+    return __atomic_fetch_xor(a, v, __ATOMIC_SEQ_CST);                                                           \
+  }                                                                                                              \
+  ADNN_TRACE_HOOK T __tsan_atomic##bits##_fetch_nand(volatile T* a, T v, int) {                                  \
+    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
+    return __atomic_fetch_nand(a, v, __ATOMIC_SEQ_CST);                                                          \
+  }                                                                                                              \
+  /* strong and weak: 1 on success; on failure *expected receives the value seen */                              \
+  ADNN_TRACE_HOOK int __tsan_atomic##bits##_compare_exchange_strong(volatile T* a, T* expected, T v, int, int) { \
+    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
+    return __atomic_compare_exchange_n(a, expected, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);               \
+  }                                                                                                              \
+  ADNN_TRACE_HOOK int __tsan_atomic##bits##_compare_exchange_weak(volatile T* a, T* expected, T v, int, int) {   \
+    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
+    return __atomic_compare_exchange_n(a, expected, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);               \
+  }                                                                                                              \
+  /* returns the value seen */                                                                                   \
+  ADNN_TRACE_HOOK T __tsan_atomic##bits##_compare_exchange_val(volatile T* a, T expected, T v, int, int) {       \
+    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
+    __atomic_compare_exchange_n(a, &expected, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);                     \
+    return expected;                                                                                             \
+  }
+ADNN_TRACE_ATOMICS(8, uint8_t)
+ADNN_TRACE_ATOMICS(16, uint16_t)
+ADNN_TRACE_ATOMICS(32, uint32_t)
+ADNN_TRACE_ATOMICS(64, uint64_t)
+#undef ADNN_TRACE_ATOMICS
+ADNN_TRACE_HOOK void __tsan_atomic_thread_fence(int) {
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+ADNN_TRACE_HOOK void __tsan_atomic_signal_fence(int) {
+  __atomic_signal_fence(__ATOMIC_SEQ_CST);
+}
+#undef ADNN_TRACE_HOOK
 #endif

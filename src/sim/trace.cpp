@@ -128,7 +128,9 @@ void analyze_warp(const std::vector<const std::vector<TraceAccess>*>& lanes, con
         c.ld_sectors += req_sectors.size();
         c.ld_bytes += used;
       }
-      sectors.insert(sectors.end(), req_sectors.begin(), req_sectors.end());
+      // keyed (sector << 1) | store: a sector loaded and stored counts twice in the compulsory
+      // bytes (fetched once, written back once), as an in-place update moves it twice
+      for (uint64_t sct : req_sectors) sectors.push_back(sct << 1 | uint64_t(items[i].write));
     } else {  // shared: 32 banks of 4-byte words
       words.clear();
       for (size_t k = i; k < j; ++k) {

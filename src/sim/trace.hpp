@@ -23,8 +23,9 @@
 //    4-byte words mod 32 (offset from the start of the region); wavefronts = the largest
 //    number of distinct words in one bank ("n-way"); ideal = ceil(distinct words / 32);
 //    bank conflicts = wavefronts - ideal (Nsight Compute: l1tex__data_bank_conflicts_*).
-//  - Compulsory bytes of a launch: 32 × distinct global sectors it touches (what an ideal
-//    cache would move from HBM once).
+//  - Compulsory bytes of a launch: 32 × (distinct global sectors it loads + distinct global
+//    sectors it stores): what an ideal cache moves from and to HBM, each sector read fetched
+//    once and each sector written written back once (a sector updated in place moves twice).
 //  - Anything else (the thread's stack, kernel parameters, the emulator's own state) is
 //    counted as "other" and not modelled.
 // Limits: no cache model between compulsory (perfect reuse) and fetched (no reuse) bytes;
@@ -65,7 +66,7 @@ struct TraceRegions {
 
 // Matches one warp's lane logs (lanes[l]: lane l's accesses in program order; null or empty
 // for a lane that does not exist) into requests and adds them to `c`; the global sectors
-// touched are appended to `sectors` (sector index = address / 32).
+// touched are appended to `sectors` as (address / 32) << 1 | store.
 void analyze_warp(const std::vector<const std::vector<TraceAccess>*>& lanes, const TraceRegions& regions,
                   TraceCounters& c, std::vector<uint64_t>& sectors);
 
