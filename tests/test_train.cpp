@@ -222,7 +222,12 @@ TEST_SUITE("train") {
     ema.update(*model);
     check_values(avg->weight, {0.1 * 1 + 0.9 * 3, 0.1 * 2 + 0.9 * 4}, 1e-6);
     check_values(avg->running_mean, {9.0, 18.0}, 1e-6);
+    // the counter is copied when the average is read through module(), not at every update
+    CHECK(avg->num_batches_tracked.item<int64_t>() == 0);
+    CHECK(&ema.module() == avg.get());
     CHECK(avg->num_batches_tracked.item<int64_t>() == 7);
+    avg->num_batches_tracked.fill_(3);  // written by hand after the read: kept until the next update
+    CHECK(static_cast<const optim::ModelEma&>(ema).module().state_dict().back().second.item<int64_t>() == 3);
     CHECK(ema.updates() == 1);
     const double d1 = 2.0 / 11.0;
     CHECK(ema.decay_now() == doctest::Approx(d1));
@@ -240,6 +245,9 @@ TEST_SUITE("train") {
     CHECK_THROWS_WITH_AS(ema.update(*other), doctest::Contains("not the model this average was made for"), adnn::Error);
     CHECK_THROWS_WITH_AS(optim::ModelEma(std::make_shared<nn::BatchNorm2d>(3), *model, 0.5),
                          doctest::Contains("'weight' has shape"), adnn::Error);
+    nn::Linear lin(2, 2);
+    CHECK_THROWS_WITH_AS(optim::ModelEma(std::make_shared<nn::Linear>(2, 2, true, DType::f64), lin, 0.5),
+                         doctest::Contains("the average's 'weight' does not match"), adnn::Error);
     // foreach_lerp_: pairs that differ are named; f64 and strided pairs take the elementwise path
     CHECK_THROWS_WITH_AS(optim::foreach_lerp_({zeros({2})}, {zeros({3})}, 0.5), doctest::Contains("pair 0 is [2]"),
                          adnn::Error);
@@ -250,6 +258,10 @@ TEST_SUITE("train") {
     optim::foreach_lerp_({x64, xt}, {e64, et}, 0.25);
     check_values(x64, {1.5, 1.0}, 0);
     check_values(base, {2.5, 3.25, 4.0, 4.75}, 1e-6);  // through the transposed view
+    // a tensor past 4 chunks of 64 Ki elements: the CPU twin's OpenMP loop
+    Tensor big = randn({300001}), big_end = randn({300001}), expect = add(big, mul(sub(big_end, big), 0.3));
+    optim::foreach_lerp_({big}, {big_end}, 0.3);
+    CHECK(testing::max_abs_diff(big, expect) <= 1e-6);
     CHECK_THROWS_WITH_AS(optim::ModelEma(std::make_shared<nn::BatchNorm2d>(2), *model, 1.0),
                          doctest::Contains("out of range [0, 1)"), adnn::Error);
     CHECK_THROWS_AS(optim::ModelEma(std::make_shared<nn::BatchNorm2d>(2), *model, -0.1), adnn::Error);

@@ -3,10 +3,12 @@
 // AveragedModel with an EMA function): a second module of the same structure whose every
 // floating parameter and buffer follows
 //     ema ← d·ema + (1 − d)·w,   d = min(decay, (1 + n) / (10 + n))   (n: updates so far)
-// after each optimizer step; integer buffers (BatchNorm's num_batches_tracked) are copied.
+// after each optimizer step; integer buffers (BatchNorm's num_batches_tracked) are copied,
+// when the average is next read through module() rather than at every update (on cuda each is
+// its own small copy launch: one per batch-norm layer per step otherwise).
 // The warm-up term (tf.train.ExponentialMovingAverage's num_updates form) lets the average
-// leave the initial weights quickly instead of carrying them for ~1/(1 − d) steps. Batch-norm running statistics are averaged like the weights (timm).
-// Validate and export the average (module()); keep training the model.
+// leave the initial weights quickly instead of carrying them for ~1/(1 − d) steps. Batch-norm running statistics are
+// averaged like the weights (timm). Validate and export the average (module()); keep training the model.
 //
 // Cost per update: the floating tensors go through foreach_lerp_ (below): on cuda one launch
 // per 32 contiguous f32 tensors, 12 bytes per element (read both, write the average).
@@ -61,7 +63,7 @@ class ModelEma {
   void update() {
     NoGradGuard ng;
     foreach_lerp_(avg_floats_, model_floats_, 1.0 - decay_now());
-    for (size_t i = 0; i < avg_ints_.size(); ++i) avg_ints_[i].copy_(model_ints_[i]);
+    ints_behind_ = !avg_ints_.empty();
     ++updates_;
   }
   // The same, naming the model: it must be the one given at construction.
@@ -70,8 +72,16 @@ class ModelEma {
     update();
   }
 
-  nn::Module& module() { return *avg_; }
-  const nn::Module& module() const { return *avg_; }
+  // The average, its integer buffers brought up to the model's (read it through module()
+  // after updates: a reference kept from before them shows the counters of that time).
+  nn::Module& module() {
+    copy_ints();
+    return *avg_;
+  }
+  const nn::Module& module() const {
+    copy_ints();
+    return *avg_;
+  }
   double decay() const { return decay_; }
   int64_t updates() const { return updates_; }
   // Resuming: the update count (the average's tensors come back through module()'s state_dict).
@@ -83,7 +93,18 @@ class ModelEma {
  private:
   std::shared_ptr<nn::Module> avg_;
   const nn::Module* model_ = nullptr;
+  void copy_ints() const {
+    if (!ints_behind_) return;
+    NoGradGuard ng;
+    for (size_t i = 0; i < avg_ints_.size(); ++i) {
+      Tensor a = avg_ints_[i];  // (a handle: the average's own buffer)
+      a.copy_(model_ints_[i]);
+    }
+    ints_behind_ = false;
+  }
+
   std::vector<Tensor> avg_floats_, model_floats_, avg_ints_, model_ints_;  // matched by position
+  mutable bool ints_behind_ = false;  // updates since the integer buffers were last copied
   double decay_;
   int64_t updates_ = 0;
 };
