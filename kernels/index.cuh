@@ -8,6 +8,8 @@
 //   shape (up to 8 dims), x contiguous with its own strides; scatter_add is its adjoint
 //   (atomicAdd).
 // Layout: contiguous; int64 indices already range-checked by the op.
+// Dtypes: index_select/index_add f32/f64; gather any floating storage type (f16/bf16 copied
+//   natively), scatter_add a 16-bit gradient into an f32 accumulator (the op rounds it once).
 // Threads: one thread per output (or gradient) element, innermost dim fastest.
 // Cost: one read and one write (or atomic add) per element, plus the index read.
 #include "common.cuh"
@@ -29,21 +31,32 @@ __global__ void index_add_kernel(const T* __restrict__ g, const int64_t* __restr
               [&](int64_t i, int64_t o, int64_t j, int64_t k) { atomicAdd(gx + (o * D + idx[j]) * inner + k, g[i]); });
 }
 
-template <class T>
-__global__ void gather_kernel(const T* __restrict__ x, const int64_t* __restrict__ idx, T* __restrict__ out,
-                              int64_t n, GatherGeom g, bool scatter) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rem = i, off = 0;
-    for (int d = g.ndim - 1; d >= 0; --d) {
-      const int64_t c = rem % g.size[d];
-      rem /= g.size[d];
-      off += (d == g.dim ? idx[i] : c) * g.xstride[d];
-    }
-    if (scatter)
-      atomicAdd(const_cast<T*>(x) + off, out[i]);  // x is the gradient being accumulated
-    else
-      out[i] = x[off];
+// The offset into x of element i of out / index (coordinate `dim` replaced by idx[i]).
+__device__ __forceinline__ int64_t gather_offset(int64_t i, const int64_t* __restrict__ idx, const GatherGeom& g) {
+  int64_t rem = i, off = 0;
+  for (int d = g.ndim - 1; d >= 0; --d) {
+    const int64_t c = rem % g.size[d];
+    rem /= g.size[d];
+    off += (d == g.dim ? idx[i] : c) * g.xstride[d];
   }
+  return off;
+}
+
+// out[i] = x[offset(i)]: any storage type (f16/bf16 copied natively).
+template <class T>
+__global__ void gather_kernel(const T* __restrict__ x, const int64_t* __restrict__ idx, T* __restrict__ out, int64_t n,
+                              GatherGeom g) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    out[i] = x[gather_offset(i, idx, g)];
+}
+
+// gx[offset(i)] += g[i]: the gradient g in G, the accumulator gx in A = acc_t<G> (f32 for a
+// 16-bit g: the op rounds it once).
+template <class G, class A>
+__global__ void scatter_add_kernel(const G* __restrict__ gr, const int64_t* __restrict__ idx, A* __restrict__ gx,
+                                   int64_t n, GatherGeom g) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    atomicAdd(gx + gather_offset(i, idx, g), A(gr[i]));
 }
 
 }  // namespace adnn::kernels

@@ -11,6 +11,10 @@
 //   output element scattering its taps with atomicAdd (taps of neighbouring outputs overlap).
 // Cost: forward reads taps_y·taps_x input values per output (cached), writes |y|; backward
 //   the same number of atomic adds; the taps cost ~20 flops per axis and thread.
+// Dtypes: T = f32, f64, or f16/bf16 read and written natively with the sums in f32 (acc_t);
+//   the backward passes read gy in G and add into a gx of A = acc_t<G> (f32 for a 16-bit gy:
+//   the op layer rounds the accumulated gradient once — a 16-bit atomic sum would round at
+//   every add).
 // warp_affine (common::WarpGeom): x (N, H, W, C), y (B, OH, OW, C), m (B, 6) f64, contiguous.
 //   Forward, one thread per output element (c fastest): the source point from m, then up to
 //   4×4 taps of common::warp_axis_taps (outside taps read 0); reads 16 values per output.
@@ -24,23 +28,23 @@ namespace adnn::kernels {
 
 template <class T>
 __global__ void interp_forward_kernel(const T* __restrict__ x, T* __restrict__ y, InterpGeom g) {
+  using A = acc_t<T>;
   const int64_t H = g.y.in, W = g.x.in;
   for_each_nhwc(g.N, g.y.out, g.x.out, g.C, [&](int64_t i, int64_t n, int64_t oy, int64_t ox, int64_t c) {
-    T s = 0;
-    common::for_each_interp_tap(g, oy, ox, [&](int64_t h, int64_t w, double wt) {
-      s += T(wt) * x[((n * H + h) * W + w) * g.C + c];
-    });
-    y[i] = s;
+    A s = 0;
+    common::for_each_interp_tap(
+        g, oy, ox, [&](int64_t h, int64_t w, double wt) { s += A(wt) * A(x[((n * H + h) * W + w) * g.C + c]); });
+    y[i] = T(s);
   });
 }
 
-template <class T>
-__global__ void interp_backward_kernel(const T* __restrict__ gy, T* __restrict__ gx, InterpGeom g) {
+template <class G, class A>
+__global__ void interp_backward_kernel(const G* __restrict__ gy, A* __restrict__ gx, InterpGeom g) {
   const int64_t H = g.y.in, W = g.x.in;
   for_each_nhwc(g.N, g.y.out, g.x.out, g.C, [&](int64_t i, int64_t n, int64_t oy, int64_t ox, int64_t c) {
-    const T go = gy[i];
+    const A go = A(gy[i]);
     common::for_each_interp_tap(g, oy, ox, [&](int64_t h, int64_t w, double wt) {
-      atomicAdd(gx + ((n * H + h) * W + w) * g.C + c, T(wt) * go);
+      atomicAdd(gx + ((n * H + h) * W + w) * g.C + c, A(wt) * go);
     });
   });
 }
@@ -76,18 +80,19 @@ __global__ void warp_affine_forward_kernel(const T* __restrict__ x, const double
                                            WarpGeom g) {
   for_each_nhwc(g.B, g.OH, g.OW, g.C, [&](int64_t i, int64_t b, int64_t oy, int64_t ox, int64_t c) {
     double s = 0;
-    for_each_warp_tap(m, b, g.N == 1 ? 0 : b, ox, oy, c, g, [&](int64_t off, double w) { s += w * double(x[off]); });
-    y[i] = T(s);
+    for_each_warp_tap(m, b, g.N == 1 ? 0 : b, ox, oy, c, g,
+                      [&](int64_t off, double w) { s += w * double(acc_t<T>(x[off])); });
+    y[i] = T(acc_t<T>(s));
   });
 }
 
-template <class T>
-__global__ void warp_affine_backward_kernel(const T* __restrict__ gy, const double* __restrict__ m, T* __restrict__ gx,
+template <class G, class A>
+__global__ void warp_affine_backward_kernel(const G* __restrict__ gy, const double* __restrict__ m, A* __restrict__ gx,
                                             WarpGeom g) {
   for_each_nhwc(g.B, g.OH, g.OW, g.C, [&](int64_t i, int64_t b, int64_t oy, int64_t ox, int64_t c) {
-    const double gv = double(gy[i]);
+    const double gv = double(A(gy[i]));
     for_each_warp_tap(m, b, g.N == 1 ? 0 : b, ox, oy, c, g,
-                      [&](int64_t off, double w) { atomicAdd(gx + off, T(w * gv)); });
+                      [&](int64_t off, double w) { atomicAdd(gx + off, A(w * gv)); });
   });
 }
 

@@ -9,7 +9,7 @@
 //   transposed copy into rows.
 // Storage: x in X (f32, f64, or f16/bf16 read natively), out in Y (X, or f32 for a 16-bit X:
 //   a sum in f32), accumulation in A = acc_t<X> (f32; f64 for f64).
-// argmax_rows: index of the first maximum of each row (int64).
+// argmax_rows: index of the first maximum of each row (int64); f16/bf16 rows read natively.
 // Threads: reduce_rows: one block per row (grid.y folds rows beyond 65535); the block's
 //   threads stride over the row, reduce in registers, then a warp-shuffle tree (5 steps),
 //   then one value per warp through shared memory and a final warp reduce.
@@ -145,17 +145,19 @@ inline int64_t reduce_cols_slices(int64_t outer, int64_t R, int64_t inner) {
   return std::max<int64_t>(1, std::min<int64_t>(std::min(by_rows, by_blocks), 1024));
 }
 
+// (f16/bf16 values are compared widened to f32: exact, every 16-bit value is an f32 one)
 template <class T>
 __global__ void argmax_rows_kernel(const T* __restrict__ x, int64_t* __restrict__ out, int64_t rows, int64_t R) {
-  ADNN_SHARED(T, best_v, [32]);
+  using V = acc_t<T>;
+  ADNN_SHARED(V, best_v, [32]);
   ADNN_SHARED(int64_t, best_i, [32]);
   const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
   if (r >= rows) return;
   const T* row = x + r * R;
-  T v = row[0];
+  V v = V(row[0]);
   int64_t idx = 0;
   for (int64_t k = threadIdx.x; k < R; k += blockDim.x) {
-    const T c = row[k];
+    const V c = V(row[k]);
     if (c > v || (c != c && v == v) || (c == v && k < idx)) {
       v = c;
       idx = k;
@@ -163,7 +165,7 @@ __global__ void argmax_rows_kernel(const T* __restrict__ x, int64_t* __restrict_
   }
   // warp then block: keep the larger value, ties to the smaller index
   for (int off = 16; off > 0; off >>= 1) {
-    const T ov = __shfl_xor_sync(0xffffffffu, v, off);
+    const V ov = __shfl_xor_sync(0xffffffffu, v, off);
     const int64_t oi = __shfl_xor_sync(0xffffffffu, idx, off);
     if (ov > v || (ov != ov && v == v) || ((ov == v || (ov != ov && v != v)) && oi < idx)) {
       v = ov;

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <optional>
 
+#include "dispatch/dispatch.hpp"
 #include "nano_trainer.hpp"
 #include "testing.hpp"
 
@@ -570,6 +571,58 @@ TEST_SUITE("amp") {
           CHECK(close_to(f.grad(), fr.grad(), t, 1));
         }
       }
+    }
+  }
+
+  TEST_CASE("argmax, gather, interpolate, warp_affine: f16/bf16 natively (no f32 copy), f32-accumulated gradients") {
+    // against the same ops in f32 on the rounded inputs: an argmax and a gather are exact; a
+    // resampling sums in f32 (f64 for the warp) and rounds once; the gradients accumulate in f32
+    // and round once, so they are within one unit of the f32 gradient rounded
+    manual_seed(21);
+    for (DType t : {DType::bf16, DType::f16}) {
+      CAPTURE(dtype_name(t));
+      const Tensor x0 = randn({2, 5, 6, 8}).to(t).to(DType::f32), gy_i = randn({2, 9, 7, 8}).to(t),
+                   gy_w = randn({2, 4, 5, 8}).to(t), gy_g = randn({2, 5, 6, 3}).to(t);
+      const Tensor rnd = randint(0, 8, {2, 5, 6, 3});  // repeats: the gradient sums
+      const Tensor mats = tensor({0.9, 0.1, 0.5, -0.1, 1.1, 0.2, 1.2, 0.0, -0.3, 0.0, 0.8, 0.4}, {2, 2, 3});
+      std::vector<Tensor> outs;
+      for (Device dev : devices()) {
+        CAPTURE(dev.str());
+        // argmax over the last dim, and over a middle one (a permuted copy in t, no cast)
+        Tensor xa = x0.to(t).to(dev);
+        backend::reset_op_calls();
+        Tensor a = argmax(xa, 3);
+        CHECK(backend::op_calls(backend::OpId::argmax_rows, dev.is_cuda()) == 1);
+        CHECK(backend::op_calls(backend::OpId::copy, dev.is_cuda()) == 0);  // no widened copy
+        Tensor am = argmax(xa, 1);
+        CHECK(max_abs_diff(a.to(kCPU).to(DType::f64), argmax(x0, 3).to(DType::f64)) == 0);
+        CHECK(max_abs_diff(am.to(kCPU).to(DType::f64), argmax(x0, 1).to(DType::f64)) == 0);
+        auto leaf = [&](DType d) { return x0.to(d).to(dev).detach().requires_grad_(); };
+        for (int op = 0; op < 3; ++op) {
+          CAPTURE(op);
+          Tensor x = leaf(t), xr = leaf(DType::f32);
+          auto run = [&](const Tensor& in) {
+            return op == 0   ? gather(in, 3, (rnd.to(dev)))
+                   : op == 1 ? interpolate(in, 9, 7, InterpMode::bilinear, false)
+                             : warp_affine(in, mats.to(dev), 4, 5, InterpMode::bilinear);
+          };
+          const Tensor& gy = op == 0 ? gy_g : op == 1 ? gy_i : gy_w;
+          Tensor y = run(x), yr = run(xr);
+          CHECK(y.dtype() == t);
+          CHECK_FALSE(has_cast(y));
+          CHECK(close_to(y, yr, t, op == 0 ? 0 : 1));
+          sum(mul(y, gy.to(dev))).backward();
+          sum(mul(yr, gy.to(DType::f32).to(dev))).backward();
+          CHECK(x.grad().dtype() == t);
+          CHECK(close_to(x.grad(), xr.grad(), t, 1));
+          outs.push_back(y.detach().to(kCPU).to(DType::f32));
+          outs.push_back(x.grad().to(kCPU).to(DType::f32));
+        }
+      }
+      // the emulated device and the CPU twin agree within a rounding
+      const size_t per = outs.size() / devices().size();
+      for (size_t i = per; i < outs.size(); ++i)
+        CHECK(max_abs_diff(outs[i], outs[i - per]) <= unit(t) * (1 + max_abs(outs[i - per])));
     }
   }
 

@@ -46,18 +46,24 @@ static void gather_scatter(const Tensor& x, int64_t dim, const Tensor& index, co
   const int64_t* idx = index.data_ptr<int64_t>();
   const int64_t n = index.numel();
   const int64_t R = int64_t(is.size());
-  float_dispatch(x.dtype(), scatter ? "scatter_add" : "gather", [&](auto tag_) {
-    using T = decltype(tag_);
-    T* xp = x.data_ptr<T>();
-    T* yp = y.data_ptr<T>();
+  // y's storage type Y; x is Y for gather, the accumulator acc_t<Y> for scatter_add (f32 for a
+  // 16-bit gradient, rounded once by the op)
+  storage_dispatch(y.dtype(), scatter ? "scatter_add" : "gather", [&](auto tag_) {
+    using Y = decltype(tag_);
+    using X = common::acc_t<Y>;
+    if (scatter) dispatch::check_accumulator("scatter_add", "cpu", x.dtype(), dtype_of<X>::value);
+    if (!scatter) ADNN_CHECK(x.dtype() == y.dtype(), "gather (cpu): input ", x.desc(), " and output ", y.desc());
+    X* xp = scatter ? x.data_ptr<X>() : nullptr;
+    Y* sp = scatter ? nullptr : x.data_ptr<Y>();
+    Y* yp = y.data_ptr<Y>();
     std::vector<int64_t> c(R, 0);
     for (int64_t k = 0; k < n; ++k) {
       int64_t off = 0;
       for (int64_t d = 0; d < R; ++d) off += (d == dim ? idx[k] : c[d]) * xs[d];
       if (scatter)
-        xp[off] += yp[k];
+        xp[off] += X(yp[k]);
       else
-        yp[k] = xp[off];
+        yp[k] = sp[off];
       for (int64_t d = R - 1; d >= 0; --d) {
         if (++c[d] < is[d]) break;
         c[d] = 0;

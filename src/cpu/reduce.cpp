@@ -102,16 +102,24 @@ void argmax_rows(const Tensor& x, const Tensor& out, int64_t rows, int64_t R) {
   auto run = [&](auto* p) {
 #pragma omp parallel for schedule(static) if (rows * R > 32768)
     for (int64_t r = 0; r < rows; ++r) {
+      using V = common::acc_t<std::remove_cv_t<std::remove_pointer_t<decltype(p)>>>;  // f16/bf16: widened
       auto* q = p + r * R;
       int64_t best = 0;
-      for (int64_t i = 1; i < R; ++i)
-        if (q[i] > q[best] || (q[i] != q[i] && q[best] == q[best])) best = i;
+      V bv = V(q[0]);
+      for (int64_t i = 1; i < R; ++i) {
+        const V c = V(q[i]);
+        if (c > bv || (c != c && bv == bv)) best = i, bv = c;
+      }
       o[r] = best;
     }
   };
   switch (x.dtype()) {
     case DType::f32: return run(x.data_ptr<float>());
     case DType::f64: return run(x.data_ptr<double>());
+    case DType::f16:
+      return run(x.data_ptr<half>());
+    case DType::bf16:
+      return run(x.data_ptr<bfloat16>());
     case DType::i64: return run(x.data_ptr<int64_t>());
     case DType::i32: return run(x.data_ptr<int32_t>());
     default: ADNN_FAIL("argmax: unsupported dtype ", x.desc());

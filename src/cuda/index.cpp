@@ -41,10 +41,18 @@ void gather_scatter(const Tensor& x, int64_t dim, const Tensor& index, const Ten
     g.size[d] = index.size(d);
     g.xstride[d] = xs[d];
   }
-  float_types(x.dtype(), scatter ? "scatter_add" : "gather", [&](auto tag) {
-    using T = decltype(tag);
-    ADNN_LAUNCH(k::gather_kernel<T>, k::grid_for(n), dim3(256), 0, stream(), ptr<T>(x), ptr<int64_t>(index), ptr<T>(y),
-                n, g, scatter);
+  storage_types(y.dtype(), scatter ? "scatter_add" : "gather", [&](auto tag) {
+    using Y = decltype(tag);
+    if (scatter) {  // x: the accumulated gradient, f32 for a 16-bit y
+      using A = common::acc_t<Y>;
+      dispatch::check_accumulator("scatter_add", "cuda", x.dtype(), dtype_of<A>::value);
+      ADNN_LAUNCH((k::scatter_add_kernel<kt<Y>, A>), k::grid_for(n), dim3(256), 0, stream(), ptr<Y>(y),
+                  ptr<int64_t>(index), ptr<A>(x), n, g);
+    } else {
+      ADNN_CHECK(x.dtype() == y.dtype(), "gather (cuda): input ", x.desc(), " and output ", y.desc());
+      ADNN_LAUNCH(k::gather_kernel<kt<Y>>, k::grid_for(n), dim3(256), 0, stream(), ptr<Y>(x), ptr<int64_t>(index),
+                  ptr<Y>(y), n, g);
+    }
   });
 }
 }  // namespace

@@ -10,32 +10,37 @@ using namespace launch_detail;
 
 // ---------------------------------------------------------------- interpolation
 void interpolate_forward(const Tensor& x, const Tensor& y, const InterpGeom& g) {
-  float_types(x.dtype(), "interpolate", [&](auto tag) {
+  storage_types(x.dtype(), "interpolate", [&](auto tag) {
     using T = decltype(tag);
-    ADNN_LAUNCH(k::interp_forward_kernel<T>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(y), g);
+    ADNN_LAUNCH(k::interp_forward_kernel<kt<T>>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(y),
+                g);
   });
 }
 void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpGeom& g) {
-  float_types(gy.dtype(), "interpolate backward", [&](auto tag) {
-    using T = decltype(tag);
-    ADNN_LAUNCH(k::interp_backward_kernel<T>, k::grid_for(gy.numel()), dim3(256), 0, stream(), ptr<T>(gy), ptr<T>(gx),
-                g);
+  storage_types(gy.dtype(), "interpolate backward", [&](auto tag) {
+    using G = decltype(tag);
+    using A = common::acc_t<G>;
+    dispatch::check_accumulator("interpolate backward", "cuda", gx.dtype(), dtype_of<A>::value);
+    ADNN_LAUNCH((k::interp_backward_kernel<kt<G>, A>), k::grid_for(gy.numel()), dim3(256), 0, stream(), ptr<G>(gy),
+                ptr<A>(gx), g);
   });
 }
 
 // ---------------------------------------------------------------- warp_affine
 void warp_affine_forward(const Tensor& x, const Tensor& m, const Tensor& y, const WarpGeom& g) {
-  float_types(x.dtype(), "warp_affine", [&](auto tag) {
+  storage_types(x.dtype(), "warp_affine", [&](auto tag) {
     using T = decltype(tag);
-    ADNN_LAUNCH(k::warp_affine_forward_kernel<T>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x),
+    ADNN_LAUNCH(k::warp_affine_forward_kernel<kt<T>>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x),
                 ptr<double>(m), ptr<T>(y), g);
   });
 }
 void warp_affine_backward(const Tensor& gy, const Tensor& m, const Tensor& gx, const WarpGeom& g) {
-  float_types(gy.dtype(), "warp_affine backward", [&](auto tag) {
-    using T = decltype(tag);
-    ADNN_LAUNCH(k::warp_affine_backward_kernel<T>, k::grid_for(gy.numel()), dim3(256), 0, stream(), ptr<T>(gy),
-                ptr<double>(m), ptr<T>(gx), g);
+  storage_types(gy.dtype(), "warp_affine backward", [&](auto tag) {
+    using G = decltype(tag);
+    using A = common::acc_t<G>;
+    dispatch::check_accumulator("warp_affine backward", "cuda", gx.dtype(), dtype_of<A>::value);
+    ADNN_LAUNCH((k::warp_affine_backward_kernel<kt<G>, A>), k::grid_for(gy.numel()), dim3(256), 0, stream(), ptr<G>(gy),
+                ptr<double>(m), ptr<A>(gx), g);
   });
 }
 

@@ -37,11 +37,15 @@ void reduce_cols(ReduceOp op, const Tensor& x, const Tensor& out, int64_t outer,
 void argmax_rows(const Tensor& x, const Tensor& out, int64_t rows, int64_t R) {
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    k::launch_argmax_rows<T>(ptr<T>(x), ptr<int64_t>(out), rows, R, stream());
+    k::launch_argmax_rows<kt<T>>(ptr<T>(x), ptr<int64_t>(out), rows, R, stream());
   };
   switch (x.dtype()) {
     case DType::f32: return run(float{});
     case DType::f64: return run(double{});
+    case DType::f16:
+      return run(half{});
+    case DType::bf16:
+      return run(bfloat16{});
     case DType::i32: return run(int32_t{});
     case DType::i64: return run(int64_t{});
     default: ADNN_FAIL("argmax (cuda): unsupported dtype ", x.desc());

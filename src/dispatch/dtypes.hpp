@@ -21,6 +21,15 @@ void storage_types(DType t, const char* op, const char* backend, F&& f) {
   }
 }
 
+// The backward passes that add into gx with atomics (interp, gather's scatter_add) accumulate in
+// acc_t of the gradient's storage type: gx must be `expected` (f32 for an f16/bf16 gradient,
+// which the op layer rounds once afterwards).
+inline void check_accumulator(const char* op, const char* backend, DType gx, DType expected) {
+  if (gx != expected)
+    ADNN_FAIL(op, " (", backend, "): the gradient accumulator is ", dtype_name(gx), ", expected ", dtype_name(expected),
+              " (f32 for an f16/bf16 gradient)");
+}
+
 // f(S{}, T{}): the storage type S of the activations and the type T of the parameters,
 // statistics and math — (float, float), (double, double), (half, float), (bfloat16, float).
 template <class F>

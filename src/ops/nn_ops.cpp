@@ -386,15 +386,16 @@ Tensor interpolate(const Tensor& x, int64_t out_h, int64_t out_w, InterpMode mod
   ADNN_CHECK(x.dim() == 4, "interpolate: input must be (N, H, W, C), got ", x.desc());
   ADNN_CHECK(out_h > 0 && out_w > 0, "interpolate: output size ", out_h, "x", out_w, " must be positive");
   ADNN_CHECK(x.size(1) > 0 && x.size(2) > 0, "interpolate: empty input ", x.desc());
-  if (is_reduced(x.dtype())) return interpolate(x.to(DType::f32), out_h, out_w, mode, align_corners).to(x.dtype());
+  // f16/bf16 read and written natively (f32 sums, one rounding); the backward's atomic sums
+  // run in an f32 accumulator, rounded once
   const InterpGeom g{x.size(0), x.size(3), {x.size(1), out_h, mode, align_corners}, {x.size(2), out_w, mode, align_corners}};
   Tensor y = new_like(x, {x.size(0), out_h, out_w, x.size(3)});
   backend::interpolate_forward(x.detach().contiguous(), y, g);
   Shape xs = x.sizes();
   autograd::record("interpolate", {x}, y, [=](const Tensor& gy, const std::vector<bool>&) {
-    Tensor gx = zeros(xs, TensorOptions(gy.dtype(), gy.device()));
+    Tensor gx = zeros(xs, TensorOptions(is_reduced(gy.dtype()) ? DType::f32 : gy.dtype(), gy.device()));
     backend::interpolate_backward(gy.contiguous(), gx, g);
-    return std::vector<Tensor>{gx};
+    return std::vector<Tensor>{gx.to(gy.dtype())};
   });
   return y;
 }

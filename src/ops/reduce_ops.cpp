@@ -135,8 +135,9 @@ Tensor amin(const Tensor& x, std::vector<int64_t> dims, bool keepdim) {
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
   check_defined("argmax", x, "input");
   check_devices("argmax", {&x});
-  if (x.dtype() != DType::f32 && x.dtype() != DType::f64 && x.dtype() != DType::i64 && x.dtype() != DType::i32)
-    return argmax(x.to(DType::f32), dim, keepdim);
+  // f32, f64, f16/bf16 (read natively), i32, i64; other dtypes (u8, bool, ...) through i64
+  if (!is_floating(x.dtype()) && x.dtype() != DType::i64 && x.dtype() != DType::i32)
+    return argmax(x.to(DType::i64), dim, keepdim);
   int64_t d = detail::wrap_dim(dim, x.dim(), "argmax");
   ReducePlan p = plan_reduce("argmax", x, {d}, keepdim);
   ADNN_CHECK(p.R > 0, "argmax: empty dimension ", d, " in ", x.desc());

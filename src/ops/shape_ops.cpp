@@ -104,15 +104,15 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
                x.desc(), " in dim ", k);
   check_index("gather", index, x.size(d), d, x);
   check_floating("gather", x);
-  if (is_reduced(x.dtype())) return gather(x.to(DType::f32), dim, index).to(x.dtype());
+  // f16/bf16 copied natively; the backward's sums run in an f32 accumulator, rounded once
   Tensor idx = index.contiguous();
   Tensor y = new_like(x, index.sizes());
   backend::gather(x.detach().contiguous(), d, idx, y);
   Shape xs = x.sizes();
   autograd::record("gather", {x}, y, [=](const Tensor& g, const std::vector<bool>&) {
-    Tensor gx = zeros(xs, TensorOptions(g.dtype(), g.device()));
+    Tensor gx = zeros(xs, TensorOptions(is_reduced(g.dtype()) ? DType::f32 : g.dtype(), g.device()));
     backend::scatter_add(g.contiguous(), d, idx, gx);
-    return std::vector<Tensor>{gx};
+    return std::vector<Tensor>{gx.to(g.dtype())};
   });
   return y;
 }

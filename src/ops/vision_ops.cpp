@@ -23,16 +23,17 @@ Tensor warp_affine(const Tensor& x, const Tensor& matrices, int64_t out_h, int64
              " matrices (give one image per matrix, or one image)");
   ADNN_CHECK(out_h > 0 && out_w > 0, "warp_affine: output size ", out_h, "x", out_w, " must be positive");
   ADNN_CHECK(x.size(1) > 0 && x.size(2) > 0, "warp_affine: empty input ", x.desc());
-  if (is_reduced(x.dtype())) return warp_affine(x.to(DType::f32), matrices, out_h, out_w, mode).to(x.dtype());
+  // f16/bf16 read and written natively (f64 sums as for f32, one rounding); the backward's
+  // atomic sums run in an f32 accumulator, rounded once
   const WarpGeom g{N, x.size(1), x.size(2), x.size(3), B, out_h, out_w, mode};
   const Tensor m = matrices.detach().to(x.device()).to(DType::f64).contiguous().reshape({B, 6});
   Tensor y = new_like(x, {B, out_h, out_w, x.size(3)});
   if (y.numel() > 0) backend::warp_affine_forward(x.detach().contiguous(), m, y, g);
   const Shape xs = x.sizes();
   autograd::record("warp_affine", {x}, y, [=](const Tensor& gy, const std::vector<bool>&) {
-    Tensor gx = zeros(xs, TensorOptions(gy.dtype(), gy.device()));
+    Tensor gx = zeros(xs, TensorOptions(is_reduced(gy.dtype()) ? DType::f32 : gy.dtype(), gy.device()));
     if (gy.numel() > 0) backend::warp_affine_backward(gy.contiguous(), m, gx, g);
-    return std::vector<Tensor>{gx};
+    return std::vector<Tensor>{gx.to(gy.dtype())};
   });
   return y;
 }
