@@ -11,7 +11,8 @@
 //   output element scattering its taps with atomicAdd (taps of neighbouring outputs overlap).
 // Cost: forward reads taps_y·taps_x input values per output (cached), writes |y|; backward
 //   the same number of atomic adds; the taps cost ~20 flops per axis and thread.
-// Dtypes: T = f32, f64, or f16/bf16 read and written natively with the sums in f32 (acc_t);
+// Dtypes: T = f32, f64, or f16/bf16 read and written natively with the sums in f32 (acc_t;
+//   the warp sums in f64 for every dtype, rounded to f32 and then to the 16-bit type);
 //   the backward passes read gy in G and add into a gx of A = acc_t<G> (f32 for a 16-bit gy:
 //   the op layer rounds the accumulated gradient once — a 16-bit atomic sum would round at
 //   every add).

@@ -623,6 +623,21 @@ TEST_SUITE("amp") {
       const size_t per = outs.size() / devices().size();
       for (size_t i = per; i < outs.size(); ++i)
         CHECK(max_abs_diff(outs[i], outs[i - per]) <= unit(t) * (1 + max_abs(outs[i - per])));
+      // 4096 gradients of 1 into one input element: 4096 in an f32 accumulator, where a 16-bit
+      // sum stalls (bf16 at 256, f16 at 2048)
+      for (Device dev : devices()) {
+        CAPTURE(dev.str());
+        const TensorOptions o(t, dev);
+        for (int op = 0; op < 3; ++op) {
+          CAPTURE(op);
+          Tensor x = zeros({1, 1, 1, 1}, o).requires_grad_();
+          Tensor y = op == 0   ? gather(x, 3, zeros({1, 1, 1, 4096}, TensorOptions(DType::i64, dev)))
+                     : op == 1 ? interpolate(x, 64, 64, InterpMode::nearest, false)
+                               : warp_affine(x, zeros({1, 2, 3}).to(dev), 64, 64, InterpMode::bilinear);
+          sum(y).backward();
+          CHECK(x.grad().to(kCPU).to(DType::f64).item<double>() == 4096.0);
+        }
+      }
     }
   }
 

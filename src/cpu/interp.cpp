@@ -13,6 +13,7 @@
 namespace adnn::cpu {
 
 void interpolate_forward(const Tensor& x, const Tensor& y, const InterpGeom& g) {
+  ADNN_CHECK(x.dtype() == y.dtype(), "interpolate (cpu): input ", x.desc(), " and output ", y.desc());
   storage_dispatch(x.dtype(), "interpolate", [&](auto tag_) {
     using T = decltype(tag_);
     using A = common::acc_t<T>;  // f32 sums for f16/bf16, rounded once on store
@@ -86,6 +87,7 @@ WarpTaps warp_taps(const double* m, int64_t b, int64_t ox, int64_t oy, const War
 }  // namespace
 
 void warp_affine_forward(const Tensor& x, const Tensor& m, const Tensor& y, const WarpGeom& g) {
+  ADNN_CHECK(x.dtype() == y.dtype(), "warp_affine (cpu): input ", x.desc(), " and output ", y.desc());
   storage_dispatch(x.dtype(), "warp_affine", [&](auto tag_) {
     using T = decltype(tag_);
     const T* xp = x.data_ptr<T>();

@@ -10,6 +10,7 @@ using namespace launch_detail;
 
 // ---------------------------------------------------------------- interpolation
 void interpolate_forward(const Tensor& x, const Tensor& y, const InterpGeom& g) {
+  ADNN_CHECK(x.dtype() == y.dtype(), "interpolate (cuda): input ", x.desc(), " and output ", y.desc());
   storage_types(x.dtype(), "interpolate", [&](auto tag) {
     using T = decltype(tag);
     ADNN_LAUNCH(k::interp_forward_kernel<kt<T>>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(y),
@@ -28,6 +29,7 @@ void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpGeom& 
 
 // ---------------------------------------------------------------- warp_affine
 void warp_affine_forward(const Tensor& x, const Tensor& m, const Tensor& y, const WarpGeom& g) {
+  ADNN_CHECK(x.dtype() == y.dtype(), "warp_affine (cuda): input ", x.desc(), " and output ", y.desc());
   storage_types(x.dtype(), "warp_affine", [&](auto tag) {
     using T = decltype(tag);
     ADNN_LAUNCH(k::warp_affine_forward_kernel<kt<T>>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x),

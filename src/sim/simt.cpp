@@ -639,7 +639,10 @@ namespace {
                                uint16_t(bytes > 0xffff ? 0xffff : bytes), uint8_t(write)});
 }
 // An atomic read-modify-write is a load and a store of the same instruction; the store is
-// keyed one byte after it (pc + 1) so that the two are separate requests of the warp.
+// keyed one byte after it (pc + 1): a lane's executions of one instruction are counted per
+// code address (the k-th execution of each lane is one request), so the store must not count
+// as a second execution of the load. 16-byte atomics (__tsan_atomic128_*) have no hooks: a
+// kernel using one would fail to link in this build, loudly.
 [[gnu::always_inline]] inline void trace_rmw(const volatile void* p, size_t bytes, void* pc) {
   trace_access(const_cast<const void*>(p), bytes, false, pc);
   trace_access(const_cast<const void*>(p), bytes, true, static_cast<char*>(pc) + 1);
@@ -684,66 +687,52 @@ ADNN_TRACE_HOOK void __tsan_vptr_read(void** p) {
 ADNN_TRACE_HOOK void __tsan_init() {}
 
 // Atomics (std::atomic_ref in kernels/common.cuh's atomicAdd, ...): the pass replaces each
-// __atomic builtin by a call that must perform it. `mo` is the memory order in the
-// __ATOMIC_* numbering (GCC passes its own constants, which coincide); the operations
-// below use sequentially consistent order, which is at least as strong as any asked for.
-#define ADNN_TRACE_ATOMICS(bits, T)                                                                              \
-  ADNN_TRACE_HOOK T __tsan_atomic##bits##_load(const volatile T* a, int) {                                       \
-    trace_access(const_cast<const T*>(a), sizeof(T), false, __builtin_return_address(0));                        \
-    return __atomic_load_n(a, __ATOMIC_SEQ_CST);                                                                 \
-  }                                                                                                              \
-  ADNN_TRACE_HOOK void __tsan_atomic##bits##_store(volatile T* a, T v, int) {                                    \
-    trace_access(const_cast<const T*>(a), sizeof(T), true, __builtin_return_address(0));                         \
-    __atomic_store_n(a, v, __ATOMIC_SEQ_CST);                                                                    \
-  }                                                                                                              \
-  ADNN_TRACE_HOOK T __tsan_atomic##bits##_exchange(volatile T* a, T v, int) {                                    \
-    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
-    return __atomic_exchange_n(a, v, __ATOMIC_SEQ_CST);                                                          \
-  }                                                                                                              \
-  ADNN_TRACE_HOOK T __tsan_atomic##bits##_fetch_add(volatile T* a, T v, int) {                                   \
-    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
-    return __atomic_fetch_add(a, v, __ATOMIC_SEQ_CST);                                                           \
-  }                                                                                                              \
-  ADNN_TRACE_HOOK T __tsan_atomic##bits##_fetch_sub(volatile T* a, T v, int) {                                   \
-    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
-    return __atomic_fetch_sub(a, v, __ATOMIC_SEQ_CST);                                                           \
-  }                                                                                                              \
-  ADNN_TRACE_HOOK T __tsan_atomic##bits##_fetch_and(volatile T* a, T v, int) {                                   \
-    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
-    return __atomic_fetch_and(a, v, __ATOMIC_SEQ_CST);                                                           \
-  }                                                                                                              \
-  ADNN_TRACE_HOOK T __tsan_atomic##bits##_fetch_or(volatile T* a, T v, int) {                                    \
-    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
-    return __atomic_fetch_or(a, v, __ATOMIC_SEQ_CST);                                                            \
-  }                                                                                                              \
-  ADNN_TRACE_HOOK T __tsan_atomic##bits##_fetch_xor(volatile T* a, T v, int) {                                   \
-    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
-    return __atomic_fetch_xor(a, v, __ATOMIC_SEQ_CST);                                                           \
-  }                                                                                                              \
-  ADNN_TRACE_HOOK T __tsan_atomic##bits##_fetch_nand(volatile T* a, T v, int) {                                  \
-    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
-    return __atomic_fetch_nand(a, v, __ATOMIC_SEQ_CST);                                                          \
-  }                                                                                                              \
-  /* strong and weak: 1 on success; on failure *expected receives the value seen */                              \
-  ADNN_TRACE_HOOK int __tsan_atomic##bits##_compare_exchange_strong(volatile T* a, T* expected, T v, int, int) { \
-    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
-    return __atomic_compare_exchange_n(a, expected, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);               \
-  }                                                                                                              \
-  ADNN_TRACE_HOOK int __tsan_atomic##bits##_compare_exchange_weak(volatile T* a, T* expected, T v, int, int) {   \
-    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
-    return __atomic_compare_exchange_n(a, expected, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);               \
-  }                                                                                                              \
-  /* returns the value seen */                                                                                   \
-  ADNN_TRACE_HOOK T __tsan_atomic##bits##_compare_exchange_val(volatile T* a, T expected, T v, int, int) {       \
-    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                        \
-    __atomic_compare_exchange_n(a, &expected, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);                     \
-    return expected;                                                                                             \
+// __atomic builtin by a call that must perform it. Their int arguments are memory orders
+// (the __ATOMIC_* numbering), ignored: the operations below are sequentially consistent,
+// at least as strong as any order asked for.
+// One read-modify-write hook: __tsan_atomicBITS_NAME performs BUILTIN (a load and a store).
+#define ADNN_TRACE_RMW(bits, T, name, builtin)                              \
+  ADNN_TRACE_HOOK T __tsan_atomic##bits##_##name(volatile T* a, T v, int) { \
+    trace_rmw(a, sizeof(T), __builtin_return_address(0));                   \
+    return builtin(a, v, __ATOMIC_SEQ_CST);                                 \
+  }
+// Compare-and-swap: strong and weak give 1 on success and, on failure, *expected the value seen.
+#define ADNN_TRACE_CAS(bits, T, name)                                                              \
+  ADNN_TRACE_HOOK int __tsan_atomic##bits##_##name(volatile T* a, T* expected, T v, int, int) {    \
+    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                          \
+    return __atomic_compare_exchange_n(a, expected, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST); \
+  }
+#define ADNN_TRACE_ATOMICS(bits, T)                                                                        \
+  ADNN_TRACE_HOOK T __tsan_atomic##bits##_load(const volatile T* a, int) {                                 \
+    trace_access(const_cast<const T*>(a), sizeof(T), false, __builtin_return_address(0));                  \
+    return __atomic_load_n(a, __ATOMIC_SEQ_CST);                                                           \
+  }                                                                                                        \
+  ADNN_TRACE_HOOK void __tsan_atomic##bits##_store(volatile T* a, T v, int) {                              \
+    trace_access(const_cast<const T*>(a), sizeof(T), true, __builtin_return_address(0));                   \
+    __atomic_store_n(a, v, __ATOMIC_SEQ_CST);                                                              \
+  }                                                                                                        \
+  ADNN_TRACE_RMW(bits, T, exchange, __atomic_exchange_n)                                                   \
+  ADNN_TRACE_RMW(bits, T, fetch_add, __atomic_fetch_add)                                                   \
+  ADNN_TRACE_RMW(bits, T, fetch_sub, __atomic_fetch_sub)                                                   \
+  ADNN_TRACE_RMW(bits, T, fetch_and, __atomic_fetch_and)                                                   \
+  ADNN_TRACE_RMW(bits, T, fetch_or, __atomic_fetch_or)                                                     \
+  ADNN_TRACE_RMW(bits, T, fetch_xor, __atomic_fetch_xor)                                                   \
+  ADNN_TRACE_RMW(bits, T, fetch_nand, __atomic_fetch_nand)                                                 \
+  ADNN_TRACE_CAS(bits, T, compare_exchange_strong)                                                         \
+  ADNN_TRACE_CAS(bits, T, compare_exchange_weak)                                                           \
+  /* returns the value seen */                                                                             \
+  ADNN_TRACE_HOOK T __tsan_atomic##bits##_compare_exchange_val(volatile T* a, T expected, T v, int, int) { \
+    trace_rmw(a, sizeof(T), __builtin_return_address(0));                                                  \
+    __atomic_compare_exchange_n(a, &expected, v, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);               \
+    return expected;                                                                                       \
   }
 ADNN_TRACE_ATOMICS(8, uint8_t)
 ADNN_TRACE_ATOMICS(16, uint16_t)
 ADNN_TRACE_ATOMICS(32, uint32_t)
 ADNN_TRACE_ATOMICS(64, uint64_t)
 #undef ADNN_TRACE_ATOMICS
+#undef ADNN_TRACE_CAS
+#undef ADNN_TRACE_RMW
 ADNN_TRACE_HOOK void __tsan_atomic_thread_fence(int) {
   __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }

@@ -1,9 +1,12 @@
 #pragma once
 // Memory-access trace of emulated kernels (ADNN_SIM_TRACE builds).
 //
-// The kernel translation units (src/cuda/*.cpp) are compiled with GCC's outline
-// kernel-address instrumentation, so every load and store of kernel code calls a hook
-// (__asan_load4_noabort, ...) defined in src/sim/simt.cpp. While a trace is on, the hook
+// The kernel translation units (src/cuda/*.cpp) are compiled with GCC's ThreadSanitizer
+// instrumentation (ADNN_SIM_TRACE_FLAGS, no TSan runtime), so every load and store of kernel
+// code calls a hook (__tsan_read4, __tsan_write4, ..., and the atomics' __tsan_atomic32_*)
+// defined in src/sim/simt.cpp. A memcpy of a size known only at run time stays a libc call
+// that no hook sees (kernels have none; fixed-size ones are loads, stores or
+// __tsan_read_range). While a trace is on, the hook
 // appends the access (address, bytes, load/store, the calling instruction's address, the
 // thread's sync-point count) to the running emulated thread's log; accesses made outside an
 // emulated kernel thread are ignored. When a block ends, each warp's lane logs are matched
@@ -108,7 +111,7 @@ struct LaunchTrace {
   uint64_t blocks = 0, threads = 0;
   size_t dynamic_smem = 0, static_smem = 0;
   TraceCounters c;
-  std::vector<uint64_t> sectors;  // global sectors touched (duplicates allowed)
+  std::vector<uint64_t> sectors;  // (global sector << 1) | store, per request (duplicates allowed)
 };
 void trace_record_launch(LaunchTrace& launch);
 }  // namespace adnn::sim::trace_detail

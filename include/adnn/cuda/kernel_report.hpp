@@ -20,7 +20,8 @@ struct KernelStats {
   uint64_t ld_requests = 0, ld_sectors = 0, ld_bytes = 0;  // global loads: warp requests, 32-B sectors, bytes used
   uint64_t st_requests = 0, st_sectors = 0, st_bytes = 0;  // global stores
   uint64_t sh_requests = 0, sh_wavefronts = 0, sh_ideal_wavefronts = 0, sh_conflict_requests = 0, sh_max_way = 0;
-  uint64_t compulsory_bytes = 0;  // per launch: 32 × distinct sectors (library calls: operand bytes), summed
+  uint64_t compulsory_bytes =
+      0;  // per launch: 32 × (distinct sectors loaded + stored) (library: operand bytes), summed
   uint64_t flops = 0;             // library GEMMs: 2·M·N·K
   uint64_t other_accesses = 0;    // stack, parameters: not modelled
 

@@ -72,8 +72,9 @@ class ModelEma {
     update();
   }
 
-  // The average, its integer buffers brought up to the model's (read it through module()
-  // after updates: a reference kept from before them shows the counters of that time).
+  // The average, its integer buffers brought up to the model's when an update came since the
+  // last read (the model's counters at the time of this read; a reference kept from before
+  // shows the counters of that time). Not thread-safe: the copy is a write (a launch on cuda).
   nn::Module& module() {
     copy_ints();
     return *avg_;
