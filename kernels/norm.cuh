@@ -63,6 +63,8 @@
 //     gb[c] = Σ g (coalesced across c).
 //   Cost: forward reads x 3 times, writes y; backward reads g and x twice, writes gx; the
 //   parameter gradients read g and x once more.
+//   Storage: x, y, g, gx, the parameters and their gradients in T (f32, f64, or f16/bf16
+//   natively: loaded widened, stored rounded once); mean and rstd in acc_t<T> (f32 for 16 bits).
 #include "reduce.cuh"
 
 namespace adnn::kernels {
@@ -405,8 +407,8 @@ __device__ __forceinline__ int64_t group_offset(int64_t n, int64_t gi, int64_t e
 
 template <class T>
 __global__ void group_norm_forward_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ b,
-                                          T* __restrict__ y, T* __restrict__ mean, T* __restrict__ rstd, int64_t P,
-                                          int64_t C, int64_t G, double eps) {
+                                          T* __restrict__ y, acc_t<T>* __restrict__ mean, acc_t<T>* __restrict__ rstd,
+                                          int64_t P, int64_t C, int64_t G, double eps) {
   using A = acc_t<T>;
   ADNN_SHARED(A, scratch, [32]);
   const int64_t ng = blockIdx.x, n = ng / G, gi = ng % G, Cg = C / G, K = P * Cg;
@@ -420,8 +422,8 @@ __global__ void group_norm_forward_kernel(const T* __restrict__ x, const T* __re
   }
   const A rs = A(1) / math::sqrt(block_sum(q, scratch) / A(K) + A(eps));
   if (threadIdx.x == 0) {
-    mean[ng] = T(mu);
-    rstd[ng] = T(rs);
+    mean[ng] = mu;
+    rstd[ng] = rs;
   }
   for (int64_t e = threadIdx.x; e < K; e += blockDim.x) {
     const int64_t off = group_offset(n, gi, e, P, C, Cg), c = gi * Cg + e % Cg;
@@ -431,12 +433,12 @@ __global__ void group_norm_forward_kernel(const T* __restrict__ x, const T* __re
 
 template <class T>
 __global__ void group_norm_backward_kernel(const T* __restrict__ g, const T* __restrict__ x, const T* __restrict__ w,
-                                           const T* __restrict__ mean, const T* __restrict__ rstd,
+                                           const acc_t<T>* __restrict__ mean, const acc_t<T>* __restrict__ rstd,
                                            T* __restrict__ gx, int64_t P, int64_t C, int64_t G) {
   using A = acc_t<T>;
   ADNN_SHARED(A, scratch, [32]);
   const int64_t ng = blockIdx.x, n = ng / G, gi = ng % G, Cg = C / G, K = P * Cg;
-  const A mu = A(mean[ng]), rs = A(rstd[ng]);
+  const A mu = mean[ng], rs = rstd[ng];
   A s1 = 0, s2 = 0;
   for (int64_t e = threadIdx.x; e < K; e += blockDim.x) {
     const int64_t off = group_offset(n, gi, e, P, C, Cg), c = gi * Cg + e % Cg;
@@ -455,7 +457,7 @@ __global__ void group_norm_backward_kernel(const T* __restrict__ g, const T* __r
 
 template <class T>
 __global__ void group_norm_param_grads_kernel(const T* __restrict__ g, const T* __restrict__ x,
-                                              const T* __restrict__ mean, const T* __restrict__ rstd,
+                                              const acc_t<T>* __restrict__ mean, const acc_t<T>* __restrict__ rstd,
                                               T* __restrict__ gw, T* __restrict__ gb, int64_t N, int64_t P, int64_t C,
                                               int64_t G) {
   const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
@@ -466,13 +468,13 @@ __global__ void group_norm_param_grads_kernel(const T* __restrict__ g, const T* 
     const double mu = double(mean[n * G + gi]), rs = double(rstd[n * G + gi]);
     for (int64_t p = 0; p < P; ++p) {
       const int64_t off = (n * P + p) * C + c;
-      const double gv = double(g[off]);
-      aw += gv * (double(x[off]) - mu) * rs;
+      const double gv = double(acc_t<T>(g[off]));
+      aw += gv * (double(acc_t<T>(x[off])) - mu) * rs;
       ab += gv;
     }
   }
-  if (gw) gw[c] = T(aw);
-  if (gb) gb[c] = T(ab);
+  if (gw) gw[c] = T(acc_t<T>(aw));
+  if (gb) gb[c] = T(acc_t<T>(ab));
 }
 
 }  // namespace adnn::kernels

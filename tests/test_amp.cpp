@@ -574,7 +574,9 @@ TEST_SUITE("amp") {
     }
   }
 
-  TEST_CASE("argmax, gather, interpolate, warp_affine: f16/bf16 natively (no f32 copy), f32-accumulated gradients") {
+  TEST_CASE(
+      "argmax, gather, interpolate, warp_affine, group_norm: f16/bf16 natively (no f32 copy), f32-accumulated "
+      "gradients") {
     // against the same ops in f32 on the rounded inputs: an argmax and a gather are exact; a
     // resampling sums in f32 (f64 for the warp) and rounds once; the gradients accumulate in f32
     // and round once, so they are within one unit of the f32 gradient rounded
@@ -623,6 +625,25 @@ TEST_SUITE("amp") {
       const size_t per = outs.size() / devices().size();
       for (size_t i = per; i < outs.size(); ++i)
         CHECK(max_abs_diff(outs[i], outs[i - per]) <= unit(t) * (1 + max_abs(outs[i - per])));
+      // group norm (x and the affine parameters in t; statistics in f32, kept in f32)
+      for (Device dev : devices()) {
+        CAPTURE(dev.str());
+        const Tensor w0 = randn({8}).to(t).to(DType::f32), b0 = randn({8}).to(t).to(DType::f32);
+        auto leaf = [&](const Tensor& v, DType d) { return v.to(d).to(dev).detach().requires_grad_(); };
+        Tensor x = leaf(x0, t), w = leaf(w0, t), b = leaf(b0, t);
+        Tensor xr = leaf(x0, DType::f32), wr = leaf(w0, DType::f32), br = leaf(b0, DType::f32);
+        Tensor y = group_norm(x, 2, w, b), yr = group_norm(xr, 2, wr, br);
+        CHECK(y.dtype() == t);
+        CHECK_FALSE(has_cast(y));
+        CHECK(close_to(y, yr, t, 1));
+        const Tensor gy = randn({2, 5, 6, 8}).to(t);
+        sum(mul(y, gy.to(dev))).backward();
+        sum(mul(yr, gy.to(DType::f32).to(dev))).backward();
+        for (auto [a, r] : {std::pair{x, xr}, std::pair{w, wr}, std::pair{b, br}}) {
+          CHECK(a.grad().dtype() == t);
+          CHECK(close_to(a.grad(), r.grad(), t, 1));
+        }
+      }
       // 4096 gradients of 1 into one input element: 4096 in an f32 accumulator, where a 16-bit
       // sum stalls (bf16 at 256, f16 at 2048)
       for (Device dev : devices()) {

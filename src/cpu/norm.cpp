@@ -350,8 +350,8 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
 // Per (n, g) in f64 over the group's P·Cg values, OpenMP over (n, g); parameter gradients
 // per channel over the N·P rows.
 template <class T>
-static void gn_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rstd, int64_t N, int64_t P, int64_t C,
-                       int64_t G, double eps) {
+static void gn_forward(const T* x, const T* w, const T* b, T* y, common::acc_t<T>* mean, common::acc_t<T>* rstd,
+                       int64_t N, int64_t P, int64_t C, int64_t G, double eps) {
   const int64_t Cg = C / G, K = P * Cg;
 #pragma omp parallel for schedule(static) if (N * P * C > 32768)
   for (int64_t ng = 0; ng < N * G; ++ng) {
@@ -364,18 +364,19 @@ static void gn_forward(const T* x, const T* w, const T* b, T* y, T* mean, T* rst
     for (int64_t p = 0; p < P; ++p)
       for (int64_t c = 0; c < Cg; ++c) q += (double(xb[p * C + c]) - mu) * (double(xb[p * C + c]) - mu);
     const double rs = 1.0 / std::sqrt(q / double(K) + eps);
-    mean[ng] = T(mu);
-    rstd[ng] = T(rs);
+    mean[ng] = common::acc_t<T>(mu);  // f32 for a 16-bit x
+    rstd[ng] = common::acc_t<T>(rs);
     const int64_t c0 = (ng % G) * Cg;
     for (int64_t p = 0; p < P; ++p)
       for (int64_t c = 0; c < Cg; ++c)
-        yb[p * C + c] = T((double(xb[p * C + c]) - mu) * rs * (w ? double(w[c0 + c]) : 1.0) + (b ? double(b[c0 + c]) : 0.0));
+        yb[p * C + c] = T(common::acc_t<T>((double(xb[p * C + c]) - mu) * rs * (w ? double(w[c0 + c]) : 1.0) +
+                                           (b ? double(b[c0 + c]) : 0.0)));
   }
 }
 
 template <class T>
-static void gn_backward(const T* g, const T* x, const T* w, const T* mean, const T* rstd, T* gx, T* gw, T* gb,
-                        int64_t N, int64_t P, int64_t C, int64_t G) {
+static void gn_backward(const T* g, const T* x, const T* w, const common::acc_t<T>* mean, const common::acc_t<T>* rstd,
+                        T* gx, T* gw, T* gb, int64_t N, int64_t P, int64_t C, int64_t G) {
   const int64_t Cg = C / G, K = P * Cg;
   if (gx) {
 #pragma omp parallel for schedule(static) if (N * P * C > 32768)
@@ -395,7 +396,7 @@ static void gn_backward(const T* g, const T* x, const T* w, const T* mean, const
         for (int64_t c = 0; c < Cg; ++c) {
           const int64_t off = base + p * C + c;
           const double gh = double(g[off]) * (w ? double(w[c0 + c]) : 1.0);
-          gx[off] = T(rs * (gh - s1 - (double(x[off]) - mu) * rs * s2));
+          gx[off] = T(common::acc_t<T>(rs * (gh - s1 - (double(x[off]) - mu) * rs * s2)));
         }
     }
   }
@@ -411,24 +412,30 @@ static void gn_backward(const T* g, const T* x, const T* w, const T* mean, const
         ab += double(g[off]);
       }
     }
-    if (gw) gw[c] = T(aw);
-    if (gb) gb[c] = T(ab);
+    if (gw) gw[c] = T(common::acc_t<T>(aw));
+    if (gb) gb[c] = T(common::acc_t<T>(ab));
   }
 }
 
 void group_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y, const Tensor& mean,
                         const Tensor& rstd, int64_t N, int64_t P, int64_t C, int64_t G, double eps) {
-  ADNN_FLOAT_TYPES(x.dtype(), "group_norm",
-                   gn_forward<T>(x.data_ptr<T>(), opt_ptr<T>(weight), opt_ptr<T>(bias), y.data_ptr<T>(),
-                                 mean.data_ptr<T>(), rstd.data_ptr<T>(), N, P, C, G, eps));
+  storage_dispatch(x.dtype(), "group_norm", [&](auto tag) {
+    using T = decltype(tag);
+    using A = common::acc_t<T>;  // mean, rstd: f32 for a 16-bit x
+    gn_forward<T>(x.data_ptr<T>(), opt_ptr<T>(weight), opt_ptr<T>(bias), y.data_ptr<T>(), mean.data_ptr<A>(),
+                  rstd.data_ptr<A>(), N, P, C, G, eps);
+  });
 }
 
 void group_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
                          const Tensor& gx, const Tensor& gw, const Tensor& gb, int64_t N, int64_t P, int64_t C,
                          int64_t G) {
-  ADNN_FLOAT_TYPES(x.dtype(), "group_norm backward",
-                   gn_backward<T>(g.data_ptr<T>(), x.data_ptr<T>(), opt_ptr<T>(weight), mean.data_ptr<T>(),
-                                  rstd.data_ptr<T>(), opt_out<T>(gx), opt_out<T>(gw), opt_out<T>(gb), N, P, C, G));
+  storage_dispatch(x.dtype(), "group_norm backward", [&](auto tag) {
+    using T = decltype(tag);
+    using A = common::acc_t<T>;
+    gn_backward<T>(g.data_ptr<T>(), x.data_ptr<T>(), opt_ptr<T>(weight), mean.data_ptr<A>(), rstd.data_ptr<A>(),
+                   opt_out<T>(gx), opt_out<T>(gw), opt_out<T>(gb), N, P, C, G);
+  });
 }
 
 }  // namespace adnn::cpu

@@ -126,10 +126,11 @@ void group_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
                         const Tensor& rstd, int64_t N, int64_t P, int64_t C, int64_t G, double eps) {
   if (N * G == 0) return;
   ADNN_CHECK(N * G < (int64_t(1) << 31), "group_norm (cuda): N·G = ", N * G, " exceeds the grid");
-  float_types(x.dtype(), "group_norm", [&](auto tag) {
+  storage_types(x.dtype(), "group_norm", [&](auto tag) {
     using T = decltype(tag);
-    ADNN_LAUNCH(k::group_norm_forward_kernel<T>, dim3(unsigned(N * G)), dim3(k::row_threads(P * C / G)), 0, stream(),
-                ptr<T>(x), ptr<T>(weight), ptr<T>(bias), ptr<T>(y), ptr<T>(mean), ptr<T>(rstd), P, C, G, eps);
+    using A = common::acc_t<T>;  // mean, rstd
+    ADNN_LAUNCH(k::group_norm_forward_kernel<kt<T>>, dim3(unsigned(N * G)), dim3(k::row_threads(P * C / G)), 0,
+                stream(), ptr<T>(x), ptr<T>(weight), ptr<T>(bias), ptr<T>(y), ptr<A>(mean), ptr<A>(rstd), P, C, G, eps);
   });
 }
 
@@ -137,14 +138,15 @@ void group_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
                          const Tensor& gx, const Tensor& gw, const Tensor& gb, int64_t N, int64_t P, int64_t C,
                          int64_t G) {
   if (N * G == 0) return;
-  float_types(x.dtype(), "group_norm backward", [&](auto tag) {
+  storage_types(x.dtype(), "group_norm backward", [&](auto tag) {
     using T = decltype(tag);
+    using A = common::acc_t<T>;  // mean, rstd
     if (gx.defined())
-      ADNN_LAUNCH(k::group_norm_backward_kernel<T>, dim3(unsigned(N * G)), dim3(k::row_threads(P * C / G)), 0,
-                  stream(), ptr<T>(g), ptr<T>(x), ptr<T>(weight), ptr<T>(mean), ptr<T>(rstd), ptr<T>(gx), P, C, G);
+      ADNN_LAUNCH(k::group_norm_backward_kernel<kt<T>>, dim3(unsigned(N * G)), dim3(k::row_threads(P * C / G)), 0,
+                  stream(), ptr<T>(g), ptr<T>(x), ptr<T>(weight), ptr<A>(mean), ptr<A>(rstd), ptr<T>(gx), P, C, G);
     if (gw.defined() || gb.defined())
-      ADNN_LAUNCH(k::group_norm_param_grads_kernel<T>, dim3(k::ceil_div(C, 128)), dim3(128), 0, stream(), ptr<T>(g),
-                  ptr<T>(x), ptr<T>(mean), ptr<T>(rstd), ptr<T>(gw), ptr<T>(gb), N, P, C, G);
+      ADNN_LAUNCH(k::group_norm_param_grads_kernel<kt<T>>, dim3(k::ceil_div(C, 128)), dim3(128), 0, stream(), ptr<T>(g),
+                  ptr<T>(x), ptr<A>(mean), ptr<A>(rstd), ptr<T>(gw), ptr<T>(gb), N, P, C, G);
   });
 }
 

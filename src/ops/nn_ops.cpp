@@ -248,14 +248,13 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
   for (const Tensor* t : {&weight, &bias})
     if (t->defined())
       ADNN_CHECK(t->dim() == 1 && t->size(0) == C, "group_norm: parameter ", t->desc(), " must be (", C, ")");
-  if (is_reduced(x.dtype()))
-    return group_norm(x.to(DType::f32), num_groups, weight.defined() ? weight.to(DType::f32) : Tensor(),
-                      bias.defined() ? bias.to(DType::f32) : Tensor(), eps)
-        .to(x.dtype());
+  // f16/bf16 x (and parameters) natively: statistics and math in f32, mean and rstd kept in
+  // f32, every output rounded once
   const int64_t G = num_groups;
   Tensor xc = x.detach().contiguous();
   Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
-  Tensor y = new_like(x, x.sizes()), mu = new_like(x, {N, G}), rstd = new_like(x, {N, G});
+  const TensorOptions stats(is_reduced(x.dtype()) ? DType::f32 : x.dtype(), x.device());
+  Tensor y = new_like(x, x.sizes()), mu = empty({N, G}, stats), rstd = empty({N, G}, stats);
   backend::group_norm_forward(xc, wd, bias.defined() ? bias.detach().contiguous() : Tensor(), y, mu, rstd, N, P, C, G,
                               eps);
   autograd::record("group_norm", {x, weight, bias}, y, [=](const Tensor& g, const std::vector<bool>& need) {
