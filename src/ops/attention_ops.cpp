@@ -111,7 +111,7 @@ Tensor sigmoid_gate(const Tensor& x, const Tensor& a) {
   check_devices(op, {&x, &a});
   // f16/bf16 x natively with f32 logits (a 16-bit gate is widened: it is small); f32/f64 x
   // with logits of its dtype (under autocast an f32 x takes its gate in f32)
-  const DType at = is_reduced(x.dtype()) ? DType::f32 : x.dtype();
+  const DType at = acc_dtype(x.dtype());
   check_floating(op, x);
   if (is_floating(a.dtype()) && a.dtype() != at && (is_reduced(x.dtype()) || amp::autocast_dtype()))
     return sigmoid_gate(x, a.to(at));
@@ -159,7 +159,7 @@ Tensor squeeze_excite(const Tensor& x, const Tensor& w1, const Tensor& b1, const
   ADNN_CHECK(!b2.defined() || (b2.dim() == 1 && b2.size(0) == C), op, ": bias ", b2.desc(), " must be (", C, ")");
   // f16/bf16 natively: x, y and the weights in 16 bits; the pooled means and the gate logits,
   // the math, and the backward's small FCs in f32 (at = the statistics' dtype)
-  const DType at = is_reduced(x.dtype()) ? DType::f32 : x.dtype();
+  const DType at = acc_dtype(x.dtype());
   Tensor xc = x.detach().contiguous(), w1c = w1.detach().contiguous(), w2c = w2.detach().contiguous();
   Tensor b1c = b1.defined() ? b1.detach().contiguous() : Tensor(), b2c = b2.defined() ? b2.detach().contiguous() : Tensor();
   const TensorOptions aopt(at, x.device());

@@ -55,6 +55,11 @@ inline void check_floating(const char* op, const Tensor& t) {
 }
 
 inline bool is_reduced(DType t) { return t == DType::f16 || t == DType::bf16; }
+// The dtype a 16-bit tensor's sums, statistics and gradient accumulators are kept in: f32 for
+// f16/bf16, the dtype itself otherwise.
+inline DType acc_dtype(DType t) {
+  return is_reduced(t) ? DType::f32 : t;
+}
 
 inline Shape broadcast_shapes(const char* op, const Shape& a, const Shape& b) {
   size_t n = std::max(a.size(), b.size());

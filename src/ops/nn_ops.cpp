@@ -113,7 +113,7 @@ Tensor batch_norm_impl(const Tensor& x, const Tensor& running_mean, const Tensor
                "batch_norm: eval mode needs running_mean and running_var");
   // pt: the parameters', statistics' and math's dtype — x's, or f32 for f16/bf16 input, whose
   // activations (x, y, the residual, their gradients) the backend reads and writes in 16 bits
-  const DType pt = is_reduced(x.dtype()) ? DType::f32 : x.dtype();
+  const DType pt = acc_dtype(x.dtype());
   const TensorOptions popt(pt, x.device());
   Tensor xc = x.detach().contiguous();
   Tensor mean_t, invstd;
@@ -201,7 +201,7 @@ Tensor layer_norm(const Tensor& x, const Shape& ns, const Tensor& weight, const 
   // f32, the output in x's dtype — or in f32 under autocast (as torch's autocast runs layer_norm
   // in f32), read from the 16-bit x itself: no widened copy is made or kept for backward.
   const bool reduced = is_reduced(x.dtype());
-  const DType pt = reduced ? DType::f32 : x.dtype();
+  const DType pt = acc_dtype(x.dtype());
   const DType yt = reduced && amp::autocast_dtype() ? DType::f32 : x.dtype();
   if (reduced) {
     for (const Tensor* t : {&weight, &bias})
@@ -253,7 +253,7 @@ Tensor group_norm(const Tensor& x, int64_t num_groups, const Tensor& weight, con
   const int64_t G = num_groups;
   Tensor xc = x.detach().contiguous();
   Tensor wd = weight.defined() ? weight.detach().contiguous() : Tensor();
-  const TensorOptions stats(is_reduced(x.dtype()) ? DType::f32 : x.dtype(), x.device());
+  const TensorOptions stats(acc_dtype(x.dtype()), x.device());
   Tensor y = new_like(x, x.sizes()), mu = empty({N, G}, stats), rstd = empty({N, G}, stats);
   backend::group_norm_forward(xc, wd, bias.defined() ? bias.detach().contiguous() : Tensor(), y, mu, rstd, N, P, C, G,
                               eps);
@@ -392,7 +392,7 @@ Tensor interpolate(const Tensor& x, int64_t out_h, int64_t out_w, InterpMode mod
   backend::interpolate_forward(x.detach().contiguous(), y, g);
   Shape xs = x.sizes();
   autograd::record("interpolate", {x}, y, [=](const Tensor& gy, const std::vector<bool>&) {
-    Tensor gx = zeros(xs, TensorOptions(is_reduced(gy.dtype()) ? DType::f32 : gy.dtype(), gy.device()));
+    Tensor gx = zeros(xs, TensorOptions(acc_dtype(gy.dtype()), gy.device()));
     backend::interpolate_backward(gy.contiguous(), gx, g);
     return std::vector<Tensor>{gx.to(gy.dtype())};
   });

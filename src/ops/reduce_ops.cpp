@@ -78,7 +78,7 @@ Tensor extreme(ReduceOp op, const char* name, const Tensor& x, std::vector<int64
   ReducePlan p = plan_reduce(name, x, dims, keepdim);
   Tensor out = reduce_raw(op, name, x, p, x.dtype());  // f16/bf16 natively: an extreme is exact
   Tensor od = out.detach();
-  const DType xt = x.dtype(), ct = is_reduced(xt) ? DType::f32 : xt;
+  const DType xt = x.dtype(), ct = acc_dtype(xt);
   autograd::record(name, {x}, out, [=](const Tensor& g, const std::vector<bool>&) {
     // gradient split evenly among the positions that attain the extreme; the tie count and the
     // division in f32 for a 16-bit x (bf16 counts no further than 256 exactly), one rounding
@@ -101,7 +101,7 @@ Tensor sum_impl(const Tensor& x, std::vector<int64_t> dims, bool keepdim, bool f
   // autocast (reductions stay f32), else rounded to x's dtype (the output's size only)
   const bool reduced = is_reduced(x.dtype());
   ReducePlan p = plan_reduce("sum", x, std::move(dims), keepdim);
-  Tensor out = reduce_raw(ReduceOp::sum, "sum", x, p, reduced ? DType::f32 : x.dtype());
+  Tensor out = reduce_raw(ReduceOp::sum, "sum", x, p, acc_dtype(x.dtype()));
   Shape xs = x.sizes();
   const DType xt = x.dtype();
   autograd::record("sum", {x}, out, [=](const Tensor& g, const std::vector<bool>&) {

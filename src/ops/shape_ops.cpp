@@ -110,7 +110,7 @@ Tensor gather(const Tensor& x, int64_t dim, const Tensor& index) {
   backend::gather(x.detach().contiguous(), d, idx, y);
   Shape xs = x.sizes();
   autograd::record("gather", {x}, y, [=](const Tensor& g, const std::vector<bool>&) {
-    Tensor gx = zeros(xs, TensorOptions(is_reduced(g.dtype()) ? DType::f32 : g.dtype(), g.device()));
+    Tensor gx = zeros(xs, TensorOptions(acc_dtype(g.dtype()), g.device()));
     backend::scatter_add(g.contiguous(), d, idx, gx);
     return std::vector<Tensor>{gx.to(g.dtype())};
   });

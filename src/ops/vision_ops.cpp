@@ -31,7 +31,7 @@ Tensor warp_affine(const Tensor& x, const Tensor& matrices, int64_t out_h, int64
   if (y.numel() > 0) backend::warp_affine_forward(x.detach().contiguous(), m, y, g);
   const Shape xs = x.sizes();
   autograd::record("warp_affine", {x}, y, [=](const Tensor& gy, const std::vector<bool>&) {
-    Tensor gx = zeros(xs, TensorOptions(is_reduced(gy.dtype()) ? DType::f32 : gy.dtype(), gy.device()));
+    Tensor gx = zeros(xs, TensorOptions(acc_dtype(gy.dtype()), gy.device()));
     if (gy.numel() > 0) backend::warp_affine_backward(gy.contiguous(), m, gx, g);
     return std::vector<Tensor>{gx.to(gy.dtype())};
   });
