@@ -554,6 +554,71 @@ TEST_SUITE("sim") {
     for (size_t i = 0; i < xc.size(); ++i) CHECK(testing::max_abs_diff(xd[i].to(kCPU), xc[i]) <= 1e-6);
   }
 
+  // One list of tensors on two devices (a model split between them, an average kept on the
+  // host): each device's f32 tensors go through its own multi-tensor op. Until 2026-12-02 only
+  // the first device's did (the lerp sent the others through the elementwise ops; clipping
+  // refused gradients of a second device).
+  TEST_CASE("trace: tensors on two devices: each device's are fused; clipping spans both") {
+    std::vector<Tensor> xs, es, xc, ec;  // xs/es: cpu, 60 × cuda, cpu; xc/ec: all on the host
+    for (int i = 0; i < 62; ++i) {
+      Tensor x = randn({int64_t(1 + (i * 389) % 700)}), e = randn(x.sizes());
+      const Device dev = i == 0 || i == 61 ? kCPU : kCUDA;
+      xc.push_back(x.clone());
+      ec.push_back(e);
+      xs.push_back(x.to(dev));
+      es.push_back(e.to(dev));
+    }
+    optim::foreach_lerp_(xc, ec, 0.1);
+    std::vector<sim::KernelTrace> r;
+    {
+      TraceScope t;
+      optim::foreach_lerp_(xs, es, 0.1);
+      r = sim::trace_results();
+    }
+    int64_t launches = 0;
+    for (const auto& k : r) {
+      INFO(k.name);
+      CHECK(k.name.find("lerp_multi_tensor") != std::string::npos);
+      launches += int64_t(k.launches);
+    }
+    CHECK(launches == 2);  // the 60 cuda pairs, 32 a launch (the cpu pairs: the CPU twin, untraced)
+    for (size_t i = 0; i < xc.size(); ++i) CHECK(testing::max_abs_diff(xs[i].to(kCPU), xc[i]) <= 1e-6);
+
+    // clipping: the norm over both devices, on the first gradient's (cpu), every gradient scaled
+    for (double max_norm : {5.0, 1e9}) {
+      INFO("max_norm " << max_norm);
+      std::vector<Tensor> pc, pm;
+      for (size_t i = 0; i < xs.size(); ++i) {
+        pc.push_back(zeros(xc[i].sizes()).requires_grad_());
+        pc.back().set_grad(ec[i].clone());
+        pm.push_back(zeros(xc[i].sizes()).to(xs[i].device()).requires_grad_());
+        pm.back().set_grad(es[i].clone());
+      }
+      pm[5].set_grad(ec[5].to(DType::f64).to(kCUDA));  // a gradient of another dtype, on cuda
+      pc[5].set_grad(ec[5].to(DType::f64));
+      const Tensor nc = optim::clip_grad_norm_(pc, max_norm);
+      std::vector<sim::KernelTrace> rc;
+      Tensor nm;
+      {
+        TraceScope t;
+        nm = optim::clip_grad_norm_(pm, max_norm);
+        rc = sim::trace_results();
+      }
+      CHECK(nm.device() == kCPU);
+      CHECK(std::fabs(nm.item<double>() - nc.item<double>()) <= 1e-12 * nc.item<double>());
+      // cuda's 59 f32 gradients, 48 a launch (its f64 one through the elementwise ops); the
+      // finish on cuda computes that device's norm only (the total is the cpu's)
+      CHECK(find(rc, "grad_sq_partials_kernel").launches == 2);
+      CHECK(find(rc, "grad_norm_finish_kernel").launches == 1);
+      CHECK(find(rc, "scale_multi_tensor_kernel").launches == 2);
+      for (size_t i = 0; i < pc.size(); ++i) {
+        INFO(i);
+        CHECK(pm[i].grad().device() == xs[i].device());
+        CHECK(testing::max_abs_diff(pm[i].grad().to(kCPU), pc[i].grad()) <= 1e-6);
+      }
+    }
+  }
+
   // The store of a read-modify-write (x[i] = f(x[i]), x[i] *= c: AdamW's p, m and v, the
   // clipping scale, this lerp). Until 2026-12-01 the trace used GCC's kernel-address
   // instrumentation, which skips a store to an address whose load it has just checked in the

@@ -7,7 +7,10 @@
 #include <adnn/optim/optimizer.hpp>
 
 #include <cmath>
+#include <iterator>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "dispatch/dispatch.hpp"
 
@@ -34,6 +37,25 @@ std::vector<Tensor> Optimizer::parameters() const {
 }
 
 namespace {
+// What each device's multi-tensor calls take (AdamW, clipping, the moving average): one
+// bucket per device, in order of first appearance, so that every device's tensors are fused
+// and no call mixes devices.
+template <class Bucket>
+class PerDevice {
+ public:
+  Bucket& operator[](const Device& d) {
+    for (auto& [dev, b] : buckets_)
+      if (dev == d) return b;
+    return buckets_.emplace_back(d, Bucket{}).second;
+  }
+  bool empty() const { return buckets_.empty(); }
+  auto begin() { return buckets_.begin(); }
+  auto end() { return buckets_.end(); }
+
+ private:
+  std::vector<std::pair<Device, Bucket>> buckets_;
+};
+
 std::vector<ParamGroup> one_group(std::vector<Tensor> params, double wd) {
   ParamGroup g;
   g.params = std::move(params);
@@ -138,7 +160,7 @@ void AdamW::step() {
     step.lr = lr_t_.data_ptr<float>();
   }
   // One multi-tensor call per device (fused), or one per tensor.
-  std::vector<AdamWTensor> on_cpu, on_cuda;
+  PerDevice<std::vector<AdamWTensor>> fused;
   size_t k = 0;
   for (auto& grp : groups_) {
     const float lr = o_.capturable ? float(grp.lr_scale) : float(lr_ * grp.lr_scale), wd = float(grp.weight_decay);
@@ -152,12 +174,13 @@ void AdamW::step() {
                  p.desc());
       g = g.to(p.dtype()).contiguous();
       AdamWTensor t{p, g, m, v, lr, wd};
-      if (!o_.fused) backend::adamw_multi_tensor({t}, step);
-      else (p.device().is_cuda() ? on_cuda : on_cpu).push_back(std::move(t));
+      if (o_.fused)
+        fused[p.device()].push_back(std::move(t));
+      else
+        backend::adamw_multi_tensor({t}, step);
     }
   }
-  if (!on_cpu.empty()) backend::adamw_multi_tensor(on_cpu, step);
-  if (!on_cuda.empty()) backend::adamw_multi_tensor(on_cuda, step);
+  for (auto& [dev, ts] : fused) backend::adamw_multi_tensor(ts, step);
 }
 
 std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() const {
@@ -181,37 +204,50 @@ void AdamW::load_state_tensors(const io::SafeTensors& st) {
 }
 
 // ---------------------------------------------------------------- clipping
-// Contiguous f32 gradients on the first gradient's device (all of them, in a model trained
-// with f32 master weights) go through the multi-tensor backend ops: one norm pass and one
-// scale pass over all of them, a few launches in all (kernels/optim.cuh); any other gradient
-// (16-bit, f64, strided) adds its Σ g² through the elementwise ops, as before.
+// Per device, the contiguous f32 gradients (all of them, in a model trained with f32 master
+// weights) go through the multi-tensor backend ops: one norm pass and one scale pass over
+// them, a few launches in all (kernels/optim.cuh); any other gradient (16-bit, f64, strided)
+// adds its Σ g² through the elementwise ops. Gradients on several devices (torch groups them
+// the same way): each further device's norm² joins the first device's sum — the one transfer
+// between devices, of a scalar — and the coefficient goes back to each device.
 Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
   NoGradGuard ng;
-  std::vector<Tensor> fused, others;
-  Tensor rest;  // Σ g² over the other gradients, f64
+  struct Bucket {
+    std::vector<Tensor> fused, others;
+    Tensor rest;  // Σ g² over `others`, f64
+  };
+  PerDevice<Bucket> by_device;
   for (auto& p : params) {
     Tensor g = p.grad();
     if (!g.defined()) continue;
-    if (g.dtype() == DType::f32 && g.is_contiguous() && (fused.empty() || g.device() == fused.front().device())) {
-      fused.push_back(g);
+    Bucket& b = by_device[g.device()];
+    if (g.dtype() == DType::f32 && g.is_contiguous()) {
+      b.fused.push_back(g);
       continue;
     }
-    others.push_back(g);
+    b.others.push_back(g);
     Tensor s = sum(mul(g, g)).to(DType::f64);
-    rest = rest.defined() ? add(rest, s) : s;
+    b.rest = b.rest.defined() ? add(b.rest, s) : s;
   }
-  if (fused.empty() && !rest.defined()) return zeros({}, DType::f64);
-  const Device dev = fused.empty() ? rest.device() : fused.front().device();
-  if (rest.defined())
-    ADNN_CHECK(rest.device() == dev, "clip_grad_norm_: gradients on ", rest.device().str(), " and ", dev.str(),
-               "; clip the parameters of one device at a time");
+  if (by_device.empty()) return zeros({}, DType::f64);
+  auto first = by_device.begin();
+  const Device dev = first->first;
+  Tensor extra = first->second.rest;
+  for (auto it = std::next(first); it != by_device.end(); ++it) {
+    Tensor n = empty({}, TensorOptions(DType::f64, it->first));
+    backend::grad_norm_multi_tensor(it->second.fused, it->second.rest, n, Tensor(), 0.0);
+    Tensor sq = mul(n, n).to(dev);
+    extra = extra.defined() ? add(extra, sq) : sq;
+  }
   const TensorOptions o(DType::f64, dev);
   Tensor norm = empty({}, o), coef = max_norm > 0 ? empty({}, o) : Tensor();
-  backend::grad_norm_multi_tensor(fused, rest, norm, coef, max_norm);
-  if (max_norm > 0) {
-    backend::scale_multi_tensor(fused, coef);
-    for (auto& g : others) g.mul_(coef);
-  }
+  backend::grad_norm_multi_tensor(first->second.fused, extra, norm, coef, max_norm);
+  if (max_norm > 0)
+    for (auto& [d, b] : by_device) {
+      const Tensor c = d == dev ? coef : coef.to(d);
+      backend::scale_multi_tensor(b.fused, c);
+      for (auto& g : b.others) g.mul_(c);
+    }
   return norm;
 }
 
@@ -219,15 +255,15 @@ Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm) {
 void foreach_lerp_(const std::vector<Tensor>& xs, const std::vector<Tensor>& ends, double weight) {
   ADNN_CHECK(xs.size() == ends.size(), "foreach_lerp_: ", xs.size(), " tensors but ", ends.size(), " ends");
   NoGradGuard ng;
-  std::vector<Tensor> fx, fe;  // the multi-tensor op's pairs
+  PerDevice<std::pair<std::vector<Tensor>, std::vector<Tensor>>> fused;  // each device's (xs, ends)
   for (size_t i = 0; i < xs.size(); ++i) {
     const Tensor &x = xs[i], &e = ends[i];
     ADNN_CHECK(x.sizes() == e.sizes() && x.dtype() == e.dtype() && x.device() == e.device(), "foreach_lerp_: pair ", i,
                " is ", shape_str(x.sizes()), " ", x.dtype(), " on ", x.device().str(), " against ",
                shape_str(e.sizes()), " ", e.dtype(), " on ", e.device().str());
     ADNN_CHECK(is_floating(x.dtype()), "foreach_lerp_: pair ", i, " is ", x.dtype(), " (a floating dtype is needed)");
-    if (x.dtype() == DType::f32 && x.is_contiguous() && e.is_contiguous() &&
-        (fx.empty() || x.device() == fx.front().device())) {
+    if (x.dtype() == DType::f32 && x.is_contiguous() && e.is_contiguous()) {
+      auto& [fx, fe] = fused[x.device()];
       fx.push_back(x);
       fe.push_back(e);
     } else {  // x += w·(end − x) through the elementwise ops
@@ -235,7 +271,7 @@ void foreach_lerp_(const std::vector<Tensor>& xs, const std::vector<Tensor>& end
       x_.add_(sub(e, x), weight);
     }
   }
-  if (!fx.empty()) backend::lerp_multi_tensor(fx, fe, weight);
+  for (auto& [dev, pairs] : fused) backend::lerp_multi_tensor(pairs.first, pairs.second, weight);
 }
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {

@@ -25,8 +25,8 @@
 namespace adnn::optim {
 
 // In place, x += weight · (end − x) for each pair (torch._foreach_lerp_ with a scalar weight).
-// Contiguous f32 pairs on the first x's device go through one multi-tensor op (kernels/optim.cuh:
-// 32 pairs a launch on cuda), any other floating pair through the elementwise ops. An adnn::Error
+// Each device's contiguous f32 pairs go through one multi-tensor op (kernels/optim.cuh: 32 pairs
+// a launch on cuda), any other floating pair through the elementwise ops. An adnn::Error
 // names the first pair whose sizes, dtypes or devices differ.
 void foreach_lerp_(const std::vector<Tensor>& xs, const std::vector<Tensor>& ends, double weight);
 

@@ -100,8 +100,10 @@ class AdamW : public Optimizer {
 
 // Scales all gradients so that their global L2 norm is at most max_norm (torch's
 // clip_grad_norm_: coefficient min(1, max_norm / (norm + 1e-6))); returns the norm before
-// clipping as a 0-d f64 tensor on the gradients' device — computed there, with no
-// synchronisation (read it with .item() only when needed).
+// clipping as a 0-d f64 tensor on the first gradient's device — computed there, with no
+// synchronisation (read it with .item() only when needed). Gradients on several devices are
+// clipped together, as torch does: one scalar per further device crosses to the first and the
+// coefficient back (copies that synchronise, and cannot be captured in a CUDA graph).
 Tensor clip_grad_norm_(const std::vector<Tensor>& params, double max_norm);
 // The same, returning the norm as a number (one synchronisation on `cuda`).
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
