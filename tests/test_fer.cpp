@@ -752,6 +752,15 @@ TEST_SUITE("fer") {
         differ += digest_tensor(t) != digest_tensor(last.tensors[i].second);
       }
       CHECK(differ > best.tensors.size() / 2);  // the average is not the trained weights
+      // best's state file does not repeat the average that is best's weights
+      io::SafeTensors best_state = io::load_safetensors(c + "/best.state.safetensors");
+      size_t averaged = 0, centers = 0;
+      for (auto& [n, t] : best_state.tensors) {
+        averaged += n.rfind("extra.ema.", 0) == 0;
+        centers += n == "extra.centers";
+      }
+      CHECK(averaged == 0);
+      CHECK(centers == 1);
       // the logged validation accuracy is the average's: eval of best.safetensors gives it
       auto ev = adnn_fer({"eval", "--checkpoint", c + "/best.safetensors", "--data", data, "--device", "cpu", "--tta",
                           "none", "--out", c + "/eval"},

@@ -267,6 +267,28 @@ TEST_SUITE("train") {
     CHECK_THROWS_AS(optim::ModelEma(std::make_shared<nn::BatchNorm2d>(2), *model, -0.1), adnn::Error);
   }
 
+  TEST_CASE("ModelEma built from a function gives the draws of the average's initialisation back") {
+    manual_seed(11);
+    auto model = std::make_shared<nn::Linear>(4, 3);
+    int built = 0;
+    optim::ModelEma ema(
+        [&] {
+          ++built;
+          return std::static_pointer_cast<nn::Module>(std::make_shared<nn::Linear>(4, 3));  // draws 15 numbers
+        },
+        *model, 0.5);
+    const std::vector<double> after = randn({5}).to_vector();
+    manual_seed(11);
+    nn::Linear same(4, 3);
+    CHECK(randn({5}).to_vector() == after);  // as if no average had been built
+    CHECK(built == 1);
+    auto& avg = static_cast<nn::Linear&>(ema.module());
+    CHECK(testing::max_abs_diff(avg.weight, model->weight) == 0);  // starts as a copy
+    CHECK(testing::max_abs_diff(same.weight, model->weight) == 0);
+    CHECK_THROWS_WITH_AS(optim::ModelEma(std::function<std::shared_ptr<nn::Module>()>(), *model, 0.5),
+                         doctest::Contains("no function given"), adnn::Error);
+  }
+
   TEST_CASE("SGD momentum and Nesterov") {
     Tensor p = tensor({1.0}, {1}).requires_grad_();
     optim::SGD opt({p}, {.lr = 0.1, .momentum = 0.9, .nesterov = true});

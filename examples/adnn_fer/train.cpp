@@ -409,15 +409,15 @@ Trainee build_model(const RunSettings& r, const TrainData& d) {
   manual_seed(r.seed);
   t.model = std::make_shared<AdnnFer>(c);
   t.model->to(r.dev);
-  if (r.ema > 0) {
-    // the average's own initialisation is overwritten: its draws are given back, so that an
-    // --ema run trains the same weights as the run without it
-    const RngState rng = get_rng_state();
-    auto avg = std::make_shared<AdnnFer>(c);
-    set_rng_state(rng);
-    avg->to(r.dev);
-    t.ema = std::make_unique<optim::ModelEma>(avg, *t.model, r.ema);
-  }
+  if (r.ema > 0)  // (ModelEma gives the draws of the average's initialisation back: an --ema run
+                  // trains the same weights as the run without it)
+    t.ema = std::make_unique<optim::ModelEma>(
+        [&] {
+          auto avg = std::make_shared<AdnnFer>(c);
+          avg->to(r.dev);
+          return std::static_pointer_cast<nn::Module>(avg);
+        },
+        *t.model, r.ema);
   t.opt =
       std::make_unique<optim::AdamW>(optim::layer_decay_groups(*t.model, c.weight_decay, c.layer_decay, head_depths()),
                                      optim::AdamWOptions{.lr = c.lr});
@@ -438,10 +438,11 @@ Trainee build_model(const RunSettings& r, const TrainData& d) {
 }
 
 // The tensors a checkpoint keeps beside the weights and AdamW: the centers, and the moving
-// average's (named "ema.<parameter>") when there is one.
-std::vector<std::pair<std::string, Tensor>> checkpoint_extras(const Trainee& t) {
+// average's (named "ema.<parameter>") when there is one and the weights are not the average
+// itself (`best` of an --ema run holds the average as its weights: not stored twice).
+std::vector<std::pair<std::string, Tensor>> checkpoint_extras(const Trainee& t, bool weights_are_average = false) {
   std::vector<std::pair<std::string, Tensor>> extra{{"centers", t.centers}};
-  if (t.ema)
+  if (t.ema && !weights_are_average)
     for (auto& [n, v] : t.ema->module().state_dict()) extra.push_back({"ema." + n, v});
   return extra;
 }
@@ -840,8 +841,9 @@ void Session::checkpoint(const std::string& name) {
   if (t_.ema) state_.config["ema.updates"] = std::to_string(t_.ema->updates());
   // best: the moving average's weights when there is one (what was validated); last: the
   // trained weights, with the average among the extras
-  const nn::Module& weights = t_.ema && name == "best" ? t_.ema->module() : static_cast<const nn::Module&>(*t_.model);
-  io::save_checkpoint(r_.out + "/" + name + ".safetensors", weights, *t_.opt, state_, checkpoint_extras(t_));
+  const bool average = t_.ema && name == "best";
+  const nn::Module& weights = average ? t_.ema->module() : static_cast<const nn::Module&>(*t_.model);
+  io::save_checkpoint(r_.out + "/" + name + ".safetensors", weights, *t_.opt, state_, checkpoint_extras(t_, average));
 }
 
 }  // namespace

@@ -13,10 +13,12 @@
 // Cost per update: the floating tensors go through foreach_lerp_ (below): on cuda one launch
 // per 32 contiguous f32 tensors, 12 bytes per element (read both, write the average).
 #include <adnn/core/error.hpp>
+#include <adnn/core/random.hpp>
 #include <adnn/nn/module.hpp>
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -57,6 +59,13 @@ class ModelEma {
     model_ = &model;
   }
 
+  // The same, the average built by `make` (e.g. `[&] { return std::make_shared<Net>(cfg); }`):
+  // the random draws of its initialisation, which the copy overwrites, are given back to the
+  // global generator, so that the model trains exactly as it would without an average (timm
+  // deep-copies the model instead; adnn modules are built, not copied).
+  ModelEma(const std::function<std::shared_ptr<nn::Module>()>& make, const nn::Module& model, double decay)
+      : ModelEma(built_keeping_rng(make), model, decay) {}
+
   // The weight of the average at the next update (the warm-up form above).
   double decay_now() const { return std::min(decay_, (1.0 + double(updates_)) / (10.0 + double(updates_))); }
   // Moves the average towards the model given at construction (call after each optimizer step).
@@ -92,6 +101,14 @@ class ModelEma {
   }
 
  private:
+  static std::shared_ptr<nn::Module> built_keeping_rng(const std::function<std::shared_ptr<nn::Module>()>& make) {
+    ADNN_CHECK(make != nullptr, "ModelEma: no function given to build the average");
+    struct GiveBack {  // also when make() throws
+      RngState rng = get_rng_state();
+      ~GiveBack() { set_rng_state(rng); }
+    } give_back;
+    return make();
+  }
   std::shared_ptr<nn::Module> avg_;
   const nn::Module* model_ = nullptr;
   void copy_ints() const {
