@@ -88,6 +88,24 @@ struct TraceScope {
   ~TraceScope() { sim::trace_stop(); }
 };
 
+// The traces of optim::foreach_lerp_(xs, ends, w).
+std::vector<sim::KernelTrace> traced_lerp(const std::vector<Tensor>& xs, const std::vector<Tensor>& ends, double w) {
+  TraceScope t;
+  optim::foreach_lerp_(xs, ends, w);
+  return sim::trace_results();
+}
+
+// The launches traced in r, every one of a kernel whose name holds `name` (another fails the test).
+int64_t launches_only_of(const std::vector<sim::KernelTrace>& r, const std::string& name) {
+  int64_t launches = 0;
+  for (const auto& k : r) {
+    INFO(k.name);
+    CHECK(k.name.find(name) != std::string::npos);
+    launches += int64_t(k.launches);
+  }
+  return launches;
+}
+
 }  // namespace
 
 TEST_SUITE("sim") {
@@ -532,19 +550,8 @@ TEST_SUITE("sim") {
       ed.push_back(e.to(kCUDA));
     }
     optim::foreach_lerp_(xc, ec, 0.002);
-    std::vector<sim::KernelTrace> r;
-    {
-      TraceScope t;
-      optim::foreach_lerp_(xd, ed, 0.002);
-      r = sim::trace_results();
-    }
-    int64_t launches = 0;
-    for (const auto& k : r) {
-      INFO(k.name);
-      CHECK(k.name.find("lerp_multi_tensor") != std::string::npos);
-      launches += int64_t(k.launches);
-    }
-    CHECK(launches == 4);  // 32 pairs a launch
+    const std::vector<sim::KernelTrace> r = traced_lerp(xd, ed, 0.002);
+    CHECK(launches_only_of(r, "lerp_multi_tensor") == 4);  // 32 pairs a launch
     const auto& lk = find(r, "lerp_multi_tensor_kernel");
     CHECK(efficiency(lk) >= 0.95);
     int64_t elements = 0;
@@ -569,19 +576,9 @@ TEST_SUITE("sim") {
       es.push_back(e.to(dev));
     }
     optim::foreach_lerp_(xc, ec, 0.1);
-    std::vector<sim::KernelTrace> r;
-    {
-      TraceScope t;
-      optim::foreach_lerp_(xs, es, 0.1);
-      r = sim::trace_results();
-    }
-    int64_t launches = 0;
-    for (const auto& k : r) {
-      INFO(k.name);
-      CHECK(k.name.find("lerp_multi_tensor") != std::string::npos);
-      launches += int64_t(k.launches);
-    }
-    CHECK(launches == 2);  // the 60 cuda pairs, 32 a launch (the cpu pairs: the CPU twin, untraced)
+    const std::vector<sim::KernelTrace> r = traced_lerp(xs, es, 0.1);
+    // the 60 cuda pairs, 32 a launch (the cpu pairs: the CPU twin, untraced)
+    CHECK(launches_only_of(r, "lerp_multi_tensor") == 2);
     for (size_t i = 0; i < xc.size(); ++i) CHECK(testing::max_abs_diff(xs[i].to(kCPU), xc[i]) <= 1e-6);
 
     // clipping: the norm over both devices, on the first gradient's (cpu), every gradient scaled
@@ -626,12 +623,7 @@ TEST_SUITE("sim") {
   // estimate was low by 16 bytes a parameter. Both kernels below are such updates.
   TEST_CASE("trace: the store of a read-modify-write is seen") {
     Tensor x = randn({4096}).to(kCUDA), e = randn({4096}).to(kCUDA);
-    std::vector<sim::KernelTrace> r;
-    {
-      TraceScope t;
-      optim::foreach_lerp_({x}, {e}, 0.5);
-      r = sim::trace_results();
-    }
+    std::vector<sim::KernelTrace> r = traced_lerp({x}, {e}, 0.5);
     const auto& lk = find(r, "lerp_multi_tensor_kernel");
     CHECK(lk.c.ld_bytes == 8 * 4096);
     CHECK(lk.c.st_bytes == 4 * 4096);
