@@ -33,12 +33,16 @@ static void run(benchmark::State& st, bool train) {
 static void BM_conv2d_forward(benchmark::State& st) { run(st, false); }
 static void BM_conv2d_train(benchmark::State& st) { run(st, true); }
 
-#define CONV_SHAPES                                                        \
-  ->Args({32, 48, 1, 32, 3, 1, 1})   /* FER stem at 48x48 */              \
-      ->Args({32, 24, 32, 64, 3, 1, 1})                                   \
-      ->Args({32, 24, 96, 96, 3, 1, 96})  /* depthwise 3x3 */             \
-      ->Args({32, 24, 96, 96, 5, 2, 96})  /* depthwise 5x5 stride 2 */    \
-      ->Args({32, 12, 144, 40, 1, 1, 1})  /* pointwise projection */      \
+#define CONV_SHAPES                                                     \
+  ->Args({32, 48, 1, 32, 3, 1, 1}) /* FER stem at 48x48 */              \
+      ->Args({32, 24, 32, 64, 3, 1, 1})                                 \
+      ->Args({32, 24, 96, 96, 3, 1, 96})   /* depthwise 3x3 */          \
+      ->Args({32, 24, 96, 96, 5, 2, 96})   /* depthwise 5x5 stride 2 */ \
+      ->Args({32, 12, 144, 40, 1, 1, 1})   /* pointwise projection */   \
+      ->Args({128, 48, 32, 32, 3, 1, 1})   /* vgg_nano block1.conv2 */  \
+      ->Args({128, 24, 64, 64, 3, 1, 1})   /* vgg_nano block2.conv2 */  \
+      ->Args({128, 12, 128, 128, 3, 1, 1}) /* vgg_nano block3.conv2 */  \
+      ->Args({128, 6, 256, 256, 3, 1, 1})  /* vgg_nano block4.conv2 */  \
       ->Unit(benchmark::kMillisecond)
 BENCHMARK(BM_conv2d_forward) CONV_SHAPES;
 BENCHMARK(BM_conv2d_train) CONV_SHAPES;

@@ -18,7 +18,11 @@
 //   Narrower groups (col2im_tiled_kernel, CBAM's 2-channel 7×7): the GEMM writes dcol
 //   transposed, (KK, nb·OH·OW), and a block stages each kernel row's taps for its tile of gx
 //   in shared memory (see "col2im, narrow channels" below); the sums are the same, in the
-//   same tap order, as the CPU twin's.
+//   same tap order, as the CPU twin's for strided convolutions. For stride 1 the CPU twin
+//   computes the same sums as the transposed convolution's forward instead (common::
+//   transposed_geom: im2col of gy, one GEMM; a different summation order): on the CPU the
+//   dcol round trip through memory cost more than the GEMM (docs/results.md, "CPU
+//   convolutions"). Whether it pays on a GPU too is not measured (no GPU lent yet).
 // depthwise (groups == C == O): direct kernels, x, y, gx, gy (N, H|OH, W|OW, C), w (C, KH, KW).
 //   Storage T is f32, f64, or f16/bf16 natively; the math is in A = acc_t<T> (f32 for the
 //   16-bit types: loaded widened, accumulated in f32, stored rounded once), and the weight

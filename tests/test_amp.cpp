@@ -8,6 +8,7 @@
 #include <cstring>
 #include <optional>
 
+#include "common/conv.hpp"
 #include "dispatch/dispatch.hpp"
 #include "nano_trainer.hpp"
 #include "testing.hpp"
@@ -275,25 +276,49 @@ TEST_SUITE("amp") {
         }
   }
 
-  TEST_CASE("im2col conv2d in f16/bf16 over several column chunks (the last one partial), on the CPU") {
-    // 5 images of 96x96x32, 3x3, two groups: 1.33 M column elements per image and group, so
-    // the 4 M-element column buffer holds 3 images: chunks of 3 and 2 (common::conv_plan)
+  TEST_CASE("im2col conv2d over several column chunks (the last one partial), on the CPU: the batch = image by image") {
+    // x (17, 24, 24, 16), w (12, 3, 3, 8): 3x3 'same', two groups — 24·24·9·8 = 41,472 column
+    // elements per image and group, so the CPU's column buffer (common::kConvColElementsCpu)
+    // holds 12 images: chunks of 12 and 5, in the forward, the weight gradient and the input
+    // gradient (the transposed convolution's forward: 24·24·9·6 per image, chunks of 15 and 2).
+    // Each image alone is one chunk: the batch must give the same outputs and gradients.
+    const common::ConvGeom g{17, 24, 24, 16, 12, 3, 3, 24, 24, 1, 1, 1, 1, 1, 1, 2};
+    for (const common::ConvGeom& gg : {g, common::transposed_geom(g)}) {
+      const common::ConvPlan plan = common::conv_plan(gg, common::kConvColElementsCpu);
+      CHECK(plan.chunk_images > 1);
+      CHECK(plan.chunk_images < gg.N);
+      CHECK(gg.N % plan.chunk_images != 0);
+    }
     manual_seed(12);
-    Tensor x0 = randn({5, 96, 96, 32}), w0 = mul(randn({16, 3, 3, 16}), 0.3), b0 = randn({16});
+    Tensor x0 = randn({17, 24, 24, 16}), w0 = mul(randn({12, 3, 3, 8}), 0.3), b0 = randn({12});
+    Tensor gy0 = randn({17, 24, 24, 12});
     const Conv2dOptions o = Conv2dOptions().with_groups(2).with_same();
-    Tensor gy0 = randn({5, 96, 96, 16});
-    for (DType t : {DType::bf16, DType::f16}) {
+    for (DType t : {DType::f64, DType::f32, DType::bf16, DType::f16}) {
       CAPTURE(dtype_name(t));
-      auto leaf = [&](const Tensor& v, DType d) { return v.to(d).detach().requires_grad_(); };
-      Tensor x = leaf(x0, t), w = leaf(w0, t), b = leaf(b0, t);
-      Tensor xr = leaf(x0.to(t), DType::f32), wr = leaf(w0.to(t), DType::f32), br = leaf(b0.to(t), DType::f32);
-      Tensor y = conv2d(x, w, b, o), yr = conv2d(xr, wr, br, o);  // (5, 96, 96, 16)
-      CHECK(close_to(y, yr, t, 1));
+      auto leaf = [&](const Tensor& v) { return v.to(t).detach().requires_grad_(); };
+      Tensor x = leaf(x0), w = leaf(w0), b = leaf(b0), wi = leaf(w0), bi = leaf(b0);
+      Tensor y = conv2d(x, w, b, o);  // (17, 24, 24, 12)
       sum(mul(y, gy0.to(t))).backward();
-      sum(mul(yr, gy0.to(t).to(DType::f32))).backward();
-      CHECK(close_to(x.grad(), xr.grad(), t, 1));
-      CHECK(close_to(w.grad(), wr.grad(), t, 1));
-      CHECK(close_to(b.grad(), br.grad(), t, 1));
+      std::vector<Tensor> ys, gxs;
+      for (int64_t n = 0; n < 17; ++n) {  // one image per call; wi's and bi's gradients accumulate
+        Tensor xn = leaf(x0.slice(0, n, n + 1)), yn = conv2d(xn, wi, bi, o);  // (1, 24, 24, 12)
+        sum(mul(yn, gy0.slice(0, n, n + 1).to(t))).backward();
+        ys.push_back(yn.detach());
+        gxs.push_back(xn.grad());
+      }
+      // f64 and f32: summation order only; 16-bit: each value computed in f32 and rounded once
+      // (one unit), except that the image-by-image weight and bias gradients are 17 partial
+      // sums, each rounded, added in 16 bits (up to half a unit each)
+      const bool reduced = t == DType::bf16 || t == DType::f16;
+      auto same = [&](const Tensor& a, const Tensor& ref, double units = 1) {
+        const double tol = t == DType::f64 ? 1e-12 : t == DType::f32 ? 1e-5 : units * unit(t);
+        const Tensor r = ref.to(DType::f64);
+        return max_abs_diff(a.to(DType::f64), r) <= tol * (1 + max_abs(r));
+      };
+      CHECK(same(y, cat(ys, 0)));
+      CHECK(same(x.grad(), cat(gxs, 0)));
+      CHECK(same(w.grad(), wi.grad(), reduced ? 9 : 1));
+      CHECK(same(b.grad(), bi.grad(), reduced ? 9 : 1));
     }
   }
 

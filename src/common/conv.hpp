@@ -20,19 +20,38 @@ struct ConvGeom {
 enum class ConvPath { pointwise, depthwise, im2col };
 // The im2col buffer holds at most this many elements (16 MiB in f32); at least one image.
 constexpr int64_t kConvColElements = int64_t(1) << 22;
+// The CPU's bound (2 MiB in f32): columns written by im2col are still in cache when the GEMM
+// reads them (measured on the 2-core machine: adnn_fer_nano's training step 13 % faster than
+// with 16 MiB, the same at 1 MiB; docs/results.md "CPU convolutions, December").
+constexpr int64_t kConvColElementsCpu = int64_t(1) << 19;
 struct ConvPlan {
   ConvPath path;
   int64_t chunk_images;  // im2col: images per GEMM
   int64_t col_elements;  // im2col: the buffer's size (chunk_images · OH·OW · KH·KW·C/groups)
 };
-inline ConvPlan conv_plan(const ConvGeom& g) {
+inline ConvPlan conv_plan(const ConvGeom& g, int64_t max_col_elements = kConvColElements) {
   if (g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.groups == 1 && g.OH == g.H &&
       g.OW == g.W)
     return {ConvPath::pointwise, 0, 0};
   if (g.groups == g.C && g.O == g.C && g.groups > 1) return {ConvPath::depthwise, 0, 0};
   const int64_t per = g.OH * g.OW * g.KH * g.KW * (g.C / g.groups);
-  const int64_t nb = std::clamp<int64_t>(kConvColElements / std::max<int64_t>(per, 1), 1, std::max<int64_t>(g.N, 1));
+  const int64_t nb = std::clamp<int64_t>(max_col_elements / std::max<int64_t>(per, 1), 1, std::max<int64_t>(g.N, 1));
   return {ConvPath::im2col, nb, nb * per};
+}
+
+// The input gradient of a stride-1 convolution is a stride-1 convolution of gy: the
+// transposed convolution, with the weights turned 180° and each group's in and out channels
+// swapped (O' = C, C' = O), and padding (K − 1)·d − p on each side (negative where p exceeds
+// it: those rows of gy are then never read). Output pixel ih of it reads gy row
+// ih − ((KH−1)·dh − pt) + kh'·dh = ih + pt − kh·dh with kh = KH−1−kh': exactly the taps that
+// read x's pixel ih in the forward (for_each_tap_reading). The CPU twin runs it so (im2col of
+// gy and one GEMM writing gx once, instead of a GEMM into per-tap columns and col2im).
+inline bool has_transposed_geom(const ConvGeom& g) {
+  return g.sh == 1 && g.sw == 1;
+}
+inline ConvGeom transposed_geom(const ConvGeom& g) {
+  return {g.N,  g.OH, g.OW,    g.O, g.C, g.KH, g.KW, g.H, g.W, 1, 1, (g.KH - 1) * g.dh - g.pt, (g.KW - 1) * g.dw - g.pl,
+          g.dh, g.dw, g.groups};
 }
 
 // Calls f(ih, iw, kh, kw) for every tap of output (oh, ow) that falls inside the image (the

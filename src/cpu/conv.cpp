@@ -1,8 +1,10 @@
 // CPU twin of kernels/conv.cuh: conv2d, NHWC activations, weights (O, KH, KW, C/groups).
 //  - 1x1, stride 1, no padding, groups 1: one GEMM over all pixels.
 //  - depthwise (groups == C == O): direct loops, vectorised over channels.
-//  - otherwise: im2col per chunk of images and group, then GEMM; backward uses a
-//    race-free gather form of col2im (each input pixel sums its own taps).
+//  - otherwise: im2col per chunk of images and group, then GEMM. The input gradient of a
+//    stride-1 convolution is the forward of its transposed convolution (common::
+//    transposed_geom: im2col of gy, one GEMM writing gx once); strided ones use a race-free
+//    gather form of col2im (each input pixel sums its own taps).
 //  f16/bf16 storage: depthwise and im2col natively (f32 math, each output rounded once:
 //  conv_forward_16 / conv_backward_16); pointwise ones run as linear in the op layer.
 #include <omp.h>
@@ -27,12 +29,27 @@ namespace {
 template <class T, class TC = T>
 void im2col(const T* x, TC* col, const ConvGeom& g, int64_t n0, int64_t nb, int64_t gi) {
   const int64_t Cg = g.C / g.groups, KK = g.KH * g.KW * Cg, rows = nb * g.OH * g.OW;
+  const bool whole_rows = g.groups == 1 && g.dw == 1;
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r) {
     int64_t n = n0 + r / (g.OH * g.OW), oh = (r / g.OW) % g.OH, ow = r % g.OW;
     TC* dst = col + r * KK;
     for (int64_t kh = 0; kh < g.KH; ++kh) {
       int64_t ih = oh * g.sh - g.pt + kh * g.dh;
+      if (whole_rows && ih >= 0 && ih < g.H) {
+        // groups 1, dilation 1: the row's taps inside the image are one contiguous run of x
+        const int64_t iw0 = ow * g.sw - g.pl, lo = std::clamp<int64_t>(-iw0, 0, g.KW),
+                      hi = std::clamp<int64_t>(g.W - iw0, lo, g.KW);
+        std::fill(dst, dst + lo * Cg, TC(0));
+        const T* src = x + ((n * g.H + ih) * g.W + iw0 + lo) * g.C;
+        if constexpr (std::is_same_v<T, TC>)
+          std::copy(src, src + (hi - lo) * Cg, dst + lo * Cg);
+        else
+          convert::widen(src, dst + lo * Cg, (hi - lo) * Cg);
+        std::fill(dst + hi * Cg, dst + g.KW * Cg, TC(0));
+        dst += g.KW * Cg;
+        continue;
+      }
       for (int64_t kw = 0; kw < g.KW; ++kw, dst += Cg) {
         int64_t iw = ow * g.sw - g.pl + kw * g.dw;
         if (ih < 0 || ih >= g.H || iw < 0 || iw >= g.W) {
@@ -213,7 +230,7 @@ std::unique_ptr<T[]> scratch(int64_t n) {
 template <class T>
 void conv_forward(const T* x, const T* w, const T* b, T* y, const ConvGeom& g) {
   const int64_t P = g.OH * g.OW;
-  const common::ConvPlan plan = common::conv_plan(g);
+  const common::ConvPlan plan = common::conv_plan(g, common::kConvColElementsCpu);
   if (plan.path == common::ConvPath::pointwise) {
     gemm(false, true, g.N * P, g.O, g.C, T(1), x, g.C, w, g.C, T(0), y, g.O);
   } else if (plan.path == common::ConvPath::depthwise) {
@@ -234,15 +251,33 @@ void conv_forward(const T* x, const T* w, const T* b, T* y, const ConvGeom& g) {
   if (b) add_bias(y, b, g.N * P, g.O);
 }
 
+// w (O, KH, KW, Cg) → wt (C, KH, KW, Og): per group, turned 180° with the in and out channels
+// swapped — the weights of the transposed convolution (common::transposed_geom)
+template <class T>
+std::vector<T> transposed_weights(const T* w, const ConvGeom& g) {
+  const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KHW = g.KH * g.KW;
+  std::vector<T> wt(size_t(g.O * KHW * Cg));
+  for (int64_t gi = 0; gi < g.groups; ++gi)
+    for (int64_t o = 0; o < Og; ++o)
+      for (int64_t t = 0; t < KHW; ++t)  // tap t = kh·KW + kw of w is tap KHW−1−t of wt
+        for (int64_t c = 0; c < Cg; ++c)
+          wt[size_t(((gi * Cg + c) * KHW + (KHW - 1 - t)) * Og + o)] = w[((gi * Og + o) * KHW + t) * Cg + c];
+  return wt;
+}
+
 template <class T>
 void conv_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const ConvGeom& g) {
   const int64_t P = g.OH * g.OW;
+  if (gx && common::conv_plan(g).path == common::ConvPath::im2col && common::has_transposed_geom(g)) {
+    conv_forward<T>(gy, transposed_weights(w, g).data(), nullptr, gx, common::transposed_geom(g));
+    gx = nullptr;  // done: the loop below computes gw only
+  }
   if (gb) {
     std::vector<double> acc(size_t(g.O), 0.0);
     add_column_sums(gy, g.N * P, g.O, acc.data());
     for (int64_t o = 0; o < g.O; ++o) gb[o] = T(acc[size_t(o)]);
   }
-  const common::ConvPlan plan = common::conv_plan(g);
+  const common::ConvPlan plan = common::conv_plan(g, common::kConvColElementsCpu);
   if (plan.path == common::ConvPath::pointwise) {
     if (gx) gemm(false, false, g.N * P, g.C, g.O, T(1), gy, g.O, w, g.C, T(0), gx, g.C);
     if (gw) gemm(true, false, g.O, g.C, g.N * P, T(1), gy, g.O, x, g.C, T(0), gw, g.C);
@@ -292,7 +327,7 @@ void narrow(const float* p, S* out, int64_t n) {
 template <class S>
 void conv_forward_16(const S* x, const S* w, const S* b, S* y, const ConvGeom& g) {
   const int64_t P = g.OH * g.OW;
-  const common::ConvPlan plan = common::conv_plan(g);
+  const common::ConvPlan plan = common::conv_plan(g, common::kConvColElementsCpu);
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
   const std::vector<float> wf = widen(w, g.O * KK), bf = b ? widen(b, g.O) : std::vector<float>();
   const std::unique_ptr<float[]> col = scratch<float>(plan.col_elements),
@@ -311,8 +346,12 @@ void conv_forward_16(const S* x, const S* w, const S* b, S* y, const ConvGeom& g
 
 template <class S>
 void conv_backward_16(const S* gy, const S* x, const S* w, S* gx, S* gw, S* gb, const ConvGeom& g) {
+  if (gx && common::has_transposed_geom(g)) {  // as conv_backward: the transposed forward
+    conv_forward_16<S>(gy, transposed_weights(w, g).data(), nullptr, gx, common::transposed_geom(g));
+    gx = nullptr;
+  }
   const int64_t P = g.OH * g.OW, HWC = g.H * g.W * g.C;
-  const common::ConvPlan plan = common::conv_plan(g);
+  const common::ConvPlan plan = common::conv_plan(g, common::kConvColElementsCpu);
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
   const int64_t nbmax = std::min(plan.chunk_images, g.N);
   const std::vector<float> wf = (gx || gw) ? widen(w, g.O * KK) : std::vector<float>();
