@@ -11,16 +11,17 @@
 //   output (cuBLAS on a GPU). f16/bf16 x: the forward gathers 16-bit columns for a 16-bit
 //   GEMM (cuBLASLt, f32 accumulation, the bias in its epilogue, one rounding); the backward
 //   gathers f32 columns (widened in the gather) and runs f32 GEMMs and col2im on f32
-//   copies of gy and w, rounding gx and gw once (src/cuda/conv.cpp, the CPU twin alike).
+//   copies of gy and w, rounding gx and gw once (src/cuda/conv.cpp; the CPU twin alike, but
+//   for the stride-1 input gradients it takes as the transposed forward, below).
 // col2im: gx[n, ih, iw, g·Cg + c] += Σ of the col entries that read that pixel, in the
 //   gather form (one thread per input element summing its own taps): no atomics. Groups of
 //   128 bytes or more (col2im_kernel): dcol (nb·OH·OW, KK), each tap's Cg channels one run.
 //   Narrower groups (col2im_tiled_kernel, CBAM's 2-channel 7×7): the GEMM writes dcol
 //   transposed, (KK, nb·OH·OW), and a block stages each kernel row's taps for its tile of gx
 //   in shared memory (see "col2im, narrow channels" below); the sums are the same, in the
-//   same tap order, as the CPU twin's for strided convolutions. For stride 1 the CPU twin
-//   computes the same sums as the transposed convolution's forward instead (common::
-//   transposed_geom: im2col of gy, one GEMM; a different summation order): on the CPU the
+//   same tap order, as the CPU twin's where it uses col2im too. For most stride-1 convolutions
+//   (common::use_transposed_backward) the CPU twin computes the same sums as the transposed
+//   convolution's forward instead (im2col of gy, one GEMM; another summation order): on the CPU the
 //   dcol round trip through memory cost more than the GEMM (docs/results.md, "CPU
 //   convolutions"). Whether it pays on a GPU too is not measured (no GPU lent yet).
 // depthwise (groups == C == O): direct kernels, x, y, gx, gy (N, H|OH, W|OW, C), w (C, KH, KW).

@@ -277,48 +277,63 @@ TEST_SUITE("amp") {
   }
 
   TEST_CASE("im2col conv2d over several column chunks (the last one partial), on the CPU: the batch = image by image") {
-    // x (17, 24, 24, 16), w (12, 3, 3, 8): 3x3 'same', two groups — 24·24·9·8 = 41,472 column
+    // x (17, 24, 24, 16), 3x3 'same', 12 outputs, groups 1 and 2: 24·24·9·16/groups column
     // elements per image and group, so the CPU's column buffer (common::kConvColElementsCpu)
-    // holds 12 images: chunks of 12 and 5, in the forward, the weight gradient and the input
-    // gradient (the transposed convolution's forward: 24·24·9·6 per image, chunks of 15 and 2).
-    // Each image alone is one chunk: the batch must give the same outputs and gradients.
-    const common::ConvGeom g{17, 24, 24, 16, 12, 3, 3, 24, 24, 1, 1, 1, 1, 1, 1, 2};
-    for (const common::ConvGeom& gg : {g, common::transposed_geom(g)}) {
-      const common::ConvPlan plan = common::conv_plan(gg, common::kConvColElementsCpu);
-      CHECK(plan.chunk_images > 1);
-      CHECK(plan.chunk_images < gg.N);
-      CHECK(gg.N % plan.chunk_images != 0);
-    }
-    manual_seed(12);
-    Tensor x0 = randn({17, 24, 24, 16}), w0 = mul(randn({12, 3, 3, 8}), 0.3), b0 = randn({12});
-    Tensor gy0 = randn({17, 24, 24, 12});
-    const Conv2dOptions o = Conv2dOptions().with_groups(2).with_same();
-    for (DType t : {DType::f64, DType::f32, DType::bf16, DType::f16}) {
-      CAPTURE(dtype_name(t));
-      auto leaf = [&](const Tensor& v) { return v.to(t).detach().requires_grad_(); };
-      Tensor x = leaf(x0), w = leaf(w0), b = leaf(b0), wi = leaf(w0), bi = leaf(b0);
-      Tensor y = conv2d(x, w, b, o);  // (17, 24, 24, 12)
-      sum(mul(y, gy0.to(t))).backward();
-      std::vector<Tensor> ys, gxs;
-      for (int64_t n = 0; n < 17; ++n) {  // one image per call; wi's and bi's gradients accumulate
-        Tensor xn = leaf(x0.slice(0, n, n + 1)), yn = conv2d(xn, wi, bi, o);  // (1, 24, 24, 12)
-        sum(mul(yn, gy0.slice(0, n, n + 1).to(t))).backward();
-        ys.push_back(yn.detach());
-        gxs.push_back(xn.grad());
+    // holds 6 images (groups 1: chunks 6, 6, 5) or 12 (groups 2: 12, 5) in the forward and the
+    // weight gradient, and 8 (8, 8, 1) or 16 (16, 1) in the input gradient (the transposed
+    // convolution's forward, 24·24·9·12/groups per image). Each image alone is one chunk: the
+    // batch must give the same outputs and gradients. Groups 1 takes im2col's whole-row gather.
+    for (int64_t groups : {1, 2}) {
+      CAPTURE(groups);
+      const common::ConvGeom g{17, 24, 24, 16, 12, 3, 3, 24, 24, 1, 1, 1, 1, 1, 1, groups};
+      CHECK(common::use_transposed_backward(g));
+      for (const common::ConvGeom& gg : {g, common::transposed_geom(g)}) {
+        const common::ConvPlan plan = common::conv_plan(gg, common::kConvColElementsCpu);
+        CHECK(plan.chunk_images > 1);
+        CHECK(plan.chunk_images < gg.N);
+        CHECK(gg.N % plan.chunk_images != 0);
       }
-      // f64 and f32: summation order only; 16-bit: each value computed in f32 and rounded once
-      // (one unit), except that the image-by-image weight and bias gradients are 17 partial
-      // sums, each rounded, added in 16 bits (up to half a unit each)
-      const bool reduced = t == DType::bf16 || t == DType::f16;
-      auto same = [&](const Tensor& a, const Tensor& ref, double units = 1) {
-        const double tol = t == DType::f64 ? 1e-12 : t == DType::f32 ? 1e-5 : units * unit(t);
-        const Tensor r = ref.to(DType::f64);
-        return max_abs_diff(a.to(DType::f64), r) <= tol * (1 + max_abs(r));
-      };
-      CHECK(same(y, cat(ys, 0)));
-      CHECK(same(x.grad(), cat(gxs, 0)));
-      CHECK(same(w.grad(), wi.grad(), reduced ? 9 : 1));
-      CHECK(same(b.grad(), bi.grad(), reduced ? 9 : 1));
+      manual_seed(12);
+      Tensor x0 = randn({17, 24, 24, 16}), w0 = mul(randn({12, 3, 3, 16 / groups}), 0.3), b0 = randn({12});
+      Tensor gy0 = randn({17, 24, 24, 12});
+      const Conv2dOptions o = Conv2dOptions().with_groups(groups).with_same();
+      for (DType t : {DType::f64, DType::f32, DType::bf16, DType::f16}) {
+        CAPTURE(dtype_name(t));
+        const bool reduced = t == DType::bf16 || t == DType::f16;
+        auto leaf = [&](const Tensor& v, DType d) { return v.to(d).detach().requires_grad_(); };
+        Tensor x = leaf(x0, t), w = leaf(w0, t), b = leaf(b0, t), wi = leaf(w0, t), bi = leaf(b0, t);
+        Tensor y = conv2d(x, w, b, o);  // (17, 24, 24, 12)
+        sum(mul(y, gy0.to(t))).backward();
+        std::vector<Tensor> ys, gxs;
+        for (int64_t n = 0; n < 17; ++n) {  // one image per call; wi's and bi's gradients accumulate
+          Tensor xn = leaf(x0.slice(0, n, n + 1), t), yn = conv2d(xn, wi, bi, o);  // (1, 24, 24, 12)
+          sum(mul(yn, gy0.slice(0, n, n + 1).to(t))).backward();
+          ys.push_back(yn.detach());
+          gxs.push_back(xn.grad());
+        }
+        // f64 and f32: the summation order only. 16-bit: y and gx are computed in f32 and rounded
+        // once on both sides (1 unit); the image-by-image gw and gb are 17 partial sums, each
+        // rounded, added up in 16 bits (16 more roundings): 33 half-units, plus the batch's one,
+        // at the tensor's scale — 17 units (the f32 reference below holds gw and gb to 1)
+        auto same = [&](const Tensor& a, const Tensor& ref, double units) {
+          const double tol = t == DType::f64 ? 1e-12 : t == DType::f32 ? 1e-5 : units * unit(t);
+          const Tensor r = ref.to(DType::f64);
+          return max_abs_diff(a.to(DType::f64), r) <= tol * (1 + max_abs(r));
+        };
+        CHECK(same(y, cat(ys, 0), 1));
+        CHECK(same(x.grad(), cat(gxs, 0), 1));
+        CHECK(same(w.grad(), wi.grad(), 17));
+        CHECK(same(b.grad(), bi.grad(), 17));
+        if (reduced) {  // and against f32 on the same 16-bit values: each result rounded once
+          Tensor xr = leaf(x0.to(t), DType::f32), wr = leaf(w0.to(t), DType::f32), br = leaf(b0.to(t), DType::f32);
+          Tensor yr = conv2d(xr, wr, br, o);
+          sum(mul(yr, gy0.to(t).to(DType::f32))).backward();
+          CHECK(close_to(y, yr, t, 1));
+          CHECK(close_to(x.grad(), xr.grad(), t, 1));
+          CHECK(close_to(w.grad(), wr.grad(), t, 1));
+          CHECK(close_to(b.grad(), br.grad(), t, 1));
+        }
+      }
     }
   }
 

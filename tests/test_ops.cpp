@@ -130,6 +130,12 @@ Register conv_cases({
        o.padding = {0, 1, 2, 0};
        return conv2d(x[0], x[1], {}, o);
      }},
+    // padding beyond the kernel's reach ((K − 1)·d − p < 0): the CPU's transposed input
+    // gradient (common::transposed_geom) then has negative padding
+    {"conv2d_1x1_pad1", {in({1, 3, 4, 2}), in({3, 1, 1, 2}), in({3})},
+     [](const V& x) { return conv2d(x[0], x[1], x[2], conv(1, 1)); }},
+    {"conv2d_3x3_pad3", {in({1, 3, 4, 2}), in({2, 3, 3, 2})},
+     [](const V& x) { return conv2d(x[0], x[1], {}, conv(1, 3)); }},
 });
 
 Register norm_cases({

@@ -16,13 +16,16 @@ struct ConvGeom {
 //   pointwise: 1x1, stride 1, no padding, groups 1 — one GEMM over N·H·W rows;
 //   depthwise: groups == C == O > 1 — direct kernels, channels across lanes;
 //   im2col:    everything else — im2col of `chunk_images` images at a time and group, then a
-//              GEMM; the backward's col2im is in gather form (no atomics).
+//              GEMM; the backward's col2im is in gather form (no atomics). The CPU runs the
+//              input gradient of most stride-1 ones as the transposed convolution's forward
+//              instead (use_transposed_backward below).
+// The bound on the column buffer is the caller's: kConvColElements on CUDA,
+// kConvColElementsCpu on the CPU.
 enum class ConvPath { pointwise, depthwise, im2col };
-// The im2col buffer holds at most this many elements (16 MiB in f32); at least one image.
+// CUDA's im2col buffer holds at most this many elements (16 MiB in f32); at least one image.
 constexpr int64_t kConvColElements = int64_t(1) << 22;
-// The CPU's bound (2 MiB in f32): columns written by im2col are still in cache when the GEMM
-// reads them (measured on the 2-core machine: adnn_fer_nano's training step 13 % faster than
-// with 16 MiB, the same at 1 MiB; docs/results.md "CPU convolutions, December").
+// The CPU's bound (2 MiB in f32; at least one image): the columns im2col writes are still in
+// cache when the GEMM reads them (docs/results.md, "CPU convolutions (2026-12-02)").
 constexpr int64_t kConvColElementsCpu = int64_t(1) << 19;
 struct ConvPlan {
   ConvPath path;
@@ -48,6 +51,12 @@ inline ConvPlan conv_plan(const ConvGeom& g, int64_t max_col_elements = kConvCol
 // gy and one GEMM writing gx once, instead of a GEMM into per-tap columns and col2im).
 inline bool has_transposed_geom(const ConvGeom& g) {
   return g.sh == 1 && g.sw == 1;
+}
+// Where the CPU twin takes that form: im2col convolutions of stride 1 whose groups have at most
+// twice as many output as input channels (the transposed columns hold KH·KW·Og values per
+// pixel against the forward's KH·KW·Cg; the shapes measured, adnn_fer_nano's, have Og ≤ 2·Cg).
+inline bool use_transposed_backward(const ConvGeom& g) {
+  return has_transposed_geom(g) && g.O / g.groups <= 2 * (g.C / g.groups) && conv_plan(g).path == ConvPath::im2col;
 }
 inline ConvGeom transposed_geom(const ConvGeom& g) {
   return {g.N,  g.OH, g.OW,    g.O, g.C, g.KH, g.KW, g.H, g.W, 1, 1, (g.KH - 1) * g.dh - g.pt, (g.KW - 1) * g.dw - g.pl,

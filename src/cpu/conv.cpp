@@ -41,11 +41,13 @@ void im2col(const T* x, TC* col, const ConvGeom& g, int64_t n0, int64_t nb, int6
         const int64_t iw0 = ow * g.sw - g.pl, lo = std::clamp<int64_t>(-iw0, 0, g.KW),
                       hi = std::clamp<int64_t>(g.W - iw0, lo, g.KW);
         std::fill(dst, dst + lo * Cg, TC(0));
-        const T* src = x + ((n * g.H + ih) * g.W + iw0 + lo) * g.C;
-        if constexpr (std::is_same_v<T, TC>)
-          std::copy(src, src + (hi - lo) * Cg, dst + lo * Cg);
-        else
-          convert::widen(src, dst + lo * Cg, (hi - lo) * Cg);
+        if (hi > lo) {  // (with no tap inside, iw0 + lo may lie outside the row: no pointer to it)
+          const T* src = x + ((n * g.H + ih) * g.W + iw0 + lo) * g.C;
+          if constexpr (std::is_same_v<T, TC>)
+            std::copy(src, src + (hi - lo) * Cg, dst + lo * Cg);
+          else
+            convert::widen(src, dst + lo * Cg, (hi - lo) * Cg);
+        }
         std::fill(dst + hi * Cg, dst + g.KW * Cg, TC(0));
         dst += g.KW * Cg;
         continue;
@@ -220,7 +222,8 @@ void dw_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const
 
 // ---------------------------------------------------------------- general
 // A scratch buffer that starts uninitialised: std::vector would zero it — a memset of up to
-// 16 MiB of columns per call that im2col and the beta = 0 GEMMs overwrite anyway.
+// 2 MiB of f32 columns (or one image's, where larger) per call that im2col and the beta = 0
+// GEMMs overwrite anyway.
 template <class T>
 std::unique_ptr<T[]> scratch(int64_t n) {
   static_assert(std::is_trivially_default_constructible_v<T>);
@@ -268,9 +271,9 @@ std::vector<T> transposed_weights(const T* w, const ConvGeom& g) {
 template <class T>
 void conv_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const ConvGeom& g) {
   const int64_t P = g.OH * g.OW;
-  if (gx && common::conv_plan(g).path == common::ConvPath::im2col && common::has_transposed_geom(g)) {
+  if (gx && common::use_transposed_backward(g)) {
     conv_forward<T>(gy, transposed_weights(w, g).data(), nullptr, gx, common::transposed_geom(g));
-    gx = nullptr;  // done: the loop below computes gw only
+    gx = nullptr;  // done: what follows computes gb and gw only
   }
   if (gb) {
     std::vector<double> acc(size_t(g.O), 0.0);
@@ -289,6 +292,7 @@ void conv_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, con
   }
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
   const int64_t nbmax = plan.chunk_images;
+  if (!gx && !gw) return;
   const std::unique_ptr<T[]> col = scratch<T>(plan.col_elements);
   if (gx) std::fill(gx, gx + g.N * g.H * g.W * g.C, T(0));
   if (gw) std::fill(gw, gw + g.O * KK, T(0));
@@ -346,9 +350,10 @@ void conv_forward_16(const S* x, const S* w, const S* b, S* y, const ConvGeom& g
 
 template <class S>
 void conv_backward_16(const S* gy, const S* x, const S* w, S* gx, S* gw, S* gb, const ConvGeom& g) {
-  if (gx && common::has_transposed_geom(g)) {  // as conv_backward: the transposed forward
+  if (gx && common::use_transposed_backward(g)) {  // as conv_backward: the transposed forward
     conv_forward_16<S>(gy, transposed_weights(w, g).data(), nullptr, gx, common::transposed_geom(g));
     gx = nullptr;
+    if (!gw && !gb) return;
   }
   const int64_t P = g.OH * g.OW, HWC = g.H * g.W * g.C;
   const common::ConvPlan plan = common::conv_plan(g, common::kConvColElementsCpu);
