@@ -49,14 +49,12 @@ inline ConvPlan conv_plan(const ConvGeom& g, int64_t max_col_elements = kConvCol
 // ih − ((KH−1)·dh − pt) + kh'·dh = ih + pt − kh·dh with kh = KH−1−kh': exactly the taps that
 // read x's pixel ih in the forward (for_each_tap_reading). The CPU twin runs it so (im2col of
 // gy and one GEMM writing gx once, instead of a GEMM into per-tap columns and col2im).
-inline bool has_transposed_geom(const ConvGeom& g) {
-  return g.sh == 1 && g.sw == 1;
-}
-// Where the CPU twin takes that form: im2col convolutions of stride 1 whose groups have at most
-// twice as many output as input channels (the transposed columns hold KH·KW·Og values per
-// pixel against the forward's KH·KW·Cg; the shapes measured, adnn_fer_nano's, have Og ≤ 2·Cg).
+// Where the CPU twin takes that form: im2col convolutions of stride 1 (for which the transposed
+// one is a convolution) whose groups have at most twice as many output as input channels (the
+// transposed columns hold KH·KW·Og values per pixel against the forward's KH·KW·Cg; the
+// shapes measured, adnn_fer_nano's, have Og ≤ 2·Cg).
 inline bool use_transposed_backward(const ConvGeom& g) {
-  return has_transposed_geom(g) && g.O / g.groups <= 2 * (g.C / g.groups) && conv_plan(g).path == ConvPath::im2col;
+  return g.sh == 1 && g.sw == 1 && g.O / g.groups <= 2 * (g.C / g.groups) && conv_plan(g).path == ConvPath::im2col;
 }
 inline ConvGeom transposed_geom(const ConvGeom& g) {
   return {g.N,  g.OH, g.OW,    g.O, g.C, g.KH, g.KW, g.H, g.W, 1, 1, (g.KH - 1) * g.dh - g.pt, (g.KW - 1) * g.dw - g.pl,

@@ -1,10 +1,10 @@
 // CPU twin of kernels/conv.cuh: conv2d, NHWC activations, weights (O, KH, KW, C/groups).
 //  - 1x1, stride 1, no padding, groups 1: one GEMM over all pixels.
 //  - depthwise (groups == C == O): direct loops, vectorised over channels.
-//  - otherwise: im2col per chunk of images and group, then GEMM. The input gradient of a
-//    stride-1 convolution is the forward of its transposed convolution (common::
-//    transposed_geom: im2col of gy, one GEMM writing gx once); strided ones use a race-free
-//    gather form of col2im (each input pixel sums its own taps).
+//  - otherwise: im2col per chunk of images and group, then GEMM. The input gradient of most
+//    stride-1 convolutions (common::use_transposed_backward) is the forward of the transposed
+//    convolution (common::transposed_geom: im2col of gy, one GEMM writing gx once); the rest
+//    use a race-free gather form of col2im (each input pixel sums its own taps).
 //  f16/bf16 storage: depthwise and im2col natively (f32 math, each output rounded once:
 //  conv_forward_16 / conv_backward_16); pointwise ones run as linear in the op layer.
 #include <omp.h>
@@ -221,6 +221,11 @@ void dw_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, const
 }
 
 // ---------------------------------------------------------------- general
+// The plan with the CPU's column bound (common::kConvColElementsCpu)
+inline common::ConvPlan cpu_plan(const ConvGeom& g) {
+  return common::conv_plan(g, common::kConvColElementsCpu);
+}
+
 // A scratch buffer that starts uninitialised: std::vector would zero it — a memset of up to
 // 2 MiB of f32 columns (or one image's, where larger) per call that im2col and the beta = 0
 // GEMMs overwrite anyway.
@@ -233,7 +238,7 @@ std::unique_ptr<T[]> scratch(int64_t n) {
 template <class T>
 void conv_forward(const T* x, const T* w, const T* b, T* y, const ConvGeom& g) {
   const int64_t P = g.OH * g.OW;
-  const common::ConvPlan plan = common::conv_plan(g, common::kConvColElementsCpu);
+  const common::ConvPlan plan = cpu_plan(g);
   if (plan.path == common::ConvPath::pointwise) {
     gemm(false, true, g.N * P, g.O, g.C, T(1), x, g.C, w, g.C, T(0), y, g.O);
   } else if (plan.path == common::ConvPath::depthwise) {
@@ -280,7 +285,7 @@ void conv_backward(const T* gy, const T* x, const T* w, T* gx, T* gw, T* gb, con
     add_column_sums(gy, g.N * P, g.O, acc.data());
     for (int64_t o = 0; o < g.O; ++o) gb[o] = T(acc[size_t(o)]);
   }
-  const common::ConvPlan plan = common::conv_plan(g, common::kConvColElementsCpu);
+  const common::ConvPlan plan = cpu_plan(g);
   if (plan.path == common::ConvPath::pointwise) {
     if (gx) gemm(false, false, g.N * P, g.C, g.O, T(1), gy, g.O, w, g.C, T(0), gx, g.C);
     if (gw) gemm(true, false, g.O, g.C, g.N * P, T(1), gy, g.O, x, g.C, T(0), gw, g.C);
@@ -331,7 +336,7 @@ void narrow(const float* p, S* out, int64_t n) {
 template <class S>
 void conv_forward_16(const S* x, const S* w, const S* b, S* y, const ConvGeom& g) {
   const int64_t P = g.OH * g.OW;
-  const common::ConvPlan plan = common::conv_plan(g, common::kConvColElementsCpu);
+  const common::ConvPlan plan = cpu_plan(g);
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
   const std::vector<float> wf = widen(w, g.O * KK), bf = b ? widen(b, g.O) : std::vector<float>();
   const std::unique_ptr<float[]> col = scratch<float>(plan.col_elements),
@@ -356,7 +361,7 @@ void conv_backward_16(const S* gy, const S* x, const S* w, S* gx, S* gw, S* gb, 
     if (!gw && !gb) return;
   }
   const int64_t P = g.OH * g.OW, HWC = g.H * g.W * g.C;
-  const common::ConvPlan plan = common::conv_plan(g, common::kConvColElementsCpu);
+  const common::ConvPlan plan = cpu_plan(g);
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
   const int64_t nbmax = std::min(plan.chunk_images, g.N);
   const std::vector<float> wf = (gx || gw) ? widen(w, g.O * KK) : std::vector<float>();
