@@ -795,7 +795,7 @@ TEST_SUITE("fer") {
     }
     for (auto& d : {a, b, c, logs, data}) fs::remove_all(d);
   }
-  TEST_CASE("eval: --label-map skips and reports classes the model lacks, --split DIR, --tta flip, weighted averages") {
+  TEST_CASE("eval: --label-map skips and reports classes the model lacks, --split DIR, --tta flip|tencrop, weighted averages") {
     REQUIRE_FER_DATA();
     // a CK+-like set: anger (FER angry), sadness (FER sad), happy, and contempt (no class of the
     // model; FER neutral faces stand in), 3 images each; disgust, fear, surprise, neutral absent
@@ -809,7 +809,7 @@ TEST_SUITE("fer") {
       for (size_t i = 0; i < 3; ++i) fs::create_symlink(files[i], fs::path(ck) / to / files[i].filename());
     }
     std::map<std::string, double> loss;  // tta -> NLL
-    for (const char* tta : {"none", "flip"}) {
+    for (const char* tta : {"none", "flip", "tencrop"}) {
       const std::string out = dir + "/" + tta;
       auto [rc, log] = adnn_fer({"eval", "--checkpoint", committed_checkpoint(), "--split", ck + "/", "--label-map",
                                  "ck+", "--tta", tta, "--device", "cpu", "--out", out},
@@ -851,6 +851,7 @@ TEST_SUITE("fer") {
       loss[tta] = json_number(json, "loss");
     }
     CHECK(loss["flip"] != loss["none"]);  // the mirror's probabilities were averaged in
+    CHECK(loss["tencrop"] != loss["flip"]);  // and the crops' (the views: tests/test_metrics.cpp)
     // a map naming a folder that is not there is an error naming it
     std::ofstream(dir + "/map.json") << "{\"angery\": \"angry\"}";
     auto [rc, log] = adnn_fer({"eval", "--checkpoint", committed_checkpoint(), "--split", ck, "--label-map",

@@ -67,9 +67,11 @@ Flag max_side_flag() {
 }
 Flag workers_flag() { return integer("workers", "data-loading threads (0: load on the main thread)", 0, kMaxWorkers); }
 Flag tta_flag() {
-  return choice("tta", "test-time augmentation: none (default) or flip (mean of the image's and its mirror's "
-                       "probabilities)",
-                {"none", "flip"});
+  return choice("tta",
+                "test-time augmentation: none (default), flip (mean of the image's and its mirror's "
+                "probabilities) or tencrop (mean over the four corner and the centre 11/12 crops, each "
+                "resized back, and their mirrors)",
+                {"none", "flip", "tencrop"});
 }
 
 struct Command {

@@ -216,7 +216,9 @@ EvalReport run_eval(const Args& a) {
           extra_json)));
   char title[64];
   std::snprintf(title, sizeof title, "  %s  ACC %.2f%%%s", split.c_str(), 100 * r.accuracy,
-                tta == nn::Tta::flip ? "  TTA FLIP" : "");
+                tta == nn::Tta::flip      ? "  TTA FLIP"
+                : tta == nn::Tta::tencrop ? "  TTA TENCROP"
+                                          : "");
   write_confusion_png(stem + "_confusion.png", r, fs::path(ckpt).stem().string() + title);
   std::printf("wrote %s.json, %s and %s_confusion.png\n", stem.c_str(), preds.c_str(), stem.c_str());
   return r;

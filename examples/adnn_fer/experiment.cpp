@@ -246,7 +246,7 @@ void write_experiment(const Args& a, const std::string& kind, const std::string&
   md << "; each run's best checkpoint evaluated on "
      << (a.num("val-limit", 0) > 0 ? "a fixed class-stratified slice of " + a.get("val-limit") + " val images"
                                    : std::string("all of val"))
-     << (a.get("tta", "none") == "flip" ? ", flip TTA" : "") << ".\n";
+     << (a.get("tta", "none") != "none" ? ", " + a.get("tta") + " TTA" : std::string()) << ".\n";
   if (kind == "ablation")
     md << "Each rung against the one above it: two-sided paired t-test over the seeds on accuracy, "
           "p Bonferroni-corrected over the "

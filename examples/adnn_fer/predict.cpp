@@ -26,7 +26,7 @@ bool looks_like_crop(const data::Image& img) {
 }
 
 // Probabilities (F, K) on the CPU for preprocessed crops (each S×S×C, pixels 0..255), under
-// `tta` (flip: the mean of each crop's and its mirror's). On cuda the forward is replayed from
+// `tta` (flip: the mean of each crop's and its mirror's; tencrop: over ten views). On cuda the forward is replayed from
 // a CUDA graph (one per batch size; `graphed` null: eager).
 Tensor classify(AdnnFer& model, const std::vector<data::Image>& crops, Device dev, GraphedForward* graphed,
                 nn::Tta tta) {
@@ -72,7 +72,9 @@ int cmd_predict(const Args& a) {
   const data::PreprocessOptions pre = preprocess_options(c);
   const fs::path out = a.get("out", ".");
   const nn::Tta tta = nn::parse_tta(a.get("tta", "none"), "predict --tta");
-  if (tta != nn::Tta::none) std::printf("TTA: %s (each face's probabilities averaged with its mirror's)\n", nn::tta_name(tta));
+  if (tta != nn::Tta::none)
+    std::printf("TTA: %s (each face's probabilities averaged %s)\n", nn::tta_name(tta),
+                tta == nn::Tta::flip ? "with its mirror's" : "over ten views: five crops and their mirrors");
   std::unique_ptr<GraphedForward> graphed;  // cuda: a CUDA graph per batch size, unless --eager
   if (dev.is_cuda() && !a.has("eager"))
     graphed = std::make_unique<GraphedForward>(

@@ -3,16 +3,19 @@
 #include <adnn/nn/tta.hpp>
 #include <adnn/ops/ops.hpp>
 
+#include <algorithm>
+
 namespace adnn::nn {
 
 Tta parse_tta(const std::string& s, const std::string& what) {
   if (s == "none") return Tta::none;
   if (s == "flip") return Tta::flip;
-  ADNN_FAIL(what, " takes none|flip, got '", s, "'");
+  if (s == "tencrop") return Tta::tencrop;
+  ADNN_FAIL(what, " takes none|flip|tencrop, got '", s, "'");
 }
 
 const char* tta_name(Tta t) {
-  return t == Tta::flip ? "flip" : "none";
+  return t == Tta::flip ? "flip" : t == Tta::tencrop ? "tencrop" : "none";
 }
 
 Tensor hflip_nhwc(const Tensor& x) {
@@ -24,7 +27,29 @@ Tensor hflip_nhwc(const Tensor& x) {
   return index_select(x, 2, from_vector(rev, {W}).to(x.device()));  // (N, H, W, C)
 }
 
+std::vector<Tensor> five_crops_nhwc(const Tensor& x) {
+  ADNN_CHECK(x.defined() && x.dim() == 4, "five_crops_nhwc: x must be a (N, H, W, C) tensor, got ",
+             x.defined() ? shape_str(x.sizes()) : std::string("undefined"));
+  const int64_t H = x.size(1), W = x.size(2);
+  // the window: 1/12 of each side off (48 -> 44), at least one pixel where the side allows
+  const int64_t h = H - std::max<int64_t>(H / 12, H > 1), w = W - std::max<int64_t>(W / 12, W > 1);
+  const int64_t corners[5][2] = {{0, 0}, {0, W - w}, {H - h, 0}, {H - h, W - w}, {(H - h) / 2, (W - w) / 2}};
+  std::vector<Tensor> crops;
+  for (const auto& [y0, x0] : corners)  // (N, h, w, C) -> (N, H, W, C)
+    crops.push_back(interpolate(x.narrow(1, y0, h).narrow(2, x0, w).contiguous(), H, W, InterpMode::bilinear));
+  return crops;
+}
+
 Tensor predict_probabilities(Module& model, const Tensor& x, Tta tta) {
+  if (tta == Tta::tencrop) {
+    Tensor p;  // (N, K): the sum over the ten views, then their mean
+    for (const Tensor& c : five_crops_nhwc(x))
+      for (const Tensor& v : {c, hflip_nhwc(c)}) {
+        Tensor q = softmax(model(v), 1);  // (N, K)
+        p = p.defined() ? p + q : q;
+      }
+    return p * 0.1;
+  }
   Tensor p = softmax(model(x), 1);                                         // (N, K)
   if (tta == Tta::flip) p = (p + softmax(model(hflip_nhwc(x)), 1)) * 0.5;  // (N, K)
   return p;
