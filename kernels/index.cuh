@@ -7,7 +7,11 @@
 // gather: out[p] = x[p with coordinate `dim` replaced by idx[p]], index and out of the same
 //   shape (up to 8 dims), x contiguous with its own strides; scatter_add is its adjoint
 //   (atomicAdd).
-// Layout: contiguous; int64 indices already range-checked by the op.
+// index_check: flag = an index outside [0, size) (atomicCAS: the first to arrive), the op's
+//   range check without a host read; the data kernels below also skip an index outside the
+//   dim (index_select/gather write 0, the adds add nothing), so a bad index reads and writes
+//   nothing out of bounds before the flag is raised.
+// Layout: contiguous; int64 indices.
 // Dtypes: index_select/index_add f32/f64; gather any floating storage type (f16/bf16 copied
 //   natively), scatter_add a 16-bit gradient into an f32 accumulator (the op rounds it once).
 // Threads: one thread per output (or gradient) element, innermost dim fastest.
@@ -18,26 +22,41 @@
 
 namespace adnn::kernels {
 
+__global__ void index_check_kernel(const int64_t* __restrict__ idx, int64_t n, int64_t size, int64_t* flag) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t t = idx[i];
+    if (t < 0 || t >= size) atomicCAS(reinterpret_cast<unsigned long long*>(flag), 0ull, (unsigned long long)t);
+  }
+}
+
 template <class T>
 __global__ void index_select_kernel(const T* __restrict__ x, const int64_t* __restrict__ idx, T* __restrict__ out,
                                     int64_t outer, int64_t D, int64_t inner, int64_t n) {
-  for_each_3d(outer, n, inner, [&](int64_t i, int64_t o, int64_t j, int64_t k) { out[i] = x[(o * D + idx[j]) * inner + k]; });
+  for_each_3d(outer, n, inner, [&](int64_t i, int64_t o, int64_t j, int64_t k) {
+    const int64_t t = idx[j];
+    out[i] = t >= 0 && t < D ? x[(o * D + t) * inner + k] : T(0);
+  });
 }
 
 template <class T>
 __global__ void index_add_kernel(const T* __restrict__ g, const int64_t* __restrict__ idx, T* __restrict__ gx,
                                  int64_t outer, int64_t D, int64_t inner, int64_t n) {
-  for_each_3d(outer, n, inner,
-              [&](int64_t i, int64_t o, int64_t j, int64_t k) { atomicAdd(gx + (o * D + idx[j]) * inner + k, g[i]); });
+  for_each_3d(outer, n, inner, [&](int64_t i, int64_t o, int64_t j, int64_t k) {
+    const int64_t t = idx[j];
+    if (t >= 0 && t < D) atomicAdd(gx + (o * D + t) * inner + k, g[i]);
+  });
 }
 
-// The offset into x of element i of out / index (coordinate `dim` replaced by idx[i]).
+// The offset into x of element i of out / index (coordinate `dim` replaced by idx[i]); -1 for
+// an index outside x's dim.
 __device__ __forceinline__ int64_t gather_offset(int64_t i, const int64_t* __restrict__ idx, const GatherGeom& g) {
+  const int64_t t = idx[i];
+  if (t < 0 || t >= g.xsize_dim) return -1;
   int64_t rem = i, off = 0;
   for (int d = g.ndim - 1; d >= 0; --d) {
     const int64_t c = rem % g.size[d];
     rem /= g.size[d];
-    off += (d == g.dim ? idx[i] : c) * g.xstride[d];
+    off += (d == g.dim ? t : c) * g.xstride[d];
   }
   return off;
 }
@@ -46,8 +65,10 @@ __device__ __forceinline__ int64_t gather_offset(int64_t i, const int64_t* __res
 template <class T>
 __global__ void gather_kernel(const T* __restrict__ x, const int64_t* __restrict__ idx, T* __restrict__ out, int64_t n,
                               GatherGeom g) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = x[gather_offset(i, idx, g)];
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t off = gather_offset(i, idx, g);
+    out[i] = off >= 0 ? x[off] : T(0);
+  }
 }
 
 // gx[offset(i)] += g[i]: the gradient g in G, the accumulator gx in A = acc_t<G> (f32 for a
@@ -56,7 +77,7 @@ template <class G, class A>
 __global__ void scatter_add_kernel(const G* __restrict__ gr, const int64_t* __restrict__ idx, A* __restrict__ gx,
                                    int64_t n, GatherGeom g) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    atomicAdd(gx + gather_offset(i, idx, g), A(gr[i]));
+    if (const int64_t off = gather_offset(i, idx, g); off >= 0) atomicAdd(gx + off, A(gr[i]));
 }
 
 }  // namespace adnn::kernels

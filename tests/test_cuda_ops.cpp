@@ -4,6 +4,7 @@
 #include <adnn/cuda/runtime.hpp>
 
 #include <cstdlib>
+#include <functional>
 #include <string>
 
 #include "dispatch/dispatch.hpp"
@@ -237,6 +238,39 @@ TEST_SUITE("cuda") {
     CHECK_THROWS_WITH_AS(cl.total.item<double>(), doctest::Contains("compound_loss: label 5 out of range"),
                          Error);
     CHECK_NOTHROW(ones({1}, TensorOptions(DType::f32, kCUDA)).item<float>());  // raised once
+  }
+
+  TEST_CASE("index_select, gather, cross_entropy on cuda: a bad index is raised at the next host wait, read nowhere") {
+    // the range check reads no index on the host (a device pointer on a GPU): a kernel flags the
+    // entry, the runtime raises it where the host waits anyway, and the data kernels skip it
+    REQUIRE_CUDA_DEVICE();
+    const TensorOptions f32(DType::f32, kCUDA), i64(DType::i64, kCUDA);
+    const Tensor x = arange(0, 6, 1, f32).reshape({3, 2});  // (3, 2): rows (0 1) (2 3) (4 5)
+    const Tensor good = from_vector(std::vector<int64_t>{2, 0}, {2}, i64);
+    const Tensor bad = from_vector(std::vector<int64_t>{2, 5, 0}, {3}, i64);
+    const Tensor bad_cols = from_vector(std::vector<int64_t>{0, 1, 1, 7, 0, 0}, {3, 2}, i64);
+    Tensor a, b, c;
+    auto no_host_wait = [](const std::function<void()>& op) {
+      cuda::reset_host_round_trips();
+      CHECK_NOTHROW(op());
+      CHECK(cuda::host_round_trips().sync_copies == 0);  // no index came to the host
+      CHECK(cuda::host_round_trips().synchronizations == 0);
+    };
+    no_host_wait([&] { a = index_select(x, 0, good); });
+    no_host_wait([&] { b = index_select(x, 0, bad); });
+    CHECK_THROWS_WITH_AS(b.to(kCPU), doctest::Contains("index_select: index 5 is out of range"), Error);
+    no_host_wait([&] { c = gather(x, 1, bad_cols); });
+    CHECK_THROWS_WITH_AS(c.to(kCPU), doctest::Contains("gather: index 7 is out of range"), Error);
+    CHECK_NOTHROW(b.to(kCPU));  // each raised once
+    testing::check_values(a, std::vector<double>{4, 5, 0, 1});
+    testing::check_values(b, std::vector<double>{4, 5, 0, 0, 0, 1});  // the bad row read nothing: 0
+    testing::check_values(c, std::vector<double>{0, 1, 3, 0, 4, 4});
+    // cross-entropy picks the target's probability with gather: a target out of range
+    const Tensor z = ones({2, 3}, f32);
+    Tensor ce;
+    CHECK_NOTHROW(ce = cross_entropy(z, from_vector(std::vector<int64_t>{0, 3}, {2}, i64)));
+    CHECK_THROWS_WITH_AS(ce.item<double>(), doctest::Contains("gather: index 3 is out of range"), Error);
+    CHECK_NOTHROW(cross_entropy(z, from_vector(std::vector<int64_t>{0, 2}, {2}, i64)).item<double>());
   }
 
   TEST_CASE("dropout masks: the same on cpu and cuda for the same seed, drawn on the device") {

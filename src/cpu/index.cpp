@@ -10,6 +10,13 @@
 
 namespace adnn::cpu {
 
+void index_check(const Tensor& index, int64_t size, const Tensor& flag) {
+  const int64_t* idx = index.data_ptr<int64_t>();
+  int64_t* f = flag.data_ptr<int64_t>();
+  for (int64_t i = 0; i < index.numel(); ++i)
+    if ((idx[i] < 0 || idx[i] >= size) && f[0] == 0) f[0] = idx[i];  // the first bad one, as a kernel's first CAS
+}
+
 void index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t D, int64_t inner) {
   const int64_t* idx = index.data_ptr<int64_t>();
   const int64_t n = index.numel();

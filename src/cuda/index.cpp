@@ -8,6 +8,12 @@ namespace adnn::cuda {
 using namespace launch_detail;
 
 // ---------------------------------------------------------------- indexing
+void index_check(const Tensor& index, int64_t size, const Tensor& flag) {
+  const int64_t n = index.numel();
+  if (n == 0) return;
+  ADNN_LAUNCH(k::index_check_kernel, k::grid_for(n), dim3(256), 0, stream(), ptr<int64_t>(index), n, size,
+              ptr<int64_t>(flag));
+}
 void index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64_t outer, int64_t D, int64_t inner) {
   const int64_t n = index.numel();
   if (out.numel() == 0) return;
@@ -41,6 +47,7 @@ void gather_scatter(const Tensor& x, int64_t dim, const Tensor& index, const Ten
     g.size[d] = index.size(d);
     g.xstride[d] = xs[d];
   }
+  g.xsize_dim = x.size(dim);
   storage_types(y.dtype(), scatter ? "scatter_add" : "gather", [&](auto tag) {
     using Y = decltype(tag);
     if (scatter) {  // x: the accumulated gradient, f32 for a 16-bit y

@@ -1,4 +1,10 @@
 // cat, stack, index_select, gather, embedding.
+#include <adnn/cuda/runtime.hpp>
+
+#include <map>
+#include <mutex>
+#include <string>
+
 #include "ops/common.hpp"
 
 namespace adnn {
@@ -57,13 +63,40 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
 }
 
 namespace {
+// Every entry of `index` in [0, size): on the CPU now, naming the entry, the dim and x; on cuda
+// without reading the index on the host (a device pointer there): a kernel sets a watched
+// flag that the runtime raises at the next point the host waits (cuda::watch_flag), naming the
+// op and the entry, and the data kernels skip the bad entry meanwhile.
 void check_index(const char* op, const Tensor& index, int64_t size, int64_t dim, const Tensor& x) {
   ADNN_CHECK(index.dtype() == DType::i64, op, ": index must be i64, got ", index.desc());
+  if (index.numel() == 0) return;
+  ADNN_CHECK(size > 0, op, ": index ", index.desc(), " into dim ", dim, " of ", x.desc(), ", which is empty");
   Tensor ic = index.contiguous();
-  const int64_t* p = ic.data_ptr<int64_t>();
-  for (int64_t i = 0; i < ic.numel(); ++i)
-    ADNN_CHECK(p[i] >= 0 && p[i] < size, op, ": index ", p[i], " is out of range for dim ", dim, " of ", x.desc(),
-               " (size ", size, ")");
+  if (ic.device().is_cuda()) {
+#if ADNN_WITH_CUDA_BACKEND
+    // one flag per op for the process, watched by the runtime: no allocation, no copy per call
+    static std::map<std::string, Tensor*> flags;
+    static std::mutex m;
+    Tensor* flag = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(m);
+      Tensor*& f = flags[op];
+      if (!f) {
+        f = new Tensor(zeros({1}, TensorOptions(DType::i64, kCUDA)));  // lives as long as the process
+        cuda::watch_flag(f->data_ptr<int64_t>(), [name = std::string(op)](int64_t v) {
+          return detail::cat(name, ": index ", v, " is out of range (found on the device, raised at this wait)");
+        });
+      }
+      flag = f;
+    }
+    backend::index_check(ic, size, *flag);
+#endif
+    return;
+  }
+  Tensor bad = zeros({1}, DType::i64);
+  backend::index_check(ic, size, bad);
+  const int64_t v = bad.data_ptr<int64_t>()[0];
+  ADNN_CHECK(v == 0, op, ": index ", v, " is out of range for dim ", dim, " of ", x.desc(), " (size ", size, ")");
 }
 }  // namespace
 
