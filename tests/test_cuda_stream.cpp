@@ -3,6 +3,7 @@
 // completes only when the host synchronises with its stream), so the ordering tests are exact
 // there; on a GPU they check what holds whatever the timing.
 #include <adnn/cuda/runtime.hpp>
+#include <adnn/nn/tta.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -267,6 +268,38 @@ TEST_SUITE("cuda") {
     graph.replay();
     CHECK(cuda::host_round_trips().device_mallocs == 0);
     CHECK(max_abs_diff(out.to(kCPU), eager.to(kCPU)) == 0);
+  }
+
+  TEST_CASE("CUDA graph: TTA flip and tencrop capture (nothing copied from the host), replay equals eager") {
+    // predict --tta on cuda replays a graph of nn::predict_probabilities: the mirror's index and
+    // the crops must be made on the device (a host copy is refused during capture)
+    REQUIRE_CUDA_DEVICE();
+    constexpr int64_t H = 12, W = 10;
+    struct Tiny : nn::Module {  // (N, H, W, 1) -> flatten -> Linear(H·W, 3)
+      std::shared_ptr<nn::Linear> fc = register_module("fc", std::make_shared<nn::Linear>(H* W, 3));
+      Tensor forward(const Tensor& x) override { return (*fc)(x.reshape({x.size(0), H * W})); }  // (N, 3)
+    };
+    manual_seed(6);
+    Tiny m;
+    m.to(kCUDA);
+    NoGradGuard ng;
+    for (nn::Tta tta : {nn::Tta::flip, nn::Tta::tencrop}) {
+      INFO(nn::tta_name(tta));
+      Tensor x = randn({2, H, W, 1}).to(kCUDA);  // static input buffer
+      const Tensor x2 = randn({2, H, W, 1});
+      nn::predict_probabilities(m, x, tta);  // warm-up
+      cuda::Graph graph;
+      graph.capture_begin();
+      Tensor out = nn::predict_probabilities(m, x, tta);  // (2, 3), the graph's output buffer
+      graph.capture_end();
+      x.copy_(x2.to(kCUDA));
+      graph.replay();
+      const Tensor eager = nn::predict_probabilities(m, x2.to(kCUDA), tta).to(kCPU);  // (2, 3)
+      CHECK(max_abs_diff(out.to(kCPU), eager) == 0);
+      m.to(kCPU);  // and the CPU's answer (the twin kernels), to float tolerance
+      CHECK(max_abs_diff(eager, nn::predict_probabilities(m, x2, tta)) < 1e-5);
+      m.to(kCUDA);
+    }
   }
 
   TEST_CASE("CUDA graph: a whole nano training step (forward, loss, backward, clip, AdamW) equals eager") {

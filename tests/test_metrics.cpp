@@ -242,30 +242,33 @@ TEST_SUITE("metrics") {
                          doctest::Contains("eval --tta takes none|flip|tencrop, got 'rot90'"), Error);
   }
 
-  TEST_CASE("TTA tencrop: the mean over the views training's crop_resize makes (five 11/12 crops, their mirrors)") {
-    // a classifier that records what it is shown: (N, 24, 24, 1) -> flatten -> Linear(576, 3)
+  TEST_CASE("TTA tencrop: the mean over the views training's crop_resize makes (five crops, their mirrors)") {
+    // a classifier that records what it is shown: (N, 26, 25, 1) -> flatten -> Linear(650, 3);
+    // not square, so a window's height and width cannot be mixed up unseen
+    constexpr int64_t H = 26, W = 25;
     struct Recorder : nn::Module {
-      std::vector<Tensor> seen;  // each (N, 24, 24, 1)
-      std::shared_ptr<nn::Linear> fc = register_module("fc", std::make_shared<nn::Linear>(24 * 24, 3));
+      std::vector<Tensor> seen;  // each (N, H, W, 1)
+      std::shared_ptr<nn::Linear> fc = register_module("fc", std::make_shared<nn::Linear>(H* W, 3));
       Tensor forward(const Tensor& x) override {
         seen.push_back(x.clone());
-        return (*fc)(x.reshape({x.size(0), 24 * 24}));  // (N, 3)
+        return (*fc)(x.reshape({x.size(0), H * W}));  // (N, 3)
       }
     };
     manual_seed(5);
     Recorder m;
-    const Tensor x = rand({2, 24, 24, 1}) * 255.0;  // (N, H, W, C), pixel values
+    const Tensor x = rand({2, H, W, 1}) * 255.0;  // (N, H, W, C), pixel values
     NoGradGuard ng;
     const std::vector<double> p = nn::predict_probabilities(m, x, nn::Tta::tencrop).to_vector();  // (N, K)
     REQUIRE(m.seen.size() == 10);
-    // the reference views from the loader's own transforms: crop_resize (22 x 22 windows: 24 - 24/12)
-    // and hflip on data::Image, the order top-left, top-right, bottom-left, bottom-right, centre
+    // the reference views from the loader's own transforms: crop_resize (24 x 23 windows: 2·floor(S/24)
+    // = 2 pixels off each side) and hflip on data::Image, the order top-left, top-right,
+    // bottom-left, bottom-right, centre
     const int windows[5][2] = {{0, 0}, {0, 2}, {2, 0}, {2, 2}, {1, 1}};
     std::vector<double> ref(6, 0.0);
     for (int64_t n = 0; n < 2; ++n) {
       const data::Image img = data::from_tensor(x.select(0, n));
       for (int k = 0; k < 5; ++k) {
-        const data::Image crop = data::crop_resize(img, windows[k][0], windows[k][1], 22, 22, 24, 24);
+        const data::Image crop = data::crop_resize(img, windows[k][0], windows[k][1], H - 2, W - 2, H, W);
         for (int mirrored = 0; mirrored < 2; ++mirrored) {
           const data::Image view = mirrored ? data::hflip(crop) : crop;
           const std::vector<double> got = m.seen[size_t(2 * k + mirrored)].select(0, n).to_vector();
@@ -274,7 +277,7 @@ TEST_SUITE("metrics") {
           for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(got[i] - view.pixels[i]));
           CHECK_MESSAGE(worst < 1e-3, "view ", 2 * k + mirrored, " of image ", n, " differs by ", worst);
           const std::vector<double> q =
-              softmax((*m.fc)(data::to_tensor(view).reshape({1, 24 * 24})), 1).to_vector();  // (1, K)
+              softmax((*m.fc)(data::to_tensor(view).reshape({1, H * W})), 1).to_vector();  // (1, K)
           for (size_t j = 0; j < 3; ++j) ref[size_t(n) * 3 + j] += q[j] / 10;
         }
       }
@@ -286,11 +289,20 @@ TEST_SUITE("metrics") {
       differs = differs || std::fabs(p[i] - flip[i]) > 1e-4;
     }
     CHECK(differs);  // the crops are other inputs than the image and its mirror: the test can fail
-    // sides below 12 lose one pixel (7 x 5 -> windows 6 x 4), sides of 1 keep theirs
-    for (const auto& [H, W] : {std::pair<int64_t, int64_t>{7, 5}, {1, 3}}) {
-      const std::vector<Tensor> crops = nn::five_crops_nhwc(randn({1, H, W, 2}));
+    // small sides lose 2 pixels (7 x 5 -> windows 5 x 3), sides below 3 keep theirs; the
+    // output keeps the input's size
+    for (const auto& [h, w] : {std::pair<int64_t, int64_t>{7, 5}, {1, 3}, {48, 48}}) {
+      const std::vector<Tensor> crops = nn::five_crops_nhwc(randn({1, h, w, 2}));
       REQUIRE(crops.size() == 5);
-      for (const Tensor& c : crops) CHECK(c.sizes() == std::vector<int64_t>{1, H, W, 2});
+      for (const Tensor& c : crops) CHECK(c.sizes() == std::vector<int64_t>{1, h, w, 2});
+    }
+    {  // at 48 (the models' size) the windows are 44 x 44: the bottom-left one at (4, 0)
+      const Tensor y = rand({1, 48, 48, 1}) * 255.0;  // (1, H, W, C)
+      const std::vector<double> got = nn::five_crops_nhwc(y)[2].to_vector();
+      const data::Image want = data::crop_resize(data::from_tensor(y.select(0, 0)), 4, 0, 44, 44, 48, 48);
+      double worst = 0;
+      for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(got[i] - want.pixels[i]));
+      CHECK(worst < 1e-3);
     }
     CHECK(nn::parse_tta("tencrop", "eval --tta") == nn::Tta::tencrop);
     CHECK(std::string(nn::tta_name(nn::Tta::tencrop)) == "tencrop");

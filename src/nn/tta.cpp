@@ -22,17 +22,18 @@ Tensor hflip_nhwc(const Tensor& x) {
   ADNN_CHECK(x.defined() && x.dim() == 4, "hflip_nhwc: x must be a (N, H, W, C) tensor, got ",
              x.defined() ? shape_str(x.sizes()) : std::string("undefined"));
   const int64_t W = x.size(2);
-  std::vector<int64_t> rev(static_cast<size_t>(W));
-  for (int64_t i = 0; i < W; ++i) rev[size_t(i)] = W - 1 - i;
-  return index_select(x, 2, from_vector(rev, {W}).to(x.device()));  // (N, H, W, C)
+  // the reversed index W-1 … 0, made where x lives: no host copy, so a CUDA graph can capture it
+  return index_select(x, 2, arange(double(W - 1), -1.0, -1.0, TensorOptions(DType::i64, x.device())));  // (N, H, W, C)
 }
 
 std::vector<Tensor> five_crops_nhwc(const Tensor& x) {
   ADNN_CHECK(x.defined() && x.dim() == 4, "five_crops_nhwc: x must be a (N, H, W, C) tensor, got ",
              x.defined() ? shape_str(x.sizes()) : std::string("undefined"));
   const int64_t H = x.size(1), W = x.size(2);
-  // the window: 1/12 of each side off (48 -> 44), at least one pixel where the side allows
-  const int64_t h = H - std::max<int64_t>(H / 12, H > 1), w = W - std::max<int64_t>(W / 12, W > 1);
+  // the window: d = 2·floor(S/24) pixels off each side S (48 -> 44), at least 2 where S >= 3;
+  // d even, so the centre crop is centred exactly
+  auto off = [](int64_t S) { return S < 3 ? int64_t(0) : std::max<int64_t>(2, 2 * (S / 24)); };
+  const int64_t h = H - off(H), w = W - off(W);
   const int64_t corners[5][2] = {{0, 0}, {0, W - w}, {H - h, 0}, {H - h, W - w}, {(H - h) / 2, (W - w) / 2}};
   std::vector<Tensor> crops;
   for (const auto& [y0, x0] : corners)  // (N, h, w, C) -> (N, H, W, C)
