@@ -202,6 +202,44 @@ TEST_SUITE("train") {
     }
   }
 
+  TEST_CASE("optimizers follow a module moved after they were made (cpu -> cuda -> cpu), as if it never moved") {
+    // Module::to moves the parameters in place; AdamW's moments (and, capturable, its step
+    // and rate) and SGD's momentum must follow, or a kernel gets another device's memory
+    if (!cuda_is_available()) ADNN_SKIP("no CUDA device");
+    for (int kind = 0; kind < 3; ++kind) {  // AdamW, AdamW capturable, SGD with momentum
+      CAPTURE(kind);
+      manual_seed(23);
+      nn::Linear a(5, 3), b(5, 3);
+      {
+        NoGradGuard ng;
+        for (size_t i = 0; i < 2; ++i) b.parameters()[i].copy_(a.parameters()[i]);
+      }
+      auto make = [&](nn::Module& m) -> std::unique_ptr<optim::Optimizer> {
+        if (kind == 2)
+          return std::make_unique<optim::SGD>(m.parameters(), optim::SGDOptions{.lr = 0.05, .momentum = 0.9});
+        return std::make_unique<optim::AdamW>(m.parameters(), optim::AdamWOptions{.lr = 0.01, .capturable = kind == 1});
+      };
+      auto oa = make(a), ob = make(b);
+      const Tensor w0 = a.parameters()[0].detach().clone();
+      for (int s = 0; s < 4; ++s) {
+        if (s == 1) b.to(kCUDA);  // after one step on the CPU
+        if (s == 3) b.to(kCPU);
+        for (size_t i = 0; i < 2; ++i) {
+          const Tensor g = randn(a.parameters()[i].sizes());
+          a.parameters()[i].set_grad(g);
+          b.parameters()[i].set_grad(g.to(b.parameters()[i].device()));
+        }
+        oa->step();
+        ob->step();
+      }
+      for (size_t i = 0; i < 2; ++i) {
+        CHECK(b.parameters()[i].device() == kCPU);
+        CHECK(max_abs_diff(a.parameters()[i], b.parameters()[i]) < 1e-6);
+      }
+      CHECK(max_abs_diff(a.parameters()[0], w0) > 1e-3);  // the steps moved the weights
+    }
+  }
+
   TEST_CASE("ModelEma: the warm-up decay, averaged weights and BN statistics, copied counters, mismatches refused") {
     // a BatchNorm2d: parameters (weight, bias), floating buffers (running stats) and an
     // integer buffer (num_batches_tracked)

@@ -95,6 +95,7 @@ void SGD::step() {
       Tensor& buf = buf_[k++];
       Tensor g = p.grad();
       if (!g.defined()) continue;
+      if (buf.defined() && buf.device() != p.device()) buf = buf.to(p.device());  // the module moved (Module::to)
       if (grp.weight_decay != 0) g = add(g, mul(p, grp.weight_decay));
       if (o_.momentum != 0) {
         buf = buf.defined() ? add(mul(buf, o_.momentum), g) : g.clone();
@@ -151,6 +152,21 @@ int64_t AdamW::steps() const { return step_t_.defined() ? int64_t(step_t_.item<d
 
 void AdamW::step() {
   NoGradGuard ng;
+  // The state follows its parameters: a module moved after its optimizer was made (Module::to
+  // moves the parameters in place) takes its moments and, capturable, the step and the rate
+  // along here, so that no kernel is handed memory of another device.
+  if (o_.capturable) {
+    const auto ps = parameters();
+    if (!ps.empty() && step_t_.device() != ps.front().device()) {
+      const Device dev = ps.front().device();
+      for (const Tensor& p : ps)
+        ADNN_CHECK(p.device() == dev, "AdamW(capturable): every parameter must be on one device; ", ps.front().desc(),
+                   " and ", p.desc());
+      step_t_ = step_t_.to(dev);
+      one_ = one_.to(dev);
+      lr_t_ = lr_t_.to(dev);
+    }
+  }
   ++steps_;
   AdamWStep step{float(o_.beta1), float(o_.beta2), float(o_.eps),
                  float(1.0 - std::pow(o_.beta1, double(steps_))), float(1.0 - std::pow(o_.beta2, double(steps_)))};
@@ -168,6 +184,10 @@ void AdamW::step() {
       Tensor& m = m_[k];
       Tensor& v = v_[k];
       ++k;
+      if (m.device() != p.device()) {  // the module moved (above)
+        m = m.to(p.device());
+        v = v.to(p.device());
+      }
       Tensor g = p.grad();
       if (!g.defined()) continue;
       ADNN_CHECK(p.dtype() == DType::f32 && p.is_contiguous(), "AdamW: parameters must be contiguous f32, got ",

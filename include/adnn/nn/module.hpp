@@ -156,7 +156,8 @@ class Module : public std::enable_shared_from_this<Module> {
   }
 
   // Moves every parameter and buffer to `device` in place: the tensors keep their identity
-  // (optimizers and hooks holding them stay valid); gradients are dropped.
+  // (optimizers and hooks holding them stay valid; AdamW and SGD move their state along at
+  // the next step); gradients are dropped.
   void to(Device device) {
     NoGradGuard ng;
     for (auto& [n, t] : state_dict()) {
