@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <tuple>
 
 #include <adnn/cuda/kernel_report.hpp>
 
@@ -912,6 +913,26 @@ TEST_SUITE("fer") {
     CHECK(cfg.find("\"model.backbone\": \"efficientnet_nano\"") != std::string::npos);
     CHECK(cfg.find("\"model.cbam\": \"1\"") != std::string::npos);
     CHECK(cfg.find("\"model.transformer\": \"0\"") != std::string::npos);
+    // --ladder nano: the same ingredients on the VGG backbone, three comparisons
+    run({"experiment", "ablation", "--ladder", "nano", "--out", dir + "/nano_ladder"}, "nano_ladder");
+    const std::string nmd = slurp(dir + "/nano_ladder/experiment.md");
+    INFO(nmd);
+    for (const char* rung : {"VGG baseline", "+ CBAM", "+ Transformer", "+ compound loss"})
+      CHECK(nmd.find(std::string("| ") + rung + " | 2 | ") != std::string::npos);
+    CHECK(nmd.find("EfficientNet") == std::string::npos);
+    CHECK(nmd.find("over the 3 comparisons") != std::string::npos);
+    CHECK(slurp(dir + "/nano_ladder/experiment.json").find("\"ladder\": \"nano\"") != std::string::npos);
+    CHECK(slurp(dir + "/ablation/experiment.json").find("\"ladder\": \"paper\"") != std::string::npos);
+    CHECK(!fs::exists(dir + "/nano_ladder/efficientnet"));
+    for (auto [rung, cbam, transformer, loss] : {std::tuple{"vgg", "0", "0", "ce"}, std::tuple{"transformer", "1", "1", "ce"},
+                                                std::tuple{"compound_loss", "1", "1", "compound"}}) {
+      const std::string ncfg = slurp(dir + "/nano_ladder/" + rung + "/seed_2/config.json");
+      INFO(rung, ": ", ncfg);
+      CHECK(ncfg.find("\"model.backbone\": \"vgg_nano\"") != std::string::npos);
+      CHECK(ncfg.find(std::string("\"model.cbam\": \"") + cbam + "\"") != std::string::npos);
+      CHECK(ncfg.find(std::string("\"model.transformer\": \"") + transformer + "\"") != std::string::npos);
+      CHECK(ncfg.find(std::string("\"recipe.loss\": \"") + loss + "\"") != std::string::npos);
+    }
 
     // compare two rungs against the baseline: paired t over seeds 1, 2 (df 1, where the t
     // distribution is Cauchy's: p = 1 − 2·atan(|t|)/π), Bonferroni over m = 2 comparisons
@@ -976,6 +997,8 @@ TEST_SUITE("fer") {
         {{"experiment", "seeds", "--seeds", "1,1", "--out", dir + "/x"}, "twice"},
         {{"experiment", "seeds", "--seeds", "1,a", "--out", dir + "/x"}, "--seeds"},
         {{"experiment", "ablation", "--cbam", "on", "--out", dir + "/x"}, "--cbam"},
+        {{"experiment", "ablation", "--ladder", "resnet", "--out", dir + "/x"}, "--ladder"},
+        {{"experiment", "seeds", "--ladder", "nano", "--out", dir + "/x"}, "--ladder is a flag of experiment ablation"},
         {{"experiment", "seeds", "--out", dir + "/seeds"}, "not empty"},
         {{"compare", pa}, "at least two"},
         {{"compare", pa, pb, "--metric", "loss"}, "--metric"},

@@ -249,6 +249,10 @@ std::vector<Command> experiment_commands(const std::vector<Command>& cmds) {
   flags.push_back(text("out", "the experiment directory (default runs/experiment_<kind>); must be new or empty", false));
   flags.push_back(flag("force", "reuse a non-empty --out, replacing its runs"));
   flags.push_back(tta_flag());
+  flags.push_back(choice("ladder",
+                         "ablation: paper (default: ResNet baseline, + EfficientNet, + CBAM, + Transformer, + compound "
+                         "loss) or nano (VGG baseline, + CBAM, + Transformer, + compound loss: adnn_fer_nano's own)",
+                         {"paper", "nano"}));
   return {
       {"experiment",
        "Train one run per seed (seeds) or the ablation ladder over the seeds (ablation); mean +- std of "

@@ -1,4 +1,4 @@
-// adnn-fer eval: the model over a dataset (optionally with flip TTA, optionally through a
+// adnn-fer eval: the model over a dataset (optionally with flip or ten-crop TTA, optionally through a
 // label map onto another dataset's folder names), the library's metrics, the report files
 // (fer.hpp).
 #include <unistd.h>

@@ -1,8 +1,9 @@
 // adnn-fer experiment and compare: runs over seeds with their statistics (fer.hpp).
 //   experiment seeds     one train + eval per seed, then mean ± std (n − 1) of accuracy,
 //                        macro-F1 and macro AUC
-//   experiment ablation  the paper's Table 4 ladder at the CPU scale, each rung over the seeds,
-//                        each rung against the one below it by a paired t-test (Bonferroni)
+//   experiment ablation  the paper's Table 4 ladder at the CPU scale (--ladder nano: its
+//                        ingredients on adnn_fer_nano's VGG backbone), each rung over the seeds,
+//                        each rung against the one above it by a paired t-test (Bonferroni)
 //   compare A B [C...]   run sets: paired t-test over the seeds they share, Bonferroni over the
 //                        comparisons; single runs: McNemar's test on their per-sample predictions
 // The statistics are the library's (include/adnn/metrics/statistics.hpp, Boost.Math).
@@ -67,18 +68,26 @@ struct RunSet {
   std::vector<SeedResult> results;
 };
 
-// The paper's Table 4 ladder at the CPU scale: each rung adds one component to the one above.
-std::vector<RunSet> ablation_rungs() {
+// The ablation ladders: each rung adds one component to the one above. "paper": the paper's
+// Table 4 at the CPU scale (ResNet baseline, + EfficientNet, + CBAM, + Transformer, + compound
+// loss); "nano": the same ingredients on adnn_fer_nano's own VGG backbone, whose last rung is
+// adnn_fer_nano itself.
+std::vector<RunSet> ablation_rungs(const std::string& ladder) {
+  const bool nano = ladder == "nano";
   const std::map<std::string, std::string> base{
-      {"backbone", "resnet_nano"}, {"cbam", "off"}, {"transformer", "off"}, {"loss", "ce"}};
+      {"backbone", nano ? "vgg_nano" : "resnet_nano"}, {"cbam", "off"}, {"transformer", "off"}, {"loss", "ce"}};
   std::vector<RunSet> r;
   auto add = [&](std::string name, std::string label, std::string k, std::string v) {
     std::map<std::string, std::string> f = r.empty() ? base : r.back().flags;
     if (!k.empty()) f[k] = v;
     r.push_back({std::move(name), std::move(label), std::move(f), {}});
   };
-  add("resnet", "ResNet baseline", "", "");
-  add("efficientnet", "+ EfficientNet", "backbone", "efficientnet_nano");
+  if (nano) {
+    add("vgg", "VGG baseline", "", "");
+  } else {
+    add("resnet", "ResNet baseline", "", "");
+    add("efficientnet", "+ EfficientNet", "backbone", "efficientnet_nano");
+  }
   add("cbam", "+ CBAM", "cbam", "on");
   add("transformer", "+ Transformer", "transformer", "on");
   add("compound_loss", "+ compound loss", "loss", "compound");
@@ -92,7 +101,7 @@ SeedResult run_seed(const Args& a, const RunSet& set, int64_t seed, const std::s
   Args t;
   t.cmd = "train";
   for (auto& [k, v] : a.kv)
-    if (k != "seeds" && k != "out" && k != "force" && k != "tta") t.kv[k] = v;
+    if (k != "seeds" && k != "out" && k != "force" && k != "tta" && k != "ladder") t.kv[k] = v;
   for (auto& [k, v] : set.flags) t.kv[k] = v;
   t.kv["seed"] = std::to_string(seed);
   t.kv["out"] = dir;
@@ -203,7 +212,9 @@ void write_experiment(const Args& a, const std::string& kind, const std::string&
                       const std::vector<int64_t>& seeds) {
   const std::vector<TTestRow> tests = kind == "ablation" ? ttests(sets, "accuracy", true) : std::vector<TTestRow>{};
   std::ostringstream j, md;
-  j << "{\n  \"kind\": " << json_quote(kind) << ",\n  \"command\": " << json_quote(a.command()) << ",\n  \"seeds\": [";
+  j << "{\n  \"kind\": " << json_quote(kind)
+    << (kind == "ablation" ? ",\n  \"ladder\": " + json_quote(a.get("ladder", "paper")) : std::string())
+    << ",\n  \"command\": " << json_quote(a.command()) << ",\n  \"seeds\": [";
   for (size_t i = 0; i < seeds.size(); ++i) j << (i ? ", " : "") << seeds[i];
   j << "],\n  \"std_is\": \"the sample standard deviation (n - 1)\",\n  \"runs\": [\n";
   md << "| run | seeds | accuracy | macro-F1 | macro AUC |"
@@ -332,8 +343,9 @@ int cmd_experiment(const Args& a) {
   if (kind == "ablation") {
     for (const char* k : {"backbone", "cbam", "transformer", "loss"})
       if (a.has(k)) throw UsageError(std::string("experiment ablation: --") + k + " is set by each rung of the ladder");
-    sets = ablation_rungs();
+    sets = ablation_rungs(a.get("ladder", "paper"));
   } else {
+    if (a.has("ladder")) throw UsageError("experiment seeds: --ladder is a flag of experiment ablation");
     sets.push_back({a.get("config", "adnn_fer_nano"), a.get("config", "adnn_fer_nano"), {}, {}});
   }
   const std::string out = a.get("out", "runs/experiment_" + kind);

@@ -106,9 +106,9 @@ struct EvalReport : adnn::metrics::ClassificationReport {
   int64_t predicted(size_t i) const;  // the first index of sample i's largest probability
 };
 // Evaluates the model (eval mode, no augmentation; `tta` flip: each image's probabilities are
-// the mean of the image's and its mirror's) on a dataset. A non-finite probability is an
-// adnn::Error naming `source` (the checkpoint, or the training step) and the image.
-// `progress(done, total)` (images) runs after each batch when given.
+// the mean of the image's and its mirror's; tencrop: over ten views, nn::Tta) on a dataset. A non-finite probability is
+// an adnn::Error naming `source` (the checkpoint, or the training step) and the image. `progress(done, total)` (images)
+// runs after each batch when given.
 EvalReport evaluate(AdnnFer& model, std::shared_ptr<const adnn::data::Dataset> ds, adnn::Device device, int64_t batch,
                     int workers, const std::string& source, adnn::nn::Tta tta = adnn::nn::Tta::none,
                     const std::function<void(int64_t done, int64_t total)>& progress = {});
