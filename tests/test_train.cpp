@@ -238,6 +238,15 @@ TEST_SUITE("train") {
       }
       CHECK(max_abs_diff(a.parameters()[0], w0) > 1e-3);  // the steps moved the weights
     }
+    // capturable AdamW reads its step and rate on one device: a later parameter moved alone is refused
+    nn::Linear c(2, 2), d(2, 2);
+    std::vector<Tensor> ps = c.parameters();
+    for (const Tensor& p : d.parameters()) ps.push_back(p);
+    optim::AdamW o(ps, {.lr = 0.01, .capturable = true});
+    d.to(kCUDA);
+    for (Tensor& p : ps) p.set_grad(zeros_like(p));
+    CHECK_THROWS_WITH_AS(o.step(), doctest::Contains("AdamW(capturable): every parameter must be on one device"),
+                         Error);
   }
 
   TEST_CASE("ModelEma: the warm-up decay, averaged weights and BN statistics, copied counters, mismatches refused") {

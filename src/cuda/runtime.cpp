@@ -70,6 +70,15 @@ void raise_deferred_checks() {
     watched = g_deferred;
   }
   if (watched.empty()) return;
+#if !ADNN_WITH_CUDA_EMULATION
+  // read on this thread's stream, checked: not the legacy default stream, which waits for
+  // every blocking stream and would break another thread's capture; never inside a capture
+  const Stream cur = current_stream();
+  const cudaStream_t cs = cur.handle ? static_cast<cudaStream_t>(cur.handle) : cudaStreamPerThread;
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  ADNN_CUDA_CHECK(cudaStreamIsCapturing(cs, &capture));
+  if (capture != cudaStreamCaptureStatusNone) return;
+#endif
   tls_raising = true;
   std::string failed;
   for (auto& d : watched) {
@@ -78,8 +87,14 @@ void raise_deferred_checks() {
     std::memcpy(&v, d.flag, sizeof v);
     if (v != 0) std::memset(const_cast<int64_t*>(d.flag), 0, sizeof v);
 #else
-    cudaMemcpy(&v, d.flag, sizeof v, cudaMemcpyDeviceToHost);
-    if (v != 0) cudaMemset(const_cast<int64_t*>(d.flag), 0, sizeof v);
+    try {
+      ADNN_CUDA_CHECK(cudaMemcpyAsync(&v, d.flag, sizeof v, cudaMemcpyDeviceToHost, cs));
+      ADNN_CUDA_CHECK(cudaStreamSynchronize(cs));
+      if (v != 0) ADNN_CUDA_CHECK(cudaMemsetAsync(const_cast<int64_t*>(d.flag), 0, sizeof v, cs));
+    } catch (...) {
+      tls_raising = false;
+      throw;
+    }
 #endif
     if (v != 0 && failed.empty()) failed = d.message(v);
   }

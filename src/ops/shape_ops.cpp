@@ -82,6 +82,10 @@ void check_index(const char* op, const Tensor& index, int64_t size, int64_t dim,
       std::lock_guard<std::mutex> lock(m);
       Tensor*& f = flags[op];
       if (!f) {
+        // made and zeroed eagerly: inside a capture the zero-fill would only be recorded
+        ADNN_CHECK(!cuda::is_capturing(), op,
+                   " on cuda: the first call may not be inside a CUDA graph capture "
+                   "(run the captured work once before capturing, as a warm-up)");
         f = new Tensor(zeros({1}, TensorOptions(DType::i64, kCUDA)));  // lives as long as the process
         cuda::watch_flag(f->data_ptr<int64_t>(), [name = std::string(op)](int64_t v) {
           return detail::cat(name, ": index ", v, " is out of range (found on the device, raised at this wait)");

@@ -184,6 +184,10 @@ void AdamW::step() {
       Tensor& m = m_[k];
       Tensor& v = v_[k];
       ++k;
+      ADNN_CHECK(!o_.capturable || p.device() == step_t_.device(),
+                 "AdamW(capturable): every parameter must be on one "
+                 "device; ",
+                 p.desc(), " is not on ", step_t_.device().str());
       if (m.device() != p.device()) {  // the module moved (above)
         m = m.to(p.device());
         v = v.to(p.device());
