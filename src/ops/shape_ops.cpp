@@ -75,7 +75,9 @@ void check_index(const char* op, const Tensor& index, int64_t size, int64_t dim,
   if (ic.device().is_cuda()) {
 #if ADNN_WITH_CUDA_BACKEND
     // one flag per op for the process, watched by the runtime: no allocation, no copy per call
-    static std::map<std::string, Tensor*> flags;
+    // never destroyed, so that the flags stay reachable at exit (LeakSanitizer runs after
+    // static destructors)
+    static auto& flags = *new std::map<std::string, Tensor*>();
     static std::mutex m;
     Tensor* flag = nullptr;
     {
