@@ -4,6 +4,8 @@
 #include <adnn/ops/ops.hpp>
 
 #include <algorithm>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "dispatch/dispatch.hpp"
@@ -85,6 +87,14 @@ inline std::vector<int64_t> normalize_dims(const char* op, std::vector<int64_t> 
   ADNN_CHECK(std::adjacent_find(dims.begin(), dims.end()) == dims.end(), op, ": repeated dim in reduction");
   return dims;
 }
+
+// A device-side check's flag: one i64 on the cuda device per `key` for the life of the process,
+// zeroed and watched by the runtime (cuda::watch_flag), which raises adnn::Error(message(value))
+// at the next point the host waits after a kernel stored a nonzero value in it; no allocation,
+// copy or synchronisation per call. Made on the first call for its key, which may not be inside
+// a CUDA graph capture (the zero-fill would only be recorded): that is an error naming `key`.
+// CUDA backend builds only (src/ops/shape_ops.cpp).
+Tensor& watched_device_flag(const std::string& key, std::function<std::string(int64_t)> message);
 
 inline Tensor new_like(const Tensor& t, Shape shape) { return empty(std::move(shape), TensorOptions(t.dtype(), t.device())); }
 

@@ -135,17 +135,8 @@ CompoundLoss compound_loss(const Tensor& logits, const Tensor& features, const T
   };
   if (z.device().is_cuda()) {
 #if ADNN_WITH_CUDA_BACKEND
-    // one flag on the device for every call, watched by the runtime: no allocation, no copy
-    static Tensor* flag = [&] {
-      // made and zeroed eagerly: inside a capture the zero-fill would only be recorded
-      ADNN_CHECK(!cuda::is_capturing(),
-                 "compound_loss on cuda: the first call may not be inside a CUDA graph capture "
-                 "(run the captured work once before capturing, as a warm-up)");
-      auto* t = new Tensor(zeros({1}, TensorOptions(DType::i64, kCUDA)));  // lives as long as the process
-      cuda::watch_flag(t->data_ptr<int64_t>(), message);
-      return t;
-    }();
-    backend::compound_loss(z, f, t, y, c, pr, wc, wsum, gz, gf, terms, *flag, P);
+    Tensor& flag = watched_device_flag("compound_loss", message);  // raised at the next host wait
+    backend::compound_loss(z, f, t, y, c, pr, wc, wsum, gz, gf, terms, flag, P);
 #endif
   } else {
     Tensor bad = zeros({1}, DType::i64);

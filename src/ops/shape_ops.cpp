@@ -62,11 +62,30 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
   return cat(u, d);
 }
 
+#if ADNN_WITH_CUDA_BACKEND
+Tensor& ops_detail::watched_device_flag(const std::string& key, std::function<std::string(int64_t)> message) {
+  // never destroyed, so that the flags stay reachable at exit (LeakSanitizer runs after static
+  // destructors) and outlive every kernel that may still store into them
+  static auto& flags = *new std::map<std::string, Tensor*>();
+  static std::mutex m;
+  std::lock_guard<std::mutex> lock(m);
+  Tensor*& f = flags[key];
+  if (!f) {
+    ADNN_CHECK(!cuda::is_capturing(), key,
+               " on cuda: the first call may not be inside a CUDA graph capture "
+               "(run the captured work once before capturing, as a warm-up)");
+    f = new Tensor(zeros({1}, TensorOptions(DType::i64, kCUDA)));  // zeroed now, not recorded
+    cuda::watch_flag(f->data_ptr<int64_t>(), std::move(message));
+  }
+  return *f;
+}
+#endif
+
 namespace {
 // Every entry of `index` in [0, size): on the CPU now, naming the entry, the dim and x; on cuda
 // without reading the index on the host (a device pointer there): a kernel sets a watched
-// flag that the runtime raises at the next point the host waits (cuda::watch_flag), naming the
-// op and the entry, and the data kernels skip the bad entry meanwhile.
+// flag that the runtime raises at the next point the host waits (watched_device_flag), naming
+// the op and the entry, and the data kernels skip the bad entry meanwhile.
 void check_index(const char* op, const Tensor& index, int64_t size, int64_t dim, const Tensor& x) {
   ADNN_CHECK(index.dtype() == DType::i64, op, ": index must be i64, got ", index.desc());
   if (index.numel() == 0) return;
@@ -74,28 +93,10 @@ void check_index(const char* op, const Tensor& index, int64_t size, int64_t dim,
   Tensor ic = index.contiguous();
   if (ic.device().is_cuda()) {
 #if ADNN_WITH_CUDA_BACKEND
-    // one flag per op for the process, watched by the runtime: no allocation, no copy per call
-    // never destroyed, so that the flags stay reachable at exit (LeakSanitizer runs after
-    // static destructors)
-    static auto& flags = *new std::map<std::string, Tensor*>();
-    static std::mutex m;
-    Tensor* flag = nullptr;
-    {
-      std::lock_guard<std::mutex> lock(m);
-      Tensor*& f = flags[op];
-      if (!f) {
-        // made and zeroed eagerly: inside a capture the zero-fill would only be recorded
-        ADNN_CHECK(!cuda::is_capturing(), op,
-                   " on cuda: the first call may not be inside a CUDA graph capture "
-                   "(run the captured work once before capturing, as a warm-up)");
-        f = new Tensor(zeros({1}, TensorOptions(DType::i64, kCUDA)));  // lives as long as the process
-        cuda::watch_flag(f->data_ptr<int64_t>(), [name = std::string(op)](int64_t v) {
-          return detail::cat(name, ": index ", v, " is out of range (found on the device, raised at this wait)");
-        });
-      }
-      flag = f;
-    }
-    backend::index_check(ic, size, *flag);
+    backend::index_check(ic, size, watched_device_flag(op, [name = std::string(op)](int64_t v) {
+                           return detail::cat(name, ": index ", v,
+                                              " is out of range (found on the device, raised at this wait)");
+                         }));
 #endif
     return;
   }
