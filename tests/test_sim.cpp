@@ -1,8 +1,14 @@
 // The SIMT emulator (built with ADNN_CUDA_EMULATION): CUDA semantics on the host, and the
 // kernels in kernels/ against their CPU twins.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <set>
+#include <string>
 
 #include "kernels/conv.cuh"
 #include "kernels/elementwise.cuh"
@@ -402,6 +408,70 @@ TEST_SUITE("sim") {
                          doctest::Contains("is not device memory"), Error);
     Tensor d = zeros({32}, TensorOptions(DType::i32, kCUDA));
     CHECK_NOTHROW(ADNN_LAUNCH(throwing_kernel, dim3(1), dim3(1), 0, nullptr, d.data_ptr<int>()));
+  }
+
+  // The reverse direction: host code that dereferences a device pointer. On a GPU that is a
+  // segfault; the emulator's device memory is host memory, so before the host guard such code
+  // passed every test (stop 39's index check read its index this way). A child process does the
+  // deliberately broken read; it must die naming the fault.
+  TEST_CASE("host code reading device memory faults as it would on a GPU, naming it; device work still runs") {
+    if (!sim::host_guard_on()) {
+      // the guard needs protection keys enabled by the OS (the `ospke` CPU flag); where they are,
+      // a guard that is off is a failure
+      std::ifstream cpuinfo("/proc/cpuinfo");
+      std::string line;
+      bool ospke = false;
+      while (std::getline(cpuinfo, line))
+        if (line.rfind("flags", 0) == 0 && (line + " ").find(" ospke ") != std::string::npos) ospke = true;
+      REQUIRE_MESSAGE(!ospke,
+                      "this CPU and kernel have protection keys, but the host guard is off "
+                      "(ADNN_SIM_HOST_GUARD=0, or no arena)");
+      MESSAGE("no memory protection keys (no `ospke` CPU flag): the host guard is off, its check skipped");
+      return;
+    }
+    const Tensor index = arange(0, 8, 1, TensorOptions(DType::i64, kCUDA));  // (8,) made by a kernel
+    // device work opens the memory: a kernel, a library GEMM, copies both ways, a memset
+    const Tensor a = full({3, 4}, 2.0, TensorOptions(DType::f32, kCUDA));
+    const Tensor b = full({4, 2}, 0.5, TensorOptions(DType::f32, kCUDA));
+    CHECK(matmul(a, b).to(kCPU).data_ptr<float>()[5] == 4.0f);
+    CHECK(index.to(kCPU).data_ptr<int64_t>()[7] == 7);
+    Tensor z = zeros({4}, TensorOptions(DType::f32, kCUDA));
+    CHECK(z.to(kCPU).data_ptr<float>()[3] == 0.0f);
+    // the broken host-side range check (what check_index did until 624f103)
+    auto broken_check_index = [](const Tensor& idx, int64_t n) {
+      const int64_t* p = idx.data_ptr<int64_t>();  // a device pointer
+      for (int64_t i = 0; i < idx.numel(); ++i)
+        if (p[i] < 0 || p[i] >= n) return false;
+      return true;
+    };
+    int err[2];
+    REQUIRE(::pipe(err) == 0);
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {  // the child: stdout (doctest's crash report) and stderr to the pipe, then the broken read
+      ::dup2(err[1], 1);
+      ::dup2(err[1], 2);
+      ::close(err[0]);
+      sim::install_host_guard_handler();  // doctest's per-test-case crash handler replaced it
+      const bool ok = broken_check_index(index, 8);
+      std::fprintf(stderr, "the host read device memory and went on (%d)\n", int(ok));
+      ::_exit(0);
+    }
+    ::close(err[1]);
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(err[0], buf, sizeof buf)) > 0;) text.append(buf, size_t(n));
+    ::close(err[0]);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    INFO("child's stderr: " << text);
+    CHECK_FALSE((WIFEXITED(status) && WEXITSTATUS(status) == 0));  // it died (SIGSEGV, or the sanitizer's exit)
+    CHECK(text.find("host code touched emulated device memory at 0x") != std::string::npos);
+    CHECK(text.find("device pointer dereferenced on the host") != std::string::npos);
+    CHECK(text.find("went on") == std::string::npos);
+    // the parent's memory is intact and device work still runs after the child's fault
+    CHECK(index.to(kCPU).data_ptr<int64_t>()[3] == 3);
   }
 
   TEST_CASE("static shared memory starts poisoned; a shuffle from an exited lane reads poison") {

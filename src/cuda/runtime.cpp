@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <omp.h>
+
 #include "cpu/gemm.hpp"
 
 #if ADNN_WITH_CUDA_EMULATION
@@ -84,6 +86,7 @@ void raise_deferred_checks() {
   for (auto& d : watched) {
     int64_t v = 0;
 #if ADNN_WITH_CUDA_EMULATION
+    sim::device_access copy;  // the emulated cudaMemcpy
     std::memcpy(&v, d.flag, sizeof v);
     if (v != 0) std::memset(const_cast<int64_t*>(d.flag), 0, sizeof v);
 #else
@@ -232,9 +235,7 @@ Pool& pool() {
 
 void* raw_alloc(size_t n) {
 #if ADNN_WITH_CUDA_EMULATION
-  void* p = std::aligned_alloc(256, n);
-  if (p) sim::register_device_memory(p, n);  // kernels may receive only these
-  return p;
+  return sim::device_arena_alloc(n);  // registered: kernels may receive only these; guarded from the host
 #else
   void* p = nullptr;
   if (cudaMalloc(&p, n) != cudaSuccess) {
@@ -246,8 +247,7 @@ void* raw_alloc(size_t n) {
 }
 void raw_free(void* p) {
 #if ADNN_WITH_CUDA_EMULATION
-  sim::unregister_device_memory(p);
-  std::free(p);
+  sim::device_arena_free(p);
 #else
   cudaFree(p);
 #endif
@@ -652,6 +652,23 @@ bool record_if_capturing(Stream stream, std::function<void()> work) {
   return true;
 }
 }  // namespace
+namespace {
+// The emulated cuBLAS: the CPU GEMM on this thread alone. Device memory is open only to the
+// thread doing device work (src/sim/device_memory.cpp); the CPU GEMM's OpenMP workers are not.
+struct library_call {
+  sim::device_access access;
+  const bool alone = sim::host_guard_on();
+  const int threads = omp_get_max_threads();
+  library_call() {
+    if (alone) omp_set_num_threads(1);  // this thread's parallel regions: one thread
+  }
+  ~library_call() {
+    if (alone) omp_set_num_threads(threads);
+  }
+  library_call(const library_call&) = delete;
+  library_call& operator=(const library_call&) = delete;
+};
+}  // namespace
 // What the kernel trace (src/sim/trace.hpp) counts for a GEMM: its operands once, 2·M·N·K flops.
 namespace {
 void trace_gemm(const char* name, int64_t M, int64_t N, int64_t K, size_t elem, bool reads_c) {
@@ -663,12 +680,16 @@ void trace_gemm(const char* name, int64_t M, int64_t N, int64_t K, size_t elem, 
 void copy_to_device(void* d, const void* s, size_t n) {
   ADNN_NOT_IN_CAPTURE(current_stream(), "cuda::copy_to_device (a synchronous copy from the host)");
   ++g_sync_copies;
+  sim::device_access copy;
   std::memcpy(d, s, n);
 }
 void copy_to_host(void* d, const void* s, size_t n) {
   ADNN_NOT_IN_CAPTURE(current_stream(), "cuda::copy_to_host (a synchronous copy to the host)");
   ++g_sync_copies;
-  std::memcpy(d, s, n);
+  {
+    sim::device_access copy;
+    std::memcpy(d, s, n);
+  }
   {
     std::lock_guard<std::mutex> lock(g_stream_mu);  // the copy waits for the stream
     EmuStream* st = emu(current_stream());
@@ -679,26 +700,34 @@ void copy_to_host(void* d, const void* s, size_t n) {
 void copy_device_to_device(void* d, const void* s, size_t n) {
   sim::trace_library_call("cudaMemcpyAsync (device to device)", 2 * uint64_t(n), 0);
   if (record_if_capturing(current_stream(), [d, s, n] { std::memmove(d, s, n); })) return;
+  sim::device_access copy;
   std::memmove(d, s, n);
 }
 void memset(void* d, int v, size_t n) {
   sim::trace_library_call("cudaMemsetAsync", n, 0);
   if (record_if_capturing(current_stream(), [d, v, n] { std::memset(d, v, n); })) return;
+  sim::device_access set;
   std::memset(d, v, n);
 }
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
           int64_t ldb, float beta, float* C, int64_t ldc) {
   trace_gemm("cuBLAS gemm f32", M, N, K, sizeof(float), beta != 0);
-  if (record_if_capturing(current_stream(), [=] { cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); }))
-    return;
-  cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  auto work = [=] {
+    library_call library;
+    cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  };
+  if (record_if_capturing(current_stream(), work)) return;
+  work();
 }
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
           const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
   trace_gemm("cuBLAS gemm f64", M, N, K, sizeof(double), beta != 0);
-  if (record_if_capturing(current_stream(), [=] { cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc); }))
-    return;
-  cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  auto work = [=] {
+    library_call library;
+    cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  };
+  if (record_if_capturing(current_stream(), work)) return;
+  work();
 }
 void gemm_ex(const GemmDesc& d) {
   if (sim::trace_active() && d.M > 0 && d.N > 0) {  // one library call: B strided products
@@ -712,8 +741,12 @@ void gemm_ex(const GemmDesc& d) {
     sim::trace_library_call(name, elems * dtype_size(d.dtype),
                             2 * uint64_t(d.batch) * uint64_t(d.M) * uint64_t(d.N) * uint64_t(d.K));
   }
-  if (record_if_capturing(current_stream(), [d] { cpu::gemm_ex(d); })) return;
-  cpu::gemm_ex(d);
+  auto work = [d] {
+    library_call library;
+    cpu::gemm_ex(d);
+  };
+  if (record_if_capturing(current_stream(), work)) return;
+  work();
 }
 const char* device_name() { return "SIMT emulator on the host"; }
 bool is_emulated() { return true; }
@@ -1082,9 +1115,11 @@ void Graph::replay() {
   ADNN_CHECK(!g.capturing, "cuda::Graph::replay: the graph is still capturing (call capture_end)");
 #if ADNN_WITH_CUDA_EMULATION
   if (record_if_capturing(current_stream(), [&g] {
+        sim::device_access replay;  // the recorded copies, memsets and GEMMs
         for (auto& op : g.ops) op();
       }))
     return;
+  sim::device_access replay;
   for (auto& op : g.ops) op();
 #else
   ADNN_CHECK(g.exec, "cuda::Graph::replay: nothing captured");

@@ -586,6 +586,7 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
   ADNN_CHECK(shared_bytes <= 227 * 1024, "kernel launch: ", shared_bytes,
              " bytes of dynamic shared memory exceed the 227 KiB a block can have");
   ADNN_CHECK(tls_ctx == nullptr, "kernel launch: a kernel cannot launch another kernel in the emulator");
+  device_access open_device_memory;  // device memory for this thread (see device_memory.cpp)
   const uint64_t launch_id = g_launches++;
   const uint64_t seed = mix(g_seed.load() ^ mix(launch_id - g_seed_base.load()));
   const int64_t nblocks = int64_t(grid.x) * grid.y * grid.z;
@@ -606,6 +607,7 @@ void launch(dim3 grid, dim3 block, size_t shared_bytes, const std::function<void
     if (failed.load(std::memory_order_relaxed)) continue;
     dim3 bidx(unsigned(bi % grid.x), unsigned((bi / grid.x) % grid.y), unsigned(bi / (int64_t(grid.x) * grid.y)));
     try {
+      device_access worker;  // and for the OpenMP thread running this block
       run_block(grid, block, bidx, shared_bytes, mix(seed ^ uint64_t(bi)), body, kernel, trace.get());
     } catch (...) {
 #pragma omp critical(adnn_sim_error)

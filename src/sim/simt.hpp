@@ -34,6 +34,10 @@
 //    only); __syncwarp(mask) orders all lanes of the warp in the checker (a possible miss,
 //    never a false report); WAR is checked against the last reader only.
 //    Accesses past the end of a static array or of the launch's dynamic shared bytes throw.
+//  - Device memory and the host: every pointer argument of a launch must be device memory (a
+//    host pointer throws, naming the kernel and argument); and host code that dereferences
+//    device memory outside device work faults (SIGSEGV, reported with the address and the
+//    host backtrace), as on a GPU: see "Device memory" below and src/sim/device_memory.cpp.
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -105,6 +109,29 @@ T* block_shared(const void* key) {
 void register_device_memory(const void* p, size_t bytes);
 void unregister_device_memory(const void* p);
 bool is_device_memory(const void* p);
+
+// The runtime's device allocations (src/sim/device_memory.cpp): one reserved arena, registered
+// as above, whose pages are inaccessible whenever no device work runs, so that host code
+// dereferencing a device pointer faults here as it would on a GPU (the SIGSEGV handler names
+// the address and prints the host backtrace). Device work runs inside a device_access scope
+// (nested scopes and threads counted): kernel launches, the runtime's copies, memsets, library
+// calls and graph replays. ADNN_SIM_HOST_GUARD=0 leaves the arena open. Returns nullptr when the
+// arena is exhausted.
+void* device_arena_alloc(size_t bytes);
+void device_arena_free(void* p);
+bool host_guard_on();
+// The guard's SIGSEGV handler is installed with the arena; a handler installed later (a test
+// framework's crash handler, a crash reporter) takes the fault first, so the process still dies
+// at the bad access but without the guard's message. This puts the guard's handler back in
+// front (the replaced one is called after its report, and for every other fault).
+void install_host_guard_handler();
+class device_access {
+ public:
+  device_access();
+  ~device_access();
+  device_access(const device_access&) = delete;
+  device_access& operator=(const device_access&) = delete;
+};
 
 // An allocator whose memory is registered as emulated device memory: kernel-level tests and
 // benchmarks keep their buffers in std::vector<T, device_allocator<T>>.

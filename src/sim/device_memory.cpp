@@ -1,0 +1,234 @@
+// The emulated device's memory arena and its host guard (src/sim/simt.hpp, "Device memory").
+//
+// On a GPU a device pointer dereferenced by host code is a segfault (or, with unified
+// addressing on some systems, a silent page migration that hides the bug until it faults on
+// another machine). The emulator's device memory is host memory, so such a read used to
+// succeed here and pass every test (the first wave's fused AdamW, stop 39's index check).
+// The guard restores the GPU's behaviour: the runtime's allocations come from one reserved
+// arena tagged with a memory protection key (x86 PKU: pkey_alloc/pkey_mprotect). A thread may
+// touch a protection key's pages only when its own PKRU register allows it, and every thread
+// starts denied (Linux's default PKRU), so host code that dereferences device memory faults at
+// once. Device work opens the arena for the thread doing it, for its duration (device_access:
+// one user-mode register write, no system call): a kernel launch (the launching thread and each
+// OpenMP worker running one of its blocks), a runtime copy or memset, a library GEMM (run on the
+// calling thread alone: OpenMP workers outside a launch stay denied), a graph replay. The
+// SIGSEGV handler names the address, its offset in the arena and where the host code was (a
+// backtrace), then lets the fault take its course (the previous handler: the default core
+// dump, or AddressSanitizer's report).
+//
+// Protection keys are per thread, so a host read on any thread is caught, even while another
+// thread runs device work. Without PKU (an older CPU, a hypervisor that hides it) there is no
+// guard: the arena stays open and host_guard_on() says so. ADNN_SIM_HOST_GUARD=0 turns it off.
+// (A first version toggled the whole arena with mprotect per launch: correct, but the page-table
+// walk over gigabytes of test tensors made the suite three times slower.)
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <execinfo.h>
+#include <map>
+#include <mutex>
+
+#include "sim/simt.hpp"
+
+namespace adnn::sim {
+namespace {
+
+constexpr size_t kPage = 4096;
+size_t page_round(size_t n) { return (n + kPage - 1) / kPage * kPage; }
+
+struct Arena {
+  std::mutex mu;
+  char* base = nullptr;
+  size_t reserved = 0;
+  size_t high = 0;                  // bytes of the arena ever handed out (its open prefix)
+  std::map<size_t, size_t> free;    // offset -> bytes, below `high`, coalesced
+  std::map<size_t, size_t> live;    // offset -> bytes
+  int pkey = -1;                    // the arena's protection key; -1: no guard
+  struct sigaction previous {};
+};
+std::atomic<char*> g_base{nullptr};
+std::atomic<size_t> g_reserved{0};
+
+void segv_handler(int sig, siginfo_t* info, void* uctx);
+void install(Arena& a);
+
+Arena* make_arena() {
+  auto* a = new Arena();  // never destroyed: device frees may run during static destruction
+  // Reserve address space only (no memory, no commit charge); halve until the system agrees.
+  for (size_t r = size_t(256) << 30; r >= (size_t(1) << 30); r /= 2) {
+    void* p = ::mmap(nullptr, r, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p != MAP_FAILED) {
+      a->base = static_cast<char*>(p);
+      a->reserved = r;
+      break;
+    }
+  }
+  if (!a->base) return a;  // no arena: allocations fall back to the heap, unguarded
+  g_base = a->base;
+  g_reserved = a->reserved;
+  const char* e = std::getenv("ADNN_SIM_HOST_GUARD");
+  if (!(e && e[0] == '0')) a->pkey = ::pkey_alloc(0, 0);  // -1 without PKU: no guard
+  if (a->pkey >= 0) ::pkey_set(a->pkey, PKEY_DISABLE_ACCESS);  // this thread, as every other
+  return a;
+}
+Arena& arena() {
+  static Arena* a = [] {
+    Arena* r = make_arena();
+    if (r->pkey >= 0) {
+      void* frames[4];
+      (void)backtrace(frames, 4);  // loads libgcc now, not first in the signal handler
+      install(*r);
+    }
+    return r;
+  }();
+  return *a;
+}
+
+// Makes segv_handler the SIGSEGV action; the one it replaces is called for faults that are not
+// the guard's (or after the guard's report).
+void install(Arena& a) {
+  struct sigaction sa {}, old {};
+  sa.sa_sigaction = segv_handler;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, &old);
+  if (!((old.sa_flags & SA_SIGINFO) && old.sa_sigaction == segv_handler)) a.previous = old;
+}
+
+// Opens [from, to) of the reserved arena: readable and writable, tagged with the arena's key
+// (the threads' PKRU then decides); a.mu held
+void open_pages(Arena& a, size_t from, size_t to) {
+  if (to <= from) return;
+  const int rc = a.pkey >= 0 ? ::pkey_mprotect(a.base + from, to - from, PROT_READ | PROT_WRITE, a.pkey)
+                             : ::mprotect(a.base + from, to - from, PROT_READ | PROT_WRITE);
+  if (rc != 0) {
+    std::perror("adnn SIMT emulator: mprotect of the device arena");
+    std::abort();
+  }
+}
+
+thread_local int tls_depth = 0;  // this thread's device_access nesting
+
+void write_str(const char* s) { (void)!::write(2, s, std::strlen(s)); }
+void write_hex(uintptr_t v) {
+  char buf[2 + 16 + 1];
+  buf[0] = '0';
+  buf[1] = 'x';
+  for (int i = 0; i < 16; ++i) buf[2 + i] = "0123456789abcdef"[(v >> (60 - 4 * i)) & 15];
+  buf[18] = 0;
+  write_str(buf);
+}
+
+void segv_handler(int sig, siginfo_t* info, void* uctx) {
+  char* const base = g_base.load();
+  const auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  const auto lo = reinterpret_cast<uintptr_t>(base);
+  Arena& a = arena();  // constructed: the handler is installed by make_arena
+  if (base && addr >= lo && addr < lo + g_reserved.load()) {
+    write_str("adnn SIMT emulator: host code touched emulated device memory at ");
+    write_hex(addr);
+    write_str(" (device arena offset ");
+    write_hex(addr - lo);
+    write_str(") outside any device work (a kernel, a runtime copy or memset, a library call).\n"
+              "On a GPU this is a device pointer dereferenced on the host: a segfault. Copy the data to the host "
+              "(Tensor::to(kCPU), cuda::copy_to_host) or do the work in a kernel. Host backtrace:\n");
+    void* frames[64];
+    const int n = backtrace(frames, 64);
+    backtrace_symbols_fd(frames, n, 2);
+  }
+  // Not ours, or reported: hand the fault to the previous handler (default: terminate).
+  sigaction(SIGSEGV, &a.previous, nullptr);
+  if (a.previous.sa_flags & SA_SIGINFO) {
+    if (a.previous.sa_sigaction) a.previous.sa_sigaction(sig, info, uctx);
+  } else if (a.previous.sa_handler != SIG_DFL && a.previous.sa_handler != SIG_IGN) {
+    a.previous.sa_handler(sig);
+  }
+  // returning re-executes the faulting access, now under the previous (or default) action
+}
+
+}  // namespace
+
+void* device_arena_alloc(size_t bytes) {
+  Arena& a = arena();
+  if (!a.base) {
+    void* p = std::aligned_alloc(kPage, page_round(std::max<size_t>(bytes, 1)));
+    if (p) register_device_memory(p, bytes);
+    return p;
+  }
+  const size_t n = page_round(std::max<size_t>(bytes, 1));
+  size_t off = 0;
+  {
+    std::lock_guard<std::mutex> lock(a.mu);
+    auto it = std::find_if(a.free.begin(), a.free.end(), [n](const auto& f) { return f.second >= n; });
+    if (it != a.free.end()) {  // first fit by address
+      off = it->first;
+      const size_t rest = it->second - n;
+      a.free.erase(it);
+      if (rest) a.free[off + n] = rest;
+    } else {
+      if (a.reserved - a.high < n) return nullptr;
+      off = a.high;
+      a.high += n;
+      open_pages(a, off, a.high);
+    }
+    a.live[off] = n;
+  }
+  register_device_memory(a.base + off, bytes);
+  return a.base + off;
+}
+
+void device_arena_free(void* p) {
+  if (!p) return;
+  unregister_device_memory(p);
+  Arena& a = arena();
+  char* c = static_cast<char*>(p);
+  if (!a.base || c < a.base || c >= a.base + a.reserved) {
+    std::free(p);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(a.mu);
+  size_t off = size_t(c - a.base);
+  auto lv = a.live.find(off);
+  if (lv == a.live.end()) return;
+  size_t n = lv->second;
+  a.live.erase(lv);
+  ::madvise(c, n, MADV_DONTNEED);  // give the pages back; they read as zeros when reused
+  auto next = a.free.lower_bound(off);
+  if (next != a.free.end() && next->first == off + n) {
+    n += next->second;
+    next = a.free.erase(next);
+  }
+  if (next != a.free.begin()) {
+    auto prev = std::prev(next);
+    if (prev->first + prev->second == off) {
+      off = prev->first;
+      n += prev->second;
+      a.free.erase(prev);
+    }
+  }
+  a.free[off] = n;
+}
+
+void install_host_guard_handler() {
+  Arena& a = arena();
+  if (a.pkey >= 0) install(a);
+}
+
+bool host_guard_on() { return arena().pkey >= 0; }
+
+device_access::device_access() {
+  const int key = arena().pkey;
+  if (key >= 0 && tls_depth++ == 0) ::pkey_set(key, 0);
+}
+device_access::~device_access() {
+  const int key = arena().pkey;
+  if (key >= 0 && --tls_depth == 0) ::pkey_set(key, PKEY_DISABLE_ACCESS);
+}
+
+}  // namespace adnn::sim
