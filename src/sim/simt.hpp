@@ -111,12 +111,13 @@ void unregister_device_memory(const void* p);
 bool is_device_memory(const void* p);
 
 // The runtime's device allocations (src/sim/device_memory.cpp): one reserved arena, registered
-// as above, whose pages are inaccessible whenever no device work runs, so that host code
-// dereferencing a device pointer faults here as it would on a GPU (the SIGSEGV handler names
-// the address and prints the host backtrace). Device work runs inside a device_access scope
-// (nested scopes and threads counted): kernel launches, the runtime's copies, memsets, library
-// calls and graph replays. ADNN_SIM_HOST_GUARD=0 leaves the arena open. Returns nullptr when the
-// arena is exhausted.
+// as above, tagged with a memory protection key that denies every thread except while it runs
+// device work, so that host code dereferencing a device pointer faults here as it would on a
+// GPU (the SIGSEGV handler names the address and prints the host backtrace). Device work runs
+// inside a device_access scope, per thread and nestable: kernel launches (and each worker's
+// blocks), the runtime's copies, memsets, library calls and graph replays. Without protection
+// keys, or with ADNN_SIM_HOST_GUARD=0, the arena is open to all. Returns nullptr when the arena
+// is exhausted.
 void* device_arena_alloc(size_t bytes);
 void device_arena_free(void* p);
 bool host_guard_on();
