@@ -6,7 +6,7 @@ set -euo pipefail
 # diffutils, dpkg), which every Debian 12 root has:
 #   run.sh             cmake, ninja, g++ (+ the libraries below)
 #   test.sh            the same, ctest, ninja -t, ccache; nvcc only if on PATH (optional)
-#   check-barriers.sh  cmake, ninja, g++, awk, tar, cmp (no python3, no git)
+#   check-barriers.sh  cmake, ninja, g++, awk, grep (no python3, no git)
 #   fuzz.sh            clang++ with libFuzzer and the sanitizer runtimes (clang, libclang-rt-14-dev)
 #                      and clang's OpenMP (libomp-dev)
 #   test.sh            python3 (validates the GPU kit's dry-run JSON; runs scripts/gpu-results.py)

@@ -2,8 +2,8 @@
 # Builds and runs every test: the release suite with the CUDA kernels running under the SIMT
 # emulator, the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, the
 # libFuzzer harnesses for 20 s each (scripts/fuzz.sh), the GPU kit's dry run
-# (scripts/gpu-check.sh --dry-run, its JSON validated, scripts/gpu-results.py on it), the check that removing any
-# __syncthreads() from a kernel makes a test fail (on a temporary copy of the tree), the real
+# (scripts/gpu-check.sh --dry-run, its JSON validated, scripts/gpu-results.py on it), the check that dropping any
+# __syncthreads() of a kernel makes a test fail (scripts/check-barriers.sh, on the release build), the real
 # kernels compiled by nvcc for sm_80/86/90 (compile only) with the sm_90 kernel resource report
 # and its spill gate (scripts/kernel-report.sh), and a consumer project built
 # against the installed package.
@@ -12,8 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-debian.sh --tests
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
-# paths below the tree are hashed relative to it, so a copy of the tree (check-barriers.sh)
-# hits the same cache entries
+# paths below the tree are hashed relative to it, so another clone of the tree hits the same
+# cache entries
 export CCACHE_BASEDIR="$PWD"
 jobs=$(nproc)
 step() { printf '\n=== %s (%ss elapsed)\n' "$1" "$SECONDS"; }
@@ -60,8 +60,8 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 step "fuzzing: each libFuzzer harness for 20 s under ASan + UBSan (clang)"
 bash scripts/fuzz.sh 20
 
-step "every __syncthreads() is needed and caught"
-bash scripts/check-barriers.sh
+step "every __syncthreads() is needed and caught (each dropped in turn on the release build)"
+bash scripts/check-barriers.sh build
 
 if command -v nvcc >/dev/null; then
   step "nvcc: build the real CUDA backend for sm_80, sm_86, sm_90 and link the test suite (no GPU: not run)"

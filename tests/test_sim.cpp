@@ -57,6 +57,7 @@ __global__ void reverse_kernel(const float* in, float* out) {
   __syncthreads();
   out[base + t] = buf[blockDim.x - 1 - t];
 }
+constexpr unsigned reverse_kernel_barrier_line = __LINE__ - 3;  // the __syncthreads() above
 
 __global__ void dynamic_shared_kernel(const int* in, int* out, int n) {
   ADNN_DYNAMIC_SHARED(int, buf);
@@ -341,6 +342,35 @@ TEST_SUITE("sim") {
       for (int b = 0; b < 4; ++b)
         for (int t = 0; t < 128; ++t) CHECK(out[b * 128 + t] == in[b * 128 + 127 - t]);
     }
+    // the barrier dropped at run time (scripts/check-barriers.sh's instrument) is as if deleted:
+    // the race checker reports it; unchecked, the answer is wrong; other sites are untouched
+    // (the process's own drop, ADNN_SIM_DROP_BARRIER under scripts/check-barriers.sh, is restored)
+    struct restore_drop {
+      sim::barrier_site previous;
+      ~restore_drop() { sim::drop_barrier(std::move(previous)); }
+    } process_drop{sim::drop_barrier({"tests/test_sim.cpp", reverse_kernel_barrier_line})};
+    CHECK_THROWS_WITH_AS(ADNN_LAUNCH(reverse_kernel, dim3(4), dim3(128), 0, nullptr, in.data(), out.data()),
+                         doctest::Contains("shared-memory race in kernel reverse_kernel"), Error);
+    CHECK(sim::dropped_barriers() > 0);
+    sim::set_racecheck(false);
+    std::fill(out.begin(), out.end(), NAN);
+    ADNN_LAUNCH(reverse_kernel, dim3(4), dim3(128), 0, nullptr, in.data(), out.data());
+    sim::set_racecheck(true);
+    int wrong = 0;
+    for (int b = 0; b < 4; ++b)
+      for (int t = 0; t < 128; ++t) wrong += !(out[b * 128 + t] == in[b * 128 + 127 - t]);
+    INFO("elements reversed wrongly without the barrier: " << wrong);
+    CHECK(wrong > 0);
+    sim::drop_barrier({"test_sim.cpp", reverse_kernel_barrier_line + 1});  // a line without a barrier
+    ADNN_LAUNCH(reverse_kernel, dim3(4), dim3(128), 0, nullptr, in.data(), out.data());
+    CHECK(sim::dropped_barriers() == 0);
+    sim::drop_barrier({"sim.cpp", reverse_kernel_barrier_line});  // a suffix that is not a whole path component
+    ADNN_LAUNCH(reverse_kernel, dim3(4), dim3(128), 0, nullptr, in.data(), out.data());
+    CHECK(sim::dropped_barriers() == 0);
+    sim::drop_barrier({});
+    ADNN_LAUNCH(reverse_kernel, dim3(4), dim3(128), 0, nullptr, in.data(), out.data());
+    for (int b = 0; b < 4; ++b)
+      for (int t = 0; t < 128; ++t) CHECK(out[b * 128 + t] == in[b * 128 + 127 - t]);
   }
 
   TEST_CASE("dynamic shared memory") {

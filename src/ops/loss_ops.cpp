@@ -130,11 +130,11 @@ CompoundLoss compound_loss(const Tensor& logits, const Tensor& features, const T
   const CompoundParams P{z.size(0), z.size(1), f.size(1), o.lambda[0], o.lambda[1], o.lambda[2], o.dls_eps};
   // Labels are checked where they live: on the device the check is raised at the next point
   // the host waits (cuda::watch_flag), so the loss costs no synchronisation.
-  auto message = [](int64_t label) {
-    return detail::cat("compound_loss: label ", label, " out of range for the logits' classes");
-  };
   if (z.device().is_cuda()) {
 #if ADNN_WITH_CUDA_BACKEND
+    auto message = [](int64_t label) {
+      return detail::cat("compound_loss: label ", label, " out of range for the logits' classes");
+    };
     Tensor& flag = watched_device_flag("compound_loss", message);  // raised at the next host wait
     backend::compound_loss(z, f, t, y, c, pr, wc, wsum, gz, gf, terms, flag, P);
 #endif

@@ -7,8 +7,11 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/context/fiber.hpp>
 #include <boost/context/pooled_fixedsize_stack.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <map>
@@ -128,9 +131,58 @@ ThreadCtx& ctx() {
   return *tls_ctx;
 }
 
+namespace {
+// The barrier drop (drop_barrier in simt.hpp). file is a path suffix; line 0: none. Written
+// only while no kernel runs, read by every __syncthreads.
+struct BarrierDrop {
+  barrier_site at;
+  std::atomic<uint64_t> count{0};
+  BarrierDrop() {
+    const char* e = std::getenv("ADNN_SIM_DROP_BARRIER");
+    if (!e || !*e) return;
+    const std::string v = e;
+    const size_t colon = v.rfind(':');
+    char* end = nullptr;
+    const unsigned long n = colon == std::string::npos ? 0 : std::strtoul(v.c_str() + colon + 1, &end, 10);
+    ADNN_CHECK(colon != std::string::npos && colon > 0 && n > 0 && end && *end == '\0', "ADNN_SIM_DROP_BARRIER=\"", v,
+               "\": expected <file>:<line>, e.g. kernels/norm.cuh:107");
+    at = {v.substr(0, colon), unsigned(n)};
+  }
+};
+BarrierDrop& barrier_drop() {
+  static BarrierDrop d;
+  return d;
+}
+// file_name ends with suffix at a path boundary
+bool path_ends_with(const char* file_name, const std::string& suffix) {
+  const size_t n = std::strlen(file_name);
+  if (n < suffix.size() || suffix.compare(0, std::string::npos, file_name + n - suffix.size()) != 0) return false;
+  return n == suffix.size() || file_name[n - suffix.size() - 1] == '/';
+}
+}  // namespace
+
+barrier_site drop_barrier(barrier_site at) {
+  BarrierDrop& d = barrier_drop();
+  barrier_site previous = std::move(d.at);
+  d.at = at.file.empty() ? barrier_site{} : std::move(at);
+  d.count = 0;
+  return previous;
+}
+
+uint64_t dropped_barriers() {
+  return barrier_drop().count.load();
+}
+
 void syncthreads(const site& at) {
   Thread* t = tls_thread;
   ADNN_CHECK(t, "SIMT emulator: __syncthreads called outside a launch");
+  if (BarrierDrop& d = barrier_drop();
+      d.at.line == at.line() && d.at.line && path_ends_with(at.file_name(), d.at.file)) {
+    if (d.count.fetch_add(1) == 0)
+      std::fprintf(stderr, "adnn SIMT emulator: the __syncthreads() at %s:%u is dropped (drop_barrier)\n",
+                   at.file_name(), d.at.line);
+    return;
+  }
   t->wwhat = "__syncthreads";
   t->wsite = at;
   t->ctx.block->yield(State::wait_block);

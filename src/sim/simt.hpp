@@ -40,13 +40,14 @@
 //    host backtrace), as on a GPU: see "Device memory" below and src/sim/device_memory.cpp.
 #include <atomic>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <cstddef>
 #include <functional>
 #include <memory>
 #include <source_location>
+#include <string>
 #include <type_traits>
 
 namespace adnn::sim {
@@ -70,6 +71,19 @@ ThreadCtx& ctx();
 using site = std::source_location;
 constexpr unsigned full_mask = 0xffffffffu;
 void syncthreads(const site& at = site::current());
+// Makes the __syncthreads() at file:line do nothing, as if it were deleted from the source;
+// the first call dropped is announced on stderr. file is a path suffix such as
+// "kernels/norm.cuh"; an empty file: none. Returns the previous setting. The environment
+// variable ADNN_SIM_DROP_BARRIER=<file>:<line> sets it for a whole process:
+// scripts/check-barriers.sh shows with it, on one build, that every barrier of every kernel is
+// needed. Call only while no kernel runs.
+struct barrier_site {
+  std::string file;
+  unsigned line = 0;
+};
+barrier_site drop_barrier(barrier_site at);
+// How many __syncthreads() calls were dropped since the drop was set.
+uint64_t dropped_barriers();
 void syncwarp(unsigned mask = full_mask, const site& at = site::current());
 // Warp exchange: every lane of `mask` (which must hold the calling lane) publishes `value`
 // and receives the value published by lane `src`; poison (all one bits) when src is not a
