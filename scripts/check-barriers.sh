@@ -12,15 +12,19 @@
 # broken kernel). So one build serves every mutation and the tree is never touched. A mutation
 # counts as caught only when the tests fail AND the emulator says it dropped that barrier (a
 # failure elsewhere, or a barrier no test reaches, is reported as not caught). Needs bash,
-# awk, cmake, ninja.
+# awk, grep, coreutils, cmake, ninja.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 [[ -f "$build/CMakeCache.txt" ]] || { echo "check-barriers: $build is not a configured build directory (run scripts/test.sh --quick first)"; exit 1; }
 grep -q '^ADNN_CUDA_EMULATION:BOOL=ON' "$build/CMakeCache.txt" || { echo "check-barriers: $build is not an emulated build (ADNN_CUDA_EMULATION=ON)"; exit 1; }
 cmake --build "$build" --target adnn_tests >/dev/null
+par=${CHECK_BARRIERS_JOBS:-$(nproc)}
+[[ "$par" =~ ^[1-9][0-9]*$ ]] || { echo "check-barriers: CHECK_BARRIERS_JOBS must be a positive integer, got '$par'"; exit 2; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/adnn-barriers.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+# test processes still running (an interrupt, a failure) are stopped before their logs go
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
 # the kernel cases of the sim suite (seconds), then of the cuda suite; the nano training steps
 # (graphs, allocator measurement, host round trips) exercise no kernel the op registry does
 # not, and take minutes on the emulator. A mutation stops at the first failing case.
@@ -30,8 +34,11 @@ run_tests() {
       "--test-case-exclude=CUDA graph: inference*,CUDA graph: a whole*,CUDA graph: replays*,caching allocator: reserved*,a warmed-up*,DistributedDataParallel on cuda*"
 }
 unset ADNN_SIM_DROP_BARRIER
-# without a drop the suites must pass, or "caught" below would mean nothing
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} run_tests >"$tmp/clean.log" 2>&1 ||
+# one single-threaded test process per core: the emulated suites have serial stretches, so this
+# beats one process on every core
+export OMP_NUM_THREADS=1
+# without a drop the suites must pass (in the same setting), or "caught" below would mean nothing
+run_tests >"$tmp/clean.log" 2>&1 ||
   { tail -30 "$tmp/clean.log"; echo "check-barriers: the sim/cuda suites fail without any barrier dropped"; exit 1; }
 
 shopt -s nullglob
@@ -60,19 +67,21 @@ check_site() {
     echo "$site caught ($((SECONDS - start)) s)" >"$out"
   fi
 }
-# one single-threaded test process per core: the emulated suites have serial stretches, so this
-# beats one process on every core
-par=${CHECK_BARRIERS_JOBS:-$(nproc)}
-export OMP_NUM_THREADS=1
+running=0
 for i in "${!sites[@]}"; do
-  while (($(jobs -rp | wc -l) >= par)); do wait -n || true; done
+  if ((running >= par)); then
+    wait -n || true
+    running=$((running - 1))
+  fi
   check_site "${sites[$i]}" "$i" &
+  running=$((running + 1))
 done
 wait
 status=0 caught=0
 for i in "${!sites[@]}"; do
+  [[ -s "$tmp/$i" ]] || { echo "${sites[$i]} NO VERDICT (its test process died)"; status=1; continue; }
   cat "$tmp/$i"
-  if grep -q " caught (" "$tmp/$i"; then caught=$((caught + 1)); else status=1; fi
+  if head -1 "$tmp/$i" | grep -qF "${sites[$i]} caught ("; then caught=$((caught + 1)); else status=1; fi
 done
 echo "check-barriers: $caught of ${#sites[@]} barriers caught"
 exit $status

@@ -12,9 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup-debian.sh --tests
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
-# paths below the tree are hashed relative to it, so another clone of the tree hits the same
-# cache entries
-export CCACHE_BASEDIR="$PWD"
+# paths below the tree are hashed relative to it, and (NOHASHDIR) the build directory is not
+# hashed even with -g (the ASan build), so another clone of the tree hits the same cache entries
+# (a hit's debug info may then name the other clone's build directory: paths in traces only)
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 jobs=$(nproc)
 step() { printf '\n=== %s (%ss elapsed)\n' "$1" "$SECONDS"; }
 

@@ -352,10 +352,15 @@ TEST_SUITE("sim") {
     CHECK_THROWS_WITH_AS(ADNN_LAUNCH(reverse_kernel, dim3(4), dim3(128), 0, nullptr, in.data(), out.data()),
                          doctest::Contains("shared-memory race in kernel reverse_kernel"), Error);
     CHECK(sim::dropped_barriers() > 0);
-    sim::set_racecheck(false);
     std::fill(out.begin(), out.end(), NAN);
-    ADNN_LAUNCH(reverse_kernel, dim3(4), dim3(128), 0, nullptr, in.data(), out.data());
-    sim::set_racecheck(true);
+    {
+      struct restore_racecheck {
+        bool previous = sim::racecheck_on;
+        ~restore_racecheck() { sim::set_racecheck(previous); }
+      } unchecked;
+      sim::set_racecheck(false);
+      ADNN_LAUNCH(reverse_kernel, dim3(4), dim3(128), 0, nullptr, in.data(), out.data());
+    }
     int wrong = 0;
     for (int b = 0; b < 4; ++b)
       for (int t = 0; t < 128; ++t) wrong += !(out[b * 128 + t] == in[b * 128 + 127 - t]);

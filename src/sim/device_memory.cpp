@@ -25,12 +25,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <execinfo.h>
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <execinfo.h>
 #include <map>
 #include <mutex>
 
@@ -52,8 +51,6 @@ struct Arena {
   int pkey = -1;                    // the arena's protection key; -1: no guard
   struct sigaction previous {};
 };
-std::atomic<char*> g_base{nullptr};
-std::atomic<size_t> g_reserved{0};
 
 void segv_handler(int sig, siginfo_t* info, void* uctx);
 void install(Arena& a);
@@ -70,8 +67,6 @@ Arena* make_arena() {
     }
   }
   if (!a->base) return a;  // no arena: allocations fall back to the heap, unguarded
-  g_base = a->base;
-  g_reserved = a->reserved;
   const char* e = std::getenv("ADNN_SIM_HOST_GUARD");
   if (!(e && e[0] == '0')) a->pkey = ::pkey_alloc(0, 0);  // -1 without PKU: no guard
   if (a->pkey >= 0) ::pkey_set(a->pkey, PKEY_DISABLE_ACCESS);  // this thread, as every other
@@ -126,11 +121,10 @@ void write_hex(uintptr_t v) {
 }
 
 void segv_handler(int sig, siginfo_t* info, void* uctx) {
-  char* const base = g_base.load();
+  Arena& a = arena();  // made: the handler is installed after make_arena, in arena()'s initializer
   const auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
-  const auto lo = reinterpret_cast<uintptr_t>(base);
-  Arena& a = arena();  // constructed: the handler is installed by make_arena
-  if (base && addr >= lo && addr < lo + g_reserved.load()) {
+  const auto lo = reinterpret_cast<uintptr_t>(a.base);
+  if (a.base && addr >= lo && addr < lo + a.reserved) {
     write_str("adnn SIMT emulator: host code touched emulated device memory at ");
     write_hex(addr);
     write_str(" (device arena offset ");

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <boost/context/fiber.hpp>
 #include <boost/context/pooled_fixedsize_stack.hpp>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -143,8 +144,9 @@ struct BarrierDrop {
     const std::string v = e;
     const size_t colon = v.rfind(':');
     char* end = nullptr;
-    const unsigned long n = colon == std::string::npos ? 0 : std::strtoul(v.c_str() + colon + 1, &end, 10);
-    ADNN_CHECK(colon != std::string::npos && colon > 0 && n > 0 && end && *end == '\0', "ADNN_SIM_DROP_BARRIER=\"", v,
+    const bool digits = colon != std::string::npos && colon + 1 < v.size() && std::isdigit(uint8_t(v[colon + 1]));
+    const unsigned long n = digits ? std::strtoul(v.c_str() + colon + 1, &end, 10) : 0;
+    ADNN_CHECK(digits && colon > 0 && n > 0 && n <= 1000000 && end && *end == '\0', "ADNN_SIM_DROP_BARRIER=\"", v,
                "\": expected <file>:<line>, e.g. kernels/norm.cuh:107");
     at = {v.substr(0, colon), unsigned(n)};
   }
