@@ -704,9 +704,7 @@ TEST_SUITE("amp") {
 
   TEST_CASE("a bf16 autocast forward holds less activation memory than f32 (nano, emulated cuda)") {
     if (!cuda_is_available()) ADNN_SKIP("no cuda device");
-#if defined(__SANITIZE_ADDRESS__)
-    ADNN_SKIP("ASan build: a measurement over emulated nano forwards (minutes under ASan); the release suite runs it");
-#endif
+    ADNN_SKIP_EMULATED_NANO("a memory measurement over emulated nano forwards");
     // Activation memory: the allocator's bytes in use after the forward and the loss (what the
     // autograd graph keeps for backward, the autocast copies of the weights included) minus the
     // bytes held before (weights, the batch). With every backbone op native in 16 bits the

@@ -178,9 +178,7 @@ TEST_SUITE("cuda") {
 TEST_SUITE("cuda") {
   TEST_CASE("a warmed-up training step and an inference forward make no host round trip") {
     REQUIRE_CUDA_DEVICE();
-#if defined(__SANITIZE_ADDRESS__)
-    ADNN_SKIP("ASan build: a count over emulated nano steps (minutes under ASan); the release suite runs it");
-#endif
+    ADNN_SKIP_EMULATED_NANO("a host round-trip count over emulated nano steps");
     testing::NanoTrainer s;
     const double first = s.step().item<double>();  // warm-up: the caching allocator fills
     s.step();

@@ -246,11 +246,7 @@ TEST_SUITE("cuda") {
 
   TEST_CASE("CUDA graph: inference forward of adnn_fer_nano, replay equals eager bit for bit") {
     REQUIRE_CUDA_DEVICE();
-#if defined(__SANITIZE_ADDRESS__)
-    ADNN_SKIP(
-        "ASan build: emulated nano forwards and steps (minutes under ASan); the release suite runs it, and the smaller "
-        "graph cases capture and replay under ASan");
-#endif
+    ADNN_SKIP_EMULATED_NANO("emulated nano forwards (the smaller graph cases capture and replay under ASan)");
     manual_seed(5);
     nn::FerConfig c = nn::fer_config("adnn_fer_nano");
     auto model = std::make_shared<nn::AdnnFer>(c);
@@ -309,11 +305,7 @@ TEST_SUITE("cuda") {
 
   TEST_CASE("CUDA graph: a whole nano training step (forward, loss, backward, clip, AdamW) equals eager") {
     REQUIRE_CUDA_DEVICE();
-#if defined(__SANITIZE_ADDRESS__)
-    ADNN_SKIP(
-        "ASan build: emulated nano forwards and steps (minutes under ASan); the release suite runs it, and the smaller "
-        "graph cases capture and replay under ASan");
-#endif
+    ADNN_SKIP_EMULATED_NANO("emulated nano training steps (the smaller graph cases capture and replay under ASan)");
     OwnStream s;  // a stream of its own: a cache that only these steps filled
     cuda::StreamGuard g(s.s);
     NanoTrainer a, b;  // identical (same seed)
@@ -345,9 +337,7 @@ TEST_SUITE("cuda") {
 
   TEST_CASE("CUDA graph: replays of a captured training step advance AdamW (capturable) and follow set_lr") {
     REQUIRE_CUDA_DEVICE();
-#if defined(__SANITIZE_ADDRESS__)
-    ADNN_SKIP("ASan build: 20 emulated nano steps (about 5 minutes); the release suite runs it");
-#endif
+    ADNN_SKIP_EMULATED_NANO("20 emulated nano training steps");
     OwnStream s;
     cuda::StreamGuard g(s.s);
     // Without dropout every other value of the step lives on the device, so N replays must equal
@@ -430,9 +420,7 @@ TEST_SUITE("cuda") {
 
   TEST_CASE("caching allocator: reserved against allocated over nano training steps") {
     REQUIRE_CUDA_DEVICE();
-#if defined(__SANITIZE_ADDRESS__)
-    ADNN_SKIP("ASan build: a measurement over emulated nano steps; the release suite runs it");
-#endif
+    ADNN_SKIP_EMULATED_NANO("a memory measurement over emulated nano training steps");
     // The peak is reached in the first step (its pattern then repeats): the test runs 3 steps
     // (about 10 s each on the emulator); ADNN_FRAG_STEPS=100 gives the number in docs/testing.md.
     // The workload is the ResNet nano's (the nano backbone when the goal was set and measured);

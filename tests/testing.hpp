@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 #include <sstream>
 #include <string>
@@ -25,6 +26,24 @@ inline std::vector<std::string>& skipped_cases() {
     ::adnn::testing::skipped_cases().push_back(adnn_skip_os_.str());                             \
     MESSAGE("skipped: " << reason);                                                              \
     return;                                                                                      \
+  } while (0)
+
+// Cases whose work is many forwards or training steps of adnn_fer_nano on the emulated device
+// (graph replay of a whole step, host round-trip counts, memory measurements): minutes in the
+// ASan build and in scripts/check-barriers.sh's one-thread runs, and no kernel the op registry
+// does not test. Skipped there (ASan; ADNN_TEST_SKIP_EMULATED_NANO=1); the release suite runs them.
+inline bool skip_emulated_nano() {
+#if defined(__SANITIZE_ADDRESS__)
+  return true;
+#else
+  const char* e = std::getenv("ADNN_TEST_SKIP_EMULATED_NANO");
+  return e != nullptr && std::string(e) == "1";
+#endif
+}
+#define ADNN_SKIP_EMULATED_NANO(what)                                                        \
+  do {                                                                                       \
+    if (::adnn::testing::skip_emulated_nano())                                               \
+      ADNN_SKIP(what << ": minutes under ASan or on one thread; the release suite runs it"); \
   } while (0)
 
 inline void check_values(const Tensor& got, const std::vector<double>& want, double tol = 1e-6) {
