@@ -7,8 +7,10 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <string>
+#include <utility>
 
 #include "kernels/conv.cuh"
 #include "kernels/elementwise.cuh"
@@ -108,6 +110,11 @@ __global__ void divergent_barrier_kernel(int* out) {
 __global__ void throwing_kernel(int* out) {
   if (threadIdx.x == 5) ADNN_FAIL("kernel-side failure in thread ", threadIdx.x);
   out[threadIdx.x] = 1;
+}
+
+// y[i] = x[i + off]: with off = n − 31 for 32 threads, the last one reads x[n], one past the end
+__global__ void shifted_copy_kernel(const float* x, float* y, int off) {
+  y[threadIdx.x] = x[threadIdx.x + off];
 }
 
 // Reads static shared memory before any thread writes it (tests only): sees the poison, then
@@ -274,6 +281,40 @@ double rel_err(const A& a, const B& b) {
     m = std::max(m, std::fabs(x - y) / (1.0 + std::fabs(y)));
   }
   return m;
+}
+
+// Runs `broken` in a child process (stdout and stderr captured, the emulator's SIGSEGV handler
+// put back in front of doctest's, 60 s at most) and returns its exit status and output; the
+// child exits 0 if `broken` returns, 3 if it throws.
+std::pair<int, std::string> run_in_child(const std::function<void()>& broken) {
+  int err[2];
+  REQUIRE(::pipe(err) == 0);
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(err[1], 1);
+    ::dup2(err[1], 2);
+    ::close(err[0]);
+    ::alarm(60);                        // a hang fails the test instead of stalling the suite
+    sim::install_host_guard_handler();  // doctest's per-test-case crash handler replaced it
+    try {
+      broken();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "threw: %s\n", e.what());
+      ::_exit(3);
+    }
+    std::fprintf(stderr, "the broken code went on\n");
+    ::_exit(0);
+  }
+  ::close(err[1]);
+  std::string text;
+  char buf[4096];
+  for (ssize_t k; (k = ::read(err[0], buf, sizeof buf)) > 0;) text.append(buf, size_t(k));
+  ::close(err[0]);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  return {status, text};
 }
 
 }  // namespace
@@ -479,34 +520,68 @@ TEST_SUITE("sim") {
         if (p[i] < 0 || p[i] >= n) return false;
       return true;
     };
-    int err[2];
-    REQUIRE(::pipe(err) == 0);
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {  // the child: stdout (doctest's crash report) and stderr to the pipe, then the broken read
-      ::dup2(err[1], 1);
-      ::dup2(err[1], 2);
-      ::close(err[0]);
-      sim::install_host_guard_handler();  // doctest's per-test-case crash handler replaced it
+    auto [status, text] = run_in_child([&] {
       const bool ok = broken_check_index(index, 8);
-      std::fprintf(stderr, "the host read device memory and went on (%d)\n", int(ok));
-      ::_exit(0);
-    }
-    ::close(err[1]);
-    std::string text;
-    char buf[4096];
-    for (ssize_t n; (n = ::read(err[0], buf, sizeof buf)) > 0;) text.append(buf, size_t(n));
-    ::close(err[0]);
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    INFO("child's stderr: " << text);
+      std::fprintf(stderr, "the host read device memory (%d)\n", int(ok));
+    });
+    INFO("child's output: " << text);
     CHECK_FALSE((WIFEXITED(status) && WEXITSTATUS(status) == 0));  // it died (SIGSEGV, or the sanitizer's exit)
     CHECK(text.find("host code touched emulated device memory at 0x") != std::string::npos);
     CHECK(text.find("device pointer dereferenced on the host") != std::string::npos);
-    CHECK(text.find("went on") == std::string::npos);
+    CHECK(text.find("went on") == std::string::npos);  // (run_in_child's line after the broken code)
     // the parent's memory is intact and device work still runs after the child's fault
     CHECK(index.to(kCPU).data_ptr<int64_t>()[3] == 3);
+  }
+
+  // The arena's guard pages: a deliberately broken kernel whose last thread reads one element
+  // past its input, which ends on a page boundary (as the caching allocator's segments do), is
+  // stopped at that read with a message naming the allocation; in bounds it runs. Device work
+  // reading freed device memory is stopped too.
+  TEST_CASE("a kernel reading past the end of a device allocation, or freed device memory, faults, naming it") {
+    constexpr int n = 1024;  // floats: 4,096 bytes, one page
+    auto* x = static_cast<float*>(sim::device_arena_alloc(n * sizeof(float)));
+    auto* y = static_cast<float*>(sim::device_arena_alloc(32 * sizeof(float)));
+    REQUIRE(x != nullptr);
+    REQUIRE(y != nullptr);
+    struct Free {
+      void* p;
+      ~Free() { sim::device_arena_free(p); }
+    } fx{x}, fy{y};
+    if (!sim::device_arena_guarded(x)) {
+      // no arena (address space refused) or no mapping split left: said, and not a failure here
+      MESSAGE("the allocation has no guard page (no device arena, or vm.max_map_count reached): check skipped");
+      return;
+    }
+    {
+      sim::device_access open;
+      for (int i = 0; i < n; ++i) x[i] = float(i);
+    }
+    ADNN_LAUNCH(shifted_copy_kernel, dim3(1), dim3(32), 0, nullptr, x, y, n - 32);  // the last 32: in bounds
+    std::vector<float> got(32);
+    {
+      sim::device_access open;
+      std::memcpy(got.data(), y, sizeof(float) * 32);
+    }
+    CHECK(got[31] == float(n - 1));
+    // one block: its launch forms no OpenMP team, safe after fork
+    auto [status, text] =
+        run_in_child([&] { ADNN_LAUNCH(shifted_copy_kernel, dim3(1), dim3(32), 0, nullptr, x, y, n - 31); });
+    INFO("child's output: " << text);
+    CHECK_FALSE((WIFEXITED(status) && WEXITSTATUS(status) == 0));  // it died (SIGSEGV, or the sanitizer's exit)
+    CHECK(text.find("an access past the end of a device allocation at 0x") != std::string::npos);
+    CHECK(text.find(" of 4096 bytes, 0 bytes past its end") != std::string::npos);
+    CHECK(text.find("went on") == std::string::npos);
+    // a use after free by device work (a launch's own pointer check refuses a freed argument
+    // first, so the stale read is a library call's or a copy's): the input freed in the child
+    auto [status2, text2] = run_in_child([&] {
+      sim::device_arena_free(x);
+      sim::device_access open;
+      std::fprintf(stderr, "read %f\n", double(*static_cast<volatile float*>(x + 5)));
+    });
+    INFO("child's output: " << text2);
+    CHECK_FALSE((WIFEXITED(status2) && WEXITSTATUS(status2) == 0));
+    CHECK(text2.find("no allocation holds (freed, or never allocated)") != std::string::npos);
+    CHECK(text2.find("went on") == std::string::npos);
   }
 
   TEST_CASE("static shared memory starts poisoned; a shuffle from an exited lane reads poison") {

@@ -21,12 +21,23 @@
 // guard: the arena stays open and host_guard_on() says so. ADNN_SIM_HOST_GUARD=0 turns it off.
 // (A first version toggled the whole arena with mprotect per launch: correct, but the page-table
 // walk over gigabytes of test tensors made the suite three times slower.)
+//
+// Guard pages: every allocation is followed by one inaccessible page (PROT_NONE, whatever the
+// thread's key allows), and freed memory is closed the same way, so device work, or host code,
+// running past the end of an allocation or using it after its free faults there, as a GPU
+// reports an illegal address, instead of reading the next allocation or stale zeros (the
+// caching allocator's segments lie back to back in the arena, which AddressSanitizer does not
+// see into). The handler names the allocation overrun, or says no allocation holds the address.
+// An overrun within an allocation's last page, or past a tensor's end inside a segment, is not
+// seen. Where the system refuses another mapping split (vm.max_map_count), an allocation goes
+// without its guard (device_arena_guarded says so, and a message says why, once).
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <execinfo.h>
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -47,7 +58,12 @@ struct Arena {
   size_t reserved = 0;
   size_t high = 0;                  // bytes of the arena ever handed out (its open prefix)
   std::map<size_t, size_t> free;    // offset -> bytes, below `high`, coalesced
-  std::map<size_t, size_t> live;    // offset -> bytes
+  struct Block {
+    size_t span;   // bytes of the arena it holds: its pages, then its guard page
+    size_t bytes;  // bytes asked for
+    bool guard;    // its last page is closed (false where the system refused the split)
+  };
+  std::map<size_t, Block> live;     // offset -> block
   int pkey = -1;                    // the arena's protection key; -1: no guard
   struct sigaction previous {};
 };
@@ -75,7 +91,8 @@ Arena* make_arena() {
 Arena& arena() {
   static Arena* a = [] {
     Arena* r = make_arena();
-    if (r->pkey >= 0) {
+    if (r->base) {  // the protection key's faults and the guard pages'
+
       void* frames[4];
       (void)backtrace(frames, 4);  // loads libgcc now, not first in the signal handler
       install(*r);
@@ -97,20 +114,43 @@ void install(Arena& a) {
 }
 
 // Opens [from, to) of the reserved arena: readable and writable, tagged with the arena's key
-// (the threads' PKRU then decides); a.mu held
-void open_pages(Arena& a, size_t from, size_t to) {
-  if (to <= from) return;
-  const int rc = a.pkey >= 0 ? ::pkey_mprotect(a.base + from, to - from, PROT_READ | PROT_WRITE, a.pkey)
-                             : ::mprotect(a.base + from, to - from, PROT_READ | PROT_WRITE);
-  if (rc != 0) {
+// (the threads' PKRU then decides), or closes it (PROT_NONE, the same key: a guard page, freed
+// memory); a.mu held. False when the system refuses (ENOMEM: no mapping split left,
+// vm.max_map_count).
+bool protect_pages(Arena& a, size_t from, size_t to, bool open) {
+  if (to <= from) return true;
+  const int prot = open ? PROT_READ | PROT_WRITE : PROT_NONE;
+  const int rc = a.pkey >= 0 ? ::pkey_mprotect(a.base + from, to - from, prot, a.pkey)
+                             : ::mprotect(a.base + from, to - from, prot);
+  if (rc != 0 && errno != ENOMEM) {
     std::perror("adnn SIMT emulator: mprotect of the device arena");
     std::abort();
   }
+  return rc == 0;
+}
+
+// once per process: allocations fail or go unguarded because of the mapping limit, which the
+// caller reports as out of memory
+void warn_map_count() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    std::fprintf(stderr,
+                 "adnn SIMT emulator: the system refused another memory mapping of the device arena "
+                 "(vm.max_map_count): allocations now go without guard pages or fail as out of memory\n");
+  });
 }
 
 thread_local int tls_depth = 0;  // this thread's device_access nesting
 
 void write_str(const char* s) { (void)!::write(2, s, std::strlen(s)); }
+void write_dec(size_t v) {
+  char buf[21];
+  int i = 20;
+  buf[i] = 0;
+  do buf[--i] = char('0' + v % 10);
+  while ((v /= 10) != 0);
+  write_str(buf + i);
+}
 void write_hex(uintptr_t v) {
   char buf[2 + 16 + 1];
   buf[0] = '0';
@@ -124,14 +164,42 @@ void segv_handler(int sig, siginfo_t* info, void* uctx) {
   Arena& a = arena();  // made: the handler is installed after make_arena, in arena()'s initializer
   const auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
   const auto lo = reinterpret_cast<uintptr_t>(a.base);
-  if (a.base && addr >= lo && addr < lo + a.reserved) {
-    write_str("adnn SIMT emulator: host code touched emulated device memory at ");
-    write_hex(addr);
-    write_str(" (device arena offset ");
-    write_hex(addr - lo);
-    write_str(") outside any device work (a kernel, a runtime copy or memset, a library call).\n"
-              "On a GPU this is a device pointer dereferenced on the host: a segfault. Copy the data to the host "
-              "(Tensor::to(kCPU), cuda::copy_to_host) or do the work in a kernel. Host backtrace:\n");
+  // si_code > 0: raised by the kernel at a bad access (not a kill() whose si_addr means nothing)
+  if (a.base && info->si_code > 0 && addr >= lo && addr < lo + a.reserved) {
+    const size_t off = addr - lo;
+    // the block holding the address, if any (read without the lock: the process is going
+    // down, and a fault inside alloc/free is not an access of device memory)
+    auto next = a.live.upper_bound(off);
+    const Arena::Block* b = nullptr;
+    size_t start = 0;
+    if (next != a.live.begin() && off < std::prev(next)->first + std::prev(next)->second.span) {
+      start = std::prev(next)->first;
+      b = &std::prev(next)->second;
+    }
+    if (b && b->guard && off >= start + b->span - kPage) {
+      write_str("adnn SIMT emulator: an access past the end of a device allocation at ");
+      write_hex(addr);
+      write_str(": the guard page after the allocation at device arena offset ");
+      write_hex(start);
+      write_str(" of ");
+      write_dec(b->bytes);
+      write_str(" bytes, ");
+      write_dec(off - start - b->bytes);
+      write_str(
+          " bytes past its end (on a GPU: an illegal address; a kernel's index runs past its tensor, or a "
+          "copy is too long). Host backtrace:\n");
+    } else {
+      write_str(b ? "adnn SIMT emulator: host code touched emulated device memory at "
+                  : "adnn SIMT emulator: an access to emulated device memory that no allocation holds (freed, or "
+                    "never allocated), at ");
+      write_hex(addr);
+      write_str(" (device arena offset ");
+      write_hex(off);
+      write_str(b ? ") outside any device work (a kernel, a runtime copy or memset, a library call).\n"
+                    "On a GPU this is a device pointer dereferenced on the host: a segfault. Copy the data to the "
+                    "host (Tensor::to(kCPU), cuda::copy_to_host) or do the work in a kernel. Host backtrace:\n"
+                  : "): on a GPU, an illegal address. Host backtrace:\n");
+    }
     void* frames[64];
     const int n = backtrace(frames, 64);
     backtrace_symbols_fd(frames, n, 2);
@@ -155,26 +223,53 @@ void* device_arena_alloc(size_t bytes) {
     if (p) register_device_memory(p, bytes);
     return p;
   }
-  const size_t n = page_round(std::max<size_t>(bytes, 1));
+  const size_t n = page_round(std::max<size_t>(bytes, 1)), span = n + kPage;  // the pages, then the guard
   size_t off = 0;
   {
     std::lock_guard<std::mutex> lock(a.mu);
-    auto it = std::find_if(a.free.begin(), a.free.end(), [n](const auto& f) { return f.second >= n; });
-    if (it != a.free.end()) {  // first fit by address
+    auto it = std::find_if(a.free.begin(), a.free.end(), [span](const auto& f) { return f.second >= span; });
+    const bool from_top = it == a.free.end();
+    if (!from_top) {  // first fit by address
       off = it->first;
-      const size_t rest = it->second - n;
+      const size_t rest = it->second - span;
       a.free.erase(it);
-      if (rest) a.free[off + n] = rest;
+      if (rest) a.free[off + span] = rest;
     } else {
-      if (a.reserved - a.high < n) return nullptr;
+      if (a.reserved - a.high < span) return nullptr;
       off = a.high;
-      a.high += n;
-      open_pages(a, off, a.high);
+      a.high += span;
     }
-    a.live[off] = n;
+    // open the pages (free closed them), close the guard (a fresh range's is closed already,
+    // but not with the arena's key: one key keeps the closed pages one mapping)
+    if (!protect_pages(a, off, off + n, true)) {  // the range goes back as it was taken
+      if (from_top) {
+        a.high = off;
+      } else {
+        size_t len = span;
+        if (auto rest = a.free.find(off + span); rest != a.free.end()) {
+          len += rest->second;
+          a.free.erase(rest);
+        }
+        a.free[off] = len;
+      }
+      warn_map_count();
+      return nullptr;
+    }
+    const bool guard = protect_pages(a, off + n, off + span, false);
+    if (!guard) warn_map_count();
+    a.live[off] = Arena::Block{span, bytes, guard};
   }
   register_device_memory(a.base + off, bytes);
   return a.base + off;
+}
+
+bool device_arena_guarded(const void* p) {
+  Arena& a = arena();
+  const char* c = static_cast<const char*>(p);
+  if (!a.base || c < a.base || c >= a.base + a.reserved) return false;
+  std::lock_guard<std::mutex> lock(a.mu);
+  auto b = a.live.find(size_t(c - a.base));
+  return b != a.live.end() && b->second.guard;
 }
 
 void device_arena_free(void* p) {
@@ -190,9 +285,10 @@ void device_arena_free(void* p) {
   size_t off = size_t(c - a.base);
   auto lv = a.live.find(off);
   if (lv == a.live.end()) return;
-  size_t n = lv->second;
+  size_t n = lv->second.span;
   a.live.erase(lv);
   ::madvise(c, n, MADV_DONTNEED);  // give the pages back; they read as zeros when reused
+  (void)protect_pages(a, off, off + n, false);  // a use after free faults (ENOMEM: stays open)
   auto next = a.free.lower_bound(off);
   if (next != a.free.end() && next->first == off + n) {
     n += next->second;
@@ -211,7 +307,7 @@ void device_arena_free(void* p) {
 
 void install_host_guard_handler() {
   Arena& a = arena();
-  if (a.pkey >= 0) install(a);
+  if (a.base) install(a);
 }
 
 bool host_guard_on() { return arena().pkey >= 0; }

@@ -132,8 +132,13 @@ bool is_device_memory(const void* p);
 // blocks), the runtime's copies, memsets, library calls and graph replays. Without protection
 // keys, or with ADNN_SIM_HOST_GUARD=0, the arena is open to all. Returns nullptr when the arena
 // is exhausted.
+// Every allocation is followed by an inaccessible guard page: an access past its end (beyond
+// its last page) faults, and the handler names the allocation. device_arena_guarded: p, an
+// allocation's start, has its guard page (false outside the arena, or where the system refused
+// the mapping split).
 void* device_arena_alloc(size_t bytes);
 void device_arena_free(void* p);
+bool device_arena_guarded(const void* p);
 bool host_guard_on();
 // The guard's SIGSEGV handler is installed with the arena; a handler installed later (a test
 // framework's crash handler, a crash reporter) takes the fault first, so the process still dies
