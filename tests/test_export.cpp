@@ -308,10 +308,12 @@ TEST_SUITE("export") {
           python, dir + "/effnet.safetensors", dir, x, e(x),
           {{"model", "torchvision_efficientnet"}, {"width", "0.25"}, {"depth", "0.25"}, {"num_classes", "10"}});
     }
-    // both nano backbones of the twin, random weights; vgg_nano at 50×50 (floor pooling: a 6×6
-    // grid where ceil would give 7×7) and resnet_nano with the encoder off (GAP head)
-    for (auto [backbone, size, transformer] : {std::tuple{"vgg_nano", 50, true}, std::tuple{"resnet_nano", 48, true},
-                                               std::tuple{"vgg_nano", 48, false}}) {
+    // the nano backbones of the twin, random weights; the VGGs at 50×50 (floor pooling: a 6×6
+    // grid where ceil would give 7×7; vgg_nano_wide's second convs then run on 12×12 and 6×6)
+    // and vgg_nano with the encoder off (GAP head)
+    for (auto [backbone, size, transformer] :
+         {std::tuple{"vgg_nano", 50, true}, std::tuple{"resnet_nano", 48, true}, std::tuple{"vgg_nano", 48, false},
+          std::tuple{"vgg_nano_wide", 50, true}}) {
       nn::FerConfig c = nn::fer_config("adnn_fer_nano");
       c.backbone = backbone;
       c.image_size = size;

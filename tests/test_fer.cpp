@@ -928,7 +928,7 @@ TEST_SUITE("fer") {
                                                 std::tuple{"compound_loss", "1", "1", "compound"}}) {
       const std::string ncfg = slurp(dir + "/nano_ladder/" + rung + "/seed_2/config.json");
       INFO(rung, ": ", ncfg);
-      CHECK(ncfg.find("\"model.backbone\": \"vgg_nano\"") != std::string::npos);
+      CHECK(ncfg.find("\"model.backbone\": \"" + nn::fer_config("adnn_fer_nano").backbone + "\"") != std::string::npos);
       CHECK(ncfg.find(std::string("\"model.cbam\": \"") + cbam + "\"") != std::string::npos);
       CHECK(ncfg.find(std::string("\"model.transformer\": \"") + transformer + "\"") != std::string::npos);
       CHECK(ncfg.find(std::string("\"recipe.loss\": \"") + loss + "\"") != std::string::npos);
@@ -1079,6 +1079,32 @@ TEST_SUITE("fer") {
     auto [rc2, deep] = adnn_fer({"summary", "--model", "adnn_fer_nano"}, logs + "/2.out", 1);
     CHECK(rc2 == 0);
     CHECK(deep.find("  └─conv1 (Conv2d)") != std::string::npos);  // block1.conv1 at the default depth 3
+
+    // --backbone: the configuration with another backbone; vgg_nano_wide buys its width with
+    // pooling inside blocks 2 and 3, at about vgg_nano's multiply-adds (docs/adnn_fer.md)
+    auto [rc3, wide] = adnn_fer({"summary", "--model", "adnn_fer_nano", "--backbone", "vgg_nano_wide", "--depth", "1"},
+                                logs + "/3.out", 1);
+    INFO(wide);
+    REQUIRE(rc3 == 0);
+    nn::FerConfig wc = nn::fer_config("adnn_fer_nano");
+    wc.backbone = "vgg_nano_wide";
+    nn::AdnnFer wmodel(wc);
+    const nn::ModelSummary ws = nn::summarize(wmodel, {1, S, S, wc.in_chans});
+    CHECK(wide.find("Total MACs: " + nn::thousands(ws.macs) + " ") != std::string::npos);
+    CHECK(wide.find("Total params: " + nn::thousands(wmodel.num_parameters()) + "\n") != std::string::npos);
+    CHECK(wmodel.num_parameters() > model.num_parameters());
+    CHECK(double(ws.macs) < 1.1 * double(s.macs));
+    CHECK(wmodel.token_grid() == model.token_grid());
+    for (auto [words, needle] :
+         {std::pair{std::vector<std::string>{"summary", "--model", "resnet50", "--backbone", "vgg_nano"},
+                    "applies to ADNN-FER configurations only"},
+          std::pair{std::vector<std::string>{"summary", "--model", "adnn_fer_nano", "--backbone", "vgg_giant"},
+                    "unknown backbone 'vgg_giant'"}}) {
+      auto [rc4, err] = adnn_fer(words, logs + "/4.out", 1);
+      INFO(err);
+      CHECK(rc4 != 0);
+      CHECK(err.find(needle) != std::string::npos);
+    }
     fs::remove_all(logs);
   }
 
@@ -1110,8 +1136,8 @@ TEST_SUITE("fer") {
     REQUIRE(fs::exists(ckpt));
     auto model = nn::load_adnn_fer(ckpt, kCPU);
     CHECK(model->config().name == "adnn_fer_nano");
-    CHECK(model->num_parameters() == 1486703);
-    CHECK(model->config().backbone == "vgg_nano");
+    CHECK(model->num_parameters() == 1968879);
+    CHECK(model->config().backbone == "vgg_nano_wide");
     CHECK_THROWS_WITH_AS(nn::load_adnn_fer(std::string(ADNN_SOURCE_DIR) + "/tests/fixtures/does_not_exist.safetensors",
                                            kCPU),
                          doctest::Contains("does_not_exist"), Error);

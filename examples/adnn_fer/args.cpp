@@ -86,16 +86,19 @@ std::vector<Command> commands() {
                                   nn::kFerMaxImageSize);
   const Flag classes = integer("classes", "number of classes", 2, kMaxClasses);
   const Flag in_chans = integer("in-chans", "input channels (non-ADNN-FER models)", 1, 64);
+  const Flag fer_backbone = text("backbone", "ADNN-FER configurations: another backbone (as train's --backbone)");
   return {
       {"summary",
        "Print a model's layers (output shape, parameters, MACs for one image), totals and configuration",
        {text("model", "a backbone name or an ADNN-FER configuration", true), classes, in_chans, image_size,
+        fer_backbone,
         integer("depth", "show modules down to nesting depth N (deeper ones fold into their parent; 0: the model only)",
                 0, 64)}},
       {"bench",
        "Time forward passes or AdamW training steps on random data: ms/step (median, spread), img/s, GMACs/s, "
        "peak memory",
        {text("model", "a backbone name or an ADNN-FER configuration", true), classes, in_chans, image_size,
+        fer_backbone,
         integer("batch", "images per step", 1, kMaxBatch), integer("iters", "timed iterations", 1, 1000000000),
         flag("train", "time training steps (default: forward passes)"),
         flag("graph", "cuda: also time the step replayed from a CUDA graph (eager vs graph)"),
@@ -107,6 +110,7 @@ std::vector<Command> commands() {
        "One step on the emulated cuda device, traced: per-kernel launches, memory traffic, coalescing, bank "
        "conflicts and the roofline time they imply on an H200 (docs/kernels.md)",
        {text("model", "a backbone name or an ADNN-FER configuration", true), classes, in_chans, image_size,
+        fer_backbone,
         integer("batch", "images per step", 1, kMaxBatch),
         flag("train", "a training step: forward, loss (compound for ADNN-FER), backward, AdamW (default: forward)"),
         integer("warmup", "untraced steps before the traced one (allocator, AdamW state)", 0, 100),
@@ -132,7 +136,7 @@ std::vector<Command> commands() {
                "the cosine's clock: steps (over --epochs; default) or time (over --time-budget, as the PyTorch "
                "peer's: trains until the budget, --epochs then only caps)",
                {"steps", "time"}),
-        text("backbone", "resnet_nano, vgg_nano, efficientnet_nano, efficientnet_b0..b7 or resnet50"),
+        text("backbone", "resnet_nano, vgg_nano, vgg_nano_wide, efficientnet_nano, efficientnet_b0..b7 or resnet50"),
         on_off("cbam", "CBAM attention"),
         on_off("transformer", "the Transformer encoder"),
         choice("loss", "loss", {"ce", "compound"}),

@@ -75,7 +75,10 @@ struct RunSet {
 std::vector<RunSet> ablation_rungs(const std::string& ladder) {
   const bool nano = ladder == "nano";
   const std::map<std::string, std::string> base{
-      {"backbone", nano ? "vgg_nano" : "resnet_nano"}, {"cbam", "off"}, {"transformer", "off"}, {"loss", "ce"}};
+      {"backbone", nano ? nn::fer_config("adnn_fer_nano").backbone : std::string("resnet_nano")},
+      {"cbam", "off"},
+      {"transformer", "off"},
+      {"loss", "ce"}};
   std::vector<RunSet> r;
   auto add = [&](std::string name, std::string label, std::string k, std::string v) {
     std::map<std::string, std::string> f = r.empty() ? base : r.back().flags;

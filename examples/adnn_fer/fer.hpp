@@ -74,7 +74,10 @@ void die_with_launcher();
 // --classes, --in-chans and --image-size over its defaults (ADNN-FER configurations carry their own).
 struct ModelArgs {
   std::string name;
+  std::string backbone;  // ADNN-FER only: the configuration's backbone replaced (empty: its own)
   int64_t classes, in_chans, size;
+  // the name, with the replaced backbone: for reports
+  std::string label() const { return backbone.empty() ? name : name + " (backbone " + backbone + ")"; }
 };
 bool is_fer(const std::string& name);
 ModelArgs model_args(const Args& a);

@@ -32,6 +32,9 @@ bool is_fer(const std::string& name) { return name.rfind("adnn_fer", 0) == 0; }
 ModelArgs model_args(const Args& a) {
   ModelArgs m;
   m.name = a.get("model");
+  m.backbone = a.get("backbone");
+  ADNN_CHECK(m.backbone.empty() || is_fer(m.name), "--backbone ", m.backbone,
+             ": applies to ADNN-FER configurations only, not --model ", m.name);
   if (is_fer(m.name)) {
     nn::FerConfig c = nn::fer_config(m.name);
     m.classes = a.num("classes", c.num_classes);
@@ -51,6 +54,7 @@ std::shared_ptr<nn::Module> make_model(const ModelArgs& m) {
     nn::FerConfig c = nn::fer_config(m.name);
     c.num_classes = m.classes;
     c.image_size = m.size;
+    if (!m.backbone.empty()) c.backbone = m.backbone;  // an unknown one: the constructor's error lists them
     return std::make_shared<nn::AdnnFer>(c);
   }
   return nn::create_model(m.name, m.classes, m.in_chans);
@@ -70,7 +74,7 @@ int summary(const Args& a) {
   auto model = make_model(ma);
   // batch 1 through the whole model on the CPU, no grad (the paper configuration: 9 s, 1.1 GB)
   const nn::ModelSummary s = nn::summarize(*model, {1, ma.size, ma.size, ma.in_chans}, kCPU);
-  std::printf("%s: input (N, H, W, C) = %s\n", ma.name.c_str(), shape_str(s.input).c_str());
+  std::printf("%s: input (N, H, W, C) = %s\n", ma.label().c_str(), shape_str(s.input).c_str());
   std::fputs(nn::format_summary(s, int(a.num("depth", 3))).c_str(), stdout);
   if (auto* f = dynamic_cast<nn::AdnnFer*>(model.get())) {
     std::printf("configuration:\n");
@@ -107,7 +111,7 @@ int bench_threads(const Args& a, std::string& why) {
 
 int bench(const Args& a) {
   const ModelArgs ma = model_args(a);
-  const std::string& name = ma.name;
+  const std::string name = ma.label();
   const int64_t size = ma.size, batch = a.num("batch", 32), iters = a.num("iters", 10);
   const bool train = a.has("train");
   std::string threads_why;

@@ -75,15 +75,15 @@ int cmd_profile(const Args& a) {
   char head[512];
   std::snprintf(head, sizeof head,
                 "model %s, %s, batch %lld, %lldx%lld, %lld untraced warm-up step(s); traced step: %.1f s emulated\n",
-                ma.name.c_str(), train ? "training step (forward, loss, backward, AdamW)" : "forward", (long long)batch,
-                (long long)size, (long long)size, (long long)warmup, secs);
+                ma.label().c_str(), train ? "training step (forward, loss, backward, AdamW)" : "forward",
+                (long long)batch, (long long)size, (long long)size, (long long)warmup, secs);
   const std::string table = cuda::kernel_report_markdown(kernels);
   std::printf("%s\n%s", head, table.c_str());
   if (a.has("out")) {
     const std::string path = a.get("out");
     std::ofstream f(path);
     if (!f) throw Error("profile --out: cannot write " + path);
-    f << "# Kernel report: " << ma.name << (train ? " training step" : " forward") << "\n\n"
+    f << "# Kernel report: " << ma.label() << (train ? " training step" : " forward") << "\n\n"
       << "Emulated `cuda` device (SIMT emulator, access trace: docs/kernels.md, \"Memory-access report\"), "
          "estimated for an H200.\n\n"
       << "Command: `" << a.command() << "`\n\n"

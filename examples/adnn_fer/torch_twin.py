@@ -58,7 +58,8 @@ class BasicBlock(nn.Module):
 
 
 class VggBlock(nn.Module):
-    """conv1 3×3 → bn1 → ReLU → conv2 3×3 → bn2 → ReLU, then a 2×2 max pool when `pool`."""
+    """conv1 3×3 → bn1 → ReLU → conv2 3×3 → bn2 → ReLU with a 2×2 max pool (floor) placed by `pool`:
+    "none", "after" (after the second ReLU) or "between" (right after conv1, before bn1)."""
 
     def __init__(self, cin, cout, pool):
         super().__init__()
@@ -67,8 +68,12 @@ class VggBlock(nn.Module):
         self.pool = pool
 
     def forward(self, x):
-        y = torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
-        return torch.nn.functional.max_pool2d(y, 2) if self.pool else y
+        pool = torch.nn.functional.max_pool2d
+        y = self.conv1(x)
+        if self.pool == "between":
+            y = pool(y, 2)
+        y = torch.relu(self.bn2(self.conv2(torch.relu(self.bn1(y)))))
+        return pool(y, 2) if self.pool == "after" else y
 
 
 class ChannelAttention(nn.Module):
@@ -122,20 +127,22 @@ class PositionalEmbedding(nn.Module):
 
 
 class AdnnFerTwin(nn.Module):
-    """ADNN-FER (resnet_nano or vgg_nano backbone) built from the FerConfig map (model.* keys)."""
+    """ADNN-FER (resnet_nano, vgg_nano or vgg_nano_wide backbone) built from the FerConfig map (model.* keys)."""
 
     def __init__(self, meta):
         super().__init__()
         self.backbone = meta["model.backbone"]
-        if self.backbone not in ("resnet_nano", "vgg_nano"):
-            raise ValueError(f"torch_twin: backbone {self.backbone} has no twin here (resnet_nano and vgg_nano only)")
+        if self.backbone not in ("resnet_nano", "vgg_nano", "vgg_nano_wide"):
+            raise ValueError(f"torch_twin: backbone {self.backbone} has no twin here "
+                             "(resnet_nano, vgg_nano and vgg_nano_wide only)")
         i = lambda k: int(meta[k])  # noqa: E731
         size, cin, classes = i("model.image_size"), i("model.in_chans"), i("model.num_classes")
         cbam, transformer = meta["model.cbam"] == "1", meta["model.transformer"] == "1"
         d = i("model.d_model")
-        vgg = self.backbone == "vgg_nano"
+        vgg = self.backbone.startswith("vgg_nano")
+        wide = self.backbone == "vgg_nano_wide"
         head = 256 if vgg else (d if transformer else 192)
-        stage5 = 128 if vgg else 192
+        stage5 = 128 if vgg and not wide else 192
         g = size
         for _ in range(3):
             g = g // 2 if vgg else (g + 1) // 2
@@ -157,8 +164,9 @@ class AdnnFerTwin(nn.Module):
         self.norm = nn.LayerNorm(feat)
         self.head = nn.Linear(feat, classes)
         if vgg:
-            self.block1, self.block2 = VggBlock(cin, 32, True), VggBlock(32, 64, True)
-            self.block3, self.block4 = VggBlock(64, 128, True), VggBlock(128, 256, False)
+            c2, mid = (96, "between") if wide else (64, "after")  # adnn's VggNano
+            self.block1, self.block2 = VggBlock(cin, 32, "after"), VggBlock(32, c2, mid)
+            self.block3, self.block4 = VggBlock(c2, stage5, mid), VggBlock(stage5, 256, "none")
         else:
             self.conv1, self.bn1 = _conv_bn(cin, 32, 3)
             self.layer1 = BasicBlock(32, 48, 2)
@@ -169,7 +177,7 @@ class AdnnFerTwin(nn.Module):
         self.cbam = cbam
 
     def forward(self, x):  # (N, C, S, S) NCHW -> logits (N, classes)
-        if self.backbone == "vgg_nano":
+        if self.backbone.startswith("vgg_nano"):
             y = self.block3(self.block2(self.block1(x)))
             if self.cbam:
                 y = self.cbam_stage5(y)

@@ -163,8 +163,10 @@ nn::EfficientNetConfig backbone_config(const FerConfig& c) {
   } else if (c.backbone.rfind("efficientnet_b", 0) == 0 || c.backbone.rfind("tf_efficientnet_b", 0) == 0) {
     e = nn::efficientnet_config(c.backbone);
   } else {
-    ADNN_CHECK(c.backbone == "resnet50" || c.backbone == "resnet_nano" || c.backbone == "vgg_nano",
-               "ADNN-FER: unknown backbone '", c.backbone, "' (resnet_nano, vgg_nano, efficientnet_nano, efficientnet_b0 … b7, tf_efficientnet_b0 … b7, resnet50)");
+    ADNN_CHECK(c.backbone == "resnet50" || c.backbone == "resnet_nano" || VggNano::known(c.backbone),
+               "ADNN-FER: unknown backbone '", c.backbone,
+               "' (resnet_nano, vgg_nano, vgg_nano_wide, efficientnet_nano, efficientnet_b0 … b7, tf_efficientnet_b0 … "
+               "b7, resnet50)");
     return e;
   }
   e.in_chans = c.in_chans;
@@ -203,23 +205,29 @@ ResNetNano::ResNetNano(int64_t in_chans, int64_t head_channels) {
   bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(head_channels));
 }
 
-VggBlock::VggBlock(int64_t in, int64_t out, bool pool_) : pool(pool_) {
+VggBlock::VggBlock(int64_t in, int64_t out, VggPool pool_) : pool(pool_) {
   conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(nn::Conv2dOptions(in, out, 3).padding(1).bias(false)));
   bn1 = register_module("bn1", std::make_shared<nn::BatchNorm2d>(out));
   conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(nn::Conv2dOptions(out, out, 3).padding(1).bias(false)));
   bn2 = register_module("bn2", std::make_shared<nn::BatchNorm2d>(out));
 }
 Tensor VggBlock::forward(const Tensor& x) {
-  Tensor y = bn1->forward_act((*conv1)(x), NormActivation::relu);  // (N, H, W, out)
-  y = bn2->forward_act((*conv2)(y), NormActivation::relu);          // (N, H, W, out)
-  return pool ? max_pool2d(y, Pool2dOptions{}) : y;                 // 2×2, stride 2 (floor)
+  Tensor y = (*conv1)(x);                                            // (N, H, W, out)
+  if (pool == VggPool::between) y = max_pool2d(y, Pool2dOptions{});  // (N, H/2, W/2, out): 2×2, stride 2 (floor)
+  y = bn1->forward_act(y, NormActivation::relu);
+  y = bn2->forward_act((*conv2)(y), NormActivation::relu);
+  return pool == VggPool::after ? max_pool2d(y, Pool2dOptions{}) : y;
 }
 
-VggNano::VggNano(int64_t in_chans) {
-  block1 = register_module("block1", std::make_shared<VggBlock>(in_chans, 32, true));
-  block2 = register_module("block2", std::make_shared<VggBlock>(32, 64, true));
-  block3 = register_module("block3", std::make_shared<VggBlock>(64, 128, true));
-  block4 = register_module("block4", std::make_shared<VggBlock>(128, 256, false));
+VggNano::VggNano(const std::string& backbone, int64_t in_chans) {
+  ADNN_CHECK(known(backbone), "VggNano: unknown backbone '", backbone, "' (vgg_nano, vgg_nano_wide)");
+  const bool wide = backbone == "vgg_nano_wide";
+  const VggPool mid = wide ? VggPool::between : VggPool::after;
+  const int64_t c2 = wide ? 96 : 64, c3 = stage5_channels(backbone);
+  block1 = register_module("block1", std::make_shared<VggBlock>(in_chans, 32, VggPool::after));
+  block2 = register_module("block2", std::make_shared<VggBlock>(32, c2, mid));
+  block3 = register_module("block3", std::make_shared<VggBlock>(c2, c3, mid));
+  block4 = register_module("block4", std::make_shared<VggBlock>(c3, kHeadChannels, VggPool::none));
 }
 Tensor VggNano::forward(const Tensor& x) { return (*block4)((*block3)((*block2)((*block1)(x)))); }
 
@@ -238,10 +246,10 @@ AdnnFer::AdnnFer(const FerConfig& c) : c_(c) {
     int64_t g = c.image_size;
     for (int i = 0; i < 3; ++i) g = ceil_div(g, 2);
     grid_ = {g, g};
-  } else if (c.backbone == "vgg_nano") {
-    vnano = std::make_shared<VggNano>(c.in_chans);
-    head_channels_ = 256;
-    stage5_channels = 128;
+  } else if (VggNano::known(c.backbone)) {
+    vnano = std::make_shared<VggNano>(c.backbone, c.in_chans);
+    head_channels_ = VggNano::kHeadChannels;
+    stage5_channels = VggNano::stage5_channels(c.backbone);
     int64_t g = c.image_size;
     for (int i = 0; i < 3; ++i) g /= 2;  // floor, as max_pool2d
     grid_ = {g, g};
@@ -331,7 +339,7 @@ Tensor AdnnFer::backbone_map(const Tensor& x) {
     if (cbam_stage5) y = (*cbam_stage5)(y);
     y = rnano->bn2->forward_act((*rnano->conv_head)((*rnano->layer4)(y)), NormActivation::relu);        // (N, S/8, S/8, C_head)
   } else if (vnano) {
-    y = (*vnano->block3)((*vnano->block2)((*vnano->block1)(x)));  // (N, S/8, S/8, 128)
+    y = (*vnano->block3)((*vnano->block2)((*vnano->block1)(x)));  // (N, S/8, S/8, 128 or 192)
     if (cbam_stage5) y = (*cbam_stage5)(y);
     y = (*vnano->block4)(y);  // (N, S/8, S/8, 256)
   } else {

@@ -20,7 +20,8 @@ namespace adnn::nn {
 
 struct FerConfig {
   std::string name = "adnn_fer_nano";
-  std::string backbone = "vgg_nano";  // vgg_nano, resnet_nano, efficientnet_nano, efficientnet_b0 … b7, resnet50
+  // vgg_nano_wide (the default), vgg_nano, resnet_nano, efficientnet_nano, efficientnet_b0 … b7, resnet50
+  std::string backbone = "vgg_nano_wide";
   int64_t image_size = 48, in_chans = 1, num_classes = 7;
   bool cbam = true;
   int64_t cbam_reduction = 16;
@@ -86,23 +87,35 @@ class ResNetNano : public Module {
   std::shared_ptr<BasicBlock> layer1, layer2, layer3, layer4;
 };
 
-// VGG block (conv1, bn1, conv2, bn2): two 3×3 convolutions with batch norm and ReLU, then a
-// 2×2 max pool when `pool`.
+// Where a VggBlock max-pools (2×2, stride 2, floor): not at all, after its second convolution
+// (VGG), or between its two convolutions (conv1 → pool → bn1 → ReLU → conv2 → bn2 → ReLU, as
+// the fast CIFAR-10 nets do), so that conv2 runs on a quarter of the positions.
+enum class VggPool { none, after, between };
+
+// VGG block (conv1, bn1, conv2, bn2): two 3×3 convolutions with batch norm and ReLU and a
+// 2×2 max pool placed by `pool`.
 class VggBlock : public Module {
  public:
-  VggBlock(int64_t in, int64_t out, bool pool);
-  Tensor forward(const Tensor& x) override;  // (N, H, W, in) -> (N, H/2, W/2, out) (pool) or (N, H, W, out)
+  VggBlock(int64_t in, int64_t out, VggPool pool);
+  Tensor forward(const Tensor& x) override;  // (N, H, W, in) -> (N, H/2, W/2, out) (pooled) or (N, H, W, out)
   std::shared_ptr<Conv2d> conv1, conv2;
   std::shared_ptr<BatchNorm2d> bn1, bn2;
-  bool pool;
+  VggPool pool;
 };
 
-// The vgg_nano backbone (docs/adnn_fer.md): block1 … block4 of widths 32, 64, 128, 256; the
-// first three end in a 2×2 max pool, the fourth keeps its map: 48×48 input → 6×6 token grid
-// of 256 channels; "stage 5" (CBAM) is the output of block3.
+// The VGG backbones (docs/adnn_fer.md), block1 … block4; 48×48 input → 6×6 token grid of 256
+// channels; "stage 5" (CBAM) is the output of block3.
+// - vgg_nano: widths 32, 64, 128, 256; the first three blocks pool after their second conv.
+// - vgg_nano_wide: widths 32, 96, 192, 256 at about the same multiply-adds (123 M against
+//   117 M a 48×48 image): blocks 2 and 3 pool between their convolutions, so the width costs
+//   no more than vgg_nano's second convolutions at full resolution did.
 class VggNano : public Module {
  public:
-  explicit VggNano(int64_t in_chans);
+  VggNano(const std::string& backbone, int64_t in_chans);
+  static bool known(const std::string& backbone) { return backbone == "vgg_nano" || backbone == "vgg_nano_wide"; }
+  // channels of block3's (stage 5) and block4's output
+  static int64_t stage5_channels(const std::string& backbone) { return backbone == "vgg_nano_wide" ? 192 : 128; }
+  static constexpr int64_t kHeadChannels = 256;
   Tensor forward(const Tensor& x) override;  // (N, S, S, in) -> (N, S/8, S/8, 256) without the stage-5 CBAM
   std::shared_ptr<VggBlock> block1, block2, block3, block4;
 };
