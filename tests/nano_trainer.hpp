@@ -19,7 +19,7 @@ struct NanoTrainer {
   struct Options {
     bool capturable = false;  // AdamW reads t and the rate from the device (graph replays)
     bool dropout = true;      // false: the nano config's dropout, head dropout and drop-path set to 0
-    std::string backbone;     // another backbone than the nano config's (vgg_nano)
+    std::string backbone;     // another backbone than the nano config's (vgg_nano_wide)
   };
   explicit NanoTrainer(int64_t B = 2) : NanoTrainer(B, Options{}) {}
   NanoTrainer(int64_t B, Options o) {

@@ -136,7 +136,8 @@ std::vector<Command> commands() {
                "the cosine's clock: steps (over --epochs; default) or time (over --time-budget, as the PyTorch "
                "peer's: trains until the budget, --epochs then only caps)",
                {"steps", "time"}),
-        text("backbone", "resnet_nano, vgg_nano, vgg_nano_wide, efficientnet_nano, efficientnet_b0..b7 or resnet50"),
+        text("backbone", "resnet_nano, vgg_nano, vgg_nano_wide, efficientnet_nano, efficientnet_b0..b7 or resnet50 "
+                         "(default: the configuration's; adnn_fer_nano: vgg_nano_wide)"),
         on_off("cbam", "CBAM attention"),
         on_off("transformer", "the Transformer encoder"),
         choice("loss", "loss", {"ce", "compound"}),

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A PyTorch twin of ADNN-FER with the resnet_nano or vgg_nano backbone (the nano configurations):
+"""A PyTorch twin of ADNN-FER with the resnet_nano, vgg_nano or vgg_nano_wide backbone (the nano configurations):
 the same modules under the same names, so that the state dict `adnn-fer export --to pytorch`
 writes loads with load_state_dict(strict=True) and gives adnn's logits.
 
@@ -126,23 +126,29 @@ class PositionalEmbedding(nn.Module):
         return x + self.weight
 
 
+# adnn's VggNano::vgg_layouts(): each VGG backbone's block widths and where each block pools
+VGG_LAYOUTS = {
+    "vgg_nano": ((32, 64, 128, 256), ("after", "after", "after", "none")),
+    "vgg_nano_wide": ((32, 96, 192, 256), ("after", "between", "between", "none")),
+}
+
+
 class AdnnFerTwin(nn.Module):
     """ADNN-FER (resnet_nano, vgg_nano or vgg_nano_wide backbone) built from the FerConfig map (model.* keys)."""
 
     def __init__(self, meta):
         super().__init__()
         self.backbone = meta["model.backbone"]
-        if self.backbone not in ("resnet_nano", "vgg_nano", "vgg_nano_wide"):
+        if self.backbone != "resnet_nano" and self.backbone not in VGG_LAYOUTS:
             raise ValueError(f"torch_twin: backbone {self.backbone} has no twin here "
-                             "(resnet_nano, vgg_nano and vgg_nano_wide only)")
+                             f"(resnet_nano, {', '.join(VGG_LAYOUTS)} only)")
         i = lambda k: int(meta[k])  # noqa: E731
         size, cin, classes = i("model.image_size"), i("model.in_chans"), i("model.num_classes")
         cbam, transformer = meta["model.cbam"] == "1", meta["model.transformer"] == "1"
         d = i("model.d_model")
-        vgg = self.backbone.startswith("vgg_nano")
-        wide = self.backbone == "vgg_nano_wide"
-        head = 256 if vgg else (d if transformer else 192)
-        stage5 = 128 if vgg and not wide else 192
+        vgg = VGG_LAYOUTS.get(self.backbone)  # (widths, pools), or None for resnet_nano
+        head = vgg[0][3] if vgg else (d if transformer else 192)
+        stage5 = vgg[0][2] if vgg else 192
         g = size
         for _ in range(3):
             g = g // 2 if vgg else (g + 1) // 2
@@ -164,9 +170,10 @@ class AdnnFerTwin(nn.Module):
         self.norm = nn.LayerNorm(feat)
         self.head = nn.Linear(feat, classes)
         if vgg:
-            c2, mid = (96, "between") if wide else (64, "after")  # adnn's VggNano
-            self.block1, self.block2 = VggBlock(cin, 32, "after"), VggBlock(32, c2, mid)
-            self.block3, self.block4 = VggBlock(c2, stage5, mid), VggBlock(stage5, 256, "none")
+            widths, pools = vgg
+            ins = (cin,) + widths[:3]
+            self.block1, self.block2, self.block3, self.block4 = (
+                VggBlock(ins[k], widths[k], pools[k]) for k in range(4))
         else:
             self.conv1, self.bn1 = _conv_bn(cin, 32, 3)
             self.layer1 = BasicBlock(32, 48, 2)
@@ -177,7 +184,7 @@ class AdnnFerTwin(nn.Module):
         self.cbam = cbam
 
     def forward(self, x):  # (N, C, S, S) NCHW -> logits (N, classes)
-        if self.backbone.startswith("vgg_nano"):
+        if self.backbone in VGG_LAYOUTS:
             y = self.block3(self.block2(self.block1(x)))
             if self.cbam:
                 y = self.cbam_stage5(y)

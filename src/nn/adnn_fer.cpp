@@ -219,15 +219,35 @@ Tensor VggBlock::forward(const Tensor& x) {
   return pool == VggPool::after ? max_pool2d(y, Pool2dOptions{}) : y;
 }
 
-VggNano::VggNano(const std::string& backbone, int64_t in_chans) {
-  ADNN_CHECK(known(backbone), "VggNano: unknown backbone '", backbone, "' (vgg_nano, vgg_nano_wide)");
-  const bool wide = backbone == "vgg_nano_wide";
-  const VggPool mid = wide ? VggPool::between : VggPool::after;
-  const int64_t c2 = wide ? 96 : 64, c3 = stage5_channels(backbone);
-  block1 = register_module("block1", std::make_shared<VggBlock>(in_chans, 32, VggPool::after));
-  block2 = register_module("block2", std::make_shared<VggBlock>(32, c2, mid));
-  block3 = register_module("block3", std::make_shared<VggBlock>(c2, c3, mid));
-  block4 = register_module("block4", std::make_shared<VggBlock>(c3, kHeadChannels, VggPool::none));
+namespace {
+const VggLayout* checked_vgg_layout(const std::string& backbone) {
+  const VggLayout* l = VggNano::find_layout(backbone);
+  ADNN_CHECK(l, "VggNano: unknown backbone '", backbone, "' (vgg_nano, vgg_nano_wide)");
+  return l;
+}
+}  // namespace
+
+std::span<const VggLayout> VggNano::vgg_layouts() {
+  using enum VggPool;
+  static constexpr std::array<VggLayout, 2> kLayouts{{
+      {"vgg_nano", {32, 64, 128, 256}, {after, after, after, none}},
+      {"vgg_nano_wide", {32, 96, 192, 256}, {after, between, between, none}},
+  }};
+  return kLayouts;
+}
+const VggLayout* VggNano::find_layout(const std::string& backbone) {
+  for (const VggLayout& l : vgg_layouts())
+    if (backbone == l.name) return &l;
+  return nullptr;
+}
+VggNano::VggNano(const std::string& backbone, int64_t in_chans) : layout(*checked_vgg_layout(backbone)) {
+  std::shared_ptr<VggBlock>* blocks[4] = {&block1, &block2, &block3, &block4};
+  int64_t in = in_chans;
+  for (int i = 0; i < 4; ++i) {
+    *blocks[i] = register_module("block" + std::to_string(i + 1),
+                                 std::make_shared<VggBlock>(in, layout.widths[i], layout.pools[i]));
+    in = layout.widths[i];
+  }
 }
 Tensor VggNano::forward(const Tensor& x) { return (*block4)((*block3)((*block2)((*block1)(x)))); }
 
@@ -248,8 +268,8 @@ AdnnFer::AdnnFer(const FerConfig& c) : c_(c) {
     grid_ = {g, g};
   } else if (VggNano::known(c.backbone)) {
     vnano = std::make_shared<VggNano>(c.backbone, c.in_chans);
-    head_channels_ = VggNano::kHeadChannels;
-    stage5_channels = VggNano::stage5_channels(c.backbone);
+    head_channels_ = vnano->layout.widths[3];
+    stage5_channels = vnano->layout.widths[2];
     int64_t g = c.image_size;
     for (int i = 0; i < 3; ++i) g /= 2;  // floor, as max_pool2d
     grid_ = {g, g};

@@ -1,5 +1,5 @@
 #pragma once
-// The ADNN-FER model (docs/adnn_fer.md): a CNN backbone (EfficientNet or ResNet-50) → CBAM
+// The ADNN-FER model (docs/adnn_fer.md): a CNN backbone (EfficientNet, ResNet-50 or a nano) → CBAM
 // after stage 5 and after the head conv → the final map as tokens (+ learnable positional
 // embedding) → pre-norm Transformer encoder → mean over tokens → LayerNorm → classifier.
 // Configurations by name (adnn_fer_paper, adnn_fer_nano) with ablation switches. The
@@ -10,8 +10,10 @@
 #include <adnn/nn/models.hpp>
 #include <adnn/nn/module.hpp>
 
+#include <array>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -75,7 +77,7 @@ class BasicBlock : public Module {
   std::shared_ptr<Sequential> downsample;
 };
 
-// The nano backbone (docs/adnn_fer.md): conv1 3×3 (stride 1) → bn1 → ReLU → layer1 … layer4,
+// The ResNet nano backbone (`resnet_nano`, docs/adnn_fer.md): conv1 3×3 (stride 1) → bn1 → ReLU → layer1 … layer4,
 // one basic block each (widths 48, 96, 192, 192; strides 2, 2, 2, 1) → conv_head 1×1 → bn2
 // → ReLU. 48×48 input → 6×6 map; "stage 5" (CBAM) is the output of layer3.
 class ResNetNano : public Module {
@@ -103,20 +105,28 @@ class VggBlock : public Module {
   VggPool pool;
 };
 
+// One VGG backbone's shape: its four blocks' output widths and where each pools.
+struct VggLayout {
+  const char* name;
+  std::array<int64_t, 4> widths;  // block1 … block4; widths[2] is stage 5 (CBAM), widths[3] the head
+  std::array<VggPool, 4> pools;
+};
+
 // The VGG backbones (docs/adnn_fer.md), block1 … block4; 48×48 input → 6×6 token grid of 256
-// channels; "stage 5" (CBAM) is the output of block3.
+// channels; "stage 5" (CBAM) is the output of block3. Their layouts (vgg_layouts()):
 // - vgg_nano: widths 32, 64, 128, 256; the first three blocks pool after their second conv.
 // - vgg_nano_wide: widths 32, 96, 192, 256 at about the same multiply-adds (123 M against
-//   117 M a 48×48 image): blocks 2 and 3 pool between their convolutions, so the width costs
+//   117 M for a 48×48 image): blocks 2 and 3 pool between their convolutions, so the width costs
 //   no more than vgg_nano's second convolutions at full resolution did.
 class VggNano : public Module {
  public:
   VggNano(const std::string& backbone, int64_t in_chans);
-  static bool known(const std::string& backbone) { return backbone == "vgg_nano" || backbone == "vgg_nano_wide"; }
-  // channels of block3's (stage 5) and block4's output
-  static int64_t stage5_channels(const std::string& backbone) { return backbone == "vgg_nano_wide" ? 192 : 128; }
-  static constexpr int64_t kHeadChannels = 256;
-  Tensor forward(const Tensor& x) override;  // (N, S, S, in) -> (N, S/8, S/8, 256) without the stage-5 CBAM
+  static std::span<const VggLayout> vgg_layouts();
+  // the layout named `backbone`, or nullptr
+  static const VggLayout* find_layout(const std::string& backbone);
+  static bool known(const std::string& backbone) { return find_layout(backbone) != nullptr; }
+  Tensor forward(const Tensor& x) override;  // (N, S, S, in) -> (N, S/8, S/8, widths[3]) without the stage-5 CBAM
+  const VggLayout& layout;
   std::shared_ptr<VggBlock> block1, block2, block3, block4;
 };
 
