@@ -713,11 +713,14 @@ TEST_SUITE("amp") {
     struct Bytes {
       size_t saved, peak;
     };
-    auto measure = [](std::optional<DType> precision) {
+    // At batch 8 the bf16 copies of the weights (about 3.9 MB for vgg_nano_wide) are a large
+    // part of what bf16 keeps; the difference between batch 16 and batch 8 is the activations
+    // of 8 images alone, what grows with the batch.
+    auto measure = [](std::optional<DType> precision, int64_t batch) {
       cuda::empty_cache();
       NanoTrainer::Options o;
       o.dropout = false;
-      NanoTrainer t(8, o);
+      NanoTrainer t(batch, o);
       const size_t before = cuda::memory_stats().in_use;
       cuda::reset_peak_memory();
       nn::CompoundLoss cl;
@@ -731,14 +734,20 @@ TEST_SUITE("amp") {
       CHECK(std::isfinite(cl.total.item<double>()));
       return Bytes{saved, cuda::memory_stats().peak_in_use - before};
     };
-    const Bytes f32 = measure(std::nullopt), bf16 = measure(DType::bf16);
+    const Bytes f32 = measure(std::nullopt, 8), bf16 = measure(DType::bf16, 8);
+    const Bytes f32_16 = measure(std::nullopt, 16), bf16_16 = measure(DType::bf16, 16);
+    const double per8_f32 = double(f32_16.saved) - double(f32.saved);
+    const double per8_bf16 = double(bf16_16.saved) - double(bf16.saved);
     std::printf(
         "activation memory of a nano training step (batch 8, emulated cuda): saved after the forward f32 %zu B, "
-        "bf16 %zu B (%.1f%% less); step peak f32 %zu B, bf16 %zu B\n",
-        f32.saved, bf16.saved, 100.0 * (1.0 - double(bf16.saved) / double(f32.saved)), f32.peak, bf16.peak);
-    // a guard on the native 16-bit paths (an op widening its input again would raise it);
+        "bf16 %zu B (%.1f%% less); step peak f32 %zu B, bf16 %zu B; batch 16 minus batch 8 (8 images' "
+        "activations): f32 %.0f B, bf16 %.0f B (%.1f%% less)\n",
+        f32.saved, bf16.saved, 100.0 * (1.0 - double(bf16.saved) / double(f32.saved)), f32.peak, bf16.peak,
+        per8_f32, per8_bf16, 100.0 * (1.0 - per8_bf16 / per8_f32));
+    // guards on the native 16-bit paths (an op widening its input again would raise them);
     // the goal is 30% less, measured and reported in docs/training.md
     CHECK(double(bf16.saved) <= 0.8 * double(f32.saved));
+    CHECK(per8_bf16 <= 0.7 * per8_f32);
   }
 
   TEST_CASE("linear: the fused bias GEMM gives the same bits on cpu and the emulated cuda") {

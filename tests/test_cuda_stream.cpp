@@ -424,26 +424,28 @@ TEST_SUITE("cuda") {
     // The peak is reached in the first step (its pattern then repeats): the test runs 3 steps
     // (about 10 s each on the emulator); ADNN_FRAG_STEPS=100 gives the number in docs/testing.md.
     // The workload is the ResNet nano's (the nano backbone when the goal was set and measured);
-    // the VGG nano, the default since 2026-11-30, gives 1.33–1.40 (docs/testing.md: over the
-    // goal: an open finding).
+    // the VGG nanos give more (docs/testing.md: over the goal, an open finding):
+    // ADNN_FRAG_BACKBONE=B measures backbone B, and then only prints the ratio.
     const char* env = std::getenv("ADNN_FRAG_STEPS");
+    const char* other = std::getenv("ADNN_FRAG_BACKBONE");
     const int steps = env ? std::max(1, std::atoi(env)) : 3;
     cuda::empty_cache();
     OwnStream s;  // a stream of its own: no other test's blocks
     cuda::StreamGuard g(s.s);
     NanoTrainer::Options o;
-    o.backbone = "resnet_nano";
+    o.backbone = other ? other : "resnet_nano";
     NanoTrainer t(2, o);
     cuda::reset_peak_memory();
     for (int i = 0; i < steps; ++i) t.step();
     CHECK(std::isfinite(t.loss.item<double>()));
     const auto st = cuda::memory_stats();
     const double peak_ratio = double(st.peak_reserved) / double(st.peak_in_use);
-    std::printf("fragmentation after %d nano steps (batch 2): peak reserved %zu / peak allocated %zu = %.3f; "
-                "at the end reserved %zu / allocated %zu = %.3f; device mallocs %llu, splits %llu, merges %llu\n",
-                steps, st.peak_reserved, st.peak_in_use, peak_ratio, st.reserved, st.in_use,
-                double(st.reserved) / double(st.in_use), (unsigned long long)st.device_mallocs,
-                (unsigned long long)st.splits, (unsigned long long)st.merges);
-    CHECK(peak_ratio <= 1.2);
+    std::printf(
+        "fragmentation after %d nano steps (%s, batch 2): peak reserved %zu / peak allocated %zu = %.3f; "
+        "at the end reserved %zu / allocated %zu = %.3f; device mallocs %llu, splits %llu, merges %llu\n",
+        steps, o.backbone.c_str(), st.peak_reserved, st.peak_in_use, peak_ratio, st.reserved, st.in_use,
+        double(st.reserved) / double(st.in_use), (unsigned long long)st.device_mallocs, (unsigned long long)st.splits,
+        (unsigned long long)st.merges);
+    if (!other) CHECK(peak_ratio <= 1.2);
   }
 }
