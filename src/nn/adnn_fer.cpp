@@ -271,7 +271,8 @@ AdnnFer::AdnnFer(const FerConfig& c) : c_(c) {
     head_channels_ = vnano->layout.widths[3];
     stage5_channels = vnano->layout.widths[2];
     int64_t g = c.image_size;
-    for (int i = 0; i < 3; ++i) g /= 2;  // floor, as max_pool2d
+    for (VggPool p : vnano->layout.pools)
+      if (p != VggPool::none) g /= 2;  // each pooling block halves it (floor, as max_pool2d)
     grid_ = {g, g};
   } else if (c.backbone == "resnet50") {
     resnet = std::make_shared<nn::ResNet>(std::vector<int64_t>{3, 4, 6, 3}, c.num_classes, c.in_chans);
