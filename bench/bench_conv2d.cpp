@@ -1,5 +1,7 @@
 // CPU conv2d (NHWC) forward and forward+backward throughput, reporting GFLOP/s
-// (2·N·OH·OW·O·KH·KW·C/groups per forward; backward counts twice that).
+// (2·N·OH·OW·O·KH·KW·C/groups per forward; backward counts twice that); and the 2×2 max
+// pooling of the VGG backbones (GB/s of x read + y and argmax written; backward adds gy and
+// argmax read, gx written). Run: ./build/bin/bench_conv2d --benchmark_filter=pool
 #include <adnn/adnn.hpp>
 #include <benchmark/benchmark.h>
 
@@ -46,5 +48,39 @@ static void BM_conv2d_train(benchmark::State& st) { run(st, true); }
       ->Unit(benchmark::kMillisecond)
 BENCHMARK(BM_conv2d_forward) CONV_SHAPES;
 BENCHMARK(BM_conv2d_train) CONV_SHAPES;
+
+// args: N, H, C (2×2 window, stride 2)
+static void run_pool(benchmark::State& st, bool train) {
+  const int64_t N = st.range(0), H = st.range(1), C = st.range(2);
+  Tensor x = randn({N, H, H, C});  // (N, H, H, C)
+  if (train) x.requires_grad_();
+  // forward: x read (4 B), y written (4 B per output), argmax written (1 B per output)
+  const double in = double(N * H * H * C) * 4.0, out = double(N * (H / 2) * (H / 2) * C) * 5.0;
+  const double bytes = train ? 2.0 * (in + out) : in + out;  // backward reads gy + argmax, writes gx
+  for (auto _ : st) {
+    Tensor y = max_pool2d(x, {});  // (N, H/2, H/2, C)
+    if (train) {
+      sum(y).backward();
+      x.set_grad({});
+    }
+    benchmark::DoNotOptimize(y.data_ptr());
+  }
+  st.counters["GB/s"] =
+      benchmark::Counter(bytes * double(st.iterations()), benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+static void BM_max_pool2d_forward(benchmark::State& st) {
+  run_pool(st, false);
+}
+static void BM_max_pool2d_train(benchmark::State& st) {
+  run_pool(st, true);
+}
+
+#define POOL_SHAPES                                       \
+  ->Args({128, 48, 32})      /* vgg_nano(_wide) block1 */ \
+      ->Args({128, 24, 96})  /* vgg_nano_wide block2 */   \
+      ->Args({128, 12, 192}) /* vgg_nano_wide block3 */   \
+      ->Unit(benchmark::kMillisecond)
+BENCHMARK(BM_max_pool2d_forward) POOL_SHAPES;
+BENCHMARK(BM_max_pool2d_train) POOL_SHAPES;
 
 BENCHMARK_MAIN();

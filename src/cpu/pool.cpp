@@ -20,37 +20,51 @@ using common::for_each_window_pixel;
 using common::pool_divisor;
 using common::window_offset;
 
+// The window's first real pixel seeds each channel's winner; a later pixel wins where it is
+// larger or NaN (so a NaN propagates, as torch). Written as selects over an int32 offset row so
+// the channel loop vectorises; the same winners as a branch per element.
 template <class T, class I>
 static void maxpool_fwd(const T* x, T* y, I* am, const PoolGeom& g) {
   using A = acc_t<T>;
 #pragma omp parallel
   {
     std::vector<A> best(size_t(g.C));
-    std::vector<int64_t> arg(size_t(g.C));  // the winners' window offsets (common::window_offset)
+    std::vector<int32_t> arg(size_t(g.C));  // the winners' window offsets (common::window_offset)
 #pragma omp for collapse(2) schedule(static)
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t oh = 0; oh < g.OH; ++oh)
         for (int64_t ow = 0; ow < g.OW; ++ow) {
           T* yp = y + ((n * g.OH + oh) * g.OW + ow) * g.C;
           I* ap = am + ((n * g.OH + oh) * g.OW + ow) * g.C;
-          for (int64_t c = 0; c < g.C; ++c) {
-            best[size_t(c)] = -std::numeric_limits<A>::infinity();
-            arg[size_t(c)] = -1;
-          }
+          A* bp = best.data();
+          int32_t* rp = arg.data();
+          bool seeded = false;
           for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) {
             const T* xp = x + ((n * g.H + h) * g.W + w) * g.C;
-            const int64_t off = window_offset(g, oh, ow, h, w);
+            const int32_t off = int32_t(window_offset(g, oh, ow, h, w));
+            if (!seeded) {
+              for (int64_t c = 0; c < g.C; ++c) {
+                bp[c] = A(xp[c]);
+                rp[c] = off;
+              }
+              seeded = true;
+              return;
+            }
             for (int64_t c = 0; c < g.C; ++c) {
               const A v = A(xp[c]);
-              if (v > best[size_t(c)] || arg[size_t(c)] < 0 || v != v) {
-                best[size_t(c)] = v;
-                arg[size_t(c)] = off;
-              }
+              const bool take = v > bp[c] || v != v;
+              bp[c] = take ? v : bp[c];
+              rp[c] = take ? off : rp[c];
             }
           });
+          if (!seeded)  // a window wholly in the padding: -inf, no winner
+            for (int64_t c = 0; c < g.C; ++c) {
+              bp[c] = -std::numeric_limits<A>::infinity();
+              rp[c] = -1;
+            }
           for (int64_t c = 0; c < g.C; ++c) {
-            yp[c] = best[size_t(c)];  // a value of x: exact in T
-            ap[c] = I(arg[size_t(c)]);
+            yp[c] = bp[c];  // a value of x: exact in T
+            ap[c] = I(rp[c]);
           }
         }
   }
@@ -99,11 +113,15 @@ void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Tensor& g
       using I = decltype(itag);
       const I* ap = argmax.data_ptr<I>();
       gather_pool_gradient(gx.data_ptr<T>(), g, [&](int64_t n, int64_t h, int64_t w, A* row, int64_t oh, int64_t ow) {
-        const int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C, me = window_offset(g, oh, ow, h, w);
-        // a select, not a branch, so the loop vectorises (a NaN of a lost window stays out)
+        const int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C;
+        const I me = I(window_offset(g, oh, ow, h, w));  // 0 … kh·kw − 1: fits I
+        const T* gq = gp + o;
+        const I* aq = ap + o;
+        // a select, not a branch, compared in I, so the loop vectorises (a NaN of a lost window
+        // stays out)
         for (int64_t c = 0; c < g.C; ++c) {
-          const A v = A(gp[o + c]);
-          row[c] += int64_t(ap[o + c]) == me ? v : A(0);
+          const A v = A(gq[c]);
+          row[c] += aq[c] == me ? v : A(0);
         }
       });
     });
