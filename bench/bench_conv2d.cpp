@@ -54,13 +54,14 @@ static void run_pool(benchmark::State& st, bool train) {
   const int64_t N = st.range(0), H = st.range(1), C = st.range(2);
   Tensor x = randn({N, H, H, C});  // (N, H, H, C)
   if (train) x.requires_grad_();
+  Tensor gy = randn({N, H / 2, H / 2, C});  // (N, H/2, H/2, C): the backward's seed, contiguous
   // forward: x read (4 B), y written (4 B per output), argmax written (1 B per output)
   const double in = double(N * H * H * C) * 4.0, out = double(N * (H / 2) * (H / 2) * C) * 5.0;
   const double bytes = train ? 2.0 * (in + out) : in + out;  // backward reads gy + argmax, writes gx
   for (auto _ : st) {
     Tensor y = max_pool2d(x, {});  // (N, H/2, H/2, C)
     if (train) {
-      sum(y).backward();
+      y.backward(gy);  // the pooling's backward alone (no loss, no broadcast copy of a scalar)
       x.set_grad({});
     }
     benchmark::DoNotOptimize(y.data_ptr());

@@ -485,31 +485,33 @@ TEST_SUITE("ops") {
 
   TEST_CASE("max_pool2d: the first of tied maxima wins, a NaN wins and propagates (torch), its gradient follows") {
     const double nan = std::nan(""), inf = INFINITY;
-    // x (1, 2, 4, 3), listed by pixel (h, w) with its channels c0 c1 c2; two 2×2 windows (w 0–1, 2–3)
+    // x (1, 2, 4, 4), listed by pixel (h, w) with its channels c0 … c3; two 2×2 windows (w 0–1, 2–3)
     const std::vector<double> v = {
-        5, 5,   -inf,  // (0, 0)
-        5, nan, -inf,  // (0, 1)
-        1, nan, -2,    // (0, 2)
-        2, 8,   -1,    // (0, 3)
-        5, 9,   3,     // (1, 0)
-        5, 1,   -inf,  // (1, 1)
-        7, 9,   -4,    // (1, 2)
-        7, 9,   -3,    // (1, 3)
+        5, 5,   -inf, -inf,  // (0, 0)
+        5, nan, -inf, -inf,  // (0, 1)
+        1, nan, -2,   nan,   // (0, 2)
+        2, 8,   -1,   1,     // (0, 3)
+        5, 9,   3,    -inf,  // (1, 0)
+        5, 1,   -inf, -inf,  // (1, 1)
+        7, 9,   -4,   nan,   // (1, 2)
+        7, 9,   -3,   2,     // (1, 3)
     };
     // window 0: c0 four tied 5s (the first, (0,0), wins); c1 5 NaN 9 1 (the NaN wins, a later 9
-    // does not displace it); c2 -inf -inf 3 -inf. window 1: c0 1 2 7 7 (the first 7, (1,2));
-    // c1 NaN 8 9 9 (the leading NaN stays); c2 -2 -1 -4 -3.
-    const std::vector<double> y_want = {5, nan, 3, 7, nan, -1};
-    // gy = 1 … 6 lands on each winner: flat indices (h·4 + w)·3 + c
-    std::vector<double> gx_want(24, 0.0);
-    gx_want[0] = 1, gx_want[4] = 2, gx_want[14] = 3, gx_want[18] = 4, gx_want[7] = 5, gx_want[11] = 6;
+    // does not displace it); c2 -inf -inf 3 -inf; c3 all -inf (the first pixel's: a winner, so
+    // its gradient is not lost). window 1: c0 1 2 7 7 (the first 7, (1,2)); c1 NaN 8 9 9 (the
+    // leading NaN stays); c2 -2 -1 -4 -3; c3 NaN 1 NaN 2 (the last NaN, (1,2), as torch's CPU).
+    const std::vector<double> y_want = {5, nan, 3, -inf, 7, nan, -1, nan};
+    // gy = 1 … 8 lands on each winner: flat indices (h·4 + w)·4 + c
+    std::vector<double> gx_want(32, 0.0);
+    for (auto [i, g] : {std::pair{0, 1}, {5, 2}, {18, 3}, {3, 4}, {24, 5}, {9, 6}, {14, 7}, {27, 8}})
+      gx_want[size_t(i)] = g;
     for (Device dev : {kCPU, kCUDA}) {
       if (dev.is_cuda() && !cuda_is_available()) continue;
-      for (DType t : {DType::f32, DType::f64, DType::bf16}) {
+      for (DType t : {DType::f32, DType::f64, DType::f16, DType::bf16}) {
         CAPTURE(dev.str());
         CAPTURE(dtype_name(t));
-        Tensor x = from_vector(v, {1, 2, 4, 3}).to(t).to(dev).requires_grad_();
-        Tensor y = max_pool2d(x, pool(2, 2, 0));  // (1, 1, 2, 3)
+        Tensor x = from_vector(v, {1, 2, 4, 4}).to(t).to(dev).requires_grad_();
+        Tensor y = max_pool2d(x, pool(2, 2, 0));  // (1, 1, 2, 4)
         const auto got = y.to(DType::f64).to(kCPU).to_vector();
         REQUIRE(got.size() == y_want.size());
         for (size_t i = 0; i < got.size(); ++i) {
@@ -519,8 +521,8 @@ TEST_SUITE("ops") {
           else
             CHECK(got[i] == y_want[i]);
         }
-        Tensor gy = tensor({1, 2, 3, 4, 5, 6}, {1, 1, 2, 3}).to(t).to(dev);  // (1, 1, 2, 3)
-        sum(mul(y, gy)).backward();
+        Tensor gy = tensor({1, 2, 3, 4, 5, 6, 7, 8}, {1, 1, 2, 4}).to(t).to(dev);  // (1, 1, 2, 4)
+        y.backward(gy);
         check_values(x.grad().to(DType::f64).to(kCPU), gx_want);
       }
     }

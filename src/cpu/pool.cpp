@@ -57,7 +57,7 @@ static void maxpool_fwd(const T* x, T* y, I* am, const PoolGeom& g) {
               rp[c] = take ? off : rp[c];
             }
           });
-          if (!seeded)  // a window wholly in the padding: -inf, no winner
+          if (!seeded)  // a window wholly in the padding (max_pool2d's 2p <= k rules it out): -inf, no winner
             for (int64_t c = 0; c < g.C; ++c) {
               bp[c] = -std::numeric_limits<A>::infinity();
               rp[c] = -1;
@@ -114,7 +114,8 @@ void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Tensor& g
       const I* ap = argmax.data_ptr<I>();
       gather_pool_gradient(gx.data_ptr<T>(), g, [&](int64_t n, int64_t h, int64_t w, A* row, int64_t oh, int64_t ow) {
         const int64_t o = ((n * g.OH + oh) * g.OW + ow) * g.C;
-        const I me = I(window_offset(g, oh, ow, h, w));  // 0 … kh·kw − 1: fits I
+        // 0 … kh·kw − 1: fits I (uint8 up to 256 pixels, else int32: max_pool2d checks kh·kw < 2^31)
+        const I me = I(window_offset(g, oh, ow, h, w));
         const T* gq = gp + o;
         const I* aq = ap + o;
         // a select, not a branch, compared in I, so the loop vectorises (a NaN of a lost window
