@@ -1010,6 +1010,53 @@ TEST_SUITE("fer") {
       CHECK(out.find(what) != std::string::npos);
     }
     CHECK(!fs::exists(dir + "/x"));
+
+    // --resume (an experiment spread over sessions): seed 1 finished and is kept (evaluated
+    // again, not retrained), seed 2's run is made unfinished (no result.json) and is trained
+    // again from the start, seed 3 is new; the statistics cover all three
+    const std::string log1 = slurp(dir + "/seeds/seed_1/log.csv");
+    fs::remove(dir + "/seeds/seed_2/result.json");
+    std::vector<std::string> resume{"experiment", "seeds", "--out", dir + "/seeds", "--resume"};
+    for (const std::string& w : small) resume.push_back(w == "1,2" ? "1,2,3" : w);
+    {
+      auto [rc, out] = adnn_fer(resume, dir + "/resume.out");
+      INFO(out);
+      REQUIRE(rc == 0);
+      CHECK(out.find("seed 1 finished in an earlier session") != std::string::npos);
+      CHECK(out.find("seed_2 has no result.json (its run did not finish)") != std::string::npos);
+      CHECK(out.find("--seed 1 ") == std::string::npos);  // no train command for seed 1
+      CHECK(out.find("--seed 2 ") != std::string::npos);
+      CHECK(slurp(dir + "/seeds/seed_1/log.csv") == log1);
+      double acc[3], mean = 0, ss = 0;
+      for (int i = 0; i < 3; ++i)
+        mean += (acc[i] = result(dir + "/seeds/seed_" + std::to_string(i + 1) + "/result.json", "accuracy")) / 3;
+      for (double x : acc) ss += (x - mean) * (x - mean);
+      const std::string j3 = slurp(dir + "/seeds/experiment.json"), md3 = slurp(dir + "/seeds/experiment.md");
+      INFO(j3, md3);
+      CHECK(json_number(j3, "mean") == doctest::Approx(mean).epsilon(1e-5));
+      CHECK(json_number(j3, "std") == doctest::Approx(std::sqrt(ss / 2)).epsilon(1e-5));
+      CHECK(json_number(j3, "n") == 3);
+      CHECK(j3.find("\"reused\": [1]") != std::string::npos);
+      CHECK(md3.find("| adnn_fer_nano | 3 | ") != std::string::npos);
+      CHECK(md3.find("adnn_fer_nano: seed 1 trained by an earlier session") != std::string::npos);
+    }
+    // a finished run of another recipe is refused, naming the setting, before anything
+    // trains (seed 1 is made unfinished: it would train first); so is --resume with --force,
+    // or with nothing to resume
+    fs::remove(dir + "/seeds/seed_1/result.json");
+    resume.push_back("--lr");
+    resume.push_back("0.01");
+    for (auto& [words, what] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+             {resume, "seed_2/config.json is not the run this experiment trains for seed 2: recipe.lr "},
+             {{"experiment", "seeds", "--out", dir + "/seeds", "--resume", "--force"}, "give one"},
+             {{"experiment", "seeds", "--out", dir + "/none", "--resume"}, "holds no experiment to continue"}}) {
+      auto [rc, out] = adnn_fer(words, dir + "/usage.out", 1);
+      INFO(out);
+      CHECK(rc == 2);
+      CHECK(out.find(what) != std::string::npos);
+    }
+    CHECK(slurp(dir + "/seeds/seed_1/log.csv") == log1);
+    CHECK(!fs::exists(dir + "/none"));
     for (const char* cmd : {"experiment", "compare"}) {
       auto [rc, out] = adnn_fer({cmd, "--help"}, dir + "/help.out", 1);
       INFO(out);

@@ -251,8 +251,12 @@ std::vector<Command> experiment_commands(const std::vector<Command>& cmds) {
             f.name != "nproc" && f.name != "dist-timeout" && f.name != "sync-bn" && f.name != "bucket-mb")
           flags.push_back(f);
   flags.push_back(text("seeds", "comma-separated seeds, one run each (default 42,123,256,789,1024)"));
-  flags.push_back(text("out", "the experiment directory (default runs/experiment_<kind>); must be new or empty", false));
+  flags.push_back(text("out", "the experiment directory (default runs/experiment_<kind>); must be new or empty (or --resume)", false));
   flags.push_back(flag("force", "reuse a non-empty --out, replacing its runs"));
+  flags.push_back(flag("resume",
+                       "continue the experiment in a non-empty --out (e.g. spread over sessions): a seed whose run "
+                       "finished (seed_<N>/result.json) under the same train flags is evaluated again, not retrained; "
+                       "an unfinished one is trained again from the start"));
   flags.push_back(tta_flag());
   flags.push_back(choice("ladder",
                          "ablation: paper (default: ResNet baseline, + EfficientNet, + CBAM, + Transformer, + compound "

@@ -59,6 +59,7 @@ std::vector<int64_t> parse_seeds(const Args& a) {
 struct SeedResult {
   int64_t seed = 0;
   std::map<std::string, double> m;  // kMetrics
+  bool reused = false;              // --resume: trained by an earlier session of the experiment
 };
 
 // A rung of the ablation (or the one run set of `seeds`): train flags set for all its runs.
@@ -97,27 +98,68 @@ std::vector<RunSet> ablation_rungs(const std::string& ladder) {
   return r;
 }
 
-// Trains seed `seed` into `dir` with the experiment's train flags and `set`'s, evaluates its
-// best checkpoint on the fixed val slice (eval --limit = --val-limit, the same images for every
-// seed) and writes dir/result.json.
-SeedResult run_seed(const Args& a, const RunSet& set, int64_t seed, const std::string& dir) {
+// The train command of seed `seed` in `dir`: the experiment's train flags and `set`'s.
+Args train_args(const Args& a, const RunSet& set, int64_t seed, const std::string& dir, bool force) {
   Args t;
   t.cmd = "train";
   for (auto& [k, v] : a.kv)
-    if (k != "seeds" && k != "out" && k != "force" && k != "tta" && k != "ladder") t.kv[k] = v;
+    if (k != "seeds" && k != "out" && k != "force" && k != "resume" && k != "tta" && k != "ladder") t.kv[k] = v;
   for (auto& [k, v] : set.flags) t.kv[k] = v;
   t.kv["seed"] = std::to_string(seed);
   t.kv["out"] = dir;
-  if (a.has("force")) t.kv["force"] = "";
+  if (force) t.kv["force"] = "";
   t.words.push_back("train");
   for (auto& [k, v] : t.kv) {
     t.words.push_back("--" + k);
     if (!v.empty() || k != "force") t.words.push_back(v);
   }
-  std::printf("\n== %s: %s\n", set.label.c_str(), t.command().c_str());
-  std::fflush(stdout);
-  const int rc = cmd_train(t);
-  ADNN_CHECK(rc == 0, "experiment: the run for seed ", seed, " in ", dir, " stopped with status ", rc);
+  return t;
+}
+
+// --resume: whether seed `seed`'s run in `dir` finished and is kept. Its result.json is
+// written after its evaluation, so a run without one was interrupted: it is trained again
+// from the start. A finished run is kept only if its config.json holds the settings this
+// experiment's train command would store (the model, the recipe with this binary's defaults,
+// run.*); another recipe is refused rather than mixed into the statistics.
+bool finished_run(const Args& a, const RunSet& set, int64_t seed, const std::string& dir) {
+  if (!fs::exists(dir + "/result.json")) {
+    if (fs::exists(dir))
+      std::printf("== %s: %s has no result.json (its run did not finish): training seed %lld again\n",
+                  set.label.c_str(), dir.c_str(), (long long)seed);
+    return false;
+  }
+  for (const char* f : {"config.json", "best.safetensors"})
+    ADNN_CHECK(fs::is_regular_file(dir + "/" + f), "experiment --resume: ", dir, " has result.json but no ", f);
+  const std::string cj = dir + "/config.json";
+  const std::vector<uint8_t> b = io::read_file(cj);
+  const auto was = io::parse_json_object(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), cj);
+  std::string diff;
+  for (const auto& [k, v] : fresh_run_settings(train_args(a, set, seed, dir, false))) {
+    const auto it = was.find(k);
+    const std::string w = it == was.end() ? "(absent)" : it->second;
+    if (w != v) diff += "; " + k + " " + w + " there, " + v + " here";
+  }
+  if (!diff.empty())
+    throw UsageError("experiment --resume: " + cj + " is not the run this experiment trains for seed " +
+                     std::to_string(seed) + ": " + diff.substr(2) + " (give the same train flags, or a new --out)");
+  std::printf("== %s: seed %lld finished in an earlier session (%s): evaluated again, not retrained\n",
+              set.label.c_str(), (long long)seed, dir.c_str());
+  return true;
+}
+
+// Trains seed `seed` into `dir` (unless `trained`) with the experiment's train flags and
+// `set`'s, evaluates its best checkpoint on the fixed val slice (eval --limit = --val-limit,
+// the same images for every seed) and writes dir/result.json.
+SeedResult run_seed(const Args& a, const RunSet& set, int64_t seed, const std::string& dir, bool trained) {
+  if (!trained) {
+    fs::remove(dir + "/result.json");  // an old run's, until this one is evaluated
+    // an unfinished run of --resume is replaced
+    const Args t = train_args(a, set, seed, dir, a.has("force") || (a.has("resume") && fs::exists(dir)));
+    std::printf("\n== %s: %s\n", set.label.c_str(), t.command().c_str());
+    std::fflush(stdout);
+    const int rc = cmd_train(t);
+    ADNN_CHECK(rc == 0, "experiment: the run for seed ", seed, " in ", dir, " stopped with status ", rc);
+  }
   Args e;
   e.cmd = "eval";
   e.kv["checkpoint"] = dir + "/best.safetensors";
@@ -126,7 +168,7 @@ SeedResult run_seed(const Args& a, const RunSet& set, int64_t seed, const std::s
     if (a.has(k)) e.kv[k] = a.get(k);
   if (a.num("val-limit", 0) > 0) e.kv["limit"] = a.get("val-limit");
   const EvalReport r = run_eval(e);
-  SeedResult s{seed, {{"accuracy", r.accuracy}, {"macro_f1", r.macro_f1}, {"macro_auc", r.macro_auc}}};
+  SeedResult s{seed, {{"accuracy", r.accuracy}, {"macro_f1", r.macro_f1}, {"macro_auc", r.macro_auc}}, trained};
   std::map<std::string, std::string> j{{"seed", std::to_string(seed)},
                                        {"samples", std::to_string(r.samples)},
                                        {"checkpoint", e.kv["checkpoint"]},
@@ -236,7 +278,11 @@ void write_experiment(const Args& a, const std::string& kind, const std::string&
         j << (m ? ", " : "") << json_quote(kMetrics[m]) << ": " << json_number(s.results[r].m.at(kMetrics[m]));
       j << "}";
     }
-    j << "}";
+    j << "},\n     \"reused\": [";  // --resume: seeds trained by an earlier session
+    size_t nr = 0;
+    for (auto& r : s.results)
+      if (r.reused) j << (nr++ ? ", " : "") << r.seed;
+    j << "]";
     md << "| " << s.label << " | " << s.results.size();
     for (const std::string& m : kMetrics) {
       const metrics::MeanStd ms = summarise(s.results, m);
@@ -261,6 +307,14 @@ void write_experiment(const Args& a, const std::string& kind, const std::string&
      << (a.num("val-limit", 0) > 0 ? "a fixed class-stratified slice of " + a.get("val-limit") + " val images"
                                    : std::string("all of val"))
      << (a.get("tta", "none") != "none" ? ", " + a.get("tta") + " TTA" : std::string()) << ".\n";
+  for (const RunSet& s : sets) {
+    std::string reused;
+    for (auto& r : s.results)
+      if (r.reused) reused += (reused.empty() ? "" : ", ") + std::to_string(r.seed);
+    if (!reused.empty())
+      md << s.label << ": seed" << (reused.find(',') != std::string::npos ? "s " : " ") << reused
+         << " trained by an earlier session of this experiment (`--resume`), evaluated again by this one.\n";
+  }
   if (kind == "ablation")
     md << "Each rung against the one above it: two-sided paired t-test over the seeds on accuracy, "
           "p Bonferroni-corrected over the "
@@ -352,18 +406,30 @@ int cmd_experiment(const Args& a) {
     sets.push_back({a.get("config", "adnn_fer_nano"), a.get("config", "adnn_fer_nano"), {}, {}});
   }
   const std::string out = a.get("out", "runs/experiment_" + kind);
-  if (fs::exists(out) && !fs::is_empty(out) && !a.has("force"))
+  if (a.has("resume") && a.has("force"))
+    throw UsageError("experiment: --resume keeps the finished runs in --out, --force replaces them: give one");
+  if (a.has("resume") && (!fs::is_directory(out) || fs::is_empty(out)))
+    throw UsageError("experiment --resume: --out " + out + " holds no experiment to continue");
+  if (fs::exists(out) && !fs::is_empty(out) && !a.has("force") && !a.has("resume"))
     throw UsageError("experiment: --out " + out +
-                     " is not empty (give a new directory, or --force to replace its runs)");
+                     " is not empty (give a new directory, --resume to continue its experiment, or --force to "
+                     "replace its runs)");
   std::error_code ec;
   fs::create_directories(out, ec);
   ADNN_CHECK(!ec && fs::is_directory(out), "experiment: --out '", out, "' cannot be created",
              ec ? " (" + ec.message() + ")" : std::string());
-  for (RunSet& s : sets)
-    for (int64_t seed : seeds) {
-      const std::string dir = (kind == "ablation" ? out + "/" + s.name : out) + "/seed_" + std::to_string(seed);
-      s.results.push_back(run_seed(a, s, seed, dir));
-    }
+  auto seed_dir = [&](const RunSet& s, int64_t seed) {
+    return (kind == "ablation" ? out + "/" + s.name : out) + "/seed_" + std::to_string(seed);
+  };
+  // --resume: every finished run is checked before anything trains (a refusal costs no run)
+  std::vector<std::vector<char>> finished(sets.size(), std::vector<char>(seeds.size(), 0));
+  if (a.has("resume"))
+    for (size_t i = 0; i < sets.size(); ++i)
+      for (size_t k = 0; k < seeds.size(); ++k)
+        finished[i][k] = finished_run(a, sets[i], seeds[k], seed_dir(sets[i], seeds[k]));
+  for (size_t i = 0; i < sets.size(); ++i)
+    for (size_t k = 0; k < seeds.size(); ++k)
+      sets[i].results.push_back(run_seed(a, sets[i], seeds[k], seed_dir(sets[i], seeds[k]), finished[i][k]));
   write_experiment(a, kind, out, sets, seeds);
   return 0;
 }

@@ -157,6 +157,9 @@ void text(adnn::data::Image& im, int x, int y, const std::string& s, int scale, 
 
 // ---------------------------------------------------------------- commands
 int cmd_train(const Args& a);    // train.cpp
+// The model configuration (model.*, recipe.*) and run.* settings a fresh `train` with these
+// flags would store in config.json (experiment --resume compares them with a finished run's).
+std::map<std::string, std::string> fresh_run_settings(const Args& a);
 int cmd_eval(const Args& a);     // evaluate.cpp
 // eval's work (report printed, files written) returning the report: experiment calls it per run.
 EvalReport run_eval(const Args& a);

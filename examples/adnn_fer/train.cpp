@@ -198,6 +198,49 @@ std::unique_ptr<RunLock> open_run_dir(const std::string& out, bool create) {
   return std::make_unique<RunLock>(out);
 }
 
+// A fresh run's model configuration and run.* settings from train's flags (setup_run; and
+// experiment --resume, which compares them with a finished run's config.json).
+void fresh_settings(const Args& a, FerConfig& c, std::map<std::string, std::string>& run) {
+  c = nn::fer_config(a.get("config", "adnn_fer_nano"));
+  run["run.schedule"] = a.get("schedule", "steps");
+  if (run["run.schedule"] == "time" && a.real("time-budget", 0) <= 0)
+    throw UsageError("train: --schedule time needs --time-budget MINUTES (the cosine runs over the budget)");
+  // a time schedule trains until the budget: --epochs, if given, is only a cap
+  if (run["run.schedule"] == "time") c.epochs = kTimeScheduleEpochs;
+  c.epochs = a.num("epochs", c.epochs);
+  c.batch = a.num("batch", c.batch);
+  c.lr = a.real("lr", c.lr);
+  c.layer_decay = a.real("layer-decay", c.layer_decay);
+  c.weight_decay = a.real("weight-decay", c.weight_decay);
+  c.warmup_epochs = a.num("warmup-epochs", c.warmup_epochs);
+  c.patience = a.num("patience", c.patience);
+  c.backbone = a.get("backbone", c.backbone);
+  c.cbam = a.on("cbam", c.cbam);
+  c.transformer = a.on("transformer", c.transformer);
+  c.mixup = a.on("mixup", c.mixup);
+  c.augment = a.get("augment-level", c.augment);
+  c.dropout = a.real("dropout", c.dropout);
+  c.head_dropout = a.real("head-dropout", c.head_dropout);
+  c.drop_path = a.real("drop-path", c.drop_path);
+  c.loss = a.get("loss", c.loss);
+  c.validate();
+  run["run.data"] = resolve_data_dir(a);
+  run["run.seed"] = std::to_string(a.num("seed", 0));
+  run["run.train_limit"] = std::to_string(a.num("train-limit", 0));
+  run["run.val_limit"] = std::to_string(a.num("val-limit", 0));
+  run["run.time_budget_min"] = a.get("time-budget", "0");
+  run["run.workers"] = std::to_string(a.num("workers", 2));
+  run["run.augment"] = a.on("augment", true) ? "1" : "0";
+  run["run.ema"] = a.get("ema", "0");
+  run["run.sync_bn"] = a.on("sync-bn", false) ? "1" : "0";
+}
+
+// A fresh run's precision: bf16 where tensor cores pay (a real GPU, sm_80+), f32 elsewhere
+// (the emulator too), unless --precision says.
+std::string fresh_precision(const Args& a, Device dev) {
+  return a.get("precision", dev.is_cuda() && !cuda::is_emulated() && cuda::has_tensor_cores() ? "bf16" : "f32");
+}
+
 // Step 1: settings from the command line, or from last.safetensors when resuming; creates
 // and locks the run directory.
 RunSettings setup_run(const Args& a, std::shared_ptr<distributed::ProcessGroup> pg) {
@@ -282,40 +325,9 @@ RunSettings setup_run(const Args& a, std::shared_ptr<distributed::ProcessGroup> 
       }
     }
   } else {
-    c = nn::fer_config(a.get("config", "adnn_fer_nano"));
-    r.run["run.schedule"] = a.get("schedule", "steps");
-    if (r.run["run.schedule"] == "time" && a.real("time-budget", 0) <= 0)
-      throw UsageError("train: --schedule time needs --time-budget MINUTES (the cosine runs over the budget)");
-    // a time schedule trains until the budget: --epochs, if given, is only a cap
-    if (r.run["run.schedule"] == "time") c.epochs = kTimeScheduleEpochs;
-    c.epochs = a.num("epochs", c.epochs);
-    c.batch = a.num("batch", c.batch);
-    c.lr = a.real("lr", c.lr);
-    c.layer_decay = a.real("layer-decay", c.layer_decay);
-    c.weight_decay = a.real("weight-decay", c.weight_decay);
-    c.warmup_epochs = a.num("warmup-epochs", c.warmup_epochs);
-    c.patience = a.num("patience", c.patience);
-    c.backbone = a.get("backbone", c.backbone);
-    c.cbam = a.on("cbam", c.cbam);
-    c.transformer = a.on("transformer", c.transformer);
-    c.mixup = a.on("mixup", c.mixup);
-    c.augment = a.get("augment-level", c.augment);
-    c.dropout = a.real("dropout", c.dropout);
-    c.head_dropout = a.real("head-dropout", c.head_dropout);
-    c.drop_path = a.real("drop-path", c.drop_path);
-    c.loss = a.get("loss", c.loss);
-    c.validate();
-    r.run["run.data"] = resolve_data_dir(a);
-    r.run["run.seed"] = std::to_string(a.num("seed", 0));
-    r.run["run.train_limit"] = std::to_string(a.num("train-limit", 0));
-    r.run["run.val_limit"] = std::to_string(a.num("val-limit", 0));
-    r.run["run.time_budget_min"] = a.get("time-budget", "0");
-    r.run["run.workers"] = std::to_string(a.num("workers", 2));
-    r.run["run.augment"] = a.on("augment", true) ? "1" : "0";
-    r.run["run.ema"] = a.get("ema", "0");
+    fresh_settings(a, c, r.run);
     r.out = a.get("out", "runs/" + c.name);
     if (r.world > 1) r.run["run.world_size"] = std::to_string(r.world);
-    r.run["run.sync_bn"] = a.on("sync-bn", false) ? "1" : "0";
   }
   if (!r.resume && lead) {
     r.lock = open_run_dir(r.out, true);
@@ -339,9 +351,7 @@ RunSettings setup_run(const Args& a, std::shared_ptr<distributed::ProcessGroup> 
   r.stop_after = a.num("stop-after", 0);
   r.log_every = a.num("log-every", 50);
   r.dev = pick_device(a);
-  if (!r.resume)  // bf16 where tensor cores pay (a real GPU, sm_80+), f32 elsewhere (the emulator too)
-    r.run["run.precision"] =
-        a.get("precision", r.dev.is_cuda() && !cuda::is_emulated() && cuda::has_tensor_cores() ? "bf16" : "f32");
+  if (!r.resume) r.run["run.precision"] = fresh_precision(a, r.dev);
   return r;
 }
 
@@ -847,6 +857,16 @@ void Session::checkpoint(const std::string& name) {
 }
 
 }  // namespace
+
+std::map<std::string, std::string> fresh_run_settings(const Args& a) {
+  FerConfig c;
+  std::map<std::string, std::string> run;
+  fresh_settings(a, c, run);
+  run["run.precision"] = fresh_precision(a, pick_device(a));
+  std::map<std::string, std::string> m = c.to_map();
+  m.insert(run.begin(), run.end());
+  return m;
+}
 
 int cmd_train(const Args& a) {
   const int64_t nproc = a.num("nproc", 1);
