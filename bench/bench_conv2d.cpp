@@ -1,7 +1,7 @@
 // CPU conv2d (NHWC) forward and forward+backward throughput, reporting GFLOP/s
 // (2·N·OH·OW·O·KH·KW·C/groups per forward; backward counts twice that); and the 2×2 max
 // pooling of the VGG backbones (GB/s of x read + y and argmax written; backward adds gy and
-// argmax read, gx written). Run: ./build/bin/bench_conv2d --benchmark_filter=pool
+// argmax read, gx written). Run: ./build/bin/bench_conv2d --benchmark_filter=max_pool2d
 #include <adnn/adnn.hpp>
 #include <benchmark/benchmark.h>
 

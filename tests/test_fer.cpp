@@ -1148,7 +1148,7 @@ TEST_SUITE("fer") {
          {std::pair{std::vector<std::string>{"summary", "--model", "resnet50", "--backbone", "vgg_nano"},
                     "applies to ADNN-FER configurations only"},
           std::pair{std::vector<std::string>{"summary", "--model", "adnn_fer_nano", "--backbone", "vgg_giant"},
-                    "unknown backbone 'vgg_giant'"}}) {
+                    "unknown backbone 'vgg_giant' (resnet_nano, vgg_nano, vgg_nano_wide, efficientnet_nano"}}) {
       auto [rc4, err] = adnn_fer(words, logs + "/4.out", 1);
       INFO(err);
       CHECK(rc4 != 0);

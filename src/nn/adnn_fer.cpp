@@ -149,6 +149,15 @@ FerConfig fer_config(const std::string& name) {
   ADNN_FAIL("ADNN-FER: unknown configuration '", name, "' (known:", list, ")");
 }
 
+namespace {
+// "vgg_nano, vgg_nano_wide": the VGG layouts' names, for messages.
+std::string vgg_names() {
+  std::string s;
+  for (const VggLayout& l : VggNano::vgg_layouts()) s += (s.empty() ? "" : ", ") + std::string(l.name);
+  return s;
+}
+}  // namespace
+
 nn::EfficientNetConfig backbone_config(const FerConfig& c) {
   nn::EfficientNetConfig e;
   if (c.backbone == "efficientnet_nano") {
@@ -164,9 +173,8 @@ nn::EfficientNetConfig backbone_config(const FerConfig& c) {
     e = nn::efficientnet_config(c.backbone);
   } else {
     ADNN_CHECK(c.backbone == "resnet50" || c.backbone == "resnet_nano" || VggNano::known(c.backbone),
-               "ADNN-FER: unknown backbone '", c.backbone,
-               "' (resnet_nano, vgg_nano, vgg_nano_wide, efficientnet_nano, efficientnet_b0 … b7, tf_efficientnet_b0 … "
-               "b7, resnet50)");
+               "ADNN-FER: unknown backbone '", c.backbone, "' (resnet_nano, ", vgg_names(),
+               ", efficientnet_nano, efficientnet_b0 … b7, tf_efficientnet_b0 … b7, resnet50)");
     return e;
   }
   e.in_chans = c.in_chans;
@@ -222,7 +230,7 @@ Tensor VggBlock::forward(const Tensor& x) {
 namespace {
 const VggLayout* checked_vgg_layout(const std::string& backbone) {
   const VggLayout* l = VggNano::find_layout(backbone);
-  ADNN_CHECK(l, "VggNano: unknown backbone '", backbone, "' (vgg_nano, vgg_nano_wide)");
+  ADNN_CHECK(l, "VggNano: unknown backbone '", backbone, "' (", vgg_names(), ")");
   return l;
 }
 }  // namespace
