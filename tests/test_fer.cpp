@@ -687,7 +687,8 @@ TEST_SUITE("fer") {
       auto [rc7, log7] = adnn_fer({"train", "--resume", "--out", out, "--epochs", "3"}, logs + "/7.out", 1);
       INFO(log7);
       CHECK(rc7 == 1);
-      CHECK(log7.find(out + "/config.json") != std::string::npos);
+      CHECK(log7.find(out + "/config.json: not a flat JSON object") != std::string::npos);
+      CHECK(log7.find("remove the run or fix the file") != std::string::npos);
       CHECK(count_lines(out + "/log.csv") == 3);
     }
     {  // --force starts afresh
@@ -860,6 +861,14 @@ TEST_SUITE("fer") {
                               dir + "/eval.out", 1);
     CHECK(rc == 1);
     CHECK(log.find("'angery'") != std::string::npos);
+    // a map that is not a flat JSON object of strings names the flag, the file and the byte
+    std::ofstream(dir + "/map2.json") << "{\"anger\": 1}";
+    auto [rc2, log2] = adnn_fer({"eval", "--checkpoint", committed_checkpoint(), "--split", ck, "--label-map",
+                                 dir + "/map2.json", "--device", "cpu", "--out", dir + "/bad2"},
+                                dir + "/eval2.out", 1);
+    CHECK(rc2 == 1);
+    CHECK(log2.find("eval: --label-map: " + dir +
+                    "/map2.json: not a flat JSON object of strings (expected a string at byte") != std::string::npos);
     // without --out, a checkpoint outside a run directory gets its report in runs/eval/<name>
     // under the working directory, not beside the checkpoint
     const std::string cwd = temp_dir("eval_cwd");
@@ -1057,6 +1066,16 @@ TEST_SUITE("fer") {
     }
     CHECK(slurp(dir + "/seeds/seed_1/log.csv") == log1);
     CHECK(!fs::exists(dir + "/none"));
+    {  // a finished seed whose config.json is damaged stops the experiment, naming the file
+      std::ofstream(dir + "/seeds/seed_2/config.json") << "{\"model.name\": ";
+      resume.resize(resume.size() - 2);  // without --lr
+      auto [rc, out] = adnn_fer(resume, dir + "/damaged.out", 1);
+      INFO(out);
+      CHECK(rc == 1);
+      CHECK(out.find("seed_2/config.json: not a flat JSON object") != std::string::npos);
+      CHECK(out.find("remove the run or fix the file") != std::string::npos);
+      CHECK(slurp(dir + "/seeds/seed_1/log.csv") == log1);
+    }
     for (const char* cmd : {"experiment", "compare"}) {
       auto [rc, out] = adnn_fer({cmd, "--help"}, dir + "/help.out", 1);
       INFO(out);

@@ -109,6 +109,27 @@ TEST_SUITE("errors") {
                          Error);
   }
 
+  TEST_CASE("read_json_object: a file's object; errors name the file (bad text, a directory, over 16 MiB)") {
+    const fs::path dir = temp_dir("read_json");
+    const std::string good = (dir / "good.json").string(), bad = (dir / "bad.json").string(),
+                      big = (dir / "big.json").string(), absent = (dir / "absent.json").string();
+    const std::map<std::string, std::string> m{{"a", "1"}, {"b", "two"}};
+    std::ofstream(good) << io::write_json_object(m);
+    CHECK(io::read_json_object(good) == m);
+    std::ofstream(bad) << R"({"a": "1")";
+    std::ofstream(big).close();
+    fs::resize_file(big, (uint64_t(16) << 20) + 1);  // 16 MiB + 1 byte, sparse: refused before it is read
+    for (const auto& [path, what] :
+         std::vector<std::pair<std::string, std::string>>{{bad, bad + ": not a flat JSON object"},
+                                                          {dir.string(), dir.string() + " is a directory"},
+                                                          {absent, "cannot open " + absent},
+                                                          {big, big + " has 16777217 bytes, more than the limit"}}) {
+      CAPTURE(path);
+      CHECK_THROWS_WITH_AS(io::read_json_object(path), doctest::Contains(what.c_str()), Error);
+    }
+    fs::remove_all(dir);
+  }
+
   TEST_CASE("parse_int64/parse_uint64/parse_double: whole text, range, finiteness, the key in the message") {
     CHECK(parse_int64("42", "k") == 42);
     CHECK(parse_int64("-7", "k") == -7);

@@ -42,9 +42,11 @@ class Relabelled : public data::Dataset {
 std::map<std::string, std::string> load_label_map(const std::string& map) {
   if (map == "ck+" || map == "ckplus") return {{"anger", "angry"}, {"sadness", "sad"}};
   require_regular_file("eval: --label-map", map);
-  const std::vector<uint8_t> bytes = io::read_file(map);
-  return io::parse_json_object(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
-                               "eval: --label-map " + map);
+  try {
+    return io::read_json_object(map);
+  } catch (const Error& e) {
+    ADNN_FAIL("eval: --label-map: ", e.what());
+  }
 }
 
 // --split: a folder of --data (default val), or a directory holding class folders itself.

@@ -131,8 +131,7 @@ bool finished_run(const Args& a, const RunSet& set, int64_t seed, const std::str
   for (const char* f : {"config.json", "best.safetensors"})
     ADNN_CHECK(fs::is_regular_file(dir + "/" + f), "experiment --resume: ", dir, " has result.json but no ", f);
   const std::string cj = dir + "/config.json";
-  const std::vector<uint8_t> b = io::read_file(cj);
-  const auto was = io::parse_json_object(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), cj);
+  const auto was = read_run_config(cj);
   std::string diff;
   for (const auto& [k, v] : fresh_run_settings(train_args(a, set, seed, dir, false))) {
     const auto it = was.find(k);
@@ -252,6 +251,14 @@ std::vector<TTestRow> ttests(const std::vector<RunSet>& sets, const std::string&
   return rows;
 }
 
+// The seeds of `s` an earlier session trained (--resume), as "42, 123" ("" if none).
+std::string reused_seeds(const RunSet& s) {
+  std::string seeds;
+  for (auto& r : s.results)
+    if (r.reused) seeds += (seeds.empty() ? "" : ", ") + std::to_string(r.seed);
+  return seeds;
+}
+
 // experiment.json and experiment.md in `out`, and the table printed.
 void write_experiment(const Args& a, const std::string& kind, const std::string& out, const std::vector<RunSet>& sets,
                       const std::vector<int64_t>& seeds) {
@@ -278,11 +285,7 @@ void write_experiment(const Args& a, const std::string& kind, const std::string&
         j << (m ? ", " : "") << json_quote(kMetrics[m]) << ": " << json_number(s.results[r].m.at(kMetrics[m]));
       j << "}";
     }
-    j << "},\n     \"reused\": [";  // --resume: seeds trained by an earlier session
-    size_t nr = 0;
-    for (auto& r : s.results)
-      if (r.reused) j << (nr++ ? ", " : "") << r.seed;
-    j << "]";
+    j << "},\n     \"reused\": [" << reused_seeds(s) << "]";  // --resume: trained by an earlier session
     md << "| " << s.label << " | " << s.results.size();
     for (const std::string& m : kMetrics) {
       const metrics::MeanStd ms = summarise(s.results, m);
@@ -308,9 +311,7 @@ void write_experiment(const Args& a, const std::string& kind, const std::string&
                                    : std::string("all of val"))
      << (a.get("tta", "none") != "none" ? ", " + a.get("tta") + " TTA" : std::string()) << ".\n";
   for (const RunSet& s : sets) {
-    std::string reused;
-    for (auto& r : s.results)
-      if (r.reused) reused += (reused.empty() ? "" : ", ") + std::to_string(r.seed);
+    const std::string reused = reused_seeds(s);
     if (!reused.empty())
       md << s.label << ": seed" << (reused.find(',') != std::string::npos ? "s " : " ") << reused
          << " trained by an earlier session of this experiment (`--resume`), evaluated again by this one.\n";
@@ -333,8 +334,7 @@ std::vector<SeedResult> read_run_set(const std::string& dir) {
     const std::string n = e.path().filename().string();
     if (!e.is_directory() || n.rfind("seed_", 0) != 0 || !fs::exists(e.path() / "result.json")) continue;
     const std::string path = (e.path() / "result.json").string();
-    const std::vector<uint8_t> b = io::read_file(path);
-    const auto j = io::parse_json_object(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), path);
+    const auto j = io::read_json_object(path);
     SeedResult s;
     for (const std::string& k : {std::string("seed"), kMetrics[0], kMetrics[1], kMetrics[2]})
       ADNN_CHECK(j.count(k), "compare: ", path, " has no \"", k, "\"");

@@ -160,6 +160,9 @@ int cmd_train(const Args& a);    // train.cpp
 // The model configuration (model.*, recipe.*) and run.* settings a fresh `train` with these
 // flags would store in config.json (experiment --resume compares them with a finished run's).
 std::map<std::string, std::string> fresh_run_settings(const Args& a);
+// A run directory's config.json (adnn::io::read_json_object); an error names the file (and,
+// for a parse error, the byte offset) and what to do ("remove the run or fix the file").
+std::map<std::string, std::string> read_run_config(const std::string& path);
 int cmd_eval(const Args& a);     // evaluate.cpp
 // eval's work (report printed, files written) returning the report: experiment calls it per run.
 EvalReport run_eval(const Args& a);

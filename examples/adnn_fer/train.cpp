@@ -38,17 +38,6 @@ std::string hms(double s) {
   return b;
 }
 
-// config.json: one flat object of string values (adnn::io::parse_json_object); anything else is
-// an adnn::Error naming the file and the byte offset.
-std::map<std::string, std::string> read_json_object(const std::string& path) {
-  const std::vector<uint8_t> bytes = io::read_file(path);
-  try {
-    return io::parse_json_object(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()), path);
-  } catch (const Error& e) {
-    ADNN_FAIL(e.what(), "; remove the run or fix the file");
-  }
-}
-
 // The run directory's lock: adnn-fer.lock in --out, held (flock) for the life of the process
 // and holding its pid. The kernel drops the lock when the process ends, however it ends, so
 // a lock file left behind is never stale.
@@ -281,7 +270,7 @@ RunSettings setup_run(const Args& a, std::shared_ptr<distributed::ProcessGroup> 
     r.run["run.sync_bn"] = sync_bn;
     const std::string cj = r.out + "/config.json";
     require_regular_file("train --resume:", cj);
-    r.config_json = read_json_object(cj);
+    r.config_json = read_run_config(cj);
     const int64_t epochs_done =
         st.metadata.count("train.epoch") ? parse_int64(st.metadata.at("train.epoch"), "train.epoch", 0) : 0;
     // every flag given: the same as stored, or one that may change
@@ -857,6 +846,14 @@ void Session::checkpoint(const std::string& name) {
 }
 
 }  // namespace
+
+std::map<std::string, std::string> read_run_config(const std::string& path) {
+  try {
+    return io::read_json_object(path);
+  } catch (const Error& e) {
+    ADNN_FAIL(e.what(), "; remove the run or fix the file");
+  }
+}
 
 std::map<std::string, std::string> fresh_run_settings(const Args& a) {
   FerConfig c;

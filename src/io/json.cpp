@@ -1,10 +1,12 @@
 // Flat JSON objects of strings (include/adnn/io/json.hpp).
 #include <adnn/core/error.hpp>
 #include <adnn/io/json.hpp>
+#include <adnn/io/safetensors.hpp>
 
 #include <cstdint>
 #include <cstdio>
 #include <sstream>
+#include <vector>
 
 namespace adnn::io {
 
@@ -108,6 +110,11 @@ std::map<std::string, std::string> parse_json_object(std::string_view t, const s
   ws();
   if (i != t.size()) fail("trailing characters");
   return m;
+}
+
+std::map<std::string, std::string> read_json_object(const std::string& path) {
+  const std::vector<uint8_t> b = read_file(path, uint64_t(16) << 20);
+  return parse_json_object(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()), path);
 }
 
 }  // namespace adnn::io

@@ -13,5 +13,8 @@ namespace adnn::io {
 
 std::string write_json_object(const std::map<std::string, std::string>& m);
 std::map<std::string, std::string> parse_json_object(std::string_view text, const std::string& what);
+// The whole regular file at `path` (io::read_file: a directory, device or pipe is refused
+// before anything is read), at most 16 MiB, parsed as above; every error names `path`.
+std::map<std::string, std::string> read_json_object(const std::string& path);
 
 }  // namespace adnn::io
