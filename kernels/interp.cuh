@@ -4,7 +4,9 @@
 //
 // Each output row oy has taps_y (index, weight) pairs into the input rows, each output column
 // likewise: common::interp_axis_taps computes them in the thread (1, 2 or 4 per axis; the
-// CPU twin calls the same function), so no tap table exists or travels to the device;
+// CPU twin calls the same function), so no tap table exists or travels to the device and
+// the taps equal the CPU's bit for bit (no fused multiply-add in them: common::mul_rn;
+// scripts/check-contraction.sh); the sums over them may fuse, so outputs agree up to rounding;
 // y[n, oy, ox, c] = Σ_i Σ_j wy_i · wx_j · x[n, iy_i, ix_j, c].
 // Layout: x (N, H, W, C), y (N, OH, OW, C), contiguous.
 // Threads: forward, one thread per output element (c fastest); backward, one thread per
@@ -18,7 +20,8 @@
 //   every add).
 // warp_affine (common::WarpGeom): x (N, H, W, C), y (B, OH, OW, C), m (B, 6) f64, contiguous.
 //   Forward, one thread per output element (c fastest): the source point from m, then up to
-//   4×4 taps of common::warp_axis_taps (outside taps read 0); reads 16 values per output.
+//   4×4 taps of common::warp_axis_taps (outside taps read 0), both in common::warp_taps,
+//   which the CPU twin calls too; reads 16 values per output.
 //   Backward, one thread per output element scattering its taps with atomicAdd (outputs of
 //   several crops of one image, and neighbouring outputs, share input pixels).
 #include "common.cuh"
@@ -50,29 +53,15 @@ __global__ void interp_backward_kernel(const G* __restrict__ gy, A* __restrict__
   });
 }
 
-// The source taps of output pixel (ox, oy) of crop b: rows iy/wy (ny), columns ix/wx (nx).
-__device__ __forceinline__ void warp_taps(const double* __restrict__ m, int64_t b, int64_t ox, int64_t oy,
-                                          const WarpGeom& g, int64_t* iy, double* wy, int& ny, int64_t* ix,
-                                          double* wx, int& nx) {
-  const double* mb = m + b * 6;
-  const double sx = mb[0] * double(ox) + mb[1] * double(oy) + mb[2];
-  const double sy = mb[3] * double(ox) + mb[4] * double(oy) + mb[5];
-  ny = common::warp_axis_taps(sy, g.H, g.mode, iy, wy);
-  nx = common::warp_axis_taps(sx, g.W, g.mode, ix, wx);
-}
-
 // Calls f(offset into x, weight) for each in-image tap of output (b, oy, ox, c) of image n.
 template <class F>
 __device__ __forceinline__ void for_each_warp_tap(const double* m, int64_t b, int64_t n, int64_t ox, int64_t oy,
                                                   int64_t c, const WarpGeom& g, F&& f) {
-  int64_t iy[4], ix[4];
-  double wy[4], wx[4];
-  int ny, nx;
-  warp_taps(m, b, ox, oy, g, iy, wy, ny, ix, wx, nx);
-  for (int a = 0; a < ny; ++a) {
-    if (iy[a] < 0) continue;
-    for (int k = 0; k < nx; ++k)
-      if (ix[k] >= 0) f(((n * g.H + iy[a]) * g.W + ix[k]) * g.C + c, wy[a] * wx[k]);
+  const common::WarpTaps t = common::warp_taps(m, b, ox, oy, g);
+  for (int a = 0; a < t.ny; ++a) {
+    if (t.iy[a] < 0) continue;
+    for (int k = 0; k < t.nx; ++k)
+      if (t.ix[k] >= 0) f(((n * g.H + t.iy[a]) * g.W + t.ix[k]) * g.C + c, t.wy[a] * t.wx[k]);
   }
 }
 

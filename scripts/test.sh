@@ -5,7 +5,9 @@
 # (scripts/gpu-check.sh --dry-run, its JSON validated, scripts/gpu-results.py on it), the check that dropping any
 # __syncthreads() of a kernel makes a test fail (scripts/check-barriers.sh, on the release build), the real
 # kernels compiled by nvcc for sm_80/86/90 (compile only) with the sm_90 kernel resource report
-# and its spill gate (scripts/kernel-report.sh), and a consumer project built
+# and its spill gate (scripts/kernel-report.sh) and the check that the geometry shared by the
+# kernels and their CPU twins compiles to no fused multiply-add (scripts/check-contraction.sh),
+# and a consumer project built
 # against the installed package.
 # Usage: scripts/test.sh [--quick]   (--quick: release suite only)
 set -euo pipefail
@@ -76,6 +78,8 @@ if command -v nvcc >/dev/null; then
   cmake --build build-nvcc -j "$jobs" --target "${targets[@]}"
   step "kernel resource report (sm_90, from the build above): fails on a spill docs/kernels.md does not allow"
   bash scripts/kernel-report.sh build-nvcc build-nvcc/kernel-resources-sm90.md
+  step "shared geometry (taps, IoU) compiles to no fused multiply-add: it decides as the CPU twin (PTX, sm_90)"
+  bash scripts/check-contraction.sh build-nvcc/contraction
 else
   echo "nvcc not on PATH: skipping the real-kernel compile"
 fi

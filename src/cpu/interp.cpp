@@ -68,24 +68,6 @@ void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpGeom& 
   });
 }
 
-namespace {
-// The taps of output pixel (ox, oy) of crop b (as the kernels' warp_taps).
-struct WarpTaps {
-  int64_t iy[4], ix[4];
-  double wy[4], wx[4];
-  int ny, nx;
-};
-WarpTaps warp_taps(const double* m, int64_t b, int64_t ox, int64_t oy, const WarpGeom& g) {
-  WarpTaps t;
-  const double* mb = m + b * 6;
-  const double sx = mb[0] * double(ox) + mb[1] * double(oy) + mb[2];
-  const double sy = mb[3] * double(ox) + mb[4] * double(oy) + mb[5];
-  t.ny = common::warp_axis_taps(sy, g.H, g.mode, t.iy, t.wy);
-  t.nx = common::warp_axis_taps(sx, g.W, g.mode, t.ix, t.wx);
-  return t;
-}
-}  // namespace
-
 void warp_affine_forward(const Tensor& x, const Tensor& m, const Tensor& y, const WarpGeom& g) {
   ADNN_CHECK(x.dtype() == y.dtype(), "warp_affine (cpu): input ", x.desc(), " and output ", y.desc());
   storage_dispatch(x.dtype(), "warp_affine", [&](auto tag_) {
@@ -99,7 +81,7 @@ void warp_affine_forward(const Tensor& x, const Tensor& m, const Tensor& y, cons
         const int64_t n = g.N == 1 ? 0 : b;
         std::vector<double> acc(size_t(g.C));
         for (int64_t ox = 0; ox < g.OW; ++ox) {
-          const WarpTaps t = warp_taps(mp, b, ox, oy, g);
+          const common::WarpTaps t = common::warp_taps(mp, b, ox, oy, g);
           std::fill(acc.begin(), acc.end(), 0.0);
           for (int a = 0; a < t.ny; ++a) {
             if (t.iy[a] < 0) continue;
@@ -131,7 +113,7 @@ void warp_affine_backward(const Tensor& gy, const Tensor& m, const Tensor& gx, c
       for (int64_t b = g.N == 1 ? 0 : n; b < (g.N == 1 ? g.B : n + 1); ++b)
         for (int64_t oy = 0; oy < g.OH; ++oy)
           for (int64_t ox = 0; ox < g.OW; ++ox) {
-            const WarpTaps t = warp_taps(mp, b, ox, oy, g);
+            const common::WarpTaps t = common::warp_taps(mp, b, ox, oy, g);
             const G* o = gp + ((b * g.OH + oy) * g.OW + ox) * g.C;
             for (int a = 0; a < t.ny; ++a) {
               if (t.iy[a] < 0) continue;
