@@ -20,8 +20,10 @@
 namespace adnn::kernels {
 
 template <class T>
-__global__ void bernoulli_fill_kernel(T* __restrict__ out, int64_t n, float p, float value, uint64_t seed,
+__global__ void bernoulli_fill_kernel(T* __restrict__ out, int64_t n, float p, double value, uint64_t seed,
                                       const uint64_t* __restrict__ salt) {
+  using A = acc_t<T>;  // the kept value in f64 for f64 (1 / keep probability, unrounded), f32 otherwise
+  const A v = A(value);
   seed = salted_seed(seed, salt);
   const int64_t calls = bernoulli_calls(n);
   for (int64_t q = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; q < calls; q += int64_t(gridDim.x) * blockDim.x) {
@@ -30,7 +32,7 @@ __global__ void bernoulli_fill_kernel(T* __restrict__ out, int64_t n, float p, f
     ADNN_UNROLL
     for (int j = 0; j < 4; ++j) {
       const int64_t i = bernoulli_element_index(q, j);
-      if (i < n) out[i] = from_float<T>(uniform_from_bits(r.x[j]) < p ? value : 0.0f);
+      if (i < n) out[i] = store_as<T>(uniform_from_bits(r.x[j]) < p ? v : A(0));
     }
   }
 }

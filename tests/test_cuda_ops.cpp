@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <functional>
+#include <set>
 #include <string>
 
 #include "dispatch/dispatch.hpp"
@@ -299,6 +300,14 @@ TEST_SUITE("cuda") {
         const double frac = sum(c.to(DType::f64)).item<double>() / (3.0 * double(n));
         if (n >= 4099) CHECK(std::fabs(frac - 0.5) < 0.05);
       }
+    // f64 keeps the value unrounded (dropout's 1 / (1 - p) as torch computes it in f64), on both
+    for (Device dev : {kCPU, kCUDA}) {
+      manual_seed(5);
+      const Tensor m = bernoulli({4099}, 0.7, TensorOptions(DType::f64, dev), 1.0 / 0.7).to(kCPU);
+      std::set<double> values;
+      for (double x : m.to_vector()) values.insert(x);
+      CHECK(values == std::set<double>{0.0, 1.0 / 0.7});
+    }
   }
 }
 

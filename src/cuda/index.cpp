@@ -20,8 +20,7 @@ void index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64
   visit_dtype(x.dtype(), [&](auto tag) {
     using T = kt<decltype(tag)>;
     ADNN_LAUNCH(k::index_select_kernel<T>, k::grid_for(outer * n * inner), dim3(256), 0, stream(),
-                reinterpret_cast<const T*>(x.data_ptr()), ptr<int64_t>(index), reinterpret_cast<T*>(out.data_ptr()),
-                outer, D, inner, n);
+                ptr<decltype(tag)>(x), ptr<int64_t>(index), ptr<decltype(tag)>(out), outer, D, inner, n);
   });
 }
 void index_add(const Tensor& g, const Tensor& index, const Tensor& gx, int64_t outer, int64_t D, int64_t inner) {

@@ -12,8 +12,8 @@ void bernoulli_fill(const Tensor& out, double p, double value, uint64_t seed) {
   if (n == 0) return;
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    ADNN_LAUNCH(k::bernoulli_fill_kernel<kt<T>>, k::grid_for(common::bernoulli_calls(n)), dim3(256), 0, stream(), ptr<T>(out), n,
-                float(p), float(value), seed, capture_rng_salt(current_stream()));
+    ADNN_LAUNCH(k::bernoulli_fill_kernel<kt<T>>, k::grid_for(common::bernoulli_calls(n)), dim3(256), 0, stream(),
+                ptr<T>(out), n, float(p), value, seed, capture_rng_salt(current_stream()));
   };
   switch (out.dtype()) {
     case DType::f32: return run(float{});
