@@ -179,8 +179,9 @@ __global__ void argmax_rows_kernel(const T* __restrict__ x, int64_t* __restrict_
   }
   __syncthreads();
   if (threadIdx.x == 0) {
-    for (int w = 1; w < nwarps; ++w)
-      if (best_v[w] > v || (best_v[w] != best_v[w] && v == v) || (best_v[w] == v && best_i[w] < idx)) {
+    for (int w = 1; w < nwarps; ++w)  // the warps' rule: two NaNs tie too (the smaller index wins)
+      if (best_v[w] > v || (best_v[w] != best_v[w] && v == v) ||
+          ((best_v[w] == v || (best_v[w] != best_v[w] && v != v)) && best_i[w] < idx)) {
         v = best_v[w];
         idx = best_i[w];
       }

@@ -633,4 +633,45 @@ TEST_SUITE("cuda") {
           }
         }
   }
+
+  TEST_CASE("argmax and the CBAM pools with two NaNs: the first NaN wins on cuda as on the cpu (torch.argmax)") {
+    // Each kernel merges partial (value, index) pairs out of order; two NaNs must tie, the
+    // smaller index winning, or the result depends on which lane or warp saw which NaN.
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(61);
+    {  // argmax_rows, R = 300 on 128 threads: k = 40 lies in warp 1, k = 130 in warp 0 (the block merge)
+      Tensor x = randn({3, 300});
+      x.narrow(0, 0, 1).narrow(1, 130, 1).fill_(NAN);
+      x.narrow(0, 0, 1).narrow(1, 40, 1).fill_(NAN);
+      x.narrow(0, 1, 1).narrow(1, 299, 1).fill_(NAN);  // one NaN, last position
+      std::vector<int64_t> ref = argmax(x, 1).to_vector<int64_t>(),
+                           got = argmax(x.to(kCUDA), 1).to(kCPU).to_vector<int64_t>();
+      CHECK(ref[0] == 40);
+      CHECK(ref[1] == 299);
+      CHECK(got == ref);
+    }
+    // the pools' argmax decides where the max's gradient goes: gx differs unless the same NaN wins
+    auto grads = [](const Tensor& x, bool channel, Device d) {
+      Tensor xd = x.to(d).detach().requires_grad_(true);
+      Tensor y = channel ? channel_pool2d(xd) : spatial_pool2d(xd);
+      manual_seed(5);
+      Tensor r = randn(y.sizes());  // finite weights: the NaN maxima do not reach the gradient
+      sum(mul(y, r.to(d))).backward();
+      return xd.grad().to(kCPU);
+    };
+    {  // channel pool, P = 20 on 8 position lanes: p = 9 (lane 1) is merged before p = 2 (lane 2)
+      Tensor x = randn({1, 20, 1, 3});
+      x.narrow(1, 9, 1).narrow(3, 1, 1).fill_(NAN);
+      x.narrow(1, 2, 1).narrow(3, 1, 1).fill_(NAN);
+      Tensor ref = grads(x, true, kCPU), got = grads(x, true, kCUDA);
+      CHECK(max_abs_diff(got, ref) == 0);
+    }
+    {  // spatial pool, C = 64 over 32 lanes: c = 2 (lane 2) and c = 40 (lane 8) meet in the butterfly
+      Tensor x = randn({1, 3, 1, 64});
+      x.narrow(1, 0, 1).narrow(3, 40, 1).fill_(NAN);
+      x.narrow(1, 0, 1).narrow(3, 2, 1).fill_(NAN);
+      Tensor ref = grads(x, false, kCPU), got = grads(x, false, kCUDA);
+      CHECK(max_abs_diff(got, ref) == 0);
+    }
+  }
 }

@@ -28,12 +28,16 @@ ADNN_HD A reduce_identity(ReduceOp op) {
     return A(op == ReduceOp::max ? -INFINITY : INFINITY);
 }
 
-// Keeps (value, index) of the larger value, the smaller index on ties; NaN propagates.
+// Keeps (value, index) of the larger value, the smaller index on ties; NaN is larger than
+// every number and two NaNs tie, so the first NaN wins as in torch.argmax. Commutative, so
+// merges in any order (a shuffle butterfly, lanes then rows) agree with the sequential scan.
 // Index −1 means "nothing seen yet".
 template <class A>
 ADNN_HD void argmax_merge(A& best, int64_t& bi, A v, int64_t vi) {
   if (vi < 0) return;
-  const bool take = bi < 0 || (best == best && (v != v || v > best || (v == best && vi < bi)));
+  const bool v_nan = v != v, best_nan = best != best;
+  const bool take =
+      bi < 0 || (v_nan && !best_nan) || (v_nan == best_nan && (v > best || ((v == best || v_nan) && vi < bi)));
   if (take) {
     best = v;
     bi = vi;
