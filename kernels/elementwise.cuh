@@ -16,6 +16,7 @@
 //   ndim integer div/mods for the index.
 // Arithmetic runs in f32 for f32/f16/bf16 (f64 for double, native for integers).
 #include "common.cuh"
+#include "common/mul_rn.hpp"
 
 namespace adnn::kernels {
 
@@ -146,11 +147,12 @@ __global__ void fill_kernel(T* __restrict__ dst, T value, int64_t n, Geom g) {
   }
 }
 
-// out[i] = start + i·step (contiguous); computed in double, then cast.
+// out[i] = start + i·step (contiguous); computed in double (the product rounded, never fused:
+// common::arange_value), then cast.
 template <class T>
 __global__ void arange_kernel(T* __restrict__ out, int64_t n, double start, double step) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = store_as<T, double>(start + double(i) * step);
+    out[i] = store_as<T, double>(common::arange_value(start, step, i));
 }
 
 // ---------------------------------------------------------------- unary

@@ -5,7 +5,7 @@
 // source coordinate, a cubic weight, an IoU) could differ in its last bit between a GPU and
 // the CPU twin, and a floor or a threshold then decide differently. __fmul_rn / __dmul_rn are
 // never contracted. Used where a decision depends on the bits (common/interp.hpp,
-// common/nms.hpp), not in accumulations, which may fuse (they agree up to rounding);
+// common/nms.hpp, arange below), not in accumulations, which may fuse (they agree up to rounding);
 // scripts/check-contraction.sh checks that the compiled geometry holds no fma.
 #include "common/hd.hpp"
 
@@ -24,6 +24,12 @@ ADNN_HD double mul_rn(double a, double b) {
 #else
   return a * b;
 #endif
+}
+
+// arange's element start + i·step, rounded as on the CPU twin: an integer dtype truncates
+// it, so one fused rounding could move an element across an integer on a GPU.
+ADNN_HD double arange_value(double start, double step, int64_t i) {
+  return start + mul_rn(double(i), step);
 }
 
 }  // namespace adnn::common

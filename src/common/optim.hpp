@@ -123,7 +123,8 @@ constexpr int64_t kNormChunk = 65536;
 using NormBatch = MultiTensorBatch<NormSlot, kNormBatch, kNormChunk>;
 
 // ---------------------------------------------------------------- moving averages
-// x += w · (end − x) (torch.lerp for a scalar weight, one rounding per operation) over many
+// x += w · (end − x) (torch.lerp for a scalar weight; one rounding per operation on the CPU;
+// on a GPU nvcc may fuse the multiply-add, so its EMA drifts from the CPU's by rounding) over many
 // pairs of f32 tensors: 32 pairs a launch (32·24 + 32·8 + 16 bytes ≈ 1 KiB).
 struct LerpSlot {
   float* x;

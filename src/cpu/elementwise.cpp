@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "common/activation.hpp"
+#include "common/mul_rn.hpp"
 #include "cpu/backend.hpp"
 #include "cpu/convert.hpp"
 #include "cpu/loop.hpp"
@@ -128,7 +129,7 @@ void arange_fill(const Tensor& out, double start, double step) {
   visit_dtype(out.dtype(), [&](auto d) {
     using D = decltype(d);
     D* o = out.data_ptr<D>();
-    for (int64_t i = 0; i < out.numel(); ++i) o[i] = cvt<D>(start + double(i) * step);
+    for (int64_t i = 0; i < out.numel(); ++i) o[i] = cvt<D>(common::arange_value(start, step, i));
   });
 }
 
