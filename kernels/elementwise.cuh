@@ -12,8 +12,9 @@
 //   (copy_transpose_kernel, below), so that both sides are read and written along their
 //   contiguous dimension.
 // Cost: memory bound. Per element: reads of each operand (sizeof(T) each; broadcast operands
-//   mostly hit cache) + one write; a few flops (exp/erf/tanh for the transcendental ops) and
-//   ndim integer div/mods for the index.
+//   mostly hit cache) + one write; a few flops (exp/erf/tanh for the transcendental ops) and,
+//   for the index, nothing where the operands are contiguous (coalesce leaves one dimension),
+//   else one div/mod per remaining dimension, 32-bit below 2^31 elements.
 // Arithmetic runs in f32 for f32/f16/bf16 (f64 for double, native for integers).
 #include "common.cuh"
 #include "common/mul_rn.hpp"
@@ -25,13 +26,60 @@ constexpr int kMaxOperands = 4;
 
 struct Geom {
   int ndim = 0;
+  bool index32 = false;  // every linear index below 2^31: 32-bit div/mod (coalesce sets it)
   int64_t size[kMaxDims] = {};
   int64_t stride[kMaxOperands][kMaxDims] = {};
 };
 
+// The launcher's geometry made as small as the layouts allow, as ATen's TensorIterator
+// coalesces dimensions: size-1 dimensions dropped, and a dimension merged into the one
+// outside it wherever every operand steps through the pair as through one (outer stride =
+// inner stride · inner size; unused operands have stride 0 and never object). Contiguous
+// operands leave one dimension, whose offsets need no division; a transposing copy's two
+// unit-stride dimensions are never merged with each other. index32 where the element count fits 31 bits: a
+// 64-bit div/mod is a long software sequence on a GPU, a 32-bit one a few instructions.
+inline void coalesce(Geom& g) {
+  Geom c;
+  int64_t n = 1;
+  for (int d = 0; d < g.ndim; ++d) {
+    n *= g.size[d];
+    if (g.size[d] == 1) continue;
+    bool merge = c.ndim > 0;
+    for (int k = 0; k < kMaxOperands && merge; ++k) merge = g.stride[k][d] * g.size[d] == c.stride[k][c.ndim - 1];
+    if (merge) {
+      c.size[c.ndim - 1] *= g.size[d];
+      for (int k = 0; k < kMaxOperands; ++k) c.stride[k][c.ndim - 1] = g.stride[k][d];
+    } else {
+      c.size[c.ndim] = g.size[d];
+      for (int k = 0; k < kMaxOperands; ++k) c.stride[k][c.ndim] = g.stride[k][d];
+      ++c.ndim;
+    }
+  }
+  if (c.ndim == 0 || n == 0) {  // one element (or none): one dimension of size n, offsets 0
+    c = Geom{};
+    c.ndim = 1;
+    c.size[0] = n;
+  }
+  c.index32 = n <= int64_t(INT32_MAX);
+  g = c;
+}
+
 template <int N>
 __device__ __forceinline__ void geom_offsets(const Geom& g, int64_t i, int64_t (&off)[N]) {
+  if (g.ndim == 1) {  // contiguous (after coalesce) or one strided run: no division
+    for (int k = 0; k < N; ++k) off[k] = i * g.stride[k][0];
+    return;
+  }
   for (int k = 0; k < N; ++k) off[k] = 0;
+  if (g.index32) {
+    uint32_t j = uint32_t(i);
+    for (int d = g.ndim - 1; d >= 0; --d) {
+      const uint32_t size = uint32_t(g.size[d]), c = j % size;
+      j /= size;
+      for (int k = 0; k < N; ++k) off[k] += int64_t(c) * g.stride[k][d];
+    }
+    return;
+  }
   for (int d = g.ndim - 1; d >= 0; --d) {
     const int64_t c = i % g.size[d];
     i /= g.size[d];

@@ -172,6 +172,15 @@ __global__ void loops_3d_kernel(int64_t outer, int64_t n, int64_t inner, int64_t
     coord[i] = (o * 100 + j) * 100 + k;
   });
 }
+// kernels/elementwise.cuh: the offsets geom_offsets gives each linear index, two operands.
+__global__ void geom_offsets_kernel(Geom g, int64_t n, int64_t* off) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t o[2];
+    geom_offsets<2>(g, i, o);
+    off[2 * i] = o[0];
+    off[2 * i + 1] = o[1];
+  }
+}
 // Broken: the mask names lanes 16..31, which wait at __syncthreads instead: a deadlock.
 __global__ void shuffle_mask_names_waiting_lanes_kernel(unsigned* out) {
   const unsigned lane = threadIdx.x % 32;
@@ -340,6 +349,67 @@ TEST_SUITE("sim") {
     };
     run(f16{});
     run(bf16{});
+  }
+
+  TEST_CASE("elementwise geometry: coalesce merges what every operand steps through as one; offsets on every path") {
+    // make a Geom as the launchers do (sizes, then each operand's strides), coalesce it
+    auto geom = [](std::vector<int64_t> size, std::vector<std::vector<int64_t>> strides) {
+      Geom g;
+      g.ndim = int(size.size());
+      for (int d = 0; d < g.ndim; ++d) {
+        g.size[d] = size[size_t(d)];
+        for (size_t k = 0; k < strides.size(); ++k) g.stride[k][d] = strides[k][size_t(d)];
+      }
+      return g;
+    };
+    // the reference: row-major coordinates of i, dotted with each operand's strides
+    auto reference = [](const Geom& g, int64_t i, int k) {
+      int64_t off = 0;
+      for (int d = g.ndim - 1; d >= 0; --d) {
+        off += (i % g.size[d]) * g.stride[k][d];
+        i /= g.size[d];
+      }
+      return off;
+    };
+    struct Case {
+      const char* what;
+      Geom g;
+      int ndim;  // after coalesce
+    };
+    const std::vector<Case> cases = {
+        {"contiguous (N, H, W, C)", geom({2, 3, 4, 5}, {{60, 20, 5, 1}, {60, 20, 5, 1}}), 1},
+        {"NCHW source into NHWC: (N), (H, W) merged, (C)", geom({2, 3, 4, 5}, {{60, 20, 5, 1}, {60, 4, 1, 12}}), 3},
+        {"a per-channel operand broadcast over (N, H, W)", geom({2, 3, 4, 5}, {{60, 20, 5, 1}, {0, 0, 0, 1}}), 2},
+        {"size-1 dimensions dropped", geom({1, 6, 1, 7}, {{42, 7, 7, 1}, {99, 7, 5, 1}}), 1},
+        {"a narrowed view (row stride 9 of 7 used)", geom({4, 7}, {{7, 1}, {9, 1}}), 2},
+        {"one element", geom({1, 1}, {{1, 1}, {5, 3}}), 1},
+        {"a reversed stride on one operand", geom({3, 4}, {{4, 1}, {-4, 1}}), 2},
+    };
+    for (const Case& c : cases) {
+      INFO(c.what);
+      Geom g = c.g;
+      coalesce(g);
+      CHECK(g.ndim == c.ndim);
+      CHECK(g.index32);
+      int64_t n = 1;
+      for (int d = 0; d < c.g.ndim; ++d) n *= c.g.size[d];
+      // every path: coalesced (1-D fast path or 32-bit), the same geometry with 64-bit
+      // indexing, and the original uncoalesced one
+      Geom wide = g;
+      wide.index32 = false;
+      Geom raw = c.g;
+      for (const Geom* run : {&g, &wide, &raw}) {
+        dvec<int64_t> off(size_t(2 * n), -777);
+        ADNN_LAUNCH(geom_offsets_kernel, dim3(2), dim3(32), 0, nullptr, *run, n, off.data());
+        for (int64_t i = 0; i < n; ++i)
+          for (int k = 0; k < 2; ++k) CHECK(off[size_t(2 * i + k)] == reference(c.g, i, k));
+      }
+    }
+    // a count past 2^31 keeps 64-bit indexing (geometry only: nothing allocated)
+    Geom big = geom({3, 1 << 30}, {{1 << 30, 1}, {1, 3}});
+    coalesce(big);
+    CHECK(big.ndim == 2);
+    CHECK_FALSE(big.index32);
   }
 
   TEST_CASE("grid-stride loops (kernels/loops.cuh): every element once, with its coordinates, fewer threads than elements") {

@@ -11,7 +11,8 @@ namespace adnn::cuda {
 using namespace launch_detail;
 
 namespace {
-// Sizes of `shape`, strides of each operand (already broadcast to `shape`).
+// Sizes of `shape`, strides of each operand (already broadcast to `shape`), coalesced
+// (k::coalesce: size-1 dimensions dropped, mergeable neighbours merged).
 k::Geom make_geom(const char* op, const Shape& shape, std::initializer_list<const Tensor*> ts) {
   k::Geom g;
   ADNN_CHECK(shape.size() <= size_t(k::kMaxDims), op, ": CUDA kernels handle up to ", k::kMaxDims, " dims, got ",
@@ -23,6 +24,7 @@ k::Geom make_geom(const char* op, const Shape& shape, std::initializer_list<cons
     for (int d = 0; d < g.ndim; ++d) g.stride[j][d] = t->strides()[d];
     ++j;
   }
+  k::coalesce(g);
   return g;
 }
 }  // namespace
@@ -49,6 +51,7 @@ void copy(const Tensor& src, const Tensor& dst) {
       outer.stride[1][outer.ndim] = g.stride[1][d];
       ++outer.ndim;
     }
+    outer.index32 = g.index32;  // (outer's indices count tiles' outer positions: fewer than n)
     tiles = n / (g.size[da] * g.size[db]) * ((g.size[da] + 31) / 32) * ((g.size[db] + 31) / 32);
   }
   // as many threads as the largest tile has elements (a multiple of 32, at most 256)
