@@ -17,8 +17,8 @@
 #   2 sanitizer: compute-sanitizer memcheck + synccheck on one op per kernel family,
 #     racecheck on the shared-memory kernels
 #   3 kernels: bench_cudnn at the paper's shapes (vs cuDNN/cuBLAS), bench_kernels (GB/s)
-#   4 end to end: adnn-fer bench, adnn_fer_paper training img/s (f32) and batch-1 latency
-#     (eager), and the PyTorch twin bench/pytorch/adnn_fer_twin.py (f32 and AMP bf16
+#   4 end to end: adnn-fer bench, adnn_fer_paper training img/s (f32, then bf16 autocast) and
+#     batch-1 latency (eager), and the PyTorch twin bench/pytorch/adnn_fer_twin.py (f32 and AMP bf16
 #     channels_last) in the same run
 #   5 nano: a short adnn_fer_nano training run on the kit's FER2013 slice: the loss falls and
 #     val accuracy beats the majority-class prior
@@ -379,13 +379,16 @@ if ((lim > 0)); then
   train_ips=$(jnum "$(ext 'img\/s' "$lg.train")")
   train_mem=$(jnum "$(ext 'peak device memory MiB' "$lg.train")")
 fi
-lim=$(limit 40)
+# the same step in bf16 (#15's goal: against the twin's AMP bf16 below): autocast forward and
+# loss, f32 master weights and AdamW state, as `adnn-fer train --precision bf16`
+train_bf16_ips=null; train_bf16_mem=null
+lim=$(limit 75)
 if ((lim > 0)); then
-  cmds+=("adnn-fer bench --model $fer_model --device cuda ${ib[*]}")
-  run "$lim" "$lg.infer" "$B/adnn-fer" bench --model "$fer_model" --device cuda "${ib[@]}"
+  cmds+=("adnn-fer bench --model $fer_model --train --device cuda ${tb[*]} --precision bf16")
+  run "$lim" "$lg.train-bf16" "$B/adnn-fer" bench --model "$fer_model" --train --device cuda "${tb[@]}" --precision bf16
   st=$(worst "$st" "$(rc_status $?)")
-  infer_ms=$(jnum "$(ext 'ms\/step (median)' "$lg.infer")")
-  infer_ips=$(jnum "$(ext 'img\/s' "$lg.infer")")
+  train_bf16_ips=$(jnum "$(ext 'img\/s' "$lg.train-bf16")")
+  train_bf16_mem=$(jnum "$(ext 'peak device memory MiB' "$lg.train-bf16")")
 fi
 twin_json=null
 lim=$(limit 110)
@@ -398,8 +401,17 @@ if ((lim > 0)) && "$py" -c 'import torch' 2>/dev/null; then
 else
   note+="${note:+; }PyTorch twin skipped: $( ((lim > 0)) && echo 'python3 has no torch' || echo 'out of time budget')"
 fi
+# batch-1 latency last: the least of #15's and #16's questions
+lim=$(limit 40)
+if ((lim > 0)); then
+  cmds+=("adnn-fer bench --model $fer_model --device cuda ${ib[*]}")
+  run "$lim" "$lg.infer" "$B/adnn-fer" bench --model "$fer_model" --device cuda "${ib[@]}"
+  st=$(worst "$st" "$(rc_status $?)")
+  infer_ms=$(jnum "$(ext 'ms\/step (median)' "$lg.infer")")
+  infer_ips=$(jnum "$(ext 'img\/s' "$lg.infer")")
+fi
 step_record 4 e2e "$st" $((SECONDS - s4)) "$(jlist "${cmds[@]}")" \
-  "{\"model\": $(jstr "$fer_model"), \"adnn_train_f32_img_s\": $train_ips, \"adnn_train_peak_MiB\": $train_mem, \"adnn_infer_b1_eager_ms\": $infer_ms, \"adnn_infer_b1_img_s\": $infer_ips, \"adnn_bf16\": \"not yet (no bf16 training path)\", \"adnn_cuda_graphs\": \"not yet\", \"torch_twin\": $twin_json}" \
+  "{\"model\": $(jstr "$fer_model"), \"adnn_train_f32_img_s\": $train_ips, \"adnn_train_peak_MiB\": $train_mem, \"adnn_infer_b1_eager_ms\": $infer_ms, \"adnn_infer_b1_img_s\": $infer_ips, \"adnn_train_bf16_img_s\": $train_bf16_ips, \"adnn_train_bf16_peak_MiB\": $train_bf16_mem, \"torch_twin\": $twin_json}" \
   "$note"
 
 # ================================================================ step 5: nano training

@@ -53,6 +53,11 @@ def cmd(s, i=0):
     return f"`{c[i]}`" if i < len(c) else "—"
 
 
+def cmd_where(s, test):
+    """The step's first command for which test(command) holds (a skipped run shifts the others)."""
+    return next((f"`{c}`" for c in s.get("commands") or [] if test(c)), "—")
+
+
 L = []
 L.append(f"# GPU kit results: {gpu}" + (" (dry run, emulated device)" if dry else ""))
 L.append("")
@@ -156,11 +161,15 @@ if steps.get("e2e"):
     r = s.get("results") or {}
     L.append("## 4. End to end: ADNN-FER against its PyTorch twin\n")
     L.append("| what | adnn | command |\n|---|---|---|")
-    L.append(f"| {r.get('model')} training, f32, img/s | {fmt(r.get('adnn_train_f32_img_s'))} | {cmd(s, 0)} |")
+    f32_train = cmd_where(s, lambda c: "--train" in c and "--precision" not in c)
+    bf16_train = cmd_where(s, lambda c: "--train" in c and "--precision bf16" in c)
+    infer = cmd_where(s, lambda c: c.startswith("adnn-fer bench") and "--train" not in c)
+    L.append(f"| {r.get('model')} training, f32, img/s | {fmt(r.get('adnn_train_f32_img_s'))} | {f32_train} |")
     L.append(f"| peak device memory (MiB) | {fmt(r.get('adnn_train_peak_MiB'))} | same |")
-    L.append(f"| batch-1 inference, eager, ms (median) | {fmt(r.get('adnn_infer_b1_eager_ms'), 3)} | {cmd(s, 1)} |")
-    L.append(f"| bf16 training | {r.get('adnn_bf16')} | |")
-    L.append(f"| CUDA graphs | {r.get('adnn_cuda_graphs')} | |")
+    L.append(f"| training, bf16 autocast (f32 master weights), img/s | {fmt(r.get('adnn_train_bf16_img_s'))} | "
+             f"{bf16_train} |")
+    L.append(f"| peak device memory, bf16 (MiB) | {fmt(r.get('adnn_train_bf16_peak_MiB'))} | same |")
+    L.append(f"| batch-1 inference, eager, ms (median) | {fmt(r.get('adnn_infer_b1_eager_ms'), 3)} | {infer} |")
     L.append("")
     tw = r.get("torch_twin")
     if tw:
@@ -171,6 +180,13 @@ if steps.get("e2e"):
             L.append(f"| {x['precision']} | {x['channels_last']} | {fmt(x['params'])} | {fmt(x['train_img_s'])} | "
                      f"{fmt(x.get('train_peak_MiB'))} | {fmt(x['infer_b1_eager_ms'], 3)} |")
         L.append("")
+        # issue #15's goals: adnn bf16 training >= 1.3x PyTorch AMP bf16 (channels_last), peak memory <= its
+        amp = next((x for x in tw.get("results", []) if x.get("precision") == "AMP bf16"), None)
+        ours, ours_mem = r.get("adnn_train_bf16_img_s"), r.get("adnn_train_bf16_peak_MiB")
+        if amp and isinstance(ours, (int, float)) and amp.get("train_img_s") and not dry:  # (dry: nano vs --tiny)
+            L.append(f"bf16 training, adnn / PyTorch AMP: {ours / amp['train_img_s']:.2f}x the images per second "
+                     f"(goal >= 1.3x); peak device memory {fmt(ours_mem)} MiB against {fmt(amp.get('train_peak_MiB'))} "
+                     f"(goal: no more)\n")
     if s.get("note"):
         L.append(f"Note: {s['note']}\n")
 

@@ -1176,6 +1176,34 @@ TEST_SUITE("fer") {
     fs::remove_all(logs);
   }
 
+  TEST_CASE("bench --precision: the step under autocast, recorded; f16 with --graph refused before anything runs") {
+    const std::string logs = temp_dir("bench_precision_logs");
+    auto [rc, log] = adnn_fer({"bench", "--model", "adnn_fer_nano", "--train", "--batch", "2", "--iters", "1",
+                               "--precision", "bf16", "--json", logs + "/b.json"},
+                              logs + "/1.out", 1);
+    INFO(log);
+    REQUIRE(rc == 0);
+    CHECK(log.find(", train step (AdamW), bf16 autocast (f32 master weights), batch 2,") != std::string::npos);
+    const std::string j = slurp(logs + "/b.json");
+    CHECK(j.find("\"precision\": \"bf16\"") != std::string::npos);
+    auto [rc2, log2] =
+        adnn_fer({"bench", "--model", "adnn_fer_nano", "--train", "--batch", "2", "--iters", "1", "--precision", "f16"},
+                 logs + "/2.out", 1);
+    INFO(log2);
+    CHECK(rc2 == 0);
+    CHECK(log2.find("f16 autocast (f32 master weights, gradient scaler)") != std::string::npos);
+    auto [rc3, log3] =
+        adnn_fer({"bench", "--model", "adnn_fer_nano", "--train", "--precision", "f16", "--graph"}, logs + "/3.out", 1);
+    INFO(log3);
+    CHECK(rc3 != 0);
+    CHECK(log3.find("--graph with --train --precision f16") != std::string::npos);
+    CHECK(log3.find("img/s") == std::string::npos);  // nothing was timed
+    auto [rc4, log4] = adnn_fer({"bench", "--model", "adnn_fer_nano", "--precision", "f8"}, logs + "/4.out", 1);
+    CHECK(rc4 != 0);
+    CHECK(log4.find("--precision") != std::string::npos);
+    fs::remove_all(logs);
+  }
+
 #if ADNN_WITH_CUDA_EMULATION
   TEST_CASE("--device cuda under the emulator says so; --device auto never picks it") {
     const std::string logs = temp_dir("emulated_logs");

@@ -102,6 +102,10 @@ std::vector<Command> commands() {
         integer("batch", "images per step", 1, kMaxBatch), integer("iters", "timed iterations", 1, 1000000000),
         flag("train", "time training steps (default: forward passes)"),
         flag("graph", "cuda: also time the step replayed from a CUDA graph (eager vs graph)"),
+        choice("precision",
+               "f32 (default), tf32 (TF32 GEMMs on a GPU), bf16 or f16 (the forward and the loss under autocast, f32 "
+               "master weights, as train --precision; f16 with a gradient scaler)",
+               {"f32", "tf32", "bf16", "f16"}),
         integer("threads", "OpenMP threads (default: OMP_NUM_THREADS if set, else the cores the load average leaves "
                            "idle, at least 1)", 1, 1024),
         text("json", "also write the results to this JSON file"),

@@ -11,15 +11,17 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <cmath>
-#include <cstdlib>
-#include <sstream>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <new>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
+#include <memory>
+#include <new>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -109,11 +111,32 @@ int bench_threads(const Args& a, std::string& why) {
   return std::clamp(idle, 1, cores);
 }
 
+// How a --precision computes, for bench's header line.
+std::string precision_text(const std::string& p, bool train) {
+  if (p == "tf32") return "tf32 (f32, TF32 GEMMs)";
+  if (p != "bf16" && p != "f16") return "f32";
+  if (!train) return p + " autocast";
+  return p + " autocast (f32 master weights" + (p == "f16" ? ", gradient scaler)" : ")");
+}
+
 int bench(const Args& a) {
   const ModelArgs ma = model_args(a);
   const std::string name = ma.label();
   const int64_t size = ma.size, batch = a.num("batch", 32), iters = a.num("iters", 10);
   const bool train = a.has("train");
+  // --precision: as train's (docs/training.md): tf32 switches the f32 GEMMs; bf16/f16 run the
+  // forward and the loss under autocast, the weights and AdamW state stay f32; f16 trains
+  // through a gradient scaler, whose step reads its inf/NaN check on the host (no graph)
+  const std::string precision = a.get("precision", "f32");
+  ADNN_CHECK(!(precision == "f16" && train && a.has("graph")),
+             "bench: --graph with --train --precision f16: the gradient scaler decides each step on the host, "
+             "which a CUDA graph cannot replay (use bf16)");
+  set_allow_tf32(precision == "tf32");
+  const std::optional<DType> amp_dtype = precision == "bf16"  ? std::optional<DType>(DType::bf16)
+                                         : precision == "f16" ? std::optional<DType>(DType::f16)
+                                                              : std::nullopt;
+  std::unique_ptr<amp::GradScaler> scaler;
+  if (train && precision == "f16") scaler = std::make_unique<amp::GradScaler>();
   std::string threads_why;
   const int threads = bench_threads(a, threads_why);
   omp_set_num_threads(threads);
@@ -129,12 +152,23 @@ int bench(const Args& a) {
   Tensor y = randint(0, ma.classes, {batch}).to(dev);          // (N)
   auto step = [&] {
     if (train) {
-      Tensor loss = cross_entropy(model->forward(x), y);
+      Tensor loss;
+      {
+        amp::Autocast autocast(amp_dtype);  // the forward and the loss (backward outside, as torch)
+        loss = cross_entropy(model->forward(x), y);
+      }
       opt.zero_grad();
-      loss.backward();
-      opt.step();
+      if (scaler) {
+        scaler->scale(loss).backward();
+        scaler->step(opt);
+        scaler->update();
+      } else {
+        loss.backward();
+        opt.step();
+      }
     } else {
       NoGradGuard ng;
+      amp::Autocast autocast(amp_dtype);
       model->forward(x);
     }
   };
@@ -200,9 +234,10 @@ int bench(const Args& a) {
   const double gmacs_img = double(macs_per_step) / double(batch) / 1e9;
   const double gmacs_s = double(macs_per_step) / (med / 1e3) / 1e9;
 
-  std::printf("model %s, %s, batch %lld, %lldx%lld, device %s, %d threads (%s), %lld iterations in %.2f s\n",
-              name.c_str(), train ? "train step (AdamW)" : "forward", (long long)batch, (long long)size,
-              (long long)size, dev.str().c_str(), threads, threads_why.c_str(), (long long)iters, s);
+  std::printf("model %s, %s, %s, batch %lld, %lldx%lld, device %s, %d threads (%s), %lld iterations in %.2f s\n",
+              name.c_str(), train ? "train step (AdamW)" : "forward", precision_text(precision, train).c_str(),
+              (long long)batch, (long long)size, (long long)size, dev.str().c_str(), threads, threads_why.c_str(),
+              (long long)iters, s);
   std::printf("img/s: %.1f\n", img_s);
   // "ms/step (median): X" and "peak device memory MiB: X" are read by scripts/gpu-check.sh
   std::printf("ms/step (median): %.3f\n", med);
@@ -224,7 +259,8 @@ int bench(const Args& a) {
     std::ostringstream j;
     j.precision(6);
     j << "{\n  \"model\": \"" << name << "\",\n  \"mode\": \"" << (train ? "train" : "forward")
-      << "\",\n  \"device\": \"" << dev.str() << "\",\n  \"emulated\": " << (dev.is_cuda() && cuda_is_emulated() ? "true" : "false")
+      << "\",\n  \"precision\": \"" << precision << "\",\n  \"device\": \"" << dev.str()
+      << "\",\n  \"emulated\": " << (dev.is_cuda() && cuda_is_emulated() ? "true" : "false")
       << ",\n  \"threads\": " << threads << ",\n  \"batch\": " << batch << ",\n  \"image_size\": " << size
       << ",\n  \"iters\": " << iters << ",\n  \"img_per_s\": " << img_s << ",\n  \"ms_per_step\": {\"median\": " << med
       << ", \"mean\": " << mean << ", \"std\": " << std::sqrt(var) << ", \"p25\": " << p25 << ", \"p75\": " << p75
