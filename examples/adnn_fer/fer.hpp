@@ -163,6 +163,11 @@ std::map<std::string, std::string> fresh_run_settings(const Args& a);
 // A run directory's config.json (adnn::io::read_json_object); an error names the file (and,
 // for a parse error, the byte offset) and what to do ("remove the run or fix the file").
 std::map<std::string, std::string> read_run_config(const std::string& path);
+// A --precision (docs/training.md, "Mixed precision"; train and bench): switches the f32
+// GEMMs to TF32 for tf32 (off otherwise) and returns the autocast dtype of bf16/f16 (none for
+// f32/tf32); f16 also trains through a GradScaler, which the caller owns. `what` names the
+// setting in the error for any other value.
+std::optional<adnn::DType> apply_precision(const std::string& p, const char* what);
 int cmd_eval(const Args& a);     // evaluate.cpp
 // eval's work (report printed, files written) returning the report: experiment calls it per run.
 EvalReport run_eval(const Args& a);

@@ -66,6 +66,7 @@ std::shared_ptr<nn::Module> make_model(const ModelArgs& m) {
 
 namespace {
 
+using adnn_fer::apply_precision;
 using adnn_fer::Args;
 using adnn_fer::make_model;
 using adnn_fer::model_args;
@@ -131,10 +132,7 @@ int bench(const Args& a) {
   ADNN_CHECK(!(precision == "f16" && train && a.has("graph")),
              "bench: --graph with --train --precision f16: the gradient scaler decides each step on the host, "
              "which a CUDA graph cannot replay (use bf16)");
-  set_allow_tf32(precision == "tf32");
-  const std::optional<DType> amp_dtype = precision == "bf16"  ? std::optional<DType>(DType::bf16)
-                                         : precision == "f16" ? std::optional<DType>(DType::f16)
-                                                              : std::nullopt;
+  const std::optional<DType> amp_dtype = apply_precision(precision, "bench: --precision");
   std::unique_ptr<amp::GradScaler> scaler;
   if (train && precision == "f16") scaler = std::make_unique<amp::GradScaler>();
   std::string threads_why;

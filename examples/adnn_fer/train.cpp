@@ -552,12 +552,8 @@ class Session {
     // --precision (docs/training.md): tf32 switches the f32 GEMMs; bf16/f16 run the forward and
     // the loss under autocast (f32 master weights and AdamW state); f16 scales the loss
     const std::string& p = r.run.at("run.precision");
-    ADNN_CHECK(p == "f32" || p == "tf32" || p == "bf16" || p == "f16", "run.precision: expected f32, tf32, bf16 or f16, "
-               "got '", p, "'");
-    set_allow_tf32(p == "tf32");
-    if (p == "bf16") autocast_ = DType::bf16;
+    autocast_ = apply_precision(p, "run.precision");
     if (p == "f16") {
-      autocast_ = DType::f16;
       scaler_ = std::make_unique<amp::GradScaler>();
       if (state.config.count("scaler.scale")) scaler_->load_state(state.config);
     }
@@ -846,6 +842,15 @@ void Session::checkpoint(const std::string& name) {
 }
 
 }  // namespace
+
+std::optional<DType> apply_precision(const std::string& p, const char* what) {
+  ADNN_CHECK(p == "f32" || p == "tf32" || p == "bf16" || p == "f16", what, ": expected f32, tf32, bf16 or f16, got '",
+             p, "'");
+  set_allow_tf32(p == "tf32");
+  if (p == "bf16") return DType::bf16;
+  if (p == "f16") return DType::f16;
+  return std::nullopt;
+}
 
 std::map<std::string, std::string> read_run_config(const std::string& path) {
   try {
