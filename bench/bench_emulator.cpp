@@ -28,7 +28,7 @@ static void BM_emulated_block_sum(benchmark::State& st) {
   std::vector<float, sim::device_allocator<float>> x(size_t(rows * R), 1.0f), out(rows);
   for (auto _ : st) {
     ADNN_LAUNCH((reduce_rows_kernel<float, float, float>), dim3(unsigned(rows)), dim3(256), 0, nullptr, ReduceOp::sum,
-                x.data(), out.data(), rows, R);
+                x.data(), out.data(), static_cast<float*>(nullptr), rows, R, R);
     benchmark::DoNotOptimize(out.data());
   }
   const double threads = double(rows * 256) * double(st.iterations());

@@ -3,8 +3,14 @@
 //
 // channel_pool: x (N, P, C), P = H·W  ->  out (N, 2, C) = [mean over P; max over P] and the
 //   argmax (N, C) int64 (first index on ties) for backward. One pass over x produces both.
-//   Block (32, 8): 32 channels (coalesced) × 8 row lanes striding over P; grid (⌈C/32⌉, N).
-//   Cost: reads N·P·C, writes 2·N·C values.
+//   Block (32, 8): 32 channels (coalesced) × 8 row lanes striding over P; grid (⌈C/32⌉, N, S):
+//   S = position_slices(N, P, C) slices of P — one unless the ⌈C/32⌉·N blocks are fewer than
+//   1024 and P > 256 (an early stage at a small batch — SE's pool in B5's first stage at 456²,
+//   batch 8: C = 48, P = 51,984 gave 16 blocks; now 2,048 of 407 positions), as reduce_cols. With S > 1
+//   each block writes its slice's (sum, max, argmax) to a workspace (2·N·S·C acc_t, N·S·C
+//   int64) and channel_pool_finish merges the S partials in slice order, one thread per (n, c):
+//   a function of the shape, so deterministic, and argmax_merge keeps the first index.
+//   Cost: reads N·P·C, writes 2·N·C values (+ 3·N·S·C written and read with S > 1).
 //   backward: gx[n,p,c] = g[n,0,c] / P + [p = argmax] · g[n,1,c]. The forward's block (32, 8),
 //   grid (⌈C/32⌉, N, slices of P up to ~1024 blocks): each thread loads its channel's three
 //   values once and writes its positions of the slice, 32 channels per warp store.
@@ -35,10 +41,12 @@
 //   or per (n, p) (spatial mode, a (N, P)). x, y, g, gx in T (f16/bf16 natively); the logits a
 //   and their gradient ga in acc_t<T> (f32 for the 16-bit types). Forward one thread per element (reads 2, writes 1).
 //   backward fuses gx = g · σ(a) with ga = σ'(a) · Σ g·x over the broadcast dim: channel mode
-//   with the channel_pool thread layout, spatial mode one warp per pixel. Cost: reads g and
-//   x once, writes gx and ga.
+//   with the channel_pool thread layout and its position slices (partial Σ g·x per slice to
+//   an N·S·C workspace, sigmoid_gate_channel_finish adds them in order), spatial mode one warp
+//   per pixel. Cost: reads g and x once, writes gx and ga.
 #include "common.cuh"
 #include "common/reduce.hpp"
+#include "reduce.cuh"
 #include "vector.cuh"
 
 #include <type_traits>
@@ -46,19 +54,42 @@
 namespace adnn::kernels {
 
 // ---------------------------------------------------------------- channel pool
+// Slices of P for the channel pool, SE's pool and the channel gate's backward: reduce_cols'
+// rule (a function of the shape only, so the summation order is too), and the positions per
+// slice (the last slice may be short; with S = 1 all of P).
+inline int64_t position_slices(int64_t N, int64_t P, int64_t C) {
+  return reduce_cols_slices(N, P, C);
+}
+inline int64_t positions_per_slice(int64_t P, int64_t S) {
+  return S > 1 ? (P + S - 1) / S : P;
+}
+
+// The (n, c) result of the channel pool from its sum, maximum and first argmax over P.
+template <class T, class A>
+__device__ __forceinline__ void channel_pool_store(T* __restrict__ out, int64_t* __restrict__ am, int64_t n, int64_t c,
+                                                   int64_t P, int64_t C, A s, A best, int64_t bi) {
+  out[n * 2 * C + c] = store_as<T>(P > 0 ? s / A(P) : A(0));
+  out[n * 2 * C + C + c] = store_as<T>(best);
+  am[n * C + c] = bi;
+}
+
+// per: positions per slice (blockIdx.z); part/part_idx: with S = gridDim.z > 1 the workspace
+// (2, N, S, C) sums then maxima and (N, S, C) argmaxes, else null (the result goes to out/am).
 template <class T>
 __global__ void channel_pool_kernel(const T* __restrict__ x, T* __restrict__ out, int64_t* __restrict__ am,
-                                    int64_t P, int64_t C) {
+                                    acc_t<T>* __restrict__ part, int64_t* __restrict__ part_idx, int64_t N, int64_t P,
+                                    int64_t C, int64_t per) {
   using A = acc_t<T>;
   ADNN_SHARED(A, ssum, [8][33]);
   ADNN_SHARED(A, smax, [8][33]);
   ADNN_SHARED(int64_t, sidx, [8][33]);
   const int tx = threadIdx.x, ty = threadIdx.y;
-  const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx;
+  const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx, z = blockIdx.z, S = gridDim.z;
+  const int64_t p0 = z * per, p1 = p0 + per < P ? p0 + per : P;
   A s = 0, best = -INFINITY;
   int64_t bi = -1;
   if (c < C)
-    for (int64_t p = ty; p < P; p += 8) {
+    for (int64_t p = p0 + ty; p < p1; p += 8) {
       const A v = load_as<A>(x[(n * P + p) * C + c]);
       s += v;
       argmax_merge(best, bi, v, p);
@@ -72,9 +103,34 @@ __global__ void channel_pool_kernel(const T* __restrict__ x, T* __restrict__ out
       s += ssum[r][tx];
       argmax_merge(best, bi, A(smax[r][tx]), int64_t(sidx[r][tx]));
     }
-    out[n * 2 * C + c] = store_as<T>(P > 0 ? s / A(P) : A(0));
-    out[n * 2 * C + C + c] = store_as<T>(best);
-    am[n * C + c] = bi;
+    if (part) {
+      const int64_t e = (n * S + z) * C + c;
+      part[e] = s;
+      part[N * S * C + e] = best;
+      part_idx[e] = bi;
+    } else {
+      channel_pool_store(out, am, n, c, P, C, s, best, bi);
+    }
+  }
+}
+
+// The S slices' partials of (n, c) merged in slice order; one thread per (n, c), consecutive
+// threads along c (coalesced partial reads).
+template <class T>
+__global__ void channel_pool_finish_kernel(const acc_t<T>* __restrict__ part, const int64_t* __restrict__ part_idx,
+                                           T* __restrict__ out, int64_t* __restrict__ am, int64_t N, int64_t S,
+                                           int64_t P, int64_t C) {
+  using A = acc_t<T>;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < N * C; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = e / C, c = e % C;
+    A s = 0, best = -INFINITY;
+    int64_t bi = -1;
+    for (int64_t z = 0; z < S; ++z) {
+      const int64_t f = (n * S + z) * C + c;
+      s += part[f];
+      argmax_merge(best, bi, A(part[N * S * C + f]), part_idx[f]);
+    }
+    channel_pool_store(out, am, n, c, P, C, s, best, bi);
   }
 }
 
@@ -197,20 +253,23 @@ __global__ void sigmoid_gate_kernel(const T* __restrict__ x, const acc_t<T>* __r
   }
 }
 
-// Channel mode: the channel_pool layout; ga[n, c] = σ'(a) Σ_p g·x.
-// (a and ga in acc_t<T>: f32 logits for 16-bit g, x, gx)
+// Channel mode: the channel_pool layout and position slices; ga[n, c] = σ'(a) Σ_p g·x.
+// (a and ga in acc_t<T>: f32 logits for 16-bit g, x, gx.) part: with S = gridDim.z > 1 the
+// (N, S, C) partial sums of g·x, else null (ga written here).
 template <class T>
 __global__ void sigmoid_gate_backward_channel_kernel(const T* __restrict__ g, const T* __restrict__ x,
                                                      const acc_t<T>* __restrict__ a, T* __restrict__ gx,
-                                                     acc_t<T>* __restrict__ ga, int64_t P, int64_t C) {
+                                                     acc_t<T>* __restrict__ ga, acc_t<T>* __restrict__ part, int64_t P,
+                                                     int64_t C, int64_t per) {
   using A = acc_t<T>;
   ADNN_SHARED(A, sacc, [8][33]);
   const int tx = threadIdx.x, ty = threadIdx.y;
-  const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx;
+  const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx, z = blockIdx.z, S = gridDim.z;
+  const int64_t p0 = z * per, p1 = p0 + per < P ? p0 + per : P;
   A acc = 0, s = 0;
   if (c < C) {
     s = sigmoid(A(a[n * C + c]));
-    for (int64_t p = ty; p < P; p += 8) {
+    for (int64_t p = p0 + ty; p < p1; p += 8) {
       const int64_t e = (n * P + p) * C + c;
       const A gv = load_as<A>(g[e]);
       if (gx) gx[e] = store_as<T>(gv * s);
@@ -221,7 +280,23 @@ __global__ void sigmoid_gate_backward_channel_kernel(const T* __restrict__ g, co
   __syncthreads();
   if (ty == 0 && c < C && ga) {
     for (int r = 1; r < 8; ++r) acc += sacc[r][tx];
-    ga[n * C + c] = acc * s * (A(1) - s);
+    if (part)
+      part[(n * S + z) * C + c] = acc;
+    else
+      ga[n * C + c] = acc * s * (A(1) - s);
+  }
+}
+
+// ga[n, c] = σ'(a) · the S partials of (n, c) added in slice order; one thread per (n, c).
+template <class A>
+__global__ void sigmoid_gate_channel_finish_kernel(const A* __restrict__ part, const A* __restrict__ a,
+                                                   A* __restrict__ ga, int64_t N, int64_t S, int64_t C) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < N * C; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = e / C, c = e % C;
+    A acc = 0;
+    for (int64_t z = 0; z < S; ++z) acc += part[(n * S + z) * C + c];
+    const A s = sigmoid(a[e]);
+    ga[e] = acc * s * (A(1) - s);
   }
 }
 
@@ -248,10 +323,20 @@ __global__ void sigmoid_gate_backward_spatial_kernel(const T* __restrict__ g, co
 // ---------------------------------------------------------------- launches
 inline dim3 cbam_grid(int64_t n) { return dim3(unsigned(std::min<int64_t>((n + 255) / 256, 65535))); }
 
+// part, part_idx: 2·N·S·C acc_t<T> and N·S·C int64 when S = position_slices(N, P, C) > 1.
 template <class T>
-void launch_channel_pool(const T* x, T* out, int64_t* am, int64_t N, int64_t P, int64_t C, Stream stream) {
+void launch_channel_pool(const T* x, T* out, int64_t* am, acc_t<T>* part, int64_t* part_idx, int64_t N, int64_t P,
+                         int64_t C, Stream stream) {
   if (N * C == 0) return;
-  ADNN_LAUNCH(channel_pool_kernel<T>, dim3(ceil_div(C, 32), unsigned(N)), dim3(32, 8), 0, stream, x, out, am, P, C);
+  const int64_t S = position_slices(N, P, C);
+  ADNN_CHECK(N <= 65535, "channel_pool: grid (", ceil_div(C, 32), ", ", N, ", ", S, ") over the limits");
+  ADNN_CHECK(S == 1 || (part && part_idx), "channel_pool: P = ", P, " is split into ", S,
+             " slices, and no workspace for their partials was given");
+  ADNN_LAUNCH(channel_pool_kernel<T>, dim3(ceil_div(C, 32), unsigned(N), unsigned(S)), dim3(32, 8), 0, stream, x, out,
+              am, S > 1 ? part : static_cast<acc_t<T>*>(nullptr), part_idx, N, P, C, positions_per_slice(P, S));
+  if (S > 1)
+    ADNN_LAUNCH(channel_pool_finish_kernel<T>, grid_for(N * C), dim3(256), 0, stream,
+                static_cast<const acc_t<T>*>(part), static_cast<const int64_t*>(part_idx), out, am, N, S, P, C);
 }
 template <class T>
 void launch_channel_pool_backward(const T* g, const int64_t* am, T* gx, int64_t N, int64_t P, int64_t C,
@@ -289,16 +374,27 @@ void launch_sigmoid_gate(const T* x, const acc_t<T>* a, T* y, int64_t N, int64_t
   if (N * P * C == 0) return;
   ADNN_LAUNCH(sigmoid_gate_kernel<T>, cbam_grid(N * P * C), dim3(256), 0, stream, x, a, y, N, P, C, int(mode));
 }
+// part: N·S·C acc_t<T> when channel mode, ga is wanted and S = position_slices(N, P, C) > 1.
 template <class T>
-void launch_sigmoid_gate_backward(const T* g, const T* x, const acc_t<T>* a, T* gx, acc_t<T>* ga, int64_t N, int64_t P,
-                                  int64_t C, GateMode mode, Stream stream) {
+void launch_sigmoid_gate_backward(const T* g, const T* x, const acc_t<T>* a, T* gx, acc_t<T>* ga, acc_t<T>* part,
+                                  int64_t N, int64_t P, int64_t C, GateMode mode, Stream stream) {
+  using A = acc_t<T>;
   if (N * P * C == 0) return;
-  if (mode == gate_channel)
-    ADNN_LAUNCH(sigmoid_gate_backward_channel_kernel<T>, dim3(ceil_div(C, 32), unsigned(N)), dim3(32, 8), 0, stream,
-                g, x, a, gx, ga, P, C);
-  else
+  if (mode == gate_channel) {
+    const int64_t S = position_slices(N, P, C);
+    A* partials = S > 1 && ga ? part : static_cast<A*>(nullptr);
+    ADNN_CHECK(N <= 65535, "sigmoid_gate backward: grid (", ceil_div(C, 32), ", ", N, ", ", S, ") over the limits");
+    ADNN_CHECK(S == 1 || !ga || part, "sigmoid_gate backward: P = ", P, " is split into ", S,
+               " slices, and no workspace for their partials was given");
+    ADNN_LAUNCH(sigmoid_gate_backward_channel_kernel<T>, dim3(ceil_div(C, 32), unsigned(N), unsigned(S)), dim3(32, 8),
+                0, stream, g, x, a, gx, ga, partials, P, C, positions_per_slice(P, S));
+    if (partials)
+      ADNN_LAUNCH(sigmoid_gate_channel_finish_kernel<A>, grid_for(N * C), dim3(256), 0, stream,
+                  static_cast<const A*>(partials), a, ga, N, S, C);
+  } else {
     ADNN_LAUNCH(sigmoid_gate_backward_spatial_kernel<T>, dim3(ceil_div(N * P, 8)), dim3(256), 0, stream, g, x, a, gx,
                 ga, N * P, C);
+  }
 }
 
 }  // namespace adnn::kernels

@@ -12,7 +12,12 @@
 // argmax_rows: index of the first maximum of each row (int64); f16/bf16 rows read natively.
 // Threads: reduce_rows: one block per row (grid.y folds rows beyond 65535); the block's
 //   threads stride over the row, reduce in registers, then a warp-shuffle tree (5 steps),
-//   then one value per warp through shared memory and a final warp reduce.
+//   then one value per warp through shared memory and a final warp reduce. Few long rows (a
+//   full reduction is one row) are split into S slices, grid (rows, 1, S) (reduce_rows_slices:
+//   fewer than 1024 rows of more than 16,384 values; slices of at most about 8,192 values
+//   unless the 2,048-block cap makes them longer), whose (rows, S) partials a second
+//   reduce_rows launch combines (a fixed tree for the shape: deterministic);
+//   before, one block of 256 threads read the whole tensor of a full reduction.
 //   reduce_cols: block (32, 8) — 32 consecutive i, so a warp reads 32 consecutive values of
 //   one row (coalesced, whatever R), × 8 row lanes, each striding over the rows of its slice
 //   by 8; the 8 lane results meet in shared memory in lane order. Grid (⌈inner/32⌉, outer
@@ -21,7 +26,7 @@
 //   (outer, S, inner) in A go to a workspace that reduce_cols_finish adds in slice order:
 //   deterministic, no atomics.
 // Cost: both read the input once (rows·R or outer·R·inner values) and write the outputs;
-//   R−1 ops per output; reduce_cols with S > 1 writes and reads outer·S·inner partials.
+//   R−1 ops per output; with S > 1 both write and read rows·S or outer·S·inner partials.
 //   reduce_rows on a permuted copy (what reduce_cols replaces) also wrote and read the copy.
 // Measured (docs/results/2026-12-01-kernel-report-efficientnet_b5.md, emulated B5 training step
 //   at batch 1): reduce_cols 80 launches, 99.8 % coalesced, 0.364 MB fetched = compulsory
@@ -81,16 +86,25 @@ __device__ __forceinline__ X load_ro(const X* p) {
     return __ldg(p);
 }
 
+// per: the elements of a row each blockIdx.z reduces; part: with S = gridDim.z > 1 the
+// (rows, S) partials, else null (the result goes to out).
 template <class X, class Y, class A>
-__global__ void reduce_rows_kernel(ReduceOp op, const X* __restrict__ x, Y* __restrict__ out, int64_t rows, int64_t R) {
+__global__ void reduce_rows_kernel(ReduceOp op, const X* __restrict__ x, Y* __restrict__ out, A* __restrict__ part,
+                                   int64_t rows, int64_t R, int64_t per) {
   ADNN_SHARED(A, scratch, [32]);
-  const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
+  const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x, z = blockIdx.z;
   if (r >= rows) return;
+  const int64_t k1 = z * per + per < R ? z * per + per : R;
   const X* row = x + r * R;
   A acc = reduce_identity<A>(op);
-  for (int64_t k = threadIdx.x; k < R; k += blockDim.x) acc = combine(op, acc, load_as<A>(load_ro(row + k)));
+  for (int64_t k = z * per + threadIdx.x; k < k1; k += blockDim.x) acc = combine(op, acc, load_as<A>(load_ro(row + k)));
   acc = block_reduce<A>(op, acc, reduce_identity<A>(op), scratch);
-  if (threadIdx.x == 0) out[r] = store_as<Y>(acc);
+  if (threadIdx.x == 0) {
+    if (part)
+      part[r * int64_t(gridDim.z) + z] = acc;
+    else
+      out[r] = store_as<Y>(acc);
+  }
 }
 
 inline constexpr int kColLanes = 8;  // row lanes of a reduce_cols block (blockDim.y)
@@ -192,11 +206,43 @@ __global__ void argmax_rows_kernel(const T* __restrict__ x, int64_t* __restrict_
 inline unsigned row_threads(int64_t R) { return R >= 1024 ? 256 : R >= 128 ? 128 : 32; }
 inline dim3 row_grid(int64_t rows) { return dim3(unsigned(std::min<int64_t>(rows, 65535)), ceil_div(rows, 65535)); }
 
+// Slices of each row for reduce_rows: 1 unless there are fewer than 1024 rows (blocks) and a
+// row holds more than 16,384 values (a full reduction is one row: one block of 256 threads
+// would read all of it, a few percent of an H200's bandwidth); then about min(⌈R/8192⌉,
+// ⌈2048/rows⌉, 1024) slices: at most about 8,192 values each (32 per thread), longer only where
+// the cap of about 2048 blocks binds. The values per slice are a multiple of 256 (the block), so
+// a slice starts where a row's warps read whole 32-byte sectors (7,693 values a slice for
+// R = 100,000 gave 82 % coalescing in the emulator's trace; now 7,936). A function of the shape
+// only, so the summation order is too.
+inline int64_t reduce_rows_per_slice(int64_t rows, int64_t R) {
+  if (rows == 0 || rows >= 1024 || R <= 16384) return R;
+  const int64_t by_values = (R + 8191) / 8192, by_blocks = (2048 + rows - 1) / rows;
+  const int64_t S = std::max<int64_t>(1, std::min<int64_t>(std::min(by_values, by_blocks), 1024));
+  return ((R + S - 1) / S + 255) / 256 * 256;
+}
+inline int64_t reduce_rows_slices(int64_t rows, int64_t R) {
+  const int64_t per = reduce_rows_per_slice(rows, R);
+  return per > 0 ? (R + per - 1) / per : 1;
+}
+
+// part: rows·S values of acc_t<X> when S = reduce_rows_slices(rows, R) > 1: the slices'
+// partials, which a second reduce_rows launch over the (rows, S) matrix combines in order.
 template <class X, class Y>
-void launch_reduce_rows(ReduceOp op, const X* x, Y* out, int64_t rows, int64_t R, Stream stream) {
+void launch_reduce_rows(ReduceOp op, const X* x, Y* out, acc_t<X>* part, int64_t rows, int64_t R, Stream stream) {
+  using A = acc_t<X>;
   if (rows == 0) return;
-  ADNN_LAUNCH((reduce_rows_kernel<X, Y, acc_t<X>>), row_grid(rows), dim3(row_threads(R)), 0, stream, int(op), x, out,
-              rows, R);
+  const int64_t S = reduce_rows_slices(rows, R);
+  if (S == 1) {
+    ADNN_LAUNCH((reduce_rows_kernel<X, Y, A>), row_grid(rows), dim3(row_threads(R)), 0, stream, int(op), x, out,
+                static_cast<A*>(nullptr), rows, R, R);
+    return;
+  }
+  ADNN_CHECK(part, "reduce_rows: ", rows, " rows of ", R, " values are reduced in ", S,
+             " slices, and no workspace for their partials was given");
+  ADNN_LAUNCH((reduce_rows_kernel<X, Y, A>), dim3(unsigned(rows), 1, unsigned(S)), dim3(256), 0, stream, int(op), x,
+              out, part, rows, R, reduce_rows_per_slice(rows, R));
+  ADNN_LAUNCH((reduce_rows_kernel<A, Y, A>), row_grid(rows), dim3(row_threads(S)), 0, stream, int(op),
+              static_cast<const A*>(part), out, static_cast<A*>(nullptr), rows, S, S);
 }
 
 // part: outer·S·inner values of acc_t<X> when S = reduce_cols_slices(outer, R, inner) > 1.

@@ -1,8 +1,11 @@
 #pragma once
 // Squeeze-and-excite, fused into two kernels (forward):
 //   se_pool:       pooled (N, C) = mean over P = H·W of x (N, P, C).
-//                  Block (32, 8): 32 channels × 8 row lanes, grid (⌈C/32⌉, N) (as CBAM's
-//                  channel pool). Reads N·P·C, writes N·C.
+//                  Block (32, 8): 32 channels × 8 row lanes, grid (⌈C/32⌉, N, S) with CBAM's
+//                  position slices (position_slices: S > 1 only when the ⌈C/32⌉·N blocks are
+//                  fewer than 1024 and P > 256; then each block's slice sum goes to an N·S·C
+//                  acc_t workspace and se_pool_finish adds the slices in order and divides by
+//                  P). Reads N·P·C, writes N·C (+ 2·N·S·C with S > 1).
 //   se_gate_scale: per sample n, h = SiLU(W1 pooled_n + b1) (R), a = W2 h + b2 (C), and
 //                  y[n, p, c] = x[n, p, c] · σ(a_c) for a chunk of pixels. Grid (chunks, N),
 //                  block 256; every block of a sample recomputes the two small FCs (2·R·C
@@ -26,6 +29,7 @@
 // the 16-bit types: the statistics stay f32).
 // Backward (ops layer) reuses the sigmoid-gate backward kernel (gx from the gate, dL/da
 // from Σ_p g·x) and small GEMMs for the two FCs.
+#include "cbam.cuh"
 #include "common.cuh"
 #include "vector.cuh"
 
@@ -33,20 +37,39 @@
 
 namespace adnn::kernels {
 
+// per: positions per slice (blockIdx.z); part: with S = gridDim.z > 1 the (N, S, C) slice
+// sums, else null (the means go to pooled).
 template <class T>
-__global__ void se_pool_kernel(const T* __restrict__ x, acc_t<T>* __restrict__ pooled, int64_t P, int64_t C) {
+__global__ void se_pool_kernel(const T* __restrict__ x, acc_t<T>* __restrict__ pooled, acc_t<T>* __restrict__ part,
+                               int64_t P, int64_t C, int64_t per) {
   using A = acc_t<T>;
-  ADNN_SHARED(A, part, [8][33]);
+  ADNN_SHARED(A, sums, [8][33]);
   const int tx = threadIdx.x, ty = threadIdx.y;
-  const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx;
+  const int64_t n = blockIdx.y, c = int64_t(blockIdx.x) * 32 + tx, z = blockIdx.z, S = gridDim.z;
+  const int64_t p0 = z * per, p1 = p0 + per < P ? p0 + per : P;
   A s = 0;
   if (c < C)
-    for (int64_t p = ty; p < P; p += 8) s += load_as<A>(x[(n * P + p) * C + c]);
-  part[ty][tx] = s;
+    for (int64_t p = p0 + ty; p < p1; p += 8) s += load_as<A>(x[(n * P + p) * C + c]);
+  sums[ty][tx] = s;
   __syncthreads();
   if (ty == 0 && c < C) {
-    for (int r = 1; r < 8; ++r) s += part[r][tx];
-    pooled[n * C + c] = s / A(P);
+    for (int r = 1; r < 8; ++r) s += sums[r][tx];
+    if (part)
+      part[(n * S + z) * C + c] = s;
+    else
+      pooled[n * C + c] = s / A(P);
+  }
+}
+
+// pooled[n, c] = the S slice sums of (n, c) added in order, / P; one thread per (n, c).
+template <class A>
+__global__ void se_pool_finish_kernel(const A* __restrict__ part, A* __restrict__ pooled, int64_t N, int64_t S,
+                                      int64_t P, int64_t C) {
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < N * C; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t n = e / C, c = e % C;
+    A s = 0;
+    for (int64_t z = 0; z < S; ++z) s += part[(n * S + z) * C + c];
+    pooled[e] = s / A(P);
   }
 }
 
@@ -134,11 +157,22 @@ inline int64_t se_pixels_per_block(int64_t N, int64_t P, int64_t R) {
   return per < P ? per : (P > 0 ? P : 1);
 }
 
+// part: N·S·C acc_t<T> when S = position_slices(N, P, C) > 1 (se_pool's slice sums).
 template <class T>
 void launch_squeeze_excite(const T* x, const T* w1, const T* b1, const T* w2, const T* b2, acc_t<T>* pooled,
-                           acc_t<T>* logits, T* y, int64_t N, int64_t P, int64_t C, int64_t R, Stream stream) {
+                           acc_t<T>* logits, acc_t<T>* part, T* y, int64_t N, int64_t P, int64_t C, int64_t R,
+                           Stream stream) {
+  using A = acc_t<T>;
   if (N * C == 0) return;
-  ADNN_LAUNCH(se_pool_kernel<T>, dim3(ceil_div(C, 32), unsigned(N)), dim3(32, 8), 0, stream, x, pooled, P, C);
+  const int64_t S = position_slices(N, P, C);
+  ADNN_CHECK(N <= 65535, "squeeze_excite: grid (", ceil_div(C, 32), ", ", N, ", ", S, ") over the limits");
+  ADNN_CHECK(S == 1 || part, "squeeze_excite: P = ", P, " is split into ", S,
+             " slices, and no workspace for their partials was given");
+  ADNN_LAUNCH(se_pool_kernel<T>, dim3(ceil_div(C, 32), unsigned(N), unsigned(S)), dim3(32, 8), 0, stream, x, pooled,
+              S > 1 ? part : static_cast<A*>(nullptr), P, C, positions_per_slice(P, S));
+  if (S > 1)
+    ADNN_LAUNCH(se_pool_finish_kernel<A>, grid_for(N * C), dim3(256), 0, stream, static_cast<const A*>(part), pooled, N,
+                S, P, C);
   const int64_t per = se_pixels_per_block(N, P, R);
   with_vector_width<T>(vector_width<T>(C, {x, y}), [&](auto vc) {
     constexpr int V = decltype(vc)::value;

@@ -11,39 +11,54 @@ using V = std::vector<Tensor>;
 
 namespace {
 
-
 Register attention_cases({
-    {"sdpa", {in({2, 2, 5, 4}), in({2, 2, 7, 4}), in({2, 2, 7, 4})},
+    {"sdpa",
+     {in({2, 2, 5, 4}), in({2, 2, 7, 4}), in({2, 2, 7, 4})},
      [](const V& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }},
     // more keys than one 32-key tile, head dim over one 32-lane chunk, explicit scale
-    {"sdpa_tiles", {in({1, 1, 18, 40}), in({1, 1, 37, 40}), in({1, 1, 37, 40})},
+    {"sdpa_tiles",
+     {in({1, 1, 18, 40}), in({1, 1, 37, 40}), in({1, 1, 37, 40})},
      [](const V& x) { return scaled_dot_product_attention(x[0], x[1], x[2], {}, 0.0, 0.3); }},
     // more than one 32-query tile for the dK/dV kernel and one 32-key tile for the others
-    {"sdpa_long_queries", {in({1, 1, 40, 8}), in({1, 1, 35, 8}), in({1, 1, 35, 8})},
+    {"sdpa_long_queries",
+     {in({1, 1, 40, 8}), in({1, 1, 35, 8}), in({1, 1, 35, 8})},
      [](const V& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }},
     // second batch entry fully masked: zeros out, zero gradients
     {"sdpa_key_padding_mask",
      {in({2, 2, 3, 4}), in({2, 2, 5, 4}), in({2, 2, 5, 4}), bool_in({0, 1, 0, 0, 1, 1, 1, 1, 1, 1}, {2, 5})},
      [](const V& x) { return scaled_dot_product_attention(x[0], x[1], x[2], x[3]); }},
-    {"sdpa_dropout", {in({2, 2, 4, 4}), in({2, 2, 6, 4}), in({2, 2, 6, 4})},
+    {"sdpa_dropout",
+     {in({2, 2, 4, 4}), in({2, 2, 6, 4}), in({2, 2, 6, 4})},
      [](const V& x) {
        manual_seed(11);  // the same mask on every call
        return scaled_dot_product_attention(x[0], x[1], x[2], {}, 0.25);
      }},
     {"channel_pool2d", {in({2, 3, 4, 5}, Domain::distinct)}, [](const V& x) { return channel_pool2d(x[0]); }},
-    {"channel_pool2d_many_channels", {in({1, 2, 3, 37}, Domain::distinct)},
+    {"channel_pool2d_many_channels",
+     {in({1, 2, 3, 37}, Domain::distinct)},
+     [](const V& x) { return channel_pool2d(x[0]); }},
+    // P = 300 positions at one 32-channel tile: 3 position slices and the merge kernel on cuda
+    {"channel_pool2d_position_slices",
+     {in({1, 20, 15, 3}, Domain::distinct)},
      [](const V& x) { return channel_pool2d(x[0]); }},
     {"spatial_pool2d", {in({2, 3, 4, 5}, Domain::distinct)}, [](const V& x) { return spatial_pool2d(x[0]); }},
-    {"spatial_pool2d_many_channels", {in({1, 2, 2, 45}, Domain::distinct)},
+    {"spatial_pool2d_many_channels",
+     {in({1, 2, 2, 45}, Domain::distinct)},
      [](const V& x) { return spatial_pool2d(x[0]); }},
-    {"squeeze_excite", {in({2, 3, 2, 6}), in({3, 6}), in({3}), in({6, 3}), in({6})},
+    {"squeeze_excite",
+     {in({2, 3, 2, 6}), in({3, 6}), in({3}), in({6, 3}), in({6})},
      [](const V& x) { return squeeze_excite(x[0], x[1], x[2], x[3], x[4]); }},
-    {"squeeze_excite_no_bias", {in({1, 5, 1, 4}), in({2, 4}), in({4, 2})},
+    {"squeeze_excite_no_bias",
+     {in({1, 5, 1, 4}), in({2, 4}), in({4, 2})},
      [](const V& x) { return squeeze_excite(x[0], x[1], {}, x[2], {}); }},
-    {"sigmoid_gate_channel", {in({2, 3, 4, 5}), in({2, 1, 1, 5})},
+    {"sigmoid_gate_channel", {in({2, 3, 4, 5}), in({2, 1, 1, 5})}, [](const V& x) { return sigmoid_gate(x[0], x[1]); }},
+    {"squeeze_excite_position_slices",
+     {in({1, 20, 15, 4}), in({2, 4}), in({2}), in({4, 2}), in({4})},
+     [](const V& x) { return squeeze_excite(x[0], x[1], x[2], x[3], x[4]); }},
+    {"sigmoid_gate_channel_position_slices",
+     {in({1, 20, 15, 3}), in({1, 1, 1, 3})},
      [](const V& x) { return sigmoid_gate(x[0], x[1]); }},
-    {"sigmoid_gate_spatial", {in({2, 3, 4, 5}), in({2, 3, 4, 1})},
-     [](const V& x) { return sigmoid_gate(x[0], x[1]); }},
+    {"sigmoid_gate_spatial", {in({2, 3, 4, 5}), in({2, 3, 4, 1})}, [](const V& x) { return sigmoid_gate(x[0], x[1]); }},
 });
 
 // softmax(scale q kᵀ + mask) v from the primitive ops.

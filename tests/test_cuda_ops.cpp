@@ -3,6 +3,7 @@
 // non-contiguous inputs, in f64 and f32.
 #include <adnn/cuda/runtime.hpp>
 
+#include <array>
 #include <cstdlib>
 #include <functional>
 #include <set>
@@ -363,9 +364,19 @@ TEST_SUITE("cuda") {
     REQUIRE_CUDA_DEVICE();
     manual_seed(91);
     for (DType dt : {DType::f32, DType::f64})
-      for (auto [C, R] : std::vector<std::pair<int64_t, int64_t>>{{6, 1}, {8, 2}, {40, 7}, {300, 40}, {72, 32}, {7, 3}, {37, 5}}) {
-        INFO(std::string(dtype_name(dt)) << " C " << C << " R " << R);
-        Tensor x = randn({2, 5, 3, C}, dt), w1 = randn({R, C}, dt), b1 = randn({R}, dt), w2 = randn({C, R}, dt),
+      for (auto [C, R, H] : std::vector<std::array<int64_t, 3>>{{6, 1, 5},
+                                                                {8, 2, 5},
+                                                                {40, 7, 5},
+                                                                {300, 40, 5},
+                                                                {72, 32, 5},
+                                                                {7, 3, 5},
+                                                                {37, 5, 5},
+                                                                {40, 7, 100},
+                                                                {7, 3, 100}}) {
+        // H = 100: P = 300 positions over 4 or 2 (n, channel-tile) blocks, so the pool runs in 3
+        // position slices merged by se_pool_finish_kernel, and the backward's channel gate too
+        INFO(std::string(dtype_name(dt)) << " C " << C << " R " << R << " H " << H);
+        Tensor x = randn({2, H, 3, C}, dt), w1 = randn({R, C}, dt), b1 = randn({R}, dt), w2 = randn({C, R}, dt),
                b2 = randn({C}, dt);
         auto run = [&](Device d) {
           Tensor xd = x.to(d).detach().requires_grad_(true), w1d = w1.to(d).detach().requires_grad_(true);
@@ -563,7 +574,9 @@ TEST_SUITE("cuda") {
   TEST_CASE("CBAM channel pool on cuda: position slices, ties, partial channel tiles agree with cpu") {
     // the backward's grid splits P into slices of 8-position multiples until ~1024 blocks:
     // one slice (P = 3), several with a partial last one (P = 1000 at one tile: 125 slices of 8),
-    // C below, at and past a 32-channel tile
+    // C below, at and past a 32-channel tile. The forward splits P = 1000 into 8 slices of 125
+    // (position_slices) merged by channel_pool_finish_kernel: a tie between positions 0 and 999
+    // (the first and the last slice) must keep position 0
     REQUIRE_CUDA_DEVICE();
     manual_seed(53);
     for (DType dt : {DType::f32, DType::bf16})
@@ -572,7 +585,11 @@ TEST_SUITE("cuda") {
           for (int64_t N : {1, 3}) {
             INFO(std::string(dtype_name(dt)) << " N " << N << " P " << P << " C " << C);
             Tensor x = randn({N, P, 1, C}).to(dt);
-            if (P > 2) x.narrow(1, 2, 1).copy_(x.narrow(1, 0, 1));  // a tie between positions 0 and 2
+            if (P > 2) {
+              x.narrow(1, 0, 1).narrow(3, 0, 1).fill_(10.0);   // channel 0's maximum at position 0 ...
+              x.narrow(1, 2, 1).copy_(x.narrow(1, 0, 1));      // tied by position 2
+              x.narrow(1, P - 1, 1).copy_(x.narrow(1, 0, 1));  // and by P − 1 (another slice)
+            }
             Tensor r = randn({N, 2, C}).to(dt);
             auto run = [&](Device d) {
               Tensor xd = x.to(d).detach().requires_grad_(true);
@@ -634,6 +651,32 @@ TEST_SUITE("cuda") {
         }
   }
 
+  TEST_CASE("full reductions on cuda: long rows in slices and a second pass agree with cpu") {
+    // (100000) reduced whole is one row of 13 slices, (3, 40000) over its last dim three rows of
+    // 5 (reduce_rows_slices, kernels/reduce.cuh); f64, f32, and bf16 read natively (summed in f32)
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(71);
+    for (DType dt : {DType::f64, DType::f32, DType::bf16})
+      for (Shape sh : {Shape{100000}, Shape{3, 40000}}) {
+        INFO(dtype_name(dt) << " " << shape_str(sh));
+        Tensor x = randn(sh).to(dt), xd = x.to(kCUDA);
+        const std::vector<int64_t> dims = {int64_t(sh.size()) - 1};
+        Tensor want = sum(x.to(DType::f64), dims), got = sum(xd, dims).to(kCPU).to(DType::f64);
+        const double abs_sum = sum(abs(x.to(DType::f64))).item<double>();
+        const double tol = dt == DType::f64 ? 1e-12 : 1e-5,
+                     out_round = sum(xd, dims).dtype() == DType::bf16 ? 1e-2 : 0.0;
+        CHECK(max_abs_diff(got, want) <= tol * abs_sum + out_round * scale_of(want));
+        for (bool largest : {true, false}) {  // exact: the same values compared
+          Tensor e_ref = largest ? amax(x, dims) : amin(x, dims), e_got = largest ? amax(xd, dims) : amin(xd, dims);
+          CHECK(max_abs_diff(e_got.to(kCPU), e_ref) == 0);
+        }
+        Tensor xn = x.clone();
+        xn.reshape({-1}).narrow(0, sh.back() - 3, 1).fill_(NAN);  // the last slice of the first row
+        Tensor m = amax(xn.to(kCUDA), dims).to(kCPU).to(DType::f64).reshape({-1});
+        CHECK(std::isnan(m.to_vector<double>()[0]));
+      }
+  }
+
   TEST_CASE("argmax and the CBAM pools with two NaNs: the first NaN wins on cuda as on the cpu (torch.argmax)") {
     // Each kernel merges partial (value, index) pairs out of order; two NaNs must tie, the
     // smaller index winning, or the result depends on which lane or warp saw which NaN.
@@ -663,6 +706,14 @@ TEST_SUITE("cuda") {
       Tensor x = randn({1, 20, 1, 3});
       x.narrow(1, 9, 1).narrow(3, 1, 1).fill_(NAN);
       x.narrow(1, 2, 1).narrow(3, 1, 1).fill_(NAN);
+      Tensor ref = grads(x, true, kCPU), got = grads(x, true, kCUDA);
+      CHECK(max_abs_diff(got, ref) == 0);
+    }
+    {  // channel pool, P = 600 in 5 slices of 120: p = 130 (slice 1) and p = 500 (slice 4) meet in
+       // the merge of the slices' partials
+      Tensor x = randn({1, 600, 1, 3});
+      x.narrow(1, 500, 1).narrow(3, 1, 1).fill_(NAN);
+      x.narrow(1, 130, 1).narrow(3, 1, 1).fill_(NAN);
       Tensor ref = grads(x, true, kCPU), got = grads(x, true, kCUDA);
       CHECK(max_abs_diff(got, ref) == 0);
     }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -668,7 +669,7 @@ TEST_SUITE("sim") {
     auto x = random_vec<float>(rows * R, 5, 0.5, 1.5);
     dvec<float> ref(rows), good(rows, NAN), bad(rows, NAN);
     ref = reduce_ref(ReduceOp::sum, x, rows, R);
-    launch_reduce_rows(ReduceOp::sum, x.data(), good.data(), rows, R, nullptr);
+    launch_reduce_rows(ReduceOp::sum, x.data(), good.data(), nullptr, rows, R, nullptr);  // one slice per row
     CHECK(rel_err(good, ref) < 1e-5);
     REQUIRE(sim::racecheck_on);  // tests run with the checker (ADNN_SIM_RACECHECK unset or 1)
     for (uint64_t seed : {1, 2, 3, 4, 5, 6, 7, 8}) {  // every thread order: found, not by luck
@@ -758,12 +759,27 @@ TEST_SUITE("sim") {
   }
 
   TEST_CASE("kernels vs CPU twins: row reductions, softmax, layer norm, atomics") {
-    for (auto [rows, R] : {std::pair<int64_t, int64_t>{1, 1}, {5, 31}, {7, 200}, {3, 5000}}) {
+    // {1, 100000} and {2, 40000}: rows split into 13 and 5 slices (reduce_rows_slices), whose
+    // partials a second launch combines; NaN in one slice reaches max and min
+    for (auto [rows, R] : {std::pair<int64_t, int64_t>{1, 1}, {5, 31}, {7, 200}, {3, 5000}, {1, 100000}, {2, 40000}}) {
       auto x = random_vec<float>(size_t(rows * R), uint64_t(rows * 131 + R));
+      const int64_t S = reduce_rows_slices(rows, R);
+      CHECK(S == (R == 100000 ? 13 : R == 40000 ? 5 : 1));
+      dvec<float> part(size_t(rows * S), NAN);
       for (ReduceOp op : {ReduceOp::sum, ReduceOp::max, ReduceOp::min}) {
         dvec<float> ref = reduce_ref(op, x, rows, R), got(rows, NAN);
-        launch_reduce_rows(op, x.data(), got.data(), rows, R, nullptr);
+        launch_reduce_rows(op, x.data(), got.data(), S > 1 ? part.data() : nullptr, rows, R, nullptr);
         CHECK(rel_err(got, ref) < 1e-5);
+      }
+      if (S > 1) {
+        auto xn = x;
+        xn[size_t(R - 3)] = NAN;  // the last slice of row 0
+        for (ReduceOp op : {ReduceOp::max, ReduceOp::min}) {
+          dvec<float> got(rows, 0.f);
+          launch_reduce_rows(op, xn.data(), got.data(), part.data(), rows, R, nullptr);
+          CHECK(std::isnan(got[0]));
+          if (rows > 1) CHECK(!std::isnan(got[1]));
+        }
       }
       dvec<int64_t> aref(rows), agot(rows, -1);
       for (int64_t r = 0; r < rows; ++r)
@@ -780,7 +796,7 @@ TEST_SUITE("sim") {
     }
     dvec<double> xd = random_vec<double>(1000, 3);
     dvec<double> dref = reduce_ref(ReduceOp::sum, xd, 4, 250), dgot(4, NAN);
-    launch_reduce_rows(ReduceOp::sum, xd.data(), dgot.data(), 4, 250, nullptr);
+    launch_reduce_rows(ReduceOp::sum, xd.data(), dgot.data(), nullptr, 4, 250, nullptr);
     for (int i = 0; i < 4; ++i) CHECK(dgot[i] == doctest::Approx(dref[i]).epsilon(1e-12));
     auto v = random_vec<float>(100000, 8);
     dvec<float> total(1, 0.f);

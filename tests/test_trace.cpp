@@ -714,6 +714,49 @@ TEST_SUITE("sim") {
       }
   }
 
+  TEST_CASE("trace: the channel pools and full reductions split long ranges into slices merged by a second pass") {
+    // CBAM's channel pool, SE's pool and the channel gate's backward (kernels/cbam.cuh, se.cuh)
+    // at an early-stage shape with few (n, 32-channel) tiles: 2 · 2 = 4 blocks for P = 600
+    // positions each looped over all of P; now 4 · 5 slices of 120 positions (position_slices),
+    // whose partials a finish kernel merges; every access coalesced
+    Tensor x = randn({2, 20, 30, 48}).to(kCUDA).requires_grad_();
+    Tensor w1 = randn({4, 48}).to(kCUDA), w2 = randn({48, 4}).to(kCUDA);
+    Tensor a = randn({2, 1, 1, 48}).to(kCUDA).requires_grad_();
+    std::vector<sim::KernelTrace> r;
+    {
+      TraceScope t;
+      sum(channel_pool2d(x)).backward();
+      sum(squeeze_excite(x, w1, {}, w2, {})).backward();
+      sum(sigmoid_gate(x, a)).backward();
+      r = sim::trace_results();
+    }
+    for (const char* name : {"channel_pool_kernel", "se_pool_kernel", "sigmoid_gate_backward_channel_kernel"}) {
+      INFO(name);
+      const auto& k = find(r, name);
+      CHECK(k.launches >= 1);
+      CHECK(k.blocks == 4 * 5 * k.launches);
+      CHECK(efficiency(k) >= 0.95);
+    }
+    for (const char* name :
+         {"channel_pool_finish_kernel", "se_pool_finish_kernel", "sigmoid_gate_channel_finish_kernel"}) {
+      INFO(name);
+      CHECK(efficiency(find(r, name)) >= 0.9);
+    }
+    // a full reduction (one row of 100,000 values, reduce_rows): 13 slices, then one block
+    // over their partials (before: one block of 256 threads over the whole row)
+    Tensor v = randn({100000}).to(kCUDA);
+    {
+      TraceScope t;
+      (void)sum(v);
+      r = sim::trace_results();
+    }
+    const auto& k = find(r, "reduce_rows_kernel<X");  // (the ADNN_LAUNCH text names the trace)
+    CHECK(k.launches == 1);
+    CHECK(k.blocks == 13);
+    CHECK(efficiency(k) >= 0.95);
+    CHECK(find(r, "reduce_rows_kernel<A").blocks == 1);  // the partials' row
+  }
+
   TEST_CASE("trace: nothing is recorded without a trace, nor for host code during one") {
     dbuf x(256, 1.f), y(256, 0.f);
     ADNN_LAUNCH(trace_copy_kernel, dim3(1), dim3(256), 0, nullptr, x.p, y.p, 256);

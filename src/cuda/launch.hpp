@@ -8,6 +8,8 @@
 #include "dispatch/dtypes.hpp"
 #include "kernels/common.cuh"
 
+#include <type_traits>
+
 namespace adnn::cuda {
 namespace k = adnn::kernels;
 namespace launch_detail {
@@ -47,6 +49,14 @@ void storage_types(DType t, const char* op, F&& f) {
 }
 
 inline Tensor device_f64(int64_t n) { return empty({n}, TensorOptions(DType::f64, kCUDA)); }
+
+// A workspace of n values of the accumulation type A (f32, or f64) on the device; undefined
+// (a null kernel pointer) when n is 0.
+template <class A>
+Tensor device_acc(int64_t n) {
+  static_assert(std::is_same_v<A, float> || std::is_same_v<A, double>);
+  return n > 0 ? empty({n}, TensorOptions(std::is_same_v<A, double> ? DType::f64 : DType::f32, kCUDA)) : Tensor();
+}
 
 }  // namespace launch_detail
 }  // namespace adnn::cuda

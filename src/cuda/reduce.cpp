@@ -9,14 +9,17 @@ using namespace launch_detail;
 
 // x in X, out in Y (X, or f32 for a 16-bit x), accumulation in acc_t<X>
 void reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out, int64_t rows, int64_t R) {
-  dispatch::storage_out_and_math_types(x.dtype(), out.dtype(), "reduce", "cuda", [&](auto xt, auto yt, auto) {
+  dispatch::storage_out_and_math_types(x.dtype(), out.dtype(), "reduce", "cuda", [&](auto xt, auto yt, auto pt) {
     using X = decltype(xt);
     using Y = decltype(yt);
+    using A = decltype(pt);  // acc_t<X>
     if (R == 0) {  // empty sum
       fill(out, 0.0);
       return;
     }
-    k::launch_reduce_rows<kt<X>, kt<Y>>(op, ptr<X>(x), ptr<Y>(out), rows, R, stream());
+    const int64_t S = k::reduce_rows_slices(rows, R);
+    Tensor part = device_acc<A>(S > 1 ? rows * S : 0);  // (rows, S) partials when the rows are split
+    k::launch_reduce_rows<kt<X>, kt<Y>>(op, ptr<X>(x), ptr<Y>(out), ptr<A>(part), rows, R, stream());
   });
 }
 
@@ -27,9 +30,7 @@ void reduce_cols(ReduceOp op, const Tensor& x, const Tensor& out, int64_t outer,
     using Y = decltype(yt);
     using A = decltype(pt);  // acc_t<X>: f32, or f64 for f64
     const int64_t S = k::reduce_cols_slices(outer, R, inner);
-    Tensor part;  // (outer, S, inner) partials, only when R is split
-    if (S > 1)
-      part = empty({outer * S * inner}, TensorOptions(std::is_same_v<A, double> ? DType::f64 : DType::f32, kCUDA));
+    Tensor part = device_acc<A>(S > 1 ? outer * S * inner : 0);  // (outer, S, inner) partials when R is split
     k::launch_reduce_cols<kt<X>, kt<Y>>(op, ptr<X>(x), ptr<Y>(out), ptr<A>(part), outer, R, inner, stream());
   });
 }

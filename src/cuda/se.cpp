@@ -12,8 +12,10 @@ void squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b1,
   storage_types(x.dtype(), "squeeze_excite", [&](auto tag) {
     using T = decltype(tag);
     using A = k::acc_t<kt<T>>;
+    const int64_t S = k::position_slices(N, P, C);
+    Tensor part = device_acc<A>(S > 1 ? N * S * C : 0);  // se_pool's slice sums when P is split
     k::launch_squeeze_excite(ptr<T>(x), ptr<T>(w1), ptr<T>(b1), ptr<T>(w2), ptr<T>(b2), ptr<A>(pooled), ptr<A>(logits),
-                             ptr<T>(y), N, P, C, R, stream());
+                             ptr<A>(part), ptr<T>(y), N, P, C, R, stream());
   });
 }
 
