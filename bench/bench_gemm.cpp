@@ -28,6 +28,51 @@ static void BM_sgemm(benchmark::State& st) {
 BENCHMARK(BM_sgemm<false>) GEMM_SHAPES;
 BENCHMARK(BM_sgemm<true>) GEMM_SHAPES;
 
+// The convolutions' GEMMs of adnn_fer_nano's training step (one column chunk each; the CPU
+// splits it over its threads): forward / transposed-forward input gradient C (rows, O) =
+// col (rows, KK) · w (O, KK)ᵀ (args M, N, K, 0), and weight gradient C (O, KK) = gy (rows, O)ᵀ ·
+// col (rows, KK) (args M, N, K, 1). f32 through cpu::gemm against bf16 through cpu::gemm_bf16
+// (its AVX512-BF16 kernel where the CPU has one), interleave them:
+// ./build/bin/bench_gemm --benchmark_filter=conv --benchmark_enable_random_interleaving=true --benchmark_repetitions=5
+template <bool Bf16>
+static void BM_conv_gemm(benchmark::State& st) {
+  const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
+  const bool wgrad = st.range(3) != 0;
+  // forward: A (M, K), B stored (N, K); weight gradient: A stored (K, M), B (K, N)
+  Tensor a = wgrad ? randn({K, M}) : randn({M, K}), b = wgrad ? randn({K, N}) : randn({N, K}), c = empty({M, N});
+  Tensor a16 = a.to(DType::bf16), b16 = b.to(DType::bf16);
+  const int64_t lda = wgrad ? M : K, ldb = wgrad ? N : K;
+  for (auto _ : st) {
+    if constexpr (Bf16)
+      cpu::gemm_bf16(wgrad, !wgrad, M, N, K, a16.data_ptr<bfloat16>(), lda, b16.data_ptr<bfloat16>(), ldb, 0.f,
+                     c.data_ptr<float>(), N);
+    else
+      cpu::gemm(wgrad, !wgrad, M, N, K, 1.f, a.data_ptr<float>(), lda, b.data_ptr<float>(), ldb, 0.f,
+                c.data_ptr<float>(), N);
+    benchmark::DoNotOptimize(c.data_ptr());
+  }
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(M * N * K) * double(st.iterations()),
+                                              benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
+}
+#define CONV_GEMM_SHAPES          \
+  ->Args({2304, 32, 288, 0})      \
+      ->Args({1728, 96, 288, 0})  \
+      ->Args({576, 192, 864, 0})  \
+      ->Args({216, 256, 2304, 0}) \
+      ->Args({32, 288, 2304, 1})  \
+      ->Args({96, 288, 1728, 1})  \
+      ->Args({192, 864, 576, 1})  \
+      ->Args({256, 2304, 216, 1}) \
+      ->Unit(benchmark::kMicrosecond)
+static void BM_conv_gemm_f32(benchmark::State& st) {
+  BM_conv_gemm<false>(st);
+}
+static void BM_conv_gemm_bf16(benchmark::State& st) {
+  BM_conv_gemm<true>(st);
+}
+BENCHMARK(BM_conv_gemm_f32) CONV_GEMM_SHAPES;
+BENCHMARK(BM_conv_gemm_bf16) CONV_GEMM_SHAPES;
+
 // matmul through the op layer (allocation + dispatch + GEMM)
 static void BM_matmul_op(benchmark::State& st) {
   const int64_t n = st.range(0);

@@ -6,7 +6,8 @@
 //    convolution (common::transposed_geom: im2col of gy, one GEMM writing gx once); the rest
 //    use a race-free gather form of col2im (each input pixel sums its own taps).
 //  f16/bf16 storage: depthwise and im2col natively (f32 math, each output rounded once:
-//  conv_forward_16 / conv_backward_16); pointwise ones run as linear in the op layer.
+//  conv_forward_16 / conv_backward_16; bf16 columns and bf16 products with f32 accumulation in
+//  cpu::gemm_bf16 where the CPU has AVX512-BF16); pointwise ones run as linear in the op layer.
 #include <omp.h>
 
 #include <algorithm>
@@ -331,6 +332,15 @@ void narrow(const float* p, S* out, int64_t n) {
   convert::narrow_parallel(p, out, n);  // rounded once
 }
 
+// bf16 columns and operands go straight into gemm_bf16 where the CPU has the bf16 dot product
+// (cpu::bf16_dot_available); f16, and bf16 elsewhere, gather f32 columns for the f32 GEMM.
+inline bool bf16_dot(bfloat16) {
+  return bf16_dot_available();
+}
+inline bool bf16_dot(half) {
+  return false;
+}
+
 // The f32 intermediates are per chunk of images (the chunk's outputs, gy and gx), widened and
 // rounded while they are in cache, not whole tensors.
 template <class S>
@@ -338,12 +348,22 @@ void conv_forward_16(const S* x, const S* w, const S* b, S* y, const ConvGeom& g
   const int64_t P = g.OH * g.OW;
   const common::ConvPlan plan = cpu_plan(g);
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
-  const std::vector<float> wf = widen(w, g.O * KK), bf = b ? widen(b, g.O) : std::vector<float>();
-  const std::unique_ptr<float[]> col = scratch<float>(plan.col_elements),
+  const bool dot = bf16_dot(S{});  // bf16 columns and weights straight into gemm_bf16
+  const std::vector<float> wf = dot ? std::vector<float>() : widen(w, g.O * KK),
+                           bf = b ? widen(b, g.O) : std::vector<float>();
+  const std::unique_ptr<float[]> col = scratch<float>(dot ? 0 : plan.col_elements),
                                  yf = scratch<float>(std::min(plan.chunk_images, g.N) * P * g.O);
+  const std::unique_ptr<uint16_t[]> col16_bits = scratch<uint16_t>(dot ? plan.col_elements : 0);
+  S* const col16 = reinterpret_cast<S*>(col16_bits.get());  // S's default constructor would zero it
   for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk_images) {
     const int64_t nb = std::min(plan.chunk_images, g.N - n0);
     for (int64_t gi = 0; gi < g.groups; ++gi) {
+      if constexpr (std::is_same_v<S, bfloat16>)
+        if (dot) {
+          im2col<S, S>(x, col16, g, n0, nb, gi);
+          gemm_bf16(false, true, nb * P, Og, KK, col16, KK, w + gi * Og * KK, KK, 0.0f, yf.get() + gi * Og, g.O);
+          continue;
+        }
       im2col<S, float>(x, col.get(), g, n0, nb, gi);
       gemm(false, true, nb * P, Og, KK, 1.0f, col.get(), KK, wf.data() + gi * Og * KK, KK, 0.0f, yf.get() + gi * Og,
            g.O);
@@ -364,20 +384,36 @@ void conv_backward_16(const S* gy, const S* x, const S* w, S* gx, S* gw, S* gb, 
   const common::ConvPlan plan = cpu_plan(g);
   const int64_t Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
   const int64_t nbmax = std::min(plan.chunk_images, g.N);
-  const std::vector<float> wf = (gx || gw) ? widen(w, g.O * KK) : std::vector<float>();
-  const std::unique_ptr<float[]> col = scratch<float>(gx || gw ? plan.col_elements : 0),
-                                 gyf = scratch<float>(nbmax * P * g.O), gxf = scratch<float>(gx ? nbmax * HWC : 0);
+  // bf16 with the dot product: the weight gradient is gemm_bf16 of gy and bf16 columns as
+  // stored; gy is widened only for the col2im input gradient
+  const bool dot = bf16_dot(S{}), wide_gy = gx || !dot;
+  const std::vector<float> wf = (gx || (gw && !dot)) ? widen(w, g.O * KK) : std::vector<float>();
+  const std::unique_ptr<float[]> col = scratch<float>(gx || (gw && !dot) ? plan.col_elements : 0),
+                                 gyf = scratch<float>(wide_gy ? nbmax * P * g.O : 0),
+                                 gxf = scratch<float>(gx ? nbmax * HWC : 0);
+  const std::unique_ptr<uint16_t[]> col16_bits = scratch<uint16_t>(gw && dot ? plan.col_elements : 0);
+  S* const col16 = reinterpret_cast<S*>(col16_bits.get());  // S's default constructor would zero it
   std::vector<float> gwf(gw ? size_t(g.O * KK) : 0);  // accumulated over the chunks: zeroed
   std::vector<double> acc(gb ? size_t(g.O) : 0, 0.0);
   for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk_images) {
     const int64_t nb = std::min(plan.chunk_images, g.N - n0);
     const S* gyc = gy + n0 * P * g.O;
-    convert::widen_parallel(gyc, gyf.get(), nb * P * g.O);
-    if (gb) add_column_sums(gyf.get(), nb * P, g.O, acc.data());
+    if (wide_gy) convert::widen_parallel(gyc, gyf.get(), nb * P * g.O);
+    if (gb) {
+      if (wide_gy)
+        add_column_sums(gyf.get(), nb * P, g.O, acc.data());
+      else
+        add_column_sums(gyc, nb * P, g.O, acc.data());
+    }
     if (gx) std::fill(gxf.get(), gxf.get() + nb * HWC, 0.0f);
     for (int64_t gi = 0; gi < g.groups; ++gi) {
-      const float* gyg = gyf.get() + gi * Og;
-      if (gw) {
+      const float* gyg = wide_gy ? gyf.get() + gi * Og : nullptr;
+      if (gw && dot) {
+        if constexpr (std::is_same_v<S, bfloat16>) {
+          im2col<S, S>(x, col16, g, n0, nb, gi);
+          gemm_bf16(true, false, Og, KK, nb * P, gyc + gi * Og, g.O, col16, KK, 1.0f, gwf.data() + gi * Og * KK, KK);
+        }
+      } else if (gw) {
         im2col<S, float>(x, col.get(), g, n0, nb, gi);
         gemm(true, false, Og, KK, nb * P, 1.0f, gyg, g.O, col.get(), KK, 1.0f, gwf.data() + gi * Og * KK, KK);
       }

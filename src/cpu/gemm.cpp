@@ -72,7 +72,7 @@ namespace {
 // OpenBLAS runs single-threaded: its own pthreads would compete with adnn's OpenMP threads
 // for the same cores (measured: EfficientNet-B0 training on 2 cores went from 34 to 55
 // img/s). Large GEMMs are split instead into one block of rows (or columns) per OpenMP
-// thread, each a single-threaded OpenBLAS call.
+// thread, each a single-threaded OpenBLAS call (split_gemm, src/cpu/gemm.hpp).
 void single_threaded_blas() {
   static const bool once = [] {
     openblas_set_num_threads(1);
@@ -81,28 +81,6 @@ void single_threaded_blas() {
   (void)once;
 }
 
-template <class T, class F>
-void split_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-                T* C, int64_t ldc, F&& call) {
-  single_threaded_blas();
-  const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (nt <= 1 || M * N * K < (int64_t(1) << 20) || std::max(M, N) < 2 * nt) {
-    call(M, N, A, B, C);
-    return;
-  }
-  const bool by_rows = M >= N;
-#pragma omp parallel num_threads(nt)
-  {
-    const int t = omp_get_thread_num();
-    const int64_t len = by_rows ? M : N, lo = len * t / nt, hi = len * (t + 1) / nt;
-    if (hi > lo) {
-      if (by_rows)  // rows of C = rows of op(A)
-        call(hi - lo, N, ta ? A + lo : A + lo * lda, B, C + lo * ldc);
-      else  // columns of C = columns of op(B)
-        call(M, hi - lo, A, tb ? B + lo * ldb : B + lo, C + lo);
-    }
-  }
-}
 }  // namespace
 #endif
 
@@ -116,6 +94,7 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
   if (M == 0 || N == 0) return;
 #ifdef ADNN_WITH_OPENBLAS
   if (K > 0) {
+    single_threaded_blas();
     split_gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, [&](int64_t m, int64_t n, const float* a, const float* b, float* c) {
       cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m), int(n), int(K),
                   alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
@@ -131,6 +110,7 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const
   if (M == 0 || N == 0) return;
 #ifdef ADNN_WITH_OPENBLAS
   if (K > 0) {
+    single_threaded_blas();
     split_gemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc,
                [&](int64_t m, int64_t n, const double* a, const double* b, double* c) {
                  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, int(m),
@@ -248,8 +228,14 @@ void gemm_ex_typed(const GemmDesc& d) {
         continue;
       }
     }
-    // f16 / bf16 / TF32: packed f32 panels, f32 accumulate, one rounding on store
     thread_local std::vector<float> pa, pb, acc;
+    if constexpr (std::is_same_v<T, bfloat16>) {  // bf16 products, f32 accumulate (gemm_bf16), one rounding
+      acc.resize(size_t(d.M * d.N));
+      gemm_bf16(d.ta, d.tb, d.M, d.N, d.K, a, d.lda, b, d.ldb, 0.0f, acc.data(), d.N);
+      gemm_epilogue<float, T>(d, acc.data(), d.N, c, pre);
+      continue;
+    }
+    // f16 / TF32: packed f32 panels, f32 accumulate, one rounding on store
     const bool tf32 = std::is_same_v<T, float> && d.math == GemmMath::tf32;
     const int64_t ar = d.ta ? d.K : d.M, ac = d.ta ? d.M : d.K, br = d.tb ? d.N : d.K, bc = d.tb ? d.K : d.N;
     widen(a, ar, ac, d.lda, tf32, pa);
