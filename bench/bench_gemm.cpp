@@ -32,10 +32,14 @@ BENCHMARK(BM_sgemm<true>) GEMM_SHAPES;
 // splits it over its threads): forward / transposed-forward input gradient C (rows, O) =
 // col (rows, KK) · w (O, KK)ᵀ (args M, N, K, 0), and weight gradient C (O, KK) = gy (rows, O)ᵀ ·
 // col (rows, KK) (args M, N, K, 1). f32 through cpu::gemm against bf16 through cpu::gemm_bf16
-// (its AVX512-BF16 kernel where the CPU has one), interleave them:
+// (its AVX512-BF16 kernel where the CPU has one; "widened": with it turned off), interleaved:
 // ./build/bin/bench_gemm --benchmark_filter=conv --benchmark_enable_random_interleaving=true --benchmark_repetitions=5
-template <bool Bf16>
+// Variants: 0 f32 (cpu::gemm), 1 bf16 (cpu::gemm_bf16), 2 bf16 with the dot product off (the
+// operands widened to f32, then cpu::gemm: the path before the kernel, and where the CPU lacks it)
+template <int Variant>
 static void BM_conv_gemm(benchmark::State& st) {
+  constexpr bool Bf16 = Variant != 0;
+  const bool before = cpu::set_bf16_dot(Variant == 1);
   const int64_t M = st.range(0), N = st.range(1), K = st.range(2);
   const bool wgrad = st.range(3) != 0;
   // forward: A (M, K), B stored (N, K); weight gradient: A stored (K, M), B (K, N)
@@ -51,6 +55,7 @@ static void BM_conv_gemm(benchmark::State& st) {
                 c.data_ptr<float>(), N);
     benchmark::DoNotOptimize(c.data_ptr());
   }
+  cpu::set_bf16_dot(before);
   st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(M * N * K) * double(st.iterations()),
                                               benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
@@ -65,13 +70,17 @@ static void BM_conv_gemm(benchmark::State& st) {
       ->Args({256, 2304, 216, 1}) \
       ->Unit(benchmark::kMicrosecond)
 static void BM_conv_gemm_f32(benchmark::State& st) {
-  BM_conv_gemm<false>(st);
+  BM_conv_gemm<0>(st);
 }
 static void BM_conv_gemm_bf16(benchmark::State& st) {
-  BM_conv_gemm<true>(st);
+  BM_conv_gemm<1>(st);
+}
+static void BM_conv_gemm_bf16_widened(benchmark::State& st) {
+  BM_conv_gemm<2>(st);
 }
 BENCHMARK(BM_conv_gemm_f32) CONV_GEMM_SHAPES;
 BENCHMARK(BM_conv_gemm_bf16) CONV_GEMM_SHAPES;
+BENCHMARK(BM_conv_gemm_bf16_widened) CONV_GEMM_SHAPES;
 
 // matmul through the op layer (allocation + dispatch + GEMM)
 static void BM_matmul_op(benchmark::State& st) {

@@ -4,11 +4,13 @@
 #include <adnn/adnn.hpp>
 #include <adnn/cuda/runtime.hpp>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <optional>
 
 #include "common/conv.hpp"
+#include "cpu/gemm.hpp"
 #include "dispatch/dispatch.hpp"
 #include "nano_trainer.hpp"
 #include "testing.hpp"
@@ -17,6 +19,12 @@ using namespace adnn;
 using namespace adnn::testing;
 
 namespace {
+// Within a scope: cpu::gemm_bf16's dot product as it is (true) or off (false), restored after
+struct DotState {
+  bool before;
+  explicit DotState(bool keep) : before(cpu::set_bf16_dot(keep && cpu::bf16_dot_available())) {}
+  ~DotState() { cpu::set_bf16_dot(before); }
+};
 std::vector<Device> devices() {
   std::vector<Device> d{kCPU};
   if (cuda_is_available()) d.push_back(kCUDA);
@@ -297,8 +305,12 @@ TEST_SUITE("amp") {
       Tensor x0 = randn({17, 24, 24, 16}), w0 = mul(randn({12, 3, 3, 16 / groups}), 0.3), b0 = randn({12});
       Tensor gy0 = randn({17, 24, 24, 12});
       const Conv2dOptions o = Conv2dOptions().with_groups(groups).with_same();
-      for (DType t : {DType::f64, DType::f32, DType::bf16, DType::f16}) {
+      // the last pass: bf16 again with cpu::gemm_bf16's dot product off (its f32 fallback)
+      for (int pass = 0; pass < 5; ++pass) {
+        const DType t = std::array{DType::f64, DType::f32, DType::bf16, DType::f16, DType::bf16}[size_t(pass)];
         CAPTURE(dtype_name(t));
+        CAPTURE(pass);
+        const DotState dot_state(pass < 4);
         const bool reduced = t == DType::bf16 || t == DType::f16;
         auto leaf = [&](const Tensor& v, DType d) { return v.to(d).detach().requires_grad_(); };
         Tensor x = leaf(x0, t), w = leaf(w0, t), b = leaf(b0, t), wi = leaf(w0, t), bi = leaf(b0, t);

@@ -127,12 +127,17 @@ TEST_SUITE("gemm") {
 // cpu::gemm_bf16 (src/cpu/gemm_bf16.cpp): the AVX512-BF16 kernel where this CPU has one, and the
 // widen-then-sgemm path it falls back to, against a double reference on the same bf16 inputs,
 // over the kernel's tails (rows past a 12-row tile, columns past a 32-column tile, odd K, K
-// over several 256-deep blocks, N over several 512-wide blocks, rows over several 144-row
-// blocks), transposes, beta 0 (C's old NaNs never read), 0.5 and 1, and the threads' split.
+// over several 256-deep blocks, N over several 512-wide blocks, also with K over 256, rows
+// over several 144-row blocks on one thread), transposes, beta 0 (C's old NaNs never read),
+// 0.5 and 1, the threads' split by rows and by columns (the weight gradient's), on 1, 2 and 3
+// threads; A read in place (even K and lda) and packed. The operands' row padding holds NaN:
+// a read past an edge poisons the result.
 // Where the kernel runs, its bits are also checked against a scalar model of its order of
 // operations: per K block, per pair (k, k + 1), acc = fma(a[k+1], b[k+1], acc) then
 // fma(a[k], b[k], acc) (VDPBF16PS: exact products, one rounding per add, odd element first),
 // then C = acc + beta·C after the first block and C = acc + C after the others.
+#include <omp.h>
+
 #include <cmath>
 
 namespace {
@@ -158,61 +163,73 @@ TEST_SUITE("gemm") {
     Generator g(17);
     const bool native = cpu::bf16_dot_available();
     MESSAGE("AVX512-BF16 kernel on this CPU: " << std::string(native ? "yes" : "no (only the fallback is checked)"));
-    for (bool dot : {true, false}) {
-      if (dot && !native) continue;
-      const bool before = cpu::set_bf16_dot(dot);
-      for (auto [M, N, K] : {std::tuple{1, 1, 1},
-                             {13, 33, 5},
-                             {12, 32, 256},
-                             {25, 65, 513},
-                             {150, 40, 300},
-                             {7, 530, 64},
-                             {300, 100, 700},
-                             {3, 4, 0}})
-        for (bool ta : {false, true})
-          for (bool tb : {false, true})
-            for (float beta : {0.f, 0.5f, 1.f}) {
-              const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 1, ldc = N + 2;
-              std::vector<bfloat16> A(size_t((ta ? K : M) * lda + 1)), B(size_t((tb ? N : K) * ldb + 1));
-              std::vector<float> C(size_t(M * ldc)), C0;
-              for (auto& v : A) v = bfloat16(float(g.normal()));
-              for (auto& v : B) v = bfloat16(float(g.normal()));
-              for (auto& v : C) v = beta == 0.f ? NAN : float(g.normal());
-              C0 = C;
-              cpu::gemm_bf16(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
-              double err = 0;
-              int64_t model_bad = 0, outside = 0;
-              for (int64_t i = 0; i < M; ++i) {
-                for (int64_t j = 0; j < N; ++j) {
-                  double s = 0, mag = 0;
-                  for (int64_t k = 0; k < K; ++k) {
-                    const double p = double(float(ta ? A[size_t(k * lda + i)] : A[size_t(i * lda + k)])) *
-                                     double(float(tb ? B[size_t(j * ldb + k)] : B[size_t(k * ldb + j)]));
-                    s += p;
-                    mag += std::fabs(p);
+    const int threads = omp_get_max_threads();
+    for (int nt : {1, 2, 3})
+      for (bool dot : {true, false}) {
+        if (dot && !native) continue;
+        const bool before = cpu::set_bf16_dot(dot);
+        omp_set_num_threads(nt);
+        for (auto [M, N, K] : {std::tuple{1, 1, 1},
+                               {13, 33, 5},
+                               {12, 32, 256},
+                               {25, 65, 513},
+                               {150, 40, 300},
+                               {7, 530, 64},
+                               {300, 100, 700},
+                               {3, 4, 0},
+                               {40, 600, 301},
+                               {160, 20, 301},
+                               {5, 530, 301},
+                               {33, 70, 600}})
+          for (bool ta : {false, true})
+            for (bool tb : {false, true})
+              for (float beta : {0.f, 0.5f, 1.f}) {
+                // an even lda with even K (M even) lets the kernel read A in place; odd: packed
+                const int64_t lda = (ta ? M : K) + (M % 2 ? 3 : 2), ldb = (tb ? K : N) + 1, ldc = N + 2;
+                std::vector<bfloat16> A(size_t((ta ? K : M) * lda + 1)), B(size_t((tb ? N : K) * ldb + 1));
+                std::vector<float> C(size_t(M * ldc)), C0;
+                const int64_t ac = ta ? M : K, bc = tb ? K : N;  // columns as stored; past them: NaN
+                for (size_t e = 0; e < A.size(); ++e)
+                  A[e] = int64_t(e) % lda < ac ? bfloat16(float(g.normal())) : bfloat16(NAN);
+                for (size_t e = 0; e < B.size(); ++e)
+                  B[e] = int64_t(e) % ldb < bc ? bfloat16(float(g.normal())) : bfloat16(NAN);
+                for (auto& v : C) v = beta == 0.f ? NAN : float(g.normal());
+                C0 = C;
+                cpu::gemm_bf16(ta, tb, M, N, K, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
+                double err = 0;
+                int64_t model_bad = 0, outside = 0;
+                for (int64_t i = 0; i < M; ++i) {
+                  for (int64_t j = 0; j < N; ++j) {
+                    double s = 0, mag = 0;
+                    for (int64_t k = 0; k < K; ++k) {
+                      const double p = double(float(ta ? A[size_t(k * lda + i)] : A[size_t(i * lda + k)])) *
+                                       double(float(tb ? B[size_t(j * ldb + k)] : B[size_t(k * ldb + j)]));
+                      s += p;
+                      mag += std::fabs(p);
+                    }
+                    const double c0 = C0[size_t(i * ldc + j)];
+                    if (beta != 0.f) {
+                      s += double(beta) * c0;
+                      mag += std::fabs(double(beta) * c0);
+                    }
+                    const float got = C[size_t(i * ldc + j)];
+                    err = std::max(err, std::fabs(double(got) - s) / (mag + 1e-30));
+                    if (dot) {
+                      const float want = bf16_model(ta, tb, K, A.data(), lda, B.data(), ldb, i, j, beta, float(c0));
+                      model_bad += std::memcmp(&got, &want, 4) != 0;
+                    }
                   }
-                  const double c0 = C0[size_t(i * ldc + j)];
-                  if (beta != 0.f) {
-                    s += double(beta) * c0;
-                    mag += std::fabs(double(beta) * c0);
-                  }
-                  const float got = C[size_t(i * ldc + j)];
-                  err = std::max(err, std::fabs(double(got) - s) / (mag + 1e-30));
-                  if (dot) {
-                    const float want = bf16_model(ta, tb, K, A.data(), lda, B.data(), ldb, i, j, beta, float(c0));
-                    model_bad += std::memcmp(&got, &want, 4) != 0;
-                  }
+                  for (int64_t j = N; j < ldc; ++j)  // the padding of C's rows is not written
+                    outside += std::memcmp(&C[size_t(i * ldc + j)], &C0[size_t(i * ldc + j)], 4) != 0;
                 }
-                for (int64_t j = N; j < ldc; ++j)  // the padding of C's rows is not written
-                  outside += std::memcmp(&C[size_t(i * ldc + j)], &C0[size_t(i * ldc + j)], 4) != 0;
+                INFO("threads=" << nt << " dot=" << dot << " M=" << M << " N=" << N << " K=" << K << " ta=" << ta
+                                << " tb=" << tb << " beta=" << beta);
+                CHECK(err <= 2e-7 * double(K + 2));  // f32 accumulation: relative to Σ|products|
+                CHECK(model_bad == 0);
+                CHECK(outside == 0);
               }
-              INFO("dot=" << dot << " M=" << M << " N=" << N << " K=" << K << " ta=" << ta << " tb=" << tb
-                          << " beta=" << beta);
-              CHECK(err <= 2e-7 * double(K + 2));  // f32 accumulation: relative to Σ|products|
-              CHECK(model_bad == 0);
-              CHECK(outside == 0);
-            }
-      cpu::set_bf16_dot(before);
-    }
+        cpu::set_bf16_dot(before);
+        omp_set_num_threads(threads);
+      }
   }
 }

@@ -1,12 +1,16 @@
 // CPU bf16 GEMM (the gemm family's CPU side, src/cpu/gemm.hpp):
 //   C (M, N) f32 = op(A) (M, K) · op(B) (K, N) + beta · C, A and B bf16, row-major.
-// Precision: each product of two bf16 values is exact in f32 and is added to an f32
-// accumulator with one rounding (VDPBF16PS; the denormal inputs and outputs of that instruction
-// are flushed to zero) — the semantics of the widen-then-sgemm path it replaces and of
-// cuBLAS's bf16 GEMM with f32 compute, with its own (unspecified) order of the sums.
+// Precision: each product of two bf16 values is exact in f32 (unless it overflows or
+// underflows) and is added to an f32 accumulator with one rounding to nearest even
+// (VDPBF16PS, as the Intel SDM defines it: per f32 lane, the odd element's product is added
+// first, then the even one's; the instruction treats denormal inputs as zero, flushes denormal
+// results and ignores MXCSR). Apart from denormals, these are the semantics of the
+// widen-then-sgemm path it replaces (f32 FMAs), with a fixed order of the sums; cuBLAS's bf16
+// GEMM with f32 compute is comparable (f32 accumulation, its own order and rounding).
 //
 // Where the CPU has AVX512-BF16 (Cooper Lake, Sapphire Rapids and later Xeons, AMD Zen 4 and
-// later; checked at run time), the kernel is BLIS-shaped:
+// later; checked at run time; compiled with GCC on x86-64 — other compilers get the fallback),
+// the kernel is BLIS-shaped:
 //   loop jc over column blocks of NC, pc over K blocks of KC: pack op(B)'s (KC, NC) block as
 //     [tile of NR = 32 columns][pair of k][32 columns][2]: one 64-byte row per (k, k + 1) pair,
 //     the layout VDPBF16PS multiplies;
@@ -17,13 +21,14 @@
 //     operands, so no product reads past an edge) and stored with masks.
 // Cost per call: 2·M·N·K flops; packing reads op(A) once per column block and op(B) once per
 // row split, each writing the same number of bytes. Measured (2-core Zen 4): the instruction
-// runs at 2× the f32 FMA's multiply-adds per cycle; the kernel's rate is in docs/training.md
+// runs at 2× the f32 FMA's multiply-adds per cycle; the kernel's rates are in docs/training.md
 // ("CPU bf16 GEMM").
 // Elsewhere (or with ADNN_CPU_BF16_DOT=0, or set_bf16_dot(false)) A and B are widened to f32
-// and multiplied by cpu::gemm — the same precision semantics, another order of the sums.
+// and multiplied by cpu::gemm: f32 FMAs in OpenBLAS's order, denormals kept.
 #include <omp.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -48,7 +53,7 @@ bool detect_bf16_dot() {
   if (env && std::strcmp(env, "0") == 0) return false;
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512bf16");
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
 #else
   return false;
 #endif
@@ -72,9 +77,19 @@ void widen_stored(const bfloat16* x, int64_t sr, int64_t sc, int64_t ld, std::ve
 constexpr int kMR = 12, kNR = 32;
 constexpr int64_t kKC = 256, kMC = 12 * kMR, kNC = 512;  // KC even: a block holds whole pairs
 
+// VPERMT2W's index for 32 outputs interleaving two rows x, y of 32 values from value v0:
+// x[v0], y[v0], x[v0 + 1], y[v0 + 1], … (y's values are 32 + their index)
+__attribute__((target("avx512f,avx512bw"))) __m512i interleave_index(int v0) {
+  alignas(64) uint16_t idx[32];
+  for (int e = 0; e < 32; ++e) idx[e] = uint16_t(v0 + e / 2 + (e % 2) * 32);
+  return _mm512_load_si512(idx);
+}
+
 // op(A)'s rows [i0, i0 + mc) × k [k0, k0 + kc) → [tile][pair][kMR][2], zeros past the edges
-void pack_a(const uint16_t* a, bool ta, int64_t lda, int64_t i0, int64_t mc, int64_t k0, int64_t kc, uint16_t* out) {
+__attribute__((target("avx512f,avx512bw"))) void pack_a(const uint16_t* a, bool ta, int64_t lda, int64_t i0, int64_t mc,
+                                                        int64_t k0, int64_t kc, uint16_t* out) {
   const int64_t kp = (kc + 1) / 2;
+  const __m512i lo = interleave_index(0);
   for (int64_t t0 = 0; t0 < mc; t0 += kMR) {
     uint16_t* dst = out + t0 * kp * 2;  // tile t0 / kMR: kp · kMR · 2 values
     const int64_t mr = std::min<int64_t>(kMR, mc - t0);
@@ -94,44 +109,39 @@ void pack_a(const uint16_t* a, bool ta, int64_t lda, int64_t i0, int64_t mc, int
           dst[((kp - 1) * kMR + r) * 2 + 1] = 0;
         }
       }
-    } else {  // A stored (K, M): rows k and k + 1 of A interleaved
+    } else {  // A stored (K, M): rows k and k + 1 of A interleaved (masked loads zero the tail)
+      const __mmask32 m = __mmask32((1u << mr) - 1);
       for (int64_t p = 0; p < kp; ++p) {
         const uint16_t* s0 = a + (k0 + 2 * p) * lda + i0 + t0;
-        const uint16_t* s1 = 2 * p + 1 < kc ? s0 + lda : nullptr;
-        uint16_t* d = dst + p * kMR * 2;
-        for (int64_t r = 0; r < kMR; ++r) {
-          d[2 * r] = r < mr ? s0[r] : 0;
-          d[2 * r + 1] = r < mr && s1 ? s1[r] : 0;
-        }
+        const __m512i r0 = _mm512_maskz_loadu_epi16(m, s0);
+        const __m512i r1 = 2 * p + 1 < kc ? _mm512_maskz_loadu_epi16(m, s0 + lda) : _mm512_setzero_si512();
+        _mm512_mask_storeu_epi16(dst + p * kMR * 2, __mmask32((1u << (2 * kMR)) - 1),
+                                 _mm512_permutex2var_epi16(r0, lo, r1));
       }
     }
   }
 }
 
-// op(B)'s k [k0, k0 + kc) × columns [j0, j0 + nc) → [tile][pair][kNR][2], zeros past the edges
-void pack_b(const uint16_t* b, bool tb, int64_t ldb, int64_t k0, int64_t kc, int64_t j0, int64_t nc, uint16_t* out) {
+// op(B)'s k [k0, k0 + kc) × columns [j0, j0 + nc) → [tile][pair][kNR][2], zeros past the edges.
+// B stored (K, N), whole tiles: rows k and k + 1 (32 values each, one zmm) interleaved by two
+// VPERMT2W into one 64-value row (the weight gradient's columns: packing them was 30 % of the
+// kernel's time with scalar copies)
+__attribute__((target("avx512f,avx512bw"))) void pack_b(const uint16_t* b, bool tb, int64_t ldb, int64_t k0, int64_t kc,
+                                                        int64_t j0, int64_t nc, uint16_t* out) {
   const int64_t kp = (kc + 1) / 2;
+  const __m512i lo = interleave_index(0), hi = interleave_index(kNR / 2);
   for (int64_t t0 = 0; t0 < nc; t0 += kNR) {
     uint16_t* dst = out + t0 * kp * 2;
     const int64_t nr = std::min<int64_t>(kNR, nc - t0);
-    if (!tb) {  // B stored (K, N): rows k and k + 1 interleaved
+    if (!tb) {  // B stored (K, N): rows k and k + 1 interleaved (masked loads zero the tail)
+      const __mmask32 m = nr >= kNR ? ~__mmask32(0) : __mmask32((1u << nr) - 1);
       for (int64_t p = 0; p < kp; ++p) {
         const uint16_t* s0 = b + (k0 + 2 * p) * ldb + j0 + t0;
-        const bool two = 2 * p + 1 < kc;
-        const uint16_t* s1 = s0 + (two ? ldb : 0);
+        const __m512i r0 = _mm512_maskz_loadu_epi16(m, s0);
+        const __m512i r1 = 2 * p + 1 < kc ? _mm512_maskz_loadu_epi16(m, s0 + ldb) : _mm512_setzero_si512();
         uint16_t* d = dst + p * kNR * 2;
-        if (nr == kNR && two) {
-#pragma GCC unroll 4
-          for (int64_t j = 0; j < kNR; ++j) {
-            d[2 * j] = s0[j];
-            d[2 * j + 1] = s1[j];
-          }
-          continue;
-        }
-        for (int64_t j = 0; j < kNR; ++j) {
-          d[2 * j] = j < nr ? s0[j] : 0;
-          d[2 * j + 1] = j < nr && two ? s1[j] : 0;
-        }
+        _mm512_store_si512(d, _mm512_permutex2var_epi16(r0, lo, r1));
+        _mm512_store_si512(d + kNR, _mm512_permutex2var_epi16(r0, hi, r1));
       }
     } else {  // B stored (N, K): each column's pairs are adjacent
       for (int64_t j = 0; j < kNR; ++j) {
@@ -153,24 +163,44 @@ void pack_b(const uint16_t* b, bool tb, int64_t ldb, int64_t k0, int64_t kc, int
   }
 }
 
-// C[r][j] (r < mr, j < nr) = acc + (first ? beta · C : C); kp pairs of packed A (kMR rows)
-// and packed B (kNR columns)
+// C[r][j] (r < mr, j < nr) = acc + (first ? beta · C : C); kp pairs of A (kMR rows) and of
+// packed B (kNR columns). A packed (Direct false): [pair][kMR][2]. A in place (Direct true):
+// row r at a + r·lda, its pair p at element 2p (lda and a's pairs 4-byte aligned); rows past
+// mr repeat row mr − 1 (read, never stored), so no pointer leaves A.
+using pair_t = uint32_t __attribute__((may_alias));  // a (k, k + 1) pair of A's bf16 bits
+template <bool Direct>
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void micro_kernel(int64_t kp, const uint16_t* a,
-                                                                                  const uint16_t* b, float* c,
-                                                                                  int64_t ldc, int64_t mr, int64_t nr,
-                                                                                  bool first, float beta) {
+                                                                                  int64_t lda, const uint16_t* b,
+                                                                                  float* c, int64_t ldc, int64_t mr,
+                                                                                  int64_t nr, bool first, float beta) {
   __m512 acc[kMR][2];
 #pragma GCC unroll 12
   for (int r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-  const uint32_t* ap = reinterpret_cast<const uint32_t*>(a);
-  for (int64_t p = 0; p < kp; ++p, ap += kMR, b += 2 * kNR) {
-    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b);
-    const __m512bh b1 = (__m512bh)_mm512_loadu_si512(b + kNR);
+  if constexpr (Direct) {
+    const pair_t* rows[kMR];
 #pragma GCC unroll 12
-    for (int r = 0; r < kMR; ++r) {
-      const __m512bh av = (__m512bh)_mm512_set1_epi32(int(ap[r]));
-      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
-      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
+    for (int r = 0; r < kMR; ++r) rows[r] = reinterpret_cast<const pair_t*>(a + std::min<int64_t>(r, mr - 1) * lda);
+    for (int64_t p = 0; p < kp; ++p, b += 2 * kNR) {
+      const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
+      const __m512bh b1 = (__m512bh)_mm512_load_si512(b + kNR);
+#pragma GCC unroll 12
+      for (int r = 0; r < kMR; ++r) {
+        const __m512bh av = (__m512bh)_mm512_set1_epi32(int(rows[r][p]));
+        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
+        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
+      }
+    }
+  } else {
+    const pair_t* ap = reinterpret_cast<const pair_t*>(a);
+    for (int64_t p = 0; p < kp; ++p, ap += kMR, b += 2 * kNR) {
+      const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
+      const __m512bh b1 = (__m512bh)_mm512_load_si512(b + kNR);
+#pragma GCC unroll 12
+      for (int r = 0; r < kMR; ++r) {
+        const __m512bh av = (__m512bh)_mm512_set1_epi32(int(ap[r]));
+        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
+        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
+      }
     }
   }
   const __mmask16 m0 = nr >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nr) - 1);
@@ -202,21 +232,36 @@ void gemm_bf16_dot(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint
   }
   const int64_t nc_max = std::min(kNC, (N + kNR - 1) / kNR * kNR), mc_max = std::min(kMC, (M + kMR - 1) / kMR * kMR);
   const int64_t kc_max = std::min(kKC, (K + 1) / 2 * 2);
-  thread_local std::vector<uint16_t> bp, ap;
-  bp.resize(size_t(nc_max * kc_max));
-  ap.resize(size_t(mc_max * kc_max));
+  // the packs start on a 64-byte line, so each 64-byte row of B is one cache line
+  thread_local std::vector<uint16_t> bp_store, ap_store;
+  auto aligned = [](std::vector<uint16_t>& v, int64_t n) {
+    v.resize(size_t(n + 32));
+    return v.data() + (32 - (reinterpret_cast<uintptr_t>(v.data()) % 64) / 2) % 32;
+  };
+  uint16_t* const bp = aligned(bp_store, nc_max * kc_max);
+  uint16_t* const ap = aligned(ap_store, mc_max * kc_max);
+  // A (M, K) stored as is, with whole 4-byte-aligned pairs in every row (K and lda even: the
+  // convolutions' columns but for a 1-channel input's 9 taps), is read in place: packing it
+  // would copy every element once per column block to save nothing (measured: packing A
+  // took 28 % of the kernel's time in the main job's training step)
+  const bool direct = !ta && K % 2 == 0 && lda % 2 == 0 && reinterpret_cast<uintptr_t>(A) % 4 == 0;
   for (int64_t j0 = 0; j0 < N; j0 += kNC) {
     const int64_t nc = std::min(kNC, N - j0);
     for (int64_t k0 = 0; k0 < K; k0 += kKC) {
       const int64_t kc = std::min(kKC, K - k0), kp = (kc + 1) / 2;
-      pack_b(B, tb, ldb, k0, kc, j0, nc, bp.data());
+      pack_b(B, tb, ldb, k0, kc, j0, nc, bp);
       for (int64_t i0 = 0; i0 < M; i0 += kMC) {
         const int64_t mc = std::min(kMC, M - i0);
-        pack_a(A, ta, lda, i0, mc, k0, kc, ap.data());
+        if (!direct) pack_a(A, ta, lda, i0, mc, k0, kc, ap);
         for (int64_t jt = 0; jt < nc; jt += kNR)
-          for (int64_t it = 0; it < mc; it += kMR)
-            micro_kernel(kp, ap.data() + it * kp * 2, bp.data() + jt * kp * 2, C + (i0 + it) * ldc + j0 + jt, ldc,
-                         std::min<int64_t>(kMR, mc - it), std::min<int64_t>(kNR, nc - jt), k0 == 0, beta);
+          for (int64_t it = 0; it < mc; it += kMR) {
+            const int64_t mr = std::min<int64_t>(kMR, mc - it), nr = std::min<int64_t>(kNR, nc - jt);
+            float* const c = C + (i0 + it) * ldc + j0 + jt;
+            if (direct)
+              micro_kernel<true>(kp, A + (i0 + it) * lda + k0, lda, bp + jt * kp * 2, c, ldc, mr, nr, k0 == 0, beta);
+            else
+              micro_kernel<false>(kp, ap + it * kp * 2, 0, bp + jt * kp * 2, c, ldc, mr, nr, k0 == 0, beta);
+          }
       }
     }
   }
