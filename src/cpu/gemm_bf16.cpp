@@ -85,81 +85,72 @@ __attribute__((target("avx512f,avx512bw"))) __m512i interleave_index(int v0) {
   return _mm512_load_si512(idx);
 }
 
-// op(A)'s rows [i0, i0 + mc) × k [k0, k0 + kc) → [tile][pair][kMR][2], zeros past the edges
-__attribute__((target("avx512f,avx512bw"))) void pack_a(const uint16_t* a, bool ta, int64_t lda, int64_t i0, int64_t mc,
-                                                        int64_t k0, int64_t kc, uint16_t* out) {
+// The packs: W lanes (A's rows, W = kMR, or B's columns, W = kNR) per tile, each lane's
+// (k, k + 1) pairs side by side: [tile][pair][W][2], zeros past the edges (lanes ≥ n, and the
+// second element of an odd kc's last pair).
+
+// X stored (lanes, K) — a lane's pairs adjacent: x at lane 0, k 0; w ≤ W lanes
+template <int W>
+void pack_lanes_major(const uint16_t* x, int64_t ld, int64_t w, int64_t kc, uint16_t* dst) {
   const int64_t kp = (kc + 1) / 2;
-  const __m512i lo = interleave_index(0);
-  for (int64_t t0 = 0; t0 < mc; t0 += kMR) {
-    uint16_t* dst = out + t0 * kp * 2;  // tile t0 / kMR: kp · kMR · 2 values
-    const int64_t mr = std::min<int64_t>(kMR, mc - t0);
-    if (!ta) {
-      for (int64_t r = 0; r < kMR; ++r) {
-        if (r >= mr) {
-          for (int64_t p = 0; p < kp; ++p) dst[(p * kMR + r) * 2] = dst[(p * kMR + r) * 2 + 1] = 0;
-          continue;
-        }
-        const uint16_t* src = a + (i0 + t0 + r) * lda + k0;
-        for (int64_t p = 0; p < kc / 2; ++p) {
-          dst[(p * kMR + r) * 2] = src[2 * p];
-          dst[(p * kMR + r) * 2 + 1] = src[2 * p + 1];
-        }
-        if (kc & 1) {
-          dst[((kp - 1) * kMR + r) * 2] = src[kc - 1];
-          dst[((kp - 1) * kMR + r) * 2 + 1] = 0;
-        }
-      }
-    } else {  // A stored (K, M): rows k and k + 1 of A interleaved (masked loads zero the tail)
-      const __mmask32 m = __mmask32((1u << mr) - 1);
-      for (int64_t p = 0; p < kp; ++p) {
-        const uint16_t* s0 = a + (k0 + 2 * p) * lda + i0 + t0;
-        const __m512i r0 = _mm512_maskz_loadu_epi16(m, s0);
-        const __m512i r1 = 2 * p + 1 < kc ? _mm512_maskz_loadu_epi16(m, s0 + lda) : _mm512_setzero_si512();
-        _mm512_mask_storeu_epi16(dst + p * kMR * 2, __mmask32((1u << (2 * kMR)) - 1),
-                                 _mm512_permutex2var_epi16(r0, lo, r1));
-      }
+  for (int64_t l = 0; l < W; ++l) {
+    uint16_t* d = dst + 2 * l;
+    if (l >= w) {
+      for (int64_t p = 0; p < kp; ++p) d[p * W * 2] = d[p * W * 2 + 1] = 0;
+      continue;
+    }
+    const uint16_t* src = x + l * ld;
+    for (int64_t p = 0; p < kc / 2; ++p) {
+      d[p * W * 2] = src[2 * p];
+      d[p * W * 2 + 1] = src[2 * p + 1];
+    }
+    if (kc & 1) {
+      d[(kp - 1) * W * 2] = src[kc - 1];
+      d[(kp - 1) * W * 2 + 1] = 0;
     }
   }
 }
 
-// op(B)'s k [k0, k0 + kc) × columns [j0, j0 + nc) → [tile][pair][kNR][2], zeros past the edges.
-// B stored (K, N), whole tiles: rows k and k + 1 (32 values each, one zmm) interleaved by two
-// VPERMT2W into one 64-value row (the weight gradient's columns: packing them was 30 % of the
-// kernel's time with scalar copies)
-__attribute__((target("avx512f,avx512bw"))) void pack_b(const uint16_t* b, bool tb, int64_t ldb, int64_t k0, int64_t kc,
-                                                        int64_t j0, int64_t nc, uint16_t* out) {
+// X stored (K, lanes) — rows k and k + 1 interleaved by VPERMT2W (masked loads zero the lanes
+// past w; scalar copies took 30 % of the kernel's time on the weight gradient's columns)
+template <int W>
+__attribute__((target("avx512f,avx512bw"))) void pack_k_major(const uint16_t* x, int64_t ld, int64_t w, int64_t kc,
+                                                              uint16_t* dst) {
   const int64_t kp = (kc + 1) / 2;
-  const __m512i lo = interleave_index(0), hi = interleave_index(kNR / 2);
-  for (int64_t t0 = 0; t0 < nc; t0 += kNR) {
-    uint16_t* dst = out + t0 * kp * 2;
-    const int64_t nr = std::min<int64_t>(kNR, nc - t0);
-    if (!tb) {  // B stored (K, N): rows k and k + 1 interleaved (masked loads zero the tail)
-      const __mmask32 m = nr >= kNR ? ~__mmask32(0) : __mmask32((1u << nr) - 1);
-      for (int64_t p = 0; p < kp; ++p) {
-        const uint16_t* s0 = b + (k0 + 2 * p) * ldb + j0 + t0;
-        const __m512i r0 = _mm512_maskz_loadu_epi16(m, s0);
-        const __m512i r1 = 2 * p + 1 < kc ? _mm512_maskz_loadu_epi16(m, s0 + ldb) : _mm512_setzero_si512();
-        uint16_t* d = dst + p * kNR * 2;
-        _mm512_store_si512(d, _mm512_permutex2var_epi16(r0, lo, r1));
-        _mm512_store_si512(d + kNR, _mm512_permutex2var_epi16(r0, hi, r1));
-      }
-    } else {  // B stored (N, K): each column's pairs are adjacent
-      for (int64_t j = 0; j < kNR; ++j) {
-        if (j >= nr) {
-          for (int64_t p = 0; p < kp; ++p) dst[(p * kNR + j) * 2] = dst[(p * kNR + j) * 2 + 1] = 0;
-          continue;
-        }
-        const uint16_t* src = b + (j0 + t0 + j) * ldb + k0;
-        for (int64_t p = 0; p < kc / 2; ++p) {
-          dst[(p * kNR + j) * 2] = src[2 * p];
-          dst[(p * kNR + j) * 2 + 1] = src[2 * p + 1];
-        }
-        if (kc & 1) {
-          dst[((kp - 1) * kNR + j) * 2] = src[kc - 1];
-          dst[((kp - 1) * kNR + j) * 2 + 1] = 0;
-        }
-      }
+  const __m512i lo = interleave_index(0), hi = interleave_index(16);
+  const __mmask32 m = w >= 32 ? ~__mmask32(0) : __mmask32((1u << w) - 1);
+  static_assert(W == 32 || W == 12);
+  // plain stores of the pair rows (each lies inside the pack: no mask needed)
+  for (int64_t p = 0; p < kp; ++p) {
+    const uint16_t* s0 = x + 2 * p * ld;
+    const __m512i r0 = _mm512_maskz_loadu_epi16(m, s0);
+    const __m512i r1 = 2 * p + 1 < kc ? _mm512_maskz_loadu_epi16(m, s0 + ld) : _mm512_setzero_si512();
+    const __m512i v = _mm512_permutex2var_epi16(r0, lo, r1);
+    uint16_t* d = dst + p * 2 * W;
+    if constexpr (W == 32) {
+      _mm512_storeu_si512(d, v);
+      _mm512_storeu_si512(d + 32, _mm512_permutex2var_epi16(r0, hi, r1));
+    } else {  // 24 values: 32 + 16 bytes
+      // (the zero-masked extracts: GCC 12 warns about the undefined upper lanes of the plain ones)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), _mm512_maskz_extracti64x4_epi64(0xF, v, 0));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 16), _mm512_maskz_extracti32x4_epi32(0xF, v, 2));
     }
+  }
+}
+
+// Lanes [l0, l0 + n) × k [k0, k0 + kc) of op(X) → tiles of W lanes. lanes_major: X stored
+// (lanes, K) (A untransposed, B transposed), else (K, lanes) (A transposed, B untransposed).
+template <int W>
+void pack(const uint16_t* x, bool lanes_major, int64_t ld, int64_t l0, int64_t n, int64_t k0, int64_t kc,
+          uint16_t* out) {
+  const int64_t kp = (kc + 1) / 2;
+  for (int64_t t0 = 0; t0 < n; t0 += W) {
+    const int64_t w = std::min<int64_t>(W, n - t0);
+    uint16_t* const dst = out + t0 * kp * 2;
+    if (lanes_major)
+      pack_lanes_major<W>(x + (l0 + t0) * ld + k0, ld, w, kc, dst);
+    else
+      pack_k_major<W>(x + k0 * ld + l0 + t0, ld, w, kc, dst);
   }
 }
 
@@ -205,20 +196,27 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void micro_kerne
   }
   const __mmask16 m0 = nr >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nr) - 1);
   const __mmask16 m1 = nr >= 32 ? __mmask16(0xFFFF) : nr > 16 ? __mmask16((1u << (nr - 16)) - 1) : __mmask16(0);
-  const bool read_c = !first || beta != 0.0f;
+  const bool read_c = !first || beta != 0.0f, full = nr == kNR;
   const __m512 vb = _mm512_set1_ps(first ? beta : 1.0f);
+  // a whole tile's rows with plain loads and stores (masks only on a tail tile)
 #pragma GCC unroll 12
   for (int r = 0; r < kMR; ++r) {
     if (r >= mr) break;
     float* cr = c + r * ldc;
     __m512 v0 = acc[r][0], v1 = acc[r][1];
     if (read_c) {  // acc + beta · C (beta 1 after the first K block: no product, the same bits)
-      const __m512 c0 = _mm512_maskz_loadu_ps(m0, cr), c1 = _mm512_maskz_loadu_ps(m1, cr + 16);
+      const __m512 c0 = full ? _mm512_loadu_ps(cr) : _mm512_maskz_loadu_ps(m0, cr);
+      const __m512 c1 = full ? _mm512_loadu_ps(cr + 16) : _mm512_maskz_loadu_ps(m1, cr + 16);
       v0 = _mm512_add_ps(v0, (first && beta != 1.0f) ? _mm512_mul_ps(vb, c0) : c0);
       v1 = _mm512_add_ps(v1, (first && beta != 1.0f) ? _mm512_mul_ps(vb, c1) : c1);
     }
-    _mm512_mask_storeu_ps(cr, m0, v0);
-    _mm512_mask_storeu_ps(cr + 16, m1, v1);
+    if (full) {
+      _mm512_storeu_ps(cr, v0);
+      _mm512_storeu_ps(cr + 16, v1);
+    } else {
+      _mm512_mask_storeu_ps(cr, m0, v0);
+      _mm512_mask_storeu_ps(cr + 16, m1, v1);
+    }
   }
 }
 
@@ -249,10 +247,10 @@ void gemm_bf16_dot(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint
     const int64_t nc = std::min(kNC, N - j0);
     for (int64_t k0 = 0; k0 < K; k0 += kKC) {
       const int64_t kc = std::min(kKC, K - k0), kp = (kc + 1) / 2;
-      pack_b(B, tb, ldb, k0, kc, j0, nc, bp);
+      pack<kNR>(B, tb, ldb, j0, nc, k0, kc, bp);
       for (int64_t i0 = 0; i0 < M; i0 += kMC) {
         const int64_t mc = std::min(kMC, M - i0);
-        if (!direct) pack_a(A, ta, lda, i0, mc, k0, kc, ap);
+        if (!direct) pack<kMR>(A, !ta, lda, i0, mc, k0, kc, ap);
         for (int64_t jt = 0; jt < nc; jt += kNR)
           for (int64_t it = 0; it < mc; it += kMR) {
             const int64_t mr = std::min<int64_t>(kMR, mc - it), nr = std::min<int64_t>(kNR, nc - jt);
