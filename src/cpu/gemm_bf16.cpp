@@ -14,15 +14,19 @@
 //   loop jc over column blocks of NC, pc over K blocks of KC: pack op(B)'s (KC, NC) block as
 //     [tile of NR = 32 columns][pair of k][32 columns][2]: one 64-byte row per (k, k + 1) pair,
 //     the layout VDPBF16PS multiplies;
-//   loop ic over row blocks of MC: pack op(A)'s (MC, KC) block as [tile of MR = 12 rows][pair
-//     of k][12 rows][2]; then per (NR tile, MR tile) the micro-kernel keeps 12 × 32 f32
-//     accumulators in 24 zmm registers, and per pair of k does 2 loads of B, 12 broadcasts of
-//     A and 24 VDPBF16PS (768 multiply-adds). Tails are zero-padded in the packs (both
-//     operands, so no product reads past an edge) and stored with masks.
-// Cost per call: 2·M·N·K flops; packing reads op(A) once per column block and op(B) once per
-// row split, each writing the same number of bytes. Measured (2-core Zen 4): the instruction
-// runs at 2× the f32 FMA's multiply-adds per cycle; the kernel's rates are in docs/training.md
-// ("CPU bf16 GEMM").
+//   loop ic over row blocks of MC: op(A)'s (MC, KC) block is read in place when A is stored
+//     (M, K) with K and lda even (each row's pairs already adjacent and 4-byte aligned: the
+//     convolutions' columns but for a 1-channel input's 9 taps), else packed as [tile of
+//     MR = 12 rows][pair of k][12 rows][2]; then per (NR tile, MR tile) the micro-kernel keeps
+//     12 × 32 f32 accumulators in 24 zmm registers, and per pair of k does 2 loads of B, 12
+//     broadcasts of A and 24 VDPBF16PS (768 multiply-adds). Tails are zero-padded in the packs
+//     (both operands, so no product reads past an edge; in-place rows past the tail repeat
+//     the last row and are not stored) and stored with masks.
+// Cost per call: 2·M·N·K flops; op(B) is packed once per K block and row split (reads and
+// writes K·N·2 bytes), a packed op(A) once per column block. Measured (2-core Zen 4): the
+// instruction runs at 2× the f32 FMA's multiply-adds per cycle; the main job's convolution
+// GEMMs run at 270–405 GFLOP/s against OpenBLAS sgemm's 150–197 (docs/results.md, "The main
+// job in bf16 on the CPU's bf16 dot product").
 // Elsewhere (or with ADNN_CPU_BF16_DOT=0, or set_bf16_dot(false)) A and B are widened to f32
 // and multiplied by cpu::gemm: f32 FMAs in OpenBLAS's order, denormals kept.
 #include <omp.h>
