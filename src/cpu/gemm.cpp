@@ -84,6 +84,26 @@ void single_threaded_blas() {
 }  // namespace
 #endif
 
+template <class T>
+void widen_panel(const T* x, int64_t rows, int64_t cols, int64_t ld, bool tf32, std::vector<float>& out) {
+  out.resize(size_t(rows * cols));
+  if constexpr (std::is_same_v<T, bfloat16> || std::is_same_v<T, half>) {
+    if (ld == cols) return convert::widen_parallel(x, out.data(), rows * cols);
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+    for (int64_t r = 0; r < rows; ++r) convert::widen(x + r * ld, out.data() + r * cols, cols);
+    return;
+  }
+#pragma omp parallel for schedule(static) if (rows * cols > 65536)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const float v = float(x[r * ld + c]);
+      out[size_t(r * cols + c)] = tf32 ? round_to_tf32(v) : v;
+    }
+}
+template void widen_panel<float>(const float*, int64_t, int64_t, int64_t, bool, std::vector<float>&);
+template void widen_panel<bfloat16>(const bfloat16*, int64_t, int64_t, int64_t, bool, std::vector<float>&);
+template void widen_panel<half>(const half*, int64_t, int64_t, int64_t, bool, std::vector<float>&);
+
 template void gemm_builtin<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
                                   int64_t, float, float*, int64_t);
 template void gemm_builtin<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
@@ -191,24 +211,6 @@ void gemm_epilogue(const GemmDesc& d, const A* acc, int64_t ld_acc, T* c, T* pre
   }
 }
 
-// op(X) stored (rows, cols) with leading dimension ld, widened to a packed f32 panel.
-template <class T>
-void widen(const T* x, int64_t rows, int64_t cols, int64_t ld, bool tf32, std::vector<float>& out) {
-  out.resize(size_t(rows * cols));
-  if constexpr (std::is_same_v<T, bfloat16> || std::is_same_v<T, half>) {
-    if (ld == cols) return convert::widen_parallel(x, out.data(), rows * cols);
-#pragma omp parallel for schedule(static) if (rows * cols > 65536)
-    for (int64_t r = 0; r < rows; ++r) convert::widen(x + r * ld, out.data() + r * cols, cols);
-    return;
-  }
-#pragma omp parallel for schedule(static) if (rows * cols > 65536)
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) {
-      const float v = float(x[r * ld + c]);
-      out[size_t(r * cols + c)] = tf32 ? round_to_tf32(v) : v;
-    }
-}
-
 template <class T>
 void gemm_ex_typed(const GemmDesc& d) {
   const T* A = static_cast<const T*>(d.A);
@@ -238,8 +240,8 @@ void gemm_ex_typed(const GemmDesc& d) {
     // f16 / TF32: packed f32 panels, f32 accumulate, one rounding on store
     const bool tf32 = std::is_same_v<T, float> && d.math == GemmMath::tf32;
     const int64_t ar = d.ta ? d.K : d.M, ac = d.ta ? d.M : d.K, br = d.tb ? d.N : d.K, bc = d.tb ? d.K : d.N;
-    widen(a, ar, ac, d.lda, tf32, pa);
-    widen(b, br, bc, d.ldb, tf32, pb);
+    widen_panel(a, ar, ac, d.lda, tf32, pa);
+    widen_panel(b, br, bc, d.ldb, tf32, pb);
     acc.resize(size_t(d.M * d.N));
     gemm(d.ta, d.tb, d.M, d.N, d.K, 1.0f, pa.data(), ac, pb.data(), bc, 0.0f, acc.data(), d.N);
     gemm_epilogue<float, T>(d, acc.data(), d.N, c, pre);

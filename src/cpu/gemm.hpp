@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 namespace adnn::cpu {
 
@@ -19,6 +20,11 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double al
 // inputs widened (or rounded) to f32 panels, f32 BLAS, epilogue in f32, one rounding on store.
 // The CPU backend's bmm and the emulated device's cuda::gemm_ex both run it.
 void gemm_ex(const GemmDesc& d);
+// X stored (rows, cols) with leading dimension ld, widened to a packed f32 (rows, cols) panel
+// (f16/bf16 by the multiversioned conversion; f32 copied, or rounded to TF32 when tf32):
+// the operands of the GEMMs that compute 16-bit or TF32 products in f32.
+template <class T>
+void widen_panel(const T* x, int64_t rows, int64_t cols, int64_t ld, bool tf32, std::vector<float>& out);
 // The built-in blocked GEMM (used when OpenBLAS is absent; always built and tested).
 template <class T>
 void gemm_builtin(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,

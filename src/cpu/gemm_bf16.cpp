@@ -68,15 +68,6 @@ bool& bf16_dot_state() {
   return on;
 }
 
-// X stored (sr, sc) with leading dimension ld, widened to a packed f32 (sr, sc) array: the
-// fallback's operands.
-void widen_stored(const bfloat16* x, int64_t sr, int64_t sc, int64_t ld, std::vector<float>& out) {
-  out.resize(size_t(sr * sc));
-  if (ld == sc) return convert::widen_parallel(x, out.data(), sr * sc);
-#pragma omp parallel for schedule(static) if (sr * sc > 65536)
-  for (int64_t r = 0; r < sr; ++r) convert::widen(x + r * ld, out.data() + r * sc, sc);
-}
-
 #ifdef ADNN_HAVE_BF16_DOT
 constexpr int kMR = 12, kNR = 32;
 constexpr int64_t kKC = 256, kMC = 12 * kMR, kNC = 512;  // KC even: a block holds whole pairs
@@ -227,11 +218,6 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void micro_kerne
 // One thread's GEMM (all of C (M, N) given)
 void gemm_bf16_dot(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const uint16_t* A, int64_t lda, const uint16_t* B,
                    int64_t ldb, float beta, float* C, int64_t ldc) {
-  if (K == 0) {  // no products: C = beta · C (beta 0: zeros, C's old values never read)
-    for (int64_t i = 0; i < M; ++i)
-      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
-    return;
-  }
   const int64_t nc_max = std::min(kNC, (N + kNR - 1) / kNR * kNR), mc_max = std::min(kMC, (M + kMR - 1) / kMR * kMR);
   const int64_t kc_max = std::min(kKC, (K + 1) / 2 * 2);
   // the packs start on a 64-byte line, so each 64-byte row of B is one cache line
@@ -285,6 +271,8 @@ bool set_bf16_dot(bool on) {
 void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const bfloat16* A, int64_t lda, const bfloat16* B,
                int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  if (K == 0)  // no products: C = beta · C (beta 0: zeros, C's old values never read)
+    return gemm(ta, tb, M, N, K, 1.0f, static_cast<const float*>(nullptr), lda, nullptr, ldb, beta, C, ldc);
 #ifdef ADNN_HAVE_BF16_DOT
   if (bf16_dot_state()) {
     const auto* a = reinterpret_cast<const uint16_t*>(A);
@@ -298,8 +286,8 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const bfloat16
 #endif
   thread_local std::vector<float> pa, pb;
   const int64_t ac = ta ? M : K, bc = tb ? K : N;  // columns of A and B as stored
-  widen_stored(A, ta ? K : M, ac, lda, pa);
-  widen_stored(B, tb ? N : K, bc, ldb, pb);
+  widen_panel(A, ta ? K : M, ac, lda, false, pa);
+  widen_panel(B, tb ? N : K, bc, ldb, false, pb);
   gemm(ta, tb, M, N, K, 1.0f, pa.data(), ac, pb.data(), bc, beta, C, ldc);
 }
 
