@@ -7,13 +7,14 @@
 
 using namespace adnn;
 
-// args: N, H, C, O, K, stride, groups
+// args: N, H, C, O, K, stride, groups, storage (0 f32, 1 bf16)
 static void run(benchmark::State& st, bool train) {
   const int64_t N = st.range(0), H = st.range(1), C = st.range(2), O = st.range(3), K = st.range(4),
                 S = st.range(5), G = st.range(6);
+  const DType dt = st.range(7) == 1 ? DType::bf16 : DType::f32;
   Conv2dOptions o;
   o.with_stride(S).with_padding(K / 2).with_groups(G);
-  Tensor x = randn({N, H, H, C}), w = mul(randn({O, K, K, C / G}), 0.1);
+  Tensor x = randn({N, H, H, C}).to(dt), w = mul(randn({O, K, K, C / G}), 0.1).to(dt);  // (N, H, H, C), (O, K, K, C/G)
   if (train) {
     x.requires_grad_();
     w.requires_grad_();
@@ -35,16 +36,20 @@ static void run(benchmark::State& st, bool train) {
 static void BM_conv2d_forward(benchmark::State& st) { run(st, false); }
 static void BM_conv2d_train(benchmark::State& st) { run(st, true); }
 
-#define CONV_SHAPES                                                     \
-  ->Args({32, 48, 1, 32, 3, 1, 1}) /* FER stem at 48x48 */              \
-      ->Args({32, 24, 32, 64, 3, 1, 1})                                 \
-      ->Args({32, 24, 96, 96, 3, 1, 96})   /* depthwise 3x3 */          \
-      ->Args({32, 24, 96, 96, 5, 2, 96})   /* depthwise 5x5 stride 2 */ \
-      ->Args({32, 12, 144, 40, 1, 1, 1})   /* pointwise projection */   \
-      ->Args({128, 48, 32, 32, 3, 1, 1})   /* vgg_nano block1.conv2 */  \
-      ->Args({128, 24, 64, 64, 3, 1, 1})   /* vgg_nano block2.conv2 */  \
-      ->Args({128, 12, 128, 128, 3, 1, 1}) /* vgg_nano block3.conv2 */  \
-      ->Args({128, 6, 256, 256, 3, 1, 1})  /* vgg_nano block4.conv2 */  \
+#define CONV_SHAPES                                                        \
+  ->Args({32, 48, 1, 32, 3, 1, 1, 0})       /* FER stem at 48x48 */        \
+      ->Args({128, 48, 1, 32, 3, 1, 1, 0})  /* vgg_nano block1.conv1 */    \
+      ->Args({128, 48, 1, 32, 3, 1, 1, 1})  /* ... in bf16 */              \
+      ->Args({128, 48, 32, 32, 3, 1, 1, 1}) /* block1.conv2 in bf16 */     \
+      ->Args({128, 24, 96, 96, 3, 1, 1, 1}) /* wide block2.conv2, bf16 */  \
+      ->Args({32, 24, 32, 64, 3, 1, 1, 0})                                 \
+      ->Args({32, 24, 96, 96, 3, 1, 96, 0})   /* depthwise 3x3 */          \
+      ->Args({32, 24, 96, 96, 5, 2, 96, 0})   /* depthwise 5x5 stride 2 */ \
+      ->Args({32, 12, 144, 40, 1, 1, 1, 0})   /* pointwise projection */   \
+      ->Args({128, 48, 32, 32, 3, 1, 1, 0})   /* vgg_nano block1.conv2 */  \
+      ->Args({128, 24, 64, 64, 3, 1, 1, 0})   /* vgg_nano block2.conv2 */  \
+      ->Args({128, 12, 128, 128, 3, 1, 1, 0}) /* vgg_nano block3.conv2 */  \
+      ->Args({128, 6, 256, 256, 3, 1, 1, 0})  /* vgg_nano block4.conv2 */  \
       ->Unit(benchmark::kMillisecond)
 BENCHMARK(BM_conv2d_forward) CONV_SHAPES;
 BENCHMARK(BM_conv2d_train) CONV_SHAPES;
