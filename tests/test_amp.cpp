@@ -138,6 +138,60 @@ TEST_SUITE("amp") {
     }
   }
 
+  // The convolutions' GEMMs (cuda::gemm: pointwise and im2col, forward, input and weight
+  // gradient) follow the same switch: the references are the f64 convolution and its
+  // gradients from exact inputs and from inputs (x, w and the upstream gradient) rounded to TF32.
+  TEST_CASE("conv2d: f32 exact by default, TF32 on cuda when allowed, forward and both gradients") {
+    manual_seed(9);
+    auto rounded = [](const Tensor& t, bool tf32) {  // f64 copy, optionally of TF32-rounded values
+      std::vector<double> v = t.to_vector();
+      if (tf32)
+        for (double& e : v) e = double(round_to_tf32(float(e)));
+      return from_vector(v, t.sizes(), DType::f64);
+    };
+    struct Case {
+      int64_t K, stride, C, O;
+    };
+    for (Case c : {Case{1, 1, 24, 40}, Case{3, 1, 20, 36}, Case{3, 2, 16, 24}}) {
+      CAPTURE(c.K);
+      CAPTURE(c.stride);
+      Conv2dOptions o;
+      o.with_stride(c.stride).with_padding(c.K / 2);
+      Tensor x = randn({2, 9, 9, c.C}), w = randn({c.O, c.K, c.K, c.C});  // (N, H, W, C), (O, K, K, C)
+      const int64_t OH = (9 + 2 * (c.K / 2) - c.K) / c.stride + 1;
+      Tensor r = randn({2, OH, OH, c.O});  // (N, OH, OW, O): the upstream gradient
+      auto run = [&](const Tensor& xi, const Tensor& wi, const Tensor& ri) {  // y, gx, gw on the inputs' device
+        Tensor xd = xi.detach().requires_grad_(true), wd = wi.detach().requires_grad_(true);
+        Tensor y = conv2d(xd, wd, {}, o);
+        sum(mul(y, ri)).backward();
+        return std::vector<Tensor>{y.detach().to(kCPU).to(DType::f64), xd.grad().to(kCPU).to(DType::f64),
+                                   wd.grad().to(kCPU).to(DType::f64)};
+      };
+      const auto exact = run(rounded(x, false), rounded(w, false), rounded(r, false)),
+                 tf32 = run(rounded(x, true), rounded(w, true), rounded(r, true));
+      const char* what[] = {"y", "grad x", "grad w"};
+      for (int i = 0; i < 3; ++i) {
+        INFO(what[i]);
+        CHECK(max_abs_diff(exact[size_t(i)], tf32[size_t(i)]) > 1e-3);  // the test can tell the modes apart
+      }
+      for (Device dev : devices()) {
+        CAPTURE(dev.str());
+        for (bool on : {false, true}) {
+          Tf32Guard g(on);
+          CAPTURE(on);
+          const auto got = run(x.to(dev), w.to(dev), r.to(dev));
+          const auto& want = on && dev.is_cuda() ? tf32 : exact;
+          const auto& other = on && dev.is_cuda() ? exact : tf32;
+          for (int i = 0; i < 3; ++i) {
+            INFO(what[i]);
+            CHECK(max_abs_diff(got[size_t(i)], want[size_t(i)]) < 1e-4);
+            CHECK(max_abs_diff(got[size_t(i)], other[size_t(i)]) > 1e-3);
+          }
+        }
+      }
+    }
+  }
+
   TEST_CASE("matmul: f16/bf16 natively, f32 accumulation, one rounding (no f32 round trip of the product)") {
     manual_seed(5);
     for (DType t : {DType::bf16, DType::f16}) {

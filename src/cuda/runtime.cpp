@@ -711,10 +711,16 @@ void memset(void* d, int v, size_t n) {
 }
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
           int64_t ldb, float beta, float* C, int64_t ldc) {
-  trace_gemm("cuBLAS gemm f32", M, N, K, sizeof(float), beta != 0);
+  const bool tf32 = allow_tf32();  // as the device path: A and B rounded to TF32, f32 accumulation
+  trace_gemm(tf32 ? "cuBLAS gemm f32 (TF32)" : "cuBLAS gemm f32", M, N, K, sizeof(float), beta != 0);
   auto work = [=] {
     library_call library;
-    cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (!tf32 || K == 0) return cpu::gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    thread_local std::vector<float> pa, pb;
+    const int64_t ac = ta ? M : K, bc = tb ? K : N;  // columns of A and B as stored
+    cpu::widen_panel(A, ta ? K : M, ac, lda, true, pa);
+    cpu::widen_panel(B, tb ? N : K, bc, ldb, true, pb);
+    cpu::gemm(ta, tb, M, N, K, alpha, pa.data(), ac, pb.data(), bc, beta, C, ldc);
   };
   if (record_if_capturing(current_stream(), work)) return;
   work();
@@ -999,9 +1005,18 @@ void copy_device_to_device(void* d, const void* s, size_t n) {
 void memset(void* d, int v, size_t n) { ADNN_CUDA_CHECK(cudaMemsetAsync(d, v, n, raw(current_stream()))); }
 
 // Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: swap the operands.
+// f32 with allow_tf32(): the same product with TF32 inputs on the tensor cores (cuBLAS's
+// CUBLAS_COMPUTE_32F_FAST_TF32; f32 accumulation), as matmul's cuBLASLt path.
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
           int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  if (allow_tf32()) {
+    ADNN_CUBLAS_CHECK(cublasGemmEx(blas_handle(current_stream()), tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                   ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M), int(K), &alpha, B, CUDA_R_32F,
+                                   int(ldb), A, CUDA_R_32F, int(lda), &beta, C, CUDA_R_32F, int(ldc),
+                                   CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
+    return;
+  }
   ADNN_CUBLAS_CHECK(cublasSgemm(blas_handle(current_stream()), tb ? CUBLAS_OP_T : CUBLAS_OP_N,
                                 ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M), int(K), &alpha, B, int(ldb), A,
                                 int(lda), &beta, C, int(ldc)));

@@ -165,7 +165,8 @@ void watch_flag(const int64_t* flag, std::function<std::string(int64_t)> message
 void raise_deferred_checks();
 
 // Row-major GEMM on the device (cuBLAS, or the CPU BLAS when emulated), on the current
-// stream with that stream's cuBLAS handle.
+// stream with that stream's cuBLAS handle. f32 honours allow_tf32() (TF32 inputs, f32
+// accumulation; emulated: A and B rounded by round_to_tf32): the convolutions' GEMMs.
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,

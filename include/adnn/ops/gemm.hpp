@@ -33,8 +33,12 @@ struct GemmDesc {
   GemmMath math = GemmMath::exact;
 };
 
-// The matmul math mode for f32 on `cuda` (torch.backends.cuda.matmul.allow_tf32): off by
-// default; the CPU ignores it. Process-wide.
+// The math mode of f32 GEMMs on `cuda`: matmul, linear, attention's projections and the
+// convolutions' GEMMs (pointwise and im2col, forward and backward). PyTorch has two switches
+// (torch.backends.cuda.matmul.allow_tf32, off by default, and torch.backends.cudnn.allow_tf32
+// for convolutions, on by default); adnn has this one, off by default: an f32 model computes
+// in f32 unless asked. Depthwise convolutions and the attention kernels are not GEMMs and
+// stay f32. The CPU ignores it. Process-wide.
 void set_allow_tf32(bool on);
 bool allow_tf32();
 
