@@ -197,6 +197,7 @@ inline int __any_sync(unsigned mask, int pred, adnn_site at = adnn_site::current
 }
 inline unsigned __activemask() { return ::adnn::sim::warp_live_mask(); }
 inline int __popc(unsigned v) { return __builtin_popcount(v); }
+inline unsigned __umulhi(unsigned a, unsigned b) { return unsigned((uint64_t(a) * b) >> 32); }
 inline int __ffs(int v) { return __builtin_ffs(v); }
 
 // Atomics: blocks run concurrently on OS threads, so these are real atomics.

@@ -17,6 +17,7 @@
 //   else one div/mod per remaining dimension, 32-bit below 2^31 elements.
 // Arithmetic runs in f32 for f32/f16/bf16 (f64 for double, native for integers).
 #include "common.cuh"
+#include "loops.cuh"
 #include "common/mul_rn.hpp"
 
 namespace adnn::kernels {
@@ -26,8 +27,9 @@ constexpr int kMaxOperands = 4;
 
 struct Geom {
   int ndim = 0;
-  bool index32 = false;  // every linear index below 2^31: 32-bit div/mod (coalesce sets it)
+  bool index32 = false;  // every linear index below 2^31: 32-bit coordinates by div (coalesce sets it)
   int64_t size[kMaxDims] = {};
+  IntDivider div[kMaxDims];  // index32: size[d]'s precomputed divisor
   int64_t stride[kMaxOperands][kMaxDims] = {};
 };
 
@@ -37,7 +39,14 @@ struct Geom {
 // inner stride · inner size; unused operands have stride 0 and never object). Contiguous
 // operands leave one dimension, whose offsets need no division; a transposing copy's two
 // unit-stride dimensions are never merged with each other. index32 where the element count fits 31 bits: a
-// 64-bit div/mod is a long software sequence on a GPU, a 32-bit one a few instructions.
+// 64-bit div/mod is a long software sequence on a GPU; there each dimension's division is a
+// multiply-high and a shift by its precomputed divisor (IntDivider, kernels/loops.cuh).
+// g.index32 = on, with the dimensions' divisors (every linear index of g below 2^31 when on).
+inline void set_index32(Geom& g, bool on) {
+  g.index32 = on;
+  for (int d = 0; d < g.ndim; ++d) g.div[d] = on && g.size[d] > 0 ? IntDivider(uint32_t(g.size[d])) : IntDivider();
+}
+
 inline void coalesce(Geom& g) {
   Geom c;
   int64_t n = 1;
@@ -60,7 +69,7 @@ inline void coalesce(Geom& g) {
     c.ndim = 1;
     c.size[0] = n;
   }
-  c.index32 = n <= int64_t(INT32_MAX);
+  set_index32(c, n <= int64_t(INT32_MAX));
   g = c;
 }
 
@@ -74,8 +83,8 @@ __device__ __forceinline__ void geom_offsets(const Geom& g, int64_t i, int64_t (
   if (g.index32) {
     uint32_t j = uint32_t(i);
     for (int d = g.ndim - 1; d >= 0; --d) {
-      const uint32_t size = uint32_t(g.size[d]), c = j % size;
-      j /= size;
+      const uint32_t q = g.div[d].div(j), c = j - q * g.div[d].d;
+      j = q;
       for (int k = 0; k < N; ++k) off[k] += int64_t(c) * g.stride[k][d];
     }
     return;

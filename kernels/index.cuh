@@ -31,8 +31,8 @@ __global__ void index_check_kernel(const int64_t* __restrict__ idx, int64_t n, i
 
 template <class T>
 __global__ void index_select_kernel(const T* __restrict__ x, const int64_t* __restrict__ idx, T* __restrict__ out,
-                                    int64_t outer, int64_t D, int64_t inner, int64_t n) {
-  for_each_3d(outer, n, inner, [&](int64_t i, int64_t o, int64_t j, int64_t k) {
+                                    int64_t D, int64_t inner, Index3d ix) {
+  for_each_3d(ix, [&](int64_t i, int64_t o, int64_t j, int64_t k) {
     const int64_t t = idx[j];
     out[i] = t >= 0 && t < D ? x[(o * D + t) * inner + k] : T(0);
   });
@@ -40,8 +40,8 @@ __global__ void index_select_kernel(const T* __restrict__ x, const int64_t* __re
 
 template <class T>
 __global__ void index_add_kernel(const T* __restrict__ g, const int64_t* __restrict__ idx, T* __restrict__ gx,
-                                 int64_t outer, int64_t D, int64_t inner, int64_t n) {
-  for_each_3d(outer, n, inner, [&](int64_t i, int64_t o, int64_t j, int64_t k) {
+                                 int64_t D, int64_t inner, Index3d ix) {
+  for_each_3d(ix, [&](int64_t i, int64_t o, int64_t j, int64_t k) {
     const int64_t t = idx[j];
     if (t >= 0 && t < D) atomicAdd(gx + (o * D + t) * inner + k, g[i]);
   });

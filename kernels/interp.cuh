@@ -31,10 +31,10 @@
 namespace adnn::kernels {
 
 template <class T>
-__global__ void interp_forward_kernel(const T* __restrict__ x, T* __restrict__ y, InterpGeom g) {
+__global__ void interp_forward_kernel(const T* __restrict__ x, T* __restrict__ y, InterpGeom g, NhwcIndex ix) {
   using A = acc_t<T>;
   const int64_t H = g.y.in, W = g.x.in;
-  for_each_nhwc(g.N, g.y.out, g.x.out, g.C, [&](int64_t i, int64_t n, int64_t oy, int64_t ox, int64_t c) {
+  for_each_nhwc(ix, [&](int64_t i, int64_t n, int64_t oy, int64_t ox, int64_t c) {
     A s = 0;
     common::for_each_interp_tap(
         g, oy, ox, [&](int64_t h, int64_t w, double wt) { s += A(wt) * A(x[((n * H + h) * W + w) * g.C + c]); });
@@ -43,9 +43,9 @@ __global__ void interp_forward_kernel(const T* __restrict__ x, T* __restrict__ y
 }
 
 template <class G, class A>
-__global__ void interp_backward_kernel(const G* __restrict__ gy, A* __restrict__ gx, InterpGeom g) {
+__global__ void interp_backward_kernel(const G* __restrict__ gy, A* __restrict__ gx, InterpGeom g, NhwcIndex ix) {
   const int64_t H = g.y.in, W = g.x.in;
-  for_each_nhwc(g.N, g.y.out, g.x.out, g.C, [&](int64_t i, int64_t n, int64_t oy, int64_t ox, int64_t c) {
+  for_each_nhwc(ix, [&](int64_t i, int64_t n, int64_t oy, int64_t ox, int64_t c) {
     const A go = A(gy[i]);
     common::for_each_interp_tap(g, oy, ox, [&](int64_t h, int64_t w, double wt) {
       atomicAdd(gx + ((n * H + h) * W + w) * g.C + c, A(wt) * go);
@@ -67,8 +67,8 @@ __device__ __forceinline__ void for_each_warp_tap(const double* m, int64_t b, in
 
 template <class T>
 __global__ void warp_affine_forward_kernel(const T* __restrict__ x, const double* __restrict__ m, T* __restrict__ y,
-                                           WarpGeom g) {
-  for_each_nhwc(g.B, g.OH, g.OW, g.C, [&](int64_t i, int64_t b, int64_t oy, int64_t ox, int64_t c) {
+                                           WarpGeom g, NhwcIndex ix) {
+  for_each_nhwc(ix, [&](int64_t i, int64_t b, int64_t oy, int64_t ox, int64_t c) {
     double s = 0;
     for_each_warp_tap(m, b, g.N == 1 ? 0 : b, ox, oy, c, g,
                       [&](int64_t off, double w) { s += w * double(acc_t<T>(x[off])); });
@@ -78,8 +78,8 @@ __global__ void warp_affine_forward_kernel(const T* __restrict__ x, const double
 
 template <class G, class A>
 __global__ void warp_affine_backward_kernel(const G* __restrict__ gy, const double* __restrict__ m, A* __restrict__ gx,
-                                            WarpGeom g) {
-  for_each_nhwc(g.B, g.OH, g.OW, g.C, [&](int64_t i, int64_t b, int64_t oy, int64_t ox, int64_t c) {
+                                            WarpGeom g, NhwcIndex ix) {
+  for_each_nhwc(ix, [&](int64_t i, int64_t b, int64_t oy, int64_t ox, int64_t c) {
     const double gv = double(A(gy[i]));
     for_each_warp_tap(m, b, g.N == 1 ? 0 : b, ox, oy, c, g,
                       [&](int64_t off, double w) { atomicAdd(gx + off, A(w * gv)); });

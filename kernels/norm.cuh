@@ -59,12 +59,18 @@
 //     deviations), then y = (x − μ)·rstd·w[c] + b[c]; writes mean, rstd (N, G).
 //   group_norm_backward: one block per (n, g): Σĝ and Σĝx̂ (ĝ = g·w[c]), then
 //     gx = rstd·(ĝ − Σĝ/K − x̂·Σĝx̂/K).
-//   group_norm_param_grads: one thread per channel over the N·P rows: gw[c] = Σ g·x̂,
-//     gb[c] = Σ g (coalesced across c).
+//   group_norm_param_grads: gw[c] = Σ g·x̂, gb[c] = Σ g over the N·P rows in the two stages
+//     of layer_norm_param_grads (group_norm_param_partials: 32 channels × a slice of
+//     kLnSliceRows rows per block, each row's (n, group) statistics read from global; then
+//     layer_norm_param_sum in slice order). It was one thread per channel over all N·P rows
+//     (⌈C/128⌉ blocks: one block for C ≤ 128). sm_90 (docs/results/kernel-resources-sm90.md):
+//     the partials kernel 40 registers, 4,224 B static shared, 75 % theoretical occupancy
+//     at 256 threads (registers); the sum kernel 32 registers, 100 %.
 //   Cost: forward reads x 3 times, writes y; backward reads g and x twice, writes gx; the
 //   parameter gradients read g and x once more.
 //   Storage: x, y, g, gx, the parameters and their gradients in T (f32, f64, or f16/bf16
 //   natively: loaded widened, stored rounded once); mean and rstd in acc_t<T> (f32 for 16 bits).
+#include "loops.cuh"
 #include "reduce.cuh"
 
 namespace adnn::kernels {
@@ -243,14 +249,14 @@ template <class T, class P>
 __global__ void bn_apply_kernel(const T* __restrict__ x, const P* __restrict__ mean, const P* __restrict__ invstd,
                                 const P* __restrict__ w, const P* __restrict__ b, T* __restrict__ y, int64_t M,
                                 int64_t C, NormActivation act, const T* __restrict__ residual,
-                                const P* __restrict__ scale, int64_t rows_per_sample) {
+                                const P* __restrict__ scale, DivIndex channel, DivIndex sample) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % C;
+    const int64_t c = channel.rem(i);
     P v = (load_as<P>(x[i]) - mean[c]) * invstd[c];
     if (w) v = v * w[c];
     if (b) v = v + b[c];
     v = norm_act<P>(act, v);
-    if (scale) v = v * scale[i / (rows_per_sample * C)];
+    if (scale) v = v * scale[sample.quot(i)];
     if (residual) v = v + load_as<P>(residual[i]);
     y[i] = store_as<T>(v);
   }
@@ -264,9 +270,9 @@ __global__ void bn_backward_apply_kernel(const T* __restrict__ g, const T* __res
                                          const P* __restrict__ b, const P* __restrict__ mean,
                                          const P* __restrict__ invstd, const double* __restrict__ sums,
                                          T* __restrict__ gx, int64_t M, int64_t C, bool training, NormActivation act,
-                                         P* __restrict__ gb, P* __restrict__ gw) {
+                                         P* __restrict__ gb, P* __restrict__ gw, DivIndex channel) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = i % C;
+    const int64_t c = channel.rem(i);
     if (i < C) {
       if (gb) gb[i] = P(sums[i]);
       if (gw) gw[i] = P(sums[C + i]);
@@ -395,8 +401,8 @@ __global__ void layer_norm_param_sum_kernel(const double* __restrict__ part, P* 
     aw += part[(s * 2) * D + d];
     ab += part[(s * 2 + 1) * D + d];
   }
-  if (gw) gw[d] = P(aw);
-  if (gb) gb[d] = P(ab);
+  if (gw) gw[d] = P(acc_t<P>(aw));  // 16-bit P (group norm's parameters): via f32, as stage 1
+  if (gb) gb[d] = P(acc_t<P>(ab));
 }
 
 // ---------------------------------------------------------------- group norm
@@ -455,26 +461,46 @@ __global__ void group_norm_backward_kernel(const T* __restrict__ g, const T* __r
   }
 }
 
+// Stage 1 of the group norm parameter gradients (stage 2: layer_norm_param_sum_kernel):
+// block (32, 8) over 32 channels × one slice of kLnSliceRows of the N·P rows, as
+// layer_norm_param_partials; a row's mean and rstd are those of its (n, group), read from
+// global (the 32 channels of a warp fall in one or a few groups: a broadcast).
 template <class T>
-__global__ void group_norm_param_grads_kernel(const T* __restrict__ g, const T* __restrict__ x,
-                                              const acc_t<T>* __restrict__ mean, const acc_t<T>* __restrict__ rstd,
-                                              T* __restrict__ gw, T* __restrict__ gb, int64_t N, int64_t P, int64_t C,
-                                              int64_t G) {
-  const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-  if (c >= C) return;
-  const int64_t gi = c / (C / G);
+__global__ void group_norm_param_partials_kernel(const T* __restrict__ g, const T* __restrict__ x,
+                                                 const acc_t<T>* __restrict__ mean, const acc_t<T>* __restrict__ rstd,
+                                                 T* __restrict__ gw, T* __restrict__ gb, double* __restrict__ part,
+                                                 int64_t rows, int64_t P, int64_t C, int64_t G) {
+  ADNN_SHARED(double, sw, [8][33]);
+  ADNN_SHARED(double, sb, [8][33]);
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t c = int64_t(blockIdx.x) * 32 + tx, slice = blockIdx.y, r0 = slice * kLnSliceRows;
+  const int n = int(rows - r0 < kLnSliceRows ? rows - r0 : kLnSliceRows);
   double aw = 0, ab = 0;
-  for (int64_t n = 0; n < N; ++n) {
-    const double mu = double(mean[n * G + gi]), rs = double(rstd[n * G + gi]);
-    for (int64_t p = 0; p < P; ++p) {
-      const int64_t off = (n * P + p) * C + c;
-      const double gv = double(acc_t<T>(g[off]));
-      aw += gv * (double(acc_t<T>(x[off])) - mu) * rs;
+  if (c < C) {
+    const int64_t gi = c / (C / G);
+    for (int i = ty; i < n; i += 8) {
+      const int64_t r = r0 + i, st = (r / P) * G + gi, e = r * C + c;
+      const double gv = load_as<double>(g[e]);
+      aw += gv * (load_as<double>(x[e]) - double(mean[st])) * double(rstd[st]);
       ab += gv;
     }
   }
-  if (gw) gw[c] = T(acc_t<T>(aw));
-  if (gb) gb[c] = T(acc_t<T>(ab));
+  sw[ty][tx] = aw;
+  sb[ty][tx] = ab;
+  __syncthreads();
+  if (ty == 0 && c < C) {
+    for (int k = 1; k < 8; ++k) {
+      aw += sw[k][tx];
+      ab += sb[k][tx];
+    }
+    if (part) {
+      part[(slice * 2) * C + c] = aw;
+      part[(slice * 2 + 1) * C + c] = ab;
+    } else {
+      if (gw) gw[c] = T(acc_t<T>(aw));
+      if (gb) gb[c] = T(acc_t<T>(ab));
+    }
+  }
 }
 
 }  // namespace adnn::kernels

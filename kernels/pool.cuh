@@ -35,9 +35,9 @@
 namespace adnn::kernels {
 
 template <class T, class I>
-__global__ void max_pool_forward_kernel(const T* __restrict__ x, T* __restrict__ y, I* __restrict__ am, PoolGeom g) {
+__global__ void max_pool_forward_kernel(const T* __restrict__ x, T* __restrict__ y, I* __restrict__ am, PoolGeom g, NhwcIndex ix) {
   using A = acc_t<T>;
-  for_each_nhwc(g.N, g.OH, g.OW, g.C, [&](int64_t i, int64_t n, int64_t oh, int64_t ow, int64_t c) {
+  for_each_nhwc(ix, [&](int64_t i, int64_t n, int64_t oh, int64_t ow, int64_t c) {
     A best = -INFINITY;
     int64_t arg = -1;  // the winner's window offset (common::window_offset)
     for_each_window_pixel(g, oh, ow, [&](int64_t h, int64_t w) {
@@ -57,9 +57,9 @@ __global__ void max_pool_forward_kernel(const T* __restrict__ x, T* __restrict__
 // bits). Every gx element is written once, so no atomics and no reliance on a zero fill.
 template <class T, class I>
 __global__ void max_pool_backward_kernel(const T* __restrict__ gy, const I* __restrict__ am, T* __restrict__ gx,
-                                         PoolGeom g) {
+                                         PoolGeom g, NhwcIndex ix) {
   using A = acc_t<T>;
-  for_each_nhwc(g.N, g.H, g.W, g.C, [&](int64_t i, int64_t n, int64_t h, int64_t w, int64_t c) {
+  for_each_nhwc(ix, [&](int64_t i, int64_t n, int64_t h, int64_t w, int64_t c) {
     A s = 0;
     // (h, w)'s window offset in output (oh, ow)'s window, in 32 bits (< kh·kw)
     const int hk = int((h + g.ph) * g.kw + w + g.pw), shk = int(g.sh * g.kw), sw = int(g.sw);
@@ -81,9 +81,9 @@ __global__ void max_pool_backward_kernel(const T* __restrict__ gy, const I* __re
 // only in the lanes whose pixel won (a quarter of its sectors for 2×2 windows).
 template <class T, class I>
 __global__ void max_pool_backward_tiled_kernel(const T* __restrict__ gy, const I* __restrict__ am, T* __restrict__ gx,
-                                               PoolGeom g) {
+                                               PoolGeom g, NhwcIndex ix) {
   using A = acc_t<T>;
-  for_each_nhwc(g.N, g.OH, g.OW, g.C, [&](int64_t i, int64_t n, int64_t oh, int64_t ow, int64_t c) {
+  for_each_nhwc(ix, [&](int64_t i, int64_t n, int64_t oh, int64_t ow, int64_t c) {
     const int win = int(am[i]);
     const T v = store_as<T>(A(0) + load_as<A>(gy[i])), zero = store_as<T>(A(0));
     const int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;  // the window's corner (may be padding)
@@ -102,9 +102,9 @@ inline bool max_pool_backward_is_tiled(const PoolGeom& g) {
 }
 
 template <class T>
-__global__ void avg_pool_forward_kernel(const T* __restrict__ x, T* __restrict__ y, PoolGeom g) {
+__global__ void avg_pool_forward_kernel(const T* __restrict__ x, T* __restrict__ y, PoolGeom g, NhwcIndex ix) {
   using A = acc_t<T>;
-  for_each_nhwc(g.N, g.OH, g.OW, g.C, [&](int64_t i, int64_t n, int64_t oh, int64_t ow, int64_t c) {
+  for_each_nhwc(ix, [&](int64_t i, int64_t n, int64_t oh, int64_t ow, int64_t c) {
     A s = 0;
     for_each_window_pixel(g, oh, ow,
                           [&](int64_t h, int64_t w) { s += load_as<A>(x[((n * g.H + h) * g.W + w) * g.C + c]); });
@@ -113,9 +113,9 @@ __global__ void avg_pool_forward_kernel(const T* __restrict__ x, T* __restrict__
 }
 
 template <class T>
-__global__ void avg_pool_backward_kernel(const T* __restrict__ gy, T* __restrict__ gx, PoolGeom g) {
+__global__ void avg_pool_backward_kernel(const T* __restrict__ gy, T* __restrict__ gx, PoolGeom g, NhwcIndex ix) {
   using A = acc_t<T>;
-  for_each_nhwc(g.N, g.H, g.W, g.C, [&](int64_t i, int64_t n, int64_t h, int64_t w, int64_t c) {
+  for_each_nhwc(ix, [&](int64_t i, int64_t n, int64_t h, int64_t w, int64_t c) {
     A s = 0;
     for_each_covering_output(g, h, w, [&](int64_t oh, int64_t ow) {
       s += load_as<A>(gy[((n * g.OH + oh) * g.OW + ow) * g.C + c]) / A(pool_divisor(g, oh, ow));

@@ -1,28 +1,29 @@
 #pragma once
-// Squeeze-and-excite, fused into two kernels (forward):
+// Squeeze-and-excite forward in three kernels (four with the pool's slices):
 //   se_pool:       pooled (N, C) = mean over P = H·W of x (N, P, C).
 //                  Block (32, 8): 32 channels × 8 row lanes, grid (⌈C/32⌉, N, S) with CBAM's
 //                  position slices (position_slices: S > 1 only when the ⌈C/32⌉·N blocks are
 //                  fewer than 1024 and P > 256; then each block's slice sum goes to an N·S·C
 //                  acc_t workspace and se_pool_finish adds the slices in order and divides by
 //                  P). Reads N·P·C, writes N·C (+ 2·N·S·C with S > 1).
-//   se_gate_scale: per sample n, h = SiLU(W1 pooled_n + b1) (R), a = W2 h + b2 (C), and
-//                  y[n, p, c] = x[n, p, c] · σ(a_c) for a chunk of pixels. Grid (chunks, N),
-//                  block 256; every block of a sample recomputes the two small FCs (2·R·C
-//                  MACs) into shared memory (R + 2·C floats and a pitch pad, dynamic; the
-//                  gate kept as (c % V, c / V) for the vector scale), chunk 0 also writes the
-//                  gate logits a (N, C) that backward uses. Thread mapping, every global
-//                  access along a contiguous dimension: pooled and b1 loaded by consecutive
-//                  threads; FC1 one warp per hidden unit, lanes along a row of W1 (C), a
-//                  shuffle tree; FC2 groups of se_fc2_width(R) lanes (a power of two ≥
-//                  min(R, 32)) per channel, lanes along a row of W2 (R), so a warp reads
-//                  32 / width consecutive rows; b2, the logits and σ in one pass along C; the
-//                  scale along (p, c), V consecutive channels per thread (a 16-byte vector
-//                  when C and the pointers allow, else 2 or 1: vector_width). Reads N·P·C + chunks·(2·R·C) weights
-//                  (L2-resident), writes N·P·C; 2·R·C + 2·P·C flops per block-sample (+ R + C exp). Measured
-//                  coalescing 96.3 % (emulator trace, efficientnet_b5 training step at 64×64, batch 1; 15.7 % before,
-//                  when FC1/FC2 read W1 and W2 with a lane per output, a row apart); shared memory 1.02 wavefronts per
-//                  request, at most 2-way.
+//   se_gate:       once per sample (grid N, block 256): h = SiLU(W1 pooled_n + b1) (R),
+//                  a = W2 h + b2 (C); writes the logits a (N, C) that backward uses and the
+//                  gate σ(a) (N, C, a workspace). Pooled and b1 loaded by consecutive threads;
+//                  FC1 one warp per hidden unit, lanes along a row of W1 (C), a shuffle tree;
+//                  FC2 groups of se_fc2_width(R) lanes (a power of two ≥ min(R, 32)) per
+//                  channel, lanes along a row of W2 (R), so a warp reads 32 / width
+//                  consecutive rows; b2, the logits and σ in one pass along C. Shared memory
+//                  (R + C) A, dynamic. 2·R·C MACs and R + C exp per sample; reads the weights
+//                  once per sample (before: once per block of pixels, every block of a sample
+//                  recomputing both FCs).
+//   se_scale:      y[n, p, c] = x[n, p, c] · gate[n, c]: one thread per V consecutive
+//                  channels of a pixel (a 16-byte vector of x and y when C and the pointers
+//                  allow, else 2 or 1: vector_width), the gate read as 16-byte vectors of A
+//                  (L1/L2-resident), the sample and channel of a flat index by precomputed
+//                  divisors (DivIndex). Reads N·P·C (+ N·C gates, cached), writes N·P·C.
+// sm_90 (docs/results/kernel-resources-sm90.md): se_gate 34 registers for 16-bit T (75 %
+// theoretical occupancy), 56 for f32/f64 (50 %; one block per sample, so occupancy is not
+// its limit); se_scale 22–32 registers (100 %) except f32/f64 with V = 1 (38–40, 75 %).
 // Weights: W1 (R, C), b1 (R), W2 (C, R), b2 (C), contiguous; x, y (N, P, C) contiguous.
 // Types: x, y and the weights in T (f32, f64, or f16/bf16 natively: loaded widened, stored
 // rounded once); the math, the pooled means and the gate logits in A = acc_t<T> (f32 for
@@ -31,6 +32,7 @@
 // from Σ_p g·x) and small GEMMs for the two FCs.
 #include "cbam.cuh"
 #include "common.cuh"
+#include "loops.cuh"
 #include "vector.cuh"
 
 #include <type_traits>
@@ -73,18 +75,19 @@ __global__ void se_pool_finish_kernel(const A* __restrict__ part, A* __restrict_
   }
 }
 
-template <class T, int V>
-__global__ void se_gate_scale_kernel(const T* __restrict__ x, const acc_t<T>* __restrict__ pooled,
-                                     const T* __restrict__ w1, const T* __restrict__ b1, const T* __restrict__ w2,
-                                     const T* __restrict__ b2, T* __restrict__ y, acc_t<T>* __restrict__ logits,
-                                     int64_t P, int64_t C, int64_t R, int64_t pixels_per_block, int fc2_width,
-                                     int64_t gate_pitch) {
+// The gates of sample n = blockIdx.x, once per sample: h = SiLU(W1 pooled_n + b1) (R),
+// a = W2 h + b2 (C), logits[n] = a (backward reads them), gate[n] = σ(a). Block 256, dynamic
+// shared (R + C) A.
+template <class T>
+__global__ void se_gate_kernel(const acc_t<T>* __restrict__ pooled, const T* __restrict__ w1,
+                               const T* __restrict__ b1, const T* __restrict__ w2, const T* __restrict__ b2,
+                               acc_t<T>* __restrict__ logits, acc_t<T>* __restrict__ gate_out, int64_t C, int64_t R,
+                               int fc2_width) {
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(A, smem);
-  ADNN_SHARED_PTR(A) h = smem;                // (R): b1, then the hidden units
-  ADNN_SHARED_PTR(A) gate = h + R;            // (C): the pooled means, then W2 h
-  ADNN_SHARED_PTR(A) gate_v = gate + C;       // (V, gate_pitch): σ(a_c) at (c % V, c / V)
-  const int64_t n = blockIdx.y;
+  ADNN_SHARED_PTR(A) h = smem;      // (R): b1, then the hidden units
+  ADNN_SHARED_PTR(A) gate = h + R;  // (C): the pooled means, then W2 h
+  const int64_t n = blockIdx.x;
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, warps = int(blockDim.x) / 32;
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) gate[c] = pooled[n * C + c];
   for (int64_t r = threadIdx.x; r < R; r += blockDim.x) h[r] = b1 ? load_as<A>(b1[r]) : A(0);
@@ -109,35 +112,35 @@ __global__ void se_gate_scale_kernel(const T* __restrict__ x, const acc_t<T>* __
     if (sub == 0 && c < C) gate[c] = a;
   }
   __syncthreads();
-  // b2, the logits and the gate in one coalesced pass along C (each thread its own channels);
-  // the gate is stored (c % V, c / V) so that the scale's lanes (V channels each) read
-  // consecutive words for each j (gate_pitch ≡ 32 / V mod 32 keeps these stores
-  // conflict-free too)
+  // b2, the logits and the gate in one coalesced pass along C
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
     const A a = b2 ? load_as<A>(b2[c]) + A(gate[c]) : A(gate[c]);
-    if (blockIdx.x == 0) logits[n * C + c] = a;
-    gate_v[(c % V) * gate_pitch + c / V] = sigmoid(a);
-  }
-  __syncthreads();
-  const int64_t p0 = int64_t(blockIdx.x) * pixels_per_block;
-  const int64_t p1 = p0 + pixels_per_block < P ? p0 + pixels_per_block : P;
-  // V consecutive channels per thread (one 16-byte vector when C and the pointers allow:
-  // C % V == 0, so a vector never straddles two pixels)
-  for (int64_t e = p0 * C + int64_t(threadIdx.x) * V; e < p1 * C; e += int64_t(blockDim.x) * V) {
-    const int64_t idx = n * P * C + e, c = e % C;
-    const vec_t<T, V> xv = load_vec<V>(x + idx);
-    vec_t<T, V> yv;
-    ADNN_UNROLL
-    for (int j = 0; j < V; ++j) yv.v[j] = store_as<T>(load_as<A>(xv.v[j]) * gate_v[j * gate_pitch + c / V]);
-    store_vec<V>(y + idx, yv);
+    logits[n * C + c] = a;
+    gate_out[n * C + c] = sigmoid(a);
   }
 }
 
-// The row pitch of the gate's (V, C / V) layout: at least C / V, ≡ 32 / V (mod 32), so that
-// 32 consecutive channels land in 32 distinct banks when stored.
-inline int64_t se_gate_pitch(int64_t C, int V) {
-  const int64_t cv = C / V, want = 32 / V;
-  return cv + ((want - cv % 32) % 32 + 32) % 32;
+// y[n, p, c + j] = x[n, p, c + j] · gate[n, c + j], j < V: one thread per V consecutive
+// channels of one pixel (C % V == 0, so a vector never straddles two pixels), x and y as one
+// 16-byte vector, the gate (N, C) in A (L1/L2-resident) as 16-byte vectors of A.
+template <class T, int V>
+__global__ void se_scale_kernel(const T* __restrict__ x, const acc_t<T>* __restrict__ gate, T* __restrict__ y,
+                                int64_t vectors, int64_t C, DivIndex sample, DivIndex channel) {
+  using A = acc_t<T>;
+  constexpr int VG = V * int(sizeof(A)) <= 16 ? V : 16 / int(sizeof(A));  // the gate's vector
+  grid_stride(vectors, [&](int64_t v) {
+    const int64_t idx = v * V, n = sample.quot(idx), c = channel.rem(idx);
+    const vec_t<T, V> xv = load_vec<V>(x + idx);
+    const A* gn = gate + n * C + c;
+    vec_t<T, V> yv;
+    ADNN_UNROLL
+    for (int j0 = 0; j0 < V; j0 += VG) {
+      const vec_t<A, VG> gv = load_vec<VG>(gn + j0);
+      ADNN_UNROLL
+      for (int j = 0; j < VG; ++j) yv.v[j0 + j] = store_as<T>(load_as<A>(xv.v[j0 + j]) * gv.v[j]);
+    }
+    store_vec<V>(y + idx, yv);
+  });
 }
 
 // FC2's lanes per output channel: the smallest power of two >= min(R, 32).
@@ -147,23 +150,15 @@ inline int se_fc2_width(int64_t R) {
   return w;
 }
 
-// Pixels per block: enough blocks to fill the GPU, enough work per block to amortise the
-// recomputed FCs (at least 4·R·C / C = 4·R pixels' worth of multiply-adds per element).
-inline int64_t se_pixels_per_block(int64_t N, int64_t P, int64_t R) {
-  int64_t per = (P + 7) / 8;  // at most 8 blocks per sample
-  const int64_t floor_px = 4 * R > 16 ? 4 * R : 16;
-  if (per < floor_px) per = floor_px;
-  (void)N;
-  return per < P ? per : (P > 0 ? P : 1);
-}
-
-// part: N·S·C acc_t<T> when S = position_slices(N, P, C) > 1 (se_pool's slice sums).
+// part: N·S·C acc_t<T> when S = position_slices(N, P, C) > 1 (se_pool's slice sums); gate:
+// N·C acc_t<T> (σ of the logits, for the scale).
 template <class T>
 void launch_squeeze_excite(const T* x, const T* w1, const T* b1, const T* w2, const T* b2, acc_t<T>* pooled,
-                           acc_t<T>* logits, acc_t<T>* part, T* y, int64_t N, int64_t P, int64_t C, int64_t R,
-                           Stream stream) {
+                           acc_t<T>* logits, acc_t<T>* part, acc_t<T>* gate, T* y, int64_t N, int64_t P, int64_t C,
+                           int64_t R, Stream stream) {
   using A = acc_t<T>;
   if (N * C == 0) return;
+  ADNN_CHECK(gate, "squeeze_excite: no workspace for the N·C gates was given");
   const int64_t S = position_slices(N, P, C);
   ADNN_CHECK(N <= 65535, "squeeze_excite: grid (", ceil_div(C, 32), ", ", N, ", ", S, ") over the limits");
   ADNN_CHECK(S == 1 || part, "squeeze_excite: P = ", P, " is split into ", S,
@@ -173,13 +168,13 @@ void launch_squeeze_excite(const T* x, const T* w1, const T* b1, const T* w2, co
   if (S > 1)
     ADNN_LAUNCH(se_pool_finish_kernel<A>, grid_for(N * C), dim3(256), 0, stream, static_cast<const A*>(part), pooled, N,
                 S, P, C);
-  const int64_t per = se_pixels_per_block(N, P, R);
+  ADNN_LAUNCH(se_gate_kernel<T>, dim3(unsigned(N)), dim3(256), size_t(R + C) * sizeof(A), stream, pooled, w1, b1, w2,
+              b2, logits, gate, C, R, se_fc2_width(R));
   with_vector_width<T>(vector_width<T>(C, {x, y}), [&](auto vc) {
     constexpr int V = decltype(vc)::value;
-    const int64_t pitch = se_gate_pitch(C, V);
-    ADNN_LAUNCH((se_gate_scale_kernel<T, V>), dim3(ceil_div(P, per), unsigned(N)), dim3(256),
-                size_t(R + C + V * pitch) * sizeof(acc_t<T>), stream, x, pooled, w1, b1, w2, b2, y, logits, P, C, R,
-                per, se_fc2_width(R), pitch);
+    const int64_t total = N * P * C;
+    ADNN_LAUNCH((se_scale_kernel<T, V>), grid_for(total / V), dim3(256), 0, stream, x,
+                static_cast<const A*>(gate), y, total / V, C, div_index(total, P * C), div_index(total, C));
   });
 }
 

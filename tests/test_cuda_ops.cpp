@@ -356,20 +356,22 @@ TEST_SUITE("cuda") {
 }
 
 TEST_SUITE("cuda") {
-  // se_gate_scale_kernel (kernels/se.cuh): FC1 one warp per hidden unit with lanes along C, FC2
-  // groups of 1..32 lanes per channel (the power of two >= min(R, 32)), the scale in vectors of
-  // V channels (f32: 4, 2 or 1 as C allows; f64: 2 or 1). These shapes reach group widths 1,
-  // 2, 8 and 32, R above 32 (a lane sums several terms), C above the block, and every V.
+  // se_gate_kernel and se_scale_kernel (kernels/se.cuh): FC1 one warp per hidden unit with
+  // lanes along C, FC2 groups of 1..32 lanes per channel (the power of two >= min(R, 32)), the
+  // scale in vectors of V channels (f32: 4, 2 or 1 as C allows; f64: 2 or 1; bf16: 8 — two
+  // 16-byte gate loads — 4, 2 or 1). These shapes reach group widths 1, 2, 8 and 32, R above 32
+  // (a lane sums several terms), C above the block, and every V.
   TEST_CASE("squeeze_excite on cuda: every FC2 group width, wide C, agree with cpu") {
     REQUIRE_CUDA_DEVICE();
     manual_seed(91);
-    for (DType dt : {DType::f32, DType::f64})
+    for (DType dt : {DType::f32, DType::f64, DType::bf16})
       for (auto [C, R, H] : std::vector<std::array<int64_t, 3>>{{6, 1, 5},
                                                                 {8, 2, 5},
                                                                 {40, 7, 5},
                                                                 {300, 40, 5},
                                                                 {72, 32, 5},
                                                                 {7, 3, 5},
+                                                                {16, 4, 5},
                                                                 {37, 5, 5},
                                                                 {40, 7, 100},
                                                                 {7, 3, 100}}) {
@@ -385,7 +387,7 @@ TEST_SUITE("cuda") {
           return std::vector<Tensor>{y.to(kCPU), xd.grad().to(kCPU), w1d.grad().to(kCPU)};
         };
         auto ref = run(kCPU), got = run(kCUDA);
-        const double tol = dt == DType::f64 ? 1e-9 : 2e-5;
+        const double tol = dt == DType::f64 ? 1e-9 : dt == DType::f32 ? 2e-5 : 1e-2;
         for (int i = 0; i < 3; ++i) CHECK(max_abs_diff(got[i], ref[i]) <= tol * scale_of(ref[i]) * (i == 0 ? 1 : 10));
       }
   }
@@ -554,6 +556,37 @@ TEST_SUITE("cuda") {
             CHECK(max_abs_diff(got[i], again[i]) == 0);  // deterministic run to run
           }
         }
+  }
+
+  // group_norm_param_partials + layer_norm_param_sum (kernels/norm.cuh): N·P rows in slices
+  // of 256 whose rows cross images (each row's statistics are its (n, group)'s), channels below,
+  // at and past a 32-channel tile with groups inside and across tiles, and no positions at all.
+  TEST_CASE("group norm parameter gradients on cuda: row slices across images agree with cpu, run to run") {
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(47);
+    struct Shape4 {
+      int64_t N, H, W, C, G;
+    };
+    for (DType dt : {DType::f32, DType::f64, DType::bf16})
+      for (Shape4 s : {Shape4{2, 3, 1, 6, 3}, {3, 10, 9, 32, 4}, {5, 11, 7, 40, 5}, {2, 16, 16, 64, 2}, {4, 0, 3, 8, 2}}) {
+        INFO(dtype_name(dt) << " N " << s.N << " H " << s.H << " W " << s.W << " C " << s.C << " G " << s.G);
+        Tensor x = add(mul(randn({s.N, s.H, s.W, s.C}), 2.0), 1.0).to(dt), w = randn({s.C}).to(dt),
+               b = randn({s.C}).to(dt), r = randn({s.N, s.H, s.W, s.C}).to(dt);
+        auto run = [&](Device d) {
+          Tensor xd = x.to(d).detach().requires_grad_(true), wd = w.to(d).detach().requires_grad_(true),
+                 bd = b.to(d).detach().requires_grad_(true);
+          sum(mul(group_norm(xd, s.G, wd, bd), r.to(d))).backward();
+          return std::vector<Tensor>{xd.grad().to(kCPU), wd.grad().to(kCPU), bd.grad().to(kCPU)};
+        };
+        auto ref = run(kCPU), got = run(kCUDA), again = run(kCUDA);
+        const double tol = dt == DType::f64 ? 1e-9 : dt == DType::f32 ? 2e-5 : 1e-2;
+        const char* what[] = {"grad x", "grad w", "grad b"};
+        for (int i = 0; i < 3; ++i) {
+          INFO(what[i]);
+          CHECK(max_abs_diff(got[i], ref[i]) <= tol * scale_of(ref[i]) * 10);
+          CHECK(max_abs_diff(got[i], again[i]) == 0);  // deterministic run to run
+        }
+      }
   }
 
   // spatial_pool / spatial_pool_backward (kernels/cbam.cuh): one warp per 8 pixels, (mean,

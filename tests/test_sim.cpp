@@ -161,14 +161,14 @@ __global__ void masked_shuffle_kernel(unsigned* out) {
   if (lane >= 16) out[lane] = __shfl_down_sync(0xffff0000u, lane * 10, 1);  // lane 31: own value
 }
 // kernels/loops.cuh: each element records how often it was visited and the coordinates given.
-__global__ void loops_nhwc_kernel(int64_t B, int64_t H, int64_t W, int64_t C, int64_t* hits, int64_t* coord) {
-  for_each_nhwc(B, H, W, C, [&](int64_t i, int64_t b, int64_t h, int64_t w, int64_t c) {
+__global__ void loops_nhwc_kernel(NhwcIndex ix, int64_t* hits, int64_t* coord) {
+  for_each_nhwc(ix, [&](int64_t i, int64_t b, int64_t h, int64_t w, int64_t c) {
     atomicAdd(reinterpret_cast<unsigned long long*>(hits + i), 1ull);
     coord[i] = ((b * 100 + h) * 100 + w) * 100 + c;
   });
 }
-__global__ void loops_3d_kernel(int64_t outer, int64_t n, int64_t inner, int64_t* hits, int64_t* coord) {
-  for_each_3d(outer, n, inner, [&](int64_t i, int64_t o, int64_t j, int64_t k) {
+__global__ void loops_3d_kernel(Index3d ix, int64_t* hits, int64_t* coord) {
+  for_each_3d(ix, [&](int64_t i, int64_t o, int64_t j, int64_t k) {
     atomicAdd(reinterpret_cast<unsigned long long*>(hits + i), 1ull);
     coord[i] = (o * 100 + j) * 100 + k;
   });
@@ -413,26 +413,79 @@ TEST_SUITE("sim") {
     CHECK_FALSE(big.index32);
   }
 
+  TEST_CASE("IntDivider (kernels/loops.cuh): n / d by multiply-high and shift equals the division") {
+    auto check = [](uint32_t d, uint32_t n) {
+      const IntDivider div(d);
+      if (div.div(n) != n / d) {
+        FAIL_CHECK("d " << d << " n " << n << ": " << div.div(n) << " != " << n / d);
+        return false;
+      }
+      return true;
+    };
+    const uint32_t top = (uint32_t(1) << 31) - 1;  // the largest n it takes
+    // small divisors against a run of n from 0 and the last n below 2^31
+    for (uint32_t d = 1; d <= 1100; ++d) {
+      bool ok = true;
+      for (uint32_t n = 0; n < 4 * d + 70 && ok; ++n) ok = check(d, n) && check(d, top - n);
+      if (!ok) break;
+    }
+    // powers of two, their neighbours, 2^31 itself, and the multiples of d and their neighbours
+    for (uint32_t k = 0; k <= 31; ++k)
+      for (int64_t delta : {-1, 0, 1}) {
+        const int64_t d = (int64_t(1) << k) + delta;
+        if (d < 1 || d > (int64_t(1) << 31)) continue;
+        for (uint32_t n : {0u, 1u, uint32_t(d - 1 <= top ? d - 1 : top), top, top - 1, uint32_t(d <= top ? d : top)})
+          check(uint32_t(d), n);
+      }
+    uint64_t state = 12345;  // random divisors and numerators below 2^31
+    auto next = [&] {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      return uint32_t(state >> 33);  // 31 bits
+    };
+    for (int t = 0; t < 200000; ++t) {
+      const uint32_t d = std::max<uint32_t>(1, next() >> (next() % 31)), n = next();
+      if (!check(d, n)) break;
+      const uint32_t q = n / d;  // the boundaries q·d − 1, q·d
+      if (q > 0 && !(check(d, q * d) && check(d, q * d - 1))) break;
+    }
+  }
+
   TEST_CASE("grid-stride loops (kernels/loops.cuh): every element once, with its coordinates, fewer threads than elements") {
-    const int64_t B = 2, H = 3, W = 5, C = 7, n = B * H * W * C;  // 210 elements, 2 blocks x 32 threads
-    dvec<int64_t> hits(size_t(n), 0), coord(size_t(n), -1);
-    ADNN_LAUNCH(loops_nhwc_kernel, dim3(2), dim3(32), 0, nullptr, B, H, W, C, hits.data(), coord.data());
-    for (int64_t b = 0, i = 0; b < B; ++b)
-      for (int64_t h = 0; h < H; ++h)
-        for (int64_t w = 0; w < W; ++w)
-          for (int64_t c = 0; c < C; ++c, ++i) {
-            CHECK(hits[size_t(i)] == 1);
-            CHECK(coord[size_t(i)] == ((b * 100 + h) * 100 + w) * 100 + c);
+    // both index paths: the 32-bit one (precomputed divisors) and the int64 one that tensors of
+    // 2^31 elements or more take (forced here on a small shape)
+    for (bool narrow : {true, false}) {
+      CAPTURE(narrow);
+      const int64_t B = 2, H = 3, W = 5, C = 7, n = B * H * W * C;  // 210 elements, 2 blocks x 32 threads
+      NhwcIndex ix = nhwc_index(B, H, W, C);
+      REQUIRE(ix.narrow);
+      ix.narrow = narrow;
+      dvec<int64_t> hits(size_t(n), 0), coord(size_t(n), -1);
+      ADNN_LAUNCH(loops_nhwc_kernel, dim3(2), dim3(32), 0, nullptr, ix, hits.data(), coord.data());
+      for (int64_t b = 0, i = 0; b < B; ++b)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t w = 0; w < W; ++w)
+            for (int64_t c = 0; c < C; ++c, ++i) {
+              CHECK(hits[size_t(i)] == 1);
+              CHECK(coord[size_t(i)] == ((b * 100 + h) * 100 + w) * 100 + c);
+            }
+      const int64_t outer = 4, mid = 3, inner = 11, m = outer * mid * inner;
+      Index3d ix3 = index_3d(outer, mid, inner);
+      REQUIRE(ix3.narrow);
+      ix3.narrow = narrow;
+      dvec<int64_t> hits3(size_t(m), 0), coord3(size_t(m), -1);
+      ADNN_LAUNCH(loops_3d_kernel, dim3(3), dim3(32), 0, nullptr, ix3, hits3.data(), coord3.data());
+      for (int64_t o = 0, i = 0; o < outer; ++o)
+        for (int64_t j = 0; j < mid; ++j)
+          for (int64_t k = 0; k < inner; ++k, ++i) {
+            CHECK(hits3[size_t(i)] == 1);
+            CHECK(coord3[size_t(i)] == (o * 100 + j) * 100 + k);
           }
-    const int64_t outer = 4, mid = 3, inner = 11, m = outer * mid * inner;
-    dvec<int64_t> hits3(size_t(m), 0), coord3(size_t(m), -1);
-    ADNN_LAUNCH(loops_3d_kernel, dim3(3), dim3(32), 0, nullptr, outer, mid, inner, hits3.data(), coord3.data());
-    for (int64_t o = 0, i = 0; o < outer; ++o)
-      for (int64_t j = 0; j < mid; ++j)
-        for (int64_t k = 0; k < inner; ++k, ++i) {
-          CHECK(hits3[size_t(i)] == 1);
-          CHECK(coord3[size_t(i)] == (o * 100 + j) * 100 + k);
-        }
+    }
+    // the index paths by size: 2^31 − 1 elements are 32-bit, 2^31 are not (geometry only)
+    CHECK(nhwc_index(1, 1, 1, (int64_t(1) << 31) - 1).narrow);
+    CHECK_FALSE(nhwc_index(2, 1, 1, int64_t(1) << 30).narrow);
+    CHECK_FALSE(index_3d(1, 1 << 16, 1 << 15).narrow);
+    CHECK_FALSE(nhwc_index(0, 3, 3, 3).narrow);
   }
 
   TEST_CASE("3-D grids and blocks cover every (block, thread) exactly once") {

@@ -189,7 +189,7 @@ namespace {
 // column sums of gy (N·OH·OW, O) into gb (O), in f64; 16-bit gb through an f32 copy
 template <class T>
 void bias_grad(const Tensor& gy, const Tensor& gb, int64_t rows, int64_t O) {
-  Tensor part = device_f64(2 * k::channel_sum_slices(rows) * O);
+  Tensor part = device_acc<double>(2 * k::channel_sum_slices(rows) * O);
   if constexpr (std::is_same_v<T, half> || std::is_same_v<T, bfloat16>) {
     Tensor g32 = empty({O}, TensorOptions(DType::f32, kCUDA));
     k::launch_channel_sums<kt<T>, float, float>(k::ch_sum, k::fin_sums, ptr<T>(gy), nullptr, nullptr, nullptr, nullptr,

@@ -51,7 +51,7 @@ void copy(const Tensor& src, const Tensor& dst) {
       outer.stride[1][outer.ndim] = g.stride[1][d];
       ++outer.ndim;
     }
-    outer.index32 = g.index32;  // (outer's indices count tiles' outer positions: fewer than n)
+    k::set_index32(outer, g.index32);  // (outer's indices count tiles' outer positions: fewer than n)
     tiles = n / (g.size[da] * g.size[db]) * ((g.size[da] + 31) / 32) * ((g.size[db] + 31) / 32);
   }
   // as many threads as the largest tile has elements (a multiple of 32, at most 256)

@@ -20,7 +20,8 @@ void index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64
   visit_dtype(x.dtype(), [&](auto tag) {
     using T = kt<decltype(tag)>;
     ADNN_LAUNCH(k::index_select_kernel<T>, k::grid_for(outer * n * inner), dim3(256), 0, stream(),
-                ptr<decltype(tag)>(x), ptr<int64_t>(index), ptr<decltype(tag)>(out), outer, D, inner, n);
+                ptr<decltype(tag)>(x), ptr<int64_t>(index), ptr<decltype(tag)>(out), D, inner,
+                k::index_3d(outer, n, inner));
   });
 }
 void index_add(const Tensor& g, const Tensor& index, const Tensor& gx, int64_t outer, int64_t D, int64_t inner) {
@@ -29,7 +30,7 @@ void index_add(const Tensor& g, const Tensor& index, const Tensor& gx, int64_t o
   float_types(g.dtype(), "index_select backward", [&](auto tag) {
     using T = decltype(tag);
     ADNN_LAUNCH(k::index_add_kernel<T>, k::grid_for(outer * n * inner), dim3(256), 0, stream(), ptr<T>(g),
-                ptr<int64_t>(index), ptr<T>(gx), outer, D, inner, n);
+                ptr<int64_t>(index), ptr<T>(gx), D, inner, k::index_3d(outer, n, inner));
   });
 }
 

@@ -14,7 +14,7 @@ void interpolate_forward(const Tensor& x, const Tensor& y, const InterpGeom& g) 
   storage_types(x.dtype(), "interpolate", [&](auto tag) {
     using T = decltype(tag);
     ADNN_LAUNCH(k::interp_forward_kernel<kt<T>>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(y),
-                g);
+                g, k::nhwc_index(g.N, g.y.out, g.x.out, g.C));
   });
 }
 void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpGeom& g) {
@@ -23,7 +23,7 @@ void interpolate_backward(const Tensor& gy, const Tensor& gx, const InterpGeom& 
     using A = common::acc_t<G>;
     dispatch::check_accumulator("interpolate backward", "cuda", gx.dtype(), dtype_of<A>::value);
     ADNN_LAUNCH((k::interp_backward_kernel<kt<G>, A>), k::grid_for(gy.numel()), dim3(256), 0, stream(), ptr<G>(gy),
-                ptr<A>(gx), g);
+                ptr<A>(gx), g, k::nhwc_index(g.N, g.y.out, g.x.out, g.C));
   });
 }
 
@@ -33,7 +33,7 @@ void warp_affine_forward(const Tensor& x, const Tensor& m, const Tensor& y, cons
   storage_types(x.dtype(), "warp_affine", [&](auto tag) {
     using T = decltype(tag);
     ADNN_LAUNCH(k::warp_affine_forward_kernel<kt<T>>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x),
-                ptr<double>(m), ptr<T>(y), g);
+                ptr<double>(m), ptr<T>(y), g, k::nhwc_index(g.B, g.OH, g.OW, g.C));
   });
 }
 void warp_affine_backward(const Tensor& gy, const Tensor& m, const Tensor& gx, const WarpGeom& g) {
@@ -42,7 +42,7 @@ void warp_affine_backward(const Tensor& gy, const Tensor& m, const Tensor& gx, c
     using A = common::acc_t<G>;
     dispatch::check_accumulator("warp_affine backward", "cuda", gx.dtype(), dtype_of<A>::value);
     ADNN_LAUNCH((k::warp_affine_backward_kernel<kt<G>, A>), k::grid_for(gy.numel()), dim3(256), 0, stream(), ptr<G>(gy),
-                ptr<double>(m), ptr<A>(gx), g);
+                ptr<double>(m), ptr<A>(gx), g, k::nhwc_index(g.B, g.OH, g.OW, g.C));
   });
 }
 

@@ -48,8 +48,6 @@ void storage_types(DType t, const char* op, F&& f) {
   dispatch::storage_types(t, op, "cuda", f);
 }
 
-inline Tensor device_f64(int64_t n) { return empty({n}, TensorOptions(DType::f64, kCUDA)); }
-
 // A workspace of n values of the accumulation type A (f32, or f64) on the device; undefined
 // (a null kernel pointer) when n is 0.
 template <class A>

@@ -15,7 +15,7 @@ template <class T, class P, class O>
 void channel_sums(int mode, int fin, const Tensor& x, const Tensor& g, const Tensor& mean, const Tensor& invstd,
                   int64_t M, int64_t C, double eps, O* out0, O* out1, const Tensor& w = {}, const Tensor& b = {},
                   NormActivation act = NormActivation::none) {
-  Tensor part = device_f64(2 * k::channel_sum_slices(M) * C);
+  Tensor part = device_acc<double>(2 * k::channel_sum_slices(M) * C);
   k::launch_channel_sums<kt<T>, O, P>(mode, fin, ptr<T>(x), ptr<T>(g), ptr<P>(mean), ptr<P>(invstd), ptr<P>(w),
                                       ptr<P>(b), act, ptr<double>(part), M, C, eps, out0, out1, stream());
 }
@@ -45,7 +45,7 @@ void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
     }
     ADNN_LAUNCH((k::bn_apply_kernel<kt<T>, P>), k::grid_for(M * C), dim3(256), 0, stream(), ptr<T>(x), ptr<P>(mean),
                 ptr<P>(invstd), ptr<P>(weight), ptr<P>(bias), ptr<T>(y), M, C, act, ptr<T>(residual), ptr<P>(scale),
-                rows_per_sample);
+                k::div_index(M * C, C), k::div_index(M * C, scale.defined() ? rows_per_sample * C : 0));
   });
 }
 
@@ -56,7 +56,7 @@ void batch_norm_stats(const Tensor& x, const Tensor& mean, const Tensor& invstd,
   bn_types(x.dtype(), "batch_norm_stats", [&](auto tag, auto ptag) {
     using T = decltype(tag);
     using P = decltype(ptag);
-    Tensor part = device_f64(3 * k::bn_stats_slices(M, C) * C);
+    Tensor part = device_acc<double>(3 * k::bn_stats_slices(M, C) * C);
     k::launch_bn_stats(ptr<T>(x), ptr<double>(part), M, C, eps, momentum, ptr<P>(mean), ptr<P>(invstd),
                        ptr<P>(running_mean), ptr<P>(running_var), ptr<int64_t>(num_batches), stream());
   });
@@ -68,13 +68,13 @@ void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
   bn_types(x.dtype(), "batch_norm backward", [&](auto tag, auto ptag) {
     using T = decltype(tag);
     using P = decltype(ptag);
-    Tensor sums = device_f64(2 * C);
+    Tensor sums = device_acc<double>(2 * C);
     channel_sums<T, P, double>(k::ch_grad, k::fin_sums, x, g, mean, invstd, M, C, 0.0, ptr<double>(sums),
                                ptr<double>(sums) + C, weight, bias, act);
     if (gx.defined() && M > 0) {  // gx, and gb/gw from its first row's threads
       ADNN_LAUNCH((k::bn_backward_apply_kernel<kt<T>, P>), k::grid_for(M * C), dim3(256), 0, stream(), ptr<T>(g),
                   ptr<T>(x), ptr<P>(weight), ptr<P>(bias), ptr<P>(mean), ptr<P>(invstd), ptr<double>(sums), ptr<T>(gx),
-                  M, C, training, act, ptr<P>(gb), ptr<P>(gw));
+                  M, C, training, act, ptr<P>(gb), ptr<P>(gw), k::div_index(M * C, C));
       return;
     }
     if (gb.defined()) copy(sums.narrow(0, 0, C), gb);
@@ -110,8 +110,7 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
       const int64_t slices = k::ceil_div(M, k::kLnSliceRows);
       ADNN_CHECK(slices <= 65535, "layer_norm backward (cuda): ", M, " rows exceed the grid (65535 slices of ",
                  k::kLnSliceRows, ")");
-      Tensor part;
-      if (slices > 1) part = empty({slices * 2 * D}, TensorOptions(DType::f64, kCUDA));
+      Tensor part = device_acc<double>(slices > 1 ? slices * 2 * D : 0);
       ADNN_LAUNCH((k::layer_norm_param_partials_kernel<kt<X>, kt<Y>, P>), dim3(k::ceil_div(D, 32), unsigned(slices)),
                   dim3(32, 8), 0, stream(), ptr<Y>(g), ptr<X>(x), ptr<P>(mean), ptr<P>(rstd), ptr<P>(gw), ptr<P>(gb),
                   slices > 1 ? ptr<double>(part) : nullptr, M, D);
@@ -144,9 +143,18 @@ void group_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
     if (gx.defined())
       ADNN_LAUNCH(k::group_norm_backward_kernel<kt<T>>, dim3(unsigned(N * G)), dim3(k::row_threads(P * C / G)), 0,
                   stream(), ptr<T>(g), ptr<T>(x), ptr<T>(weight), ptr<A>(mean), ptr<A>(rstd), ptr<T>(gx), P, C, G);
-    if (gw.defined() || gb.defined())
-      ADNN_LAUNCH(k::group_norm_param_grads_kernel<kt<T>>, dim3(k::ceil_div(C, 128)), dim3(128), 0, stream(), ptr<T>(g),
-                  ptr<T>(x), ptr<A>(mean), ptr<A>(rstd), ptr<T>(gw), ptr<T>(gb), N, P, C, G);
+    if (gw.defined() || gb.defined()) {  // the two stages of layer_norm_param_grads over the N·P rows
+      const int64_t rows = N * P, slices = std::max<int64_t>(1, k::ceil_div(rows, k::kLnSliceRows));  // P = 0: zeros
+      ADNN_CHECK(slices <= 65535, "group_norm backward (cuda): ", rows, " rows (N·H·W) exceed the grid (65535 slices of ",
+                 k::kLnSliceRows, ")");
+      Tensor part = device_acc<double>(slices > 1 ? slices * 2 * C : 0);
+      ADNN_LAUNCH(k::group_norm_param_partials_kernel<kt<T>>, dim3(k::ceil_div(C, 32), unsigned(slices)), dim3(32, 8), 0,
+                  stream(), ptr<T>(g), ptr<T>(x), ptr<A>(mean), ptr<A>(rstd), ptr<T>(gw), ptr<T>(gb), ptr<double>(part),
+                  rows, P, C, G);
+      if (slices > 1)
+        ADNN_LAUNCH(k::layer_norm_param_sum_kernel<kt<T>>, dim3(k::ceil_div(C, 256)), dim3(256), 0, stream(),
+                    ptr<double>(part), ptr<T>(gw), ptr<T>(gb), slices, C);
+    }
   });
 }
 

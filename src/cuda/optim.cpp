@@ -75,7 +75,7 @@ void grad_norm_multi_tensor(const std::vector<Tensor>& ts, const Tensor& extra, 
   std::vector<std::pair<k::NormBatch, int64_t>> batches;
   const int64_t chunks = for_each_batch<k::NormBatch>(
       ts, norm_slot, [&](const k::NormBatch& b, int64_t n) { batches.emplace_back(b, n); });
-  Tensor part = device_f64(std::max<int64_t>(chunks, 1));
+  Tensor part = device_acc<double>(std::max<int64_t>(chunks, 1));
   for (const auto& [b, n] : batches)
     ADNN_LAUNCH(k::grad_sq_partials_kernel<0>, dim3(unsigned(n)), dim3(256), 0, stream(), b, ptr<double>(part));
   ADNN_LAUNCH(k::grad_norm_finish_kernel<0>, dim3(1), dim3(256), 0, stream(), ptr<double>(part), chunks,

@@ -15,7 +15,7 @@ void max_pool2d_forward(const Tensor& x, const Tensor& y, const Tensor& argmax, 
     dispatch::pool_index_types(argmax.dtype(), "max_pool2d", "cuda", [&](auto itag) {
       using I = decltype(itag);
       ADNN_LAUNCH((k::max_pool_forward_kernel<kt<T>, I>), k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x),
-                  ptr<T>(y), ptr<I>(argmax), g);
+                  ptr<T>(y), ptr<I>(argmax), g, k::nhwc_index(g.N, g.OH, g.OW, g.C));
     });
   });
 }
@@ -26,10 +26,10 @@ void max_pool2d_backward(const Tensor& gy, const Tensor& argmax, const Tensor& g
       using I = decltype(itag);
       if (k::max_pool_backward_is_tiled(g))  // one thread per output: full requests
         ADNN_LAUNCH((k::max_pool_backward_tiled_kernel<kt<T>, I>), k::grid_for(gy.numel()), dim3(256), 0, stream(),
-                    ptr<T>(gy), ptr<I>(argmax), ptr<T>(gx), g);
+                    ptr<T>(gy), ptr<I>(argmax), ptr<T>(gx), g, k::nhwc_index(g.N, g.OH, g.OW, g.C));
       else
         ADNN_LAUNCH((k::max_pool_backward_kernel<kt<T>, I>), k::grid_for(gx.numel()), dim3(256), 0, stream(),
-                    ptr<T>(gy), ptr<I>(argmax), ptr<T>(gx), g);
+                    ptr<T>(gy), ptr<I>(argmax), ptr<T>(gx), g, k::nhwc_index(g.N, g.H, g.W, g.C));
     });
   });
 }
@@ -37,14 +37,14 @@ void avg_pool2d_forward(const Tensor& x, const Tensor& y, const PoolGeom& g) {
   storage_types(x.dtype(), "avg_pool2d", [&](auto tag) {
     using T = decltype(tag);
     ADNN_LAUNCH(k::avg_pool_forward_kernel<kt<T>>, k::grid_for(y.numel()), dim3(256), 0, stream(), ptr<T>(x), ptr<T>(y),
-                g);
+                g, k::nhwc_index(g.N, g.OH, g.OW, g.C));
   });
 }
 void avg_pool2d_backward(const Tensor& gy, const Tensor& gx, const PoolGeom& g) {
   storage_types(gy.dtype(), "avg_pool2d backward", [&](auto tag) {
     using T = decltype(tag);
     ADNN_LAUNCH(k::avg_pool_backward_kernel<kt<T>>, k::grid_for(gx.numel()), dim3(256), 0, stream(), ptr<T>(gy),
-                ptr<T>(gx), g);
+                ptr<T>(gx), g, k::nhwc_index(g.N, g.H, g.W, g.C));
   });
 }
 
