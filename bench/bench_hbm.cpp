@@ -3,7 +3,11 @@
 //         GB/s counting bytes read + bytes written, median of --iters timed copies after a
 //         warm-up; the buffer is filled with a non-zero pattern first;
 //   gemm: an f32 (N x N) · (N x N) matmul through adnn's matmul (cuBLAS on a GPU), TFLOP/s
-//         (2 N^3 per product), median of --iters, on random data.
+//         (2 N^3 per product), median of --iters, on random data; validated first: 16 entries
+//         (the corners and random ones) against a dot product in double on the host, within
+//         f32 accumulation's error (gemm_checked; exit 1 if not).
+// Each copy is about a millisecond and each product tens of milliseconds at the defaults, so
+// one event pair per iteration costs nothing measurable; the median drops outliers.
 // Prints one JSON object on stdout. Runs on the emulated device too (the kit's --dry-run:
 // give small sizes); those numbers mean nothing and are labelled "emulated".
 //   bench_hbm [--bytes B] [--iters N] [--gemm N]      (defaults: 2 GiB, 20, 8192)
@@ -11,6 +15,7 @@
 #include <adnn/cuda/runtime.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -73,6 +78,7 @@ int main(int argc, char** argv) {
     cuda::deallocate(dst, bytes);
     // gemm
     double gemm_ms = 0;
+    bool gemm_checked = true;
     if (gemm_n > 0) {
       NoGradGuard ng;
       manual_seed(1);
@@ -80,6 +86,30 @@ int main(int argc, char** argv) {
       Tensor y = randn({gemm_n, gemm_n}, TensorOptions(DType::f32, kCUDA));
       Tensor z = matmul(x, y);  // warm-up (handle creation, workspace)
       cuda::device_synchronize();
+      // validate before timing: z[i, j] against Σ_k x[i, k]·y[k, j] in double (row i of x and
+      // column j of y copied to the host), relative to Σ_k |x[i, k]·y[k, j]|
+      std::vector<int64_t> pick{0, gemm_n - 1};
+      uint64_t st = 99;
+      for (int t = 0; t < 14; ++t) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        pick.push_back(int64_t((st >> 33) % uint64_t(gemm_n)));
+      }
+      for (size_t t = 0; t < pick.size(); ++t) {
+        const int64_t i = pick[t], j = pick[(t + 1) % pick.size()];
+        const std::vector<double> row = x.narrow(0, i, 1).to(kCPU).to_vector(),
+                                  col = y.narrow(1, j, 1).contiguous().to(kCPU).to_vector();
+        double want = 0, mag = 0;
+        for (int64_t k = 0; k < gemm_n; ++k) {
+          want += row[size_t(k)] * col[size_t(k)];
+          mag += std::fabs(row[size_t(k)] * col[size_t(k)]);
+        }
+        const double got = z.narrow(0, i, 1).narrow(1, j, 1).to(kCPU).to_vector()[0];
+        if (!(std::fabs(got - want) <= 1e-5 * mag + 1e-6)) {
+          gemm_checked = false;
+          std::fprintf(stderr, "bench_hbm: gemm z[%lld, %lld] = %.9g, want %.9g\n", (long long)i, (long long)j, got,
+                       want);
+        }
+      }
       std::vector<double> gms;
       for (int i = 0; i < std::max(3, iters / 2); ++i) {
         cuda::record(a);
@@ -93,12 +123,14 @@ int main(int argc, char** argv) {
     cuda::destroy_event(b);
     std::printf(
         "{\"device\": \"%s\", \"emulated\": %s, \"copy_bytes\": %zu, \"copy_iters\": %d, \"copy_ms\": %.6f, "
-        "\"copy_GBps\": %.3f, \"copy_checked\": %s, \"gemm_n\": %lld, \"gemm_ms\": %.6f, \"gemm_f32_TFLOPs\": %.4f}\n",
+        "\"copy_GBps\": %.3f, \"copy_checked\": %s, \"gemm_n\": %lld, \"gemm_ms\": %.6f, \"gemm_f32_TFLOPs\": %.4f, "
+        "\"gemm_checked\": %s}\n",
         cuda::device_name(), emulated ? "true" : "false", bytes, iters, copy_ms,
         copy_ms > 0 ? 2.0 * double(bytes) / (copy_ms * 1e-3) / 1e9 : 0.0, copied ? "true" : "false",
         (long long)gemm_n, gemm_ms,
-        gemm_ms > 0 ? 2.0 * double(gemm_n) * double(gemm_n) * double(gemm_n) / (gemm_ms * 1e-3) / 1e12 : 0.0);
-    return copied ? 0 : 1;
+        gemm_ms > 0 ? 2.0 * double(gemm_n) * double(gemm_n) * double(gemm_n) / (gemm_ms * 1e-3) / 1e12 : 0.0,
+        gemm_checked ? "true" : "false");
+    return copied && gemm_checked ? 0 : 1;
   } catch (const Error& e) {
     std::printf("{\"error\": \"%s\"}\n", e.what());
     return 1;

@@ -93,7 +93,8 @@ if steps.get("device"):
         L.append("| ceiling | value |\n|---|---|")
         L.append(f"| device-to-device copy, {fmt(hbm.get('copy_bytes'))} bytes, read + write | {fmt(copy_gbps)} GB/s "
                  f"(median of {hbm.get('copy_iters')}; data checked: {hbm.get('copy_checked')}) |")
-        L.append(f"| f32 GEMM {hbm.get('gemm_n')}³ through adnn's matmul (cuBLAS) | {fmt(hbm.get('gemm_f32_TFLOPs'), 2)} TFLOP/s |")
+        L.append(f"| f32 GEMM {hbm.get('gemm_n')}³ through adnn's matmul (cuBLAS) | {fmt(hbm.get('gemm_f32_TFLOPs'), 2)} TFLOP/s "
+                 f"(data checked: {hbm.get('gemm_checked')}) |")
         L.append("")
 
 # ---- step 1

@@ -43,6 +43,7 @@ assert names == ["device", "tests", "sanitizer", "kernels", "e2e", "nano"], name
 bad = [x["name"] for x in s["steps"] if x["status"] not in ("ok", "skipped")]
 assert not bad, bad
 assert s["steps"][0]["results"]["hbm"]["copy_checked"] is True
+assert s["steps"][0]["results"]["hbm"]["gemm_checked"] is True
 assert s["steps"][1]["results"]["blocking"]["failed"] == 0
 print("gpu-check dry run: " + ", ".join(f"{x['name']} {x['status']} {x['seconds']} s" for x in s["steps"]))
 PY
