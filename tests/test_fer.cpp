@@ -424,34 +424,59 @@ TEST_SUITE("fer") {
     fs::remove_all(logs);
   }
 
-  TEST_CASE("train --precision bf16 follows the f32 run's loss on a FER2013 slice (same seed, same batches)") {
+  // The loss curve of a bf16 run against the f32 run with the same seed and batches. On the CPU
+  // 300 steps (10 epochs of 30 batches of 32 on 960 images): the first 3 epochs (90 steps) within
+  // 2 % of f32's mean training loss; after that the two runs separate as any perturbation of SGD
+  // would (measured: up to 4 % apart, bf16 lower), so later epochs are held within 6 % and the
+  // last epoch's bf16 loss no more than 3 % above f32's. On the emulated device (the kernels' bf16
+  // paths, about 2 images/s) 2 epochs of 4 batches of 16, within 3 %.
+  TEST_CASE("train --precision bf16 follows the f32 run's loss curve on a FER2013 slice, cpu and emulated cuda") {
 #if defined(__SANITIZE_ADDRESS__)
     ADNN_SKIP("ASan build (the release suite runs it)");
 #endif
     REQUIRE_FER_DATA();
-    // ADNN_AMP_IMAGES=9600 gives the 300-step comparison of docs/training.md (batch 32, 1 epoch)
-    const char* env = std::getenv("ADNN_AMP_IMAGES");
-    const std::string images = env ? env : "1280";
     const std::string logs = temp_dir("amp_logs");
-    std::vector<std::vector<double>> rows[2];
-    const char* precisions[] = {"f32", "bf16"};
-    for (int i = 0; i < 2; ++i) {
-      const std::string out = temp_dir(std::string("amp_") + precisions[i]);
-      auto r = adnn_fer({"train", "--data", fer_dir(), "--device", "cpu", "--train-limit", images, "--val-limit", "70",
-                         "--epochs", "1", "--batch", "32", "--seed", "5", "--log-every", "1000", "--precision",
-                         precisions[i], "--out", out},
-                        logs + "/" + precisions[i] + ".out");
-      INFO(r.second);
-      REQUIRE(r.first == 0);
-      rows[i] = read_csv(out + "/log.csv");
-      fs::remove_all(out);
+    struct Leg {
+      const char* device;
+      const char* images;
+      const char* val_images;
+      const char* epochs;
+      const char* batch;
+      size_t close_epochs;  // epochs held within tol_close; the rest within tol_far
+      double tol_close, tol_far, tol_last;
+    };
+    std::vector<Leg> legs{{"cpu", "960", "70", "10", "32", 3, 0.02, 0.06, 0.03}};
+    if (cuda_is_available()) legs.push_back({"cuda", "64", "16", "2", "16", 2, 0.03, 0.03, 0.03});
+    for (const Leg& leg : legs) {
+      std::vector<std::vector<double>> rows[2];
+      const char* precisions[] = {"f32", "bf16"};
+      for (int i = 0; i < 2; ++i) {
+        const std::string out = temp_dir(std::string("amp_") + leg.device + precisions[i]);
+        auto r = adnn_fer({"train",    "--data",      fer_dir(),      "--device", leg.device, "--train-limit",
+                           leg.images, "--val-limit", leg.val_images, "--epochs", leg.epochs, "--warmup-epochs",
+                           "1",        "--batch",     leg.batch,      "--seed",   "5",        "--log-every",
+                           "1000",     "--precision", precisions[i],  "--out",    out},
+                          logs + "/" + leg.device + precisions[i] + ".out");
+        INFO(r.second);
+        REQUIRE(r.first == 0);
+        rows[i] = read_csv(out + "/log.csv");
+        fs::remove_all(out);
+      }
+      INFO(leg.device);
+      REQUIRE(rows[0].size() == size_t(std::stoi(leg.epochs)));
+      REQUIRE(rows[1].size() == rows[0].size());
+      for (size_t e = 0; e < rows[0].size(); ++e) {
+        const double l32 = rows[0][e][3], l16 = rows[1][e][3];  // the epoch's mean training loss
+        std::printf("amp %s: epoch %zu, mean train loss f32 %.5f, bf16 %.5f (%+.2f%%)\n", leg.device, e + 1, l32, l16,
+                    100.0 * (l16 - l32) / l32);
+        CAPTURE(e);
+        CHECK(std::isfinite(l16));
+        CHECK(std::fabs(l16 - l32) <= (e < leg.close_epochs ? leg.tol_close : leg.tol_far) * l32);
+      }
+      CHECK(rows[1].back()[3] <= (1 + leg.tol_last) * rows[0].back()[3]);
+      CHECK(rows[0].back()[3] < rows[0].front()[3]);  // the runs learn: the curve falls
+      CHECK(rows[1].back()[3] < rows[1].front()[3]);
     }
-    REQUIRE(rows[0].size() == 1);
-    REQUIRE(rows[1].size() == 1);
-    const double l32 = rows[0][0][3], l16 = rows[1][0][3];  // the epoch's mean training loss
-    std::printf("amp: %s images, mean train loss f32 %.5f, bf16 %.5f (difference %.5f)\n", images.c_str(), l32, l16,
-                l16 - l32);
-    CHECK(std::fabs(l16 - l32) <= 0.02 * l32);  // within 2% of the f32 loss
     fs::remove_all(logs);
   }
 
