@@ -24,6 +24,10 @@
 //   which the CPU twin calls too; reads 16 values per output.
 //   Backward, one thread per output element scattering its taps with atomicAdd (outputs of
 //   several crops of one image, and neighbouring outputs, share input pixels).
+//   sm_90 (docs/results/kernel-resources-sm90.md): the tap loops have constant trip counts
+//   (unrolled; the 136-byte WarpTaps went to the stack when the 32-bit index path doubled
+//   the loop body); forward 64 registers under __launch_bounds__(256, 4), 50 % theoretical
+//   occupancy; backward 64–66 registers, 38–50 % (bounding it to 64 spilled 4 bytes).
 #include "common.cuh"
 #include "loops.cuh"
 #include "common/interp.hpp"
@@ -58,16 +62,21 @@ template <class F>
 __device__ __forceinline__ void for_each_warp_tap(const double* m, int64_t b, int64_t n, int64_t ox, int64_t oy,
                                                   int64_t c, const WarpGeom& g, F&& f) {
   const common::WarpTaps t = common::warp_taps(m, b, ox, oy, g);
-  for (int a = 0; a < t.ny; ++a) {
-    if (t.iy[a] < 0) continue;
-    for (int k = 0; k < t.nx; ++k)
-      if (t.ix[k] >= 0) f(((n * g.H + t.iy[a]) * g.W + t.ix[k]) * g.C + c, t.wy[a] * t.wx[k]);
+  // constant trip counts, fully unrolled: the taps stay in registers (with loops to ny/nx the
+  // arrays are indexed at run time and ptxas puts the 136-byte WarpTaps on the stack)
+#pragma unroll
+  for (int a = 0; a < 4; ++a) {
+    if (a >= t.ny || t.iy[a] < 0) continue;
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+      if (k < t.nx && t.ix[k] >= 0) f(((n * g.H + t.iy[a]) * g.W + t.ix[k]) * g.C + c, t.wy[a] * t.wx[k]);
   }
 }
 
 template <class T>
-__global__ void warp_affine_forward_kernel(const T* __restrict__ x, const double* __restrict__ m, T* __restrict__ y,
-                                           WarpGeom g, NhwcIndex ix) {
+__global__ void __launch_bounds__(256, 4)
+    warp_affine_forward_kernel(const T* __restrict__ x, const double* __restrict__ m, T* __restrict__ y, WarpGeom g,
+                               NhwcIndex ix) {
   for_each_nhwc(ix, [&](int64_t i, int64_t b, int64_t oy, int64_t ox, int64_t c) {
     double s = 0;
     for_each_warp_tap(m, b, g.N == 1 ? 0 : b, ox, oy, c, g,

@@ -118,8 +118,8 @@ ADNN_HD int warp_axis_taps(double s, int64_t size, InterpMode mode, int64_t* idx
     }
     n = 4;
   }
-  for (int k = 0; k < n; ++k)
-    if (idx[k] < 0 || idx[k] >= size) idx[k] = -1;
+  for (int k = 0; k < 4; ++k)  // a constant trip count: unrolled, the taps stay in registers
+    if (k < n && (idx[k] < 0 || idx[k] >= size)) idx[k] = -1;
   return n;
 }
 
