@@ -348,6 +348,33 @@ __global__ void layer_norm_backward_rows_kernel(const Y* __restrict__ g, const X
 
 inline constexpr int kLnSliceRows = 256;  // rows per block of layer_norm_param_partials
 
+// The end of a (32, 8) parameter-partials block (layer norm's and group norm's): each thread's
+// sums (aw, ab) of column d go through shared memory sw, sb [8][33]; row lane 0 adds the 8 in
+// lane order and writes the slice's partials to part (2·slices, D), or, with one slice (part
+// null), the gradients rounded once via acc_t<O> (16-bit O through f32, as
+// layer_norm_param_sum).
+template <class S, class O>
+__device__ __forceinline__ void param_partials_store(S& sw, S& sb, double aw, double ab, int64_t d, int64_t D,
+                                                     int64_t slice, double* __restrict__ part, O* __restrict__ gw,
+                                                     O* __restrict__ gb) {
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  sw[ty][tx] = aw;
+  sb[ty][tx] = ab;
+  __syncthreads();
+  if (ty != 0 || d >= D) return;
+  for (int k = 1; k < 8; ++k) {
+    aw += sw[k][tx];
+    ab += sb[k][tx];
+  }
+  if (part) {
+    part[(slice * 2) * D + d] = aw;
+    part[(slice * 2 + 1) * D + d] = ab;
+  } else {
+    if (gw) gw[d] = O(acc_t<O>(aw));
+    if (gb) gb[d] = O(acc_t<O>(ab));
+  }
+}
+
 template <class X, class Y, class P>
 __global__ void layer_norm_param_partials_kernel(const Y* __restrict__ g, const X* __restrict__ x,
                                                  const P* __restrict__ mean, const P* __restrict__ rstd,
@@ -373,22 +400,7 @@ __global__ void layer_norm_param_partials_kernel(const Y* __restrict__ g, const 
       aw += gv * (load_as<double>(x[e]) - smu[i]) * srs[i];
       ab += gv;
     }
-  sw[ty][tx] = aw;
-  sb[ty][tx] = ab;
-  __syncthreads();
-  if (ty == 0 && d < D) {
-    for (int k = 1; k < 8; ++k) {
-      aw += sw[k][tx];
-      ab += sb[k][tx];
-    }
-    if (part) {
-      part[(slice * 2) * D + d] = aw;
-      part[(slice * 2 + 1) * D + d] = ab;
-    } else {
-      if (gw) gw[d] = P(aw);
-      if (gb) gb[d] = P(ab);
-    }
-  }
+  param_partials_store(sw, sb, aw, ab, d, D, slice, part, gw, gb);
 }
 
 template <class P>
@@ -485,22 +497,7 @@ __global__ void group_norm_param_partials_kernel(const T* __restrict__ g, const 
       ab += gv;
     }
   }
-  sw[ty][tx] = aw;
-  sb[ty][tx] = ab;
-  __syncthreads();
-  if (ty == 0 && c < C) {
-    for (int k = 1; k < 8; ++k) {
-      aw += sw[k][tx];
-      ab += sb[k][tx];
-    }
-    if (part) {
-      part[(slice * 2) * C + c] = aw;
-      part[(slice * 2 + 1) * C + c] = ab;
-    } else {
-      if (gw) gw[c] = T(acc_t<T>(aw));
-      if (gb) gb[c] = T(acc_t<T>(ab));
-    }
-  }
+  param_partials_store(sw, sb, aw, ab, c, C, slice, part, gw, gb);
 }
 
 }  // namespace adnn::kernels
