@@ -10,6 +10,9 @@
 // Storage: x in X (f32, f64, or f16/bf16 read natively), out in Y (X, or f32 for a 16-bit X:
 //   a sum in f32), accumulation in A = acc_t<X> (f32; f64 for f64).
 // argmax_rows: index of the first maximum of each row (int64); f16/bf16 rows read natively.
+//   One block per row as reduce_rows, and split the same way (reduce_rows_slices) when few
+//   rows are long: the slices' (value, index) partials, then a second launch over them
+//   (before, the argmax of a whole tensor was one block of 256 threads).
 // Threads: reduce_rows: one block per row (grid.y folds rows beyond 65535); the block's
 //   threads stride over the row, reduce in registers, then a warp-shuffle tree (5 steps),
 //   then one value per warp through shared memory and a final warp reduce. Few long rows (a
@@ -159,29 +162,45 @@ inline int64_t reduce_cols_slices(int64_t outer, int64_t R, int64_t inner) {
   return std::max<int64_t>(1, std::min<int64_t>(std::min(by_rows, by_blocks), 1024));
 }
 
+// Whether candidate (av, ai) beats (bv, bi) for argmax: larger, or a NaN over a number, or a
+// tie (equal, or both NaN) at a smaller index — so the first maximum wins, as torch.argmax.
+template <class V>
+__device__ __forceinline__ bool argmax_beats(V av, int64_t ai, V bv, int64_t bi) {
+  return av > bv || (av != av && bv == bv) || ((av == bv || (av != av && bv != bv)) && ai < bi);
+}
+
+// One block per (row, slice): the first maximum of x[r, k0 .. k1) with k1 = min(R, k0 + per),
+// k0 = slice · per (slice = blockIdx.z). A candidate's index is k, or xi[r·R + k] when xi is
+// given (the second pass over the slices' partials). With part_v null the result goes to
+// out[r]; else the slice's (value, index) to part_v/part_i[r·S + slice], S = gridDim.z.
 // (f16/bf16 values are compared widened to f32: exact, every 16-bit value is an f32 one)
 template <class T>
-__global__ void argmax_rows_kernel(const T* __restrict__ x, int64_t* __restrict__ out, int64_t rows, int64_t R) {
+__global__ void argmax_rows_kernel(const T* __restrict__ x, const int64_t* __restrict__ xi, int64_t* __restrict__ out,
+                                   acc_t<T>* __restrict__ part_v, int64_t* __restrict__ part_i, int64_t rows, int64_t R,
+                                   int64_t per) {
   using V = acc_t<T>;
   ADNN_SHARED(V, best_v, [32]);
   ADNN_SHARED(int64_t, best_i, [32]);
   const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x;
   if (r >= rows) return;
+  const int64_t k0 = int64_t(blockIdx.z) * per, k1 = k0 + per < R ? k0 + per : R;
   const T* row = x + r * R;
-  V v = V(row[0]);
-  int64_t idx = 0;
-  for (int64_t k = threadIdx.x; k < R; k += blockDim.x) {
+  const int64_t* row_i = xi ? xi + r * R : nullptr;
+  V v = V(row[k0]);
+  int64_t idx = row_i ? row_i[k0] : k0;
+  for (int64_t k = k0 + threadIdx.x; k < k1; k += blockDim.x) {
     const V c = V(row[k]);
-    if (c > v || (c != c && v == v) || (c == v && k < idx)) {
+    const int64_t ci = row_i ? row_i[k] : k;
+    if (argmax_beats(c, ci, v, idx)) {
       v = c;
-      idx = k;
+      idx = ci;
     }
   }
-  // warp then block: keep the larger value, ties to the smaller index
+  // warp then block, by the same rule
   for (int off = 16; off > 0; off >>= 1) {
     const V ov = __shfl_xor_sync(0xffffffffu, v, off);
     const int64_t oi = __shfl_xor_sync(0xffffffffu, idx, off);
-    if (ov > v || (ov != ov && v == v) || ((ov == v || (ov != ov && v != v)) && oi < idx)) {
+    if (argmax_beats(ov, oi, v, idx)) {
       v = ov;
       idx = oi;
     }
@@ -193,13 +212,17 @@ __global__ void argmax_rows_kernel(const T* __restrict__ x, int64_t* __restrict_
   }
   __syncthreads();
   if (threadIdx.x == 0) {
-    for (int w = 1; w < nwarps; ++w)  // the warps' rule: two NaNs tie too (the smaller index wins)
-      if (best_v[w] > v || (best_v[w] != best_v[w] && v == v) ||
-          ((best_v[w] == v || (best_v[w] != best_v[w] && v != v)) && best_i[w] < idx)) {
+    for (int w = 1; w < nwarps; ++w)
+      if (argmax_beats(V(best_v[w]), int64_t(best_i[w]), v, idx)) {
         v = best_v[w];
         idx = best_i[w];
       }
-    out[r] = idx;
+    if (part_v) {
+      part_v[r * gridDim.z + blockIdx.z] = v;
+      part_i[r * gridDim.z + blockIdx.z] = idx;
+    } else {
+      out[r] = idx;
+    }
   }
 }
 
@@ -262,10 +285,29 @@ void launch_reduce_cols(ReduceOp op, const X* x, Y* out, acc_t<X>* part, int64_t
                 static_cast<const A*>(part), out, outer, S, inner);
 }
 
+// part_v, part_i: rows·S values each when S = reduce_rows_slices(rows, R) > 1 (the slices of
+// reduce_rows: few long rows, such as the argmax of a whole tensor, are split, and a second
+// launch takes the first maximum of each row's S partials — their indices are global, so the
+// tie rule carries over).
 template <class T>
-void launch_argmax_rows(const T* x, int64_t* out, int64_t rows, int64_t R, Stream stream) {
+void launch_argmax_rows(const T* x, int64_t* out, acc_t<T>* part_v, int64_t* part_i, int64_t rows, int64_t R,
+                        Stream stream) {
+  using V = acc_t<T>;
   if (rows == 0) return;
-  ADNN_LAUNCH(argmax_rows_kernel<T>, row_grid(rows), dim3(row_threads(R)), 0, stream, x, out, rows, R);
+  const int64_t S = reduce_rows_slices(rows, R);
+  if (S == 1) {
+    ADNN_LAUNCH(argmax_rows_kernel<T>, row_grid(rows), dim3(row_threads(R)), 0, stream, x,
+                static_cast<const int64_t*>(nullptr), out, static_cast<V*>(nullptr), static_cast<int64_t*>(nullptr),
+                rows, R, R);
+    return;
+  }
+  ADNN_CHECK(part_v && part_i, "argmax_rows: ", rows, " rows of ", R, " values are split in ", S,
+             " slices, and no workspace for their partials was given");
+  ADNN_LAUNCH(argmax_rows_kernel<T>, dim3(unsigned(rows), 1, unsigned(S)), dim3(256), 0, stream, x,
+              static_cast<const int64_t*>(nullptr), out, part_v, part_i, rows, R, reduce_rows_per_slice(rows, R));
+  ADNN_LAUNCH(argmax_rows_kernel<V>, row_grid(rows), dim3(row_threads(S)), 0, stream, static_cast<const V*>(part_v),
+              static_cast<const int64_t*>(part_i), out, static_cast<V*>(nullptr), static_cast<int64_t*>(nullptr), rows,
+              S, S);
 }
 
 template <class T>

@@ -710,6 +710,37 @@ TEST_SUITE("cuda") {
       }
   }
 
+  TEST_CASE("argmax on cuda: long rows in slices keep the first maximum (ties and NaN across slices), agree with cpu") {
+    // (100000) is one row of 13 slices of 7,936 values, (3, 40000) three rows of 5
+    // (reduce_rows_slices); the maximum is planted three times per row, the first in a later
+    // slice than the row's start and the others in later slices still, so the second pass must
+    // keep the smallest index; then a NaN (two, in different slices) must win the same way.
+    // Every storage dtype the op takes; 16-bit rows are full of ties after rounding.
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(83);
+    for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16, DType::i32, DType::i64})
+      for (Shape sh : {Shape{100000}, Shape{3, 40000}, Shape{2000, 20}}) {
+        INFO(dtype_name(dt) << " " << shape_str(sh));
+        const int64_t R = sh.back(), rows = shape_numel(sh) / R;
+        Tensor x = mul(randn(sh), 100.0).to(dt).contiguous();
+        Tensor x2 = x.reshape({rows, R});
+        const bool planted = R > 10000;
+        const int64_t first = R / 3, later = R - 5;  // R = 40000: 13,333, 20,000, 39,995 in slices 1, 2, 4
+        if (planted)
+          for (int64_t at : {later, first, R / 2}) x2.narrow(1, at, 1).fill_(1000.0);
+        Tensor want = argmax(x, -1), got = argmax(x.to(kCUDA), -1).to(kCPU);
+        CHECK(max_abs_diff(got.to(DType::f64), want.to(DType::f64)) == 0);
+        if (planted) CHECK(got.reshape({-1}).to_vector<int64_t>()[0] == first);
+        if (is_floating(dt) && planted) {
+          x2.narrow(1, later, 1).fill_(NAN);
+          x2.narrow(1, R / 2, 1).fill_(NAN);
+          Tensor wn = argmax(x, -1), gn = argmax(x.to(kCUDA), -1).to(kCPU);
+          CHECK(max_abs_diff(gn.to(DType::f64), wn.to(DType::f64)) == 0);
+          CHECK(gn.reshape({-1}).to_vector<int64_t>()[0] == R / 2);
+        }
+      }
+  }
+
   TEST_CASE("argmax and the CBAM pools with two NaNs: the first NaN wins on cuda as on the cpu (torch.argmax)") {
     // Each kernel merges partial (value, index) pairs out of order; two NaNs must tie, the
     // smaller index winning, or the result depends on which lane or warp saw which NaN.

@@ -837,7 +837,10 @@ TEST_SUITE("sim") {
       dvec<int64_t> aref(rows), agot(rows, -1);
       for (int64_t r = 0; r < rows; ++r)
         aref[r] = std::max_element(x.begin() + r * R, x.begin() + (r + 1) * R) - (x.begin() + r * R);
-      launch_argmax_rows(x.data(), agot.data(), rows, R, nullptr);
+      dvec<float> apart_v(size_t(rows * S), NAN);  // the slices' partials, as reduce_rows'
+      dvec<int64_t> apart_i(size_t(rows * S), -1);
+      launch_argmax_rows(x.data(), agot.data(), S > 1 ? apart_v.data() : nullptr, S > 1 ? apart_i.data() : nullptr,
+                         rows, R, nullptr);
       CHECK(agot == aref);
       dvec<float> sgot(x.size(), NAN);
       for (bool log : {false, true}) {

@@ -48,12 +48,18 @@ void storage_types(DType t, const char* op, F&& f) {
   dispatch::storage_types(t, op, "cuda", f);
 }
 
-// A workspace of n values of the accumulation type A (f32, or f64) on the device; undefined
-// (a null kernel pointer) when n is 0.
+// A workspace of n values of T (a host type with a DType) on the device; undefined (a null
+// kernel pointer) when n is 0.
+template <class T>
+Tensor device_workspace(int64_t n) {
+  return n > 0 ? empty({n}, TensorOptions(dtype_of<T>::value, kCUDA)) : Tensor();
+}
+
+// A workspace of n values of the accumulation type A (f32, or f64).
 template <class A>
 Tensor device_acc(int64_t n) {
   static_assert(std::is_same_v<A, float> || std::is_same_v<A, double>);
-  return n > 0 ? empty({n}, TensorOptions(std::is_same_v<A, double> ? DType::f64 : DType::f32, kCUDA)) : Tensor();
+  return device_workspace<A>(n);
 }
 
 }  // namespace launch_detail

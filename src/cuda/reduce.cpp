@@ -38,7 +38,10 @@ void reduce_cols(ReduceOp op, const Tensor& x, const Tensor& out, int64_t outer,
 void argmax_rows(const Tensor& x, const Tensor& out, int64_t rows, int64_t R) {
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    k::launch_argmax_rows<kt<T>>(ptr<T>(x), ptr<int64_t>(out), rows, R, stream());
+    using V = k::acc_t<kt<T>>;  // f32 for f16/bf16, else T
+    const int64_t S = k::reduce_rows_slices(rows, R), n = S > 1 ? rows * S : 0;
+    Tensor part_v = device_workspace<V>(n), part_i = device_workspace<int64_t>(n);  // (rows, S) when split
+    k::launch_argmax_rows<kt<T>>(ptr<T>(x), ptr<int64_t>(out), ptr<V>(part_v), ptr<int64_t>(part_i), rows, R, stream());
   };
   switch (x.dtype()) {
     case DType::f32: return run(float{});
