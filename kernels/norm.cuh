@@ -37,7 +37,8 @@
 //     ĝ = g·w.
 //   layer_norm_param_grads: gw[d] = Σ_r g·x̂, gb[d] = Σ_r g in two deterministic stages.
 //     Stage 1 (layer_norm_param_partials): block (32, 8) over 32 columns (coalesced) × one
-//     slice of kLnSliceRows rows; the slice's mean and rstd are staged in shared memory by
+//     slice of kLnSliceRows rows, grid (slices, ⌈D/32⌉) (slices on x: up to 2^31 − 1 of
+//     them, 65535 on y stopped at 16.8 M rows); the slice's mean and rstd are staged in shared memory by
 //     coalesced loads (one load per row by every lane would be a 32-lane broadcast: 82.7%
 //     coalescing on nano before), each thread sums every 8th row of the slice for its column
 //     in double, the 8 partials meet in shared memory in a fixed order. One slice (rows ≤
@@ -385,7 +386,7 @@ __global__ void layer_norm_param_partials_kernel(const Y* __restrict__ g, const 
   ADNN_SHARED(double, sw, [8][33]);
   ADNN_SHARED(double, sb, [8][33]);
   const int tx = threadIdx.x, ty = threadIdx.y, t = ty * 32 + tx;
-  const int64_t d = int64_t(blockIdx.x) * 32 + tx, slice = blockIdx.y, r0 = slice * kLnSliceRows;
+  const int64_t d = int64_t(blockIdx.y) * 32 + tx, slice = blockIdx.x, r0 = slice * kLnSliceRows;
   const int n = int(rows - r0 < kLnSliceRows ? rows - r0 : kLnSliceRows);
   if (t < n) {
     smu[t] = double(mean[r0 + t]);
@@ -485,7 +486,7 @@ __global__ void group_norm_param_partials_kernel(const T* __restrict__ g, const 
   ADNN_SHARED(double, sw, [8][33]);
   ADNN_SHARED(double, sb, [8][33]);
   const int tx = threadIdx.x, ty = threadIdx.y;
-  const int64_t c = int64_t(blockIdx.x) * 32 + tx, slice = blockIdx.y, r0 = slice * kLnSliceRows;
+  const int64_t c = int64_t(blockIdx.y) * 32 + tx, slice = blockIdx.x, r0 = slice * kLnSliceRows;
   const int n = int(rows - r0 < kLnSliceRows ? rows - r0 : kLnSliceRows);
   double aw = 0, ab = 0;
   if (c < C) {

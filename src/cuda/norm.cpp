@@ -107,11 +107,12 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
                   stream(), ptr<Y>(g), ptr<X>(x), ptr<P>(weight), ptr<P>(mean), ptr<P>(rstd), ptr<X>(gx), M, D);
     if (gw.defined() || gb.defined()) {
       // two stages when M exceeds one slice (kernels/norm.cuh: deterministic, no atomics)
+      // grid (slices, column tiles): the slices on x, whose limit is 2^31 − 1, not 65535
       const int64_t slices = k::ceil_div(M, k::kLnSliceRows);
-      ADNN_CHECK(slices <= 65535, "layer_norm backward (cuda): ", M, " rows exceed the grid (65535 slices of ",
-                 k::kLnSliceRows, ")");
+      ADNN_CHECK(k::ceil_div(D, 32) <= 65535, "layer_norm backward (cuda): ", D,
+                 " columns exceed the grid (65535 tiles of 32)");
       Tensor part = device_acc<double>(slices > 1 ? slices * 2 * D : 0);
-      ADNN_LAUNCH((k::layer_norm_param_partials_kernel<kt<X>, kt<Y>, P>), dim3(k::ceil_div(D, 32), unsigned(slices)),
+      ADNN_LAUNCH((k::layer_norm_param_partials_kernel<kt<X>, kt<Y>, P>), dim3(unsigned(slices), k::ceil_div(D, 32)),
                   dim3(32, 8), 0, stream(), ptr<Y>(g), ptr<X>(x), ptr<P>(mean), ptr<P>(rstd), ptr<P>(gw), ptr<P>(gb),
                   slices > 1 ? ptr<double>(part) : nullptr, M, D);
       if (slices > 1)
@@ -145,12 +146,12 @@ void group_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
                   stream(), ptr<T>(g), ptr<T>(x), ptr<T>(weight), ptr<A>(mean), ptr<A>(rstd), ptr<T>(gx), P, C, G);
     if (gw.defined() || gb.defined()) {  // the two stages of layer_norm_param_grads over the N·P rows
       const int64_t rows = N * P, slices = std::max<int64_t>(1, k::ceil_div(rows, k::kLnSliceRows));  // P = 0: zeros
-      ADNN_CHECK(slices <= 65535, "group_norm backward (cuda): ", rows, " rows (N·H·W) exceed the grid (65535 slices of ",
-                 k::kLnSliceRows, ")");
+      ADNN_CHECK(k::ceil_div(C, 32) <= 65535, "group_norm backward (cuda): ", C,
+                 " channels exceed the grid (65535 tiles of 32)");
       Tensor part = device_acc<double>(slices > 1 ? slices * 2 * C : 0);
-      ADNN_LAUNCH(k::group_norm_param_partials_kernel<kt<T>>, dim3(k::ceil_div(C, 32), unsigned(slices)), dim3(32, 8), 0,
-                  stream(), ptr<T>(g), ptr<T>(x), ptr<A>(mean), ptr<A>(rstd), ptr<T>(gw), ptr<T>(gb), ptr<double>(part),
-                  rows, P, C, G);
+      ADNN_LAUNCH(k::group_norm_param_partials_kernel<kt<T>>, dim3(unsigned(slices), k::ceil_div(C, 32)), dim3(32, 8),
+                  0, stream(), ptr<T>(g), ptr<T>(x), ptr<A>(mean), ptr<A>(rstd), ptr<T>(gw), ptr<T>(gb),
+                  ptr<double>(part), rows, P, C, G);
       if (slices > 1)
         ADNN_LAUNCH(k::layer_norm_param_sum_kernel<kt<T>>, dim3(k::ceil_div(C, 256)), dim3(256), 0, stream(),
                     ptr<double>(part), ptr<T>(gw), ptr<T>(gb), slices, C);
