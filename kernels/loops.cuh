@@ -19,6 +19,9 @@ struct IntDivider {
   uint32_t s = 0;
   IntDivider() = default;
   explicit IntDivider(uint32_t divisor) : d(divisor) {
+    // 2^31 at most: s ≤ 31, and m fits in 32 bits (a larger divisor would need s = 32)
+    ADNN_CHECK(divisor >= 1 && divisor <= (uint32_t(1) << 31), "IntDivider: divisor ", divisor,
+               " is outside [1, 2^31]");
     while (s < 32 && (uint64_t(1) << s) < divisor) ++s;
     m = uint32_t(((uint64_t(1) << 32) * ((uint64_t(1) << s) - divisor)) / divisor + 1);
   }

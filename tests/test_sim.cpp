@@ -414,6 +414,8 @@ TEST_SUITE("sim") {
   }
 
   TEST_CASE("IntDivider (kernels/loops.cuh): n / d by multiply-high and shift equals the division") {
+    CHECK_THROWS_WITH_AS(IntDivider(0), doctest::Contains("IntDivider: divisor 0"), Error);
+    CHECK_THROWS_WITH_AS(IntDivider((uint32_t(1) << 31) + 1), doctest::Contains("outside [1, 2^31]"), Error);
     auto check = [](uint32_t d, uint32_t n) {
       const IntDivider div(d);
       if (div.div(n) != n / d) {
