@@ -38,12 +38,14 @@ __global__ void index_select_kernel(const T* __restrict__ x, const int64_t* __re
   });
 }
 
-template <class T>
-__global__ void index_add_kernel(const T* __restrict__ g, const int64_t* __restrict__ idx, T* __restrict__ gx,
+// gx[o, idx[j], k] += g[o, j, k] in the accumulator type A (f32 for a 16-bit g: the op
+// rounds the sums once).
+template <class G, class A>
+__global__ void index_add_kernel(const G* __restrict__ g, const int64_t* __restrict__ idx, A* __restrict__ gx,
                                  int64_t D, int64_t inner, Index3d ix) {
   for_each_3d(ix, [&](int64_t i, int64_t o, int64_t j, int64_t k) {
     const int64_t t = idx[j];
-    if (t >= 0 && t < D) atomicAdd(gx + (o * D + t) * inner + k, g[i]);
+    if (t >= 0 && t < D) atomicAdd(gx + (o * D + t) * inner + k, A(g[i]));
   });
 }
 

@@ -108,9 +108,10 @@ TEST_SUITE("cuda") {
     CHECK(compared >= (filtered() ? 1 : 4 * 80));
   }
 
-  TEST_CASE("every op in f16 and bf16: cpu and cuda forward agree") {
+  TEST_CASE("every op in f16 and bf16: cpu and cuda forward and input gradients agree") {
     REQUIRE_CUDA_DEVICE();
     manual_seed(77);
+    int with_grads = 0;
     for (auto& c : registry()) {
       if (!c.check_f32 || !selected(c.name)) continue;
       for (DType dt : {DType::f16, DType::bf16}) {
@@ -119,16 +120,38 @@ TEST_SUITE("cuda") {
         for (auto& x : xs)
           if (x.dtype() == DType::f64) x = x.to(dt);
         std::vector<Tensor> xd;
-        for (auto& x : xs) xd.push_back(x.to(kCUDA));
-        NoGradGuard ng;
+        for (size_t i = 0; i < xs.size(); ++i) {
+          xd.push_back(xs[i].to(kCUDA));
+          if (c.inputs[i].differentiable && is_floating(xs[i].dtype())) {
+            xs[i] = xs[i].detach().requires_grad_();
+            xd[i] = xd[i].detach().requires_grad_();
+          }
+        }
         Tensor ref = c.fn(xs), got = c.fn(xd);
         CHECK(got.device() == kCUDA);
         CHECK(got.dtype() == ref.dtype());
         // both devices compute in f32 and round once to the storage type: allow one ulp
         const double ulp = dt == DType::f16 ? 1.0 / 1024 : 1.0 / 128;
         CHECK(max_abs_diff(got, ref) <= 2 * ulp * scale_of(ref));
+        if (!is_floating(ref.dtype()) || !ref.requires_grad()) continue;
+        // the backward from one 16-bit upstream gradient: gradients in the inputs' dtypes, each
+        // computed in f32 and rounded once on both devices
+        const Tensor gy = randn(ref.sizes()).to(ref.dtype());
+        ref.backward(gy);
+        got.backward(gy.to(kCUDA));
+        for (size_t i = 0; i < xs.size(); ++i) {
+          if (!xs[i].requires_grad()) continue;
+          INFO("input " << i);
+          REQUIRE(xs[i].grad().defined() == xd[i].grad().defined());
+          if (!xs[i].grad().defined()) continue;
+          CHECK(xd[i].grad().device() == kCUDA);
+          CHECK(xd[i].grad().dtype() == xs[i].grad().dtype());
+          CHECK(max_abs_diff(xd[i].grad(), xs[i].grad()) <= 2 * ulp * scale_of(xs[i].grad()));
+          ++with_grads;
+        }
       }
     }
+    CHECK(with_grads >= (filtered() ? 0 : 2 * 60));
   }
 
   TEST_CASE("device memory: caching allocator, peak, out-of-memory error") {
@@ -316,8 +339,9 @@ TEST_SUITE("cuda") {
   // The depthwise kernels (kernels/conv.cuh) pick a vector width from C and the pointers'
   // alignment (f32: 4 when C % 4 == 0, 2 when C % 2 == 0, else 1; f64: 2 or 1), split C into
   // tiles of at most 32 lanes, and sum the weight gradient over slices of output pixels in
-  // two stages. These shapes reach every width, one and several tiles (C / V above 32, the
-  // last tile narrower), and several slices (N·OH·OW above 8 rows of a block).
+  // two stages, its first in groups of up to 9 taps per thread. These shapes reach every width,
+  // one and several tiles (C / V above 32, the last tile narrower), several slices (N·OH·OW
+  // above 8 rows of a block), and one (3×3), three (5×5: 9 + 9 + 7) and six (7×7) tap groups.
   TEST_CASE("depthwise conv on cuda: every vector width, channel tiles and gradient slices agree with cpu") {
     REQUIRE_CUDA_DEVICE();
     manual_seed(77);
@@ -326,7 +350,7 @@ TEST_SUITE("cuda") {
     };
     for (DType dt : {DType::f32, DType::f64})
       for (int64_t C : {3, 8, 66, 136, 260})
-        for (Geo geo : {Geo{2, 17, 15, 3, 1, 1}, Geo{1, 9, 11, 5, 2, 2}}) {
+        for (Geo geo : {Geo{2, 17, 15, 3, 1, 1}, Geo{1, 9, 11, 5, 2, 2}, Geo{1, 10, 9, 7, 1, 3}}) {
           INFO("dtype " << std::string(dtype_name(dt)) << ", C " << C << ", kernel " << geo.k << ", stride " << geo.s);
           Conv2dOptions o;
           o.with_stride(geo.s).with_padding(geo.p).with_groups(C);

@@ -32,16 +32,19 @@ void index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64
 void index_add(const Tensor& g, const Tensor& index, const Tensor& gx, int64_t outer, int64_t D, int64_t inner) {
   const int64_t* idx = index.data_ptr<int64_t>();
   const int64_t n = index.numel();
-  float_dispatch(g.dtype(), "index_select backward", [&](auto tag_) {
-    using T = decltype(tag_);
-    const T* gp = g.data_ptr<T>();
-    T* xp = gx.data_ptr<T>();
+  // gx: the accumulator acc_t<G> (f32 for a 16-bit g; the op rounds the sums once)
+  storage_dispatch(g.dtype(), "index_select backward", [&](auto tag_) {
+    using G = decltype(tag_);
+    using A = common::acc_t<G>;
+    dispatch::check_accumulator("index_select backward", "cpu", gx.dtype(), dtype_of<A>::value);
+    const G* gp = g.data_ptr<G>();
+    A* xp = gx.data_ptr<A>();
 #pragma omp parallel for schedule(static) if (outer * n * inner > 32768 && outer > 1)
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t i = 0; i < n; ++i) {
-        const T* s = gp + (o * n + i) * inner;
-        T* d = xp + (o * D + idx[i]) * inner;
-        for (int64_t k = 0; k < inner; ++k) d[k] += s[k];
+        const G* s = gp + (o * n + i) * inner;
+        A* d = xp + (o * D + idx[i]) * inner;
+        for (int64_t k = 0; k < inner; ++k) d[k] += A(s[k]);
       }
   });
 }

@@ -27,10 +27,12 @@ void index_select(const Tensor& x, const Tensor& index, const Tensor& out, int64
 void index_add(const Tensor& g, const Tensor& index, const Tensor& gx, int64_t outer, int64_t D, int64_t inner) {
   const int64_t n = index.numel();
   if (g.numel() == 0) return;
-  float_types(g.dtype(), "index_select backward", [&](auto tag) {
-    using T = decltype(tag);
-    ADNN_LAUNCH(k::index_add_kernel<T>, k::grid_for(outer * n * inner), dim3(256), 0, stream(), ptr<T>(g),
-                ptr<int64_t>(index), ptr<T>(gx), D, inner, k::index_3d(outer, n, inner));
+  storage_types(g.dtype(), "index_select backward", [&](auto tag) {  // gx: f32 for a 16-bit g
+    using G = decltype(tag);
+    using A = common::acc_t<G>;
+    dispatch::check_accumulator("index_select backward", "cuda", gx.dtype(), dtype_of<A>::value);
+    ADNN_LAUNCH((k::index_add_kernel<kt<G>, A>), k::grid_for(outer * n * inner), dim3(256), 0, stream(), ptr<G>(g),
+                ptr<int64_t>(index), ptr<A>(gx), D, inner, k::index_3d(outer, n, inner));
   });
 }
 

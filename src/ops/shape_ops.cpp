@@ -125,10 +125,11 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   Tensor y = new_like(x, out);
   backend::index_select(xc, idx, y, outer, D, inner);
   Shape xs = x.sizes();
+  // f16/bf16 copied natively; the backward's sums run in an f32 accumulator, rounded once
   autograd::record("index_select", {x}, y, [=](const Tensor& g, const std::vector<bool>&) {
-    Tensor gx = zeros(xs, TensorOptions(g.dtype(), g.device()));
+    Tensor gx = zeros(xs, TensorOptions(acc_dtype(g.dtype()), g.device()));
     backend::index_add(g.contiguous(), idx, gx, outer, D, inner);
-    return std::vector<Tensor>{gx};
+    return std::vector<Tensor>{gx.to(g.dtype())};
   });
   return y;
 }
