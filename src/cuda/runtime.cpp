@@ -1005,21 +1005,17 @@ void copy_device_to_device(void* d, const void* s, size_t n) {
 void memset(void* d, int v, size_t n) { ADNN_CUDA_CHECK(cudaMemsetAsync(d, v, n, raw(current_stream()))); }
 
 // Row-major C = A·B is column-major Cᵀ = Bᵀ·Aᵀ: swap the operands.
-// f32 with allow_tf32(): the same product with TF32 inputs on the tensor cores (cuBLAS's
-// CUBLAS_COMPUTE_32F_FAST_TF32; f32 accumulation), as matmul's cuBLASLt path.
+// f32, one call either way: CUBLAS_COMPUTE_32F (as cublasSgemm), or with allow_tf32() the
+// same product with TF32 inputs on the tensor cores (CUBLAS_COMPUTE_32F_FAST_TF32; f32
+// accumulation), as matmul's cuBLASLt path.
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
           int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
-  if (allow_tf32()) {
-    ADNN_CUBLAS_CHECK(cublasGemmEx(blas_handle(current_stream()), tb ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                   ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M), int(K), &alpha, B, CUDA_R_32F,
-                                   int(ldb), A, CUDA_R_32F, int(lda), &beta, C, CUDA_R_32F, int(ldc),
-                                   CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT));
-    return;
-  }
-  ADNN_CUBLAS_CHECK(cublasSgemm(blas_handle(current_stream()), tb ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M), int(K), &alpha, B, int(ldb), A,
-                                int(lda), &beta, C, int(ldc)));
+  const cublasComputeType_t compute = allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  ADNN_CUBLAS_CHECK(cublasGemmEx(blas_handle(current_stream()), tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                 ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M), int(K), &alpha, B, CUDA_R_32F, int(ldb),
+                                 A, CUDA_R_32F, int(lda), &beta, C, CUDA_R_32F, int(ldc), compute,
+                                 CUBLAS_GEMM_DEFAULT));
 }
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
           const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
