@@ -38,10 +38,12 @@
 //     (V, tap, lane) so that each tap is one conflict-free shared read per lane.
 //   backward input: gx[p, c] = Σ over the (output pixel, tap) pairs that read input pixel p
 //     of gy · w (gather form, no atomics); same tiling and weight tile as the forward.
-//   backward weight, two stages, deterministic (no atomics): stage 1, grid (tiles, KH·KW,
-//     slices of ≥ 8·rows output pixels), sums gy[p, c] · x[tap(p), c] over its slice in
-//     registers, adds its rows in shared memory in a fixed order and stores the (slice, tap,
-//     C) partials as vectors; stage 2 (depthwise_weight_grad_sum_kernel), one block per 32
+//   backward weight, two stages, deterministic (no atomics): stage 1, grid (tiles, groups of
+//     R taps, slices of ≥ 8·rows output pixels; R = 9, or 5 for 16-bit storage), loads
+//     gy[p, c] once per pixel and sums gy[p, c] · x[tap(p), c] for each of the group's taps
+//     over its slice in R·V registers (a 3×3 kernel is one group in f32: gy read once, not 9
+//     times), adds its rows in shared memory tap by tap in a fixed order and stores the
+//     (slice, tap, C) partials as vectors; stage 2 (depthwise_weight_grad_sum_kernel), one block per 32
 //     channels, sums the slices in order, transposes through shared memory and writes gw in
 //     its (C, KH, KW) order.
 //   Indices: channel, lane and tap indices are int; pixel and element offsets are the
@@ -53,7 +55,7 @@
 //   element from shared memory KW/sw times; no flops: memory bound.
 //   depthwise forward and input gradient: 2·KH·KW flops per output element, read
 //   KH·KW·|x| bytes from L1/L2 (|x| + |y| compulsory, plus KH·KW·C weights per block) and
-//   write |y|; weight gradient: stage 1 reads KH·KW·(|gy| + |x|) (|gy| + |x| compulsory),
+//   write |y|; weight gradient: stage 1 reads ⌈KH·KW/R⌉·|gy| + KH·KW·|x| (|gy| + |x| compulsory),
 //   2·KH·KW flops per output element, writes slices·KH·KW·C partials (f32 for f32, f64 for
 //   f64) that stage 2 reads once: memory bound.
 // Measured coalescing, im2col (B5 step below, its stem: 3 channels, 3×3, stride 2): the direct
@@ -621,49 +623,81 @@ __global__ void depthwise_backward_input_kernel(const T* __restrict__ gy, const 
   }
 }
 
+// Taps of the weight gradient's stage 1 that one thread accumulates in registers: R·V
+// accumulators (f32: 9 taps × 4 channels, f64: 9 × 2, f16/bf16: 5 × 8), so that a 3×3
+// kernel's taps are one group (f32, f64) and gy is read once per group of taps, not once
+// per tap (5×5: 3 groups of ≤ 9).
+template <int V>
+inline constexpr int depthwise_wgrad_taps = V >= 8 ? 5 : 9;
+inline int64_t depthwise_wgrad_groups(int64_t KK, int R) { return (KK + R - 1) / R; }
+
 // Weight gradient, stage 1 of 2: part[s, k, c] = Σ_{p in slice s} gy[p, c] · x[tap k of p, c]
-// over the output pixels p of slice s (pixels_per_slice consecutive ones). grid (tiles, KH·KW,
-// slices), block lanes × rows; each thread sums its pixels (rows apart) in registers, then
-// the rows of a lane are added in shared memory in a fixed order (deterministic, no atomics).
-// Dynamic shared memory: V · blockDim.x accumulators.
-template <class T, int V, class I>
-__global__ void depthwise_backward_weight_kernel(const T* __restrict__ gy, const T* __restrict__ x,
+// over the output pixels p of slice s (pixels_per_slice consecutive ones). grid (tiles, groups
+// of R taps, slices), block lanes × rows; each thread loads gy[p, c] once per pixel and adds it
+// times x at each of its group's ≤ R taps into R·V registers (pixels rows apart), then, tap by
+// tap, the rows of a lane are added in shared memory in a fixed order (deterministic, no
+// atomics). Dynamic shared memory: V · blockDim.x accumulators.
+// Three blocks per SM (≤ 80 registers, 38 % occupancy on sm_90) where that costs no spill:
+// 32-bit indices and at most 36 accumulators; else two (≤ 128).
+template <class T, int V, class I, int R = depthwise_wgrad_taps<V>>
+__global__ void __launch_bounds__(256, sizeof(I) == 4 && R * V <= 36 ? 3 : 2) depthwise_backward_weight_kernel(const T* __restrict__ gy, const T* __restrict__ x,
                                                  acc_t<T>* __restrict__ part, ConvGeom g, int lanes,
                                                  I pixels_per_slice_) {
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(A, red);  // (V, blockDim.x)
   const ConvGeomI<I> q(g);
   const I pixels_per_slice = I(pixels_per_slice_);
-  const int KK = int(q.KH * q.KW), k = int(blockIdx.y), c0 = int(blockIdx.x) * lanes * V;
+  const int KK = int(q.KH * q.KW), k0 = int(blockIdx.y) * R, nt = KK - k0 < R ? KK - k0 : R;
+  const int c0 = int(blockIdx.x) * lanes * V;
   const int tile_c = lanes * V < int(q.C) - c0 ? lanes * V : int(q.C) - c0;
   const int l = int(threadIdx.x) % lanes, r = int(threadIdx.x) / lanes, rows = int(blockDim.x) / lanes;
   const bool active = l * V < tile_c;
-  const I c = c0 + l * V, kh = k / q.KW, kw = k % q.KW, P = q.N * q.OH * q.OW;
+  const I c = c0 + l * V, P = q.N * q.OH * q.OW;
+  // the group's first tap (row, column); the taps after it are walked in w's order below
+  // (offsets kept incrementally: ~20 fewer registers than a table of R offsets)
+  const I kh0 = I(k0) / q.KW, kw0 = I(k0) % q.KW;
   const I p0 = I(blockIdx.z) * pixels_per_slice;
   const I p1 = p0 + pixels_per_slice < P ? p0 + pixels_per_slice : P;
-  A s[V] = {};
+  A s[R][V] = {};
   if (active)
     for (I p = p0 + r; p < p1; p += rows) {
       const I ow = p % q.OW, oh = (p / q.OW) % q.OH, n = p / (q.OW * q.OH);
-      const I ih = oh * q.sh - q.pt + kh * q.dh, iw = ow * q.sw - q.pl + kw * q.dw;
-      if (ih < 0 || ih >= q.H || iw < 0 || iw >= q.W) continue;
+      const I ih0 = oh * q.sh - q.pt, iw0 = ow * q.sw - q.pl;
       const vec_t<T, V> gv = load_vec<V>(gy + p * q.C + c);
-      const vec_t<T, V> xv = load_vec<V>(x + ((n * q.H + ih) * q.W + iw) * q.C + c);
+      A gva[V];
       ADNN_UNROLL
-      for (int j = 0; j < V; ++j) s[j] += load_as<A>(xv.v[j]) * load_as<A>(gv.v[j]);
+      for (int j = 0; j < V; ++j) gva[j] = load_as<A>(gv.v[j]);
+      I ih = ih0 + kh0 * q.dh, iw = iw0 + kw0 * q.dw, kw = kw0;
+      ADNN_UNROLL
+      for (int t = 0; t < R; ++t) {
+        if (t < nt && ih >= 0 && ih < q.H && iw >= 0 && iw < q.W) {
+          const vec_t<T, V> xv = load_vec<V>(x + ((n * q.H + ih) * q.W + iw) * q.C + c);
+          ADNN_UNROLL
+          for (int j = 0; j < V; ++j) s[t][j] += load_as<A>(xv.v[j]) * gva[j];
+        }
+        iw += q.dw;  // the next tap: along the kernel row, then to the next row's start
+        if (++kw == q.KW) kw = 0, iw = iw0, ih += q.dh;
+      }
     }
   ADNN_UNROLL
-  for (int j = 0; j < V; ++j) red[j * int(blockDim.x) + int(threadIdx.x)] = s[j];
-  __syncthreads();
-  if (r != 0 || !active) return;
-  vec_t<A, V> t{};
-  ADNN_UNROLL
-  for (int j = 0; j < V; ++j)
-    for (int q = 0; q < rows; ++q) t.v[j] += red[j * int(blockDim.x) + q * lanes + l];
-  if constexpr (std::is_same_v<A, T>)  // (S, KK, C) along C: the lanes' vectors are contiguous
-    store_vec<V>(part + (I(blockIdx.z) * KK + k) * q.C + c, t);
-  else
-    for (int j = 0; j < V; ++j) part[(I(blockIdx.z) * KK + k) * q.C + c + j] = t.v[j];
+  for (int t = 0; t < R; ++t) {
+    if (t >= nt) break;  // nt is the same for the whole block: the barriers stay uniform
+    ADNN_UNROLL
+    for (int j = 0; j < V; ++j) red[j * int(blockDim.x) + int(threadIdx.x)] = s[t][j];
+    __syncthreads();
+    if (r == 0 && active) {
+      vec_t<A, V> u{};
+      ADNN_UNROLL
+      for (int j = 0; j < V; ++j)
+        for (int w = 0; w < rows; ++w) u.v[j] += red[j * int(blockDim.x) + w * lanes + l];
+      A* dst = part + (I(blockIdx.z) * KK + k0 + t) * q.C + c;
+      if constexpr (std::is_same_v<A, T>)  // (S, KK, C) along C: the lanes' vectors are contiguous
+        store_vec<V>(dst, u);
+      else
+        for (int j = 0; j < V; ++j) dst[j] = u.v[j];
+    }
+    __syncthreads();  // the next tap's sums overwrite red
+  }
 }
 
 // Weight gradient, stage 2 of 2: gw[c, k] = Σ_s part[s, k, c], in a fixed order over the

@@ -952,7 +952,9 @@ TEST_SUITE("sim") {
                     size_t(KK * W * t.pitch) * sizeof(float), nullptr, gy.data(), w.data(), gx.data(), g, t.lanes,
                     t.pitch);
         ADNN_LAUNCH((depthwise_backward_weight_kernel<float, W, I>),
-                    dim3(unsigned(t.tiles), unsigned(KK), unsigned(slices)), block,
+                    dim3(unsigned(t.tiles), unsigned(depthwise_wgrad_groups(KK, depthwise_wgrad_taps<W>)),
+                         unsigned(slices)),
+                    block,
                     size_t(W) * t.lanes * t.rows * sizeof(float), nullptr, gy.data(), x.data(), part.data(), g,
                     t.lanes, pps);
         std::vector<float> out(y.begin(), y.end());

@@ -225,7 +225,7 @@ void depthwise_backward(const Tensor& gy, const Tensor& x, const Tensor& w, cons
     });
   }
   if (gw.defined()) {
-    // two stages: per (channel tile, tap, pixel slice) partial sums in A, then a fixed-order
+    // two stages: per (channel tile, group of taps, pixel slice) partial sums in A, then a fixed-order
     // sum over the slices (deterministic, no atomics)
     const int v = k::vector_width<T>(g.C, {ptr<T>(gy), ptr<T>(x)});
     k::with_vector_width<T>(v, [&](auto vc) {
@@ -237,8 +237,9 @@ void depthwise_backward(const Tensor& gy, const Tensor& x, const Tensor& w, cons
           empty({slices * g.C * KK}, TensorOptions(std::is_same_v<A, double> ? DType::f64 : DType::f32, kCUDA));
       k::with_index_type(k::depthwise_index_fits(g, slices * g.C * KK), [&](auto it) {
         using I = decltype(it);
+        const int64_t groups = k::depthwise_wgrad_groups(KK, k::depthwise_wgrad_taps<V>);
         ADNN_LAUNCH((k::depthwise_backward_weight_kernel<KT, V, I>),
-                    dim3(unsigned(t.tiles), unsigned(KK), unsigned(slices)), dim3(unsigned(t.lanes * t.rows)),
+                    dim3(unsigned(t.tiles), unsigned(groups), unsigned(slices)), dim3(unsigned(t.lanes * t.rows)),
                     size_t(V) * t.lanes * t.rows * sizeof(A), stream(), ptr<T>(gy), ptr<T>(x), ptr<A>(part), g, t.lanes,
                     pps);
       });
