@@ -6,7 +6,9 @@ Reads the <object>.resource-usage.txt files the CUDA compiler launcher keeps
 names (c++filt), computes the theoretical occupancy of each kernel for sm_90 from its registers
 and shared memory at the block size its launcher uses, writes the Markdown report, and fails
 (exit 1) on any register spill that docs/kernels.md does not list, with a reason, between
-<!-- allowed-spills:begin --> and <!-- allowed-spills:end -->.
+<!-- allowed-spills:begin --> and <!-- allowed-spills:end -->, and on a block size (a launcher's
+literal or one the emulator traced) above the kernel's `__launch_bounds__` in the sources: a GPU
+refuses that launch, and the emulator, where the attribute is empty, would not notice.
 
 usage: kernel_report.py --allowed docs/kernels.md [--out REPORT.md] [--sources src/cuda] FILE...
 """
@@ -163,6 +165,26 @@ def launcher_blocks(src_dirs):
     return blocks
 
 
+def launch_bounds(src_dirs):
+    """kernel base name -> the maximum threads per block of its `__launch_bounds__(N[, ...])` (an integer N)."""
+    bounds = {}
+    for d in src_dirs:
+        for path in sorted(glob.glob(os.path.join(d, "*.cpp")) + glob.glob(os.path.join(d, "*.cuh"))):
+            text = re.sub(r"\s+", " ", open(path, encoding="utf-8").read())
+            for m in re.finditer(r"__launch_bounds__\(", text):
+                if text[:m.start()].rstrip().endswith("define"):
+                    continue  # the emulator's empty #define __launch_bounds__(...)
+                depth, i = 1, m.end()
+                while i < len(text) and depth:
+                    depth += {"(": 1, ")": -1}.get(text[i], 0)
+                    i += 1
+                args = text[m.end():i - 1].split(",")
+                name = re.match(r"\s*(\w+)\s*\(", text[i:])
+                if name and re.fullmatch(r"\s*\d+\s*", args[0]):
+                    bounds[name.group(1)] = int(args[0])
+    return bounds
+
+
 def traced_blocks(paths):
     """kernel base name -> threads per block seen by the emulator (`adnn-fer profile --out` tables)."""
     blocks = {}
@@ -215,9 +237,10 @@ def main(argv=None):
         k["name"] = strip_params(d).replace("adnn::kernels::", "")
     blocks = launcher_blocks(a.sources)
     traced = traced_blocks(a.trace)
+    bounds = launch_bounds(a.sources)
     allowed = allowed_spills(a.allowed)
 
-    rows, unlisted, listed_used = [], [], set()
+    rows, unlisted, listed_used, over_bounds = [], [], set(), []
     for k in sorted(kernels, key=lambda k: (k["object"], k["name"])):
         spills = k["spill_st"] + k["spill_ld"]
         if spills:
@@ -241,6 +264,13 @@ def main(argv=None):
             occ_text = "block set at run time" if exprs else "launcher not found"
         if exprs:
             occ_text += "; " + ", ".join(f"`dim3({e[5:-1] if e.startswith('dim3(') else e})`" for e in exprs)
+        bound = bounds.get(base_name(k["name"]))
+        if bound is not None:
+            # a block above the kernel's __launch_bounds__ is refused by a GPU at launch; the
+            # emulator, where the attribute is empty, would run it
+            seen = set(nums) | set(traced.get(base_name(k["name"]), set()))
+            over_bounds += [(k, n, bound) for n in sorted(seen) if n > bound]
+            occ_text += f"; `__launch_bounds__({bound})`"
         rows.append((k, spills, occ_text))
 
     lines = [
@@ -253,7 +283,8 @@ def main(argv=None):
         "(228 KiB per SM, 1 KiB reserved per block, 128-byte units). Static shared memory only: a kernel's "
         "dynamic shared memory (the launch's third argument) lowers it further; `adnn-fer profile` records it "
         "per launch. `@N` is the block size from the launcher's `dim3` literal, `@N traced` the one the emulator "
-        "recorded in `adnn-fer profile` (the --trace tables) where the launcher computes it.",
+        "recorded in `adnn-fer profile` (the --trace tables) where the launcher computes it; a kernel's "
+        "`__launch_bounds__(N)` is named after them, and a block above N (a launch a GPU refuses) fails the report.",
         "",
         f"{len(kernels)} kernel instantiations; {sum(1 for r in rows if r[1])} spill "
         f"({len(unlisted)} not listed in docs/kernels.md).",
@@ -275,13 +306,16 @@ def main(argv=None):
         print(f"kernel_report: wrote {a.out} ({len(kernels)} kernels)")
     for name in sorted(set(allowed) - listed_used):
         print(f"kernel_report: note: `{name}` is listed as an allowed spill in {a.allowed} but does not spill")
+    for k, n, bound in over_bounds:
+        print(f"kernel_report: error: {k['name']} ({k['object']}) is launched with {n} threads per block, above "
+              f"its __launch_bounds__({bound}): a GPU refuses the launch", file=sys.stderr)
     if unlisted:
         for k in unlisted:
             print(f"kernel_report: error: {k['name']} ({k['object']}) spills {k['spill_st']} bytes stored / "
                   f"{k['spill_ld']} loaded and is not listed, with its reason, in {a.allowed} (allowed spills)",
                   file=sys.stderr)
         return 1
-    return 0
+    return 1 if over_bounds else 0
 
 
 if __name__ == "__main__":
