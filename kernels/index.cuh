@@ -12,8 +12,9 @@
 //   dim (index_select/gather write 0, the adds add nothing), so a bad index reads and writes
 //   nothing out of bounds before the flag is raised.
 // Layout: contiguous; int64 indices.
-// Dtypes: index_select/index_add f32/f64; gather any floating storage type (f16/bf16 copied
-//   natively), scatter_add a 16-bit gradient into an f32 accumulator (the op rounds it once).
+// Dtypes: index_select and gather any storage type (f16/bf16 copied natively); index_add and
+//   scatter_add add a gradient into its accumulator type (a 16-bit one into f32: the op rounds
+//   the sums once).
 // Threads: one thread per output (or gradient) element, innermost dim fastest.
 // Cost: one read and one write (or atomic add) per element, plus the index read.
 #include "common.cuh"

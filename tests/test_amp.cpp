@@ -150,8 +150,16 @@ TEST_SUITE("amp") {
           REQUIRE(g.defined() == gr.defined());
           if (!gr.defined()) continue;
           CHECK(g.dtype() == low[i].dtype());  // the gradient in the input's own dtype
-          double scale = 1;
-          for (double v : gr.to_vector()) scale = std::max(scale, std::fabs(v));
+          // the scale is the reference's own largest magnitude (no floor at 1: a gradient of 0.04
+          // is held to its own ulps); NaN on both sides would compare as equal, so none is allowed
+          double scale = 0;
+          bool finite = true;
+          for (double v : gr.to_vector()) scale = std::max(scale, std::fabs(v)), finite = finite && std::isfinite(v);
+          CHECK(finite);
+          if (scale == 0) {
+            CHECK(max_abs(g.to(DType::f32)) == 0);
+            continue;
+          }
           const double err = max_abs_diff(g.to(DType::f32), gr) / (unit(dt) * scale);
           worst[c.name] = std::max(worst[c.name], err);
           CHECK(err <= 2);
@@ -161,7 +169,7 @@ TEST_SUITE("amp") {
     }
     for (auto& [name, e] : worst)
       if (e > 1) MESSAGE(name << ": " << e << " ulps");
-    CHECK(compared >= 2 * 60);
+    CHECK(compared >= 446);  // (op, dtype, input) triples measured 2026-12-04: none skipped since
   }
 
   TEST_CASE("round_to_tf32: a 10-bit mantissa, round to nearest, ties away from zero") {

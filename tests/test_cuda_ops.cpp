@@ -146,12 +146,18 @@ TEST_SUITE("cuda") {
           if (!xs[i].grad().defined()) continue;
           CHECK(xd[i].grad().device() == kCUDA);
           CHECK(xd[i].grad().dtype() == xs[i].grad().dtype());
-          CHECK(max_abs_diff(xd[i].grad(), xs[i].grad()) <= 2 * ulp * scale_of(xs[i].grad()));
+          // the scale: the CPU gradient's own largest magnitude (no floor at 1), and no NaN
+          double gscale = 0;
+          bool finite = true;
+          for (double v : xs[i].grad().to_vector())
+            gscale = std::max(gscale, std::fabs(v)), finite = finite && std::isfinite(v);
+          CHECK(finite);
+          CHECK(max_abs_diff(xd[i].grad(), xs[i].grad()) <= 2 * ulp * gscale);
           ++with_grads;
         }
       }
     }
-    CHECK(with_grads >= (filtered() ? 0 : 2 * 60));
+    CHECK(with_grads >= (filtered() ? 0 : 446));  // as the CPU-only test: every triple
   }
 
   TEST_CASE("device memory: caching allocator, peak, out-of-memory error") {
