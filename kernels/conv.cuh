@@ -38,6 +38,18 @@
 //     (V, tap, lane) so that each tap is one conflict-free shared read per lane.
 //   backward input: gx[p, c] = Σ over the (output pixel, tap) pairs that read input pixel p
 //     of gy · w (gather form, no atomics); same tiling and weight tile as the forward.
+//   row-tiled forward and input gradient (depthwise_forward_rows_kernel, _backward_input_rows_;
+//     KW 3 or 5, column dilation 1, column stride 1 or 2 forward, 1 backward — EfficientNet's
+//     depthwise layers): a thread's item is TW = 4 consecutive pixels of a row; per kernel row
+//     it copies the row's KW·V weights from the tile into registers once and reads each of the
+//     (TW − 1)·SW + KW vectors of the row the item needs once (3×3, stride 1: 6 vector loads
+//     and 12 shared reads per 4 outputs and kernel row, where the per-pixel kernel makes 12
+//     and 48) — the same taps in the same order per pixel, so the same bits. Why: per warp a
+//     16-byte vector load and a tap's V shared reads are 4 wavefronts each, so the per-pixel
+//     kernel moves ~8·KH·KW wavefronts per pixel row of 32 lanes through L1/shared memory
+//     against ~2 × 4 of compulsory HBM traffic; at sm_90's 128 bytes per clock per SM and
+//     ~18 bytes of HBM per clock per SM, a 3×3 layer was bound by L1 (≈ 76 against 56 clocks
+//     per 32 pixels-lanes) and a 5×5 one ~3.6× over its HBM time. Row-tiled: ≈ 31 and 69.
 //   backward weight, two stages, deterministic (no atomics): stage 1, grid (tiles, groups of
 //     R taps, slices of ≥ 8·rows output pixels; R = 9, or 5 for 16-bit storage), loads
 //     gy[p, c] once per pixel and sums gy[p, c] · x[tap(p), c] for each of the group's taps
@@ -584,6 +596,140 @@ __global__ void depthwise_forward_kernel(const T* __restrict__ x, const T* __res
   }
 }
 
+// Row-tiled forward for the common kernels (KW = 3 or 5, column stride SW = 1 or 2, column
+// dilation 1; any KH, row stride, row dilation and padding): the work item of a thread is TW
+// consecutive output pixels of one output row, for its V channels. Per kernel row it reads
+// the row's KW·V weights from the shared tile once into registers and each of the
+// (TW − 1)·SW + KW input vectors the TW outputs need once, and adds every (input column,
+// output) pair it serves — TW·KW products from (TW − 1)·SW + KW loads where the per-pixel
+// kernel makes TW·KW loads and TW·KW·V shared reads. Each output sums its taps in the same
+// order (kernel rows, then columns, ascending), skipping the same padded taps, as the
+// per-pixel kernel and the CPU twin: the same bits. grid (tiles, item blocks), block lanes ×
+// rows, dynamic shared memory as the per-pixel kernel; grid-stride over N·OH·⌈OW/TW⌉ items.
+template <class T, int V, class I, int KW, int SW, int TW>
+__global__ void depthwise_forward_rows_kernel(const T* __restrict__ x, const T* __restrict__ w,
+                                              const T* __restrict__ b, T* __restrict__ y, ConvGeom g, int lanes,
+                                              int pitch) {
+  using A = acc_t<T>;
+  ADNN_DYNAMIC_SHARED(A, wt);  // (V, KH·KW, pitch)
+  const ConvGeomI<I> q(g);
+  const int KK = int(q.KH) * KW, c0 = int(blockIdx.x) * lanes * V;
+  const int tile_c = lanes * V < int(q.C) - c0 ? lanes * V : int(q.C) - c0;
+  load_depthwise_weight_tile<V, A>(w, wt, c0, tile_c, KK, pitch);
+  const int l = int(threadIdx.x) % lanes, r = int(threadIdx.x) / lanes, rows = int(blockDim.x) / lanes;
+  if (l * V >= tile_c) return;
+  constexpr int J = (TW - 1) * SW + KW;  // input columns one item reads per kernel row
+  const I c = c0 + l * V, OWB = (q.OW + TW - 1) / TW, Q = q.N * q.OH * OWB;
+  A bias[V] = {};
+  if (b) {
+    const vec_t<T, V> bv = load_vec<V>(b + c);
+    ADNN_UNROLL
+    for (int j = 0; j < V; ++j) bias[j] = load_as<A>(bv.v[j]);
+  }
+  for (I p = I(blockIdx.y) * rows + r; p < Q; p += I(gridDim.y) * rows) {
+    const I owb = p % OWB, oh = (p / OWB) % q.OH, n = p / (OWB * q.OH);
+    const I ow0 = owb * TW, iw0 = ow0 * SW - q.pl;
+    A s[TW][V] = {};
+    for (I kh = 0; kh < q.KH; ++kh) {
+      // the row's weights are read whether the row is padding or not, so that a warp whose items
+      // lie in different output rows still reads one weight row at a time (no divergence)
+      A wr[KW][V];
+      ADNN_UNROLL
+      for (int kw = 0; kw < KW; ++kw)
+        ADNN_UNROLL
+        for (int j = 0; j < V; ++j) wr[kw][j] = wt[(j * KK + int(kh) * KW + kw) * pitch + l];
+      const I ih = oh * q.sh - q.pt + kh * q.dh;
+      if (ih < 0 || ih >= q.H) continue;  // a padded row: no tap of it is added
+      const T* xrow = x + (n * q.H + ih) * q.W * q.C + c;
+      ADNN_UNROLL
+      for (int jj = 0; jj < J; ++jj) {
+        const I iw = iw0 + jj;
+        if (iw < 0 || iw >= q.W) continue;
+        const vec_t<T, V> xv = load_vec<V>(xrow + iw * q.C);
+        ADNN_UNROLL
+        for (int t = 0; t < TW; ++t) {
+          const int kw = jj - t * SW;  // a constant once unrolled
+          if (kw < 0 || kw >= KW) continue;
+          ADNN_UNROLL
+          for (int j = 0; j < V; ++j) s[t][j] += load_as<A>(xv.v[j]) * wr[kw][j];
+        }
+      }
+    }
+    ADNN_UNROLL
+    for (int t = 0; t < TW; ++t) {
+      if (ow0 + t >= q.OW) break;
+      if (b) {
+        ADNN_UNROLL
+        for (int j = 0; j < V; ++j) s[t][j] += bias[j];
+      }
+      store_acc_vec<V>(y + ((n * q.OH + oh) * q.OW + ow0 + t) * q.C + c, s[t]);
+    }
+  }
+}
+
+// Row-tiled input gradient for column stride 1 and column dilation 1 (KW = 3 or 5; any KH,
+// row stride, row dilation and padding): a thread's item is TW consecutive input pixels of one
+// input row. For each kernel row that reaches an output row it reads the row's weights once
+// and the TW + KW − 1 gradient vectors once, from the rightmost down, so that each input pixel
+// adds its taps in the per-pixel kernel's order (kernel rows, then columns, ascending): the
+// same bits. Grid-stride over N·H·⌈W/TW⌉ items.
+template <class T, int V, class I, int KW, int TW>
+__global__ void depthwise_backward_input_rows_kernel(const T* __restrict__ gy, const T* __restrict__ w,
+                                                     T* __restrict__ gx, ConvGeom g, int lanes, int pitch) {
+  using A = acc_t<T>;
+  ADNN_DYNAMIC_SHARED(A, wt);  // (V, KH·KW, pitch)
+  const ConvGeomI<I> q(g);
+  const int KK = int(q.KH) * KW, c0 = int(blockIdx.x) * lanes * V;
+  const int tile_c = lanes * V < int(q.C) - c0 ? lanes * V : int(q.C) - c0;
+  load_depthwise_weight_tile<V, A>(w, wt, c0, tile_c, KK, pitch);
+  const int l = int(threadIdx.x) % lanes, r = int(threadIdx.x) / lanes, rows = int(blockDim.x) / lanes;
+  if (l * V >= tile_c) return;
+  constexpr int J = TW + KW - 1;  // output columns one item reads per kernel row
+  const I c = c0 + l * V, WB = (q.W + TW - 1) / TW, Q = q.N * q.H * WB;
+  for (I p = I(blockIdx.y) * rows + r; p < Q; p += I(gridDim.y) * rows) {
+    const I wb = p % WB, ih = (p / WB) % q.H, n = p / (WB * q.H);
+    const I iw0 = wb * TW, ow_lo = iw0 + q.pl - (KW - 1);  // output column of jj = 0
+    A s[TW][V] = {};
+    for (I kh = 0; kh < q.KH; ++kh) {
+      A wr[KW][V];  // read for every kernel row, as in the forward
+      ADNN_UNROLL
+      for (int kw = 0; kw < KW; ++kw)
+        ADNN_UNROLL
+        for (int j = 0; j < V; ++j) wr[kw][j] = wt[(j * KK + int(kh) * KW + kw) * pitch + l];
+      const I th = ih + q.pt - kh * q.dh, oh = th / q.sh;
+      if (th < 0 || th % q.sh != 0 || oh >= q.OH) continue;
+      const T* grow = gy + (n * q.OH + oh) * q.OW * q.C + c;
+      ADNN_UNROLL
+      for (int jj = J - 1; jj >= 0; --jj) {  // kw = t + KW − 1 − jj rises as jj falls
+        const I ow = ow_lo + jj;
+        if (ow < 0 || ow >= q.OW) continue;
+        const vec_t<T, V> gv = load_vec<V>(grow + ow * q.C);
+        ADNN_UNROLL
+        for (int t = 0; t < TW; ++t) {
+          const int kw = t + KW - 1 - jj;  // a constant once unrolled
+          if (kw < 0 || kw >= KW) continue;
+          ADNN_UNROLL
+          for (int j = 0; j < V; ++j) s[t][j] += load_as<A>(gv.v[j]) * wr[kw][j];
+        }
+      }
+    }
+    ADNN_UNROLL
+    for (int t = 0; t < TW; ++t) {
+      if (iw0 + t >= q.W) break;
+      store_acc_vec<V>(gx + ((n * q.H + ih) * q.W + iw0 + t) * q.C + c, s[t]);
+    }
+  }
+}
+
+// Which row-tiled kernel a geometry takes: KW 3 or 5 and column dilation 1, and column stride
+// 1 or 2 (forward) or 1 (input gradient); 0 otherwise (the per-pixel kernels).
+inline constexpr int kDepthwiseRowTile = 4;  // TW: output (or input) pixels per item
+inline int depthwise_rows_kw(const ConvGeom& g, bool input_grad) {
+  if (g.dw != 1 || (g.KW != 3 && g.KW != 5)) return 0;
+  if (input_grad ? g.sw != 1 : (g.sw != 1 && g.sw != 2)) return 0;
+  return int(g.KW);
+}
+
 // gx (N, H, W, C) = Σ over the (output pixel, tap) pairs that read each input pixel of
 // gy (N, OH, OW, C) · w (gather form, no atomics). Same tiling as the forward; grid-stride over
 // the N·H·W input pixels.
@@ -638,9 +784,10 @@ inline int64_t depthwise_wgrad_groups(int64_t KK, int R) { return (KK + R - 1) /
 // tap, the rows of a lane are added in shared memory in a fixed order (deterministic, no
 // atomics). Dynamic shared memory: V · blockDim.x accumulators.
 // Three blocks per SM (≤ 80 registers, 38 % occupancy on sm_90) where that costs no spill:
-// 32-bit indices and at most 36 accumulators; else two (≤ 128).
+// 32-bit indices and at most 36 f32 accumulators (144 bytes); else two (≤ 128).
 template <class T, int V, class I, int R = depthwise_wgrad_taps<V>>
-__global__ void __launch_bounds__(256, sizeof(I) == 4 && R * V <= 36 ? 3 : 2) depthwise_backward_weight_kernel(const T* __restrict__ gy, const T* __restrict__ x,
+__global__ void __launch_bounds__(256, sizeof(I) == 4 && R * V * sizeof(acc_t<T>) <= 144 ? 3 : 2)
+    depthwise_backward_weight_kernel(const T* __restrict__ gy, const T* __restrict__ x,
                                                  acc_t<T>* __restrict__ part, ConvGeom g, int lanes,
                                                  I pixels_per_slice_) {
   using A = acc_t<T>;

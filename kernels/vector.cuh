@@ -28,15 +28,26 @@ __device__ __forceinline__ void store_vec(T* p, const vec_t<T, V>& v) {
 #else
 // Emulation: GCC splits a struct copy into scalar moves, so the access trace would see V
 // narrow accesses per lane; a GCC vector type makes it one V·sizeof(T)-byte access, as the
-// device's LDG.128 / STG.128.
+// device's LDG.128 / STG.128. The emulator's f16/bf16 are classes, not arithmetic types: their
+// vectors are moved as vectors of same-size unsigned integers (may_alias), or the trace would
+// see eight 2-byte accesses per lane and report 12.5 % coalescing for a 16-byte load.
+template <class T>
+using host_lane_t = std::conditional_t<
+    std::is_arithmetic_v<T> && !std::is_same_v<T, bool>, T,
+    std::conditional_t<sizeof(T) == 1, uint8_t,
+                       std::conditional_t<sizeof(T) == 2, uint16_t,
+                                          std::conditional_t<sizeof(T) == 4, uint32_t, uint64_t>>>>;
 template <class T, int V>
 struct host_vec {
-  using type __attribute__((vector_size(sizeof(T) * V))) = T;
+  using type __attribute__((vector_size(sizeof(T) * V), __may_alias__)) = host_lane_t<T>;
 };
+template <class T>
+inline constexpr bool host_vec_ok =
+    std::is_trivially_copyable_v<T> && (sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8);
 template <int V, class T>
 inline vec_t<T, V> load_vec(const T* p) {
   vec_t<T, V> r;
-  if constexpr (V > 1 && std::is_arithmetic_v<T>) {
+  if constexpr (V > 1 && host_vec_ok<T>) {
     using H = typename host_vec<T, V>::type;
     const H h = *reinterpret_cast<const H*>(p);
     __builtin_memcpy(&r, &h, sizeof r);
@@ -47,7 +58,7 @@ inline vec_t<T, V> load_vec(const T* p) {
 }
 template <int V, class T>
 inline void store_vec(T* p, const vec_t<T, V>& v) {
-  if constexpr (V > 1 && std::is_arithmetic_v<T>) {
+  if constexpr (V > 1 && host_vec_ok<T>) {
     using H = typename host_vec<T, V>::type;
     H h;
     __builtin_memcpy(&h, &v, sizeof h);

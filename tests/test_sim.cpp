@@ -982,4 +982,101 @@ TEST_SUITE("sim") {
       CHECK(narrow[0] == doctest::Approx(want).epsilon(1e-5));
     }
   }
+
+  // The row-tiled depthwise kernels (TW outputs or inputs of a row per thread, the row's
+  // weights and input vectors read once) add each pixel's taps in the per-pixel kernels' order
+  // and skip the same padded taps: the same bits, over kernel widths 3 and 5, column strides 1
+  // and 2 (forward), row strides and dilations, asymmetric padding, padding wider than the
+  // kernel, rows shorter than one item's reach, widths not a multiple of TW, f32 (4-wide and
+  // scalar vectors) and bf16 (8-wide vectors, 32 accumulators).
+  TEST_CASE("depthwise row-tiled kernels: the same bits as the per-pixel kernels") {
+    struct Shape {
+      int64_t n, h, w, c, kh, kw, sh, sw, dh, pt, pl;
+    };
+    int forward = 0, input_grad = 0;
+    for (Shape sh : {Shape{2, 9, 7, 12, 3, 3, 1, 1, 1, 1, 1}, Shape{1, 8, 11, 12, 5, 5, 2, 2, 1, 2, 2},
+                     Shape{1, 6, 13, 5, 3, 3, 2, 1, 2, 2, 0}, Shape{2, 5, 3, 8, 5, 5, 1, 1, 1, 2, 2},
+                     Shape{1, 7, 10, 5, 1, 5, 1, 2, 1, 0, 3}, Shape{1, 4, 9, 12, 3, 3, 1, 2, 1, 0, 1},
+                     Shape{1, 5, 6, 16, 3, 3, 1, 1, 1, 3, 3}, Shape{1, 3, 3, 16, 5, 5, 1, 2, 1, 2, 5}})
+      for (bool bf16 : {false, true}) {
+        if (bf16 && sh.c % 8 != 0) continue;
+        CAPTURE(sh.c);
+        CAPTURE(sh.kw);
+        CAPTURE(sh.sw);
+        CAPTURE(sh.pl);
+        CAPTURE(bf16);
+        ConvGeom g{};
+        g.N = sh.n, g.H = sh.h, g.W = sh.w, g.C = sh.c, g.O = sh.c, g.KH = sh.kh, g.KW = sh.kw, g.sh = sh.sh;
+        g.sw = sh.sw, g.pt = sh.pt, g.pl = sh.pl, g.dh = sh.dh, g.dw = 1, g.groups = sh.c;
+        g.OH = (g.H + 2 * sh.pt - sh.dh * (sh.kh - 1) - 1) / sh.sh + 1;
+        g.OW = (g.W + 2 * sh.pl - (sh.kw - 1) - 1) / sh.sw + 1;
+        auto run = [&](auto tag, auto vc) {
+          using T = decltype(tag);
+          using A = acc_t<T>;
+          constexpr int V = decltype(vc)::value;
+          const int64_t nx = g.N * g.H * g.W * g.C, ny = g.N * g.OH * g.OW * g.C, KK = g.KH * g.KW;
+          const dvec<T> x = random_vec<T>(size_t(nx), 3), gy = random_vec<T>(size_t(ny), 4),
+                        w = random_vec<T>(size_t(g.C * KK), 5), b = random_vec<T>(size_t(g.C), 6);
+          REQUIRE(vector_width<T>(g.C, {x.data(), gy.data()}) == V);
+          const DepthwiseTiling t = depthwise_tiling(g.C, V, KK, sizeof(A));
+          const dim3 block(unsigned(t.lanes * t.rows)), grid(unsigned(t.tiles), 2);
+          const size_t smem = size_t(KK * V * t.pitch) * sizeof(A);
+          const T sentinel = T(INFINITY);  // no output of finite inputs is infinite
+          dvec<T> y0(size_t(ny), sentinel), y1(size_t(ny), sentinel), gx0(size_t(nx), sentinel),
+              gx1(size_t(nx), sentinel);
+          ADNN_LAUNCH((depthwise_forward_kernel<T, V, int>), grid, block, smem, nullptr, x.data(), w.data(), b.data(),
+                      y0.data(), g, t.lanes, t.pitch);
+          ADNN_LAUNCH((depthwise_backward_input_kernel<T, V, int>), grid, block, smem, nullptr, gy.data(), w.data(),
+                      gx0.data(), g, t.lanes, t.pitch);
+          REQUIRE(depthwise_rows_kw(g, false) == int(g.KW));
+          if (g.KW == 3 && g.sw == 1)
+            ADNN_LAUNCH((depthwise_forward_rows_kernel<T, V, int, 3, 1, 4>), grid, block, smem, nullptr, x.data(),
+                        w.data(), b.data(), y1.data(), g, t.lanes, t.pitch);
+          if (g.KW == 3 && g.sw == 2)
+            ADNN_LAUNCH((depthwise_forward_rows_kernel<T, V, int, 3, 2, 4>), grid, block, smem, nullptr, x.data(),
+                        w.data(), b.data(), y1.data(), g, t.lanes, t.pitch);
+          if (g.KW == 5 && g.sw == 1)
+            ADNN_LAUNCH((depthwise_forward_rows_kernel<T, V, int, 5, 1, 4>), grid, block, smem, nullptr, x.data(),
+                        w.data(), b.data(), y1.data(), g, t.lanes, t.pitch);
+          if (g.KW == 5 && g.sw == 2)
+            ADNN_LAUNCH((depthwise_forward_rows_kernel<T, V, int, 5, 2, 4>), grid, block, smem, nullptr, x.data(),
+                        w.data(), b.data(), y1.data(), g, t.lanes, t.pitch);
+          CHECK(std::memcmp(y0.data(), y1.data(), y0.size() * sizeof(T)) == 0);
+          CHECK(std::none_of(y1.begin(), y1.end(), [](T v) { return std::isinf(float(v)); }));  // all written
+          ++forward;
+          if (depthwise_rows_kw(g, true) == 0) {
+            CHECK(g.sw != 1);  // the input gradient's row kernels take column stride 1 only
+            return;
+          }
+          if (g.KW == 3)
+            ADNN_LAUNCH((depthwise_backward_input_rows_kernel<T, V, int, 3, 4>), grid, block, smem, nullptr,
+                        gy.data(), w.data(), gx1.data(), g, t.lanes, t.pitch);
+          if (g.KW == 5)
+            ADNN_LAUNCH((depthwise_backward_input_rows_kernel<T, V, int, 5, 4>), grid, block, smem, nullptr,
+                        gy.data(), w.data(), gx1.data(), g, t.lanes, t.pitch);
+          CHECK(std::memcmp(gx0.data(), gx1.data(), gx0.size() * sizeof(T)) == 0);
+          CHECK(std::none_of(gx1.begin(), gx1.end(), [](T v) { return std::isinf(float(v)); }));
+          ++input_grad;
+        };
+        if (bf16)
+          run(bfloat16{}, std::integral_constant<int, 8>{});
+        else if (g.C % 4 == 0)
+          run(float{}, std::integral_constant<int, 4>{});
+        else
+          run(float{}, std::integral_constant<int, 1>{});
+      }
+    CHECK(forward == 11);
+    CHECK(input_grad == 6);
+    // and the plan: dilated columns, other widths and strided input gradients keep the per-pixel kernels
+    ConvGeom d{};
+    d.KW = 3, d.sw = 1, d.dw = 2;
+    CHECK(depthwise_rows_kw(d, false) == 0);
+    d.dw = 1, d.KW = 7;
+    CHECK(depthwise_rows_kw(d, false) == 0);
+    d.KW = 5, d.sw = 2;
+    CHECK(depthwise_rows_kw(d, false) == 5);
+    CHECK(depthwise_rows_kw(d, true) == 0);
+    d.sw = 3;
+    CHECK(depthwise_rows_kw(d, false) == 0);
+  }
 }

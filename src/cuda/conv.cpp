@@ -65,14 +65,39 @@ void depthwise_forward(const Tensor& x, const Tensor& w, const Tensor& bias, con
   k::with_vector_width<T>(v, [&](auto vc) {
     constexpr int V = decltype(vc)::value;
     const k::DepthwiseTiling t = k::depthwise_tiling(g.C, V, g.KH * g.KW, sizeof(A));
+    const dim3 block(unsigned(t.lanes * t.rows));
+    const size_t smem = size_t(g.KH * g.KW * V * t.pitch) * sizeof(A);
+    constexpr int TW = k::kDepthwiseRowTile;
+    if (const int kw = k::depthwise_rows_kw(g, false); kw && k::depthwise_index_fits(g)) {
+      // one item (TW output pixels of a row) per thread: each block's weight tile serves TW·rows
+      // pixels; 32-bit indices only (tensors of 2^30 elements or more take the per-pixel kernel)
+      const int64_t items = g.N * g.OH * ((g.OW + TW - 1) / TW);
+      const unsigned blocks = unsigned(std::clamp<int64_t>((items + t.rows - 1) / t.rows, 1, 65535));
+      {
+        using I = int;
+        // one ADNN_LAUNCH per instantiation: the launch is traced under the kernel's own name
+        const dim3 grid(unsigned(t.tiles), blocks);
+        if (kw == 3 && g.sw == 1)
+          ADNN_LAUNCH((k::depthwise_forward_rows_kernel<KT, V, I, 3, 1, TW>), grid, block, smem, stream(), ptr<T>(x),
+                      ptr<T>(w), ptr<T>(bias), ptr<T>(y), g, t.lanes, t.pitch);
+        if (kw == 3 && g.sw == 2)
+          ADNN_LAUNCH((k::depthwise_forward_rows_kernel<KT, V, I, 3, 2, TW>), grid, block, smem, stream(), ptr<T>(x),
+                      ptr<T>(w), ptr<T>(bias), ptr<T>(y), g, t.lanes, t.pitch);
+        if (kw == 5 && g.sw == 1)
+          ADNN_LAUNCH((k::depthwise_forward_rows_kernel<KT, V, I, 5, 1, TW>), grid, block, smem, stream(), ptr<T>(x),
+                      ptr<T>(w), ptr<T>(bias), ptr<T>(y), g, t.lanes, t.pitch);
+        if (kw == 5 && g.sw == 2)
+          ADNN_LAUNCH((k::depthwise_forward_rows_kernel<KT, V, I, 5, 2, TW>), grid, block, smem, stream(), ptr<T>(x),
+                      ptr<T>(w), ptr<T>(bias), ptr<T>(y), g, t.lanes, t.pitch);
+      }
+      return;
+    }
     // about 4 pixels per thread, so that each block's weight tile serves 4·rows pixels
     const int64_t px = g.N * g.OH * g.OW, blocks = std::min<int64_t>((px + 4 * t.rows - 1) / (4 * t.rows), 65535);
     k::with_index_type(k::depthwise_index_fits(g), [&](auto it) {
       using I = decltype(it);
-      ADNN_LAUNCH((k::depthwise_forward_kernel<KT, V, I>),
-                  dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))), dim3(unsigned(t.lanes * t.rows)),
-                  size_t(g.KH * g.KW * V * t.pitch) * sizeof(A), stream(), ptr<T>(x), ptr<T>(w), ptr<T>(bias),
-                  ptr<T>(y), g, t.lanes, t.pitch);
+      ADNN_LAUNCH((k::depthwise_forward_kernel<KT, V, I>), dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))),
+                  block, smem, stream(), ptr<T>(x), ptr<T>(w), ptr<T>(bias), ptr<T>(y), g, t.lanes, t.pitch);
     });
   });
 }
@@ -214,14 +239,31 @@ void depthwise_backward(const Tensor& gy, const Tensor& x, const Tensor& w, cons
     k::with_vector_width<T>(v, [&](auto vc) {
       constexpr int V = decltype(vc)::value;
       const k::DepthwiseTiling t = k::depthwise_tiling(g.C, V, g.KH * g.KW, sizeof(A));
-      const int64_t px = g.N * g.H * g.W, blocks = std::min<int64_t>((px + 4 * t.rows - 1) / (4 * t.rows), 65535);
-      k::with_index_type(k::depthwise_index_fits(g), [&](auto it) {
-        using I = decltype(it);
-        ADNN_LAUNCH((k::depthwise_backward_input_kernel<KT, V, I>),
-                    dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))), dim3(unsigned(t.lanes * t.rows)),
-                    size_t(g.KH * g.KW * V * t.pitch) * sizeof(A), stream(), ptr<T>(gy), ptr<T>(w), ptr<T>(gx), g,
-                    t.lanes, t.pitch);
-      });
+      const dim3 block(unsigned(t.lanes * t.rows));
+      const size_t smem = size_t(g.KH * g.KW * V * t.pitch) * sizeof(A);
+      constexpr int TW = k::kDepthwiseRowTile;
+      if (const int kw = k::depthwise_rows_kw(g, true); kw && k::depthwise_index_fits(g)) {
+        const int64_t items = g.N * g.H * ((g.W + TW - 1) / TW);
+        const unsigned blocks = unsigned(std::clamp<int64_t>((items + t.rows - 1) / t.rows, 1, 65535));
+        {
+          using I = int;
+          const dim3 grid(unsigned(t.tiles), blocks);
+          if (kw == 3)
+            ADNN_LAUNCH((k::depthwise_backward_input_rows_kernel<KT, V, I, 3, TW>), grid, block, smem, stream(),
+                        ptr<T>(gy), ptr<T>(w), ptr<T>(gx), g, t.lanes, t.pitch);
+          if (kw == 5)
+            ADNN_LAUNCH((k::depthwise_backward_input_rows_kernel<KT, V, I, 5, TW>), grid, block, smem, stream(),
+                        ptr<T>(gy), ptr<T>(w), ptr<T>(gx), g, t.lanes, t.pitch);
+        }
+      } else {
+        const int64_t px = g.N * g.H * g.W, blocks = std::min<int64_t>((px + 4 * t.rows - 1) / (4 * t.rows), 65535);
+        k::with_index_type(k::depthwise_index_fits(g), [&](auto it) {
+          using I = decltype(it);
+          ADNN_LAUNCH((k::depthwise_backward_input_kernel<KT, V, I>),
+                      dim3(unsigned(t.tiles), unsigned(std::max<int64_t>(blocks, 1))), block, smem, stream(),
+                      ptr<T>(gy), ptr<T>(w), ptr<T>(gx), g, t.lanes, t.pitch);
+        });
+      }
     });
   }
   if (gw.defined()) {
