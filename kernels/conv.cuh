@@ -606,6 +606,16 @@ __global__ void depthwise_forward_kernel(const T* __restrict__ x, const T* __res
 // order (kernel rows, then columns, ascending), skipping the same padded taps, as the
 // per-pixel kernel and the CPU twin: the same bits. grid (tiles, item blocks), block lanes ×
 // rows, dynamic shared memory as the per-pixel kernel; grid-stride over N·OH·⌈OW/TW⌉ items.
+// wr[kw][j] = the tile's weight of kernel row kh, column kw, for lane l's channel j (registers).
+template <int KW, int V, class A>
+__device__ __forceinline__ void load_depthwise_weight_row(ADNN_SHARED_PTR(A) wt, int KK, int kh, int pitch, int l,
+                                                          A (&wr)[KW][V]) {
+  ADNN_UNROLL
+  for (int kw = 0; kw < KW; ++kw)
+    ADNN_UNROLL
+    for (int j = 0; j < V; ++j) wr[kw][j] = wt[(j * KK + kh * KW + kw) * pitch + l];
+}
+
 template <class T, int V, class I, int KW, int SW, int TW>
 __global__ void depthwise_forward_rows_kernel(const T* __restrict__ x, const T* __restrict__ w,
                                               const T* __restrict__ b, T* __restrict__ y, ConvGeom g, int lanes,
@@ -634,10 +644,7 @@ __global__ void depthwise_forward_rows_kernel(const T* __restrict__ x, const T* 
       // the row's weights are read whether the row is padding or not, so that a warp whose items
       // lie in different output rows still reads one weight row at a time (no divergence)
       A wr[KW][V];
-      ADNN_UNROLL
-      for (int kw = 0; kw < KW; ++kw)
-        ADNN_UNROLL
-        for (int j = 0; j < V; ++j) wr[kw][j] = wt[(j * KK + int(kh) * KW + kw) * pitch + l];
+      load_depthwise_weight_row<KW, V, A>(wt, KK, int(kh), pitch, l, wr);
       const I ih = oh * q.sh - q.pt + kh * q.dh;
       if (ih < 0 || ih >= q.H) continue;  // a padded row: no tap of it is added
       const T* xrow = x + (n * q.H + ih) * q.W * q.C + c;
@@ -692,10 +699,7 @@ __global__ void depthwise_backward_input_rows_kernel(const T* __restrict__ gy, c
     A s[TW][V] = {};
     for (I kh = 0; kh < q.KH; ++kh) {
       A wr[KW][V];  // read for every kernel row, as in the forward
-      ADNN_UNROLL
-      for (int kw = 0; kw < KW; ++kw)
-        ADNN_UNROLL
-        for (int j = 0; j < V; ++j) wr[kw][j] = wt[(j * KK + int(kh) * KW + kw) * pitch + l];
+      load_depthwise_weight_row<KW, V, A>(wt, KK, int(kh), pitch, l, wr);
       const I th = ih + q.pt - kh * q.dh, oh = th / q.sh;
       if (th < 0 || th % q.sh != 0 || oh >= q.OH) continue;
       const T* grow = gy + (n * q.OH + oh) * q.OW * q.C + c;
