@@ -674,15 +674,42 @@ __global__ void depthwise_forward_rows_kernel(const T* __restrict__ x, const T* 
   }
 }
 
-// Row-tiled input gradient for column stride 1 and column dilation 1 (KW = 3 or 5; any KH,
-// row stride, row dilation and padding): a thread's item is TW consecutive input pixels of one
-// input row. For each kernel row that reaches an output row it reads the row's weights once
-// and the TW + KW − 1 gradient vectors once, from the rightmost down, so that each input pixel
-// adds its taps in the per-pixel kernel's order (kernel rows, then columns, ascending): the
-// same bits. Grid-stride over N·H·⌈W/TW⌉ items.
-template <class T, int V, class I, int KW, int TW>
+// Row-tiled input gradient for column stride SW = 1 or 2 and column dilation 1 (KW = 3 or 5;
+// any KH, row stride, row dilation and padding): a thread's item is TW consecutive input pixels
+// of one input row. For each kernel row that reaches an output row it reads the row's weights
+// once and each gradient vector the TW pixels need once — the output columns ow_lo … ow_lo + J − 1
+// with ow_lo = ⌈(iw0 + pl − (KW − 1)) / SW⌉, TW + KW − 1 of them at stride 1, ⌈(TW + KW − 1) / 2⌉
+// or one more at stride 2 — from the rightmost down, so that each input pixel adds its taps in
+// the per-pixel kernel's order (kernel rows, then columns, ascending): the same bits. At stride 2
+// the kw of (pixel t, column jj) is OFF + t − 2·jj with OFF = iw0 + pl − 2·ow_lo, KW − 2 or
+// KW − 1 (the same for a whole warp: TW is even, so iw0 is): one instantiation each, so that
+// every kw is a constant once unrolled (registers, not a local array). Grid-stride over
+// N·H·⌈W/TW⌉ items.
+// One kernel row's taps: grow = gy's output row (at lane's channels), wr = the row's weights.
+template <class T, int V, class I, int KW, int SW, int TW, int OFF, class A>
+__device__ __forceinline__ void depthwise_input_row_taps(const T* grow, I ow_lo, I OW, I C, const A (&wr)[KW][V],
+                                                         A (&s)[TW][V]) {
+  constexpr int J = (OFF + TW - 1) / SW + 1;  // output columns with a tap for some t
+  ADNN_UNROLL
+  for (int jj = J - 1; jj >= 0; --jj) {  // kw = OFF + t − jj·SW rises as jj falls
+    const I ow = ow_lo + jj;
+    if (ow < 0 || ow >= OW) continue;
+    const vec_t<T, V> gv = load_vec<V>(grow + ow * C);
+    ADNN_UNROLL
+    for (int t = 0; t < TW; ++t) {
+      const int kw = OFF + t - jj * SW;  // a constant once unrolled
+      if (kw < 0 || kw >= KW) continue;
+      ADNN_UNROLL
+      for (int j = 0; j < V; ++j) s[t][j] += load_as<A>(gv.v[j]) * wr[kw][j];
+    }
+  }
+}
+
+template <class T, int V, class I, int KW, int SW, int TW>
 __global__ void depthwise_backward_input_rows_kernel(const T* __restrict__ gy, const T* __restrict__ w,
                                                      T* __restrict__ gx, ConvGeom g, int lanes, int pitch) {
+  static_assert(SW == 1 || SW == 2, "column stride 1 or 2");
+  static_assert(TW % 2 == 0, "an even tile keeps OFF uniform over a warp");
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(A, wt);  // (V, KH·KW, pitch)
   const ConvGeomI<I> q(g);
@@ -691,11 +718,12 @@ __global__ void depthwise_backward_input_rows_kernel(const T* __restrict__ gy, c
   load_depthwise_weight_tile<V, A>(w, wt, c0, tile_c, KK, pitch);
   const int l = int(threadIdx.x) % lanes, r = int(threadIdx.x) / lanes, rows = int(blockDim.x) / lanes;
   if (l * V >= tile_c) return;
-  constexpr int J = TW + KW - 1;  // output columns one item reads per kernel row
   const I c = c0 + l * V, WB = (q.W + TW - 1) / TW, Q = q.N * q.H * WB;
   for (I p = I(blockIdx.y) * rows + r; p < Q; p += I(gridDim.y) * rows) {
     const I wb = p % WB, ih = (p / WB) % q.H, n = p / (WB * q.H);
-    const I iw0 = wb * TW, ow_lo = iw0 + q.pl - (KW - 1);  // output column of jj = 0
+    const I iw0 = wb * TW, lo = iw0 + q.pl - (KW - 1);
+    const I ow_lo = lo > 0 ? (lo + SW - 1) / SW : lo / SW;  // ⌈lo / SW⌉ (division truncates toward 0)
+    const bool off_low = SW == 2 && iw0 + q.pl - ow_lo * SW == KW - 2;
     A s[TW][V] = {};
     for (I kh = 0; kh < q.KH; ++kh) {
       A wr[KW][V];  // read for every kernel row, as in the forward
@@ -703,19 +731,13 @@ __global__ void depthwise_backward_input_rows_kernel(const T* __restrict__ gy, c
       const I th = ih + q.pt - kh * q.dh, oh = th / q.sh;
       if (th < 0 || th % q.sh != 0 || oh >= q.OH) continue;
       const T* grow = gy + (n * q.OH + oh) * q.OW * q.C + c;
-      ADNN_UNROLL
-      for (int jj = J - 1; jj >= 0; --jj) {  // kw = t + KW − 1 − jj rises as jj falls
-        const I ow = ow_lo + jj;
-        if (ow < 0 || ow >= q.OW) continue;
-        const vec_t<T, V> gv = load_vec<V>(grow + ow * q.C);
-        ADNN_UNROLL
-        for (int t = 0; t < TW; ++t) {
-          const int kw = t + KW - 1 - jj;  // a constant once unrolled
-          if (kw < 0 || kw >= KW) continue;
-          ADNN_UNROLL
-          for (int j = 0; j < V; ++j) s[t][j] += load_as<A>(gv.v[j]) * wr[kw][j];
+      if constexpr (SW == 2) {
+        if (off_low) {
+          depthwise_input_row_taps<T, V, I, KW, SW, TW, KW - 2>(grow, ow_lo, q.OW, q.C, wr, s);
+          continue;
         }
       }
+      depthwise_input_row_taps<T, V, I, KW, SW, TW, KW - 1>(grow, ow_lo, q.OW, q.C, wr, s);
     }
     ADNN_UNROLL
     for (int t = 0; t < TW; ++t) {
@@ -725,12 +747,12 @@ __global__ void depthwise_backward_input_rows_kernel(const T* __restrict__ gy, c
   }
 }
 
-// Which row-tiled kernel a geometry takes: KW 3 or 5 and column dilation 1, and column stride
-// 1 or 2 (forward) or 1 (input gradient); 0 otherwise (the per-pixel kernels).
+// Which row-tiled kernel a geometry takes: KW 3 or 5, column dilation 1 and column stride 1
+// or 2; 0 otherwise (the per-pixel kernels).
 inline constexpr int kDepthwiseRowTile = 4;  // TW: output (or input) pixels per item
-inline int depthwise_rows_kw(const ConvGeom& g, bool input_grad) {
+inline int depthwise_rows_kw(const ConvGeom& g) {  // forward and input gradient alike
   if (g.dw != 1 || (g.KW != 3 && g.KW != 5)) return 0;
-  if (input_grad ? g.sw != 1 : (g.sw != 1 && g.sw != 2)) return 0;
+  if (g.sw != 1 && g.sw != 2) return 0;
   return int(g.KW);
 }
 

@@ -323,6 +323,65 @@ TEST_SUITE("amp") {
           }
   }
 
+  TEST_CASE("linear backward: the bias gradient rides on the weight gradient's GEMM (fused, or the fallback sum)") {
+    // dW = dzᵀ · x and db = Σ_r dz[r] from one GemmDesc (cuBLASLt's BGRADB epilogue on a GPU); an
+    // emulated cuBLASLt without that algorithm sends the product plain and sums dz with a reduction.
+    // Both against f64 on the same rounded values: db within one rounding of the sums' scale.
+    manual_seed(16);
+    struct Restore {
+      ~Restore() { cuda::set_emulated_bias_grad_epilogue(true); }
+    } restore;
+    // R = 1 and R = 0 rows: the device sums them itself (no fused bias gradient over k < 2)
+    for (Device dev : devices())
+      for (DType t : {DType::f64, DType::f32, DType::bf16, DType::f16})
+        for (int64_t R : {37, 1, 0})
+        for (bool fused : {true, false}) {
+          if (!fused && !(dev.is_cuda() && cuda::is_emulated())) continue;
+          CAPTURE(dev.str());
+          CAPTURE(dtype_name(t));
+          CAPTURE(R);
+          CAPTURE(fused);
+          cuda::set_emulated_bias_grad_epilogue(fused);
+          Tensor x0 = randn({R, 24}).to(t), w0 = randn({19, 24}).to(t), b0 = randn({19}).to(t),
+                 g0 = randn({R, 19}).to(t);  // (R, K), (N, K), (N), the upstream gradient (R, N)
+          auto leaf = [&](const Tensor& v) { return v.to(dev).detach().requires_grad_(); };
+          Tensor x = leaf(x0), w = leaf(w0), b = leaf(b0);
+          Tensor y = linear(x, w, b);  // (R, N)
+          sum(mul(y, g0.to(dev))).backward();
+          const Tensor g64 = g0.to(DType::f64), x64 = x0.to(DType::f64), w64 = w0.to(DType::f64);
+          const Tensor db = sum(g64, {0}), dw = matmul(g64.t(), x64), dx = matmul(g64, w64);  // f64 references
+          const double rel = t == DType::f64 ? 1e-12 : t == DType::f32 ? 1e-6 : t == DType::bf16 ? 1.0 / 128 : 1.0 / 1024;
+          auto close = [&](const Tensor& got, const Tensor& want) {
+            return max_abs_diff(got.to(kCPU).to(DType::f64), want) <= rel * (1 + max_abs(want));
+          };
+          CHECK(b.grad().dtype() == t);
+          CHECK(b.grad().sizes() == Shape{19});
+          CHECK(close(b.grad(), db));
+          CHECK(close(w.grad(), dw));
+          CHECK(close(x.grad(), dx));
+        }
+  }
+
+  TEST_CASE("linear backward with create_graph: the bias gradient stays differentiable (no fused epilogue)") {
+    for (Device dev : devices()) {
+      CAPTURE(dev.str());
+      manual_seed(17);
+      Tensor x = randn({5, 4}, TensorOptions(DType::f64)).to(dev).requires_grad_();
+      Tensor w = randn({3, 4}, TensorOptions(DType::f64)).to(dev).requires_grad_();
+      Tensor b = randn({3}, TensorOptions(DType::f64)).to(dev).requires_grad_();
+      Tensor y = linear(x, w, b);                       // (5, 3)
+      autograd::backward({sum(mul(y, y))}, {}, true, true);  // retain + create_graph: db = Σ_r 2 y[r]
+      Tensor db = b.grad();
+      x.set_grad({});
+      w.set_grad({});
+      b.set_grad({});
+      sum(db).backward();  // d/dx Σ_r Σ_n 2 y[r, n] = 2 Σ_n w[n, :] for every row
+      const Tensor want = mul(sum(w.detach(), {0}, true), 2.0).expand({5, 4});
+      REQUIRE(x.grad().defined());
+      CHECK(max_abs_diff(x.grad().to(kCPU), want.to(kCPU)) < 1e-12);
+    }
+  }
+
   TEST_CASE("conv2d 1x1: f16/bf16 natively as one GEMM (no f32 copy of x in the graph), values and gradients") {
     manual_seed(9);
     for (Device dev : devices())
@@ -478,6 +537,38 @@ TEST_SUITE("amp") {
           CHECK(close_to(b.grad(), br.grad(), t, 1));
         }
       }
+    }
+  }
+
+  TEST_CASE("im2col conv2d on the device over several column chunks: 16-bit gradients from 16-bit GEMMs, gw summed in f32") {
+    // x (3, 40, 40, 128), 3x3 'same', 8 outputs: 40·40·9·128 column elements per image, so the
+    // device's column buffer (common::kConvColElements) holds 2 images: chunks 2 and 1. The input
+    // gradient's GEMMs write f32 columns (GemmDesc::c_f32), the weight gradient's the first chunk's
+    // sums then adds the next (GemmDesc::accumulate): against f32 on the same 16-bit values, each
+    // result rounded once.
+    // Two groups: 5 images, chunks of 4 and 1, each group's weight slice accumulated on its own.
+    if (!cuda_is_available()) ADNN_SKIP("no cuda device");
+    for (int64_t groups : {1, 2})
+    for (DType t : {DType::bf16, DType::f16}) {
+      CAPTURE(groups);
+      CAPTURE(dtype_name(t));
+      const int64_t N = groups == 1 ? 3 : 5;
+      const common::ConvGeom g{N, 40, 40, 128, 8, 3, 3, 40, 40, 1, 1, 1, 1, 1, 1, groups};
+      const common::ConvPlan plan = common::conv_plan(g);
+      REQUIRE(plan.path == common::ConvPath::im2col);
+      REQUIRE(plan.chunk_images == 2 * groups);
+      manual_seed(19);
+      Tensor x0 = randn({N, 40, 40, 128}), w0 = mul(randn({8, 3, 3, 128 / groups}), 0.1),
+             gy0 = randn({N, 40, 40, 8});
+      const Conv2dOptions o = Conv2dOptions().with_same().with_groups(groups);
+      auto leaf = [&](const Tensor& v, DType d) { return v.to(d).to(kCUDA).detach().requires_grad_(); };
+      Tensor x = leaf(x0, t), w = leaf(w0, t), xr = leaf(x0.to(t), DType::f32), wr = leaf(w0.to(t), DType::f32);
+      sum(mul(conv2d(x, w, {}, o), gy0.to(t).to(kCUDA))).backward();
+      sum(mul(conv2d(xr, wr, {}, o), gy0.to(t).to(DType::f32).to(kCUDA))).backward();
+      CHECK(x.grad().dtype() == t);
+      CHECK(w.grad().dtype() == t);
+      CHECK(close_to(x.grad().to(kCPU), xr.grad().to(kCPU), t, 1));
+      CHECK(close_to(w.grad().to(kCPU), wr.grad().to(kCPU), t, 1));
     }
   }
 

@@ -13,6 +13,8 @@
 #include <string>
 #include <utility>
 
+#include <adnn/cuda/runtime.hpp>
+
 #include "kernels/conv.cuh"
 #include "kernels/elementwise.cuh"
 #include "kernels/loops.cuh"
@@ -986,7 +988,7 @@ TEST_SUITE("sim") {
   // The row-tiled depthwise kernels (TW outputs or inputs of a row per thread, the row's
   // weights and input vectors read once) add each pixel's taps in the per-pixel kernels' order
   // and skip the same padded taps: the same bits, over kernel widths 3 and 5, column strides 1
-  // and 2 (forward), row strides and dilations, asymmetric padding, padding wider than the
+  // and 2 (both directions), row strides and dilations, asymmetric padding, padding wider than the
   // kernel, rows shorter than one item's reach, widths not a multiple of TW, f32 (4-wide and
   // scalar vectors) and bf16 (8-wide vectors, 32 accumulators).
   TEST_CASE("depthwise row-tiled kernels: the same bits as the per-pixel kernels") {
@@ -1028,7 +1030,7 @@ TEST_SUITE("sim") {
                       y0.data(), g, t.lanes, t.pitch);
           ADNN_LAUNCH((depthwise_backward_input_kernel<T, V, int>), grid, block, smem, nullptr, gy.data(), w.data(),
                       gx0.data(), g, t.lanes, t.pitch);
-          REQUIRE(depthwise_rows_kw(g, false) == int(g.KW));
+          REQUIRE(depthwise_rows_kw(g) == int(g.KW));
           if (g.KW == 3 && g.sw == 1)
             ADNN_LAUNCH((depthwise_forward_rows_kernel<T, V, int, 3, 1, 4>), grid, block, smem, nullptr, x.data(),
                         w.data(), b.data(), y1.data(), g, t.lanes, t.pitch);
@@ -1044,15 +1046,17 @@ TEST_SUITE("sim") {
           CHECK(std::memcmp(y0.data(), y1.data(), y0.size() * sizeof(T)) == 0);
           CHECK(std::none_of(y1.begin(), y1.end(), [](T v) { return std::isinf(float(v)); }));  // all written
           ++forward;
-          if (depthwise_rows_kw(g, true) == 0) {
-            CHECK(g.sw != 1);  // the input gradient's row kernels take column stride 1 only
-            return;
-          }
-          if (g.KW == 3)
-            ADNN_LAUNCH((depthwise_backward_input_rows_kernel<T, V, int, 3, 4>), grid, block, smem, nullptr,
+          if (g.KW == 3 && g.sw == 1)
+            ADNN_LAUNCH((depthwise_backward_input_rows_kernel<T, V, int, 3, 1, 4>), grid, block, smem, nullptr,
                         gy.data(), w.data(), gx1.data(), g, t.lanes, t.pitch);
-          if (g.KW == 5)
-            ADNN_LAUNCH((depthwise_backward_input_rows_kernel<T, V, int, 5, 4>), grid, block, smem, nullptr,
+          if (g.KW == 3 && g.sw == 2)
+            ADNN_LAUNCH((depthwise_backward_input_rows_kernel<T, V, int, 3, 2, 4>), grid, block, smem, nullptr,
+                        gy.data(), w.data(), gx1.data(), g, t.lanes, t.pitch);
+          if (g.KW == 5 && g.sw == 1)
+            ADNN_LAUNCH((depthwise_backward_input_rows_kernel<T, V, int, 5, 1, 4>), grid, block, smem, nullptr,
+                        gy.data(), w.data(), gx1.data(), g, t.lanes, t.pitch);
+          if (g.KW == 5 && g.sw == 2)
+            ADNN_LAUNCH((depthwise_backward_input_rows_kernel<T, V, int, 5, 2, 4>), grid, block, smem, nullptr,
                         gy.data(), w.data(), gx1.data(), g, t.lanes, t.pitch);
           CHECK(std::memcmp(gx0.data(), gx1.data(), gx0.size() * sizeof(T)) == 0);
           CHECK(std::none_of(gx1.begin(), gx1.end(), [](T v) { return std::isinf(float(v)); }));
@@ -1066,17 +1070,48 @@ TEST_SUITE("sim") {
           run(float{}, std::integral_constant<int, 1>{});
       }
     CHECK(forward == 11);
-    CHECK(input_grad == 6);
-    // and the plan: dilated columns, other widths and strided input gradients keep the per-pixel kernels
+    CHECK(input_grad == 11);
+    // and the plan: dilated columns, other widths and column strides above 2 keep the per-pixel kernels
     ConvGeom d{};
     d.KW = 3, d.sw = 1, d.dw = 2;
-    CHECK(depthwise_rows_kw(d, false) == 0);
+    CHECK(depthwise_rows_kw(d) == 0);
     d.dw = 1, d.KW = 7;
-    CHECK(depthwise_rows_kw(d, false) == 0);
+    CHECK(depthwise_rows_kw(d) == 0);
     d.KW = 5, d.sw = 2;
-    CHECK(depthwise_rows_kw(d, false) == 5);
-    CHECK(depthwise_rows_kw(d, true) == 0);
+    CHECK(depthwise_rows_kw(d) == 5);
     d.sw = 3;
-    CHECK(depthwise_rows_kw(d, false) == 0);
+    CHECK(depthwise_rows_kw(d) == 0);
+  }
+
+  TEST_CASE("linear backward: the fused bias gradient saves the reduction's launches; the fallback matches it") {
+    // the emulated cuBLASLt with and without its bias-gradient epilogue: kernel launches in the
+    // backward (GEMMs are library calls, not launches) and the gradients each way
+    struct Restore {
+      ~Restore() { cuda::set_emulated_bias_grad_epilogue(true); }
+    } restore;
+    manual_seed(18);
+    for (DType t : {DType::f32, DType::bf16}) {
+      CAPTURE(dtype_name(t));
+      Tensor x0 = randn({2, 33, 40}).to(t), w0 = randn({24, 40}).to(t), b0 = randn({24}).to(t),
+             g0 = randn({2, 33, 24}).to(t);  // (B, T, K), (N, K), (N), upstream (B, T, N)
+      std::vector<Tensor> grads[2];
+      uint64_t launched[2] = {0, 0};
+      for (int fused = 0; fused < 2; ++fused) {
+        cuda::set_emulated_bias_grad_epilogue(fused == 1);
+        Tensor x = x0.to(kCUDA).requires_grad_(), w = w0.to(kCUDA).requires_grad_(), b = b0.to(kCUDA).requires_grad_();
+        Tensor loss = sum(mul(linear(x, w, b), g0.to(kCUDA)));
+        const uint64_t before = sim::launches();
+        loss.backward();
+        launched[fused] = sim::launches() - before;
+        grads[fused] = {x.grad().to(kCPU), w.grad().to(kCPU), b.grad().to(kCPU)};
+      }
+      CAPTURE(launched[0]);
+      CAPTURE(launched[1]);
+      CHECK(launched[1] < launched[0]);  // the reduction (and, for 16 bits, its f32 -> bf16 copy) is gone
+      CHECK(testing::max_abs_diff(grads[1][0], grads[0][0]) == 0);  // dx: the same GEMM either way
+      CHECK(testing::max_abs_diff(grads[1][1], grads[0][1]) == 0);  // dW: the same GEMM either way
+      // db: f64 sums (reference) against the reduction's f32 sums, each rounded once
+      CHECK(testing::max_abs_diff(grads[1][2], grads[0][2]) <= (t == DType::f32 ? 1e-6 : 1.0 / 128) * (1 + testing::max_abs(grads[1][2])));
+    }
   }
 }

@@ -53,14 +53,21 @@ inline BmmPlan bmm_plan(const Tensor& a, const Tensor& b) {
 }
 
 // The epilogue of a bmm entry: bias (N) in c's dtype (undefined: none), the activation, and
-// `pre` (like c) to keep the activation's input for backward (undefined: not kept).
+// `pre` (like c) to keep the activation's input for backward (undefined: not kept); or, with
+// kind none and B == 1, `bias_grad` (M) in c's dtype: the sums of a's rows, Σ_k a[0, m, k]
+// (GemmDesc::bias_grad; undefined: not computed).
 struct BmmEpilogue {
   GemmEpilogue kind = GemmEpilogue::none;
-  Tensor bias, pre;
+  Tensor bias, pre, bias_grad;
 };
 
 // The plan as one strided-batched GemmDesc writing c (B, M, N) contiguous.
 inline GemmDesc bmm_desc(const BmmPlan& p, const Tensor& c, const BmmEpilogue& e, GemmMath math) {
+  if (e.bias_grad.defined())
+    ADNN_CHECK(e.kind == GemmEpilogue::none && !e.pre.defined() && p.B == 1 && e.bias_grad.numel() == p.M &&
+                   e.bias_grad.dtype() == c.dtype() && e.bias_grad.is_contiguous(),
+               "matmul: a bias gradient needs one product without an epilogue and a contiguous ", p.M, "-element ",
+               dtype_name(c.dtype()), " tensor, got ", e.bias_grad.desc(), " for a batch of ", p.B);
   GemmDesc d;
   d.dtype = c.dtype();
   d.ta = p.ta;
@@ -81,6 +88,7 @@ inline GemmDesc bmm_desc(const BmmPlan& p, const Tensor& c, const BmmEpilogue& e
   d.epilogue = e.kind;
   d.bias = e.bias.defined() ? e.bias.data_ptr() : nullptr;
   d.pre = e.pre.defined() ? e.pre.data_ptr() : nullptr;
+  d.bias_grad = e.bias_grad.defined() ? e.bias_grad.data_ptr() : nullptr;
   d.math = math;
   return d;
 }

@@ -211,11 +211,57 @@ void gemm_epilogue(const GemmDesc& d, const A* acc, int64_t ld_acc, T* c, T* pre
   }
 }
 
+// bias_grad[m] = Σ_k op(A)[m, k] for one batch item: f64 sums rounded to f32, then to T (as a
+// GPU's f32 sums rounded once to T, with a more accurate sum). A transposed
+// (the weight gradient's dZ, stored (K, M)) is read row by row, each row added to M sums.
+template <class T>
+void gemm_bias_grad(const GemmDesc& d) {
+  const T* A = static_cast<const T*>(d.A);
+  std::vector<double> s(size_t(d.M), 0.0);
+  if (d.ta) {
+    for (int64_t k = 0; k < d.K; ++k) {
+      const T* row = A + k * d.lda;  // (M) values of op(A)'s column k
+      for (int64_t m = 0; m < d.M; ++m) s[size_t(m)] += double(row[m]);
+    }
+  } else {
+#pragma omp parallel for schedule(static) if (d.M * d.K > 65536)
+    for (int64_t m = 0; m < d.M; ++m) {
+      double acc = 0;
+      for (int64_t k = 0; k < d.K; ++k) acc += double(A[m * d.lda + k]);
+      s[size_t(m)] = acc;
+    }
+  }
+  T* out = static_cast<T*>(d.bias_grad);
+  for (int64_t m = 0; m < d.M; ++m) {
+    if constexpr (std::is_same_v<T, double>)
+      out[m] = s[size_t(m)];
+    else
+      out[m] = T(float(s[size_t(m)]));
+  }
+}
+
+// An f32 or f64 C from accumulators: C = acc (+ C when accumulating), no epilogue.
+template <class A, class C>
+void gemm_store(const GemmDesc& d, const A* acc, int64_t ld_acc, C* c) {
+#pragma omp parallel for schedule(static) if (d.M * d.N > 65536)
+  for (int64_t i = 0; i < d.M; ++i) {
+    const A* a = acc + i * ld_acc;
+    C* o = c + i * d.ldc;
+    if (d.accumulate)
+      for (int64_t j = 0; j < d.N; ++j) o[j] = C(o[j] + C(a[j]));
+    else
+      for (int64_t j = 0; j < d.N; ++j) o[j] = C(a[j]);
+  }
+}
+
 template <class T>
 void gemm_ex_typed(const GemmDesc& d) {
+  if (d.bias_grad) gemm_bias_grad<T>(d);  // before C is written: C may not alias A, but be safe
+  constexpr bool wide = std::is_same_v<T, double> || std::is_same_v<T, float>;
   const T* A = static_cast<const T*>(d.A);
   const T* B = static_cast<const T*>(d.B);
   T* C = static_cast<T*>(d.C);
+  float* Cf = static_cast<float*>(d.C);  // c_f32
   T* P = static_cast<T*>(d.pre);
   const bool plain = d.epilogue == GemmEpilogue::none && !P;
   for (int64_t i = 0; i < d.batch; ++i) {
@@ -223,18 +269,25 @@ void gemm_ex_typed(const GemmDesc& d) {
     const T* b = B + i * d.stride_b;
     T* c = C + i * d.stride_c;
     T* pre = P ? P + i * d.stride_c : nullptr;
-    if constexpr (std::is_same_v<T, double> || std::is_same_v<T, float>) {
+    if constexpr (wide) {
       if (std::is_same_v<T, double> || d.math == GemmMath::exact) {  // straight into C
-        gemm(d.ta, d.tb, d.M, d.N, d.K, T(1), a, d.lda, b, d.ldb, T(0), c, d.ldc);
+        gemm(d.ta, d.tb, d.M, d.N, d.K, T(1), a, d.lda, b, d.ldb, T(d.accumulate ? 1 : 0), c, d.ldc);
         if (!plain) gemm_epilogue<T, T>(d, c, d.ldc, c, pre);
         continue;
       }
     }
     thread_local std::vector<float> pa, pb, acc;
+    // the f32 accumulators of a 16-bit or TF32 product into C: the epilogue, or an f32 store
+    auto finish = [&](const float* ac) {
+      if constexpr (wide)
+        if (d.accumulate) return gemm_store<float, T>(d, ac, d.N, c);
+      if (d.c_f32) return gemm_store<float, float>(d, ac, d.N, Cf + i * d.stride_c);
+      gemm_epilogue<float, T>(d, ac, d.N, c, pre);
+    };
     if constexpr (std::is_same_v<T, bfloat16>) {  // bf16 products, f32 accumulate (gemm_bf16), one rounding
       acc.resize(size_t(d.M * d.N));
       gemm_bf16(d.ta, d.tb, d.M, d.N, d.K, a, d.lda, b, d.ldb, 0.0f, acc.data(), d.N);
-      gemm_epilogue<float, T>(d, acc.data(), d.N, c, pre);
+      finish(acc.data());
       continue;
     }
     // f16 / TF32: packed f32 panels, f32 accumulate, one rounding on store
@@ -244,13 +297,34 @@ void gemm_ex_typed(const GemmDesc& d) {
     widen_panel(b, br, bc, d.ldb, tf32, pb);
     acc.resize(size_t(d.M * d.N));
     gemm(d.ta, d.tb, d.M, d.N, d.K, 1.0f, pa.data(), ac, pb.data(), bc, 0.0f, acc.data(), d.N);
-    gemm_epilogue<float, T>(d, acc.data(), d.N, c, pre);
+    finish(acc.data());
   }
 }
 }  // namespace
 
 void gemm_ex(const GemmDesc& d) {
-  if (d.M == 0 || d.N == 0 || d.batch == 0) return;
+  if (d.bias_grad)
+    ADNN_CHECK(d.batch == 1 && d.epilogue == GemmEpilogue::none && !d.pre,
+               "gemm: a bias gradient is computed for one product without an epilogue (batch ", d.batch, ")");
+  const bool half_inputs = d.dtype == DType::f16 || d.dtype == DType::bf16;
+  if (d.c_f32 || d.accumulate)
+    ADNN_CHECK(d.epilogue == GemmEpilogue::none && !d.pre && !d.bias_grad && (!d.c_f32 || half_inputs) &&
+                   (!d.accumulate || !half_inputs || d.c_f32),
+               "gemm: an f32 C (f16/bf16 inputs) or an accumulated C (f32/f64 C) takes no epilogue; got ",
+               dtype_name(d.dtype), d.c_f32 ? " with an f32 C" : "", d.accumulate ? ", accumulating" : "");
+  if (d.M == 0 || d.batch == 0) return;
+  if (d.N == 0) {  // no product, but the bias gradient still sums A
+    if (d.bias_grad) {
+      switch (d.dtype) {
+        case DType::f32: return gemm_bias_grad<float>(d);
+        case DType::f64: return gemm_bias_grad<double>(d);
+        case DType::f16: return gemm_bias_grad<half>(d);
+        case DType::bf16: return gemm_bias_grad<bfloat16>(d);
+        default: ADNN_FAIL("gemm: unsupported dtype ", dtype_name(d.dtype));
+      }
+    }
+    return;
+  }
   switch (d.dtype) {
     case DType::f32: return gemm_ex_typed<float>(d);
     case DType::f64: return gemm_ex_typed<double>(d);

@@ -38,16 +38,30 @@ void launch_im2col(const KT* x, KC* col, const ConvGeom& g, int64_t n0, int64_t 
 // gx (+=) of images [n0, n0 + nb), group gi, from gy_g (nb·OH·OW rows, ld O) and w_g (Og, KK):
 // the GEMM writes dcol into col — transposed, (KK, nb·OH·OW), for the tiled gather of narrow
 // channel groups (k::col2im_tiling), else (nb·OH·OW, KK) for the direct kernel — then col2im.
-template <class T>
-void col2im_from(const T* gyg, const T* wg, T* col, T* gx, const ConvGeom& g, int64_t n0, int64_t nb, int64_t gi) {
+// S: the storage of gy and w — T itself, or f16/bf16 with f32 col and gx (the GEMM reads 16 bits,
+// accumulates and writes f32: GemmDesc::c_f32).
+template <class S, class T>
+void col2im_from(const S* gyg, const S* wg, T* col, T* gx, const ConvGeom& g, int64_t n0, int64_t nb, int64_t gi) {
   const int64_t P = nb * g.OH * g.OW, Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
   const k::Col2imTiling t = k::col2im_tiling(g, nb, sizeof(T));
+  auto product = [&](bool ta, bool tb, int64_t M, int64_t N, int64_t K, const S* a, int64_t lda, const S* b,
+                     int64_t ldb, int64_t ldc) {  // col (M, N) = op(a) · op(b)
+    if constexpr (std::is_same_v<S, T>) {
+      gemm(ta, tb, M, N, K, T(1), a, lda, b, ldb, T(0), col, ldc);
+    } else {
+      GemmDesc d;
+      d.dtype = dtype_of<S>::value;
+      d.ta = ta, d.tb = tb, d.M = M, d.N = N, d.K = K, d.lda = lda, d.ldb = ldb, d.ldc = ldc;
+      d.A = a, d.B = b, d.C = col, d.c_f32 = true;
+      gemm_ex(d);
+    }
+  };
   if (!t.tiled) {
-    gemm(false, false, P, KK, Og, T(1), gyg, g.O, wg, KK, T(0), col, KK);
+    product(false, false, P, KK, Og, gyg, g.O, wg, KK, KK);
     ADNN_LAUNCH(k::col2im_kernel<T>, k::grid_for(nb * g.H * g.W * Cg), dim3(256), 0, stream(), col, gx, g, n0, nb, gi);
     return;
   }
-  gemm(true, true, KK, P, Og, T(1), wg, KK, gyg, g.O, T(0), col, P);
+  product(true, true, KK, P, Og, wg, KK, gyg, g.O, P);
   ADNN_CHECK(t.tiles < (int64_t(1) << 31), "conv2d backward (cuda): col2im of ", nb, " images of ", g.H, "x", g.W,
              " needs ", t.tiles, " blocks, over the grid's 2^31 - 1");
   ADNN_LAUNCH(k::col2im_tiled_kernel<T>, dim3(unsigned(t.tiles)), dim3(256), t.smem, stream(), col, gx, g, n0, nb, gi,
@@ -68,7 +82,7 @@ void depthwise_forward(const Tensor& x, const Tensor& w, const Tensor& bias, con
     const dim3 block(unsigned(t.lanes * t.rows));
     const size_t smem = size_t(g.KH * g.KW * V * t.pitch) * sizeof(A);
     constexpr int TW = k::kDepthwiseRowTile;
-    if (const int kw = k::depthwise_rows_kw(g, false); kw && k::depthwise_index_fits(g)) {
+    if (const int kw = k::depthwise_rows_kw(g); kw && k::depthwise_index_fits(g)) {
       // one item (TW output pixels of a row) per thread: each block's weight tile serves TW·rows
       // pixels; 32-bit indices only (tensors of 2^30 elements or more take the per-pixel kernel)
       const int64_t items = g.N * g.OH * ((g.OW + TW - 1) / TW);
@@ -139,34 +153,42 @@ void conv_forward_16(const Tensor& x, const Tensor& w, const Tensor& bias, const
   });
 }
 
-// Its backward: f32 copies of gy and w, f32 columns gathered from the 16-bit x, f32 GEMMs
-// (gw accumulated over the chunks) and col2im, gx and gw rounded once.
+// Its backward: 16-bit gy, w and columns straight into GEMMs that accumulate and write f32
+// (GemmDesc::c_f32: tensor cores on a GPU, no f32 copy of gy or w) — dcol = gy · w scattered by
+// col2im into an f32 gx, and gw summed over the chunks in f32 (GemmDesc::accumulate) — then gx
+// and gw rounded once.
 void conv_backward_16(const Tensor& gy, const Tensor& x, const Tensor& w, const Tensor& gx, const Tensor& gw,
                       const ConvGeom& g) {
   if (!gx.defined() && !gw.defined()) return;
   const common::ConvPlan plan = common::conv_plan(g);
   const int64_t P = g.OH * g.OW, Cg = g.C / g.groups, Og = g.O / g.groups, KK = g.KH * g.KW * Cg;
   const TensorOptions f32(DType::f32, kCUDA);
-  Tensor gyf = empty(gy.sizes(), f32), wf = empty(w.sizes(), f32), col = empty({plan.col_elements}, f32);
-  copy(gy, gyf);
-  copy(w, wf);
-  Tensor gxf = gx.defined() ? empty(gx.sizes(), f32) : Tensor(), gwf = gw.defined() ? empty(gw.sizes(), f32) : Tensor();
-  if (gxf.defined()) fill(gxf, 0.0);
-  if (gwf.defined()) fill(gwf, 0.0);
+  Tensor gxf = gx.defined() ? empty(gx.sizes(), f32) : Tensor();  // (N, H, W, C)
+  Tensor gwf = gw.defined() ? empty(gw.sizes(), f32) : Tensor();  // (O, KH, KW, Cg)
+  // one buffer: x's 16-bit columns (gw), then the f32 dcol (gx) — the stream orders the weight
+  // gradient's read of the first before the input gradient's GEMM writes the second
+  Tensor col = empty({plan.col_elements}, gx.defined() ? f32 : TensorOptions(x.dtype(), kCUDA));
+  if (gxf.defined()) fill(gxf, 0.0);               // col2im adds each chunk's taps
+  if (gwf.defined() && g.N == 0) fill(gwf, 0.0);  // no chunk writes it
   storage_types(x.dtype(), "conv2d backward", [&](auto tag) {
     using T = decltype(tag);
     for (int64_t n0 = 0; n0 < g.N; n0 += plan.chunk_images) {
       const int64_t nb = std::min(plan.chunk_images, g.N - n0);
       for (int64_t gi = 0; gi < g.groups; ++gi) {
-        const float* gyg = ptr<float>(gyf) + n0 * P * g.O + gi * Og;
-        if (gwf.defined()) {
-          launch_im2col(ptr<T>(x), ptr<float>(col), g, n0, nb, gi);
-          gemm(true, false, Og, KK, nb * P, 1.0f, gyg, g.O, ptr<float>(col), KK, 1.0f, ptr<float>(gwf) + gi * Og * KK,
-               KK);
+        // host types (T: half or bfloat16) for the GEMMs, which take untyped pointers
+        const T* gyg = static_cast<const T*>(gy.data_ptr()) + n0 * P * g.O + gi * Og;  // (nb·P, Og), ld O
+        const T* wg = static_cast<const T*>(w.data_ptr()) + gi * Og * KK;               // (Og, KK)
+        if (gwf.defined()) {  // gw_g (Og, KK) (+)= gy_gᵀ · col
+          launch_im2col(ptr<T>(x), static_cast<kt<T>*>(col.data_ptr()), g, n0, nb, gi);
+          GemmDesc d;
+          d.dtype = x.dtype();
+          d.ta = true, d.tb = false, d.M = Og, d.N = KK, d.K = nb * P, d.lda = g.O, d.ldb = KK, d.ldc = KK;
+          d.A = gyg, d.B = col.data_ptr(), d.C = ptr<float>(gwf) + gi * Og * KK;
+          d.c_f32 = true;
+          d.accumulate = n0 > 0;  // the first chunk writes
+          gemm_ex(d);
         }
-        if (gxf.defined()) {
-          col2im_from(gyg, ptr<float>(wf) + gi * Og * KK, ptr<float>(col), ptr<float>(gxf), g, n0, nb, gi);
-        }
+        if (gxf.defined()) col2im_from(gyg, wg, ptr<float>(col), ptr<float>(gxf), g, n0, nb, gi);
       }
     }
   });
@@ -242,17 +264,23 @@ void depthwise_backward(const Tensor& gy, const Tensor& x, const Tensor& w, cons
       const dim3 block(unsigned(t.lanes * t.rows));
       const size_t smem = size_t(g.KH * g.KW * V * t.pitch) * sizeof(A);
       constexpr int TW = k::kDepthwiseRowTile;
-      if (const int kw = k::depthwise_rows_kw(g, true); kw && k::depthwise_index_fits(g)) {
+      if (const int kw = k::depthwise_rows_kw(g); kw && k::depthwise_index_fits(g)) {
         const int64_t items = g.N * g.H * ((g.W + TW - 1) / TW);
         const unsigned blocks = unsigned(std::clamp<int64_t>((items + t.rows - 1) / t.rows, 1, 65535));
         {
           using I = int;
           const dim3 grid(unsigned(t.tiles), blocks);
-          if (kw == 3)
-            ADNN_LAUNCH((k::depthwise_backward_input_rows_kernel<KT, V, I, 3, TW>), grid, block, smem, stream(),
+          if (kw == 3 && g.sw == 1)
+            ADNN_LAUNCH((k::depthwise_backward_input_rows_kernel<KT, V, I, 3, 1, TW>), grid, block, smem, stream(),
                         ptr<T>(gy), ptr<T>(w), ptr<T>(gx), g, t.lanes, t.pitch);
-          if (kw == 5)
-            ADNN_LAUNCH((k::depthwise_backward_input_rows_kernel<KT, V, I, 5, TW>), grid, block, smem, stream(),
+          if (kw == 3 && g.sw == 2)
+            ADNN_LAUNCH((k::depthwise_backward_input_rows_kernel<KT, V, I, 3, 2, TW>), grid, block, smem, stream(),
+                        ptr<T>(gy), ptr<T>(w), ptr<T>(gx), g, t.lanes, t.pitch);
+          if (kw == 5 && g.sw == 1)
+            ADNN_LAUNCH((k::depthwise_backward_input_rows_kernel<KT, V, I, 5, 1, TW>), grid, block, smem, stream(),
+                        ptr<T>(gy), ptr<T>(w), ptr<T>(gx), g, t.lanes, t.pitch);
+          if (kw == 5 && g.sw == 2)
+            ADNN_LAUNCH((k::depthwise_backward_input_rows_kernel<KT, V, I, 5, 2, TW>), grid, block, smem, stream(),
                         ptr<T>(gy), ptr<T>(w), ptr<T>(gx), g, t.lanes, t.pitch);
         }
       } else {

@@ -735,7 +735,13 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const
   if (record_if_capturing(current_stream(), work)) return;
   work();
 }
-void gemm_ex(const GemmDesc& d) {
+namespace {
+std::atomic<bool> g_emulated_bias_grad{true};
+}
+void set_emulated_bias_grad_epilogue(bool on) { g_emulated_bias_grad = on; }
+bool gemm_ex(const GemmDesc& d) {
+  // as on a GPU (below): no fused bias gradient over fewer than two rows
+  if (d.bias_grad && (!g_emulated_bias_grad || d.K <= 1)) return false;
   if (sim::trace_active() && d.M > 0 && d.N > 0) {  // one library call: B strided products
     const char* name = d.dtype == DType::f64    ? "cuBLASLt matmul f64"
                        : d.dtype == DType::f16  ? "cuBLASLt matmul f16"
@@ -743,16 +749,19 @@ void gemm_ex(const GemmDesc& d) {
                        : d.math == GemmMath::tf32 ? "cuBLASLt matmul f32 (TF32)"
                                                    : "cuBLASLt matmul f32";
     const uint64_t elems = uint64_t(d.batch) * uint64_t(d.M * d.K + d.K * d.N + d.M * d.N * (d.pre ? 2 : 1)) +
-                           (d.bias ? uint64_t(d.N) : 0);
-    sim::trace_library_call(name, elems * dtype_size(d.dtype),
+                           (d.bias ? uint64_t(d.N) : 0) + (d.bias_grad ? uint64_t(d.M) : 0);
+    // an f32 C of 16-bit inputs counts twice its elements; an accumulated C is read and written
+    const uint64_t c_extra =
+        uint64_t(d.batch) * uint64_t(d.M * d.N) * uint64_t((d.c_f32 ? 2 : 1) * (d.accumulate ? 2 : 1) - 1);
+    sim::trace_library_call(name, (elems + c_extra) * dtype_size(d.dtype),
                             2 * uint64_t(d.batch) * uint64_t(d.M) * uint64_t(d.N) * uint64_t(d.K));
   }
   auto work = [d] {
     library_call library;
     cpu::gemm_ex(d);
   };
-  if (record_if_capturing(current_stream(), work)) return;
-  work();
+  if (!record_if_capturing(current_stream(), work)) work();
+  return true;  // the reference computes every epilogue
 }
 const char* device_name() { return "SIMT emulator on the host"; }
 bool is_emulated() { return true; }
@@ -813,20 +822,31 @@ cudaDataType_t lt_type(DType t) {
   }
 }
 struct LtKey {
-  int dtype, math, epilogue, ta, tb, align_a, align_b, align_c, align_bias;
+  int dtype, c_f32, math, epilogue, ta, tb, align_a, align_b, align_c, align_bias;  // epilogue: lt_epilogue's
   int64_t M, N, K, lda, ldb, ldc, batch, sa, sb, sc;
   auto tie() const {
-    return std::tie(dtype, math, epilogue, ta, tb, align_a, align_b, align_c, align_bias, M, N, K, lda, ldb, ldc, batch,
-                    sa, sb, sc);
+    return std::tie(dtype, c_f32, math, epilogue, ta, tb, align_a, align_b, align_c, align_bias, M, N, K, lda, ldb, ldc,
+                    batch, sa, sb, sc);
   }
   bool operator<(const LtKey& o) const { return tie() < o.tie(); }
 };
-// The descriptors of one problem and the heuristic's algorithm, made once.
+// The descriptors of one problem and the heuristic's algorithm, made once; found = false when
+// the heuristic had none (kept, so that the question is asked once per problem).
 struct LtPlan {
   cublasLtMatmulDesc_t op = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  mutable std::atomic<bool> found{false};  // cleared if cuBLASLt refuses the algorithm when run
+  LtPlan() = default;
+  LtPlan(LtPlan&& o) noexcept : op(o.op), a(o.a), b(o.b), c(o.c), algo(o.algo), found(o.found.load()) {}
 };
+// The cuBLASLt epilogue of d. Our A is cuBLASLt's B (below), so the sums of op(A)'s rows are
+// its BGRADB: the bias gradient over the columns of its D (our rows), reduced over k.
+cublasLtEpilogue_t lt_epilogue(const GemmDesc& d) {
+  if (d.bias_grad) return CUBLASLT_EPILOGUE_BGRADB;
+  if (d.epilogue == GemmEpilogue::none || !d.bias) return CUBLASLT_EPILOGUE_DEFAULT;
+  return d.epilogue == GemmEpilogue::bias_relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+}
 template <class V>
 void lt_layout_attr(cublasLtMatrixLayout_t l, cublasLtMatrixLayoutAttribute_t attr, V v) {
   ADNN_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(l, attr, &v, sizeof(v)));
@@ -837,11 +857,14 @@ void lt_desc_attr(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr, V
 }
 // Row-major C (M, N) = op(A) op(B) is column-major Cᵀ (N, M) = op(B)ᵀ op(A)ᵀ: cuBLASLt's A is
 // our B and its B our A; the bias (length N) runs along cuBLASLt's rows, as it requires.
-const LtPlan& lt_plan(const GemmDesc& d, bool with_bias) {
+const LtPlan& lt_plan(const GemmDesc& d) {
   static std::mutex mu;
   static std::map<LtKey, LtPlan> plans;
-  const LtKey key{int(d.dtype), int(d.math), int(d.epilogue), d.ta, d.tb, alignment_of(d.A), alignment_of(d.B),
-                  alignment_of(d.C), with_bias ? alignment_of(d.bias) : 0, d.M, d.N, d.K, d.lda, d.ldb, d.ldc,
+  const cublasLtEpilogue_t ep = lt_epilogue(d);
+  const bool with_bias = ep == CUBLASLT_EPILOGUE_BIAS || ep == CUBLASLT_EPILOGUE_RELU_BIAS;
+  const void* vec = d.bias_grad ? d.bias_grad : with_bias ? d.bias : nullptr;  // the epilogue's vector
+  const LtKey key{int(d.dtype), d.c_f32, int(d.math), int(ep), d.ta, d.tb, alignment_of(d.A), alignment_of(d.B),
+                  alignment_of(d.C), vec ? alignment_of(vec) : 0, d.M, d.N, d.K, d.lda, d.ldb, d.ldc,
                   d.batch, d.stride_a, d.stride_b, d.stride_c};
   std::lock_guard<std::mutex> lock(mu);
   auto it = plans.find(key);
@@ -855,23 +878,26 @@ const LtPlan& lt_plan(const GemmDesc& d, bool with_bias) {
   ADNN_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, compute, f64 ? CUDA_R_64F : CUDA_R_32F));
   lt_desc_attr(p.op, CUBLASLT_MATMUL_DESC_TRANSA, d.tb ? CUBLAS_OP_T : CUBLAS_OP_N);
   lt_desc_attr(p.op, CUBLASLT_MATMUL_DESC_TRANSB, d.ta ? CUBLAS_OP_T : CUBLAS_OP_N);
-  cublasLtEpilogue_t ep = CUBLASLT_EPILOGUE_DEFAULT;
-  if (with_bias) ep = d.epilogue == GemmEpilogue::bias_relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
   lt_desc_attr(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, ep);
   if (with_bias) {
     lt_desc_attr(p.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, t);
     lt_desc_attr(p.op, CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE, int64_t(0));
   }
-  auto layout = [&](cublasLtMatrixLayout_t& l, int64_t rows, int64_t cols, int64_t ld, int64_t stride) {
-    ADNN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, t, uint64_t(rows), uint64_t(cols), ld));
+  // the bias gradient is in D's type (the default, set as TransformerEngine does); its pointer is
+  // set again, under a lock, for each call
+  if (d.bias_grad) lt_desc_attr(p.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, d.c_f32 ? CUDA_R_32F : t);
+  if (vec) lt_desc_attr(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, vec);
+  auto layout = [&](cublasLtMatrixLayout_t& l, int64_t rows, int64_t cols, int64_t ld, int64_t stride,
+                    cudaDataType_t type) {
+    ADNN_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, uint64_t(rows), uint64_t(cols), ld));
     if (d.batch > 1) {
       lt_layout_attr(l, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, int32_t(d.batch));
       lt_layout_attr(l, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, stride);
     }
   };
-  layout(p.a, d.tb ? d.K : d.N, d.tb ? d.N : d.K, d.ldb, d.stride_b);
-  layout(p.b, d.ta ? d.M : d.K, d.ta ? d.K : d.M, d.lda, d.stride_a);
-  layout(p.c, d.N, d.M, d.ldc, d.stride_c);
+  layout(p.a, d.tb ? d.K : d.N, d.tb ? d.N : d.K, d.ldb, d.stride_b, t);
+  layout(p.b, d.ta ? d.M : d.K, d.ta ? d.K : d.M, d.lda, d.stride_a, t);
+  layout(p.c, d.N, d.M, d.ldc, d.stride_c, d.c_f32 ? CUDA_R_32F : t);  // bf16/f16 A, B with f32 C: supported
   cublasLtMatmulPreference_t pref = nullptr;
   ADNN_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
   const uint64_t wsz = kLtWorkspace;
@@ -890,26 +916,43 @@ const LtPlan& lt_plan(const GemmDesc& d, bool with_bias) {
   const cublasStatus_t st =
       cublasLtMatmulAlgoGetHeuristic(lt_handle(), p.op, p.a, p.b, p.c, p.c, pref, 1, &result, &found);
   cublasLtMatmulPreferenceDestroy(pref);
-  ADNN_CHECK(st == CUBLAS_STATUS_SUCCESS && found > 0, "cuda::gemm_ex: cuBLASLt has no algorithm for ",
+  // a fused bias gradient is optional (the caller sums A without it); any other problem must run
+  ADNN_CHECK(d.bias_grad || (st == CUBLAS_STATUS_SUCCESS && found > 0), "cuda::gemm_ex: cuBLASLt has no algorithm for ",
              dtype_name(d.dtype), " M=", d.M, " N=", d.N, " K=", d.K, " batch ", d.batch, " (status ", int(st), ")");
-  p.algo = result.algo;
-  return plans.emplace(key, p).first->second;
+  p.found = st == CUBLAS_STATUS_SUCCESS && found > 0;
+  if (p.found) p.algo = result.algo;
+  return plans.emplace(key, std::move(p)).first->second;
 }
 }  // namespace
 
-void gemm_ex(const GemmDesc& d) {
-  if (d.M == 0 || d.N == 0 || d.batch == 0) return;
+void set_emulated_bias_grad_epilogue(bool) {}  // a GPU has what its cuBLASLt has
+bool gemm_ex(const GemmDesc& d) {
+  if (d.bias_grad)
+    ADNN_CHECK(d.batch == 1 && d.epilogue == GemmEpilogue::none && !d.pre,
+               "cuda::gemm_ex: a bias gradient is computed for one product without an epilogue (batch ", d.batch, ")");
+  if (d.M == 0 || d.batch == 0) return true;
+  // no product, or a bias gradient over fewer than two rows (cuBLASLt before 12.3.4 mishandles
+  // k = 1 with BGRAD, per nvmath-python's check): the caller sums A
+  if (d.bias_grad && (d.N == 0 || d.K <= 1)) return false;
+  if (d.N == 0) return true;
   ADNN_CHECK(d.epilogue != GemmEpilogue::bias_gelu, "cuda::gemm_ex: the erf GELU epilogue is not cuBLASLt's (tanh); "
              "the gemm family applies it after a bias epilogue");
-  const bool with_bias = d.epilogue != GemmEpilogue::none && d.bias;
   ADNN_CHECK(!d.pre, "cuda::gemm_ex: no pre-activation output on the device (src/cuda/gemm.cpp writes z to it with a "
              "bias epilogue and applies the activation after)");
-  const LtPlan& p = lt_plan(d, with_bias);
-  static std::mutex bias_mu;  // the bias pointer is an attribute of the cached descriptor
+  const bool half_inputs = d.dtype == DType::f16 || d.dtype == DType::bf16;
+  if (d.c_f32 || d.accumulate)
+    ADNN_CHECK(d.epilogue == GemmEpilogue::none && !d.bias_grad && (!d.c_f32 || half_inputs) &&
+                   (!d.accumulate || !half_inputs || d.c_f32),
+               "cuda::gemm_ex: an f32 C (f16/bf16 inputs) or an accumulated C (f32/f64 C) takes no epilogue; got ",
+               dtype_name(d.dtype), d.c_f32 ? " with an f32 C" : "", d.accumulate ? ", accumulating" : "");
+  const LtPlan& p = lt_plan(d);
+  if (!p.found) return false;  // only a bias gradient may be missing (lt_plan)
+  const void* vec = d.bias_grad ? d.bias_grad : (d.epilogue != GemmEpilogue::none ? d.bias : nullptr);
+  static std::mutex bias_mu;  // the vector's pointer is an attribute of the cached descriptor
   std::unique_lock<std::mutex> lock(bias_mu, std::defer_lock);
-  if (with_bias) {
+  if (vec) {
     lock.lock();
-    lt_desc_attr(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, d.bias);
+    lt_desc_attr(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, vec);
   }
   const Stream s = current_stream();
   void* ws = lt_workspace(s);
@@ -917,9 +960,18 @@ void gemm_ex(const GemmDesc& d) {
   const float one32 = 1, zero32 = 0;
   const bool f64 = d.dtype == DType::f64;
   const void* alpha = f64 ? static_cast<const void*>(&one64) : static_cast<const void*>(&one32);
-  const void* beta = f64 ? static_cast<const void*>(&zero64) : static_cast<const void*>(&zero32);
-  ADNN_CUBLAS_CHECK(cublasLtMatmul(lt_handle(), p.op, alpha, d.B, p.a, d.A, p.b, beta, d.C, p.c, d.C, p.c, &p.algo, ws,
-                                   kLtWorkspace, raw(s)));
+  const void* beta = f64 ? static_cast<const void*>(d.accumulate ? &one64 : &zero64)
+                         : static_cast<const void*>(d.accumulate ? &one32 : &zero32);
+  const cublasStatus_t st = cublasLtMatmul(lt_handle(), p.op, alpha, d.B, p.a, d.A, p.b, beta, d.C, p.c, d.C, p.c,
+                                           &p.algo, ws, kLtWorkspace, raw(s));
+  if (st == CUBLAS_STATUS_NOT_SUPPORTED && d.bias_grad) {  // refused when run: the caller's fallback from now on
+    p.found = false;
+    return false;
+  }
+  if (st != CUBLAS_STATUS_SUCCESS)
+    ADNN_FAIL("cuBLAS call cublasLtMatmul failed with status ", int(st), " (", dtype_name(d.dtype), " M=", d.M, " N=",
+              d.N, " K=", d.K, " batch ", d.batch, ")");
+  return true;
 }
 
 // The default stream is cudaStreamPerThread, not the legacy NULL stream: each host thread gets

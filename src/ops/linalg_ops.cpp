@@ -53,7 +53,7 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
     // (..., M, K) x (K, N): one GEMM over all rows
     Shape out = a.sizes();
     out.back() = N;
-    Tensor a2 = a.reshape({-1, K});  // (rows, K)
+    Tensor a2 = a.reshape({shape_numel(Shape(a.sizes().begin(), a.sizes().end() - 1)), K});  // (rows, K); K may be 0
     add_macs(a2.size(0) * K * N);
     return bmm3(a2.unsqueeze(0), b.unsqueeze(0)).reshape(out);
   }
@@ -100,7 +100,7 @@ Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
   const int64_t K = weight.size(1), N = weight.size(0);
   Shape out_shape = x.sizes();
   out_shape.back() = N;
-  Tensor x3 = x.reshape({1, -1, K});  // (1, R, K)
+  Tensor x3 = x.reshape({1, shape_numel(Shape(x.sizes().begin(), x.sizes().end() - 1)), K});  // (1, R, K); K may be 0
   const int64_t R = x3.size(1);
   Tensor wt = weight.t().unsqueeze(0);  // (1, K, N), column-major
   Tensor y = empty({1, R, N}, TensorOptions(x.dtype(), x.device()));
@@ -110,7 +110,8 @@ Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
   Tensor pre = grad && kind == GemmEpilogue::bias_gelu ? empty({1, R, N}, TensorOptions(x.dtype(), x.device()))
                                                        : Tensor();  // (1, R, N)
   add_macs(R * K * N);
-  backend::bmm(x3.detach(), wt.detach(), y, {kind, bias.defined() ? bias.detach().contiguous() : Tensor(), pre});
+  const BmmEpilogue epi{kind, bias.defined() ? bias.detach().contiguous() : Tensor(), pre, Tensor()};
+  backend::bmm(x3.detach(), wt.detach(), y, epi);
   if (grad) {
     Tensor yd = y.detach();
     const bool has_bias = bias.defined();
@@ -123,9 +124,19 @@ Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in
         backend::unary_backward(op, g.contiguous(), kind == GemmEpilogue::bias_relu ? yd : pre, yd, dz, 0, 0);
       }
       std::vector<Tensor> out(has_bias ? 3 : 2);
-      if (need[0]) out[0] = bmm3(dz, wd.unsqueeze(0));                                  // (1, R, K)
-      if (need[1]) out[1] = bmm3(dz.transpose(1, 2), xd).reshape({N, K});               // (N, K)
-      if (has_bias && need[2]) out[2] = sum(dz.reshape({R, N}), {0});                   // (N)
+      if (need[0]) out[0] = bmm3(dz, wd.unsqueeze(0));  // (1, R, K)
+      if (need[1] && has_bias && need[2] && !autograd::needs_grad({&dz, &xd})) {
+        // dW = dzᵀ · x with db = Σ_r dz[r] in the same GEMM (cuBLASLt's bias-gradient epilogue);
+        // not when this backward is itself recorded (create_graph), which needs bmm3's graph
+        Tensor gw = empty({1, N, K}, TensorOptions(dz.dtype(), dz.device()));  // (1, N, K)
+        Tensor gb = empty({N}, TensorOptions(dz.dtype(), dz.device()));         // (N)
+        backend::bmm(dz.transpose(1, 2), xd, gw, {GemmEpilogue::none, Tensor(), Tensor(), gb});
+        out[1] = gw.reshape({N, K});
+        out[2] = gb;
+        return out;
+      }
+      if (need[1]) out[1] = bmm3(dz.transpose(1, 2), xd).reshape({N, K});  // (N, K)
+      if (has_bias && need[2]) out[2] = sum(dz.reshape({R, N}), {0});      // (N)
       return out;
     });
   }

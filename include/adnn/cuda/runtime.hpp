@@ -174,8 +174,14 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double al
 
 // One strided-batched GEMM with its epilogue (include/adnn/ops/gemm.hpp) on the current stream:
 // cuBLASLt (a workspace per stream, the heuristic's algorithm cached per shape), or, emulated,
-// the CPU reference with the same precision semantics (src/cpu/gemm.cpp).
-void gemm_ex(const GemmDesc& d);
+// the CPU reference with the same precision semantics (src/cpu/gemm.cpp). Returns false, having
+// run nothing, only when d.bias_grad is set and cuBLASLt has no algorithm with its bias-gradient
+// epilogue for the problem: the caller then runs it without and sums A itself (src/cuda/gemm.cpp).
+bool gemm_ex(const GemmDesc& d);
+// Emulator only (ignored on a GPU): whether the emulated cuBLASLt has bias-gradient algorithms
+// (default true). Off, gemm_ex answers false for a GemmDesc with a bias gradient, as cuBLASLt
+// without such an algorithm does, so that tests reach the callers' fallback. Process-wide.
+void set_emulated_bias_grad_epilogue(bool on);
 
 // Name of the device ("SIMT emulator on the host" when emulated).
 const char* device_name();

@@ -10,6 +10,17 @@
 //   f32 accumulation and epilogue, one rounding on store (cuBLASLt's CUBLAS_COMPUTE_32F).
 // Epilogue in the compute type: z = acc (+ bias[n]); pre = z when `pre` is given (the
 // activation's input, kept for backward, same layout as C); C = act(z).
+// Bias gradient (cuBLASLt's BGRAD epilogue, the backward of a bias): with `bias_grad` given
+// (batch 1, no epilogue, no `pre`), bias_grad[m] = Σ_k op(A)[m, k] (M values in `dtype`):
+// the column sums of dZ when C is a weight gradient dZᵀ · X (A = dZ, ta = true), in one call
+// with the GEMM that reads dZ anyway. Summed in f64 on the CPU and in the emulator, rounded to
+// f32 and then to dtype (f32 sums on a GPU, in cuBLASLt's order, rounded once), from A's values
+// as stored (with TF32 on, a GPU may sum TF32-rounded values: the same within TF32's
+// rounding). Fewer than two rows (K < 2) are summed by the caller on the device (cuda::gemm_ex
+// answers false: cuBLASLt before 12.3.4 mishandles k = 1).
+// Output in f32 (`c_f32`, f16/bf16 A and B only) and accumulation (`accumulate`: C += the product,
+// β = 1; C in f32 or f64): a product kept in f32 for more work on it — the 16-bit im2col
+// backward's columns and its weight gradient summed over chunks — with no epilogue.
 #include <adnn/core/dtype.hpp>
 #include <adnn/ops/enums.hpp>
 
@@ -29,7 +40,10 @@ struct GemmDesc {
   void* C = nullptr;
   const void* bias = nullptr;  // (N) or null
   GemmEpilogue epilogue = GemmEpilogue::none;
-  void* pre = nullptr;  // like C (ldc, stride_c): z before the activation, or null
+  void* pre = nullptr;        // like C (ldc, stride_c): z before the activation, or null
+  void* bias_grad = nullptr;  // (M): Σ_k op(A)[m, k], or null; batch 1, epilogue none, no pre
+  bool c_f32 = false;         // C is f32 while A and B are f16/bf16 (epilogue none)
+  bool accumulate = false;    // C = op(A)·op(B) + C, C in f32 or f64 (epilogue none)
   GemmMath math = GemmMath::exact;
 };
 
