@@ -257,6 +257,7 @@ void gemm_store(const GemmDesc& d, const A* acc, int64_t ld_acc, C* c) {
 template <class T>
 void gemm_ex_typed(const GemmDesc& d) {
   if (d.bias_grad) gemm_bias_grad<T>(d);  // before C is written: C may not alias A, but be safe
+  if (d.N == 0) return;                    // no product (the bias gradient may still sum A)
   constexpr bool wide = std::is_same_v<T, double> || std::is_same_v<T, float>;
   const T* A = static_cast<const T*>(d.A);
   const T* B = static_cast<const T*>(d.B);
@@ -313,18 +314,6 @@ void gemm_ex(const GemmDesc& d) {
                "gemm: an f32 C (f16/bf16 inputs) or an accumulated C (f32/f64 C) takes no epilogue; got ",
                dtype_name(d.dtype), d.c_f32 ? " with an f32 C" : "", d.accumulate ? ", accumulating" : "");
   if (d.M == 0 || d.batch == 0) return;
-  if (d.N == 0) {  // no product, but the bias gradient still sums A
-    if (d.bias_grad) {
-      switch (d.dtype) {
-        case DType::f32: return gemm_bias_grad<float>(d);
-        case DType::f64: return gemm_bias_grad<double>(d);
-        case DType::f16: return gemm_bias_grad<half>(d);
-        case DType::bf16: return gemm_bias_grad<bfloat16>(d);
-        default: ADNN_FAIL("gemm: unsupported dtype ", dtype_name(d.dtype));
-      }
-    }
-    return;
-  }
   switch (d.dtype) {
     case DType::f32: return gemm_ex_typed<float>(d);
     case DType::f64: return gemm_ex_typed<double>(d);
