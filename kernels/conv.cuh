@@ -221,6 +221,26 @@ __device__ __forceinline__ void load_depthwise_weight_tile(const T* __restrict__
   __syncthreads();
 }
 
+// The prologue of the direct depthwise kernels (forward and input gradient, per-pixel and
+// row-tiled): block x's channel tile c0 … c0 + tile_c − 1 (lanes · V channels, fewer at the
+// end) has its weights staged by load_depthwise_weight_tile; thread t is lane l = t % lanes
+// (channels c0 + l·V …) of row r = t / lanes of rows = blockDim.x / lanes, active while its
+// channels lie in the tile.
+struct DepthwiseThread {
+  int c0, l, r, rows;
+  bool active;
+};
+template <int V, class A, class T>
+__device__ __forceinline__ DepthwiseThread stage_depthwise_weight_tile(const T* __restrict__ w,
+                                                                       ADNN_SHARED_PTR(A) wt, int C, int KK,
+                                                                       int lanes, int pitch) {
+  const int c0 = int(blockIdx.x) * lanes * V;
+  const int tile_c = lanes * V < C - c0 ? lanes * V : C - c0;
+  load_depthwise_weight_tile<V, A>(w, wt, c0, tile_c, KK, pitch);
+  const int l = int(threadIdx.x) % lanes;
+  return DepthwiseThread{c0, l, int(threadIdx.x) / lanes, int(blockDim.x) / lanes, l * V < tile_c};
+}
+
 // The geometry in the index type I of a launch: int (32-bit) when every index of the launch
 // fits (depthwise_index_fits), int64_t otherwise; 32-bit divisions and multiplies are several
 // times cheaper on the device than 64-bit ones.
@@ -557,11 +577,10 @@ __global__ void depthwise_forward_kernel(const T* __restrict__ x, const T* __res
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(A, wt);  // (V, KH·KW, pitch)
   const ConvGeomI<I> q(g);
-  const int KK = int(q.KH * q.KW), c0 = int(blockIdx.x) * lanes * V;
-  const int tile_c = lanes * V < int(q.C) - c0 ? lanes * V : int(q.C) - c0;
-  load_depthwise_weight_tile<V, A>(w, wt, c0, tile_c, KK, pitch);
-  const int l = int(threadIdx.x) % lanes, r = int(threadIdx.x) / lanes, rows = int(blockDim.x) / lanes;
-  if (l * V >= tile_c) return;
+  const int KK = int(q.KH * q.KW);
+  const DepthwiseThread th = stage_depthwise_weight_tile<V, A>(w, wt, int(q.C), KK, lanes, pitch);
+  if (!th.active) return;
+  const int c0 = th.c0, l = th.l, r = th.r, rows = th.rows;
   const I c = c0 + l * V, P = q.N * q.OH * q.OW;
   A bias[V] = {};
   if (b) {
@@ -623,11 +642,10 @@ __global__ void depthwise_forward_rows_kernel(const T* __restrict__ x, const T* 
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(A, wt);  // (V, KH·KW, pitch)
   const ConvGeomI<I> q(g);
-  const int KK = int(q.KH) * KW, c0 = int(blockIdx.x) * lanes * V;
-  const int tile_c = lanes * V < int(q.C) - c0 ? lanes * V : int(q.C) - c0;
-  load_depthwise_weight_tile<V, A>(w, wt, c0, tile_c, KK, pitch);
-  const int l = int(threadIdx.x) % lanes, r = int(threadIdx.x) / lanes, rows = int(blockDim.x) / lanes;
-  if (l * V >= tile_c) return;
+  const int KK = int(q.KH) * KW;
+  const DepthwiseThread th = stage_depthwise_weight_tile<V, A>(w, wt, int(q.C), KK, lanes, pitch);
+  if (!th.active) return;
+  const int c0 = th.c0, l = th.l, r = th.r, rows = th.rows;
   constexpr int J = (TW - 1) * SW + KW;  // input columns one item reads per kernel row
   const I c = c0 + l * V, OWB = (q.OW + TW - 1) / TW, Q = q.N * q.OH * OWB;
   A bias[V] = {};
@@ -713,11 +731,10 @@ __global__ void depthwise_backward_input_rows_kernel(const T* __restrict__ gy, c
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(A, wt);  // (V, KH·KW, pitch)
   const ConvGeomI<I> q(g);
-  const int KK = int(q.KH) * KW, c0 = int(blockIdx.x) * lanes * V;
-  const int tile_c = lanes * V < int(q.C) - c0 ? lanes * V : int(q.C) - c0;
-  load_depthwise_weight_tile<V, A>(w, wt, c0, tile_c, KK, pitch);
-  const int l = int(threadIdx.x) % lanes, r = int(threadIdx.x) / lanes, rows = int(blockDim.x) / lanes;
-  if (l * V >= tile_c) return;
+  const int KK = int(q.KH) * KW;
+  const DepthwiseThread th = stage_depthwise_weight_tile<V, A>(w, wt, int(q.C), KK, lanes, pitch);
+  if (!th.active) return;
+  const int c0 = th.c0, l = th.l, r = th.r, rows = th.rows;
   const I c = c0 + l * V, WB = (q.W + TW - 1) / TW, Q = q.N * q.H * WB;
   for (I p = I(blockIdx.y) * rows + r; p < Q; p += I(gridDim.y) * rows) {
     const I wb = p % WB, ih = (p / WB) % q.H, n = p / (WB * q.H);
@@ -765,11 +782,10 @@ __global__ void depthwise_backward_input_kernel(const T* __restrict__ gy, const 
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(A, wt);  // (V, KH·KW, pitch)
   const ConvGeomI<I> q(g);
-  const int KK = int(q.KH * q.KW), c0 = int(blockIdx.x) * lanes * V;
-  const int tile_c = lanes * V < int(q.C) - c0 ? lanes * V : int(q.C) - c0;
-  load_depthwise_weight_tile<V, A>(w, wt, c0, tile_c, KK, pitch);
-  const int l = int(threadIdx.x) % lanes, r = int(threadIdx.x) / lanes, rows = int(blockDim.x) / lanes;
-  if (l * V >= tile_c) return;
+  const int KK = int(q.KH * q.KW);
+  const DepthwiseThread th = stage_depthwise_weight_tile<V, A>(w, wt, int(q.C), KK, lanes, pitch);
+  if (!th.active) return;
+  const int c0 = th.c0, l = th.l, r = th.r, rows = th.rows;
   const I c = c0 + l * V, P = q.N * q.H * q.W;
   for (I p = I(blockIdx.y) * rows + r; p < P; p += I(gridDim.y) * rows) {
     const I iw = p % q.W, ih = (p / q.W) % q.H, n = p / (q.W * q.H);
