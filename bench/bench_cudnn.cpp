@@ -222,6 +222,12 @@ struct DepthwiseCase {
     y.backward(gy);
     return {y.detach(), xg.grad(), wg.grad()};
   }
+  std::string shape() const {
+    char b[96];
+    std::snprintf(b, sizeof b, "%lldx%lldx%lldx%lld k%lld s%lld%s", (long long)N, (long long)H, (long long)W,
+                  (long long)C, (long long)k, (long long)s, bwd ? " fwd+bwd" : " fwd");
+    return b;
+  }
   // bytes: x and w read and y written (forward); backward adds gy read twice, x read, gx and gw written
   double bytes() const {
     const double y = double(gy.numel()), xs = double(x.numel()), ws = double(w.numel());
@@ -262,22 +268,39 @@ const CudnnDepthwise& cudnn_depthwise_plan(cudnnTensorFormat_t fmt, const Depthw
   return *p;
 }
 
+// One case per shape for the whole process: the runner calls a benchmark function several
+// times while it sizes the iteration count, and adnn's row and its baselines share the inputs.
+const DepthwiseCase& depthwise_case(const benchmark::State& st) {
+  static std::map<std::vector<int64_t>, std::unique_ptr<DepthwiseCase>> cases;
+  std::vector<int64_t> key;
+  for (int i = 0; i < 7; ++i) key.push_back(st.range(i));
+  std::unique_ptr<DepthwiseCase>& c = cases[key];
+  if (!c) c = std::make_unique<DepthwiseCase>(st);
+  return *c;
+}
+
 void BM_depthwise_adnn(benchmark::State& st) {
-  const DepthwiseCase c(st);
+  const DepthwiseCase& c = depthwise_case(st);
   if (bench::first_call(st)) {
+    const bench::Stopwatch setup;
     const CudnnDepthwise& ref = cudnn_depthwise_plan(CUDNN_TENSOR_NHWC, c);
     if (!ref.error.empty()) return st.SkipWithError(("reference: " + ref.error).c_str());
     if (!validate_depthwise(st, c, c.adnn(), cudnn_depthwise(c, ref, CUDNN_TENSOR_NHWC))) return;
+    setup.report("depthwise adnn " + c.shape());
   }
   st.SetLabel(bench::time_with_cuda_events(st, [&] { benchmark::DoNotOptimize(c.adnn()[0].data_ptr()); }));
   rate(st, c.bytes());
 }
 
 void depthwise_cudnn(benchmark::State& st, cudnnTensorFormat_t fmt) {
-  const DepthwiseCase c(st);
+  const DepthwiseCase& c = depthwise_case(st);
+  const bench::Stopwatch setup;
   const CudnnDepthwise& cd = cudnn_depthwise_plan(fmt, c);
   if (!cd.error.empty()) return st.SkipWithError(cd.error.c_str());
-  if (bench::first_call(st) && !validate_depthwise(st, c, cudnn_depthwise(c, cd, fmt), c.adnn())) return;
+  if (bench::first_call(st)) {
+    if (!validate_depthwise(st, c, cudnn_depthwise(c, cd, fmt), c.adnn())) return;
+    setup.report(std::string(fmt == CUDNN_TENSOR_NCHW ? "depthwise cudnn nchw " : "depthwise cudnn nhwc ") + c.shape());
+  }
   const bool nchw = fmt == CUDNN_TENSOR_NCHW;
   Tensor x = nchw ? c.x.permute({0, 3, 1, 2}).contiguous() : c.x;
   Tensor gy = nchw ? c.gy.permute({0, 3, 1, 2}).contiguous() : c.gy;
@@ -826,76 +849,68 @@ void BM_mbconv_cudnn(benchmark::State& st) {
   rate(st, 2.0 * double(x.numel()) * 4 * (1 + 2 * double(e)));
 }
 
-// EfficientNet-B5's depthwise layers (N, H, W, C, k, stride, backward?): at 224² (batch 32)
-// and at B5's own 456² (batch 8), forward and forward + backward
+// The rows, registered in main() shape by shape — adnn, then its baselines, for one shape
+// before the next (interleaved: a drift of the card's clocks or temperature during the run
+// then falls on both sides of a comparison alike) — in order of value, so that a run cut
+// short by the GPU kit's time limit keeps the comparisons that matter most:
+//   1. EfficientNet-B5's depthwise layers at 224² (batch 32), forward, then forward + backward:
+//      adnn, cuDNN NHWC (the goal's baseline), cuDNN NCHW;
+//   2. squeeze-excite, CBAM pools, MBConv blocks, attention (f32, then f16);
+//   3. the depthwise layers at B5's own 456² (batch 8): adnn and cuDNN NHWC.
+// Each row's args: depthwise (N, H, W, C, k, stride, backward?); SE (N, H, W, C, reduced);
+// pools (N, H, W, C); MBConv (N, H, W, C, expand, k); attention (B, heads, L, head dim, backward?).
 const std::vector<std::vector<int64_t>> kDw224 = {{32, 112, 112, 144, 3, 2}, {32, 56, 56, 240, 5, 2},
                                                   {32, 28, 28, 384, 3, 2},   {32, 14, 14, 1056, 5, 1},
                                                   {32, 14, 14, 1056, 5, 2},  {32, 7, 7, 3072, 3, 1}};
 const std::vector<std::vector<int64_t>> kDw456 = {{8, 228, 228, 144, 3, 2}, {8, 114, 114, 240, 5, 2},
                                                   {8, 57, 57, 384, 3, 2},   {8, 29, 29, 1056, 5, 1},
                                                   {8, 29, 29, 1056, 5, 2},  {8, 15, 15, 3072, 3, 1}};
-void dw_args(benchmark::internal::Benchmark* b, bool with_456) {
-  for (int64_t bwd : {0, 1}) {
-    for (auto s : kDw224) {
-      s.push_back(bwd);
-      b->Args(s);
-    }
-    if (with_456)
-      for (auto s : kDw456) {
+
+using BenchFn = void (*)(benchmark::State&);
+void add_row(const char* name, BenchFn fn, const std::vector<int64_t>& args) {
+  benchmark::RegisterBenchmark(name, fn)->Args(args)->UseManualTime()->Unit(benchmark::kMicrosecond);
+}
+void register_rows() {
+  auto depthwise = [](const std::vector<std::vector<int64_t>>& shapes, bool nchw) {
+    for (int64_t bwd : {0, 1})
+      for (auto s : shapes) {
         s.push_back(bwd);
-        b->Args(s);
+        add_row("BM_depthwise_adnn", BM_depthwise_adnn, s);
+        add_row("BM_depthwise_cudnn_nhwc", BM_depthwise_cudnn_nhwc, s);
+        if (nchw) add_row("BM_depthwise_cudnn_nchw", BM_depthwise_cudnn_nchw, s);
       }
+  };
+  depthwise(kDw224, true);
+  for (const std::vector<int64_t>& s : {std::vector<int64_t>{32, 56, 56, 240, 10}, {32, 14, 14, 1056, 44}, {32, 7, 7, 3072, 128}}) {
+    add_row("BM_se_adnn", BM_se_adnn, s);
+    add_row("BM_se_cudnn", BM_se_cudnn, s);
   }
-  b->UseManualTime()->Unit(benchmark::kMicrosecond);
-}
-// adnn and cuDNN's NHWC at both sizes (the goal's comparison); NCHW at 224² only
-void dw_shapes(benchmark::internal::Benchmark* b) { dw_args(b, true); }
-void dw_shapes_224(benchmark::internal::Benchmark* b) { dw_args(b, false); }
-void se_shapes(benchmark::internal::Benchmark* b) {
-  for (auto s : std::vector<std::vector<int64_t>>{{32, 56, 56, 240, 10}, {32, 14, 14, 1056, 44}, {32, 7, 7, 3072, 128}})
-    b->Args(s);
-  b->UseManualTime()->Unit(benchmark::kMicrosecond);
-}
-void pool_shapes(benchmark::internal::Benchmark* b) {
-  for (auto s : std::vector<std::vector<int64_t>>{{64, 14, 14, 176}, {64, 7, 7, 2048}, {64, 56, 56, 64}}) b->Args(s);
-  b->UseManualTime()->Unit(benchmark::kMicrosecond);
-}
-void attn_shapes(benchmark::internal::Benchmark* b) {
+  for (const std::vector<int64_t>& s : {std::vector<int64_t>{64, 14, 14, 176}, {64, 7, 7, 2048}, {64, 56, 56, 64}}) {
+    add_row("BM_cbam_pools_adnn", BM_cbam_pools_adnn, s);
+    add_row("BM_cbam_pools_cudnn", BM_cbam_pools_cudnn, s);
+  }
+  // EfficientNet-B5 MBConv blocks at 224x224, batch 32
+  for (const std::vector<int64_t>& s : {std::vector<int64_t>{32, 56, 56, 40, 6, 5}, {32, 14, 14, 176, 6, 5}, {32, 7, 7, 512, 6, 3}}) {
+    add_row("BM_mbconv_adnn", BM_mbconv_adnn, s);
+    add_row("BM_mbconv_cudnn", BM_mbconv_cudnn, s);
+  }
+  const std::vector<std::vector<int64_t>> attn = {{64, 8, 49, 256}, {16, 8, 196, 64}, {4, 8, 1024, 64}};
   for (int64_t bwd : {0, 1})
-    for (auto s : std::vector<std::vector<int64_t>>{{64, 8, 49, 256}, {16, 8, 196, 64}, {4, 8, 1024, 64}}) {
-      auto a = s;
-      a.push_back(bwd);
-      b->Args(a);
+    for (auto s : attn) {
+      s.push_back(bwd);
+      add_row("BM_attention_fused", BM_attention_fused, s);
+      add_row("BM_attention_unfused", BM_attention_unfused, s);
     }
-  b->UseManualTime()->Unit(benchmark::kMicrosecond);
+  for (int64_t bwd : {0, 1})  // f16: the tensor-core kernel, forward and forward + backward; cuBLAS forward
+    for (auto s : attn) {
+      s.push_back(bwd);
+      add_row("BM_attention_fused_f16", BM_attention_fused_f16, s);
+      if (!bwd) add_row("BM_attention_unfused_f16", BM_attention_unfused_f16, s);
+    }
+  depthwise(kDw456, false);
 }
 
 }  // namespace
-
-BENCHMARK(BM_depthwise_adnn)->Apply(dw_shapes);
-BENCHMARK(BM_depthwise_cudnn_nhwc)->Apply(dw_shapes);
-BENCHMARK(BM_depthwise_cudnn_nchw)->Apply(dw_shapes_224);
-BENCHMARK(BM_se_adnn)->Apply(se_shapes);
-BENCHMARK(BM_se_cudnn)->Apply(se_shapes);
-BENCHMARK(BM_cbam_pools_adnn)->Apply(pool_shapes);
-BENCHMARK(BM_cbam_pools_cudnn)->Apply(pool_shapes);
-// EfficientNet-B5 MBConv blocks at 224x224, batch 32: (N, H, W, C, expand, k)
-void mbconv_shapes(benchmark::internal::Benchmark* b) {
-  for (auto s : std::vector<std::vector<int64_t>>{{32, 56, 56, 40, 6, 5}, {32, 14, 14, 176, 6, 5}, {32, 7, 7, 512, 6, 3}})
-    b->Args(s);
-  b->UseManualTime()->Unit(benchmark::kMicrosecond);
-}
-BENCHMARK(BM_mbconv_adnn)->Apply(mbconv_shapes);
-BENCHMARK(BM_mbconv_cudnn)->Apply(mbconv_shapes);
-BENCHMARK(BM_attention_fused)->Apply(attn_shapes);
-BENCHMARK(BM_attention_unfused)->Apply(attn_shapes);
-void attn_f16_fwd_shapes(benchmark::internal::Benchmark* b) {
-  for (auto s : std::vector<std::vector<int64_t>>{{64, 8, 49, 256, 0}, {16, 8, 196, 64, 0}, {4, 8, 1024, 64, 0}})
-    b->Args(s);
-  b->UseManualTime()->Unit(benchmark::kMicrosecond);
-}
-BENCHMARK(BM_attention_fused_f16)->Apply(attn_shapes);  // forward, and forward + backward
-BENCHMARK(BM_attention_unfused_f16)->Apply(attn_f16_fwd_shapes);
 
 int main(int argc, char** argv) {
   if (cuda_device_count() == 0 || cuda::is_emulated()) {
@@ -903,6 +918,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::printf("bench_cudnn on %s, cuDNN %zu\n", cuda::device_name(), cudnnGetVersion());
+  register_rows();
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;  // a flag this version does not take
   benchmark::RunSpecifiedBenchmarks();

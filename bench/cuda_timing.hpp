@@ -20,6 +20,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -30,6 +31,16 @@
 namespace adnn::bench {
 
 inline bool first_call(const benchmark::State& st) { return st.max_iterations == 1; }
+
+// Wall time of a row's set-up (inputs, library plans, validation), printed to stderr on the
+// row's first call: where a GPU run's minutes go outside the timed loops.
+struct Stopwatch {
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  void report(const std::string& what) const {
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::fprintf(stderr, "[set-up] %s: %.2f s\n", what.c_str(), s);
+  }
+};
 
 inline bool l2_flush_requested() {
   const char* e = std::getenv("ADNN_BENCH_L2_FLUSH");

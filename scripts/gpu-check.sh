@@ -3,7 +3,7 @@
 # device time into checked results. Runs prebuilt sm_90 binaries from gpu-kit/ (made on the
 # CPU machine by scripts/gpu-kit-build.sh); builds nothing.
 #
-#   scripts/gpu-check.sh OUT_DIR [--kit DIR] [--budget SECONDS]
+#   scripts/gpu-check.sh OUT_DIR [--kit DIR] [--budget SECONDS] [--steps 0,1,3] [--bench-cudnn-seconds 110]
 #   scripts/gpu-check.sh --dry-run OUT_DIR [--bin-dir build/bin] [--data DIR]
 #
 # Steps, in order of value; each has its own time limit (capped by what is left of --budget,
@@ -22,6 +22,8 @@
 #     channels_last) in the same run
 #   5 nano: a short adnn_fer_nano training run on the kit's FER2013 slice: the loss falls and
 #     val accuracy beats the majority-class prior
+# --steps: run only these steps (the others are recorded as skipped: a second run after fixes);
+# --bench-cudnn-seconds: step 3's limit for bench_cudnn (its rows run in order of value).
 # --dry-run: the same steps on the emulated device (an -DADNN_CUDA_EMULATION=ON build) at
 # tiny sizes; what needs a GPU is recorded as "skipped: no GPU". scripts/test.sh runs it.
 set -uo pipefail
@@ -34,14 +36,18 @@ kit=gpu-kit
 bin_dir=""
 data=""
 budget=540
+steps=0,1,2,3,4,5
+cudnn_s=110
 while (($#)); do
   case "$1" in
     --dry-run) dry=1; shift ;;
+    --steps) steps="$2"; shift 2 ;;
+    --bench-cudnn-seconds) cudnn_s="$2"; shift 2 ;;
     --kit) kit="$2"; shift 2 ;;
     --bin-dir) bin_dir="$2"; shift 2 ;;
     --data) data="$2"; shift 2 ;;
     --budget) budget="$2"; shift 2 ;;
-    -h|--help) sed -n 2,27p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,31p "$0"; exit 0 ;;
     -*) echo "gpu-check: unknown option $1" >&2; exit 2 ;;
     *) out="$1"; shift ;;
   esac
@@ -95,8 +101,30 @@ jnum() {  # a JSON number, or null
   if [[ "${1:-}" =~ ^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]]; then printf '%s' "$1"; else printf null; fi
 }
 jfile() {  # a file that holds one JSON value (a benchmark's --benchmark_out), or null
-  if [[ -s "$1" ]] && head -c 1 "$1" | grep -q '[{[]'; then cat "$1"; else printf null; fi
+  [[ -s "$1" ]] && head -c 1 "$1" | grep -q '[{[]' || { printf null; return; }
+  if ! command -v python3 > /dev/null; then cat "$1"; return; fi
+  # a Google-benchmark file cut off by a time limit: keep its complete rows ("truncated": true)
+  python3 - "$1" <<'PY' || printf null
+import json, sys
+t = open(sys.argv[1]).read()
+try:
+    json.loads(t)
+    print(t)
+except ValueError:
+    i = t.rfind("\n    }")
+    while i > 0:
+        try:
+            obj = json.loads(t[: i + 6] + "\n  ]\n}")
+            obj["truncated"] = True
+            print(json.dumps(obj))
+            break
+        except ValueError:
+            i = t.rfind("\n    }", 0, i)
+    else:
+        print("null")
+PY
 }
+asked() { [[ ",$steps," == *",$1,"* ]]; }  # step N is in --steps
 jlist() {  # JSON list of strings
   local first=1
   printf '['
@@ -216,7 +244,7 @@ st=ok
 if ((dry)); then
   meta_gpu="none (dry run: SIMT emulator)"
   note="nvidia-smi skipped: no GPU"
-  hbm_args=(--bytes 1048576 --iters 3 --gemm 64)
+  hbm_args=(--bytes 1048576 --iters 3 --gemm 64 --bf16-gemms 64x48x40)
 else
   note=""
   cmds+=("nvidia-smi")
@@ -228,7 +256,10 @@ else
   meta_cuda=$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9.]*\).*/\1/p' | head -1)
   { echo "$ nvcc --version"; nvcc --version 2>&1 || true; echo "$ uname -a"; uname -a; echo "$ cat /etc/os-release"; cat /etc/os-release 2>&1 || true
     echo "$ python3 torch"; LD_LIBRARY_PATH=$orig_ld python3 -c 'import torch; print(torch.__version__, torch.version.cuda, torch.backends.cudnn.version())' 2>&1 || true; } >> "$lg"
-  hbm_args=(--bytes $((2 << 30)) --iters 20 --gemm 8192)
+  # bf16: 8192³ (the ceiling), then ADNN-FER paper's encoder GEMMs at batch 32 (1568 token rows):
+  # QKV in-projection, out-projection, FF1, FF2 forward, and the QKV weight gradient
+  hbm_args=(--bytes $((2 << 30)) --iters 20 --gemm 8192
+    --bf16-gemms 8192x8192x8192,1568x6144x2048,1568x2048x2048,1568x4096x2048,1568x2048x4096,6144x2048x1568)
 fi
 missing=""
 for b in "$B"/*; do
@@ -239,7 +270,7 @@ for b in "$B"/*; do
 done
 [[ -n "$missing" ]] && { st=fail; log "missing libraries: $missing"; }
 cmds+=("bench_hbm ${hbm_args[*]}")
-lim=$(limit 40)
+lim=$(limit 60)
 run "$lim" "$lg" "$B/bench_hbm" "${hbm_args[@]}"
 rc=$?
 st=$(worst "$st" "$(rc_status $rc)")
@@ -251,6 +282,7 @@ step_record 0 device "$st" $((SECONDS - s0)) "$(jlist "${cmds[@]}")" \
   "$note"
 
 # ================================================================ step 1: the cuda test suite
+if asked 1; then
 s1=$SECONDS
 lg=$logs/1-tests.log
 cmds=()
@@ -289,7 +321,12 @@ else
 fi
 unset ADNN_TEST_OPS
 
+else
+  step_record 1 tests skipped 0 "[]" null "skipped: not in --steps $steps"
+fi
+
 # ================================================================ step 2: compute-sanitizer
+if asked 2; then
 s2=$SECONDS
 if ((dry)) || ! command -v compute-sanitizer > /dev/null; then
   step_record 2 sanitizer skipped 0 "[]" null "skipped: no GPU$( ((dry)) || echo ' (compute-sanitizer not found)')"
@@ -321,7 +358,12 @@ else
   step_record 2 sanitizer "$st" $((SECONDS - s2)) "$(jlist "${cmds[@]}")" "$res"
 fi
 
+else
+  step_record 2 sanitizer skipped 0 "[]" null "skipped: not in --steps $steps"
+fi
+
 # ================================================================ step 3: kernels vs baselines
+if asked 3; then
 s3=$SECONDS
 cmds=()
 st=ok
@@ -342,7 +384,7 @@ run_bench() {
   if grep -q 'no GPU' "$lg"; then note+="$name: skipped: no GPU; "; fi
 }
 if [[ -x "$B/bench_cudnn" ]]; then
-  run_bench bench_cudnn 110
+  run_bench bench_cudnn "$cudnn_s"
   bj_cudnn=$bj
 else
   note+="bench_cudnn: not built$( ((dry)) && echo ' (an emulated build has no cuDNN)'); "
@@ -353,7 +395,12 @@ bj_kernels=$bj
 step_record 3 kernels "$st" $((SECONDS - s3)) "$(jlist "${cmds[@]}")" \
   "{\"bench_cudnn\": $bj_cudnn, \"bench_kernels\": $bj_kernels}" "${note%; }"
 
+else
+  step_record 3 kernels skipped 0 "[]" null "skipped: not in --steps $steps"
+fi
+
 # ================================================================ step 4: end to end
+if asked 4; then
 s4=$SECONDS
 lg=$logs/4-e2e.log
 cmds=()
@@ -410,11 +457,26 @@ if ((lim > 0)); then
   infer_ms=$(jnum "$(ext 'ms\/step (median)' "$lg.infer")")
   infer_ips=$(jnum "$(ext 'img\/s' "$lg.infer")")
 fi
+# the same batch-1 forward replayed as a CUDA graph (cuda::Graph: capture once, replay)
+graph_ms=null
+lim=$(limit 40)
+if ((lim > 0)); then
+  cmds+=("adnn-fer bench --model $fer_model --device cuda ${ib[*]} --graph")
+  run "$lim" "$lg.graph" "$B/adnn-fer" bench --model "$fer_model" --device cuda "${ib[@]}" --graph
+  st=$(worst "$st" "$(rc_status $?)")
+  # "graph: N nodes; ms/step eager (median): E, graph replay (median): G, speed-up Sx"
+  graph_ms=$(jnum "$(sed -n 's/^graph: .*graph replay (median): *\([0-9.]*\).*/\1/p' "$lg.graph" | tail -1)")
+fi
 step_record 4 e2e "$st" $((SECONDS - s4)) "$(jlist "${cmds[@]}")" \
-  "{\"model\": $(jstr "$fer_model"), \"adnn_train_f32_img_s\": $train_ips, \"adnn_train_peak_MiB\": $train_mem, \"adnn_infer_b1_eager_ms\": $infer_ms, \"adnn_infer_b1_img_s\": $infer_ips, \"adnn_train_bf16_img_s\": $train_bf16_ips, \"adnn_train_bf16_peak_MiB\": $train_bf16_mem, \"torch_twin\": $twin_json}" \
+  "{\"model\": $(jstr "$fer_model"), \"adnn_train_f32_img_s\": $train_ips, \"adnn_train_peak_MiB\": $train_mem, \"adnn_infer_b1_eager_ms\": $infer_ms, \"adnn_infer_b1_img_s\": $infer_ips, \"adnn_infer_b1_graph_ms\": $graph_ms, \"adnn_train_bf16_img_s\": $train_bf16_ips, \"adnn_train_bf16_peak_MiB\": $train_bf16_mem, \"torch_twin\": $twin_json}" \
   "$note"
 
+else
+  step_record 4 e2e skipped 0 "[]" null "skipped: not in --steps $steps"
+fi
+
 # ================================================================ step 5: nano training
+if asked 5; then
 s5=$SECONDS
 lg=$logs/5-nano.log
 if [[ -z "$data" || ! -d "$data/train" ]]; then
@@ -455,6 +517,10 @@ else
       "{\"epochs\": $(jnum "$epochs"), \"train_loss_first\": $(jnum "$first_loss"), \"train_loss_last\": $(jnum "$last_loss"), \"val_acc_last\": $(jnum "$last_acc"), \"val_acc_best\": $(jnum "$best_acc"), \"prior\": $(jnum "$prior"), \"train_img_s\": $(jnum "$ips"), \"train_images\": $(find "$data/train" -type f | wc -l), \"val_images\": $(find "$data/val" -type f | wc -l), $checks}" \
       "$note"
   fi
+fi
+
+else
+  step_record 5 nano skipped 0 "[]" null "skipped: not in --steps $steps"
 fi
 
 log "done in $((SECONDS - t_start)) s; summary $out/summary.json, logs $out/logs.tar.gz"

@@ -33,10 +33,20 @@ command -v nvcc > /dev/null || { echo "gpu-kit-build: nvcc is not on PATH" >&2; 
 jobs=${JOBS:-$(nproc)}
 targets=(adnn_tests dist_worker adnn-fer bench_kernels bench_hbm bench_cudnn)
 
-echo "== configure $build (sm_90, Release)"
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DADNN_CUDA=ON -DADNN_CUDA_ARCHS=90 \
-  -DADNN_CUDA_EMULATION=OFF -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=ON -DADNN_BUILD_EXAMPLES=ON \
-  -DCMAKE_CUDA_COMPILER_LAUNCHER="$(command -v ccache || true)" > /dev/null
+cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt" 2>/dev/null; }
+if [[ -f "$build/CMakeCache.txt" && "$(cache_value ADNN_CUDA)" == ON && "$(cache_value ADNN_CUDA_EMULATION)" == OFF &&
+      ";$(cache_value ADNN_CUDA_ARCHS);" == *";90;"* && "$(cache_value CMAKE_BUILD_TYPE)" == Release ]]; then
+  # An existing real-CUDA Release build that holds sm_90 code (e.g. build-nvcc, 80;86;90): keep its
+  # architectures and compiler launcher (changing either would recompile every kernel), only
+  # switch on the programs the kit needs. Its binaries carry the other architectures too.
+  echo "== reuse $build (architectures $(cache_value ADNN_CUDA_ARCHS), Release)"
+  cmake -S . -B "$build" -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=ON -DADNN_BUILD_EXAMPLES=ON > /dev/null
+else
+  echo "== configure $build (sm_90, Release)"
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DADNN_CUDA=ON -DADNN_CUDA_ARCHS=90 \
+    -DADNN_CUDA_EMULATION=OFF -DADNN_BUILD_TESTS=ON -DADNN_BUILD_BENCH=ON -DADNN_BUILD_EXAMPLES=ON \
+    -DCMAKE_CUDA_COMPILER_LAUNCHER="$(command -v ccache || true)" > /dev/null
+fi
 if ! ninja -C "$build" -t targets all | grep '^bench_cudnn:' > /dev/null; then
   echo "gpu-kit-build: cuDNN not found here: bench_cudnn is left out of the kit"
   targets=("${targets[@]/bench_cudnn/}")
@@ -99,7 +109,7 @@ fi
 {
   echo "adnn GPU kit, commit $(cat "$kit/COMMIT"), built $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -srm)"
   echo "nvcc: $(nvcc --version | tail -2 | head -1)"
-  echo "cmake: -DCMAKE_BUILD_TYPE=Release -DADNN_CUDA=ON -DADNN_CUDA_ARCHS=90 (build dir $build)"
+  echo "cmake: -DCMAKE_BUILD_TYPE=Release -DADNN_CUDA=ON -DADNN_CUDA_ARCHS=$(cache_value ADNN_CUDA_ARCHS) (build dir $build)"
   echo
   echo "files (bytes):"
   (cd "$kit" && find . -path ./data -prune -o -type f -printf '%s %p\n' | sort -k2)

@@ -19,6 +19,7 @@ import sys
 from html import escape
 
 DATASHEET_GBPS = {"H200": 4800.0, "H100": 3350.0}  # HBM bandwidth by the vendor's datasheets
+BF16_DATASHEET_TFLOPS = 989.0  # dense bf16, H100/H200 SXM, by the vendor's datasheet
 
 p = argparse.ArgumentParser()
 p.add_argument("out_dir")
@@ -96,6 +97,24 @@ if steps.get("device"):
         L.append(f"| f32 GEMM {hbm.get('gemm_n')}³ through adnn's matmul (cuBLAS) | {fmt(hbm.get('gemm_f32_TFLOPs'), 2)} TFLOP/s "
                  f"(data checked: {hbm.get('gemm_checked')}) |")
         L.append("")
+        g16 = hbm.get("bf16_gemms") or []
+        if g16:
+            # the first product is the ceiling when it is the largest (the kit asks 8192³ first)
+            peak = max((g.get("TFLOPs") or 0) for g in g16)
+            L.append("bf16 products through adnn's matmul (cuBLASLt, f32 accumulation, bf16 out), the same command; "
+                     f"% of the best measured here ({fmt(peak, 1)} TFLOP/s) and of the datasheet's dense bf16 "
+                     f"({BF16_DATASHEET_TFLOPS:.0f} TFLOP/s, H100/H200 SXM). ADNN-FER paper's encoder at batch 32 has "
+                     "1568 token rows, d_model 2048, d_ff 4096 (issue #15's goal: its GEMMs >= 70% of the bf16 peak).\n")
+            L.append("| M x N x K | what | ms | TFLOP/s | % of measured best | % of datasheet | checked |")
+            L.append("|---|---|---|---|---|---|---|")
+            what = {(1568, 6144, 2048): "encoder QKV in-projection", (1568, 2048, 2048): "encoder out-projection",
+                    (1568, 4096, 2048): "encoder FF1", (1568, 2048, 4096): "encoder FF2",
+                    (6144, 2048, 1568): "encoder QKV weight gradient", (8192, 8192, 8192): "ceiling"}
+            for g in g16:
+                t = g.get("TFLOPs") or 0
+                L.append(f"| {g['m']} x {g['n']} x {g['k']} | {what.get((g['m'], g['n'], g['k']), '')} | {fmt(g.get('ms'), 4)} | "
+                         f"{fmt(t, 1)} | {100 * t / peak:.0f}% | {100 * t / BF16_DATASHEET_TFLOPS:.0f}% | {g.get('checked')} |")
+            L.append("")
 
 # ---- step 1
 if steps.get("tests"):
@@ -136,6 +155,35 @@ if steps.get("kernels"):
         bench_cmd = next((c for c in s.get("commands", []) if c.startswith(key)), key)
         ctx = bj.get("context", {})
         L.append(f"### {key}\n\nCommand: `{bench_cmd}`" + (f" ({ctx.get('date', '')})" if ctx else "") + "\n")
+        if bj.get("truncated"):
+            L.append("The run was cut off by its time limit: the rows below are those it finished.\n")
+        # adnn against its baseline, row pairs with the same arguments (time ratio: > 1 is adnn faster)
+        pairs = [("BM_depthwise_adnn", "BM_depthwise_cudnn_nhwc", "depthwise vs cuDNN NHWC"),
+                 ("BM_depthwise_adnn", "BM_depthwise_cudnn_nchw", "depthwise vs cuDNN NCHW"),
+                 ("BM_se_adnn", "BM_se_cudnn", "squeeze-excite vs cuDNN+cuBLAS"),
+                 ("BM_cbam_pools_adnn", "BM_cbam_pools_cudnn", "CBAM pools vs cudnnReduceTensor"),
+                 ("BM_mbconv_adnn", "BM_mbconv_cudnn", "MBConv vs cuDNN composition"),
+                 ("BM_attention_fused", "BM_attention_unfused", "attention fused vs unfused (cuBLAS)"),
+                 ("BM_attention_fused_f16", "BM_attention_unfused_f16", "f16 attention fused vs cuBLAS")]
+        times = {}
+        for b in bj.get("benchmarks", []):
+            if b.get("run_type") != "aggregate" and not b.get("error_occurred") and b.get("real_time"):
+                base, _, args = b["name"].replace("/manual_time", "").partition("/")
+                times[(base, args)] = b["real_time"]
+        cmp_rows = []
+        for ours, theirs, title in pairs:
+            for (base, args), t in times.items():
+                if base == ours and (theirs, args) in times:
+                    cmp_rows.append((title, args, t, times[(theirs, args)]))
+        if cmp_rows:
+            L.append("adnn against its baseline on the same inputs, same process (speed-up = baseline time / adnn "
+                     "time; > 1: adnn faster). Arguments as in bench/bench_cudnn.cpp: depthwise N/H/W/C/k/stride/"
+                     "backward, SE N/H/W/C/reduced, pools N/H/W/C, MBConv N/H/W/C/expand/k, attention "
+                     "B/heads/L/head dim/backward.\n")
+            L.append("| comparison | arguments | adnn µs | baseline µs | speed-up |\n|---|---|---|---|---|")
+            for title, args, t, u in cmp_rows:
+                L.append(f"| {title} | {args} | {fmt(t, 1)} | {fmt(u, 1)} | {u / t:.2f}x |")
+            L.append("")
         L.append("| benchmark | time (µs) | GB/s | % of copy | TFLOP/s |\n|---|---|---|---|---|")
         for b in bj.get("benchmarks", []):
             if b.get("run_type") == "aggregate":
@@ -171,6 +219,9 @@ if steps.get("e2e"):
              f"{bf16_train} |")
     L.append(f"| peak device memory, bf16 (MiB) | {fmt(r.get('adnn_train_bf16_peak_MiB'))} | same |")
     L.append(f"| batch-1 inference, eager, ms (median) | {fmt(r.get('adnn_infer_b1_eager_ms'), 3)} | {infer} |")
+    if r.get("adnn_infer_b1_graph_ms") is not None:
+        graph = cmd_where(s, lambda c: c.startswith("adnn-fer bench") and "--graph" in c)
+        L.append(f"| batch-1 inference, CUDA graph replay, ms (median) | {fmt(r.get('adnn_infer_b1_graph_ms'), 3)} | {graph} |")
     L.append("")
     tw = r.get("torch_twin")
     if tw:

@@ -92,7 +92,11 @@ TEST_SUITE("cuda") {
           Run ref = run_case(c, xs, w);
           Run got = run_case(c, xd, w);
           REQUIRE(got.out.device() == kCUDA);
-          const double tol = dt == DType::f64 ? 1e-9 : std::max(2e-5, c.f32_tol);
+          // by the dtype the op computes in, not the inputs' label: an op that works in f32 on
+          // f64 inputs (the optimizer family) is held to the f32 tolerance (a GPU contracts
+          // a·b + c into one fma where the CPU twin rounds twice: one ulp apart, seen on an H200)
+          const bool f64_out = dt == DType::f64 && ref.out.dtype() == DType::f64;
+          const double tol = f64_out ? 1e-9 : std::max(2e-5, c.f32_tol);
           CHECK(max_abs_diff(got.out, ref.out) <= tol * scale_of(ref.out));
           for (size_t i = 0; i < xs.size(); ++i) {
             if (!c.inputs[i].differentiable) continue;
@@ -632,6 +636,44 @@ TEST_SUITE("cuda") {
     Tensor ref = conv2d(x, w, b, o), got = conv2d(x.to(kCUDA), w.to(kCUDA), b.to(kCUDA), o).to(kCPU);
     CHECK(got.sizes() == Shape{1, 5, 5, 4});
     CHECK(max_abs_diff(got, ref) == 0);
+  }
+
+  TEST_CASE("GEMMs with an inner dimension of 0 on cuda: C = beta C + the epilogue, as on the cpu") {
+    // cuBLAS refuses a leading dimension of 0 (K = 0: status 7 on an H200, 2026-12-04); both
+    // backends give such a product the same rule (runtime.cpp: blas_leading_dims)
+    REQUIRE_CUDA_DEVICE();
+    for (DType dt : {DType::f64, DType::f32, DType::bf16}) {
+      INFO("dtype " << std::string(dtype_name(dt)));
+      const TensorOptions o(dt, kCPU);
+      const Tensor a = randn({3, 0}, o), b = randn({0, 5}, o), w = randn({5, 0}, o), bias = randn({5}, o);
+      const Tensor a3 = randn({2, 3, 0}, o), b3 = randn({2, 0, 4}, o);
+      auto both = [&](const std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)>& f, const Tensor& x,
+                      const Tensor& y, const Tensor& z) {
+        const Tensor ref = f(x, y, z), got = f(x.to(kCUDA), y.to(kCUDA), z.to(kCUDA)).to(kCPU);
+        CHECK(got.sizes() == ref.sizes());
+        CHECK(max_abs_diff(got, ref) == 0);
+      };
+      both([](const Tensor& x, const Tensor& y, const Tensor&) { return matmul(x, y); }, a, b, bias);
+      both([](const Tensor& x, const Tensor& y, const Tensor& z) { return linear(x, y, z); }, a, w, bias);
+      both([](const Tensor& x, const Tensor& y, const Tensor& z) { return linear(x, y, z, GemmEpilogue::bias_relu); },
+           a, w, bias);
+      both([](const Tensor& x, const Tensor& y, const Tensor& z) { return linear(x, y, z, GemmEpilogue::bias_gelu); },
+           a, w, bias);
+      both([](const Tensor& x, const Tensor& y, const Tensor&) { return matmul(x, y); }, a3, b3, bias);
+    }
+    // the runtime's GEMM directly: C = beta C (K = 0, lda = ldb-of-an-empty-row = 0)
+    std::vector<float> host(12);
+    for (size_t i = 0; i < host.size(); ++i) host[i] = float(i) - 3.5f;
+    float* C = static_cast<float*>(cuda::allocate(host.size() * 4));
+    cuda::copy_to_device(C, host.data(), host.size() * 4);
+    cuda::gemm(false, false, 3, 4, 0, 1.f, C, 0, C, 4, 0.5f, C, 4);
+    std::vector<float> back(12);
+    cuda::copy_to_host(back.data(), C, back.size() * 4);
+    for (size_t i = 0; i < back.size(); ++i) CHECK(back[i] == 0.5f * host[i]);
+    // a leading dimension shorter than a nonempty row: refused naming the call, on either backend
+    CHECK_THROWS_WITH_AS(cuda::gemm(false, false, 3, 4, 2, 1.f, C, 1, C, 4, 0.f, C, 4),
+                         doctest::Contains("cuda::gemm (f32): a leading dimension is shorter than its row"), Error);
+    cuda::deallocate(C, host.size() * 4);
   }
 
   TEST_CASE("CBAM channel pool on cuda: position slices, ties, partial channel tiles agree with cpu") {

@@ -52,6 +52,27 @@ std::vector<Deferred> g_deferred;
 thread_local bool tls_raising = false;
 }  // namespace
 
+// ---------------------------------------------------------------- BLAS leading dimensions
+namespace {
+// cuBLAS's rule for row-major C (M, N) = op(A) (M, K) · op(B) (K, N) with A stored (ta ? K : M)
+// rows of lda and B (tb ? N : K) rows of ldb: every leading dimension at least max(1, the
+// stored row's length) — also when that length is 0 (K = 0: an im2col of zero channels), where
+// cuBLAS answers CUBLAS_STATUS_INVALID_VALUE for ld = 0 (seen on an H200, 2026-12-04). Both
+// backends apply it, so the emulator refuses what a GPU would: an ld shorter than a nonempty
+// row is the caller's bug and fails naming the call; a zero ld of an empty row becomes 1 (no
+// element is read: C = β·C + epilogue).
+struct BlasLd {
+  int64_t a, b, c;
+};
+BlasLd blas_leading_dims(const char* call, bool ta, bool tb, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb,
+                         int64_t ldc) {
+  const int64_t ra = ta ? M : K, rb = tb ? K : N;  // the stored rows' lengths (row-major)
+  ADNN_CHECK(lda >= ra && ldb >= rb && ldc >= N, call, ": a leading dimension is shorter than its row (M ", M, ", N ",
+             N, ", K ", K, "; lda ", lda, " of ", ra, ", ldb ", ldb, " of ", rb, ", ldc ", ldc, " of ", N, ")");
+  return {std::max<int64_t>(lda, 1), std::max<int64_t>(ldb, 1), std::max<int64_t>(ldc, 1)};
+}
+}  // namespace
+
 HostRoundTrips host_round_trips() { return {g_sync_copies.load(), g_syncs.load(), g_mallocs.load()}; }
 void reset_host_round_trips() {
   g_sync_copies = 0;
@@ -711,6 +732,9 @@ void memset(void* d, int v, size_t n) {
 }
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
           int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  const BlasLd ld = blas_leading_dims("cuda::gemm (f32)", ta, tb, M, N, K, lda, ldb, ldc);
+  lda = ld.a, ldb = ld.b, ldc = ld.c;
   const bool tf32 = allow_tf32();  // as the device path: A and B rounded to TF32, f32 accumulation
   trace_gemm(tf32 ? "cuBLAS gemm f32 (TF32)" : "cuBLAS gemm f32", M, N, K, sizeof(float), beta != 0);
   auto work = [=] {
@@ -727,6 +751,9 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
 }
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
           const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  const BlasLd ld = blas_leading_dims("cuda::gemm (f64)", ta, tb, M, N, K, lda, ldb, ldc);
+  lda = ld.a, ldb = ld.b, ldc = ld.c;
   trace_gemm("cuBLAS gemm f64", M, N, K, sizeof(double), beta != 0);
   auto work = [=] {
     library_call library;
@@ -742,6 +769,8 @@ void set_emulated_bias_grad_epilogue(bool on) { g_emulated_bias_grad = on; }
 bool gemm_ex(const GemmDesc& d) {
   // as on a GPU (below): no fused bias gradient over fewer than two rows
   if (d.bias_grad && (!g_emulated_bias_grad || d.K <= 1)) return false;
+  if (d.M > 0 && d.N > 0 && d.batch > 0)
+    blas_leading_dims("cuda::gemm_ex", d.ta, d.tb, d.M, d.N, d.K, d.lda, d.ldb, d.ldc);
   if (sim::trace_active() && d.M > 0 && d.N > 0) {  // one library call: B strided products
     const char* name = d.dtype == DType::f64    ? "cuBLASLt matmul f64"
                        : d.dtype == DType::f16  ? "cuBLASLt matmul f16"
@@ -783,6 +812,26 @@ cublasHandle_t blas_handle(Stream s) {
   handles[stream_key(s)] = h;
   return h;
 }
+
+// A GEMM with K = 0 runs as a K = 1 product of zero operands (as rocBLAS does for K = 0, with
+// zeros rather than α = 0 so nothing unwritten is read): cuBLAS refuses ld = 0, and a k = 0
+// call once ignored β (pytorch/pytorch#31421). a: (M, 1) zeros, b: (1, N) zeros, 256-byte
+// aligned, from the caching allocator on the current stream (freed after the call, stream-ordered).
+struct ZeroOperands {
+  void* a = nullptr;
+  const void* b = nullptr;
+  size_t bytes = 0;
+  ZeroOperands(int64_t M, int64_t N, size_t elem) {
+    const size_t b_off = (size_t(M) * elem + 255) / 256 * 256;
+    bytes = b_off + size_t(N) * elem;
+    a = allocate(bytes);
+    cuda::memset(a, 0, bytes);
+    b = static_cast<const char*>(a) + b_off;
+  }
+  ZeroOperands(const ZeroOperands&) = delete;
+  ZeroOperands& operator=(const ZeroOperands&) = delete;
+  ~ZeroOperands() { deallocate(a, bytes); }
+};
 
 // ---- cuBLASLt: one handle, a workspace per stream, the heuristic's choice cached per problem
 constexpr size_t kLtWorkspace = size_t(32) << 20;  // cuBLAS's recommendation for Hopper
@@ -935,6 +984,16 @@ bool gemm_ex(const GemmDesc& d) {
   // k = 1 with BGRAD, per nvmath-python's check): the caller sums A
   if (d.bias_grad && (d.N == 0 || d.K <= 1)) return false;
   if (d.N == 0) return true;
+  blas_leading_dims("cuda::gemm_ex", d.ta, d.tb, d.M, d.N, d.K, d.lda, d.ldb, d.ldc);
+  if (d.K == 0) {  // no inner dimension: the same D = β·C + epilogue from a K = 1 product of zeros
+    const ZeroOperands z(d.M, d.N, dtype_size(d.dtype));
+    GemmDesc e = d;
+    e.K = 1;
+    e.ta = e.tb = false;
+    e.A = z.a, e.lda = 1, e.stride_a = 0;  // (M, 1), one matrix for every batch item
+    e.B = z.b, e.ldb = d.N, e.stride_b = 0;  // (1, N)
+    return gemm_ex(e);
+  }
   ADNN_CHECK(d.epilogue != GemmEpilogue::bias_gelu, "cuda::gemm_ex: the erf GELU epilogue is not cuBLASLt's (tanh); "
              "the gemm family applies it after a bias epilogue");
   ADNN_CHECK(!d.pre, "cuda::gemm_ex: no pre-activation output on the device (src/cuda/gemm.cpp writes z to it with a "
@@ -1063,6 +1122,13 @@ void memset(void* d, int v, size_t n) { ADNN_CUDA_CHECK(cudaMemsetAsync(d, v, n,
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
           int64_t ldb, float beta, float* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  const BlasLd ld = blas_leading_dims("cuda::gemm (f32)", ta, tb, M, N, K, lda, ldb, ldc);
+  lda = ld.a, ldb = ld.b, ldc = ld.c;
+  if (K == 0) {  // C = β·C as a K = 1 product of zeros (cuBLAS's k = 0 is not relied on)
+    const ZeroOperands z(M, N, sizeof(float));
+    return gemm(false, false, M, N, 1, alpha, static_cast<const float*>(z.a), 1, static_cast<const float*>(z.b), N,
+                beta, C, ldc);
+  }
   const cublasComputeType_t compute = allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
   ADNN_CUBLAS_CHECK(cublasGemmEx(blas_handle(current_stream()), tb ? CUBLAS_OP_T : CUBLAS_OP_N,
                                  ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M), int(K), &alpha, B, CUDA_R_32F, int(ldb),
@@ -1072,6 +1138,13 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const 
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t lda,
           const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
   if (M == 0 || N == 0) return;
+  const BlasLd ld = blas_leading_dims("cuda::gemm (f64)", ta, tb, M, N, K, lda, ldb, ldc);
+  lda = ld.a, ldb = ld.b, ldc = ld.c;
+  if (K == 0) {  // as the f32 gemm
+    const ZeroOperands z(M, N, sizeof(double));
+    return gemm(false, false, M, N, 1, alpha, static_cast<const double*>(z.a), 1, static_cast<const double*>(z.b), N,
+                beta, C, ldc);
+  }
   ADNN_CUBLAS_CHECK(cublasDgemm(blas_handle(current_stream()), tb ? CUBLAS_OP_T : CUBLAS_OP_N,
                                 ta ? CUBLAS_OP_T : CUBLAS_OP_N, int(N), int(M), int(K), &alpha, B, int(ldb), A,
                                 int(lda), &beta, C, int(ldc)));
