@@ -18,6 +18,7 @@
 // Arithmetic runs in f32 for f32/f16/bf16 (f64 for double, native for integers).
 #include "common.cuh"
 #include "loops.cuh"
+#include "vector.cuh"
 #include "common/mul_rn.hpp"
 
 namespace adnn::kernels {
@@ -237,6 +238,80 @@ __global__ void unary_backward_kernel(UnaryOp op, const T* __restrict__ g, const
     gx[off[0]] = store_as<T, A>(
         apply_unary_backward<A>(op, load_as<A>(g[off[1]]), load_as<A>(x[off[2]]), load_as<A>(y[off[3]]), A(p0), A(p1)));
   }
+}
+
+// ---------------------------------------------------------------- vectorized along the innermost dimension
+// The same ops, V = 16 / sizeof(T) consecutive elements per thread (one 16-byte load per
+// operand, one 16-byte store) where the launcher's vector_geom holds: every operand's
+// innermost stride 1, the innermost size and every outer stride multiples of V, the pointers
+// 16-byte aligned (contiguous tensors of a size divisible by V; a bias row broadcast over the
+// rows of a matrix). Why: with one 4-byte element per thread an SM has at most 2048 × 4 bytes
+// of loads in flight, under half of what an H200 needs in flight (≈ 4.2 TB/s × ~0.6 µs / 132
+// SMs ≈ 19 KB) to reach its bandwidth: unary_kernel (gelu, 16 Mi f32) measured 36 % of the
+// device copy on an H200 (docs/results/2026-12-04b-nvidia-h200.md). Each thread's elements are
+// the scalar kernel's, in the same order, by the same apply_*: the same bits.
+// Threads: grid-stride over the n / V vectors; vector j covers elements j·V … j·V + V − 1.
+template <class T, int V>
+__global__ void unary_vec_kernel(UnaryOp op, const T* __restrict__ x, T* __restrict__ out, int64_t nv, Geom g, double p0,
+                                 double p1) {
+  using A = acc_t<T>;
+  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < nv; j += int64_t(gridDim.x) * blockDim.x) {
+    int64_t off[2];
+    geom_offsets<2>(g, j * V, off);
+    const vec_t<T, V> xv = load_vec<V>(x + off[1]);
+    vec_t<T, V> o;
+#pragma unroll
+    for (int e = 0; e < V; ++e) o.v[e] = store_as<T, A>(apply_unary<A>(op, load_as<A>(xv.v[e]), A(p0), A(p1)));
+    store_vec<V>(out + off[0], o);
+  }
+}
+
+template <class T, int V>
+__global__ void unary_backward_vec_kernel(UnaryOp op, const T* __restrict__ g, const T* __restrict__ x,
+                                          const T* __restrict__ y, T* __restrict__ gx, int64_t nv, Geom geo, double p0,
+                                          double p1) {
+  using A = acc_t<T>;
+  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < nv; j += int64_t(gridDim.x) * blockDim.x) {
+    int64_t off[4];
+    geom_offsets<4>(geo, j * V, off);
+    const vec_t<T, V> gv = load_vec<V>(g + off[1]), xv = load_vec<V>(x + off[2]), yv = load_vec<V>(y + off[3]);
+    vec_t<T, V> o;
+#pragma unroll
+    for (int e = 0; e < V; ++e)
+      o.v[e] = store_as<T, A>(apply_unary_backward<A>(op, load_as<A>(gv.v[e]), load_as<A>(xv.v[e]),
+                                                      load_as<A>(yv.v[e]), A(p0), A(p1)));
+    store_vec<V>(gx + off[0], o);
+  }
+}
+
+template <class T, int V>
+__global__ void binary_vec_kernel(BinaryOp op, const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ out,
+                                  int64_t nv, Geom g) {
+  using A = acc_t<T>;
+  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < nv; j += int64_t(gridDim.x) * blockDim.x) {
+    int64_t off[3];
+    geom_offsets<3>(g, j * V, off);
+    const vec_t<T, V> av = load_vec<V>(a + off[1]), bv = load_vec<V>(b + off[2]);
+    vec_t<T, V> o;
+#pragma unroll
+    for (int e = 0; e < V; ++e) o.v[e] = store_as<T, A>(apply_binary<A>(op, load_as<A>(av.v[e]), load_as<A>(bv.v[e])));
+    store_vec<V>(out + off[0], o);
+  }
+}
+
+// Whether g (coalesced) and the operands' pointers allow the V-wide kernels above: the
+// innermost dimension unit-stride for every used operand and a multiple of V long, every
+// outer stride a multiple of V (0, a broadcast, included), every pointer V·elem-aligned.
+inline bool vector_geom(const Geom& g, int operands, int V, size_t elem, std::initializer_list<const void*> ptrs) {
+  if (V <= 1 || g.ndim < 1 || g.size[g.ndim - 1] % V != 0) return false;
+  for (int k = 0; k < operands; ++k) {
+    if (g.stride[k][g.ndim - 1] != 1) return false;
+    for (int d = 0; d < g.ndim - 1; ++d)
+      if (g.stride[k][d] % V != 0) return false;
+  }
+  for (const void* p : ptrs)
+    if (reinterpret_cast<uintptr_t>(p) % (uintptr_t(V) * elem) != 0) return false;
+  return true;
 }
 
 // ---------------------------------------------------------------- binary, where

@@ -1,6 +1,7 @@
 // Every registered op on `cpu` and on `cuda` (the SIMT emulator in CI, a GPU when one is
 // lent): forward outputs and all input gradients must agree, for contiguous and
 // non-contiguous inputs, in f64 and f32.
+#include <adnn/amp/amp.hpp>
 #include <adnn/cuda/runtime.hpp>
 
 #include <array>
@@ -638,6 +639,74 @@ TEST_SUITE("cuda") {
     CHECK(max_abs_diff(got, ref) == 0);
   }
 
+  TEST_CASE("attention's math backend on cuda (GEMMs, softmax, dropout) agrees with the fused kernels and the cpu") {
+    // automatic picks math on a real GPU (f32/f64, and 16-bit past head dim 128); forced here
+    REQUIRE_CUDA_DEVICE();
+    struct Restore {
+      ~Restore() { set_sdpa_backend(SdpaBackend::automatic); }
+    } restore;
+    manual_seed(77);
+    for (DType dt : {DType::f64, DType::f32, DType::bf16})
+      for (int64_t D : {8, 160}) {
+        INFO("dtype " << std::string(dtype_name(dt)) << ", head dim " << D);
+        const Tensor q = randn({2, 3, 5, D}, DType::f64), k = randn({2, 3, 7, D}, DType::f64),
+                     v = randn({2, 3, 7, D}, DType::f64), w = randn({2, 3, 5, D}, DType::f64);
+        auto run = [&](Device dev, SdpaBackend b) {
+          set_sdpa_backend(b);
+          Tensor qd = q.to(dt).to(dev).detach().requires_grad_(), kd = k.to(dt).to(dev).detach().requires_grad_(),
+                 vd = v.to(dt).to(dev).detach().requires_grad_();
+          Tensor o = scaled_dot_product_attention(qd, kd, vd);
+          CHECK(o.dtype() == dt);
+          (o.to(DType::f64) * w.to(dev)).sum().backward();
+          return std::vector<Tensor>{o.to(kCPU).to(DType::f64), qd.grad().to(kCPU).to(DType::f64),
+                                     kd.grad().to(kCPU).to(DType::f64), vd.grad().to(kCPU).to(DType::f64)};
+        };
+        const auto ref = run(kCPU, SdpaBackend::fused), fused = run(kCUDA, SdpaBackend::fused),
+                   math = run(kCUDA, SdpaBackend::math);
+        const double tol = dt == DType::f64 ? 1e-10 : dt == DType::f32 ? 2e-5 : 3e-2;
+        for (size_t i = 0; i < ref.size(); ++i) {
+          INFO("output " << i << " (o, dq, dk, dv)");
+          CHECK(max_abs_diff(math[i], ref[i]) <= tol * scale_of(ref[i]));
+          CHECK(max_abs_diff(fused[i], ref[i]) <= tol * scale_of(ref[i]));
+        }
+      }
+    // under bf16 autocast (the model's training step): f32 q, k, v lowered, the result bf16
+    // and within bf16 rounding of the f32 result, gradients f32 like the inputs
+    {
+      set_sdpa_backend(SdpaBackend::math);
+      const Tensor q = randn({2, 2, 7, 160}).to(kCUDA), k = randn({2, 2, 7, 160}).to(kCUDA),
+                   v = randn({2, 2, 7, 160}).to(kCUDA);
+      const Tensor want = scaled_dot_product_attention(q, k, v).to(kCPU);
+      Tensor qg = q.detach().requires_grad_();
+      Tensor o;
+      {
+        amp::Autocast ac(DType::bf16);
+        o = scaled_dot_product_attention(qg, k, v);
+      }
+      CHECK(o.dtype() == DType::bf16);
+      CHECK(max_abs_diff(o.to(kCPU).to(DType::f32), want) <= 3e-2 * scale_of(want));
+      o.to(DType::f32).sum().backward();
+      CHECK(qg.grad().dtype() == DType::f32);
+    }
+    // dropout on the math path: a kept probability is scaled by 1/(1 − p), a dropped one is 0,
+    // so with v = I (Lk = D) every output row is the dropped-out probability row
+    set_sdpa_backend(SdpaBackend::math);
+    const Tensor q = randn({1, 2, 4, 6}).to(kCUDA), k = randn({1, 2, 6, 6}).to(kCUDA);
+    std::vector<double> id(36, 0.0);
+    for (int i = 0; i < 6; ++i) id[size_t(i * 7)] = 1.0;
+    const Tensor v = from_vector(id, {1, 1, 6, 6}).to(DType::f32).expand({1, 2, 6, 6}).contiguous().to(kCUDA);
+    const Tensor p = softmax(matmul(q * (1.0 / std::sqrt(6.0)), k.transpose(2, 3)), -1).to(kCPU);
+    const Tensor o = scaled_dot_product_attention(q, k, v, {}, 0.5).to(kCPU);
+    const std::vector<double> pv = p.to(DType::f64).contiguous().to_vector(), ov = o.to(DType::f64).contiguous().to_vector();
+    int dropped = 0;
+    for (size_t i = 0; i < pv.size(); ++i) {
+      if (ov[i] == 0) ++dropped;
+      else CHECK(std::abs(ov[i] - 2 * pv[i]) <= 1e-6);
+    }
+    CHECK(dropped > 0);
+    CHECK(dropped < int(pv.size()));
+  }
+
   TEST_CASE("GEMMs with an inner dimension of 0 on cuda: C = beta C + the epilogue, as on the cpu") {
     // cuBLAS refuses a leading dimension of 0 (K = 0: status 7 on an H200, 2026-12-04); both
     // backends give such a product the same rule (runtime.cpp: blas_leading_dims)
@@ -648,17 +717,17 @@ TEST_SUITE("cuda") {
       const Tensor a = randn({3, 0}, o), b = randn({0, 5}, o), w = randn({5, 0}, o), bias = randn({5}, o);
       const Tensor a3 = randn({2, 3, 0}, o), b3 = randn({2, 0, 4}, o);
       auto both = [&](const std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)>& f, const Tensor& x,
-                      const Tensor& y, const Tensor& z) {
+                      const Tensor& y, const Tensor& z, double rel = 0.0) {
         const Tensor ref = f(x, y, z), got = f(x.to(kCUDA), y.to(kCUDA), z.to(kCUDA)).to(kCPU);
         CHECK(got.sizes() == ref.sizes());
-        CHECK(max_abs_diff(got, ref) == 0);
+        CHECK(max_abs_diff(got, ref) <= rel * scale_of(ref));
       };
       both([](const Tensor& x, const Tensor& y, const Tensor&) { return matmul(x, y); }, a, b, bias);
       both([](const Tensor& x, const Tensor& y, const Tensor& z) { return linear(x, y, z); }, a, w, bias);
       both([](const Tensor& x, const Tensor& y, const Tensor& z) { return linear(x, y, z, GemmEpilogue::bias_relu); },
            a, w, bias);
       both([](const Tensor& x, const Tensor& y, const Tensor& z) { return linear(x, y, z, GemmEpilogue::bias_gelu); },
-           a, w, bias);
+           a, w, bias, dt == DType::bf16 ? 1e-2 : 1e-6);  // GELU(bias): the device's erf, an ulp from the host's
       both([](const Tensor& x, const Tensor& y, const Tensor&) { return matmul(x, y); }, a3, b3, bias);
     }
     // the runtime's GEMM directly: C = beta C (K = 0, lda = ldb-of-an-empty-row = 0)

@@ -106,8 +106,13 @@ void unary(UnaryOp op, const Tensor& x, const Tensor& out, double p0, double p1)
   k::Geom g = make_geom(unary_name(op), out.sizes(), {&out, &x});
   auto run = [&](auto tag) {
     using T = kt<decltype(tag)>;
-    ADNN_LAUNCH(k::unary_kernel<T>, k::grid_for(n), dim3(256), 0, stream(), int(op),
-                reinterpret_cast<const T*>(x.data_ptr()), reinterpret_cast<T*>(out.data_ptr()), n, g, p0, p1);
+    constexpr int V = int(16 / sizeof(T));
+    const T* px = reinterpret_cast<const T*>(x.data_ptr());
+    T* po = reinterpret_cast<T*>(out.data_ptr());
+    if (k::vector_geom(g, 2, V, sizeof(T), {px, po}))
+      ADNN_LAUNCH((k::unary_vec_kernel<T, V>), k::grid_for(n / V), dim3(256), 0, stream(), op, px, po, n / V, g, p0, p1);
+    else
+      ADNN_LAUNCH(k::unary_kernel<T>, k::grid_for(n), dim3(256), 0, stream(), int(op), px, po, n, g, p0, p1);
   };
   if (!visit_floating(x.dtype(), run))
     ADNN_FAIL(unary_name(op), " (cuda): needs a floating tensor, got ", x.desc());
@@ -120,9 +125,19 @@ void unary_backward(UnaryOp op, const Tensor& g, const Tensor& x, const Tensor& 
   k::Geom geo = make_geom(unary_name(op), gx.sizes(), {&gx, &g, &x, &y});
   auto run = [&](auto tag) {
     using T = kt<decltype(tag)>;
-    ADNN_LAUNCH(k::unary_backward_kernel<T>, k::grid_for(n), dim3(256), 0, stream(), int(op),
-                reinterpret_cast<const T*>(g.data_ptr()), reinterpret_cast<const T*>(x.data_ptr()),
-                reinterpret_cast<const T*>(y.data_ptr()), reinterpret_cast<T*>(gx.data_ptr()), n, geo, p0, p1);
+    constexpr int V = int(16 / sizeof(T));
+    const T* pg = reinterpret_cast<const T*>(g.data_ptr());
+    const T* px = reinterpret_cast<const T*>(x.data_ptr());
+    const T* py = reinterpret_cast<const T*>(y.data_ptr());
+    T* pgx = reinterpret_cast<T*>(gx.data_ptr());
+    // an operand the op does not read may be undefined (null: stride 0 in the geometry); the
+    // vector kernel reads all three, so it runs only with every one defined
+    if (pg && px && py && k::vector_geom(geo, 4, V, sizeof(T), {pg, px, py, pgx}))
+      ADNN_LAUNCH((k::unary_backward_vec_kernel<T, V>), k::grid_for(n / V), dim3(256), 0, stream(), op, pg, px, py, pgx,
+                  n / V, geo, p0, p1);
+    else
+      ADNN_LAUNCH(k::unary_backward_kernel<T>, k::grid_for(n), dim3(256), 0, stream(), int(op), pg, px, py, pgx, n, geo,
+                  p0, p1);
   };
   if (!visit_floating(x.dtype(), run))
     ADNN_FAIL(unary_name(op), " backward (cuda): needs a floating tensor, got ", x.desc());
@@ -143,8 +158,15 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
       ADNN_LAUNCH((k::binary_kernel<T, bool>), k::grid_for(n), dim3(256), 0, stream(), op, pa, pb,
                   reinterpret_cast<bool*>(out.data_ptr()), n, g);
     } else if constexpr (!std::is_same_v<T, bool>) {
-      ADNN_LAUNCH((k::binary_kernel<T, T>), k::grid_for(n), dim3(256), 0, stream(), op, pa, pb,
-                  reinterpret_cast<T*>(out.data_ptr()), n, g);
+      constexpr int V = int(16 / sizeof(T));
+      T* po = reinterpret_cast<T*>(out.data_ptr());
+      if constexpr (std::is_floating_point_v<T> || std::is_same_v<T, k::f16> || std::is_same_v<T, k::bf16>) {
+        if (k::vector_geom(g, 3, V, sizeof(T), {pa, pb, po})) {
+          ADNN_LAUNCH((k::binary_vec_kernel<T, V>), k::grid_for(n / V), dim3(256), 0, stream(), op, pa, pb, po, n / V, g);
+          return;
+        }
+      }
+      ADNN_LAUNCH((k::binary_kernel<T, T>), k::grid_for(n), dim3(256), 0, stream(), op, pa, pb, po, n, g);
     }
   });
 }

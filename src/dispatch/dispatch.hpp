@@ -57,4 +57,15 @@ inline bool attention_tensor_cores(const Tensor& q) {
 #endif
 }
 
+// Whether q's device is a real GPU (not the emulator): the attention op's automatic choice
+// between the fused kernels and the GEMM composition is by speed measured on one.
+inline bool on_real_gpu(const Tensor& q) {
+#if ADNN_WITH_CUDA_BACKEND
+  return q.device().is_cuda() && !cuda::is_emulated();
+#else
+  (void)q;
+  return false;
+#endif
+}
+
 }  // namespace adnn::backend

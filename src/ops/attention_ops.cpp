@@ -1,6 +1,7 @@
 // Attention and CBAM ops: fused scaled-dot-product attention, the two CBAM poolings and the
 // sigmoid gate. Kernels in kernels/attention.cuh and kernels/cbam.cuh, CPU twins in
 // src/cpu/attention.cpp.
+#include <atomic>
 #include <cmath>
 
 #include <adnn/amp/amp.hpp>
@@ -12,6 +13,12 @@ namespace adnn {
 using namespace ops_detail;
 
 // ---------------------------------------------------------------- attention
+namespace {
+std::atomic<int> g_sdpa_backend{int(SdpaBackend::automatic)};
+}
+void set_sdpa_backend(SdpaBackend b) { g_sdpa_backend = int(b); }
+SdpaBackend sdpa_backend() { return SdpaBackend(g_sdpa_backend.load()); }
+
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_padding_mask,
                                     double dropout_p, std::optional<double> scale) {
   const char* op = "scaled_dot_product_attention";
@@ -37,6 +44,17 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                    key_padding_mask.size(0) == B && key_padding_mask.size(1) == Lk,
                op, ": key_padding_mask must be bool (", B, ", ", Lk, "), got ", key_padding_mask.desc());
   const bool reduced = is_reduced(q.dtype());
+  const double sc = scale ? *scale : 1.0 / std::sqrt(double(D));
+  const SdpaBackend choice = sdpa_backend();
+  const bool math = !key_padding_mask.defined() &&
+                    (choice == SdpaBackend::math ||
+                     (choice == SdpaBackend::automatic && backend::on_real_gpu(q) && (!reduced || D > 128)));
+  if (math) {  // (B, H, Lq, D) · (B, H, D, Lk) -> scores (B, H, Lq, Lk) -> probabilities -> (B, H, Lq, D)
+    Tensor p = softmax(matmul(q * sc, k.transpose(2, 3)), -1);
+    if (dropout_p > 0) p = dropout(p, dropout_p, true);
+    Tensor o = matmul(p, v);
+    return o.dtype() == q.dtype() ? o : o.to(q.dtype());  // (autocast: softmax's f32 meets v's dtype)
+  }
   // f16 / bf16: on a GPU with tensor cores (and the emulator) forward and backward run the
   // mma.sync kernels (lse in f32); elsewhere the op computes in f32 and rounds once.
   if (reduced && !backend::attention_tensor_cores(q)) {
@@ -45,7 +63,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                                         dropout_p, scale)
         .to(q.dtype());
   }
-  AttnGeom g{B, H, Lq, Lk, D, scale ? *scale : 1.0 / std::sqrt(double(D)), dropout_p,
+  AttnGeom g{B, H, Lq, Lk, D, sc, dropout_p,
              dropout_p > 0 ? default_generator().next_u64() : 0};
   Tensor qc = q.detach().contiguous(), kc = k.detach().contiguous(), vc = v.detach().contiguous();
   Tensor mask = key_padding_mask.defined() ? key_padding_mask.contiguous() : Tensor();

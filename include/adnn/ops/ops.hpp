@@ -196,6 +196,20 @@ Tensor nms(const Tensor& boxes, const Tensor& scores, double iou_threshold, doub
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const Tensor& key_padding_mask = {}, double dropout_p = 0.0,
                                     std::optional<double> scale = std::nullopt);
+// Which implementation scaled_dot_product_attention runs (torch.nn.attention.sdpa_kernel's
+// choice, process-wide):
+//   fused: the fused kernels above (on the CPU its twin);
+//   math: the composition matmul(q·scale, kᵀ) → softmax → dropout → matmul(·, v) (cuBLAS(Lt)
+//     strided-batched GEMMs on `cuda`; autograd through the ops), as PyTorch's math backend;
+//     a call with a key padding mask runs fused;
+//   automatic (default): math on a real GPU where it measured faster — f32/f64, and f16/bf16
+//     with a head dim over 128 (docs/results/2026-12-04b-nvidia-h200.md: the fused f32 kernel
+//     at 0.06–0.16× of the composition at the paper's and two other shapes, the f16 tensor-core
+//     one 0.25× at head dim 256, 1.03–1.08× at 64) — and without a mask; fused everywhere
+//     else, the emulator included (its tests are the fused kernels' checks; tests force math).
+enum class SdpaBackend { automatic, fused, math };
+void set_sdpa_backend(SdpaBackend b);
+SdpaBackend sdpa_backend();
 
 // ---------------------------------------------------------------- CBAM
 // (N, H, W, C) -> (N, 2, C): [mean over H·W; max over H·W], in one pass (kernels/cbam.cuh).
