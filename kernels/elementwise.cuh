@@ -7,7 +7,10 @@
 //   linear index over `size`; operand k lives at sum_d coord_d(i) * stride[k][d].
 // Threads: grid-stride loop, one element per thread per iteration, 256 threads per block;
 //   consecutive threads take consecutive output elements, so writes to a contiguous output
-//   and reads of unit-stride operands are coalesced. Exception: a copy whose destination and
+//   and reads of unit-stride operands are coalesced. Unary, its backward and binary ops take
+//   V = 16 / sizeof(T) elements per thread with 16-byte loads where the layout allows
+//   (*_vec_kernel, vector_geom below; measured on an H200: gelu 36 → 67 % of the device copy,
+//   broadcast add 34 → 95 %). Exception: a copy whose destination and
 //   source are contiguous along different dimensions goes through 32 × 32 shared-memory tiles
 //   (copy_transpose_kernel, below), so that both sides are read and written along their
 //   contiguous dimension.
@@ -255,7 +258,7 @@ template <class T, int V>
 __global__ void unary_vec_kernel(UnaryOp op, const T* __restrict__ x, T* __restrict__ out, int64_t nv, Geom g, double p0,
                                  double p1) {
   using A = acc_t<T>;
-  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < nv; j += int64_t(gridDim.x) * blockDim.x) {
+  grid_stride(nv, [&](int64_t j) {
     int64_t off[2];
     geom_offsets<2>(g, j * V, off);
     const vec_t<T, V> xv = load_vec<V>(x + off[1]);
@@ -263,7 +266,7 @@ __global__ void unary_vec_kernel(UnaryOp op, const T* __restrict__ x, T* __restr
 #pragma unroll
     for (int e = 0; e < V; ++e) o.v[e] = store_as<T, A>(apply_unary<A>(op, load_as<A>(xv.v[e]), A(p0), A(p1)));
     store_vec<V>(out + off[0], o);
-  }
+  });
 }
 
 template <class T, int V>
@@ -271,7 +274,7 @@ __global__ void unary_backward_vec_kernel(UnaryOp op, const T* __restrict__ g, c
                                           const T* __restrict__ y, T* __restrict__ gx, int64_t nv, Geom geo, double p0,
                                           double p1) {
   using A = acc_t<T>;
-  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < nv; j += int64_t(gridDim.x) * blockDim.x) {
+  grid_stride(nv, [&](int64_t j) {
     int64_t off[4];
     geom_offsets<4>(geo, j * V, off);
     const vec_t<T, V> gv = load_vec<V>(g + off[1]), xv = load_vec<V>(x + off[2]), yv = load_vec<V>(y + off[3]);
@@ -281,14 +284,14 @@ __global__ void unary_backward_vec_kernel(UnaryOp op, const T* __restrict__ g, c
       o.v[e] = store_as<T, A>(apply_unary_backward<A>(op, load_as<A>(gv.v[e]), load_as<A>(xv.v[e]),
                                                       load_as<A>(yv.v[e]), A(p0), A(p1)));
     store_vec<V>(gx + off[0], o);
-  }
+  });
 }
 
 template <class T, int V>
 __global__ void binary_vec_kernel(BinaryOp op, const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ out,
                                   int64_t nv, Geom g) {
   using A = acc_t<T>;
-  for (int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; j < nv; j += int64_t(gridDim.x) * blockDim.x) {
+  grid_stride(nv, [&](int64_t j) {
     int64_t off[3];
     geom_offsets<3>(g, j * V, off);
     const vec_t<T, V> av = load_vec<V>(a + off[1]), bv = load_vec<V>(b + off[2]);
@@ -296,7 +299,7 @@ __global__ void binary_vec_kernel(BinaryOp op, const T* __restrict__ a, const T*
 #pragma unroll
     for (int e = 0; e < V; ++e) o.v[e] = store_as<T, A>(apply_binary<A>(op, load_as<A>(av.v[e]), load_as<A>(bv.v[e])));
     store_vec<V>(out + off[0], o);
-  }
+  });
 }
 
 // Whether g (coalesced) and the operands' pointers allow the V-wide kernels above: the

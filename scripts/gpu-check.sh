@@ -3,7 +3,7 @@
 # device time into checked results. Runs prebuilt sm_90 binaries from gpu-kit/ (made on the
 # CPU machine by scripts/gpu-kit-build.sh); builds nothing.
 #
-#   scripts/gpu-check.sh OUT_DIR [--kit DIR] [--budget SECONDS] [--steps 0,1,3] [--bench-cudnn-seconds 110]
+#   scripts/gpu-check.sh OUT_DIR [--kit DIR] [--budget SECONDS] [--steps 0,1,3] [--bench-cudnn-seconds 200]
 #   scripts/gpu-check.sh --dry-run OUT_DIR [--bin-dir build/bin] [--data DIR]
 #
 # Steps, in order of value; each has its own time limit (capped by what is left of --budget,
@@ -12,18 +12,19 @@
 # the device tool's limit still returns what it did. Exactly these two files are written to
 # OUT_DIR (the tool returns at most 8).
 #   0 device: nvidia-smi, driver and CUDA versions, the binaries' libraries, bench_hbm
-#     (device-to-device copy GB/s and an f32 cuBLAS GEMM: the two ceilings)
+#     (device-to-device copy GB/s, an f32 cuBLAS GEMM and bf16 cuBLASLt GEMMs: the ceilings)
 #   1 tests: adnn_tests --test-suite=cuda with CUDA_LAUNCH_BLOCKING=1, then without
 #   2 sanitizer: compute-sanitizer memcheck + synccheck on one op per kernel family,
 #     racecheck on the shared-memory kernels
 #   3 kernels: bench_cudnn at the paper's shapes (vs cuDNN/cuBLAS), bench_kernels (GB/s)
-#   4 end to end: adnn-fer bench, adnn_fer_paper training img/s (f32, then bf16 autocast) and
-#     batch-1 latency (eager), and the PyTorch twin bench/pytorch/adnn_fer_twin.py (f32 and AMP bf16
-#     channels_last) in the same run
+#   4 end to end: adnn-fer bench, adnn_fer_paper training img/s (f32, then bf16 autocast),
+#     the PyTorch twin bench/pytorch/adnn_fer_twin.py (f32 and AMP bf16 channels_last) in the
+#     same run, and batch-1 latency (eager, then a CUDA graph replay)
 #   5 nano: a short adnn_fer_nano training run on the kit's FER2013 slice: the loss falls and
 #     val accuracy beats the majority-class prior
 # --steps: run only these steps (the others are recorded as skipped: a second run after fixes);
-# --bench-cudnn-seconds: step 3's limit for bench_cudnn (its rows run in order of value).
+# --bench-cudnn-seconds: step 3's limit for bench_cudnn (default 200: its 99 rows took 151 s on an
+# H200; they run in order of value, so a lower limit keeps the comparisons that matter most).
 # --dry-run: the same steps on the emulated device (an -DADNN_CUDA_EMULATION=ON build) at
 # tiny sizes; what needs a GPU is recorded as "skipped: no GPU". scripts/test.sh runs it.
 set -uo pipefail
@@ -37,7 +38,7 @@ bin_dir=""
 data=""
 budget=540
 steps=0,1,2,3,4,5
-cudnn_s=110
+cudnn_s=200
 while (($#)); do
   case "$1" in
     --dry-run) dry=1; shift ;;
@@ -47,7 +48,7 @@ while (($#)); do
     --bin-dir) bin_dir="$2"; shift 2 ;;
     --data) data="$2"; shift 2 ;;
     --budget) budget="$2"; shift 2 ;;
-    -h|--help) sed -n 2,31p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,29p "$0"; exit 0 ;;
     -*) echo "gpu-check: unknown option $1" >&2; exit 2 ;;
     *) out="$1"; shift ;;
   esac
@@ -83,7 +84,12 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")
 logs=$work/logs
 mkdir -p "$logs" "$work/steps"
 t_start=$SECONDS
-commit=$(git rev-parse HEAD 2>/dev/null || cat "$kit/COMMIT" 2>/dev/null || echo unknown)
+# the commit the binaries were built from (the kit's COMMIT); the checkout's in a dry run
+if ((dry)); then
+  commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+else
+  commit=$(cat "$kit/COMMIT" 2>/dev/null || git rev-parse HEAD 2>/dev/null || echo unknown)
+fi
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(( $(nproc) > 8 ? 8 : $(nproc) ))}
 log() { echo "[gpu-check $(date -u +%H:%M:%S) +$((SECONDS - t_start))s] $*" | tee -a "$logs/gpu-check.log"; }

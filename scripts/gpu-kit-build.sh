@@ -61,7 +61,10 @@ for t in ${targets[@]}; do
   cp "$build/bin/$t" "$kit/bin/"
   strip --strip-unneeded "$kit/bin/$t"
 done
-git rev-parse HEAD > "$kit/COMMIT" 2>/dev/null || echo unknown > "$kit/COMMIT"
+# the commit, marked when tracked files differ from it (the binaries then hold uncommitted work)
+{ git rev-parse HEAD 2>/dev/null || echo unknown; } | tr -d '\n' > "$kit/COMMIT"
+git diff --quiet HEAD 2>/dev/null || printf '+uncommitted' >> "$kit/COMMIT"
+echo >> "$kit/COMMIT"
 
 # Shared libraries: everything ldd resolves except the C library family, the driver and the
 # CUDA libraries found on the GPU machine. libstdc++/libgcc_s go to lib/compat, used only if

@@ -44,6 +44,8 @@ bad = [x["name"] for x in s["steps"] if x["status"] not in ("ok", "skipped")]
 assert not bad, bad
 assert s["steps"][0]["results"]["hbm"]["copy_checked"] is True
 assert s["steps"][0]["results"]["hbm"]["gemm_checked"] is True
+g16 = s["steps"][0]["results"]["hbm"]["bf16_gemms"]
+assert g16 and all(g["checked"] is True for g in g16), g16
 assert s["steps"][1]["results"]["blocking"]["failed"] == 0
 print("gpu-check dry run: " + ", ".join(f"{x['name']} {x['status']} {x['seconds']} s" for x in s["steps"]))
 PY

@@ -642,9 +642,7 @@ TEST_SUITE("cuda") {
   TEST_CASE("attention's math backend on cuda (GEMMs, softmax, dropout) agrees with the fused kernels and the cpu") {
     // automatic picks math on a real GPU (f32/f64, and 16-bit past head dim 128); forced here
     REQUIRE_CUDA_DEVICE();
-    struct Restore {
-      ~Restore() { set_sdpa_backend(SdpaBackend::automatic); }
-    } restore;
+    const SdpaBackendScope restore(sdpa_backend());
     manual_seed(77);
     for (DType dt : {DType::f64, DType::f32, DType::bf16})
       for (int64_t D : {8, 160}) {

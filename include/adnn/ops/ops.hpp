@@ -207,9 +207,20 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 //     at 0.06–0.16× of the composition at the paper's and two other shapes, the f16 tensor-core
 //     one 0.25× at head dim 256, 1.03–1.08× at 64) — and without a mask; fused everywhere
 //     else, the emulator included (its tests are the fused kernels' checks; tests force math).
+//   Dropout: the fused kernels draw their mask as a function of the seed and the position (the
+//   same mask on the CPU and the GPU); the math backend uses the dropout op's (the same
+//   distribution, other bits — as PyTorch's math and flash backends differ).
 enum class SdpaBackend { automatic, fused, math };
 void set_sdpa_backend(SdpaBackend b);
 SdpaBackend sdpa_backend();
+// The backend for a scope, the previous one restored after (torch.nn.attention.sdpa_kernel).
+struct SdpaBackendScope {
+  explicit SdpaBackendScope(SdpaBackend b) : prev(sdpa_backend()) { set_sdpa_backend(b); }
+  ~SdpaBackendScope() { set_sdpa_backend(prev); }
+  SdpaBackendScope(const SdpaBackendScope&) = delete;
+  SdpaBackendScope& operator=(const SdpaBackendScope&) = delete;
+  SdpaBackend prev;
+};
 
 // ---------------------------------------------------------------- CBAM
 // (N, H, W, C) -> (N, 2, C): [mean over H·W; max over H·W], in one pass (kernels/cbam.cuh).
