@@ -562,8 +562,10 @@ struct AttentionCase {
     v = randn({B, H, L, D}, dev());
     go = randn({B, H, L, D}, dev());
   }
-  // adnn's fused kernel: o, and with bwd {o, dq, dk, dv}
-  std::vector<Tensor> fused() const {
+  // adnn's fused kernel (or, with SdpaBackend::math, adnn's GEMM composition — what a real
+  // GPU runs by default for f32): o, and with bwd {o, dq, dk, dv}
+  std::vector<Tensor> fused(SdpaBackend backend = SdpaBackend::fused) const {
+    const SdpaBackendScope scope(backend);
     if (!bwd) {
       NoGradGuard ng;
       return {scaled_dot_product_attention(q, k, v)};
@@ -602,6 +604,17 @@ void BM_attention_fused(benchmark::State& st) {
   st.SetLabel(bench::time_with_cuda_events(st, [&] { benchmark::DoNotOptimize(c.fused()[0].data_ptr()); }));
   c.report(st);
 }
+// adnn's math backend (matmul, softmax, matmul through the op layer, autograd for backward)
+void BM_attention_math(benchmark::State& st) {
+  const AttentionCase c(st);
+  if (bench::first_call(st)) {
+    CublasAttention ref(c.B, c.H, c.L, c.D);
+    if (!validate_attention(st, c.fused(SdpaBackend::math), c.composed(ref))) return;
+  }
+  st.SetLabel(bench::time_with_cuda_events(
+      st, [&] { benchmark::DoNotOptimize(c.fused(SdpaBackend::math)[0].data_ptr()); }));
+  c.report(st);
+}
 void BM_attention_unfused(benchmark::State& st) {
   const AttentionCase c(st);
   CublasAttention ref(c.B, c.H, c.L, c.D);
@@ -619,6 +632,7 @@ void BM_attention_fused_f16(benchmark::State& st) {
   const AttentionCase c(st);
   Tensor q = c.q.to(DType::f16), k = c.k.to(DType::f16), v = c.v.to(DType::f16), go = c.go.to(DType::f16);
   auto run = [&] {
+    const SdpaBackendScope fused(SdpaBackend::fused);  // the tensor-core kernels, at every head dim
     if (!c.bwd) {
       NoGradGuard ng;
       return std::vector<Tensor>{scaled_dot_product_attention(q, k, v)};
@@ -900,6 +914,7 @@ void register_rows() {
       s.push_back(bwd);
       add_row("BM_attention_fused", BM_attention_fused, s);
       add_row("BM_attention_unfused", BM_attention_unfused, s);
+      add_row("BM_attention_math", BM_attention_math, s);
     }
   for (int64_t bwd : {0, 1})  // f16: the tensor-core kernel, forward and forward + backward; cuBLAS forward
     for (auto s : attn) {

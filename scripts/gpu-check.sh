@@ -23,7 +23,7 @@
 #   5 nano: a short adnn_fer_nano training run on the kit's FER2013 slice: the loss falls and
 #     val accuracy beats the majority-class prior
 # --steps: run only these steps (the others are recorded as skipped: a second run after fixes);
-# --bench-cudnn-seconds: step 3's limit for bench_cudnn (default 200: its 99 rows took 151 s on an
+# --bench-cudnn-seconds: step 3's limit for bench_cudnn (default 200: 99 of its 105 rows took 151 s on an
 # H200; they run in order of value, so a lower limit keeps the comparisons that matter most).
 # --dry-run: the same steps on the emulated device (an -DADNN_CUDA_EMULATION=ON build) at
 # tiny sizes; what needs a GPU is recorded as "skipped: no GPU". scripts/test.sh runs it.

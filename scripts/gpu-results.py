@@ -164,6 +164,7 @@ if steps.get("kernels"):
                  ("BM_cbam_pools_adnn", "BM_cbam_pools_cudnn", "CBAM pools vs cudnnReduceTensor"),
                  ("BM_mbconv_adnn", "BM_mbconv_cudnn", "MBConv vs cuDNN composition"),
                  ("BM_attention_fused", "BM_attention_unfused", "attention fused vs unfused (cuBLAS)"),
+                 ("BM_attention_math", "BM_attention_unfused", "attention math backend vs unfused (cuBLAS)"),
                  ("BM_attention_fused_f16", "BM_attention_unfused_f16", "f16 attention fused vs cuBLAS")]
         times = {}
         for b in bj.get("benchmarks", []):

@@ -685,6 +685,12 @@ TEST_SUITE("cuda") {
       CHECK(max_abs_diff(o.to(kCPU).to(DType::f32), want) <= 3e-2 * scale_of(want));
       o.to(DType::f32).sum().backward();
       CHECK(qg.grad().dtype() == DType::f32);
+      // f16 inputs under a bf16 autocast (not lowered: not f32): softmax's f32 probabilities go
+      // back to v's f16, not autocast's bf16 (which matmul would refuse against an f16 v)
+      amp::Autocast ac(DType::bf16);
+      const Tensor o16 = scaled_dot_product_attention(q.to(DType::f16), k.to(DType::f16), v.to(DType::f16));
+      CHECK(o16.dtype() == DType::f16);
+      CHECK(max_abs_diff(o16.to(kCPU).to(DType::f32), want) <= 3e-2 * scale_of(want));
     }
     // dropout on the math path: a kept probability is scaled by 1/(1 − p), a dropped one is 0,
     // so with v = I (Lk = D) every output row is the dropped-out probability row

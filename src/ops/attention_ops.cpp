@@ -46,14 +46,21 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   const bool reduced = is_reduced(q.dtype());
   const double sc = scale ? *scale : 1.0 / std::sqrt(double(D));
   const SdpaBackend choice = sdpa_backend();
+  // automatic: math where the scores (kept with the probabilities for backward) stay under
+  // 2^27 elements a tensor (512 MiB in f32); the fused kernels never materialise them
+  const bool small_scores = B * H * Lq * Lk <= (int64_t(1) << 27);
   const bool math = !key_padding_mask.defined() &&
                     (choice == SdpaBackend::math ||
-                     (choice == SdpaBackend::automatic && backend::on_real_gpu(q) && (!reduced || D > 128)));
+                     (choice == SdpaBackend::automatic && backend::on_real_gpu(q) && (!reduced || D > 128) &&
+                      small_scores));
   if (math) {  // (B, H, Lq, D) · (B, H, D, Lk) -> scores (B, H, Lq, Lk) -> probabilities -> (B, H, Lq, D)
     Tensor p = softmax(matmul(q * sc, k.transpose(2, 3)), -1);
     if (dropout_p > 0) p = dropout(p, dropout_p, true);
-    Tensor o = matmul(p, v);
-    return o.dtype() == q.dtype() ? o : o.to(q.dtype());  // (autocast: softmax's f32 meets v's dtype)
+    // under autocast softmax answers f32 for 16-bit scores: back to v's dtype (f16 inputs under
+    // a bf16 autocast would otherwise meet a bf16-lowered p)
+    if (p.dtype() != v.dtype()) p = p.to(v.dtype());
+    const Tensor o = matmul(p, v);
+    return o.dtype() == q.dtype() ? o : o.to(q.dtype());  // the fused kernels' dtype: q's
   }
   // f16 / bf16: on a GPU with tensor cores (and the emulator) forward and backward run the
   // mma.sync kernels (lse in f32); elsewhere the op computes in f32 and rounds once.

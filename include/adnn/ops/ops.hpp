@@ -205,8 +205,12 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 //   automatic (default): math on a real GPU where it measured faster — f32/f64, and f16/bf16
 //     with a head dim over 128 (docs/results/2026-12-04b-nvidia-h200.md: the fused f32 kernel
 //     at 0.06–0.16× of the composition at the paper's and two other shapes, the f16 tensor-core
-//     one 0.25× at head dim 256, 1.03–1.08× at 64) — and without a mask; fused everywhere
-//     else, the emulator included (its tests are the fused kernels' checks; tests force math).
+//     one 0.25× at head dim 256, 1.03–1.08× at 64) — without a mask and with at most 2^27
+//     scores per call (the composition keeps them for backward); fused everywhere else, the
+//     emulator included (its tests are the fused kernels' checks; tests force math).
+//   The composition's precision is its GEMMs': 16-bit inputs give 16-bit scores before the
+//   softmax (PyTorch's math backend under autocast alike; the fused kernels keep f32 scores),
+//   and with set_allow_tf32(true) f32 attention runs its GEMMs in TF32.
 //   Dropout: the fused kernels draw their mask as a function of the seed and the position (the
 //   same mask on the CPU and the GPU); the math backend uses the dropout op's (the same
 //   distribution, other bits — as PyTorch's math and flash backends differ).
