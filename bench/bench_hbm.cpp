@@ -39,6 +39,37 @@ double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+// z = x · y checked at 16 entries (the corners and 14 drawn from `seed`) against a dot product
+// in double of x's row and y's column as stored (f32 or bf16 values, exact in double):
+// |z − want| ≤ rel·|want| + mag_rel·Σ|x·y| + 1e-6. Prints each miss to stderr, naming `what`.
+bool check_entries(const Tensor& x, const Tensor& y, const Tensor& z, uint64_t seed, double rel, double mag_rel,
+                   const char* what) {
+  const int64_t M = x.size(0), K = x.size(1), N = y.size(1);
+  bool ok = true;
+  uint64_t st = seed;
+  auto draw = [&](int64_t n) {
+    st = st * 6364136223846793005ull + 1442695040888963407ull;
+    return int64_t((st >> 33) % uint64_t(n));
+  };
+  for (int t = 0; t < 16; ++t) {
+    const int64_t i = t == 0 ? 0 : t == 1 ? M - 1 : draw(M), j = t == 0 ? 0 : t == 1 ? N - 1 : draw(N);
+    const std::vector<double> row = x.narrow(0, i, 1).to(kCPU).to(DType::f64).to_vector(),
+                              col = y.narrow(1, j, 1).contiguous().to(kCPU).to(DType::f64).to_vector();
+    double want = 0, mag = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      want += row[size_t(k)] * col[size_t(k)];
+      mag += std::fabs(row[size_t(k)] * col[size_t(k)]);
+    }
+    const double got = z.narrow(0, i, 1).narrow(1, j, 1).to(kCPU).to(DType::f64).to_vector()[0];
+    if (!(std::fabs(got - want) <= rel * std::fabs(want) + mag_rel * mag + 1e-6)) {
+      ok = false;
+      std::fprintf(stderr, "bench_hbm: %s %lldx%lldx%lld z[%lld, %lld] = %.9g, want %.9g\n", what, (long long)M,
+                   (long long)N, (long long)K, (long long)i, (long long)j, got, want);
+    }
+  }
+  return ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -106,30 +137,8 @@ int main(int argc, char** argv) {
       Tensor y = randn({gemm_n, gemm_n}, TensorOptions(DType::f32, kCUDA));
       Tensor z = matmul(x, y);  // warm-up (handle creation, workspace)
       cuda::device_synchronize();
-      // validate before timing: z[i, j] against Σ_k x[i, k]·y[k, j] in double (row i of x and
-      // column j of y copied to the host), relative to Σ_k |x[i, k]·y[k, j]|
-      std::vector<int64_t> pick{0, gemm_n - 1};
-      uint64_t st = 99;
-      for (int t = 0; t < 14; ++t) {
-        st = st * 6364136223846793005ull + 1442695040888963407ull;
-        pick.push_back(int64_t((st >> 33) % uint64_t(gemm_n)));
-      }
-      for (size_t t = 0; t < pick.size(); ++t) {
-        const int64_t i = pick[t], j = pick[(t + 1) % pick.size()];
-        const std::vector<double> row = x.narrow(0, i, 1).to(kCPU).to_vector(),
-                                  col = y.narrow(1, j, 1).contiguous().to(kCPU).to_vector();
-        double want = 0, mag = 0;
-        for (int64_t k = 0; k < gemm_n; ++k) {
-          want += row[size_t(k)] * col[size_t(k)];
-          mag += std::fabs(row[size_t(k)] * col[size_t(k)]);
-        }
-        const double got = z.narrow(0, i, 1).narrow(1, j, 1).to(kCPU).to_vector()[0];
-        if (!(std::fabs(got - want) <= 1e-5 * mag + 1e-6)) {
-          gemm_checked = false;
-          std::fprintf(stderr, "bench_hbm: gemm z[%lld, %lld] = %.9g, want %.9g\n", (long long)i, (long long)j, got,
-                       want);
-        }
-      }
+      // validate before timing: 16 entries against double, within f32 accumulation's error
+      gemm_checked = check_entries(x, y, z, 99, 0, 1e-5, "f32 gemm");
       std::vector<double> gms;
       for (int i = 0; i < std::max(3, iters / 2); ++i) {
         cuda::record(a);
@@ -150,28 +159,8 @@ int main(int argc, char** argv) {
       Tensor x = randn({M, K}, bf), y = randn({K, N}, bf);
       Tensor z = matmul(x, y);  // warm-up: the plan and its heuristic
       cuda::device_synchronize();
-      bool ok = true;
-      uint64_t st = 7 + g;
-      for (int t = 0; t < 16; ++t) {
-        st = st * 6364136223846793005ull + 1442695040888963407ull;
-        const int64_t i = t == 0 ? 0 : t == 1 ? M - 1 : int64_t((st >> 33) % uint64_t(M));
-        st = st * 6364136223846793005ull + 1442695040888963407ull;
-        const int64_t j = t == 0 ? 0 : t == 1 ? N - 1 : int64_t((st >> 33) % uint64_t(N));
-        const std::vector<double> row = x.narrow(0, i, 1).to(kCPU).to(DType::f64).to_vector(),
-                                  col = y.narrow(1, j, 1).contiguous().to(kCPU).to(DType::f64).to_vector();
-        double want = 0, mag = 0;
-        for (int64_t k = 0; k < K; ++k) {
-          want += row[size_t(k)] * col[size_t(k)];
-          mag += std::fabs(row[size_t(k)] * col[size_t(k)]);
-        }
-        const double got = z.narrow(0, i, 1).narrow(1, j, 1).to(kCPU).to(DType::f64).to_vector()[0];
-        // the bf16 output's rounding (2^-9 relative) and f32 accumulation
-        if (!(std::fabs(got - want) <= 4e-3 * std::fabs(want) + 1e-5 * mag + 1e-6)) {
-          ok = false;
-          std::fprintf(stderr, "bench_hbm: bf16 gemm %lldx%lldx%lld z[%lld, %lld] = %.6g, want %.6g\n", (long long)M,
-                       (long long)N, (long long)K, (long long)i, (long long)j, got, want);
-        }
-      }
+      // the bf16 output's rounding (2^-9 relative) and f32 accumulation
+      const bool ok = check_entries(x, y, z, 7 + g, 4e-3, 1e-5, "bf16 gemm");
       bf16_checked = bf16_checked && ok;
       cuda::record(a);
       z = matmul(x, y);
