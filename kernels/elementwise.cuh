@@ -263,7 +263,7 @@ __global__ void unary_vec_kernel(UnaryOp op, const T* __restrict__ x, T* __restr
     geom_offsets<2>(g, j * V, off);
     const vec_t<T, V> xv = load_vec<V>(x + off[1]);
     vec_t<T, V> o;
-#pragma unroll
+ADNN_UNROLL
     for (int e = 0; e < V; ++e) o.v[e] = store_as<T, A>(apply_unary<A>(op, load_as<A>(xv.v[e]), A(p0), A(p1)));
     store_vec<V>(out + off[0], o);
   });
@@ -279,7 +279,7 @@ __global__ void unary_backward_vec_kernel(UnaryOp op, const T* __restrict__ g, c
     geom_offsets<4>(geo, j * V, off);
     const vec_t<T, V> gv = load_vec<V>(g + off[1]), xv = load_vec<V>(x + off[2]), yv = load_vec<V>(y + off[3]);
     vec_t<T, V> o;
-#pragma unroll
+ADNN_UNROLL
     for (int e = 0; e < V; ++e)
       o.v[e] = store_as<T, A>(apply_unary_backward<A>(op, load_as<A>(gv.v[e]), load_as<A>(xv.v[e]),
                                                       load_as<A>(yv.v[e]), A(p0), A(p1)));
@@ -296,7 +296,7 @@ __global__ void binary_vec_kernel(BinaryOp op, const T* __restrict__ a, const T*
     geom_offsets<3>(g, j * V, off);
     const vec_t<T, V> av = load_vec<V>(a + off[1]), bv = load_vec<V>(b + off[2]);
     vec_t<T, V> o;
-#pragma unroll
+ADNN_UNROLL
     for (int e = 0; e < V; ++e) o.v[e] = store_as<T, A>(apply_binary<A>(op, load_as<A>(av.v[e]), load_as<A>(bv.v[e])));
     store_vec<V>(out + off[0], o);
   });

@@ -73,6 +73,7 @@
 //   natively: loaded widened, stored rounded once); mean and rstd in acc_t<T> (f32 for 16 bits).
 #include "loops.cuh"
 #include "reduce.cuh"
+#include "rows.cuh"
 
 namespace adnn::kernels {
 
@@ -345,6 +346,70 @@ __global__ void layer_norm_backward_rows_kernel(const Y* __restrict__ g, const X
     const P gh = load_as<P>(gr[k]) * (w ? w[k] : P(1));
     gx[r * D + k] = store_as<X>(rs * (gh - s1 - (load_as<P>(xr[k]) - mu) * rs * s2));
   }
+}
+
+// Rows that fit in registers (row_geom, kernels/rows.cuh): x read once into registers
+// (vectors of V along D), mean and squared deviations reduced from there (the same two passes,
+// over registers), y written once; w and b read as vectors.
+template <class X, class Y, class P, int V, int N>
+__global__ void layer_norm_cached_kernel(const X* __restrict__ x, const P* __restrict__ w, const P* __restrict__ b,
+                                         Y* __restrict__ y, P* __restrict__ mean, P* __restrict__ rstd, int64_t rows,
+                                         int64_t D, double eps) {
+  ADNN_SHARED(P, scratch, [8 * 32]);
+  const int64_t r = cached_row(rows);
+  const bool valid = r >= 0;
+  const int64_t ro = valid ? r * D : 0, nv = D / V;
+  P v[N * V];  // 0 where the thread holds nothing
+  load_row<V, N>(x + ro, D, valid, P(0), v);
+  P s = 0;
+ADNN_UNROLL
+  for (int k = 0; k < N * V; ++k) s += v[k];
+  const P mu = row_reduce<P>(ReduceOp::sum, s, P(0), &scratch[threadIdx.y * 32]) / P(D);
+  P q = 0;
+ADNN_UNROLL
+  for (int i = 0; i < N; ++i) {
+    const bool in = valid && threadIdx.x + int64_t(i) * blockDim.x < nv;
+ADNN_UNROLL
+    for (int e = 0; e < V; ++e) {
+      const P dx = v[i * V + e] - mu;
+      q += in ? dx * dx : P(0);
+    }
+  }
+  const P rs = P(1) / math::sqrt(row_reduce<P>(ReduceOp::sum, q, P(0), &scratch[threadIdx.y * 32]) / P(D) + P(eps));
+ADNN_UNROLL
+  for (int k = 0; k < N * V; ++k) v[k] = (v[k] - mu) * rs;
+  apply_row_params<V, N>(w, b, D, valid, v);
+  store_row<V, N>(y + ro, D, valid, [&](int k) { return v[k]; });
+  if (valid && threadIdx.x == 0) {
+    mean[r] = mu;
+    rstd[r] = rs;
+  }
+}
+
+template <class X, class Y, class P, int V, int N>
+__global__ void layer_norm_backward_cached_kernel(const Y* __restrict__ g, const X* __restrict__ x,
+                                                  const P* __restrict__ w, const P* __restrict__ mean,
+                                                  const P* __restrict__ rstd, X* __restrict__ gx, int64_t rows,
+                                                  int64_t D) {
+  ADNN_SHARED(P, scratch, [8 * 32]);
+  const int64_t r = cached_row(rows);
+  const bool valid = r >= 0;
+  const int64_t ro = valid ? r * D : 0;
+  const P mu = valid ? mean[r] : P(0), rs = valid ? rstd[r] : P(0);
+  P gh[N * V], xh[N * V];  // ĝ = g·w and x̂; 0 where the thread holds nothing
+  load_row<V, N>(g + ro, D, valid, P(0), gh);
+  apply_row_params<V, N>(w, static_cast<const P*>(nullptr), D, valid, gh);
+  load_row<V, N>(x + ro, D, valid, P(0), xh);
+  P s1 = 0, s2 = 0;
+ADNN_UNROLL
+  for (int k = 0; k < N * V; ++k) {
+    xh[k] = (xh[k] - mu) * rs;
+    s1 += gh[k];
+    s2 += gh[k] * xh[k];
+  }
+  s1 = row_reduce<P>(ReduceOp::sum, s1, P(0), &scratch[threadIdx.y * 32]) / P(D);
+  s2 = row_reduce<P>(ReduceOp::sum, s2, P(0), &scratch[threadIdx.y * 32]) / P(D);
+  store_row<V, N>(gx + ro, D, valid, [&](int k) { return rs * (gh[k] - s1 - xh[k] * s2); });
 }
 
 inline constexpr int kLnSliceRows = 256;  // rows per block of layer_norm_param_partials

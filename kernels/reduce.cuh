@@ -40,6 +40,7 @@
 // sum_all_atomic: one float accumulated with atomicAdd from a grid-stride loop.
 #include "common.cuh"
 #include "common/reduce.hpp"
+#include "vector.cuh"
 
 namespace adnn::kernels {
 
@@ -78,6 +79,15 @@ __device__ __forceinline__ A block_max(A v, ADNN_SHARED_PTR(A) scratch) {
   return block_reduce<A>(ReduceOp::max, v, A(-INFINITY), scratch);
 }
 
+// The reduction of v over the tx = blockDim.x threads of this block row (threadIdx.y), for
+// blocks of ty rows (scratch: this row's own 32 values). One warp a row reduces by shuffles
+// alone: no shared memory, no barrier; blockDim.x is uniform over the block, so is the branch.
+template <class A>
+__device__ __forceinline__ A row_reduce(ReduceOp op, A v, A identity, ADNN_SHARED_PTR(A) scratch) {
+  if (blockDim.x == 32) return warp_reduce(op, v);
+  return block_reduce<A>(op, v, identity, scratch);
+}
+
 using common::reduce_identity;
 
 // A read-only load: __ldg for the types it takes, a plain load for f16/bf16.
@@ -89,20 +99,47 @@ __device__ __forceinline__ X load_ro(const X* p) {
     return __ldg(p);
 }
 
-// per: the elements of a row each blockIdx.z reduces; part: with S = gridDim.z > 1 the
-// (rows, S) partials, else null (the result goes to out).
-template <class X, class Y, class A>
+// per: the elements of a row each blockIdx.z reduces (a multiple of V); part: with S =
+// gridDim.z > 1 the (rows, S) partials, else null (the result goes to out). Block (tx, ty): ty
+// rows a block, each reduced by its tx threads (one warp for rows of up to 1,024 vectors); V > 1:
+// every row and slice starts on a V-element boundary of an aligned x (the launcher checks), and a
+// thread loads V consecutive values at a time.
+template <class X, class Y, class A, int V = 1>
 __global__ void reduce_rows_kernel(ReduceOp op, const X* __restrict__ x, Y* __restrict__ out, A* __restrict__ part,
                                    int64_t rows, int64_t R, int64_t per) {
-  ADNN_SHARED(A, scratch, [32]);
-  const int64_t r = blockIdx.x + int64_t(blockIdx.y) * gridDim.x, z = blockIdx.z;
-  if (r >= rows) return;
+  ADNN_SHARED(A, scratch, [8 * 32]);
+  const int64_t r = (int64_t(blockIdx.x) + int64_t(blockIdx.y) * gridDim.x) * blockDim.y + threadIdx.y,
+                z = blockIdx.z;
   const int64_t k1 = z * per + per < R ? z * per + per : R;
-  const X* row = x + r * R;
   A acc = reduce_identity<A>(op);
-  for (int64_t k = z * per + threadIdx.x; k < k1; k += blockDim.x) acc = combine(op, acc, load_as<A>(load_ro(row + k)));
-  acc = block_reduce<A>(op, acc, reduce_identity<A>(op), scratch);
-  if (threadIdx.x == 0) {
+  if (r < rows) {  // rows past the end still reach row_reduce's barriers
+    const X* row = x + r * R;
+    if constexpr (V == 1) {
+      for (int64_t k = z * per + threadIdx.x; k < k1; k += blockDim.x)
+        acc = combine(op, acc, load_as<A>(load_ro(row + k)));
+    } else {
+      // two loads in flight a lane (two accumulators, combined in a fixed order)
+      const int64_t je = k1 / V, step = blockDim.x;
+      int64_t j = z * per / V + threadIdx.x;
+      A acc2 = reduce_identity<A>(op);
+      for (; j + step < je; j += 2 * step) {
+        const vec_t<X, V> t0 = load_vec<V>(row + j * V), t1 = load_vec<V>(row + (j + step) * V);
+        ADNN_UNROLL
+        for (int e = 0; e < V; ++e) {
+          acc = combine(op, acc, load_as<A>(t0.v[e]));
+          acc2 = combine(op, acc2, load_as<A>(t1.v[e]));
+        }
+      }
+      if (j < je) {
+        const vec_t<X, V> t = load_vec<V>(row + j * V);
+        ADNN_UNROLL
+        for (int e = 0; e < V; ++e) acc = combine(op, acc, load_as<A>(t.v[e]));
+      }
+      acc = combine(op, acc, acc2);
+    }
+  }
+  acc = row_reduce<A>(op, acc, reduce_identity<A>(op), &scratch[threadIdx.y * 32]);
+  if (r < rows && threadIdx.x == 0) {
     if (part)
       part[r * int64_t(gridDim.z) + z] = acc;
     else
@@ -255,15 +292,29 @@ void launch_reduce_rows(ReduceOp op, const X* x, Y* out, acc_t<X>* part, int64_t
   using A = acc_t<X>;
   if (rows == 0) return;
   const int64_t S = reduce_rows_slices(rows, R);
+  constexpr int vmax = sizeof(X) >= 16 ? 1 : int(16 / sizeof(X));
+  const bool vec = vmax > 1 && vector_width<X>(R, {x}) == vmax;  // slices are multiples of 256 values
   if (S == 1) {
-    ADNN_LAUNCH((reduce_rows_kernel<X, Y, A>), row_grid(rows), dim3(row_threads(R)), 0, stream, int(op), x, out,
-                static_cast<A*>(nullptr), rows, R, R);
+    // one warp a row (eight rows a block) for rows of up to 256 loads, else 256 threads a row
+    const unsigned tx = R / (vec ? vmax : 1) <= 256 ? 32 : 256, ty = 256 / tx;
+    const dim3 grid = row_grid(ceil_div(rows, ty));
+    if (vec)
+      ADNN_LAUNCH((reduce_rows_kernel<X, Y, A, vmax>), grid, dim3(tx, ty), 0, stream, int(op), x, out,
+                  static_cast<A*>(nullptr), rows, R, R);
+    else
+      ADNN_LAUNCH((reduce_rows_kernel<X, Y, A>), grid, dim3(tx, ty), 0, stream, int(op), x, out,
+                  static_cast<A*>(nullptr), rows, R, R);
     return;
   }
   ADNN_CHECK(part, "reduce_rows: ", rows, " rows of ", R, " values are reduced in ", S,
              " slices, and no workspace for their partials was given");
-  ADNN_LAUNCH((reduce_rows_kernel<X, Y, A>), dim3(unsigned(rows), 1, unsigned(S)), dim3(256), 0, stream, int(op), x,
-              out, part, rows, R, reduce_rows_per_slice(rows, R));
+  const dim3 sliced(unsigned(rows), 1, unsigned(S));
+  if (vec)
+    ADNN_LAUNCH((reduce_rows_kernel<X, Y, A, vmax>), sliced, dim3(256), 0, stream, int(op), x, out, part, rows, R,
+                reduce_rows_per_slice(rows, R));
+  else
+    ADNN_LAUNCH((reduce_rows_kernel<X, Y, A>), sliced, dim3(256), 0, stream, int(op), x, out, part, rows, R,
+                reduce_rows_per_slice(rows, R));
   ADNN_LAUNCH((reduce_rows_kernel<A, Y, A>), row_grid(rows), dim3(row_threads(S)), 0, stream, int(op),
               static_cast<const A*>(part), out, static_cast<A*>(nullptr), rows, S, S);
 }

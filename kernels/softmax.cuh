@@ -17,8 +17,59 @@
 //   row; one exp per element per pass that needs it. Backward reads g and y twice, writes
 //   gx once.
 #include "reduce.cuh"
+#include "rows.cuh"
 
 namespace adnn::kernels {
+
+// inner == 1 and the row fits in registers (row_geom, kernels/rows.cuh): the row is read
+// once into registers (vectors of V along D), reduced twice there (max, then the sum of
+// exponentials, each a warp-shuffle or block reduction), and written once.
+template <class X, class Y, class P, int V, int N>
+__global__ void softmax_cached_kernel(const X* __restrict__ x, Y* __restrict__ y, int64_t rows, int64_t D, bool log_) {
+  ADNN_SHARED(P, scratch, [8 * 32]);
+  const int64_t r = cached_row(rows);
+  const bool valid = r >= 0;
+  const int64_t ro = valid ? r * D : 0;
+  P v[N * V];  // the thread's values of the row; -inf where it holds none
+  load_row<V, N>(x + ro, D, valid, P(-INFINITY), v);
+  P m = -INFINITY;
+ADNN_UNROLL
+  for (int s = 0; s < N * V; ++s) m = v[s] > m ? v[s] : m;
+  m = row_reduce<P>(ReduceOp::max, m, P(-INFINITY), &scratch[threadIdx.y * 32]);
+  if (m == P(-INFINITY)) m = 0;
+  P sum = 0;
+  if (log_) {
+ADNN_UNROLL
+    for (int s = 0; s < N * V; ++s) sum += math::exp(v[s] - m);
+  } else {
+ADNN_UNROLL
+    for (int s = 0; s < N * V; ++s) {
+      v[s] = math::exp(v[s] - m);
+      sum += v[s];
+    }
+  }
+  sum = row_reduce<P>(ReduceOp::sum, sum, P(0), &scratch[threadIdx.y * 32]);
+  const P ls = m + math::log(sum), inv = P(1) / sum;
+  store_row<V, N>(y + ro, D, valid, [&](int s) { return log_ ? v[s] - ls : v[s] * inv; });
+}
+
+template <class X, class Y, class P, int V, int N>
+__global__ void softmax_backward_cached_kernel(const Y* __restrict__ g, const Y* __restrict__ y, X* __restrict__ gx,
+                                               int64_t rows, int64_t D, bool log_) {
+  ADNN_SHARED(P, scratch, [8 * 32]);
+  const int64_t r = cached_row(rows);
+  const bool valid = r >= 0;
+  const int64_t ro = valid ? r * D : 0;
+  P gv[N * V], yv[N * V];  // 0 where the thread holds nothing
+  load_row<V, N>(g + ro, D, valid, P(0), gv);
+  load_row<V, N>(y + ro, D, valid, P(0), yv);
+  P s = 0;
+ADNN_UNROLL
+  for (int k = 0; k < N * V; ++k) s += log_ ? gv[k] : gv[k] * yv[k];
+  s = row_reduce<P>(ReduceOp::sum, s, P(0), &scratch[threadIdx.y * 32]);
+  store_row<V, N>(gx + ro, D, valid,
+                  [&](int k) { return log_ ? gv[k] - math::exp(yv[k]) * s : yv[k] * (gv[k] - s); });
+}
 
 template <class X, class Y, class P>
 __global__ void softmax_rows_kernel(const X* __restrict__ x, Y* __restrict__ y, int64_t rows, int64_t D, bool log_) {
@@ -108,7 +159,15 @@ __global__ void softmax_backward_cols_kernel(const Y* __restrict__ g, const Y* _
 template <class X, class Y, class P>
 void launch_softmax(const X* x, Y* y, int64_t outer, int64_t D, int64_t inner, bool log, Stream stream) {
   if (outer * inner == 0) return;
-  if (inner == 1)
+  constexpr int vmax = 16 / int(sizeof(X));
+  const RowGeom rg = inner == 1 ? row_geom(outer, D, vmax, {{x, sizeof(X)}, {y, sizeof(Y)}}) : RowGeom{};
+  if (rg.fits)
+    with_row_geom<vmax>(rg, [&](auto vc, auto nc) {
+      constexpr int V = decltype(vc)::value, N = decltype(nc)::value;
+      ADNN_LAUNCH((softmax_cached_kernel<X, Y, P, V, N>), row_blocks(rg), dim3(rg.tx, rg.ty), 0, stream, x, y, outer, D,
+                  log);
+    });
+  else if (inner == 1)
     ADNN_LAUNCH((softmax_rows_kernel<X, Y, P>), row_grid(outer), dim3(row_threads(D)), 0, stream, x, y, outer, D, log);
   else
     ADNN_LAUNCH((softmax_cols_kernel<X, Y, P>), dim3(ceil_div(outer * inner, 128)), dim3(128), 0, stream, x, y, outer,
@@ -120,7 +179,16 @@ template <class X, class Y, class P>
 void launch_softmax_backward(const Y* g, const Y* y, X* gx, int64_t outer, int64_t D, int64_t inner, bool log,
                              Stream stream) {
   if (outer * inner == 0) return;
-  if (inner == 1)
+  constexpr int vmax = 16 / int(sizeof(X));
+  const RowGeom rg =
+      inner == 1 ? row_geom(outer, D, vmax, {{g, sizeof(Y)}, {y, sizeof(Y)}, {gx, sizeof(X)}}) : RowGeom{};
+  if (rg.fits)
+    with_row_geom<vmax>(rg, [&](auto vc, auto nc) {
+      constexpr int V = decltype(vc)::value, N = decltype(nc)::value;
+      ADNN_LAUNCH((softmax_backward_cached_kernel<X, Y, P, V, N>), row_blocks(rg), dim3(rg.tx, rg.ty), 0, stream, g, y,
+                  gx, outer, D, log);
+    });
+  else if (inner == 1)
     ADNN_LAUNCH((softmax_backward_rows_kernel<X, Y, P>), row_grid(outer), dim3(row_threads(D)), 0, stream, g, y, gx,
                 outer, D, log);
   else

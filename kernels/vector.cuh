@@ -50,7 +50,7 @@ inline vec_t<T, V> load_vec(const T* p) {
   if constexpr (V > 1 && host_vec_ok<T>) {
     using H = typename host_vec<T, V>::type;
     const H h = *reinterpret_cast<const H*>(p);
-    __builtin_memcpy(&r, &h, sizeof r);
+    __builtin_memcpy(static_cast<void*>(&r), &h, sizeof r);  // f16/bf16: a class, trivially copyable
   } else {
     r = *reinterpret_cast<const vec_t<T, V>*>(p);
   }

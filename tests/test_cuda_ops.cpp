@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdlib>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -709,6 +710,64 @@ TEST_SUITE("cuda") {
     }
     CHECK(dropped > 0);
     CHECK(dropped < int(pv.size()));
+  }
+
+  // softmax_cached / layer_norm_cached and their backward (kernels/rows.cuh): a row held in
+  // registers — one warp a row (eight rows a block, the last block partly past the end), several
+  // warps a row, 16-byte vectors and scalars (a pointer one element off alignment), the longest
+  // row that fits (16,384 f32) and the strided kernels past it; f64, f32, bf16, f16, and the
+  // 16-bit inputs under autocast (f32 out).
+  TEST_CASE("softmax and layer norm on cuda: rows held in registers, every width, and the strided fallback agree with cpu") {
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(44);
+    struct Shape {
+      int64_t rows, D;
+      bool misaligned;
+    };
+    const Shape shapes[] = {{37, 49, false}, {7, 200, false}, {6, 1280, false}, {5, 96, true},
+                            {3, 4099, false}, {2, 16384, false}, {2, 16392, false}};
+    for (DType dt : {DType::f64, DType::f32, DType::bf16, DType::f16})
+      for (bool autocast : {false, true})
+        for (const Shape& sh : shapes) {
+          if (autocast && (dt == DType::f64 || dt == DType::f32)) continue;
+          if (sh.D > 5000 && dt != DType::f32) continue;  // the long rows once (emulated time)
+          INFO(dtype_name(dt) << (autocast ? " under autocast" : "") << " rows " << sh.rows << " D " << sh.D
+                              << (sh.misaligned ? " misaligned" : ""));
+          const int64_t n = sh.rows * sh.D;
+          Tensor flat = mul(randn({n + 1}, DType::f64), 3.0).to(dt);
+          Tensor x = flat.narrow(0, sh.misaligned ? 1 : 0, n).reshape({sh.rows, sh.D});
+          Tensor w = randn({sh.D}), b = randn({sh.D});
+          Tensor r = randn({sh.rows, sh.D});
+          for (int op = 0; op < 4; ++op) {  // softmax, log-softmax, layer norm (affine, plain)
+            CAPTURE(op);
+            auto run = [&](Device d) {
+              Tensor xd = (d == kCPU ? x : to_device_like(x, d)).detach().requires_grad_(true);
+              REQUIRE(xd.is_contiguous());
+              Tensor wd = w.to(d).to(dt == DType::f64 ? DType::f64 : DType::f32),
+                     bd = b.to(d).to(dt == DType::f64 ? DType::f64 : DType::f32);
+              Tensor y;
+              {
+                std::optional<amp::Autocast> ac;
+                if (autocast) ac.emplace(dt);
+                y = op == 0 ? softmax(xd, -1)
+                    : op == 1 ? log_softmax(xd, -1)
+                    : op == 2 ? layer_norm(xd, {sh.D}, wd, bd, 1e-5)
+                              : layer_norm(xd, {sh.D}, Tensor(), Tensor(), 1e-5);
+              }
+              sum(mul(y.to(DType::f64), r.to(d).to(DType::f64))).backward();
+              return std::pair{y.to(kCPU), xd.grad().to(kCPU)};
+            };
+            const auto [yc, gc] = run(kCPU);
+            const auto [yg, gg] = run(kCUDA);
+            CHECK(yg.dtype() == yc.dtype());
+            CHECK(yg.dtype() == (autocast ? DType::f32 : dt));
+            // y in f32 under autocast (one computation from the same 16-bit x); x's gradient in x's dtype
+            const double tol16 = 1e-2, tolx = dt == DType::f64 ? 1e-10 : dt == DType::f32 ? 2e-5 : tol16;
+            const double toly = autocast ? 2e-5 : tolx;
+            CHECK(max_abs_diff(yg.to(DType::f64), yc.to(DType::f64)) <= toly * scale_of(yc.to(DType::f64)));
+            CHECK(max_abs_diff(gg.to(DType::f64), gc.to(DType::f64)) <= tolx * 4 * scale_of(gc.to(DType::f64)));
+          }
+        }
   }
 
   TEST_CASE("GEMMs with an inner dimension of 0 on cuda: C = beta C + the epilogue, as on the cpu") {

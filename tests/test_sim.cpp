@@ -846,12 +846,70 @@ TEST_SUITE("sim") {
       launch_argmax_rows(x.data(), agot.data(), S > 1 ? apart_v.data() : nullptr, S > 1 ? apart_i.data() : nullptr,
                          rows, R, nullptr);
       CHECK(agot == aref);
-      dvec<float> sgot(x.size(), NAN);
+      dvec<float> sgot(x.size(), NAN), gx(x.size(), NAN);
+      const auto g = random_vec<float>(x.size(), uint64_t(R + 17));
       for (bool log : {false, true}) {
         Tensor t = host_matrix(x, rows, R);
         std::vector<float> sref = (log ? log_softmax(t, 1) : softmax(t, 1)).to_vector<float>();
         launch_softmax<float, float, float>(x.data(), sgot.data(), rows, R, 1, log, nullptr);
         CHECK(rel_err(sgot, sref) < 1e-5);
+        // backward: gx = y (g − Σ g y), log form g − exp(y) Σ g, against the formula in double
+        std::fill(gx.begin(), gx.end(), NAN);
+        launch_softmax_backward<float, float, float>(g.data(), sgot.data(), gx.data(), rows, R, 1, log, nullptr);
+        dvec<float> gref(x.size());
+        for (int64_t i = 0; i < rows; ++i) {
+          double sg = 0;
+          for (int64_t k = 0; k < R; ++k) sg += log ? double(g[i * R + k]) : double(g[i * R + k]) * sgot[i * R + k];
+          for (int64_t k = 0; k < R; ++k) {
+            const double gv = g[i * R + k], yv = sgot[i * R + k];
+            gref[i * R + k] = float(log ? gv - std::exp(yv) * sg : yv * (gv - sg));
+          }
+        }
+        CHECK(rel_err(gx, gref) < 1e-4);
+      }
+    }
+    // which kernel each shape above and the registry's get: rows held in registers (kernels/rows.cuh)
+    // with the widest vector the row allows, one warp a row up to 32·N·V values, the strided
+    // kernel past 1,024 threads' registers
+    {
+      alignas(64) static float buf[16];
+      auto geo = [](int64_t rows, int64_t D, const float* p = nullptr) {
+        return row_geom(rows, D, 4, {{p ? p : buf, sizeof(float)}});
+      };
+      RowGeom g1 = geo(5, 31);
+      CHECK((g1.fits && g1.v == 1 && g1.n == 1 && g1.tx == 32 && g1.ty == 8 && g1.blocks == 1));
+      RowGeom g2 = geo(7, 200);
+      CHECK((g2.fits && g2.v == 4 && g2.n == 2 && g2.tx == 32 && g2.ty == 8));
+      RowGeom g3 = geo(3, 5000);  // 1,250 vectors: 320 threads of 4
+      CHECK((g3.fits && g3.v == 4 && g3.n == 4 && g3.tx == 320 && g3.ty == 1 && g3.blocks == 3));
+      RowGeom g4 = geo(6, 1280);  // 320 vectors: 96 threads of 4, 2 rows a block
+      CHECK((g4.fits && g4.v == 4 && g4.n == 4 && g4.tx == 96 && g4.ty == 2 && g4.blocks == 3));
+      CHECK(geo(37, 49).n == 2);
+      CHECK(geo(1, 96, buf + 1).v == 1);  // 4 bytes off a 16-byte boundary
+      CHECK(geo(1, 96, buf + 2).v == 2);
+      CHECK((geo(2, 16384).fits && geo(2, 16384).tx == 1024));
+      CHECK_FALSE(geo(2, 16392).fits);
+      CHECK_FALSE(geo(1, 4099).fits);  // scalar: 4 values a thread, 1,025 warps' worth
+      CHECK_FALSE(geo(1, 100000).fits);
+      CHECK_FALSE(geo(0, 10).fits);
+      CHECK_FALSE(geo(3, 0).fits);
+      // 16-bit rows: 8 values a vector, 2 vectors a thread at most (16 values in registers)
+      alignas(64) static uint16_t hbuf[16];
+      RowGeom h = row_geom(4, 1280, 8, {{hbuf, 2}, {buf, sizeof(float)}});
+      CHECK((h.fits && h.v == 8 && h.n == 2 && h.tx == 96));
+    }
+    // rows one element off a 16-byte boundary take the scalar loads; the same rows aligned, the
+    // vector loads (reduce_rows_kernel<..., V>): the same sums within rounding, max/min exact
+    for (auto [rows, R] : {std::pair<int64_t, int64_t>{7, 200}, {300, 64}, {3, 4096}}) {
+      auto xm = random_vec<float>(size_t(rows * R + 1), uint64_t(R + 5));
+      dvec<float> xa(xm.begin() + 1, xm.end());
+      for (ReduceOp op : {ReduceOp::sum, ReduceOp::max, ReduceOp::min}) {
+        dvec<float> ref = reduce_ref(op, xa, rows, R), ga(rows, NAN), gm(rows, NAN);
+        launch_reduce_rows(op, xa.data(), ga.data(), nullptr, rows, R, nullptr);
+        launch_reduce_rows(op, xm.data() + 1, gm.data(), nullptr, rows, R, nullptr);
+        CHECK(rel_err(ga, ref) < 1e-5);
+        CHECK(rel_err(gm, ref) < 1e-5);
+        if (op != ReduceOp::sum) CHECK(ga == ref);
       }
     }
     dvec<double> xd = random_vec<double>(1000, 3);
@@ -876,6 +934,20 @@ TEST_SUITE("sim") {
       std::vector<float> rr = rsqrt(add(var(t, {1}, 0), 1e-5)).to_vector<float>();
       ADNN_LAUNCH((layer_norm_rows_kernel<float, float, float>), row_grid(rows), dim3(row_threads(D)), 0, nullptr,
                   x.data(), w.data(), b.data(), yg.data(), mg.data(), rg.data(), rows, D, 1e-5);
+      CHECK(rel_err(yg, yr) < 2e-5);
+      CHECK(rel_err(mg, mr) < 1e-5);
+      CHECK(rel_err(rg, rr) < 1e-5);
+      // the same rows held in registers (layer_norm_cached_kernel), whatever width they get
+      const RowGeom rgeo = row_geom(rows, D, 4, {{x.data(), 4}, {yg.data(), 4}, {w.data(), 4}, {b.data(), 4}});
+      REQUIRE(rgeo.fits);
+      std::fill(yg.begin(), yg.end(), NAN);
+      std::fill(mg.begin(), mg.end(), NAN);
+      std::fill(rg.begin(), rg.end(), NAN);
+      with_row_geom<4>(rgeo, [&](auto vc, auto nc) {
+        constexpr int V = decltype(vc)::value, N = decltype(nc)::value;
+        ADNN_LAUNCH((layer_norm_cached_kernel<float, float, float, V, N>), row_blocks(rgeo), dim3(rgeo.tx, rgeo.ty), 0,
+                    nullptr, x.data(), w.data(), b.data(), yg.data(), mg.data(), rg.data(), rows, D, 1e-5);
+      });
       CHECK(rel_err(yg, yr) < 2e-5);
       CHECK(rel_err(mg, mr) < 1e-5);
       CHECK(rel_err(rg, rr) < 1e-5);

@@ -89,8 +89,18 @@ void layer_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
     using X = decltype(xt);
     using Y = decltype(yt);
     using P = decltype(pt);
-    ADNN_LAUNCH((k::layer_norm_rows_kernel<kt<X>, kt<Y>, P>), k::row_grid(M), dim3(k::row_threads(D)), 0, stream(),
-                ptr<X>(x), ptr<P>(weight), ptr<P>(bias), ptr<Y>(y), ptr<P>(mean), ptr<P>(rstd), M, D, eps);
+    constexpr int vmax = 16 / int(sizeof(X));
+    const k::RowGeom rg = k::row_geom(
+        M, D, vmax, {{ptr<X>(x), sizeof(X)}, {ptr<Y>(y), sizeof(Y)}, {ptr<P>(weight), sizeof(P)}, {ptr<P>(bias), sizeof(P)}});
+    if (rg.fits)  // the row read once, from registers (kernels/rows.cuh)
+      k::with_row_geom<vmax>(rg, [&](auto vc, auto nc) {
+        constexpr int V = decltype(vc)::value, N = decltype(nc)::value;
+        ADNN_LAUNCH((k::layer_norm_cached_kernel<kt<X>, kt<Y>, P, V, N>), k::row_blocks(rg), dim3(rg.tx, rg.ty), 0,
+                    stream(), ptr<X>(x), ptr<P>(weight), ptr<P>(bias), ptr<Y>(y), ptr<P>(mean), ptr<P>(rstd), M, D, eps);
+      });
+    else
+      ADNN_LAUNCH((k::layer_norm_rows_kernel<kt<X>, kt<Y>, P>), k::row_grid(M), dim3(k::row_threads(D)), 0, stream(),
+                  ptr<X>(x), ptr<P>(weight), ptr<P>(bias), ptr<Y>(y), ptr<P>(mean), ptr<P>(rstd), M, D, eps);
   });
 }
 
@@ -102,9 +112,21 @@ void layer_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
     using X = decltype(xt);
     using Y = decltype(yt);
     using P = decltype(pt);
-    if (gx.defined())
-      ADNN_LAUNCH((k::layer_norm_backward_rows_kernel<kt<X>, kt<Y>, P>), k::row_grid(M), dim3(k::row_threads(D)), 0,
-                  stream(), ptr<Y>(g), ptr<X>(x), ptr<P>(weight), ptr<P>(mean), ptr<P>(rstd), ptr<X>(gx), M, D);
+    if (gx.defined()) {
+      constexpr int vmax = 16 / int(sizeof(X));
+      const k::RowGeom rg = k::row_geom(
+          M, D, vmax, {{ptr<Y>(g), sizeof(Y)}, {ptr<X>(x), sizeof(X)}, {ptr<X>(gx), sizeof(X)}, {ptr<P>(weight), sizeof(P)}});
+      if (rg.fits)  // g and x read once, from registers (kernels/rows.cuh)
+        k::with_row_geom<vmax>(rg, [&](auto vc, auto nc) {
+          constexpr int V = decltype(vc)::value, N = decltype(nc)::value;
+          ADNN_LAUNCH((k::layer_norm_backward_cached_kernel<kt<X>, kt<Y>, P, V, N>), k::row_blocks(rg),
+                      dim3(rg.tx, rg.ty), 0, stream(), ptr<Y>(g), ptr<X>(x), ptr<P>(weight), ptr<P>(mean),
+                      ptr<P>(rstd), ptr<X>(gx), M, D);
+        });
+      else
+        ADNN_LAUNCH((k::layer_norm_backward_rows_kernel<kt<X>, kt<Y>, P>), k::row_grid(M), dim3(k::row_threads(D)), 0,
+                    stream(), ptr<Y>(g), ptr<X>(x), ptr<P>(weight), ptr<P>(mean), ptr<P>(rstd), ptr<X>(gx), M, D);
+    }
     if (gw.defined() || gb.defined()) {
       // two stages when M exceeds one slice (kernels/norm.cuh: deterministic, no atomics)
       // grid (slices, column tiles): the slices on x, whose limit is 2^31 − 1, not 65535
