@@ -6,16 +6,24 @@
 // gives NaN only through 0/0, like torch. Backward: gx = y (g - sum(g y)), log form
 // gx = g - exp(y) sum(g).
 // Layout: contiguous (outer, D, inner).
-// Threads: inner == 1 (the common case, softmax over the last dim): one block per row,
-//   strided passes over D with block reductions (warp shuffles + shared memory) between
-//   them. inner > 1: one thread per (outer, inner) column walking D with stride inner, so
-//   consecutive threads read consecutive addresses.
+// Threads: inner == 1 (the common case, softmax over the last dim) and D ≤ 16,384 (4,096 when
+//   a row is not 16-byte aligned): softmax_cached — the row held in registers (kernels/rows.cuh:
+//   vectors of V = 16 bytes along D, one warp a row and eight rows a block for D ≤ 32·N·V, else
+//   up to 1,024 threads a row), read once, reduced twice there (warp shuffles; shared memory
+//   only when a row has several warps), written once. Longer rows: softmax_rows, one block per
+//   row, strided passes over D with block reductions between them. inner > 1: one thread per
+//   (outer, inner) column walking D with stride inner, so consecutive threads read consecutive
+//   addresses.
 // Storage: x and gx in X, y and g in Y, math in P: f32/f64 alone, or f16/bf16 natively
 //   (loaded widened, math in f32, stored rounded once) with y in the same 16 bits or in f32
 //   (autocast's softmax, read from the 16-bit input itself: no widened copy).
-// Cost: forward reads the row 3 times (max, sum, write), writes it once: 4·D·sizeof(T) per
-//   row; one exp per element per pass that needs it. Backward reads g and y twice, writes
-//   gx once.
+// Cost: softmax_cached reads the row once and writes it once, 2·D·sizeof(T) per row (the
+//   compulsory bytes), one exp per element (two for log-softmax); its backward reads g and y
+//   once and writes gx once. softmax_rows (long rows) reads the row 3 times (max, sum, write):
+//   4·D·sizeof(T) per row; its backward reads g and y twice.
+// Before (2026-12-04, H200, docs/results/2026-12-04c-nvidia-h200.md): one block of 32–256
+//   threads a row for every D, 4-byte loads: 12 % of the device copy at 25,088 rows of 49 (the
+//   paper's attention scores), 41 % at 4096 × 4096. The cached kernels are not yet timed on a GPU.
 #include "reduce.cuh"
 #include "rows.cuh"
 
