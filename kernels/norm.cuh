@@ -31,9 +31,9 @@
 //   g and x twice, writes gx. The fused activation saves a full write + read of z forward
 //   and of g_z backward, and the activation's saved input.
 // Layer norm over rows of x (M, D):
-//   layer_norm_cached (D ≤ 16,384, or 4,096 for a row that is not 16-byte aligned): the row
+//   layer_norm_cached (D ≤ 8,192, or 2,048 for a row that is not 16-byte aligned): the row
 //     held in registers (kernels/rows.cuh: vectors of V = 16 bytes along D, one warp a row for
-//     short rows, up to 1,024 threads a row), x read once; the same two passes (mean, then mean
+//     short rows, up to 512 threads a row), x read once; the same two passes (mean, then mean
 //     squared deviation) over the registers; w and b read as vectors; y written once.
 //     layer_norm_backward_cached: g and x read once into registers, ĝ = g·w and x̂ there, the
 //     two sums, gx written once. Cost: forward D·(sizeof(X) + sizeof(Y)) per row plus w and b
@@ -84,6 +84,7 @@
 #include "loops.cuh"
 #include "reduce.cuh"
 #include "rows.cuh"
+#include "vector.cuh"
 
 namespace adnn::kernels {
 
@@ -257,47 +258,77 @@ void launch_bn_stats(const T* x, double* part, int64_t M, int64_t C, double eps,
 }
 
 // x, y, residual in T; mean, invstd, w, b, scale in P (the math is in P).
-template <class T, class P>
+template <class T, class P, int V = 1>
 __global__ void bn_apply_kernel(const T* __restrict__ x, const P* __restrict__ mean, const P* __restrict__ invstd,
                                 const P* __restrict__ w, const P* __restrict__ b, T* __restrict__ y, int64_t M,
                                 int64_t C, NormActivation act, const T* __restrict__ residual,
                                 const P* __restrict__ scale, DivIndex channel, DivIndex sample) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = channel.rem(i);
-    P v = (load_as<P>(x[i]) - mean[c]) * invstd[c];
-    if (w) v = v * w[c];
-    if (b) v = v + b[c];
-    v = norm_act<P>(act, v);
-    if (scale) v = v * scale[sample.quot(i)];
-    if (residual) v = v + load_as<P>(residual[i]);
-    y[i] = store_as<T>(v);
+  // V consecutive channels of one row a step (C % V == 0, every pointer V-aligned: the launcher)
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C / V;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t e = i * V, c = channel.rem(e);
+    const vec_t<T, V> xv = load_vec<V>(x + e);
+    const vec_t<P, V> mv = load_vec<V>(mean + c), sv = load_vec<V>(invstd + c);
+    vec_t<P, V> wv{}, bv{};
+    vec_t<T, V> rv{};
+    if (w) wv = load_vec<V>(w + c);
+    if (b) bv = load_vec<V>(b + c);
+    if (residual) rv = load_vec<V>(residual + e);
+    const P s = scale ? scale[sample.quot(e)] : P(1);  // one row: one sample
+    vec_t<T, V> out;
+    ADNN_UNROLL
+    for (int k = 0; k < V; ++k) {
+      P v = (load_as<P>(xv.v[k]) - mv.v[k]) * sv.v[k];
+      if (w) v = v * wv.v[k];
+      if (b) v = v + bv.v[k];
+      v = norm_act<P>(act, v);
+      if (scale) v = v * s;
+      if (residual) v = v + load_as<P>(rv.v[k]);
+      out.v[k] = store_as<T>(v);
+    }
+    store_vec<V>(y + e, out);
   }
 }
 
 // sums: (2, C) doubles: Σg_z, Σg_z·x̂ with g_z = g·act'(z) (g itself without activation)
 // g, x, gx in T; w, b, mean, invstd in P. gb, gw (C, P, or null) = the sums rounded to P,
 // written by the threads of the first row (two copy launches per BN backward before).
-template <class T, class P>
+// V consecutive channels of one row a step, as bn_apply_kernel; the same arithmetic per element
+// whatever V (the same bits).
+template <class T, class P, int V = 1>
 __global__ void bn_backward_apply_kernel(const T* __restrict__ g, const T* __restrict__ x, const P* __restrict__ w,
                                          const P* __restrict__ b, const P* __restrict__ mean,
                                          const P* __restrict__ invstd, const double* __restrict__ sums,
                                          T* __restrict__ gx, int64_t M, int64_t C, bool training, NormActivation act,
                                          P* __restrict__ gb, P* __restrict__ gw, DivIndex channel) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t c = channel.rem(i);
-    if (i < C) {
-      if (gb) gb[i] = P(sums[i]);
-      if (gw) gw[i] = P(sums[C + i]);
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C / V;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t e = i * V, c = channel.rem(e);
+    if (e < C) {
+      ADNN_UNROLL
+      for (int k = 0; k < V; ++k) {
+        if (gb) gb[e + k] = P(sums[e + k]);
+        if (gw) gw[e + k] = P(sums[C + e + k]);
+      }
     }
-    const double wc = w ? double(w[c]) : 1.0, scale = double(invstd[c]) * wc;
-    const double xhat = (load_as<double>(x[i]) - double(mean[c])) * double(invstd[c]);
-    double gv = load_as<double>(g[i]);
-    if (act != NormActivation::none) gv *= double(norm_act_grad<P>(act, P(xhat * wc + (b ? double(b[c]) : 0.0))));
-    if (training) {
-      gx[i] = store_as<T>(scale * (gv - sums[c] / double(M) - xhat * sums[C + c] / double(M)));
-    } else {
-      gx[i] = store_as<T>(scale * gv);
+    const vec_t<T, V> gv = load_vec<V>(g + e), xv = load_vec<V>(x + e);
+    const vec_t<P, V> mv = load_vec<V>(mean + c), sv = load_vec<V>(invstd + c);
+    vec_t<P, V> wv{}, bv{};
+    if (w) wv = load_vec<V>(w + c);
+    if (b) bv = load_vec<V>(b + c);
+    vec_t<T, V> out;
+    ADNN_UNROLL
+    for (int k = 0; k < V; ++k) {
+      const double wc = w ? double(wv.v[k]) : 1.0, scale = double(sv.v[k]) * wc;
+      const double xhat = (load_as<double>(xv.v[k]) - double(mv.v[k])) * double(sv.v[k]);
+      double gd = load_as<double>(gv.v[k]);
+      if (act != NormActivation::none) gd *= double(norm_act_grad<P>(act, P(xhat * wc + (b ? double(bv.v[k]) : 0.0))));
+      if (training)
+        out.v[k] = store_as<T>(scale * (gd - sums[c + k] / double(M) - xhat * sums[C + c + k] / double(M)));
+      else
+        out.v[k] = store_as<T>(scale * gd);
     }
+    store_vec<V>(gx + e, out);
   }
 }
 
@@ -366,6 +397,7 @@ __global__ void layer_norm_cached_kernel(const X* __restrict__ x, const P* __res
                                          Y* __restrict__ y, P* __restrict__ mean, P* __restrict__ rstd, int64_t rows,
                                          int64_t D, double eps) {
   ADNN_SHARED(P, scratch, [8 * 32]);
+  if (row_block_past_end(rows)) return;
   const int64_t r = cached_row(rows);
   const bool valid = r >= 0;
   const int64_t ro = valid ? r * D : 0, nv = D / V;
@@ -402,6 +434,7 @@ __global__ void layer_norm_backward_cached_kernel(const Y* __restrict__ g, const
                                                   const P* __restrict__ rstd, X* __restrict__ gx, int64_t rows,
                                                   int64_t D) {
   ADNN_SHARED(P, scratch, [8 * 32]);
+  if (row_block_past_end(rows)) return;
   const int64_t r = cached_row(rows);
   const bool valid = r >= 0;
   const int64_t ro = valid ? r * D : 0;

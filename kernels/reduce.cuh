@@ -93,6 +93,12 @@ __device__ __forceinline__ A row_reduce(ReduceOp op, A v, A identity, ADNN_SHARE
   return block_reduce<A>(op, v, identity, scratch);
 }
 
+// True for every thread of a block of ty = blockDim.y rows whose first row is past the end
+// (grid.y folding rounds the grid up): uniform over the block, so it may return at once.
+__device__ __forceinline__ bool row_block_past_end(int64_t rows) {
+  return (int64_t(blockIdx.x) + int64_t(blockIdx.y) * gridDim.x) * blockDim.y >= rows;
+}
+
 using common::reduce_identity;
 
 // A read-only load: __ldg for the types it takes, a plain load for f16/bf16.
@@ -113,6 +119,7 @@ template <class X, class Y, class A, int V = 1>
 __global__ void reduce_rows_kernel(ReduceOp op, const X* __restrict__ x, Y* __restrict__ out, A* __restrict__ part,
                                    int64_t rows, int64_t R, int64_t per) {
   ADNN_SHARED(A, scratch, [8 * 32]);
+  if (row_block_past_end(rows)) return;
   const int64_t r = (int64_t(blockIdx.x) + int64_t(blockIdx.y) * gridDim.x) * blockDim.y + threadIdx.y,
                 z = blockIdx.z;
   const int64_t k1 = z * per + per < R ? z * per + per : R;
@@ -300,8 +307,10 @@ void launch_reduce_rows(ReduceOp op, const X* x, Y* out, acc_t<X>* part, int64_t
   constexpr int vmax = sizeof(X) >= 16 ? 1 : int(16 / sizeof(X));
   const bool vec = vmax > 1 && vector_width<X>(R, {x}) == vmax;  // slices are multiples of 256 values
   if (S == 1) {
-    // one warp a row (eight rows a block) for rows of up to 256 loads, else 256 threads a row
-    const unsigned tx = R / (vec ? vmax : 1) <= 256 ? 32 : 256, ty = 256 / tx;
+    // one warp a row (eight rows a block) for rows of up to 256 loads when there are enough rows
+    // to give an H200's 132 SMs a few blocks each; else a block a row, as wide as the row needs
+    const bool warp_rows = R / (vec ? vmax : 1) <= 256 && rows >= 8 * 132 * 4;
+    const unsigned tx = warp_rows ? 32u : row_threads(R / (vec ? vmax : 1)), ty = warp_rows ? 8u : 1u;
     const dim3 grid = row_grid(ceil_div(rows, ty));
     if (vec)
       ADNN_LAUNCH((reduce_rows_kernel<X, Y, A, vmax>), grid, dim3(tx, ty), 0, stream, int(op), x, out,

@@ -11,12 +11,14 @@
 // Geometry (row_geom): V = the widest vector every operand's pointer and D allow (vector_width),
 //   at most 16 bytes of the row's storage type; N ≤ min(4, 16 / V) vectors a thread (at most 16
 //   values of each cached operand in registers); tx = the fewest multiples of 32 threads with
-//   tx·N·V ≥ D (one warp for D ≤ 32·N·V, up to 1024 threads); ty = 256 / tx rows a block when
+//   tx·N·V ≥ D (one warp for D ≤ 32·N·V, up to 512 threads); ty = 256 / tx rows a block when
 //   tx < 256 (eight rows of one warp each for short rows: no shared memory, no barrier in the
-//   reductions), else 1. A row longer than 1024·N·V (16,384 values vectorised, 4,096 scalar)
-//   does not fit: the caller uses its strided kernel.
+//   reductions), else 1. V is vmax or 1, nothing between (the instantiated widths). A row longer
+//   than 512·N·V (8,192 values vectorised, 2,048 scalar) does not fit: the caller uses its
+//   strided kernel.
 // Rows past the end of the matrix (the last block's) load nothing and store nothing but take
-//   part in the block's reductions, whose barriers every thread of the block must reach.
+//   part in the block's reductions, whose barriers every thread of the block must reach; a block
+//   wholly past the end (grid.y folding rounds the grid up) returns at once (row_block_past_end).
 #include <algorithm>
 #include <initializer_list>
 #include <utility>
@@ -27,10 +29,13 @@
 namespace adnn::kernels {
 
 inline constexpr int kRowMaxValues = 16;  // values of one cached operand per thread (N·V)
-inline constexpr int kRowMaxThreads = 1024;
+// Threads a row at most: 512 leaves 128 registers a thread (65,536 a block on sm_80–sm_90), so
+// every instantiation launches whatever its register count (ptxas: 20–71); a 1,024-thread block
+// would refuse to launch above 64.
+inline constexpr int kRowMaxThreads = 512;
 
 struct RowGeom {
-  bool fits = false;  // false: D = 0, or the row does not fit the registers of 1024 threads
+  bool fits = false;  // false: D = 0, or the row does not fit the registers of 512 threads
   int v = 1, n = 1;   // vector width, vectors a thread
   unsigned tx = 32, ty = 1;
   int64_t blocks = 0;
@@ -41,13 +46,9 @@ struct RowGeom {
 inline RowGeom row_geom(int64_t rows, int64_t D, int vmax, std::initializer_list<std::pair<const void*, size_t>> ptrs) {
   RowGeom g;
   if (D <= 0 || rows <= 0) return g;
-  int v = std::max(1, vmax);
-  for (; v > 1; v /= 2) {
-    bool ok = D % v == 0;
-    for (const auto& [p, size] : ptrs)
-      if (p && reinterpret_cast<uintptr_t>(p) % (uintptr_t(v) * size) != 0) ok = false;
-    if (ok) break;
-  }
+  // vmax or 1: the widths with_row_geom instantiates (a width between, e.g. 2 floats for D = 50,
+  // would launch the scalar kernel on a geometry sized for pairs)
+  const int v = vector_width_of(vmax, D, ptrs) == vmax ? vmax : 1;
   const int nmax = std::min(4, kRowMaxValues / v);
   const int64_t nv = D / v;
   const int64_t tx = (nv + int64_t(nmax) * 32 - 1) / (int64_t(nmax) * 32) * 32;
@@ -75,7 +76,9 @@ inline void with_row_geom(const RowGeom& g, F&& f) {
       if (g.n == 2) return f(vc, std::integral_constant<int, 2>{});
     if constexpr (4 * V <= kRowMaxValues)
       if (g.n == 4) return f(vc, std::integral_constant<int, 4>{});
+    ADNN_CHECK(false, "row kernels: no instantiation for ", g.n, " vectors of ", V, " a thread");
   };
+  ADNN_CHECK(g.fits && (g.v == vmax || g.v == 1), "row kernels: vector width ", g.v, " is neither ", vmax, " nor 1");
   if constexpr (vmax > 1)
     if (g.v == vmax) return by_n(std::integral_constant<int, vmax>{});
   by_n(std::integral_constant<int, 1>{});

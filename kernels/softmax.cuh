@@ -6,10 +6,10 @@
 // gives NaN only through 0/0, like torch. Backward: gx = y (g - sum(g y)), log form
 // gx = g - exp(y) sum(g).
 // Layout: contiguous (outer, D, inner).
-// Threads: inner == 1 (the common case, softmax over the last dim) and D ≤ 16,384 (4,096 when
+// Threads: inner == 1 (the common case, softmax over the last dim) and D ≤ 8,192 (2,048 when
 //   a row is not 16-byte aligned): softmax_cached — the row held in registers (kernels/rows.cuh:
 //   vectors of V = 16 bytes along D, one warp a row and eight rows a block for D ≤ 32·N·V, else
-//   up to 1,024 threads a row), read once, reduced twice there (warp shuffles; shared memory
+//   up to 512 threads a row), read once, reduced twice there (warp shuffles; shared memory
 //   only when a row has several warps), written once. Longer rows: softmax_rows, one block per
 //   row, strided passes over D with block reductions between them. inner > 1: one thread per
 //   (outer, inner) column walking D with stride inner, so consecutive threads read consecutive
@@ -35,6 +35,7 @@ namespace adnn::kernels {
 template <class X, class Y, class P, int V, int N>
 __global__ void softmax_cached_kernel(const X* __restrict__ x, Y* __restrict__ y, int64_t rows, int64_t D, bool log_) {
   ADNN_SHARED(P, scratch, [8 * 32]);
+  if (row_block_past_end(rows)) return;
   const int64_t r = cached_row(rows);
   const bool valid = r >= 0;
   const int64_t ro = valid ? r * D : 0;
@@ -65,6 +66,7 @@ template <class X, class Y, class P, int V, int N>
 __global__ void softmax_backward_cached_kernel(const Y* __restrict__ g, const Y* __restrict__ y, X* __restrict__ gx,
                                                int64_t rows, int64_t D, bool log_) {
   ADNN_SHARED(P, scratch, [8 * 32]);
+  if (row_block_past_end(rows)) return;
   const int64_t r = cached_row(rows);
   const bool valid = r >= 0;
   const int64_t ro = valid ? r * D : 0;

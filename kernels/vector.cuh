@@ -5,6 +5,7 @@
 // that the pointer and every offset it adds are multiples of V elements (vector_width).
 #include <cstdint>
 #include <initializer_list>
+#include <utility>
 #include <type_traits>
 
 #include "common.cuh"
@@ -79,6 +80,20 @@ inline int vector_width(int64_t C, std::initializer_list<const void*> ptrs) {
     bool ok = C % v == 0;
     for (const void* p : ptrs)
       if (p && reinterpret_cast<uintptr_t>(p) % (uintptr_t(v) * sizeof(T)) != 0) ok = false;
+    if (ok) break;
+  }
+  return v;
+}
+
+// The widest v ≤ vmax (a power of two) such that C is a multiple of v and every (pointer,
+// element size) pair is v·size-aligned (null pointers are skipped): operands of different sizes
+// moved v elements at a time (a bf16 row with f32 parameters: 16-byte and 32-byte vectors).
+inline int vector_width_of(int vmax, int64_t C, std::initializer_list<std::pair<const void*, size_t>> ptrs) {
+  int v = vmax < 1 ? 1 : vmax;
+  for (; v > 1; v /= 2) {
+    bool ok = C % v == 0;
+    for (const auto& [p, size] : ptrs)
+      if (p && reinterpret_cast<uintptr_t>(p) % (uintptr_t(v) * size) != 0) ok = false;
     if (ok) break;
   }
   return v;

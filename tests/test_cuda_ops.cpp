@@ -515,6 +515,49 @@ TEST_SUITE("cuda") {
           CHECK(max_abs_diff(ref[2], ev) <= stol * scale_of(ev));
         }
   }
+
+  // bn_apply_kernel / bn_backward_apply_kernel (kernels/norm.cuh) move V channels a step where C
+  // and every pointer allow it; an input one element off a 16-byte boundary takes V = 1. The
+  // arithmetic per element is the same, so the results must be the same bits.
+  TEST_CASE("batch norm apply and backward on cuda: 16-byte vectors give the same bits as scalars") {
+    REQUIRE_CUDA_DEVICE();
+    manual_seed(31);
+    for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16})
+      for (int64_t C : {32, 40})
+        for (bool training : {true, false})
+          for (NormActivation act : {NormActivation::none, NormActivation::silu, NormActivation::relu})
+            for (bool epilogue : {false, true}) {
+              INFO(dtype_name(dt) << " C " << C << (training ? " training" : " eval") << " act " << int(act)
+                                  << (epilogue ? " residual + drop-path scale" : ""));
+              const DType pt = dt == DType::f64 ? DType::f64 : DType::f32;
+              const int64_t n = 2 * 5 * 3 * C;
+              const Tensor flat = add(mul(randn({n + 1}, DType::f64), 2.0), 0.5).to(dt).to(kCUDA);
+              const Tensor rflat = randn({n + 1}, DType::f64).to(dt).to(kCUDA);
+              const Tensor w = randn({C}, pt).to(kCUDA), b = randn({C}, pt).to(kCUDA);
+              const Tensor rm = randn({C}, pt).to(kCUDA), rv = add(rand({C}, pt), 0.5).to(kCUDA);
+              const Tensor sc = tensor({0.0, 1.25}, {2}, pt).to(kCUDA), r = randn({2, 5, 3, C}).to(kCUDA);
+              auto run = [&](int64_t offset) {
+                // the same values at an aligned address (a fresh copy) or one element past one
+                Tensor x = offset ? flat.narrow(0, 1, n).reshape({2, 5, 3, C})
+                                  : flat.narrow(0, 1, n).clone().reshape({2, 5, 3, C});
+                Tensor res = offset ? rflat.narrow(0, 1, n).reshape({2, 5, 3, C})
+                                    : rflat.narrow(0, 1, n).clone().reshape({2, 5, 3, C});
+                x = x.detach().requires_grad_(true);
+                Tensor wd = w.detach().requires_grad_(true), bd = b.detach().requires_grad_(true);
+                Tensor m = rm.clone(), v = rv.clone();
+                Tensor y = epilogue ? batch_norm_residual(x, m, v, wd, bd, training, 0.1, 1e-5, res, sc)
+                                    : batch_norm(x, m, v, wd, bd, training, 0.1, 1e-5, act);
+                sum(mul(y.to(DType::f32), r)).backward();
+                return std::vector<Tensor>{y.to(kCPU), x.grad().to(kCPU), wd.grad().to(kCPU), bd.grad().to(kCPU)};
+              };
+              const auto vec = run(0), scalar = run(1);
+              for (size_t i = 0; i < vec.size(); ++i) {
+                INFO("output " << i << " (y, grad x, grad w, grad b)");
+                CHECK(max_abs_diff(vec[i].to(DType::f64), scalar[i].to(DType::f64)) == 0);
+              }
+              if (epilogue) break;  // (the epilogue has no activation of its own)
+            }
+  }
 }
 
 TEST_SUITE("cuda") {
@@ -715,7 +758,7 @@ TEST_SUITE("cuda") {
   // softmax_cached / layer_norm_cached and their backward (kernels/rows.cuh): a row held in
   // registers — one warp a row (eight rows a block, the last block partly past the end), several
   // warps a row, 16-byte vectors and scalars (a pointer one element off alignment), the longest
-  // row that fits (16,384 f32) and the strided kernels past it; f64, f32, bf16, f16, and the
+  // row that fits (8,192 values) and the strided kernels past it; f64, f32, bf16, f16, and the
   // 16-bit inputs under autocast (f32 out).
   TEST_CASE("softmax and layer norm on cuda: rows held in registers, every width, and the strided fallback agree with cpu") {
     REQUIRE_CUDA_DEVICE();
@@ -724,13 +767,18 @@ TEST_SUITE("cuda") {
       int64_t rows, D;
       bool misaligned;
     };
-    const Shape shapes[] = {{37, 49, false}, {7, 200, false}, {6, 1280, false}, {5, 96, true},
-                            {3, 4099, false}, {2, 16384, false}, {2, 16392, false}};
+    // (rows, D): one warp a row with 8 rows a block, the last block partial (37 × 49); vectors
+    // (200); several warps a row, 2 rows a block, full and partial (6 and 5 × 1280); D = 50, 66
+    // and 100, where narrower vectors than 16 bytes would do (scalar kernels); a misaligned row;
+    // 512 threads (8192: f32 and f64 ... 16-bit: 16 values a thread); past what fits (8200,
+    // 4099 odd): the strided kernels
+    const Shape shapes[] = {{37, 49, false}, {7, 200, false}, {6, 1280, false}, {5, 1280, false},
+                            {4, 50, false},  {3, 66, false},  {3, 100, false},  {5, 96, true},
+                            {2, 8192, false}, {2, 8200, false}, {3, 4099, false}};
     for (DType dt : {DType::f64, DType::f32, DType::bf16, DType::f16})
       for (bool autocast : {false, true})
         for (const Shape& sh : shapes) {
           if (autocast && (dt == DType::f64 || dt == DType::f32)) continue;
-          if (sh.D > 5000 && dt != DType::f32) continue;  // the long rows once (emulated time)
           INFO(dtype_name(dt) << (autocast ? " under autocast" : "") << " rows " << sh.rows << " D " << sh.D
                               << (sh.misaligned ? " misaligned" : ""));
           const int64_t n = sh.rows * sh.D;
@@ -768,6 +816,30 @@ TEST_SUITE("cuda") {
             CHECK(max_abs_diff(gg.to(DType::f64), gc.to(DType::f64)) <= tolx * 4 * scale_of(gc.to(DType::f64)));
           }
         }
+    // special values as the cpu twin treats them: a row of -inf (NaN out: 0/0), -inf entries
+    // (0 out), +inf (NaN), NaN (NaN); a constant row for layer norm (0 out)
+    for (DType dt : {DType::f32, DType::bf16})
+      for (int64_t D : {49, 1280}) {
+        INFO(dtype_name(dt) << " D " << D);
+        Tensor x = randn({5, D});
+        x.narrow(0, 0, 1).fill_(-INFINITY);
+        x.narrow(0, 1, 1).narrow(1, 3, 7).fill_(-INFINITY);
+        x.narrow(0, 2, 1).narrow(1, D - 1, 1).fill_(INFINITY);
+        x.narrow(0, 3, 1).narrow(1, 5, 1).fill_(NAN);
+        x.narrow(0, 4, 1).fill_(2.5);
+        x = x.to(dt);
+        auto same = [](const Tensor& a, const Tensor& b, double tol) {
+          const std::vector<double> u = a.to(DType::f64).to_vector(), v = b.to(DType::f64).to_vector();
+          for (size_t i = 0; i < u.size(); ++i)
+            if (std::isnan(u[i]) != std::isnan(v[i]) || (!std::isnan(u[i]) && std::fabs(u[i] - v[i]) > tol)) return false;
+          return true;
+        };
+        const double tol = dt == DType::f32 ? 1e-6 : 1e-2;
+        CHECK(same(softmax(x.to(kCUDA), -1).to(kCPU), softmax(x, -1), tol));
+        CHECK(same(log_softmax(x.to(kCUDA), -1).to(kCPU), log_softmax(x, -1), tol * 10));
+        Tensor xc = x.narrow(0, 4, 1);
+        CHECK(same(layer_norm(xc.to(kCUDA), {D}).to(kCPU), layer_norm(xc, {D}), tol));
+      }
   }
 
   TEST_CASE("GEMMs with an inner dimension of 0 on cuda: C = beta C + the epilogue, as on the cpu") {

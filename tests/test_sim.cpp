@@ -886,10 +886,12 @@ TEST_SUITE("sim") {
       CHECK((g4.fits && g4.v == 4 && g4.n == 4 && g4.tx == 96 && g4.ty == 2 && g4.blocks == 3));
       CHECK(geo(37, 49).n == 2);
       CHECK(geo(1, 96, buf + 1).v == 1);  // 4 bytes off a 16-byte boundary
-      CHECK(geo(1, 96, buf + 2).v == 2);
-      CHECK((geo(2, 16384).fits && geo(2, 16384).tx == 1024));
-      CHECK_FALSE(geo(2, 16392).fits);
-      CHECK_FALSE(geo(1, 4099).fits);  // scalar: 4 values a thread, 1,025 warps' worth
+      CHECK(geo(1, 96, buf + 2).v == 1);  // 8 bytes off: pairs would do, but only 4 and 1 are built
+      CHECK(geo(1, 50).v == 1);           // D = 50: pairs would do
+      CHECK((geo(2, 8192).fits && geo(2, 8192).tx == 512 && geo(2, 8192).n == 4));
+      CHECK_FALSE(geo(2, 8196).fits);  // 512 threads of 16 values at most
+      CHECK((geo(1, 2048, buf + 1).fits && geo(1, 2048, buf + 1).tx == 512));
+      CHECK_FALSE(geo(1, 2049).fits);  // scalar: 4 values a thread
       CHECK_FALSE(geo(1, 100000).fits);
       CHECK_FALSE(geo(0, 10).fits);
       CHECK_FALSE(geo(3, 0).fits);
