@@ -1,5 +1,5 @@
 // CUDA kernel throughput through the op layer: elementwise (unary, broadcast binary),
-// reductions, softmax and layer norm on `cuda` tensors, each first validated against the CPU
+// reductions, softmax, layer norm and batch norm on `cuda` tensors, each first validated against the CPU
 // twin on the same inputs, then timed with CUDA events (bench/cuda_timing.hpp) and reported as GB/s of compulsory traffic (each input read once, each output
 // written once). On a host without a GPU (or with the SIMT emulator) it prints a message
 // and exits 0.
@@ -63,6 +63,42 @@ void BM_layer_norm(benchmark::State& st) {
             [&](bool cpu) { return layer_norm(on(x, cpu), {cols}, on(w, cpu), on(b, cpu)); }, 1e-4, 1e-4);
 }
 
+// Forward and backward through autograd, the input's gradient returned (a fresh leaf each call,
+// so nothing accumulates): softmax (y = softmax(x), then gx = y (g − Σ g y)) and layer norm
+// without parameter gradients (w and b constants). Bytes: the forward's plus g, y (or x) and gx.
+void BM_softmax_fwd_bwd(benchmark::State& st) {
+  const int64_t rows = st.range(0), cols = st.range(1);
+  Tensor x = randn({rows, cols}, dev()), g = randn({rows, cols}, dev());
+  time_cuda(st, 5.0 * rows * cols * 4, [&](bool cpu) {
+    Tensor xl = on(x, cpu).detach().requires_grad_(true);
+    softmax(xl, 1).backward(on(g, cpu));
+    return xl.grad();
+  }, 1e-4, 1e-6);
+}
+void BM_layer_norm_fwd_bwd(benchmark::State& st) {
+  const int64_t rows = st.range(0), cols = st.range(1);
+  Tensor x = randn({rows, cols}, dev()), g = randn({rows, cols}, dev()), w = randn({cols}, dev()),
+         b = randn({cols}, dev());
+  time_cuda(st, 5.0 * rows * cols * 4 + 3.0 * cols * 4, [&](bool cpu) {
+    Tensor xl = on(x, cpu).detach().requires_grad_(true);
+    layer_norm(xl, {cols}, on(w, cpu), on(b, cpu)).backward(on(g, cpu));
+    return xl.grad();
+  }, 1e-4, 1e-4);
+}
+
+// Batch norm + SiLU in eval mode (bn_apply_kernel alone: the per-channel affine and the
+// activation, channels last), at EfficientNet-B5 shapes: (M = N·H·W, C).
+void BM_batch_norm_silu(benchmark::State& st) {
+  NoGradGuard ng;
+  const int64_t M = st.range(0), C = st.range(1);
+  Tensor x = randn({M, C}, dev()), rm = randn({C}, dev()), rv = add(rand({C}, dev()), 0.5),
+         w = randn({C}, dev()), b = randn({C}, dev());
+  time_cuda(st, 2.0 * M * C * 4 + 4.0 * C * 4, [&](bool cpu) {
+    return batch_norm(on(x, cpu), on(rm, cpu), on(rv, cpu), on(w, cpu), on(b, cpu), false, 0.1, 1e-5,
+                      NormActivation::silu);
+  }, 1e-5, 1e-5);
+}
+
 }  // namespace
 
 BENCHMARK(BM_gelu)->Arg(1 << 20)->Arg(1 << 24)->UseManualTime()->Unit(benchmark::kMicrosecond);
@@ -72,6 +108,10 @@ BENCHMARK(BM_sum_rows)->Args({4096, 1024})->Args({64, 1 << 20})->UseManualTime()
 BENCHMARK(BM_softmax)->Args({64 * 8 * 49, 49})->Args({4096, 4096})->UseManualTime()->Unit(benchmark::kMicrosecond);
 // the paper's encoder: 64·49 tokens of d_model 2048
 BENCHMARK(BM_layer_norm)->Args({64 * 49, 2048})->Args({4096, 768})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_softmax_fwd_bwd)->Args({64 * 8 * 49, 49})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_layer_norm_fwd_bwd)->Args({64 * 49, 2048})->UseManualTime()->Unit(benchmark::kMicrosecond);
+// B5 at 224², batch 32: stage 2's expansion (56², 144 channels) and stage 6's (7², 3072)
+BENCHMARK(BM_batch_norm_silu)->Args({32 * 56 * 56, 144})->Args({32 * 7 * 7, 3072})->UseManualTime()->Unit(benchmark::kMicrosecond);
 
 int main(int argc, char** argv) {
   if (cuda_device_count() == 0 || cuda::is_emulated()) {

@@ -18,11 +18,14 @@
 //     updates the running statistics in place: rm = (1−m)·rm + m·mean, rv = (1−m)·rv +
 //     m·M2/(M−1) (unbiased), when they are given.
 //     Cost: x read once (M·C·sizeof(T)); 3·P·C f64 written and read; ~8 flops per element.
-//   bn_apply: y = act(z), z = (x - mean)·invstd·w + b, one thread per element; act is none,
+//   bn_apply: y = act(z), z = (x - mean)·invstd·w + b, V consecutive channels a thread a step
+//     (16 bytes of the wider of x and the parameters where C and the pointers allow: 4 channels
+//     of f32/bf16/f16, 2 of f64; else 1), parameters loaded as vectors; act is none,
 //     SiLU or ReLU (the BN + activation pair of EfficientNet and ResNet blocks in one pass);
 //     optionally y = residual + s[n]·act(z), the MBConv epilogue (BN, drop-path, skip add)
 //     applied to the projection conv's output in the same pass.
-//   bn_backward_apply: gx = w·invstd·(g_z - Σg_z/M - x̂·Σg_z x̂/M) (training) or w·invstd·g_z
+//   bn_backward_apply (V channels a thread, as bn_apply; the sums and gb/gw as vectors):
+//     gx = w·invstd·(g_z - Σg_z/M - x̂·Σg_z x̂/M) (training) or w·invstd·g_z
 //     (eval), with g_z = g·act'(z) recomputed from x (the grad-mode partials do the same).
 //   Storage: x, g, y, gx and the residual in T (f32, f64, or f16/bf16 natively: loaded
 //   widened, math in f32, stored rounded once — no op-layer cast of the activations); the
@@ -304,18 +307,27 @@ __global__ void bn_backward_apply_kernel(const T* __restrict__ g, const T* __res
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < M * C / V;
        i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t e = i * V, c = channel.rem(e);
-    if (e < C) {
+    if (e < C) {  // the first row's threads: gb and gw, V channels each
+      const vec_t<double, V> sb = load_vec<V>(sums + e), sw = load_vec<V>(sums + C + e);
+      vec_t<P, V> ob, ow;
       ADNN_UNROLL
       for (int k = 0; k < V; ++k) {
-        if (gb) gb[e + k] = P(sums[e + k]);
-        if (gw) gw[e + k] = P(sums[C + e + k]);
+        ob.v[k] = P(sb.v[k]);
+        ow.v[k] = P(sw.v[k]);
       }
+      if (gb) store_vec<V>(gb + e, ob);
+      if (gw) store_vec<V>(gw + e, ow);
     }
     const vec_t<T, V> gv = load_vec<V>(g + e), xv = load_vec<V>(x + e);
     const vec_t<P, V> mv = load_vec<V>(mean + c), sv = load_vec<V>(invstd + c);
     vec_t<P, V> wv{}, bv{};
     if (w) wv = load_vec<V>(w + c);
     if (b) bv = load_vec<V>(b + c);
+    vec_t<double, V> s0{}, s1{};  // Σg_z and Σg_z·x̂ of these channels (vectors: a warp's lanes
+    if (training) {               // read consecutive 8·V-byte runs, not 8 bytes every 8·V)
+      s0 = load_vec<V>(sums + c);
+      s1 = load_vec<V>(sums + C + c);
+    }
     vec_t<T, V> out;
     ADNN_UNROLL
     for (int k = 0; k < V; ++k) {
@@ -324,7 +336,7 @@ __global__ void bn_backward_apply_kernel(const T* __restrict__ g, const T* __res
       double gd = load_as<double>(gv.v[k]);
       if (act != NormActivation::none) gd *= double(norm_act_grad<P>(act, P(xhat * wc + (b ? double(bv.v[k]) : 0.0))));
       if (training)
-        out.v[k] = store_as<T>(scale * (gd - sums[c + k] / double(M) - xhat * sums[C + c + k] / double(M)));
+        out.v[k] = store_as<T>(scale * (gd - s0.v[k] / double(M) - xhat * s1.v[k] / double(M)));
       else
         out.v[k] = store_as<T>(scale * gd);
     }

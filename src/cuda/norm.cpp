@@ -90,6 +90,8 @@ void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
       constexpr int vmax = 16 / int(std::max(sizeof(T), sizeof(P)));  // as batch_norm_forward's
       const int v = k::vector_width_of(vmax, C,
                                        {{ptr<T>(g), sizeof(T)}, {ptr<T>(x), sizeof(T)}, {ptr<T>(gx), sizeof(T)},
+                                        {ptr<double>(sums), sizeof(double)}, {ptr<P>(gb), sizeof(P)},
+                                        {ptr<P>(gw), sizeof(P)},
                                         {ptr<P>(mean), sizeof(P)}, {ptr<P>(invstd), sizeof(P)},
                                         {ptr<P>(weight), sizeof(P)}, {ptr<P>(bias), sizeof(P)}});
       auto apply = [&](auto vc) {
