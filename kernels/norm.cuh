@@ -84,6 +84,7 @@
 //   parameter gradients read g and x once more.
 //   Storage: x, y, g, gx, the parameters and their gradients in T (f32, f64, or f16/bf16
 //   natively: loaded widened, stored rounded once); mean and rstd in acc_t<T> (f32 for 16 bits).
+#include "common/mul_rn.hpp"
 #include "loops.cuh"
 #include "reduce.cuh"
 #include "rows.cuh"
@@ -281,11 +282,14 @@ __global__ void bn_apply_kernel(const T* __restrict__ x, const P* __restrict__ m
     vec_t<T, V> out;
     ADNN_UNROLL
     for (int k = 0; k < V; ++k) {
-      P v = (load_as<P>(xv.v[k]) - mv.v[k]) * sv.v[k];
-      if (w) v = v * wv.v[k];
+      // products rounded on their own (mul_rn: never fused with the next add): nvcc may contract
+      // v·w + b into one fma in one width's code and not in the other's, and the result would
+      // then depend on V (and differ from the cpu twin by more than its rounding)
+      P v = mul_rn(load_as<P>(xv.v[k]) - mv.v[k], sv.v[k]);
+      if (w) v = mul_rn(v, wv.v[k]);
       if (b) v = v + bv.v[k];
       v = norm_act<P>(act, v);
-      if (scale) v = v * s;
+      if (scale) v = mul_rn(v, s);
       if (residual) v = v + load_as<P>(rv.v[k]);
       out.v[k] = store_as<T>(v);
     }
