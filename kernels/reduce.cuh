@@ -312,23 +312,21 @@ void launch_reduce_rows(ReduceOp op, const X* x, Y* out, acc_t<X>* part, int64_t
     const bool warp_rows = R / (vec ? vmax : 1) <= 256 && rows >= 8 * 132 * 4;
     const unsigned tx = warp_rows ? 32u : row_threads(R / (vec ? vmax : 1)), ty = warp_rows ? 8u : 1u;
     const dim3 grid = row_grid(ceil_div(rows, ty));
-    if (vec)
-      ADNN_LAUNCH((reduce_rows_kernel<X, Y, A, vmax>), grid, dim3(tx, ty), 0, stream, int(op), x, out,
+    with_full_width_or_scalar<vmax>(vec ? vmax : 1, [&](auto vc) {
+      constexpr int V = decltype(vc)::value;
+      ADNN_LAUNCH((reduce_rows_kernel<X, Y, A, V>), grid, dim3(tx, ty), 0, stream, int(op), x, out,
                   static_cast<A*>(nullptr), rows, R, R);
-    else
-      ADNN_LAUNCH((reduce_rows_kernel<X, Y, A>), grid, dim3(tx, ty), 0, stream, int(op), x, out,
-                  static_cast<A*>(nullptr), rows, R, R);
+    });
     return;
   }
   ADNN_CHECK(part, "reduce_rows: ", rows, " rows of ", R, " values are reduced in ", S,
              " slices, and no workspace for their partials was given");
   const dim3 sliced(unsigned(rows), 1, unsigned(S));
-  if (vec)
-    ADNN_LAUNCH((reduce_rows_kernel<X, Y, A, vmax>), sliced, dim3(256), 0, stream, int(op), x, out, part, rows, R,
+  with_full_width_or_scalar<vmax>(vec ? vmax : 1, [&](auto vc) {
+    constexpr int V = decltype(vc)::value;
+    ADNN_LAUNCH((reduce_rows_kernel<X, Y, A, V>), sliced, dim3(256), 0, stream, int(op), x, out, part, rows, R,
                 reduce_rows_per_slice(rows, R));
-  else
-    ADNN_LAUNCH((reduce_rows_kernel<X, Y, A>), sliced, dim3(256), 0, stream, int(op), x, out, part, rows, R,
-                reduce_rows_per_slice(rows, R));
+  });
   ADNN_LAUNCH((reduce_rows_kernel<A, Y, A>), row_grid(rows), dim3(row_threads(S)), 0, stream, int(op),
               static_cast<const A*>(part), out, static_cast<A*>(nullptr), rows, S, S);
 }

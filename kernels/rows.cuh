@@ -79,9 +79,7 @@ inline void with_row_geom(const RowGeom& g, F&& f) {
     ADNN_CHECK(false, "row kernels: no instantiation for ", g.n, " vectors of ", V, " a thread");
   };
   ADNN_CHECK(g.fits && (g.v == vmax || g.v == 1), "row kernels: vector width ", g.v, " is neither ", vmax, " nor 1");
-  if constexpr (vmax > 1)
-    if (g.v == vmax) return by_n(std::integral_constant<int, vmax>{});
-  by_n(std::integral_constant<int, 1>{});
+  with_full_width_or_scalar<vmax>(g.v, by_n);
 }
 
 // The matrix row of this block row, or -1 past the end.

@@ -117,6 +117,16 @@ inline void with_vector_width(int v, F&& f) {
   f(std::integral_constant<int, 1>{});
 }
 
+// Calls f(std::integral_constant<int, vmax>{}) when v == vmax, else f(integral_constant<1>): two
+// instantiations a kernel (16-byte vectors or scalars), for launchers whose other widths are not
+// worth their compile time (reduce_rows, batch norm, the row kernels of rows.cuh).
+template <int vmax, class F>
+inline void with_full_width_or_scalar(int v, F&& f) {
+  if constexpr (vmax > 1)
+    if (v == vmax) return f(std::integral_constant<int, vmax>{});
+  f(std::integral_constant<int, 1>{});
+}
+
 // Calls f(int32_t{}) when `narrow` (every index of the launch fits in 32 bits), else
 // f(int64_t{}): the index type of a kernel's pixel and element offsets.
 template <class F>

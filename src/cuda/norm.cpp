@@ -59,8 +59,7 @@ void batch_norm_forward(const Tensor& x, const Tensor& weight, const Tensor& bia
                   ptr<P>(mean), ptr<P>(invstd), ptr<P>(weight), ptr<P>(bias), ptr<T>(y), M, C, act, ptr<T>(residual),
                   ptr<P>(scale), k::div_index(M * C, C), k::div_index(M * C, scale.defined() ? rows_per_sample * C : 0));
     };
-    if (v == vmax) apply(std::integral_constant<int, vmax>{});
-    else apply(std::integral_constant<int, 1>{});
+    k::with_full_width_or_scalar<vmax>(v, apply);
   });
 }
 
@@ -100,8 +99,7 @@ void batch_norm_backward(const Tensor& g, const Tensor& x, const Tensor& weight,
                     ptr<T>(g), ptr<T>(x), ptr<P>(weight), ptr<P>(bias), ptr<P>(mean), ptr<P>(invstd),
                     ptr<double>(sums), ptr<T>(gx), M, C, training, act, ptr<P>(gb), ptr<P>(gw), k::div_index(M * C, C));
       };
-      if (v == vmax) apply(std::integral_constant<int, vmax>{});
-      else apply(std::integral_constant<int, 1>{});
+      k::with_full_width_or_scalar<vmax>(v, apply);
       return;
     }
     if (gb.defined()) copy(sums.narrow(0, 0, C), gb);
