@@ -190,6 +190,20 @@ TEST_SUITE("amp") {
     return max_abs_diff(got, exact) <= 4 * max_abs_diff(tf32, exact) + 1e-5;
   }
 
+  TEST_CASE("amp::bf16_pays: the CPU with its bf16 dot product, a real GPU with tensor cores, never the emulator") {
+    for (bool dot : {false, true}) {
+      DotState d(dot);  // the CPU's dot product off, or on where the CPU has it
+      CAPTURE(dot);
+      CHECK(amp::bf16_pays(kCPU) == cpu::bf16_dot_available());
+      if (!dot) CHECK_FALSE(amp::bf16_pays(kCPU));
+    }
+    for (Device dev : devices()) {
+      if (!dev.is_cuda()) continue;
+      CHECK(amp::bf16_pays(dev) == (!cuda::is_emulated() && cuda::has_tensor_cores()));
+      if (cuda::is_emulated()) CHECK_FALSE(amp::bf16_pays(dev));
+    }
+  }
+
   TEST_CASE("matmul: f32 exact by default, TF32 on cuda when allowed (never on the CPU)") {
     manual_seed(4);
     Tensor a = randn({3, 37, 70}), b = randn({3, 70, 29});  // (B, M, K), (B, K, N)

@@ -17,6 +17,7 @@
 #include <sstream>
 #include <tuple>
 
+#include <adnn/amp/amp.hpp>
 #include <adnn/cuda/kernel_report.hpp>
 
 #include "testing.hpp"
@@ -421,6 +422,34 @@ TEST_SUITE("fer") {
     CHECK(slurp(a + "/config.json").find("\"run.precision\": \"f16\"") != std::string::npos);
     fs::remove_all(a);
     fs::remove_all(b);
+    fs::remove_all(logs);
+  }
+
+  TEST_CASE("train --precision auto: bf16 where the device multiplies bf16 natively, else f32; --resume keeps it") {
+    REQUIRE_FER_DATA();
+    const std::string out = temp_dir("auto_precision"), logs = temp_dir("auto_precision_logs");
+    const std::vector<std::string> fresh{"train", "--data", fer_dir(), "--device", "cpu", "--train-limit", "64",
+                                         "--val-limit", "14", "--epochs", "1", "--batch", "16", "--log-every", "1000",
+                                         "--precision", "auto", "--stop-after", "2", "--out", out};
+    auto stopped = adnn_fer(fresh, logs + "/stopped.out");
+    INFO(stopped.second);
+    REQUIRE(stopped.first == 3);
+    // this process and the child see the same CPU (and the same ADNN_CPU_BF16_DOT)
+    const std::string want = amp::bf16_pays(kCPU) ? "bf16" : "f32";
+    CHECK(slurp(out + "/config.json").find("\"run.precision\": \"" + want + "\"") != std::string::npos);
+    // auto again on --resume is the run's own precision, not a contradiction; the other one is
+    const std::string other = want == "bf16" ? "f32" : "bf16";
+    auto contradict = adnn_fer({"train", "--resume", "--out", out, "--device", "cpu", "--precision", other},
+                               logs + "/contradict.out");
+    CHECK(contradict.first == 2);
+    CHECK(contradict.second.find("--precision " + other + " contradicts the run's run.precision = " + want) !=
+          std::string::npos);
+    auto resumed = adnn_fer({"train", "--resume", "--out", out, "--device", "cpu", "--precision", "auto"},
+                            logs + "/resumed.out");
+    INFO(resumed.second);
+    CHECK(resumed.first == 0);
+    CHECK(slurp(out + "/config.json").find("\"run.precision\": \"" + want + "\"") != std::string::npos);
+    fs::remove_all(out);
     fs::remove_all(logs);
   }
 

@@ -156,8 +156,10 @@ std::vector<Command> commands() {
                {"full", "light"}),
         choice("precision",
                "f32, tf32 (f32 weights, TF32 GEMMs on a GPU), bf16 or f16 (autocast with f32 master weights; f16 "
-               "with a gradient scaler); default bf16 on a GPU with tensor cores, else f32",
-               {"f32", "tf32", "bf16", "f16"}),
+               "with a gradient scaler), or auto (bf16 where its products are native: a GPU with tensor cores or a "
+               "CPU with AVX512-BF16; else f32; on --resume: the run's own); default bf16 on a GPU with tensor "
+               "cores, else f32",
+               {"f32", "tf32", "bf16", "f16", "auto"}),
         integer("train-limit", "train on a class-stratified slice of N images (0: all)", 0),
         integer("val-limit", "validate on a class-stratified slice of N images (0: all)", 0),
         workers_flag(),

@@ -224,10 +224,14 @@ void fresh_settings(const Args& a, FerConfig& c, std::map<std::string, std::stri
   run["run.sync_bn"] = a.on("sync-bn", false) ? "1" : "0";
 }
 
-// A fresh run's precision: bf16 where tensor cores pay (a real GPU, sm_80+), f32 elsewhere
-// (the emulator too), unless --precision says.
+// A fresh run's precision, as stored in run.precision: --precision as given; auto: bf16 where
+// its products are native (amp::bf16_pays: a real GPU with tensor cores, a CPU with AVX512-BF16),
+// else f32; without the flag: bf16 on such a GPU, f32 on every CPU and the emulator (so a CPU
+// run's default does not depend on which CPU it meets).
 std::string fresh_precision(const Args& a, Device dev) {
-  return a.get("precision", dev.is_cuda() && !cuda::is_emulated() && cuda::has_tensor_cores() ? "bf16" : "f32");
+  const std::string p = a.get("precision", dev.is_cuda() ? "auto" : "f32");
+  if (p != "auto") return p;
+  return amp::bf16_pays(dev) ? "bf16" : "f32";
 }
 
 // Step 1: settings from the command line, or from last.safetensors when resuming; creates
@@ -293,7 +297,8 @@ RunSettings setup_run(const Args& a, std::shared_ptr<distributed::ProcessGroup> 
           same = now == was;
           break;
         case StoredFlag::text:
-          same = given == was;
+          // --precision auto on --resume keeps what the run resolved it to when it began
+          same = given == was || (f.key == std::string("run.precision") && given == "auto");
           break;
       }
       if (same) continue;

@@ -1,5 +1,6 @@
 // Autocast state and GradScaler (include/adnn/amp/amp.hpp).
 #include <adnn/amp/amp.hpp>
+#include <adnn/cuda/runtime.hpp>
 #include <adnn/core/parse.hpp>
 #include <adnn/ops/ops.hpp>
 #include <adnn/optim/optimizer.hpp>
@@ -7,6 +8,8 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+
+#include "cpu/gemm.hpp"
 
 namespace adnn::amp {
 
@@ -25,6 +28,11 @@ std::optional<DType> autocast_dtype() { return tls_autocast; }
 Tensor autocast_lower(const Tensor& x) {
   return tls_autocast && x.defined() && x.dtype() == DType::f32 ? x.to(*tls_autocast) : x;
 }
+bool bf16_pays(Device dev) {
+  if (dev.is_cuda()) return !cuda::is_emulated() && cuda::has_tensor_cores();
+  return cpu::bf16_dot_available();
+}
+
 Tensor autocast_f32(const Tensor& x) {
   return tls_autocast && x.defined() && (x.dtype() == DType::f16 || x.dtype() == DType::bf16) ? x.to(DType::f32) : x;
 }

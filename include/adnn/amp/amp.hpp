@@ -41,6 +41,12 @@ Tensor autocast_lower(const Tensor& x);
 // x cast to f32 when autocast is on and x is f16/bf16 (else x).
 Tensor autocast_f32(const Tensor& x);
 
+// Whether bf16 autocast pays on dev, i.e. its GEMMs multiply bf16 natively: a real GPU with
+// tensor cores (sm_80+; not the emulator), or a CPU with AVX512-BF16 (VDPBF16PS, unless
+// ADNN_CPU_BF16_DOT=0). Elsewhere bf16 still works, with the products widened to f32 first,
+// and costs time instead of saving it. As torch.cuda.is_bf16_supported(), for both backends.
+bool bf16_pays(Device dev);
+
 struct GradScalerOptions {
   double init_scale = 65536.0;  // 2^16
   double growth_factor = 2.0;
