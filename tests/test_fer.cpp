@@ -449,6 +449,17 @@ TEST_SUITE("fer") {
     INFO(resumed.second);
     CHECK(resumed.first == 0);
     CHECK(slurp(out + "/config.json").find("\"run.precision\": \"" + want + "\"") != std::string::npos);
+    // without the bf16 dot product (as on a CPU without AVX512-BF16) auto is f32
+    fs::remove_all(out);
+    const char* before = std::getenv("ADNN_CPU_BF16_DOT");
+    const std::string saved = before ? before : "";
+    ::setenv("ADNN_CPU_BF16_DOT", "0", 1);
+    auto widened = adnn_fer(fresh, logs + "/widened.out");  // the same fresh run, in the child's environment
+    if (before) ::setenv("ADNN_CPU_BF16_DOT", saved.c_str(), 1);
+    else ::unsetenv("ADNN_CPU_BF16_DOT");
+    INFO(widened.second);
+    REQUIRE(widened.first == 3);
+    CHECK(slurp(out + "/config.json").find("\"run.precision\": \"f32\"") != std::string::npos);
     fs::remove_all(out);
     fs::remove_all(logs);
   }

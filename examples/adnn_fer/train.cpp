@@ -8,6 +8,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -345,7 +346,19 @@ RunSettings setup_run(const Args& a, std::shared_ptr<distributed::ProcessGroup> 
   r.stop_after = a.num("stop-after", 0);
   r.log_every = a.num("log-every", 50);
   r.dev = pick_device(a);
-  if (!r.resume) r.run["run.precision"] = fresh_precision(a, r.dev);
+  if (!r.resume) {
+    r.run["run.precision"] = fresh_precision(a, r.dev);
+    if (r.world > 1) {  // each process resolved auto (or the GPU default) on its own device: they must agree
+      const std::vector<std::string> kinds{"f32", "tf32", "bf16", "f16"};
+      const int64_t mine = std::find(kinds.begin(), kinds.end(), r.run["run.precision"]) - kinds.begin();
+      const Tensor all = r.pg->all_gather(from_vector(std::vector<int64_t>{mine}, {1}));  // (world) i64, host
+      const int64_t* p = all.data_ptr<int64_t>();
+      for (int i = 1; i < r.world; ++i)
+        ADNN_CHECK(p[i] == p[0], "train: the precision differs between processes: ", kinds.at(size_t(p[0])),
+                   " on rank 0, ", kinds.at(size_t(p[i])), " on rank ", i,
+                   " (their devices resolve --precision auto differently; pass --precision f32 or bf16)");
+    }
+  }
   return r;
 }
 

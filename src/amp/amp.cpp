@@ -29,7 +29,11 @@ Tensor autocast_lower(const Tensor& x) {
   return tls_autocast && x.defined() && x.dtype() == DType::f32 ? x.to(*tls_autocast) : x;
 }
 bool bf16_pays(Device dev) {
+#if ADNN_WITH_CUDA_BACKEND
   if (dev.is_cuda()) return !cuda::is_emulated() && cuda::has_tensor_cores();
+#else
+  if (dev.is_cuda()) return false;  // a build without a CUDA backend has no such device
+#endif
   return cpu::bf16_dot_available();
 }
 
