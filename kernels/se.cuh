@@ -1,29 +1,34 @@
 #pragma once
-// Squeeze-and-excite forward in three kernels (four with the pool's slices):
+// Squeeze-and-excite forward in four kernels (five with the pool's slices):
 //   se_pool:       pooled (N, C) = mean over P = H·W of x (N, P, C).
 //                  Block (32, 8): 32 channels × 8 row lanes, grid (⌈C/32⌉, N, S) with CBAM's
 //                  position slices (position_slices: S > 1 only when the ⌈C/32⌉·N blocks are
 //                  fewer than 1024 and P > 256; then each block's slice sum goes to an N·S·C
 //                  acc_t workspace and se_pool_finish adds the slices in order and divides by
 //                  P). Reads N·P·C, writes N·C (+ 2·N·S·C with S > 1).
-//   se_gate:       once per sample (grid N, block 256): h = SiLU(W1 pooled_n + b1) (R),
-//                  a = W2 h + b2 (C); writes the logits a (N, C) that backward uses and the
-//                  gate σ(a) (N, C, a workspace). Pooled and b1 loaded by consecutive threads;
-//                  FC1 one warp per hidden unit, lanes along a row of W1 (C), a shuffle tree;
-//                  FC2 groups of se_fc2_width(R) lanes (a power of two ≥ min(R, 32)) per
-//                  channel, lanes along a row of W2 (R), so a warp reads 32 / width
-//                  consecutive rows; b2, the logits and σ in one pass along C. Shared memory
-//                  (R + C) A, dynamic. 2·R·C MACs and R + C exp per sample; reads the weights
-//                  once per sample (before: once per block of pixels, every block of a sample
-//                  recomputing both FCs).
+//   se_fc1:        hidden (N, R) = SiLU(W1 pooled_n + b1): grid (⌈R/8⌉, N), one warp per
+//                  (sample, hidden unit), lanes along a row of W1 (C) with four loads in
+//                  flight a lane, a shuffle tree. N·R·C MACs; reads W1 once per sample
+//                  (L2-resident across samples) and pooled_n (L1-resident in the block).
+//   se_fc2:        a = W2 h_n + b2 (C) for a slice of CB = se_fc2_channels(R) channels a block
+//                  (grid (⌈C/CB⌉, N)): groups of se_fc2_width(R) lanes (a power of two
+//                  ≥ min(R, 32)) per channel, lanes along a row of W2 (R), so a warp reads
+//                  32 / width consecutive rows; then b2, the logits a (backward reads them)
+//                  and the gate σ(a) (a workspace) in one coalesced pass. Shared (R + CB) A.
+//                  Until 2026-12-05 one block per sample (grid N) computed both FCs: at
+//                  B5's 7×7×3072 (R = 128, batch 32) that is 32 blocks on a 132-SM H200,
+//                  each streaming 3 MB of weights through one SM; the H200 measured SE's
+//                  f32 forward (bench_cudnn's BM_se) at 0.48× the cuDNN + cuBLAS
+//                  composition there. The split gives N·⌈R/8⌉ + N·⌈C/CB⌉ blocks (512 +
+//                  1,536 at that shape).
 //   se_scale:      y[n, p, c] = x[n, p, c] · gate[n, c]: one thread per V consecutive
 //                  channels of a pixel (a 16-byte vector of x and y when C and the pointers
 //                  allow, else 2 or 1: vector_width), the gate read as 16-byte vectors of A
 //                  (L1/L2-resident), the sample and channel of a flat index by precomputed
 //                  divisors (DivIndex). Reads N·P·C (+ N·C gates, cached), writes N·P·C.
-// sm_90 (docs/results/kernel-resources-sm90.md): se_gate 34 registers for 16-bit T (75 %
-// theoretical occupancy), 56 for f32/f64 (50 %; one block per sample, so occupancy is not
-// its limit); se_scale 22–32 registers (100 %) except f32/f64 with V = 1 (38–40, 75 %).
+// sm_90 (docs/results/kernel-resources-sm90.md): se_fc1 29–32 registers (100 % theoretical
+// occupancy); se_fc2 30 for 16-bit T (100 %), 56 for f32/f64 (50 %); se_scale 22–32 registers
+// (100 %) except f32/f64 with V = 1 (38–40, 75 %).
 // Weights: W1 (R, C), b1 (R), W2 (C, R), b2 (C), contiguous; x, y (N, P, C) contiguous.
 // Types: x, y and the weights in T (f32, f64, or f16/bf16 natively: loaded widened, stored
 // rounded once); the math, the pooled means and the gate logits in A = acc_t<T> (f32 for
@@ -75,46 +80,64 @@ __global__ void se_pool_finish_kernel(const A* __restrict__ part, A* __restrict_
   }
 }
 
-// The gates of sample n = blockIdx.x, once per sample: h = SiLU(W1 pooled_n + b1) (R),
-// a = W2 h + b2 (C), logits[n] = a (backward reads them), gate[n] = σ(a). Block 256, dynamic
-// shared (R + C) A.
+// FC1 of every sample: hidden[n, r] = SiLU(b1[r] + W1[r] · pooled[n]). Grid (⌈R/8⌉, N), block
+// 256: warp w of block (i, n) computes hidden unit r = 8·i + w of sample n, its lanes along the
+// row of W1 (C, contiguous) and of pooled[n] (L1-resident: the block's 8 warps read the same
+// row), four columns a lane in flight (four accumulators merged in a fixed order), then a
+// shuffle tree. Warps past R return at once (no barrier follows).
 template <class T>
-__global__ void se_gate_kernel(const acc_t<T>* __restrict__ pooled, const T* __restrict__ w1,
-                               const T* __restrict__ b1, const T* __restrict__ w2, const T* __restrict__ b2,
-                               acc_t<T>* __restrict__ logits, acc_t<T>* __restrict__ gate_out, int64_t C, int64_t R,
-                               int fc2_width) {
+__global__ void se_fc1_kernel(const acc_t<T>* __restrict__ pooled, const T* __restrict__ w1,
+                              const T* __restrict__ b1, acc_t<T>* __restrict__ hidden, int64_t C, int64_t R) {
+  using A = acc_t<T>;
+  const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
+  const int64_t n = blockIdx.y, r = int64_t(blockIdx.x) * (blockDim.x / 32) + warp;
+  if (r >= R) return;
+  const T* wr = w1 + r * C;
+  const A* pn = pooled + n * C;
+  A z0 = 0, z1 = 0, z2 = 0, z3 = 0;
+  int64_t c = lane;
+  for (; c + 96 < C; c += 128) {
+    z0 += load_as<A>(wr[c]) * pn[c];
+    z1 += load_as<A>(wr[c + 32]) * pn[c + 32];
+    z2 += load_as<A>(wr[c + 64]) * pn[c + 64];
+    z3 += load_as<A>(wr[c + 96]) * pn[c + 96];
+  }
+  for (; c < C; c += 32) z0 += load_as<A>(wr[c]) * pn[c];
+  A z = (z0 + z1) + (z2 + z3);
+  for (int off = 16; off > 0; off >>= 1) z += __shfl_xor_sync(0xffffffffu, z, off);
+  if (lane == 0) hidden[n * R + r] = silu((b1 ? load_as<A>(b1[r]) : A(0)) + z);
+}
+
+// FC2, the logits and the gates: a[n, c] = b2[c] + W2[c] · hidden[n], logits[n, c] = a (backward
+// reads them), gate[n, c] = σ(a). Grid (⌈C/CB⌉, N), block 256 with hidden[n] (R) in shared
+// memory: groups of fc2_width lanes (a power of two ≥ min(R, 32)) per output channel, lanes
+// along R, so a warp reads 32 / fc2_width consecutive rows of W2 (C, R), contiguous; the block's
+// CB channels go through shared memory to one coalesced pass of b2, logits and σ. Dynamic
+// shared (R + CB) A.
+template <class T>
+__global__ void se_fc2_kernel(const acc_t<T>* __restrict__ hidden, const T* __restrict__ w2,
+                              const T* __restrict__ b2, acc_t<T>* __restrict__ logits, acc_t<T>* __restrict__ gate_out,
+                              int64_t C, int64_t R, int fc2_width, int64_t CB) {
   using A = acc_t<T>;
   ADNN_DYNAMIC_SHARED(A, smem);
-  ADNN_SHARED_PTR(A) h = smem;      // (R): b1, then the hidden units
-  ADNN_SHARED_PTR(A) gate = h + R;  // (C): the pooled means, then W2 h
-  const int64_t n = blockIdx.x;
+  ADNN_SHARED_PTR(A) h = smem;       // (R): the sample's hidden units
+  ADNN_SHARED_PTR(A) acc = h + R;    // (CB): W2 h of the block's channels
+  const int64_t n = blockIdx.y, c0 = int64_t(blockIdx.x) * CB, c1 = c0 + CB < C ? c0 + CB : C;
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32, warps = int(blockDim.x) / 32;
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) gate[c] = pooled[n * C + c];
-  for (int64_t r = threadIdx.x; r < R; r += blockDim.x) h[r] = b1 ? load_as<A>(b1[r]) : A(0);
+  for (int64_t r = threadIdx.x; r < R; r += blockDim.x) h[r] = hidden[n * R + r];
   __syncthreads();
-  // FC1: one warp per hidden unit r, lanes along C (a contiguous row of W1), shuffle tree
-  for (int64_t r = warp; r < R; r += warps) {
-    A z = 0;
-    for (int64_t c = lane; c < C; c += 32) z += load_as<A>(w1[r * C + c]) * gate[c];
-    for (int off = 16; off > 0; off >>= 1) z += __shfl_xor_sync(0xffffffffu, z, off);
-    if (lane == 0) h[r] = silu(A(h[r]) + z);
-  }
-  __syncthreads();
-  // FC2: groups of fc2_width lanes (a power of two >= min(R, 32)) per output channel c, lanes
-  // along R: a warp reads 32 / fc2_width consecutive rows of W2 (C, R), contiguous.
   const int per_warp = 32 / fc2_width, sub = lane % fc2_width;
-  for (int64_t cb = int64_t(warp) * per_warp; cb < C; cb += int64_t(warps) * per_warp) {
+  for (int64_t cb = c0 + int64_t(warp) * per_warp; cb < c1; cb += int64_t(warps) * per_warp) {
     const int64_t c = cb + lane / fc2_width;
     A a = 0;
-    if (c < C)
+    if (c < c1)
       for (int64_t r = sub; r < R; r += fc2_width) a += load_as<A>(w2[c * R + r]) * h[r];
     for (int off = fc2_width / 2; off > 0; off >>= 1) a += __shfl_xor_sync(0xffffffffu, a, off, fc2_width);
-    if (sub == 0 && c < C) gate[c] = a;
+    if (sub == 0 && c < c1) acc[c - c0] = a;
   }
   __syncthreads();
-  // b2, the logits and the gate in one coalesced pass along C
-  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
-    const A a = b2 ? load_as<A>(b2[c]) + A(gate[c]) : A(gate[c]);
+  for (int64_t c = c0 + threadIdx.x; c < c1; c += blockDim.x) {
+    const A a = b2 ? load_as<A>(b2[c]) + A(acc[c - c0]) : A(acc[c - c0]);
     logits[n * C + c] = a;
     gate_out[n * C + c] = sigmoid(a);
   }
@@ -150,15 +173,18 @@ inline int se_fc2_width(int64_t R) {
   return w;
 }
 
-// part: N·S·C acc_t<T> when S = position_slices(N, P, C) > 1 (se_pool's slice sums); gate:
-// N·C acc_t<T> (σ of the logits, for the scale).
+// FC2's output channels per block: 8 passes of the block's warps over their channels.
+inline int64_t se_fc2_channels(int64_t R) { return int64_t(8) * (32 / se_fc2_width(R)) * 8; }
+
+// part: N·S·C acc_t<T> when S = position_slices(N, P, C) > 1 (se_pool's slice sums); hidden:
+// N·R acc_t<T> (FC1's output); gate: N·C acc_t<T> (σ of the logits, for the scale).
 template <class T>
 void launch_squeeze_excite(const T* x, const T* w1, const T* b1, const T* w2, const T* b2, acc_t<T>* pooled,
-                           acc_t<T>* logits, acc_t<T>* part, acc_t<T>* gate, T* y, int64_t N, int64_t P, int64_t C,
-                           int64_t R, Stream stream) {
+                           acc_t<T>* logits, acc_t<T>* part, acc_t<T>* hidden, acc_t<T>* gate, T* y, int64_t N,
+                           int64_t P, int64_t C, int64_t R, Stream stream) {
   using A = acc_t<T>;
   if (N * C == 0) return;
-  ADNN_CHECK(gate, "squeeze_excite: no workspace for the N·C gates was given");
+  ADNN_CHECK(gate && (hidden || R == 0), "squeeze_excite: no workspace for the N·C gates or the N·R hidden units was given");
   const int64_t S = position_slices(N, P, C);
   ADNN_CHECK(N <= 65535, "squeeze_excite: grid (", ceil_div(C, 32), ", ", N, ", ", S, ") over the limits");
   ADNN_CHECK(S == 1 || part, "squeeze_excite: P = ", P, " is split into ", S,
@@ -168,8 +194,12 @@ void launch_squeeze_excite(const T* x, const T* w1, const T* b1, const T* w2, co
   if (S > 1)
     ADNN_LAUNCH(se_pool_finish_kernel<A>, grid_for(N * C), dim3(256), 0, stream, static_cast<const A*>(part), pooled, N,
                 S, P, C);
-  ADNN_LAUNCH(se_gate_kernel<T>, dim3(unsigned(N)), dim3(256), size_t(R + C) * sizeof(A), stream, pooled, w1, b1, w2,
-              b2, logits, gate, C, R, se_fc2_width(R));
+  if (R > 0)
+    ADNN_LAUNCH(se_fc1_kernel<T>, dim3(ceil_div(R, 8), unsigned(N)), dim3(256), 0, stream,
+                static_cast<const A*>(pooled), w1, b1, hidden, C, R);
+  const int64_t CB = se_fc2_channels(R);
+  ADNN_LAUNCH(se_fc2_kernel<T>, dim3(ceil_div(C, CB), unsigned(N)), dim3(256), size_t(R + CB) * sizeof(A), stream,
+              static_cast<const A*>(hidden), w2, b2, logits, gate, C, R, se_fc2_width(R), CB);
   with_vector_width<T>(vector_width<T>(C, {x, y}), [&](auto vc) {
     constexpr int V = decltype(vc)::value;
     const int64_t total = N * P * C;

@@ -392,11 +392,15 @@ TEST_SUITE("cuda") {
 }
 
 TEST_SUITE("cuda") {
-  // se_gate_kernel and se_scale_kernel (kernels/se.cuh): FC1 one warp per hidden unit with
-  // lanes along C, FC2 groups of 1..32 lanes per channel (the power of two >= min(R, 32)), the
-  // scale in vectors of V channels (f32: 4, 2 or 1 as C allows; f64: 2 or 1; bf16: 8 — two
-  // 16-byte gate loads — 4, 2 or 1). These shapes reach group widths 1, 2, 8 and 32, R above 32
-  // (a lane sums several terms), C above the block, and every V.
+  // se_fc1_kernel, se_fc2_kernel and se_scale_kernel (kernels/se.cuh): FC1 one warp per
+  // (sample, hidden unit) with lanes along C (four loads a lane in flight, then the remainder),
+  // FC2 groups of 1..32 lanes per channel (the power of two >= min(R, 32)) over slices of
+  // se_fc2_channels(R) channels a block, the scale in vectors of V channels (f32: 4, 2 or 1 as
+  // C allows; f64: 2 or 1; bf16: 8 — two 16-byte gate loads — 4, 2 or 1). These shapes reach
+  // group widths 1, 2, 8 and 32, R above 32 (a lane sums several terms), C above the block,
+  // every V, a last FC1 block with fewer than 8 hidden units (R = 44, 130), C with and without
+  // the four-column loop's remainder, and several FC2 slices with a partial last one (C = 72,
+  // 300, 520 and 1056 at 64 channels a block).
   TEST_CASE("squeeze_excite on cuda: every FC2 group width, wide C, agree with cpu") {
     REQUIRE_CUDA_DEVICE();
     manual_seed(91);
@@ -410,7 +414,9 @@ TEST_SUITE("cuda") {
                                                                 {16, 4, 5},
                                                                 {37, 5, 5},
                                                                 {40, 7, 100},
-                                                                {7, 3, 100}}) {
+                                                                {7, 3, 100},
+                                                                {1056, 44, 1},
+                                                                {520, 130, 1}}) {
         // H = 100: P = 300 positions over 4 or 2 (n, channel-tile) blocks, so the pool runs in 3
         // position slices merged by se_pool_finish_kernel, and the backward's channel gate too
         INFO(std::string(dtype_name(dt)) << " C " << C << " R " << R << " H " << H);

@@ -1,5 +1,5 @@
-// The se family's launcher (kernels/se.cuh): squeeze-excite forward (pool, gates once per
-// sample, one wide scale).
+// The se family's launcher (kernels/se.cuh): squeeze-excite forward (pool, FC1 and FC2 over
+// (sample, slice) grids, one wide scale).
 #include "cuda/backend.hpp"
 #include "cuda/launch.hpp"
 #include "kernels/se.cuh"
@@ -15,9 +15,10 @@ void squeeze_excite_forward(const Tensor& x, const Tensor& w1, const Tensor& b1,
     using A = k::acc_t<kt<T>>;
     const int64_t S = k::position_slices(N, P, C);
     Tensor part = device_acc<A>(S > 1 ? N * S * C : 0);  // se_pool's slice sums when P is split
+    Tensor hidden = device_acc<A>(N * R);               // FC1's output, SiLU applied
     Tensor gate = device_acc<A>(N * C);                 // σ of the logits, for the scale
     k::launch_squeeze_excite(ptr<T>(x), ptr<T>(w1), ptr<T>(b1), ptr<T>(w2), ptr<T>(b2), ptr<A>(pooled), ptr<A>(logits),
-                             ptr<A>(part), ptr<A>(gate), ptr<T>(y), N, P, C, R, stream());
+                             ptr<A>(part), ptr<A>(hidden), ptr<A>(gate), ptr<T>(y), N, P, C, R, stream());
   });
 }
 
