@@ -174,7 +174,9 @@ inline int se_fc2_width(int64_t R) {
 }
 
 // FC2's output channels per block: 8 passes of the block's warps over their channels.
-inline int64_t se_fc2_channels(int64_t R) { return int64_t(8) * (32 / se_fc2_width(R)) * 8; }
+// The FC kernels' warps a block (256 threads).
+constexpr int kSeWarps = 8;
+inline int64_t se_fc2_channels(int64_t R) { return int64_t(kSeWarps) * (32 / se_fc2_width(R)) * 8; }
 
 // part: N·S·C acc_t<T> when S = position_slices(N, P, C) > 1 (se_pool's slice sums); hidden:
 // N·R acc_t<T> (FC1's output); gate: N·C acc_t<T> (σ of the logits, for the scale).
@@ -195,10 +197,13 @@ void launch_squeeze_excite(const T* x, const T* w1, const T* b1, const T* w2, co
     ADNN_LAUNCH(se_pool_finish_kernel<A>, grid_for(N * C), dim3(256), 0, stream, static_cast<const A*>(part), pooled, N,
                 S, P, C);
   if (R > 0)
-    ADNN_LAUNCH(se_fc1_kernel<T>, dim3(ceil_div(R, 8), unsigned(N)), dim3(256), 0, stream,
+    ADNN_LAUNCH(se_fc1_kernel<T>, dim3(ceil_div(R, kSeWarps), unsigned(N)), dim3(32 * kSeWarps), 0, stream,
                 static_cast<const A*>(pooled), w1, b1, hidden, C, R);
   const int64_t CB = se_fc2_channels(R);
-  ADNN_LAUNCH(se_fc2_kernel<T>, dim3(ceil_div(C, CB), unsigned(N)), dim3(256), size_t(R + CB) * sizeof(A), stream,
+  // sm_90 gives a block at most 227 KiB of shared memory (R ≤ 58,048 f32 hidden units)
+  ADNN_CHECK(size_t(R + CB) * sizeof(A) <= size_t(227) * 1024, "squeeze_excite: ", R,
+             " hidden units do not fit in one block's shared memory (", size_t(R + CB) * sizeof(A), " bytes)");
+  ADNN_LAUNCH(se_fc2_kernel<T>, dim3(ceil_div(C, CB), unsigned(N)), dim3(32 * kSeWarps), size_t(R + CB) * sizeof(A), stream,
               static_cast<const A*>(hidden), w2, b2, logits, gate, C, R, se_fc2_width(R), CB);
   with_vector_width<T>(vector_width<T>(C, {x, y}), [&](auto vc) {
     constexpr int V = decltype(vc)::value;
