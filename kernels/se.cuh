@@ -26,9 +26,12 @@
 //                  allow, else 2 or 1: vector_width), the gate read as 16-byte vectors of A
 //                  (L1/L2-resident), the sample and channel of a flat index by precomputed
 //                  divisors (DivIndex). Reads N·P·C (+ N·C gates, cached), writes N·P·C.
-// sm_90 (docs/results/kernel-resources-sm90.md): se_fc1 29–32 registers (100 % theoretical
-// occupancy); se_fc2 30 for 16-bit T (100 %), 56 for f32/f64 (50 %); se_scale 22–32 registers
-// (100 %) except f32/f64 with V = 1 (38–40, 75 %).
+// sm_90 (docs/results/kernel-resources-sm90.md): se_fc1 30–32 registers (100 % theoretical
+// occupancy by registers), 34 for f64 (75 %); se_fc2 30 for 16-bit T (100 %), 56 for f32/f64
+// (50 %); se_scale 22–32 registers (100 %) except f32/f64 with V = 1 (38–40, 75 %). Emulated
+// B5 training step (batch 1, 64²; `adnn-fer profile --model efficientnet_b5 --classes 7
+// --train --batch 1 --image-size 64`): se_fc1 99.2 % coalesced, 11.7 MB fetched for 10.5
+// compulsory; se_fc2 91.3 %, 12.0 for 10.8 (se_gate before: 95.4 %, 22.3 for 21.2).
 // Weights: W1 (R, C), b1 (R), W2 (C, R), b2 (C), contiguous; x, y (N, P, C) contiguous.
 // Types: x, y and the weights in T (f32, f64, or f16/bf16 natively: loaded widened, stored
 // rounded once); the math, the pooled means and the gate logits in A = acc_t<T> (f32 for
@@ -82,28 +85,39 @@ __global__ void se_pool_finish_kernel(const A* __restrict__ part, A* __restrict_
 
 // FC1 of every sample: hidden[n, r] = SiLU(b1[r] + W1[r] · pooled[n]). Grid (⌈R/8⌉, N), block
 // 256: warp w of block (i, n) computes hidden unit r = 8·i + w of sample n, its lanes along the
-// row of W1 (C, contiguous) and of pooled[n] (L1-resident: the block's 8 warps read the same
-// row), four columns a lane in flight (four accumulators merged in a fixed order), then a
-// shuffle tree. Warps past R return at once (no barrier follows).
+// row of W1 (C, contiguous) and of pooled[n] (staged in shared memory when C·sizeof(A) ≤ 48 KB,
+// else read from global, where the block's 8 warps share it in L1), four columns a lane in
+// flight (four accumulators merged in a fixed order), then a shuffle tree. Warps past R return
+// after the staging barrier (none follows).
 template <class T>
 __global__ void se_fc1_kernel(const acc_t<T>* __restrict__ pooled, const T* __restrict__ w1,
-                              const T* __restrict__ b1, acc_t<T>* __restrict__ hidden, int64_t C, int64_t R) {
+                              const T* __restrict__ b1, acc_t<T>* __restrict__ hidden, int64_t C, int64_t R,
+                              bool staged) {
   using A = acc_t<T>;
+  ADNN_DYNAMIC_SHARED(A, smem);  // (C) pooled[n] when staged
   const int lane = int(threadIdx.x) % 32, warp = int(threadIdx.x) / 32;
   const int64_t n = blockIdx.y, r = int64_t(blockIdx.x) * (blockDim.x / 32) + warp;
+  if (staged) {  // one coalesced read of the sample's means for the block's warps
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) smem[c] = pooled[n * C + c];
+    __syncthreads();
+  }
   if (r >= R) return;
   const T* wr = w1 + r * C;
-  const A* pn = pooled + n * C;
-  A z0 = 0, z1 = 0, z2 = 0, z3 = 0;
-  int64_t c = lane;
-  for (; c + 96 < C; c += 128) {
-    z0 += load_as<A>(wr[c]) * pn[c];
-    z1 += load_as<A>(wr[c + 32]) * pn[c + 32];
-    z2 += load_as<A>(wr[c + 64]) * pn[c + 64];
-    z3 += load_as<A>(wr[c + 96]) * pn[c + 96];
-  }
-  for (; c < C; c += 32) z0 += load_as<A>(wr[c]) * pn[c];
-  A z = (z0 + z1) + (z2 + z3);
+  // W1[r] · pn, pn the staged (shared) or the global row of means
+  auto dot = [&](auto pn) {
+    A z0 = 0, z1 = 0, z2 = 0, z3 = 0;
+    int64_t c = lane;
+    for (; c + 96 < C; c += 128) {
+      z0 += load_as<A>(wr[c]) * A(pn[c]);
+      z1 += load_as<A>(wr[c + 32]) * A(pn[c + 32]);
+      z2 += load_as<A>(wr[c + 64]) * A(pn[c + 64]);
+      z3 += load_as<A>(wr[c + 96]) * A(pn[c + 96]);
+    }
+    for (; c < C; c += 32) z0 += load_as<A>(wr[c]) * A(pn[c]);
+    return (z0 + z1) + (z2 + z3);
+  };
+  ADNN_SHARED_PTR(A) ps = smem;
+  A z = staged ? dot(ps) : dot(pooled + n * C);
   for (int off = 16; off > 0; off >>= 1) z += __shfl_xor_sync(0xffffffffu, z, off);
   if (lane == 0) hidden[n * R + r] = silu((b1 ? load_as<A>(b1[r]) : A(0)) + z);
 }
@@ -196,9 +210,12 @@ void launch_squeeze_excite(const T* x, const T* w1, const T* b1, const T* w2, co
   if (S > 1)
     ADNN_LAUNCH(se_pool_finish_kernel<A>, grid_for(N * C), dim3(256), 0, stream, static_cast<const A*>(part), pooled, N,
                 S, P, C);
-  if (R > 0)
-    ADNN_LAUNCH(se_fc1_kernel<T>, dim3(ceil_div(R, kSeWarps), unsigned(N)), dim3(32 * kSeWarps), 0, stream,
-                static_cast<const A*>(pooled), w1, b1, hidden, C, R);
+  if (R > 0) {
+    const bool staged = size_t(C) * sizeof(A) <= size_t(48) * 1024;
+    ADNN_LAUNCH(se_fc1_kernel<T>, dim3(ceil_div(R, kSeWarps), unsigned(N)), dim3(32 * kSeWarps),
+                staged ? size_t(C) * sizeof(A) : size_t(0), stream, static_cast<const A*>(pooled), w1, b1, hidden, C,
+                R, staged);
+  }
   const int64_t CB = se_fc2_channels(R);
   // sm_90 gives a block at most 227 KiB of shared memory (R ≤ 58,048 f32 hidden units)
   ADNN_CHECK(size_t(R + CB) * sizeof(A) <= size_t(227) * 1024, "squeeze_excite: ", R,

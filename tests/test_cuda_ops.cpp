@@ -400,7 +400,8 @@ TEST_SUITE("cuda") {
   // group widths 1, 2, 8 and 32, R above 32 (a lane sums several terms), C above the block,
   // every V, a last FC1 block with fewer than 8 hidden units (R = 44, 130), C with and without
   // the four-column loop's remainder, and several FC2 slices with a partial last one (C = 72,
-  // 300, 520 and 1056 at 64 channels a block).
+  // 300, 520 and 1056 at 64 channels a block). FC1 stages the sample's means in shared memory
+  // up to 48 KB: C = 6200 in f64 (49,600 bytes) reads them from global instead.
   TEST_CASE("squeeze_excite on cuda: every FC2 group width, wide C, agree with cpu") {
     REQUIRE_CUDA_DEVICE();
     manual_seed(91);
@@ -416,7 +417,8 @@ TEST_SUITE("cuda") {
                                                                 {40, 7, 100},
                                                                 {7, 3, 100},
                                                                 {1056, 44, 1},
-                                                                {520, 130, 1}}) {
+                                                                {520, 130, 1},
+                                                                {6200, 3, 1}}) {
         // H = 100: P = 300 positions over 4 or 2 (n, channel-tile) blocks, so the pool runs in 3
         // position slices merged by se_pool_finish_kernel, and the backward's channel gate too
         INFO(std::string(dtype_name(dt)) << " C " << C << " R " << R << " H " << H);
