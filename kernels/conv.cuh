@@ -50,6 +50,11 @@
 //     against ~2 × 4 of compulsory HBM traffic; at sm_90's 128 bytes per clock per SM and
 //     ~18 bytes of HBM per clock per SM, a 3×3 layer was bound by L1 (≈ 76 against 56 clocks
 //     per 32 pixels-lanes) and a 5×5 one ~3.6× over its HBM time. Row-tiled: ≈ 31 and 69.
+//     Loads in flight (2026-12-05): every direct kernel stages its weight tile 16 elements a
+//     thread at a time, all 16 loads issued before the first store, and the row-tiled ones
+//     load a kernel row's J input vectors in batches before using them (for_each_row_vector),
+//     where nvcc had made one dependent global round trip per element and per column. The
+//     cost is registers (docs/kernels.md, "Depthwise loads in flight").
 //   backward weight, two stages, deterministic (no atomics): stage 1, grid (tiles, groups of
 //     R taps, slices of ≥ 8·rows output pixels; R = 9, or 5 for 16-bit storage), loads
 //     gy[p, c] once per pixel and sums gy[p, c] · x[tap(p), c] for each of the group's taps
@@ -211,12 +216,28 @@ inline DepthwiseTiling depthwise_tiling(int64_t C, int V, int64_t KK, size_t ele
 // the next channel j) to consecutive rows — so that a tap reads one shared word per lane, unit
 // stride along the lanes and the same word for every pixel row (a broadcast). The pitch
 // (depthwise_tiling) is the one with the fewest bank conflicts for these transposed stores.
+// A thread takes up to kDepthwiseStageBatch elements a round and issues all their loads before
+// the first store, so they are in flight together: the loop of one load, a division and a store
+// per element it replaces was, in nvcc's code, one dependent global round trip per element
+// (13 a thread for a 5×5 tile of 120 f32 channels, 25 for bf16) before a block's first tap.
+inline constexpr int kDepthwiseStageBatch = 16;
 template <int V, class A, class T>
 __device__ __forceinline__ void load_depthwise_weight_tile(const T* __restrict__ w, ADNN_SHARED_PTR(A) wt, int c0,
                                                            int tile_c, int KK, int pitch) {
-  for (int e = threadIdx.x; e < tile_c * KK; e += blockDim.x) {
-    const int cl = e / KK, k = e % KK;
-    wt[((cl % V) * KK + k) * pitch + cl / V] = load_as<A>(w[int64_t(c0) * KK + e]);
+  constexpr int B = kDepthwiseStageBatch;
+  const int n = tile_c * KK, step = int(blockDim.x);
+  const T* src = w + int64_t(c0) * KK;
+  for (int e0 = int(threadIdx.x); e0 < n; e0 += B * step) {
+    A v[B];
+    ADNN_UNROLL
+    for (int u = 0; u < B; ++u) v[u] = e0 + u * step < n ? load_as<A>(src[e0 + u * step]) : A(0);
+    ADNN_UNROLL
+    for (int u = 0; u < B; ++u) {
+      const int e = e0 + u * step;
+      if (e >= n) break;
+      const int cl = e / KK, k = e - cl * KK;
+      wt[((cl % V) * KK + k) * pitch + cl / V] = v[u];
+    }
   }
   __syncthreads();
 }
@@ -635,6 +656,37 @@ __device__ __forceinline__ void load_depthwise_weight_row(ADNN_SHARED_PTR(A) wt,
     for (int j = 0; j < V; ++j) wr[kw][j] = wt[(j * KK + kh * KW + kw) * pitch + l];
 }
 
+// The J vectors of a kernel row that a row-tiled item reads (those with in(jj)), loaded by
+// load(jj) and passed to use(jj, vector) in ascending or descending jj. The loads go in batches,
+// all of a batch issued before its first use, so that they are in flight together: with a
+// load inside each column's bounds branch, as before, nvcc waited out each load before issuing
+// the next (per kernel row, J dependent round trips). A batch is at most 8 vectors of f32 or
+// f64 (32 registers) or 4 of f16/bf16 (widened to f32 when used: 32), the J split evenly into
+// the fewest batches (J = 9: 5 + 4). The 16-bit forward at 5×5, stride 2 (J = 11) keeps one
+// load at a time: batches of 2–4 took it from 116 to 136–157 registers on sm_90, past the 128
+// at which two blocks of 8 warps fit an SM. A register cap (__launch_bounds__(256, 3): 80 for
+// three blocks an SM) made the 5×5 f32 kernels spill: not taken.
+template <int J, int V, bool Ascending, class In, class Load, class Use>
+__device__ __forceinline__ void for_each_row_vector(In&& in, Load&& load, Use&& use) {
+  using Vec = decltype(load(0));
+  constexpr int most = sizeof(Vec) / V >= 4 ? 8 : J > 9 ? 1 : 4;  // vectors a batch (f32/f64 elements: 8)
+  constexpr int batches = (J + most - 1) / most, LB = (J + batches - 1) / batches;
+  ADNN_UNROLL
+  for (int b = 0; b < J; b += LB) {
+    Vec v[LB];
+    bool ok[LB];
+    ADNN_UNROLL
+    for (int u = 0; u < LB; ++u) {
+      const int jj = Ascending ? b + u : J - 1 - b - u;
+      ok[u] = b + u < J && in(jj);
+      v[u] = ok[u] ? load(jj) : Vec{};
+    }
+    ADNN_UNROLL
+    for (int u = 0; u < LB; ++u)
+      if (ok[u]) use(Ascending ? b + u : J - 1 - b - u, v[u]);
+  }
+}
+
 template <class T, int V, class I, int KW, int SW, int TW>
 __global__ void depthwise_forward_rows_kernel(const T* __restrict__ x, const T* __restrict__ w,
                                               const T* __restrict__ b, T* __restrict__ y, ConvGeom g, int lanes,
@@ -666,19 +718,18 @@ __global__ void depthwise_forward_rows_kernel(const T* __restrict__ x, const T* 
       const I ih = oh * q.sh - q.pt + kh * q.dh;
       if (ih < 0 || ih >= q.H) continue;  // a padded row: no tap of it is added
       const T* xrow = x + (n * q.H + ih) * q.W * q.C + c;
-      ADNN_UNROLL
-      for (int jj = 0; jj < J; ++jj) {
-        const I iw = iw0 + jj;
-        if (iw < 0 || iw >= q.W) continue;
-        const vec_t<T, V> xv = load_vec<V>(xrow + iw * q.C);
-        ADNN_UNROLL
-        for (int t = 0; t < TW; ++t) {
-          const int kw = jj - t * SW;  // a constant once unrolled
-          if (kw < 0 || kw >= KW) continue;
-          ADNN_UNROLL
-          for (int j = 0; j < V; ++j) s[t][j] += load_as<A>(xv.v[j]) * wr[kw][j];
-        }
-      }
+      for_each_row_vector<J, V, true>(
+          [&](int jj) { return iw0 + jj >= 0 && iw0 + jj < q.W; },
+          [&](int jj) { return load_vec<V>(xrow + (iw0 + jj) * q.C); },
+          [&](int jj, const vec_t<T, V>& xv) {
+            ADNN_UNROLL
+            for (int t = 0; t < TW; ++t) {
+              const int kw = jj - t * SW;  // a constant once unrolled
+              if (kw < 0 || kw >= KW) continue;
+              ADNN_UNROLL
+              for (int j = 0; j < V; ++j) s[t][j] += load_as<A>(xv.v[j]) * wr[kw][j];
+            }
+          });
     }
     ADNN_UNROLL
     for (int t = 0; t < TW; ++t) {
@@ -708,19 +759,19 @@ template <class T, int V, class I, int KW, int SW, int TW, int OFF, class A>
 __device__ __forceinline__ void depthwise_input_row_taps(const T* grow, I ow_lo, I OW, I C, const A (&wr)[KW][V],
                                                          A (&s)[TW][V]) {
   constexpr int J = (OFF + TW - 1) / SW + 1;  // output columns with a tap for some t
-  ADNN_UNROLL
-  for (int jj = J - 1; jj >= 0; --jj) {  // kw = OFF + t − jj·SW rises as jj falls
-    const I ow = ow_lo + jj;
-    if (ow < 0 || ow >= OW) continue;
-    const vec_t<T, V> gv = load_vec<V>(grow + ow * C);
-    ADNN_UNROLL
-    for (int t = 0; t < TW; ++t) {
-      const int kw = OFF + t - jj * SW;  // a constant once unrolled
-      if (kw < 0 || kw >= KW) continue;
-      ADNN_UNROLL
-      for (int j = 0; j < V; ++j) s[t][j] += load_as<A>(gv.v[j]) * wr[kw][j];
-    }
-  }
+  // kw = OFF + t − jj·SW rises as jj falls: the columns from the rightmost down
+  for_each_row_vector<J, V, false>(
+      [&](int jj) { return ow_lo + jj >= 0 && ow_lo + jj < OW; },
+      [&](int jj) { return load_vec<V>(grow + (ow_lo + jj) * C); },
+      [&](int jj, const vec_t<T, V>& gv) {
+        ADNN_UNROLL
+        for (int t = 0; t < TW; ++t) {
+          const int kw = OFF + t - jj * SW;  // a constant once unrolled
+          if (kw < 0 || kw >= KW) continue;
+          ADNN_UNROLL
+          for (int j = 0; j < V; ++j) s[t][j] += load_as<A>(gv.v[j]) * wr[kw][j];
+        }
+      });
 }
 
 template <class T, int V, class I, int KW, int SW, int TW>
