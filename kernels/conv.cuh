@@ -61,8 +61,8 @@
 //     over its slice in R·V registers (a 3×3 kernel is one group in f32: gy read once, not 9
 //     times), adds its rows in shared memory tap by tap in a fixed order and stores the
 //     (slice, tap, C) partials as vectors; stage 2 (depthwise_weight_grad_sum_kernel), one block per 32
-//     channels, sums the slices in order, transposes through shared memory and writes gw in
-//     its (C, KH, KW) order.
+//     channels, sums the slices in order (eight slices' loads in flight: up to 1,024 slices),
+//     transposes through shared memory and writes gw in its (C, KH, KW) order.
 //   Indices: channel, lane and tap indices are int; pixel and element offsets are the
 //   launch's index type I, int32 when every tensor of the launch has fewer than 2^30 elements
 //   (depthwise_index_fits; cheaper divisions on the device), int64 otherwise.
@@ -216,15 +216,17 @@ inline DepthwiseTiling depthwise_tiling(int64_t C, int V, int64_t KK, size_t ele
 // the next channel j) to consecutive rows — so that a tap reads one shared word per lane, unit
 // stride along the lanes and the same word for every pixel row (a broadcast). The pitch
 // (depthwise_tiling) is the one with the fewest bank conflicts for these transposed stores.
-// A thread takes up to kDepthwiseStageBatch elements a round and issues all their loads before
-// the first store, so they are in flight together: the loop of one load, a division and a store
-// per element it replaces was, in nvcc's code, one dependent global round trip per element
-// (13 a thread for a 5×5 tile of 120 f32 channels, 25 for bf16) before a block's first tap.
-inline constexpr int kDepthwiseStageBatch = 16;
+// A thread takes up to depthwise_stage_batch<A> elements a round (16 in f32, 8 in f64: 16
+// registers) and issues all their loads before the first store, so they are in flight
+// together: the loop of one load, a division and a store per element it replaces was, in
+// nvcc's code, one dependent global round trip per element before a block's first tap (13 a
+// thread for a 5×5 tile of 120 f32 channels on 240 threads; 25 for one of 240 bf16 channels).
+template <class A>
+inline constexpr int depthwise_stage_batch = int(64 / sizeof(A));
 template <int V, class A, class T>
 __device__ __forceinline__ void load_depthwise_weight_tile(const T* __restrict__ w, ADNN_SHARED_PTR(A) wt, int c0,
                                                            int tile_c, int KK, int pitch) {
-  constexpr int B = kDepthwiseStageBatch;
+  constexpr int B = depthwise_stage_batch<A>;
   const int n = tile_c * KK, step = int(blockDim.x);
   const T* src = w + int64_t(c0) * KK;
   for (int e0 = int(threadIdx.x); e0 < n; e0 += B * step) {
@@ -671,19 +673,27 @@ __device__ __forceinline__ void for_each_row_vector(In&& in, Load&& load, Use&& 
   using Vec = decltype(load(0));
   constexpr int most = sizeof(Vec) / V >= 4 ? 8 : J > 9 ? 1 : 4;  // vectors a batch (f32/f64 elements: 8)
   constexpr int batches = (J + most - 1) / most, LB = (J + batches - 1) / batches;
-  ADNN_UNROLL
-  for (int b = 0; b < J; b += LB) {
-    Vec v[LB];
-    bool ok[LB];
+  if constexpr (LB == 1) {  // the load inside its bounds branch, as before (no hoisting)
     ADNN_UNROLL
-    for (int u = 0; u < LB; ++u) {
-      const int jj = Ascending ? b + u : J - 1 - b - u;
-      ok[u] = b + u < J && in(jj);
-      v[u] = ok[u] ? load(jj) : Vec{};
+    for (int u = 0; u < J; ++u) {
+      const int jj = Ascending ? u : J - 1 - u;
+      if (in(jj)) use(jj, load(jj));
     }
+  } else {
     ADNN_UNROLL
-    for (int u = 0; u < LB; ++u)
-      if (ok[u]) use(Ascending ? b + u : J - 1 - b - u, v[u]);
+    for (int b = 0; b < J; b += LB) {
+      Vec v[LB];
+      bool ok[LB];
+      ADNN_UNROLL
+      for (int u = 0; u < LB; ++u) {
+        const int jj = Ascending ? b + u : J - 1 - b - u;
+        ok[u] = b + u < J && in(jj);
+        v[u] = ok[u] ? load(jj) : Vec{};
+      }
+      ADNN_UNROLL
+      for (int u = 0; u < LB; ++u)
+        if (ok[u]) use(Ascending ? b + u : J - 1 - b - u, v[u]);
+    }
   }
 }
 
@@ -957,7 +967,9 @@ __global__ void depthwise_weight_grad_sum_kernel(const acc_t<T>* __restrict__ pa
     const int k = e / 32, cl = e % 32;
     if (cl >= nc) continue;
     A s = 0;
-    for (int64_t q = 0; q < slices; ++q) s += part[(q * KK + k) * C + c0 + cl];
+    for_each_strided_batched<8>(  // the slices in order, eight slices' loads in flight at a time
+        int64_t(0), slices, int64_t(1), [&](int64_t q) { return part[(q * KK + k) * C + c0 + cl]; },
+        [&](int64_t, A v) { s += v; });
     tile[cl * pitch + k] = s;
   }
   __syncthreads();

@@ -56,6 +56,26 @@ __device__ __forceinline__ void grid_stride(int64_t total, F&& f) {
     f(i);
 }
 
+// use(i, load(i)) for i = first, first + step, … below end, in that order, with the loads of
+// U consecutive iterations issued before the first of their uses, so that they are in flight
+// together. For the loops whose trip count is known only at run time and whose body is a load
+// and its use (a thread's walk over rows or partial slices): nvcc neither unrolls nor overlaps
+// them, and each load waited out the previous iteration's (one dependent global round trip an
+// iteration). The uses keep the order of the plain loop: the same sums, the same bits.
+template <int U, class I, class Load, class Use>
+__device__ __forceinline__ void for_each_strided_batched(I first, I end, I step, Load&& load, Use&& use) {
+  using Val = decltype(load(first));
+  for (I i0 = first; i0 < end; i0 += U * step) {
+    Val v[U] = {};
+    ADNN_UNROLL
+    for (int u = 0; u < U; ++u)
+      if (i0 + u * step < end) v[u] = load(i0 + u * step);
+    ADNN_UNROLL
+    for (int u = 0; u < U; ++u)
+      if (i0 + u * step < end) use(i0 + u * step, v[u]);
+  }
+}
+
 // A row-major (B, H, W, C) array's flat indices and their coordinates.
 struct NhwcIndex {
   int64_t B = 0, H = 0, W = 0, C = 0, total = 0;

@@ -18,6 +18,13 @@
 //     updates the running statistics in place: rm = (1−m)·rm + m·mean, rv = (1−m)·rv +
 //     m·M2/(M−1) (unbiased), when they are given.
 //     Cost: x read once (M·C·sizeof(T)); 3·P·C f64 written and read; ~8 flops per element.
+//   Latency: a thread's walk over its rows (channel_partials, bn_stats_partials) keeps four
+//   rows' loads in flight, its walk over the P slices (channel_reduce, bn_stats_merge) eight
+//   (for_each_strided_batched, kernels/loops.cuh); the sums keep their order, so their bits.
+//   Before, channel_partials' loop was one row at a time in nvcc's PTX (not unrolled, each
+//   row's load after the previous row's arithmetic) — 784 dependent round trips a thread at
+//   B5's 112² layers, batch 32 (401,408 rows over 8 row lanes × 64 slices); bn_stats_partials
+//   and bn_stats_merge (1,024 slices a thread at C = 24) have the loop's shape (not read in PTX).
 //   bn_apply: y = act(z), z = (x - mean)·invstd·w + b, V consecutive channels a thread a step
 //     (16 bytes of the wider of x and the parameters where C and the pointers allow: 4 channels
 //     of f32/bf16/f16, 2 of f64; else 1), parameters loaded as vectors; act is none,
@@ -109,21 +116,30 @@ __global__ void channel_partials_kernel(int mode, const T* __restrict__ x, const
   if (c < C) {
     const double mu = mode == ch_sum ? 0.0 : double(mean[c]);
     const double is = mode == ch_grad ? double(invstd[c]) : 0.0;
-    for (int64_t r = blockIdx.y * 8 + ty; r < M; r += 8 * int64_t(gridDim.y)) {
-      const double v = load_as<double>(x[r * C + c]);
-      if (mode == ch_sum) {
-        a0 += v;
-      } else if (mode == ch_sqdev) {
-        a0 += (v - mu) * (v - mu);
-      } else {
-        const double xhat = (v - mu) * is;
-        double gv = load_as<double>(g[r * C + c]);
-        if (act != NormActivation::none)
-          gv *= double(norm_act_grad<P>(act, P(xhat * (w ? double(w[c]) : 1.0) + (b ? double(b[c]) : 0.0))));
-        a0 += gv;
-        a1 += gv * xhat;
-      }
-    }
+    const bool with_act = mode == ch_grad && act != NormActivation::none;  // w and b are read for act' only
+    const double wc = with_act && w ? double(w[c]) : 1.0, bc = with_act && b ? double(b[c]) : 0.0;
+    struct XG {
+      double x, g;
+    };
+    // rows r, r + 8·gridDim.y, …: four rows' loads in flight at a time (loops.cuh)
+    for_each_strided_batched<4>(
+        int64_t(blockIdx.y) * 8 + ty, M, 8 * int64_t(gridDim.y),
+        [&](int64_t r) {
+          return XG{load_as<double>(x[r * C + c]), mode == ch_grad ? load_as<double>(g[r * C + c]) : 0.0};
+        },
+        [&](int64_t, const XG& v) {
+          if (mode == ch_sum) {
+            a0 += v.x;
+          } else if (mode == ch_sqdev) {
+            a0 += (v.x - mu) * (v.x - mu);
+          } else {
+            const double xhat = (v.x - mu) * is;
+            double gv = v.g;
+            if (act != NormActivation::none) gv *= double(norm_act_grad<P>(act, P(xhat * wc + bc)));
+            a0 += gv;
+            a1 += gv * xhat;
+          }
+        });
   }
   s0[ty][tx] = a0;
   s1[ty][tx] = a1;
@@ -147,10 +163,15 @@ __global__ void channel_reduce_kernel(int fin, const double* __restrict__ part, 
   const int64_t c = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (c >= C) return;
   double a0 = 0, a1 = 0;
-  for (int64_t p = 0; p < P; ++p) {
-    a0 += part[p * C + c];
-    a1 += part[(P + p) * C + c];
-  }
+  struct Pair {
+    double s0, s1;
+  };
+  for_each_strided_batched<8>(  // the slices in order, eight slices' loads in flight at a time
+      int64_t(0), P, int64_t(1), [&](int64_t p) { return Pair{part[p * C + c], part[(P + p) * C + c]}; },
+      [&](int64_t, const Pair& v) {
+        a0 += v.s0;
+        a1 += v.s1;
+      });
   if (fin == fin_mean) {
     out0[c] = O(a0 / double(M));
   } else if (fin == fin_invstd) {
@@ -208,15 +229,15 @@ __global__ void bn_stats_partials_kernel(const T* __restrict__ x, double* __rest
   const int tx = threadIdx.x, ty = threadIdx.y;
   const int64_t c = blockIdx.x * 32 + tx;
   double n = 0, mu = 0, q = 0;
-  if (c < C) {
-    for (int64_t r = blockIdx.y * 8 + ty; r < M; r += 8 * int64_t(gridDim.y)) {
-      const double v = load_as<double>(x[r * C + c]);
-      n += 1;
-      const double d = v - mu;
-      mu += d / n;
-      q += d * (v - mu);
-    }
-  }
+  if (c < C)  // rows r, r + 8·gridDim.y, …: four rows' loads in flight at a time (loops.cuh)
+    for_each_strided_batched<4>(
+        int64_t(blockIdx.y) * 8 + ty, M, 8 * int64_t(gridDim.y), [&](int64_t r) { return load_as<double>(x[r * C + c]); },
+        [&](int64_t, double v) {
+          n += 1;
+          const double d = v - mu;
+          mu += d / n;
+          q += d * (v - mu);
+        });
   sn[ty][tx] = n;
   sm[ty][tx] = mu;
   sq[ty][tx] = q;
@@ -241,7 +262,13 @@ __global__ void bn_stats_merge_kernel(const double* __restrict__ part, int64_t P
   if (c >= C) return;
   if (num_batches && c == 0) *num_batches += 1;  // the module's num_batches_tracked: no launch of its own
   double n = 0, mu = 0, q = 0;
-  for (int64_t p = 0; p < P; ++p) welford_merge(n, mu, q, part[p * C + c], part[(P + p) * C + c], part[(2 * P + p) * C + c]);
+  struct Welford {
+    double n, mu, q;
+  };
+  for_each_strided_batched<8>(  // the slices in order, eight slices' loads in flight at a time
+      int64_t(0), P, int64_t(1),
+      [&](int64_t p) { return Welford{part[p * C + c], part[(P + p) * C + c], part[(2 * P + p) * C + c]}; },
+      [&](int64_t, const Welford& v) { welford_merge(n, mu, q, v.n, v.mu, v.q); });
   const double var = q / double(M);
   mean[c] = T(mu);
   invstd[c] = T(1.0 / math::sqrt(var + eps));

@@ -437,10 +437,11 @@ TEST_SUITE("amp") {
     struct Case {
       int64_t C, k, stride, O, groups;  // groups 0: depthwise (groups = O = C)
     };
-    // depthwise with 8-wide vectors and scalar (13 channels); im2col: 3x3, strided 5x5 with
+    // depthwise with 8-wide vectors and scalar (13 channels), and 256 channels at 5x5 (6,400
+    // weights staged over 256 threads in two rounds of 16); im2col: 3x3, strided 5x5 with
     // two groups and padding, 3x3 from one input channel (a stem)
-    for (Case cs : {Case{24, 3, 1, 0, 0}, Case{24, 5, 2, 0, 0}, Case{13, 3, 2, 0, 0}, Case{6, 3, 1, 10, 1},
-                    Case{8, 5, 2, 6, 2}, Case{1, 3, 2, 16, 1}})
+    for (Case cs : {Case{24, 3, 1, 0, 0}, Case{24, 5, 2, 0, 0}, Case{13, 3, 2, 0, 0}, Case{256, 5, 1, 0, 0},
+                    Case{6, 3, 1, 10, 1}, Case{8, 5, 2, 6, 2}, Case{1, 3, 2, 16, 1}})
       for (DType t : {DType::bf16, DType::f16})
         for (bool with_bias : {true, false}) {
           CAPTURE(cs.C);

@@ -354,8 +354,8 @@ TEST_SUITE("cuda") {
   // two stages, its first in groups of up to 9 taps per thread. These shapes reach every width,
   // one and several tiles (C / V above 32, the last tile narrower), several slices (N·OH·OW
   // above 8 rows of a block), and one (3×3), three (5×5: 9 + 9 + 7) and six (7×7) tap groups.
-  // The weight tile is staged 16 elements a thread a round: C = 260 at 7×7 (4,312 weights, 242
-  // threads) takes two rounds, C = 260 at 5×5 and the rest one.
+  // The weight tile is staged 16 elements a thread a round in f32, 8 in f64: at 7×7, C = 260
+  // takes two rounds in f32 (4,312 weights, 242 threads), C = 136 and 260 in f64; the rest one.
   TEST_CASE("depthwise conv on cuda: every vector width, channel tiles and gradient slices agree with cpu") {
     REQUIRE_CUDA_DEVICE();
     manual_seed(77);
