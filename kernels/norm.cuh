@@ -18,8 +18,9 @@
 //     updates the running statistics in place: rm = (1−m)·rm + m·mean, rv = (1−m)·rv +
 //     m·M2/(M−1) (unbiased), when they are given.
 //     Cost: x read once (M·C·sizeof(T)); 3·P·C f64 written and read; ~8 flops per element.
-//   Latency: a thread's walk over its rows (channel_partials, bn_stats_partials) keeps four
-//   rows' loads in flight, its walk over the P slices (channel_reduce, bn_stats_merge) eight
+//   Latency: a thread's walk over its rows (channel_partials, bn_stats_partials, and layer
+//   and group norm's parameter partials below) keeps four rows' loads in flight, its walk over
+//   the P slices (channel_reduce, bn_stats_merge, layer_norm_param_sum) eight
 //   (for_each_strided_batched, kernels/loops.cuh); the sums keep their order, so their bits.
 //   Before, channel_partials' loop was one row at a time in nvcc's PTX (not unrolled, each
 //   row's load after the previous row's arithmetic) — 784 dependent round trips a thread at
@@ -545,13 +546,20 @@ __global__ void layer_norm_param_partials_kernel(const Y* __restrict__ g, const 
   }
   __syncthreads();
   double aw = 0, ab = 0;
-  if (d < D)
-    for (int i = ty; i < n; i += 8) {
-      const int64_t e = (r0 + i) * D + d;
-      const double gv = load_as<double>(g[e]);
-      aw += gv * (load_as<double>(x[e]) - smu[i]) * srs[i];
-      ab += gv;
-    }
+  struct GX {
+    double g, x;
+  };
+  if (d < D)  // rows ty, ty + 8, … of the slice, four rows' loads in flight at a time (loops.cuh)
+    for_each_strided_batched<4>(
+        ty, n, 8,
+        [&](int i) {
+          const int64_t e = (r0 + i) * D + d;
+          return GX{load_as<double>(g[e]), load_as<double>(x[e])};
+        },
+        [&](int i, const GX& v) {
+          aw += v.g * (v.x - smu[i]) * srs[i];
+          ab += v.g;
+        });
   param_partials_store(sw, sb, aw, ab, d, D, slice, part, gw, gb);
 }
 
@@ -561,10 +569,15 @@ __global__ void layer_norm_param_sum_kernel(const double* __restrict__ part, P* 
   const int64_t d = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (d >= D) return;
   double aw = 0, ab = 0;
-  for (int64_t s = 0; s < slices; ++s) {
-    aw += part[(s * 2) * D + d];
-    ab += part[(s * 2 + 1) * D + d];
-  }
+  struct Pair {
+    double w, b;
+  };
+  for_each_strided_batched<8>(  // the slices in order, eight slices' loads in flight at a time
+      int64_t(0), slices, int64_t(1), [&](int64_t s) { return Pair{part[(s * 2) * D + d], part[(s * 2 + 1) * D + d]}; },
+      [&](int64_t, const Pair& v) {
+        aw += v.w;
+        ab += v.b;
+      });
   if (gw) gw[d] = P(acc_t<P>(aw));  // 16-bit P (group norm's parameters): via f32, as stage 1
   if (gb) gb[d] = P(acc_t<P>(ab));
 }
@@ -642,12 +655,19 @@ __global__ void group_norm_param_partials_kernel(const T* __restrict__ g, const 
   double aw = 0, ab = 0;
   if (c < C) {
     const int64_t gi = c / (C / G);
-    for (int i = ty; i < n; i += 8) {
-      const int64_t r = r0 + i, st = (r / P) * G + gi, e = r * C + c;
-      const double gv = load_as<double>(g[e]);
-      aw += gv * (load_as<double>(x[e]) - double(mean[st])) * double(rstd[st]);
-      ab += gv;
-    }
+    struct Row {
+      double g, x, mean, rstd;
+    };
+    for_each_strided_batched<4>(  // rows ty, ty + 8, …: four rows' loads in flight at a time
+        ty, n, 8,
+        [&](int i) {
+          const int64_t r = r0 + i, st = (r / P) * G + gi, e = r * C + c;
+          return Row{load_as<double>(g[e]), load_as<double>(x[e]), double(mean[st]), double(rstd[st])};
+        },
+        [&](int, const Row& v) {
+          aw += v.g * (v.x - v.mean) * v.rstd;
+          ab += v.g;
+        });
   }
   param_partials_store(sw, sb, aw, ab, c, C, slice, part, gw, gb);
 }

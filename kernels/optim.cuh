@@ -29,8 +29,10 @@
 //   x += w·(end − x), 32 pairs a launch (common::LerpBatch), a block per 64 Ki-element chunk,
 //   threads striding: 12 bytes per element (read x and end, write x), 3 flops. Measured: loads
 //   and stores ≥ 95 % coalesced, 12 bytes per element, 4 launches for 100 tensors
-//   (tests/test_trace.cpp); sm_90: 28 registers, 100 % theoretical occupancy
-//   (docs/results/kernel-resources-sm90.md).
+//   (tests/test_trace.cpp); sm_90: 32 registers, 100 % theoretical occupancy
+//   (docs/results/kernel-resources-sm90.md). It and the scale keep four elements' loads in
+//   flight before their stores (for_each_strided_batched: a chunk is 256 elements a thread;
+//   one at a time, in place through pointers without __restrict__, nvcc cannot overlap them).
 // Measured (paper step, docs/results/2026-12-01-kernel-report-adnn_fer_paper.md): partials
 //   and scale 100.0 % coalesced (the scale's stores counted since the trace sees them);
 //   sm_90: 24–30 registers, 100 % theoretical occupancy.
@@ -39,6 +41,7 @@
 //   28 bytes per element (a squared copy, its sum, a cast, the scaled copy and its copy back).
 #include "common.cuh"
 #include "common/optim.hpp"
+#include "loops.cuh"
 #include "reduce.cuh"
 
 namespace adnn::kernels {
@@ -87,7 +90,12 @@ template <int Dummy = 0>
 __global__ void lerp_multi_tensor_kernel(LerpBatch batch, float w) {
   int64_t start, end;
   const LerpSlot& s = batch.locate(blockIdx.x, start, end);
-  for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) s.x[i] = lerp_element(s.x[i], s.end[i], w);
+  struct Pair {
+    float x, end;
+  };
+  for_each_strided_batched<4>(  // four elements' loads in flight before their stores (loops.cuh)
+      start + int64_t(threadIdx.x), end, int64_t(blockDim.x), [&](int64_t i) { return Pair{s.x[i], s.end[i]}; },
+      [&](int64_t i, const Pair& v) { s.x[i] = lerp_element(v.x, v.end, w); });
 }
 
 template <int Dummy = 0>
@@ -97,7 +105,9 @@ __global__ void scale_multi_tensor_kernel(NormBatch batch, const double* __restr
   const float cf = float(c);
   int64_t start, end;
   const NormSlot& s = batch.locate(blockIdx.x, start, end);
-  for (int64_t i = start + threadIdx.x; i < end; i += blockDim.x) s.x[i] *= cf;
+  for_each_strided_batched<4>(  // four elements' loads in flight before their stores (loops.cuh)
+      start + int64_t(threadIdx.x), end, int64_t(blockDim.x), [&](int64_t i) { return s.x[i]; },
+      [&](int64_t i, float v) { s.x[i] = v * cf; });
 }
 
 }  // namespace adnn::kernels
