@@ -24,8 +24,9 @@
 //   (for_each_strided_batched, kernels/loops.cuh); the sums keep their order, so their bits.
 //   Before, channel_partials' loop was one row at a time in nvcc's PTX (not unrolled, each
 //   row's load after the previous row's arithmetic) — 784 dependent round trips a thread at
-//   B5's 112² layers, batch 32 (401,408 rows over 8 row lanes × 64 slices); bn_stats_partials
-//   and bn_stats_merge (1,024 slices a thread at C = 24) have the loop's shape (not read in PTX).
+//   B5's 112² layers, batch 32 (401,408 rows over 8 row lanes × 64 slices); bn_stats_partials'
+//   row walk and bn_stats_merge's slice walk (1,024 slices a thread at C = 24) have the same
+//   shape (not read in PTX).
 //   bn_apply: y = act(z), z = (x - mean)·invstd·w + b, V consecutive channels a thread a step
 //     (16 bytes of the wider of x and the parameters where C and the pointers allow: 4 channels
 //     of f32/bf16/f16, 2 of f64; else 1), parameters loaded as vectors; act is none,

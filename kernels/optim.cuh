@@ -35,7 +35,7 @@
 //   one at a time, in place through pointers without __restrict__, nvcc cannot overlap them).
 // Measured (paper step, docs/results/2026-12-01-kernel-report-adnn_fer_paper.md): partials
 //   and scale 100.0 % coalesced (the scale's stores counted since the trace sees them);
-//   sm_90: 24–30 registers, 100 % theoretical occupancy.
+//   sm_90: 24–32 registers, 100 % theoretical occupancy.
 // Cost: 4 bytes read per element for the norm, 8 (read + write) for a scale that clips; two
 //   launches per 48 tensors + one, where the per-tensor ops took ~6 launches per tensor and
 //   28 bytes per element (a squared copy, its sum, a cast, the scaled copy and its copy back).
